@@ -1,0 +1,12 @@
+// CNftnl: system headers for Swift. <netinet/in.h> and <sys/socket.h> come first, or clean builds fail
+// with 'in_addr has different definitions in different modules' (shared/SWIFT-LINUX.md §1).
+#pragma once
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <libnftnl/common.h>
+#include <libnftnl/batch.h>
+#include <libnftnl/table.h>
+#include <libnftnl/chain.h>
+#include <libnftnl/rule.h>
+#include <libnftnl/expr.h>
+#include <libnftnl/set.h>

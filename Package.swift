@@ -1,0 +1,99 @@
+// swift-tools-version:6.1
+// The sing-box 1.12 gateway appliance. Module map and import direction: ../shared/STYLE.md §1.
+import PackageDescription
+
+let swiftSettings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("MemberImportVisibility"),
+    .enableUpcomingFeature("InternalImportsByDefault"),
+    .enableExperimentalFeature("Lifetimes"),
+]
+
+let nioCore: Target.Dependency = .product(name: "NIOCore", package: "swift-nio")
+let nioPosix: Target.Dependency = .product(name: "NIOPosix", package: "swift-nio")
+
+/// A Swift target with the project's settings.
+func swiftTarget(_ name: String, path: String, _ deps: [Target.Dependency] = []) -> Target {
+    .target(name: name, dependencies: deps, path: path, swiftSettings: swiftSettings)
+}
+
+/// A Swift Testing target under Tests/<name>.
+func testTarget(_ name: String, _ deps: [Target.Dependency]) -> Target {
+    .testTarget(name: name, dependencies: deps, path: "Tests/\(name)", swiftSettings: swiftSettings)
+}
+
+/// A system library found through pkg-config, imported through a shim header.
+func systemLibrary(_ name: String, path: String, pkgConfig: String, apt: String) -> Target {
+    .systemLibrary(name: name, path: path, pkgConfig: pkgConfig, providers: [.apt([apt])])
+}
+
+let package = Package(
+    name: "sing-box",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "sing-box", targets: ["CLI"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+    ],
+    targets: [
+        // Floor 0–3: the netstack (pure Swift, sans-I/O; only NetstackNIO touches an event loop).
+        swiftTarget("NetstackWire", path: "Netstack/Wire", [nioCore]),
+        swiftTarget("NetstackTCP", path: "Netstack/TCP", ["NetstackWire", nioCore]),
+        swiftTarget("Netstack", path: "Netstack/Stack", ["NetstackTCP", "NetstackWire", nioCore]),
+        swiftTarget("NetstackNIO", path: "Netstack/NIO", ["Netstack", nioCore]),
+        swiftTarget("NetstackTesting", path: "Netstack/Testing", ["Netstack", "NetstackWire", nioCore]),
+
+        // C system libraries and shims.
+        systemLibrary("CMnl", path: "Appliance/CMnl", pkgConfig: "libmnl", apt: "libmnl-dev"),
+        systemLibrary("CNftnl", path: "Appliance/CNftnl", pkgConfig: "libnftnl", apt: "libnftnl-dev"),
+        systemLibrary("CSystemd", path: "Appliance/CSystemd", pkgConfig: "libsystemd", apt: "libsystemd-dev"),
+        systemLibrary("CSodium", path: "Sources/CSodium", pkgConfig: "libsodium", apt: "libsodium-dev"),
+        systemLibrary("COpenSSL", path: "Sources/COpenSSL", pkgConfig: "openssl", apt: "libssl-dev"),
+        .target(name: "CLinux", path: "Appliance/CLinux"),
+
+        // Floor 0–1: configuration and the adapter protocols.
+        swiftTarget("Config", path: "Sources/Config"),
+        swiftTarget("Adapter", path: "Sources/Adapter", ["Config", nioCore]),
+
+        // Floor 4–7: kernel sockets, rules, router, DNS.
+        swiftTarget("Net", path: "Sources/Net", ["Adapter", "CLinux", nioCore, nioPosix]),
+        swiftTarget("Rules", path: "Sources/Rules", ["Adapter", "Config"]),
+        swiftTarget("Router", path: "Sources/Router", ["Rules", "Net", "Adapter", "Config", nioCore]),
+        swiftTarget("DNS", path: "Sources/DNS", ["Rules", "Net", "Adapter", "Config", nioCore, nioPosix]),
+
+        // Floor 8: protocols.
+        swiftTarget("SOCKS", path: "Sources/Protocols/SOCKS", ["Adapter", "Net", "Config", nioCore]),
+        swiftTarget("HTTPProxy", path: "Sources/Protocols/HTTPProxy", ["Adapter", "Net", "Config", nioCore]),
+        swiftTarget("Mixed", path: "Sources/Protocols/Mixed", ["SOCKS", "HTTPProxy", "Adapter", "Net", "Config", nioCore]),
+        swiftTarget("Direct", path: "Sources/Protocols/Direct", ["Adapter", "Net", "Config", nioCore]),
+        swiftTarget("Block", path: "Sources/Protocols/Block", ["Adapter", "Config", nioCore]),
+        swiftTarget("WireGuard", path: "Sources/Protocols/WireGuard", ["Adapter", "Config", "COpenSSL", "CSodium", nioCore]),
+
+        // Floor 8: Linux integration.
+        swiftTarget("TunDevice", path: "Appliance/TunDevice", ["Adapter", "CLinux", nioCore, nioPosix]),
+        swiftTarget("Netlink", path: "Appliance/Netlink", ["Adapter", "CMnl", "CLinux", nioCore, nioPosix]),
+        swiftTarget("Nftables", path: "Appliance/Nftables", ["Adapter", "CMnl", "CNftnl", "CLinux"]),
+        swiftTarget("Systemd", path: "Appliance/Systemd", ["Adapter", "CSystemd", "CLinux"]),
+
+        // Floor 9–10: the box and the executable.
+        swiftTarget("Box", path: "Sources/Box", [
+            "Config", "Adapter", "Net", "Rules", "Router", "DNS",
+            "SOCKS", "HTTPProxy", "Mixed", "Direct", "Block", "WireGuard",
+            "TunDevice", "Netlink", "Nftables", "Systemd", nioCore, nioPosix,
+        ]),
+        .executableTarget(name: "CLI", dependencies: ["Box", "Config", "COpenSSL", "CSodium", nioCore, nioPosix],
+                          path: "Sources/CLI", swiftSettings: swiftSettings),
+
+        // Tests (Swift Testing). InteropTests run the built binary against real peers, as root.
+        testTarget("NetstackWireTests", ["NetstackWire", nioCore]),
+        testTarget("NetstackTCPTests", ["NetstackTCP", "NetstackWire", nioCore]),
+        testTarget("NetstackTests", ["Netstack", "NetstackTesting", "NetstackWire", nioCore]),
+        testTarget("ConfigTests", ["Config"]),
+        testTarget("EngineTests", ["Adapter", "Net", "Rules", "Router", "SOCKS", "HTTPProxy", "Mixed", "Direct", "Block", "Box", nioCore, nioPosix]),
+        testTarget("DNSTests", ["DNS", nioCore]),
+        testTarget("WireGuardTests", ["WireGuard", nioCore]),
+        testTarget("ApplianceTests", ["TunDevice", "Netlink", "Nftables", "Systemd", nioCore]),
+        testTarget("InteropTests", ["CLI"]),
+    ]
+)

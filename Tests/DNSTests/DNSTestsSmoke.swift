@@ -1,0 +1,5 @@
+import Testing
+
+@Test func DNSTestsPackageBuilds() {
+    #expect(1 + 1 == 2)
+}
