@@ -94,6 +94,7 @@ let package = Package(
         testTarget("DNSTests", ["DNS", nioCore]),
         testTarget("WireGuardTests", ["WireGuard", nioCore]),
         testTarget("ApplianceTests", ["TunDevice", "Netlink", "Nftables", "Systemd", nioCore]),
+        testTarget("ProxyTests", ["SOCKS", "HTTPProxy", "Mixed", "Adapter", "Net", nioCore, nioPosix]),
         testTarget("InteropTests", ["CLI"]),
     ]
 )
