@@ -146,6 +146,17 @@ extension ConfigValidator {
                     }
                 }
             }
+            if route.overrideAndroidVPN {
+                throw ConfigError(path: "route.override_android_vpn", message: "`override_android_vpn` is only supported on Android")
+            }
+            if route.defaultNetworkStrategy != nil {
+                if !(route.defaultInterface ?? "").isEmpty {
+                    throw ConfigError(path: "route.default_network_strategy", message: "`default_network_strategy` is conflict with `default_interface`")
+                }
+                if !route.autoDetectInterface {
+                    throw ConfigError(path: "route.default_network_strategy", message: "`auto_detect_interface` is required by `default_network_strategy`")
+                }
+            }
             if let final = route.final, !final.isEmpty, !tags.outbounds.contains(final) {
                 throw ConfigError(path: "route.final", message: "unknown outbound \"\(final)\"")
             }
