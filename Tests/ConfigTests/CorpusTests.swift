@@ -3,7 +3,7 @@ import Testing
 @testable import Config
 
 // The corpus: `valid-*` both accept, `invalid-*` both reject, `strict-*` Go accepts and we reject
-// (dangling tag references, which Go's `check` does not look at).
+// (dangling tag references, which Go's `check` does not look at); `format-*` only format.
 
 /// What our `check` says about a corpus file: nil when accepted.
 private func ourVerdict(_ name: String) -> ConfigError? {
@@ -26,7 +26,7 @@ private func ourVerdict(_ name: String) -> ConfigError? {
     #expect(version.stdout.contains("sing-box version 1.12"))
 }
 
-@Test(arguments: GoReference.corpusFiles)
+@Test(arguments: GoReference.corpusFiles.filter { !$0.hasPrefix("format-") })
 func checkDecisionMatchesGo(file: String) throws {
     let go = try GoReference.run(["check", "-c", file])
     let ours = ourVerdict(file)
@@ -48,7 +48,9 @@ func checkDecisionMatchesGo(file: String) throws {
     }
 }
 
-@Test(arguments: GoReference.corpusFiles.filter { $0.hasPrefix("valid-") })
+// `format-*` files are compared by format only: they use what Go's check cannot build here
+// (TLS servers without certificate files, tailscale, DERP, DHCP, v2ray API are not in its build).
+@Test(arguments: GoReference.corpusFiles.filter { $0.hasPrefix("valid-") || $0.hasPrefix("format-") })
 func formatMatchesGo(file: String) throws {
     let go = try GoReference.run(["format", "-c", file])
     try #require(go.status == 0, "Go format failed on \(file): \(go.stderr)")
@@ -57,7 +59,9 @@ func formatMatchesGo(file: String) throws {
                                        configDirectories: [], environment: [:])
     let text = formatJSON(loaded.options)
     let actual = try JSONParser.parse(text)
-    #expect(actual.semanticallyEquals(expected), "format differs for \(file)\n--- ours\n\(text)\n--- go\n\(go.stdout)")
+    if !actual.semanticallyEquals(expected) {
+        Issue.record("format differs for \(file): \(jsonDifference(actual, expected) ?? "?")")
+    }
     // And what we print reads back to the same options.
     let again = try ConfigLoader.decode(json: text, environment: [:])
     #expect(formatJSON(again.options) == text)

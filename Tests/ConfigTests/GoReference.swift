@@ -52,3 +52,25 @@ enum GoReference {
         return names.filter { $0.hasSuffix(".json") }.sorted()
     }
 }
+
+/// Where two JSON values first differ semantically, as "path: ours vs go"; nil when equal.
+func jsonDifference(_ ours: JSONValue, _ go: JSONValue, path: String = "") -> String? {
+    switch (ours, go) {
+    case let (.object(a), .object(b)):
+        for entry in a.entries {
+            guard let other = b[entry.key] else { return "\(path).\(entry.key): only in ours: \(entry.value.serialized(indent: ""))" }
+            if let difference = jsonDifference(entry.value, other, path: "\(path).\(entry.key)") { return difference }
+        }
+        for entry in b.entries where a[entry.key] == nil {
+            return "\(path).\(entry.key): only in go: \(entry.value.serialized(indent: ""))"
+        }
+        return nil
+    case let (.array(a), .array(b)) where a.count == b.count:
+        for (i, (x, y)) in zip(a, b).enumerated() {
+            if let difference = jsonDifference(x, y, path: "\(path)[\(i)]") { return difference }
+        }
+        return nil
+    default:
+        return ours.semanticallyEquals(go) ? nil : "\(path): ours \(ours.serialized(indent: "")) vs go \(go.serialized(indent: ""))"
+    }
+}
