@@ -18,6 +18,7 @@ extension ConfigValidator {
 
     static func check(_ options: Options) throws(ConfigError) {
         try checkDecoded(options)
+        try checkSemantics(options)
         // 1. Tags.
         var tags = Tags()
         for outbound in options.outbounds where !outbound.tag.isEmpty { tags.outbounds.insert(outbound.tag) }
