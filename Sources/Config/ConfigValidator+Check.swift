@@ -347,7 +347,7 @@ extension ConfigValidator {
             throw ConfigError(path: path + ".geoip", message: "geoip database is deprecated in sing-box 1.8.0 and removed in sing-box 1.12.0")
         }
         for (key, list) in [("source_ip_cidr", items.sourceIPCIDR), ("ip_cidr", items.ipCIDR)] {
-            for (i, entry) in list.enumerated() where IPPrefix(entry) == nil && IPAddress(entry) == nil {
+            for (i, entry) in list.enumerated() where IPPrefixOption(entry) == nil && IPAddressOption(entry) == nil {
                 throw ConfigError(path: "\(path).\(key)[\(i)]", message: "invalid IP CIDR: \(entry)")
             }
         }

@@ -125,7 +125,7 @@ enum ConfigValidator {
 
 /// sing's `M.IsDomainName`: not an IP address, and a plausible host name.
 func isDomainName(_ text: String) -> Bool {
-    guard !text.isEmpty, text.count <= 253, IPAddress(text) == nil else { return false }
+    guard !text.isEmpty, text.count <= 253, IPAddressOption(text) == nil else { return false }
     return text.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "." || $0 == "_") }
 }
 

@@ -5,12 +5,12 @@ package struct DNSOptions: ConfigObject, Equatable {
     package var rules: [DNSRuleOptions] = []
     package var final: String?
     package var reverseMapping = false
-    package var strategy: DomainStrategy?
+    package var strategy: DomainStrategyOption?
     package var disableCache = false
     package var disableExpire = false
     package var independentCache = false
     package var cacheCapacity: UInt32?
-    package var clientSubnet: IPPrefixable?
+    package var clientSubnet: IPPrefixableOption?
     /// The legacy `dns.fakeip` block, as read (deprecated in 1.12; its ranges move into `fakeip` servers).
     package var legacyFakeIP: LegacyDNSFakeIPOptions?
 
@@ -67,8 +67,8 @@ package struct DNSOptions: ConfigObject, Equatable {
 /// The legacy `dns.fakeip` block.
 package struct LegacyDNSFakeIPOptions: ConfigObject, Equatable {
     package var enabled = false
-    package var inet4Range: IPPrefix?
-    package var inet6Range: IPPrefix?
+    package var inet4Range: IPPrefixOption?
+    package var inet6Range: IPPrefixOption?
 
     package init() {}
 
@@ -254,7 +254,7 @@ package struct RemoteHTTPSDNSServerOptions: ConfigObject, Equatable {
 package struct HostsDNSServerOptions: ConfigObject, Equatable {
     package var path: [String] = []
     /// Name → addresses, in document order.
-    package var predefined: [(name: String, addresses: [IPAddress])]?
+    package var predefined: [(name: String, addresses: [IPAddressOption])]?
 
     package init() {}
 
@@ -269,9 +269,9 @@ package struct HostsDNSServerOptions: ConfigObject, Equatable {
             guard let json = reader.take("predefined") else { return }
             let path = reader.path("predefined")
             guard case .object(let object) = json else { throw typeMismatch(json, "badjson.TypedMap[string,badoption.Listable[netip.Addr]]", path) }
-            var entries: [(name: String, addresses: [IPAddress])] = []
+            var entries: [(name: String, addresses: [IPAddressOption])] = []
             for entry in object.entries {
-                let addresses: [IPAddress] = if case .null = entry.value { [] } else {
+                let addresses: [IPAddressOption] = if case .null = entry.value { [] } else {
                     try Listable.decode(entry.value, path: JSONPath.key(path, entry.key))
                 }
                 entries.append((entry.key, addresses))
@@ -286,8 +286,8 @@ package struct HostsDNSServerOptions: ConfigObject, Equatable {
 
 /// `fakeip` server.
 package struct FakeIPDNSServerOptions: ConfigObject, Equatable {
-    package var inet4Range: IPPrefix?
-    package var inet6Range: IPPrefix?
+    package var inet4Range: IPPrefixOption?
+    package var inet6Range: IPPrefixOption?
 
     package init() {}
 
@@ -373,11 +373,11 @@ package struct DNSRCode: JSONCodable, Equatable, Hashable {
 package struct LegacyDNSServerOptions: ConfigObject, Equatable {
     package var address = ""
     package var addressResolver: String?
-    package var addressStrategy: DomainStrategy?
+    package var addressStrategy: DomainStrategyOption?
     package var addressFallbackDelay: ConfigDuration?
-    package var strategy: DomainStrategy?
+    package var strategy: DomainStrategyOption?
     package var detour: String?
-    package var clientSubnet: IPPrefixable?
+    package var clientSubnet: IPPrefixableOption?
 
     package init() {}
 
@@ -507,15 +507,15 @@ func splitSocksaddr(_ text: String) -> (String, UInt16)? {
         guard let close = text.firstIndex(of: "]") else { return nil }
         let host = String(text[text.index(after: text.startIndex)..<close])
         let rest = text[text.index(after: close)...]
-        if rest.isEmpty { return (IPAddress(host)?.text ?? host, 0) }
+        if rest.isEmpty { return (IPAddressOption(host)?.text ?? host, 0) }
         guard rest.hasPrefix(":"), let port = UInt16(rest.dropFirst()) else { return nil }
-        return (IPAddress(host)?.text ?? host, port)
+        return (IPAddressOption(host)?.text ?? host, port)
     }
-    if let address = IPAddress(text) { return (address.text, 0) }
+    if let address = IPAddressOption(text) { return (address.text, 0) }
     if let colon = text.lastIndex(of: ":"), !text[..<colon].contains(":") {
         guard let port = UInt16(text[text.index(after: colon)...]) else { return nil }
         let host = String(text[..<colon])
-        return (IPAddress(host)?.text ?? host, port)
+        return (IPAddressOption(host)?.text ?? host, port)
     }
     return (text, 0)
 }

@@ -115,10 +115,10 @@ package typealias DNSRouteActionOptions = ResolveActionOptions
 
 /// The DNS `route-options` action; must set something.
 package struct DNSRouteOptionsActionOptions: ConfigObject, Equatable {
-    package var strategy: DomainStrategy?
+    package var strategy: DomainStrategyOption?
     package var disableCache = false
     package var rewriteTTL: UInt32?
-    package var clientSubnet: IPPrefixable?
+    package var clientSubnet: IPPrefixableOption?
 
     package init() {}
 

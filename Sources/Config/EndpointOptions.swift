@@ -61,7 +61,7 @@ package struct WireGuardEndpointOptions: ConfigObject, Equatable {
     package var system = false
     package var name: String?
     package var mtu: UInt32?
-    package var address: [IPPrefix] = []
+    package var address: [IPPrefixOption] = []
     package var privateKey = ""
     package var listenPort: UInt16?
     package var peers: [WireGuardPeerOptions] = []
@@ -90,7 +90,7 @@ package struct WireGuardPeerOptions: ConfigObject, Equatable {
     package var port: UInt16?
     package var publicKey: String?
     package var preSharedKey: String?
-    package var allowedIPs: [IPPrefix] = []
+    package var allowedIPs: [IPPrefixOption] = []
     package var persistentKeepaliveInterval: UInt16?
     package var reserved = ByteArray()
 
@@ -118,7 +118,7 @@ package struct TailscaleEndpointOptions: ConfigObject, Equatable {
     package var acceptRoutes = false
     package var exitNode: String?
     package var exitNodeAllowLANAccess = false
-    package var advertiseRoutes: [IPPrefix] = []
+    package var advertiseRoutes: [IPPrefixOption] = []
     package var advertiseExitNode = false
     package var udpTimeout: UDPTimeout?
 

@@ -598,18 +598,18 @@ package struct AnyTLSUser: ConfigObject, Equatable {
 package struct TunInboundOptions: ConfigObject, Equatable {
     package var interfaceName: String?
     package var mtu: UInt32?
-    package var address: [IPPrefix] = []
+    package var address: [IPPrefixOption] = []
     package var autoRoute = false
     package var iproute2TableIndex: Int?
     package var iproute2RuleIndex: Int?
     package var autoRedirect = false
     package var autoRedirectInputMark: FwMark?
     package var autoRedirectOutputMark: FwMark?
-    package var loopbackAddress: [IPAddress] = []
+    package var loopbackAddress: [IPAddressOption] = []
     package var strictRoute = false
-    package var routeAddress: [IPPrefix] = []
+    package var routeAddress: [IPPrefixOption] = []
     package var routeAddressSet: [String] = []
-    package var routeExcludeAddress: [IPPrefix] = []
+    package var routeExcludeAddress: [IPPrefixOption] = []
     package var routeExcludeAddressSet: [String] = []
     package var includeInterface: [String] = []
     package var excludeInterface: [String] = []
@@ -627,19 +627,19 @@ package struct TunInboundOptions: ConfigObject, Equatable {
     package var sniff = false
     package var sniffOverrideDestination = false
     package var sniffTimeout: ConfigDuration?
-    package var domainStrategy: DomainStrategy?
+    package var domainStrategy: DomainStrategyOption?
     package var udpDisableDomainUnmapping = false
     package var detour: String?
     /// Removed in 1.12 (fatal unless ENABLE_DEPRECATED_TUN_GSO).
     package var gso = false
     /// Merged into `address` / `route_address` / `route_exclude_address` in 1.10; fatal in 1.12
     /// unless ENABLE_DEPRECATED_TUN_ADDRESS_X.
-    package var inet4Address: [IPPrefix] = []
-    package var inet6Address: [IPPrefix] = []
-    package var inet4RouteAddress: [IPPrefix] = []
-    package var inet6RouteAddress: [IPPrefix] = []
-    package var inet4RouteExcludeAddress: [IPPrefix] = []
-    package var inet6RouteExcludeAddress: [IPPrefix] = []
+    package var inet4Address: [IPPrefixOption] = []
+    package var inet6Address: [IPPrefixOption] = []
+    package var inet4RouteAddress: [IPPrefixOption] = []
+    package var inet6RouteAddress: [IPPrefixOption] = []
+    package var inet4RouteExcludeAddress: [IPPrefixOption] = []
+    package var inet6RouteExcludeAddress: [IPPrefixOption] = []
     /// Removed; ignored.
     package var endpointIndependentNat = false
 

@@ -1,7 +1,7 @@
 /// Listen fields shared by every server-side inbound (Go's `option.ListenOptions`, with the
 /// legacy `InboundOptions` embedded: 1.12 still reads `sniff`, `domain_strategy`, `detour`, …).
 package struct ListenOptions: ConfigObject, Equatable {
-    package var listen: IPAddress?
+    package var listen: IPAddressOption?
     package var listenPort: UInt16?
     package var bindInterface: String?
     package var routingMark: FwMark?
@@ -21,7 +21,7 @@ package struct ListenOptions: ConfigObject, Equatable {
     package var sniff = false
     package var sniffOverrideDestination = false
     package var sniffTimeout: ConfigDuration?
-    package var domainStrategy: DomainStrategy?
+    package var domainStrategy: DomainStrategyOption?
     package var udpDisableDomainUnmapping = false
     package var detour: String?
 
@@ -61,8 +61,8 @@ package struct ListenOptions: ConfigObject, Equatable {
 package struct DialerOptions: ConfigObject, Equatable {
     package var detour: String?
     package var bindInterface: String?
-    package var inet4BindAddress: IPAddress?
-    package var inet6BindAddress: IPAddress?
+    package var inet4BindAddress: IPAddressOption?
+    package var inet6BindAddress: IPAddressOption?
     package var protectPath: String?
     package var routingMark: FwMark?
     package var reuseAddr = false
@@ -78,7 +78,7 @@ package struct DialerOptions: ConfigObject, Equatable {
     package var fallbackNetworkType: [InterfaceType] = []
     package var fallbackDelay: ConfigDuration?
     /// Deprecated in 1.12 (use `domain_resolver.strategy`); still honoured.
-    package var domainStrategy: DomainStrategy?
+    package var domainStrategy: DomainStrategyOption?
 
     package init() {}
 
@@ -108,10 +108,10 @@ package struct DialerOptions: ConfigObject, Equatable {
 /// (Go's `option.DomainResolveOptions`).
 package struct DomainResolveOptions: ConfigObject, Equatable {
     package var server = ""
-    package var strategy: DomainStrategy?
+    package var strategy: DomainStrategyOption?
     package var disableCache = false
     package var rewriteTTL: UInt32?
-    package var clientSubnet: IPPrefixable?
+    package var clientSubnet: IPPrefixableOption?
 
     package init() {}
     package init(server: String) { self.server = server }

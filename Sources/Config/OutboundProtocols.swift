@@ -154,7 +154,7 @@ package struct LegacyWireGuardOutboundOptions: ConfigObject, Equatable {
     package var systemInterface = false
     package var gso = false
     package var interfaceName: String?
-    package var localAddress: [IPPrefix] = []
+    package var localAddress: [IPPrefixOption] = []
     package var privateKey = ""
     package var peers: [LegacyWireGuardPeer] = []
     package var server = ServerOptions()
@@ -189,7 +189,7 @@ package struct LegacyWireGuardPeer: ConfigObject, Equatable {
     package var server = ServerOptions()
     package var publicKey: String?
     package var preSharedKey: String?
-    package var allowedIPs: [IPPrefix] = []
+    package var allowedIPs: [IPPrefixOption] = []
     package var reserved = ByteArray()
 
     package init() {}

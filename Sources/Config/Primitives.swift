@@ -181,7 +181,7 @@ func parseGoUInt(_ text: String, bits: Int) -> UInt64? {
 }
 
 /// Go's `option.DomainStrategy`: "" / as_is, prefer_ipv4, prefer_ipv6, ipv4_only, ipv6_only.
-package enum DomainStrategy: String, JSONCodable, Equatable, CaseIterable {
+package enum DomainStrategyOption: String, JSONCodable, Equatable, CaseIterable {
     case asIs = ""
     case preferIPv4 = "prefer_ipv4"
     case preferIPv6 = "prefer_ipv6"
@@ -191,7 +191,7 @@ package enum DomainStrategy: String, JSONCodable, Equatable, CaseIterable {
     package init(json: JSONValue, path: String) throws(ConfigError) {
         let text = try String(json: json, path: path)
         if text == "as_is" { self = .asIs; return }
-        guard let value = DomainStrategy(rawValue: text) else {
+        guard let value = DomainStrategyOption(rawValue: text) else {
             throw ConfigError(path: path, message: "unknown domain strategy: \(text)")
         }
         self = value
@@ -254,7 +254,7 @@ package enum NetworkStrategy: String, JSONCodable, Equatable, CaseIterable {
 
 /// Go's `badoption.Addr` (`netip.Addr`): an IPv4 or IPv6 address, optionally with a zone,
 /// kept in its canonical spelling.
-package struct IPAddress: JSONCodable, Equatable, Hashable, CustomStringConvertible {
+package struct IPAddressOption: JSONCodable, Equatable, Hashable, CustomStringConvertible {
     package var text: String
     package var isIPv4: Bool
 
@@ -266,7 +266,7 @@ package struct IPAddress: JSONCodable, Equatable, Hashable, CustomStringConverti
 
     package init(json: JSONValue, path: String) throws(ConfigError) {
         let text = try String(json: json, path: path)
-        guard let value = IPAddress(text) else {
+        guard let value = IPAddressOption(text) else {
             throw ConfigError(path: path, message: "ParseAddr(\"\(text)\"): unable to parse IP")
         }
         self = value
@@ -277,13 +277,13 @@ package struct IPAddress: JSONCodable, Equatable, Hashable, CustomStringConverti
 }
 
 /// Go's `badoption.Prefix` (`netip.Prefix`): "addr/bits".
-package struct IPPrefix: JSONCodable, Equatable, Hashable, CustomStringConvertible {
-    package var address: IPAddress
+package struct IPPrefixOption: JSONCodable, Equatable, Hashable, CustomStringConvertible {
+    package var address: IPAddressOption
     package var bits: Int
 
     package init?(_ text: String) {
         let parts = text.split(separator: "/", omittingEmptySubsequences: false)
-        guard parts.count == 2, let address = IPAddress(String(parts[0])), !address.text.contains("%"),
+        guard parts.count == 2, let address = IPAddressOption(String(parts[0])), !address.text.contains("%"),
               parts[1].allSatisfy({ $0.isASCII && $0.isNumber }), !parts[1].isEmpty, parts[1].count <= 3,
               let bits = Int(parts[1]), bits <= (address.isIPv4 ? 32 : 128) else { return nil }
         self.address = address
@@ -292,7 +292,7 @@ package struct IPPrefix: JSONCodable, Equatable, Hashable, CustomStringConvertib
 
     package init(json: JSONValue, path: String) throws(ConfigError) {
         let text = try String(json: json, path: path)
-        guard let value = IPPrefix(text) else {
+        guard let value = IPPrefixOption(text) else {
             throw ConfigError(path: path, message: "netip.ParsePrefix(\"\(text)\"): invalid prefix")
         }
         self = value
@@ -304,14 +304,14 @@ package struct IPPrefix: JSONCodable, Equatable, Hashable, CustomStringConvertib
 
 /// Go's `badoption.Prefixable`: a prefix, or a bare address meaning a full-length prefix;
 /// written as the bare address when full length.
-package struct IPPrefixable: JSONCodable, Equatable, Hashable {
-    package var prefix: IPPrefix
+package struct IPPrefixableOption: JSONCodable, Equatable, Hashable {
+    package var prefix: IPPrefixOption
 
     package init(json: JSONValue, path: String) throws(ConfigError) {
         let text = try String(json: json, path: path)
-        if let prefix = IPPrefix(text) {
+        if let prefix = IPPrefixOption(text) {
             self.prefix = prefix
-        } else if let address = IPAddress(text), !address.text.contains("%"), let prefix = IPPrefix("\(address.text)/\(address.isIPv4 ? 32 : 128)") {
+        } else if let address = IPAddressOption(text), !address.text.contains("%"), let prefix = IPPrefixOption("\(address.text)/\(address.isIPv4 ? 32 : 128)") {
             self.prefix = prefix
         } else {
             throw ConfigError(path: path, message: "netip.ParsePrefix(\"\(text)\"): invalid prefix")

@@ -188,10 +188,10 @@ package struct SniffActionOptions: ConfigObject, Equatable {
 /// The `resolve` action (and the DNS-lookup options shared with DNS `route`).
 package struct ResolveActionOptions: ConfigObject, Equatable {
     package var server: String?
-    package var strategy: DomainStrategy?
+    package var strategy: DomainStrategyOption?
     package var disableCache = false
     package var rewriteTTL: UInt32?
-    package var clientSubnet: IPPrefixable?
+    package var clientSubnet: IPPrefixableOption?
 
     package init() {}
 

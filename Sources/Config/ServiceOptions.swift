@@ -21,7 +21,7 @@ package struct ServiceOptions: JSONCodable, Equatable {
         case "resolved":
             var options: ResolvedServiceOptions = try payload(&reader)
             // Go fills in the defaults while decoding: 127.0.0.53 port 53.
-            if options.listen.listen == nil { options.listen.listen = IPAddress("127.0.0.53") }
+            if options.listen.listen == nil { options.listen.listen = IPAddressOption("127.0.0.53") }
             if (options.listen.listenPort ?? 0) == 0 { options.listen.listenPort = 53 }
             self.options = .resolved(options)
         case "ssm-api": options = .ssmAPI(try payload(&reader))
@@ -39,7 +39,7 @@ package struct ServiceOptions: JSONCodable, Equatable {
         switch options {
         case .resolved(var o):
             // …and leaves the defaults out when writing.
-            if o.listen.listen == IPAddress("127.0.0.53") { o.listen.listen = nil }
+            if o.listen.listen == IPAddressOption("127.0.0.53") { o.listen.listen = nil }
             if o.listen.listenPort == 53 { o.listen.listenPort = nil }
             o.writeFields(into: &writer)
         case .ssmAPI(let o): o.writeFields(into: &writer)
