@@ -72,7 +72,9 @@ package struct ConfigDuration: JSONCodable, Equatable, Hashable, Comparable {
                     scale *= 10
                     fraction = fraction * 10 + Double(digit.wholeNumberValue ?? 0)
                 }
-                value += UInt64(fraction * (Double(unit) / scale))
+                let (withFraction, fractionOverflow) = value.addingReportingOverflow(UInt64(fraction * (Double(unit) / scale)))
+                if fractionOverflow { throw invalid() }
+                value = withFraction
             }
             let (sum, sumOverflow) = total.addingReportingOverflow(value)
             if sumOverflow || sum > UInt64(Int64.max) + (negative ? 1 : 0) { throw invalid() }
