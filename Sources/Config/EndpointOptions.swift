@@ -37,6 +37,7 @@ package struct EndpointOptions: JSONCodable, Equatable {
     }
 }
 
+/// The options of an endpoint, one case per type.
 package enum EndpointTypeOptions: Equatable, Sendable {
     case wireguard(WireGuardEndpointOptions)
     case tailscale(TailscaleEndpointOptions)
@@ -85,6 +86,7 @@ package struct WireGuardEndpointOptions: ConfigObject, Equatable {
     ] }
 }
 
+/// A peer of a WireGuard endpoint.
 package struct WireGuardPeerOptions: ConfigObject, Equatable {
     package var address: String?
     package var port: UInt16?

@@ -98,6 +98,7 @@ package struct ShadowsocksInboundOptions: ConfigObject, Equatable {
     ] }
 }
 
+/// A user of a multi-user (2022) shadowsocks inbound.
 package struct ShadowsocksUser: ConfigObject, Equatable {
     package var name = ""
     package var password = ""
@@ -110,6 +111,7 @@ package struct ShadowsocksUser: ConfigObject, Equatable {
     ] }
 }
 
+/// A relay destination of a shadowsocks 2022 inbound.
 package struct ShadowsocksDestination: ConfigObject, Equatable {
     package var name = ""
     package var password = ""
@@ -143,6 +145,7 @@ package struct VMessInboundOptions: ConfigObject, Equatable {
     ] }
 }
 
+/// A vmess inbound user (`alterId` is spelled in camel case, as in Go).
 package struct VMessUser: ConfigObject, Equatable {
     package var name = ""
     package var uuid = ""
@@ -180,6 +183,7 @@ package struct TrojanInboundOptions: ConfigObject, Equatable {
     ] }
 }
 
+/// A trojan inbound user.
 package struct TrojanUser: ConfigObject, Equatable {
     package var name = ""
     package var password = ""
@@ -302,6 +306,7 @@ package struct Base64Bytes: JSONCodable, Equatable {
     package static var goTypeName: String { "[]uint8" }
 }
 
+/// A hysteria inbound user: `auth` (base64) or `auth_str`.
 package struct HysteriaUser: ConfigObject, Equatable {
     package var name: String?
     package var auth: Base64Bytes?
@@ -357,6 +362,7 @@ package enum WildcardSNI: String, JSONCodable, Equatable {
     package static var goTypeName: String { "option.WildcardSNI" }
 }
 
+/// A shadowtls v3 inbound user.
 package struct ShadowTLSUser: ConfigObject, Equatable {
     package var name: String?
     package var password: String?
@@ -369,6 +375,7 @@ package struct ShadowTLSUser: ConfigObject, Equatable {
     ] }
 }
 
+/// The real TLS server a shadowtls inbound hands the handshake to.
 package struct ShadowTLSHandshakeOptions: ConfigObject, Equatable {
     package var server = ServerOptions()
     package var dial = DialerOptions()
@@ -401,6 +408,7 @@ package struct TUICInboundOptions: ConfigObject, Equatable {
     ] }
 }
 
+/// A tuic inbound user.
 package struct TUICUser: ConfigObject, Equatable {
     package var name: String?
     package var uuid: String?
@@ -442,6 +450,7 @@ package struct Hysteria2InboundOptions: ConfigObject, Equatable {
     ] }
 }
 
+/// hysteria2 obfuscation (`salamander`).
 package struct Hysteria2Obfs: ConfigObject, Equatable {
     package var type: String?
     package var password: String?
@@ -454,6 +463,7 @@ package struct Hysteria2Obfs: ConfigObject, Equatable {
     ] }
 }
 
+/// A hysteria2 inbound user.
 package struct Hysteria2User: ConfigObject, Equatable {
     package var name: String?
     package var password: String?
@@ -551,6 +561,7 @@ package struct VLESSInboundOptions: ConfigObject, Equatable {
     ] }
 }
 
+/// A vless inbound user.
 package struct VLESSUser: ConfigObject, Equatable {
     package var name = ""
     package var uuid = ""
@@ -582,6 +593,7 @@ package struct AnyTLSInboundOptions: ConfigObject, Equatable {
     ] }
 }
 
+/// An anytls inbound user.
 package struct AnyTLSUser: ConfigObject, Equatable {
     package var name: String?
     package var password: String?
@@ -696,6 +708,7 @@ package struct TunInboundOptions: ConfigObject, Equatable {
     }
 }
 
+/// Platform extras of a tun inbound (system HTTP proxy).
 package struct TunPlatformOptions: ConfigObject, Equatable {
     package var httpProxy: HTTPProxyOptions?
 
@@ -704,6 +717,7 @@ package struct TunPlatformOptions: ConfigObject, Equatable {
     package static var fields: [ConfigField<Self>] { [.init("http_proxy", \.httpProxy, .omitNil)] }
 }
 
+/// The system HTTP proxy a tun inbound sets on platforms that have one.
 package struct HTTPProxyOptions: ConfigObject, Equatable {
     package var enabled = false
     package var server = ServerOptions()

@@ -107,6 +107,7 @@ package struct ExperimentalOptions: ConfigObject, Equatable {
     ] }
 }
 
+/// `experimental.cache_file`: the bbolt cache of selections, fakeip and rejected lookups.
 package struct CacheFileOptions: ConfigObject, Equatable {
     package var enabled = false
     package var path: String?
@@ -127,6 +128,7 @@ package struct CacheFileOptions: ConfigObject, Equatable {
     ] }
 }
 
+/// `experimental.clash_api`.
 package struct ClashAPIOptions: ConfigObject, Equatable {
     package var externalController: String?
     package var externalUI: String?
@@ -162,6 +164,7 @@ package struct ClashAPIOptions: ConfigObject, Equatable {
     ] }
 }
 
+/// `experimental.v2ray_api` (stats over gRPC).
 package struct V2RayAPIOptions: ConfigObject, Equatable {
     package var listen: String?
     package var stats: V2RayStatsServiceOptions?
@@ -174,6 +177,7 @@ package struct V2RayAPIOptions: ConfigObject, Equatable {
     ] }
 }
 
+/// What the v2ray API counts.
 package struct V2RayStatsServiceOptions: ConfigObject, Equatable {
     package var enabled = false
     package var inbounds: [String] = []
@@ -190,6 +194,7 @@ package struct V2RayStatsServiceOptions: ConfigObject, Equatable {
     ] }
 }
 
+/// `experimental.debug`: Go runtime knobs; read and written back, not otherwise used.
 package struct DebugOptions: ConfigObject, Equatable {
     package var listen: String?
     package var gcPercent: Int?

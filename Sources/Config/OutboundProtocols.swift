@@ -185,6 +185,7 @@ package struct LegacyWireGuardOutboundOptions: ConfigObject, Equatable {
     ] }
 }
 
+/// A peer of the legacy wireguard outbound.
 package struct LegacyWireGuardPeer: ConfigObject, Equatable {
     package var server = ServerOptions()
     package var publicKey: String?

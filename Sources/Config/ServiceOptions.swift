@@ -49,6 +49,7 @@ package struct ServiceOptions: JSONCodable, Equatable {
     }
 }
 
+/// The options of a service, one case per type.
 package enum ServiceTypeOptions: Equatable, Sendable {
     case resolved(ResolvedServiceOptions)
     case ssmAPI(SSMAPIServiceOptions)

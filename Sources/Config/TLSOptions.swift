@@ -76,6 +76,7 @@ package struct OutboundTLSOptions: ConfigObject, Equatable {
     ] }
 }
 
+/// Reality server options of an inbound TLS block.
 package struct InboundRealityOptions: ConfigObject, Equatable {
     package var enabled = false
     package var handshake = InboundRealityHandshakeOptions()
@@ -104,6 +105,7 @@ package struct InboundRealityHandshakeOptions: ConfigObject, Equatable {
     package static var fields: [ConfigField<Self>] { [.embed(\.server), .embed(\.dial)] }
 }
 
+/// Encrypted Client Hello keys of an inbound TLS block.
 package struct InboundECHOptions: ConfigObject, Equatable {
     package var enabled = false
     package var key: [String] = []
@@ -123,6 +125,7 @@ package struct InboundECHOptions: ConfigObject, Equatable {
     ] }
 }
 
+/// Encrypted Client Hello configuration of an outbound TLS block.
 package struct OutboundECHOptions: ConfigObject, Equatable {
     package var enabled = false
     package var config: [String] = []
@@ -142,6 +145,7 @@ package struct OutboundECHOptions: ConfigObject, Equatable {
     ] }
 }
 
+/// uTLS client fingerprint imitation.
 package struct OutboundUTLSOptions: ConfigObject, Equatable {
     package var enabled = false
     package var fingerprint: String?
@@ -154,6 +158,7 @@ package struct OutboundUTLSOptions: ConfigObject, Equatable {
     ] }
 }
 
+/// Reality client options of an outbound TLS block.
 package struct OutboundRealityOptions: ConfigObject, Equatable {
     package var enabled = false
     package var publicKey: String?
@@ -199,6 +204,7 @@ package struct InboundACMEOptions: ConfigObject, Equatable {
     ] }
 }
 
+/// ACME external account binding.
 package struct ACMEExternalAccountOptions: ConfigObject, Equatable {
     package var keyID: String?
     package var macKey: String?
@@ -288,6 +294,7 @@ package struct OutboundMultiplexOptions: ConfigObject, Equatable {
     ] }
 }
 
+/// TCP Brutal congestion control of a multiplex session.
 package struct BrutalOptions: ConfigObject, Equatable {
     package var enabled = false
     package var upMbps: Int?
@@ -392,6 +399,7 @@ func payload<T: ConfigObject>(_ reader: inout ObjectReader) throws(ConfigError) 
     return value
 }
 
+/// The v2ray `http` transport (HTTP/2 with TLS, else HTTP/1.1).
 package struct V2RayHTTPOptions: ConfigObject, Equatable {
     package var host: [String] = []
     package var path: String?
@@ -412,6 +420,7 @@ package struct V2RayHTTPOptions: ConfigObject, Equatable {
     ] }
 }
 
+/// The v2ray `ws` transport.
 package struct V2RayWebsocketOptions: ConfigObject, Equatable {
     package var path: String?
     package var headers = ListableMap()
@@ -428,6 +437,7 @@ package struct V2RayWebsocketOptions: ConfigObject, Equatable {
     ] }
 }
 
+/// The v2ray `grpc` transport.
 package struct V2RayGRPCOptions: ConfigObject, Equatable {
     package var serviceName: String?
     package var idleTimeout: ConfigDuration?
@@ -444,6 +454,7 @@ package struct V2RayGRPCOptions: ConfigObject, Equatable {
     ] }
 }
 
+/// The v2ray `httpupgrade` transport.
 package struct V2RayHTTPUpgradeOptions: ConfigObject, Equatable {
     package var host: String?
     package var path: String?
