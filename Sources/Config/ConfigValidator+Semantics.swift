@@ -50,6 +50,9 @@ extension ConfigValidator {
         for (i, endpoint) in options.endpoints.enumerated() {
             guard case .wireguard(let wg) = endpoint.options else { continue }
             let path = "endpoints[\(i)]"
+            if !(wg.dial.detour ?? "").isEmpty && (wg.listenPort ?? 0) != 0 {
+                throw ConfigError(path: path + ".listen_port", message: "`listen_port` is conflict with `detour`")
+            }
             if !isWireGuardKey(wg.privateKey) {
                 throw ConfigError(path: path + ".private_key", message: "decode private key: illegal base64 data at input byte 0")
             }
@@ -69,8 +72,19 @@ extension ConfigValidator {
             case .https(let o), .h3(let o): o.remote
             default: nil
             }
-            if let remote, remote.server.isEmpty {
-                throw ConfigError(path: "dns.servers[\(i)].server", message: "invalid server address: :\(remote.serverPort ?? defaultDNSPort(server.options))")
+            guard let remote else { continue }
+            let path = "dns.servers[\(i)]"
+            if remote.server.isEmpty {
+                throw ConfigError(path: path + ".server", message: "invalid server address: :\(remote.serverPort ?? defaultDNSPort(server.options))")
+            }
+            guard isDomainName(remote.server) else { continue }
+            if let legacy = server.legacy {
+                // A legacy server without detour dials directly and needs `address_resolver` for a name.
+                if (legacy.detour ?? "").isEmpty && (legacy.addressResolver ?? "").isEmpty {
+                    throw ConfigError(path: path + ".address", message: "missing address resolver for server: \(remote.server)")
+                }
+            } else if (remote.dial.detour ?? "").isEmpty && (remote.dial.domainResolver?.server ?? "").isEmpty {
+                throw ConfigError(path: path + ".server", message: "missing domain resolver for domain server address")
             }
         }
     }

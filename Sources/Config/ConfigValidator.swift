@@ -85,8 +85,12 @@ enum ConfigValidator {
         // A client outbound with a domain server and no resolver anywhere, when DNS has a choice.
         if options.route?.defaultDomainResolver == nil, (options.dns?.servers.count ?? 0) >= 2 {
             for (i, outbound) in options.outbounds.enumerated() {
-                guard let server = outbound.options.server, isDomainName(server.server),
-                      outbound.options.dial?.domainResolver == nil, (outbound.options.dial?.detour ?? "").isEmpty else { continue }
+                // `direct` may always be handed a domain; client protocols when their server is one.
+                let remoteIsDomain: Bool = if case .direct = outbound.options { true } else {
+                    isDomainName(outbound.options.server?.server ?? "")
+                }
+                guard remoteIsDomain, let dial = outbound.options.dial, (dial.domainResolver?.server ?? "").isEmpty,
+                      (dial.detour ?? "").isEmpty else { continue }
                 try reporter.report(.missingDomainResolver, at: "outbounds[\(i)]")
             }
         }

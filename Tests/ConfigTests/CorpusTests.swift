@@ -66,3 +66,16 @@ func formatMatchesGo(file: String) throws {
     let again = try ConfigLoader.decode(json: text, environment: [:])
     #expect(formatJSON(again.options) == text)
 }
+
+/// The deprecation warnings Go logs while checking a valid file are the ones we collect.
+@Test(arguments: GoReference.corpusFiles.filter { $0.hasPrefix("valid-") })
+func warningsMatchGo(file: String) throws {
+    let go = try GoReference.run(["check", "-c", file])
+    let goWarnings = Set(go.stderr.split(separator: "\n").compactMap { line -> String? in
+        guard line.contains("WARN"), let end = line.range(of: "] ") else { return nil }
+        return String(line[end.upperBound...])
+    })
+    let loaded = try ConfigLoader.load(configPaths: [GoReference.corpus.appendingPathComponent(file).path],
+                                       configDirectories: [], environment: [:])
+    #expect(Set(loaded.warnings) == goWarnings)
+}
