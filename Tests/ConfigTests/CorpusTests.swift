@@ -79,3 +79,19 @@ func warningsMatchGo(file: String) throws {
                                        configDirectories: [], environment: [:])
     #expect(Set(loaded.warnings) == goWarnings)
 }
+
+/// Beyond equal values, our format text is Go's byte for byte (key order, indent, escapes).
+@Test(arguments: GoReference.corpusFiles.filter { $0.hasPrefix("valid-") || $0.hasPrefix("format-") })
+func formatTextMatchesGo(file: String) throws {
+    let go = try GoReference.run(["format", "-c", file])
+    try #require(go.status == 0)
+    let loaded = try ConfigLoader.load(configPaths: [GoReference.corpus.appendingPathComponent(file).path],
+                                       configDirectories: [], environment: [:])
+    let ours = formatJSON(loaded.options) + "\n"
+    if ours != go.stdout {
+        let a = ours.split(separator: "\n", omittingEmptySubsequences: false)
+        let b = go.stdout.split(separator: "\n", omittingEmptySubsequences: false)
+        let line = zip(a, b).enumerated().first { $0.element.0 != $0.element.1 }?.offset ?? min(a.count, b.count)
+        Issue.record("\(file) line \(line + 1): ours \(line < a.count ? String(a[line]) : "<end>") | go \(line < b.count ? String(b[line]) : "<end>")")
+    }
+}

@@ -37,10 +37,12 @@ private let second = #"{"log":{"level":"debug","timestamp":true},"outbounds":[{"
     var loaded = try ConfigLoader.load(configPaths: [dir.appendingPathComponent("m2.json").path, dir.appendingPathComponent("m1.json").path],
                                        configDirectories: [], environment: [:])
     ConfigMerge.inlinePathResources(&loaded.options)
-    let ours = try JSONParser.parse(mergeJSON(loaded.options))
+    let text = mergeJSON(loaded.options)
+    let ours = try JSONParser.parse(text)
     if !ours.semanticallyEquals(expected) {
         Issue.record("merge differs: \(jsonDifference(ours, expected) ?? "?")")
     }
+    #expect(text == String(decoding: try Data(contentsOf: dir.appendingPathComponent("out.json")), as: UTF8.self))
 }
 
 @Test func directoryReadsJSONFilesInNameOrder() throws {
