@@ -16,17 +16,12 @@ package struct ObjectReader {
 
     /// Takes the value of `key`; `nil` when absent or `null` (Go leaves the field at its zero).
     package mutating func take(_ key: String) -> JSONValue? {
-        var found: Int?
-        if let exact = object.entries.lastIndex(where: { $0.key == key }) {
-            found = exact
-        } else {
-            let folded = key.lowercased()
-            found = object.entries.lastIndex { $0.key.lowercased() == folded }
-        }
-        guard let index = found else { return nil }
-        consumed.insert(index)
-        // An earlier duplicate of the same key is superseded, not unknown.
-        for (i, entry) in object.entries.enumerated() where entry.key == object.entries[index].key { consumed.insert(i) }
+        // Go matches keys case-insensitively and applies them in document order, so the last
+        // spelling of the key wins and every spelling is used up.
+        let folded = key.lowercased()
+        let matches = object.entries.indices.filter { object.entries[$0].key.lowercased() == folded }
+        guard let index = matches.last else { return nil }
+        consumed.formUnion(matches)
         if case .null = object.entries[index].value { return nil }
         return object.entries[index].value
     }

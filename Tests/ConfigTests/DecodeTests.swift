@@ -132,3 +132,15 @@ func badDurationsAreRejected(input: String) {
         == "route.rules[0]: no_drop is not available in current context")
     #expect(decodeError(#"{"route":{"rules":[{"action":"reject","method":"x"}]}}"#)?.description == "route.rules[0]: unknown reject method: x")
 }
+
+@Test func keysMatchCaseInsensitivelyAndTheLastSpellingWins() throws {
+    let loaded = try decoded(#"{"inbounds":[{"type":"mixed","listen_port":1,"LISTEN_PORT":2}]}"#)
+    #expect(loaded.options.inbounds.first?.listen?.listenPort == 2)
+    // Go writes `auth.User` keys capitalised (no JSON tags) and reads any case.
+    let users = try decoded(#"{"inbounds":[{"type":"socks","users":[{"Username":"a","PASSWORD":"b"}]}]}"#)
+    guard case .socks(let socks) = users.options.inbounds.first?.options else {
+        Issue.record("expected socks")
+        return
+    }
+    #expect(socks.users == [AuthUser(username: "a", password: "b")])
+}
