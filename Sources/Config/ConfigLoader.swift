@@ -61,6 +61,10 @@ package enum ConfigLoader {
         if path == "-" || path == "stdin" {
             bytes = Array(FileHandle.standardInput.readDataToEndOfFile())
         } else {
+            var isDirectory: ObjCBool = false
+            if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue {
+                throw ConfigError(path: "", message: "read config at \(path): read \(path): is a directory")
+            }
             guard let data = FileManager.default.contents(atPath: path) else {
                 let reason = FileManager.default.fileExists(atPath: path) ? "permission denied" : "no such file or directory"
                 throw ConfigError(path: "", message: "read config at \(path): open \(path): \(reason)")

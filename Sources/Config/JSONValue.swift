@@ -131,7 +131,9 @@ package struct JSONParser {
     }
 
     private mutating func parseValue(depth: Int) throws(ConfigError) -> JSONValue {
-        guard depth < 10000 else { throw syntaxError("exceeded max depth") }
+        // Go allows 10000 levels; no configuration comes near 512, and recursion that deep
+        // would risk a small thread stack.
+        guard depth < 512 else { throw syntaxError("exceeded max depth") }
         try skipWhitespace()
         guard index < bytes.count else { throw eof }
         switch bytes[index] {
@@ -259,7 +261,6 @@ package struct JSONParser {
 
     private mutating func parseString() throws(ConfigError) -> String {
         index += 1  // opening quote
-        var scalars = String.UnicodeScalarView()
         var runStart = index
         var out = ""
         while true {
@@ -282,7 +283,6 @@ package struct JSONParser {
             guard index < bytes.count else { throw eof }
             let escape = bytes[index]
             index += 1
-            scalars.removeAll()
             switch escape {
             case UInt8(ascii: "\""): out += "\""
             case UInt8(ascii: "\\"): out += "\\"

@@ -63,3 +63,10 @@ func extremeDurationsDoNotTrap(text: String) {
         try PlainRuleSetOptions(json: try JSONParser.parse(#"{"version": 3, "rules": [{"domain": "a", "outbound": "x"}]}"#), path: "")
     }
 }
+
+@Test func deepNestingIsAnErrorNotACrash() {
+    let deep = String(repeating: "[", count: 100_000) + String(repeating: "]", count: 100_000)
+    #expect(throws: ConfigError.self) { try JSONParser.parse(deep) }
+    let rules = String(repeating: #"{"type":"logical","mode":"and","rules":["#, count: 300)
+    #expect(throws: ConfigError.self) { try ConfigLoader.decode(json: #"{"route":{"rules":["# + rules, environment: [:]) }
+}
