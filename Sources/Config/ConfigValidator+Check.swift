@@ -61,6 +61,13 @@ extension ConfigValidator {
             if case .tun(let tun) = inbound.options, let detour = tun.detour, !detour.isEmpty, !tags.inbounds.contains(detour) {
                 throw ConfigError(path: path + ".detour", message: "unknown inbound \"\(detour)\"")
             }
+            if case .tun(let tun) = inbound.options {
+                for (key, list) in [("route_address_set", tun.routeAddressSet), ("route_exclude_address_set", tun.routeExcludeAddressSet)] {
+                    for (j, tag) in list.enumerated() where !tags.ruleSets.contains(tag) {
+                        throw ConfigError(path: "\(path).\(key)[\(j)]", message: "parse \(key): rule-set not found: \(tag)")
+                    }
+                }
+            }
             if case .trojan(let trojan) = inbound.options, let fallback = trojan.fallback, fallback.server.isEmpty {
                 throw ConfigError(path: path + ".fallback", message: "missing fallback server address")
             }

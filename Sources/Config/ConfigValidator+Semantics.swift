@@ -28,6 +28,7 @@ extension ConfigValidator {
         for (i, inbound) in options.inbounds.enumerated() {
             let path = "inbounds[\(i)]"
             if let tls = inbound.options.tls { try checkServerTLS(tls, path: path + ".tls") }
+            if case .tun(let tun) = inbound.options { try checkTun(tun, path: path) }
             if case .shadowsocks(let ss) = inbound.options, !shadowsocksServerMethods.contains(ss.method) {
                 throw ConfigError(path: path + ".method", message: "unsupported method: \(ss.method)")
             }
@@ -94,6 +95,33 @@ extension ConfigValidator {
         case .tls, .quic: 853
         case .https, .h3: 443
         default: 53
+        }
+    }
+
+    /// What Go's tun inbound refuses when it is created.
+    private static func checkTun(_ tun: TunInboundOptions, path: String) throws(ConfigError) {
+        if tun.autoRedirect && !tun.autoRoute {
+            throw ConfigError(path: path + ".auto_redirect", message: "`auto_route` is required by `auto_redirect`")
+        }
+        for (key, list) in [("include_uid_range", tun.includeUIDRange), ("exclude_uid_range", tun.excludeUIDRange)] {
+            for (j, range) in list.enumerated() {
+                let entryPath = "\(path).\(key)[\(j)]"
+                guard let colon = range.firstIndex(of: ":") else {
+                    throw ConfigError(path: entryPath, message: "parse \(key): missing ':' in range: \(range)")
+                }
+                if colon == range.startIndex {
+                    throw ConfigError(path: entryPath, message: "parse \(key): missing range start: \(range)")
+                }
+                if range.index(after: colon) == range.endIndex {
+                    throw ConfigError(path: entryPath, message: "parse \(key): missing range end: \(range)")
+                }
+                if parseGoUInt(String(range[..<colon]), bits: 32) == nil {
+                    throw ConfigError(path: entryPath, message: "parse \(key): parse range start")
+                }
+                if parseGoUInt(String(range[range.index(after: colon)...]), bits: 32) == nil {
+                    throw ConfigError(path: entryPath, message: "parse \(key): parse range end")
+                }
+            }
         }
     }
 
