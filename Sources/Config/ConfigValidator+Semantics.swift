@@ -28,7 +28,7 @@ extension ConfigValidator {
         for (i, inbound) in options.inbounds.enumerated() {
             let path = "inbounds[\(i)]"
             if let tls = inbound.options.tls { try checkServerTLS(tls, path: path + ".tls") }
-            if case .tun(let tun) = inbound.options { try checkTun(tun, path: path) }
+            try checkInbound(inbound.options, path: path)
             if case .shadowsocks(let ss) = inbound.options, !shadowsocksServerMethods.contains(ss.method) {
                 throw ConfigError(path: path + ".method", message: "unsupported method: \(ss.method)")
             }
@@ -40,6 +40,17 @@ extension ConfigValidator {
                 if !shadowsocksClientMethods.contains(ss.method) {
                     throw ConfigError(path: path + ".method", message: "unknown method: \(ss.method)")
                 }
+            case .hysteria2(let hy2):
+                try checkObfs(hy2.obfs, path: path + ".obfs")
+            case .tuic(let tuic):
+                if !isUUID(tuic.uuid ?? "") { throw ConfigError(path: path + ".uuid", message: "invalid uuid") }
+                if tuic.udpOverStream && !(tuic.udpRelayMode ?? "").isEmpty {
+                    throw ConfigError(path: path + ".udp_over_stream", message: "udp_over_stream is conflict with udp_relay_mode")
+                }
+            case .anytls(let anytls):
+                if anytls.dial.tcpFastOpen {
+                    throw ConfigError(path: path + ".tcp_fast_open", message: "tcp_fast_open is not supported with anytls outbound")
+                }
             case .socks(let socks):
                 if let version = socks.version, !["", "4", "4a", "5"].contains(version) {
                     throw ConfigError(path: path + ".version", message: "unknown socks version: \(version)")
@@ -49,8 +60,16 @@ extension ConfigValidator {
             }
         }
         for (i, endpoint) in options.endpoints.enumerated() {
-            guard case .wireguard(let wg) = endpoint.options else { continue }
             let path = "endpoints[\(i)]"
+            if case .tailscale(let ts) = endpoint.options {
+                for (j, route) in ts.advertiseRoutes.enumerated() where route.bits == 0 {
+                    throw ConfigError(path: "\(path).advertise_routes[\(j)]", message: "`advertise_routes` cannot be default, use `advertise_exit_node` instead.")
+                }
+                if ts.advertiseExitNode && !(ts.exitNode ?? "").isEmpty {
+                    throw ConfigError(path: path + ".exit_node", message: "cannot advertise an exit node and use an exit node at the same time.")
+                }
+            }
+            guard case .wireguard(let wg) = endpoint.options else { continue }
             if !(wg.dial.detour ?? "").isEmpty && (wg.listenPort ?? 0) != 0 {
                 throw ConfigError(path: path + ".listen_port", message: "`listen_port` is conflict with `detour`")
             }
@@ -63,6 +82,24 @@ extension ConfigValidator {
                 }
                 if let psk = peer.preSharedKey, !psk.isEmpty, !isWireGuardKey(psk) {
                     throw ConfigError(path: "\(path).peers[\(j)].pre_shared_key", message: "decode pre shared key for peer \(j): illegal base64 data at input byte 0")
+                }
+            }
+        }
+        for (i, service) in options.services.enumerated() {
+            guard case .derp(let derp) = service.options else { continue }
+            let path = "services[\(i)]"
+            guard let tls = derp.tls, tls.enabled else { throw ConfigError(path: path + ".tls", message: "TLS is required for DERP server") }
+            try checkServerTLS(tls, path: path + ".tls")
+            if (derp.configPath ?? "").isEmpty { throw ConfigError(path: path + ".config_path", message: "missing config_path") }
+            if !derp.meshWith.isEmpty && (derp.meshPSK ?? "").isEmpty && (derp.meshPSKFile ?? "").isEmpty {
+                throw ConfigError(path: path + ".mesh_with", message: "missing mesh psk")
+            }
+            for (j, tag) in derp.verifyClientEndpoint.enumerated() {
+                guard let endpoint = options.endpoints.first(where: { $0.tag == tag }) else {
+                    throw ConfigError(path: "\(path).verify_client_endpoint[\(j)]", message: "verify_client_endpoint: endpoint not found: \(tag)")
+                }
+                guard case .tailscale = endpoint.options else {
+                    throw ConfigError(path: "\(path).verify_client_endpoint[\(j)]", message: "verify_client_endpoint: endpoint is not Tailscale: \(tag)")
                 }
             }
         }
@@ -96,6 +133,55 @@ extension ConfigValidator {
         case .https, .h3: 443
         default: 53
         }
+    }
+
+    /// What Go's inbounds refuse when they are created.
+    private static func checkInbound(_ options: InboundTypeOptions, path: String) throws(ConfigError) {
+        switch options {
+        case .tun(let tun):
+            try checkTun(tun, path: path)
+        case .shadowsocks(let ss):
+            if !ss.users.isEmpty && !ss.destinations.isEmpty {
+                throw ConfigError(path: path + ".destinations", message: "users and destinations options must not be combined")
+            }
+            if ss.managed && (!ss.users.isEmpty || !ss.destinations.isEmpty) {
+                throw ConfigError(path: path + ".managed", message: "users and destinations options are not supported in managed servers")
+            }
+        case .naive(let naive):
+            if naive.network.effective.contains("udp"), naive.tls?.enabled != true {
+                throw ConfigError(path: path + ".tls", message: "TLS is required for QUIC server")
+            }
+            if naive.users.isEmpty { throw ConfigError(path: path + ".users", message: "missing users") }
+        case .trojan(let trojan):
+            if !trojan.fallbackForALPN.entries.isEmpty, trojan.tls?.enabled != true {
+                throw ConfigError(path: path + ".fallback_for_alpn", message: "fallback for ALPN is not supported without TLS")
+            }
+        case .tuic(let tuic):
+            for (j, user) in tuic.users.enumerated() {
+                if (user.uuid ?? "").isEmpty { throw ConfigError(path: "\(path).users[\(j)].uuid", message: "missing uuid for user \(j)") }
+                if !isUUID(user.uuid ?? "") { throw ConfigError(path: "\(path).users[\(j)].uuid", message: "invalid uuid for user \(j)") }
+            }
+        case .hysteria2(let hy2):
+            try checkObfs(hy2.obfs, path: path + ".obfs")
+        default:
+            break
+        }
+    }
+
+    private static func checkObfs(_ obfs: Hysteria2Obfs?, path: String) throws(ConfigError) {
+        guard let obfs else { return }
+        if (obfs.password ?? "").isEmpty { throw ConfigError(path: path + ".password", message: "missing obfs password") }
+        if obfs.type != "salamander" { throw ConfigError(path: path + ".type", message: "unknown obfs type: \(obfs.type ?? "")") }
+    }
+
+    /// A UUID as `uuid.FromString` reads it: 36 characters with dashes, or 32 hex digits.
+    static func isUUID(_ text: String) -> Bool {
+        let hex = text.filter { $0 != "-" }
+        guard hex.count == 32, hex.allSatisfy(\.isHexDigit) else { return false }
+        if text.count == 32 { return true }
+        guard text.count == 36 else { return false }
+        let dashes = text.enumerated().filter { $0.element == "-" }.map(\.offset)
+        return dashes == [8, 13, 18, 23]
     }
 
     /// What Go's tun inbound refuses when it is created.
