@@ -115,15 +115,17 @@ package enum ConfigLoader {
 
     /// Validates what Go validates when it builds the box (rules, removed features, resolvers)
     /// and, beyond Go, every tag reference and duplicate tag.
-    package static func check(_ options: Options) throws(ConfigError) {
-        try ConfigValidator.check(options)
+    /// Relative paths (local rule-set files) are taken from `workingDirectory`, else the
+    /// current directory, as Go's `-D`.
+    package static func check(_ options: Options, workingDirectory: String? = nil) throws(ConfigError) {
+        try ConfigValidator.check(options, workingDirectory: workingDirectory)
     }
 
     /// `load` then `check`.
-    package static func loadAndCheck(configPaths: [String], configDirectories: [String],
+    package static func loadAndCheck(configPaths: [String], configDirectories: [String], workingDirectory: String? = nil,
                                      environment: [String: String] = processEnvironment) throws(ConfigError) -> LoadedConfig {
         let loaded = try load(configPaths: configPaths, configDirectories: configDirectories, environment: environment)
-        try check(loaded.options)
+        try check(loaded.options, workingDirectory: workingDirectory)
         return loaded
     }
 }

@@ -1,3 +1,5 @@
+import Foundation
+
 /// Check-time validation: Go's box-build errors plus our reference checks.
 ///
 /// 1. tags: duplicates of every kind (Go only catches inbounds and outbounds/endpoints).
@@ -16,7 +18,7 @@ extension ConfigValidator {
         var endpoints: [String: String] = [:]
     }
 
-    static func check(_ options: Options) throws(ConfigError) {
+    static func check(_ options: Options, workingDirectory: String? = nil) throws(ConfigError) {
         try checkDecoded(options)
         try checkSemantics(options)
         // 1. Tags.
@@ -60,6 +62,14 @@ extension ConfigValidator {
             }
             if case .tun(let tun) = inbound.options, let detour = tun.detour, !detour.isEmpty, !tags.inbounds.contains(detour) {
                 throw ConfigError(path: path + ".detour", message: "unknown inbound \"\(detour)\"")
+            }
+            let inboundResolver: DomainResolveOptions? = switch inbound.options {
+            case .http(let o), .mixed(let o): o.domainResolver
+            case .socks(let o): o.domainResolver
+            default: nil
+            }
+            if let resolver = inboundResolver, !tags.dnsServers.contains(resolver.server) {
+                throw ConfigError(path: path + ".domain_resolver", message: "domain resolver not found: \(resolver.server)")
             }
             if case .tun(let tun) = inbound.options {
                 for (key, list) in [("route_address_set", tun.routeAddressSet), ("route_exclude_address_set", tun.routeExcludeAddressSet)] {
@@ -144,9 +154,10 @@ extension ConfigValidator {
                 let path = "route.rule_set[\(i)]"
                 switch ruleSet.source {
                 case .inline(let rules):
+                    if rules.isEmpty { throw ConfigError(path: path, message: "empty inline rule-set") }
                     for (j, rule) in rules.enumerated() { try checkHeadlessRule(rule, path: "\(path).rules[\(j)]") }
                 case .local(let file):
-                    if file.isEmpty { throw ConfigError(path: path + ".path", message: "missing path") }
+                    try checkLocalRuleSet(file: file, format: ruleSet.format, path: path, workingDirectory: workingDirectory)
                 case .remote(let url, let detour, _):
                     if url.isEmpty { throw ConfigError(path: path + ".url", message: "missing url") }
                     if let detour, !detour.isEmpty, !tags.outbounds.contains(detour) {
@@ -202,6 +213,28 @@ extension ConfigValidator {
         if let ntp = options.ntp, ntp.enabled { try checkDial(ntp.dial, path: "ntp", tags: tags) }
         if let detour = options.experimental?.clashAPI?.externalUIDownloadDetour, !detour.isEmpty, !tags.outbounds.contains(detour) {
             throw ConfigError(path: "experimental.clash_api.external_ui_download_detour", message: "unknown outbound \"\(detour)\"")
+        }
+    }
+
+    /// Go reads a local rule-set when it builds the router: the file must exist and parse.
+    private static func checkLocalRuleSet(file: String, format: String, path: String, workingDirectory: String?) throws(ConfigError) {
+        let fullPath = file.hasPrefix("/") || workingDirectory == nil ? file : "\(workingDirectory ?? "")/\(file)"
+        guard let data = FileManager.default.contents(atPath: fullPath) else {
+            throw ConfigError(path: path + ".path", message: "open \(file): no such file or directory")
+        }
+        if format == "binary" {
+            // The .srs header; the body is the Rules module's to read.
+            if !data.starts(with: Array("SRS".utf8)) {
+                throw ConfigError(path: path + ".path", message: "invalid sing-box rule-set file")
+            }
+            return
+        }
+        do {
+            let value = try JSONParser.parse(Array(data))
+            let ruleSet = try PlainRuleSetOptions(json: value, path: "")
+            for (j, rule) in ruleSet.rules.enumerated() { try checkHeadlessRule(rule, path: "rules[\(j)]") }
+        } catch {
+            throw ConfigError(path: path + ".path", message: "\(file): \(error.description)")
         }
     }
 

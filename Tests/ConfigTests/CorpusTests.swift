@@ -9,7 +9,7 @@ import Testing
 private func ourVerdict(_ name: String) -> ConfigError? {
     do {
         _ = try ConfigLoader.loadAndCheck(configPaths: [GoReference.corpus.appendingPathComponent(name).path],
-                                          configDirectories: [], environment: [:])
+                                          configDirectories: [], workingDirectory: GoReference.corpus.path, environment: [:])
         return nil
     } catch {
         return error
