@@ -22,6 +22,10 @@ extension ConfigValidator {
         if let level = options.log?.level, !level.isEmpty, !logLevels.contains(level) {
             throw ConfigError(path: "log.level", message: "parse log level: unknown log level: \(level)")
         }
+        if let clash = options.experimental?.clashAPI,
+           clash.storeMode || clash.storeSelected || clash.storeFakeIP || !(clash.cacheFile ?? "").isEmpty || !(clash.cacheID ?? "").isEmpty {
+            throw ConfigError(path: "experimental.clash_api", message: "cache_file and related fields in Clash API is deprecated in sing-box 1.8.0, use experimental.cache_file instead.")
+        }
         if let store = options.certificate?.store, !["", "system", "mozilla", "none"].contains(store) {
             throw ConfigError(path: "certificate.store", message: "unknown certificate store: \(store)")
         }
@@ -103,6 +107,20 @@ extension ConfigValidator {
                 }
             }
         }
+        // The default DNS server is `dns.final`, else the first; it cannot be fakeip, and one
+        // fakeip server is the most there may be.
+        let servers = options.dns?.servers ?? []
+        let finalTag = options.dns?.final ?? ""
+        var sawFakeIP = false
+        for (i, server) in servers.enumerated() {
+            guard case .fakeip = server.options else { continue }
+            if finalTag.isEmpty ? i == 0 : server.tag == finalTag {
+                throw ConfigError(path: finalTag.isEmpty ? "dns.servers[\(i)]" : "dns.final", message: "default server cannot be fakeip")
+            }
+            if sawFakeIP { throw ConfigError(path: "dns.servers[\(i)]", message: "multiple fakeip server are not supported") }
+            sawFakeIP = true
+        }
+        try checkCycles(options)
         for (i, server) in (options.dns?.servers ?? []).enumerated() {
             let remote: RemoteDNSServerOptions? = switch server.options {
             case .udp(let o), .tcp(let o): o
@@ -207,6 +225,55 @@ extension ConfigValidator {
                 if parseGoUInt(String(range[range.index(after: colon)...]), bits: 32) == nil {
                     throw ConfigError(path: entryPath, message: "parse \(key): parse range end")
                 }
+            }
+        }
+    }
+
+    /// Go finds dependency cycles only when it starts (`circular outbound dependency: a -> b -> a`);
+    /// we report them at check, with Go's words.
+    private static func checkCycles(_ options: Options) throws(ConfigError) {
+        var outboundDependencies: [String: [String]] = [:]
+        var outboundPaths: [String: String] = [:]
+        for (i, outbound) in options.outbounds.enumerated() where !outbound.tag.isEmpty {
+            var dependencies: [String] = []
+            if let detour = outbound.options.dial?.detour, !detour.isEmpty { dependencies.append(detour) }
+            switch outbound.options {
+            case .selector(let o): dependencies += o.outbounds
+            case .urltest(let o): dependencies += o.outbounds
+            default: break
+            }
+            outboundDependencies[outbound.tag] = dependencies
+            outboundPaths[outbound.tag] = "outbounds[\(i)]"
+        }
+        for (i, endpoint) in options.endpoints.enumerated() where !endpoint.tag.isEmpty {
+            if let detour = endpoint.options.dial.detour, !detour.isEmpty { outboundDependencies[endpoint.tag] = [detour] }
+            outboundPaths[endpoint.tag] = "endpoints[\(i)]"
+        }
+        try findCycle(outboundDependencies, order: options.outbounds.map(\.tag) + options.endpoints.map(\.tag),
+                      paths: outboundPaths, kind: "outbound")
+        var dnsDependencies: [String: [String]] = [:]
+        var dnsPaths: [String: String] = [:]
+        for (i, server) in (options.dns?.servers ?? []).enumerated() where !server.tag.isEmpty {
+            if let resolver = server.options.dial?.domainResolver?.server, !resolver.isEmpty { dnsDependencies[server.tag] = [resolver] }
+            dnsPaths[server.tag] = "dns.servers[\(i)]"
+        }
+        try findCycle(dnsDependencies, order: (options.dns?.servers ?? []).map(\.tag), paths: dnsPaths, kind: "server")
+    }
+
+    private static func findCycle(_ dependencies: [String: [String]], order: [String], paths: [String: String], kind: String) throws(ConfigError) {
+        var done: Set<String> = []
+        func visit(_ tag: String, _ trail: [String]) -> [String]? {
+            if let start = trail.firstIndex(of: tag) { return Array(trail[start...]) + [tag] }
+            if done.contains(tag) { return nil }
+            for next in dependencies[tag] ?? [] {
+                if let cycle = visit(next, trail + [tag]) { return cycle }
+            }
+            done.insert(tag)
+            return nil
+        }
+        for tag in order where !tag.isEmpty {
+            if let cycle = visit(tag, []) {
+                throw ConfigError(path: paths[cycle[0]] ?? "", message: "circular \(kind) dependency: \(cycle.joined(separator: " -> "))")
             }
         }
     }
