@@ -14,6 +14,8 @@ package struct Options: ConfigObject, Equatable {
 
     package init() {}
 
+    package static var goTypeName: String { "option._Options" }
+
     package static var fields: [ConfigField<Self>] { [
         .init("$schema", \.schema),
         .init("log", \.log, .omitNil),

@@ -67,8 +67,12 @@ func decodeError(_ json: String, environment: [String: String] = [:]) -> ConfigE
 
 @Test func unknownTopLevelFieldAndSyntaxErrors() {
     #expect(decodeError(#"{"inbound": []}"#)?.description == #"inbound: json: unknown field "inbound""#)
-    #expect(decodeError("[1]")?.description == "json: cannot unmarshal array into Go value of type option.Options")
+    #expect(decodeError("[1]")?.description == "json: cannot unmarshal array into Go value of type option._Options")
     #expect(decodeError(#"{"inbounds":[{"type":"mixed","#)?.description == "unexpected EOF")
+    #expect(decodeError("")?.description == "EOF")
+    #expect(decodeError("{\n  \"log\": {\"level\": x}\n}")?.description == "invalid character 'x' looking for beginning of value: row 2, column 20")
+    #expect(decodeError(#"{,"log":{}}"#)?.description == "invalid character ',' looking for beginning of object key string: row 1, column 2")
+    #expect(decodeError(#"{"outbounds":[,{"type":"direct"}]}"#)?.description == "invalid character ',' looking for beginning of value: row 1, column 15")
 }
 
 @Test func listableAcceptsOneValueOrArray() throws {
@@ -143,4 +147,9 @@ func badDurationsAreRejected(input: String) {
         return
     }
     #expect(socks.users == [AuthUser(username: "a", password: "b")])
+}
+
+@Test func trailingCommasAndTrailingDataAreAcceptedLikeGo() throws {
+    let loaded = try decoded(#"{"outbounds":[{"type":"direct","tag":"d",},],} trailing garbage"#)
+    #expect(loaded.options.outbounds.map(\.tag) == ["d"])
 }
