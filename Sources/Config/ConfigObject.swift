@@ -15,7 +15,10 @@ package struct ObjectReader {
     package func path(_ key: String) -> String { JSONPath.key(path, key) }
 
     /// Takes the value of `key`; `nil` when absent or `null` (Go leaves the field at its zero).
-    package mutating func take(_ key: String) -> JSONValue? {
+    package mutating func take(_ key: String) -> JSONValue? { takeEntry(key)?.value }
+
+    /// Like `take`, with the key as the document spells it (Go's paths use that spelling).
+    package mutating func takeEntry(_ key: String) -> (key: String, value: JSONValue)? {
         // Go matches keys case-insensitively and applies them in document order, so the last
         // spelling of the key wins and every spelling is used up.
         let folded = key.lowercased()
@@ -23,7 +26,7 @@ package struct ObjectReader {
         guard let index = matches.last else { return nil }
         consumed.formUnion(matches)
         if case .null = object.entries[index].value { return nil }
-        return object.entries[index].value
+        return object.entries[index]
     }
 
     /// Whether `key` is present (even as null) without consuming it.
@@ -41,8 +44,8 @@ package struct ObjectReader {
 
     /// Reads a value of any codable type at `key`.
     package mutating func read<T: JSONCodable>(_ key: String, as _: T.Type = T.self) throws(ConfigError) -> T? {
-        guard let json = take(key) else { return nil }
-        return try T(json: json, path: path(key))
+        guard let entry = takeEntry(key) else { return nil }
+        return try T(json: entry.value, path: path(entry.key))
     }
 }
 
@@ -103,8 +106,8 @@ package struct ConfigField<Root> {
     /// A `badoption.Listable[T]` field: one value or an array.
     package static func list<T: JSONCodable>(_ key: String, _ keyPath: WritableKeyPath<Root, [T]>) -> ConfigField {
         ConfigField(decode: { (root: inout Root, reader: inout ObjectReader) throws(ConfigError) in
-            guard let json = reader.take(key) else { return }
-            root[keyPath: keyPath] = try Listable.decode(json, path: reader.path(key))
+            guard let entry = reader.takeEntry(key) else { return }
+            root[keyPath: keyPath] = try Listable.decode(entry.value, path: reader.path(entry.key))
         }, encode: { root, writer in
             let values = root[keyPath: keyPath]
             if !values.isEmpty { writer.put(key, Listable.encode(values)) }

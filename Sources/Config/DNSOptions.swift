@@ -266,8 +266,8 @@ package struct HostsDNSServerOptions: ConfigObject, Equatable {
     package static var fields: [ConfigField<Self>] { [
         .list("path", \.path),
         ConfigField(decode: { (root: inout Self, reader: inout ObjectReader) throws(ConfigError) in
-            guard let json = reader.take("predefined") else { return }
-            let path = reader.path("predefined")
+            guard let (key, json) = reader.takeEntry("predefined") else { return }
+            let path = reader.path(key)
             guard case .object(let object) = json else { throw typeMismatch(json, "badjson.TypedMap[string,badoption.Listable[netip.Addr]]", path) }
             var entries: [(name: String, addresses: [IPAddressOption])] = []
             for entry in object.entries {

@@ -17,8 +17,9 @@ extension JSONCodable {
 
 /// The error Go's decoder gives for a JSON value of the wrong kind.
 @inline(never)
-func typeMismatch(_ json: JSONValue, _ typeName: String, _ path: String) -> ConfigError {
-    let what: String = if case .number(let text) = json { "number \(text)" } else { json.kindName }
+/// Go names the number itself only when it was meant for a number and did not fit.
+func typeMismatch(_ json: JSONValue, _ typeName: String, _ path: String, numeric: Bool = false) -> ConfigError {
+    let what: String = if numeric, case .number(let text) = json { "number \(text)" } else { json.kindName }
     return ConfigError(path: path, message: "json: cannot unmarshal \(what) into Go value of type \(typeName)")
 }
 
@@ -48,7 +49,7 @@ package protocol GoInteger: FixedWidthInteger, JSONCodable {}
 extension GoInteger {
     package init(json: JSONValue, path: String) throws(ConfigError) {
         guard case .number(let text) = json else { throw typeMismatch(json, Self.goTypeName, path) }
-        guard let value = Self(text, radix: 10) else { throw typeMismatch(json, Self.goTypeName, path) }
+        guard let value = Self(text, radix: 10) else { throw typeMismatch(json, Self.goTypeName, path, numeric: true) }
         self = value
     }
     package func toJSON() -> JSONValue { .number(String(self)) }
@@ -65,7 +66,7 @@ extension Int: GoInteger { package static var goTypeName: String { "int" } }
 
 extension Double: JSONCodable {
     package init(json: JSONValue, path: String) throws(ConfigError) {
-        guard case .number(let text) = json, let value = Double(text) else { throw typeMismatch(json, "float64", path) }
+        guard case .number(let text) = json, let value = Double(text) else { throw typeMismatch(json, "float64", path, numeric: true) }
         self = value
     }
     package func toJSON() -> JSONValue {
@@ -96,12 +97,23 @@ extension Array: JSONCodable where Element: JSONCodable {
 /// Go's `badoption.Listable[T]`: a single value or an array; one element marshals as the value.
 package enum Listable {
     static func decode<T: JSONCodable>(_ json: JSONValue, path: String) throws(ConfigError) -> [T] {
-        if case .array = json { return try [T](json: json, path: path) }
+        // Go tries the single value first, then the array, and reports both: "(single | array)",
+        // with an element's index inside the second message.
+        let single: String
+        if case .array = json {
+            single = "json: cannot unmarshal array into Go value of type \(T.goTypeName)"
+        } else {
+            do {
+                return [try T(json: json, path: path)]
+            } catch {
+                single = error.message
+            }
+        }
         do {
-            return [try T(json: json, path: path)]
+            return try [T](json: json, path: path)
         } catch {
-            // Go reports both attempts; the array one is the more useful to a reader.
-            throw ConfigError(path: path, message: "\(error.message) | json: cannot unmarshal \(json.kindName) into Go value of type []\(T.goTypeName)")
+            let array = error.path == path ? error.message : "\(error.path.dropFirst(path.count)): \(error.message)"
+            throw ConfigError(path: path, message: "(\(single) | \(array))")
         }
     }
 

@@ -208,8 +208,8 @@ extension ConfigField {
     /// A `Listable` field without `omitempty` (written as `null` when empty, like Go).
     static func listAlways<T: JSONCodable>(_ key: String, _ keyPath: WritableKeyPath<Root, [T]>) -> ConfigField {
         ConfigField(decode: { (root: inout Root, reader: inout ObjectReader) throws(ConfigError) in
-            guard let json = reader.take(key) else { return }
-            root[keyPath: keyPath] = try Listable.decode(json, path: reader.path(key))
+            guard let entry = reader.takeEntry(key) else { return }
+            root[keyPath: keyPath] = try Listable.decode(entry.value, path: reader.path(entry.key))
         }, encode: { root, writer in
             let values = root[keyPath: keyPath]
             writer.put(key, values.isEmpty ? .null : Listable.encode(values))

@@ -268,14 +268,45 @@ package struct IPAddressOption: JSONCodable, Equatable, Hashable, CustomStringCo
 
     package init(json: JSONValue, path: String) throws(ConfigError) {
         let text = try String(json: json, path: path)
-        guard let value = IPAddressOption(text) else {
-            throw ConfigError(path: path, message: "ParseAddr(\"\(text)\"): unable to parse IP")
-        }
+        guard let value = IPAddressOption(text) else { throw ConfigError(path: path, message: Self.parseError(text)) }
         self = value
     }
     package var description: String { text }
     package func toJSON() -> JSONValue { .string(text) }
     package static var goTypeName: String { "badoption.Addr" }
+
+    /// `netip.ParseAddr`'s complaint about `text` (IPv4 in detail; IPv6 in general).
+    static func parseError(_ text: String) -> String {
+        let quoted = "ParseAddr(\"\(text)\"): "
+        let kind = text.first { $0 == "." || $0 == ":" || $0 == "%" }
+        switch kind {
+        case ".": break
+        case "%": return quoted + "missing IPv6 address"
+        default: return quoted + "unable to parse IP"
+        }
+        let bytes = Array(text.utf8)
+        var value = 0, position = 0, digits = 0
+        for (i, byte) in bytes.enumerated() {
+            if byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9") {
+                if digits == 1 && value == 0 { return quoted + "IPv4 field has octet with leading zero" }
+                value = value * 10 + Int(byte - UInt8(ascii: "0"))
+                digits += 1
+                if value > 255 { return quoted + "IPv4 field has value >255" }
+            } else if byte == UInt8(ascii: ".") {
+                if i == 0 || i == bytes.count - 1 || bytes[i - 1] == UInt8(ascii: ".") {
+                    return quoted + "IPv4 field must have at least one digit (at \"\(String(decoding: bytes[i...], as: UTF8.self))\")"
+                }
+                if position == 3 { return quoted + "IPv4 address too long" }
+                position += 1
+                value = 0
+                digits = 0
+            } else {
+                return quoted + "unexpected character (at \"\(String(decoding: bytes[i...], as: UTF8.self))\")"
+            }
+        }
+        if position < 3 { return quoted + "IPv4 address too short" }
+        return quoted + "unable to parse IP"
+    }
 }
 
 /// Go's `badoption.Prefix` (`netip.Prefix`): "addr/bits".
@@ -294,14 +325,25 @@ package struct IPPrefixOption: JSONCodable, Equatable, Hashable, CustomStringCon
 
     package init(json: JSONValue, path: String) throws(ConfigError) {
         let text = try String(json: json, path: path)
-        guard let value = IPPrefixOption(text) else {
-            throw ConfigError(path: path, message: "netip.ParsePrefix(\"\(text)\"): invalid prefix")
-        }
+        guard let value = IPPrefixOption(text) else { throw ConfigError(path: path, message: Self.parseError(text)) }
         self = value
+    }
+
+    /// `netip.ParsePrefix`'s complaint about `text`.
+    static func parseError(_ text: String) -> String {
+        let prefix = "netip.ParsePrefix(\"\(text)\"): "
+        guard let slash = text.lastIndex(of: "/") else { return prefix + "no '/'" }
+        let address = String(text[..<slash])
+        let bits = text[text.index(after: slash)...]
+        if IPAddressOption(address) == nil || address.contains("%") { return prefix + IPAddressOption.parseError(address) }
+        guard !bits.isEmpty, bits.allSatisfy({ $0.isASCII && $0.isNumber }), bits.count <= 3, !(bits.count > 1 && bits.hasPrefix("0")) else {
+            return prefix + "bad bits after slash: \"\(bits)\""
+        }
+        return prefix + "prefix length out of range"
     }
     package var description: String { "\(address)/\(bits)" }
     package func toJSON() -> JSONValue { .string(description) }
-    package static var goTypeName: String { "badoption.Prefix" }
+    package static var goTypeName: String { "netip.Prefix" }
 }
 
 /// Go's `badoption.Prefixable`: a prefix, or a bare address meaning a full-length prefix;
@@ -316,7 +358,7 @@ package struct IPPrefixableOption: JSONCodable, Equatable, Hashable {
         } else if let address = IPAddressOption(text), !address.text.contains("%"), let prefix = IPPrefixOption("\(address.text)/\(address.isIPv4 ? 32 : 128)") {
             self.prefix = prefix
         } else {
-            throw ConfigError(path: path, message: "netip.ParsePrefix(\"\(text)\"): invalid prefix")
+            throw ConfigError(path: path, message: IPPrefixOption.parseError(text))
         }
     }
     package func toJSON() -> JSONValue {

@@ -92,8 +92,8 @@ package struct SSMAPIServiceOptions: ConfigObject, Equatable {
     package static var fields: [ConfigField<Self>] { [
         .embed(\.listen),
         ConfigField(decode: { (root: inout Self, reader: inout ObjectReader) throws(ConfigError) in
-            guard let json = reader.take("servers") else { return }
-            let path = reader.path("servers")
+            guard let (key, json) = reader.takeEntry("servers") else { return }
+            let path = reader.path(key)
             guard case .object(let object) = json else { throw typeMismatch(json, "badjson.TypedMap[string,string]", path) }
             var servers: [(path: String, inbound: String)] = []
             for entry in object.entries {

@@ -327,7 +327,7 @@ package struct UDPOverTCPOptions: ConfigObject, Equatable {
             self.enabled = enabled
             return
         }
-        guard case .object(let object) = json else { throw typeMismatch(json, "bool", path) }
+        guard case .object(let object) = json else { throw typeMismatch(json, "option._UDPOverTCPOptions", path) }
         var reader = ObjectReader(object, path: path)
         self.init()
         try Self.readFields(into: &self, from: &reader)

@@ -56,7 +56,7 @@ private let second = #"{"log":{"level":"debug","timestamp":true},"outbounds":[{"
     let dir = try directory(["bad.json": #"{"outbounds":[{"type":"direct","detour":1}]}"#])
     defer { try? FileManager.default.removeItem(at: dir) }
     let path = dir.appendingPathComponent("bad.json").path
-    #expect(throws: ConfigError(path: "outbounds[0].detour", message: "json: cannot unmarshal number 1 into Go value of type string", file: path)) {
+    #expect(throws: ConfigError(path: "outbounds[0].detour", message: "json: cannot unmarshal number into Go value of type string", file: path)) {
         try ConfigLoader.load(configPaths: [path], configDirectories: [], environment: [:])
     }
     let missing = dir.appendingPathComponent("missing.json").path
