@@ -322,6 +322,8 @@ extension ConfigValidator {
             items.sourceIPCIDR = r.sourceIPCIDR
             items.portRange = r.portRange
             items.sourcePortRange = r.sourcePortRange
+            items.domainRegex = r.domainRegex
+            items.processPathRegex = r.processPathRegex
             try checkItems(items, path: path, tags: Tags())
         case .logical(let mode, let rules, _):
             try checkLogical(mode: mode, count: rules.count, path: path)
@@ -342,6 +344,8 @@ extension ConfigValidator {
         var ruleSet: [String] = []
         var inbound: [String] = []
         var outbound: [String] = []
+        var domainRegex: [String] = []
+        var processPathRegex: [String] = []
 
         init() {}
 
@@ -356,6 +360,8 @@ extension ConfigValidator {
             sourcePortRange = r.sourcePortRange
             ruleSet = r.ruleSet
             inbound = r.inbound
+            domainRegex = r.domainRegex
+            processPathRegex = r.processPathRegex
         }
 
         init(_ r: DefaultDNSRuleOptions) {
@@ -370,6 +376,8 @@ extension ConfigValidator {
             ruleSet = r.ruleSet
             inbound = r.inbound
             outbound = r.outbound
+            domainRegex = r.domainRegex
+            processPathRegex = r.processPathRegex
         }
     }
 
@@ -394,6 +402,13 @@ extension ConfigValidator {
         for (key, list) in [("source_port_range", items.sourcePortRange), ("port_range", items.portRange)] {
             for (i, entry) in list.enumerated() where !isPortRange(entry) {
                 throw ConfigError(path: "\(path).\(key)[\(i)]", message: "bad port range: \(entry)")
+            }
+        }
+        for (key, list) in [("domain_regex", items.domainRegex), ("process_path_regex", items.processPathRegex)] {
+            for (i, pattern) in list.enumerated() {
+                if let problem = RegexpSyntax.error(in: pattern) {
+                    throw ConfigError(path: "\(path).\(key)[\(i)]", message: "parse expression \(i): \(problem)")
+                }
             }
         }
         if !tags.ruleSets.isEmpty || !items.ruleSet.isEmpty {

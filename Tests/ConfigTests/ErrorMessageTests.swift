@@ -54,3 +54,32 @@ func decodeErrorTextMatchesGo(index: Int, json: String) throws {
     let ours = try #require(decodeError(json), "we accept case \(index)")
     #expect(ours.description == goMessage, "case \(index)")
 }
+
+/// Patterns for `domain_regex`: Go refuses some when it builds the router; we must agree on
+/// which, and say the same thing.
+private let regexCases: [String] = [
+    "(abc", "abc)", "[abc", "abc\\", "(?=a)b", "(?!a)b", "(a)\\1", "*abc", "a**", "a++", "(?<=a)b",
+    "(?P<n>a)", "(?<n>a)", "a{2,1}", "[z-a]", "(?i)abc", "a{1001}", "\\d+\\.example$", "[[:alpha:]]+",
+    "\\Qa.b\\E", "a|*", "(*)", "[]a]", "x{,3}", "\\z", "a*?", "a+?b", "a??", "a*??", "a{2}{3}", "^(www\\.)?example\\.(com|org)$",
+    "[^]a-c]+", "a{2,}?", "(?:a|b)*", "\\bword\\b", "[\\d-z]", "[a-]",
+]
+
+@Test(arguments: regexCases)
+func regexpCheckMatchesGo(pattern: String) throws {
+    let json = #"{"outbounds":[{"type":"direct","tag":"d"}],"route":{"rules":[{"domain_regex":"#
+        + String(decoding: try JSONSerialization.data(withJSONObject: [pattern]), as: UTF8.self) + #","outbound":"d"}]}}"#
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("config-regex-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(at: dir) }
+    try json.write(to: dir.appendingPathComponent("c.json"), atomically: true, encoding: .utf8)
+    let go = try GoReference.run(["check", "-c", "c.json"], in: dir)
+    let loaded = try ConfigLoader.decode(json: json, environment: [:])
+    var ours: ConfigError?
+    do { try ConfigLoader.check(loaded.options) } catch { ours = error }
+    if go.status == 0 {
+        #expect(ours == nil, "we refuse \(pattern): \(ours?.description ?? "")")
+    } else {
+        let goMessage = go.stderr.components(separatedBy: "domain_regex: ").last?.trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
+        #expect(ours?.message == goMessage, "pattern \(pattern)")
+    }
+}
