@@ -70,3 +70,20 @@ func extremeDurationsDoNotTrap(text: String) {
     let rules = String(repeating: #"{"type":"logical","mode":"and","rules":["#, count: 300)
     #expect(throws: ConfigError.self) { try ConfigLoader.decode(json: #"{"route":{"rules":["# + rules, environment: [:]) }
 }
+
+@Test func regexpCheckNeverTraps() {
+    // A fixed-seed walk over the characters that matter to the scanner.
+    let alphabet = Array("()[]{}\\*+?|^$.-:,<>=!PQE0123456789az")
+    var state: UInt64 = 0x9E37_79B9_7F4A_7C15
+    for _ in 0..<20_000 {
+        state = state &* 6364136223846793005 &+ 1442695040888963407
+        let length = Int(state >> 59)
+        var pattern = ""
+        var bits = state
+        for _ in 0..<length {
+            bits = bits &* 6364136223846793005 &+ 1
+            pattern.append(alphabet[Int(bits >> 58) % alphabet.count])
+        }
+        _ = RegexpSyntax.error(in: pattern)
+    }
+}
