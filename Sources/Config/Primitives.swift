@@ -381,7 +381,8 @@ func canonicalIP(_ text: String) -> (String, Bool)? {
         guard inet_pton(AF_INET6, String(address), &storage) == 1 else { return nil }
         var buffer = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN))
         guard inet_ntop(AF_INET6, &storage, &buffer, socklen_t(buffer.count)) != nil else { return nil }
-        return (String(cString: buffer) + zone, false)
+        let text = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        return (text + zone, false)
     }
     guard zone.isEmpty else { return nil }
     // netip rejects leading zeros and anything but four decimal octets.
