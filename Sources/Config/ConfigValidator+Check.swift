@@ -20,7 +20,7 @@ extension ConfigValidator {
 
     static func check(_ options: Options, workingDirectory: String? = nil) throws(ConfigError) {
         try checkDecoded(options)
-        try checkSemantics(options)
+        try checkSemantics(options, workingDirectory: workingDirectory)
         // 1. Tags.
         var tags = Tags()
         for outbound in options.outbounds where !outbound.tag.isEmpty { tags.outbounds.insert(outbound.tag) }
@@ -141,12 +141,6 @@ extension ConfigValidator {
 
         // 5. Route.
         if let route = options.route {
-            if route.geoip != nil {
-                throw ConfigError(path: "route.geoip", message: "geoip database is deprecated in sing-box 1.8.0 and removed in sing-box 1.12.0")
-            }
-            if route.geosite != nil {
-                throw ConfigError(path: "route.geosite", message: "geosite database is deprecated in sing-box 1.8.0 and removed in sing-box 1.12.0")
-            }
             for (i, rule) in route.rules.enumerated() {
                 try checkRule(rule, path: "route.rules[\(i)]", tags: tags)
             }

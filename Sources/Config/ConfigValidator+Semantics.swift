@@ -18,7 +18,7 @@ extension ConfigValidator {
         "2022-blake3-aes-128-gcm", "2022-blake3-aes-256-gcm", "2022-blake3-chacha20-poly1305",
     ]
 
-    static func checkSemantics(_ options: Options) throws(ConfigError) {
+    static func checkSemantics(_ options: Options, workingDirectory: String? = nil) throws(ConfigError) {
         if let level = options.log?.level, !level.isEmpty, !logLevels.contains(level) {
             throw ConfigError(path: "log.level", message: "parse log level: unknown log level: \(level)")
         }
@@ -31,7 +31,12 @@ extension ConfigValidator {
         }
         for (i, inbound) in options.inbounds.enumerated() {
             let path = "inbounds[\(i)]"
-            if let tls = inbound.options.tls { try checkServerTLS(tls, path: path + ".tls") }
+            if let tls = inbound.options.tls {
+                try checkServerTLS(tls, path: path + ".tls")
+                try checkTLSFiles(tls.enabled && tls.reality?.enabled != true && (tls.acme?.domain ?? []).isEmpty,
+                                  certificate: tls.certificate, certificatePath: tls.certificatePath,
+                                  key: tls.key, keyPath: tls.keyPath, path: path + ".tls", workingDirectory: workingDirectory)
+            }
             try checkInbound(inbound.options, path: path)
             if case .shadowsocks(let ss) = inbound.options, !shadowsocksServerMethods.contains(ss.method) {
                 throw ConfigError(path: path + ".method", message: "unsupported method: \(ss.method)")
@@ -39,10 +44,27 @@ extension ConfigValidator {
         }
         for (i, outbound) in options.outbounds.enumerated() {
             let path = "outbounds[\(i)]"
+            if let tls = outbound.options.outboundTLS {
+                try checkTLSFiles(tls.enabled, certificate: tls.certificate, certificatePath: tls.certificatePath,
+                                  key: [], keyPath: nil, path: path + ".tls", workingDirectory: workingDirectory)
+            }
             switch outbound.options {
             case .shadowsocks(let ss):
                 if !shadowsocksClientMethods.contains(ss.method) {
                     throw ConfigError(path: path + ".method", message: "unknown method: \(ss.method)")
+                }
+                if ss.method.hasPrefix("2022-") {
+                    // One key, or several joined by ":" (identity headers), each base64 of the key size.
+                    let size = ss.method == "2022-blake3-aes-128-gcm" ? 16 : 32
+                    for key in ss.password.split(separator: ":", omittingEmptySubsequences: false) {
+                        if let problem = goBase64Error(String(key)) {
+                            throw ConfigError(path: path + ".password", message: "decode key: \(problem)")
+                        }
+                        let length = Data(base64Encoded: String(key))?.count ?? 0
+                        if length != size {
+                            throw ConfigError(path: path + ".password", message: "bad key length, required \(size), got \(length)")
+                        }
+                    }
                 }
             case .hysteria2(let hy2):
                 try checkObfs(hy2.obfs, path: path + ".obfs")
@@ -128,8 +150,14 @@ extension ConfigValidator {
             case .https(let o), .h3(let o): o.remote
             default: nil
             }
-            guard let remote else { continue }
             let path = "dns.servers[\(i)]"
+            // A legacy server that dials directly looks its address resolver up among the
+            // servers created before it (Go creates them in order).
+            if let legacy = server.legacy, (legacy.detour ?? "").isEmpty, let resolver = legacy.addressResolver, !resolver.isEmpty,
+               !servers[..<i].contains(where: { $0.tag == resolver }) {
+                throw ConfigError(path: path + ".address_resolver", message: "address resolver not found: \(resolver)")
+            }
+            guard let remote else { continue }
             if remote.server.isEmpty {
                 throw ConfigError(path: path + ".server", message: "invalid server address: :\(remote.serverPort ?? defaultDNSPort(server.options))")
             }
@@ -159,6 +187,17 @@ extension ConfigValidator {
         case .tun(let tun):
             try checkTun(tun, path: path)
         case .shadowsocks(let ss):
+            if ss.method.hasPrefix("2022-"), !ss.managed {
+                // Go decodes the server key and every user key as base64 when it builds the service.
+                if let problem = goBase64Error(ss.password ?? "") {
+                    throw ConfigError(path: path + ".password", message: "decode psk: \(problem)")
+                }
+                for (j, user) in ss.users.enumerated() {
+                    if let problem = goBase64Error(user.password) {
+                        throw ConfigError(path: "\(path).users[\(j)].password", message: "decode psk: \(problem)")
+                    }
+                }
+            }
             if !ss.users.isEmpty && !ss.destinations.isEmpty {
                 throw ConfigError(path: path + ".destinations", message: "users and destinations options must not be combined")
             }
@@ -276,6 +315,32 @@ extension ConfigValidator {
                 throw ConfigError(path: paths[cycle[0]] ?? "", message: "circular \(kind) dependency: \(cycle.joined(separator: " -> "))")
             }
         }
+    }
+
+    /// Go reads certificate and key files when it builds a TLS config; inline content wins.
+    private static func checkTLSFiles(_ enabled: Bool, certificate: [String], certificatePath: String?, key: [String], keyPath: String?,
+                                      path: String, workingDirectory: String?) throws(ConfigError) {
+        guard enabled else { return }
+        func exists(_ file: String) -> Bool {
+            let full = file.hasPrefix("/") || workingDirectory == nil ? file : "\(workingDirectory ?? "")/\(file)"
+            return FileManager.default.isReadableFile(atPath: full)
+        }
+        if certificate.isEmpty, let file = certificatePath, !file.isEmpty, !exists(file) {
+            throw ConfigError(path: path + ".certificate_path", message: "read certificate: open \(file): no such file or directory")
+        }
+        if key.isEmpty, let file = keyPath, !file.isEmpty, !exists(file) {
+            throw ConfigError(path: path + ".key_path", message: "read key: open \(file): no such file or directory")
+        }
+    }
+
+    /// Go's `base64.StdEncoding.DecodeString` complaint about `text`, or nil when it decodes.
+    static func goBase64Error(_ text: String) -> String? {
+        if Data(base64Encoded: text) != nil { return nil }
+        let alphabet = Set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/")
+        for (i, c) in text.enumerated() where !alphabet.contains(c) && c != "=" {
+            return "illegal base64 data at input byte \(i)"
+        }
+        return "illegal base64 data at input byte \(max(0, text.count - text.count % 4))"
     }
 
     /// A WireGuard key: base64 of 32 bytes.

@@ -33,8 +33,9 @@ enum ConfigValidator {
             if let fakeIP = dns.legacyFakeIP, fakeIP.enabled {
                 try reporter.report(.legacyDNSFakeIPOptions, at: "dns.fakeip")
             }
-            for (i, server) in dns.servers.enumerated() where server.legacy != nil {
-                try reporter.report(.legacyDNSTransport, at: "dns.servers[\(i)]")
+            if dns.hadLegacyServers {
+                let index = dns.servers.firstIndex { $0.legacy != nil } ?? 0
+                try reporter.report(.legacyDNSTransport, at: "dns.servers[\(index)]")
             }
         }
         for (i, outbound) in options.outbounds.enumerated() {

@@ -13,6 +13,9 @@ package struct DNSOptions: ConfigObject, Equatable {
     package var clientSubnet: IPPrefixableOption?
     /// The legacy `dns.fakeip` block, as read (deprecated in 1.12; its ranges move into `fakeip` servers).
     package var legacyFakeIP: LegacyDNSFakeIPOptions?
+    /// Whether any server was written in the legacy form (rcode ones included, which are gone
+    /// from `servers` after decoding); drives the deprecation warning.
+    package var hadLegacyServers = false
 
     package init() {}
 
@@ -39,6 +42,7 @@ package struct DNSOptions: ConfigObject, Equatable {
         self.init()
         try Self.readFields(into: &self, from: &reader)
         try reader.finish()
+        hadLegacyServers = servers.contains { $0.legacy != nil }
         // 1. Legacy fakeip servers take their ranges from the enabled legacy `dns.fakeip` block.
         if let fakeIP = legacyFakeIP, fakeIP.enabled {
             for index in servers.indices where servers[index].legacy != nil {

@@ -1,8 +1,8 @@
 /// `route` (Go's `option.RouteOptions`).
 package struct RouteOptions: ConfigObject, Equatable {
-    /// Removed in 1.12 with the geoip database; refused at check.
+    /// Unused since 1.12 (the geoip database is gone); Go still reads it silently, so do we.
     package var geoip: GeoResourceOptions?
-    /// Removed in 1.12 with the geosite database; refused at check.
+    /// Unused since 1.12 (the geosite database is gone); read silently as Go does.
     package var geosite: GeoResourceOptions?
     package var rules: [RuleOptions] = []
     package var ruleSet: [RuleSetOptions] = []
