@@ -13,6 +13,12 @@ package protocol JSONCodable: Sendable {
 
 extension JSONCodable {
     package var isGoZero: Bool { false }
+
+    /// What Go makes of `null` where a value of this type is required (an array element):
+    /// the zero value, which for option structs means decoding an empty object.
+    package static func decodeNull(path: String) throws(ConfigError) -> Self {
+        try Self(json: .object(JSONObject()), path: path)
+    }
 }
 
 /// The error Go's decoder gives for a JSON value of the wrong kind.
@@ -31,6 +37,7 @@ extension String: JSONCodable {
     package func toJSON() -> JSONValue { .string(self) }
     package var isGoZero: Bool { isEmpty }
     package static var goTypeName: String { "string" }
+    package static func decodeNull(path: String) -> String { "" }
 }
 
 extension Bool: JSONCodable {
@@ -41,6 +48,7 @@ extension Bool: JSONCodable {
     package func toJSON() -> JSONValue { .bool(self) }
     package var isGoZero: Bool { !self }
     package static var goTypeName: String { "bool" }
+    package static func decodeNull(path: String) -> Bool { false }
 }
 
 /// Integer decoding as Go does it: the literal must be an integer in range (no fraction or exponent).
@@ -54,6 +62,7 @@ extension GoInteger {
     }
     package func toJSON() -> JSONValue { .number(String(self)) }
     package var isGoZero: Bool { self == 0 }
+    package static func decodeNull(path: String) -> Self { 0 }
 }
 
 extension UInt8: GoInteger { package static var goTypeName: String { "uint8" } }
@@ -84,7 +93,10 @@ extension Array: JSONCodable where Element: JSONCodable {
         var result: [Element] = []
         result.reserveCapacity(items.count)
         for (i, item) in items.enumerated() {
-            if case .null = item { throw typeMismatch(item, Element.goTypeName, JSONPath.index(path, i)) }
+            if case .null = item {
+                result.append(try Element.decodeNull(path: JSONPath.index(path, i)))
+                continue
+            }
             result.append(try Element(json: item, path: JSONPath.index(path, i)))
         }
         self = result

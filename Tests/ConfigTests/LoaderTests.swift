@@ -78,3 +78,20 @@ private let second = #"{"log":{"level":"debug","timestamp":true},"outbounds":[{"
     #expect(ConfigError(path: "", message: "m").description == "m")
     #expect(ConfigError(path: "a", message: "m", file: "f.json").description == "decode config at f.json: a: m")
 }
+
+@Test func nullMergesAsInGo() throws {
+    // Appended to arrays, where an outbound without a type is then refused.
+    let merged = try #require(try ConfigMerge.merge([try JSONParser.parse(#"{"outbounds":[{"type":"direct"}]}"#),
+                                                      try JSONParser.parse(#"{"outbounds":null}"#)]))
+    #expect(merged == (try JSONParser.parse(#"{"outbounds":[{"type":"direct"},null]}"#)))
+    #expect(throws: ConfigError(path: "outbounds[1]", message: "unknown outbound type: ")) {
+        try ConfigLoader.decode(value: merged, environment: [:])
+    }
+    // Refused into objects.
+    #expect(throws: ConfigError(path: "log", message: "merge object item log: cannot merge json object into nil")) {
+        try ConfigMerge.merge([try JSONParser.parse(#"{"log":{"level":"info"}}"#), try JSONParser.parse(#"{"log":null}"#)])
+    }
+    // Kept where it was first.
+    let kept = try ConfigMerge.merge([try JSONParser.parse(#"{"log":null}"#), try JSONParser.parse(#"{"log":{"level":"debug"}}"#)])
+    #expect(kept == (try JSONParser.parse(#"{"log":null}"#)))
+}
