@@ -213,23 +213,82 @@ package struct NaiveInboundOptions: ConfigObject, Equatable {
     ] }
 }
 
-/// A bandwidth such as "100 Mbps" (Go's `byteformats.NetworkBytesCompat`), kept as written.
-package struct NetworkBytes: JSONCodable, Equatable {
-    package var text: String
+/// A byte quantity with a unit, as sing's `byteformats` reads it: a plain integer, or digits
+/// followed by a unit ("100 Mbps", "1 GB"); written back with the unit as given.
+package struct ByteQuantity: JSONCodable, Equatable {
+    /// Which unit table applies: bandwidth (`NetworkBytesCompat`) or memory (`MemoryBytes`).
+    package enum Kind: Sendable { case network, memory }
+
+    /// The quantity in bytes (per second for bandwidth).
+    package var value: UInt64
+    /// The unit as written (with its spacing), empty for a plain number.
+    package var unit: String
+    package var unitValue: UInt64
+
+    private static let bytes: [String: UInt64] = [
+        "b": 1, "k": 1_000, "kb": 1_000, "ki": 1 << 10, "kib": 1 << 10, "m": 1_000_000, "mb": 1_000_000,
+        "mi": 1 << 20, "mib": 1 << 20, "g": 1_000_000_000, "gb": 1_000_000_000, "gi": 1 << 30, "gib": 1 << 30,
+        "t": 1_000_000_000_000, "tb": 1_000_000_000_000, "ti": 1 << 40, "tib": 1 << 40,
+        "p": 1_000_000_000_000_000, "pb": 1_000_000_000_000_000, "pi": 1 << 50, "pib": 1 << 50,
+        "e": 1_000_000_000_000_000_000, "eb": 1_000_000_000_000_000_000, "ei": 1 << 60, "eib": 1 << 60,
+    ]
+    private static let memory: [String: UInt64] = [
+        "b": 1, "k": 1 << 10, "kb": 1 << 10, "m": 1 << 20, "mb": 1 << 20, "g": 1 << 30, "gb": 1 << 30,
+        "t": 1 << 40, "tb": 1 << 40, "p": 1 << 50, "pb": 1 << 50, "e": 1 << 60, "eb": 1 << 60,
+    ]
+    private static let network: [String: UInt64] = [
+        "Bps": 1, "Kbps": 125, "KBps": 1_000, "Mbps": 125_000, "MBps": 1_000_000, "Gbps": 125_000_000,
+        "GBps": 1_000_000_000, "Tbps": 125_000_000_000, "TBps": 1_000_000_000_000, "Pbps": 125_000_000_000_000,
+        "PBps": 1_000_000_000_000_000, "Ebps": 125_000_000_000_000_000, "EBps": 1_000_000_000_000_000_000,
+    ]
+
     package init(json: JSONValue, path: String) throws(ConfigError) {
-        text = try String(json: json, path: path)
-        let digits = text.prefix { $0.isNumber || $0 == "." }
-        let unit = text.dropFirst(digits.count).trimmingSpaces
-        let units = ["", "B", "Bps", "K", "KB", "Kbps", "KBps", "M", "MB", "Mbps", "MBps", "G", "GB", "Gbps", "GBps",
-                     "T", "TB", "Tbps", "TBps", "P", "PB", "Pbps", "PBps", "Ki", "KiB", "KiBps", "Mi", "MiB", "MiBps",
-                     "Gi", "GiB", "GiBps", "Ti", "TiB", "TiBps", "Pi", "PiB", "PiBps", "bps", "b", "kb", "kbps", "mb", "mbps", "gb", "gbps"]
-        guard !digits.isEmpty, Double(digits) != nil, units.contains(where: { $0.lowercased() == unit.lowercased() }) else {
-            throw ConfigError(path: path, message: "invalid bandwidth: \(text)")
-        }
+        try self.init(json: json, path: path, kind: .network)
     }
-    package func toJSON() -> JSONValue { .string(text) }
-    package var isGoZero: Bool { false }
+
+    package init(json: JSONValue, path: String, kind: Kind) throws(ConfigError) {
+        if case .number = json, let number = try? Int64(json: json, path: path) {
+            value = UInt64(bitPattern: number)
+            unit = ""
+            unitValue = 1
+            return
+        }
+        let text = try String(json: json, path: path)
+        let digits = text.prefix { $0.isASCII && $0.isNumber }
+        guard !digits.isEmpty, digits.count < text.count else {
+            throw ConfigError(path: path, message: "invalid format: \(text)")
+        }
+        guard let number = UInt64(digits) else {
+            throw ConfigError(path: path, message: "parse \(digits): strconv.ParseUint: parsing \"\(digits)\": value out of range")
+        }
+        let rawUnit = String(text.dropFirst(digits.count))
+        let trimmed = String(Substring(rawUnit).trimmingSpaces)
+        // Bandwidth tries the case-sensitive bit/byte-per-second units first, then byte units.
+        let unitValue: UInt64?
+        switch kind {
+        case .network: unitValue = Self.network[trimmed] ?? Self.bytes[trimmed.lowercased()]
+        case .memory: unitValue = Self.memory[trimmed.lowercased()]
+        }
+        guard let unitValue else { throw ConfigError(path: path, message: "unsupported unit: \(rawUnit)") }
+        value = number &* unitValue
+        unit = rawUnit
+        self.unitValue = unitValue
+    }
+
+    package func toJSON() -> JSONValue {
+        unit.isEmpty ? .number(String(value)) : .string(String(value / unitValue) + unit)
+    }
     package static var goTypeName: String { "byteformats.NetworkBytesCompat" }
+}
+
+/// `experimental.debug.memory_limit`: a memory size ("512 MB" means 512 MiB).
+package struct MemoryBytes: JSONCodable, Equatable {
+    package var quantity: ByteQuantity
+    package init(json: JSONValue, path: String) throws(ConfigError) {
+        quantity = try ByteQuantity(json: json, path: path, kind: .memory)
+    }
+    package func toJSON() -> JSONValue { quantity.toJSON() }
+    package static var goTypeName: String { "byteformats.MemoryBytes" }
 }
 
 extension Substring {
@@ -244,9 +303,9 @@ extension Substring {
 /// `hysteria` inbound.
 package struct HysteriaInboundOptions: ConfigObject, Equatable {
     package var listen = ListenOptions()
-    package var up: NetworkBytes?
+    package var up: ByteQuantity?
     package var upMbps: Int?
-    package var down: NetworkBytes?
+    package var down: ByteQuantity?
     package var downMbps: Int?
     package var obfs: String?
     package var users: [HysteriaUser] = []

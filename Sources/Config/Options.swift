@@ -204,7 +204,7 @@ package struct DebugOptions: ConfigObject, Equatable {
     package var maxThreads: Int?
     package var panicOnFault: Bool?
     package var traceBack: String?
-    package var memoryLimit: String?
+    package var memoryLimit: MemoryBytes?
     package var oomKiller: Bool?
 
     package init() {}

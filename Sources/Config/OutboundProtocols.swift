@@ -223,9 +223,9 @@ package struct HysteriaOutboundOptions: ConfigObject, Equatable {
     package var server = ServerOptions()
     package var serverPorts: [String] = []
     package var hopInterval: ConfigDuration?
-    package var up: NetworkBytes?
+    package var up: ByteQuantity?
     package var upMbps: Int?
-    package var down: NetworkBytes?
+    package var down: ByteQuantity?
     package var downMbps: Int?
     package var obfs: String?
     package var auth: Base64Bytes?

@@ -38,6 +38,9 @@ private let decodeErrorCases: [String] = [
     #"{"services":[{"type":"nope"}]}"#,
     #"{"experimental":{"cache_file":{"enabled":"yes"}}}"#,
     #"{"certificate":{"certificate_path":1}}"#,
+    #"{"outbounds":[{"type":"hysteria","up":"100 Mbit"}]}"#,
+    #"{"outbounds":[{"type":"hysteria","up":"fast"}]}"#,
+    #"{"experimental":{"debug":{"memory_limit":"1 Mbps"}}}"#,
 ]
 
 @Test(arguments: Array(decodeErrorCases.enumerated()))
