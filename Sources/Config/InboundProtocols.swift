@@ -340,7 +340,7 @@ package struct ByteArray: JSONCodable, Equatable {
     package init(json: JSONValue, path: String) throws(ConfigError) {
         if case .string(let text) = json {
             guard let data = Data(base64Encoded: text) else {
-                throw ConfigError(path: path, message: "illegal base64 data at input byte 0")
+                throw ConfigError(path: path, message: ConfigValidator.goBase64Error(text) ?? "illegal base64 data at input byte 0")
             }
             bytes = Array(data)
             return
@@ -352,23 +352,10 @@ package struct ByteArray: JSONCodable, Equatable {
     package static var goTypeName: String { "[]uint8" }
 }
 
-/// Go `[]byte` in JSON: a base64 string.
-package struct Base64Bytes: JSONCodable, Equatable {
-    package var text: String
-    package init(json: JSONValue, path: String) throws(ConfigError) {
-        text = try String(json: json, path: path)
-        let valid = text.count % 4 == 0 && text.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "+" || $0 == "/" || $0 == "=") }
-        guard valid else { throw ConfigError(path: path, message: "illegal base64 data at input byte 0") }
-    }
-    package func toJSON() -> JSONValue { .string(text) }
-    package var isGoZero: Bool { text.isEmpty }
-    package static var goTypeName: String { "[]uint8" }
-}
-
 /// A hysteria inbound user: `auth` (base64) or `auth_str`.
 package struct HysteriaUser: ConfigObject, Equatable {
     package var name: String?
-    package var auth: Base64Bytes?
+    package var auth: ByteArray?
     package var authString: String?
 
     package init() {}

@@ -228,7 +228,7 @@ package struct HysteriaOutboundOptions: ConfigObject, Equatable {
     package var down: ByteQuantity?
     package var downMbps: Int?
     package var obfs: String?
-    package var auth: Base64Bytes?
+    package var auth: ByteArray?
     package var authString: String?
     package var receiveWindowConn: UInt64?
     package var receiveWindow: UInt64?
