@@ -32,6 +32,7 @@ extension ConfigValidator {
         for (i, inbound) in options.inbounds.enumerated() {
             let path = "inbounds[\(i)]"
             if let tls = inbound.options.tls {
+                if tls.enabled { try checkTLSVersions(min: tls.minVersion, max: tls.maxVersion, path: path + ".tls") }
                 try checkServerTLS(tls, path: path + ".tls")
                 try checkTLSFiles(tls.enabled && tls.reality?.enabled != true && (tls.acme?.domain ?? []).isEmpty,
                                   certificate: tls.certificate, certificatePath: tls.certificatePath,
@@ -45,6 +46,7 @@ extension ConfigValidator {
         for (i, outbound) in options.outbounds.enumerated() {
             let path = "outbounds[\(i)]"
             if let tls = outbound.options.outboundTLS {
+                if tls.enabled { try checkTLSVersions(min: tls.minVersion, max: tls.maxVersion, path: path + ".tls") }
                 try checkTLSFiles(tls.enabled, certificate: tls.certificate, certificatePath: tls.certificatePath,
                                   key: [], keyPath: nil, path: path + ".tls", workingDirectory: workingDirectory)
             }
@@ -313,6 +315,15 @@ extension ConfigValidator {
         for tag in order where !tag.isEmpty {
             if let cycle = visit(tag, []) {
                 throw ConfigError(path: paths[cycle[0]] ?? "", message: "circular \(kind) dependency: \(cycle.joined(separator: " -> "))")
+            }
+        }
+    }
+
+    /// `min_version` / `max_version`: "1.0" to "1.3" (Go's `ParseTLSVersion`).
+    private static func checkTLSVersions(min: String?, max: String?, path: String) throws(ConfigError) {
+        for (key, value) in [("min_version", min), ("max_version", max)] {
+            if let value, !value.isEmpty, !["1.0", "1.1", "1.2", "1.3"].contains(value) {
+                throw ConfigError(path: "\(path).\(key)", message: "parse \(key): unknown tls version:\(value)")
             }
         }
     }
