@@ -29,6 +29,14 @@ package struct ObjectReader {
         return object.entries[index]
     }
 
+    /// The keys other than `excluded`, as sing's `badjson.UnmarshallExcluded` hands them on: it
+    /// re-encodes them through its own writer, which drops every empty object and array (and
+    /// those holding only empty ones), so `"listen_port": []` inside an inbound is no error.
+    package func remainder(excluding excluded: Set<String>) -> ObjectReader {
+        let kept = object.entries.filter { !excluded.contains($0.key) && !isBadJSONEmpty($0.value) }
+        return ObjectReader(JSONObject(kept.map { ($0.key, pruneEmpty($0.value)) }), path: path)
+    }
+
     /// Whether `key` is present (even as null) without consuming it.
     package func has(_ key: String) -> Bool { object.entries.contains { $0.key == key } }
 

@@ -311,6 +311,9 @@ extension ConfigValidator {
     private static func checkHeadlessRule(_ rule: HeadlessRuleOptions, path: String) throws(ConfigError) {
         switch rule {
         case .default(let r):
+            var bare = r
+            bare.invert = false
+            if bare == DefaultHeadlessRuleOptions() { throw ConfigError(path: path, message: "missing conditions") }
             var items = RuleItems()
             items.ipCIDR = r.ipCIDR
             items.sourceIPCIDR = r.sourceIPCIDR

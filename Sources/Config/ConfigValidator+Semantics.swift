@@ -55,6 +55,9 @@ extension ConfigValidator {
                 if !shadowsocksClientMethods.contains(ss.method) {
                     throw ConfigError(path: path + ".method", message: "unknown method: \(ss.method)")
                 }
+                if ss.method != "none" && ss.password.isEmpty {
+                    throw ConfigError(path: path + ".password", message: "missing password")
+                }
                 if ss.method.hasPrefix("2022-") {
                     // One key, or several joined by ":" (identity headers), each base64 of the key size.
                     let size = ss.method == "2022-blake3-aes-128-gcm" ? 16 : 32
@@ -69,13 +72,29 @@ extension ConfigValidator {
                     }
                 }
             case .hysteria2(let hy2):
+                try requireTLS(hy2.tls?.enabled, path: path)
                 try checkObfs(hy2.obfs, path: path + ".obfs")
+                try checkServerPorts(hy2.serverPorts, path: path)
+            case .hysteria(let hy):
+                try requireTLS(hy.tls?.enabled, path: path)
+                try checkServerPorts(hy.serverPorts, path: path)
+                try checkSpeeds(up: hy.up != nil || (hy.upMbps ?? 0) != 0, down: hy.down != nil || (hy.downMbps ?? 0) != 0, path: path)
+            case .shadowtls(let o):
+                try requireTLS(o.tls?.enabled, path: path)
+            case .vmess(let o):
+                try requireTLSForQUIC(o.transport, o.tls?.enabled, path: path)
+            case .vless(let o):
+                try requireTLSForQUIC(o.transport, o.tls?.enabled, path: path)
+            case .trojan(let o):
+                try requireTLSForQUIC(o.transport, o.tls?.enabled, path: path)
             case .tuic(let tuic):
+                try requireTLS(tuic.tls?.enabled, path: path)
                 if !isUUID(tuic.uuid ?? "") { throw ConfigError(path: path + ".uuid", message: "invalid uuid") }
                 if tuic.udpOverStream && !(tuic.udpRelayMode ?? "").isEmpty {
                     throw ConfigError(path: path + ".udp_over_stream", message: "udp_over_stream is conflict with udp_relay_mode")
                 }
             case .anytls(let anytls):
+                try requireTLS(anytls.tls?.enabled, path: path)
                 if anytls.dial.tcpFastOpen {
                     throw ConfigError(path: path + ".tcp_fast_open", message: "tcp_fast_open is not supported with anytls outbound")
                 }
@@ -191,10 +210,16 @@ extension ConfigValidator {
         case .shadowsocks(let ss):
             if ss.method.hasPrefix("2022-"), !ss.managed {
                 // Go decodes the server key and every user key as base64 when it builds the service.
+                if (ss.password ?? "").isEmpty {
+                    throw ConfigError(path: path + ".password", message: "missing psk")
+                }
                 if let problem = goBase64Error(ss.password ?? "") {
                     throw ConfigError(path: path + ".password", message: "decode psk: \(problem)")
                 }
                 for (j, user) in ss.users.enumerated() {
+                    if user.password.isEmpty {
+                        throw ConfigError(path: "\(path).users[\(j)].password", message: "missing password")
+                    }
                     if let problem = goBase64Error(user.password) {
                         throw ConfigError(path: "\(path).users[\(j)].password", message: "decode psk: \(problem)")
                     }
@@ -221,10 +246,43 @@ extension ConfigValidator {
                 if !isUUID(user.uuid ?? "") { throw ConfigError(path: "\(path).users[\(j)].uuid", message: "invalid uuid for user \(j)") }
             }
         case .hysteria2(let hy2):
+            try requireTLS(hy2.tls?.enabled, path: path)
             try checkObfs(hy2.obfs, path: path + ".obfs")
+        case .hysteria(let hy):
+            try requireTLS(hy.tls?.enabled, path: path)
+            try checkSpeeds(up: hy.up != nil || (hy.upMbps ?? 0) != 0, down: hy.down != nil || (hy.downMbps ?? 0) != 0, path: path)
+        case .vmess(let o):
+            try requireTLSForQUIC(o.transport, o.tls?.enabled, path: path)
+        case .vless(let o):
+            try requireTLSForQUIC(o.transport, o.tls?.enabled, path: path)
         default:
             break
         }
+        if case .tuic(let tuic) = options { try requireTLS(tuic.tls?.enabled, path: path) }
+        if case .trojan(let trojan) = options { try requireTLSForQUIC(trojan.transport, trojan.tls?.enabled, path: path) }
+    }
+
+    /// Protocols that only run over TLS (Go's `ErrTLSRequired`).
+    private static func requireTLS(_ enabled: Bool?, path: String) throws(ConfigError) {
+        if enabled != true { throw ConfigError(path: path + ".tls", message: "TLS required") }
+    }
+
+    /// The v2ray QUIC transport carries its own TLS and needs the TLS block.
+    private static func requireTLSForQUIC(_ transport: V2RayTransportOptions?, _ enabled: Bool?, path: String) throws(ConfigError) {
+        if case .quic = transport, enabled != true { throw ConfigError(path: path + ".tls", message: "TLS required") }
+    }
+
+    /// Port hopping ranges: "from:to", either end optional (sing-quic's `ParsePorts`).
+    private static func checkServerPorts(_ ranges: [String], path: String) throws(ConfigError) {
+        for (j, range) in ranges.enumerated() where !isPortRange(range) {
+            throw ConfigError(path: "\(path).server_ports[\(j)]", message: "bad port range: \(range)")
+        }
+    }
+
+    /// hysteria (v1) needs both directions' bandwidth.
+    private static func checkSpeeds(up: Bool, down: Bool, path: String) throws(ConfigError) {
+        if !up { throw ConfigError(path: path + ".up_mbps", message: "missing upload speed") }
+        if !down { throw ConfigError(path: path + ".down_mbps", message: "missing download speed") }
     }
 
     private static func checkObfs(_ obfs: Hysteria2Obfs?, path: String) throws(ConfigError) {

@@ -30,16 +30,19 @@ package struct DNSOptions: ConfigObject, Equatable {
         .init("independent_cache", \.independentCache),
         .init("cache_capacity", \.cacheCapacity),
         .init("client_subnet", \.clientSubnet, .omitNil),
-        // Go reads `fakeip` but clears it after the upgrade, so it is never written back.
-        ConfigField(decode: { (root: inout Self, reader: inout ObjectReader) throws(ConfigError) in
-            root.legacyFakeIP = try reader.read("fakeip")
-        }, encode: { _, _ in }),
+        // `fakeip` is read apart, before the rest (see `init(json:path:)`); Go clears it after
+        // the upgrade, so it is never written back.
+        ConfigField(decode: { (_: inout Self, _: inout ObjectReader) throws(ConfigError) in }, encode: { _, _ in }),
     ] }
 
     package init(json: JSONValue, path: String) throws(ConfigError) {
         guard case .object(let object) = json else { throw typeMismatch(json, Self.goTypeName, path) }
-        var reader = ObjectReader(object, path: path)
+        let original = ObjectReader(object, path: path)
         self.init()
+        // Go reads the legacy `fakeip` block first and the rest through badjson (empties dropped).
+        var legacy = original
+        legacyFakeIP = try legacy.read("fakeip")
+        var reader = original.remainder(excluding: ["fakeip"])
         try Self.readFields(into: &self, from: &reader)
         try reader.finish()
         hadLegacyServers = servers.contains { $0.legacy != nil }
@@ -102,9 +105,11 @@ package struct DNSServerOptions: JSONCodable, Equatable {
 
     package init(json: JSONValue, path: String) throws(ConfigError) {
         guard case .object(let object) = json else { throw typeMismatch(json, Self.goTypeName, path) }
-        var reader = ObjectReader(object, path: path)
-        let type: String = try reader.read("type") ?? ""
-        tag = try reader.read("tag") ?? ""
+        let original = ObjectReader(object, path: path)
+        var head = original
+        let type: String = try head.read("type") ?? ""
+        tag = try head.read("tag") ?? ""
+        var reader = original.remainder(excluding: ["type", "tag"])
         if type.isEmpty || type == "legacy" {
             let legacy: LegacyDNSServerOptions = try payload(&reader)
             try reader.finish()

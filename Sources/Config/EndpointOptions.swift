@@ -14,9 +14,10 @@ package struct EndpointOptions: JSONCodable, Equatable {
 
     package init(json: JSONValue, path: String) throws(ConfigError) {
         guard case .object(let object) = json else { throw typeMismatch(json, Self.goTypeName, path) }
-        var reader = ObjectReader(object, path: path)
-        type = try reader.read("type") ?? ""
-        tag = try reader.read("tag") ?? ""
+        var head = ObjectReader(object, path: path)
+        type = try head.read("type") ?? ""
+        tag = try head.read("tag") ?? ""
+        var reader = head.remainder(excluding: ["type", "tag"])
         switch type {
         case "wireguard": options = .wireguard(try payload(&reader))
         case "tailscale": options = .tailscale(try payload(&reader))

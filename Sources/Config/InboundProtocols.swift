@@ -552,8 +552,9 @@ package enum Hysteria2Masquerade: JSONCodable, Equatable {
             return
         }
         guard case .object(let object) = json else { throw typeMismatch(json, Self.goTypeName, path) }
-        var reader = ObjectReader(object, path: path)
-        let type: String = try reader.read("type") ?? ""
+        var head = ObjectReader(object, path: path)
+        let type: String = try head.read("type") ?? ""
+        var reader = head.remainder(excluding: ["type"])
         switch type {
         case "file":
             self = .file(directory: try reader.read("directory") ?? "")

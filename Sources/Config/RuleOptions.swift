@@ -21,8 +21,9 @@ package indirect enum RuleOptions: JSONCodable, Equatable {
 
     package init(json: JSONValue, path: String) throws(ConfigError) {
         guard case .object(let object) = json else { throw typeMismatch(json, Self.goTypeName, path) }
-        var reader = ObjectReader(object, path: path)
-        let type: String = try reader.read("type") ?? ""
+        var head = ObjectReader(object, path: path)
+        let type: String = try head.read("type") ?? ""
+        var reader = head.remainder(excluding: ["type"])
         switch type {
         case "", "default":
             var rule = DefaultRuleOptions()

@@ -239,9 +239,10 @@ package struct ACMEDNS01ChallengeOptions: ConfigObject, Equatable {
 
     package init(json: JSONValue, path: String) throws(ConfigError) {
         guard case .object(let object) = json else { throw typeMismatch(json, Self.goTypeName, path) }
-        var reader = ObjectReader(object, path: path)
+        var head = ObjectReader(object, path: path)
         self.init()
-        provider = try reader.read("provider") ?? ""
+        provider = try head.read("provider") ?? ""
+        var reader = head.remainder(excluding: ["provider"])
         switch provider {
         case "alidns":
             accessKeyID = try reader.read("access_key_id")
@@ -365,8 +366,9 @@ package enum V2RayTransportOptions: JSONCodable, Equatable {
 
     package init(json: JSONValue, path: String) throws(ConfigError) {
         guard case .object(let object) = json else { throw typeMismatch(json, Self.goTypeName, path) }
-        var reader = ObjectReader(object, path: path)
-        let type: String = try reader.read("type") ?? ""
+        var head = ObjectReader(object, path: path)
+        let type: String = try head.read("type") ?? ""
+        var reader = head.remainder(excluding: ["type"])
         switch type {
         case "http": self = .http(try payload(&reader))
         case "ws": self = .ws(try payload(&reader))
