@@ -152,8 +152,7 @@ extension ConfigValidator {
                     for (j, rule) in rules.enumerated() { try checkHeadlessRule(rule, path: "\(path).rules[\(j)]") }
                 case .local(let file):
                     try checkLocalRuleSet(file: file, format: ruleSet.format, path: path, workingDirectory: workingDirectory)
-                case .remote(let url, let detour, _):
-                    if url.isEmpty { throw ConfigError(path: path + ".url", message: "missing url") }
+                case .remote(_, let detour, _):
                     if let detour, !detour.isEmpty, !tags.outbounds.contains(detour) {
                         throw ConfigError(path: path + ".download_detour", message: "unknown outbound \"\(detour)\"")
                     }

@@ -83,8 +83,14 @@ extension ConfigValidator {
                 try requireTLS(o.tls?.enabled, path: path)
             case .vmess(let o):
                 try requireTLSForQUIC(o.transport, o.tls?.enabled, path: path)
+                if !["", "auto", "none", "zero", "aes-128-gcm", "chacha20-poly1305", "aes-128-cfb"].contains(o.security) {
+                    throw ConfigError(path: path + ".security", message: "vmess: unsupported security type: \(o.security)")
+                }
+                try checkPacketEncoding(o.packetEncoding, path: path)
             case .vless(let o):
                 try requireTLSForQUIC(o.transport, o.tls?.enabled, path: path)
+                // Go panics on an unknown vless packet encoding; we say what it is.
+                try checkPacketEncoding(o.packetEncoding, path: path)
             case .trojan(let o):
                 try requireTLSForQUIC(o.transport, o.tls?.enabled, path: path)
             case .tuic(let tuic):
@@ -225,6 +231,9 @@ extension ConfigValidator {
                     }
                 }
             }
+            if !ss.method.hasPrefix("2022-"), ss.method != "none", ss.users.isEmpty, (ss.password ?? "").isEmpty {
+                throw ConfigError(path: path + ".password", message: "missing password")
+            }
             if !ss.users.isEmpty && !ss.destinations.isEmpty {
                 throw ConfigError(path: path + ".destinations", message: "users and destinations options must not be combined")
             }
@@ -276,6 +285,13 @@ extension ConfigValidator {
     private static func checkServerPorts(_ ranges: [String], path: String) throws(ConfigError) {
         for (j, range) in ranges.enumerated() where !isPortRange(range) {
             throw ConfigError(path: "\(path).server_ports[\(j)]", message: "bad port range: \(range)")
+        }
+    }
+
+    /// `packet_encoding`: none (""), "packetaddr" or "xudp".
+    private static func checkPacketEncoding(_ encoding: String?, path: String) throws(ConfigError) {
+        if let encoding, !["", "packetaddr", "xudp"].contains(encoding) {
+            throw ConfigError(path: path + ".packet_encoding", message: "unknown packet encoding: \(encoding)")
         }
     }
 
