@@ -126,15 +126,25 @@ extension ConfigValidator {
             if !(wg.dial.detour ?? "").isEmpty && (wg.listenPort ?? 0) != 0 {
                 throw ConfigError(path: path + ".listen_port", message: "`listen_port` is conflict with `detour`")
             }
-            if !isWireGuardKey(wg.privateKey) {
-                throw ConfigError(path: path + ".private_key", message: "decode private key: illegal base64 data at input byte 0")
+            // Go decodes the keys as base64 (any length) when it builds the device.
+            if wg.privateKey.isEmpty { throw ConfigError(path: path + ".private_key", message: "missing private key") }
+            if let problem = goBase64Error(wg.privateKey) {
+                throw ConfigError(path: path + ".private_key", message: "decode private key: \(problem)")
             }
             for (j, peer) in wg.peers.enumerated() {
-                if !isWireGuardKey(peer.publicKey ?? "") {
-                    throw ConfigError(path: "\(path).peers[\(j)].public_key", message: "decode public key for peer \(j): illegal base64 data at input byte 0")
+                let peerPath = "\(path).peers[\(j)]"
+                if let problem = goBase64Error(peer.publicKey ?? "") {
+                    throw ConfigError(path: peerPath + ".public_key", message: "decode public key for peer \(j): \(problem)")
                 }
-                if let psk = peer.preSharedKey, !psk.isEmpty, !isWireGuardKey(psk) {
-                    throw ConfigError(path: "\(path).peers[\(j)].pre_shared_key", message: "decode pre shared key for peer \(j): illegal base64 data at input byte 0")
+                if let psk = peer.preSharedKey, !psk.isEmpty, let problem = goBase64Error(psk) {
+                    throw ConfigError(path: peerPath + ".pre_shared_key", message: "decode pre shared key for peer \(j): \(problem)")
+                }
+                if peer.allowedIPs.isEmpty {
+                    throw ConfigError(path: peerPath + ".allowed_ips", message: "missing allowed ips for peer \(j)")
+                }
+                if !peer.reserved.bytes.isEmpty && peer.reserved.bytes.count != 3 {
+                    // Go's message prints the length of its own (fixed, 3-byte) field.
+                    throw ConfigError(path: peerPath + ".reserved", message: "invalid reserved value for peer \(j), required 3 bytes, got 3")
                 }
             }
         }
@@ -426,11 +436,6 @@ extension ConfigValidator {
             return "illegal base64 data at input byte \(i)"
         }
         return "illegal base64 data at input byte \(max(0, text.count - text.count % 4))"
-    }
-
-    /// A WireGuard key: base64 of 32 bytes.
-    static func isWireGuardKey(_ text: String) -> Bool {
-        Data(base64Encoded: text)?.count == 32
     }
 
     /// Go's TLS server needs a certificate and key unless it uses reality, ACME, or self-signs
