@@ -140,10 +140,9 @@ package struct DNSRouteOptionsActionOptions: ConfigObject, Equatable {
 /// The DNS `predefined` action: answer with this rcode and records.
 package struct DNSPredefinedActionOptions: ConfigObject, Equatable {
     package var rcode: DNSRCode?
-    /// Records in zone-file text (or base64 wire form), kept as written.
-    package var answer: [String] = []
-    package var ns: [String] = []
-    package var extra: [String] = []
+    package var answer: [DNSRecordOption] = []
+    package var ns: [DNSRecordOption] = []
+    package var extra: [DNSRecordOption] = []
 
     package init() {}
 
