@@ -153,3 +153,25 @@ func badDurationsAreRejected(input: String) {
     let loaded = try decoded(#"{"outbounds":[{"type":"direct","tag":"d",},],} trailing garbage"#)
     #expect(loaded.options.outbounds.map(\.tag) == ["d"])
 }
+
+@Test func networkListsFormatAsTheyReadUnlikeGo() throws {
+    // Go's `format` writes a network list as "tcp\nudp" and then cannot read its own output;
+    // we write the list back as given.
+    let loaded = try decoded(#"{"inbounds":[{"type":"direct","network":["tcp","udp"],"listen_port":53}]}"#)
+    let text = formatJSON(loaded.options)
+    #expect(text.contains(#""network": ["#))
+    #expect(try decoded(text).options == loaded.options)
+    guard case .direct(let direct) = loaded.options.inbounds.first?.options else {
+        Issue.record("expected direct")
+        return
+    }
+    #expect(direct.network.effective == ["tcp", "udp"])
+    #expect(NetworkList().effective == ["tcp", "udp"])
+}
+
+@Test func defaultsAndHelpers() throws {
+    let loaded = try decoded(#"{"inbounds":[{"type":"socks","listen_port":1080}],"outbounds":[{"type":"http","server":"192.0.2.1","server_port":3128,"connect_timeout":"1m30s"}]}"#)
+    #expect(loaded.options.inbounds.first?.listen?.effectiveListen.text == "127.0.0.1")
+    #expect(loaded.options.outbounds.first?.options.dial?.connectTimeout?.duration == .seconds(90))
+    #expect(loaded.options.outbounds.first?.options.server?.serverPort == 3128)
+}
