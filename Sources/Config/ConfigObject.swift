@@ -29,7 +29,8 @@ package struct ObjectReader {
         return object.entries[index]
     }
 
-    /// The keys other than `excluded`, as sing's `badjson.UnmarshallExcluded` hands them on: it
+    /// The keys other than `excluded` (exact spelling, as Go removes them), as sing's
+    /// `badjson.UnmarshallExcluded` hands them on: it
     /// re-encodes them through its own writer, which drops every empty object and array (and
     /// those holding only empty ones), so `"listen_port": []` inside an inbound is no error.
     package func remainder(excluding excluded: Set<String>) -> ObjectReader {
@@ -80,15 +81,19 @@ package enum EmitRule: Sendable {
 package struct ConfigField<Root> {
     let decode: (inout Root, inout ObjectReader) throws(ConfigError) -> Void
     let encode: (Root, inout ObjectWriter) -> Void
+    /// The JSON keys this field owns (an embedded struct owns all of its own).
+    let keys: [String]
 
-    package init(decode: @escaping (inout Root, inout ObjectReader) throws(ConfigError) -> Void,
+    package init(keys: [String] = [], decode: @escaping (inout Root, inout ObjectReader) throws(ConfigError) -> Void,
                  encode: @escaping (Root, inout ObjectWriter) -> Void) {
+        self.keys = keys
         self.decode = decode
         self.encode = encode
     }
 
     /// An optional field (a Go pointer or a value with `omitempty`).
     package init<T: JSONCodable>(_ key: String, _ keyPath: WritableKeyPath<Root, T?>, _ emit: EmitRule = .omitZero) {
+        keys = [key]
         decode = { (root: inout Root, reader: inout ObjectReader) throws(ConfigError) in
             if let value: T = try reader.read(key) { root[keyPath: keyPath] = value }
         }
@@ -101,6 +106,7 @@ package struct ConfigField<Root> {
 
     /// A non-optional field: a Go value, written unless zero (or always, without `omitempty`).
     package init<T: JSONCodable>(_ key: String, _ keyPath: WritableKeyPath<Root, T>, _ emit: EmitRule = .omitZero) {
+        keys = [key]
         decode = { (root: inout Root, reader: inout ObjectReader) throws(ConfigError) in
             if let value: T = try reader.read(key) { root[keyPath: keyPath] = value }
         }
@@ -113,7 +119,7 @@ package struct ConfigField<Root> {
 
     /// A `badoption.Listable[T]` field: one value or an array.
     package static func list<T: JSONCodable>(_ key: String, _ keyPath: WritableKeyPath<Root, [T]>) -> ConfigField {
-        ConfigField(decode: { (root: inout Root, reader: inout ObjectReader) throws(ConfigError) in
+        ConfigField(keys: [key], decode: { (root: inout Root, reader: inout ObjectReader) throws(ConfigError) in
             guard let entry = reader.takeEntry(key) else { return }
             root[keyPath: keyPath] = try Listable.decode(entry.value, path: reader.path(entry.key))
         }, encode: { root, writer in
@@ -124,7 +130,7 @@ package struct ConfigField<Root> {
 
     /// An embedded Go struct: its keys live in the same JSON object.
     package static func embed<E: ConfigObject>(_ keyPath: WritableKeyPath<Root, E>) -> ConfigField {
-        ConfigField(decode: { (root: inout Root, reader: inout ObjectReader) throws(ConfigError) in
+        ConfigField(keys: E.fieldKeys, decode: { (root: inout Root, reader: inout ObjectReader) throws(ConfigError) in
             try E.readFields(into: &root[keyPath: keyPath], from: &reader)
         }, encode: { root, writer in
             root[keyPath: keyPath].writeFields(into: &writer)
@@ -133,7 +139,7 @@ package struct ConfigField<Root> {
 
     /// An embedded Go pointer-to-struct (written only when present).
     package static func embed<E: ConfigObject>(_ keyPath: WritableKeyPath<Root, E?>) -> ConfigField {
-        ConfigField(decode: { (root: inout Root, reader: inout ObjectReader) throws(ConfigError) in
+        ConfigField(keys: E.fieldKeys, decode: { (root: inout Root, reader: inout ObjectReader) throws(ConfigError) in
             var value = root[keyPath: keyPath] ?? E()
             try E.readFields(into: &value, from: &reader)
             root[keyPath: keyPath] = value
@@ -155,6 +161,9 @@ extension ConfigObject {
     package func validate(path: String) throws(ConfigError) {}
 
     package static var goTypeName: String { "option.\(Self.self)" }
+
+    /// Every JSON key of this type, as Go's `cJSON.ObjectKeys` lists a struct's.
+    package static var fieldKeys: [String] { fields.flatMap(\.keys) }
 
     /// Reads this type's keys from `reader` into `value`, without checking for leftovers.
     package static func readFields(into value: inout Self, from reader: inout ObjectReader) throws(ConfigError) {

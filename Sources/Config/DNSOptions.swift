@@ -32,7 +32,7 @@ package struct DNSOptions: ConfigObject, Equatable {
         .init("client_subnet", \.clientSubnet, .omitNil),
         // `fakeip` is read apart, before the rest (see `init(json:path:)`); Go clears it after
         // the upgrade, so it is never written back.
-        ConfigField(decode: { (_: inout Self, _: inout ObjectReader) throws(ConfigError) in }, encode: { _, _ in }),
+        ConfigField(keys: ["fakeip"], decode: { (_: inout Self, _: inout ObjectReader) throws(ConfigError) in }, encode: { _, _ in }),
     ] }
 
     package init(json: JSONValue, path: String) throws(ConfigError) {
@@ -274,7 +274,7 @@ package struct HostsDNSServerOptions: ConfigObject, Equatable {
 
     package static var fields: [ConfigField<Self>] { [
         .list("path", \.path),
-        ConfigField(decode: { (root: inout Self, reader: inout ObjectReader) throws(ConfigError) in
+        ConfigField(keys: ["predefined"], decode: { (root: inout Self, reader: inout ObjectReader) throws(ConfigError) in
             guard let (key, json) = reader.takeEntry("predefined") else { return }
             let path = reader.path(key)
             guard case .object(let object) = json else { throw typeMismatch(json, "badjson.TypedMap[string,badoption.Listable[netip.Addr]]", path) }

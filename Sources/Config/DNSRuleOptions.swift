@@ -21,11 +21,15 @@ package indirect enum DNSRuleOptions: JSONCodable, Equatable {
         case "", "default":
             var rule = DefaultDNSRuleOptions()
             try DefaultDNSRuleOptions.readFields(into: &rule, from: &reader)
+            // Go hands the action every key not spelled exactly as a rule key.
+            reader = reader.remainder(excluding: Set(DefaultDNSRuleOptions.fieldKeys))
             rule.action = try DNSRuleAction.read(from: &reader)
             self = .default(rule)
         case "logical":
             var rule = LogicalDNSRuleOptions()
             try LogicalDNSRuleOptions.readFields(into: &rule, from: &reader)
+            // Go hands the action every key not spelled exactly as a rule key.
+            reader = reader.remainder(excluding: Set(LogicalDNSRuleOptions.fieldKeys))
             rule.action = try DNSRuleAction.read(from: &reader)
             self = .logical(rule)
         default:
@@ -85,6 +89,7 @@ package enum DNSRuleAction: Equatable, Sendable {
 
     static func read(from reader: inout ObjectReader) throws(ConfigError) -> DNSRuleAction {
         let action: String = try reader.read("action") ?? ""
+        reader = reader.remainder(excluding: ["action"])
         switch action {
         case "", "route": return .route(try payload(&reader))
         case "route-options": return .routeOptions(try payload(&reader))

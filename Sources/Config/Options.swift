@@ -77,7 +77,7 @@ package struct CertificateOptions: ConfigObject, Equatable {
     package init() {}
 
     package static var fields: [ConfigField<Self>] { [
-        ConfigField(decode: { (root: inout Self, reader: inout ObjectReader) throws(ConfigError) in
+        ConfigField(keys: ["store"], decode: { (root: inout Self, reader: inout ObjectReader) throws(ConfigError) in
             root.store = try reader.read("store")
         }, encode: { root, writer in
             // Go writes the default store ("system") as absent.

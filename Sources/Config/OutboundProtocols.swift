@@ -207,7 +207,7 @@ package struct LegacyWireGuardPeer: ConfigObject, Equatable {
 extension ConfigField {
     /// A `Listable` field without `omitempty` (written as `null` when empty, like Go).
     static func listAlways<T: JSONCodable>(_ key: String, _ keyPath: WritableKeyPath<Root, [T]>) -> ConfigField {
-        ConfigField(decode: { (root: inout Root, reader: inout ObjectReader) throws(ConfigError) in
+        ConfigField(keys: [key], decode: { (root: inout Root, reader: inout ObjectReader) throws(ConfigError) in
             guard let entry = reader.takeEntry(key) else { return }
             root[keyPath: keyPath] = try Listable.decode(entry.value, path: reader.path(entry.key))
         }, encode: { root, writer in

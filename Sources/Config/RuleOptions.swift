@@ -28,11 +28,15 @@ package indirect enum RuleOptions: JSONCodable, Equatable {
         case "", "default":
             var rule = DefaultRuleOptions()
             try DefaultRuleOptions.readFields(into: &rule, from: &reader)
+            // Go hands the action every key not spelled exactly as a rule key.
+            reader = reader.remainder(excluding: Set(DefaultRuleOptions.fieldKeys))
             rule.action = try RuleAction.read(from: &reader)
             self = .default(rule)
         case "logical":
             var rule = LogicalRuleOptions()
             try LogicalRuleOptions.readFields(into: &rule, from: &reader)
+            // Go hands the action every key not spelled exactly as a rule key.
+            reader = reader.remainder(excluding: Set(LogicalRuleOptions.fieldKeys))
             rule.action = try RuleAction.read(from: &reader)
             self = .logical(rule)
         default:

@@ -92,7 +92,7 @@ package struct SSMAPIServiceOptions: ConfigObject, Equatable {
 
     package static var fields: [ConfigField<Self>] { [
         .embed(\.listen),
-        ConfigField(decode: { (root: inout Self, reader: inout ObjectReader) throws(ConfigError) in
+        ConfigField(keys: ["servers"], decode: { (root: inout Self, reader: inout ObjectReader) throws(ConfigError) in
             guard let (key, json) = reader.takeEntry("servers") else { return }
             let path = reader.path(key)
             guard case .object(let object) = json else { throw typeMismatch(json, "badjson.TypedMap[string,string]", path) }

@@ -41,6 +41,8 @@ private let decodeErrorCases: [String] = [
     #"{"outbounds":[{"type":"hysteria","up":"100 Mbit"}]}"#,
     #"{"outbounds":[{"type":"hysteria","up":"fast"}]}"#,
     #"{"experimental":{"debug":{"memory_limit":"1 Mbps"}}}"#,
+    #"{"route":{"rules":[{"Domain":"a","outbound":"d"}]}}"#,
+    #"{"inbounds":[{"Type":"mixed"}]}"#,
 ]
 
 @Test(arguments: Array(decodeErrorCases.enumerated()))
