@@ -5,7 +5,8 @@ import Testing
 // The corpus: `valid-*` both accept, `invalid-*` both reject, `strict-*` Go accepts and we reject
 // (dangling tag references and dependency cycles, which Go's `check` does not look at; unknown
 // keys in the few places Go decodes leniently: reject/route-options/direct actions, DNS
-// route-options, `domain_resolver` objects, `certificate`); `format-*` only format.
+// route-options, `domain_resolver` objects, `certificate`; inbound `proxy_protocol`, which Go
+// refuses only when the listener starts); `format-*` only format.
 
 /// What our `check` says about a corpus file: nil when accepted.
 private func ourVerdict(_ name: String) -> ConfigError? {
