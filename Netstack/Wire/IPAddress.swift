@@ -52,6 +52,12 @@ package struct IPv6Address: Hashable, Sendable, Comparable, CustomStringConverti
         var gap: Int? = nil
         var rest = Substring(text)
         if rest.hasPrefix("::") { gap = 0; rest = rest.dropFirst(2) }
+        var trailingGap = false
+        if rest.hasSuffix("::") {
+            guard gap == nil else { return nil }
+            trailingGap = true
+            rest = rest.dropLast(2)
+        }
         if !rest.isEmpty {
             let parts = rest.split(separator: ":", omittingEmptySubsequences: false)
             for (index, part) in parts.enumerated() {
@@ -69,6 +75,7 @@ package struct IPv6Address: Hashable, Sendable, Comparable, CustomStringConverti
                 groups.append(g)
             }
         }
+        if trailingGap { gap = groups.count }
         if let gap {
             guard groups.count < 8 else { return nil }
             groups.insert(contentsOf: repeatElement(0, count: 8 - groups.count), at: gap)
