@@ -26,3 +26,10 @@ extension UnsafeRawBufferPointer {
         return T(bigEndian: loadUnaligned(fromByteOffset: offset, as: T.self))
     }
 }
+
+extension UnsafeMutableRawBufferPointer {
+    /// Loads a big-endian integer at `offset`. The caller guarantees `offset + size <= count`.
+    @inlinable package func loadBigEndian<T: FixedWidthInteger & BitwiseCopyable>(at offset: Int, as: T.Type = T.self) -> T {
+        UnsafeRawBufferPointer(self).loadBigEndian(at: offset, as: T.self)
+    }
+}
