@@ -1,5 +1,6 @@
 import NIOCore
 import NetstackWire
+import NetstackTCP
 
 // TCP in the stack: the SYN hand-off and the answers for segments without a connection. The
 // connection state machine lives in NetstackTCP; this file owns the flow around it.
@@ -20,7 +21,17 @@ final class TCPFlow {
     var synPacket: ByteBuffer?
     /// The SYN's sequence number, for the RST|ACK of a rejection.
     var synSequence: UInt32 = 0
+    /// The SYN's TCP header and payload, while pending: accepting hands it to the connection.
+    var synSegment: ByteBuffer?
     var deadline: Instant
+    /// The connection once accepted or dialled.
+    var connection: TCPConnection?
+    /// The earliest timer entry this flow has in the stack's heap.
+    var scheduled: Instant?
+    /// Queued for `transmitTCP` (something changed since the last transmit).
+    var isDirty = false
+    /// The owner closed it: received data is discarded, and no event is reported any more.
+    var isReleased = false
 
     init(id: FlowID, key: FlowKey, isPendingSYN: Bool, deadline: Instant) {
         self.id = id
@@ -98,6 +109,7 @@ extension Stack {
             }
             let flow = TCPFlow(id: id, key: key, isPendingSYN: true, deadline: now + configuration.pendingTimeout)
             flow.synPacket = packet
+            flow.synSegment = segment
             flow.synSequence = tcp.sequence
             slots[Int(id.index)] = .tcp(flow)
             flowIndex[key] = id

@@ -1,5 +1,6 @@
 import NIOCore
 package import NetstackWire
+import NetstackTCP
 
 /// A sans-I/O IPv4/IPv6 host: the netstack's centre.
 ///
@@ -36,6 +37,9 @@ package final class Stack: PacketStack {
     var bufferedBytes = 0
     var listeners: Set<ListenKey> = []
     var timers = DeadlineHeap()
+    /// TCP flows with something to transmit.
+    var dirtyTCP: [FlowID] = []
+    var tcpSegmentScratch: [TCPSegment] = []
 
     var reassembly4: Reassembler
     var reassembly6: Reassembler

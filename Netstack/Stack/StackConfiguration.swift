@@ -1,4 +1,5 @@
 package import NetstackWire
+package import NetstackTCP
 
 /// How a `Stack` behaves and what it may hold. Defaults follow Linux where Linux has a knob.
 package struct StackConfiguration: Sendable {
@@ -34,6 +35,11 @@ package struct StackConfiguration: Sendable {
     package var icmpErrorBurst = 50
     /// TTL / hop limit of packets the stack originates.
     package var defaultTTL: UInt8 = 64
+    /// Per-connection TCP settings; the MSS is derived from `mtu` and the address family.
+    package var tcp = TCPConfiguration()
+    /// Emit TCP segments larger than the MSS as one GSO packet (virtio-net TCPv4/TCPv6 with a partial
+    /// checksum) for a TUN device that segments them; off: the stack cuts them itself.
+    package var tcpSegmentationOffload = false
     /// Local ports for dialled flows (Linux `ip_local_port_range`).
     package var ephemeralPorts: ClosedRange<UInt16> = 32768...60999
 
@@ -65,6 +71,7 @@ package struct StackStatistics: Sendable, Equatable {
     package var outputQueueDrops = 0
     package var flowsOpened = 0
     package var flowsClosed = 0
+    package var tcpSegmentsSent = 0
 
     package init() {}
 }

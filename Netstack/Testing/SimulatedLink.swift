@@ -75,7 +75,9 @@ package final class SimulatedLink {
         deadlineB = transmit(from: .b)
         var next = inFlight.first?.deliverAt
         for d in [deadlineA, deadlineB] { if let d { next = min(next ?? d, d) } }
-        guard let target = next, target <= limit else {
+        // Nothing in flight and no deadline: time stands still (the owners may still act).
+        guard let target = next else { return false }
+        guard target <= limit else {
             now = max(now, limit)
             return false
         }
@@ -90,16 +92,17 @@ package final class SimulatedLink {
     package func run(timeout: Duration, until condition: () -> Bool, afterStep: () -> Void = {}) -> Bool {
         let limit = now + timeout
         afterStep()
+        var idleRounds = 0
         while !condition() {
             if now >= limit { return false }
-            let progressed = step(limit: limit)
-            afterStep()
-            if !progressed && inFlight.isEmpty && !condition() {
-                // Idle: the owners may have queued output in afterStep; one more transmit round decides.
-                deadlineA = transmit(from: .a)
-                deadlineB = transmit(from: .b)
-                if inFlight.isEmpty && deadlineA == nil && deadlineB == nil { return condition() }
+            if step(limit: limit) {
+                idleRounds = 0
+            } else {
+                // Idle: one more round lets output the owners queued in afterStep go out.
+                idleRounds += 1
+                if idleRounds > 1 { return condition() }
             }
+            afterStep()
         }
         return true
     }
@@ -108,6 +111,7 @@ package final class SimulatedLink {
     package func advance(by duration: Duration, afterStep: () -> Void = {}) {
         let limit = now + duration
         while step(limit: limit) { afterStep() }
+        now = max(now, limit)
         afterStep()
     }
 
