@@ -32,6 +32,8 @@ final class TCPFlow {
     var isDirty = false
     /// The owner closed it: received data is discarded, and no event is reported any more.
     var isReleased = false
+    /// CLOSED normally with unread data: removed once the owner has read it all.
+    var isDrainingBeforeClose = false
 
     init(id: FlowID, key: FlowKey, isPendingSYN: Bool, deadline: Instant) {
         self.id = id

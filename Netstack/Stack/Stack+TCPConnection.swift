@@ -62,6 +62,10 @@ extension Stack {
         guard case .tcp(let flow) = slot(id), flow.connection != nil else { throw .unknownFlow }
         let data = flow.connection!.read(max: max)
         if data != nil { markDirty(flow) }
+        if flow.isDrainingBeforeClose && flow.connection!.readableByteCount == 0 {
+            removeFlow(id, key: flow.key)
+            events.append(.closed(id, .finished))
+        }
         return data
     }
 
@@ -219,6 +223,12 @@ extension Stack {
             if events.contains(.peerClosed) { self.events.append(.readClosed(id)) }
         }
         if flow.connection?.state == .closed {
+            // A normal close with data still unread waits for the reader (`read` finishes it), so the
+            // last bytes are not lost with the flow.
+            if flow.connection?.closeReason == .normal, !flow.isReleased, (flow.connection?.readableByteCount ?? 0) > 0 {
+                flow.isDrainingBeforeClose = true
+                return
+            }
             let reason: FlowCloseReason
             switch flow.connection?.closeReason {
             case .reset?: reason = .reset
