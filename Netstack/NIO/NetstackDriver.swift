@@ -157,7 +157,7 @@ package final class NetstackDriver: @unchecked Sendable {
             outBatch.removeAll()
             let deadline = stack.transmit(into: &outBatch, now: now)
             if !outBatch.isEmpty { device.write(&outBatch) }
-            outBatch.removeAll()
+            stack.recycle(&outBatch)
             schedule(deadline)
         } while pumpAgain || stack.hasEvents
     }

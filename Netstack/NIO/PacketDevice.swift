@@ -9,7 +9,8 @@ package import Netstack
 /// called on the loop with a batch to send: one packet per device write, packet boundaries kept
 /// (SWIFT-LINUX §2: a coalesced writev becomes ONE TUN packet). Each packet has `Stack.headroom`
 /// free bytes before its reader index for a virtio-net or tunnel header; its `offload` says what the
-/// header must carry (NEEDS_CSUM and GSO for TSO output).
+/// header must carry (NEEDS_CSUM and GSO for TSO output). `write` must not keep the packets after it
+/// returns: the driver hands their buffers back to the stack for reuse.
 package protocol PacketDevice: AnyObject {
     /// Starts reading; `deliver` runs on `eventLoop` once per batch.
     func start(on eventLoop: any EventLoop, deliver: @escaping (inout PacketBatch) -> Void)

@@ -191,7 +191,10 @@ package struct Reassembler {
 
     /// The earliest deadline of a datagram in progress.
     package var nextDeadline: Instant? {
-        datagrams.values.lazy.map(\.deadline).min()
+        guard !datagrams.isEmpty else { return nil }
+        var earliest = Instant.distantFuture
+        for datagram in datagrams.values where datagram.deadline < earliest { earliest = datagram.deadline }
+        return earliest
     }
 
     private mutating func discard(_ key: ReassemblyKey) {

@@ -1,5 +1,6 @@
 package import NIOCore
 package import NetstackWire
+import NetstackTCP
 
 // ICMP: echo replies for own addresses (built in place from the request), and the errors a gateway
 // sends — port/host unreachable, administratively prohibited, packet too big, time exceeded — under
@@ -30,6 +31,13 @@ extension Stack {
             type = icmp.type
         } catch {
             statistics.malformed += 1
+            return
+        }
+        if type == ICMPv4Type.destinationUnreachable {
+            let code = message.getInteger(at: message.readerIndex + 1, as: UInt8.self) ?? 0
+            // Net/host/protocol/port unreachable and administratively prohibited end a flow we dialled
+            // (RFC 1122 §4.2.3.9 lets TCP abort a connection attempt on them); "fragmentation needed" does not.
+            if code != ICMPv4Type.fragmentationNeeded { receiveICMPError(quoting: message, now: now) }
             return
         }
         guard type == ICMPv4Type.echoRequest, answersEcho(to: ip.destination) else { return }
@@ -68,6 +76,10 @@ extension Stack {
             statistics.malformed += 1
             return
         }
+        if type == ICMPv6Type.destinationUnreachable {
+            receiveICMPError(quoting: message, now: now)
+            return
+        }
         guard type == ICMPv6Type.echoRequest, answersEcho(to: ip.destination) else { return }
         // Swapping source and destination leaves the pseudo-header sum unchanged; only the type word moves.
         var reply = packet
@@ -88,6 +100,56 @@ extension Stack {
         }
         statistics.echoRequestsAnswered += 1
         enqueue(Packet(bytes: reply))
+    }
+
+    /// An unreachable error about a packet we sent: the quoted header names the flow (its source is
+    /// our end). A UDP flow closes with `.unreachable`; a TCP flow still connecting is aborted.
+    /// Established TCP ignores it (RFC 1122 §4.2.3.9: soft error) — the retransmission timer decides.
+    private func receiveICMPError(quoting message: ByteBuffer, now: Instant) {
+        guard let quoted = message.getSlice(at: message.readerIndex + 8, length: message.readableBytes - 8),
+              let first = quoted.getInteger(at: quoted.readerIndex, as: UInt8.self) else { return }
+        let source: IPAddress, destination: IPAddress, proto: UInt8, offset: Int
+        if first >> 4 == 4 {
+            // The quote may be cut after 8 transport bytes, so only the fixed header is validated.
+            guard quoted.readableBytes >= 20, let ihl = quoted.getInteger(at: quoted.readerIndex, as: UInt8.self).map({ Int($0 & 0x0f) * 4 }),
+                  ihl >= 20, quoted.readableBytes >= ihl + 4,
+                  let s = quoted.getInteger(at: quoted.readerIndex + 12, as: UInt32.self),
+                  let d = quoted.getInteger(at: quoted.readerIndex + 16, as: UInt32.self),
+                  let p = quoted.getInteger(at: quoted.readerIndex + 9, as: UInt8.self) else { return }
+            source = .v4(IPv4Address(s)); destination = .v4(IPv4Address(d)); proto = p; offset = ihl
+        } else {
+            guard quoted.readableBytes >= 44,
+                  let sh = quoted.getInteger(at: quoted.readerIndex + 8, as: UInt64.self),
+                  let sl = quoted.getInteger(at: quoted.readerIndex + 16, as: UInt64.self),
+                  let dh = quoted.getInteger(at: quoted.readerIndex + 24, as: UInt64.self),
+                  let dl = quoted.getInteger(at: quoted.readerIndex + 32, as: UInt64.self),
+                  let p = quoted.getInteger(at: quoted.readerIndex + 6, as: UInt8.self) else { return }
+            // Extension headers in the quote are not walked: flows we dial send none.
+            source = .v6(IPv6Address(high: sh, low: sl)); destination = .v6(IPv6Address(high: dh, low: dl)); proto = p; offset = 40
+        }
+        guard isOwn(source) || configuration.transparent,
+              let sourcePort = quoted.getInteger(at: quoted.readerIndex + offset, as: UInt16.self),
+              let destinationPort = quoted.getInteger(at: quoted.readerIndex + offset + 2, as: UInt16.self) else { return }
+        let flowProtocol: FlowProtocol
+        switch proto {
+        case IPProtocol.udp: flowProtocol = .udp
+        case IPProtocol.tcp: flowProtocol = .tcp
+        default: return
+        }
+        let key = FlowKey(proto: flowProtocol, local: Endpoint(source, sourcePort), remote: Endpoint(destination, destinationPort))
+        guard let id = flowIndex[key] else { return }
+        switch slot(id) {
+        case .udp(let flow) where flow.state == .open:
+            removeFlow(id, key: key)
+            events.append(.closed(id, .unreachable))
+        case .tcp(let flow):
+            guard let state = flow.connection?.state, state == .synSent else { return }
+            flow.connection?.abort()
+            removeFlow(id, key: key)
+            events.append(.closed(id, .unreachable))
+        default:
+            return
+        }
     }
 
     private func answersEcho(to destination: IPAddress) -> Bool {
@@ -148,7 +210,7 @@ extension Stack {
             ICMPHeader(type: type, code: code, restOfHeader: rest).write(to: raw, pseudoHeaderSum: pseudo)
         }
         statistics.icmpErrorsSent += 1
-        emitIP(source: sender, destination: source, proto: isIPv4 ? IPProtocol.icmp : IPProtocol.icmpv6, transport: message)
+        emitIP(source: sender, destination: source, proto: isIPv4 ? IPProtocol.icmp : IPProtocol.icmpv6, transport: &message)
     }
 
     /// Type, code and rest-of-header word for `kind` in the family's numbering.

@@ -9,13 +9,38 @@ extension Stack {
     /// header, and the largest TCP header.
     static let reservedFront = Stack.headroom + 48 + 60
 
-    /// A buffer for `capacity` transport bytes with `reservedFront` bytes free before the reader index.
+    /// A buffer for `capacity` transport bytes with `reservedFront` bytes free before the reader index;
+    /// a recycled one when the pool has one large enough (steady state allocates nothing).
     func makeTransportBuffer(capacity: Int) -> ByteBuffer {
-        var buffer = allocator.buffer(capacity: Stack.reservedFront + capacity)
+        let needed = Stack.reservedFront + capacity
+        while var pooled = bufferPool.popLast() {
+            guard pooled.capacity >= needed else { continue }
+            pooled.clear()
+            pooled.moveWriterIndex(forwardBy: Stack.reservedFront)
+            pooled.moveReaderIndex(forwardBy: Stack.reservedFront)
+            return pooled
+        }
+        var buffer = allocator.buffer(capacity: max(needed, Stack.pooledBufferSize))
         buffer.moveWriterIndex(forwardBy: Stack.reservedFront)
         buffer.moveReaderIndex(forwardBy: Stack.reservedFront)
         return buffer
     }
+
+    /// Takes back the buffers of a batch the device has written, for reuse by later packets, and
+    /// empties the batch. Only call it when nothing else holds those packets.
+    package func recycle(_ batch: inout PacketBatch) {
+        for packet in batch.packets where bufferPool.count < Stack.bufferPoolLimit {
+            let capacity = packet.bytes.capacity
+            if capacity >= Stack.pooledBufferSize && capacity <= 256 << 10 { bufferPool.append(packet.bytes) }
+        }
+        batch.removeAll()
+    }
+
+    /// Most buffers kept for reuse.
+    static let bufferPoolLimit = 512
+    /// Smallest buffer the stack allocates for output: a full-MTU packet with headroom, so any
+    /// recycled buffer fits the common case.
+    static let pooledBufferSize = 2048
 
     /// Moves the reader index back by `count` bytes, copying into a fresh buffer first if there is
     /// not that much room (the owner's payload came without headroom).
@@ -31,35 +56,37 @@ extension Stack {
     /// Puts an IP header in front of `transport` (a complete transport header + payload with its
     /// checksum, or a partial one with `offload`) and queues it, fragmenting above the MTU unless
     /// `offload` is GSO (the device segments those).
-    func emitIP(source: IPAddress, destination: IPAddress, proto: UInt8, transport: ByteBuffer,
+    ///
+    /// `transport` is taken (inout, left empty) so the header is written into a uniquely referenced
+    /// buffer: a second reference would make the write copy the whole packet.
+    func emitIP(source: IPAddress, destination: IPAddress, proto: UInt8, transport: inout ByteBuffer,
                 dontFragment: Bool = false, offload: VirtioNetHeader = .none) {
-        var buffer = transport
-        let length = buffer.readableBytes
+        let length = transport.readableBytes
         switch (source, destination) {
         case let (.v4(s), .v4(d)):
             if 20 + length > configuration.mtu && !offload.isGSO {
-                fragmentIPv4(source: s, destination: d, proto: proto, transport: buffer)
+                fragmentIPv4(source: s, destination: d, proto: proto, transport: transport)
                 return
             }
             var header = IPv4Header(source: s, destination: d, protocolNumber: proto, totalLength: 20 + length)
             header.timeToLive = configuration.defaultTTL
             header.dontFragment = dontFragment
             header.identification = nextIPv4Identification()
-            prepend(20, to: &buffer)
-            buffer.withUnsafeMutableReadableBytes { header.write(to: $0) }
+            prepend(20, to: &transport)
+            transport.withUnsafeMutableReadableBytes { header.write(to: $0) }
         case let (.v6(s), .v6(d)):
             if 40 + length > configuration.mtu && !offload.isGSO {
-                fragmentIPv6(source: s, destination: d, proto: proto, transport: buffer)
+                fragmentIPv6(source: s, destination: d, proto: proto, transport: transport)
                 return
             }
             var header = IPv6Header(source: s, destination: d, nextHeader: proto, payloadLength: length)
             header.hopLimit = configuration.defaultTTL
-            prepend(40, to: &buffer)
-            buffer.withUnsafeMutableReadableBytes { header.write(to: $0) }
+            prepend(40, to: &transport)
+            transport.withUnsafeMutableReadableBytes { header.write(to: $0) }
         default:
             preconditionFailure("emitIP with mixed address families")
         }
-        enqueue(Packet(bytes: buffer, offload: offload))
+        enqueue(Packet(bytes: transport, offload: offload))
     }
 
     func nextIPv4Identification() -> UInt16 {

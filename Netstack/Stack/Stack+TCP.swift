@@ -150,7 +150,7 @@ extension Stack {
         buffer.writeInteger(UInt16(0))  // urgent
         fillTCPChecksum(&buffer, source: key.local.address, destination: key.remote.address)
         statistics.tcpResetsSent += 1
-        emitIP(source: key.local.address, destination: key.remote.address, proto: IPProtocol.tcp, transport: buffer, dontFragment: true)
+        emitIP(source: key.local.address, destination: key.remote.address, proto: IPProtocol.tcp, transport: &buffer, dontFragment: true)
     }
 
     /// Computes the checksum of the TCP segment in `buffer` (readable bytes) into its field.

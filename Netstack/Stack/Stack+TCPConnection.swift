@@ -270,7 +270,7 @@ extension Stack {
         statistics.tcpSegmentsSent += 1
         guard gsoSize > 0 else {
             fillTCPChecksum(&buffer, source: key.local.address, destination: key.remote.address)
-            emitIP(source: key.local.address, destination: key.remote.address, proto: IPProtocol.tcp, transport: buffer, dontFragment: true)
+            emitIP(source: key.local.address, destination: key.remote.address, proto: IPProtocol.tcp, transport: &buffer, dontFragment: true)
             return
         }
         // GSO: the checksum field holds the pseudo-header sum (not complemented) of a full segment;
@@ -285,7 +285,7 @@ extension Stack {
             gsoType: isIPv4 ? VirtioNetHeader.gsoTCPv4 : VirtioNetHeader.gsoTCPv6,
             headerLength: UInt16(ipLength + segment.headerByteCount), gsoSize: UInt16(gsoSize),
             checksumStart: UInt16(ipLength), checksumOffset: 16)
-        emitIP(source: key.local.address, destination: key.remote.address, proto: IPProtocol.tcp, transport: buffer,
+        emitIP(source: key.local.address, destination: key.remote.address, proto: IPProtocol.tcp, transport: &buffer,
                dontFragment: true, offload: offload)
     }
 
@@ -293,6 +293,8 @@ extension Stack {
     func tcpConfiguration(for address: IPAddress) -> TCPConfiguration {
         var c = configuration.tcp
         c.maximumSegmentSize = configuration.mtu - (address.isIPv4 ? 40 : 60)
+        // With TSO the connection may hand out super-segments; 64000 keeps IP + TCP headers under 64 KiB.
+        if configuration.tcpSegmentationOffload && c.maxSegmentBytes == 0 { c.maxSegmentBytes = 64000 }
         return c
     }
 }

@@ -145,7 +145,7 @@ extension Stack {
             UDPHeader(sourcePort: source.port, destinationPort: destination.port, length: length)
                 .write(to: raw, pseudoHeaderSum: pseudo)
         }
-        emitIP(source: source.address, destination: destination.address, proto: IPProtocol.udp, transport: buffer)
+        emitIP(source: source.address, destination: destination.address, proto: IPProtocol.udp, transport: &buffer)
     }
 
     /// Opens a UDP flow from an own address (or `local`) to `remote` (ordinary mode dialling).

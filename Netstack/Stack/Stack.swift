@@ -40,6 +40,8 @@ package final class Stack: PacketStack {
     /// TCP flows with something to transmit.
     var dirtyTCP: [FlowID] = []
     var tcpSegmentScratch: [TCPSegment] = []
+    /// Output buffers given back by `recycle`, reused by `makeTransportBuffer`.
+    var bufferPool: [ByteBuffer] = []
 
     var reassembly4: Reassembler
     var reassembly6: Reassembler
@@ -94,9 +96,10 @@ package final class Stack: PacketStack {
     /// The earliest time `transmit` has work to do.
     package func nextDeadline() -> Instant? {
         var deadline = timers.next
-        for candidate in [reassembly4.nextDeadline, reassembly6.nextDeadline, nextTCPDeadline()] {
-            if let c = candidate { deadline = min(deadline ?? c, c) }
-        }
+        // No array literal here: this runs on every transmit and must not allocate.
+        if let c = reassembly4.nextDeadline { deadline = min(deadline ?? c, c) }
+        if let c = reassembly6.nextDeadline { deadline = min(deadline ?? c, c) }
+        if let c = nextTCPDeadline() { deadline = min(deadline ?? c, c) }
         return deadline
     }
 

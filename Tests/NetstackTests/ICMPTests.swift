@@ -96,3 +96,32 @@ func sendsPacketTooBigQuotingTheOriginal(client: IPAddress) throws {
     #expect(Array(error.payload.prefix(20)) == Array(original.prefix(20)))
     #expect(error.checksumsValid)
 }
+
+@Test(arguments: [(client4, remote4), (client6, remote6)])
+func unreachableErrorsEndDialledFlows(client: IPAddress, remote: IPAddress) throws {
+    // A client host (B) dials through a gateway (A) that refuses: UDP gets port unreachable, TCP a
+    // SYN answered with ICMP administratively prohibited. B's flows end with `.unreachable`.
+    var ca = StackConfiguration(); ca.transparent = true
+    var cb = StackConfiguration()
+    switch client {
+    case .v4(let c): cb.ipv4Addresses = [c]
+    case .v6(let c): cb.ipv6Addresses = [c]
+    }
+    let a = Stack(configuration: ca, seed: 1), b = Stack(configuration: cb, seed: 2)
+    let link = SimulatedLink(a: a, b: b, seed: 3)
+    let udp = try b.openUDP(to: Endpoint(remote, 53))
+    try b.sendDatagram(ByteBuffer(string: "q"), on: udp)
+    let tcp = try b.connectTCP(to: Endpoint(remote, 443))
+    var closed: [FlowID: FlowCloseReason] = [:]
+    link.run(timeout: .seconds(5), until: { closed.count == 2 }) {
+        while let e = a.nextEvent() {
+            if case .incoming(let id, let key) = e { try? a.reject(id, key.proto == .udp ? .reset : .unreachable) }
+        }
+        while let e = b.nextEvent() {
+            if case .closed(let id, let reason) = e { closed[id] = reason }
+        }
+    }
+    #expect(closed[udp] == .unreachable)
+    #expect(closed[tcp] == .unreachable)
+    #expect(b.numberOfFlows == 0)
+}

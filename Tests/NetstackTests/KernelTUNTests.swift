@@ -148,9 +148,9 @@ private final class HTTPResponder: ChannelInboundHandler {
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {}
 }
 
-@Test(.enabled(if: isRoot, "needs root, /dev/net/tun, curl and socat"), .timeLimit(.minutes(1)))
-func kernelClientsReachServersOnOurStackThroughTUN() throws {
-    let suffix = String(getpid() % 100_000)
+@Test(.enabled(if: isRoot, "needs root, /dev/net/tun, curl and socat"), .timeLimit(.minutes(1)), arguments: [false, true])
+func kernelClientsReachServersOnOurStackThroughTUN(segmentationOffload: Bool) throws {
+    let suffix = "\(getpid() % 100_000)\(segmentationOffload ? "g" : "")"
     let namespace = "nstk\(suffix)", tunName = "nstk\(suffix)"
     guard run(["ip", "netns", "add", namespace]).status == 0 else { Issue.record("ip netns add failed"); return }
     defer { run(["ip", "netns", "del", namespace]) }
@@ -167,7 +167,12 @@ func kernelClientsReachServersOnOurStackThroughTUN() throws {
     let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
     defer { try? group.syncShutdownGracefully() }
     let loop = group.next()
-    let configuration = { var c = StackConfiguration(); c.transparent = true; return c }()
+    let configuration = {
+        var c = StackConfiguration()
+        c.transparent = true
+        c.tcpSegmentationOffload = segmentationOffload
+        return c
+    }()
     let device = TUNDevice(fd: fd)
     let driver = try loop.submit {
         let driver = NetstackDriver(stack: Stack(configuration: configuration, seed: 42), device: device, eventLoop: loop)
@@ -203,6 +208,7 @@ func kernelClientsReachServersOnOurStackThroughTUN() throws {
     #expect(echo.status == 0)
     #expect(echoed.count == bytes.count)
     #expect(echoed == Data(bytes))
-    let stats = try loop.submit { (device.reads, device.gsoReads, device.writes) }.wait()
-    print("kernel echo: 8 MiB each way in \(String(format: "%.2f", seconds)) s (debug build); TUN reads \(stats.0) (GSO \(stats.1)), writes \(stats.2)")
+    let stats = try loop.submit { (device.reads, device.gsoReads, device.writes, device.gsoWrites) }.wait()
+    print("kernel echo (TSO out \(segmentationOffload)): 8 MiB each way in \(String(format: "%.2f", seconds)) s; TUN reads \(stats.0) (GSO \(stats.1)), writes \(stats.2) (GSO \(stats.3))")
+    if segmentationOffload { #expect(stats.3 > 0) }
 }

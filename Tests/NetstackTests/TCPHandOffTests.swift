@@ -84,3 +84,44 @@ func synForAnyDestinationIsHandedOverBeforeAnswering(client: IPAddress, remote: 
     h.inject(PacketBuilder.tcp(from: endpoint(client4, 9), to: endpoint(remote4, 443), sequence: 2, flags: PacketBuilder.rst))
     #expect(h.stack.numberOfFlows == 0)
 }
+
+@Test func segmentationOffloadEmitsGSOSuperSegmentsWithPartialChecksum() throws {
+    let h = Harness(transparent: true) { $0.tcpSegmentationOffload = true }
+    let client = endpoint(client4, 40000), server = endpoint(remote4, 443)
+    // SYN with MSS 1460 and window scale 7, so the window is not the limit.
+    h.inject(PacketBuilder.tcp(from: client, to: server, sequence: 1000, flags: PacketBuilder.syn,
+                               options: [2, 4, 0x05, 0xb4, 1, 3, 3, 7]))
+    guard case .incoming(let id, _)? = h.events().first else { Issue.record("no incoming"); return }
+    try h.stack.accept(id)
+    let synAck = try #require(h.output().first)
+    h.inject(PacketBuilder.tcp(from: client, to: server, sequence: 1001, acknowledgment: synAck.sequence &+ 1,
+                               flags: PacketBuilder.ack, window: 4096))
+    var data = ByteBuffer(repeating: 0x61, count: 20_000)
+    _ = try h.stack.send(&data, on: id)
+    h.batch.removeAll()
+    _ = h.stack.transmit(into: &h.batch, now: h.now)
+    let gso = try #require(h.batch.packets.first { $0.offload.isGSO })
+    #expect(gso.offload.gsoKind == VirtioNetHeader.gsoTCPv4 && gso.offload.needsChecksum)
+    #expect(gso.offload.checksumStart == 20 && gso.offload.checksumOffset == 16)
+    let mss = Int(gso.offload.gsoSize)
+    #expect(mss > 1000 && mss <= 1460)
+    // The field holds the pseudo-header sum over the whole TCP length, not complemented (SWIFT-LINUX §2).
+    let bytes = Array(gso.bytes.readableBytesView)
+    let tcpLength = bytes.count - 20
+    let field = UInt16(bytes[36]) << 8 | UInt16(bytes[37])
+    #expect(field == Checksum.pseudoHeaderSum(source: remote4, destination: client4, protocol: 6, length: tcpLength))
+    // Cut as the kernel would: every piece is a valid segment and the payload is intact.
+    var payload: [UInt8] = []
+    try bytes.withUnsafeBytes { raw in
+        let segmenter = try GSOSegmenter(packet: raw, offload: gso.offload)
+        #expect(segmenter.count > 1)
+        for i in 0..<segmenter.count {
+            var out = [UInt8](repeating: 0, count: segmenter.length(ofSegment: i))
+            _ = out.withUnsafeMutableBytes { segmenter.segment(i, into: $0) }
+            let piece = try #require(ParsedPacket(out))
+            #expect(piece.checksumsValid && piece.payload.count <= mss)
+            payload += piece.payload
+        }
+    }
+    #expect(payload.allSatisfy { $0 == 0x61 } && payload.count == bytes.count - 20 - Int(bytes[32] >> 4) * 4)
+}
