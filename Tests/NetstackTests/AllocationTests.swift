@@ -16,6 +16,8 @@ private let mallocCount: CountFunction? = {
     return unsafeBitCast(symbol, to: CountFunction.self)
 }()
 
+/// Serialized: the counter is process-wide, so nothing else may allocate while one measures.
+@Suite(.serialized) struct AllocationTests {
 @Test(.enabled(if: mallocCount != nil, "needs the malloc-counting preload"))
 func udpEchoAllocatesNothingPerPacketInSteadyState() throws {
     let count = try #require(mallocCount)
@@ -90,4 +92,5 @@ func tcpBulkReceiveAllocationsPerSegment() throws {
     print("TCP bulk receive: \(perSegment) mallocs per 1400-byte segment (read, ACK out)")
     #expect(stack.readableBytes(on: id) == 0)
     #expect(perSegment < 8)  // a regression guard; the report gives the measured figure
+}
 }

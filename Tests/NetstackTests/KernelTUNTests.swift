@@ -148,9 +148,12 @@ private final class HTTPResponder: ChannelInboundHandler {
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {}
 }
 
-@Test(.enabled(if: isRoot, "needs root, /dev/net/tun, curl and socat"), .timeLimit(.minutes(1)), arguments: [false, true])
-func kernelClientsReachServersOnOurStackThroughTUN(segmentationOffload: Bool) throws {
-    let suffix = "\(getpid() % 100_000)\(segmentationOffload ? "g" : "")"
+/// A namespace with a TUN whose far side is a transparent stack on its own loop; `body` runs with the
+/// namespace name. Everything is torn down on every exit path.
+private func withTUNStack(segmentationOffload: Bool, tag: String,
+                          serve configure: @escaping (NetstackDriver) -> Void,
+                          _ body: (String, TUNDevice, any EventLoop) throws -> Void) throws {
+    let suffix = "\(getpid() % 100_000)\(tag)"
     let namespace = "nstk\(suffix)", tunName = "nstk\(suffix)"
     guard run(["ip", "netns", "add", namespace]).status == 0 else { Issue.record("ip netns add failed"); return }
     defer { run(["ip", "netns", "del", namespace]) }
@@ -163,7 +166,6 @@ func kernelClientsReachServersOnOurStackThroughTUN(segmentationOffload: Bool) th
                     ["ip", "-n", namespace, "link", "set", tunName, "up"]] {
         guard run(command).status == 0 else { Issue.record("\(command) failed"); return }
     }
-
     let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
     defer { try? group.syncShutdownGracefully() }
     let loop = group.next()
@@ -176,39 +178,109 @@ func kernelClientsReachServersOnOurStackThroughTUN(segmentationOffload: Bool) th
     let device = TUNDevice(fd: fd)
     let driver = try loop.submit {
         let driver = NetstackDriver(stack: Stack(configuration: configuration, seed: 42), device: device, eventLoop: loop)
-        serve(driver, body: "hello from the netstack\n")
+        configure(driver)
         driver.start()
         return driver
     }.wait()
     defer { try? loop.submit { driver.stop() }.wait() }
+    try body(namespace, device, loop)
+}
 
-    // curl over IPv4 and IPv6 to addresses that exist nowhere but behind the TUN.
-    let v4 = run(["ip", "netns", "exec", namespace, "curl", "-s", "--max-time", "10", "http://10.77.0.2:8080/"])
-    #expect(v4.status == 0 && v4.output == "hello from the netstack\n")
-    let v6 = run(["ip", "netns", "exec", namespace, "curl", "-s", "--max-time", "10", "http://[fd77::2]:8080/"])
-    #expect(v6.status == 0 && v6.output == "hello from the netstack\n")
-    // A refused port: curl sees a reset (exit 7, "couldn't connect").
-    let refused = run(["ip", "netns", "exec", namespace, "curl", "-s", "--max-time", "10", "http://10.77.0.2:81/"])
-    #expect(refused.status == 7)
+@Test(.enabled(if: isRoot, "needs root, /dev/net/tun, curl and socat"), .timeLimit(.minutes(1)), arguments: [false, true])
+func kernelClientsReachServersOnOurStackThroughTUN(segmentationOffload: Bool) throws {
+    try withTUNStack(segmentationOffload: segmentationOffload, tag: segmentationOffload ? "g" : "",
+                     serve: { serve($0, body: "hello from the netstack\n") }) { namespace, device, loop in
+        // curl over IPv4 and IPv6 to addresses that exist nowhere but behind the TUN.
+        let v4 = run(["ip", "netns", "exec", namespace, "curl", "-s", "--max-time", "10", "http://10.77.0.2:8080/"])
+        #expect(v4.status == 0 && v4.output == "hello from the netstack\n")
+        let v6 = run(["ip", "netns", "exec", namespace, "curl", "-s", "--max-time", "10", "http://[fd77::2]:8080/"])
+        #expect(v6.status == 0 && v6.output == "hello from the netstack\n")
+        // A refused port: curl sees a reset (exit 7, "couldn't connect").
+        let refused = run(["ip", "netns", "exec", namespace, "curl", "-s", "--max-time", "10", "http://10.77.0.2:81/"])
+        #expect(refused.status == 7)
 
-    // 8 MiB through socat to the echo server and back, byte-exact.
-    let directory = FileManager.default.temporaryDirectory.appendingPathComponent("nstk-\(suffix)")
-    try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-    defer { try? FileManager.default.removeItem(at: directory) }
-    var rng = SeededRandom(seed: 2026)
-    var bytes = [UInt8](repeating: 0, count: 8 << 20)
-    for i in bytes.indices { bytes[i] = UInt8(truncatingIfNeeded: rng.next() >> 17) }
-    let input = directory.appendingPathComponent("in"), output = directory.appendingPathComponent("out")
-    try Data(bytes).write(to: input)
-    let started = Date()
-    let echo = run(["ip", "netns", "exec", namespace, "sh", "-c",
-                    "socat -t 30 -T 30 - TCP:10.77.0.2:9000 < \(input.path) > \(output.path)"], timeout: 50)
-    let seconds = Date().timeIntervalSince(started)
-    let echoed = try Data(contentsOf: output)
-    #expect(echo.status == 0)
-    #expect(echoed.count == bytes.count)
-    #expect(echoed == Data(bytes))
-    let stats = try loop.submit { (device.reads, device.gsoReads, device.writes, device.gsoWrites) }.wait()
-    print("kernel echo (TSO out \(segmentationOffload)): 8 MiB each way in \(String(format: "%.2f", seconds)) s; TUN reads \(stats.0) (GSO \(stats.1)), writes \(stats.2) (GSO \(stats.3))")
-    if segmentationOffload { #expect(stats.3 > 0) }
+        // 8 MiB through socat to the echo server and back, byte-exact.
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent(namespace)
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        var rng = SeededRandom(seed: 2026)
+        var bytes = [UInt8](repeating: 0, count: 8 << 20)
+        for i in bytes.indices { bytes[i] = UInt8(truncatingIfNeeded: rng.next() >> 17) }
+        let input = directory.appendingPathComponent("in"), output = directory.appendingPathComponent("out")
+        try Data(bytes).write(to: input)
+        let started = Date()
+        let echo = run(["ip", "netns", "exec", namespace, "sh", "-c",
+                        "socat -t 30 -T 30 - TCP:10.77.0.2:9000 < \(input.path) > \(output.path)"], timeout: 50)
+        let seconds = Date().timeIntervalSince(started)
+        let echoed = try Data(contentsOf: output)
+        #expect(echo.status == 0)
+        #expect(echoed.count == bytes.count)
+        #expect(echoed == Data(bytes))
+        let stats = try loop.submit { (device.reads, device.gsoReads, device.writes, device.gsoWrites) }.wait()
+        print("kernel echo (TSO out \(segmentationOffload)): 8 MiB each way in \(String(format: "%.2f", seconds)) s; TUN reads \(stats.0) (GSO \(stats.1)), writes \(stats.2) (GSO \(stats.3))")
+        if segmentationOffload { #expect(stats.3 > 0) }
+    }
+}
+
+/// Discards what it reads and counts it.
+private final class Discard: ChannelInboundHandler, @unchecked Sendable {
+    typealias InboundIn = ByteBuffer
+    var bytes = 0
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) { bytes += unwrapInboundIn(data).readableBytes }
+}
+
+/// Sends `total` bytes as fast as the channel takes them, then closes.
+private final class Source: ChannelInboundHandler, @unchecked Sendable {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+    var remaining: Int
+    let chunk = ByteBuffer(repeating: 0x6e, count: 256 * 1024)
+    init(total: Int) { remaining = total }
+    func channelActive(context: ChannelHandlerContext) { pump(context) }
+    func channelWritabilityChanged(context: ChannelHandlerContext) { pump(context) }
+    func pump(_ context: ChannelHandlerContext) {
+        while remaining > 0 && context.channel.isWritable {
+            let piece = chunk.getSlice(at: 0, length: min(remaining, chunk.readableBytes))!
+            remaining -= piece.readableBytes
+            context.write(wrapOutboundOut(piece), promise: nil)
+        }
+        context.flush()
+        if remaining == 0 { context.close(mode: .output, promise: nil) }
+    }
+}
+
+/// Throughput through the TUN (set NETSTACK_BENCH=1; run a release build): the kernel's socat
+/// uploads to a discard server on our stack, then downloads from a source on it.
+@Test(.enabled(if: isRoot && ProcessInfo.processInfo.environment["NETSTACK_BENCH"] != nil, "NETSTACK_BENCH=1 and root"),
+      arguments: [true, false])
+func kernelThroughputThroughTUN(segmentationOffload: Bool) throws {
+    let total = 1 << 30
+    let discard = Discard()
+    try withTUNStack(segmentationOffload: segmentationOffload, tag: "b\(segmentationOffload ? 1 : 0)", serve: { driver in
+        driver.onIncoming = { flow in
+            _ = driver.accept(flow) { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    if flow.key.local.port == 9001 {
+                        try channel.pipeline.syncOperations.addHandler(discard)
+                    } else {
+                        try channel.pipeline.syncOperations.addHandler(Source(total: total))
+                    }
+                }
+            }
+        }
+    }) { namespace, device, loop in
+        var started = Date()
+        let up = run(["ip", "netns", "exec", namespace, "sh", "-c",
+                      "head -c \(total) /dev/zero | socat -u -b 262144 - TCP:10.77.0.2:9001"], timeout: 120)
+        let upSeconds = Date().timeIntervalSince(started)
+        started = Date()
+        let down = run(["ip", "netns", "exec", namespace, "sh", "-c",
+                        "socat -u -b 262144 TCP:10.77.0.2:9002 - | wc -c"], timeout: 120)
+        let downSeconds = Date().timeIntervalSince(started)
+        let received = try loop.submit { discard.bytes }.wait()
+        #expect(up.status == 0 && received == total)
+        #expect(down.output.trimmingCharacters(in: .whitespacesAndNewlines) == String(total))
+        let gbit = { (seconds: Double) in String(format: "%.2f", Double(total) * 8 / seconds / 1e9) }
+        print("TUN throughput (TSO out \(segmentationOffload)): up \(gbit(upSeconds)) Gbit/s, down \(gbit(downSeconds)) Gbit/s (1 GiB each)")
+    }
 }

@@ -112,3 +112,39 @@ func transfersByteExactOverLossyLink(client: IPAddress, remote: IPAddress, loss:
     #expect(run.closedA == .finished && run.closedB == .finished)
     #expect(run.a.numberOfFlows == 0 && run.b.numberOfFlows == 0)
 }
+
+@Test func capturesTheTransferAsPcap() throws {
+    let run = try TransferRun(client: client4, remote: remote4, upload: 20_000, download: 20_000,
+                              impairments: .init(latency: .milliseconds(2)), seed: 9)
+    run.link.capture = PcapWriter()
+    let done = run.link.run(timeout: .seconds(120), until: { run.finished }, afterStep: run.drive)
+    #expect(done)
+    var pcap = try #require(run.link.capture?.buffer)
+    // Global header: nanosecond magic, version 2.4, LINKTYPE_RAW.
+    let magic = pcap.readInteger(endianness: .little, as: UInt32.self)
+    let major = pcap.readInteger(endianness: .little, as: UInt16.self)
+    let minor = pcap.readInteger(endianness: .little, as: UInt16.self)
+    pcap.moveReaderIndex(forwardBy: 12)
+    let linkType = pcap.readInteger(endianness: .little, as: UInt32.self)
+    #expect(magic == 0xa1b2_3c4d && major == 2 && minor == 4 && linkType == 101)
+    // Every record holds one whole packet that parses, in non-decreasing time.
+    var records = 0
+    var last: UInt64 = 0
+    while pcap.readableBytes > 0 {
+        guard let seconds = pcap.readInteger(endianness: .little, as: UInt32.self),
+              let nanos = pcap.readInteger(endianness: .little, as: UInt32.self),
+              let captured = pcap.readInteger(endianness: .little, as: UInt32.self),
+              let original = pcap.readInteger(endianness: .little, as: UInt32.self),
+              let packet = pcap.readSlice(length: Int(captured)) else {
+            Issue.record("truncated record \(records)")
+            return
+        }
+        #expect(captured == original)
+        #expect(ParsedPacket(packet)?.checksumsValid == true)
+        let time = UInt64(seconds) * 1_000_000_000 + UInt64(nanos)
+        #expect(time >= last)
+        last = time
+        records += 1
+    }
+    #expect(records == run.link.sent)
+}
