@@ -57,11 +57,12 @@ package struct TCPReceiveQueue: Sendable {
         var consumed = 0
         while consumed < pieces.count, pieces[consumed].sequenceNumber <= receiveNext {
             var piece = pieces[consumed]
+            let end = piece.end
             outOfOrderByteCount -= piece.data.readableBytes
-            if piece.end > receiveNext {
+            if end > receiveNext {
                 piece.data.moveReaderIndex(forwardBy: Int(receiveNext - piece.sequenceNumber))
                 appendReady(piece.data)
-                receiveNext = piece.end
+                receiveNext = end
             }
             consumed += 1
         }
