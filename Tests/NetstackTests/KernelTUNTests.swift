@@ -186,7 +186,7 @@ private func withTUNStack(segmentationOffload: Bool, tag: String,
     try body(namespace, device, loop)
 }
 
-@Test(.enabled(if: isRoot, "needs root, /dev/net/tun, curl and socat"), .timeLimit(.minutes(1)), arguments: [false, true])
+@Test(.enabled(if: isRoot, "needs root, /dev/net/tun, curl and socat"), .timeLimit(.minutes(3)), arguments: [false, true])
 func kernelClientsReachServersOnOurStackThroughTUN(segmentationOffload: Bool) throws {
     try withTUNStack(segmentationOffload: segmentationOffload, tag: segmentationOffload ? "g" : "",
                      serve: { serve($0, body: "hello from the netstack\n") }) { namespace, device, loop in
@@ -251,6 +251,7 @@ private final class Source: ChannelInboundHandler, @unchecked Sendable {
 
 /// Throughput through the TUN (set NETSTACK_BENCH=1; run a release build): the kernel's socat
 /// uploads to a discard server on our stack, then downloads from a source on it.
+@Suite(.serialized) struct KernelThroughput {
 @Test(.enabled(if: isRoot && ProcessInfo.processInfo.environment["NETSTACK_BENCH"] != nil, "NETSTACK_BENCH=1 and root"),
       arguments: [true, false])
 func kernelThroughputThroughTUN(segmentationOffload: Bool) throws {
@@ -283,4 +284,5 @@ func kernelThroughputThroughTUN(segmentationOffload: Bool) throws {
         let gbit = { (seconds: Double) in String(format: "%.2f", Double(total) * 8 / seconds / 1e9) }
         print("TUN throughput (TSO out \(segmentationOffload)): up \(gbit(upSeconds)) Gbit/s, down \(gbit(downSeconds)) Gbit/s (1 GiB each)")
     }
+}
 }
