@@ -34,6 +34,8 @@ final class TCPFlow {
     var isReleased = false
     /// CLOSED normally with unread data: removed once the owner has read it all.
     var isDrainingBeforeClose = false
+    /// Bytes this flow's connection buffers (send + receive), as last counted into `Stack.tcpBufferedBytes`.
+    var accountedBytes = 0
 
     init(id: FlowID, key: FlowKey, isPendingSYN: Bool, deadline: Instant) {
         self.id = id
@@ -100,6 +102,12 @@ extension Stack {
         guard tcp.flags & TCPBasics.rst == 0 else { return }
         let isSYN = tcp.flags & (TCPBasics.syn | TCPBasics.ack | TCPBasics.fin) == TCPBasics.syn
         if isSYN && acceptsNewFlow(.tcp, local: key.local) {
+            // Memory pressure (Linux's tcp_mem idea): while the buffers of all flows are at the limit,
+            // new connections are not taken on; the client's SYN retransmission tries again later.
+            guard bufferedBytes + tcpBufferedBytes < configuration.totalBufferBytes else {
+                statistics.memoryPressureDrops += 1
+                return
+            }
             guard pendingSYNs < configuration.synBacklog else {
                 // Linux drops SYNs past a full backlog (without syncookies); the client retries.
                 statistics.synBacklogDrops += 1

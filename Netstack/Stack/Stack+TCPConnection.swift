@@ -47,7 +47,10 @@ extension Stack {
     package func send(_ data: inout ByteBuffer, on id: FlowID) throws(FlowError) -> Int {
         guard case .tcp(let flow) = slot(id), flow.connection != nil, !flow.isReleased else { throw .unknownFlow }
         let taken = flow.connection!.send(&data)
-        if taken > 0 { markDirty(flow) }
+        if taken > 0 {
+            markDirty(flow)
+            account(flow)
+        }
         return taken
     }
 
@@ -61,7 +64,10 @@ extension Stack {
     package func read(on id: FlowID, max: Int = .max) throws(FlowError) -> ByteBuffer? {
         guard case .tcp(let flow) = slot(id), flow.connection != nil else { throw .unknownFlow }
         let data = flow.connection!.read(max: max)
-        if data != nil { markDirty(flow) }
+        if data != nil {
+            markDirty(flow)
+            account(flow)
+        }
         if flow.isDrainingBeforeClose && flow.connection!.readableByteCount == 0 {
             removeFlow(id, key: flow.key)
             events.append(.closed(id, .finished))
@@ -143,6 +149,8 @@ extension Stack {
     }
 
     func releaseTCP(_ flow: TCPFlow) {
+        tcpBufferedBytes -= flow.accountedBytes
+        flow.accountedBytes = 0
         flow.synPacket = nil
         flow.synSegment = nil
         flow.connection = nil
@@ -212,8 +220,17 @@ extension Stack {
         collectEvents(flow)
     }
 
+    /// Recounts what the flow's connection buffers into `tcpBufferedBytes`.
+    func account(_ flow: TCPFlow) {
+        guard let connection = flow.connection else { return }
+        let now = connection.bufferedSendByteCount + connection.readableByteCount
+        tcpBufferedBytes += now - flow.accountedBytes
+        flow.accountedBytes = now
+    }
+
     /// Turns the connection's events into stack events; removes the flow once CLOSED.
     private func collectEvents(_ flow: TCPFlow) {
+        account(flow)
         guard let events = flow.connection?.takeEvents(), !events.isEmpty || flow.connection?.state == .closed else { return }
         let id = flow.id
         if !flow.isReleased {

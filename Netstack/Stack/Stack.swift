@@ -35,6 +35,8 @@ package final class Stack: PacketStack {
     var flowCount = 0
     var pendingSYNs = 0
     var bufferedBytes = 0
+    /// Bytes buffered by all TCP connections (send and receive), counted after each change.
+    var tcpBufferedBytes = 0
     var listeners: Set<ListenKey> = []
     var timers = DeadlineHeap()
     /// TCP flows with something to transmit.
@@ -68,6 +70,9 @@ package final class Stack: PacketStack {
 
     /// Whether events are waiting.
     package var hasEvents: Bool { !events.isEmpty }
+
+    /// Bytes held in receive queues and TCP buffers, against `totalBufferBytes`.
+    package var bufferedByteCount: Int { bufferedBytes + tcpBufferedBytes }
 
     /// Live flows (TCP and UDP, pending included).
     package var numberOfFlows: Int { flowCount }

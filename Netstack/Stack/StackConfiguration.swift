@@ -23,7 +23,8 @@ package struct StackConfiguration: Sendable {
     package var udpIdleTimeout: Duration = .seconds(300)
     /// Datagrams buffered per UDP flow that the owner has not read.
     package var udpReceiveBufferBytes = 256 << 10
-    /// All bytes buffered in the stack's receive queues together.
+    /// All bytes buffered by the stack together (UDP queues, TCP send and receive buffers). UDP
+    /// datagrams past it are dropped; new TCP connections are not accepted while it is reached.
     package var totalBufferBytes = 64 << 20
     /// Packets queued for `transmit` before new ones are dropped.
     package var outputQueueLimit = 8192
@@ -67,6 +68,7 @@ package struct StackStatistics: Sendable, Equatable {
     package var tcpSegmentsReceived = 0
     package var tcpResetsSent = 0
     package var synBacklogDrops = 0
+    package var memoryPressureDrops = 0
     package var flowLimitDrops = 0
     package var outputQueueDrops = 0
     package var flowsOpened = 0

@@ -125,3 +125,30 @@ func synForAnyDestinationIsHandedOverBeforeAnswering(client: IPAddress, remote: 
     }
     #expect(payload.allSatisfy { $0 == 0x61 } && payload.count == bytes.count - 20 - Int(bytes[32] >> 4) * 4)
 }
+
+@Test func newConnectionsWaitWhileBuffersAreFull() throws {
+    // 32 KiB for everything: one connection whose unread data fills it stops new SYNs being taken.
+    let h = Harness(transparent: true) { $0.totalBufferBytes = 32 << 10 }
+    let client = endpoint(client4, 40000), server = endpoint(remote4, 443)
+    h.inject(PacketBuilder.tcp(from: client, to: server, sequence: 1000, flags: PacketBuilder.syn, options: [2, 4, 0x05, 0xb4]))
+    guard case .incoming(let id, _)? = h.events().first else { Issue.record("no incoming"); return }
+    try h.stack.accept(id)
+    let synAck = try #require(h.output().first)
+    var sequence: UInt32 = 1001
+    h.inject(PacketBuilder.tcp(from: client, to: server, sequence: sequence, acknowledgment: synAck.sequence &+ 1, flags: PacketBuilder.ack))
+    for _ in 0..<50 {
+        h.inject(PacketBuilder.tcp(from: client, to: server, sequence: sequence, acknowledgment: synAck.sequence &+ 1,
+                                   flags: PacketBuilder.ack, payload: [UInt8](repeating: 1, count: 1400)))
+        sequence &+= 1400
+        _ = h.output()
+    }
+    #expect(h.stack.bufferedByteCount >= 32 << 10)
+    h.inject(PacketBuilder.tcp(from: endpoint(client4, 40001), to: server, sequence: 5, flags: PacketBuilder.syn))
+    #expect(h.events().allSatisfy { if case .incoming = $0 { false } else { true } })
+    #expect(h.stack.statistics.memoryPressureDrops == 1)
+    // Reading the data frees the buffers; the retransmitted SYN is taken.
+    while try h.stack.read(on: id) != nil {}
+    #expect(h.stack.bufferedByteCount == 0)
+    h.inject(PacketBuilder.tcp(from: endpoint(client4, 40001), to: server, sequence: 5, flags: PacketBuilder.syn))
+    #expect(h.events().contains { if case .incoming = $0 { true } else { false } })
+}
