@@ -89,3 +89,41 @@ func truncatedPacketsAreDroppedAndCounted(length: Int) {
     #expect(h.events().isEmpty && h.output().isEmpty)
     #expect(h.stack.statistics.malformed == 1)
 }
+
+@Test func deliversThroughIPv4OptionsAndIPv6ExtensionHeaders() throws {
+    let h = Harness(transparent: true)
+    // IPv4 with a 4-byte option (NOP NOP NOP EOL): IHL 6.
+    var udp4 = PacketBuilder.udp(from: endpoint(client4, 1000), to: endpoint(remote4, 53), payload: [4, 4])
+    udp4.insert(contentsOf: [1, 1, 1, 0], at: 20)
+    udp4[0] = 0x46
+    let total4 = udp4.count
+    udp4[2] = UInt8(total4 >> 8); udp4[3] = UInt8(total4 & 0xff); udp4[10] = 0; udp4[11] = 0
+    let sum4 = udp4[0..<24].withUnsafeBytes { Checksum.compute($0) }
+    udp4[10] = UInt8(sum4 >> 8); udp4[11] = UInt8(sum4 & 0xff)
+    h.inject(udp4)
+    // IPv6 with hop-by-hop and destination options before UDP.
+    let plain6 = PacketBuilder.udp(from: endpoint(client6, 1000), to: endpoint(remote6, 53), payload: [6, 6])
+    var udp6 = Array(plain6.prefix(40)) + [60, 0, 1, 4, 0, 0, 0, 0] + [17, 0, 1, 4, 0, 0, 0, 0] + Array(plain6[40...])
+    udp6[6] = 0
+    let payload6 = udp6.count - 40
+    udp6[4] = UInt8(payload6 >> 8); udp6[5] = UInt8(payload6 & 0xff)
+    h.inject(udp6)
+    var keys: [FlowKey] = []
+    for event in h.events() {
+        if case .incoming(let id, let key) = event {
+            keys.append(key)
+            try h.stack.accept(id)
+        }
+    }
+    #expect(keys.map(\.remote.address) == [client4, client6])
+    #expect(keys.allSatisfy { $0.local.port == 53 })
+    // Replies come back as plain packets to the right client.
+    for event in h.events() {
+        if case .readable(let id) = event, let d = try h.stack.receiveDatagram(on: id) {
+            try h.stack.sendDatagram(d, on: id)
+        }
+    }
+    let replies = h.output()
+    #expect(replies.map(\.payload) == [[4, 4], [6, 6]])
+    #expect(replies.allSatisfy { $0.checksumsValid })
+}
