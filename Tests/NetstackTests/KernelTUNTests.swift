@@ -20,6 +20,8 @@ private func run(_ arguments: [String], timeout: TimeInterval = 60) -> (status: 
     let process = Process()
     process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
     process.arguments = arguments
+    // sbin may be missing from a CI runner's PATH; ip lives there.
+    process.environment = ["PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]
     let pipe = Pipe()
     process.standardOutput = pipe
     process.standardError = FileHandle.nullDevice
@@ -79,6 +81,8 @@ private final class TUNDevice: PacketDevice, @unchecked Sendable {
 
     func start(on eventLoop: any EventLoop, deliver: @escaping (inout PacketBatch) -> Void) {
         let input = dup(fd)
+        // Called on the loop only (the PacketDevice contract), so the closure never crosses threads.
+        nonisolated(unsafe) let deliver = deliver
         let future = NIOPipeBootstrap(group: eventLoop)
             .channelOption(ChannelOptions.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: 65600))
             .channelInitializer { channel in
@@ -176,6 +180,7 @@ private func withTUNStack(segmentationOffload: Bool, tag: String,
         return c
     }()
     let device = TUNDevice(fd: fd)
+    nonisolated(unsafe) let configure = configure  // runs once, on the loop, while we wait
     let driver = try loop.submit {
         let driver = NetstackDriver(stack: Stack(configuration: configuration, seed: 42), device: device, eventLoop: loop)
         configure(driver)

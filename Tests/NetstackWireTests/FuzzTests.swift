@@ -1,4 +1,5 @@
 import Testing
+import Glibc
 import NetstackWire
 
 // Parsers of untrusted bytes must never trap. Short deterministic runs here; set NETSTACK_FUZZ to an
@@ -9,16 +10,9 @@ let fuzzIterations: Int = {
     return 20_000
 }()
 
-/// Reads an environment variable without Foundation (NetstackWireTests imports nothing else).
+/// An environment variable (tests may use libc; the netstack targets may not).
 func getenvString(_ name: String) -> String? {
-    // CommandLine is available everywhere; the environment needs libc's getenv.
-    guard let value = _getenv(name) else { return nil }
-    return value
-}
-
-@_silgen_name("getenv") private func c_getenv(_ name: UnsafePointer<CChar>) -> UnsafeMutablePointer<CChar>?
-private func _getenv(_ name: String) -> String? {
-    name.withCString { c_getenv($0) }.map { String(cString: $0) }
+    getenv(name).map { String(cString: $0) }
 }
 
 /// Valid packets of every kind, as seeds for mutation.
