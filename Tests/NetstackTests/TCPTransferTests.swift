@@ -148,3 +148,52 @@ func transfersByteExactOverLossyLink(client: IPAddress, remote: IPAddress, loss:
     }
     #expect(records == run.link.sent)
 }
+
+@Test func manyConcurrentFlowsOverOneLossyLink() throws {
+    // 32 connections at once, 2% loss with reordering and duplication; every byte arrives in order.
+    var ca = StackConfiguration(); ca.transparent = true
+    var cb = StackConfiguration(); cb.ipv4Addresses = [IPv4Address(10, 0, 0, 2)]
+    let a = Stack(configuration: ca, seed: 21), b = Stack(configuration: cb, seed: 22)
+    let link = SimulatedLink(a: a, b: b, impairments: .init(loss: 0.02, duplication: 0.01, reordering: 0.05, latency: .milliseconds(3)), seed: 23)
+    let count = 32, size = 30_000
+    var flows: [FlowID] = []
+    for i in 0..<count {
+        flows.append(try b.connectTCP(to: Endpoint(.v4(IPv4Address(198, 18, 0, UInt8(i + 1))), UInt16(1000 + i))))
+    }
+    func payload(_ i: Int) -> [UInt8] { (0..<size).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ i) } }
+    var sent = [Int](repeating: 0, count: count)
+    var shut = [Bool](repeating: false, count: count)
+    var received: [FlowKey: [UInt8]] = [:]
+    var closedA = 0, closedB = 0
+    let done = link.run(timeout: .seconds(300), until: { closedA == count && closedB == count }) {
+        while let e = a.nextEvent() {
+            switch e {
+            case .incoming(let id, _): try? a.accept(id)
+            case .readable(let id):
+                guard let key = a.key(of: id) else { break }
+                while let d = try? a.read(on: id) { received[key, default: []] += d.readableBytesView }
+            case .readClosed(let id): try? a.shutdownWrite(id)
+            case .closed: closedA += 1
+            default: break
+            }
+        }
+        while let e = b.nextEvent() { if case .closed = e { closedB += 1 } }
+        for (i, id) in flows.enumerated() where !shut[i] {
+            let data = payload(i)
+            while sent[i] < size, b.sendSpace(on: id) > 0 {
+                var chunk = ByteBuffer(bytes: data[sent[i]..<min(size, sent[i] + b.sendSpace(on: id))])
+                guard let taken = try? b.send(&chunk, on: id), taken > 0 else { break }
+                sent[i] += taken
+            }
+            if sent[i] == size { shut[i] = true; try? b.shutdownWrite(id) }
+        }
+    }
+    #expect(done, "closed A \(closedA) B \(closedB) of \(count)")
+    #expect(received.count == count)
+    for (key, bytes) in received {
+        let i = Int(key.local.port) - 1000
+        #expect(bytes == payload(i), "flow \(i)")
+    }
+    #expect(a.numberOfFlows == 0 && b.numberOfFlows == 0)
+    #expect(link.lost > 0)
+}
