@@ -272,7 +272,8 @@ extension TCPConnection {
         while true {
             let budget = congestion.congestionWindow - pipe
             if let (sequenceNumber, length) = nextRetransmission {
-                guard budget >= mss || (budget > 0 && length < mss) else { break }
+                guard forceRetransmission || budget >= mss || (budget > 0 && length < mss) else { break }
+                forceRetransmission = false
                 emitRetransmission(sequenceNumber, length: min(length, mss - sackBytes), into: &segments,
                                    sackBlocks: sackBlocks, now: now)
                 continue

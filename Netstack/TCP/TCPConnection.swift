@@ -61,6 +61,9 @@ package struct TCPConnection: Sendable {
     /// The "recover" variable of RFC 6582: no new reduction before this is acknowledged.
     var recoverPoint: SeqNumber
     var duplicateAcks = 0
+    /// Send the next retransmission regardless of cwnd − pipe: the fast retransmit itself (RFC 6675 §5
+    /// step 4.3) and, without SACK, the retransmission after a partial ACK (RFC 6582 §3.2 step 3).
+    var forceRetransmission = false
     package internal(set) var congestion: TCPCongestionController
     package internal(set) var rttEstimator: TCPRTTEstimator
     /// One segment being timed when timestamps are off (Karn: cleared on retransmission).
