@@ -2,6 +2,9 @@ import NIOCore
 import NetstackTCP
 import NetstackWire
 import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// The property test: two connections back to back over lossy, reordering, duplicating links must move
 /// every byte exactly and both close cleanly. 100 MB runs behind NETSTACK_TCP_LONG=1.
@@ -42,6 +45,25 @@ import Testing
         let finished = transfer.run(until: Instant.zero + .seconds(3600))
         #expect(finished, "stalled at \(transfer.now): client \(String(describing: transfer.client.connection?.state)) server \(String(describing: transfer.server.connection?.state))")
         check(transfer, clientBytes: c.bytes, serverBytes: c.bytes / 3)
+        print("STATS", c, "time", transfer.now, "steps", transfer.steps, "fwd sent", transfer.forward.sent, "dropped", transfer.forward.dropped, "rtx", transfer.client.connection?.retransmittedSegmentCount ?? -1, "bwd sent", transfer.backward.sent, "rtx", transfer.server.connection?.retransmittedSegmentCount ?? -1)
+    }
+
+    /// 100 MB each way under 2 % loss with reordering and duplication; set NETSTACK_TCP_LONG=1 (use a
+    /// release build: `swift test -c release --filter hundredMegabytes`).
+    @Test(.enabled(if: getenv("NETSTACK_TCP_LONG") != nil))
+    func hundredMegabytes() {
+        var configuration = TCPConfiguration()
+        configuration.timeWaitDuration = .seconds(2)
+        let size = 100 * 1024 * 1024
+        var transfer = Transfer(seed: 100, clientBytes: size, serverBytes: size, client: configuration, server: configuration)
+        for link in [\Transfer.forward, \Transfer.backward] {
+            transfer[keyPath: link].lossRate = 0.02
+            transfer[keyPath: link].reorderRate = 0.02
+            transfer[keyPath: link].duplicateRate = 0.01
+        }
+        let finished = transfer.run(until: Instant.zero + .seconds(36000))
+        #expect(finished)
+        check(transfer, clientBytes: size, serverBytes: size)
     }
 
     func check(_ transfer: Transfer, clientBytes: Int, serverBytes: Int) {
