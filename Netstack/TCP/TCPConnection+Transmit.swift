@@ -49,10 +49,15 @@ extension TCPConnection {
 
     /// The earliest armed timer.
     package var nextDeadline: Instant? {
-        var earliest: Instant?
-        for deadline in [retransmitDeadline, delayedAckDeadline, persistDeadline, keepaliveDeadline, timeWaitDeadline] {
+        // No array literal here: this runs after every segment batch and must not allocate.
+        var earliest = retransmitDeadline
+        @inline(__always) func consider(_ deadline: Instant?) {
             if let deadline, earliest.map({ deadline < $0 }) ?? true { earliest = deadline }
         }
+        consider(delayedAckDeadline)
+        consider(persistDeadline)
+        consider(keepaliveDeadline)
+        consider(timeWaitDeadline)
         return earliest
     }
 

@@ -15,8 +15,9 @@ import Glibc
         var algorithm: TCPCongestionAlgorithm
         var sack = true
         var timestamps = true
+        var tso = false
         var bytes = 3 * 1024 * 1024
-        var description: String { "seed \(seed) loss \(loss) \(algorithm) sack \(sack) ts \(timestamps)" }
+        var description: String { "seed \(seed) loss \(loss) \(algorithm) sack \(sack) ts \(timestamps) tso \(tso)" }
     }
 
     static let cases: [Case] = [
@@ -26,6 +27,7 @@ import Glibc
         Case(seed: 4, loss: 0.03, algorithm: .newReno, sack: false),
         Case(seed: 5, loss: 0.05, algorithm: .cubic, sack: false, timestamps: false),
         Case(seed: 6, loss: 0.02, algorithm: .cubic, sack: true, timestamps: false),
+        Case(seed: 7, loss: 0.02, algorithm: .cubic, tso: true),
     ]
 
     @Test(arguments: cases)
@@ -35,6 +37,7 @@ import Glibc
         configuration.selectiveAcknowledgments = c.sack
         configuration.timestamps = c.timestamps
         configuration.timeWaitDuration = .seconds(2)
+        if c.tso { configuration.maxSegmentBytes = 65536 }
         var transfer = Transfer(seed: c.seed, clientBytes: c.bytes, serverBytes: c.bytes / 3,
                                 client: configuration, server: configuration)
         for link in [\Transfer.forward, \Transfer.backward] {
@@ -45,7 +48,6 @@ import Glibc
         let finished = transfer.run(until: Instant.zero + .seconds(3600))
         #expect(finished, "stalled at \(transfer.now): client \(String(describing: transfer.client.connection?.state)) server \(String(describing: transfer.server.connection?.state))")
         check(transfer, clientBytes: c.bytes, serverBytes: c.bytes / 3)
-        print("STATS", c, "time", transfer.now, "steps", transfer.steps, "fwd sent", transfer.forward.sent, "dropped", transfer.forward.dropped, "rtx", transfer.client.connection?.retransmittedSegmentCount ?? -1, "bwd sent", transfer.backward.sent, "rtx", transfer.server.connection?.retransmittedSegmentCount ?? -1)
     }
 
     /// 100 MB each way under 2 % loss with reordering and duplication; set NETSTACK_TCP_LONG=1 (use a
