@@ -347,6 +347,9 @@ extension TCPConnection {
                 }
             }
             retransmitDeadline = flightSize > 0 ? now + rttEstimator.retransmitTimeout : nil
+            // Keep "recover" within 2^31 of SND.UNA so the modular comparison stays meaningful on
+            // connections that move more than 2 GiB without a loss.
+            if recovery == .none { recoverPoint = sendUnacknowledged }
         } else if ack == sendUnacknowledged, segment.payload.readableBytes == 0,
                   !segment.flags.contains(.fin), scaledWindow == sendWindow, flightBefore > 0 {
             duplicateAcks += 1  // RFC 5681 §2 duplicate ACK

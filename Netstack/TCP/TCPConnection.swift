@@ -16,6 +16,14 @@ package import NetstackWire
 /// Segments carry no ports; the owner adds the 4-tuple and the checksum. A data segment whose payload
 /// exceeds `sendMSS` (only when `configuration.maxSegmentBytes` allows it) must be split by the owner into
 /// `sendMSS`-byte pieces (TSO/GSO), each with a copy of the header.
+///
+/// Buffer ownership (what keeps the hot path free of copies and allocations):
+/// - Emitted payloads are slices of the send buffer. Drop them once written to the device (for example
+///   `segments.removeAll(keepingCapacity: true)`) before the next `send(_:)`, or that append copies the
+///   whole buffer (copy-on-write).
+/// - Received payloads are kept as slices of the owner's packet buffers until `read(max:)` hands them out;
+///   the owner must not reuse a packet buffer's storage in place while the connection holds a slice of it.
+///   The receive limit counts payload bytes, not the storage those slices pin.
 package struct TCPConnection: Sendable {
     package let configuration: TCPConfiguration
     package internal(set) var state: TCPState

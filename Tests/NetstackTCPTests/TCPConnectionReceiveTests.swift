@@ -221,3 +221,43 @@ import Testing
         #expect(h.connection.receiveBufferLimit <= configuration.receiveBufferMaximum)
     }
 }
+
+/// Reordering and duplication at the single-connection level (the transfer test covers them in bulk).
+@Suite struct TCPConnectionReorderTests {
+    @Test func reverseOrderArrivalIsReassembled() {
+        var h = Harness.established(modern: true)
+        let base = h.peerNext
+        for i in (0..<8).reversed() {
+            h.receive(.ack, seq: base + i * 100, payload: bytes(100, from: i * 100))
+        }
+        var all: [UInt8] = []
+        while let chunk = h.connection.read(max: 10_000) { all += chunk.readableBytesView }
+        #expect(all == Array(bytes(800).readableBytesView))
+        #expect(h.connection.receiveNext == base + 800)
+        #expect(h.transmit().last?.options.sackBlocks.isEmpty == true)
+    }
+
+    @Test func duplicatedOutOfOrderSegmentsAreHeldOnce() {
+        var h = Harness.established()
+        let base = h.peerNext
+        for _ in 0..<3 { h.receive(.ack, seq: base + 100, payload: bytes(100, from: 100)) }
+        #expect(h.connection.receiveQueue.outOfOrderByteCount == 100)
+        h.receive(.ack, seq: base, payload: bytes(100))
+        #expect(h.connection.readableByteCount == 200)
+    }
+
+    @Test func rstInTimeWaitEndsItEarly() {
+        var h = Harness.timeWait()
+        h.receive(.rst)
+        #expect(h.connection.state == .closed)
+        #expect(h.connection.closeReason == .normal)
+    }
+
+    @Test func advertisedWindowIsScaled() {
+        var h = Harness.established(modern: true)
+        h.receive(.ack, payload: bytes(10))
+        let out = h.advance(.milliseconds(40))
+        let limit = h.connection.receiveBufferLimit
+        #expect(out.last?.window == UInt16((limit - 10) >> 7))
+    }
+}
