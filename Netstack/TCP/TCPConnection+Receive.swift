@@ -160,6 +160,14 @@ extension TCPConnection {
     // MARK: Synchronized states
 
     mutating func receiveSynchronized(_ segment: TCPSegment, now: Instant) {
+        var segment = segment
+        // Simultaneous open (RFC 9293 figure 8 line 6): the peer's SYN-ACK in SYN-RECEIVED carries a SYN we
+        // already hold; its ACK is what completes the handshake (Linux special-cases it the same way).
+        if state == .synReceived, segment.flags.contains([.syn, .ack]), segment.sequenceNumber == initialReceiveSequence,
+           segment.payload.readableBytes == 0, segment.acknowledgmentNumber == sendNext {
+            segment.flags.remove(.syn)
+            segment.sequenceNumber = receiveNext
+        }
         let flags = segment.flags
         // A retransmitted SYN in SYN-RECEIVED: our SYN-ACK was lost; send it again.
         if state == .synReceived, flags.contains(.syn), !flags.contains(.ack), segment.sequenceNumber == initialReceiveSequence {
@@ -324,9 +332,11 @@ extension TCPConnection {
                 if ack >= recoverPoint {
                     recovery = .none
                     retransmitNext = sendUnacknowledged
+                    forceRetransmission = false
                     congestion.onRecoveryExit(maximumSegmentSize: sendMSS)
                 }
                 // A partial ACK keeps recovery going: the new head is treated as lost (RFC 6582 §3.2 step 3).
+                if recovery == .fast, !sackEnabled { forceRetransmission = true }
             case .timeout:
                 // After a timeout the sender slow-starts through the lost window (RFC 5681 §3.1).
                 congestion.onAck(ackedBytes: acked, isWindowLimited: true, maximumSegmentSize: sendMSS,
@@ -337,6 +347,9 @@ extension TCPConnection {
                 }
             }
             retransmitDeadline = flightSize > 0 ? now + rttEstimator.retransmitTimeout : nil
+            // Keep "recover" within 2^31 of SND.UNA so the modular comparison stays meaningful on
+            // connections that move more than 2 GiB without a loss.
+            if recovery == .none { recoverPoint = sendUnacknowledged }
         } else if ack == sendUnacknowledged, segment.payload.readableBytes == 0,
                   !segment.flags.contains(.fin), scaledWindow == sendWindow, flightBefore > 0 {
             duplicateAcks += 1  // RFC 5681 §2 duplicate ACK
@@ -373,6 +386,7 @@ extension TCPConnection {
         recovery = .fast
         recoverPoint = sendNext
         retransmitNext = sendUnacknowledged
+        forceRetransmission = true
         congestion.onCongestionEvent(flightSize: flightSize, maximumSegmentSize: sendMSS, now: now)
     }
 

@@ -49,10 +49,15 @@ extension TCPConnection {
 
     /// The earliest armed timer.
     package var nextDeadline: Instant? {
-        var earliest: Instant?
-        for deadline in [retransmitDeadline, delayedAckDeadline, persistDeadline, keepaliveDeadline, timeWaitDeadline] {
+        // No array literal here: this runs after every segment batch and must not allocate.
+        var earliest = retransmitDeadline
+        @inline(__always) func consider(_ deadline: Instant?) {
             if let deadline, earliest.map({ deadline < $0 }) ?? true { earliest = deadline }
         }
+        consider(delayedAckDeadline)
+        consider(persistDeadline)
+        consider(keepaliveDeadline)
+        consider(timeWaitDeadline)
         return earliest
     }
 
@@ -272,7 +277,8 @@ extension TCPConnection {
         while true {
             let budget = congestion.congestionWindow - pipe
             if let (sequenceNumber, length) = nextRetransmission {
-                guard budget >= mss || (budget > 0 && length < mss) else { break }
+                guard forceRetransmission || budget >= mss || (budget > 0 && length < mss) else { break }
+                forceRetransmission = false
                 emitRetransmission(sequenceNumber, length: min(length, mss - sackBytes), into: &segments,
                                    sackBlocks: sackBlocks, now: now)
                 continue

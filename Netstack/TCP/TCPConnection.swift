@@ -16,6 +16,14 @@ package import NetstackWire
 /// Segments carry no ports; the owner adds the 4-tuple and the checksum. A data segment whose payload
 /// exceeds `sendMSS` (only when `configuration.maxSegmentBytes` allows it) must be split by the owner into
 /// `sendMSS`-byte pieces (TSO/GSO), each with a copy of the header.
+///
+/// Buffer ownership (what keeps the hot path free of copies and allocations):
+/// - Emitted payloads are slices of the send buffer. Drop them once written to the device (for example
+///   `segments.removeAll(keepingCapacity: true)`) before the next `send(_:)`, or that append copies the
+///   whole buffer (copy-on-write).
+/// - Received payloads are kept as slices of the owner's packet buffers until `read(max:)` hands them out;
+///   the owner must not reuse a packet buffer's storage in place while the connection holds a slice of it.
+///   The receive limit counts payload bytes, not the storage those slices pin.
 package struct TCPConnection: Sendable {
     package let configuration: TCPConfiguration
     package internal(set) var state: TCPState
@@ -61,6 +69,9 @@ package struct TCPConnection: Sendable {
     /// The "recover" variable of RFC 6582: no new reduction before this is acknowledged.
     var recoverPoint: SeqNumber
     var duplicateAcks = 0
+    /// Send the next retransmission regardless of cwnd − pipe: the fast retransmit itself (RFC 6675 §5
+    /// step 4.3) and, without SACK, the retransmission after a partial ACK (RFC 6582 §3.2 step 3).
+    var forceRetransmission = false
     package internal(set) var congestion: TCPCongestionController
     package internal(set) var rttEstimator: TCPRTTEstimator
     /// One segment being timed when timestamps are off (Karn: cleared on retransmission).

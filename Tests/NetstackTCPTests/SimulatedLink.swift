@@ -71,25 +71,37 @@ struct SimulatedLink {
     }
 }
 
-/// A byte stream whose content is a function of its offset, so the receiver checks every byte.
-enum Pattern {
-    static func byte(at offset: Int, salt: UInt8) -> UInt8 {
-        var x = UInt64(truncatingIfNeeded: offset) &* 0x9E37_79B9_7F4A_7C15
-        x ^= x >> 29
-        return UInt8(truncatingIfNeeded: x) ^ salt
+/// A byte stream whose content is a function of its offset, so the receiver checks every byte: a table
+/// of prime length (so it never lines up with segment sizes), salted per direction.
+struct Pattern {
+    static let period = 65521
+    let table: [UInt8]
+    init(salt: UInt8) {
+        var random = SplitMix64(seed: UInt64(salt))
+        let base = (0..<Self.period).map { _ in UInt8(truncatingIfNeeded: random.next()) }
+        table = base + base  // byte k of the stream is base[k % period]; any window fits
+    }
+    /// `count` pattern bytes from stream offset `offset` (count ≤ period).
+    func chunk(at offset: Int, count: Int) -> ArraySlice<UInt8> {
+        let start = offset % Self.period
+        return table[start..<(start + count)]
     }
 }
 
 /// FNV-1a over a stream, for the end-to-end hash check.
 struct FNV1a {
     var value: UInt64 = 0xcbf2_9ce4_8422_2325
-    mutating func add(_ byte: UInt8) { value = (value ^ UInt64(byte)) &* 0x0000_0100_0000_01B3 }
+    mutating func add(_ bytes: UnsafeRawBufferPointer) {
+        var v = value
+        for byte in bytes { v = (v ^ UInt64(byte)) &* 0x0000_0100_0000_01B3 }
+        value = v
+    }
 }
 
 /// One end of a simulated transfer: writes `total` pattern bytes, reads and checks the peer's.
 struct Endpoint {
     var connection: TCPConnection?
-    let salt: UInt8, peerSalt: UInt8
+    let pattern: Pattern, peerPattern: Pattern
     let total: Int
     var written = 0
     var received = 0
@@ -106,26 +118,23 @@ struct Endpoint {
         events.formUnion(c.takeEvents())
         while written < total, c.sendSpace > 0 {
             let count = min(chunk, total - written, c.sendSpace)
-            var buffer = ByteBuffer()
-            buffer.reserveCapacity(count)
-            for i in 0..<count {
-                let b = Pattern.byte(at: written + i, salt: salt)
-                buffer.writeInteger(b)
-                sentHash.add(b)
-            }
+            var buffer = ByteBuffer(bytes: pattern.chunk(at: written, count: count))
+            buffer.withUnsafeReadableBytes { sentHash.add($0) }
             let taken = c.send(&buffer)
             written += taken
             if taken == 0 { break }
         }
-        while let data = c.read(max: 65536) {
-            for b in data.readableBytesView {
-                if b != Pattern.byte(at: received, salt: peerSalt) {
+        while let data = c.read(max: 32768) {
+            let expected = peerPattern.chunk(at: received, count: data.readableBytes)
+            data.withUnsafeReadableBytes { bytes in
+                receivedHash.add(bytes)
+                let same = expected.withUnsafeBytes { $0.elementsEqual(bytes) }
+                if !same {
                     if mismatches == 0 { firstMismatch = received }
                     mismatches += 1
                 }
-                receivedHash.add(b)
-                received += 1
             }
+            received += data.readableBytes
         }
         if c.isReadClosed { sawEOF = true }
         if written == total, !shutDown, c.state == .established || c.state == .closeWait {
@@ -156,8 +165,8 @@ struct Transfer {
         let clientISN = SeqNumber(UInt32(truncatingIfNeeded: seeds.next()))
         client = Endpoint(connection: TCPConnection(connecting: clientConfiguration, initialSequenceNumber: clientISN,
                                                     timestampOffset: UInt32(truncatingIfNeeded: seeds.next()), now: .zero),
-                          salt: 0x5a, peerSalt: 0xa5, total: clientBytes)
-        server = Endpoint(connection: nil, salt: 0xa5, peerSalt: 0x5a, total: serverBytes)
+                          pattern: Pattern(salt: 0x5a), peerPattern: Pattern(salt: 0xa5), total: clientBytes)
+        server = Endpoint(connection: nil, pattern: Pattern(salt: 0xa5), peerPattern: Pattern(salt: 0x5a), total: serverBytes)
         self.serverConfiguration = serverConfiguration
         serverISN = SeqNumber(UInt32(truncatingIfNeeded: seeds.next()))
     }

@@ -2,6 +2,9 @@ import NIOCore
 import NetstackTCP
 import NetstackWire
 import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// The property test: two connections back to back over lossy, reordering, duplicating links must move
 /// every byte exactly and both close cleanly. 100 MB runs behind NETSTACK_TCP_LONG=1.
@@ -12,8 +15,9 @@ import Testing
         var algorithm: TCPCongestionAlgorithm
         var sack = true
         var timestamps = true
+        var tso = false
         var bytes = 3 * 1024 * 1024
-        var description: String { "seed \(seed) loss \(loss) \(algorithm) sack \(sack) ts \(timestamps)" }
+        var description: String { "seed \(seed) loss \(loss) \(algorithm) sack \(sack) ts \(timestamps) tso \(tso)" }
     }
 
     static let cases: [Case] = [
@@ -23,6 +27,7 @@ import Testing
         Case(seed: 4, loss: 0.03, algorithm: .newReno, sack: false),
         Case(seed: 5, loss: 0.05, algorithm: .cubic, sack: false, timestamps: false),
         Case(seed: 6, loss: 0.02, algorithm: .cubic, sack: true, timestamps: false),
+        Case(seed: 7, loss: 0.02, algorithm: .cubic, tso: true),
     ]
 
     @Test(arguments: cases)
@@ -32,6 +37,7 @@ import Testing
         configuration.selectiveAcknowledgments = c.sack
         configuration.timestamps = c.timestamps
         configuration.timeWaitDuration = .seconds(2)
+        if c.tso { configuration.maxSegmentBytes = 65536 }
         var transfer = Transfer(seed: c.seed, clientBytes: c.bytes, serverBytes: c.bytes / 3,
                                 client: configuration, server: configuration)
         for link in [\Transfer.forward, \Transfer.backward] {
@@ -42,6 +48,24 @@ import Testing
         let finished = transfer.run(until: Instant.zero + .seconds(3600))
         #expect(finished, "stalled at \(transfer.now): client \(String(describing: transfer.client.connection?.state)) server \(String(describing: transfer.server.connection?.state))")
         check(transfer, clientBytes: c.bytes, serverBytes: c.bytes / 3)
+    }
+
+    /// 100 MB each way under 2 % loss with reordering and duplication; set NETSTACK_TCP_LONG=1 (use a
+    /// release build: `swift test -c release --filter hundredMegabytes`).
+    @Test(.enabled(if: getenv("NETSTACK_TCP_LONG") != nil))
+    func hundredMegabytes() {
+        var configuration = TCPConfiguration()
+        configuration.timeWaitDuration = .seconds(2)
+        let size = 100 * 1024 * 1024
+        var transfer = Transfer(seed: 100, clientBytes: size, serverBytes: size, client: configuration, server: configuration)
+        for link in [\Transfer.forward, \Transfer.backward] {
+            transfer[keyPath: link].lossRate = 0.02
+            transfer[keyPath: link].reorderRate = 0.02
+            transfer[keyPath: link].duplicateRate = 0.01
+        }
+        let finished = transfer.run(until: Instant.zero + .seconds(36000))
+        #expect(finished)
+        check(transfer, clientBytes: size, serverBytes: size)
     }
 
     func check(_ transfer: Transfer, clientBytes: Int, serverBytes: Int) {
