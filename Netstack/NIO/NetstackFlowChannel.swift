@@ -341,7 +341,8 @@ package final class NetstackFlowChannel: Channel, ChannelCore, @unchecked Sendab
         let error: NetstackChannelError?
         switch reason {
         case .reset: error = .connectionReset
-        case .timedOut, .idle: error = .timedOut
+        case .timedOut: error = .timedOut
+        case .idle: error = nil  // an idle UDP flow just ends, as sing-box's udp_timeout does
         case .unreachable: error = .unreachable
         case .finished, .local, .rejected: error = nil
         }
