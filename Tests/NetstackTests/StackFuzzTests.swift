@@ -1,4 +1,5 @@
 import Testing
+import Glibc
 import NIOCore
 import NetstackWire
 import Netstack
@@ -37,13 +38,17 @@ private func seedPackets() -> [[UInt8]] {
     let seeds = seedPackets()
     var now = Instant.zero
     var batch = PacketBatch(), output = PacketBatch()
-    let iterations = 20_000
+    // NETSTACK_FUZZ raises the count for a long run.
+    let iterations = getenv("NETSTACK_FUZZ").flatMap { Int(String(cString: $0)) } ?? 20_000
     for _ in 0..<iterations {
         var bytes = seeds[Int(rng.next() % UInt64(seeds.count))]
         for _ in 0..<Int(rng.next() % 4) {
             switch rng.next() % 4 {
             case 0 where !bytes.isEmpty: bytes[Int(rng.next() % UInt64(min(bytes.count, 60)))] ^= UInt8(truncatingIfNeeded: rng.next() | 1)
             case 1: bytes = Array(bytes.prefix(Int(rng.next() % UInt64(bytes.count + 1))))
+            case 3 where bytes.count > 33 && bytes[9] == 6:
+                // TCP flags at random: SYN|FIN, RST|ACK, URG, nothing.
+                bytes[33] = UInt8(truncatingIfNeeded: rng.next())
             case 2 where bytes.count > 28:
                 // Random ports/addresses in the flow key spread flows over the table.
                 bytes[Int(rng.next() % 8) + 12] = UInt8(truncatingIfNeeded: rng.next())
