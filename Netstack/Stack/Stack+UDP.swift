@@ -122,6 +122,13 @@ extension Stack {
         return datagram
     }
 
+    /// The first datagram of a pending UDP flow without taking it, so the owner can sniff (DNS name,
+    /// QUIC SNI) before it decides; nil when the flow is not pending UDP.
+    package func peekFirstDatagram(of id: FlowID) -> ByteBuffer? {
+        guard case .udp(let flow) = slot(id), flow.state == .pending else { return nil }
+        return flow.queue.first
+    }
+
     /// Sends `payload` on an open UDP flow, from its local end (the original destination) to its
     /// remote. Give the payload `Stack.reservedFront` bytes of headroom to avoid a copy.
     package func sendDatagram(_ payload: ByteBuffer, on id: FlowID) throws(FlowError) {

@@ -13,6 +13,7 @@ func transparentUDPHandsOverOriginalDestinationBeforeAnswering(client: IPAddress
     #expect(key == FlowKey(proto: .udp, local: endpoint(remote, 53), remote: endpoint(client, 40000)))
     #expect(h.output().isEmpty)  // nothing answered before the decision
     #expect(throws: FlowError.invalidState) { _ = try h.stack.receiveDatagram(on: id) }
+    #expect(h.stack.peekFirstDatagram(of: id)?.bytes == Array("query".utf8))  // sniffable before deciding
 
     try h.stack.accept(id)
     #expect(h.events() == [.readable(id)])
