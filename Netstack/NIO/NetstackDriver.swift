@@ -11,6 +11,7 @@ package import Netstack
 
 /// A new flow the stack is holding for a decision; hand it to `accept` or `reject` on the loop.
 package struct NetstackIncomingFlow: Sendable {
+    /// The stack's handle for the flow.
     package let id: FlowID
     /// Protocol, original destination (`local`) and source (`remote`).
     package let key: FlowKey
@@ -31,7 +32,9 @@ package enum NetstackChannelError: Error, Equatable {
 /// Runs one `Stack` on one `EventLoop` with one `PacketDevice`. All methods must be called on
 /// `eventLoop` (they check).
 package final class NetstackDriver: @unchecked Sendable {
+    /// The loop everything runs on.
     package let eventLoop: any EventLoop
+    /// The stack it drives (touch it only on `eventLoop`).
     package let stack: Stack
     let device: any PacketDevice
     /// Called on the loop for each new incoming flow (transparent termination or a listened port).

@@ -6,20 +6,27 @@ package import NetstackWire
 /// flow's real deadline and pushes again if it moved later. So traffic that extends an idle timer
 /// costs nothing per packet, and a dead flow's entry is skipped by its generation.
 package struct DeadlineHeap: Sendable {
+    /// One timer: when, and for which flow.
     package struct Entry: Sendable {
+        /// When it fires.
         package var deadline: Instant
+        /// The flow to look at then.
         package var flow: FlowID
     }
 
     private var entries: [Entry] = []
 
+    /// An empty heap.
     package init() {}
 
+    /// Entries, stale ones included.
     package var count: Int { entries.count }
+    /// Whether no timer is armed.
     package var isEmpty: Bool { entries.isEmpty }
     /// The earliest deadline.
     package var next: Instant? { entries.first?.deadline }
 
+    /// Arms a timer for `flow` at `deadline` (O(log n)).
     package mutating func push(_ deadline: Instant, _ flow: FlowID) {
         entries.append(Entry(deadline: deadline, flow: flow))
         var child = entries.count - 1

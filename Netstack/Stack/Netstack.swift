@@ -11,5 +11,6 @@
 
 /// The module's name, for log lines and diagnostics.
 package enum NetstackModule {
+    /// "Netstack".
     package static let name = "Netstack"
 }

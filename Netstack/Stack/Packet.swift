@@ -7,9 +7,12 @@ package import NetstackWire
 /// Buffers the stack emits keep `Stack.headroom` free bytes before the reader index, so a device can
 /// put a virtio-net or tunnel header in front without copying.
 package struct Packet: Sendable {
+    /// The packet from its IP header on; `Stack.headroom` free bytes precede it in buffers the stack builds.
     package var bytes: ByteBuffer
+    /// Checksum and segmentation state: what the virtio-net header said on input, or must say on output.
     package var offload: VirtioNetHeader
 
+    /// A packet with its offload state (`.none`: complete checksums, no GSO).
     @inlinable package init(bytes: ByteBuffer, offload: VirtioNetHeader = .none) {
         self.bytes = bytes
         self.offload = offload
@@ -19,15 +22,20 @@ package struct Packet: Sendable {
 /// A batch of packets moved in one call between a device and the stack. Reused across calls:
 /// `removeAll()` keeps its storage so steady-state batches allocate nothing.
 package struct PacketBatch: Sendable {
+    /// The packets, in device order.
     package var packets: [Packet]
 
+    /// An empty batch with room for `capacity` packets.
     package init(capacity: Int = 64) {
         packets = []
         packets.reserveCapacity(capacity)
     }
 
+    /// Packets in the batch.
     @inlinable package var count: Int { packets.count }
+    /// Whether the batch has no packets.
     @inlinable package var isEmpty: Bool { packets.isEmpty }
+    /// Adds a packet at the end.
     @inlinable package mutating func append(_ packet: Packet) { packets.append(packet) }
     /// Empties the batch and keeps its capacity.
     @inlinable package mutating func removeAll() { packets.removeAll(keepingCapacity: true) }

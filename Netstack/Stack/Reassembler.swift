@@ -4,12 +4,16 @@ package import NetstackWire
 /// Identifies one datagram being reassembled (RFC 791 §3.2: source, destination, protocol,
 /// identification; RFC 8200 §4.5: source, destination, identification).
 package struct ReassemblyKey: Hashable, Sendable {
+    /// The datagram's source.
     package var source: IPAddress
+    /// The datagram's destination.
     package var destination: IPAddress
+    /// The IPv4 identification (16 bits) or the IPv6 fragment header's (32 bits).
     package var identification: UInt32
     /// The IPv4 protocol number; 0 for IPv6 (its key has no protocol).
     package var proto: UInt8
 
+    /// A key from its parts.
     package init(source: IPAddress, destination: IPAddress, identification: UInt32, proto: UInt8) {
         self.source = source
         self.destination = destination
@@ -40,6 +44,7 @@ package struct Reassembler {
 
     /// A datagram whose time ran out, with enough of its first fragment for an ICMP time-exceeded error.
     package struct Expired {
+        /// Which datagram it was.
         package var key: ReassemblyKey
         /// The first fragment as received (IP header and data), when it had arrived; RFC 792/RFC 8200
         /// §4.5 send "fragment reassembly time exceeded" only then.
@@ -61,7 +66,9 @@ package struct Reassembler {
         var deadline: Instant
     }
 
+    /// How long a datagram may take to complete, from its first fragment.
     package let timeout: Duration
+    /// Most bytes held across all datagrams in progress.
     package let memoryLimit: Int
     /// Most datagrams in progress at once.
     package let maximumDatagrams: Int
@@ -75,6 +82,7 @@ package struct Reassembler {
     package private(set) var heldBytes = 0
     private let allocator = ByteBufferAllocator()
 
+    /// A reassembler with Linux's defaults unless told otherwise.
     package init(timeout: Duration = .seconds(30), memoryLimit: Int = 4 << 20,
                  maximumDatagrams: Int = 1024, maximumFragments: Int = 128) {
         self.timeout = timeout

@@ -18,7 +18,9 @@ package final class Stack: PacketStack {
     /// WireGuard header (16) fits, with room to spare.
     package static let headroom = 64
 
+    /// What the stack was built with; fixed for its life.
     package let configuration: StackConfiguration
+    /// Counters of what it did and dropped.
     package internal(set) var statistics = StackStatistics()
 
     var random: SeededRandom
@@ -79,6 +81,7 @@ package final class Stack: PacketStack {
 
     // MARK: PacketStack
 
+    /// Processes every packet of `batch` at `now` and empties it (see the numbered stages above).
     package func receive(_ batch: inout PacketBatch, now: Instant) {
         lastNow = max(lastNow, now)
         for index in batch.packets.indices {
@@ -87,6 +90,7 @@ package final class Stack: PacketStack {
         batch.removeAll()
     }
 
+    /// Runs due timers, appends every queued packet to `batch`, and returns the next deadline.
     package func transmit(into batch: inout PacketBatch, now: Instant) -> Instant? {
         lastNow = max(lastNow, now)
         runTimers(now: now)

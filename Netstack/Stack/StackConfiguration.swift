@@ -5,6 +5,7 @@ package import NetstackTCP
 package struct StackConfiguration: Sendable {
     /// Addresses the stack owns: echo is answered, listeners bind, dials originate from them.
     package var ipv4Addresses: [IPv4Address] = []
+    /// IPv6 addresses the stack owns.
     package var ipv6Addresses: [IPv6Address] = []
     /// Transparent termination: a TCP SYN or UDP datagram to ANY destination becomes an `.incoming`
     /// flow with its original destination (a tun inbound). Off: only own addresses and listened ports.
@@ -30,9 +31,11 @@ package struct StackConfiguration: Sendable {
     package var outputQueueLimit = 8192
     /// Fragment reassembly: lifetime and memory (Linux `ipfrag_time` 30 s, `ipfrag_high_thresh` 4 MiB).
     package var reassemblyTimeout: Duration = .seconds(30)
+    /// Most bytes held by incomplete datagrams per family.
     package var reassemblyMemory = 4 << 20
     /// ICMP error rate limit (Linux `icmp_msgs_per_sec` 1000, `icmp_msgs_burst` 50).
     package var icmpErrorsPerSecond = 1000
+    /// ICMP errors that may go out at once before the rate applies.
     package var icmpErrorBurst = 50
     /// TTL / hop limit of packets the stack originates.
     package var defaultTTL: UInt8 = 64

@@ -4,12 +4,15 @@ package import NetstackWire
 /// errors (RFC 1812 §4.3.2.8, RFC 4443 §2.4(f)); Linux's defaults are 1000/s with a burst of 50
 /// (`icmp_msgs_per_sec`, `icmp_msgs_burst`).
 package struct TokenBucket: Sendable {
+    /// Tokens added per second.
     package let ratePerSecond: Int
+    /// Most tokens held.
     package let burst: Int
     /// Tokens scaled by 1e9 so refills at nanosecond granularity stay exact in integers.
     private var scaledTokens: UInt64
     private var last: Instant
 
+    /// A full bucket at `now`.
     package init(ratePerSecond: Int, burst: Int, now: Instant = .zero) {
         precondition(ratePerSecond >= 0 && burst >= 1)
         self.ratePerSecond = ratePerSecond

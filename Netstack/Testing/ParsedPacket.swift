@@ -4,9 +4,13 @@ package import NetstackWire
 /// A packet taken apart for assertions in tests: addresses, protocol, ports, flags, payload, and
 /// whether every checksum verifies. Not for the data path (it copies).
 package struct ParsedPacket: CustomStringConvertible {
+    /// IP source.
     package var source: IPAddress
+    /// IP destination.
     package var destination: IPAddress
+    /// Upper-layer protocol (after IPv6 extension headers).
     package var proto: UInt8
+    /// TTL or hop limit.
     package var ttl: UInt8
     /// IPv4 fragment fields (offset in bytes), or the IPv6 fragment header's.
     package var isFragment: Bool
@@ -32,6 +36,7 @@ package struct ParsedPacket: CustomStringConvertible {
         self.init(Array(buffer.readableBytesView))
     }
 
+    /// Parses `bytes` (one IP packet); nil when they are not one.
     package init?(_ bytes: [UInt8]) {
         self.bytes = bytes
         guard let first = bytes.first else { return nil }

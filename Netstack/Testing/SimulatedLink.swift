@@ -9,18 +9,23 @@ package import Netstack
 /// The test owns both stacks' owner logic: it drains events and moves data between steps (the
 /// `afterStep` closure of `run`). Deterministic for a given seed.
 package final class SimulatedLink {
+    /// Which stack a packet came from or goes to.
     package enum Side: Sendable { case a, b }
 
     /// What the wire does to packets. Probabilities are per packet, 0...1.
     package struct Impairments: Sendable {
+        /// Probability that a packet is dropped.
         package var loss = 0.0
+        /// Probability that a packet arrives twice.
         package var duplication = 0.0
+        /// Probability that a packet is held back by `reorderDelay`.
         package var reordering = 0.0
         /// One-way delay of every packet.
         package var latency: Duration = .milliseconds(1)
         /// Extra delay of a reordered packet (it arrives after later ones).
         package var reorderDelay: Duration = .milliseconds(3)
 
+        /// Impairments; all zero is a perfect wire with `latency`.
         package init(loss: Double = 0, duplication: Double = 0, reordering: Double = 0,
                      latency: Duration = .milliseconds(1), reorderDelay: Duration = .milliseconds(3)) {
             self.loss = loss
@@ -38,8 +43,11 @@ package final class SimulatedLink {
         var packet: Packet
     }
 
+    /// One end.
     package let a: Stack
+    /// The other end.
     package let b: Stack
+    /// What the wire does; may change between steps.
     package var impairments: Impairments
     package private(set) var now: Instant
     /// Packets put on the wire, dropped by loss, and delivered.
@@ -56,6 +64,7 @@ package final class SimulatedLink {
     private var deadlineA: Instant?
     private var deadlineB: Instant?
 
+    /// A link between `a` and `b`; `seed` fixes every impairment decision.
     package init(a: Stack, b: Stack, impairments: Impairments = Impairments(), seed: UInt64, start: Instant = .zero) {
         self.a = a
         self.b = b
