@@ -225,3 +225,42 @@ final class DriverPair {
     pair.spin(.milliseconds(50))
     #expect(throws: NetstackChannelError.connectionReset) { try connected.wait() }
 }
+
+@Test func ordinaryModeListenerThroughTheDriver() throws {
+    // A node's own stack (as a WireGuard/Tailscale endpoint has): own address, one listened port.
+    let loop = EmbeddedEventLoop()
+    var s = StackConfiguration(); s.ipv4Addresses = [IPv4Address(100, 64, 0, 1)]
+    var c = StackConfiguration(); c.ipv4Addresses = [IPv4Address(100, 64, 0, 2)]
+    let ds = PairedDevice(), dc = PairedDevice()
+    ds.peer = dc; dc.peer = ds
+    let server = NetstackDriver(stack: Stack(configuration: s, seed: 1), device: ds, eventLoop: loop)
+    let client = NetstackDriver(stack: Stack(configuration: c, seed: 2), device: dc, eventLoop: loop)
+    server.start(); client.start()
+    try server.stack.listen(.tcp, port: 22)
+    server.onIncoming = { flow in
+        _ = server.accept(flow) { channel in
+            channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(Echo()) }
+        }
+    }
+    func spin() { for _ in 0..<200 { loop.run(); loop.advanceTime(by: .milliseconds(1)) } }
+    let collector = Collector()
+    let connected = client.connectTCP(to: Endpoint(.v4(IPv4Address(100, 64, 0, 1)), 22)) { channel in
+        channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(collector) }
+    }
+    spin()
+    let channel = try connected.wait()
+    #expect(channel.localAddress?.ipAddress == "100.64.0.2")
+    channel.writeAndFlush(ByteBuffer(string: "SSH-2.0-test\r\n"), promise: nil)
+    spin()
+    #expect(collector.received == Array("SSH-2.0-test\r\n".utf8))
+    // A port nobody listens on is reset; an address that is not the node's is not answered at all.
+    let refused = client.connectTCP(to: Endpoint(.v4(IPv4Address(100, 64, 0, 1)), 23)) { $0.eventLoop.makeSucceededVoidFuture() }
+    spin()
+    #expect(throws: NetstackChannelError.connectionReset) { try refused.wait() }
+    #expect(server.stack.statistics.tcpResetsSent == 1)
+    _ = client.connectTCP(to: Endpoint(.v4(IPv4Address(100, 64, 0, 9)), 22)) { $0.eventLoop.makeSucceededVoidFuture() }
+    spin()
+    #expect(server.stack.statistics.notForUs >= 1)
+    channel.close(promise: nil)
+    spin()
+}
