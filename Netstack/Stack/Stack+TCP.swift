@@ -96,8 +96,8 @@ extension Stack {
                 if tcp.flags & TCPBasics.rst != 0 { removeFlow(id, key: key) }
                 return
             }
-            receiveTCPSegment(flow, segment: segment, tcp: tcp, offload: offload, now: now)
-            return
+            // A new SYN may replace a connection in TIME-WAIT (RFC 6191); it then opens a new flow below.
+            guard !receiveTCPSegment(flow, segment: segment, tcp: tcp, offload: offload, now: now) else { return }
         }
         guard tcp.flags & TCPBasics.rst == 0 else { return }
         let isSYN = tcp.flags & (TCPBasics.syn | TCPBasics.ack | TCPBasics.fin) == TCPBasics.syn

@@ -165,24 +165,27 @@ extension Stack {
         transmit(flow, now: now)
     }
 
-    func receiveTCPSegment(_ flow: TCPFlow, segment: ByteBuffer, tcp: TCPBasics, offload: VirtioNetHeader, now: Instant) {
-        guard flow.connection != nil else { return }
+    /// Hands a segment to the flow's connection. Returns false when the segment was a SYN that
+    /// replaced a TIME-WAIT connection: the caller then treats it as a new flow.
+    func receiveTCPSegment(_ flow: TCPFlow, segment: ByteBuffer, tcp: TCPBasics, offload: VirtioNetHeader, now: Instant) -> Bool {
+        guard flow.connection != nil else { return true }
         let parsed: TCPSegment
         do {
             parsed = try TCPSegment(parsing: segment)
         } catch {
             statistics.malformed += 1
-            return
+            return true
         }
         if flow.connection!.mayReplace(with: parsed) {
             // A new SYN for a 4-tuple in TIME-WAIT (RFC 6191): the old connection makes way.
             removeFlow(flow.id, key: flow.key)
-            return
+            return false
         }
         flow.connection!.receive(parsed, now: now)
         if flow.isReleased { while flow.connection!.read(max: .max) != nil {} }
         markDirty(flow)
         collectEvents(flow)
+        return true
     }
 
     func transmitTCP(now: Instant) {

@@ -152,3 +152,27 @@ func synForAnyDestinationIsHandedOverBeforeAnswering(client: IPAddress, remote: 
     h.inject(PacketBuilder.tcp(from: endpoint(client4, 40001), to: server, sequence: 5, flags: PacketBuilder.syn))
     #expect(h.events().contains { if case .incoming = $0 { true } else { false } })
 }
+
+@Test func newSYNReplacesTimeWaitConnection() throws {
+    // The gateway closes first and sits in TIME-WAIT; the client reuses its port with a higher
+    // sequence number and gets a new incoming flow at once (RFC 6191), not after a SYN retry.
+    let h = Harness(transparent: true)
+    let client = endpoint(client4, 40000), server = endpoint(remote4, 443)
+    h.inject(PacketBuilder.tcp(from: client, to: server, sequence: 1000, flags: PacketBuilder.syn))
+    guard case .incoming(let id, _)? = h.events().first else { Issue.record("no incoming"); return }
+    try h.stack.accept(id)
+    let synAck = try #require(h.output().first)
+    let serverSequence = synAck.sequence &+ 1
+    h.inject(PacketBuilder.tcp(from: client, to: server, sequence: 1001, acknowledgment: serverSequence, flags: PacketBuilder.ack))
+    try h.stack.shutdownWrite(id)
+    let fin = try #require(h.output().first { $0.tcpFlags & PacketBuilder.fin != 0 })
+    h.inject(PacketBuilder.tcp(from: client, to: server, sequence: 1001, acknowledgment: fin.sequence &+ 1,
+                               flags: PacketBuilder.ack | PacketBuilder.fin))
+    _ = h.output()
+    #expect(h.stack.tcpState(of: id).map { "\($0)" } == "TIME-WAIT")
+    _ = h.events()
+    h.inject(PacketBuilder.tcp(from: client, to: server, sequence: 900_000, flags: PacketBuilder.syn))
+    let events = h.events()
+    #expect(events.contains { if case .incoming(let new, _) = $0 { new != id } else { false } })
+    #expect(h.stack.tcpState(of: id) == nil)
+}
