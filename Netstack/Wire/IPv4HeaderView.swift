@@ -54,7 +54,7 @@ package struct IPv4HeaderView: ~Escapable {
     }
 }
 
-/// An IPv4 header to write. Options are not written (the stack never sends any); `headerLength` is 20.
+/// An IPv4 header to write: 20 bytes, or 20 + options with `write(to:options:)`.
 package struct IPv4Header: Sendable, Equatable {
     package var trafficClass: UInt8 = 0
     package var totalLength: Int
@@ -79,8 +79,17 @@ package struct IPv4Header: Sendable, Equatable {
 
     /// Writes the 20-byte header with its checksum into `out[0..<20]`.
     @inlinable package func write(to out: UnsafeMutableRawBufferPointer) {
-        precondition(out.count >= 20 && totalLength <= 0xffff && fragmentOffset % 8 == 0)
-        out.storeBigEndian(UInt8(0x45), at: 0)
+        write(to: out, options: UnsafeRawBufferPointer(start: nil, count: 0))
+    }
+
+    /// Writes the header followed by `options` (a multiple of 4 bytes, at most 40, already padded with
+    /// EOL/NOP as RFC 791 §3.1 requires) into `out[0..<20 + options.count]`, IHL and checksum included.
+    /// `totalLength` counts the options too.
+    @inlinable package func write(to out: UnsafeMutableRawBufferPointer, options: UnsafeRawBufferPointer) {
+        let headerLength = 20 + options.count
+        precondition(options.count % 4 == 0 && options.count <= 40, "IPv4 options must be padded to 4 bytes, at most 40")
+        precondition(out.count >= headerLength && totalLength <= 0xffff && totalLength >= headerLength && fragmentOffset % 8 == 0)
+        out.storeBigEndian(UInt8(0x40 | headerLength / 4), at: 0)
         out.storeBigEndian(trafficClass, at: 1)
         out.storeBigEndian(UInt16(totalLength), at: 2)
         out.storeBigEndian(identification, at: 4)
@@ -91,7 +100,10 @@ package struct IPv4Header: Sendable, Equatable {
         out.storeBigEndian(UInt16(0), at: 10)
         out.storeBigEndian(source.rawValue, at: 12)
         out.storeBigEndian(destination.rawValue, at: 16)
-        let sum = Checksum.compute(UnsafeRawBufferPointer(rebasing: out[0..<20]))
+        if options.count > 0 {
+            UnsafeMutableRawBufferPointer(rebasing: out[20..<headerLength]).copyMemory(from: options)
+        }
+        let sum = Checksum.compute(UnsafeRawBufferPointer(rebasing: out[0..<headerLength]))
         out.storeBigEndian(sum, at: 10)
     }
 }

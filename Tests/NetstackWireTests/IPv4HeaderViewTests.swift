@@ -77,3 +77,17 @@ let ipv4Packet = ipv4Header + [UInt8](repeating: 0, count: 95)
     let ip = try IPv4HeaderView(validating: bytes.span.bytes)
     #expect(ip.fragmentOffset == 1480 && ip.moreFragments && ip.identification == 9 && ip.isChecksumValid)
 }
+
+@Test func writesIPv4HeaderWithOptions() throws {
+    // Router Alert (RFC 2113): type 148, length 4, value 0 → IHL 6.
+    let options: [UInt8] = [0x94, 0x04, 0x00, 0x00]
+    var header = IPv4Header(source: IPv4Address(10, 0, 0, 1), destination: IPv4Address(224, 0, 0, 22), protocolNumber: 2, totalLength: 32)
+    header.timeToLive = 1
+    var bytes = [UInt8](repeating: 0, count: 32)
+    bytes.withUnsafeMutableBytes { out in options.withUnsafeBytes { header.write(to: out, options: $0) } }
+    #expect(bytes[0] == 0x46)
+    #expect(Array(bytes[20..<24]) == options)
+    let ip = try IPv4HeaderView(validating: bytes.span.bytes)
+    let valid = ip.isChecksumValid
+    #expect(valid && ip.headerLength == 24 && ip.optionsRange == 20..<24 && ip.payloadRange == 24..<32)
+}
