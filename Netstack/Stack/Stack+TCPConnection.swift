@@ -145,6 +145,8 @@ extension Stack {
         // Unread data is dropped, as close(2) would (Linux then resets; we finish with FIN instead).
         while flow.connection!.read(max: .max) != nil {}
         flow.connection!.shutdownWrite()
+        flow.deadline = lastNow + configuration.orphanTimeout
+        timers.push(flow.deadline, flow.id)
         markDirty(flow)
     }
 
@@ -159,6 +161,18 @@ extension Stack {
     func tcpTimer(_ flow: TCPFlow, now: Instant) {
         if flow.isPendingSYN {
             if flow.deadline <= now { removeFlow(flow.id, key: flow.key) }
+            return
+        }
+        if flow.isReleased && flow.deadline <= now, flow.connection?.state != .timeWait {
+            // Orphaned too long (the peer never finished): reset and forget, as Linux does after
+            // tcp_fin_timeout. TIME-WAIT is left to its own timer.
+            statistics.orphansReset += 1
+            flow.connection!.abort()
+            tcpSegmentScratch.removeAll(keepingCapacity: true)
+            _ = flow.connection!.transmit(into: &tcpSegmentScratch, now: now)
+            for segment in tcpSegmentScratch { emitSegment(segment, for: flow) }
+            tcpSegmentScratch.removeAll(keepingCapacity: true)
+            removeFlow(flow.id, key: flow.key)
             return
         }
         flow.scheduled = nil

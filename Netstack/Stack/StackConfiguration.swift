@@ -39,6 +39,9 @@ package struct StackConfiguration: Sendable {
     package var icmpErrorBurst = 50
     /// TTL / hop limit of packets the stack originates.
     package var defaultTTL: UInt8 = 64
+    /// A TCP flow the owner closed lives at most this long waiting for the peer's FIN (Linux
+    /// `tcp_fin_timeout`, 60 s); then it is reset, so half-open peers cannot pin flows forever.
+    package var orphanTimeout: Duration = .seconds(60)
     /// Per-connection TCP settings; the MSS is derived from `mtu` and the address family.
     package var tcp = TCPConfiguration()
     /// Emit TCP segments larger than the MSS as one GSO packet (virtio-net TCPv4/TCPv6 with a partial
@@ -77,6 +80,7 @@ package struct StackStatistics: Sendable, Equatable {
     package var flowsOpened = 0
     package var flowsClosed = 0
     package var tcpSegmentsSent = 0
+    package var orphansReset = 0
 
     package init() {}
 }

@@ -176,3 +176,26 @@ func synForAnyDestinationIsHandedOverBeforeAnswering(client: IPAddress, remote: 
     #expect(events.contains { if case .incoming(let new, _) = $0 { new != id } else { false } })
     #expect(h.stack.tcpState(of: id) == nil)
 }
+
+@Test func closedFlowsWhosePeerNeverFinishesAreResetAfterTheOrphanTimeout() throws {
+    let h = Harness(transparent: true) { $0.orphanTimeout = .seconds(60) }
+    let client = endpoint(client4, 40000), server = endpoint(remote4, 443)
+    h.inject(PacketBuilder.tcp(from: client, to: server, sequence: 1000, flags: PacketBuilder.syn))
+    guard case .incoming(let id, _)? = h.events().first else { Issue.record("no incoming"); return }
+    try h.stack.accept(id)
+    let synAck = try #require(h.output().first)
+    h.inject(PacketBuilder.tcp(from: client, to: server, sequence: 1001, acknowledgment: synAck.sequence &+ 1, flags: PacketBuilder.ack))
+    try h.stack.close(id)
+    let fin = try #require(h.output().first { $0.tcpFlags & PacketBuilder.fin != 0 })
+    // The client ACKs our FIN but never sends its own: FIN-WAIT-2.
+    h.inject(PacketBuilder.tcp(from: client, to: server, sequence: 1001, acknowledgment: fin.sequence &+ 1, flags: PacketBuilder.ack))
+    _ = h.output()
+    #expect(h.stack.numberOfFlows == 1)
+    h.advance(.seconds(59)); _ = h.output()
+    #expect(h.stack.numberOfFlows == 1)
+    h.advance(.seconds(2))
+    let out = h.output()
+    #expect(h.stack.numberOfFlows == 0)
+    #expect(h.stack.statistics.orphansReset == 1)
+    #expect(out.contains { $0.tcpFlags & PacketBuilder.rst != 0 })
+}
