@@ -71,12 +71,16 @@ package final class NetstackDriver: @unchecked Sendable {
         }
     }
 
-    /// Stops the device, aborts every flow and cancels the timer.
+    /// Resets every channel's flow (the RSTs still go out), stops the device, closes the channels and
+    /// cancels the timer.
     package func stop() {
         eventLoop.preconditionInEventLoop()
+        let open = Array(channels.values)
+        for channel in open { try? stack.close(channel.id, abort: true) }
+        pump()
         device.stop()
-        for channel in Array(channels.values) { channel.stackClosed(.local) }
         channels.removeAll()
+        for channel in open { channel.stackClosed(.local) }
         timer?.cancel()
         timer = nil
     }

@@ -264,3 +264,25 @@ final class DriverPair {
     channel.close(promise: nil)
     spin()
 }
+
+@Test func stoppingTheDriverResetsItsFlows() throws {
+    let pair = DriverPair()
+    var gatewayChannel: (any Channel)?
+    pair.gateway.onIncoming = { flow in
+        _ = pair.gateway.accept(flow) { channel in
+            gatewayChannel = channel
+            return channel.eventLoop.makeSucceededVoidFuture()
+        }
+    }
+    let collector = Collector()
+    let connected = pair.client.connectTCP(to: Endpoint(.v4(IPv4Address(198, 51, 100, 20)), 443)) { channel in
+        channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(collector) }
+    }
+    pair.spin(.milliseconds(50))
+    _ = try connected.wait()
+    pair.gateway.stop()
+    pair.spin(.milliseconds(50))
+    #expect(gatewayChannel?.isActive == false)
+    #expect(collector.errors.first as? NetstackChannelError == .connectionReset)
+    #expect(pair.gateway.stack.numberOfFlows == 0 && pair.client.stack.numberOfFlows == 0)
+}
