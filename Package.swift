@@ -68,10 +68,11 @@ let package = Package(
         swiftTarget("Mixed", path: "Sources/Protocols/Mixed", ["SOCKS", "HTTPProxy", "Adapter", "Net", "Config", nioCore]),
         swiftTarget("Direct", path: "Sources/Protocols/Direct", ["Adapter", "Net", "Config", nioCore]),
         swiftTarget("Block", path: "Sources/Protocols/Block", ["Adapter", "Config", nioCore]),
-        swiftTarget("WireGuard", path: "Sources/Protocols/WireGuard", ["Adapter", "Config", "COpenSSL", "CSodium", nioCore]),
+        swiftTarget("WireGuard", path: "Sources/Protocols/WireGuard", ["Adapter", "Config", "NetstackWire", "COpenSSL", "CSodium", nioCore]),
 
         // Floor 8: Linux integration.
-        swiftTarget("TunDevice", path: "Appliance/TunDevice", ["Adapter", "CLinux", nioCore, nioPosix]),
+        swiftTarget("TunDevice", path: "Appliance/TunDevice", ["Adapter", "NetstackNIO", "Netstack", "NetstackWire", "CLinux", nioCore, nioPosix]),
+        swiftTarget("LinuxSockets", path: "Appliance/LinuxSockets", ["Adapter", "CLinux"]),
         swiftTarget("Netlink", path: "Appliance/Netlink", ["Adapter", "CMnl", "CLinux", nioCore, nioPosix]),
         swiftTarget("Nftables", path: "Appliance/Nftables", ["Adapter", "CMnl", "CNftnl", "CLinux"]),
         swiftTarget("Systemd", path: "Appliance/Systemd", ["Adapter", "CSystemd", "CLinux"]),
@@ -88,14 +89,16 @@ let package = Package(
         // Tests (Swift Testing). InteropTests run the built binary against real peers, as root.
         testTarget("NetstackWireTests", ["NetstackWire", nioCore]),
         testTarget("NetstackTCPTests", ["NetstackTCP", "NetstackWire", nioCore]),
-        testTarget("NetstackTests", ["Netstack", "NetstackTesting", "NetstackWire", nioCore]),
+        testTarget("NetstackTests", ["Netstack", "NetstackTesting", "NetstackWire", "NetstackNIO", nioCore, nioPosix,
+                                     .product(name: "NIOEmbedded", package: "swift-nio")]),
         .testTarget(name: "ConfigTests", dependencies: ["Config"], path: "Tests/ConfigTests",
                     exclude: ["Corpus"], swiftSettings: swiftSettings),  // Corpus: JSON configs the tests read
         testTarget("EngineTests", ["Adapter", "Net", "Rules", "Router", "SOCKS", "HTTPProxy", "Mixed", "Direct", "Block", "Box", nioCore, nioPosix]),
-        testTarget("DNSTests", ["DNS", nioCore]),
-        testTarget("WireGuardTests", ["WireGuard", nioCore]),
-        testTarget("ApplianceTests", ["TunDevice", "Netlink", "Nftables", "Systemd", nioCore]),
-        testTarget("ProxyTests", ["SOCKS", "HTTPProxy", "Mixed", "Adapter", "Net", nioCore, nioPosix]),
+        testTarget("DNSTests", ["DNS", "Adapter", "Config", "Net", nioCore, nioPosix]),
+        testTarget("WireGuardTests", ["WireGuard", "NetstackWire", "COpenSSL", nioCore, nioPosix]),
+        testTarget("ApplianceTests", ["TunDevice", "Netlink", "Nftables", "Systemd", "LinuxSockets", "NetstackNIO", "Netstack", "NetstackWire", nioCore, nioPosix]),
+        testTarget("ProxyTests", ["SOCKS", "HTTPProxy", "Mixed", "Adapter", "Net", nioCore, nioPosix,
+                                  .product(name: "NIOEmbedded", package: "swift-nio")]),
         testTarget("InteropTests", ["CLI"]),
     ]
 )

@@ -1,5 +1,0 @@
-import Testing
-
-@Test func NetstackTCPTestsPackageBuilds() {
-    #expect(1 + 1 == 2)
-}

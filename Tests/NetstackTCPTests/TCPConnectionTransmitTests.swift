@@ -1,0 +1,265 @@
+import NIOCore
+@testable import NetstackTCP
+import NetstackWire
+import Testing
+
+/// Sending: segmentation, retransmission timing, loss recovery, zero-window probing, keepalive.
+@Suite struct TCPConnectionTransmitTests {
+    @Test func dataIsSegmentedAtMSSWithinTheInitialWindow() {
+        var h = Harness.established()
+        h.write(20 * 1460)
+        let out = h.transmit()
+        #expect(out.count == 10)  // RFC 6928 initial window
+        #expect(out.allSatisfy { $0.payload.readableBytes == 1460 })
+        #expect(out[0].sequenceNumber == localISN + 1)
+        #expect(out[1].sequenceNumber == localISN + 1 + 1460)
+        #expect(out[0].payloadBytes == Array(bytes(1460).readableBytesView))
+    }
+
+    @Test func tsoEmitsSuperSegments() {
+        var configuration = TCPConfiguration.test
+        configuration.maxSegmentBytes = 65536
+        var h = Harness.established(configuration)
+        h.write(40_000)
+        let out = h.transmit()
+        // 10 segments of window, as one super-segment of 10 · 1460 bytes.
+        #expect(out.count == 1)
+        #expect(out[0].payload.readableBytes == 14600)
+        #expect(h.connection.sendMSS == 1460)
+    }
+
+    @Test func smallWritesGoOutAtOnceWithNagleOff() {
+        var h = Harness.established()
+        h.write(10)
+        #expect(h.transmit().count == 1)
+        h.write(10, from: 10)
+        #expect(h.transmit().count == 1)  // no waiting for the first ACK
+    }
+
+    @Test func nagleHoldsSmallSegmentsWhileDataIsInFlight() {
+        var configuration = TCPConfiguration.test
+        configuration.noDelay = false
+        var h = Harness.established(configuration)
+        h.write(10)
+        #expect(h.transmit().count == 1)
+        h.write(10, from: 10)
+        #expect(h.transmit().isEmpty)
+        h.receive(.ack)
+        #expect(h.transmit().first?.payload.readableBytes == 10)
+    }
+
+    @Test func sendBufferLimitsWhatSendTakes() {
+        var configuration = TCPConfiguration.test
+        configuration.sendBufferInitial = 1000
+        configuration.sendBufferMaximum = 1000
+        var h = Harness.established(configuration)
+        var data = bytes(5000)
+        #expect(h.connection.send(&data) == 1000)
+        #expect(data.readableBytes == 4000)
+        _ = h.transmit()
+        h.receive(.ack)
+        #expect(h.connection.takeEvents().contains(.writable))
+        #expect(h.connection.sendSpace == 1000)
+    }
+
+    @Test func peerWindowLimitsSending() {
+        var h = Harness.established()
+        h.receive(.ack, window: 3000)
+        h.write(10_000)
+        let out = h.transmit()
+        // Two full segments; the 80-byte tail waits (sender-side SWS avoidance, RFC 9293 §3.8.6.2.1).
+        #expect(out.reduce(0) { $0 + $1.payload.readableBytes } == 2920)
+    }
+
+    // MARK: Retransmission timer (RFC 6298)
+
+    @Test func rtoRetransmitsWithExponentialBackoffThenTimesOut() {
+        var configuration = TCPConfiguration.test
+        configuration.maximumRetransmissions = 3
+        var h = Harness.established(configuration)
+        h.write(100)
+        _ = h.transmit()
+        let rto = h.connection.rttEstimator.retransmitTimeout
+        #expect(rto == .milliseconds(300))  // SRTT 100 ms + 4 · 50 ms from the handshake
+        #expect(h.deadline == h.now + rto)
+        var times: [Duration] = []
+        let sentAt = h.now
+        for _ in 0..<3 {
+            let out = h.advanceToDeadline()
+            #expect(out.count == 1 && out[0].sequenceNumber == localISN + 1 && out[0].payload.readableBytes == 100)
+            times.append(h.now - sentAt)
+        }
+        #expect(times == [rto, rto * 3, rto * 7])
+        let last = h.advanceToDeadline()
+        #expect(h.connection.state == .closed)
+        #expect(h.connection.closeReason == .timedOut)
+        #expect(last.first?.flags == .rst)
+    }
+
+    @Test func rttSamplesShapeTheTimeout() {
+        var h = Harness.established()
+        h.write(100)
+        _ = h.transmit()
+        h.now += .milliseconds(100)
+        h.receive(.ack)
+        // Second sample R = 100 ms after the handshake's: SRTT 100 ms, RTTVAR 3/4 · 50 ms, RTO 250 ms.
+        #expect(h.connection.rttEstimator.smoothedRTT == .milliseconds(100))
+        #expect(h.connection.rttEstimator.rttVariance == .microseconds(37500))
+        #expect(h.connection.rttEstimator.retransmitTimeout == .milliseconds(250))
+    }
+
+    @Test func karnSkipsRetransmittedSegments() {
+        var h = Harness.established()
+        h.write(100)
+        _ = h.transmit()
+        _ = h.advanceToDeadline()  // retransmitted at +1 s
+        h.now += .milliseconds(10)
+        h.receive(.ack)
+        #expect(h.connection.rttEstimator.smoothedRTT == .milliseconds(100))  // unchanged: no sample
+        #expect(h.connection.rttEstimator.backoffCount == 0)
+    }
+
+    @Test func timestampsGiveSamplesEvenForRetransmissions() {
+        var h = Harness.established(modern: true)
+        h.write(100)
+        _ = h.transmit()
+        h.now += .milliseconds(50)
+        h.receive(.ack)
+        // 7/8 · 100 ms + 1/8 · 50 ms from the timestamp echo.
+        #expect(h.connection.rttEstimator.smoothedRTT == .microseconds(93750))
+    }
+
+    // MARK: Loss recovery
+
+    /// Sends `count` full segments and returns them.
+    func sendSegments(_ h: inout Harness, count: Int) -> [TCPSegment] {
+        h.write(count * h.connection.sendMSS)
+        return h.transmit()
+    }
+
+    @Test(arguments: [TCPCongestionAlgorithm.newReno, .cubic])
+    func threeDuplicateAcksTriggerFastRetransmit(algorithm: TCPCongestionAlgorithm) {
+        var configuration = TCPConfiguration.test
+        configuration.congestionControl = algorithm
+        var h = Harness.established(configuration)
+        let sent = sendSegments(&h, count: 10)
+        #expect(sent.count == 10)
+        let head = sent[0].sequenceNumber
+        for _ in 0..<2 {
+            h.receive(.ack, ack: head)
+            #expect(h.transmit().isEmpty)
+        }
+        h.receive(.ack, ack: head)
+        let out = h.transmit()
+        #expect(out.first?.sequenceNumber == head)
+        #expect(out.first?.payload.readableBytes == h.connection.sendMSS)
+        #expect(h.connection.recovery == .fast)
+        let mss = h.connection.sendMSS
+        let expected = algorithm == .newReno ? 5 * mss : Int(Double(10 * mss) * 0.7)
+        #expect(h.connection.congestion.slowStartThreshold == expected)
+        // A partial ACK (NewReno, RFC 6582) retransmits the next hole at once.
+        h.receive(.ack, ack: sent[1].sequenceNumber)
+        let partial = h.transmit()
+        #expect(partial.first?.sequenceNumber == sent[1].sequenceNumber)
+        #expect(h.connection.recovery == .fast)
+        // The full ACK ends recovery.
+        h.receive(.ack)
+        #expect(h.connection.recovery == .none)
+    }
+
+    @Test func sackRecoveryRetransmitsOnlyHoles() {
+        var h = Harness.established(modern: true)
+        let sent = sendSegments(&h, count: 10)
+        let s = sent.map(\.sequenceNumber)
+        let mss = h.connection.sendMSS
+        // Segments 1 and 4 lost; the peer SACKs 2–3 and 5–7.
+        h.receive(.ack, ack: s[1], sack: [(s[2], s[4])])
+        #expect(h.transmit().isEmpty)
+        h.receive(.ack, ack: s[1], sack: [(s[5], s[8]), (s[2], s[4])])
+        let out = h.transmit()
+        #expect(h.connection.recovery == .fast)
+        let retransmitted = out.filter { $0.sequenceNumber < sent[9].sequenceNumber + mss && $0.sequenceNumber.isIn(s[0], s[9] + mss) }
+        #expect(retransmitted.map(\.sequenceNumber).contains(s[1]))
+        #expect(retransmitted.map(\.sequenceNumber).contains(s[4]))
+        #expect(!retransmitted.map(\.sequenceNumber).contains(s[2]))
+        #expect(!retransmitted.map(\.sequenceNumber).contains(s[5]))
+        #expect(h.connection.scoreboard.sackedByteCount == 5 * mss)
+    }
+
+    @Test func sackBlocksOutsideTheFlightAreIgnored() {
+        var h = Harness.established(modern: true)
+        let sent = sendSegments(&h, count: 4)
+        h.receive(.ack, ack: sent[0].sequenceNumber, sack: [(sent[3].sequenceNumber + 100_000, sent[3].sequenceNumber + 200_000)])
+        h.receive(.ack, ack: sent[0].sequenceNumber, sack: [(sent[2].sequenceNumber, sent[1].sequenceNumber)])  // inverted
+        #expect(h.connection.scoreboard.isEmpty)
+    }
+
+    @Test func timeoutRetransmitsEverythingInSlowStart() {
+        var h = Harness.established()
+        let sent = sendSegments(&h, count: 4)
+        let first = h.advanceToDeadline()
+        #expect(first.count == 1 && first[0].sequenceNumber == sent[0].sequenceNumber)
+        #expect(h.connection.congestion.congestionWindow == h.connection.sendMSS)
+        h.receive(.ack, ack: sent[1].sequenceNumber)
+        let next = h.transmit()
+        #expect(next.map(\.sequenceNumber) == [sent[1].sequenceNumber, sent[2].sequenceNumber])
+    }
+
+    // MARK: Zero window
+
+    @Test func zeroWindowIsProbedWithBackoffUntilItOpens() {
+        var h = Harness.established()
+        h.receive(.ack, window: 0)
+        h.write(1000)
+        #expect(h.transmit().isEmpty)
+        let rto = h.connection.rttEstimator.retransmitTimeout
+        #expect(h.deadline == h.now + rto)
+        var probes: [Instant] = []
+        for _ in 0..<3 {
+            let out = h.advanceToDeadline()
+            #expect(out.count == 1)
+            #expect(out[0].sequenceNumber == localISN)  // SND.UNA − 1: the peer must answer
+            #expect(out[0].payload.readableBytes == 0)
+            probes.append(h.now)
+            h.receive(.ack, window: 0)  // still closed
+        }
+        #expect(probes[1] - probes[0] == rto * 2)
+        #expect(probes[2] - probes[1] == rto * 4)
+        #expect(h.connection.state == .established)
+        h.receive(.ack, window: 65535)
+        let out = h.transmit()
+        #expect(out.count == 1 && out[0].payload.readableBytes == 1000)
+    }
+
+    // MARK: Keepalive
+
+    @Test func keepaliveProbesIdleConnectionAndTimesOut() {
+        var configuration = TCPConfiguration.test
+        configuration.keepalive = TCPKeepalive(idle: .seconds(60), interval: .seconds(10), count: 3)
+        var h = Harness.established(configuration)
+        #expect(h.transmit().isEmpty)
+        #expect(h.deadline == h.now + .seconds(60))
+        var out = h.advanceToDeadline()
+        #expect(out.count == 1 && out[0].sequenceNumber == localISN && out[0].payload.readableBytes == 0)
+        // An answer restarts the idle clock.
+        h.receive(.ack)
+        _ = h.transmit()
+        #expect(h.deadline == h.now + .seconds(60))
+        out = h.advanceToDeadline()
+        #expect(out.count == 1)
+        out = h.advanceToDeadline()
+        out = h.advanceToDeadline()
+        #expect(h.connection.state == .established)
+        out = h.advanceToDeadline()
+        #expect(h.connection.state == .closed)
+        #expect(h.connection.closeReason == .timedOut)
+        #expect(out.first?.flags == .rst)
+    }
+
+    @Test func keepaliveProbeIsAnsweredByThePeer() {
+        var h = Harness.established()
+        h.deliver(h.peer(.ack, seq: h.peerNext - 1))
+        let out = h.transmit()
+        #expect(out.count == 1 && out[0].acknowledgmentNumber == h.peerNext)
+    }
+}
