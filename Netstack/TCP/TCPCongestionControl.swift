@@ -70,13 +70,13 @@ package struct CubicCongestionControl: TCPCongestionControl {
     /// α_cubic = 3(1 − β)/(1 + β) (RFC 9438 §4.3).
     static let alpha = 3 * (1 - beta) / (1 + beta)
     /// W_max in segments: the window before the last reduction.
-    var windowMax = 0.0
+    package internal(set) var windowMax = 0.0
     /// W_max before the previous reduction, for fast convergence (§4.7).
     var lastWindowMax = 0.0
     /// The start of the current congestion-avoidance epoch (nil: starts on the next ACK).
     var epochStart: Instant?
     /// K in seconds (§4.2).
-    var k = 0.0
+    package internal(set) var k = 0.0
     /// The Reno-friendly estimate W_est in segments (§4.3).
     var renoEstimate = 0.0
     /// Fractional growth carried between ACKs, in bytes.
@@ -156,7 +156,7 @@ package struct CubicCongestionControl: TCPCongestionControl {
     }
 
     /// ∛x for x ≥ 0 by Newton's method from a power-of-two guess (no libm in this module).
-    static func cubeRoot(_ x: Double) -> Double {
+    package static func cubeRoot(_ x: Double) -> Double {
         guard x > 0, x.isFinite else { return 0 }
         var y = Double(sign: .plus, exponent: x.exponent / 3, significand: 1)
         for _ in 0..<40 {

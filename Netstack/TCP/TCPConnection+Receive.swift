@@ -296,7 +296,7 @@ extension TCPConnection {
     }
 
     /// Our TSval: a millisecond clock plus the per-connection offset.
-    func timestampValue(_ now: Instant) -> UInt32 {
+    package func timestampValue(_ now: Instant) -> UInt32 {
         UInt32(truncatingIfNeeded: now.nanoseconds / 1_000_000) &+ timestampOffset
     }
 

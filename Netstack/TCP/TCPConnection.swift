@@ -97,7 +97,7 @@ package struct TCPConnection: Sendable {
     package internal(set) var receiveNext = SeqNumber(0)
     /// The right edge we advertised (RCV.NXT + RCV.WND); never moves left (RFC 9293 §3.8.6.2.2).
     var receiveEdge = SeqNumber(0)
-    var receiveQueue = TCPReceiveQueue()
+    package internal(set) var receiveQueue = TCPReceiveQueue()
     /// The receive buffer's current limit (auto-tuned up to `receiveBufferMaximum`).
     package internal(set) var receiveBufferLimit: Int
     /// The peer's FIN was received in order.
@@ -136,7 +136,7 @@ package struct TCPConnection: Sendable {
     /// RFC 5961 §7 challenge-ACK rate limit: at most `challengeAckLimit` per second.
     var challengeAckWindowStart = Instant.zero
     var challengeAcksSent = 0
-    static let challengeAckLimit = 10
+    package static let challengeAckLimit = 10
     /// Latest time handed in, for operations that take no `now` (`read`, `send`).
     var lastNow: Instant
 
