@@ -1,4 +1,4 @@
-package import NIOCore
+import NIOCore
 package import NetstackWire
 
 // Segment arrival, RFC 9293 §3.10.7, in its order:
@@ -43,6 +43,12 @@ extension TCPConnection {
     mutating func respondToClosed(_ segment: TCPSegment) {
         guard !segment.flags.contains(.rst) else { return }
         pendingReset = Self.resetFor(segment)
+    }
+
+    /// The RST that answers `segment` for a 4-tuple with no connection (RFC 9293 §3.10.7.1): the owner
+    /// uses it for segments to closed ports. Returns nil for a RST (never answer a RST).
+    package static func reset(answering segment: TCPSegment) -> TCPSegment? {
+        segment.flags.contains(.rst) ? nil : resetFor(segment)
     }
 
     /// The RST that answers `segment` from a connection that does not know it (RFC 9293 §3.10.7.1).

@@ -1,4 +1,4 @@
-package import NIOCore
+import NIOCore
 package import NetstackWire
 
 // What to send and when, in `transmit(into:now:)`'s order:
