@@ -113,18 +113,20 @@ struct Endpoint {
     var events: TCPEvents = []
 
     /// Moves application data: fills the send buffer, drains the receive buffer, closes when done.
+    /// Works on the stored connection in place: a copy would share the send buffer's storage and turn
+    /// every `send` into a copy-on-write of the whole buffer.
     mutating func pump(chunk: Int = 16384) {
-        guard var c = connection else { return }
-        events.formUnion(c.takeEvents())
-        while written < total, c.sendSpace > 0 {
-            let count = min(chunk, total - written, c.sendSpace)
+        guard connection != nil else { return }
+        events.formUnion(connection!.takeEvents())
+        while written < total, connection!.sendSpace > 0 {
+            let count = min(chunk, total - written, connection!.sendSpace)
             var buffer = ByteBuffer(bytes: pattern.chunk(at: written, count: count))
             buffer.withUnsafeReadableBytes { sentHash.add($0) }
-            let taken = c.send(&buffer)
+            let taken = connection!.send(&buffer)
             written += taken
             if taken == 0 { break }
         }
-        while let data = c.read(max: 32768) {
+        while let data = connection!.read(max: 32768) {
             let expected = peerPattern.chunk(at: received, count: data.readableBytes)
             data.withUnsafeReadableBytes { bytes in
                 receivedHash.add(bytes)
@@ -136,13 +138,12 @@ struct Endpoint {
             }
             received += data.readableBytes
         }
-        if c.isReadClosed { sawEOF = true }
-        if written == total, !shutDown, c.state == .established || c.state == .closeWait {
-            c.shutdownWrite()
+        if connection!.isReadClosed { sawEOF = true }
+        if written == total, !shutDown, connection!.state == .established || connection!.state == .closeWait {
+            connection!.shutdownWrite()
             shutDown = true
         }
-        events.formUnion(c.takeEvents())
-        connection = c
+        events.formUnion(connection!.takeEvents())
     }
 }
 
@@ -192,18 +193,18 @@ struct Transfer {
             client.pump()
             server.pump()
             var next: Instant? = nil
-            if var c = client.connection {
+            if client.connection != nil {
                 outbox.removeAll(keepingCapacity: true)
-                next = earliest(next, c.transmit(into: &outbox, now: now))
+                next = earliest(next, client.connection!.transmit(into: &outbox, now: now))
                 for s in outbox { forward.send(s, now: now) }
-                client.connection = c
+                outbox.removeAll(keepingCapacity: true)  // drop send-buffer slices before the next send
                 client.pump()
             }
-            if var s = server.connection {
+            if server.connection != nil {
                 outbox.removeAll(keepingCapacity: true)
-                next = earliest(next, s.transmit(into: &outbox, now: now))
+                next = earliest(next, server.connection!.transmit(into: &outbox, now: now))
                 for segment in outbox { backward.send(segment, now: now) }
-                server.connection = s
+                outbox.removeAll(keepingCapacity: true)
                 server.pump()
             }
             next = earliest(next, forward.nextArrival)
