@@ -129,8 +129,10 @@ extension TCPConnection {
             recovery = .timeout
             recoverPoint = sendNext
             retransmitNext = sendUnacknowledged
-            // RFC 2018 §8: the receiver may have reneged; resend everything not acknowledged.
-            scoreboard.removeAll()
+            // SACKed data is skipped on the first timeout (as Linux does, it is usually still held), but
+            // RFC 2018 §8 lets a receiver renege: a second timeout in a row forgets the scoreboard and
+            // resends everything not cumulatively acknowledged.
+            if retransmitCount > 1 { scoreboard.removeAll() }
             duplicateAcks = 0
         }
         retransmitDeadline = now + rttEstimator.retransmitTimeout

@@ -263,3 +263,23 @@ import Testing
         #expect(out.count == 1 && out[0].acknowledgmentNumber == h.peerNext)
     }
 }
+
+@Suite struct TCPTimeoutScoreboardTests {
+    @Test func firstTimeoutSkipsSACKedDataSecondForgetsIt() {
+        var h = Harness.established(modern: true)
+        h.write(4 * h.connection.sendMSS)
+        let sent = h.transmit()
+        let s = sent.map(\.sequenceNumber)
+        h.receive(.ack, ack: s[0], sack: [(s[2], s[3])])
+        _ = h.transmit()
+        var out = h.advanceToDeadline()  // first RTO: resend the head only (cwnd = 1 SMSS)
+        #expect(out.map(\.sequenceNumber) == [s[0]])
+        #expect(h.connection.scoreboard.sackedByteCount == h.connection.sendMSS)
+        h.receive(.ack, ack: s[1], sack: [(s[2], s[3])])
+        out = h.transmit()
+        #expect(out.map(\.sequenceNumber) == [s[1], s[3]])  // segment 2 is SACKed: skipped
+        out = h.advanceToDeadline()
+        out = h.advanceToDeadline()  // second timeout in a row: the scoreboard is forgotten
+        #expect(h.connection.scoreboard.isEmpty)
+    }
+}
