@@ -314,6 +314,7 @@ extension TCPConnection {
         let scaledWindow = Int(segment.window) << Int(sendWindowScale)
         if ack > sendUnacknowledged {
             let acked = Int(ack - sendUnacknowledged)
+            let spurious = detectSpuriousRetransmission(segment)
             takeRTTSample(for: segment, now: now)
             if ack > sendBufferStart {
                 let released = min(Int(ack - sendBufferStart), sendBuffer.readableBytes)
@@ -338,6 +339,7 @@ extension TCPConnection {
                 if ack >= recoverPoint {
                     recovery = .none
                     retransmitNext = sendUnacknowledged
+                    congestionBeforeReduction = nil
                     forceRetransmission = false
                     congestion.onRecoveryExit(maximumSegmentSize: sendMSS)
                 }
@@ -350,8 +352,10 @@ extension TCPConnection {
                 if ack >= recoverPoint {
                     recovery = .none
                     retransmitNext = sendUnacknowledged
+                    congestionBeforeReduction = nil
                 }
             }
+            if spurious { retransmitNext = sendUnacknowledged }
             retransmitDeadline = flightSize > 0 ? now + rttEstimator.retransmitTimeout : nil
             // Keep "recover" within 2^31 of SND.UNA so the modular comparison stays meaningful on
             // connections that move more than 2 GiB without a loss.
@@ -387,13 +391,38 @@ extension TCPConnection {
         }
     }
 
+    /// RFC 3522 on the first ACK that advances SND.UNA after a retransmission (the first retransmission
+    /// is always of SND.UNA, so this ACK covers it). Undoes the reduction when the echo predates it
+    /// (RFC 4015 §3 response: restore cwnd and ssthresh, leave recovery). Either way the check is spent.
+    mutating func detectSpuriousRetransmission(_ segment: TCPSegment) -> Bool {
+        guard recovery != .none, let retransmitted = firstRetransmissionTimestamp,
+              let saved = congestionBeforeReduction else { return false }
+        congestionBeforeReduction = nil
+        firstRetransmissionTimestamp = nil
+        guard let echo = segment.options.timestamp?.echoReply, echo != 0,
+              Int32(bitPattern: echo &- retransmitted) < 0 else { return false }
+        congestion = saved
+        recovery = .none
+        forceRetransmission = false
+        spuriousRecoveryCount += 1
+        return true
+    }
+
     /// RFC 6675 §5 steps 4.1–4.3 / RFC 6582 §3.2 step 2.
     mutating func enterFastRecovery(now: Instant) {
         recovery = .fast
         recoverPoint = sendNext
         retransmitNext = sendUnacknowledged
         forceRetransmission = true
+        rememberCongestionForUndo()
         congestion.onCongestionEvent(flightSize: flightSize, maximumSegmentSize: sendMSS, now: now)
+    }
+
+    /// Saves the controller before a reduction so a spurious retransmission can undo it (timestamps only).
+    mutating func rememberCongestionForUndo() {
+        guard timestampsEnabled else { return }
+        congestionBeforeReduction = congestion
+        firstRetransmissionTimestamp = nil
     }
 
     /// RFC 9293 "seventh, process the segment text" and "eighth, check the FIN bit".

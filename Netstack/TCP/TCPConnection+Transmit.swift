@@ -123,6 +123,7 @@ extension TCPConnection {
             synPending = true
         } else {
             if recovery != .timeout {
+                if congestionBeforeReduction == nil { rememberCongestionForUndo() }
                 // A second timeout of the same data keeps ssthresh (RFC 5681 §3.1 after eq. 4).
                 congestion.onRetransmitTimeout(flightSize: flightSize, maximumSegmentSize: sendMSS)
             }
@@ -335,6 +336,9 @@ extension TCPConnection {
         segments.append(makeSegment(sequenceNumber: sequenceNumber, flags: flags, payload: payload, sackBlocks: sackBlocks, now: now))
         retransmitNext = sequenceNumber + payloadLength + (coversFIN ? 1 : 0)
         retransmittedSegmentCount += 1
+        if congestionBeforeReduction != nil, firstRetransmissionTimestamp == nil {
+            firstRetransmissionTimestamp = timestampValue(now)
+        }
         if let probe = rttProbe, probe.sequenceNumber.isIn(sequenceNumber, retransmitNext) { rttProbe = nil }
         if retransmitDeadline == nil { retransmitDeadline = now + rttEstimator.retransmitTimeout }
     }

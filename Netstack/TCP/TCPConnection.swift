@@ -72,6 +72,14 @@ package struct TCPConnection: Sendable {
     /// Send the next retransmission regardless of cwnd − pipe: the fast retransmit itself (RFC 6675 §5
     /// step 4.3) and, without SACK, the retransmission after a partial ACK (RFC 6582 §3.2 step 3).
     var forceRetransmission = false
+    /// Eifel detection (RFC 3522) and response (RFC 4015): the controller before the last reduction and
+    /// the TSval of the first retransmission after it. If the first ACK that covers that retransmission
+    /// echoes an older TSval, it answers the original: the retransmission was spurious (reordering or a
+    /// delay spike) and the reduction is undone.
+    var congestionBeforeReduction: TCPCongestionController?
+    var firstRetransmissionTimestamp: UInt32?
+    /// Reductions undone after spurious retransmissions, for tests and counters.
+    package internal(set) var spuriousRecoveryCount = 0
     package internal(set) var congestion: TCPCongestionController
     package internal(set) var rttEstimator: TCPRTTEstimator
     /// One segment being timed when timestamps are off (Karn: cleared on retransmission).

@@ -283,3 +283,43 @@ import Testing
         #expect(h.connection.scoreboard.isEmpty)
     }
 }
+
+/// Eifel detection and response (RFC 3522, RFC 4015).
+@Suite struct TCPSpuriousRetransmissionTests {
+    /// Sends 10 segments at `start + 100 ms`, enters fast recovery 50 ms later with SACKs for 2–4, and
+    /// returns the original TSval and the congestion window before the reduction.
+    func recovering() -> (Harness, [TCPSegment], originalTSval: UInt32, cwnd: Int) {
+        var h = Harness.established(modern: true)
+        h.write(10 * h.connection.sendMSS)
+        let sent = h.transmit()
+        let cwnd = h.connection.congestion.congestionWindow
+        h.now += .milliseconds(50)
+        let s = sent.map(\.sequenceNumber)
+        h.receive(.ack, ack: s[0], sack: [(s[1], s[2])])
+        h.receive(.ack, ack: s[0], sack: [(s[1], s[3])])
+        h.receive(.ack, ack: s[0], sack: [(s[1], s[4])])
+        let out = h.transmit()
+        #expect(out.first?.sequenceNumber == s[0])  // the fast retransmit
+        #expect(h.connection.recovery == .fast)
+        return (h, sent, sent[0].options.timestamp!.value, cwnd)
+    }
+
+    @Test func ackEchoingTheOriginalUndoesTheReduction() {
+        var (h, sent, original, cwnd) = recovering()
+        #expect(h.connection.congestion.congestionWindow < cwnd)
+        // The original was only late: the receiver's ACK echoes its TSval.
+        h.deliver(TCPSegment(sequenceNumber: h.peerNext, acknowledgmentNumber: sent[4].sequenceNumber, flags: .ack,
+                             window: 65535, options: TCPOptions(timestamp: TCPTimestampOption(value: 2000, echoReply: original))))
+        #expect(h.connection.recovery == .none)
+        #expect(h.connection.congestion.congestionWindow >= cwnd)
+        #expect(h.connection.spuriousRecoveryCount == 1)
+    }
+
+    @Test func ackEchoingTheRetransmissionKeepsIt() {
+        var (h, sent, _, cwnd) = recovering()
+        h.receive(.ack, ack: sent[4].sequenceNumber)  // echoes the latest TSval: the retransmission's
+        #expect(h.connection.recovery == .fast)
+        #expect(h.connection.congestion.congestionWindow < cwnd)
+        #expect(h.connection.spuriousRecoveryCount == 0)
+    }
+}
