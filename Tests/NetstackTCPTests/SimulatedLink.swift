@@ -111,6 +111,8 @@ struct Endpoint {
     var sawEOF = false
     var shutDown = false
     var events: TCPEvents = []
+    /// At most this many bytes are read per pump (a slow reader closes the window).
+    var readLimit = Int.max
 
     /// Moves application data: fills the send buffer, drains the receive buffer, closes when done.
     /// Works on the stored connection in place: a copy would share the send buffer's storage and turn
@@ -126,7 +128,9 @@ struct Endpoint {
             written += taken
             if taken == 0 { break }
         }
-        while let data = connection!.read(max: 32768) {
+        var readBudget = readLimit
+        while readBudget > 0, let data = connection!.read(max: min(32768, readBudget)) {
+            readBudget -= data.readableBytes
             let expected = peerPattern.chunk(at: received, count: data.readableBytes)
             data.withUnsafeReadableBytes { bytes in
                 receivedHash.add(bytes)
@@ -173,8 +177,10 @@ struct Transfer {
     }
     var serverISN: SeqNumber
 
+    /// Both connections closed and both applications have read everything.
     var isDone: Bool {
         client.connection?.state == .closed && server.connection?.state == .closed
+            && client.connection?.readableByteCount == 0 && server.connection?.readableByteCount == 0
     }
 
     /// Runs until both sides are closed or `limit` passes. Returns false on a stall (no deadline, no packet).
@@ -209,7 +215,11 @@ struct Transfer {
             }
             next = earliest(next, forward.nextArrival)
             next = earliest(next, backward.nextArrival)
-            guard let next else { return isDone }
+            guard let next else {
+                // Nothing timed or in flight: a slow reader may still be draining a closed connection.
+                if client.connection?.state == .closed && server.connection?.state == .closed { continue }
+                return isDone
+            }
             now = max(now, next)
         }
         return isDone
