@@ -161,6 +161,13 @@ struct Transfer {
     var now = Instant.zero
     var steps = 0
     var outbox: [TCPSegment] = []
+    /// When on, the last 80 deliveries are kept for a failure report.
+    var trace = false
+    var traceLines: [String] = []
+    mutating func note(_ line: String) {
+        traceLines.append("\(now) " + line)
+        if traceLines.count > 80 { traceLines.removeFirst() }
+    }
 
     init(seed: UInt64, clientBytes: Int, serverBytes: Int, client clientConfiguration: TCPConfiguration,
          server serverConfiguration: TCPConfiguration) {
@@ -194,8 +201,12 @@ struct Transfer {
                 } else {
                     server.connection!.receive(segment, now: now)
                 }
+                if trace { let state = server.connection!.state; note("C→S \(segment) ⇒ server \(state)") }
             }
-            for segment in backward.deliver(upTo: now) { client.connection!.receive(segment, now: now) }
+            for segment in backward.deliver(upTo: now) {
+                client.connection!.receive(segment, now: now)
+                if trace { let state = client.connection!.state; note("S→C \(segment) ⇒ client \(state)") }
+            }
             client.pump()
             server.pump()
             var next: Instant? = nil

@@ -39,7 +39,7 @@ import Glibc
         configuration.congestionControl = c.algorithm
         configuration.selectiveAcknowledgments = c.sack
         configuration.timestamps = c.timestamps
-        configuration.timeWaitDuration = .seconds(2)
+        configuration.timeWaitDuration = .seconds(60)  // 2 MSL: shorter lets a late FIN retransmission meet a RST
         if c.tso { configuration.maxSegmentBytes = 65536 }
         var serverConfiguration = configuration
         if c.slowReader {
@@ -64,7 +64,7 @@ import Glibc
     @Test(.enabled(if: getenv("NETSTACK_TCP_LONG") != nil))
     func hundredMegabytes() {
         var configuration = TCPConfiguration()
-        configuration.timeWaitDuration = .seconds(2)
+        configuration.timeWaitDuration = .seconds(60)  // 2 MSL: shorter lets a late FIN retransmission meet a RST
         let size = 100 * 1024 * 1024
         var transfer = Transfer(seed: 100, clientBytes: size, serverBytes: size, client: configuration, server: configuration)
         for link in [\Transfer.forward, \Transfer.backward] {
@@ -81,10 +81,11 @@ import Glibc
     @Test(.enabled(if: getenv("NETSTACK_TCP_SEEDS") != nil))
     func manySeeds() {
         let count = Int(String(cString: getenv("NETSTACK_TCP_SEEDS"))) ?? 100
-        for seed in 0..<UInt64(count) {
+        let first = UInt64(String(cString: getenv("NETSTACK_TCP_FIRST_SEED") ?? strdup("0"))) ?? 0
+        for seed in first..<(first + UInt64(count)) {
             var random = SplitMix64(seed: seed &* 0x5851_F42D)
             var configuration = TCPConfiguration()
-            configuration.timeWaitDuration = .seconds(2)
+            configuration.timeWaitDuration = .seconds(60)  // 2 MSL: shorter lets a late FIN retransmission meet a RST
             configuration.congestionControl = random.chance(0.5) ? .cubic : .newReno
             configuration.selectiveAcknowledgments = random.chance(0.7)
             configuration.timestamps = random.chance(0.7)
@@ -100,11 +101,16 @@ import Glibc
                 transfer[keyPath: link].reorderRate = Double(random.next() % 50) / 1000
                 transfer[keyPath: link].duplicateRate = Double(random.next() % 30) / 1000
             }
+            transfer.trace = getenv("NETSTACK_TCP_TRACE") != nil
             if random.chance(0.2) { transfer.server.readLimit = 2048 }
             if random.chance(0.2) { configuration.noDelay = false }
             let finished = transfer.run(until: Instant.zero + .seconds(36000))
             #expect(finished, "seed \(seed) stalled")
             check(transfer, clientBytes: bytes, serverBytes: bytes / 2)
+            if transfer.client.connection?.closeReason != .normal || transfer.server.connection?.closeReason != .normal {
+                for line in transfer.traceLines { print(line) }
+                print("seed \(seed): client \(String(describing: transfer.client.connection?.closeReason)) server \(String(describing: transfer.server.connection?.closeReason))")
+            }
             if !finished { break }
         }
     }
