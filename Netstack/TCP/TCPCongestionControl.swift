@@ -91,8 +91,10 @@ package struct CubicCongestionControl: TCPCongestionControl {
             congestionWindow += min(ackedBytes, 2 * mss)
             return
         }
+        // RFC 9438 works in segments and seconds; cwnd is kept in bytes, so convert at the edges.
         let segment = Double(mss)
         let cwnd = Double(congestionWindow) / segment
+        // §4.2: a new epoch starts with the first ACK in congestion avoidance after a reduction.
         if epochStart == nil {
             epochStart = now
             if cwnd < windowMax {
@@ -119,6 +121,8 @@ package struct CubicCongestionControl: TCPCongestionControl {
         } else {
             growth = (target - cwnd) * (Double(ackedBytes) / segment) / cwnd
         }
+        // Growth per ACK is fractional; carry the remainder so small ACKs still add up (Linux keeps
+        // a similar counter, cnt, for the same reason).
         carry += growth * segment
         if carry >= 1 {
             let whole = Int(carry)

@@ -364,6 +364,8 @@ extension TCPConnection {
                   !segment.flags.contains(.fin), scaledWindow == sendWindow, flightBefore > 0 {
             duplicateAcks += 1  // RFC 5681 §2 duplicate ACK
         }
+        // SACK blocks are taken even from old ACKs (reordered ACKs still carry true information);
+        // the scoreboard clamps them to [SND.UNA, SND.NXT) and ignores inverted ones.
         var newSACKInformation = false
         if sackEnabled, !segment.options.sackBlocks.isEmpty {
             newSACKInformation = scoreboard.add(segment.options.sackBlocks, unacknowledged: sendUnacknowledged, sendMax: sendNext)
@@ -461,6 +463,8 @@ extension TCPConnection {
                 pendingEvents.insert(.readable)
                 autotune(received: receiveQueue.readyByteCount - readyBefore, now: now)
             }
+            // RFC 5681 §4.2 / RFC 9293 §3.8.6.3: ACK at once for out-of-order data or a filled hole (the
+            // sender's loss detection needs it), else at least every second full segment, else delay.
             if immediate {
                 ackPending = true
             } else {

@@ -277,6 +277,8 @@ extension TCPConnection {
         // A data segment carrying SACK blocks must still fit the path (Linux's tcp_current_mss).
         let sackBytes = sackBlocks.isEmpty ? 0 : 4 + 8 * sackBlocks.count
         let maxPayload = sackBytes > 0 ? mss - sackBytes : maximumSegmentPayload
+        // Each pass emits one segment or stops; every emission moves `retransmitNext` or `sendNext`
+        // forward, so the loop ends. Pipe is recomputed per pass because each emission changes it.
         while true {
             let budget = congestion.congestionWindow - pipe
             if let (sequenceNumber, length) = nextRetransmission {
@@ -286,6 +288,8 @@ extension TCPConnection {
                                    sackBlocks: sackBlocks, now: now)
                 continue
             }
+            // Nothing lost is waiting: new data, bounded by what is queued, the peer's window
+            // (SND.UNA + SND.WND − SND.NXT, RFC 9293 §3.8.6.2.1), cwnd − pipe and the segment size.
             let available = sendNext <= sendDataEnd ? Int(sendDataEnd - sendNext) : 0
             let windowLeft = sendUnacknowledged + sendWindow >= sendNext ? Int((sendUnacknowledged + sendWindow) - sendNext) : 0
             let length = min(available, windowLeft, max(budget, 0), maxPayload)
@@ -328,6 +332,8 @@ extension TCPConnection {
 
     mutating func emitRetransmission(_ sequenceNumber: SeqNumber, length: Int, into segments: inout [TCPSegment],
                                      sackBlocks: TCPSACKBlocks, now: Instant) {
+        // The FIN occupies the sequence number after the last data byte: a hole that reaches it
+        // resends the FIN with whatever data precedes it.
         let dataEnd = sendDataEnd
         let coversFIN = finSent && sequenceNumber + length > dataEnd
         let payloadLength = coversFIN ? Int(dataEnd - sequenceNumber) : length
