@@ -49,6 +49,8 @@ package struct TCPConnection: Sendable {
     package internal(set) var receiveWindowScale: UInt8 = 0
     /// The peer's MSS option (536 when absent, RFC 9293 §3.7.1).
     package internal(set) var peerMaximumSegmentSize = 536
+    /// The MSS the path allows, once ICMP said it is below the configured one (RFC 1191, RFC 8201).
+    package internal(set) var pathMaximumSegmentSize: Int?
 
     /// Data not yet acknowledged: its reader index is the byte at `sendBufferStart`.
     var sendBuffer: ByteBuffer
@@ -221,7 +223,7 @@ package struct TCPConnection: Sendable {
     /// The largest payload of one wire segment: the smaller MSS of both sides, minus the timestamp option
     /// (RFC 9293 §3.7.1: the MSS excludes options). GSO splits super-segments at this size.
     package var sendMSS: Int {
-        let base = min(peerMaximumSegmentSize, configuration.maximumSegmentSize)
+        let base = min(peerMaximumSegmentSize, configuration.maximumSegmentSize, pathMaximumSegmentSize ?? .max)
         return max(base - (timestampsEnabled ? 12 : 0), 64)
     }
 
@@ -291,6 +293,26 @@ package struct TCPConnection: Sendable {
         default:
             break
         }
+    }
+
+    /// The path MTU shrank: an ICMP "fragmentation needed" / "packet too big" quoted one of our segments
+    /// (RFC 1191 §6.4, RFC 8201 §5.4). `maximumSegmentSize` is the new MTU minus the IP and TCP fixed
+    /// headers. Segments in flight were larger and are lost, so everything unacknowledged is resent at the
+    /// new size; this is not congestion, so cwnd stays (Linux's tcp_simple_retransmit).
+    /// The owner validates the ICMP first (RFC 5927: the quoted sequence number lies in
+    /// `sendUnacknowledged..<sendNext`). Ignored unless it lowers the MSS; never below 536 bytes
+    /// (RFC 9293's default, which IPv4 paths must carry).
+    package mutating func reducePathMSS(to maximumSegmentSize: Int) {
+        let current = min(pathMaximumSegmentSize ?? .max, configuration.maximumSegmentSize)
+        let new = max(maximumSegmentSize, 536)
+        guard new < current else { return }
+        pathMaximumSegmentSize = new
+        guard state.isSynchronized, flightSize > 0, sendUnacknowledged != initialSendSequence else { return }
+        recovery = .timeout
+        recoverPoint = sendNext
+        retransmitNext = sendUnacknowledged
+        forceRetransmission = true
+        rttProbe = nil
     }
 
     /// Resets the connection (RFC 9293 §3.10.5 ABORT): a RST goes out if the peer knows us, buffers are

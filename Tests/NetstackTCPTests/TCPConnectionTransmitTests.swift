@@ -323,3 +323,27 @@ import Testing
         #expect(h.connection.spuriousRecoveryCount == 0)
     }
 }
+
+@Suite struct TCPPathMTUTests {
+    @Test func smallerPathMSSResendsFlightAtTheNewSize() {
+        var h = Harness.established()
+        let sent = { () -> [TCPSegment] in h.write(4 * 1460); return h.transmit() }()
+        #expect(sent.count == 4)
+        let cwnd = h.connection.congestion.congestionWindow
+        h.connection.reducePathMSS(to: 1000)
+        #expect(h.connection.sendMSS == 1000)
+        let out = h.transmit()
+        #expect(out.first?.sequenceNumber == sent[0].sequenceNumber)
+        #expect(out.allSatisfy { $0.payload.readableBytes <= 1000 })
+        #expect(out.reduce(0) { $0 + $1.payload.readableBytes } == 4 * 1460)
+        #expect(h.connection.congestion.congestionWindow == cwnd)  // not congestion
+    }
+
+    @Test func largerOrTinyReportsAreBounded() {
+        var h = Harness.established()
+        h.connection.reducePathMSS(to: 9000)
+        #expect(h.connection.pathMaximumSegmentSize == nil)
+        h.connection.reducePathMSS(to: 10)
+        #expect(h.connection.sendMSS == 536)
+    }
+}
