@@ -70,13 +70,13 @@ package struct CubicCongestionControl: TCPCongestionControl {
     /// α_cubic = 3(1 − β)/(1 + β) (RFC 9438 §4.3).
     static let alpha = 3 * (1 - beta) / (1 + beta)
     /// W_max in segments: the window before the last reduction.
-    var windowMax = 0.0
+    package internal(set) var windowMax = 0.0
     /// W_max before the previous reduction, for fast convergence (§4.7).
     var lastWindowMax = 0.0
     /// The start of the current congestion-avoidance epoch (nil: starts on the next ACK).
     var epochStart: Instant?
     /// K in seconds (§4.2).
-    var k = 0.0
+    package internal(set) var k = 0.0
     /// The Reno-friendly estimate W_est in segments (§4.3).
     var renoEstimate = 0.0
     /// Fractional growth carried between ACKs, in bytes.
@@ -91,8 +91,10 @@ package struct CubicCongestionControl: TCPCongestionControl {
             congestionWindow += min(ackedBytes, 2 * mss)
             return
         }
+        // RFC 9438 works in segments and seconds; cwnd is kept in bytes, so convert at the edges.
         let segment = Double(mss)
         let cwnd = Double(congestionWindow) / segment
+        // §4.2: a new epoch starts with the first ACK in congestion avoidance after a reduction.
         if epochStart == nil {
             epochStart = now
             if cwnd < windowMax {
@@ -119,6 +121,8 @@ package struct CubicCongestionControl: TCPCongestionControl {
         } else {
             growth = (target - cwnd) * (Double(ackedBytes) / segment) / cwnd
         }
+        // Growth per ACK is fractional; carry the remainder so small ACKs still add up (Linux keeps
+        // a similar counter, cnt, for the same reason).
         carry += growth * segment
         if carry >= 1 {
             let whole = Int(carry)
@@ -156,7 +160,7 @@ package struct CubicCongestionControl: TCPCongestionControl {
     }
 
     /// ∛x for x ≥ 0 by Newton's method from a power-of-two guess (no libm in this module).
-    static func cubeRoot(_ x: Double) -> Double {
+    package static func cubeRoot(_ x: Double) -> Double {
         guard x > 0, x.isFinite else { return 0 }
         var y = Double(sign: .plus, exponent: x.exponent / 3, significand: 1)
         for _ in 0..<40 {

@@ -1,4 +1,4 @@
-package import NIOCore
+import NIOCore
 package import NetstackWire
 
 // Segment arrival, RFC 9293 §3.10.7, in its order:
@@ -43,6 +43,12 @@ extension TCPConnection {
     mutating func respondToClosed(_ segment: TCPSegment) {
         guard !segment.flags.contains(.rst) else { return }
         pendingReset = Self.resetFor(segment)
+    }
+
+    /// The RST that answers `segment` for a 4-tuple with no connection (RFC 9293 §3.10.7.1): the owner
+    /// uses it for segments to closed ports. Returns nil for a RST (never answer a RST).
+    package static func reset(answering segment: TCPSegment) -> TCPSegment? {
+        segment.flags.contains(.rst) ? nil : resetFor(segment)
     }
 
     /// The RST that answers `segment` from a connection that does not know it (RFC 9293 §3.10.7.1).
@@ -296,7 +302,7 @@ extension TCPConnection {
     }
 
     /// Our TSval: a millisecond clock plus the per-connection offset.
-    func timestampValue(_ now: Instant) -> UInt32 {
+    package func timestampValue(_ now: Instant) -> UInt32 {
         UInt32(truncatingIfNeeded: now.nanoseconds / 1_000_000) &+ timestampOffset
     }
 
@@ -308,6 +314,7 @@ extension TCPConnection {
         let scaledWindow = Int(segment.window) << Int(sendWindowScale)
         if ack > sendUnacknowledged {
             let acked = Int(ack - sendUnacknowledged)
+            let spurious = detectSpuriousRetransmission(segment)
             takeRTTSample(for: segment, now: now)
             if ack > sendBufferStart {
                 let released = min(Int(ack - sendBufferStart), sendBuffer.readableBytes)
@@ -332,6 +339,7 @@ extension TCPConnection {
                 if ack >= recoverPoint {
                     recovery = .none
                     retransmitNext = sendUnacknowledged
+                    congestionBeforeReduction = nil
                     forceRetransmission = false
                     congestion.onRecoveryExit(maximumSegmentSize: sendMSS)
                 }
@@ -344,8 +352,10 @@ extension TCPConnection {
                 if ack >= recoverPoint {
                     recovery = .none
                     retransmitNext = sendUnacknowledged
+                    congestionBeforeReduction = nil
                 }
             }
+            if spurious { retransmitNext = sendUnacknowledged }
             retransmitDeadline = flightSize > 0 ? now + rttEstimator.retransmitTimeout : nil
             // Keep "recover" within 2^31 of SND.UNA so the modular comparison stays meaningful on
             // connections that move more than 2 GiB without a loss.
@@ -354,6 +364,8 @@ extension TCPConnection {
                   !segment.flags.contains(.fin), scaledWindow == sendWindow, flightBefore > 0 {
             duplicateAcks += 1  // RFC 5681 §2 duplicate ACK
         }
+        // SACK blocks are taken even from old ACKs (reordered ACKs still carry true information);
+        // the scoreboard clamps them to [SND.UNA, SND.NXT) and ignores inverted ones.
         var newSACKInformation = false
         if sackEnabled, !segment.options.sackBlocks.isEmpty {
             newSACKInformation = scoreboard.add(segment.options.sackBlocks, unacknowledged: sendUnacknowledged, sendMax: sendNext)
@@ -381,13 +393,38 @@ extension TCPConnection {
         }
     }
 
+    /// RFC 3522 on the first ACK that advances SND.UNA after a retransmission (the first retransmission
+    /// is always of SND.UNA, so this ACK covers it). Undoes the reduction when the echo predates it
+    /// (RFC 4015 §3 response: restore cwnd and ssthresh, leave recovery). Either way the check is spent.
+    mutating func detectSpuriousRetransmission(_ segment: TCPSegment) -> Bool {
+        guard recovery != .none, let retransmitted = firstRetransmissionTimestamp,
+              let saved = congestionBeforeReduction else { return false }
+        congestionBeforeReduction = nil
+        firstRetransmissionTimestamp = nil
+        guard let echo = segment.options.timestamp?.echoReply, echo != 0,
+              Int32(bitPattern: echo &- retransmitted) < 0 else { return false }
+        congestion = saved
+        recovery = .none
+        forceRetransmission = false
+        spuriousRecoveryCount += 1
+        return true
+    }
+
     /// RFC 6675 §5 steps 4.1–4.3 / RFC 6582 §3.2 step 2.
     mutating func enterFastRecovery(now: Instant) {
         recovery = .fast
         recoverPoint = sendNext
         retransmitNext = sendUnacknowledged
         forceRetransmission = true
+        rememberCongestionForUndo()
         congestion.onCongestionEvent(flightSize: flightSize, maximumSegmentSize: sendMSS, now: now)
+    }
+
+    /// Saves the controller before a reduction so a spurious retransmission can undo it (timestamps only).
+    mutating func rememberCongestionForUndo() {
+        guard timestampsEnabled else { return }
+        congestionBeforeReduction = congestion
+        firstRetransmissionTimestamp = nil
     }
 
     /// RFC 9293 "seventh, process the segment text" and "eighth, check the FIN bit".
@@ -426,6 +463,8 @@ extension TCPConnection {
                 pendingEvents.insert(.readable)
                 autotune(received: receiveQueue.readyByteCount - readyBefore, now: now)
             }
+            // RFC 5681 §4.2 / RFC 9293 §3.8.6.3: ACK at once for out-of-order data or a filled hole (the
+            // sender's loss detection needs it), else at least every second full segment, else delay.
             if immediate {
                 ackPending = true
             } else {

@@ -1,4 +1,4 @@
-package import NIOCore
+import NIOCore
 package import NetstackWire
 
 // What to send and when, in `transmit(into:now:)`'s order:
@@ -123,14 +123,17 @@ extension TCPConnection {
             synPending = true
         } else {
             if recovery != .timeout {
+                if congestionBeforeReduction == nil { rememberCongestionForUndo() }
                 // A second timeout of the same data keeps ssthresh (RFC 5681 §3.1 after eq. 4).
                 congestion.onRetransmitTimeout(flightSize: flightSize, maximumSegmentSize: sendMSS)
             }
             recovery = .timeout
             recoverPoint = sendNext
             retransmitNext = sendUnacknowledged
-            // RFC 2018 §8: the receiver may have reneged; resend everything not acknowledged.
-            scoreboard.removeAll()
+            // SACKed data is skipped on the first timeout (as Linux does, it is usually still held), but
+            // RFC 2018 §8 lets a receiver renege: a second timeout in a row forgets the scoreboard and
+            // resends everything not cumulatively acknowledged.
+            if retransmitCount > 1 { scoreboard.removeAll() }
             duplicateAcks = 0
         }
         retransmitDeadline = now + rttEstimator.retransmitTimeout
@@ -274,6 +277,8 @@ extension TCPConnection {
         // A data segment carrying SACK blocks must still fit the path (Linux's tcp_current_mss).
         let sackBytes = sackBlocks.isEmpty ? 0 : 4 + 8 * sackBlocks.count
         let maxPayload = sackBytes > 0 ? mss - sackBytes : maximumSegmentPayload
+        // Each pass emits one segment or stops; every emission moves `retransmitNext` or `sendNext`
+        // forward, so the loop ends. Pipe is recomputed per pass because each emission changes it.
         while true {
             let budget = congestion.congestionWindow - pipe
             if let (sequenceNumber, length) = nextRetransmission {
@@ -283,6 +288,8 @@ extension TCPConnection {
                                    sackBlocks: sackBlocks, now: now)
                 continue
             }
+            // Nothing lost is waiting: new data, bounded by what is queued, the peer's window
+            // (SND.UNA + SND.WND − SND.NXT, RFC 9293 §3.8.6.2.1), cwnd − pipe and the segment size.
             let available = sendNext <= sendDataEnd ? Int(sendDataEnd - sendNext) : 0
             let windowLeft = sendUnacknowledged + sendWindow >= sendNext ? Int((sendUnacknowledged + sendWindow) - sendNext) : 0
             let length = min(available, windowLeft, max(budget, 0), maxPayload)
@@ -325,6 +332,8 @@ extension TCPConnection {
 
     mutating func emitRetransmission(_ sequenceNumber: SeqNumber, length: Int, into segments: inout [TCPSegment],
                                      sackBlocks: TCPSACKBlocks, now: Instant) {
+        // The FIN occupies the sequence number after the last data byte: a hole that reaches it
+        // resends the FIN with whatever data precedes it.
         let dataEnd = sendDataEnd
         let coversFIN = finSent && sequenceNumber + length > dataEnd
         let payloadLength = coversFIN ? Int(dataEnd - sequenceNumber) : length
@@ -333,6 +342,9 @@ extension TCPConnection {
         segments.append(makeSegment(sequenceNumber: sequenceNumber, flags: flags, payload: payload, sackBlocks: sackBlocks, now: now))
         retransmitNext = sequenceNumber + payloadLength + (coversFIN ? 1 : 0)
         retransmittedSegmentCount += 1
+        if congestionBeforeReduction != nil, firstRetransmissionTimestamp == nil {
+            firstRetransmissionTimestamp = timestampValue(now)
+        }
         if let probe = rttProbe, probe.sequenceNumber.isIn(sequenceNumber, retransmitNext) { rttProbe = nil }
         if retransmitDeadline == nil { retransmitDeadline = now + rttEstimator.retransmitTimeout }
     }

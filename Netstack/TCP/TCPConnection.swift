@@ -49,6 +49,8 @@ package struct TCPConnection: Sendable {
     package internal(set) var receiveWindowScale: UInt8 = 0
     /// The peer's MSS option (536 when absent, RFC 9293 §3.7.1).
     package internal(set) var peerMaximumSegmentSize = 536
+    /// The MSS the path allows, once ICMP said it is below the configured one (RFC 1191, RFC 8201).
+    package internal(set) var pathMaximumSegmentSize: Int?
 
     /// Data not yet acknowledged: its reader index is the byte at `sendBufferStart`.
     var sendBuffer: ByteBuffer
@@ -72,6 +74,14 @@ package struct TCPConnection: Sendable {
     /// Send the next retransmission regardless of cwnd − pipe: the fast retransmit itself (RFC 6675 §5
     /// step 4.3) and, without SACK, the retransmission after a partial ACK (RFC 6582 §3.2 step 3).
     var forceRetransmission = false
+    /// Eifel detection (RFC 3522) and response (RFC 4015): the controller before the last reduction and
+    /// the TSval of the first retransmission after it. If the first ACK that covers that retransmission
+    /// echoes an older TSval, it answers the original: the retransmission was spurious (reordering or a
+    /// delay spike) and the reduction is undone.
+    var congestionBeforeReduction: TCPCongestionController?
+    var firstRetransmissionTimestamp: UInt32?
+    /// Reductions undone after spurious retransmissions, for tests and counters.
+    package internal(set) var spuriousRecoveryCount = 0
     package internal(set) var congestion: TCPCongestionController
     package internal(set) var rttEstimator: TCPRTTEstimator
     /// One segment being timed when timestamps are off (Karn: cleared on retransmission).
@@ -97,7 +107,7 @@ package struct TCPConnection: Sendable {
     package internal(set) var receiveNext = SeqNumber(0)
     /// The right edge we advertised (RCV.NXT + RCV.WND); never moves left (RFC 9293 §3.8.6.2.2).
     var receiveEdge = SeqNumber(0)
-    var receiveQueue = TCPReceiveQueue()
+    package internal(set) var receiveQueue = TCPReceiveQueue()
     /// The receive buffer's current limit (auto-tuned up to `receiveBufferMaximum`).
     package internal(set) var receiveBufferLimit: Int
     /// The peer's FIN was received in order.
@@ -136,7 +146,7 @@ package struct TCPConnection: Sendable {
     /// RFC 5961 §7 challenge-ACK rate limit: at most `challengeAckLimit` per second.
     var challengeAckWindowStart = Instant.zero
     var challengeAcksSent = 0
-    static let challengeAckLimit = 10
+    package static let challengeAckLimit = 10
     /// Latest time handed in, for operations that take no `now` (`read`, `send`).
     var lastNow: Instant
 
@@ -213,7 +223,7 @@ package struct TCPConnection: Sendable {
     /// The largest payload of one wire segment: the smaller MSS of both sides, minus the timestamp option
     /// (RFC 9293 §3.7.1: the MSS excludes options). GSO splits super-segments at this size.
     package var sendMSS: Int {
-        let base = min(peerMaximumSegmentSize, configuration.maximumSegmentSize)
+        let base = min(peerMaximumSegmentSize, configuration.maximumSegmentSize, pathMaximumSegmentSize ?? .max)
         return max(base - (timestampsEnabled ? 12 : 0), 64)
     }
 
@@ -283,6 +293,26 @@ package struct TCPConnection: Sendable {
         default:
             break
         }
+    }
+
+    /// The path MTU shrank: an ICMP "fragmentation needed" / "packet too big" quoted one of our segments
+    /// (RFC 1191 §6.4, RFC 8201 §5.4). `maximumSegmentSize` is the new MTU minus the IP and TCP fixed
+    /// headers. Segments in flight were larger and are lost, so everything unacknowledged is resent at the
+    /// new size; this is not congestion, so cwnd stays (Linux's tcp_simple_retransmit).
+    /// The owner validates the ICMP first (RFC 5927: the quoted sequence number lies in
+    /// `sendUnacknowledged..<sendNext`). Ignored unless it lowers the MSS; never below 536 bytes
+    /// (RFC 9293's default, which IPv4 paths must carry).
+    package mutating func reducePathMSS(to maximumSegmentSize: Int) {
+        let current = min(pathMaximumSegmentSize ?? .max, configuration.maximumSegmentSize)
+        let new = max(maximumSegmentSize, 536)
+        guard new < current else { return }
+        pathMaximumSegmentSize = new
+        guard state.isSynchronized, flightSize > 0, sendUnacknowledged != initialSendSequence else { return }
+        recovery = .timeout
+        recoverPoint = sendNext
+        retransmitNext = sendUnacknowledged
+        forceRetransmission = true
+        rttProbe = nil
     }
 
     /// Resets the connection (RFC 9293 §3.10.5 ABORT): a RST goes out if the peer knows us, buffers are

@@ -1,5 +1,5 @@
 package import NIOCore
-package import NetstackWire
+import NetstackWire
 
 /// Received data: the in-order bytes waiting for the owner, and out-of-order pieces waiting for a hole
 /// to fill (RFC 9293 §3.10.7.4 "seventh, process the segment text"; RFC 2018 for what they report).

@@ -111,20 +111,26 @@ struct Endpoint {
     var sawEOF = false
     var shutDown = false
     var events: TCPEvents = []
+    /// At most this many bytes are read per pump (a slow reader closes the window).
+    var readLimit = Int.max
 
     /// Moves application data: fills the send buffer, drains the receive buffer, closes when done.
+    /// Works on the stored connection in place: a copy would share the send buffer's storage and turn
+    /// every `send` into a copy-on-write of the whole buffer.
     mutating func pump(chunk: Int = 16384) {
-        guard var c = connection else { return }
-        events.formUnion(c.takeEvents())
-        while written < total, c.sendSpace > 0 {
-            let count = min(chunk, total - written, c.sendSpace)
+        guard connection != nil else { return }
+        events.formUnion(connection!.takeEvents())
+        while written < total, connection!.sendSpace > 0 {
+            let count = min(chunk, total - written, connection!.sendSpace)
             var buffer = ByteBuffer(bytes: pattern.chunk(at: written, count: count))
             buffer.withUnsafeReadableBytes { sentHash.add($0) }
-            let taken = c.send(&buffer)
+            let taken = connection!.send(&buffer)
             written += taken
             if taken == 0 { break }
         }
-        while let data = c.read(max: 32768) {
+        var readBudget = readLimit
+        while readBudget > 0, let data = connection!.read(max: min(32768, readBudget)) {
+            readBudget -= data.readableBytes
             let expected = peerPattern.chunk(at: received, count: data.readableBytes)
             data.withUnsafeReadableBytes { bytes in
                 receivedHash.add(bytes)
@@ -136,13 +142,12 @@ struct Endpoint {
             }
             received += data.readableBytes
         }
-        if c.isReadClosed { sawEOF = true }
-        if written == total, !shutDown, c.state == .established || c.state == .closeWait {
-            c.shutdownWrite()
+        if connection!.isReadClosed { sawEOF = true }
+        if written == total, !shutDown, connection!.state == .established || connection!.state == .closeWait {
+            connection!.shutdownWrite()
             shutDown = true
         }
-        events.formUnion(c.takeEvents())
-        connection = c
+        events.formUnion(connection!.takeEvents())
     }
 }
 
@@ -156,6 +161,13 @@ struct Transfer {
     var now = Instant.zero
     var steps = 0
     var outbox: [TCPSegment] = []
+    /// When on, the last 80 deliveries are kept for a failure report.
+    var trace = false
+    var traceLines: [String] = []
+    mutating func note(_ line: String) {
+        traceLines.append("\(now) " + line)
+        if traceLines.count > 80 { traceLines.removeFirst() }
+    }
 
     init(seed: UInt64, clientBytes: Int, serverBytes: Int, client clientConfiguration: TCPConfiguration,
          server serverConfiguration: TCPConfiguration) {
@@ -172,8 +184,10 @@ struct Transfer {
     }
     var serverISN: SeqNumber
 
+    /// Both connections closed and both applications have read everything.
     var isDone: Bool {
         client.connection?.state == .closed && server.connection?.state == .closed
+            && client.connection?.readableByteCount == 0 && server.connection?.readableByteCount == 0
     }
 
     /// Runs until both sides are closed or `limit` passes. Returns false on a stall (no deadline, no packet).
@@ -187,28 +201,36 @@ struct Transfer {
                 } else {
                     server.connection!.receive(segment, now: now)
                 }
+                if trace { let state = server.connection!.state; note("C→S \(segment) ⇒ server \(state)") }
             }
-            for segment in backward.deliver(upTo: now) { client.connection!.receive(segment, now: now) }
+            for segment in backward.deliver(upTo: now) {
+                client.connection!.receive(segment, now: now)
+                if trace { let state = client.connection!.state; note("S→C \(segment) ⇒ client \(state)") }
+            }
             client.pump()
             server.pump()
             var next: Instant? = nil
-            if var c = client.connection {
+            if client.connection != nil {
                 outbox.removeAll(keepingCapacity: true)
-                next = earliest(next, c.transmit(into: &outbox, now: now))
+                next = earliest(next, client.connection!.transmit(into: &outbox, now: now))
                 for s in outbox { forward.send(s, now: now) }
-                client.connection = c
+                outbox.removeAll(keepingCapacity: true)  // drop send-buffer slices before the next send
                 client.pump()
             }
-            if var s = server.connection {
+            if server.connection != nil {
                 outbox.removeAll(keepingCapacity: true)
-                next = earliest(next, s.transmit(into: &outbox, now: now))
+                next = earliest(next, server.connection!.transmit(into: &outbox, now: now))
                 for segment in outbox { backward.send(segment, now: now) }
-                server.connection = s
+                outbox.removeAll(keepingCapacity: true)
                 server.pump()
             }
             next = earliest(next, forward.nextArrival)
             next = earliest(next, backward.nextArrival)
-            guard let next else { return isDone }
+            guard let next else {
+                // Nothing timed or in flight: a slow reader may still be draining a closed connection.
+                if client.connection?.state == .closed && server.connection?.state == .closed { continue }
+                return isDone
+            }
             now = max(now, next)
         }
         return isDone

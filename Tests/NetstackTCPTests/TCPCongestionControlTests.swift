@@ -1,4 +1,4 @@
-@testable import NetstackTCP
+import NetstackTCP
 import NetstackWire
 import Testing
 

@@ -1,5 +1,5 @@
 import NIOCore
-@testable import NetstackTCP
+import NetstackTCP
 import NetstackWire
 import Testing
 

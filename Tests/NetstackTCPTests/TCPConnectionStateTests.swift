@@ -1,5 +1,5 @@
 import NIOCore
-@testable import NetstackTCP
+import NetstackTCP
 import NetstackWire
 import Testing
 
@@ -303,5 +303,19 @@ import Testing
         var data = bytes(10)
         #expect(h.connection.send(&data) == 0)
         #expect(data.readableBytes == 10)
+    }
+}
+
+@Suite struct TCPResetForClosedPortTests {
+    @Test func answersSYNWithRSTACKAndACKWithRST() {
+        let syn = TCPSegment(sequenceNumber: SeqNumber(10), flags: .syn, payload: bytes(5))
+        let answer = TCPConnection.reset(answering: syn)
+        #expect(answer?.flags == [.rst, .ack])
+        #expect(answer?.sequenceNumber == SeqNumber(0))
+        #expect(answer?.acknowledgmentNumber == SeqNumber(16))  // SYN + 5 bytes
+        let ack = TCPSegment(sequenceNumber: SeqNumber(10), acknowledgmentNumber: SeqNumber(99), flags: .ack)
+        #expect(TCPConnection.reset(answering: ack)?.flags == .rst)
+        #expect(TCPConnection.reset(answering: ack)?.sequenceNumber == SeqNumber(99))
+        #expect(TCPConnection.reset(answering: TCPSegment(sequenceNumber: SeqNumber(1), flags: .rst)) == nil)
     }
 }

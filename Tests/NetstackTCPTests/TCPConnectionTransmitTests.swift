@@ -1,5 +1,5 @@
 import NIOCore
-@testable import NetstackTCP
+import NetstackTCP
 import NetstackWire
 import Testing
 
@@ -261,5 +261,89 @@ import Testing
         h.deliver(h.peer(.ack, seq: h.peerNext - 1))
         let out = h.transmit()
         #expect(out.count == 1 && out[0].acknowledgmentNumber == h.peerNext)
+    }
+}
+
+@Suite struct TCPTimeoutScoreboardTests {
+    @Test func firstTimeoutSkipsSACKedDataSecondForgetsIt() {
+        var h = Harness.established(modern: true)
+        h.write(4 * h.connection.sendMSS)
+        let sent = h.transmit()
+        let s = sent.map(\.sequenceNumber)
+        h.receive(.ack, ack: s[0], sack: [(s[2], s[3])])
+        _ = h.transmit()
+        var out = h.advanceToDeadline()  // first RTO: resend the head only (cwnd = 1 SMSS)
+        #expect(out.map(\.sequenceNumber) == [s[0]])
+        #expect(h.connection.scoreboard.sackedByteCount == h.connection.sendMSS)
+        h.receive(.ack, ack: s[1], sack: [(s[2], s[3])])
+        out = h.transmit()
+        #expect(out.map(\.sequenceNumber) == [s[1], s[3]])  // segment 2 is SACKed: skipped
+        out = h.advanceToDeadline()
+        out = h.advanceToDeadline()  // second timeout in a row: the scoreboard is forgotten
+        #expect(h.connection.scoreboard.isEmpty)
+    }
+}
+
+/// Eifel detection and response (RFC 3522, RFC 4015).
+@Suite struct TCPSpuriousRetransmissionTests {
+    /// Sends 10 segments at `start + 100 ms`, enters fast recovery 50 ms later with SACKs for 2–4, and
+    /// returns the original TSval and the congestion window before the reduction.
+    func recovering() -> (Harness, [TCPSegment], originalTSval: UInt32, cwnd: Int) {
+        var h = Harness.established(modern: true)
+        h.write(10 * h.connection.sendMSS)
+        let sent = h.transmit()
+        let cwnd = h.connection.congestion.congestionWindow
+        h.now += .milliseconds(50)
+        let s = sent.map(\.sequenceNumber)
+        h.receive(.ack, ack: s[0], sack: [(s[1], s[2])])
+        h.receive(.ack, ack: s[0], sack: [(s[1], s[3])])
+        h.receive(.ack, ack: s[0], sack: [(s[1], s[4])])
+        let out = h.transmit()
+        #expect(out.first?.sequenceNumber == s[0])  // the fast retransmit
+        #expect(h.connection.recovery == .fast)
+        return (h, sent, sent[0].options.timestamp!.value, cwnd)
+    }
+
+    @Test func ackEchoingTheOriginalUndoesTheReduction() {
+        var (h, sent, original, cwnd) = recovering()
+        #expect(h.connection.congestion.congestionWindow < cwnd)
+        // The original was only late: the receiver's ACK echoes its TSval.
+        h.deliver(TCPSegment(sequenceNumber: h.peerNext, acknowledgmentNumber: sent[4].sequenceNumber, flags: .ack,
+                             window: 65535, options: TCPOptions(timestamp: TCPTimestampOption(value: 2000, echoReply: original))))
+        #expect(h.connection.recovery == .none)
+        #expect(h.connection.congestion.congestionWindow >= cwnd)
+        #expect(h.connection.spuriousRecoveryCount == 1)
+    }
+
+    @Test func ackEchoingTheRetransmissionKeepsIt() {
+        var (h, sent, _, cwnd) = recovering()
+        h.receive(.ack, ack: sent[4].sequenceNumber)  // echoes the latest TSval: the retransmission's
+        #expect(h.connection.recovery == .fast)
+        #expect(h.connection.congestion.congestionWindow < cwnd)
+        #expect(h.connection.spuriousRecoveryCount == 0)
+    }
+}
+
+@Suite struct TCPPathMTUTests {
+    @Test func smallerPathMSSResendsFlightAtTheNewSize() {
+        var h = Harness.established()
+        let sent = { () -> [TCPSegment] in h.write(4 * 1460); return h.transmit() }()
+        #expect(sent.count == 4)
+        let cwnd = h.connection.congestion.congestionWindow
+        h.connection.reducePathMSS(to: 1000)
+        #expect(h.connection.sendMSS == 1000)
+        let out = h.transmit()
+        #expect(out.first?.sequenceNumber == sent[0].sequenceNumber)
+        #expect(out.allSatisfy { $0.payload.readableBytes <= 1000 })
+        #expect(out.reduce(0) { $0 + $1.payload.readableBytes } == 4 * 1460)
+        #expect(h.connection.congestion.congestionWindow == cwnd)  // not congestion
+    }
+
+    @Test func largerOrTinyReportsAreBounded() {
+        var h = Harness.established()
+        h.connection.reducePathMSS(to: 9000)
+        #expect(h.connection.pathMaximumSegmentSize == nil)
+        h.connection.reducePathMSS(to: 10)
+        #expect(h.connection.sendMSS == 536)
     }
 }

@@ -1,5 +1,5 @@
 import NIOCore
-@testable import NetstackTCP
+import NetstackTCP
 import NetstackWire
 
 /// The peer's initial sequence number and ours, in every state-machine test.
