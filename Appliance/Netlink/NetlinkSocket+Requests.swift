@@ -299,3 +299,16 @@ extension NetlinkSocket {
         return rule
     }
 }
+
+extension NetlinkSocket {
+    /// Configures an interface the way the tun inbound needs it: MTU, addresses (existing ones are kept),
+    /// then up. Returns the link. Throws `NetlinkError` (ENODEV if there is no such link).
+    @discardableResult
+    package func configureInterface(named name: String, mtu: UInt32?, addresses: [NetworkPrefix], up: Bool = true) throws -> LinkInfo {
+        guard let link = try link(named: name) else { throw NetlinkError(operation: "find link \(name)", errno: ENODEV) }
+        if let mtu, mtu != link.mtu { try setMTU(mtu, interfaceIndex: link.index) }
+        for address in addresses { try addAddress(address, interfaceIndex: link.index) }
+        if up && !link.isUp { try setUp(true, interfaceIndex: link.index) }
+        return try self.link(named: name) ?? link
+    }
+}

@@ -1,7 +1,229 @@
-// TunDevice: TUN with the virtio-net header and offloads.
-// Owned by its folder; see ../shared/STYLE.md §1 for what it may import.
+// TunDevice: a Linux TUN queue with the virtio-net header and offloads (TSO/USO/checksum), read in
+// batches with headroom and written one packet per write (shared/SWIFT-LINUX.md §2).
+//
+// 1. open /dev/net/tun with IFF_TUN|IFF_NO_PI|IFF_VNET_HDR (+ IFF_MULTI_QUEUE), non-blocking
+// 2. TUNSETVNETHDRSZ 10, TUNSETOFFLOAD with CSUM|TSO4|TSO6|USO4|USO6, falling back to CSUM|TSO4|TSO6
+//    (kernels before 6.2 refuse USO), then CSUM, then nothing
+// 3. `readBatch` reads until the batch is full or EAGAIN, each packet in its own ByteBuffer with
+//    headroom in front; the vnet header is parsed off
+// 4. `write` sends one packet per writev(2) with the vnet header as the first iovec: the TUN driver
+//    turns one write call into exactly one packet, so packets are never coalesced (a NIO stream
+//    channel would coalesce them into one writev and lose all but the first)
+// MTU, addresses and up/down are set over rtnetlink (Netlink module), not here.
+// Must not import: Netlink, Nftables, Box. Linux headers arrive through CLinux only.
+package import NIOCore
+import CLinux
+import Glibc
+import Synchronization
 
 /// The module's name, for log lines and diagnostics.
 package enum TunDeviceModule {
     package static let name = "TunDevice"
+}
+
+/// Why a TUN operation failed: the errno and what we were doing.
+package struct TunError: Error, CustomStringConvertible, Equatable {
+    /// `open tun sb0`, `TUNSETVNETHDRSZ`, `write`.
+    package var operation: String
+    /// The positive errno.
+    package var errno: Int32
+
+    /// An error for `operation`.
+    package init(operation: String, errno: Int32) {
+        self.operation = operation
+        self.errno = errno
+    }
+
+    package var description: String {
+        let text = strerror(errno).map { String(cString: $0) } ?? "error"
+        return "\(operation): \(text) (errno \(errno))"
+    }
+}
+
+/// The offloads a TUN accepted (TUN_F_*). Kernel → user only; user → kernel GSO always works with
+/// IFF_VNET_HDR.
+package struct TunOffloads: OptionSet, Hashable, Sendable {
+    package let rawValue: UInt32
+    package init(rawValue: UInt32) { self.rawValue = rawValue }
+
+    /// TUN_F_CSUM: packets may carry a partial checksum (NEEDS_CSUM). Every other offload needs it.
+    package static let checksum = TunOffloads(rawValue: clinux_TUN_F_CSUM)
+    /// TUN_F_TSO4: TCP/IPv4 super-packets up to 64 KiB.
+    package static let tso4 = TunOffloads(rawValue: clinux_TUN_F_TSO4)
+    /// TUN_F_TSO6.
+    package static let tso6 = TunOffloads(rawValue: clinux_TUN_F_TSO6)
+    /// TUN_F_USO4 (Linux 6.2): UDP super-packets (GSO_UDP_L4).
+    package static let uso4 = TunOffloads(rawValue: clinux_TUN_F_USO4)
+    /// TUN_F_USO6 (Linux 6.2).
+    package static let uso6 = TunOffloads(rawValue: clinux_TUN_F_USO6)
+
+    /// Everything we ask for first.
+    package static let all: TunOffloads = [.checksum, .tso4, .tso6, .uso4, .uso6]
+}
+
+/// How to open a TUN.
+package struct TunOptions: Hashable, Sendable {
+    /// The interface name (`tun0`); empty lets the kernel choose (`tun%d`).
+    package var name: String
+    /// IFF_MULTI_QUEUE: more queues can be attached with `openQueue()`, one per event loop.
+    package var multiQueue: Bool
+    /// The offloads to request; refused ones are dropped in the fallback order above.
+    package var offloads: TunOffloads
+
+    /// Options with all offloads and a single queue.
+    package init(name: String, multiQueue: Bool = false, offloads: TunOffloads = .all) {
+        self.name = name
+        self.multiQueue = multiQueue
+        self.offloads = offloads
+    }
+}
+
+/// One queue (file descriptor) of a TUN interface with the virtio-net header.
+///
+/// The fd is non-blocking. `readBatch` and `write` may be called from any one thread at a time (in the
+/// appliance: the event loop that owns this queue). The interface disappears when its last queue is
+/// closed (not persistent).
+package final class TunDevice: Sendable {
+    /// The interface name the kernel gave.
+    package let name: String
+    /// The offloads the kernel accepted.
+    package let offloads: TunOffloads
+    /// How this queue was opened.
+    package let options: TunOptions
+    /// The file descriptor (closed by `close()` or deinit).
+    package let fileDescriptor: CInt
+    private let closed = ClosedFlag()
+
+    /// Opens a queue of TUN `options.name` and configures the vnet header and offloads.
+    /// Throws `TunError` (EPERM without CAP_NET_ADMIN, EBUSY if the name is a non-TUN link).
+    package init(_ options: TunOptions) throws {
+        var flags = clinux_IFF_TUN | clinux_IFF_NO_PI | clinux_IFF_VNET_HDR
+        if options.multiQueue { flags |= clinux_IFF_MULTI_QUEUE }
+        var nameBuffer = [CChar](repeating: 0, count: 16)
+        let fd = clinux_tun_open(options.name, flags, &nameBuffer)
+        guard fd >= 0 else { throw TunError(operation: "open tun \(options.name)", errno: -fd) }
+        let name = String(decoding: nameBuffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        var headerSize = CInt(VirtioNetHeader.size)
+        guard ioctl(fd, clinux_TUNSETVNETHDRSZ, &headerSize) == 0 else {
+            let code = errno
+            Glibc.close(fd)
+            throw TunError(operation: "TUNSETVNETHDRSZ on \(name)", errno: code)
+        }
+        // Without TUN_F_CSUM every offload is EINVAL; without USO support (< 6.2) the full set is EINVAL.
+        let attempts: [TunOffloads] = [options.offloads, options.offloads.subtracting([.uso4, .uso6]),
+                                       options.offloads.intersection(.checksum), []]
+        var accepted: TunOffloads = []
+        for attempt in attempts where attempt.isSubset(of: options.offloads) {
+            if ioctl(fd, clinux_TUNSETOFFLOAD, CInt(bitPattern: attempt.rawValue)) == 0 {
+                accepted = attempt
+                break
+            }
+        }
+        self.name = name
+        self.offloads = accepted
+        self.options = options
+        self.fileDescriptor = fd
+    }
+
+    /// Attaches another queue to the same interface (IFF_MULTI_QUEUE only).
+    package func openQueue() throws -> TunDevice {
+        var options = self.options
+        options.name = name
+        return try TunDevice(options)
+    }
+
+    /// Closes the fd. Idempotent; later reads and writes fail with EBADF.
+    package func close() {
+        if closed.set() { Glibc.close(fileDescriptor) }
+    }
+
+    deinit { close() }
+
+    /// The largest packet a read may return: a 64 KiB GSO super-packet plus its vnet header.
+    package static let maximumReadSize = 65535 + VirtioNetHeader.size
+
+    /// Reads packets until `batch` holds `maxPackets` or the queue is empty (EAGAIN). Each packet gets a
+    /// fresh buffer with `headroom` writable bytes in front of its IP header. Returns how many were
+    /// read. Bad vnet headers (short reads) are dropped and counted in `droppedReads`.
+    package func readBatch(into batch: inout [TunPacket], maxPackets: Int, headroom: Int = 64,
+                           allocator: ByteBufferAllocator = ByteBufferAllocator()) throws -> Int {
+        var count = 0
+        while count < maxPackets {
+            var buffer = allocator.buffer(capacity: headroom + TunDevice.maximumReadSize)
+            buffer.moveWriterIndex(forwardBy: headroom)
+            buffer.moveReaderIndex(forwardBy: headroom)
+            var readCount = 0
+            // The closure's result moves the writer index, so errors (-1) must not leak into it.
+            buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: TunDevice.maximumReadSize) { raw in
+                readCount = Glibc.read(fileDescriptor, raw.baseAddress, TunDevice.maximumReadSize)
+                return max(readCount, 0)
+            }
+            if readCount < 0 {
+                let code = errno
+                if code == EAGAIN || code == EWOULDBLOCK { break }
+                if code == EINTR { continue }
+                throw TunError(operation: "read \(name)", errno: code)
+            }
+            guard readCount > VirtioNetHeader.size, let header = VirtioNetHeader(reading: buffer) else { continue }
+            buffer.moveReaderIndex(forwardBy: VirtioNetHeader.size)
+            batch.append(TunPacket(header: header, buffer: buffer))
+            count += 1
+        }
+        return count
+    }
+
+    /// Writes one packet: `packet.header` then `packet.buffer`'s readable bytes in one writev(2).
+    /// Returns false if the queue is full (EAGAIN: the packet is dropped, as a NIC would); throws other
+    /// errors.
+    @discardableResult
+    package func write(_ packet: TunPacket) throws -> Bool {
+        var header = packet.header.bytes
+        let written = withUnsafeMutableBytes(of: &header) { headerBytes in
+            packet.buffer.withUnsafeReadableBytes { body in
+                var vectors = (iovec(iov_base: headerBytes.baseAddress, iov_len: headerBytes.count),
+                               iovec(iov_base: UnsafeMutableRawPointer(mutating: body.baseAddress), iov_len: body.count))
+                return withUnsafePointer(to: &vectors) { pointer in
+                    pointer.withMemoryRebound(to: iovec.self, capacity: 2) { writev(fileDescriptor, $0, 2) }
+                }
+            }
+        }
+        if written < 0 {
+            let code = errno
+            if code == EAGAIN || code == EWOULDBLOCK { return false }
+            throw TunError(operation: "write \(name)", errno: code)
+        }
+        return true
+    }
+
+    /// Writes each packet with its own writev(2), in order; returns how many the kernel took (the rest
+    /// met a full queue and were dropped).
+    @discardableResult
+    package func writeBatch(_ packets: [TunPacket]) throws -> Int {
+        var written = 0
+        for packet in packets where try write(packet) { written += 1 }
+        return written
+    }
+}
+
+/// A packet read from or written to a TUN: its virtio-net header and its bytes (IP header first).
+package struct TunPacket: Sendable {
+    /// GSO and checksum instructions.
+    package var header: VirtioNetHeader
+    /// The IP packet; on reads there is headroom before `readerIndex`.
+    package var buffer: ByteBuffer
+
+    /// A packet.
+    package init(header: VirtioNetHeader = VirtioNetHeader(), buffer: ByteBuffer) {
+        self.header = header
+        self.buffer = buffer
+    }
+}
+
+/// A one-shot flag for idempotent close.
+final class ClosedFlag: Sendable {
+    private let value = Atomic<Bool>(false)
+    /// Sets the flag; returns true the first time.
+    func set() -> Bool {
+        value.compareExchange(expected: false, desired: true, ordering: .acquiringAndReleasing).exchanged
+    }
 }

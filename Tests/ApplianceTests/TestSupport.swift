@@ -95,26 +95,40 @@ func runFull(_ arguments: [String], timeout: Double) throws -> (Int32, String, S
 }
 
 /// Starts a background command inside a namespace; `stop()` terminates it (tests call it on every path).
+/// Output goes to a file, so a command whose children outlive it can never block the reader.
 final class BackgroundCommand: @unchecked Sendable {
     let process = Process()
-    let output = Pipe()
+    private let outputPath: String
 
     init(_ namespace: TestNamespace, _ arguments: [String]) throws {
+        outputPath = NSTemporaryDirectory() + "sbt-bg-\(getpid())-\(namespaceCounter.add(1, ordering: .relaxed).newValue).out"
+        FileManager.default.createFile(atPath: outputPath, contents: nil)
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = ["ip", "netns", "exec", namespace.name] + arguments
-        process.standardOutput = output
+        process.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: outputPath))
         process.standardError = FileHandle.nullDevice
         try process.run()
     }
 
-    /// Terminates the command and returns what it printed.
+    /// Waits up to `seconds` for the command to exit by itself; true if it did.
+    func wait(_ seconds: Double) -> Bool {
+        let deadline = Date().addingTimeInterval(seconds)
+        while process.isRunning && Date() < deadline { usleep(10_000) }
+        return !process.isRunning
+    }
+
+    /// Terminates the command (if still running) and returns what it printed.
+    @discardableResult
     func stop() -> String {
         if process.isRunning { process.terminate() }
         process.waitUntilExit()
-        return String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        return (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? ""
     }
 
-    deinit { if process.isRunning { process.terminate(); process.waitUntilExit() } }
+    deinit {
+        if process.isRunning { process.terminate(); process.waitUntilExit() }
+        try? FileManager.default.removeItem(atPath: outputPath)
+    }
 }
 
 /// Polls `condition` every 20 ms until it holds or `seconds` pass.
