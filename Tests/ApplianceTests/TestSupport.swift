@@ -85,7 +85,7 @@ func runFull(_ arguments: [String], timeout: Double) throws -> (Int32, String, S
     try process.run()
     let deadline = Date().addingTimeInterval(timeout)
     while process.isRunning && Date() < deadline { usleep(5_000) }
-    if process.isRunning { process.terminate() }
+    if process.isRunning { kill(process.processIdentifier, SIGKILL) }
     process.waitUntilExit()
     try? out.close()
     try? err.close()
@@ -118,15 +118,17 @@ final class BackgroundCommand: @unchecked Sendable {
     }
 
     /// Terminates the command (if still running) and returns what it printed.
+    /// SIGKILL, not SIGTERM: commands spawned from the test runner's threads inherit a signal mask that
+    /// blocks SIGTERM, so `terminate()` would leave them running.
     @discardableResult
     func stop() -> String {
-        if process.isRunning { process.terminate() }
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
         process.waitUntilExit()
         return (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? ""
     }
 
     deinit {
-        if process.isRunning { process.terminate(); process.waitUntilExit() }
+        if process.isRunning { kill(process.processIdentifier, SIGKILL); process.waitUntilExit() }
         try? FileManager.default.removeItem(atPath: outputPath)
     }
 }
