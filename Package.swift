@@ -88,7 +88,8 @@ let package = Package(
         // Tests (Swift Testing). InteropTests run the built binary against real peers, as root.
         testTarget("NetstackWireTests", ["NetstackWire", nioCore]),
         testTarget("NetstackTCPTests", ["NetstackTCP", "NetstackWire", nioCore]),
-        testTarget("NetstackTests", ["Netstack", "NetstackTesting", "NetstackWire", nioCore]),
+        testTarget("NetstackTests", ["Netstack", "NetstackTesting", "NetstackWire", "NetstackNIO", nioCore, nioPosix,
+                                     .product(name: "NIOEmbedded", package: "swift-nio")]),
         testTarget("ConfigTests", ["Config"]),
         testTarget("EngineTests", ["Adapter", "Net", "Rules", "Router", "SOCKS", "HTTPProxy", "Mixed", "Direct", "Block", "Box", nioCore, nioPosix]),
         testTarget("DNSTests", ["DNS", nioCore]),

@@ -1,5 +1,12 @@
-// NetstackNIO: one Stack on one EventLoop; flows as Channels.
-// Owned by its folder; see ../shared/STYLE.md §1 for what it may import.
+// NetstackNIO: one `Stack` on one `EventLoop`; flows as NIO `Channel`s.
+//
+// Owns: `NetstackDriver` (feeds device batches and the loop's clock into the stack, writes what it
+// transmits, schedules its deadline), the `PacketDevice` protocol a TUN/WireGuard device implements,
+// and `NetstackFlowChannel` (a TCP flow as a stream channel, a UDP flow as a datagram channel).
+// Invariants: everything runs on the driver's event loop; the stack is never touched off it.
+// Back-pressure: a TCP channel reads from the stack only when the pipeline asks (`read()`), so the
+// receive window follows the reader; writes wait in the channel until the send buffer takes them.
+// May import: Netstack, NetstackWire, NIOCore (this is the one netstack target with an event loop).
 
 /// The module's name, for log lines and diagnostics.
 package enum NetstackNIOModule {

@@ -1,0 +1,314 @@
+package import NIOCore
+package import NetstackWire
+
+/// One TCP connection as a pure state machine (RFC 9293), with the extensions a modern peer expects:
+/// window scaling, timestamps and PAWS (RFC 7323), SACK (RFC 2018) and SACK-based loss recovery
+/// (RFC 6675), RFC 6298 retransmission timing, NewReno (RFC 6582) or CUBIC (RFC 9438), RFC 5961
+/// hardening against blind RST/SYN/ACK injection, delayed ACKs, zero-window probing and keepalive.
+///
+/// Contract with the owner (the stack's flow table), all on one thread:
+/// 1. Hand it every segment of its 4-tuple with `receive(_:now:)` (checksum already verified).
+/// 2. Move data with `send(_:)` / `read(max:)`; close with `shutdownWrite()` or `abort()`.
+/// 3. After any of those, and whenever the returned deadline passes, call `transmit(into:now:)`: it appends
+///    the segments to send and returns the next deadline (nil: nothing timed is pending).
+/// 4. `takeEvents()` says what changed; once `state == .closed` the owner drops the connection.
+///
+/// Segments carry no ports; the owner adds the 4-tuple and the checksum. A data segment whose payload
+/// exceeds `sendMSS` (only when `configuration.maxSegmentBytes` allows it) must be split by the owner into
+/// `sendMSS`-byte pieces (TSO/GSO), each with a copy of the header.
+package struct TCPConnection: Sendable {
+    package let configuration: TCPConfiguration
+    package internal(set) var state: TCPState
+    var pendingEvents: TCPEvents = []
+    /// Why the connection is (or is about to be) CLOSED.
+    package internal(set) var closeReason: TCPCloseReason?
+
+    // MARK: Send sequence space (RFC 9293 §3.3.1)
+    /// Initial send sequence number.
+    package internal(set) var initialSendSequence: SeqNumber
+    /// SND.UNA: oldest unacknowledged sequence number.
+    package internal(set) var sendUnacknowledged: SeqNumber
+    /// The highest sequence number sent + 1 (RFC 9293's SND.NXT; retransmissions never move it back).
+    package internal(set) var sendNext: SeqNumber
+    /// SND.WND in bytes (already scaled).
+    package internal(set) var sendWindow = 0
+    /// The largest window the peer ever offered (RFC 5961 §5.2 MAX.SND.WND; SWS avoidance).
+    var maximumSendWindow = 0
+    var sendWindowUpdateSequence = SeqNumber(0)  // SND.WL1
+    var sendWindowUpdateAcknowledgment = SeqNumber(0)  // SND.WL2
+    /// The peer's window shift (Snd.Wind.Shift) and ours (Rcv.Wind.Shift), RFC 7323 §2.
+    package internal(set) var sendWindowScale: UInt8 = 0
+    package internal(set) var receiveWindowScale: UInt8 = 0
+    /// The peer's MSS option (536 when absent, RFC 9293 §3.7.1).
+    package internal(set) var peerMaximumSegmentSize = 536
+
+    /// Data not yet acknowledged: its reader index is the byte at `sendBufferStart`.
+    var sendBuffer: ByteBuffer
+    /// Sequence number of the first byte in `sendBuffer`.
+    var sendBufferStart: SeqNumber
+    /// The owner asked to close the send side; the FIN goes after the last buffered byte.
+    package internal(set) var finQueued = false
+    /// The FIN has been sent at least once (its sequence number is `sendDataEnd`).
+    var finSent = false
+    /// The SYN (active open) or SYN-ACK (passive open) must be (re)sent.
+    var synPending = false
+
+    // MARK: Loss recovery (RFC 6675, RFC 6582)
+    package internal(set) var scoreboard = TCPScoreboard()
+    /// HighRxt + 1: retransmissions covered everything below this.
+    var retransmitNext: SeqNumber
+    package internal(set) var recovery: Recovery = .none
+    /// The "recover" variable of RFC 6582: no new reduction before this is acknowledged.
+    var recoverPoint: SeqNumber
+    var duplicateAcks = 0
+    package internal(set) var congestion: TCPCongestionController
+    package internal(set) var rttEstimator: TCPRTTEstimator
+    /// One segment being timed when timestamps are off (Karn: cleared on retransmission).
+    var rttProbe: (sequenceNumber: SeqNumber, sentAt: Instant)?
+    var retransmitDeadline: Instant?
+    /// Consecutive timeouts without progress.
+    package internal(set) var retransmitCount = 0
+    /// Retransmitted segments, for tests and counters.
+    package internal(set) var retransmittedSegmentCount = 0
+
+    /// Why the sender is retransmitting.
+    package enum Recovery: Hashable, Sendable {
+        case none
+        /// Fast retransmit/recovery until `recoverPoint` is acknowledged.
+        case fast
+        /// After a retransmission timeout: everything below `recoverPoint` not SACKed is lost.
+        case timeout
+    }
+
+    // MARK: Receive sequence space
+    package internal(set) var initialReceiveSequence = SeqNumber(0)
+    /// RCV.NXT.
+    package internal(set) var receiveNext = SeqNumber(0)
+    /// The right edge we advertised (RCV.NXT + RCV.WND); never moves left (RFC 9293 §3.8.6.2.2).
+    var receiveEdge = SeqNumber(0)
+    var receiveQueue = TCPReceiveQueue()
+    /// The receive buffer's current limit (auto-tuned up to `receiveBufferMaximum`).
+    package internal(set) var receiveBufferLimit: Int
+    /// The peer's FIN was received in order.
+    package internal(set) var finReceived = false
+    /// A FIN seen beyond a hole, waiting for the hole to fill.
+    var outOfOrderFIN: SeqNumber?
+    var autotuneStart: Instant
+    var autotuneBytes = 0
+
+    // MARK: Negotiated options
+    package internal(set) var sackEnabled = false
+    /// Both SYNs carried a window scale option.
+    package internal(set) var windowScalingEnabled = false
+    package internal(set) var timestampsEnabled = false
+    /// TS.Recent and when it was set (RFC 7323 §5.3, §5.5).
+    var timestampRecent: UInt32 = 0
+    var timestampRecentAge = Instant.zero
+    /// Added to our millisecond clock so TSvals do not reveal uptime (RFC 7323 §7.1).
+    let timestampOffset: UInt32
+    var lastAcknowledgmentSent = SeqNumber(0)
+
+    // MARK: Acknowledgment and timers
+    var ackPending = false
+    var delayedAckDeadline: Instant?
+    /// Full-sized segments received since the last ACK (ACK at least every second one, RFC 5681 §4.2).
+    var unacknowledgedSegments = 0
+    var persistDeadline: Instant?
+    var persistBackoff = 0
+    var windowProbePending = false
+    var keepaliveDeadline: Instant?
+    var keepaliveProbesSent = 0
+    var keepaliveProbePending = false
+    var timeWaitDeadline: Instant?
+    /// A RST to emit on the next `transmit` (responses to bad segments, `abort()`).
+    var pendingReset: TCPSegment?
+    /// RFC 5961 §7 challenge-ACK rate limit: at most `challengeAckLimit` per second.
+    var challengeAckWindowStart = Instant.zero
+    var challengeAcksSent = 0
+    static let challengeAckLimit = 10
+    /// Latest time handed in, for operations that take no `now` (`read`, `send`).
+    var lastNow: Instant
+
+    // MARK: Creation
+
+    /// An active open: SYN-SENT, with the SYN emitted by the first `transmit`.
+    /// - Parameters:
+    ///   - initialSequenceNumber: from the owner's seeded generator (RFC 6528 recommends a keyed hash).
+    ///   - timestampOffset: a per-connection random offset for TSvals.
+    package init(connecting configuration: TCPConfiguration, initialSequenceNumber: SeqNumber,
+                 timestampOffset: UInt32 = 0, now: Instant) {
+        self.init(configuration: configuration, state: .synSent, iss: initialSequenceNumber,
+                  timestampOffset: timestampOffset, now: now)
+        synPending = true
+        receiveWindowScale = configuration.windowScaling ? Self.windowScale(for: configuration.receiveBufferMaximum) : 0
+    }
+
+    /// A passive open in LISTEN: the next acceptable SYN moves it to SYN-RECEIVED.
+    package init(listening configuration: TCPConfiguration, initialSequenceNumber: SeqNumber,
+                 timestampOffset: UInt32 = 0, now: Instant) {
+        self.init(configuration: configuration, state: .listen, iss: initialSequenceNumber,
+                  timestampOffset: timestampOffset, now: now)
+    }
+
+    /// A passive open from a SYN the owner already accepted (transparent termination): SYN-RECEIVED,
+    /// with the SYN-ACK emitted by the first `transmit`. Returns nil unless `syn` is a SYN without ACK,
+    /// RST or FIN.
+    package init?(accepting syn: TCPSegment, configuration: TCPConfiguration, initialSequenceNumber: SeqNumber,
+                  timestampOffset: UInt32 = 0, now: Instant) {
+        guard syn.flags.contains(.syn), syn.flags.isDisjoint(with: [.ack, .rst, .fin]) else { return nil }
+        self.init(listening: configuration, initialSequenceNumber: initialSequenceNumber,
+                  timestampOffset: timestampOffset, now: now)
+        receive(syn, now: now)
+        guard state == .synReceived else { return nil }
+    }
+
+    init(configuration: TCPConfiguration, state: TCPState, iss: SeqNumber, timestampOffset: UInt32, now: Instant) {
+        self.configuration = configuration
+        self.state = state
+        self.initialSendSequence = iss
+        self.sendUnacknowledged = iss
+        self.sendNext = iss
+        self.retransmitNext = iss
+        self.recoverPoint = iss
+        self.sendBufferStart = iss + 1
+        self.sendBuffer = ByteBuffer()
+        self.timestampOffset = timestampOffset
+        self.receiveBufferLimit = min(configuration.receiveBufferInitial, configuration.receiveBufferMaximum)
+        let mss = min(configuration.maximumSegmentSize, 536)
+        self.congestion = TCPCongestionController(configuration.congestionControl,
+                                                  initialWindow: configuration.initialWindowSegments * mss)
+        self.rttEstimator = TCPRTTEstimator(initial: configuration.initialRetransmitTimeout,
+                                            minimum: configuration.minimumRetransmitTimeout,
+                                            maximum: configuration.maximumRetransmitTimeout)
+        self.autotuneStart = now
+        self.lastNow = now
+    }
+
+    /// The smallest shift that lets `buffer` bytes be advertised in 16 bits (RFC 7323 §2.3: at most 14).
+    static func windowScale(for buffer: Int) -> UInt8 {
+        var shift: UInt8 = 0
+        while shift < 14, (buffer >> Int(shift)) > 65535 { shift += 1 }
+        return shift
+    }
+
+    // MARK: Owner API
+
+    /// Returns and clears what happened since the last call.
+    package mutating func takeEvents() -> TCPEvents {
+        defer { pendingEvents = [] }
+        return pendingEvents
+    }
+
+    /// The largest payload of one wire segment: the smaller MSS of both sides, minus the timestamp option
+    /// (RFC 9293 §3.7.1: the MSS excludes options). GSO splits super-segments at this size.
+    package var sendMSS: Int {
+        let base = min(peerMaximumSegmentSize, configuration.maximumSegmentSize)
+        return max(base - (timestampsEnabled ? 12 : 0), 64)
+    }
+
+    /// Bytes `send(_:)` would accept now.
+    package var sendSpace: Int {
+        guard state.maySend, !finQueued else { return 0 }
+        return max(0, sendBufferLimit - sendBuffer.readableBytes)
+    }
+
+    /// The send buffer auto-tunes to twice the congestion window (Linux's tcp_sndbuf_expand idea).
+    var sendBufferLimit: Int {
+        min(configuration.sendBufferMaximum, max(configuration.sendBufferInitial, 2 * congestion.congestionWindow))
+    }
+
+    /// Bytes queued but not yet acknowledged.
+    package var bufferedSendByteCount: Int { sendBuffer.readableBytes }
+
+    /// In-order bytes `read(max:)` can return.
+    package var readableByteCount: Int { receiveQueue.readyByteCount }
+
+    /// True once the peer's FIN was received and all data before it has been read.
+    package var isReadClosed: Bool { finReceived && receiveQueue.readyByteCount == 0 }
+
+    /// Copies as much of `data` as fits into the send buffer and consumes it from `data`.
+    /// Returns the bytes taken (0 when the state no longer allows sending or the buffer is full).
+    @discardableResult
+    package mutating func send(_ data: inout ByteBuffer) -> Int {
+        let count = min(sendSpace, data.readableBytes)
+        guard count > 0 else { return 0 }
+        if sendBuffer.readerIndex > 0, sendBuffer.readerIndex >= sendBuffer.writerIndex / 2 {
+            // Reclaim acknowledged space before growing (amortised: at most one move per half buffer).
+            sendBuffer.discardReadBytes()
+        }
+        var slice = data.readSlice(length: count)!  // count <= data.readableBytes
+        sendBuffer.writeBuffer(&slice)
+        return count
+    }
+
+    /// Takes up to `max` in-order received bytes. Reading opens the receive window; a window update is
+    /// sent when it grew by enough to matter (RFC 9293 §3.8.6.2.2 receiver-side SWS avoidance).
+    package mutating func read(max: Int) -> ByteBuffer? {
+        guard let data = receiveQueue.read(max: max) else { return nil }
+        if state.mayReceiveData {
+            let advertised = Int(receiveEdge - receiveNext)
+            let possible = receiveWindowAvailable
+            let threshold = min(receiveBufferLimit / 2, Swift.max(2 * configuration.maximumSegmentSize, receiveBufferLimit / 8))
+            if possible - advertised >= threshold { ackPending = true }
+        }
+        return data
+    }
+
+    /// Closes the send side: a FIN follows the buffered data (ESTABLISHED → FIN-WAIT-1,
+    /// CLOSE-WAIT → LAST-ACK). In SYN-SENT/SYN-RECEIVED the FIN waits for the handshake.
+    package mutating func shutdownWrite() {
+        guard !finQueued else { return }
+        switch state {
+        case .established:
+            finQueued = true
+            state = .finWait1
+        case .closeWait:
+            finQueued = true
+            state = .lastAck
+        case .synSent, .synReceived:
+            finQueued = true
+        case .listen:
+            enterClosed(.normal, events: .closed)
+        default:
+            break
+        }
+    }
+
+    /// Resets the connection (RFC 9293 §3.10.5 ABORT): a RST goes out if the peer knows us, buffers are
+    /// dropped, and the state is CLOSED at once.
+    package mutating func abort() {
+        switch state {
+        case .synReceived, .established, .finWait1, .finWait2, .closeWait:
+            pendingReset = TCPSegment(sequenceNumber: sendNext, flags: [.rst])
+        default:
+            break
+        }
+        enterClosed(.aborted, events: [])
+    }
+
+    /// Moves to CLOSED, dropping buffers and timers.
+    mutating func enterClosed(_ reason: TCPCloseReason, events: TCPEvents) {
+        state = .closed
+        if closeReason == nil { closeReason = reason }
+        pendingEvents.formUnion(events)
+        sendBuffer.clear()
+        retransmitDeadline = nil
+        delayedAckDeadline = nil
+        persistDeadline = nil
+        keepaliveDeadline = nil
+        timeWaitDeadline = nil
+        ackPending = false
+        synPending = false
+    }
+
+    /// The sequence number just past the last queued data byte (the FIN's, once queued).
+    var sendDataEnd: SeqNumber { sendBufferStart + sendBuffer.readableBytes }
+
+    /// Bytes sent and not yet acknowledged (SYN and FIN included).
+    package var flightSize: Int { Int(sendNext - sendUnacknowledged) }
+
+    /// Free receive space right of RCV.NXT under the current limit.
+    var receiveWindowAvailable: Int {
+        max(0, receiveBufferLimit - receiveQueue.bufferedByteCount)
+    }
+}
