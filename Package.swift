@@ -71,7 +71,7 @@ let package = Package(
         swiftTarget("WireGuard", path: "Sources/Protocols/WireGuard", ["Adapter", "Config", "COpenSSL", "CSodium", nioCore]),
 
         // Floor 8: Linux integration.
-        swiftTarget("TunDevice", path: "Appliance/TunDevice", ["Adapter", "CLinux", nioCore, nioPosix]),
+        swiftTarget("TunDevice", path: "Appliance/TunDevice", ["Adapter", "NetstackNIO", "Netstack", "NetstackWire", "CLinux", nioCore, nioPosix]),
         swiftTarget("Netlink", path: "Appliance/Netlink", ["Adapter", "CMnl", "CLinux", nioCore, nioPosix]),
         swiftTarget("Nftables", path: "Appliance/Nftables", ["Adapter", "CMnl", "CNftnl", "CLinux"]),
         swiftTarget("Systemd", path: "Appliance/Systemd", ["Adapter", "CSystemd", "CLinux"]),
@@ -94,7 +94,7 @@ let package = Package(
         testTarget("EngineTests", ["Adapter", "Net", "Rules", "Router", "SOCKS", "HTTPProxy", "Mixed", "Direct", "Block", "Box", nioCore, nioPosix]),
         testTarget("DNSTests", ["DNS", nioCore]),
         testTarget("WireGuardTests", ["WireGuard", nioCore]),
-        testTarget("ApplianceTests", ["TunDevice", "Netlink", "Nftables", "Systemd", nioCore]),
+        testTarget("ApplianceTests", ["TunDevice", "Netlink", "Nftables", "Systemd", "NetstackNIO", "Netstack", "NetstackWire", nioCore, nioPosix]),
         testTarget("ProxyTests", ["SOCKS", "HTTPProxy", "Mixed", "Adapter", "Net", nioCore, nioPosix]),
         testTarget("InteropTests", ["CLI"]),
     ]

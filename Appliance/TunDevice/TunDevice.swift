@@ -5,13 +5,15 @@
 // 2. TUNSETVNETHDRSZ 10, TUNSETOFFLOAD with CSUM|TSO4|TSO6|USO4|USO6, falling back to CSUM|TSO4|TSO6
 //    (kernels before 6.2 refuse USO), then CSUM, then nothing
 // 3. `readBatch` reads until the batch is full or EAGAIN, each packet in its own ByteBuffer with
-//    headroom in front; the vnet header is parsed off
+//    `Stack.headroom` in front; the vnet header is parsed off into `Packet.offload`
 // 4. `write` sends one packet per writev(2) with the vnet header as the first iovec: the TUN driver
 //    turns one write call into exactly one packet, so packets are never coalesced (a NIO stream
 //    channel would coalesce them into one writev and lose all but the first)
 // MTU, addresses and up/down are set over rtnetlink (Netlink module), not here.
 // Must not import: Netlink, Nftables, Box. Linux headers arrive through CLinux only.
 package import NIOCore
+package import Netstack
+import NetstackWire
 import CLinux
 import Glibc
 import Synchronization
@@ -93,6 +95,7 @@ package final class TunDevice: Sendable {
     /// The file descriptor (closed by `close()` or deinit).
     package let fileDescriptor: CInt
     private let closed = ClosedFlag()
+    private let counters = TunCounters()
 
     /// Opens a queue of TUN `options.name` and configures the vnet header and offloads.
     /// Throws `TunError` (EPERM without CAP_NET_ADMIN, EBUSY if the name is a non-TUN link).
@@ -103,7 +106,7 @@ package final class TunDevice: Sendable {
         let fd = clinux_tun_open(options.name, flags, &nameBuffer)
         guard fd >= 0 else { throw TunError(operation: "open tun \(options.name)", errno: -fd) }
         let name = String(decoding: nameBuffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-        var headerSize = CInt(VirtioNetHeader.size)
+        var headerSize = CInt(VirtioNetHeader.length)
         guard ioctl(fd, clinux_TUNSETVNETHDRSZ, &headerSize) == 0 else {
             let code = errno
             Glibc.close(fd)
@@ -140,12 +143,13 @@ package final class TunDevice: Sendable {
     deinit { close() }
 
     /// The largest packet a read may return: a 64 KiB GSO super-packet plus its vnet header.
-    package static let maximumReadSize = 65535 + VirtioNetHeader.size
+    package static let maximumReadSize = 65535 + VirtioNetHeader.length
 
-    /// Reads packets until `batch` holds `maxPackets` or the queue is empty (EAGAIN). Each packet gets a
-    /// fresh buffer with `headroom` writable bytes in front of its IP header. Returns how many were
-    /// read. Bad vnet headers (short reads) are dropped and counted in `droppedReads`.
-    package func readBatch(into batch: inout [TunPacket], maxPackets: Int, headroom: Int = 64,
+    /// Reads packets until `batch` holds `maxPackets` more or the queue is empty (EAGAIN). Each packet
+    /// gets a fresh buffer with `headroom` writable bytes in front of its IP header and its virtio-net
+    /// header parsed into `offload`. Returns how many were read. Reads with a bad or unsupported vnet
+    /// header (legacy UFO) are dropped and counted in `droppedReads`.
+    package func readBatch(into batch: inout PacketBatch, maxPackets: Int, headroom: Int = Stack.headroom,
                            allocator: ByteBufferAllocator = ByteBufferAllocator()) throws -> Int {
         var count = 0
         while count < maxPackets {
@@ -164,23 +168,28 @@ package final class TunDevice: Sendable {
                 if code == EINTR { continue }
                 throw TunError(operation: "read \(name)", errno: code)
             }
-            guard readCount > VirtioNetHeader.size, let header = VirtioNetHeader(reading: buffer) else { continue }
-            buffer.moveReaderIndex(forwardBy: VirtioNetHeader.size)
-            batch.append(TunPacket(header: header, buffer: buffer))
+            guard readCount > VirtioNetHeader.length,
+                  let header = try? VirtioNetHeader(validating: buffer.readableBytesSpan) else {
+                counters.droppedReads.add(1, ordering: .relaxed)
+                continue
+            }
+            buffer.moveReaderIndex(forwardBy: VirtioNetHeader.length)
+            batch.append(Packet(bytes: buffer, offload: header))
             count += 1
         }
         return count
     }
 
-    /// Writes one packet: `packet.header` then `packet.buffer`'s readable bytes in one writev(2).
-    /// Returns false if the queue is full (EAGAIN: the packet is dropped, as a NIC would); throws other
-    /// errors.
+    /// Writes one packet: its `offload` header then its readable bytes in one writev(2).
+    /// Returns false if the queue is full (EAGAIN: the packet is dropped, as a NIC would, and counted);
+    /// throws other errors.
     @discardableResult
-    package func write(_ packet: TunPacket) throws -> Bool {
-        var header = packet.header.bytes
+    package func write(_ packet: Packet) throws -> Bool {
+        var header: (UInt64, UInt16) = (0, 0)  // 10 bytes of storage
         let written = withUnsafeMutableBytes(of: &header) { headerBytes in
-            packet.buffer.withUnsafeReadableBytes { body in
-                var vectors = (iovec(iov_base: headerBytes.baseAddress, iov_len: headerBytes.count),
+            packet.offload.write(to: headerBytes)
+            return packet.bytes.withUnsafeReadableBytes { body in
+                var vectors = (iovec(iov_base: headerBytes.baseAddress, iov_len: VirtioNetHeader.length),
                                iovec(iov_base: UnsafeMutableRawPointer(mutating: body.baseAddress), iov_len: body.count))
                 return withUnsafePointer(to: &vectors) { pointer in
                     pointer.withMemoryRebound(to: iovec.self, capacity: 2) { writev(fileDescriptor, $0, 2) }
@@ -189,34 +198,34 @@ package final class TunDevice: Sendable {
         }
         if written < 0 {
             let code = errno
-            if code == EAGAIN || code == EWOULDBLOCK { return false }
+            if code == EAGAIN || code == EWOULDBLOCK {
+                counters.droppedWrites.add(1, ordering: .relaxed)
+                return false
+            }
             throw TunError(operation: "write \(name)", errno: code)
         }
         return true
     }
 
-    /// Writes each packet with its own writev(2), in order; returns how many the kernel took (the rest
-    /// met a full queue and were dropped).
+    /// Writes each packet of `batch` with its own writev(2), in order, and leaves the batch as it was;
+    /// returns how many the kernel took (the rest met a full queue and were dropped).
     @discardableResult
-    package func writeBatch(_ packets: [TunPacket]) throws -> Int {
+    package func writeBatch(_ batch: PacketBatch) throws -> Int {
         var written = 0
-        for packet in packets where try write(packet) { written += 1 }
+        for packet in batch.packets where try write(packet) { written += 1 }
         return written
     }
+
+    /// Reads dropped because of a bad virtio-net header.
+    package var droppedReads: Int { counters.droppedReads.load(ordering: .relaxed) }
+    /// Writes dropped because the queue was full.
+    package var droppedWrites: Int { counters.droppedWrites.load(ordering: .relaxed) }
 }
 
-/// A packet read from or written to a TUN: its virtio-net header and its bytes (IP header first).
-package struct TunPacket: Sendable {
-    /// GSO and checksum instructions.
-    package var header: VirtioNetHeader
-    /// The IP packet; on reads there is headroom before `readerIndex`.
-    package var buffer: ByteBuffer
-
-    /// A packet.
-    package init(header: VirtioNetHeader = VirtioNetHeader(), buffer: ByteBuffer) {
-        self.header = header
-        self.buffer = buffer
-    }
+/// Drop counters, updated without locks.
+final class TunCounters: Sendable {
+    let droppedReads = Atomic<Int>(0)
+    let droppedWrites = Atomic<Int>(0)
 }
 
 /// A one-shot flag for idempotent close.

@@ -9,6 +9,7 @@
 //    work on the loop is not starved) or re-arms the poll thread (resume eventfd) once EAGAIN is seen
 // Under load the poll thread sleeps and the loop reads back-to-back batches.
 package import NIOCore
+package import Netstack
 import CLinux
 import Glibc
 import Synchronization
@@ -21,19 +22,19 @@ package final class TunReader: @unchecked Sendable {
     private let batchSize: Int
     private let batchesPerDrain: Int
     private let headroom: Int
-    private let handler: (inout [TunPacket]) -> Void
+    private let handler: (inout PacketBatch) -> Void
     private let errorHandler: (TunError) -> Void
-    private var batch: [TunPacket]
+    private var batch: PacketBatch
     private let resumeEvent: CInt
     private let stopEvent: CInt
     private let thread = Mutex<pthread_t?>(nil)
     private let stopped = Atomic<Bool>(false)
 
     /// Prepares a reader; `start()` begins. `handler` runs on `loop` with each non-empty batch and may
-    /// take the packets (the array is cleared, keeping its capacity, after it returns).
+    /// take the packets (the batch is emptied, keeping its capacity, after it returns).
     /// `errorHandler` runs on `loop` if a read fails (the reader then stops).
-    package init(device: TunDevice, loop: any EventLoop, batchSize: Int = 64, batchesPerDrain: Int = 8, headroom: Int = 64,
-                 handler: @escaping (inout [TunPacket]) -> Void, errorHandler: @escaping (TunError) -> Void = { _ in }) throws {
+    package init(device: TunDevice, loop: any EventLoop, batchSize: Int = 64, batchesPerDrain: Int = 8, headroom: Int = Stack.headroom,
+                 handler: @escaping (inout PacketBatch) -> Void, errorHandler: @escaping (TunError) -> Void = { _ in }) throws {
         self.device = device
         self.loop = loop
         self.batchSize = batchSize
@@ -41,8 +42,7 @@ package final class TunReader: @unchecked Sendable {
         self.headroom = headroom
         self.handler = handler
         self.errorHandler = errorHandler
-        self.batch = []
-        self.batch.reserveCapacity(batchSize)
+        self.batch = PacketBatch(capacity: batchSize)
         let resume = clinux_eventfd()
         guard resume >= 0 else { throw TunError(operation: "eventfd", errno: -resume) }
         let stop = clinux_eventfd()
@@ -126,7 +126,7 @@ package final class TunReader: @unchecked Sendable {
             do {
                 count = try device.readBatch(into: &batch, maxPackets: batchSize, headroom: headroom)
             } catch let error as TunError {
-                batch.removeAll(keepingCapacity: true)
+                batch.removeAll()
                 stopped.store(true, ordering: .releasing)
                 errorHandler(error)
                 return
@@ -134,7 +134,7 @@ package final class TunReader: @unchecked Sendable {
                 return
             }
             if count > 0 { handler(&batch) }
-            batch.removeAll(keepingCapacity: true)
+            batch.removeAll()
             if count < batchSize {
                 // EAGAIN seen: hand readiness back to the poll thread.
                 var one: UInt64 = 1

@@ -4,21 +4,11 @@ import Glibc
 import NIOCore
 import NIOPosix
 import Netlink
+import Netstack
+import NetstackWire
 import Synchronization
 import Testing
 import TunDevice
-
-@Test func virtioNetHeaderRoundTrip() throws {
-    // flags NEEDS_CSUM, gso TCPV4, hdr_len 40, gso_size 1460, csum_start 20, csum_offset 16 (little-endian)
-    let wire: [UInt8] = [0x01, 0x01, 0x28, 0x00, 0xb4, 0x05, 0x14, 0x00, 0x10, 0x00]
-    let header = try #require(VirtioNetHeader(reading: ByteBuffer(bytes: wire)))
-    #expect(header == VirtioNetHeader(flags: 1, gsoType: VirtioNetHeader.gsoTCPv4, headerLength: 40, gsoSize: 1460,
-                                      checksumStart: 20, checksumOffset: 16))
-    var out = ByteBuffer()
-    header.write(to: &out)
-    #expect(Array(out.readableBytesView) == wire)
-    for length in 0..<10 { #expect(VirtioNetHeader(reading: ByteBuffer(bytes: wire.prefix(length))) == nil) }
-}
 
 /// Internet checksum (RFC 1071) over bytes, for building replies in tests.
 func internetChecksum(_ bytes: [UInt8], initial: UInt32 = 0) -> UInt16 {
@@ -54,15 +44,15 @@ struct TunDeviceKernelTests {
     }
 
     /// Reads until `match` accepts a packet or 5 s pass (poll + readBatch, as the reader does).
-    func readUntil(_ tun: TunDevice, _ match: (TunPacket) -> Bool) throws -> TunPacket? {
+    func readUntil(_ tun: TunDevice, _ match: (Packet) -> Bool) throws -> Packet? {
         let deadline = Date().addingTimeInterval(5)
-        var batch: [TunPacket] = []
+        var batch = PacketBatch()
         while Date() < deadline {
             var descriptor = pollfd(fd: tun.fileDescriptor, events: Int16(POLLIN), revents: 0)
             _ = poll(&descriptor, 1, 100)
-            batch.removeAll(keepingCapacity: true)
+            batch.removeAll()
             _ = try tun.readBatch(into: &batch, maxPackets: 16)
-            if let found = batch.first(where: match) { return found }
+            if let found = batch.packets.first(where: match) { return found }
         }
         return nil
     }
@@ -95,12 +85,12 @@ struct TunDeviceKernelTests {
         let ping = try BackgroundCommand(namespace, ["python3", "-c", script])
         defer { _ = ping.stop() }
         let request = try #require(try readUntil(tun) { packet in
-            let bytes = Array(packet.buffer.readableBytesView)
+            let bytes = Array(packet.bytes.readableBytesView)
             return bytes.count >= 28 && bytes[0] >> 4 == 4 && bytes[9] == 1 && bytes[20] == 8 && Array(bytes[16..<20]) == [10, 99, 0, 2]
         })
         // ICMP is checksummed by the sender itself: no NEEDS_CSUM, no GSO.
-        #expect(request.header.gsoType == VirtioNetHeader.gsoNone)
-        let bytes = Array(request.buffer.readableBytesView)
+        #expect(request.offload.gsoType == VirtioNetHeader.gsoNone)
+        let bytes = Array(request.bytes.readableBytesView)
         var icmp = Array(bytes[20...])
         icmp[0] = 0  // echo reply
         icmp[2] = 0
@@ -109,7 +99,7 @@ struct TunDeviceKernelTests {
         icmp[2] = UInt8(checksum >> 8)
         icmp[3] = UInt8(checksum & 0xFF)
         let reply = ipv4Packet(source: [10, 99, 0, 2], destination: [10, 99, 0, 1], protocolNumber: 1, payload: icmp)
-        #expect(try tun.write(TunPacket(buffer: ByteBuffer(bytes: reply))))
+        #expect(try tun.write(Packet(bytes: ByteBuffer(bytes: reply))))
         #expect(ping.wait(6))
         #expect(ping.process.terminationStatus == 0)
     }
@@ -121,21 +111,21 @@ struct TunDeviceKernelTests {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         defer { try? group.syncShutdownGracefully() }
         let loop = group.next()
-        let received = Mutex<[TunPacket]>([])
+        let received = Mutex<[Packet]>([])
         let reader = try TunReader(device: tun, loop: loop, batchSize: 8) { batch in
-            received.withLock { $0 += batch }
+            received.withLock { $0 += batch.packets }
         }
         try reader.start()
         defer { reader.stop() }
         let client = try BackgroundCommand(namespace, ["sh", "-c", "echo hello | exec socat -t 2 - UDP4:10.99.0.2:5353,sourceport=40000"])
         defer { _ = client.stop() }
-        #expect(eventually { received.withLock { $0.contains { Array($0.buffer.readableBytesView).count >= 28 && $0.buffer.getInteger(at: $0.buffer.readerIndex + 9, as: UInt8.self) == 17 } } })
-        let datagram = try #require(received.withLock { $0.first { $0.buffer.getInteger(at: $0.buffer.readerIndex + 9, as: UInt8.self) == 17 } })
+        #expect(eventually { received.withLock { $0.contains { Array($0.bytes.readableBytesView).count >= 28 && $0.bytes.getInteger(at: $0.bytes.readerIndex + 9, as: UInt8.self) == 17 } } })
+        let datagram = try #require(received.withLock { $0.first { $0.bytes.getInteger(at: $0.bytes.readerIndex + 9, as: UInt8.self) == 17 } })
         // With TUN_F_CSUM the kernel leaves the UDP checksum partial: NEEDS_CSUM at 20 + 6.
-        #expect(datagram.header.flags & VirtioNetHeader.needsChecksum != 0)
-        #expect(datagram.header.checksumStart == 20 && datagram.header.checksumOffset == 6)
-        #expect(datagram.buffer.readerIndex >= 64)  // headroom in front of the IP header
-        let bytes = Array(datagram.buffer.readableBytesView)
+        #expect(datagram.offload.flags & VirtioNetHeader.flagNeedsChecksum != 0)
+        #expect(datagram.offload.checksumStart == 20 && datagram.offload.checksumOffset == 6)
+        #expect(datagram.bytes.readerIndex >= 64)  // headroom in front of the IP header
+        let bytes = Array(datagram.bytes.readableBytesView)
         #expect(Array(bytes[28...]) == Array("hello\n".utf8))
 
         // Reply 10.99.0.2:5353 → 10.99.0.1:40000 with a full checksum, written on the loop.
@@ -146,7 +136,7 @@ struct TunDeviceKernelTests {
         udp[6] = UInt8(checksum >> 8)
         udp[7] = UInt8(checksum & 0xFF)
         let reply = ipv4Packet(source: [10, 99, 0, 2], destination: [10, 99, 0, 1], protocolNumber: 17, payload: udp)
-        let sent = try loop.submit { try tun.writeBatch([TunPacket(buffer: ByteBuffer(bytes: reply))]) }.wait()
+        let sent = try loop.submit { try tun.writeBatch({ var batch = PacketBatch(); batch.append(Packet(bytes: ByteBuffer(bytes: reply))); return batch }()) }.wait()
         #expect(sent == 1)
         #expect(client.wait(6))
         #expect(client.stop() == "world\n")
@@ -165,12 +155,12 @@ struct TunDeviceKernelTests {
         let client = try BackgroundCommand(namespace, ["python3", "-c", script])
         defer { _ = client.stop() }
         let syn = try #require(try readUntil(tun) { packet in
-            let bytes = Array(packet.buffer.readableBytesView)
+            let bytes = Array(packet.bytes.readableBytesView)
             return bytes.count >= 40 && bytes[9] == 6 && bytes[33] & 0x02 != 0
         })
-        #expect(syn.header.flags & VirtioNetHeader.needsChecksum != 0)
-        #expect(syn.header.checksumStart == 20 && syn.header.checksumOffset == 16)
-        let bytes = Array(syn.buffer.readableBytesView)
+        #expect(syn.offload.flags & VirtioNetHeader.flagNeedsChecksum != 0)
+        #expect(syn.offload.checksumStart == 20 && syn.offload.checksumOffset == 16)
+        let bytes = Array(syn.bytes.readableBytesView)
         let clientPort = Array(bytes[20..<22])
         let clientSequence = UInt32(bytes[24]) << 24 | UInt32(bytes[25]) << 16 | UInt32(bytes[26]) << 8 | UInt32(bytes[27])
         let ack = clientSequence &+ 1
@@ -181,15 +171,15 @@ struct TunDeviceKernelTests {
         let checksum = internetChecksum(pseudo + tcp)
         tcp[16] = UInt8(checksum >> 8)
         tcp[17] = UInt8(checksum & 0xFF)
-        #expect(try tun.write(TunPacket(buffer: ByteBuffer(bytes: ipv4Packet(source: [10, 99, 0, 2], destination: [10, 99, 0, 1], protocolNumber: 6, payload: tcp)))))
+        #expect(try tun.write(Packet(bytes: ByteBuffer(bytes: ipv4Packet(source: [10, 99, 0, 2], destination: [10, 99, 0, 1], protocolNumber: 6, payload: tcp)))))
         let data = try #require(try readUntil(tun) { packet in
-            let bytes = Array(packet.buffer.readableBytesView)
+            let bytes = Array(packet.bytes.readableBytesView)
             return bytes.count > 40 && bytes[9] == 6 && bytes[33] & 0x02 == 0 && bytes.count > 60
         })
         // TSO4 was accepted, so the first flight (initial cwnd of 10 segments) comes as one super-packet.
-        #expect(data.buffer.readableBytes > 1500)
-        #expect(data.header.gsoType == VirtioNetHeader.gsoTCPv4)
-        #expect(data.header.gsoSize == 1460)
-        #expect(data.header.headerLength >= 40)
+        #expect(data.bytes.readableBytes > 1500)
+        #expect(data.offload.gsoType == VirtioNetHeader.gsoTCPv4)
+        #expect(data.offload.gsoSize == 1460)
+        #expect(data.offload.headerLength >= 40)
     }
 }
