@@ -75,6 +75,7 @@ let package = Package(
         swiftTarget("Netlink", path: "Appliance/Netlink", ["Adapter", "CMnl", "CLinux", nioCore, nioPosix]),
         swiftTarget("Nftables", path: "Appliance/Nftables", ["Adapter", "CMnl", "CNftnl", "CLinux"]),
         swiftTarget("Systemd", path: "Appliance/Systemd", ["Adapter", "CSystemd", "CLinux"]),
+        swiftTarget("LinuxSockets", path: "Appliance/LinuxSockets", ["Adapter", "CLinux"]),
 
         // Floor 9–10: the box and the executable.
         swiftTarget("Box", path: "Sources/Box", [
@@ -94,7 +95,7 @@ let package = Package(
         testTarget("EngineTests", ["Adapter", "Net", "Rules", "Router", "SOCKS", "HTTPProxy", "Mixed", "Direct", "Block", "Box", nioCore, nioPosix]),
         testTarget("DNSTests", ["DNS", nioCore]),
         testTarget("WireGuardTests", ["WireGuard", nioCore]),
-        testTarget("ApplianceTests", ["TunDevice", "Netlink", "Nftables", "Systemd", "NetstackNIO", "Netstack", "NetstackWire", nioCore, nioPosix]),
+        testTarget("ApplianceTests", ["TunDevice", "Netlink", "Nftables", "Systemd", "LinuxSockets", "NetstackNIO", "Netstack", "NetstackWire", nioCore, nioPosix]),
         testTarget("ProxyTests", ["SOCKS", "HTTPProxy", "Mixed", "Adapter", "Net", nioCore, nioPosix]),
         testTarget("InteropTests", ["CLI"]),
     ]

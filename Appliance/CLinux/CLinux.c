@@ -57,3 +57,78 @@ int clinux_eventfd(void) {
     int fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     return fd < 0 ? -errno : fd;
 }
+
+#include <netinet/in.h>
+#include <sys/uio.h>
+
+#ifndef SO_ORIGINAL_DST
+#define SO_ORIGINAL_DST 80
+#endif
+#define CLINUX_IP6T_SO_ORIGINAL_DST 80
+#ifndef IP_TRANSPARENT
+#define IP_TRANSPARENT 19
+#endif
+#ifndef IP_RECVORIGDSTADDR
+#define IP_RECVORIGDSTADDR 20
+#endif
+#ifndef IP_ORIGDSTADDR
+#define IP_ORIGDSTADDR 20
+#endif
+#ifndef IPV6_TRANSPARENT
+#define IPV6_TRANSPARENT 75
+#endif
+#ifndef IPV6_RECVORIGDSTADDR
+#define IPV6_RECVORIGDSTADDR 74
+#endif
+#ifndef IPV6_ORIGDSTADDR
+#define IPV6_ORIGDSTADDR 74
+#endif
+
+int clinux_original_destination(int fd, struct sockaddr_storage *out) {
+    socklen_t length = sizeof(struct sockaddr_in);
+    memset(out, 0, sizeof(*out));
+    if (getsockopt(fd, SOL_IP, SO_ORIGINAL_DST, out, &length) == 0) return 0;
+    int saved = errno;
+    length = sizeof(struct sockaddr_in6);
+    if (getsockopt(fd, SOL_IPV6, CLINUX_IP6T_SO_ORIGINAL_DST, out, &length) == 0) return 0;
+    return -(errno == ENOPROTOOPT ? saved : errno);
+}
+
+int clinux_set_transparent(int fd, int ipv6) {
+    int one = 1;
+    if (setsockopt(fd, SOL_IP, IP_TRANSPARENT, &one, sizeof(one)) != 0 && !ipv6) return -errno;
+    if (ipv6 && setsockopt(fd, SOL_IPV6, IPV6_TRANSPARENT, &one, sizeof(one)) != 0) return -errno;
+    return 0;
+}
+
+int clinux_set_receive_original_destination(int fd, int ipv6) {
+    int one = 1;
+    if (setsockopt(fd, SOL_IP, IP_RECVORIGDSTADDR, &one, sizeof(one)) != 0 && !ipv6) return -errno;
+    if (ipv6 && setsockopt(fd, SOL_IPV6, IPV6_RECVORIGDSTADDR, &one, sizeof(one)) != 0) return -errno;
+    return 0;
+}
+
+long clinux_receive_with_destination(int fd, void *buffer, size_t length,
+                                     struct sockaddr_storage *source, struct sockaddr_storage *destination) {
+    char control[256];
+    struct iovec vector = { .iov_base = buffer, .iov_len = length };
+    struct msghdr message;
+    memset(&message, 0, sizeof(message));
+    memset(destination, 0, sizeof(*destination));
+    message.msg_name = source;
+    message.msg_namelen = sizeof(*source);
+    message.msg_iov = &vector;
+    message.msg_iovlen = 1;
+    message.msg_control = control;
+    message.msg_controllen = sizeof(control);
+    ssize_t received = recvmsg(fd, &message, 0);
+    if (received < 0) return -errno;
+    for (struct cmsghdr *header = CMSG_FIRSTHDR(&message); header != NULL; header = CMSG_NXTHDR(&message, header)) {
+        if (header->cmsg_level == SOL_IP && header->cmsg_type == IP_ORIGDSTADDR) {
+            memcpy(destination, CMSG_DATA(header), sizeof(struct sockaddr_in));
+        } else if (header->cmsg_level == SOL_IPV6 && header->cmsg_type == IPV6_ORIGDSTADDR) {
+            memcpy(destination, CMSG_DATA(header), sizeof(struct sockaddr_in6));
+        }
+    }
+    return (long)received;
+}

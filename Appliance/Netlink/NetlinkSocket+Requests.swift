@@ -312,3 +312,33 @@ extension NetlinkSocket {
         return try self.link(named: name) ?? link
     }
 }
+
+extension NetlinkSocket {
+    /// The policy routing a `tproxy` inbound needs: packets the tproxy table marked with `mark` are
+    /// looked up in `table`, where a `local` default route through `lo` delivers them to our
+    /// transparent socket. Both families. Replaces an earlier copy (same priority) instead of adding twice.
+    package func installTProxyRouting(mark: UInt32, table: UInt32, priority: UInt32) throws {
+        try removeTProxyRouting(table: table, priority: priority)
+        guard let loopback = try link(named: "lo") else { throw NetlinkError(operation: "find link lo", errno: ENODEV) }
+        for family in [IPFamily.inet4, .inet6] {
+            let any = NetworkPrefix(bytes: [UInt8](repeating: 0, count: family.addressLength), length: 0)!
+            // RTN_LOCAL (2), scope host (254): "local default dev lo table <table>".
+            try addRoute(RouteInfo(destination: any, table: table, outputInterface: loopback.index, type: 2, scope: 254), replace: true)
+            var rule = RoutingRule(family: family, priority: priority, action: .lookup(table: table))
+            rule.mark = mark
+            try addRule(rule)
+        }
+    }
+
+    /// Removes what `installTProxyRouting` added. Idempotent.
+    package func removeTProxyRouting(table: UInt32, priority: UInt32) throws {
+        for rule in try rules() where rule.priority == priority {
+            do { try deleteRule(family: rule.family, priority: priority) }
+            catch let error as NetlinkError where error.errno == ENOENT {}
+        }
+        for route in try routes(table: table) {
+            do { try deleteRoute(route) }
+            catch let error as NetlinkError where error.errno == ESRCH || error.errno == ENOENT {}
+        }
+    }
+}

@@ -40,3 +40,20 @@ size_t clinux_mnl_socket_buffer_size(void);
 
 /// Creates an eventfd (non-blocking, close-on-exec). Returns the fd or -errno.
 int clinux_eventfd(void);
+
+/// The destination a connection had before an nftables `redirect`/DNAT (SO_ORIGINAL_DST, or
+/// IP6T_SO_ORIGINAL_DST for IPv6 sockets). Returns 0 and fills `out`, or -errno.
+int clinux_original_destination(int fd, struct sockaddr_storage *out);
+
+/// Sets IP_TRANSPARENT (and IPV6_TRANSPARENT when `ipv6`) so the socket may bind/accept foreign
+/// addresses delivered by `tproxy`. Returns 0 or -errno.
+int clinux_set_transparent(int fd, int ipv6);
+
+/// Asks for the original destination of every datagram (IP_RECVORIGDSTADDR / IPV6_RECVORIGDSTADDR),
+/// for UDP tproxy. Returns 0 or -errno.
+int clinux_set_receive_original_destination(int fd, int ipv6);
+
+/// recvmsg one datagram into `buffer`, with its source and (with the option above) its original
+/// destination; `destination->ss_family` is 0 when the kernel gave none. Returns the length or -errno.
+long clinux_receive_with_destination(int fd, void *buffer, size_t length,
+                                     struct sockaddr_storage *source, struct sockaddr_storage *destination);
