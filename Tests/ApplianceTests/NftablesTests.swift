@@ -157,3 +157,34 @@ struct NftablesKernelTests {
         #expect(try ruleset(namespace).isEmpty)
     }
 }
+
+@Suite(.enabled(if: isRoot, "needs root for network namespaces"))
+struct AutoRedirectControllerTests {
+    @Test func localAddressSetsFollowTheMonitor() throws {
+        let namespace = try TestNamespace("arc")
+        try namespace.exec("ip", "link", "add", "ac0", "type", "veth", "peer", "name", "ac1")
+        try namespace.exec("ip", "link", "set", "ac0", "up")
+        try namespace.exec("ip", "addr", "add", "10.88.0.1/24", "dev", "ac0")
+        let (monitor, nft) = try NetworkNamespace.run(named: namespace.name) {
+            (try NetlinkInterfaceMonitor(ignoring: ["tun0"]), try NftablesSocket())
+        }
+        defer { monitor.stop() }
+        try monitor.start()
+        let controller = AutoRedirectController(
+            options: AutoRedirectOptions(interfaceName: "tun0", enableIPv4: true, enableIPv6: false, redirectPort: 12345),
+            firewall: NftablesFirewallInstaller(socket: nft), monitor: monitor)
+        try controller.start()
+        func set() throws -> String { try namespace.exec("nft", "list", "set", "inet", "sing-box", "inet4_local_address_set") }
+        #expect(try set().contains("10.88.0.0/24"))
+        #expect(try set().contains("127.0.0.0/8"))
+
+        try namespace.exec("ip", "addr", "add", "172.31.5.1/16", "dev", "ac0")
+        #expect(try eventually { try set().contains("172.31.0.0/16") })
+        try namespace.exec("ip", "addr", "del", "10.88.0.1/24", "dev", "ac0")
+        #expect(try eventually { !(try set().contains("10.88.0.0/24")) })
+        #expect(controller.lastError == nil)
+
+        try controller.stop()
+        #expect(!(try namespace.exec("nft", "list", "ruleset")).contains("sing-box"))
+    }
+}
