@@ -5,6 +5,7 @@
 // Must not import: Netlink, Nftables, TunDevice, Box.
 import CSystemd
 import Glibc
+import Synchronization
 
 /// The module's name, for log lines and diagnostics.
 package enum SystemdModule {
@@ -81,30 +82,82 @@ package struct SystemdNotifier: Sendable {
 }
 
 /// Pings the watchdog at half of WATCHDOG_USEC (systemd's advice) until cancelled.
+///
+/// Runs on a thread of its own rather than on Swift's cooperative pool: blocking work elsewhere in the
+/// process must not starve the keep-alive; health is judged by `isHealthy` instead.
 package final class WatchdogPinger: Sendable {
-    private let task: Task<Void, Never>?
+    private let cancelled = Atomic<Bool>(false)
+    private let thread = Mutex<pthread_t?>(nil)
 
     /// Starts pinging if systemd enabled the watchdog; otherwise does nothing. `isHealthy` is asked
-    /// before each ping: a stuck or unhealthy box stops pinging and systemd restarts it.
+    /// before each ping (on the pinger's thread): a stuck or unhealthy box stops pinging and systemd
+    /// restarts it.
     package init(notifier: SystemdNotifier = SystemdNotifier(), isHealthy: @escaping @Sendable () -> Bool = { true }) {
-        guard let timeout = notifier.watchdogTimeout else {
-            task = nil
-            return
-        }
+        guard let timeout = notifier.watchdogTimeout else { return }
         let interval = timeout / 2
-        task = Task.detached {
-            while !Task.isCancelled {
-                if isHealthy() { notifier.watchdog() }
-                try? await Task.sleep(for: interval)
-            }
+        let intervalMicroseconds = interval.components.seconds * 1_000_000 + interval.components.attoseconds / 1_000_000_000_000
+        let body = PingerBody(notifier: notifier, isHealthy: isHealthy, intervalMicroseconds: intervalMicroseconds, pinger: self)
+        let context = Unmanaged.passRetained(body).toOpaque()
+        var created = pthread_t()
+        let result = pthread_create(&created, nil, { argument in
+            let body = Unmanaged<PingerBody>.fromOpaque(argument!).takeRetainedValue()
+            body.run()
+            return nil
+        }, context)
+        if result == 0 {
+            thread.withLock { $0 = created }
+        } else {
+            Unmanaged<PingerBody>.fromOpaque(context).release()
         }
     }
 
     /// Whether pings are being sent.
-    package var isActive: Bool { task != nil }
+    package var isActive: Bool { thread.withLock { $0 != nil } && !cancelled.load(ordering: .relaxed) }
 
-    /// Stops pinging.
-    package func cancel() { task?.cancel() }
+    /// Stops pinging and waits for the thread (at most one 10 ms slice).
+    package func cancel() {
+        cancelled.store(true, ordering: .releasing)
+        let running = thread.withLock { thread -> pthread_t? in
+            defer { thread = nil }
+            return thread
+        }
+        if let running { pthread_join(running, nil) }
+    }
 
-    deinit { task?.cancel() }
+    deinit { cancel() }
+
+    fileprivate var isCancelled: Bool { cancelled.load(ordering: .acquiring) }
+}
+
+/// The pinger thread's loop; holds the pinger weakly so dropping it stops the thread.
+private final class PingerBody: @unchecked Sendable {
+    let notifier: SystemdNotifier
+    let isHealthy: @Sendable () -> Bool
+    let intervalMicroseconds: Int64
+    weak var pinger: WatchdogPinger?
+
+    init(notifier: SystemdNotifier, isHealthy: @escaping @Sendable () -> Bool, intervalMicroseconds: Int64, pinger: WatchdogPinger) {
+        self.notifier = notifier
+        self.isHealthy = isHealthy
+        self.intervalMicroseconds = intervalMicroseconds
+        self.pinger = pinger
+    }
+
+    func run() {
+        while true {
+            // Take the pinger only for the check, so dropping it ends the loop.
+            do {
+                guard let pinger, !pinger.isCancelled else { return }
+            }
+            if isHealthy() { notifier.watchdog() }
+            // Sleep in 10 ms slices so cancel() returns promptly.
+            var slept: Int64 = 0
+            while slept < intervalMicroseconds {
+                guard let pinger = self.pinger, !pinger.isCancelled else { return }
+                let slice = min(10_000, intervalMicroseconds - slept)
+                usleep(UInt32(slice))
+                slept += slice
+            }
+        }
+    }
 }
