@@ -3,7 +3,7 @@
 // IP_TRANSPARENT / IPV6_TRANSPARENT for tproxy listeners, IP(V6)_RECVORIGDSTADDR and a recvmsg that
 // returns each datagram's original destination for UDP tproxy, and SO_MARK for our own traffic.
 // Must not import: Netlink, Nftables, Box. Linux headers arrive through CLinux only.
-package import Adapter
+import Adapter
 import CLinux
 import Glibc
 

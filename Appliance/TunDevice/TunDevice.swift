@@ -128,7 +128,8 @@ package final class TunDevice: Sendable {
         self.fileDescriptor = fd
     }
 
-    /// Attaches another queue to the same interface (IFF_MULTI_QUEUE only).
+    /// Attaches another queue to the same interface (IFF_MULTI_QUEUE only). Call it from a thread in the
+    /// interface's network namespace: TUNSETIFF resolves the name there.
     package func openQueue() throws -> TunDevice {
         var options = self.options
         options.name = name

@@ -69,6 +69,22 @@ struct TunDeviceKernelTests {
         #expect((link.first?["flags"] as? [String])?.contains("UP") == true)
     }
 
+    @Test func multiQueueOpensMoreQueuesOfOneInterface() throws {
+        let namespace = try TestNamespace("mq")
+        let (first, second) = try NetworkNamespace.run(named: namespace.name) {
+            let first = try TunDevice(TunOptions(name: "sbmq0", multiQueue: true))
+            return (first, try first.openQueue())
+        }
+        defer { first.close(); second.close() }
+        #expect(second.name == "sbmq0" && second.fileDescriptor != first.fileDescriptor)
+        #expect(try namespace.ipJSON("link", "show").filter { $0["ifname"] as? String == "sbmq0" }.count == 1)
+        // The interface lives while any queue is open.
+        first.close()
+        #expect(try namespace.ipJSON("link", "show").contains { $0["ifname"] as? String == "sbmq0" })
+        second.close()
+        #expect(try !namespace.ipJSON("link", "show").contains { $0["ifname"] as? String == "sbmq0" })
+    }
+
     @Test func pingIsAnsweredThroughTheTun() throws {
         let namespace = try TestNamespace("ping")
         let tun = try openTun(namespace)
