@@ -72,8 +72,8 @@ func runFull(_ arguments: [String], timeout: Double) throws -> (Int32, String, S
     process.arguments = arguments
     // Output goes to files, so a chatty command never blocks on a full pipe.
     let base = NSTemporaryDirectory() + "sbt-\(getpid())-\(namespaceCounter.add(1, ordering: .relaxed).newValue)"
-    FileManager.default.createFile(atPath: base + ".out", contents: nil)
-    FileManager.default.createFile(atPath: base + ".err", contents: nil)
+    _ = FileManager.default.createFile(atPath: base + ".out", contents: nil)
+    _ = FileManager.default.createFile(atPath: base + ".err", contents: nil)
     defer {
         try? FileManager.default.removeItem(atPath: base + ".out")
         try? FileManager.default.removeItem(atPath: base + ".err")
@@ -102,7 +102,7 @@ final class BackgroundCommand: @unchecked Sendable {
 
     init(_ namespace: TestNamespace, _ arguments: [String]) throws {
         outputPath = NSTemporaryDirectory() + "sbt-bg-\(getpid())-\(namespaceCounter.add(1, ordering: .relaxed).newValue).out"
-        FileManager.default.createFile(atPath: outputPath, contents: nil)
+        _ = FileManager.default.createFile(atPath: outputPath, contents: nil)
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = ["ip", "netns", "exec", namespace.name] + arguments
         process.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: outputPath))
