@@ -20,6 +20,7 @@ package struct LinuxSocketError: Error, CustomStringConvertible, Equatable {
         self.errno = errno
     }
 
+    /// `SO_ORIGINAL_DST: No such file or directory (errno 2)`.
     package var description: String {
         let text = strerror(errno).map { String(cString: $0) } ?? "error"
         return "\(operation): \(text) (errno \(errno))"

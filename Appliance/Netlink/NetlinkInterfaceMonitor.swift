@@ -72,14 +72,17 @@ package final class NetlinkInterfaceMonitor: InterfaceMonitor {
 
     // MARK: InterfaceMonitor
 
+    /// The snapshot's links with their addresses, by index.
     package var interfaces: [NetworkInterface] {
         state.withLock { state in
             state.links.values.sorted { $0.index < $1.index }.map { NetlinkInterfaceMonitor.interface($0, state.addresses) }
         }
     }
 
+    /// The interface of the best default route in the main table, ignoring `ignoring`.
     package var defaultInterface: NetworkInterface? { state.withLock { $0.defaultInterface } }
 
+    /// Registers `listener`; it runs on the monitor thread after each change.
     package func addListener(_ listener: @escaping @Sendable (InterfaceEvent) -> Void) -> InterfaceListenerToken {
         state.withLock { state in
             let token = state.nextToken
@@ -89,6 +92,7 @@ package final class NetlinkInterfaceMonitor: InterfaceMonitor {
         }
     }
 
+    /// Removes a listener.
     package func removeListener(_ token: InterfaceListenerToken) {
         state.withLock { $0.listeners.removeAll { $0.0 == token.id } }
     }

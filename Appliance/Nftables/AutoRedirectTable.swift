@@ -258,10 +258,12 @@ package final class NftablesFirewallInstaller: FirewallInstaller {
         self.socket = socket
     }
 
+    /// Replaces the auto_redirect table in one batch.
     package func installAutoRedirect(_ options: AutoRedirectOptions) throws {
         try socket.apply([.replaceTable(AutoRedirectTable.build(options))], operation: "install table inet \(options.tableName)")
     }
 
+    /// Flushes and refills the local address sets in one batch.
     package func updateLocalAddresses(_ options: AutoRedirectOptions) throws {
         let commands = AutoRedirectTable.localAddressSets(options).map {
             NftCommand.replaceSetElements(family: .inet, table: options.tableName, set: $0)
@@ -269,10 +271,12 @@ package final class NftablesFirewallInstaller: FirewallInstaller {
         try socket.apply(commands, operation: "update local address sets of \(options.tableName)")
     }
 
+    /// Replaces the tproxy table in one batch.
     package func installTProxy(_ options: TProxyOptions) throws {
         try socket.apply([.replaceTable(TProxyTable.build(options))], operation: "install table inet \(options.tableName)")
     }
 
+    /// Deletes the table; a missing table is not an error.
     package func removeTable(named name: String) throws {
         try socket.apply([.deleteTable(family: .inet, name: name)], operation: "remove table inet \(name)")
     }

@@ -28,6 +28,7 @@ package struct NftablesError: Error, CustomStringConvertible, Equatable {
         self.failedCommand = failedCommand
     }
 
+    /// `install table inet sing-box: No such file or directory (errno 2) at add rule …; nothing applied`.
     package var description: String {
         var text = "\(operation): \(Self.describe(errno)) (errno \(errno))"
         if let failedCommand { text += " at \(failedCommand)" }

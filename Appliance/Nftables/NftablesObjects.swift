@@ -42,11 +42,13 @@ package struct NftChain: Hashable, Sendable {
         self.rules = rules
     }
 
+    /// Chains are equal when name, hook, type, priority and rules are.
     package static func == (left: NftChain, right: NftChain) -> Bool {
         left.name == right.name && left.rules == right.rules && left.hook?.hook == right.hook?.hook
             && left.hook?.type == right.hook?.type && left.hook?.priority == right.hook?.priority
     }
 
+    /// Hashes name and rules (consistent with `==`).
     package func hash(into hasher: inout Hasher) {
         hasher.combine(name)
         hasher.combine(rules)

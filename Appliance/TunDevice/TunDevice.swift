@@ -36,6 +36,7 @@ package struct TunError: Error, CustomStringConvertible, Equatable {
         self.errno = errno
     }
 
+    /// `write sbtun0: Resource temporarily unavailable (errno 11)`.
     package var description: String {
         let text = strerror(errno).map { String(cString: $0) } ?? "error"
         return "\(operation): \(text) (errno \(errno))"
@@ -45,7 +46,9 @@ package struct TunError: Error, CustomStringConvertible, Equatable {
 /// The offloads a TUN accepted (TUN_F_*). Kernel → user only; user → kernel GSO always works with
 /// IFF_VNET_HDR.
 package struct TunOffloads: OptionSet, Hashable, Sendable {
+    /// The TUN_F_* bits.
     package let rawValue: UInt32
+    /// Offloads from TUN_F_* bits.
     package init(rawValue: UInt32) { self.rawValue = rawValue }
 
     /// TUN_F_CSUM: packets may carry a partial checksum (NEEDS_CSUM). Every other offload needs it.

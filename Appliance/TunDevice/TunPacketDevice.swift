@@ -26,6 +26,7 @@ package final class TunPacketDevice: PacketDevice, @unchecked Sendable {
         self.onError = onError
     }
 
+    /// Starts a `TunReader` delivering batches on `eventLoop`.
     package func start(on eventLoop: any EventLoop, deliver: @escaping (inout PacketBatch) -> Void) {
         do {
             let reader = try TunReader(device: device, loop: eventLoop, batchSize: batchSize, handler: deliver, errorHandler: onError)
@@ -38,6 +39,7 @@ package final class TunPacketDevice: PacketDevice, @unchecked Sendable {
         }
     }
 
+    /// Writes every packet with its own writev(2); failures are counted, never thrown.
     package func write(_ batch: inout PacketBatch) {
         do { try device.writeBatch(batch) } catch let error as TunError {
             writeErrors += 1
@@ -45,6 +47,7 @@ package final class TunPacketDevice: PacketDevice, @unchecked Sendable {
         } catch {}
     }
 
+    /// Stops reading and closes the queue.
     package func stop() {
         reader?.stop()
         reader = nil
