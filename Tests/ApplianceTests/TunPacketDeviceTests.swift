@@ -42,7 +42,8 @@ private final class Echo: ChannelInboundHandler {
 struct TunPacketDeviceTests {
     /// The kernel's curl and socat reach servers on our netstack through our TUN device: reads with
     /// vnet headers and GSO on the event loop, one writev per packet back, TSO both ways.
-    @Test(.timeLimit(.minutes(1))) func kernelClientsReachTheNetstackThroughOurDevice() throws {
+    @Test(.timeLimit(.minutes(1)), arguments: [TunPacketDevice.ReadPath.pollThread, .nioPipe])
+    func kernelClientsReachTheNetstackThroughOurDevice(readPath: TunPacketDevice.ReadPath) throws {
         let namespace = try TestNamespace("tpd")
         let tun = try NetworkNamespace.run(named: namespace.name) {
             let tun = try TunDevice(TunOptions(name: "sbtpd0"))
@@ -52,7 +53,7 @@ struct TunPacketDeviceTests {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         defer { try? group.syncShutdownGracefully() }
         let loop = group.next()
-        let device = TunPacketDevice(device: tun)
+        let device = TunPacketDevice(device: tun, readPath: readPath)
         let driver = try loop.submit {
             var configuration = StackConfiguration()
             configuration.transparent = true
@@ -84,7 +85,7 @@ struct TunPacketDeviceTests {
         #expect(body == "hello through TunPacketDevice\n")
 
         // 2 MiB echoed byte-exact.
-        let directory = NSTemporaryDirectory() + "sbt-tpd-\(getpid())"
+        let directory = NSTemporaryDirectory() + "sbt-tpd-\(getpid())-\(readPath)"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: directory) }
         var bytes = [UInt8](repeating: 0, count: 2 << 20)
