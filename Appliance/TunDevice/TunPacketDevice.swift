@@ -2,13 +2,16 @@
 // sends a batch one packet per writev(2), `stop` ends reading and closes the queue. One device per queue
 // and per loop; for several queues open more with `TunDevice.openQueue()`.
 //
-// Two read paths, measured here (release, 2 contended cores, kernel sender in the same namespace, 3 s):
-// - `.pollThread` (`TunReader`): batches of up to `batchSize` with `Stack.headroom` in front of every
-//   packet; one poll-thread wakeup and one loop hop per batch. 1400-byte UDP: 24–32 kpps;
-//   64 KiB UDP GSO: 7.8 Gbit/s.
-// - `.nioPipe` (`NIOPipeBootstrap`, input only): NIO's own epoll, pooled receive buffers; NIO stops a
-//   stream read loop after a short read, so every TUN packet is its own batch, and only the 10 bytes
-//   of the vnet header sit in front of it. 1400-byte UDP: 36–37 kpps; 64 KiB UDP GSO: 13.6 Gbit/s.
+// Two read paths, measured here (release build, TunPacketDevice delivering to a counting closure, 2 vCPUs
+// shared with other builds (load 9-11), kernel sender in the same namespace, 3 s per run, 3 runs each):
+// - `.pollThread` (`TunReader`): batches of up to `batchSize`, `Stack.headroom` in front of every
+//   packet, a fresh 64 KiB buffer per read; one poll-thread wakeup and one loop hop per batch.
+//   1400-byte UDP (socat, sender-bound): 21.6-32.1 kpps; 64 KiB UDP GSO: 3.3-5.9 Gbit/s.
+// - `.nioPipe` (`NIOPipeBootstrap`, input only): NIO's own epoll and pooled receive buffers; NIO ends a
+//   stream read cycle after a short read, so every TUN packet is its own batch, and only the 10 bytes
+//   of the vnet header sit in front of it. 1400-byte UDP: 20.5-29.1 kpps; 64 KiB UDP GSO: 9.0-10.5 Gbit/s.
+// GSO super-packets dominate real TCP traffic, so `.nioPipe` is the default; `.pollThread` remains for
+// consumers that want batches and full headroom on received packets (e.g. re-encapsulation).
 // Writes never go through NIO (a coalesced writev would merge packets, shared/SWIFT-LINUX.md §2).
 package import NIOCore
 package import Netstack
@@ -43,7 +46,7 @@ package final class TunPacketDevice: PacketDevice, @unchecked Sendable {
 
     /// A device over `device`; batches hold at most `batchSize` packets. `onError` learns why reading
     /// stopped (on the loop).
-    package init(device: TunDevice, batchSize: Int = 64, readPath: ReadPath = .pollThread,
+    package init(device: TunDevice, batchSize: Int = 64, readPath: ReadPath = .nioPipe,
                  onError: @escaping (TunError) -> Void = { _ in }) {
         self.device = device
         self.batchSize = batchSize
