@@ -163,5 +163,14 @@ struct NetlinkKernelTests {
         #expect(eventually { !monitor.interfaces.contains { $0.name == "vm0" || $0.name == "vm1" } })
         #expect(eventually { monitor.defaultInterface == nil })
         #expect(seen.withLock { $0.contains(.defaultInterfaceChanged(nil)) })
+
+        // An IPv6 default route counts too.
+        try namespace.exec("ip", "link", "add", "vm2", "type", "veth", "peer", "name", "vm3")
+        try namespace.exec("ip", "link", "set", "vm2", "up")
+        try namespace.exec("ip", "link", "set", "vm3", "up")
+        try namespace.exec("ip", "-6", "addr", "add", "2001:db8:9::10/64", "dev", "vm2", "nodad")
+        try namespace.exec("ip", "-6", "route", "add", "default", "via", "2001:db8:9::1", "dev", "vm2")
+        #expect(eventually { monitor.defaultInterface?.name == "vm2" })
+        #expect(monitor.defaultInterface?.addresses.contains { $0.description == "2001:db8:9::10/64" } == true)
     }
 }
