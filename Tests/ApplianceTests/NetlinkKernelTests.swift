@@ -117,9 +117,33 @@ struct NetlinkKernelTests {
         let lookup = try namespace.ipJSON("route", "get", "8.8.8.8")
         #expect(lookup.first?["dev"] as? String == "tun9")
 
+        // Forwarded LAN traffic ("not iif lo lookup 2022") goes to the tun as well.
+        try namespace.exec("ip", "link", "add", "lanx", "type", "veth", "peer", "name", "lany")
+        try namespace.exec("ip", "addr", "add", "192.168.50.1/24", "dev", "lanx")
+        try namespace.exec("ip", "link", "set", "lanx", "up")
+        try namespace.exec("ip", "link", "set", "lany", "up")
+        try namespace.exec("sysctl", "-qw", "net.ipv4.ip_forward=1")
+        let forwarded = try namespace.ipJSON("route", "get", "1.1.1.1", "from", "192.168.50.7", "iif", "lanx")
+        #expect(forwarded.first?["dev"] as? String == "tun9")
+        // Traffic arriving from the tun itself goes to the nop rule and then the main table, never back.
+        let fromTun = namespace.status(["ip", "route", "get", "1.1.1.1", "from", "192.168.50.7", "iif", "tun9"])
+        #expect(!fromTun.1.contains("dev tun9"))
+
         // Installing again (a restart) ends with exactly one set.
         try installer.install(options)
         #expect(try namespace.ipJSON("rule", "show").filter { (9000...9010).contains($0["priority"] as? Int ?? 0) }.count == rules4.count)
+
+        // strict_route with IPv4 only: IPv6 is unreachable instead of leaking past the tun.
+        let strict = AutoRouteOptions(interfaceName: "tun9", inet4Addresses: [NetworkPrefix("172.19.0.1/30")!], strictRoute: true)
+        try installer.uninstall(options)
+        try namespace.exec("ip", "-6", "addr", "add", "2001:db8:50::1/64", "dev", "lanx", "nodad")
+        try namespace.exec("ip", "-6", "route", "add", "default", "via", "2001:db8:50::2", "dev", "lanx")
+        #expect(namespace.status(["ip", "-6", "route", "get", "2001:db8::1"]).0 == 0)
+        try installer.install(strict)
+        let leak = namespace.status(["ip", "-6", "route", "get", "2001:db8::1"])
+        #expect(leak.0 != 0)
+        try installer.uninstall(strict)
+        try installer.install(options)
 
         try installer.uninstall(options)
         #expect(try namespace.ipJSON("rule", "show").allSatisfy { !(9000...9010).contains($0["priority"] as? Int ?? 0) })
