@@ -48,7 +48,7 @@ package final class NetlinkInterfaceMonitor: InterfaceMonitor {
         close(stopEvent)
     }
 
-    /// Starts the monitor thread. Idempotent.
+    /// Starts the monitor thread. Idempotent. The thread keeps the monitor alive: call `stop()`.
     package func start() throws {
         try thread.withLock { thread in
             guard thread == nil else { return }

@@ -60,7 +60,7 @@ package final class TunReader: @unchecked Sendable {
         Glibc.close(stopEvent)
     }
 
-    /// Starts the poll thread. Idempotent.
+    /// Starts the poll thread. Idempotent. The thread keeps the reader alive: call `stop()`.
     package func start() throws {
         try thread.withLock { thread in
             guard thread == nil else { return }
