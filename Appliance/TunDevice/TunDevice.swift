@@ -99,6 +99,8 @@ package final class TunDevice: Sendable {
     package let fileDescriptor: CInt
     private let closed = ClosedFlag()
     private let counters = TunCounters()
+    /// The big read buffer kept between reads while small packets arrive.
+    private let spareBuffer = Mutex<ByteBuffer?>(nil)
 
     /// Opens a queue of TUN `options.name` and configures the vnet header and offloads.
     /// Throws `TunError` (EPERM without CAP_NET_ADMIN, EBUSY if the name is a non-TUN link).
@@ -149,36 +151,74 @@ package final class TunDevice: Sendable {
     /// The largest packet a read may return: a 64 KiB GSO super-packet plus its vnet header.
     package static let maximumReadSize = 65535 + VirtioNetHeader.length
 
+    /// Packets up to this size (vnet header included) are read into a small buffer of their own.
+    package static let smallReadSize = 2048
+
     /// Reads packets until `batch` holds `maxPackets` more or the queue is empty (EAGAIN). Each packet
-    /// gets a fresh buffer with `headroom` writable bytes in front of its IP header and its virtio-net
+    /// gets its own buffer with `headroom` writable bytes in front of its IP header and its virtio-net
     /// header parsed into `offload`. Returns how many were read. Reads with a bad or unsupported vnet
     /// header (legacy UFO) are dropped and counted in `droppedReads`.
+    ///
+    /// One readv(2) per packet into two pieces: a small buffer (`smallReadSize`) and, behind it, the
+    /// tail of a big spare buffer. A small packet stays in its small buffer (no 64 KiB buffer pinned by
+    /// a 1400-byte packet); a GSO super-packet's first piece is copied (2 KiB) in front of its tail in the
+    /// big buffer, which becomes the packet, and a new spare is made on the next big read.
     package func readBatch(into batch: inout PacketBatch, maxPackets: Int, headroom: Int = Stack.headroom,
                            allocator: ByteBufferAllocator = ByteBufferAllocator()) throws -> Int {
+        let smallSize = TunDevice.smallReadSize
+        let tailSize = TunDevice.maximumReadSize - smallSize
+        var spare = spareBuffer.withLock { buffer -> ByteBuffer? in
+            defer { buffer = nil }
+            return buffer
+        }
+        defer { if let spare { spareBuffer.withLock { $0 = spare } } }
         var count = 0
         while count < maxPackets {
-            var buffer = allocator.buffer(capacity: headroom + TunDevice.maximumReadSize)
-            buffer.moveWriterIndex(forwardBy: headroom)
-            buffer.moveReaderIndex(forwardBy: headroom)
+            var small = allocator.buffer(capacity: headroom + smallSize)
+            small.moveWriterIndex(forwardBy: headroom)
+            small.moveReaderIndex(forwardBy: headroom)
+            var big = spare ?? allocator.buffer(capacity: headroom + TunDevice.maximumReadSize)
+            spare = nil
+            big.clear()
+            big.moveWriterIndex(forwardBy: headroom)
+            big.moveReaderIndex(forwardBy: headroom)
             var readCount = 0
-            // The closure's result moves the writer index, so errors (-1) must not leak into it.
-            buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: TunDevice.maximumReadSize) { raw in
-                readCount = Glibc.read(fileDescriptor, raw.baseAddress, TunDevice.maximumReadSize)
-                return max(readCount, 0)
+            small.withUnsafeMutableWritableBytes { head in
+                big.withUnsafeMutableWritableBytes { whole in
+                    var vectors = (iovec(iov_base: head.baseAddress, iov_len: smallSize),
+                                   iovec(iov_base: whole.baseAddress! + smallSize, iov_len: tailSize))
+                    readCount = withUnsafePointer(to: &vectors) { pointer in
+                        pointer.withMemoryRebound(to: iovec.self, capacity: 2) { readv(fileDescriptor, $0, 2) }
+                    }
+                    if readCount > smallSize {
+                        // Make the packet contiguous in the big buffer: its first piece goes in front.
+                        whole.baseAddress!.copyMemory(from: head.baseAddress!, byteCount: smallSize)
+                    }
+                }
             }
             if readCount < 0 {
+                spare = big
                 let code = errno
                 if code == EAGAIN || code == EWOULDBLOCK { break }
                 if code == EINTR { continue }
                 throw TunError(operation: "read \(name)", errno: code)
             }
+            var packet: ByteBuffer
+            if readCount > smallSize {
+                big.moveWriterIndex(forwardBy: readCount)
+                packet = big
+            } else {
+                small.moveWriterIndex(forwardBy: readCount)
+                packet = small
+                spare = big
+            }
             guard readCount > VirtioNetHeader.length,
-                  let header = try? VirtioNetHeader(validating: buffer.readableBytesSpan) else {
+                  let header = try? VirtioNetHeader(validating: packet.readableBytesSpan) else {
                 counters.droppedReads.add(1, ordering: .relaxed)
                 continue
             }
-            buffer.moveReaderIndex(forwardBy: VirtioNetHeader.length)
-            batch.append(Packet(bytes: buffer, offload: header))
+            packet.moveReaderIndex(forwardBy: VirtioNetHeader.length)
+            batch.append(Packet(bytes: packet, offload: header))
             count += 1
         }
         return count
