@@ -3,15 +3,18 @@
 // and per loop; for several queues open more with `TunDevice.openQueue()`.
 //
 // Two read paths, measured here (release build, TunPacketDevice delivering to a counting closure, 2 vCPUs
-// shared with other builds (load 9-11), kernel sender in the same namespace, 3 s per run, 3 runs each):
-// - `.pollThread` (`TunReader`): batches of up to `batchSize`, `Stack.headroom` in front of every
-//   packet, a fresh 64 KiB buffer per read; one poll-thread wakeup and one loop hop per batch.
-//   1400-byte UDP (socat, sender-bound): 21.6-32.1 kpps; 64 KiB UDP GSO: 3.3-5.9 Gbit/s.
-// - `.nioPipe` (`NIOPipeBootstrap`, input only): NIO's own epoll and pooled receive buffers; NIO ends a
-//   stream read cycle after a short read, so every TUN packet is its own batch, and only the 10 bytes
-//   of the vnet header sit in front of it. 1400-byte UDP: 20.5-29.1 kpps; 64 KiB UDP GSO: 9.0-10.5 Gbit/s.
-// GSO super-packets dominate real TCP traffic, so `.nioPipe` is the default; `.pollThread` remains for
-// consumers that want batches and full headroom on received packets (e.g. re-encapsulation).
+// shared with other engineers' builds, kernel sender in the same namespace, 3 s per run, runs alternated
+// in one session at load ~5; absolute numbers swing 2-3x with the load, compare within a row):
+//   path           64 KiB UDP GSO (3 runs)   1400-byte UDP (2 runs)   memory per received packet
+//   .pollThread    18.1 / 22.0 / 27.8 Gbit/s  59 / 89 kpps             2 KiB (small) or exact 64 KiB (GSO)
+//   .nioPipe       25.6 / 29.2 / 30.5 Gbit/s  68 / 105 kpps            64 KiB always (fixed receive size)
+// - `.pollThread` (`TunReader`): batches of up to `batchSize`, `Stack.headroom` in front of every packet,
+//   one readv(2) per packet (`TunDevice.readBatch`); one poll-thread wakeup and one loop hop per batch.
+// - `.nioPipe` (`NIOPipeBootstrap`, input only): NIO's own epoll; NIO ends a stream read cycle after a
+//   short read, so every TUN packet is its own batch with only its 10-byte vnet header in front, and
+//   every packet, however small, holds a 64 KiB buffer while the stack keeps it.
+// `.pollThread` is the default: 10-25 % less read throughput, but a queue of small packets cannot pin
+// 64 KiB each (128 MB routers run out of memory under load, shared/ANCHORS.md).
 // Writes never go through NIO (a coalesced writev would merge packets, shared/SWIFT-LINUX.md §2).
 package import NIOCore
 package import Netstack
@@ -46,7 +49,7 @@ package final class TunPacketDevice: PacketDevice, @unchecked Sendable {
 
     /// A device over `device`; batches hold at most `batchSize` packets. `onError` learns why reading
     /// stopped (on the loop).
-    package init(device: TunDevice, batchSize: Int = 64, readPath: ReadPath = .nioPipe,
+    package init(device: TunDevice, batchSize: Int = 64, readPath: ReadPath = .pollThread,
                  onError: @escaping (TunError) -> Void = { _ in }) {
         self.device = device
         self.batchSize = batchSize
