@@ -14,7 +14,7 @@
 // TUN (sing-tun added this later); without it, UDP replies from the TUN were re-marked and looped,
 // which is why UDP through Go 1.12's auto_redirect got no replies (shared/PEERS.md).
 // Not built (no inputs yet): route_address_set / route_exclude_address_set rule-set sets (ids 1-4),
-// include/exclude_uid rules in output, loopback redirect addresses.
+// loopback redirect addresses.
 package import Adapter
 
 /// Builds the auto_redirect table from its options.
@@ -120,6 +120,25 @@ package enum AutoRedirectTable {
             rules.append(ret([.meta(.mark), .cmp(equal: true, data: outputMark)]))
             if type == .route {
                 rules.append(ret([.ctMark(), .cmp(equal: true, data: outputMark)]))
+            }
+        }
+        if hook != .prerouting {
+            // Local traffic by user: include_uid returns everyone else, exclude_uid returns the listed.
+            for (ranges, include) in [(options.includeUIDs, true), (options.excludeUIDs, false)] where !ranges.isEmpty {
+                if ranges.count == 1, let only = ranges.first, only.lowerBound == only.upperBound {
+                    rules.append(ret([.meta(.skuid), .cmp(equal: !include, data: NftExpression.hostOrder(only.lowerBound))]))
+                } else {
+                    // Interval keys are compared bytewise: big-endian keys and a byteorder conversion of
+                    // the host-order uid, as nft does (sing-tun stores host-order keys, which orders
+                    // ranges wrongly; its rule carries the comment "not a bug :(").
+                    func bigEndian(_ value: UInt32) -> [UInt8] { withUnsafeBytes(of: value.bigEndian) { Array($0) } }
+                    let elements = ranges.flatMap { range -> [NftSetElement] in
+                        [NftSetElement(key: bigEndian(range.lowerBound)),
+                         NftSetElement(key: bigEndian(range.upperBound &+ 1), isIntervalEnd: true)]
+                    }
+                    let set = NftSet.anonymous(.uid, isInterval: true, elements: elements)
+                    rules.append(ret([.meta(.skuid), .hostToNetwork(), .lookup(set: "#0", invert: include)], [set]))
+                }
             }
         }
         if hook == .prerouting {

@@ -57,10 +57,11 @@ package struct NftChain: Hashable, Sendable {
 
 /// A set's key type (nft datatypes: TYPE_IPADDR, TYPE_IP6ADDR, TYPE_INET_PROTOCOL, TYPE_IFNAME).
 package enum NftSetKeyType: Hashable, Sendable {
-    case ipv4Address, ipv6Address, inetProtocol, interfaceName
+    case ipv4Address, ipv6Address, inetProtocol, interfaceName, uid
 
     var typeNumber: UInt32 {
         switch self {
+        case .uid: 24
         case .ipv4Address: 7
         case .ipv6Address: 8
         case .inetProtocol: 12
@@ -70,6 +71,7 @@ package enum NftSetKeyType: Hashable, Sendable {
 
     var length: UInt32 {
         switch self {
+        case .uid: 4
         case .ipv4Address: 4
         case .ipv6Address: 16
         case .inetProtocol: 1
@@ -165,6 +167,9 @@ package enum NftExpression: Hashable, Sendable {
     case lookup(set: String, register: UInt32 = 1, invert: Bool = false)
     /// Load constant bytes into a register.
     case immediate(register: UInt32 = 1, data: [UInt8])
+    /// `byteorder`: a register's `length` bytes of `size`-byte host-order values to network order
+    /// (interval sets compare keys bytewise, so host-order values such as uids are converted first).
+    case hostToNetwork(register: UInt32 = 1, length: UInt32 = 4, size: UInt32 = 4)
     /// `counter`.
     case counter
     /// `redirect to :<port in register>` (NF_NAT_RANGE_PROTO_SPECIFIED).

@@ -366,6 +366,14 @@ struct BatchBuilder {
             set(object, NFTNL_EXPR_IMM_DREG, register)
             data(object, NFTNL_EXPR_IMM_DATA, bytes)
             return object
+        case .hostToNetwork(let register, let length, let size):
+            let object = new("byteorder")
+            set(object, NFTNL_EXPR_BYTEORDER_SREG, register)
+            set(object, NFTNL_EXPR_BYTEORDER_DREG, register)
+            set(object, NFTNL_EXPR_BYTEORDER_OP, UInt32(NFT_BYTEORDER_HTON.rawValue))
+            set(object, NFTNL_EXPR_BYTEORDER_LEN, length)
+            set(object, NFTNL_EXPR_BYTEORDER_SIZE, size)
+            return object
         case .counter:
             return new("counter")
         case .redirect(let register):

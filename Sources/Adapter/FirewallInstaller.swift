@@ -36,6 +36,10 @@ package struct AutoRedirectOptions: Hashable, Sendable {
     package var excludeInterfaces: [String]
     /// Whether DNS (port 53) to a local address is redirected to the TUN's DNS address.
     package var hijackDNS: Bool
+    /// `include_uid` / `include_uid_range`: only these users' local traffic is proxied (empty: all).
+    package var includeUIDs: [ClosedRange<UInt32>] = []
+    /// `exclude_uid` / `exclude_uid_range`: these users' local traffic is not proxied.
+    package var excludeUIDs: [ClosedRange<UInt32>] = []
 
     /// sing-box's defaults for the table name and marks.
     package init(tableName: String = "sing-box", interfaceName: String, enableIPv4: Bool, enableIPv6: Bool,

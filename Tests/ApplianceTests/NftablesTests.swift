@@ -103,6 +103,16 @@ struct NftablesKernelTests {
         let afterUpdate = try namespace.exec("nft", "list", "set", "inet", "sing-box", "inet4_local_address_set")
         #expect(afterUpdate.contains("10.66.0.0/16") && !afterUpdate.contains("10.55.0.0/24"))
 
+        // include/exclude UID rules for local traffic (output chains only).
+        var users = Self.options(port: 23456)
+        users.includeUIDs = [1000...1999]
+        users.excludeUIDs = [1500...1500]
+        try installer.installAutoRedirect(users)
+        let withUsers = try namespace.exec("nft", "list", "chain", "inet", "sing-box", "output")
+        #expect(withUsers.contains("meta skuid != { 1000-1999 }"))
+        #expect(withUsers.contains("meta skuid 1500"))
+        #expect(!(try namespace.exec("nft", "list", "chain", "inet", "sing-box", "prerouting")).contains("skuid"))
+
         try installer.removeTable(named: "sing-box")
         #expect(try ruleset(namespace).isEmpty)
         // Removing a missing table is not an error.
@@ -141,6 +151,18 @@ struct NftablesKernelTests {
         // Our own outbound traffic carries the output mark and is never redirected.
         let marked = namespace.status(["python3", "-c", client, "0x2024"]).1
         #expect(!marked.contains("redirected"))
+
+        // include_uid 1000-1999 with exclude_uid 1500: only those users' connections are redirected.
+        var users = Self.options()
+        users.localAddresses = [NetworkPrefix("127.0.0.1/8")!, NetworkPrefix("10.55.0.1/24")!]
+        users.includeUIDs = [1000...1999]
+        users.excludeUIDs = [1500...1500]
+        try NftablesFirewallInstaller(socket: socket).installAutoRedirect(users)
+        let asUser = client.replacingOccurrences(of: "mark = int(sys.argv[1], 0)", with: "import os; os.setuid(int(sys.argv[2])); mark = int(sys.argv[1], 0)")
+        #expect(namespace.status(["python3", "-c", asUser, "0", "1200"]).1.contains("redirected"))
+        #expect(!namespace.status(["python3", "-c", asUser, "0", "1500"]).1.contains("redirected"))
+        #expect(!namespace.status(["python3", "-c", asUser, "0", "3000"]).1.contains("redirected"))
+        #expect(!namespace.status(["python3", "-c", asUser, "0", "0"]).1.contains("redirected"))
     }
 
     @Test func tproxyTableInstalls() throws {
