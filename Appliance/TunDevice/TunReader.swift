@@ -1,0 +1,148 @@
+// Reading a TUN queue on an event loop. SwiftNIO has no public API to watch a descriptor it does not own
+// (NIOPipeBootstrap owns and reads it itself, into pooled buffers that lose our headroom), so readiness
+// comes from a small poll thread and all reading happens on the loop:
+//
+// 1. the poll thread waits for POLLIN on the TUN fd (or the stop eventfd)
+// 2. it disarms itself and hands one `drain` to the loop (`execute`): one hop per wakeup, not per packet
+// 3. on the loop, `drain` reads batches of up to `batchSize` packets and calls the handler per batch,
+//    at most `batchesPerDrain` times, then re-executes itself if the queue is still not empty (so other
+//    work on the loop is not starved) or re-arms the poll thread (resume eventfd) once EAGAIN is seen
+// Under load the poll thread sleeps and the loop reads back-to-back batches.
+package import NIOCore
+package import Netstack
+import CLinux
+import Glibc
+import Synchronization
+
+/// Delivers batches read from a `TunDevice` on an event loop until stopped.
+package final class TunReader: @unchecked Sendable {
+    // Invariant: `batch` is touched only on `loop`; the fds are created in init and closed in deinit.
+    private let device: TunDevice
+    private let loop: any EventLoop
+    private let batchSize: Int
+    private let batchesPerDrain: Int
+    private let headroom: Int
+    private let handler: (inout PacketBatch) -> Void
+    private let errorHandler: (TunError) -> Void
+    private var batch: PacketBatch
+    private let resumeEvent: CInt
+    private let stopEvent: CInt
+    private let thread = Mutex<pthread_t?>(nil)
+    private let stopped = Atomic<Bool>(false)
+
+    /// Prepares a reader; `start()` begins. `handler` runs on `loop` with each non-empty batch and may
+    /// take the packets (the batch is emptied, keeping its capacity, after it returns).
+    /// `errorHandler` runs on `loop` if a read fails (the reader then stops).
+    package init(device: TunDevice, loop: any EventLoop, batchSize: Int = 64, batchesPerDrain: Int = 8, headroom: Int = Stack.headroom,
+                 handler: @escaping (inout PacketBatch) -> Void, errorHandler: @escaping (TunError) -> Void = { _ in }) throws {
+        self.device = device
+        self.loop = loop
+        self.batchSize = batchSize
+        self.batchesPerDrain = batchesPerDrain
+        self.headroom = headroom
+        self.handler = handler
+        self.errorHandler = errorHandler
+        self.batch = PacketBatch(capacity: batchSize)
+        let resume = clinux_eventfd()
+        guard resume >= 0 else { throw TunError(operation: "eventfd", errno: -resume) }
+        let stop = clinux_eventfd()
+        guard stop >= 0 else {
+            Glibc.close(resume)
+            throw TunError(operation: "eventfd", errno: -stop)
+        }
+        resumeEvent = resume
+        stopEvent = stop
+    }
+
+    deinit {
+        stop()
+        Glibc.close(resumeEvent)
+        Glibc.close(stopEvent)
+    }
+
+    /// Starts the poll thread. Idempotent. The thread keeps the reader alive: call `stop()`.
+    package func start() throws {
+        try thread.withLock { thread in
+            guard thread == nil else { return }
+            let context = Unmanaged.passRetained(self).toOpaque()
+            var created = pthread_t()
+            let result = pthread_create(&created, nil, { argument in
+                let reader = Unmanaged<TunReader>.fromOpaque(argument!).takeRetainedValue()
+                reader.pollLoop()
+                return nil
+            }, context)
+            guard result == 0 else {
+                Unmanaged<TunReader>.fromOpaque(context).release()
+                throw TunError(operation: "start tun reader thread", errno: result)
+            }
+            thread = created
+        }
+    }
+
+    /// Stops the poll thread and waits for it; batches already handed to the loop may still run.
+    /// Idempotent. Must not be called on the poll thread.
+    package func stop() {
+        stopped.store(true, ordering: .releasing)
+        let running = thread.withLock { thread -> pthread_t? in
+            defer { thread = nil }
+            return thread
+        }
+        guard let running else { return }
+        var one: UInt64 = 1
+        _ = Glibc.write(stopEvent, &one, 8)
+        pthread_join(running, nil)
+    }
+
+    private func pollLoop() {
+        var armed = true
+        while !stopped.load(ordering: .acquiring) {
+            var descriptors = [pollfd(fd: armed ? device.fileDescriptor : -1, events: Int16(POLLIN), revents: 0),
+                               pollfd(fd: resumeEvent, events: Int16(POLLIN), revents: 0),
+                               pollfd(fd: stopEvent, events: Int16(POLLIN), revents: 0)]
+            let ready = poll(&descriptors, 3, -1)
+            if ready < 0 {
+                if errno == EINTR { continue }
+                return
+            }
+            if descriptors[2].revents != 0 { return }
+            if descriptors[1].revents != 0 {
+                var value: UInt64 = 0
+                _ = Glibc.read(resumeEvent, &value, 8)
+                armed = true
+            }
+            if armed && descriptors[0].revents != 0 {
+                if descriptors[0].revents & Int16(POLLNVAL | POLLERR) != 0 { return }
+                armed = false
+                loop.execute { self.drain() }
+            }
+        }
+    }
+
+    /// Runs on the loop: read and deliver batches, then re-arm or reschedule.
+    private func drain() {
+        guard !stopped.load(ordering: .acquiring) else { return }
+        for _ in 0..<batchesPerDrain {
+            let count: Int
+            do {
+                count = try device.readBatch(into: &batch, maxPackets: batchSize, headroom: headroom)
+            } catch let error as TunError {
+                batch.removeAll()
+                stopped.store(true, ordering: .releasing)
+                errorHandler(error)
+                return
+            } catch {
+                return
+            }
+            if count > 0 { handler(&batch) }
+            batch.removeAll()
+            if count < batchSize {
+                // EAGAIN seen: hand readiness back to the poll thread.
+                var one: UInt64 = 1
+                _ = Glibc.write(resumeEvent, &one, 8)
+                return
+            }
+        }
+        // Still full after our share of the loop: come back after other queued work.
+        loop.execute { self.drain() }
+    }
+}

@@ -1,0 +1,212 @@
+import Adapter
+import Foundation
+import Netlink
+import Nftables
+import Testing
+
+@Test func intervalElementsMergeAndClose() {
+    let elements = AutoRedirectTable.intervalElements([
+        NetworkPrefix("10.0.0.7/24")!, NetworkPrefix("10.0.1.0/24")!, NetworkPrefix("192.168.1.1/32")!, NetworkPrefix("10.0.0.0/23")!,
+    ])
+    // 10.0.0.0/24 + 10.0.1.0/24 (+ the /23 covering both) merge into [10.0.0.0, 10.0.2.0); the /32 stays.
+    #expect(elements == [
+        NftSetElement(key: [10, 0, 0, 0]), NftSetElement(key: [10, 0, 2, 0], isIntervalEnd: true),
+        NftSetElement(key: [192, 168, 1, 1]), NftSetElement(key: [192, 168, 1, 2], isIntervalEnd: true),
+    ])
+    let top = AutoRedirectTable.intervalElements([NetworkPrefix("255.255.255.0/24")!])
+    #expect(top.count == 2 && top[1].isIntervalEnd)
+}
+
+@Test func autoRedirectTableShape() {
+    let options = AutoRedirectOptions(interfaceName: "tun0", enableIPv4: true, enableIPv6: true,
+                                      inet4Address: NetworkPrefix("172.19.0.1/30"), inet6Address: NetworkPrefix("fdfe:dcba:9876::1/126"),
+                                      redirectPort: 12345, localAddresses: [NetworkPrefix("127.0.0.1/8")!, NetworkPrefix("::1/128")!])
+    let table = AutoRedirectTable.build(options)
+    #expect(table.name == "sing-box" && table.family == .inet)
+    #expect(table.sets.map(\.name) == ["inet4_local_address_set", "inet6_local_address_set"])
+    #expect(table.chains.map(\.name) == ["output", "output_udp_icmp", "prerouting", "prerouting_udp_icmp"])
+    #expect(table.chains.map { $0.hook?.priority } == [-150, -150, -99, -98])
+    // output: mark bypass, 2 DNS hijacks, 2 local-address returns, redirect.
+    #expect(table.chains[0].rules.count == 6)
+    // output_udp_icmp: protocol filter, mark bypass, ct mark bypass, 2 local returns, mark.
+    #expect(table.chains[1].rules.count == 6)
+    // prerouting: tun bypass, 2 DNS hijacks, 2 local returns, redirect, mark.
+    #expect(table.chains[2].rules.count == 7)
+    #expect(table.chains[3].rules.count == 4)
+    // Including interfaces without lo skips the output chains, as sing-box does.
+    var lanOnly = options
+    lanOnly.includeInterfaces = ["eth1"]
+    #expect(AutoRedirectTable.build(lanOnly).chains.map(\.name) == ["prerouting", "prerouting_udp_icmp"])
+}
+
+@Suite(.enabled(if: isRoot, "needs root for network namespaces"))
+struct NftablesKernelTests {
+    static func options(port: UInt16 = 12345) -> AutoRedirectOptions {
+        AutoRedirectOptions(interfaceName: "tun0", enableIPv4: true, enableIPv6: true,
+                            inet4Address: NetworkPrefix("172.19.0.1/30"), inet6Address: NetworkPrefix("fdfe:dcba:9876::1/126"),
+                            redirectPort: port,
+                            localAddresses: [NetworkPrefix("127.0.0.1/8")!, NetworkPrefix("10.55.0.1/24")!, NetworkPrefix("::1/128")!])
+    }
+
+    func ruleset(_ namespace: TestNamespace) throws -> [[String: Any]] {
+        let text = try namespace.exec("nft", "-j", "list", "ruleset")
+        let object = try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any]
+        return (object?["nftables"] as? [[String: Any]] ?? []).filter { $0["metainfo"] == nil }
+    }
+
+    @Test func installReplaceAtomicallyAndRemove() throws {
+        let namespace = try TestNamespace("nft")
+        let socket = try NetworkNamespace.run(named: namespace.name) { try NftablesSocket() }
+        let installer = NftablesFirewallInstaller(socket: socket)
+        let table = AutoRedirectTable.build(Self.options())
+        try installer.installAutoRedirect(Self.options())
+
+        let objects = try ruleset(namespace)
+        let tables = objects.compactMap { $0["table"] as? [String: Any] }
+        #expect(tables.count == 1)
+        #expect(tables.first?["name"] as? String == "sing-box" && tables.first?["family"] as? String == "inet")
+        let chains = objects.compactMap { $0["chain"] as? [String: Any] }
+        #expect(chains.map { $0["name"] as? String ?? "" }.sorted() == ["output", "output_udp_icmp", "prerouting", "prerouting_udp_icmp"])
+        let prerouting = try #require(chains.first { $0["name"] as? String == "prerouting" })
+        #expect(prerouting["type"] as? String == "nat" && prerouting["hook"] as? String == "prerouting" && prerouting["prio"] as? Int == -99)
+        let sets = objects.compactMap { $0["set"] as? [String: Any] }.filter { ($0["name"] as? String)?.hasPrefix("inet") == true }
+        #expect(sets.map { $0["name"] as? String ?? "" }.sorted() == ["inet4_local_address_set", "inet6_local_address_set"])
+        let rules = objects.compactMap { $0["rule"] as? [String: Any] }
+        for chain in table.chains {
+            #expect(rules.filter { $0["chain"] as? String == chain.name }.count == chain.rules.count, "\(chain.name)")
+        }
+        let text = try namespace.exec("nft", "list", "ruleset")
+        #expect(text.contains("redirect to :12345"))
+        #expect(text.contains("meta mark set 0x00002023"))
+        #expect(text.contains("dnat ip to 172.19.0.2"))
+        #expect(text.contains("dnat ip6 to fdfe:dcba:9876::2"))
+        #expect(text.contains("10.55.0.0/24"))
+        #expect(text.contains("iifname \"tun0\""))
+
+        // A batch with an error (a lookup of a set that does not exist) changes nothing at all.
+        var broken = AutoRedirectTable.build(Self.options(port: 23456))
+        broken.chains[2].rules.append(NftRule([.meta(.l4proto), .lookup(set: "missing_set"), .verdict(.return)]))
+        #expect(throws: NftablesError.self) { try socket.apply([.replaceTable(broken)], operation: "install broken") }
+        let afterFailure = try namespace.exec("nft", "list", "ruleset")
+        #expect(afterFailure == text)
+
+        // A replacement swaps everything in one batch: the new port, no duplicates.
+        try installer.installAutoRedirect(Self.options(port: 23456))
+        let replaced = try namespace.exec("nft", "list", "ruleset")
+        #expect(replaced.contains("redirect to :23456") && !replaced.contains("redirect to :12345"))
+        #expect(try ruleset(namespace).compactMap { $0["rule"] }.count == table.chains.reduce(0) { $0 + $1.rules.count })
+
+        // The local address sets can be updated alone.
+        var updated = Self.options(port: 23456)
+        updated.localAddresses = [NetworkPrefix("127.0.0.1/8")!, NetworkPrefix("10.66.0.1/16")!]
+        try installer.updateLocalAddresses(updated)
+        let afterUpdate = try namespace.exec("nft", "list", "set", "inet", "sing-box", "inet4_local_address_set")
+        #expect(afterUpdate.contains("10.66.0.0/16") && !afterUpdate.contains("10.55.0.0/24"))
+
+        // include/exclude UID rules for local traffic (output chains only).
+        var users = Self.options(port: 23456)
+        users.includeUIDs = [1000...1999]
+        users.excludeUIDs = [1500...1500]
+        try installer.installAutoRedirect(users)
+        let withUsers = try namespace.exec("nft", "list", "chain", "inet", "sing-box", "output")
+        #expect(withUsers.contains("meta skuid != { 1000-1999 }"))
+        #expect(withUsers.contains("meta skuid 1500"))
+        #expect(!(try namespace.exec("nft", "list", "chain", "inet", "sing-box", "prerouting")).contains("skuid"))
+
+        try installer.removeTable(named: "sing-box")
+        #expect(try ruleset(namespace).isEmpty)
+        // Removing a missing table is not an error.
+        try installer.removeTable(named: "sing-box")
+    }
+
+    @Test func redirectSendsTCPToTheLocalPortAndSkipsMarkedTraffic() throws {
+        let namespace = try TestNamespace("redir")
+        try namespace.exec("ip", "link", "add", "rv0", "type", "veth", "peer", "name", "rv1")
+        try namespace.exec("ip", "addr", "add", "10.55.0.1/24", "dev", "rv0")
+        try namespace.exec("ip", "link", "set", "rv0", "up")
+        try namespace.exec("ip", "link", "set", "rv1", "up")
+        try namespace.exec("ip", "route", "add", "default", "via", "10.55.0.2")
+        let socket = try NetworkNamespace.run(named: namespace.name) { try NftablesSocket() }
+        try NftablesFirewallInstaller(socket: socket).installAutoRedirect(Self.options())
+        let server = try BackgroundCommand(namespace, ["socat", "TCP-LISTEN:12345,reuseaddr,fork", "SYSTEM:echo redirected"])
+        defer { server.stop() }
+        // The listener needs a moment; retry the client until it answers.
+        let client = """
+        import socket, sys
+        mark = int(sys.argv[1], 0)
+        s = socket.socket()
+        if mark: s.setsockopt(socket.SOL_SOCKET, 36, mark)  # SO_MARK
+        s.settimeout(1.5)
+        try:
+            s.connect(("203.0.113.1", 80)); print(s.recv(100).decode().strip())
+        except OSError as e:
+            print("error", e)
+        """
+        var answer = ""
+        _ = eventually(5) {
+            answer = namespace.status(["python3", "-c", client, "0"]).1.trimmingCharacters(in: .whitespacesAndNewlines)
+            return answer == "redirected"
+        }
+        #expect(answer == "redirected")
+        // Our own outbound traffic carries the output mark and is never redirected.
+        let marked = namespace.status(["python3", "-c", client, "0x2024"]).1
+        #expect(!marked.contains("redirected"))
+
+        // include_uid 1000-1999 with exclude_uid 1500: only those users' connections are redirected.
+        var users = Self.options()
+        users.localAddresses = [NetworkPrefix("127.0.0.1/8")!, NetworkPrefix("10.55.0.1/24")!]
+        users.includeUIDs = [1000...1999]
+        users.excludeUIDs = [1500...1500]
+        try NftablesFirewallInstaller(socket: socket).installAutoRedirect(users)
+        let asUser = client.replacingOccurrences(of: "mark = int(sys.argv[1], 0)", with: "import os; os.setuid(int(sys.argv[2])); mark = int(sys.argv[1], 0)")
+        #expect(namespace.status(["python3", "-c", asUser, "0", "1200"]).1.contains("redirected"))
+        #expect(!namespace.status(["python3", "-c", asUser, "0", "1500"]).1.contains("redirected"))
+        #expect(!namespace.status(["python3", "-c", asUser, "0", "3000"]).1.contains("redirected"))
+        #expect(!namespace.status(["python3", "-c", asUser, "0", "0"]).1.contains("redirected"))
+    }
+
+    @Test func tproxyTableInstalls() throws {
+        let namespace = try TestNamespace("tpx")
+        let socket = try NetworkNamespace.run(named: namespace.name) { try NftablesSocket() }
+        let installer = NftablesFirewallInstaller(socket: socket)
+        try installer.installTProxy(TProxyOptions(port: 7893, bypassAddresses: [NetworkPrefix("192.168.0.0/16")!]))
+        let text = try namespace.exec("nft", "list", "ruleset")
+        #expect(text.contains("table inet sing-box-tproxy"))
+        #expect(text.contains("tproxy to :7893"))
+        #expect(text.contains("meta mark set 0x00002025"))
+        #expect(text.contains("192.168.0.0/16"))
+        try installer.removeTable(named: "sing-box-tproxy")
+        #expect(try ruleset(namespace).isEmpty)
+    }
+}
+
+@Suite(.enabled(if: isRoot, "needs root for network namespaces"))
+struct AutoRedirectControllerTests {
+    @Test func localAddressSetsFollowTheMonitor() throws {
+        let namespace = try TestNamespace("arc")
+        try namespace.exec("ip", "link", "add", "ac0", "type", "veth", "peer", "name", "ac1")
+        try namespace.exec("ip", "link", "set", "ac0", "up")
+        try namespace.exec("ip", "addr", "add", "10.88.0.1/24", "dev", "ac0")
+        let (monitor, nft) = try NetworkNamespace.run(named: namespace.name) {
+            (try NetlinkInterfaceMonitor(ignoring: ["tun0"]), try NftablesSocket())
+        }
+        defer { monitor.stop() }
+        try monitor.start()
+        let controller = AutoRedirectController(
+            options: AutoRedirectOptions(interfaceName: "tun0", enableIPv4: true, enableIPv6: false, redirectPort: 12345),
+            firewall: NftablesFirewallInstaller(socket: nft), monitor: monitor)
+        try controller.start()
+        func set() throws -> String { try namespace.exec("nft", "list", "set", "inet", "sing-box", "inet4_local_address_set") }
+        #expect(try set().contains("10.88.0.0/24"))
+        #expect(try set().contains("127.0.0.0/8"))
+
+        try namespace.exec("ip", "addr", "add", "172.31.5.1/16", "dev", "ac0")
+        #expect(try eventually { try set().contains("172.31.0.0/16") })
+        try namespace.exec("ip", "addr", "del", "10.88.0.1/24", "dev", "ac0")
+        #expect(try eventually { !(try set().contains("10.88.0.0/24")) })
+        #expect(controller.lastError == nil)
+
+        try controller.stop()
+        #expect(!(try namespace.exec("nft", "list", "ruleset")).contains("sing-box"))
+    }
+}
