@@ -7,6 +7,12 @@ import Testing
 import Glibc
 #endif
 
+/// The value of an environment variable.
+func environment(_ name: String) -> String? {
+    guard let value = getenv(name) else { return nil }
+    return String(validatingCString: value)
+}
+
 /// SplitMix64: a small seeded generator so every failure is reproducible from its seed.
 struct SeededGenerator: RandomNumberGenerator {
     var state: UInt64
@@ -62,8 +68,8 @@ func mutate(_ input: [UInt8], _ rng: inout SeededGenerator) -> [UInt8] {
 }
 
 @Test func fuzzParserNeverTrapsAndRoundTrips() throws {
-    let iterations = Int(String(cString: getenv("DNS_FUZZ_ITERATIONS") ?? strdup("100000"))) ?? 100_000
-    let seed = UInt64(String(cString: getenv("DNS_FUZZ_SEED") ?? strdup("20261125"))) ?? 20261125
+    let iterations = environment("DNS_FUZZ_ITERATIONS").flatMap { Int($0) } ?? 100_000
+    let seed = environment("DNS_FUZZ_SEED").flatMap { UInt64($0) } ?? 20261125
     var rng = SeededGenerator(seed: seed)
     let seeds = try fuzzSeeds()
     var parsed = 0, rejected = 0
