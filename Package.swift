@@ -91,7 +91,7 @@ let package = Package(
         testTarget("NetstackTests", ["Netstack", "NetstackTesting", "NetstackWire", nioCore]),
         testTarget("ConfigTests", ["Config"]),
         testTarget("EngineTests", ["Adapter", "Net", "Rules", "Router", "SOCKS", "HTTPProxy", "Mixed", "Direct", "Block", "Box", nioCore, nioPosix]),
-        testTarget("DNSTests", ["DNS", nioCore]),
+        testTarget("DNSTests", ["DNS", "Adapter", "Net", nioCore, nioPosix]),
         testTarget("WireGuardTests", ["WireGuard", nioCore]),
         testTarget("ApplianceTests", ["TunDevice", "Netlink", "Nftables", "Systemd", nioCore]),
         testTarget("ProxyTests", ["SOCKS", "HTTPProxy", "Mixed", "Adapter", "Net", nioCore, nioPosix]),

@@ -1,3 +1,4 @@
+package import Adapter
 import Synchronization
 
 /// The response cache of a `DNSClient` (sing-box `dns.Client`'s freelru caches).
@@ -21,7 +22,7 @@ package final class DNSCache: Sendable {
             question.name = question.name.lowercased()
             self.question = question
             self.transportTag = transportTag
-            self.clientSubnet = clientSubnet?.masked
+            self.clientSubnet = clientSubnet
         }
     }
 

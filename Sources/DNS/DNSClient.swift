@@ -13,29 +13,21 @@
 // 8. TTL: the SOA's negative TTL for empty answers, else the smallest non-zero TTL; every record gets it
 // 9. NOERROR and NXDOMAIN responses are stored; the ID and EDNS are fixed up for the asker
 
+package import Adapter
 import Synchronization
-
-/// sing-box's `domain_strategy` / `strategy` values.
-package enum DNSStrategy: String, Sendable, CaseIterable {
-    case asIs = ""
-    case preferIPv4 = "prefer_ipv4"
-    case preferIPv6 = "prefer_ipv6"
-    case ipv4Only = "ipv4_only"
-    case ipv6Only = "ipv6_only"
-}
 
 /// Per-query options (sing-box `adapter.DNSQueryOptions`).
 package struct DNSQueryOptions: Sendable {
-    package var strategy: DNSStrategy
+    package var strategy: DomainStrategy
     /// The strategy for lookups when set; otherwise `strategy` applies.
-    package var lookupStrategy: DNSStrategy
+    package var lookupStrategy: DomainStrategy
     package var disableCache: Bool
     /// Replaces every record's TTL (`rewrite_ttl`).
     package var rewriteTTL: UInt32?
     /// Overrides the client's subnet (`client_subnet` of a rule or server).
     package var clientSubnet: IPPrefix?
 
-    package init(strategy: DNSStrategy = .asIs, lookupStrategy: DNSStrategy = .asIs, disableCache: Bool = false,
+    package init(strategy: DomainStrategy = .asIs, lookupStrategy: DomainStrategy = .asIs, disableCache: Bool = false,
                  rewriteTTL: UInt32? = nil, clientSubnet: IPPrefix? = nil) {
         self.strategy = strategy
         self.lookupStrategy = lookupStrategy
@@ -214,7 +206,7 @@ package final class DNSClient: Sendable {
 
     /// Cached addresses for `domain` without asking anyone (sing-box `LookupCache`); nil when not
     /// cached, or when the cache is independent per transport.
-    package func lookupCache(_ domain: String, strategy: DNSStrategy) -> [IPAddress]? {
+    package func lookupCache(_ domain: String, strategy: DomainStrategy) -> [IPAddress]? {
         guard let cache, !options.independentCache else { return nil }
         let bare = domain.hasSuffix(".") ? String(domain.dropLast()) : domain
         guard let name = try? DNSName(bare) else { return nil }

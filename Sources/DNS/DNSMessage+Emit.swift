@@ -5,6 +5,7 @@
 // and SVCB/HTTPS (RFC 9460 §2.2) targets are written in full, but may still be pointed at later.
 // Suffixes match octet-exactly so the case a server sent is the case we send on.
 
+import Adapter
 package import NIOCore
 
 extension DNSMessage {
@@ -138,8 +139,10 @@ struct DNSWriter {
     mutating func writeRData(_ data: DNSRData) throws(DNSWireError) {
         switch data {
         case .a(let address):
-            writeUInt32(address.value)
+            guard case .v4(let value) = address else { throw .addressFamilyMismatch }
+            writeUInt32(value)
         case .aaaa(let address):
+            guard !address.isIPv4 else { throw .addressFamilyMismatch }
             bytes.append(contentsOf: address.bytes)
         case .name(let name):
             writeName(name, compress: true)

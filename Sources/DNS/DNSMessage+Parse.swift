@@ -8,6 +8,7 @@
 // 4. RDATA: parsed within its RDLENGTH and must consume it exactly; unknown types stay opaque
 // Nothing here traps on input: every index is checked first and every failure is a DNSWireError.
 
+import Adapter
 package import NIOCore
 
 extension DNSMessage {
@@ -76,6 +77,10 @@ struct DNSReader {
         try need(4)
         defer { offset += 4 }
         return UInt32(bytes[offset]) << 24 | UInt32(bytes[offset + 1]) << 16 | UInt32(bytes[offset + 2]) << 8 | UInt32(bytes[offset + 3])
+    }
+
+    mutating func readUInt64() throws(DNSWireError) -> UInt64 {
+        UInt64(try readUInt32()) << 32 | UInt64(try readUInt32())
     }
 
     mutating func readBytes(_ count: Int) throws(DNSWireError) -> [UInt8] {
@@ -149,10 +154,10 @@ struct DNSReader {
         switch type {
         case .a:
             guard end - start == 4 else { throw bad }
-            data = .a(IPv4Address(try readUInt32()))
+            data = .a(.v4(try readUInt32()))
         case .aaaa:
             guard end - start == 16 else { throw bad }
-            data = .aaaa(IPv6Address(bytes: try readBytes(16)))
+            data = .aaaa(.v6(UInt128(try readUInt64()) << 64 | UInt128(try readUInt64())))
         case .cname, .ns, .ptr:
             data = .name(try readName())
         case .mx:

@@ -1,3 +1,4 @@
+package import Adapter
 /// A DNS message (RFC 1035 §4.1): header, question, answer, authority and additional sections.
 ///
 /// A plain value. `init(parsing:)` (DNSMessage+Parse.swift) reads untrusted octets with typed throws and

@@ -1,3 +1,5 @@
+package import Adapter
+
 /// A resource record (RFC 1035 §4.1.3) with typed RDATA.
 ///
 /// For an OPT pseudo-record (RFC 6891 §6.1.2) `class` holds the requester's UDP payload size and
@@ -17,22 +19,20 @@ package struct DNSResourceRecord: Hashable, Sendable {
         self.data = data
     }
 
-    /// An A record.
-    package static func a(_ name: DNSName, _ address: IPv4Address, ttl: UInt32) -> DNSResourceRecord {
-        DNSResourceRecord(name: name, type: .a, ttl: ttl, data: .a(address))
-    }
-
-    /// An AAAA record.
-    package static func aaaa(_ name: DNSName, _ address: IPv6Address, ttl: UInt32) -> DNSResourceRecord {
-        DNSResourceRecord(name: name, type: .aaaa, ttl: ttl, data: .aaaa(address))
+    /// An A (IPv4) or AAAA (IPv6) record for `address`.
+    package static func address(_ name: DNSName, _ address: IPAddress, ttl: UInt32) -> DNSResourceRecord {
+        address.isIPv4 ? DNSResourceRecord(name: name, type: .a, ttl: ttl, data: .a(address))
+            : DNSResourceRecord(name: name, type: .aaaa, ttl: ttl, data: .aaaa(address))
     }
 }
 
 /// RDATA by type. The case follows the record's TYPE: a record of an unknown type, or one whose
 /// RDATA we do not model, keeps its octets in `.unknown` (RFC 3597) and round-trips them exactly.
 package enum DNSRData: Hashable, Sendable {
-    case a(IPv4Address)
-    case aaaa(IPv6Address)
+    /// An IPv4 address (emitting an IPv6 one throws `.addressFamilyMismatch`).
+    case a(IPAddress)
+    /// An IPv6 address (emitting an IPv4 one throws `.addressFamilyMismatch`).
+    case aaaa(IPAddress)
     /// CNAME, NS and PTR: one name (which one is the record's TYPE).
     case name(DNSName)
     case mx(preference: UInt16, exchange: DNSName)
@@ -111,19 +111,17 @@ package struct DNSSVCB: Hashable, Sendable {
     }
 
     /// The `ipv4hint` addresses (key 4), empty when absent or malformed.
-    package var ipv4Hints: [IPv4Address] {
+    package var ipv4Hints: [IPAddress] {
         guard let value = parameters.first(where: { $0.key == DNSSVCParameter.ipv4hint })?.value,
               value.count % 4 == 0 else { return [] }
-        return stride(from: 0, to: value.count, by: 4).map {
-            IPv4Address(value[$0], value[$0 + 1], value[$0 + 2], value[$0 + 3])
-        }
+        return stride(from: 0, to: value.count, by: 4).compactMap { IPAddress(bytes: value[$0..<($0 + 4)]) }
     }
 
     /// The `ipv6hint` addresses (key 6), empty when absent or malformed.
-    package var ipv6Hints: [IPv6Address] {
+    package var ipv6Hints: [IPAddress] {
         guard let value = parameters.first(where: { $0.key == DNSSVCParameter.ipv6hint })?.value,
               value.count % 16 == 0 else { return [] }
-        return stride(from: 0, to: value.count, by: 16).map { IPv6Address(bytes: value[$0..<($0 + 16)]) }
+        return stride(from: 0, to: value.count, by: 16).compactMap { IPAddress(bytes: value[$0..<($0 + 16)]) }
     }
 
     /// The `alpn` protocol ids (key 1), each a length-prefixed string.
@@ -181,7 +179,7 @@ package struct DNSEDNSOption: Hashable, Sendable {
 
     /// A client subnet option for `prefix` with scope 0, the address cut to its prefix octets (RFC 7871 §6).
     package init(clientSubnet prefix: IPPrefix) {
-        let masked = prefix.masked
+        let masked = prefix  // IPPrefix keeps its address masked
         let family: UInt16 = masked.address.isIPv4 ? 1 : 2
         let octets = (masked.bits + 7) / 8
         data = [UInt8(family >> 8), UInt8(family & 0xff), UInt8(masked.bits), 0] + masked.address.bytes.prefix(octets)
@@ -203,8 +201,7 @@ package struct DNSEDNSOption: Hashable, Sendable {
         guard source <= width, scope <= width, data.count - 4 == (source + 7) / 8 else { return nil }
         var full = Array(data[4...])
         full += repeatElement(0, count: width / 8 - full.count)
-        let address: IPAddress = width == 32 ? .v4(IPv4Address(full[0], full[1], full[2], full[3])) : .v6(IPv6Address(bytes: full))
-        guard let prefix = IPPrefix(address: address, bits: source) else { return nil }
+        guard let address = IPAddress(bytes: full), let prefix = IPPrefix(address, bits: source) else { return nil }
         return DNSClientSubnet(prefix: prefix, scopePrefixLength: scope)
     }
 }

@@ -1,3 +1,5 @@
+package import Adapter
+
 /// A DNS server as sing-box 1.12 sees one (`adapter.DNSTransport`): a tag, a type string and an
 /// exchange of one message for one response.
 ///
@@ -35,10 +37,8 @@ package enum DNSFixedResponse {
                                   recursionAvailable: true, questions: [question])
         for address in addresses {
             switch address {
-            case .v4(let v4) where question.type == .a:
-                response.answers.append(.a(question.name, v4, ttl: ttl))
-            case .v6(let v6) where question.type == .aaaa:
-                response.answers.append(.aaaa(question.name, v6, ttl: ttl))
+            case .v4 where question.type == .a, .v6 where question.type == .aaaa:
+                response.answers.append(.address(question.name, address, ttl: ttl))
             default:
                 continue
             }
@@ -58,11 +58,11 @@ extension DNSMessage {
         var result: [IPAddress] = []
         for record in answers {
             switch record.data {
-            case .a(let v4) where record.type == .a: result.append(.v4(v4))
-            case .aaaa(let v6) where record.type == .aaaa: result.append(.v6(v6))
+            case .a(let address) where record.type == .a, .aaaa(let address) where record.type == .aaaa:
+                result.append(address)
             case .svcb(let svcb) where record.type == .https:
-                result += svcb.ipv4Hints.map(IPAddress.v4)
-                result += svcb.ipv6Hints.map(IPAddress.v6)
+                result += svcb.ipv4Hints
+                result += svcb.ipv6Hints
             default: continue
             }
         }

@@ -23,4 +23,6 @@ package enum DNSWireError: Error, Equatable, Sendable {
     case trailingBytes(Int)
     /// On emit: a value too large for its wire field (a TXT string over 255, RDATA over 65535, …).
     case valueTooLarge(Int)
+    /// On emit: an A record holding an IPv6 address or an AAAA record holding an IPv4 one.
+    case addressFamilyMismatch
 }

@@ -1,3 +1,4 @@
+package import Adapter
 import Synchronization
 
 /// Fake addresses for domains (sing-box 1.12 `dns/transport/fakeip`): each domain gets one address per
@@ -23,8 +24,8 @@ package final class FakeIPStore: Sendable {
         var byDomain: [String: IPAddress] = [:]
 
         init(range: IPPrefix) {
-            self.range = range.masked
-            let hostBits = range.address.bitWidth - range.bits
+            self.range = range
+            let hostBits = range.address.bitCount - range.bits
             let size: UInt128 = hostBits >= 128 ? UInt128.max : UInt128(1) << UInt128(hostBits)
             usable = size > 2 ? size - 2 : 0
             // The LRU's own bound never bites before the pool does, except for huge v6 ranges where
@@ -35,11 +36,8 @@ package final class FakeIPStore: Sendable {
         /// The address at `offset` from the base.
         func address(at offset: UInt128) -> IPAddress {
             switch range.address {
-            case .v4(let base):
-                return .v4(IPv4Address(base.value &+ UInt32(truncatingIfNeeded: offset)))
-            case .v6(let base):
-                let value = (UInt128(base.high) << 64 | UInt128(base.low)) &+ offset
-                return .v6(IPv6Address(high: UInt64(truncatingIfNeeded: value >> 64), low: UInt64(truncatingIfNeeded: value)))
+            case .v4(let base): .v4(base &+ UInt32(truncatingIfNeeded: offset))
+            case .v6(let base): .v6(base &+ offset)
             }
         }
 

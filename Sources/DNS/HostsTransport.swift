@@ -1,3 +1,4 @@
+package import Adapter
 import Synchronization
 
 /// A hosts file (`/etc/hosts` format), re-read when its mtime or size changes, at most every

@@ -1,10 +1,11 @@
 import Testing
+import Adapter
 @testable import DNS
 
 @Suite struct DNSCacheTests {
     func response(_ name: String, ttl: UInt32) throws -> DNSMessage {
         let query = DNSMessage.query(name: try DNSName(name), type: .a)
-        return answer(query, [.a(try DNSName(name), IPv4Address(1, 2, 3, 4), ttl: ttl)])
+        return answer(query, [.address(try DNSName(name), ip("1.2.3.4"), ttl: ttl)])
     }
 
     @Test func countsTTLDownAndExpires() throws {

@@ -1,5 +1,6 @@
 import Synchronization
 import Testing
+import Adapter
 @testable import DNS
 
 @Suite struct DNSClientTests {
@@ -13,13 +14,13 @@ import Testing
         #expect(transport.count == 1)
         #expect(first.id == 11 && second.id == 22)
         #expect(second.question?.name == (try DNSName("WWW.example.TEST")))
-        #expect(second.addresses == [.v4(IPv4Address(10, 0, 0, 1))])
+        #expect(second.addresses == [(ip("10.0.0.1"))])
     }
 
     @Test func ttlIsTheSmallestAndCanBeRewritten() async throws {
         let transport = FakeTransport { query in
-            answer(query, [.a(query.question!.name, IPv4Address(1, 1, 1, 1), ttl: 300),
-                           .a(query.question!.name, IPv4Address(1, 1, 1, 2), ttl: 40)])
+            answer(query, [.address(query.question!.name, ip("1.1.1.1"), ttl: 300),
+                           .address(query.question!.name, ip("1.1.1.2"), ttl: 40)])
         }
         let client = DNSClient(options: DNSClientOptions(disableCache: true))
         let response = try await client.exchange(.query(name: name, type: .a), transport: transport)
@@ -73,10 +74,10 @@ import Testing
     }
 
     @Test(arguments: [
-        (DNSStrategy.asIs, ["10.0.0.1", "fd00::1"]), (.preferIPv4, ["10.0.0.1", "fd00::1"]),
+        (DomainStrategy.asIs, ["10.0.0.1", "fd00::1"]), (.preferIPv4, ["10.0.0.1", "fd00::1"]),
         (.preferIPv6, ["fd00::1", "10.0.0.1"]), (.ipv4Only, ["10.0.0.1"]), (.ipv6Only, ["fd00::1"]),
     ])
-    func lookupOrdersByStrategy(strategy: DNSStrategy, expected: [String]) async throws {
+    func lookupOrdersByStrategy(strategy: DomainStrategy, expected: [String]) async throws {
         let transport = FakeTransport(respond: addressResponder())
         let client = DNSClient()
         let addresses = try await client.lookup("www.example.test.", transport: transport, options: DNSQueryOptions(strategy: strategy))
@@ -96,7 +97,7 @@ import Testing
         }
         // One family answering is enough.
         let v4only = FakeTransport { query in
-            query.question?.type == .a ? answer(query, [.a(query.question!.name, IPv4Address(9, 9, 9, 9), ttl: 5)]) : answer(query, [], rcode: .serverFailure)
+            query.question?.type == .a ? answer(query, [.address(query.question!.name, ip("9.9.9.9"), ttl: 5)]) : answer(query, [], rcode: .serverFailure)
         }
         #expect(try await client.lookup("half.test", transport: v4only).map(\.description) == ["9.9.9.9"])
     }
@@ -141,7 +142,7 @@ import Testing
             transport.release()
             var ids: Set<UInt16> = []
             for try await response in group {
-                #expect(response.addresses == [.v4(IPv4Address(10, 0, 0, 1))])
+                #expect(response.addresses == [(ip("10.0.0.1"))])
                 ids.insert(response.id)
             }
             #expect(ids.count == 20)
@@ -192,7 +193,7 @@ import Testing
         let client = DNSClient()
         await #expect(throws: DNSError.responseRejected) {
             try await client.exchange(.query(name: name, type: .a), transport: transport) { addresses in
-                !addresses.contains(.v4(IPv4Address(10, 0, 0, 1)))
+                !addresses.contains((ip("10.0.0.1")))
             }
         }
         let ok = try await client.exchange(.query(name: name, type: .aaaa), transport: transport) { _ in true }
@@ -203,19 +204,19 @@ import Testing
         let transport = FakeTransport { query in
             answer(query, [DNSResourceRecord(name: query.question!.name, type: .https, ttl: 60, data: .svcb(DNSSVCB(priority: 1, target: .root, parameters: [
                 DNSSVCParameter(key: DNSSVCParameter.ipv4hint, value: [1, 2, 3, 4]),
-                DNSSVCParameter(key: DNSSVCParameter.ipv6hint, value: IPv6Address(high: 0xfd00 << 48, low: 2).bytes),
+                DNSSVCParameter(key: DNSSVCParameter.ipv6hint, value: ip("fd00::2").bytes),
             ])))])
         }
         let client = DNSClient(options: DNSClientOptions(disableCache: true))
         let both = try await client.exchange(.query(name: name, type: .https), transport: transport)
         #expect(both.addresses.count == 2)
         let v4 = try await client.exchange(.query(name: name, type: .https), transport: transport, options: DNSQueryOptions(strategy: .ipv4Only))
-        #expect(v4.addresses == [.v4(IPv4Address(1, 2, 3, 4))])
+        #expect(v4.addresses == [(ip("1.2.3.4"))])
     }
 
     @Test func ednsIsFixedForTheAsker() async throws {
         let transport = FakeTransport { query in
-            var response = answer(query, [.a(query.question!.name, IPv4Address(1, 1, 1, 1), ttl: 60)])
+            var response = answer(query, [.address(query.question!.name, ip("1.1.1.1"), ttl: 60)])
             response.edns = DNSEDNS(udpPayloadSize: 1232, version: 0, flags: 0x8000, options: [DNSEDNSOption(code: 10, data: [1])])
             return response
         }

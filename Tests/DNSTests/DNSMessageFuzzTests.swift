@@ -2,6 +2,7 @@
 // DNS_FUZZ_ITERATIONS=N. A parse either throws DNSWireError or yields a message that re-encodes and
 // re-parses to itself; nothing may trap.
 import Testing
+import Adapter
 @testable import DNS
 #if canImport(Glibc)
 import Glibc
@@ -31,7 +32,7 @@ func fuzzSeeds() throws -> [[UInt8]] {
                               questions: [DNSQuestion(name: try DNSName("a.example.org"), type: .aaaa)])
     response.answers = [
         DNSResourceRecord(name: try DNSName("a.example.org"), type: .cname, ttl: 5, data: .name(try DNSName("b.example.org"))),
-        .aaaa(try DNSName("b.example.org"), IPv6Address(high: 0x2001_0db8_0000_0000, low: 1), ttl: 5),
+        .address(try DNSName("b.example.org"), ip("2001:db8::1"), ttl: 5),
     ]
     response.authorities = [DNSResourceRecord(name: try DNSName("example.org"), type: .soa, ttl: 5, data: .soa(DNSSOA(
         mname: try DNSName("ns.example.org"), rname: try DNSName("h.example.org"), serial: 1, refresh: 2, retry: 3, expire: 4, minimum: 5)))]

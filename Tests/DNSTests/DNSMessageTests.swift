@@ -1,4 +1,5 @@
 import Testing
+import Adapter
 @testable import DNS
 
 /// A message holding one record of every modelled type, plus an unknown type and EDNS with ECS.
@@ -9,8 +10,8 @@ func kitchenSinkMessage() throws -> DNSMessage {
                              recursionAvailable: true, authenticatedData: true, rcode: .noError,
                              questions: [DNSQuestion(name: name, type: .a)])
     message.answers = [
-        .a(name, IPv4Address(192, 0, 2, 1), ttl: 300),
-        .aaaa(name, try #require(IPv6Address("2001:db8::1")), ttl: 300),
+        .address(name, ip("192.0.2.1"), ttl: 300),
+        .address(name, ip("2001:db8::1"), ttl: 300),
         DNSResourceRecord(name: name, type: .cname, ttl: 60, data: .name(try DNSName("cdn.example.net"))),
         DNSResourceRecord(name: try DNSName("1.2.0.192.in-addr.arpa"), type: .ptr, ttl: 60, data: .name(name)),
         DNSResourceRecord(name: zone, type: .mx, ttl: 60, data: .mx(preference: 10, exchange: try DNSName("mail.example.com"))),
@@ -21,7 +22,7 @@ func kitchenSinkMessage() throws -> DNSMessage {
             DNSSVCParameter(key: DNSSVCParameter.alpn, value: [2, 0x68, 0x32, 2, 0x68, 0x33]),
             DNSSVCParameter(key: DNSSVCParameter.port, value: [0x01, 0xbb]),
             DNSSVCParameter(key: DNSSVCParameter.ipv4hint, value: [192, 0, 2, 1, 192, 0, 2, 2]),
-            DNSSVCParameter(key: DNSSVCParameter.ipv6hint, value: try #require(IPv6Address("2001:db8::2")).bytes),
+            DNSSVCParameter(key: DNSSVCParameter.ipv6hint, value: ip("2001:db8::2").bytes),
         ]))),
         DNSResourceRecord(name: zone, type: .svcb, ttl: 60, data: .svcb(DNSSVCB(priority: 0, target: try DNSName("svc.example.com"), parameters: []))),
         DNSResourceRecord(name: zone, type: .caa, ttl: 60, data: .caa(DNSCAA(flags: 128, tag: Array("issue".utf8), value: Array("letsencrypt.org".utf8)))),
@@ -59,8 +60,8 @@ func kitchenSinkMessage() throws -> DNSMessage {
     @Test func compressesNames() throws {
         var response = try DNSMessage(parsing: query)
         response.isResponse = true
-        response.answers = [.a(try DNSName("example.com"), IPv4Address(10, 1, 2, 3), ttl: 60),
-                            .a(try DNSName("www.example.com"), IPv4Address(10, 1, 2, 4), ttl: 60)]
+        response.answers = [.address(try DNSName("example.com"), ip("10.1.2.3"), ttl: 60),
+                            .address(try DNSName("www.example.com"), ip("10.1.2.4"), ttl: 60)]
         let bytes = try response.encoded()
         // First answer owner: a pointer to offset 12 (c0 0c); second: 3 "www" then c0 0c.
         #expect(Array(bytes[29..<31]) == [0xc0, 0x0c])
@@ -78,8 +79,8 @@ func kitchenSinkMessage() throws -> DNSMessage {
         #expect(parsed.edns?.udpPayloadSize == 1232)
         #expect(parsed.edns?.dnssecOK == true)
         if case .svcb(let svcb) = parsed.answers[7].data {
-            #expect(svcb.ipv4Hints == [IPv4Address(192, 0, 2, 1), IPv4Address(192, 0, 2, 2)])
-            #expect(svcb.ipv6Hints == [try #require(IPv6Address("2001:db8::2"))])
+            #expect(svcb.ipv4Hints == [ip("192.0.2.1"), ip("192.0.2.2")])
+            #expect(svcb.ipv6Hints == [ip("2001:db8::2")])
             #expect(svcb.alpn == [Array("h2".utf8), Array("h3".utf8)])
             #expect(svcb.port == 443)
         } else {
@@ -196,7 +197,7 @@ func kitchenSinkMessage() throws -> DNSMessage {
 
     @Test func truncatesForUDP() throws {
         var message = DNSMessage(id: 1, isResponse: true, questions: [DNSQuestion(name: try DNSName("big.test"), type: .a)])
-        for i in 0..<60 { message.answers.append(.a(try DNSName("big.test"), IPv4Address(10, 0, 0, UInt8(i)), ttl: 60)) }
+        for i in 0..<60 { message.answers.append(.address(try DNSName("big.test"), .v4(0x0a00_0000 | UInt32(i)), ttl: 60)) }
         message.edns = DNSEDNS(udpPayloadSize: 512)
         let bytes = try message.encoded(maxSize: 512)
         #expect(bytes.count <= 512)
@@ -218,4 +219,12 @@ func kitchenSinkMessage() throws -> DNSMessage {
         let zero = DNSEDNSOption(clientSubnet: try #require(IPPrefix("0.0.0.0/0")))
         #expect(zero.data == [0, 1, 0, 0])
     }
+}
+
+@Test func refusesAddressOfTheWrongFamilyOnEmit() {
+    var message = DNSMessage()
+    message.answers = [DNSResourceRecord(name: .root, type: .a, ttl: 1, data: .a(ip("::1")))]
+    #expect(throws: DNSWireError.addressFamilyMismatch) { try message.encoded() }
+    message.answers = [DNSResourceRecord(name: .root, type: .aaaa, ttl: 1, data: .aaaa(ip("1.2.3.4")))]
+    #expect(throws: DNSWireError.addressFamilyMismatch) { try message.encoded() }
 }

@@ -1,4 +1,5 @@
 import Testing
+import Adapter
 @testable import DNS
 #if canImport(Glibc)
 import Glibc
@@ -45,9 +46,9 @@ final class TemporaryFile {
 
     @Test func answersLikeSingBox() async throws {
         let file = TemporaryFile(hostsText)
-        let transport = try HostsTransport(tag: "hosts", paths: [file.path], predefined: [("server.lan", [.v4(IPv4Address(7, 7, 7, 7))]), ("pre.lan", [.v6(IPv6Address(high: 0, low: 7))])])
+        let transport = try HostsTransport(tag: "hosts", paths: [file.path], predefined: [("server.lan", [(ip("7.7.7.7"))]), ("pre.lan", [(ip("::7"))])])
         let predefined = try await transport.exchange(.query(id: 4, name: try DNSName("SERVER.lan"), type: .a))
-        #expect(predefined.addresses == [.v4(IPv4Address(7, 7, 7, 7))])
+        #expect(predefined.addresses == [(ip("7.7.7.7"))])
         #expect(predefined.id == 4 && predefined.isAuthoritative && predefined.answers[0].ttl == 600)
         let fromFile = try await transport.exchange(.query(name: try DNSName("localhost"), type: .aaaa))
         #expect(fromFile.addresses.map(\.description) == ["::1"])

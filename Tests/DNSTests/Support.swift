@@ -1,5 +1,6 @@
 import Synchronization
 import Testing
+import Adapter
 @testable import DNS
 
 /// Simulated time for caches: starts at the real now and moves only when told.
@@ -51,8 +52,8 @@ func addressResponder(ttl: UInt32 = 300) -> @Sendable (DNSMessage) throws -> DNS
     { query in
         guard let question = query.question else { throw DNSError.noQuestion }
         switch question.type {
-        case .a: return answer(query, [.a(question.name, IPv4Address(10, 0, 0, 1), ttl: ttl)])
-        case .aaaa: return answer(query, [.aaaa(question.name, IPv6Address(high: 0xfd00 << 48, low: 1), ttl: ttl)])
+        case .a: return answer(query, [.address(question.name, ip("10.0.0.1"), ttl: ttl)])
+        case .aaaa: return answer(query, [.address(question.name, ip("fd00::1"), ttl: ttl)])
         default: return answer(query, [])
         }
     }
@@ -61,4 +62,10 @@ func addressResponder(ttl: UInt32 = 300) -> @Sendable (DNSMessage) throws -> DNS
 func soaRecord(ttl: UInt32, minimum: UInt32) throws -> DNSResourceRecord {
     DNSResourceRecord(name: try DNSName("test"), type: .soa, ttl: ttl, data: .soa(DNSSOA(
         mname: try DNSName("ns.test"), rname: try DNSName("h.test"), serial: 1, refresh: 1, retry: 1, expire: 1, minimum: minimum)))
+}
+
+/// An address literal the test knows to be valid.
+func ip(_ text: String) -> IPAddress {
+    guard let address = IPAddress(text) else { fatalError("bad test address \(text)") }
+    return address
 }
