@@ -167,7 +167,8 @@ import Adapter
         let client = DNSClient(options: DNSClientOptions(timeout: .milliseconds(100)))
         let start = ContinuousClock.now
         await #expect(throws: DNSError.timeout) { try await client.exchange(.query(name: name, type: .a), transport: transport) }
-        #expect(ContinuousClock.now - start < .seconds(2))
+        // Generous: parallel suites share two cores; the point is that it ends, not how fast.
+        #expect(ContinuousClock.now - start < .seconds(10))
         #expect(DNSError.timeout.description == "context deadline exceeded")
     }
 

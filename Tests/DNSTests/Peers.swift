@@ -18,13 +18,16 @@ final class Dnsmasq {
     /// 250 octets, twice per TXT record, four records: ~2 KiB of answers for TC → TCP.
     static let bigString = String(repeating: "a", count: 250)
 
-    init(extra: [String] = []) throws {
+    /// Starts dnsmasq; waits without blocking the test's thread (the cooperative pool is 2 threads here).
+    init(extra: [String] = []) async throws {
         var lastError: (any Error)? = nil
         for _ in 0..<10 {
             let port = UInt16.random(in: 20_000...60_000)
             let process = Process()
             process.executableURL = URL(fileURLWithPath: "/usr/sbin/dnsmasq")
-            var arguments = ["--no-daemon", "--no-resolv", "--no-hosts", "--port=\(port)", "--listen-address=127.0.0.1",
+            // --keep-in-foreground, not --no-daemon: in debug mode dnsmasq serves TCP in its main process, so
+            // one idle pipelined TCP connection would stall every UDP answer.
+            var arguments = ["--keep-in-foreground", "--log-facility=-", "--no-resolv", "--no-hosts", "--port=\(port)", "--listen-address=127.0.0.1",
                              "--bind-interfaces", "--pid-file=", "--cache-size=0",
                              "--address=/x.test/10.1.2.3", "--address=/gone.test/",
                              "--host-record=multi.test,10.0.0.1", "--host-record=multi.test,10.0.0.2",
@@ -46,7 +49,7 @@ final class Dnsmasq {
                     self.process = process
                     return
                 }
-                usleep(20_000)
+                try await Task.sleep(for: .milliseconds(20))
             }
             kill(process.processIdentifier, SIGKILL)
             process.waitUntilExit()
@@ -150,4 +153,48 @@ final class HostileServer: ChannelInboundHandler, @unchecked Sendable {
             send(try! answer.encoded())
         }
     }
+}
+
+/// A TCP DNS server on 127.0.0.1:<random> that answers the first query on each connection with
+/// 192.0.2.54 and then closes it, like a server with a one-query idle policy.
+final class OneShotTCPServer: @unchecked Sendable {
+    private(set) var channel: (any Channel)!
+    private let accepted = Mutex(0)
+    var connections: Int { accepted.withLock { $0 } }
+
+    final class Handler: ChannelInboundHandler {
+        typealias InboundIn = ByteBuffer
+        typealias OutboundOut = ByteBuffer
+        var buffer = ByteBuffer()
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            var incoming = unwrapInboundIn(data)
+            buffer.writeBuffer(&incoming)
+            guard let length = buffer.getInteger(at: buffer.readerIndex, as: UInt16.self),
+                  buffer.readableBytes >= 2 + Int(length),
+                  let query = try? DNSMessage(parsing: buffer.getSlice(at: buffer.readerIndex + 2, length: Int(length))!),
+                  let question = query.question else { return }
+            var answer = DNSMessage(id: query.id, isResponse: true, questions: [question])
+            answer.answers = [.address(question.name, IPAddress("192.0.2.54")!, ttl: 60)]
+            let wire = try! answer.encoded()
+            var out = context.channel.allocator.buffer(capacity: wire.count + 2)
+            out.writeInteger(UInt16(wire.count))
+            out.writeBytes(wire)
+            context.writeAndFlush(wrapOutboundOut(out), promise: nil)
+            context.close(promise: nil)
+        }
+    }
+
+    init() async throws {
+        channel = try await ServerBootstrap(group: testGroup)
+            .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
+            .childChannelInitializer { [self] channel in
+                accepted.withLock { $0 += 1 }
+                return channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(Handler()) }
+            }
+            .bind(host: "127.0.0.1", port: 0).get()
+    }
+
+    var destination: Destination { Destination(ip: IPAddress("127.0.0.1")!, port: UInt16(channel.localAddress!.port!)) }
+
+    func stop() async { try? await channel.close() }
 }

@@ -13,7 +13,7 @@ import Net
     }
 
     @Test func udpAgainstDnsmasq() async throws {
-        let dnsmasq = try Dnsmasq()
+        let dnsmasq = try await Dnsmasq()
         defer { dnsmasq.stop() }
         let transport = udp(dnsmasq.destination)
         defer { Task { await transport.close() } }
@@ -40,7 +40,7 @@ import Net
     }
 
     @Test func truncatedUDPFallsBackToTCP() async throws {
-        let dnsmasq = try Dnsmasq()
+        let dnsmasq = try await Dnsmasq()
         defer { dnsmasq.stop() }
         let transport = udp(dnsmasq.destination)
         let response = try await transport.exchange(.query(name: try DNSName("big.test"), type: .txt))
@@ -55,7 +55,7 @@ import Net
     }
 
     @Test func tcpReusesOneConnectionAndPipelines() async throws {
-        let dnsmasq = try Dnsmasq()
+        let dnsmasq = try await Dnsmasq()
         defer { dnsmasq.stop() }
         let transport = TCPTransport(tag: "tcp", server: dnsmasq.destination, dialer: dialer, eventLoop: testGroup.next())
         for _ in 0..<3 {
@@ -77,17 +77,32 @@ import Net
         await transport.close()
     }
 
-    @Test func tcpReconnectsAfterTheServerRestarts() async throws {
-        let dnsmasq = try Dnsmasq()
-        let transport = TCPTransport(tag: "tcp", server: dnsmasq.destination, dialer: dialer, eventLoop: testGroup.next(), timeout: .seconds(2))
-        _ = try await transport.exchange(.query(name: try DNSName("x.test"), type: .a))
-        dnsmasq.stop()
+    @Test func tcpReconnectsAfterTheServerCloses() async throws {
+        let server = try await OneShotTCPServer()
+        let transport = TCPTransport(tag: "tcp", server: server.destination, dialer: dialer, eventLoop: testGroup.next(), timeout: .seconds(2))
+        for id in 0..<3 {
+            let response = try await transport.exchange(.query(id: UInt16(id), name: try DNSName("x.test"), type: .a))
+            #expect(response.addresses == [ip("192.0.2.54")] && response.id == UInt16(id))
+            // Let the close arrive before the next query (a close racing a query is retried once).
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        #expect(server.connections == 3)
+        await server.stop()
+        await transport.close()
+        await #expect(throws: DNSError.closed) { try await transport.exchange(.query(name: try DNSName("x.test"), type: .a)) }
+    }
+
+    @Test func tcpConnectionRefused() async throws {
+        let server = try await OneShotTCPServer()
+        let destination = server.destination
+        await server.stop()
+        let transport = TCPTransport(tag: "tcp", server: destination, dialer: dialer, eventLoop: testGroup.next(), timeout: .seconds(2))
         await #expect(throws: (any Error).self) { try await transport.exchange(.query(name: try DNSName("x.test"), type: .a)) }
         await transport.close()
     }
 
     @Test func clientOverUDPWithDnsmasq() async throws {
-        let dnsmasq = try Dnsmasq()
+        let dnsmasq = try await Dnsmasq()
         defer { dnsmasq.stop() }
         let transport = udp(dnsmasq.destination)
         let client = DNSClient()
@@ -106,7 +121,7 @@ import Net
         await #expect(throws: DNSError.timeout) {
             try await transport.exchange(.query(name: try DNSName("victim.test"), type: .a))
         }
-        #expect(ContinuousClock.now - start < .seconds(3))
+        #expect(ContinuousClock.now - start < .seconds(10))
         #expect(server.queries == 2)  // the retransmission arrived
         if mode != .silent { #expect(await transport.droppedCount >= 2) }
         await transport.close()
@@ -150,7 +165,7 @@ import Net
         let client = DNSClient(options: DNSClientOptions(timeout: .milliseconds(200)))
         let start = ContinuousClock.now
         await #expect(throws: DNSError.timeout) { try await client.exchange(.query(name: try DNSName("slow.test"), type: .a), transport: transport) }
-        #expect(ContinuousClock.now - start < .seconds(2))
+        #expect(ContinuousClock.now - start < .seconds(10))
         await transport.close()
         await server.stop()
     }
