@@ -238,3 +238,21 @@ import Adapter
         #expect(response.rcode == .refused && response.id == 3 && response.isResponse)
     }
 }
+
+@Suite struct DNSTransportResolverTests {
+    @Test func routesByServerTagAndStrategy() async throws {
+        let first = FakeTransport(tag: "first", respond: addressResponder())
+        let second = FakeTransport(tag: "second") { query in
+            answer(query, query.question!.type == .a ? [.address(query.question!.name, ip("10.9.9.9"), ttl: 60)] : [])
+        }
+        let resolver = try #require(DNSTransportResolver(client: DNSClient(options: DNSClientOptions(disableCache: true)),
+                                                         transports: [first, second], defaultStrategy: .preferIPv6))
+        #expect(try await resolver.lookup("a.test", options: DNSLookupOptions()).map(\.description) == ["fd00::1", "10.0.0.1"])
+        #expect(try await resolver.lookup("a.test", options: DNSLookupOptions(strategy: .ipv4Only)).map(\.description) == ["10.0.0.1"])
+        #expect(try await resolver.lookup("a.test", options: DNSLookupOptions(server: "second")).map(\.description) == ["10.9.9.9"])
+        await #expect { try await resolver.lookup("a.test", options: DNSLookupOptions(server: "third")) } throws: { error in
+            String(describing: error) == "lookup a.test: DNS server not found: third"
+        }
+        #expect(DNSTransportResolver(client: DNSClient(), transports: [first], defaultTag: "missing") == nil)
+    }
+}
