@@ -155,9 +155,19 @@ final class HostileServer: ChannelInboundHandler, @unchecked Sendable {
     }
 }
 
-/// A TCP DNS server on 127.0.0.1:<random> that answers the first query on each connection with
-/// 192.0.2.54 and then closes it, like a server with a one-query idle policy.
+/// A TCP DNS server on 127.0.0.1:<random>. `.oneShot` answers the first query on each connection with
+/// 192.0.2.54 and then closes it, like a server with a one-query idle policy; the other modes misbehave.
 final class OneShotTCPServer: @unchecked Sendable {
+    enum Mode: Sendable {
+        case oneShot
+        /// A frame whose length (5) is shorter than a DNS header.
+        case shortFrame
+        /// Frames of random octets, then nothing.
+        case garbageFrames
+        /// A length prefix promising 1000 octets, then only 10.
+        case stalledFrame
+    }
+    let mode: Mode
     private(set) var channel: (any Channel)!
     private let accepted = Mutex(0)
     var connections: Int { accepted.withLock { $0 } }
@@ -166,8 +176,29 @@ final class OneShotTCPServer: @unchecked Sendable {
         typealias InboundIn = ByteBuffer
         typealias OutboundOut = ByteBuffer
         var buffer = ByteBuffer()
+        let mode: Mode
+        init(mode: Mode) { self.mode = mode }
         func channelRead(context: ChannelHandlerContext, data: NIOAny) {
             var incoming = unwrapInboundIn(data)
+            switch mode {
+            case .oneShot: break
+            case .shortFrame:
+                context.writeAndFlush(wrapOutboundOut(ByteBuffer(bytes: [0, 5, 1, 2, 3, 4, 5])), promise: nil)
+                return
+            case .garbageFrames:
+                for _ in 0..<50 {
+                    let body = (0..<Int.random(in: 12...300)).map { _ in UInt8.random(in: 0...255) }
+                    var frame = ByteBuffer()
+                    frame.writeInteger(UInt16(body.count))
+                    frame.writeBytes(body)
+                    context.write(wrapOutboundOut(frame), promise: nil)
+                }
+                context.flush()
+                return
+            case .stalledFrame:
+                context.writeAndFlush(wrapOutboundOut(ByteBuffer(bytes: [0x03, 0xe8] + Array(repeating: 0, count: 10))), promise: nil)
+                return
+            }
             buffer.writeBuffer(&incoming)
             guard let length = buffer.getInteger(at: buffer.readerIndex, as: UInt16.self),
                   buffer.readableBytes >= 2 + Int(length),
@@ -184,12 +215,13 @@ final class OneShotTCPServer: @unchecked Sendable {
         }
     }
 
-    init() async throws {
+    init(mode: Mode = .oneShot) async throws {
+        self.mode = mode
         channel = try await ServerBootstrap(group: testGroup)
             .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { [self] channel in
                 accepted.withLock { $0 += 1 }
-                return channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(Handler()) }
+                return channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(Handler(mode: mode)) }
             }
             .bind(host: "127.0.0.1", port: 0).get()
     }

@@ -92,6 +92,17 @@ import Net
         await #expect(throws: DNSError.closed) { try await transport.exchange(.query(name: try DNSName("x.test"), type: .a)) }
     }
 
+    @Test(arguments: [OneShotTCPServer.Mode.shortFrame, .garbageFrames, .stalledFrame])
+    func hostileTCPServerFailsTheQueryOnly(mode: OneShotTCPServer.Mode) async throws {
+        let server = try await OneShotTCPServer(mode: mode)
+        let transport = TCPTransport(tag: "tcp", server: server.destination, dialer: dialer, eventLoop: testGroup.next(), timeout: .milliseconds(300))
+        let start = ContinuousClock.now
+        await #expect(throws: DNSError.self) { try await transport.exchange(.query(name: try DNSName("x.test"), type: .a)) }
+        #expect(ContinuousClock.now - start < .seconds(10))
+        await transport.close()
+        await server.stop()
+    }
+
     @Test func tcpConnectionRefused() async throws {
         let server = try await OneShotTCPServer()
         let destination = server.destination
