@@ -49,6 +49,13 @@ extension DNSMessage {
         return try copy.withAdditionals(opt).encoded()
     }
 
+    /// The wire form of this response for a UDP reply to `request` (sing-box `TruncateDNSMessage`):
+    /// cut to the request's EDNS payload size, or to 512 octets without EDNS (RFC 1035 §4.2.1).
+    package func encodedForUDP(replyingTo request: DNSMessage) throws(DNSWireError) -> [UInt8] {
+        let limit = max(512, Int(request.edns?.udpPayloadSize ?? 0))
+        return try encoded(maxSize: limit)
+    }
+
     private func withAdditionals(_ records: [DNSResourceRecord]) -> DNSMessage {
         var copy = self
         copy.additionals = records

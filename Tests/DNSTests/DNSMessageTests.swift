@@ -208,6 +208,20 @@ func kitchenSinkMessage() throws -> DNSMessage {
         #expect(try message.encoded(maxSize: 4096) == message.encoded())
     }
 
+    @Test func udpReplySizeFollowsTheRequest() throws {
+        var response = DNSMessage(id: 1, isResponse: true, questions: [DNSQuestion(name: try DNSName("big.test"), type: .a)])
+        for i in 0..<100 { response.answers.append(.address(try DNSName("big.test"), .v4(0x0a00_0000 | UInt32(i)), ttl: 60)) }
+        let plain = DNSMessage.query(name: try DNSName("big.test"), type: .a)
+        #expect(try response.encodedForUDP(replyingTo: plain).count <= 512)
+        var edns = plain
+        edns.edns = DNSEDNS(udpPayloadSize: 1232)
+        let bigger = try response.encodedForUDP(replyingTo: edns)
+        #expect(bigger.count > 512 && bigger.count <= 1232)
+        #expect(try DNSMessage(parsing: bigger).isTruncated)
+        edns.edns = DNSEDNS(udpPayloadSize: 100)
+        #expect(try response.encodedForUDP(replyingTo: edns).count <= 512)
+    }
+
     @Test func clientSubnetOption() throws {
         let v6 = DNSEDNSOption(clientSubnet: try #require(IPPrefix("2001:db8:abcd::1/48")))
         // family 2, source 48, scope 0, six address octets.
