@@ -280,7 +280,7 @@ package final class DNSClient: Sendable {
     static func fixEDNS(of response: inout DNSMessage, for request: DNSMessage) {
         guard let responseEDNS = response.edns else { return }
         let requestEDNS = request.edns
-        if requestEDNS == nil || requestEDNS!.version < responseEDNS.version {
+        if (requestEDNS?.version).map({ $0 < responseEDNS.version }) ?? true {
             response.edns = nil
             if requestEDNS != nil {
                 var fresh = DNSEDNS(udpPayloadSize: responseEDNS.udpPayloadSize)

@@ -205,7 +205,13 @@ final class TCPFrameHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         var incoming = unwrapInboundIn(data)
-        if buffer == nil { buffer = incoming } else { buffer!.writeBuffer(&incoming) }
+        if var pending = buffer {
+            buffer = nil  // one owner, so appending does not copy the storage
+            pending.writeBuffer(&incoming)
+            buffer = pending
+        } else {
+            buffer = incoming
+        }
         while var current = buffer, let length = current.getInteger(at: current.readerIndex, as: UInt16.self) {
             guard length >= 12 else {
                 context.close(promise: nil)
