@@ -168,7 +168,7 @@ import Adapter
         let start = ContinuousClock.now
         await #expect(throws: DNSError.timeout) { try await client.exchange(.query(name: name, type: .a), transport: transport) }
         // Generous: parallel suites share two cores; the point is that it ends, not how fast.
-        #expect(ContinuousClock.now - start < .seconds(10))
+        #expect(ContinuousClock.now - start < .seconds(30))
         #expect(DNSError.timeout.description == "context deadline exceeded")
     }
 

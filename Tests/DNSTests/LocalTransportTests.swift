@@ -93,7 +93,7 @@ import Net
         let start = ContinuousClock.now
         let response = try await local.exchange(.query(name: try DNSName("x.test"), type: .a))
         #expect(response.addresses == [ip("10.1.2.3")])
-        #expect(ContinuousClock.now - start < .seconds(5))
+        #expect(ContinuousClock.now - start < .seconds(30))
         await local.close()
     }
 

@@ -52,7 +52,6 @@ final class Dnsmasq {
                 try await Task.sleep(for: .milliseconds(20))
             }
             kill(process.processIdentifier, SIGKILL)
-            process.waitUntilExit()
         }
         throw lastError ?? CocoaError(.fileNoSuchFile)
     }
@@ -60,10 +59,10 @@ final class Dnsmasq {
     var destination: Destination { Destination(ip: IPAddress("127.0.0.1")!, port: port) }
 
     /// SIGKILL: dnsmasq started from the test process inherits a signal mask that blocks SIGTERM.
+    /// Foundation reaps the child; we do not wait here, so no test thread blocks.
     func stop() {
         if process.isRunning {
             kill(process.processIdentifier, SIGKILL)
-            process.waitUntilExit()
         }
     }
 
@@ -112,6 +111,7 @@ final class HostileServer: ChannelInboundHandler, @unchecked Sendable {
     init(mode: HostileMode) async throws {
         self.mode = mode
         channel = try await DatagramBootstrap(group: testGroup)
+            .channelOption(ChannelOptions.socketOption(.so_rcvbuf), value: 1 << 20)
             .channelInitializer { channel in channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(self) } }
             .bind(host: "127.0.0.1", port: 0).get()
     }
