@@ -66,14 +66,17 @@ package final class DNSClient: Sendable {
     /// nil when `disable_cache` is set.
     package let cache: DNSCache?
     private let inflight = Mutex<[DNSCache.Key: DNSGate]>([:])
+    /// sing-box's `dns` logger: "exchanged"/"cached"/"rejected" lines; nil logs nothing.
+    private let logger: ContextLogger?
 
     /// The tag of the transport answering the current task's query (the loopback guard).
     @TaskLocal static var activeTransportTag: String?
 
     /// A client; `now` is the cache's clock.
-    package init(options: DNSClientOptions = DNSClientOptions(),
+    package init(options: DNSClientOptions = DNSClientOptions(), logger: ContextLogger? = nil,
                  now: @escaping @Sendable () -> ContinuousClock.Instant = { ContinuousClock.now }) {
         self.options = options
+        self.logger = logger
         cache = options.disableCache ? nil
             : DNSCache(capacity: max(options.cacheCapacity, 1024), disableExpire: options.disableExpire, now: now)
     }
@@ -85,9 +88,11 @@ package final class DNSClient: Sendable {
     package func exchange(_ message: DNSMessage, transport: any DNSTransport, options queryOptions: DNSQueryOptions = DNSQueryOptions(),
                           responseChecker: (@Sendable ([IPAddress]) -> Bool)? = nil) async throws -> DNSMessage {
         guard let question = message.question else {
+            logger?.warn("bad question size: 0")
             return DNSFixedResponse.status(message, rcode: .formatError)
         }
         if question.type == .a && queryOptions.strategy == .ipv6Only || question.type == .aaaa && queryOptions.strategy == .ipv4Only {
+            logger?.debug("strategy rejected")
             return DNSFixedResponse.status(message, rcode: .noError)
         }
         // Judge simplicity on the query as asked: sing-box judges it after adding the subnet option,
@@ -145,6 +150,7 @@ package final class DNSClient: Sendable {
         let cacheable = useCache && (response.rcode == .noError || response.rcode == .nameError)
         if let responseChecker {
             if response.rcode != .noError || response.answers.isEmpty || !responseChecker(response.addresses) {
+                log("rejected", response, ttl: nil)
                 throw DNSError.responseRejected
             }
         }
@@ -164,6 +170,7 @@ package final class DNSClient: Sendable {
         if cacheable, let cache { cache.store(response, ttl: ttl, for: key) }
         response.id = message.id
         Self.fixEDNS(of: &response, for: message)
+        log("exchanged", response, ttl: ttl)
         return response
     }
 
@@ -249,11 +256,22 @@ package final class DNSClient: Sendable {
     }
 
     private func cachedResponse(_ key: DNSCache.Key, for message: DNSMessage) -> DNSMessage? {
-        guard var response = cache?.load(key)?.message else { return nil }
+        guard let (cached, remaining) = cache?.load(key) else { return nil }
+        var response = cached
         response.id = message.id
         // Serve the asker's spelling of the name (the key is case-folded).
         response.questions = message.questions
+        log("cached", response, ttl: remaining)
         return response
+    }
+
+    /// sing-box's client_log.go lines: a debug summary (`exchanged example.com NOERROR 300`), then one
+    /// info line per record (`exchanged A example.com. 300 IN A 192.0.2.1`).
+    private func log(_ verb: String, _ response: DNSMessage, ttl: UInt32?) {
+        guard let logger, let question = response.question else { return }
+        if let ttl { logger.debug("\(verb) \(question.name.domain) \(response.rcode) \(ttl)") }
+        guard logger.isEnabled(.info) else { return }
+        for record in response.allRecords { logger.info("\(verb) \(record.type) \(record)") }
     }
 
     /// sing-box's TTL choice: for an empty answer with an SOA in authority, min(SOA TTL, SOA MINIMUM)

@@ -256,3 +256,23 @@ import Adapter
         #expect(DNSTransportResolver(client: DNSClient(), transports: [first], defaultTag: "missing") == nil)
     }
 }
+
+/// Collects log lines.
+final class CapturingSink: LogSink {
+    private let stored = Mutex<[String]>([])
+    var lines: [String] { stored.withLock { $0 } }
+    func write(line: String) { stored.withLock { $0.append(line) } }
+}
+
+@Test func clientLogsLikeSingBox() async throws {
+    let sink = CapturingSink()
+    let client = DNSClient(logger: ContextLogger(core: LogCore(level: .debug, sink: sink), name: "dns"))
+    let transport = FakeTransport(respond: addressResponder(ttl: 60))
+    _ = try await client.exchange(.query(name: try DNSName("x.test"), type: .a), transport: transport)
+    _ = try await client.exchange(.query(name: try DNSName("x.test"), type: .a), transport: transport)
+    let lines = sink.lines
+    #expect(lines.contains { $0.contains("exchanged x.test NOERROR 60") })
+    #expect(lines.contains { $0.contains("exchanged A x.test. 60 IN A 10.0.0.1") })
+    #expect(lines.contains { $0.contains("cached x.test NOERROR") })
+    #expect(lines.contains { $0.contains("cached A x.test.") })
+}

@@ -242,3 +242,27 @@ func kitchenSinkMessage() throws -> DNSMessage {
     message.answers = [DNSResourceRecord(name: .root, type: .aaaa, ttl: 1, data: .aaaa(ip("1.2.3.4")))]
     #expect(throws: DNSWireError.addressFamilyMismatch) { try message.encoded() }
 }
+
+@Suite struct DNSRecordTextTests {
+    @Test func printsLikeMiekgThroughFormatQuestion() throws {
+        let sink = try kitchenSinkMessage()
+        let lines = sink.allRecords.map(\.description)
+        #expect(lines == [
+            "www.example.com. 300 IN A 192.0.2.1",
+            "www.example.com. 300 IN AAAA 2001:db8::1",
+            "www.example.com. 60 IN CNAME cdn.example.net.",
+            "1.2.0.192.in-addr.arpa. 60 IN PTR www.example.com.",
+            "example.com. 60 IN MX 10 mail.example.com.",
+            "example.com. 60 IN TXT \"v=spf1 -all\" \"\" \"\(String(repeating: "A", count: 255))\"",
+            "_sip._tcp.example.com. 60 IN SRV 1 2 5060 sip.example.com.",
+            "example.com. 60 IN HTTPS 1 . alpn=\"h2,h3\" port=\"443\" ipv4hint=\"192.0.2.1,192.0.2.2\" ipv6hint=\"2001:db8::2\"",
+            "example.com. 60 IN SVCB 0 svc.example.com.",
+            "example.com. 60 IN CAA 128 issue \"letsencrypt.org\"",
+            "example.com. 60 CH TYPE99 \\# 5 010203c00c",
+            "example.com. 60 IN TYPE48 \\# 0",
+            "example.com. 3600 IN NS ns1.example.com.",
+            "example.com. 3600 IN SOA ns1.example.com. hostmaster.example.com. 2024010101 7200 3600 1209600 300",
+            "OPT PSEUDOSECTION: EDNS: version 0; flags: do; udp: 1232",
+        ])
+    }
+}
