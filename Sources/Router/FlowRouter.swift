@@ -27,6 +27,8 @@ package final class FlowRouter: FlowHandler {
     package let defaultUDPTimeout: TimeAmount
     /// `route.default_domain_resolver` strategy for `resolve` without one.
     package let defaultDomainStrategy: DomainStrategy
+    /// Every flow this router owns (client sides; the relay closes the outbound side with them).
+    package let flows = FlowTracker()
 
     package init(rules: [RouteRule], outbounds: OutboundManager, logger: ContextLogger,
                  resolver: (any DNSResolver)? = nil, dnsHijacker: (any DNSHijacker)? = nil,
@@ -105,6 +107,7 @@ package final class FlowRouter: FlowHandler {
     // MARK: TCP
 
     package func handleTCP(_ channel: any Channel, metadata: FlowMetadata, responder: (any HandshakeResponder)?) {
+        flows.track(channel)
         Task {
             var metadata = metadata
             let decision = await match(&metadata)
@@ -141,6 +144,11 @@ package final class FlowRouter: FlowHandler {
             let remote: any Channel
             do {
                 remote = try await outbound.dialTCP(metadata, on: loop)
+                // The client may have gone (or the box closed) while we dialed.
+                if !channel.isActive {
+                    remote.close(promise: nil)
+                    return
+                }
             } catch {
                 connectionLogger.error("open connection to \(metadata.destination) using \(outbound.logName): \(error)",
                                        flow: metadata.flowID)
@@ -182,6 +190,7 @@ package final class FlowRouter: FlowHandler {
     // MARK: UDP
 
     package func handleUDP(_ connection: any PacketConnection, metadata: FlowMetadata) {
+        flows.track(connection)
         Task {
             var metadata = metadata
             let decision = await match(&metadata)
