@@ -45,8 +45,13 @@ package final class FlowRouter: FlowHandler {
 
     // MARK: Decision
 
+    /// Reads a flow's first bytes for a `sniff` action: sniffer names and timeout in, outcome out
+    /// (nil when nothing could be read).
+    package typealias Sniff = @Sendable (_ sniffers: [String], _ timeout: TimeAmount?) async -> SniffOutcome?
+
     /// Runs the rules over `metadata` (which non-final actions modify) and returns the decision.
-    package func match(_ metadata: inout FlowMetadata) async -> RouteDecision {
+    /// `sniff` serves `sniff` actions (TCP flows); without it they are skipped.
+    package func match(_ metadata: inout FlowMetadata, sniff: Sniff? = nil) async -> RouteDecision {
         for (index, rule) in rules.enumerated() where rule.condition.matches(metadata) {
             let text = rule.description
             logger.debug(text.isEmpty ? "match[\(index)] => \(rule.action)" : "match[\(index)] \(text) => \(rule.action)",
@@ -63,9 +68,18 @@ package final class FlowRouter: FlowHandler {
                 return .hijackDNS
             case .resolve(let strategy, let server):
                 if let failure = await resolve(&metadata, strategy: strategy, server: server) { return .failure(failure) }
-            case .sniff:
-                // Sniffing needs the first payload; TODO(#engine-sniff): TLS/HTTP sniffers.
-                break
+            case .sniff(let sniffers, let timeout):
+                // Once per flow: a second sniff action sees the first one's result (as Go skips).
+                guard metadata.sniffedProtocol == nil, let sniff else { break }
+                if case .found(let name, let domain) = await sniff(sniffers, timeout) {
+                    metadata.sniffedProtocol = name
+                    metadata.sniffedDomain = domain
+                    if let domain {
+                        logger.debug("sniffed protocol: \(name), domain: \(domain)", flow: metadata.flowID)
+                    } else {
+                        logger.debug("sniffed protocol: \(name)", flow: metadata.flowID)
+                    }
+                }
             }
         }
         guard let fallback = outbounds.defaultOutbound else {
@@ -110,8 +124,51 @@ package final class FlowRouter: FlowHandler {
         flows.track(channel)
         Task {
             var metadata = metadata
-            let decision = await match(&metadata)
-            await route(channel, metadata: metadata, decision: decision, responder: responder)
+            let state = TCPFlowState(responder: responder)
+            let decision = await match(&metadata) { [self] sniffers, timeout in
+                await self.sniffTCP(channel, state: state, sniffers: sniffers, timeout: timeout)
+            }
+            await route(channel, metadata: metadata, decision: decision, responder: state.pendingResponder)
+        }
+    }
+
+    /// Peeks at the client's first bytes: answers the inbound's handshake first (a SOCKS client
+    /// sends nothing before its reply, as Go's lazy handshake does), then waits for bytes until a
+    /// sniffer decides, the input ends, or the timeout (300 ms default, Go's `ReadPayloadTimeout`).
+    private func sniffTCP(_ channel: any Channel, state: TCPFlowState, sniffers names: [String],
+                          timeout: TimeAmount?) async -> SniffOutcome? {
+        let sniffers = StreamSniffer.selected(by: names)
+        guard !sniffers.isEmpty else { return nil }
+        let loop = channel.eventLoop
+        let buffer: FlowBufferHandler
+        do {
+            buffer = try await loop.flatSubmit { () -> EventLoopFuture<FlowBufferHandler> in
+                let sync = channel.pipeline.syncOperations
+                let handler: FlowBufferHandler
+                if let existing = try? sync.handler(type: FlowBufferHandler.self) {
+                    handler = existing
+                } else {
+                    handler = FlowBufferHandler()
+                    do { try sync.addHandler(handler) } catch { return loop.makeFailedFuture(error) }
+                }
+                guard let responder = state.takeResponder() else { return loop.makeSucceededFuture(handler) }
+                return responder.succeed(channel).map { handler }
+            }.get()
+        } catch {
+            return nil
+        }
+        let deadline = NIODeadline.now() + (timeout ?? .milliseconds(300))
+        var seen = 0
+        while true {
+            let remaining = deadline - .now()
+            guard remaining > .zero else { return nil }
+            guard let (bytes, ended) = try? await loop.flatSubmit({ buffer.waitForBytes(moreThan: seen, timeout: remaining) }).get() else {
+                return nil
+            }
+            let outcome = StreamSniffer.run(sniffers, over: bytes)
+            if outcome != .needMore { return outcome }
+            if ended || bytes.count == seen { return nil }
+            seen = bytes.count
         }
     }
 
@@ -236,4 +293,21 @@ package final class FlowRouter: FlowHandler {
                                   domainDestination: domain, rewrite: rewrite)
         }
     }
+}
+
+/// Per-flow state shared between sniffing and routing: whether the inbound was already answered.
+final class TCPFlowState: @unchecked Sendable {
+    // Touched from the flow's task only (sequentially), and from its loop inside flatSubmit.
+    private var responder: (any HandshakeResponder)?
+
+    init(responder: (any HandshakeResponder)?) { self.responder = responder }
+
+    /// Hands out the responder once (sniffing answers early; routing then must not answer again).
+    func takeResponder() -> (any HandshakeResponder)? {
+        defer { responder = nil }
+        return responder
+    }
+
+    /// The responder if nobody answered yet.
+    var pendingResponder: (any HandshakeResponder)? { responder }
 }
