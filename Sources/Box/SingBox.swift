@@ -23,6 +23,8 @@ package final class SingBox: @unchecked Sendable {
     /// Box-level lines (`sing-box started`, reload errors).
     package let logger: ContextLogger
     private var started: [any Lifecycle] = []
+    /// The DNS router's lifecycle, started with the services.
+    private var dnsLifecycle: (any Lifecycle)?
     private var closed = false
 
     /// The registry with every protocol this build has. Protocol modules add themselves here.
@@ -66,7 +68,7 @@ package final class SingBox: @unchecked Sendable {
                 throw BoxError(.create, "initialize router: parse rule[\(index)]: \(error.message)")
             }
         }
-        let resolver: any DNSResolver = SystemResolver()
+        let resolver = ResolverSwitch(SystemResolver())
         let routerLogger = ContextLogger(core: core, name: "")
         let router = FlowRouter(rules: rules, outbounds: outbounds, logger: routerLogger, resolver: resolver)
         self.router = router
@@ -124,6 +126,17 @@ package final class SingBox: @unchecked Sendable {
             }
             outbounds.setDefault(tag: final)
         }
+        if let makeDNS = BoxRegistrations.dns {
+            do {
+                if let dns = try makeDNS(options, context) {
+                    resolver.set(dns.resolver)
+                    router.dnsHijacker = dns.hijacker
+                    if let lifecycle = dns.lifecycle { dnsLifecycle = lifecycle }
+                }
+            } catch {
+                throw BoxError(.create, "initialize dns-router: \(error)")
+            }
+        }
         for (index, item) in options.inbounds.enumerated() {
             let tag = item.tag.isEmpty ? String(index) : item.tag
             var named = item
@@ -164,6 +177,7 @@ package final class SingBox: @unchecked Sendable {
 
     private func ordered() -> [(String, any Lifecycle)] {
         var out: [(String, any Lifecycle)] = []
+        if let dnsLifecycle { out.append(("dns-router", dnsLifecycle)) }
         for service in services { out.append((service.logName, service)) }
         for outbound in dependencyOrder(outboundList) { out.append((outbound.logName, outbound)) }
         for endpoint in endpoints { out.append((endpoint.logName, endpoint)) }

@@ -6,9 +6,10 @@
 // removal it replays what it held (bytes, then end of input) into the handler after it.
 package import NIOCore
 
-/// Buffers reads and end-of-input until removed, then replays them in order. Loop-confined.
+/// Buffers reads and end-of-input until removed, then replays them in order. Loop-confined (the
+/// unchecked `Sendable` only lets a reference travel to its loop through `submit`).
 /// Bounded by what the kernel had buffered: reads only happen on EOF drain or explicit `read()`.
-package final class FlowBufferHandler: ChannelInboundHandler, RemovableChannelHandler {
+package final class FlowBufferHandler: ChannelInboundHandler, RemovableChannelHandler, @unchecked Sendable {
     package typealias InboundIn = ByteBuffer
 
     private var buffered: [NIOAny] = []

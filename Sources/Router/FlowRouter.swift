@@ -3,6 +3,7 @@ package import Adapter
 package import NIOCore
 import Net
 import Rules
+import Synchronization
 
 /// What the rules decided for a flow.
 package enum RouteDecision: Sendable {
@@ -22,7 +23,12 @@ package final class FlowRouter: FlowHandler {
     /// `connection:` lines (dial failures), as Go's connection manager logs them.
     let connectionLogger: ContextLogger
     package let resolver: (any DNSResolver)?
-    package let dnsHijacker: (any DNSHijacker)?
+    /// The DNS router's hijack handler; set by the box once DNS is built (before any flow).
+    package var dnsHijacker: (any DNSHijacker)? {
+        get { hijacker.withLock { $0 } }
+        set { hijacker.withLock { $0 = newValue } }
+    }
+    private let hijacker: Mutex<(any DNSHijacker)?>
     /// UDP NAT idle time when no rule sets `udp_timeout` (Go's `C.UDPTimeout`, 5 minutes).
     package let defaultUDPTimeout: TimeAmount
     /// `route.default_domain_resolver` strategy for `resolve` without one.
@@ -38,7 +44,7 @@ package final class FlowRouter: FlowHandler {
         self.logger = logger.named("router")
         self.connectionLogger = logger.named("connection")
         self.resolver = resolver
-        self.dnsHijacker = dnsHijacker
+        self.hijacker = Mutex(dnsHijacker)
         self.defaultUDPTimeout = defaultUDPTimeout
         self.defaultDomainStrategy = defaultDomainStrategy
     }
@@ -185,7 +191,7 @@ package final class FlowRouter: FlowHandler {
             }
             await fail(channel, responder: responder, error: AdapterError(.rejected, "connection refused"))
         case .hijackDNS:
-            guard let dnsHijacker else {
+            guard let dnsHijacker = self.dnsHijacker else {
                 logger.error("hijack-dns: DNS router not available", flow: metadata.flowID)
                 await fail(channel, responder: responder, error: AdapterError(.other, "hijack-dns unavailable"))
                 return
@@ -262,7 +268,7 @@ package final class FlowRouter: FlowHandler {
             logger.debug("connection closed: rejected", flow: metadata.flowID)
             loop.execute { connection.close() }
         case .hijackDNS:
-            guard let dnsHijacker else {
+            guard let dnsHijacker = self.dnsHijacker else {
                 logger.error("hijack-dns: DNS router not available", flow: metadata.flowID)
                 loop.execute { connection.close() }
                 return
