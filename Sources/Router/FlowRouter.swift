@@ -58,6 +58,17 @@ package final class FlowRouter: FlowHandler {
     /// Runs the rules over `metadata` (which non-final actions modify) and returns the decision.
     /// `sniff` serves `sniff` actions (TCP flows); without it they are skipped.
     package func match(_ metadata: inout FlowMetadata, sniff: Sniff? = nil) async -> RouteDecision {
+        // Legacy inbound fields act before the rules, as Go 1.12 still does.
+        if let legacy = metadata.inboundSniff, let sniff {
+            await runSniff(&metadata, sniff: sniff, sniffers: [], timeout: legacy.timeout)
+            if legacy.overrideDestination, let domain = metadata.sniffedDomain {
+                metadata.originalDestination = metadata.originalDestination ?? metadata.destination
+                metadata.destination.host = .domain(domain)
+            }
+        }
+        if let strategy = metadata.inboundDomainStrategy, metadata.destination.isDomain {
+            if let failure = await resolve(&metadata, strategy: strategy, server: nil) { return .failure(failure) }
+        }
         for (index, rule) in rules.enumerated() where rule.condition.matches(metadata) {
             let text = rule.description
             logger.debug(text.isEmpty ? "match[\(index)] => \(rule.action)" : "match[\(index)] \(text) => \(rule.action)",
@@ -75,17 +86,7 @@ package final class FlowRouter: FlowHandler {
             case .resolve(let strategy, let server):
                 if let failure = await resolve(&metadata, strategy: strategy, server: server) { return .failure(failure) }
             case .sniff(let sniffers, let timeout):
-                // Once per flow: a second sniff action sees the first one's result (as Go skips).
-                guard metadata.sniffedProtocol == nil, let sniff else { break }
-                if case .found(let name, let domain) = await sniff(sniffers, timeout) {
-                    metadata.sniffedProtocol = name
-                    metadata.sniffedDomain = domain
-                    if let domain {
-                        logger.debug("sniffed protocol: \(name), domain: \(domain)", flow: metadata.flowID)
-                    } else {
-                        logger.debug("sniffed protocol: \(name)", flow: metadata.flowID)
-                    }
-                }
+                if let sniff { await runSniff(&metadata, sniff: sniff, sniffers: sniffers, timeout: timeout) }
             }
         }
         guard let fallback = outbounds.defaultOutbound else {
@@ -96,6 +97,19 @@ package final class FlowRouter: FlowHandler {
                                          "\(metadata.network == .tcp ? "TCP" : "UDP") is not supported by default outbound: \(fallback.tag)"))
         }
         return .outbound(fallback)
+    }
+
+    /// Sniffs once per flow (a later sniff sees the first one's result, as Go skips) and logs it.
+    private func runSniff(_ metadata: inout FlowMetadata, sniff: Sniff, sniffers: [String], timeout: TimeAmount?) async {
+        guard metadata.sniffedProtocol == nil else { return }
+        guard case .found(let name, let domain) = await sniff(sniffers, timeout) else { return }
+        metadata.sniffedProtocol = name
+        metadata.sniffedDomain = domain
+        if let domain {
+            logger.debug("sniffed protocol: \(name), domain: \(domain)", flow: metadata.flowID)
+        } else {
+            logger.debug("sniffed protocol: \(name)", flow: metadata.flowID)
+        }
     }
 
     private func select(tag: String, network: NetworkKind) -> RouteDecision {
@@ -168,7 +182,8 @@ package final class FlowRouter: FlowHandler {
         while true {
             let remaining = deadline - .now()
             guard remaining > .zero else { return nil }
-            guard let (bytes, ended) = try? await loop.flatSubmit({ buffer.waitForBytes(moreThan: seen, timeout: remaining) }).get() else {
+            let already = seen
+            guard let (bytes, ended) = try? await loop.flatSubmit({ buffer.waitForBytes(moreThan: already, timeout: remaining) }).get() else {
                 return nil
             }
             let outcome = StreamSniffer.run(sniffers, over: bytes)

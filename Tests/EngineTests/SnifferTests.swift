@@ -7,6 +7,7 @@ import NIOCore
 import NIOPosix
 import Router
 import Rules
+import Box
 import Testing
 
 /// A minimal TLS 1.2-style ClientHello carrying `sni` (RFC 8446 §4.1.2 layout).
@@ -91,5 +92,29 @@ func be16(_ value: Int) -> [UInt8] { [UInt8(value >> 8), UInt8(value & 0xff)] }
         #expect(log.contains("router: sniffed protocol: tls, domain: www.blocked.test"))
         #expect(log.contains("router: match[1] domain_suffix=blocked.test => route(block)"))
         #expect(log.contains("outbound/block[block]: blocked connection to 127.0.0.1:"))
+    }
+}
+
+@Suite struct LegacyInboundSniffTests {
+    @Test func inboundSniffFieldSniffsBeforeRules() async throws {
+        let upstream = try await startServer { _ in EchoHandler() }
+        let port = try await freePort()
+        let sink = CapturingSink()
+        let options = try loadOptions("""
+            {"inbounds":[{"type":"direct","tag":"d","listen":"127.0.0.1","listen_port":\(port),"network":"tcp",
+                          "override_address":"127.0.0.1","override_port":\(upstream.boundPort),"sniff":true}],
+             "outbounds":[{"type":"direct","tag":"out"},{"type":"block","tag":"no"}],
+             "route":{"rules":[{"domain":["blocked.test"],"outbound":"no"}],"final":"out"}}
+            """)
+        let box = try SingBox(options: options, logCore: LogCore(level: .debug, sink: sink))
+        try await box.start()
+        let collector = CollectHandler(loop: testGroup.next())
+        let client = try await connectClient(port: port, handler: collector)
+        try await client.writeAndFlush(ByteBuffer(bytes: Array("GET / HTTP/1.1\r\nHost: blocked.test\r\n\r\n".utf8)))
+        #expect(try await wait(collector.done.futureResult).isEmpty)
+        await box.close()
+        try await upstream.close()
+        #expect(sink.text.contains("router: sniffed protocol: http, domain: blocked.test"))
+        #expect(sink.text.contains("router: match[0] domain=blocked.test => route(no)"))
     }
 }

@@ -27,7 +27,7 @@ extension DirectModule {
             let override = DestinationOverride(host: direct.overrideAddress.flatMap { $0.isEmpty ? nil : Host($0) },
                                                port: direct.overridePort)
             return DirectInbound(tag: options.tag, listen: ListenParameters(options: direct.listen), networks: networks,
-                                 override: override, group: context.group, router: context.router,
+                                 override: override, listenOptions: direct.listen, group: context.group, router: context.router,
                                  logger: context.logger(""))
         }
     }
