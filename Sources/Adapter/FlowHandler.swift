@@ -17,7 +17,8 @@ package protocol HandshakeResponder: Sendable {
 /// Takes flows from inbounds. Implemented by the router; tests may use a fake.
 ///
 /// Contract: called on the flow's event loop. For TCP the handler takes ownership of `channel`
-/// (active, `autoRead` OFF so no payload is lost before the relay exists, handshake handlers
+/// (active, `autoRead` OFF, early payload held by Net's `FlowBufferHandler` or the inbound's own
+/// handler — NIO drains a socket on EOF even with autoRead off — handshake handlers
 /// either removed or waiting on `responder`, payload `ByteBuffer`); it closes the channel when the
 /// flow ends. For UDP it takes ownership of `connection`: its `packetReceived(_:from:)` gives the
 /// address the client sent to, and `writePacket(_:to:)` delivers a reply that appears to come
@@ -27,4 +28,13 @@ package protocol FlowHandler: AnyObject, Sendable {
     func handleTCP(_ channel: any Channel, metadata: FlowMetadata, responder: (any HandshakeResponder)?)
     /// Routes and relays one UDP flow.
     func handleUDP(_ connection: any PacketConnection, metadata: FlowMetadata)
+}
+
+/// Answers DNS queries from flows that a `hijack-dns` rule caught. Implemented by the DNS router;
+/// the box hands it to the router. Takes ownership of the flow like `FlowHandler`.
+package protocol DNSHijacker: AnyObject, Sendable {
+    /// DNS over a TCP stream (two-byte length prefix per message, RFC 1035 §4.2.2).
+    func hijackTCP(_ channel: any Channel, metadata: FlowMetadata)
+    /// DNS over UDP datagrams.
+    func hijackUDP(_ connection: any PacketConnection, metadata: FlowMetadata)
 }

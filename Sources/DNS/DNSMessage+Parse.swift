@@ -157,7 +157,8 @@ struct DNSReader {
             data = .a(.v4(try readUInt32()))
         case .aaaa:
             guard end - start == 16 else { throw bad }
-            data = .aaaa(.v6(UInt128(try readUInt64()) << 64 | UInt128(try readUInt64())))
+            let high = try readUInt64()
+            data = .aaaa(.v6(IPv6Bits(high: high, low: try readUInt64())))
         case .cname, .ns, .ptr:
             data = .name(try readName())
         case .mx:

@@ -36,8 +36,11 @@ package final class FakeIPStore: Sendable {
         /// The address at `offset` from the base.
         func address(at offset: UInt128) -> IPAddress {
             switch range.address {
-            case .v4(let base): .v4(base &+ UInt32(truncatingIfNeeded: offset))
-            case .v6(let base): .v6(base &+ offset)
+            case .v4(let base):
+                return .v4(base &+ UInt32(truncatingIfNeeded: offset))
+            case .v6(let base):
+                let value = (UInt128(base.high) << 64 | UInt128(base.low)) &+ offset
+                return .v6(IPv6Bits(high: UInt64(truncatingIfNeeded: value >> 64), low: UInt64(truncatingIfNeeded: value)))
             }
         }
 

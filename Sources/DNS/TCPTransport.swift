@@ -10,6 +10,7 @@
 
 package import Adapter
 package import NIOCore
+import Net
 import Synchronization
 
 /// The `tcp` DNS server.
@@ -105,6 +106,12 @@ final class TCPTransportCore: @unchecked Sendable {
                 let connection = TCPConnection(channel: channel, idleTimeout: self.idleTimeout)
                 return channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(TCPFrameHandler(connection: connection))
+                    // The dialer holds early bytes in a FlowBufferHandler (Net); they are ours now.
+                    if let held = try? channel.pipeline.syncOperations.handler(type: FlowBufferHandler.self) {
+                        channel.pipeline.syncOperations.removeHandler(held, promise: nil)
+                    }
+                    // Closed before our handler was there: its channelInactive will not come.
+                    if !channel.isActive { connection.closed() }
                 }.flatMap {
                     channel.setOption(ChannelOptions.autoRead, value: true)
                 }.map { connection }
