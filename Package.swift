@@ -92,7 +92,7 @@ let package = Package(
         .testTarget(name: "ConfigTests", dependencies: ["Config"], path: "Tests/ConfigTests",
                     exclude: ["Corpus"], swiftSettings: swiftSettings),  // Corpus: JSON configs the tests read
         testTarget("EngineTests", ["Adapter", "Net", "Rules", "Router", "SOCKS", "HTTPProxy", "Mixed", "Direct", "Block", "Box", nioCore, nioPosix]),
-        testTarget("DNSTests", ["DNS", "Adapter", "Net", nioCore, nioPosix]),
+        testTarget("DNSTests", ["DNS", "Adapter", "Config", "Net", nioCore, nioPosix]),
         testTarget("WireGuardTests", ["WireGuard", nioCore]),
         testTarget("ApplianceTests", ["TunDevice", "Netlink", "Nftables", "Systemd", nioCore]),
         testTarget("ProxyTests", ["SOCKS", "HTTPProxy", "Mixed", "Adapter", "Net", nioCore, nioPosix]),
