@@ -1,0 +1,92 @@
+package import Adapter
+import Synchronization
+
+/// The response cache of a `DNSClient` (sing-box `dns.Client`'s freelru caches).
+///
+/// Entries are keyed by the question with its name lowered (RFC 4343: `Example.COM` and `example.com`
+/// are one name), the transport's tag when `independent_cache` is on, and the client subnet the query
+/// carried, so answers tailored to one subnet never reach another. Capacity is bounded; the least
+/// recently used entry goes first. Unless `disable_expire` is set an entry expires `ttl` seconds after
+/// it was stored and is served with its TTLs counted down. Thread-safe behind one lock; holds no
+/// references to transports.
+package final class DNSCache: Sendable {
+    /// What an entry is stored under.
+    package struct Key: Hashable, Sendable {
+        package var question: DNSQuestion
+        package var transportTag: String?
+        package var clientSubnet: IPPrefix?
+
+        /// A key for `question` (its name is lowered here).
+        package init(question: DNSQuestion, transportTag: String? = nil, clientSubnet: IPPrefix? = nil) {
+            var question = question
+            question.name = question.name.lowercased()
+            self.question = question
+            self.transportTag = transportTag
+            self.clientSubnet = clientSubnet
+        }
+    }
+
+    private struct Entry {
+        var message: DNSMessage
+        var ttl: UInt32
+        var expiresAt: ContinuousClock.Instant
+    }
+
+    private let entries: Mutex<LRUCache<Key, Entry>>
+    private let disableExpire: Bool
+    private let now: @Sendable () -> ContinuousClock.Instant
+
+    /// A cache of at most `capacity` responses; `now` is the clock (tests pass a simulated one).
+    package init(capacity: Int, disableExpire: Bool = false,
+                 now: @escaping @Sendable () -> ContinuousClock.Instant = { ContinuousClock.now }) {
+        entries = Mutex(LRUCache(capacity: max(1, capacity)))
+        self.disableExpire = disableExpire
+        self.now = now
+    }
+
+    /// The number of entries held, expired ones included until they are next touched.
+    package var count: Int { entries.withLock { $0.count } }
+
+    /// Stores `message` for `ttl` seconds. A TTL of 0 is not stored (sing-box `storeCache`).
+    package func store(_ message: DNSMessage, ttl: UInt32, for key: Key) {
+        guard ttl > 0 else { return }
+        let entry = Entry(message: message, ttl: ttl, expiresAt: now().advanced(by: .seconds(Int64(ttl))))
+        entries.withLock { _ = $0.set(key, entry) }
+    }
+
+    /// The cached response and its remaining whole seconds, or nil when absent or expired (an expired
+    /// entry is removed). With `disable_expire` the response comes back as stored with 0 seconds.
+    package func load(_ key: Key) -> (message: DNSMessage, remaining: UInt32)? {
+        let current = now()
+        let found: Entry? = entries.withLock { cache in
+            guard let entry = cache.get(key) else { return nil }
+            if !disableExpire, current >= entry.expiresAt {
+                cache.remove(key)
+                return nil
+            }
+            return entry
+        }
+        guard let found else { return nil }
+        if disableExpire { return (found.message, 0) }
+        // Whole seconds left, rounded down as Go's int(Duration.Seconds()) does.
+        let left = found.expiresAt - current
+        let remaining = UInt32(clamping: left.components.seconds)
+        var message = found.message
+        // Every record was stored with the same TTL (the client rewrites them); serve what is left.
+        // The OPT pseudo-record's TTL field holds flags, not a TTL, and is left alone.
+        message.updateRecords { record in
+            if record.type != .opt { record.ttl = remaining }
+        }
+        return (message, remaining)
+    }
+
+    /// Removes `key`.
+    package func remove(_ key: Key) {
+        entries.withLock { _ = $0.remove(key) }
+    }
+
+    /// Drops every entry (sing-box `ClearCache`, called when the network changes).
+    package func removeAll() {
+        entries.withLock { $0.removeAll() }
+    }
+}

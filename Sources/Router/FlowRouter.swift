@@ -1,0 +1,334 @@
+// FlowRouter: the box's `FlowHandler` — matches route rules, dials, relays.
+package import Adapter
+package import NIOCore
+import Net
+import Rules
+import Synchronization
+
+/// What the rules decided for a flow.
+package enum RouteDecision: Sendable {
+    case outbound(any Outbound)
+    case reject(RejectMethod)
+    case hijackDNS
+    /// The flow cannot be routed (unknown outbound, unsupported network, resolve failure).
+    case failure(AdapterError)
+}
+
+/// Routes flows from every inbound. Immutable after init (a reload builds a new box and router);
+/// safe to call from any loop. Per flow it runs one task for the decision and dial (not per chunk).
+package final class FlowRouter: FlowHandler {
+    package let rules: [RouteRule]
+    package let outbounds: OutboundManager
+    package let logger: ContextLogger
+    /// `connection:` lines (dial failures), as Go's connection manager logs them.
+    let connectionLogger: ContextLogger
+    package let resolver: (any DNSResolver)?
+    /// The DNS router's hijack handler; set by the box once DNS is built (before any flow).
+    package var dnsHijacker: (any DNSHijacker)? {
+        get { hijacker.withLock { $0 } }
+        set { hijacker.withLock { $0 = newValue } }
+    }
+    private let hijacker: Mutex<(any DNSHijacker)?>
+    /// UDP NAT idle time when no rule sets `udp_timeout` (Go's `C.UDPTimeout`, 5 minutes).
+    package let defaultUDPTimeout: TimeAmount
+    /// `route.default_domain_resolver` strategy for `resolve` without one.
+    package let defaultDomainStrategy: DomainStrategy
+    /// Every flow this router owns (client sides; the relay closes the outbound side with them).
+    package let flows = FlowTracker()
+
+    package init(rules: [RouteRule], outbounds: OutboundManager, logger: ContextLogger,
+                 resolver: (any DNSResolver)? = nil, dnsHijacker: (any DNSHijacker)? = nil,
+                 defaultUDPTimeout: TimeAmount = .minutes(5), defaultDomainStrategy: DomainStrategy = .asIs) {
+        self.rules = rules
+        self.outbounds = outbounds
+        self.logger = logger.named("router")
+        self.connectionLogger = logger.named("connection")
+        self.resolver = resolver
+        self.hijacker = Mutex(dnsHijacker)
+        self.defaultUDPTimeout = defaultUDPTimeout
+        self.defaultDomainStrategy = defaultDomainStrategy
+    }
+
+    // MARK: Decision
+
+    /// Reads a flow's first bytes for a `sniff` action: sniffer names and timeout in, outcome out
+    /// (nil when nothing could be read).
+    package typealias Sniff = @Sendable (_ sniffers: [String], _ timeout: TimeAmount?) async -> SniffOutcome?
+
+    /// Runs the rules over `metadata` (which non-final actions modify) and returns the decision.
+    /// `sniff` serves `sniff` actions (TCP flows); without it they are skipped.
+    package func match(_ metadata: inout FlowMetadata, sniff: Sniff? = nil) async -> RouteDecision {
+        // Legacy inbound fields act before the rules, as Go 1.12 still does.
+        if let legacy = metadata.inboundSniff, let sniff {
+            await runSniff(&metadata, sniff: sniff, sniffers: [], timeout: legacy.timeout)
+            if legacy.overrideDestination, let domain = metadata.sniffedDomain {
+                metadata.originalDestination = metadata.originalDestination ?? metadata.destination
+                metadata.destination.host = .domain(domain)
+            }
+        }
+        if let strategy = metadata.inboundDomainStrategy, metadata.destination.isDomain {
+            if let failure = await resolve(&metadata, strategy: strategy, server: nil) { return .failure(failure) }
+        }
+        for (index, rule) in rules.enumerated() where rule.condition.matches(metadata) {
+            let text = rule.description
+            logger.debug(text.isEmpty ? "match[\(index)] => \(rule.action)" : "match[\(index)] \(text) => \(rule.action)",
+                         flow: metadata.flowID)
+            switch rule.action {
+            case .route(let tag, let options):
+                options.apply(to: &metadata)
+                return select(tag: tag, network: metadata.network)
+            case .routeOptions(let options):
+                options.apply(to: &metadata)
+            case .reject(let method, _):
+                return .reject(method)
+            case .hijackDNS:
+                return .hijackDNS
+            case .resolve(let strategy, let server):
+                if let failure = await resolve(&metadata, strategy: strategy, server: server) { return .failure(failure) }
+            case .sniff(let sniffers, let timeout):
+                if let sniff { await runSniff(&metadata, sniff: sniff, sniffers: sniffers, timeout: timeout) }
+            }
+        }
+        guard let fallback = outbounds.defaultOutbound else {
+            return .failure(AdapterError(.notFound, "missing default outbound"))
+        }
+        guard fallback.networks.contains(metadata.network) else {
+            return .failure(AdapterError(.unsupportedNetwork,
+                                         "\(metadata.network == .tcp ? "TCP" : "UDP") is not supported by default outbound: \(fallback.tag)"))
+        }
+        return .outbound(fallback)
+    }
+
+    /// Sniffs once per flow (a later sniff sees the first one's result, as Go skips) and logs it.
+    private func runSniff(_ metadata: inout FlowMetadata, sniff: Sniff, sniffers: [String], timeout: TimeAmount?) async {
+        guard metadata.sniffedProtocol == nil else { return }
+        guard case .found(let name, let domain) = await sniff(sniffers, timeout) else { return }
+        metadata.sniffedProtocol = name
+        metadata.sniffedDomain = domain
+        if let domain {
+            logger.debug("sniffed protocol: \(name), domain: \(domain)", flow: metadata.flowID)
+        } else {
+            logger.debug("sniffed protocol: \(name)", flow: metadata.flowID)
+        }
+    }
+
+    private func select(tag: String, network: NetworkKind) -> RouteDecision {
+        guard let outbound = outbounds.outbound(tag) else {
+            return .failure(AdapterError(.notFound, "outbound not found: \(tag)"))
+        }
+        guard outbound.networks.contains(network) else {
+            return .failure(AdapterError(.unsupportedNetwork, "\(network == .tcp ? "TCP" : "UDP") is not supported by outbound: \(tag)"))
+        }
+        return .outbound(outbound)
+    }
+
+    /// The `resolve` action: look the domain up now so later `ip_cidr` rules and the dialer see
+    /// addresses. An IP destination is left alone.
+    private func resolve(_ metadata: inout FlowMetadata, strategy: DomainStrategy, server: String?) async -> AdapterError? {
+        guard let domain = metadata.destination.domain else { return nil }
+        guard let resolver else { return AdapterError(.other, "resolve: no DNS resolver") }
+        let effective = strategy == .asIs ? defaultDomainStrategy : strategy
+        do {
+            let addresses = try await resolver.lookup(domain, options: DNSLookupOptions(server: server, strategy: effective))
+            metadata.destinationAddresses = addresses
+            metadata.domainStrategy = effective
+            return nil
+        } catch {
+            return AdapterError.cause(error, "resolve \(domain)")
+        }
+    }
+
+    // MARK: TCP
+
+    package func handleTCP(_ channel: any Channel, metadata: FlowMetadata, responder: (any HandshakeResponder)?) {
+        flows.track(channel)
+        Task {
+            var metadata = metadata
+            let state = TCPFlowState(responder: responder)
+            let decision = await match(&metadata) { [self] sniffers, timeout in
+                await self.sniffTCP(channel, state: state, sniffers: sniffers, timeout: timeout)
+            }
+            await route(channel, metadata: metadata, decision: decision, responder: state.pendingResponder)
+        }
+    }
+
+    /// Peeks at the client's first bytes: answers the inbound's handshake first (a SOCKS client
+    /// sends nothing before its reply, as Go's lazy handshake does), then waits for bytes until a
+    /// sniffer decides, the input ends, or the timeout (300 ms default, Go's `ReadPayloadTimeout`).
+    private func sniffTCP(_ channel: any Channel, state: TCPFlowState, sniffers names: [String],
+                          timeout: TimeAmount?) async -> SniffOutcome? {
+        let sniffers = StreamSniffer.selected(by: names)
+        guard !sniffers.isEmpty else { return nil }
+        let loop = channel.eventLoop
+        let buffer: FlowBufferHandler
+        do {
+            buffer = try await loop.flatSubmit { () -> EventLoopFuture<FlowBufferHandler> in
+                let sync = channel.pipeline.syncOperations
+                let handler: FlowBufferHandler
+                if let existing = try? sync.handler(type: FlowBufferHandler.self) {
+                    handler = existing
+                } else {
+                    handler = FlowBufferHandler()
+                    do { try sync.addHandler(handler) } catch { return loop.makeFailedFuture(error) }
+                }
+                guard let responder = state.takeResponder() else { return loop.makeSucceededFuture(handler) }
+                return responder.succeed(channel).map { handler }
+            }.get()
+        } catch {
+            return nil
+        }
+        let deadline = NIODeadline.now() + (timeout ?? .milliseconds(300))
+        var seen = 0
+        while true {
+            let remaining = deadline - .now()
+            guard remaining > .zero else { return nil }
+            let already = seen
+            guard let (bytes, ended) = try? await loop.flatSubmit({ buffer.waitForBytes(moreThan: already, timeout: remaining) }).get() else {
+                return nil
+            }
+            let outcome = StreamSniffer.run(sniffers, over: bytes)
+            if outcome != .needMore { return outcome }
+            if ended || bytes.count == seen { return nil }
+            seen = bytes.count
+        }
+    }
+
+    private func route(_ channel: any Channel, metadata: FlowMetadata, decision: RouteDecision,
+                       responder: (any HandshakeResponder)?) async {
+        let loop = channel.eventLoop
+        switch decision {
+        case .reject(let method):
+            logger.debug("connection closed: rejected", flow: metadata.flowID)
+            if method == .drop {
+                // Drop: never answer; the client sees its connection hang until it gives up.
+                _ = try? await channel.closeFuture.get()
+                return
+            }
+            await fail(channel, responder: responder, error: AdapterError(.rejected, "connection refused"))
+        case .hijackDNS:
+            guard let dnsHijacker = self.dnsHijacker else {
+                logger.error("hijack-dns: DNS router not available", flow: metadata.flowID)
+                await fail(channel, responder: responder, error: AdapterError(.other, "hijack-dns unavailable"))
+                return
+            }
+            if let responder { _ = try? await loop.flatSubmit { responder.succeed(channel) }.get() }
+            dnsHijacker.hijackTCP(channel, metadata: metadata)
+        case .failure(let error):
+            logger.error("\(error)", flow: metadata.flowID)
+            await fail(channel, responder: responder, error: error)
+        case .outbound(let outbound):
+            var metadata = metadata
+            metadata.outbound = outbound.tag
+            let remote: any Channel
+            do {
+                remote = try await outbound.dialTCP(metadata, on: loop)
+                // The client may have gone (or the box closed) while we dialed.
+                if !channel.isActive {
+                    remote.close(promise: nil)
+                    return
+                }
+            } catch {
+                connectionLogger.error("open connection to \(metadata.destination) using \(outbound.logName): \(error)",
+                                       flow: metadata.flowID)
+                await fail(channel, responder: responder, error: error)
+                return
+            }
+            let flowLogger = connectionLogger
+            let flowID = metadata.flowID
+            // Install the relay, then let the inbound answer, in one loop turn: no client byte can
+            // arrive in between and miss the relay.
+            let installed = loop.submit {
+                let done = Relay.start(client: channel, remote: remote)
+                if let responder {
+                    responder.succeed(channel).whenFailure { _ in
+                        channel.close(promise: nil)
+                        remote.close(promise: nil)
+                    }
+                }
+                return done
+            }
+            guard let done = try? await installed.get() else {
+                channel.close(promise: nil)
+                remote.close(promise: nil)
+                return
+            }
+            if let (_, end) = try? await done.get(), case .error(let text) = end {
+                flowLogger.debug("connection closed: \(text)", flow: flowID)
+            }
+        }
+    }
+
+    private func fail(_ channel: any Channel, responder: (any HandshakeResponder)?, error: any Error) async {
+        if let responder {
+            _ = try? await channel.eventLoop.flatSubmit { responder.fail(channel, error: error) }.get()
+        }
+        try? await channel.close()
+    }
+
+    // MARK: UDP
+
+    package func handleUDP(_ connection: any PacketConnection, metadata: FlowMetadata) {
+        flows.track(connection)
+        Task {
+            var metadata = metadata
+            let decision = await match(&metadata)
+            await route(connection, metadata: metadata, decision: decision)
+        }
+    }
+
+    private func route(_ connection: any PacketConnection, metadata: FlowMetadata, decision: RouteDecision) async {
+        let loop = connection.eventLoop
+        switch decision {
+        case .reject:
+            logger.debug("connection closed: rejected", flow: metadata.flowID)
+            loop.execute { connection.close() }
+        case .hijackDNS:
+            guard let dnsHijacker = self.dnsHijacker else {
+                logger.error("hijack-dns: DNS router not available", flow: metadata.flowID)
+                loop.execute { connection.close() }
+                return
+            }
+            dnsHijacker.hijackUDP(connection, metadata: metadata)
+        case .failure(let error):
+            logger.error("\(error)", flow: metadata.flowID)
+            loop.execute { connection.close() }
+        case .outbound(let outbound):
+            var metadata = metadata
+            metadata.outbound = outbound.tag
+            let remote: any PacketConnection
+            do {
+                remote = try await outbound.listenPacket(metadata, on: loop)
+            } catch {
+                connectionLogger.error("open packet connection to \(metadata.destination) using \(outbound.logName): \(error)",
+                                       flow: metadata.flowID)
+                loop.execute { connection.close() }
+                return
+            }
+            let timeout = metadata.udpTimeout ?? defaultUDPTimeout
+            let domain = metadata.destination.isDomain && !metadata.udpDisableDomainUnmapping ? metadata.destination : nil
+            var rewrite: (from: Destination, to: Destination)?
+            if let original = metadata.originalDestination, original != metadata.destination {
+                rewrite = (original, metadata.destination)
+            }
+            _ = PacketRelay.start(client: connection, remote: remote, idleTimeout: timeout,
+                                  domainDestination: domain, rewrite: rewrite)
+        }
+    }
+}
+
+/// Per-flow state shared between sniffing and routing: whether the inbound was already answered.
+final class TCPFlowState: @unchecked Sendable {
+    // Touched from the flow's task only (sequentially), and from its loop inside flatSubmit.
+    private var responder: (any HandshakeResponder)?
+
+    init(responder: (any HandshakeResponder)?) { self.responder = responder }
+
+    /// Hands out the responder once (sniffing answers early; routing then must not answer again).
+    func takeResponder() -> (any HandshakeResponder)? {
+        defer { responder = nil }
+        return responder
+    }
+
+    /// The responder if nobody answered yet.
+    var pendingResponder: (any HandshakeResponder)? { responder }
+}

@@ -1,0 +1,52 @@
+import Testing
+import Adapter
+@testable import DNS
+
+@Suite struct FakeIPStoreTests {
+    @Test func allocatesInSingBoxOrderBothWays() throws {
+        let store = FakeIPStore(inet4Range: IPPrefix("198.18.0.0/15"), inet6Range: IPPrefix("fc00::/18"))
+        #expect(try store.create(domain: "a.test", ipv6: false).description == "198.18.0.3")
+        #expect(try store.create(domain: "b.test", ipv6: false).description == "198.18.0.4")
+        #expect(try store.create(domain: "a.test", ipv6: false).description == "198.18.0.3")
+        #expect(try store.create(domain: "a.test", ipv6: true).description == "fc00::3")
+        #expect(store.lookup(ip("198.18.0.4")) == "b.test")
+        #expect(store.lookup(ip("fc00::3")) == "a.test")
+        #expect(store.lookup(ip("198.18.0.9")) == nil)
+        #expect(store.contains(ip("198.19.255.255")))
+        #expect(!store.contains(ip("10.0.0.1")))
+        store.reset()
+        #expect(store.lookup(ip("198.18.0.4")) == nil)
+        #expect(try store.create(domain: "z.test", ipv6: false).description == "198.18.0.3")
+    }
+
+    @Test func reusesLeastRecentlyUsedWhenExhausted() throws {
+        // /29: usable .2 … .7 (six), fresh order .3 .4 .5 .6 .7 .2.
+        let store = FakeIPStore(inet4Range: IPPrefix("10.0.0.0/29"), inet6Range: nil)
+        let order = try (0..<6).map { try store.create(domain: "d\($0).test", ipv6: false).description }
+        #expect(order == ["10.0.0.3", "10.0.0.4", "10.0.0.5", "10.0.0.6", "10.0.0.7", "10.0.0.2"])
+        // d0 is used again (by domain), d1 by address: d2 is now the least recently used.
+        _ = try store.create(domain: "d0.test", ipv6: false)
+        _ = store.lookup(ip("10.0.0.4"))
+        #expect(try store.create(domain: "new.test", ipv6: false).description == "10.0.0.5")
+        #expect(store.lookup(ip("10.0.0.5")) == "new.test")
+        // d2 lost its address and gets another (the next least recently used: d3's .6).
+        #expect(try store.create(domain: "d2.test", ipv6: false).description == "10.0.0.6")
+        #expect(store.lookup(ip("10.0.0.6")) == "d2.test")
+    }
+
+    @Test func missingRangesFailWithSingBoxWording() throws {
+        let store = FakeIPStore(inet4Range: IPPrefix("10.0.0.0/31"), inet6Range: nil)
+        #expect(throws: DNSError.missingFakeIPRange(ipv6: false)) { try store.create(domain: "a", ipv6: false) }
+        #expect(throws: DNSError.missingFakeIPRange(ipv6: true)) { try store.create(domain: "a", ipv6: true) }
+        #expect(DNSError.missingFakeIPRange(ipv6: true).description == "missing IPv6 fakeip address range")
+    }
+
+    @Test func transportAnswersOnlyAddresses() async throws {
+        let transport = FakeIPTransport(tag: "fakeip", store: FakeIPStore(inet4Range: IPPrefix("198.18.0.0/15"), inet6Range: IPPrefix("fc00::/18")))
+        let response = try await transport.exchange(.query(id: 8, name: try DNSName("Example.com"), type: .aaaa))
+        #expect(response.addresses.map(\.description) == ["fc00::3"])
+        #expect(response.answers[0].ttl == 600 && response.id == 8)
+        #expect(transport.store.lookup(ip("fc00::3")) == "example.com")
+        await #expect(throws: DNSError.fakeIPOnlyIPQueries) { try await transport.exchange(.query(name: try DNSName("x"), type: .mx)) }
+    }
+}
