@@ -68,7 +68,7 @@ let package = Package(
         swiftTarget("Mixed", path: "Sources/Protocols/Mixed", ["SOCKS", "HTTPProxy", "Adapter", "Net", "Config", nioCore]),
         swiftTarget("Direct", path: "Sources/Protocols/Direct", ["Adapter", "Net", "Config", nioCore]),
         swiftTarget("Block", path: "Sources/Protocols/Block", ["Adapter", "Config", nioCore]),
-        swiftTarget("WireGuard", path: "Sources/Protocols/WireGuard", ["Adapter", "Config", "COpenSSL", "CSodium", nioCore]),
+        swiftTarget("WireGuard", path: "Sources/Protocols/WireGuard", ["Adapter", "Config", "NetstackWire", "COpenSSL", "CSodium", nioCore]),
 
         // Floor 8: Linux integration.
         swiftTarget("TunDevice", path: "Appliance/TunDevice", ["Adapter", "CLinux", nioCore, nioPosix]),
@@ -92,7 +92,7 @@ let package = Package(
         testTarget("ConfigTests", ["Config"]),
         testTarget("EngineTests", ["Adapter", "Net", "Rules", "Router", "SOCKS", "HTTPProxy", "Mixed", "Direct", "Block", "Box", nioCore, nioPosix]),
         testTarget("DNSTests", ["DNS", nioCore]),
-        testTarget("WireGuardTests", ["WireGuard", nioCore]),
+        testTarget("WireGuardTests", ["WireGuard", "NetstackWire", "COpenSSL", nioCore]),
         testTarget("ApplianceTests", ["TunDevice", "Netlink", "Nftables", "Systemd", nioCore]),
         testTarget("ProxyTests", ["SOCKS", "HTTPProxy", "Mixed", "Adapter", "Net", nioCore, nioPosix]),
         testTarget("InteropTests", ["CLI"]),
