@@ -88,7 +88,8 @@ package enum AEAD {
 /// The data-path AEAD: the one picked by measurement (see `Tests/WireGuardTests/AEADBenchmarkTests.swift`).
 package typealias TransportAEAD = OpenSSLChaChaPoly
 
-/// ChaCha20-Poly1305 over OpenSSL EVP with two persistent contexts (seal, open) keyed once per session key.
+/// ChaCha20-Poly1305 over OpenSSL EVP with two persistent contexts: one keyed with the sending key (seal),
+/// one with the receiving key (open), keyed once per session.
 ///
 /// Each packet only re-inits the nonce (`EVP_*Init_ex(ctx, nil, nil, nil, iv)` keeps the key) and works in
 /// place; no allocation. Owned by one keypair on one event loop: not thread-safe.
@@ -97,14 +98,16 @@ package final class OpenSSLChaChaPoly {
     private let openContext: OpaquePointer
 
     /// Keys both contexts; traps only if OpenSSL cannot allocate or lacks ChaCha20-Poly1305 (a broken install).
-    package init(key: Bytes32) {
+    package init(sendKey: Bytes32, receiveKey: Bytes32) {
         guard let seal = EVP_CIPHER_CTX_new(), let open = EVP_CIPHER_CTX_new() else {
             preconditionFailure("EVP_CIPHER_CTX_new failed")
         }
         let cipher = EVP_chacha20_poly1305()
-        let ok = key.withUnsafeBytes { key -> Bool in
-            let k = key.baseAddress!.assumingMemoryBound(to: UInt8.self)
-            return EVP_EncryptInit_ex(seal, cipher, nil, k, nil) == 1 && EVP_DecryptInit_ex(open, cipher, nil, k, nil) == 1
+        let ok = sendKey.withUnsafeBytes { sendKey -> Bool in
+            receiveKey.withUnsafeBytes { receiveKey -> Bool in
+                EVP_EncryptInit_ex(seal, cipher, nil, sendKey.baseAddress!.assumingMemoryBound(to: UInt8.self), nil) == 1
+                    && EVP_DecryptInit_ex(open, cipher, nil, receiveKey.baseAddress!.assumingMemoryBound(to: UInt8.self), nil) == 1
+            }
         }
         precondition(ok, "EVP ChaCha20-Poly1305 init failed")
         sealContext = seal
@@ -153,18 +156,25 @@ package final class OpenSSLChaChaPoly {
 /// ChaCha20-Poly1305 over libsodium's detached IETF calls: the same contract as `OpenSSLChaChaPoly`,
 /// kept to measure against it.
 package final class SodiumChaChaPoly {
-    private var key: Bytes32
+    private var sendKey: Bytes32
+    private var receiveKey: Bytes32
 
-    package init(key: Bytes32) { self.key = key }
+    package init(sendKey: Bytes32, receiveKey: Bytes32) {
+        self.sendKey = sendKey
+        self.receiveKey = receiveKey
+    }
 
-    deinit { key.withUnsafeMutableBytes { sodium_memzero($0.baseAddress!, 32) } }
+    deinit {
+        sendKey.withUnsafeMutableBytes { sodium_memzero($0.baseAddress!, 32) }
+        receiveKey.withUnsafeMutableBytes { sodium_memzero($0.baseAddress!, 32) }
+    }
 
     @inline(__always)
     package func seal(counter: UInt64, inPlace bytes: UnsafeMutableRawBufferPointer) {
         let plainCount = bytes.count - AEAD.tagByteCount
         var nonce = AEAD.nonce(counter)
         let base = bytes.baseAddress!.assumingMemoryBound(to: UInt8.self)
-        key.withUnsafeBytes { key in
+        sendKey.withUnsafeBytes { key in
             withUnsafeBytes(of: &nonce) { nonce in
                 _ = crypto_aead_chacha20poly1305_ietf_encrypt_detached(
                     base, base + plainCount, nil, base, UInt64(plainCount), nil, 0, nil,
@@ -179,7 +189,7 @@ package final class SodiumChaChaPoly {
         let plainCount = bytes.count - AEAD.tagByteCount
         var nonce = AEAD.nonce(counter)
         let base = bytes.baseAddress!.assumingMemoryBound(to: UInt8.self)
-        return key.withUnsafeBytes { key in
+        return receiveKey.withUnsafeBytes { key in
             withUnsafeBytes(of: &nonce) { nonce in
                 crypto_aead_chacha20poly1305_ietf_decrypt_detached(
                     base, nil, base, UInt64(plainCount), base + plainCount, nil, 0,

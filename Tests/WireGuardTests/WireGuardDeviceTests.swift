@@ -1,0 +1,244 @@
+import NIOCore
+import NetstackWire
+import Testing
+@testable import WireGuard
+
+/// Two devices in one process on simulated time: handshake both ways, data, rejection of replayed, forged and
+/// malformed input, cookies under load, roaming, reserved bytes.
+@Suite struct WireGuardDeviceTests {
+    let payload = Array("hello through the tunnel".utf8)
+
+    @Test func handshakeThenDataBothWays() throws {
+        var pair = DevicePair()
+        pair.a.send(packet: ipv4Packet(from: [10, 0, 0, 1], to: [10, 0, 0, 2], payload: payload), now: pair.now, into: &pair.outA)
+        // No session yet: the packet is staged and an initiation goes out.
+        #expect(pair.outA.datagrams.count == 1)
+        #expect(pair.outA.datagrams[0].buffer.readableBytes == 148)
+        #expect(pair.outA.datagrams[0].buffer.getInteger(at: 0, as: UInt8.self) == 1)
+        #expect(pair.a.peers[0].stagedCount == 1)
+        let (atA, atB) = pair.exchange()
+        #expect(atA.isEmpty)
+        #expect(atB.count == 1)
+        let received = try #require(atB.first)
+        #expect(received.getBytes(at: received.readerIndex + 28, length: payload.count) == payload)
+        #expect(received.readableBytes == 28 + payload.count)  // padding trimmed
+        #expect(pair.a.counters.responsesReceived == 1 && pair.b.counters.responsesSent == 1)
+        #expect(pair.b.peers[0].endpoint == pair.endpointA)  // learned by roaming
+        // B confirmed the session with A's first data packet, so B may now send.
+        #expect(pair.b.peers[0].keypairs.current != nil && pair.b.peers[0].keypairs.next == nil)
+        pair.b.send(packet: ipv4Packet(from: [10, 0, 0, 2], to: [10, 0, 0, 1], payload: payload), now: pair.now, into: &pair.outB)
+        #expect(pair.outB.datagrams.count == 1 && pair.outB.datagrams[0].buffer.getInteger(at: 0, as: UInt8.self) == 4)
+        let back = pair.exchange()
+        #expect(back.atA.count == 1)
+        #expect(pair.a.counters.packetsReceived == 1 && pair.b.counters.packetsReceived == 1)
+    }
+
+    @Test func presharedKeyMismatchFails() {
+        let random = SeededRandom(seed: 7)
+        let keyA = random.key(), keyB = random.key()
+        let a = WireGuardDevice(configuration: .init(privateKey: keyA), random: random.fill)
+        let b = WireGuardDevice(configuration: .init(privateKey: keyB), random: random.fill)
+        let endpoint = WireGuardEndpoint(ipv4: (192, 0, 2, 9), port: 9)
+        a.addPeer(.init(publicKey: b.identity.publicKey, presharedKey: random.key(), endpoint: endpoint))
+        b.addPeer(.init(publicKey: a.identity.publicKey, presharedKey: random.key()))
+        var outA = WireGuardOutput(), outB = WireGuardOutput()
+        let now = Instant(nanoseconds: 1)
+        a.initiateHandshake(peer: 0, now: now, into: &outA)
+        for datagram in outA.datagrams { b.receive(datagram: datagram.buffer, from: endpoint, now: now, into: &outB) }
+        #expect(outB.datagrams.count == 1)  // B cannot tell: the PSK only enters the response
+        for datagram in outB.datagrams { a.receive(datagram: datagram.buffer, from: endpoint, now: now, into: &outA) }
+        #expect(a.counters.handshakeFailures == 1)
+        #expect(a.peers[0].keypairs.current == nil)
+    }
+
+    @Test func replayedForgedAndUnknownTransportRejected() throws {
+        var pair = DevicePair()
+        pair.a.send(packet: ipv4Packet(from: [10, 0, 0, 1], to: [10, 0, 0, 2], payload: payload), now: pair.now, into: &pair.outA)
+        _ = pair.exchange()
+        pair.a.send(packet: ipv4Packet(from: [10, 0, 0, 1], to: [10, 0, 0, 2], payload: payload), now: pair.now, into: &pair.outA)
+        let datagram = try #require(pair.outA.datagrams.first?.buffer)
+        pair.outA.removeAll()
+        pair.b.receive(datagram: datagram, from: pair.endpointA, now: pair.now, into: &pair.outB)
+        #expect(pair.outB.packets.count == 1)
+        // The same datagram again: replay.
+        pair.b.receive(datagram: datagram, from: pair.endpointA, now: pair.now, into: &pair.outB)
+        #expect(pair.b.counters.replayed == 1)
+        #expect(pair.outB.packets.count == 1)
+        // A flipped ciphertext bit under a fresh counter: authentication fails.
+        pair.a.send(packet: ipv4Packet(from: [10, 0, 0, 1], to: [10, 0, 0, 2], payload: payload), now: pair.now, into: &pair.outA)
+        var forged = try #require(pair.outA.datagrams.first?.buffer)
+        pair.outA.removeAll()
+        forged.setInteger(forged.getInteger(at: 20, as: UInt8.self)! ^ 1, at: 20)
+        pair.b.receive(datagram: forged, from: pair.endpointA, now: pair.now, into: &pair.outB)
+        #expect(pair.b.counters.decryptionFailed == 1)
+        // A forged packet must not advance the replay window: the genuine one still gets in.
+        forged.setInteger(forged.getInteger(at: 20, as: UInt8.self)! ^ 1, at: 20)
+        pair.b.receive(datagram: forged, from: pair.endpointA, now: pair.now, into: &pair.outB)
+        #expect(pair.outB.packets.count == 2)
+        // An unknown receiver index.
+        var unknown = forged
+        unknown.setInteger(UInt32(0xdead_beef), at: 4, endianness: .little)
+        pair.b.receive(datagram: unknown, from: pair.endpointA, now: pair.now, into: &pair.outB)
+        #expect(pair.b.counters.unknownIndex == 1)
+        // Roaming: an authenticated packet from a new address moves the endpoint; a forged one would not.
+        pair.a.send(packet: ipv4Packet(from: [10, 0, 0, 1], to: [10, 0, 0, 2], payload: payload), now: pair.now, into: &pair.outA)
+        let moved = WireGuardEndpoint(ipv4: (198, 51, 100, 7), port: 4000)
+        pair.b.receive(datagram: pair.outA.datagrams[0].buffer, from: moved, now: pair.now, into: &pair.outB)
+        #expect(pair.b.peers[0].endpoint == moved)
+    }
+
+    @Test func disallowedSourceDropped() {
+        var pair = DevicePair()
+        pair.a.send(packet: ipv4Packet(from: [10, 0, 0, 1], to: [10, 0, 0, 2], payload: payload), now: pair.now, into: &pair.outA)
+        _ = pair.exchange()
+        // A source outside what B allows for A: authenticated but refused.
+        pair.a.send(packet: ipv4Packet(from: [10, 9, 9, 9], to: [10, 0, 0, 2], payload: payload), now: pair.now, into: &pair.outA)
+        // A source inside B's 172.16.0.0/12 for A: accepted.
+        pair.a.send(packet: ipv4Packet(from: [172, 20, 1, 1], to: [10, 0, 0, 2], payload: payload), now: pair.now, into: &pair.outA)
+        let (_, atB) = pair.exchange()
+        #expect(atB.count == 1)
+        #expect(pair.b.counters.disallowedSource == 1)
+        // No route for a destination nobody owns.
+        pair.a.send(packet: ipv4Packet(from: [10, 0, 0, 1], to: [8, 8, 8, 8], payload: payload), now: pair.now, into: &pair.outA)
+        #expect(pair.a.counters.noRoute == 1 && pair.outA.datagrams.isEmpty)
+    }
+
+    @Test(arguments: [1, 2, 3, 4]) func malformedMessagesCounted(type: UInt8) {
+        var pair = DevicePair()
+        let sizes: [UInt8: Int] = [1: 148, 2: 92, 3: 64, 4: 32]
+        let size = sizes[type]!
+        // Every truncation of a well-sized message, plus one byte too many for the fixed-size ones.
+        var lengths = Array(1..<size)
+        if type != 4 { lengths.append(size + 1) }
+        for length in lengths {
+            var buffer = ByteBufferAllocator().buffer(capacity: length)
+            buffer.writeInteger(type)
+            buffer.writeRepeatingByte(0x5a, count: length - 1)
+            pair.b.receive(datagram: buffer, from: pair.endpointA, now: pair.now, into: &pair.outB)
+        }
+        #expect(pair.b.counters.malformed == UInt64(lengths.count))
+        #expect(pair.outB.datagrams.isEmpty && pair.outB.packets.isEmpty)
+        // Right size but garbage: mac1 (handshakes), the index (transport, cookie) catch it.
+        var garbage = ByteBufferAllocator().buffer(capacity: size)
+        garbage.writeInteger(type)
+        garbage.writeRepeatingByte(0x5a, count: size - 1)
+        pair.b.receive(datagram: garbage, from: pair.endpointA, now: pair.now, into: &pair.outB)
+        let c = pair.b.counters
+        #expect(c.badMAC + c.unknownIndex == 1)
+        // Unknown types.
+        var unknown = ByteBufferAllocator().buffer(capacity: 8)
+        unknown.writeBytes([9, 0, 0, 0, 1, 2, 3, 4])
+        pair.b.receive(datagram: unknown, from: pair.endpointA, now: pair.now, into: &pair.outB)
+        #expect(pair.b.counters.malformed == UInt64(lengths.count) + 1)
+    }
+
+    @Test func replayedInitiationRejected() throws {
+        var pair = DevicePair()
+        pair.a.initiateHandshake(peer: 0, now: pair.now, into: &pair.outA)
+        let initiation = try #require(pair.outA.datagrams.first?.buffer)
+        _ = pair.exchange()
+        #expect(pair.b.counters.initiationsReceived == 1)
+        pair.advance(.seconds(1))
+        pair.b.receive(datagram: initiation, from: pair.endpointA, now: pair.now, into: &pair.outB)
+        #expect(pair.b.counters.handshakeFailures == 1)  // its timestamp is not newer
+        #expect(pair.outB.datagrams.isEmpty)
+    }
+
+    @Test func initiationFloodLimited() throws {
+        var pair = DevicePair()
+        pair.a.initiateHandshake(peer: 0, now: pair.now, into: &pair.outA)
+        let first = try #require(pair.outA.datagrams.first?.buffer)
+        pair.outA.removeAll()
+        // A second initiation a moment later (a new timestamp, but within 20 ms of the first at B).
+        pair.advance(.seconds(6))
+        pair.a.initiateHandshake(peer: 0, now: pair.now, into: &pair.outA)
+        let second = try #require(pair.outA.datagrams.first?.buffer)
+        pair.outA.removeAll()
+        pair.b.receive(datagram: first, from: pair.endpointA, now: pair.now, into: &pair.outB)
+        pair.b.receive(datagram: second, from: pair.endpointA, now: pair.now + .milliseconds(5), into: &pair.outB)
+        #expect(pair.b.counters.initiationsReceived == 1 && pair.b.counters.handshakeFailures == 1)
+    }
+
+    @Test func cookieUnderLoad() throws {
+        var pair = DevicePair()
+        pair.b.forceUnderLoad = true
+        pair.a.send(packet: ipv4Packet(from: [10, 0, 0, 1], to: [10, 0, 0, 2], payload: payload), now: pair.now, into: &pair.outA)
+        _ = pair.exchange()
+        #expect(pair.b.counters.cookieRepliesSent == 1)
+        #expect(pair.a.counters.cookieRepliesReceived == 1)
+        #expect(pair.a.peers[0].cookies.hasCookie(now: pair.now))
+        #expect(pair.b.counters.initiationsReceived == 0)
+        // The retransmission carries mac2 and is let through.
+        pair.advance(.seconds(6))
+        pair.pollBoth()
+        let (_, atB) = pair.exchange()
+        #expect(pair.a.counters.initiationRetransmissions == 1)
+        #expect(pair.b.counters.initiationsReceived == 1)
+        #expect(atB.count == 1)
+        // A cookie reply that answers nothing is refused.
+        let bogus = CookieReplyMessage(receiver: pair.a.peers[0].keypairs.current!.localIndex, nonce: Bytes24(),
+                                       encryptedCookie: (.zero, .zero))
+        var buffer = ByteBufferAllocator().buffer(capacity: 64)
+        buffer.writeBytes(bogus.bytes)
+        pair.a.receive(datagram: buffer, from: pair.endpointB, now: pair.now, into: &pair.outA)
+        #expect(pair.a.counters.badCookieReplies == 1)
+    }
+
+    @Test func loadDetectionByRate() throws {
+        var pair = DevicePair()
+        pair.a.initiateHandshake(peer: 0, now: pair.now, into: &pair.outA)
+        let initiation = try #require(pair.outA.datagrams.first?.buffer)
+        // Replays of a valid-mac1 initiation past the threshold (512/s): B starts answering with cookies.
+        for step in 0..<600 {
+            pair.b.receive(datagram: initiation, from: pair.endpointA, now: pair.now + .microseconds(step), into: &pair.outB)
+        }
+        #expect(pair.b.counters.cookieRepliesSent > 0)
+        #expect(pair.b.counters.cookieRepliesSent < 600)
+    }
+
+    @Test func reservedBytesWrittenAndIgnored() throws {
+        var pair = DevicePair(reservedAToB: (0xa1, 0xb2, 0xc3))
+        pair.a.send(packet: ipv4Packet(from: [10, 0, 0, 1], to: [10, 0, 0, 2], payload: payload), now: pair.now, into: &pair.outA)
+        let initiation = try #require(pair.outA.datagrams.first?.buffer)
+        #expect(initiation.getBytes(at: 0, length: 4) == [1, 0xa1, 0xb2, 0xc3])
+        let (_, atB) = pair.exchange()
+        #expect(atB.count == 1)
+        pair.a.send(packet: ipv4Packet(from: [10, 0, 0, 1], to: [10, 0, 0, 2], payload: payload), now: pair.now, into: &pair.outA)
+        #expect(pair.outA.datagrams.first?.buffer.getBytes(at: 0, length: 4) == [4, 0xa1, 0xb2, 0xc3])
+    }
+
+    @Test func dataPathUsesHeadroomInPlace() throws {
+        var pair = DevicePair()
+        pair.a.send(packet: ipv4Packet(from: [10, 0, 0, 1], to: [10, 0, 0, 2], payload: payload), now: pair.now, into: &pair.outA)
+        _ = pair.exchange()
+        let packet = ipv4Packet(from: [10, 0, 0, 1], to: [10, 0, 0, 2], payload: Array(repeating: 7, count: 1000))
+        let storage = packet.storagePointerIntegerValue()
+        pair.a.send(packet: consume packet, now: pair.now, into: &pair.outA)
+        let datagram = try #require(pair.outA.datagrams.first?.buffer)
+        #expect(pair.a.counters.copiedForHeadroom == 0)
+        // Header in the headroom, padding and tag in the tailroom: the datagram is the packet's own storage,
+        // starting 16 bytes earlier. Nothing was copied.
+        #expect(datagram.storagePointerIntegerValue() == storage - 16)
+        #expect(datagram.readableBytes == 16 + 1040 + 16)  // 1028 padded to 1040
+        // Without headroom the device copies once and counts it.
+        let tight = ipv4Packet(from: [10, 0, 0, 1], to: [10, 0, 0, 2], payload: payload, headroom: 0)
+        pair.a.send(packet: tight, now: pair.now, into: &pair.outA)
+        #expect(pair.a.counters.copiedForHeadroom == 1)
+        let (_, atB) = pair.exchange()
+        #expect(atB.count == 2)
+    }
+
+    @Test func paddingRules() {
+        #expect(WireGuardDevice.paddingSize(0, mtu: 1420) == 0)
+        #expect(WireGuardDevice.paddingSize(1, mtu: 1420) == 15)
+        #expect(WireGuardDevice.paddingSize(16, mtu: 1420) == 0)
+        #expect(WireGuardDevice.paddingSize(1419, mtu: 1420) == 1)
+        #expect(WireGuardDevice.paddingSize(1410, mtu: 1412) == 2)  // capped at the MTU, not 1424
+    }
+}
+
+extension ByteBuffer {
+    func storagePointerIntegerValue() -> UInt {
+        withUnsafeReadableBytes { UInt(bitPattern: $0.baseAddress) }
+    }
+}
