@@ -228,6 +228,54 @@ import Testing
         #expect(atB.count == 2)
     }
 
+    @Test func receivePathDecryptsInPlace() throws {
+        var pair = DevicePair()
+        pair.a.send(packet: ipv4Packet(from: [10, 0, 0, 1], to: [10, 0, 0, 2], payload: payload), now: pair.now, into: &pair.outA)
+        _ = pair.exchange()
+        pair.a.send(packet: ipv4Packet(from: [10, 0, 0, 1], to: [10, 0, 0, 2], payload: payload), now: pair.now, into: &pair.outA)
+        var datagrams = pair.outA.datagrams
+        pair.outA.removeAll()
+        let datagram = datagrams.removeFirst().buffer
+        let storage = datagram.storagePointerIntegerValue()
+        pair.b.receive(datagram: consume datagram, from: pair.endpointA, now: pair.now, into: &pair.outB)
+        let packet = try #require(pair.outB.packets.first?.buffer)
+        // The plaintext is a slice of the datagram's own storage, right after the 16-byte header.
+        #expect(packet.storagePointerIntegerValue() == storage + 16)
+        #expect(packet.getBytes(at: packet.readerIndex + 28, length: payload.count) == payload)
+    }
+
+    @Test func ipv6InnerPackets() throws {
+        let random = SeededRandom(seed: 5)
+        let a = WireGuardDevice(configuration: .init(privateKey: random.key()), random: random.fill)
+        let b = WireGuardDevice(configuration: .init(privateKey: random.key()), random: random.fill)
+        let endpointA = try #require(WireGuardEndpoint(parsing: "[2001:db8::a]:51820"))
+        let endpointB = try #require(WireGuardEndpoint(parsing: "[2001:db8::b]:51820"))
+        let prefixA = try #require(AllowedIPs.parsePrefix("fd00::1/128"))
+        let prefixB = try #require(AllowedIPs.parsePrefix("fd00::/120"))
+        a.addPeer(.init(publicKey: b.identity.publicKey, endpoint: endpointB, allowedIPs: [prefixB]))
+        b.addPeer(.init(publicKey: a.identity.publicKey, allowedIPs: [prefixA]))
+        // IPv6 + UDP: payload length 8 + 4, next header 17, hop limit 64, fd00::1 → fd00::42.
+        var bytes: [UInt8] = [0x60, 0, 0, 0, 0, 12, 17, 64] + prefixA.address
+        bytes += try #require(IPAddressText.parseIPv6("fd00::42"))
+        bytes += [0x30, 0x39, 0x00, 0x35, 0, 12, 0, 0, 1, 2, 3, 4]
+        var packet = ByteBufferAllocator().buffer(capacity: 100)
+        packet.moveWriterIndex(forwardBy: 16)
+        packet.moveReaderIndex(forwardBy: 16)
+        packet.writeBytes(bytes)
+        var outA = WireGuardOutput(), outB = WireGuardOutput()
+        let now = Instant(nanoseconds: 5)
+        a.send(packet: packet, now: now, into: &outA)
+        for _ in 0..<4 {
+            for d in outA.datagrams { b.receive(datagram: d.buffer, from: endpointA, now: now, into: &outB) }
+            outA.datagrams.removeAll()
+            for d in outB.datagrams { a.receive(datagram: d.buffer, from: endpointB, now: now, into: &outA) }
+            outB.datagrams.removeAll()
+        }
+        #expect(outB.packets.count == 1)
+        #expect(outB.packets.first.map { $0.buffer.getBytes(at: $0.buffer.readerIndex, length: $0.buffer.readableBytes) } == bytes)
+        #expect(b.peers[0].endpoint == endpointA)
+    }
+
     @Test func paddingRules() {
         #expect(WireGuardDevice.paddingSize(0, mtu: 1420) == 0)
         #expect(WireGuardDevice.paddingSize(1, mtu: 1420) == 15)
