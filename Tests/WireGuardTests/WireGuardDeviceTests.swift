@@ -184,6 +184,53 @@ import Testing
         #expect(pair.a.counters.badCookieReplies == 1)
     }
 
+    @Test func rateLimitPerSourceUnderLoad() {
+        var limiter = HandshakeRateLimiter()
+        let source = WireGuardEndpoint(ipv4: (198, 51, 100, 1), port: 1)
+        let other = WireGuardEndpoint(ipv4: (198, 51, 100, 2), port: 1)
+        let t0 = Instant(nanoseconds: 10_000_000_000)
+        // A burst of 5, then one per 50 ms.
+        var allowed = 0
+        for _ in 0..<20 where limiter.allow(source, now: t0) { allowed += 1 }
+        #expect(allowed == 5)
+        let otherAllowed = limiter.allow(other, now: t0)
+        #expect(otherAllowed)  // another address has its own bucket
+        let early = limiter.allow(source, now: t0 + .milliseconds(40))
+        #expect(!early)
+        let later = limiter.allow(source, now: t0 + .milliseconds(90))
+        #expect(later)
+        // Idle entries are collected.
+        _ = limiter.allow(other, now: t0 + .seconds(3))
+        #expect(limiter.trackedCount == 1)
+    }
+
+    @Test func removeAndReroutePeers() throws {
+        var pair = DevicePair()
+        pair.a.send(packet: ipv4Packet(from: [10, 0, 0, 1], to: [10, 0, 0, 2], payload: payload), now: pair.now, into: &pair.outA)
+        _ = pair.exchange()
+        // A second peer on A takes 10.0.0.2 over; then the first peer goes away.
+        let third = SeededRandom(seed: 77).key()
+        let index = pair.a.addPeer(.init(publicKey: X25519.publicKey(of: third), endpoint: pair.endpointB, allowedIPs: []))
+        pair.a.setAllowedIPs([([10, 0, 0, 2], 32)], peer: index)
+        #expect(pair.a.allowedIPs.lookup([10, 0, 0, 2]) == index)
+        pair.a.removePeer(0)
+        #expect(pair.a.peers.count == 1)
+        #expect(pair.a.allowedIPs.lookup([10, 0, 0, 2]) == 0)
+        #expect(pair.a.peerIndex(publicKey: X25519.publicKey(of: third)) == 0)
+        // B's packets under the removed peer's session no longer decrypt at A: unknown index.
+        pair.b.send(packet: ipv4Packet(from: [10, 0, 0, 2], to: [10, 0, 0, 1], payload: payload), now: pair.now, into: &pair.outB)
+        for datagram in pair.outB.datagrams { pair.a.receive(datagram: datagram.buffer, from: pair.endpointB, now: pair.now, into: &pair.outA) }
+        #expect(pair.a.counters.unknownIndex == 1 && pair.outA.packets.isEmpty)
+    }
+
+    @Test func keyText() throws {
+        let key = try #require(Bytes32(base64: "yAnz5TF+lXXJte14tji3zlMNq+hd2rYUIgJBgB3fBmk="))
+        #expect(key.base64 == "yAnz5TF+lXXJte14tji3zlMNq+hd2rYUIgJBgB3fBmk=")
+        #expect(Bytes32(base64: "yAnz5TF+lXXJte14tji3zlMNq+hd2rYUIgJBgB3fBmk") == nil)  // unpadded
+        #expect(Bytes32(base64: "AAAA") == nil)  // wrong length
+        #expect(Bytes32(base64: "yAnz5TF+lXXJte14tji3zlMNq+hd2rYUIgJBgB3fBm!=") == nil)
+    }
+
     @Test func loadDetectionByRate() throws {
         var pair = DevicePair()
         pair.a.initiateHandshake(peer: 0, now: pair.now, into: &pair.outA)

@@ -58,6 +58,7 @@ package final class WireGuardDevice {
     private var loadWindowStart = Instant.zero
     private var loadWindowCount = 0
     private var underLoadUntil: Instant?
+    private var rateLimiter = HandshakeRateLimiter()
     /// Forces cookie replies for every handshake message without a valid mac2 (owner's back-pressure; tests).
     package var forceUnderLoad = false
 
@@ -92,6 +93,41 @@ package final class WireGuardDevice {
 
     /// Points a peer at a new endpoint (configuration change, or the owner resolved a name).
     package func setEndpoint(_ endpoint: WireGuardEndpoint?, peer: Int) { peers[peer].endpoint = endpoint }
+
+    /// Replaces the prefixes routed to a peer (a netmap update, a config reload).
+    package func setAllowedIPs(_ prefixes: [(address: [UInt8], prefixLength: Int)], peer index: Int) {
+        allowedIPs.remove(peer: index, renumber: false)
+        for prefix in prefixes {
+            allowedIPs.insert(address: prefix.address, prefixLength: prefix.prefixLength, peer: index)
+        }
+        peers[index].configuration.allowedIPs = prefixes
+    }
+
+    /// Removes a peer: its sessions, pending handshake, staged packets and routes go; peers after it move down
+    /// by one index (indices in earlier outputs are stale after this call).
+    package func removePeer(_ index: Int) {
+        let peer = peers[index]
+        peer.timers.stop()
+        peer.staged.removeAll()
+        peer.keypairs.clear()
+        peer.handshake.clear()
+        peers.remove(at: index)
+        allowedIPs.remove(peer: index, renumber: true)
+        peerByKey = [:]
+        for (position, remaining) in peers.enumerated() { peerByKey[remaining.publicKey] = position }
+        var table: [UInt32: IndexEntry] = [:]
+        for (key, entry) in indexTable {
+            switch entry {
+            case .handshake(let owner) where owner != index:
+                table[key] = .handshake(peer: owner > index ? owner - 1 : owner)
+            case .keypair(let owner, let keypair) where owner != index:
+                table[key] = .keypair(peer: owner > index ? owner - 1 : owner, keypair)
+            default:
+                break
+            }
+        }
+        indexTable = table
+    }
 
     // MARK: Send
 
@@ -408,6 +444,11 @@ package final class WireGuardDevice {
                 counters.cookieRepliesSent += 1
                 return
             }
+            // A valid cookie proves the address; now limit how fast that address may make us work.
+            guard rateLimiter.allow(source, now: now) else {
+                counters.rateLimited += 1
+                return
+            }
         }
         if type == .initiation {
             receiveInitiation(datagram, from: source, now: now, into: &output)
@@ -656,6 +697,8 @@ package struct WireGuardCounters: Sendable, Equatable {
     package var disallowedSource: UInt64 = 0
     package var handshakeFailures: UInt64 = 0
     package var badCookieReplies: UInt64 = 0
+    /// Handshake messages with a valid cookie dropped by the per-address rate limit under load.
+    package var rateLimited: UInt64 = 0
     package var noRoute: UInt64 = 0
     package var noEndpoint: UInt64 = 0
     package var stagedDropped: UInt64 = 0
