@@ -132,6 +132,41 @@ import Testing
         #expect(pair.b.counters.malformed == UInt64(lengths.count) + 1)
     }
 
+    /// Random datagrams of every type and many sizes into an established device: nothing traps, nothing gets out,
+    /// every one is counted as a drop.
+    @Test func randomDatagramsNeverPass() {
+        var pair = DevicePair()
+        pair.a.send(packet: ipv4Packet(from: [10, 0, 0, 1], to: [10, 0, 0, 2], payload: payload), now: pair.now, into: &pair.outA)
+        _ = pair.exchange()
+        let before = pair.b.counters
+        let random = SeededRandom(seed: 1234)
+        let count = 3000
+        for round in 0..<count {
+            var header: UInt64 = 0
+            withUnsafeMutableBytes(of: &header) { random.fill($0) }
+            let sizes = [148, 92, 64, 32, 33, 48, 100, 1500]
+            let size = round % 3 == 0 ? Int(header >> 40) % 1600 : sizes[Int(header >> 8) % sizes.count]
+            var buffer = ByteBufferAllocator().buffer(capacity: max(size, 1))
+            buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: max(size, 1)) { raw in
+                random.fill(UnsafeMutableRawBufferPointer(rebasing: raw[0..<size]))
+                if size > 0 { raw[0] = UInt8(1 + header % 4) }
+                return size
+            }
+            // Sometimes aim at the live session's receiver index to reach the AEAD.
+            if size >= 32 && buffer.getInteger(at: 0, as: UInt8.self) == 4 && round % 2 == 0,
+               let keypair = pair.b.peers[0].keypairs.current {
+                buffer.setInteger(keypair.localIndex, at: 4, endianness: .little)
+            }
+            pair.b.receive(datagram: buffer, from: pair.endpointA, now: pair.now, into: &pair.outB)
+        }
+        #expect(pair.outB.packets.isEmpty && pair.outB.datagrams.isEmpty)
+        let after = pair.b.counters
+        let drops = (after.malformed - before.malformed) + (after.badMAC - before.badMAC) + (after.unknownIndex - before.unknownIndex)
+            + (after.decryptionFailed - before.decryptionFailed) + (after.replayed - before.replayed)
+        #expect(drops == UInt64(count))
+        #expect(after.decryptionFailed > before.decryptionFailed)
+    }
+
     @Test func replayedInitiationRejected() throws {
         var pair = DevicePair()
         pair.a.initiateHandshake(peer: 0, now: pair.now, into: &pair.outA)
