@@ -111,7 +111,18 @@ package struct PeerTimers: Sendable {
 
     /// The earliest pending deadline.
     package var nextDeadline: Instant? {
-        [retransmitHandshake, sendKeepalive, newHandshake, zeroKeyMaterial, persistentKeepalive].compactMap { $0 }.min()
+        // Without building an array: this runs on every poll.
+        var earliest = retransmitHandshake
+        @inline(__always) func consider(_ deadline: Instant?) {
+            guard let deadline else { return }
+            if let current = earliest, current <= deadline { return }
+            earliest = deadline
+        }
+        consider(sendKeepalive)
+        consider(newHandshake)
+        consider(zeroKeyMaterial)
+        consider(persistentKeepalive)
+        return earliest
     }
 
     /// Fires every timer due at `now` and says what to do.
