@@ -162,4 +162,30 @@ import Testing
         let dump = try namespace.peerDump()
         #expect(dump.count >= 7 && (Int(dump[4]) ?? 0) > 0)
     }
+
+    /// Under load we answer wireguard-go's initiation with a cookie reply; wireguard-go must decrypt it (XChaCha20,
+    /// its mac1 as AAD) and retry with a mac2 we accept.
+    @Test(.enabled(if: WireGuardGoNamespace.prerequisitesMissing == nil), .timeLimit(.minutes(1)))
+    func cookieReplyAcceptedByWireGuardGo() throws {
+        let namespace = WireGuardGoNamespace(slot: 3)
+        defer { namespace.tearDown() }
+        try namespace.setUp()
+        var side = try Self.makeSide(namespace)
+        side.device.forceUnderLoad = true
+
+        let script = """
+            import socket
+            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            s.bind(("10.77.0.2", 40001))
+            s.sendto(b"behind a cookie", ("10.77.0.1", 9))
+            """
+        try namespace.inNamespace(["python3", "-c", script])
+        let got = side.run(seconds: 15) { packet in
+            let bytes = packet.getBytes(at: packet.readerIndex, length: packet.readableBytes) ?? []
+            return bytes.count >= 28 && bytes[9] == 17 && String(decoding: bytes[28...], as: UTF8.self) == "behind a cookie"
+        }
+        #expect(got, "counters \(side.device.counters)")
+        #expect(side.device.counters.cookieRepliesSent >= 1)
+        #expect(side.device.counters.initiationsReceived == 1)
+    }
 }
