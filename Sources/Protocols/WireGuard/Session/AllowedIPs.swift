@@ -101,18 +101,28 @@ package struct AllowedIPs: Sendable {
     }
 
     private static func lookup(_ nodes: [Node], _ bytes: UnsafeRawBufferPointer) -> Int? {
-        var node = 0
-        var best: Int32 = nodes[0].peer
-        let bits = bytes.count * 8
-        var bit = 0
-        while bit < bits {
-            let isOne = bytes[bit >> 3] & (0x80 >> UInt8(bit & 7)) != 0
-            let child = isOne ? nodes[node].one : nodes[node].zero
-            if child < 0 { break }
-            node = Int(child)
-            if nodes[node].peer >= 0 { best = nodes[node].peer }
-            bit += 1
+        // Walk 64 address bits at a time from a big-endian word, over the node storage without bounds checks
+        // (child indices are always valid: they are only ever set to appended nodes).
+        nodes.withUnsafeBufferPointer { nodes -> Int? in
+            var node = 0
+            var best: Int32 = nodes[0].peer
+            var offset = 0
+            while offset < bytes.count {
+                let chunk = min(8, bytes.count - offset)
+                var word: UInt64 = 0
+                for index in 0..<chunk { word = word << 8 | UInt64(bytes[offset + index]) }
+                word <<= UInt64(64 - chunk * 8)
+                for _ in 0..<(chunk * 8) {
+                    let child = word & (1 << 63) != 0 ? nodes[node].one : nodes[node].zero
+                    if child < 0 { return best >= 0 ? Int(best) : nil }
+                    node = Int(child)
+                    let peer = nodes[node].peer
+                    if peer >= 0 { best = peer }
+                    word <<= 1
+                }
+                offset += chunk
+            }
+            return best >= 0 ? Int(best) : nil
         }
-        return best >= 0 ? Int(best) : nil
     }
 }
