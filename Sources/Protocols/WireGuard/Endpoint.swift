@@ -3,9 +3,12 @@
 package struct WireGuardEndpoint: Hashable, Sendable, CustomStringConvertible {
     /// IPv4 addresses use the first 4 bytes; the rest are zero.
     package var address: (UInt64, UInt64)
+    /// Whether `address` holds 16 IPv6 bytes (else 4 IPv4 bytes).
     package var isIPv6: Bool
+    /// The UDP port.
     package var port: UInt16
 
+    /// An IPv4 endpoint.
     package init(ipv4 bytes: (UInt8, UInt8, UInt8, UInt8), port: UInt16) {
         var storage: (UInt64, UInt64) = (0, 0)
         withUnsafeMutableBytes(of: &storage) { raw in
@@ -50,10 +53,12 @@ package struct WireGuardEndpoint: Hashable, Sendable, CustomStringConvertible {
         withUnsafeBytes(of: address) { Array($0.prefix(isIPv6 ? 16 : 4)) }
     }
 
+    /// Same family, address and port.
     package static func == (a: Self, b: Self) -> Bool {
         a.address == b.address && a.isIPv6 == b.isIPv6 && a.port == b.port
     }
 
+    /// Hashes family, address and port.
     package func hash(into hasher: inout Hasher) {
         hasher.combine(address.0)
         hasher.combine(address.1)
@@ -71,6 +76,7 @@ package struct WireGuardEndpoint: Hashable, Sendable, CustomStringConvertible {
         }
     }
 
+    /// `1.2.3.4:5` or `[2001:db8::1]:5`.
     package var description: String {
         isIPv6 ? "[\(IPAddressText.format(addressBytes))]:\(port)" : "\(IPAddressText.format(addressBytes)):\(port)"
     }
@@ -78,6 +84,7 @@ package struct WireGuardEndpoint: Hashable, Sendable, CustomStringConvertible {
 
 /// Numeric IP address text, both ways (no Foundation, no resolver).
 package enum IPAddressText {
+    /// Dotted-quad text to 4 bytes; nil when malformed.
     package static func parseIPv4(_ text: String) -> [UInt8]? {
         let parts = text.split(separator: ".", omittingEmptySubsequences: false)
         guard parts.count == 4 else { return nil }
@@ -89,6 +96,7 @@ package enum IPAddressText {
         return out
     }
 
+    /// RFC 4291 text (with `::` and an IPv4 tail; a zone is ignored) to 16 bytes; nil when malformed.
     package static func parseIPv6(_ text: String) -> [UInt8]? {
         var text = Substring(text)
         if let zone = text.firstIndex(of: "%") { text = text[..<zone] }
@@ -125,6 +133,7 @@ package enum IPAddressText {
         return words.flatMap { [UInt8($0 >> 8), UInt8($0 & 0xff)] }
     }
 
+    /// 4 or 16 bytes as text (RFC 5952 for IPv6).
     package static func format(_ bytes: [UInt8]) -> String {
         if bytes.count == 4 { return bytes.map(String.init).joined(separator: ".") }
         guard bytes.count == 16 else { return "?" }

@@ -12,14 +12,19 @@ package enum MessageType: UInt8, Sendable {
 
 /// Sizes and offsets of the wire format.
 package enum MessageLayout {
+    /// `MessageInitiationSize`.
     package static let initiationSize = 148
+    /// `MessageResponseSize`.
     package static let responseSize = 92
+    /// `MessageCookieReplySize`.
     package static let cookieReplySize = 64
     /// `messageTransportHeaderSize`: type, reserved, receiver, counter.
     package static let transportHeaderSize = 16
     /// The smallest transport message: a header and a tag (a keepalive).
     package static let transportMinimumSize = 32
+    /// Where mac1 starts in an initiation (mac2 follows 16 bytes later).
     package static let initiationMAC1Offset = 116
+    /// Where mac1 starts in a response.
     package static let responseMAC1Offset = 60
     /// `messageTransportOffsetCounter`.
     package static let transportCounterOffset = 8
@@ -36,13 +41,20 @@ package enum MessageError: Error, Equatable, Sendable {
 
 /// A handshake initiation (type 1).
 package struct InitiationMessage: Equatable, Sendable {
+    /// The sender's index.
     package var sender: UInt32
+    /// The unencrypted ephemeral public key.
     package var ephemeral: Bytes32
+    /// AEAD of the initiator's static public key: ciphertext, tag.
     package var encryptedStatic: (Bytes32, Bytes16)
+    /// AEAD of the TAI64N timestamp: 12 ciphertext bytes (as 8 + 4, memory order), tag.
     package var encryptedTimestamp: (UInt64, UInt32, Bytes16)
+    /// MAC keyed by the receiver's public key.
     package var mac1: Bytes16
+    /// MAC keyed by a cookie, or zeros.
     package var mac2: Bytes16
 
+    /// Field-wise equality.
     package static func == (a: Self, b: Self) -> Bool {
         a.sender == b.sender && a.ephemeral == b.ephemeral && a.encryptedStatic == b.encryptedStatic
             && a.encryptedTimestamp == b.encryptedTimestamp && a.mac1 == b.mac1 && a.mac2 == b.mac2
@@ -59,6 +71,7 @@ package struct InitiationMessage: Equatable, Sendable {
         mac2 = Bytes16(copying: bytes[132..<148])
     }
 
+    /// An initiation with the other fields zero, to be filled by the handshake.
     package init(sender: UInt32, ephemeral: Bytes32) {
         self.sender = sender
         self.ephemeral = ephemeral
@@ -82,6 +95,7 @@ package struct InitiationMessage: Equatable, Sendable {
         out.store(mac2, at: 132)
     }
 
+    /// The wire bytes (tests, logs).
     package var bytes: [UInt8] {
         var out = [UInt8](repeating: 0, count: MessageLayout.initiationSize)
         out.withUnsafeMutableBytes { write(to: $0) }
@@ -91,13 +105,20 @@ package struct InitiationMessage: Equatable, Sendable {
 
 /// A handshake response (type 2).
 package struct ResponseMessage: Equatable, Sendable {
+    /// The sender's index.
     package var sender: UInt32
+    /// The index of the message's recipient.
     package var receiver: UInt32
+    /// The unencrypted ephemeral public key.
     package var ephemeral: Bytes32
+    /// AEAD of the empty string: just the tag.
     package var encryptedNothing: Bytes16
+    /// MAC keyed by the receiver's public key.
     package var mac1: Bytes16
+    /// MAC keyed by a cookie, or zeros.
     package var mac2: Bytes16
 
+    /// Reads the message; throws on type, length or reserved bytes.
     package init(parsing bytes: UnsafeRawBufferPointer) throws(MessageError) {
         try checkHeader(bytes, .response, size: MessageLayout.responseSize)
         sender = bytes.loadLE(at: 4)
@@ -108,6 +129,7 @@ package struct ResponseMessage: Equatable, Sendable {
         mac2 = Bytes16(copying: bytes[76..<92])
     }
 
+    /// A response with the encrypted and MAC fields zero.
     package init(sender: UInt32, receiver: UInt32, ephemeral: Bytes32) {
         self.sender = sender
         self.receiver = receiver
@@ -117,6 +139,7 @@ package struct ResponseMessage: Equatable, Sendable {
         mac2 = .zero
     }
 
+    /// Writes the wire bytes into `out` (at least the message size).
     package func write(to out: UnsafeMutableRawBufferPointer) {
         out.storeHeader(.response)
         out.storeLE(sender, at: 4)
@@ -127,6 +150,7 @@ package struct ResponseMessage: Equatable, Sendable {
         out.store(mac2, at: 76)
     }
 
+    /// The wire bytes (tests, logs).
     package var bytes: [UInt8] {
         var out = [UInt8](repeating: 0, count: MessageLayout.responseSize)
         out.withUnsafeMutableBytes { write(to: $0) }
@@ -136,14 +160,19 @@ package struct ResponseMessage: Equatable, Sendable {
 
 /// A cookie reply (type 3).
 package struct CookieReplyMessage: Equatable, Sendable {
+    /// The index of the message's recipient.
     package var receiver: UInt32
+    /// The XChaCha20 nonce.
     package var nonce: Bytes24
+    /// XAEAD of the cookie: ciphertext, tag.
     package var encryptedCookie: (Bytes16, Bytes16)
 
+    /// Field-wise equality.
     package static func == (a: Self, b: Self) -> Bool {
         a.receiver == b.receiver && a.nonce == b.nonce && a.encryptedCookie == b.encryptedCookie
     }
 
+    /// Reads the message; throws on type, length or reserved bytes.
     package init(parsing bytes: UnsafeRawBufferPointer) throws(MessageError) {
         try checkHeader(bytes, .cookieReply, size: MessageLayout.cookieReplySize)
         receiver = bytes.loadLE(at: 4)
@@ -151,12 +180,14 @@ package struct CookieReplyMessage: Equatable, Sendable {
         encryptedCookie = (Bytes16(copying: bytes[32..<48]), Bytes16(copying: bytes[48..<64]))
     }
 
+    /// A cookie reply from its fields.
     package init(receiver: UInt32, nonce: Bytes24, encryptedCookie: (Bytes16, Bytes16)) {
         self.receiver = receiver
         self.nonce = nonce
         self.encryptedCookie = encryptedCookie
     }
 
+    /// Writes the wire bytes into `out` (at least the message size).
     package func write(to out: UnsafeMutableRawBufferPointer) {
         out.storeHeader(.cookieReply)
         out.storeLE(receiver, at: 4)
@@ -165,6 +196,7 @@ package struct CookieReplyMessage: Equatable, Sendable {
         out.store(encryptedCookie.1, at: 48)
     }
 
+    /// The wire bytes (tests, logs).
     package var bytes: [UInt8] {
         var out = [UInt8](repeating: 0, count: MessageLayout.cookieReplySize)
         out.withUnsafeMutableBytes { write(to: $0) }
@@ -174,9 +206,12 @@ package struct CookieReplyMessage: Equatable, Sendable {
 
 /// The header of a transport message (type 4); the payload stays where it is.
 package struct TransportHeader: Equatable, Sendable {
+    /// The index of the message's recipient.
     package var receiver: UInt32
+    /// The nonce counter of this message.
     package var counter: UInt64
 
+    /// A header from its fields.
     package init(receiver: UInt32, counter: UInt64) {
         self.receiver = receiver
         self.counter = counter
@@ -192,6 +227,7 @@ package struct TransportHeader: Equatable, Sendable {
         counter = bytes.loadLE(at: 8)
     }
 
+    /// Writes the wire bytes into `out` (at least the message size).
     package func write(to out: UnsafeMutableRawBufferPointer) {
         out.storeHeader(.transport)
         out.storeLE(receiver, at: 4)

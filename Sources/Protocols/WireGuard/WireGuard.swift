@@ -21,5 +21,6 @@
 
 /// The module's name, for log lines and diagnostics.
 package enum WireGuardModule {
+    /// The module name.
     package static let name = "WireGuard"
 }

@@ -7,6 +7,7 @@ import CSodium
 /// Handshake and cookie messages use libsodium's one-shot detached calls (no per-key setup to amortise).
 /// The data path uses `TransportAEAD`, a per-key persistent context that seals and opens in place.
 package enum AEAD {
+    /// Poly1305 tag size.
     package static let tagByteCount = 16
 
     /// The 12-byte nonce for `counter`.
@@ -159,6 +160,7 @@ package final class SodiumChaChaPoly {
     private var sendKey: Bytes32
     private var receiveKey: Bytes32
 
+    /// Keeps both keys (wiped in deinit).
     package init(sendKey: Bytes32, receiveKey: Bytes32) {
         self.sendKey = sendKey
         self.receiveKey = receiveKey

@@ -5,10 +5,12 @@
 package struct Bytes32: Hashable, Sendable, BitwiseCopyable, CustomStringConvertible {
     private var w0: UInt64 = 0, w1: UInt64 = 0, w2: UInt64 = 0, w3: UInt64 = 0
 
+    /// The size in bytes.
     package static let byteCount = 32
     /// All zeros (an absent preshared key, a wiped secret).
     package static let zero = Bytes32()
 
+    /// All zeros.
     package init() {}
 
     /// Copies exactly 32 bytes; `nil` for any other count.
@@ -36,6 +38,7 @@ package struct Bytes32: Hashable, Sendable, BitwiseCopyable, CustomStringConvert
     /// The bytes as an array, for tests, config and logs (not for the data path).
     package var bytes: [UInt8] { withUnsafeBytes { Array($0) } }
 
+    /// Whether every byte is zero.
     package var isZero: Bool { self == .zero }
 
     /// A key from its standard base64 text (`wg genkey`, sing-box's `private_key`/`public_key`/`pre_shared_key`);
@@ -53,6 +56,7 @@ package struct Bytes32: Hashable, Sendable, BitwiseCopyable, CustomStringConvert
         (w0 ^ other.w0) | (w1 ^ other.w1) | (w2 ^ other.w2) | (w3 ^ other.w3) == 0
     }
 
+    /// Lowercase hex (tests and debugging; never log secrets).
     package var description: String { bytes.map { hexDigits($0) }.joined() }
 }
 
@@ -60,9 +64,12 @@ package struct Bytes32: Hashable, Sendable, BitwiseCopyable, CustomStringConvert
 package struct Bytes16: Hashable, Sendable, BitwiseCopyable {
     private var w0: UInt64 = 0, w1: UInt64 = 0
 
+    /// All zeros.
     package static let zero = Bytes16()
+    /// All zeros.
     package init() {}
 
+    /// Copies exactly 16 bytes; nil for any other count.
     package init?(_ bytes: some Collection<UInt8>) {
         guard bytes.count == 16 else { return nil }
         withUnsafeMutableBytes { raw in
@@ -83,6 +90,7 @@ package struct Bytes16: Hashable, Sendable, BitwiseCopyable {
         try Swift.withUnsafeMutableBytes(of: &self, body)
     }
 
+    /// The bytes as an array (tests).
     package var bytes: [UInt8] { withUnsafeBytes { Array($0) } }
 
     /// Equality that takes the same time whatever the contents.
@@ -93,6 +101,7 @@ package struct Bytes16: Hashable, Sendable, BitwiseCopyable {
 package struct Bytes24: Hashable, Sendable, BitwiseCopyable {
     private var w0: UInt64 = 0, w1: UInt64 = 0, w2: UInt64 = 0
 
+    /// All zeros.
     package init() {}
 
     @inlinable package init(copying source: UnsafeRawBufferPointer) {

@@ -90,7 +90,10 @@ package enum Noise {
         return (t1, t2, t3)
     }
 
+    /// KDF1 of a 32-byte input.
     package static func kdf1(key: Bytes32, _ input: Bytes32) -> Bytes32 { input.withUnsafeBytes { kdf1(key: key, $0) } }
+    /// KDF2 of a 32-byte input.
     package static func kdf2(key: Bytes32, _ input: Bytes32) -> (Bytes32, Bytes32) { input.withUnsafeBytes { kdf2(key: key, $0) } }
+    /// KDF3 of a 32-byte input.
     package static func kdf3(key: Bytes32, _ input: Bytes32) -> (Bytes32, Bytes32, Bytes32) { input.withUnsafeBytes { kdf3(key: key, $0) } }
 }

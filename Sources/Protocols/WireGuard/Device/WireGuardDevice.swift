@@ -22,6 +22,7 @@ package import NetstackWire
 package final class WireGuardDevice {
     /// Device-wide settings.
     package struct Configuration: Sendable {
+        /// The interface private key.
         package var privateKey: Bytes32
         /// Padding stops at this size (the tunnel MTU); sing-box's default is 1408.
         package var mtu: Int
@@ -30,6 +31,7 @@ package final class WireGuardDevice {
         /// Unix time at `Instant.zero`, for the TAI64N timestamp of initiations.
         package var unixTimeAtZero: Duration
 
+        /// Settings with sing-box's defaults.
         package init(privateKey: Bytes32, mtu: Int = 1408, handshakeLoadThreshold: Int = 512, unixTimeAtZero: Duration = .zero) {
             self.privateKey = privateKey
             self.mtu = mtu
@@ -44,10 +46,15 @@ package final class WireGuardDevice {
         case keypair(peer: Int, Keypair)
     }
 
+    /// Our static key pair.
     package let identity: StaticIdentity
+    /// The settings given at creation.
     package private(set) var configuration: Configuration
+    /// The peers, by index (indices shift down when one is removed).
     package private(set) var peers: [WireGuardPeer] = []
+    /// Prefix → peer index, for routing and source checks.
     package private(set) var allowedIPs = AllowedIPs()
+    /// Drops and message counts since creation.
     package private(set) var counters = WireGuardCounters()
     private var indexTable: [UInt32: IndexEntry] = [:]
     private var peerByKey: [Bytes32: Int] = [:]
@@ -62,6 +69,7 @@ package final class WireGuardDevice {
     /// Forces cookie replies for every handshake message without a valid mac2 (owner's back-pressure; tests).
     package var forceUnderLoad = false
 
+    /// A device without peers. `random` must be cryptographically secure outside tests.
     package init(configuration: Configuration, allocator: ByteBufferAllocator = ByteBufferAllocator(),
                  random: @escaping (UnsafeMutableRawBufferPointer) -> Void = systemRandom) {
         precondition(sodiumReady, "libsodium failed to initialise")
@@ -665,21 +673,29 @@ package final class WireGuardDevice {
 package struct WireGuardOutput {
     /// A datagram to send to a UDP endpoint.
     package struct Datagram {
+        /// The bytes: a datagram to send, or an inner IP packet (header and padding stripped).
         package var buffer: ByteBuffer
+        /// Where to send it.
         package var endpoint: WireGuardEndpoint
     }
 
     /// A decrypted inner IP packet and the peer it came from.
     package struct Packet {
+        /// The bytes: a datagram to send, or an inner IP packet (header and padding stripped).
         package var buffer: ByteBuffer
+        /// The index of the peer it came from.
         package var peer: Int
     }
 
+    /// Datagrams to send, in order.
     package var datagrams: [Datagram] = []
+    /// Decrypted inner packets, in order.
     package var packets: [Packet] = []
 
+    /// All zero.
     package init() {}
 
+    /// Empties both lists, keeping their storage.
     package mutating func removeAll() {
         datagrams.removeAll(keepingCapacity: true)
         packets.removeAll(keepingCapacity: true)
@@ -688,30 +704,53 @@ package struct WireGuardOutput {
 
 /// Why datagrams and packets were dropped, and what the device sent. Plain counters, never reset.
 package struct WireGuardCounters: Sendable, Equatable {
+    /// Datagrams that are no WireGuard message (type, length, reserved bytes).
     package var malformed: UInt64 = 0
+    /// Authenticated packets whose plaintext is no IPv4/IPv6 packet that fits.
     package var malformedInner: UInt64 = 0
+    /// Handshake messages whose mac1 is wrong (not addressed to our key).
     package var badMAC: UInt64 = 0
+    /// Messages for a receiver index we do not hold.
     package var unknownIndex: UInt64 = 0
+    /// Transport messages refused by the replay window or an expired keypair.
     package var replayed: UInt64 = 0
+    /// Transport messages whose tag did not verify (forged or corrupted).
     package var decryptionFailed: UInt64 = 0
+    /// Authenticated packets whose source address is not in the sender's allowed IPs.
     package var disallowedSource: UInt64 = 0
+    /// Handshake messages refused by Noise (bad keys, replayed timestamp, flood, stray response).
     package var handshakeFailures: UInt64 = 0
+    /// Cookie replies that answered nothing of ours or did not decrypt.
     package var badCookieReplies: UInt64 = 0
     /// Handshake messages with a valid cookie dropped by the per-address rate limit under load.
     package var rateLimited: UInt64 = 0
+    /// Outgoing packets whose destination no peer owns.
     package var noRoute: UInt64 = 0
+    /// Messages not sent because the peer has no endpoint yet.
     package var noEndpoint: UInt64 = 0
+    /// Staged packets dropped (queue full, or the handshake was given up).
     package var stagedDropped: UInt64 = 0
+    /// Outgoing packets copied because the buffer lacked 16 bytes of headroom.
     package var copiedForHeadroom: UInt64 = 0
+    /// Handshake initiations sent (first tries and retries).
     package var initiationsSent: UInt64 = 0
+    /// Retransmission timer expiries that asked for another initiation.
     package var initiationRetransmissions: UInt64 = 0
+    /// Initiations accepted.
     package var initiationsReceived: UInt64 = 0
+    /// Responses sent.
     package var responsesSent: UInt64 = 0
+    /// Responses accepted (handshakes we completed as initiator).
     package var responsesReceived: UInt64 = 0
+    /// Cookie replies sent while under load.
     package var cookieRepliesSent: UInt64 = 0
+    /// Cookie replies accepted.
     package var cookieRepliesReceived: UInt64 = 0
+    /// Authenticated empty transport messages.
     package var keepalivesReceived: UInt64 = 0
+    /// Inner packets delivered to the owner.
     package var packetsReceived: UInt64 = 0
 
+    /// All zero.
     package init() {}
 }

@@ -3,6 +3,7 @@ package import NetstackWire
 
 /// How one peer is configured (the `peers[]` of a sing-box wireguard endpoint, already decoded).
 package struct WireGuardPeerConfiguration: Sendable {
+    /// The peer's static public key.
     package var publicKey: Bytes32
     /// Q of the handshake; zero when none.
     package var presharedKey: Bytes32
@@ -15,6 +16,7 @@ package struct WireGuardPeerConfiguration: Sendable {
     /// sing-box's `reserved`: written into bytes 1–3 of every message sent to this peer (after the MACs).
     package var reserved: (UInt8, UInt8, UInt8)
 
+    /// A peer configuration; everything but the key is optional.
     package init(publicKey: Bytes32, presharedKey: Bytes32 = .zero, endpoint: WireGuardEndpoint? = nil,
                  allowedIPs: [(address: [UInt8], prefixLength: Int)] = [], persistentKeepalive: Duration? = nil,
                  reserved: (UInt8, UInt8, UInt8) = (0, 0, 0)) {
@@ -31,11 +33,17 @@ package struct WireGuardPeerConfiguration: Sendable {
 /// packets and counters. Owned by the device (one event loop); read it for status, change it only through
 /// the device.
 package final class WireGuardPeer {
+    /// The peer's static public key (its identity in the device).
     package let publicKey: Bytes32
+    /// The configuration, as last set.
     package internal(set) var configuration: WireGuardPeerConfiguration
+    /// The Noise state with this peer.
     package internal(set) var handshake: HandshakeState
+    /// MACs for what we send it, and the cookie it gave us.
     package internal(set) var cookies: CookieGenerator
+    /// The current, previous and next sessions.
     package internal(set) var keypairs = KeypairSlots()
+    /// The §6 timers.
     package internal(set) var timers: PeerTimers
     /// Where datagrams go: configured, then the source of the last authenticated message (roaming).
     package internal(set) var endpoint: WireGuardEndpoint?
@@ -45,8 +53,10 @@ package final class WireGuardPeer {
     package internal(set) var lastHandshake: Instant?
     /// Bytes of datagrams received from / sent to this peer (what `wg show` calls transfer).
     package internal(set) var receivedBytes: UInt64 = 0
+    /// Bytes of datagrams sent to this peer.
     package internal(set) var sentBytes: UInt64 = 0
 
+    /// `QueueStagedSize`.
     package static let maxStagedPackets = 128
 
     init(configuration: WireGuardPeerConfiguration, identity: StaticIdentity) {

@@ -7,7 +7,9 @@ package import NetstackWire
 /// cookie = MAC(R_secret, source IP || port) and R_secret changes every two minutes; a sender without a fresh
 /// cookie gets a cookie reply: XAEAD(HASH(LABEL_COOKIE || S_receiver_pub), nonce, cookie, aad = its mac1).
 package enum CookieConstants {
+    /// LABEL_MAC1.
     package static let labelMAC1 = Array("mac1----".utf8)
+    /// LABEL_COOKIE.
     package static let labelCookie = Array("cookie--".utf8)
     /// `CookieRefreshTime`: a secret or a received cookie is good for two minutes.
     package static let cookieRefreshTime: Duration = .seconds(120)
@@ -33,6 +35,7 @@ package struct CookieChecker: Sendable {
     private var secret = Bytes32.zero
     private var secretCreated: Instant?
 
+    /// A checker for messages addressed to `localPublicKey`.
     package init(localPublicKey: Bytes32) {
         mac1Key = CookieConstants.mac1Key(localPublicKey)
         encryptionKey = CookieConstants.cookieKey(localPublicKey)
@@ -89,6 +92,7 @@ package struct CookieGenerator: Sendable {
     /// mac1 of the last initiation or response we sent: the AAD of the cookie reply that may answer it.
     private var lastMAC1: Bytes16?
 
+    /// A generator for messages to `remotePublicKey`.
     package init(remotePublicKey: Bytes32) {
         mac1Key = CookieConstants.mac1Key(remotePublicKey)
         encryptionKey = CookieConstants.cookieKey(remotePublicKey)

@@ -19,9 +19,12 @@ package enum NoiseConstants {
 
 /// Our static identity: the interface private key and its public key.
 package struct StaticIdentity: Sendable {
+    /// The private key.
     package let privateKey: Bytes32
+    /// Its public key.
     package let publicKey: Bytes32
 
+    /// Derives the public key.
     package init(privateKey: Bytes32) {
         self.privateKey = privateKey
         publicKey = X25519.publicKey(of: privateKey)
@@ -55,21 +58,33 @@ package enum HandshakeError: Error, Equatable, Sendable {
 
 /// The session keys a completed handshake yields.
 package struct SessionKeys: Sendable {
+    /// T_send.
     package var send: Bytes32
+    /// T_recv.
     package var receive: Bytes32
+    /// Whether we initiated.
     package var isInitiator: Bool
+    /// Our index for this session.
     package var localIndex: UInt32
+    /// The peer's index for this session.
     package var remoteIndex: UInt32
 }
 
 /// One peer's Noise state (the `Handshake` of the whitepaper), a plain value.
 package struct HandshakeState: Sendable {
+    /// Where the handshake stands.
     package var stage: HandshakeStage = .zeroed
+    /// C, the chaining key.
     package var chainKey = Bytes32.zero
+    /// H, the transcript hash.
     package var hash = Bytes32.zero
+    /// Our ephemeral private key while a handshake is open.
     package var localEphemeral = Bytes32.zero
+    /// The peer's ephemeral public key.
     package var remoteEphemeral = Bytes32.zero
+    /// Our index for the handshake in progress.
     package var localIndex: UInt32 = 0
+    /// The peer's index for it.
     package var remoteIndex: UInt32 = 0
     /// The newest TAI64N timestamp accepted from this peer (replay protection for initiations).
     package var latestTimestamp = TAI64N.zero
@@ -86,6 +101,7 @@ package struct HandshakeState: Sendable {
     /// `handshakeInitationRate` (wireguard-go): at most one initiation per 20 ms is consumed per peer.
     package static let handshakeInitiationRate: Duration = .milliseconds(20)
 
+    /// A zeroed handshake with the peer `remoteStatic`; precomputes DH(S_local, S_remote).
     package init(identity: StaticIdentity, remoteStatic: Bytes32, presharedKey: Bytes32 = .zero) {
         self.remoteStatic = remoteStatic
         self.presharedKey = presharedKey
@@ -167,11 +183,17 @@ package struct HandshakeState: Sendable {
 
     /// What the responder learns from an initiation before it knows which peer sent it.
     package struct ConsumedInitiation: Sendable {
+        /// The initiator's static public key (decrypted).
         package var remoteStatic: Bytes32
+        /// C after the timestamp.
         package var chainKey: Bytes32
+        /// H after the timestamp.
         package var hash: Bytes32
+        /// The initiator's ephemeral public key.
         package var remoteEphemeral: Bytes32
+        /// The decrypted timestamp.
         package var timestamp: TAI64N
+        /// The initiator's index.
         package var sender: UInt32
     }
 

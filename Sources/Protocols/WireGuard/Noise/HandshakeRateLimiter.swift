@@ -7,6 +7,7 @@ package import NetstackWire
 package struct HandshakeRateLimiter: Sendable {
     /// `packetsPerSecond` and `packetsBurstable` of wireguard-go.
     package static let packetsPerSecond: Int64 = 20
+    /// Burst size.
     package static let packetsBurstable: Int64 = 5
     private static let packetCost: Int64 = 1_000_000_000 / packetsPerSecond
     private static let maxTokens: Int64 = packetCost * packetsBurstable
@@ -25,6 +26,7 @@ package struct HandshakeRateLimiter: Sendable {
     private var buckets: [Key: Bucket] = [:]
     private var lastCollection = Instant.zero
 
+    /// No sources tracked.
     package init() {}
 
     /// Whether a handshake message from `source` (its address; the port is ignored) may be processed now.

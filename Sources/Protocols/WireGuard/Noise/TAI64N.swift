@@ -1,9 +1,12 @@
 /// A TAI64N timestamp (12 bytes: big-endian seconds with the TAI64 label 2^62 + 10, big-endian nanoseconds),
 /// the TIMESTAMP() of the whitepaper. Only its order matters to the responder.
 package struct TAI64N: Comparable, Hashable, Sendable {
+    /// TAI64 seconds label.
     package var seconds: UInt64
+    /// Nanoseconds within the second.
     package var nanoseconds: UInt32
 
+    /// Older than any real timestamp.
     package static let zero = TAI64N(seconds: 0, nanoseconds: 0)
     /// 2^62 + 10: the TAI64 label of the Unix epoch as WireGuard writes it.
     package static let base: UInt64 = 0x4000_0000_0000_000A
@@ -12,6 +15,7 @@ package struct TAI64N: Comparable, Hashable, Sendable {
     /// the host's clock; we do the same.
     package static let whitenerMask: UInt32 = ~(0x0100_0000 - 1)
 
+    /// A timestamp from its raw fields.
     package init(seconds: UInt64, nanoseconds: UInt32) {
         self.seconds = seconds
         self.nanoseconds = nanoseconds
@@ -42,6 +46,7 @@ package struct TAI64N: Comparable, Hashable, Sendable {
         return out
     }
 
+    /// Chronological order.
     package static func < (a: TAI64N, b: TAI64N) -> Bool {
         (a.seconds, a.nanoseconds) < (b.seconds, b.nanoseconds)
     }

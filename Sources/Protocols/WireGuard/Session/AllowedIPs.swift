@@ -7,8 +7,11 @@
 package struct AllowedIPs: Sendable {
     /// One configured prefix.
     package struct Entry: Equatable, Sendable {
+        /// The network address, host bits zero.
         package var address: [UInt8]
+        /// Prefix length in bits.
         package var prefixLength: Int
+        /// The owning peer's index.
         package var peer: Int
     }
 
@@ -20,8 +23,10 @@ package struct AllowedIPs: Sendable {
 
     private var ipv4: [Node] = [Node()]
     private var ipv6: [Node] = [Node()]
+    /// Every configured prefix, in insertion order.
     package private(set) var entries: [Entry] = []
 
+    /// An empty table.
     package init() {}
 
     /// Parses `10.0.0.0/24`, `fd00::/64` or a bare address (a host route); nil when malformed.
@@ -74,6 +79,7 @@ package struct AllowedIPs: Sendable {
         return nil
     }
 
+    /// Lookup by byte array (tests, control plane).
     package func lookup(_ address: [UInt8]) -> Int? { address.withUnsafeBytes { lookup($0) } }
 
     private static func mask(_ address: [UInt8], _ length: Int) -> [UInt8] {

@@ -27,15 +27,22 @@ package enum SessionLimits {
 /// A class because it owns OpenSSL contexts (freed in deinit) and is shared by the index table and the peer's
 /// current/previous/next slots. Belongs to the device's event loop: not thread-safe.
 package final class Keypair {
+    /// Seals with the sending key, opens with the receiving key, in place.
     package let cipher: TransportAEAD
     /// The next counter to send with.
     package var sendCounter: UInt64 = 0
+    /// Counters already accepted under the receiving key.
     package var replayFilter = ReplayFilter()
+    /// When the handshake that made it completed.
     package let created: Instant
+    /// Whether we initiated the handshake (only the initiator rekeys on time/count).
     package let isInitiator: Bool
+    /// Our index: the receiver index of messages for us.
     package let localIndex: UInt32
+    /// The peer's index: the receiver index we write.
     package let remoteIndex: UInt32
 
+    /// Keys the transport cipher.
     package init(keys: SessionKeys, created: Instant) {
         cipher = TransportAEAD(sendKey: keys.send, receiveKey: keys.receive)
         self.created = created
@@ -57,10 +64,14 @@ package final class Keypair {
 /// still receives packets in flight; `next` is a responder's session not yet confirmed by the initiator's first
 /// data packet.
 package struct KeypairSlots {
+    /// The keypair we send with.
     package var current: Keypair?
+    /// The one before, still accepted for packets in flight.
     package var previous: Keypair?
+    /// A responder's new keypair, waiting for the initiator's first data packet.
     package var next: Keypair?
 
+    /// No keypairs.
     package init() {}
 
     /// Installs a freshly derived keypair; returns the keypairs that drop out (to unregister their indices).
@@ -103,6 +114,7 @@ package struct KeypairSlots {
     /// Every keypair held.
     package var all: [Keypair] { [current, previous, next].compactMap { $0 } }
 
+    /// Drops every keypair.
     package mutating func clear() {
         current = nil
         previous = nil

@@ -13,12 +13,15 @@ package import NetstackWire
 package struct PeerTimers: Sendable {
     /// What the owner must do after `expire(now:)`.
     package struct Actions: OptionSet, Sendable {
+        /// The action bits.
         package let rawValue: UInt8
+        /// Actions from bits.
         package init(rawValue: UInt8) { self.rawValue = rawValue }
         /// Send an initiation as a retry (the attempt counter keeps counting).
         package static let retransmitInitiation = Actions(rawValue: 1)
         /// Send a fresh initiation (the attempt counter restarts).
         package static let newInitiation = Actions(rawValue: 2)
+        /// Send a keepalive (or the staged packets).
         package static let sendKeepalive = Actions(rawValue: 4)
         /// Handshake attempts exhausted: drop staged packets.
         package static let giveUp = Actions(rawValue: 8)
@@ -26,13 +29,19 @@ package struct PeerTimers: Sendable {
         package static let zeroKeyMaterial = Actions(rawValue: 16)
     }
 
+    /// When to resend an unanswered initiation.
     package private(set) var retransmitHandshake: Instant?
+    /// When to send a keepalive for received data.
     package private(set) var sendKeepalive: Instant?
+    /// When to start a handshake because sent data went unanswered.
     package private(set) var newHandshake: Instant?
+    /// When to wipe every key.
     package private(set) var zeroKeyMaterial: Instant?
+    /// When the persistent keepalive is due.
     package private(set) var persistentKeepalive: Instant?
     /// Data arrived while a keepalive was already scheduled: schedule another after it fires.
     private var needAnotherKeepalive = false
+    /// Retransmissions of the current initiation so far.
     package private(set) var handshakeAttempts = 0
     /// When we last sent an initiation (the sending rate limit: one per REKEY_TIMEOUT).
     package private(set) var lastSentHandshake: Instant?
@@ -41,6 +50,7 @@ package struct PeerTimers: Sendable {
     /// The configured persistent keepalive; nil when off.
     package var persistentKeepaliveInterval: Duration?
 
+    /// No timer armed.
     package init(persistentKeepaliveInterval: Duration? = nil) {
         self.persistentKeepaliveInterval = persistentKeepaliveInterval
     }

@@ -13,6 +13,7 @@ package struct ReplayFilter: Sendable {
     private var ring: [UInt64]
     private var last: UInt64 = 0
 
+    /// An empty window (the only allocation, once per keypair).
     package init() { ring = [UInt64](repeating: 0, count: Self.ringBlocks) }
 
     /// Forgets every counter.
