@@ -65,6 +65,28 @@ import Testing
         #expect(pair.a.peers[0].keypairs.previous === old)
     }
 
+    @Test func rekeyAndRejectAfterMessages() throws {
+        var pair = established()
+        let keypair = try #require(pair.a.peers[0].keypairs.current)
+        // Past REKEY_AFTER_MESSAGES: the data still goes, and a handshake starts (once the 5 s initiation
+        // rate limit since the first handshake has passed).
+        keypair.sendCounter = SessionLimits.rekeyAfterMessages + 1
+        pair.advance(.seconds(6))
+        pair.a.send(packet: ipv4Packet(from: [10, 0, 0, 1], to: [10, 0, 0, 2], payload: payload), now: pair.now, into: &pair.outA)
+        #expect(pair.outA.datagrams.map { $0.buffer.getInteger(at: 0, as: UInt8.self)! } == [4, 1])
+        pair.outA.removeAll()
+        // At REJECT_AFTER_MESSAGES nothing more is sent under this key: the packet waits for a new session.
+        keypair.sendCounter = SessionLimits.rejectAfterMessages
+        pair.advance(.seconds(6))
+        pair.a.send(packet: ipv4Packet(from: [10, 0, 0, 1], to: [10, 0, 0, 2], payload: payload), now: pair.now, into: &pair.outA)
+        #expect(pair.outA.datagrams.map { $0.buffer.getInteger(at: 0, as: UInt8.self)! } == [1])
+        #expect(pair.a.peers[0].stagedCount == 1)
+        // The receiver refuses counters at or past the limit whatever the tag says.
+        var filter = ReplayFilter()
+        let refused = filter.accept(SessionLimits.rejectAfterMessages)
+        #expect(!refused)
+    }
+
     @Test func rejectAfterTimeStagesAndRehandshakes() {
         var pair = established()
         pair.advance(.seconds(181))

@@ -33,6 +33,41 @@ import Testing
         #expect(pair.a.counters.packetsReceived == 1 && pair.b.counters.packetsReceived == 1)
     }
 
+    /// One device, two peers: packets route by allowed IPs, and each peer gets its own session.
+    @Test func routesBetweenTwoPeers() throws {
+        let random = SeededRandom(seed: 11)
+        let hub = WireGuardDevice(configuration: .init(privateKey: random.key()), random: random.fill)
+        let left = WireGuardDevice(configuration: .init(privateKey: random.key()), random: random.fill)
+        let right = WireGuardDevice(configuration: .init(privateKey: random.key()), random: random.fill)
+        let hubEndpoint = WireGuardEndpoint(ipv4: (192, 0, 2, 10), port: 1)
+        let leftEndpoint = WireGuardEndpoint(ipv4: (192, 0, 2, 11), port: 1)
+        let rightEndpoint = WireGuardEndpoint(ipv4: (192, 0, 2, 12), port: 1)
+        hub.addPeer(.init(publicKey: left.identity.publicKey, endpoint: leftEndpoint, allowedIPs: [([10, 1, 0, 0], 16)]))
+        hub.addPeer(.init(publicKey: right.identity.publicKey, endpoint: rightEndpoint, allowedIPs: [([10, 2, 0, 0], 16)]))
+        left.addPeer(.init(publicKey: hub.identity.publicKey, allowedIPs: [([10, 0, 0, 0], 8)]))
+        right.addPeer(.init(publicKey: hub.identity.publicKey, allowedIPs: [([10, 0, 0, 0], 8)]))
+        var outHub = WireGuardOutput(), outLeft = WireGuardOutput(), outRight = WireGuardOutput()
+        let now = Instant(nanoseconds: 1)
+        hub.send(packet: ipv4Packet(from: [10, 0, 0, 1], to: [10, 1, 0, 5], payload: payload), now: now, into: &outHub)
+        hub.send(packet: ipv4Packet(from: [10, 0, 0, 1], to: [10, 2, 0, 5], payload: payload), now: now, into: &outHub)
+        for _ in 0..<4 {
+            for datagram in outHub.datagrams {
+                if datagram.endpoint == leftEndpoint { left.receive(datagram: datagram.buffer, from: hubEndpoint, now: now, into: &outLeft) }
+                if datagram.endpoint == rightEndpoint { right.receive(datagram: datagram.buffer, from: hubEndpoint, now: now, into: &outRight) }
+            }
+            outHub.datagrams.removeAll()
+            for datagram in outLeft.datagrams { hub.receive(datagram: datagram.buffer, from: leftEndpoint, now: now, into: &outHub) }
+            for datagram in outRight.datagrams { hub.receive(datagram: datagram.buffer, from: rightEndpoint, now: now, into: &outHub) }
+            outLeft.datagrams.removeAll()
+            outRight.datagrams.removeAll()
+        }
+        #expect(outLeft.packets.count == 1 && outRight.packets.count == 1)
+        #expect(outLeft.packets.first?.buffer.getBytes(at: outLeft.packets[0].buffer.readerIndex + 16, length: 4) == [10, 1, 0, 5])
+        #expect(outRight.packets.first?.buffer.getBytes(at: outRight.packets[0].buffer.readerIndex + 16, length: 4) == [10, 2, 0, 5])
+        #expect(hub.peers[0].keypairs.current !== hub.peers[1].keypairs.current)
+        #expect(hub.counters.responsesReceived == 2)
+    }
+
     @Test func presharedKeyMismatchFails() {
         let random = SeededRandom(seed: 7)
         let keyA = random.key(), keyB = random.key()
