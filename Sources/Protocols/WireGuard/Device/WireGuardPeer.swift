@@ -42,19 +42,19 @@ package final class WireGuardPeer {
     /// MACs for what we send it, and the cookie it gave us.
     package internal(set) var cookies: CookieGenerator
     /// The current, previous and next sessions.
-    package internal(set) var keypairs = KeypairSlots()
+    @exclusivity(unchecked) package internal(set) var keypairs = KeypairSlots()
     /// The §6 timers.
-    package internal(set) var timers: PeerTimers
+    @exclusivity(unchecked) package internal(set) var timers: PeerTimers
     /// Where datagrams go: configured, then the source of the last authenticated message (roaming).
-    package internal(set) var endpoint: WireGuardEndpoint?
+    @exclusivity(unchecked) package internal(set) var endpoint: WireGuardEndpoint?
     /// Packets waiting for a session (`QueueStagedSize` 128 in wireguard-go; the oldest is dropped beyond).
-    var staged = CircularBuffer<ByteBuffer>(initialCapacity: 16)
+    @exclusivity(unchecked) var staged = CircularBuffer<ByteBuffer>(initialCapacity: 16)
     /// When the last handshake completed, on the owner's clock.
     package internal(set) var lastHandshake: Instant?
     /// Bytes of datagrams received from / sent to this peer (what `wg show` calls transfer).
-    package internal(set) var receivedBytes: UInt64 = 0
+    @exclusivity(unchecked) package internal(set) var receivedBytes: UInt64 = 0
     /// Bytes of datagrams sent to this peer.
-    package internal(set) var sentBytes: UInt64 = 0
+    @exclusivity(unchecked) package internal(set) var sentBytes: UInt64 = 0
 
     /// `QueueStagedSize`.
     package static let maxStagedPackets = 128

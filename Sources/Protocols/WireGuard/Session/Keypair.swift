@@ -30,9 +30,9 @@ package final class Keypair {
     /// Seals with the sending key, opens with the receiving key, in place.
     package let cipher: TransportAEAD
     /// The next counter to send with.
-    package var sendCounter: UInt64 = 0
+    @exclusivity(unchecked) package var sendCounter: UInt64 = 0
     /// Counters already accepted under the receiving key.
-    package var replayFilter = ReplayFilter()
+    @exclusivity(unchecked) package var replayFilter = ReplayFilter()
     /// When the handshake that made it completed.
     package let created: Instant
     /// Whether we initiated the handshake (only the initiator rekeys on time/count).
