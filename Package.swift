@@ -92,7 +92,7 @@ let package = Package(
         testTarget("ConfigTests", ["Config"]),
         testTarget("EngineTests", ["Adapter", "Net", "Rules", "Router", "SOCKS", "HTTPProxy", "Mixed", "Direct", "Block", "Box", nioCore, nioPosix]),
         testTarget("DNSTests", ["DNS", nioCore]),
-        testTarget("WireGuardTests", ["WireGuard", "NetstackWire", "COpenSSL", nioCore]),
+        testTarget("WireGuardTests", ["WireGuard", "NetstackWire", "COpenSSL", nioCore, nioPosix]),
         testTarget("ApplianceTests", ["TunDevice", "Netlink", "Nftables", "Systemd", nioCore]),
         testTarget("ProxyTests", ["SOCKS", "HTTPProxy", "Mixed", "Adapter", "Net", nioCore, nioPosix]),
         testTarget("InteropTests", ["CLI"]),

@@ -12,6 +12,9 @@ import Glibc
 final class WireGuardGoNamespace {
     let name: String
     let hostVeth: String
+    /// wireguard-go's interface. Unique per test: its UAPI socket (/var/run/wireguard/NAME.sock) is a file shared
+    /// by every namespace, so two instances named alike would configure each other.
+    let interface: String
     let hostAddress: String
     let namespaceAddress: String
     let tunnelAddress = "10.77.0.2"
@@ -27,6 +30,7 @@ final class WireGuardGoNamespace {
         let tag = "\(getpid() % 100000)\(slot)"
         name = "wgt\(tag)"
         hostVeth = "wgh\(tag)"
+        interface = "wgi\(tag)"
         hostAddress = "10.250.\(slot).1"
         namespaceAddress = "10.250.\(slot).2"
         privateKeyPath = NSTemporaryDirectory() + "wgt-\(tag).key"
@@ -53,7 +57,7 @@ final class WireGuardGoNamespace {
         try sh(["ip", "netns", "exec", name] + arguments)
     }
 
-    /// Creates the namespace, veth pair and wireguard-go's interface `wg0` (not yet configured).
+    /// Creates the namespace, veth pair and wireguard-go's interface (not yet configured).
     func setUp() throws {
         tearDownQuietly()  // leftovers from a crashed earlier run with the same pid
         created = true
@@ -72,33 +76,44 @@ final class WireGuardGoNamespace {
 
         let process = Process()
         process.executableURL = URL(fileURLWithPath: ProcessRunner.which("ip")!)
-        process.arguments = ["netns", "exec", name, "wireguard-go", "-f", "wg0"]
-        process.environment = ProcessInfo.processInfo.environment.merging(["WG_PROCESS_FOREGROUND": "1", "LOG_LEVEL": "error"]) { _, b in b }
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
+        process.arguments = ["netns", "exec", name, "wireguard-go", "-f", interface]
+        // WG_GO_LOG=verbose keeps wireguard-go's log in /tmp/<namespace>.log for debugging a failing test.
+        let logLevel = ProcessInfo.processInfo.environment["WG_GO_LOG"] ?? "error"
+        process.environment = ProcessInfo.processInfo.environment.merging(["WG_PROCESS_FOREGROUND": "1", "LOG_LEVEL": logLevel]) { _, b in b }
+        if logLevel == "verbose", let log = FileHandle(forWritingAtPath: {
+            let path = "/tmp/\(name).log"
+            FileManager.default.createFile(atPath: path, contents: nil)
+            return path
+        }()) {
+            process.standardOutput = log
+            process.standardError = log
+        } else {
+            process.standardOutput = FileHandle.nullDevice
+            process.standardError = FileHandle.nullDevice
+        }
         try process.run()
         self.process = process
         // Wait for the interface (and its UAPI socket) to appear.
         for _ in 0..<100 {
-            if let result = try? ProcessRunner.run("ip", ["netns", "exec", name, "wg", "show", "wg0"]), result.status == 0 { return }
+            if let result = try? ProcessRunner.run("ip", ["netns", "exec", name, "wg", "show", interface]), result.status == 0 { return }
             usleep(50_000)
         }
-        throw HarnessError.command("wireguard-go did not create wg0", "")
+        throw HarnessError.command("wireguard-go did not create \(interface)", "")
     }
 
-    /// Configures wg0: our public key as its only peer, our UDP endpoint, addresses and routes.
+    /// Configures the interface: our public key as its only peer, our UDP endpoint, addresses and routes.
     func configure(peerPublicKey: String, peerEndpoint: String, persistentKeepalive: Int? = nil) throws {
-        var arguments = ["wg", "set", "wg0", "private-key", privateKeyPath, "listen-port", "\(listenPort)",
+        var arguments = ["wg", "set", interface, "private-key", privateKeyPath, "listen-port", "\(listenPort)",
                          "peer", peerPublicKey, "allowed-ips", "\(ourTunnelAddress)/32", "endpoint", peerEndpoint]
         if let persistentKeepalive { arguments += ["persistent-keepalive", "\(persistentKeepalive)"] }
         try inNamespace(arguments)
-        try inNamespace(["ip", "addr", "add", "\(tunnelAddress)/24", "dev", "wg0"])
-        try inNamespace(["ip", "link", "set", "wg0", "up"])
+        try inNamespace(["ip", "addr", "add", "\(tunnelAddress)/24", "dev", interface])
+        try inNamespace(["ip", "link", "set", interface, "up"])
     }
 
-    /// `wg show wg0 dump`'s peer line: public key, psk, endpoint, allowed ips, latest handshake, rx, tx, keepalive.
+    /// `wg show NAME dump`'s peer line: public key, psk, endpoint, allowed ips, latest handshake, rx, tx, keepalive.
     func peerDump() throws -> [String] {
-        let lines = try inNamespace(["wg", "show", "wg0", "dump"]).output.split(separator: "\n")
+        let lines = try inNamespace(["wg", "show", interface, "dump"]).output.split(separator: "\n")
         guard lines.count >= 2 else { return [] }
         return lines[1].split(separator: "\t").map(String.init)
     }

@@ -1,5 +1,3 @@
-package import NetstackWire
-
 /// Turns the values of a sing-box 1.12 `wireguard` endpoint (`private_key`, `mtu`, `peers[]`) into a device
 /// configuration and peer configurations, with the checks and error wording of sing-box's `NewEndpoint`
 /// (transport/wireguard/endpoint.go): `decode private key: illegal base64 data at input byte 0`,
