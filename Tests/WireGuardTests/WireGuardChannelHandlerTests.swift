@@ -5,6 +5,12 @@ import NetstackWire
 import Testing
 @testable import WireGuard
 
+/// Carries a loop-confined value into a closure that runs on that loop.
+struct UncheckedSendableBox<Value>: @unchecked Sendable {
+    let value: Value
+    init(_ value: Value) { self.value = value }
+}
+
 /// The device on a real NIO UDP channel against wireguard-go: the handler owns time (scheduled timers),
 /// sockets and the flush; inner packets come out of the pipeline and go into it.
 @Suite(.serialized) struct WireGuardChannelHandlerTests {
@@ -41,11 +47,13 @@ import Testing
         let peerKey = try #require(Bytes32(base64: namespace.publicKey))
         device.addPeer(.init(publicKey: peerKey, endpoint: WireGuardEndpoint(parsing: "\(namespace.namespaceAddress):\(namespace.listenPort)"),
                              allowedIPs: [([10, 77, 0, 2], 32)]))
+        // The device is confined to the channel's loop; the box only carries it there.
+        let box = UncheckedSendableBox(device)
         let received = group.next().makePromise(of: [UInt8].self)
         let channel = try DatagramBootstrap(group: group)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(WireGuardChannelHandler(device: device))
+                    try channel.pipeline.syncOperations.addHandler(WireGuardChannelHandler(device: box.value))
                     try channel.pipeline.syncOperations.addHandler(EchoInTunnel(received: received))
                 }
             }
@@ -67,11 +75,11 @@ import Testing
         // Never wait forever: fail the promise after 10 s if nothing came through.
         channel.eventLoop.scheduleTask(in: .seconds(10)) { received.fail(HarnessError.timeout("inner packet")) }
         let result = try ProcessRunner.run("ip", ["netns", "exec", namespace.name, "python3", "-c", script])
-        let counters0 = try channel.eventLoop.submit { "\(device.counters)" }.wait()
+        let counters0 = try channel.eventLoop.submit { "\(box.value.counters)" }.wait()
         #expect(result.output == "through NIO 10.77.0.1 7\n", "\(result.standardError) \(counters0)")
         let bytes = try received.futureResult.wait()
         #expect(String(decoding: bytes[28...], as: UTF8.self) == "through NIO")
-        let counters = try channel.eventLoop.submit { device.counters }.wait()
+        let counters = try channel.eventLoop.submit { box.value.counters }.wait()
         #expect(counters.initiationsReceived == 1 && counters.packetsReceived == 1)
         // wireguard-go saw the handshake and traffic both ways.
         let dump = try namespace.peerDump()
