@@ -11,11 +11,13 @@
 // - Session/: the replay window, `Keypair` and the current/previous/next slots, `PeerTimers` (the §6 timer
 //   state machine as a value), `AllowedIPs` (prefix trie).
 // - Device/: `WireGuardDevice`, datagrams and inner packets in, datagrams and packets out, with roaming,
-//   staging, rekeying and sing-box's `reserved` bytes.
+//   staging, rekeying and sing-box's `reserved` bytes; `WireGuardSettings` (sing-box endpoint options → device,
+//   with sing-box's error wording); `WireGuardChannelHandler`, the device's owner on a NIO datagram channel.
 //
-// Invariants: nothing here reads a clock, opens a socket or uses global randomness (an `Instant`, a wall-clock
-// offset and a random function come in); input from the network never traps (parsers throw, drops are counted
-// in `WireGuardCounters`); the transport data path allocates nothing per packet when the owner gives buffers with
+// Invariants: apart from `WireGuardChannelHandler` (which reads the event loop's clock and writes to its channel)
+// nothing reads a clock, opens a socket or uses global randomness (an `Instant`, a wall-clock offset and a random
+// function come in); input from the network never traps (parsers throw, drops are counted in
+// `WireGuardCounters`); the transport data path allocates nothing per packet when the owner gives buffers with
 // 16 bytes of headroom and 31 of tailroom and passes them with `consume`.
 // Must not import: Router, another protocol, NIOPosix, Foundation.
 
