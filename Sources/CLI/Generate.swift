@@ -558,8 +558,13 @@ private enum Generators {
         }
         let stringType = printable ? V_ASN1_PRINTABLESTRING : MBSTRING_UTF8
         let nameBytes = Array(serverName.utf8)
-        guard X509_NAME_add_entry_by_txt(name, "CN", stringType, nameBytes, Int32(nameBytes.count), -1, 0) == 1,
-              X509_set_subject_name(certificate, name) == 1, X509_set_issuer_name(certificate, name) == 1,
+        // An empty common name is left out, as Go's pkix.Name does (the subject is then empty).
+        if !nameBytes.isEmpty {
+            guard X509_NAME_add_entry_by_txt(name, "CN", stringType, nameBytes, Int32(nameBytes.count), -1, 0) == 1 else {
+                return .failure(openSSLFailure())
+            }
+        }
+        guard X509_set_subject_name(certificate, name) == 1, X509_set_issuer_name(certificate, name) == 1,
               X509_set_pubkey(certificate, key) == 1
         else { return .failure(openSSLFailure()) }
 
@@ -569,13 +574,27 @@ private enum Generators {
             (NID_key_usage, "critical,digitalSignature,keyEncipherment"),
             (NID_ext_key_usage, "serverAuth"),
             (NID_basic_constraints, "critical,CA:FALSE"),
-            (NID_subject_alt_name, "DNS:" + serverName),
         ]
         for (nid, value) in extensions {
             guard let ext = X509V3_EXT_conf_nid(nil, &context, nid, value) else { return .failure(openSSLFailure()) }
             defer { X509_EXTENSION_free(ext) }
             guard X509_add_ext(certificate, ext, -1) == 1 else { return .failure(openSSLFailure()) }
         }
+        // The DNS SAN, built by hand so an empty name works too; RFC 5280 (and Go) mark it critical when the
+        // subject is empty.
+        guard let names = GENERAL_NAMES_new() else { return .failure(openSSLFailure()) }
+        defer { GENERAL_NAMES_free(names) }
+        guard let general = GENERAL_NAME_new() else { return .failure(openSSLFailure()) }
+        guard let dnsName = ASN1_IA5STRING_new() else {
+            GENERAL_NAME_free(general)
+            return .failure(openSSLFailure())
+        }
+        _ = ASN1_STRING_set(dnsName, nameBytes, Int32(nameBytes.count))
+        GENERAL_NAME_set0_value(general, GEN_DNS, UnsafeMutableRawPointer(dnsName))
+        guard OPENSSL_sk_push(names, UnsafeRawPointer(general)) > 0,
+              X509_add1_ext_i2d(certificate, NID_subject_alt_name, UnsafeMutableRawPointer(names),
+                                nameBytes.isEmpty ? 1 : 0, UInt(X509V3_ADD_DEFAULT)) == 1
+        else { return .failure(openSSLFailure()) }
         guard X509_sign(certificate, key, EVP_sha256()) > 0 else { return .failure(openSSLFailure()) }
 
         guard let keyPEM = withMemoryBIO({ PEM_write_bio_PKCS8PrivateKey($0, key, nil, nil, 0, nil, nil) == 1 }),

@@ -117,6 +117,17 @@ import Testing
         #expect(expired.status == 1)
     }
 
+    /// An empty server name: Go leaves the subject empty and marks the (empty) DNS SAN critical (RFC 5280 §4.2.1.6).
+    @Test func tlsKeyPairEmptyName() throws {
+        let result = try generate("tls-keypair", "")
+        #expect(result.status == 0)
+        let openssl = try #require(ProcessRunner.which("openssl"))
+        let text = try ProcessRunner.run(openssl, ["x509", "-noout", "-subject", "-ext", "subjectAltName"],
+                                         input: result.standardOutput).output
+        #expect(text.hasPrefix("subject=\n"))
+        #expect(text.contains("X509v3 Subject Alternative Name: critical"))
+    }
+
     @Test func echKeyPairLayout() throws {
         let text = try generate("ech-keypair", "public.example").output
         let configs = [UInt8](try #require(pemBlock(text, "ECH CONFIGS")))
