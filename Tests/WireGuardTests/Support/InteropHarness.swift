@@ -82,7 +82,7 @@ final class WireGuardGoNamespace {
         process.environment = ProcessInfo.processInfo.environment.merging(["WG_PROCESS_FOREGROUND": "1", "LOG_LEVEL": logLevel]) { _, b in b }
         if logLevel == "verbose", let log = FileHandle(forWritingAtPath: {
             let path = "/tmp/\(name).log"
-            FileManager.default.createFile(atPath: path, contents: nil)
+            _ = FileManager.default.createFile(atPath: path, contents: nil)
             return path
         }()) {
             process.standardOutput = log
