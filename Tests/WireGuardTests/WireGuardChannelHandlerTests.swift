@@ -33,9 +33,9 @@ struct UncheckedSendableBox<Value>: @unchecked Sendable {
         }
     }
 
-    @Test(.enabled(if: WireGuardGoNamespace.prerequisitesMissing == nil), .timeLimit(.minutes(1)))
-    func echoThroughNIOChannel() throws {
-        let namespace = WireGuardGoNamespace(slot: 4)
+    @Test(.enabled(if: WireGuardGoNamespace.prerequisitesMissing == nil), .timeLimit(.minutes(1)), arguments: [false, true])
+    func echoThroughNIOChannel(outerIPv6: Bool) throws {
+        let namespace = WireGuardGoNamespace(slot: outerIPv6 ? 5 : 4)
         defer { namespace.tearDown() }
         try namespace.setUp()
 
@@ -45,7 +45,9 @@ struct UncheckedSendableBox<Value>: @unchecked Sendable {
         privateKey.withUnsafeMutableBytes { systemRandom($0) }
         let device = WireGuardDevice(configuration: .init(privateKey: privateKey, unixTimeAtZero: TestClock.unixTimeAtZero()))
         let peerKey = try #require(Bytes32(base64: namespace.publicKey))
-        device.addPeer(.init(publicKey: peerKey, endpoint: WireGuardEndpoint(parsing: "\(namespace.namespaceAddress):\(namespace.listenPort)"),
+        let peerEndpoint = outerIPv6 ? "[\(namespace.namespaceAddress6)]:\(namespace.listenPort)"
+                                     : "\(namespace.namespaceAddress):\(namespace.listenPort)"
+        device.addPeer(.init(publicKey: peerKey, endpoint: WireGuardEndpoint(parsing: peerEndpoint),
                              allowedIPs: [([10, 77, 0, 2], 32)]))
         // The device is confined to the channel's loop; the box only carries it there.
         let box = UncheckedSendableBox(device)
@@ -57,17 +59,18 @@ struct UncheckedSendableBox<Value>: @unchecked Sendable {
                     try channel.pipeline.syncOperations.addHandler(EchoInTunnel(received: received))
                 }
             }
-            .bind(host: namespace.hostAddress, port: 0).wait()
+            .bind(host: outerIPv6 ? namespace.hostAddress6 : namespace.hostAddress, port: 0).wait()
         defer { try? channel.close().wait() }
         let port = try #require(channel.localAddress?.port)
-        try namespace.configure(peerPublicKey: device.identity.publicKey.base64, peerEndpoint: "\(namespace.hostAddress):\(port)")
+        let ourEndpoint = outerIPv6 ? "[\(namespace.hostAddress6)]:\(port)" : "\(namespace.hostAddress):\(port)"
+        try namespace.configure(peerPublicKey: device.identity.publicKey.base64, peerEndpoint: ourEndpoint)
 
         // wireguard-go initiates (a client in the namespace sends to our tunnel address) and expects the echo.
         let script = """
             import socket
             s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
             s.settimeout(8)
-            s.bind(("10.77.0.2", 40002))
+            s.bind(("10.77.0.2", 0))
             s.sendto(b"through NIO", ("10.77.0.1", 7))
             data, addr = s.recvfrom(2048)
             print(data.decode(), addr[0], addr[1])
@@ -84,5 +87,6 @@ struct UncheckedSendableBox<Value>: @unchecked Sendable {
         // wireguard-go saw the handshake and traffic both ways.
         let dump = try namespace.peerDump()
         #expect(dump.count >= 7 && (Int(dump[4]) ?? 0) > 0 && (Int(dump[6]) ?? 0) > 0)
+        if dump.count >= 3 { #expect(dump[2] == ourEndpoint) }
     }
 }

@@ -17,6 +17,9 @@ final class WireGuardGoNamespace {
     let interface: String
     let hostAddress: String
     let namespaceAddress: String
+    /// The same veth pair also carries IPv6 (ULA, no DAD) for tests with an IPv6 outer path.
+    let hostAddress6: String
+    let namespaceAddress6: String
     let tunnelAddress = "10.77.0.2"
     let ourTunnelAddress = "10.77.0.1"
     let listenPort: UInt16 = 51820
@@ -33,6 +36,8 @@ final class WireGuardGoNamespace {
         interface = "wgi\(tag)"
         hostAddress = "10.250.\(slot).1"
         namespaceAddress = "10.250.\(slot).2"
+        hostAddress6 = "fd77:250:\(slot)::1"
+        namespaceAddress6 = "fd77:250:\(slot)::2"
         privateKeyPath = NSTemporaryDirectory() + "wgt-\(tag).key"
     }
 
@@ -66,6 +71,8 @@ final class WireGuardGoNamespace {
         try sh(["ip", "addr", "add", "\(hostAddress)/24", "dev", hostVeth])
         try sh(["ip", "link", "set", hostVeth, "up"])
         try sh(["ip", "-n", name, "addr", "add", "\(namespaceAddress)/24", "dev", "veth0"])
+        try sh(["ip", "-6", "addr", "add", "\(hostAddress6)/64", "dev", hostVeth, "nodad"])
+        try sh(["ip", "-n", name, "-6", "addr", "add", "\(namespaceAddress6)/64", "dev", "veth0", "nodad"])
         try sh(["ip", "-n", name, "link", "set", "veth0", "up"])
         try sh(["ip", "-n", name, "link", "set", "lo", "up"])
 
