@@ -8,6 +8,9 @@
 #include <openssl/core_names.h>
 #include <openssl/opensslv.h>
 #include <openssl/x509.h>
+#include <openssl/x509v3.h>
+#include <openssl/bn.h>
+#include <openssl/params.h>
 #include <openssl/pem.h>
 #include <openssl/rand.h>
 #include <openssl/err.h>
