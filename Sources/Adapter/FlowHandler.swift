@@ -5,9 +5,9 @@ package import NIOCore
 /// client only after dialing (SOCKS5 reply, HTTP CONNECT `200`) can do so. Called on the flow's
 /// event loop, exactly one of the two, at most once.
 package protocol HandshakeResponder: Sendable {
-    /// The outbound is connected. Write the success reply to `channel`; the returned future
-    /// completes when the client may send payload (the relay starts then). Remove the
-    /// inbound's handshake handlers before completing.
+    /// The outbound is connected and the relay is already installed behind the inbound's handlers.
+    /// Write the success reply to `channel` and remove the handshake handlers (bytes they release
+    /// on removal flow into the relay); the returned future completes when that is done.
     func succeed(_ channel: any Channel) -> EventLoopFuture<Void>
     /// Dialing failed or a rule rejected the flow. Write the protocol's error reply if any; the
     /// router closes the channel after the returned future.
@@ -17,8 +17,11 @@ package protocol HandshakeResponder: Sendable {
 /// Takes flows from inbounds. Implemented by the router; tests may use a fake.
 ///
 /// Contract: called on the flow's event loop. For TCP the handler takes ownership of `channel`
-/// (active, handshake handlers either removed or waiting on `responder`, payload `ByteBuffer`);
-/// it closes the channel when the flow ends. For UDP it takes ownership of `connection`.
+/// (active, `autoRead` OFF so no payload is lost before the relay exists, handshake handlers
+/// either removed or waiting on `responder`, payload `ByteBuffer`); it closes the channel when the
+/// flow ends. For UDP it takes ownership of `connection`: its `packetReceived(_:from:)` gives the
+/// address the client sent to, and `writePacket(_:to:)` delivers a reply that appears to come
+/// from that address.
 package protocol FlowHandler: AnyObject, Sendable {
     /// Routes and relays one TCP flow.
     func handleTCP(_ channel: any Channel, metadata: FlowMetadata, responder: (any HandshakeResponder)?)

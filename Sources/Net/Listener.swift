@@ -1,0 +1,88 @@
+// Listener: TCP and UDP listening sockets for inbounds, with sing-box's listen fields.
+package import Adapter
+package import NIOCore
+import NIOPosix
+
+/// The listen fields of sing-box's `ListenOptions` that reach a kernel socket.
+package struct ListenParameters: Sendable, Equatable {
+    /// `listen`: the address to bind (`::` listens dual-stack).
+    package var address: IPAddress
+    /// `listen_port`; 0 picks a free port.
+    package var port: UInt16
+    /// `bind_interface`.
+    package var bindInterface: String?
+    /// `routing_mark`.
+    package var routingMark: UInt32?
+    /// `reuse_addr` (SO_REUSEADDR is always on for TCP listeners, as Go's listener does).
+    package var reuseAddress: Bool
+    /// `tcp_fast_open`: TCP_FASTOPEN queue length on the listener.
+    package var tcpFastOpen: Bool
+
+    package init(address: IPAddress, port: UInt16, bindInterface: String? = nil, routingMark: UInt32? = nil,
+                 reuseAddress: Bool = false, tcpFastOpen: Bool = false) {
+        self.address = address
+        self.port = port
+        self.bindInterface = bindInterface
+        self.routingMark = routingMark
+        self.reuseAddress = reuseAddress
+        self.tcpFastOpen = tcpFastOpen
+    }
+
+    /// `127.0.0.1:2080` as the bound address prints.
+    package var destination: Destination { Destination(ip: address, port: port) }
+}
+
+/// Opens listeners. The caller owns the returned server channel and closes it in `close()`.
+package enum Listener {
+    /// Binds a TCP listener. Each accepted child is created with `autoRead` OFF and passed to
+    /// `initializer` on its own event loop before it becomes active; the inbound adds its
+    /// handlers there (and turns reading on when it wants the handshake bytes).
+    /// Throws `listen tcp <addr>: bind: address already in use`-style errors, as Go words them.
+    package static func listenTCP(_ parameters: ListenParameters, group: any EventLoopGroup,
+                                  initializer: @escaping @Sendable (any Channel) -> EventLoopFuture<Void>) async throws -> any Channel {
+        var bootstrap = ServerBootstrap(group: group)
+            .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
+            .serverChannelOption(ChannelOptions.backlog, value: 1024)
+            .childChannelOption(ChannelOptions.autoRead, value: false)
+            .childChannelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
+            .childChannelOption(ChannelOptions.allowRemoteHalfClosure, value: true)
+        if let mark = parameters.routingMark {
+            bootstrap = bootstrap.serverChannelOption(SocketLevelOption.mark, value: Int(Int32(bitPattern: mark)))
+        }
+        if parameters.tcpFastOpen {
+            bootstrap = bootstrap.serverChannelOption(SocketLevelOption.fastOpenQueue, value: 256)
+        }
+        if let device = parameters.bindInterface {
+            bootstrap = bootstrap.serverChannelInitializer { channel in SocketLevelOption.bindToDevice(channel, device) }
+        }
+        bootstrap = bootstrap.childChannelInitializer(initializer)
+        do {
+            return try await bootstrap.bind(to: SocketAddress(ip: parameters.address, port: parameters.port)).get()
+        } catch {
+            throw AdapterError(.other, "listen tcp \(parameters.destination): \(SocketLevelOption.describe(error, operation: "bind"))")
+        }
+    }
+
+    /// Binds a UDP socket for an inbound; reading starts when the caller turns `autoRead` on.
+    package static func listenUDP(_ parameters: ListenParameters, group: any EventLoopGroup,
+                                  initializer: @escaping @Sendable (any Channel) -> EventLoopFuture<Void>) async throws -> any Channel {
+        var bootstrap = DatagramBootstrap(group: group)
+            .channelOption(ChannelOptions.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: 65_536))
+        if parameters.reuseAddress {
+            bootstrap = bootstrap.channelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
+        }
+        if let mark = parameters.routingMark {
+            bootstrap = bootstrap.channelOption(SocketLevelOption.mark, value: Int(Int32(bitPattern: mark)))
+        }
+        let device = parameters.bindInterface
+        bootstrap = bootstrap.channelInitializer { channel in
+            guard let device else { return initializer(channel) }
+            return SocketLevelOption.bindToDevice(channel, device).flatMap { initializer(channel) }
+        }
+        do {
+            return try await bootstrap.bind(to: SocketAddress(ip: parameters.address, port: parameters.port)).get()
+        } catch {
+            throw AdapterError(.other, "listen udp \(parameters.destination): \(SocketLevelOption.describe(error, operation: "bind"))")
+        }
+    }
+}

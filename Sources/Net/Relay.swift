@@ -1,0 +1,247 @@
+// Relay: splices two channels both ways.
+//
+// 1. `Relay.start` puts one `RelayHandler` at the tail of each pipeline and links them.
+// 2. A read on one side is written (not flushed) to the other; `channelReadComplete` flushes once
+//    per read batch.
+// 3. Back-pressure: a side holds its `read()` while its partner's channel is unwritable and
+//    re-issues it when the partner drains (`channelWritabilityChanged`).
+// 4. Half-close: end of input on one side shuts the partner's output (FIN forwarded); once both
+//    inputs ended, or either side fails or closes, both channels close.
+// 5. Idle timeout: one timer per relay, re-armed from the last read; no timer work per chunk.
+package import NIOCore
+
+/// Bytes moved by a relay: `upload` from the first channel to the second, `download` back.
+package struct RelayStatistics: Sendable, Equatable {
+    package var upload: UInt64
+    package var download: UInt64
+    package init(upload: UInt64 = 0, download: UInt64 = 0) {
+        self.upload = upload
+        self.download = download
+    }
+}
+
+/// Why a relay ended, for the router's closing log line.
+package enum RelayEnd: Sendable, Equatable {
+    /// Both sides finished (FIN both ways) or one side closed cleanly.
+    case closed
+    /// No bytes in either direction for the idle timeout.
+    case idleTimeout
+    /// A side reported an error; the text is for logs.
+    case error(String)
+}
+
+/// Splices two TCP-like channels. Both must be registered on the same event loop; call from
+/// that loop or any other (the install hops to the loop).
+package enum Relay {
+    /// Joins `client` and `remote`. The returned future completes (on their loop) once both channels
+    /// are closed, with the byte counts and why it ended. The relay owns both channels from here.
+    /// `autoRead` is turned on for both; half-closure is enabled where the channel supports it.
+    package static func start(client: any Channel, remote: any Channel,
+                              idleTimeout: TimeAmount? = nil) -> EventLoopFuture<(RelayStatistics, RelayEnd)> {
+        let loop = client.eventLoop
+        precondition(loop === remote.eventLoop, "Relay joins channels on one event loop")
+        if loop.inEventLoop {
+            return install(client: client, remote: remote, idleTimeout: idleTimeout)
+        }
+        return loop.flatSubmit { install(client: client, remote: remote, idleTimeout: idleTimeout) }
+    }
+
+    private static func install(client: any Channel, remote: any Channel,
+                                idleTimeout: TimeAmount?) -> EventLoopFuture<(RelayStatistics, RelayEnd)> {
+        let loop = client.eventLoop
+        let state = RelayState(loop: loop, idleTimeout: idleTimeout)
+        let clientHandler = RelayHandler(state: state, isClient: true)
+        let remoteHandler = RelayHandler(state: state, isClient: false)
+        clientHandler.partner = remoteHandler
+        remoteHandler.partner = clientHandler
+        state.handlers = (clientHandler, remoteHandler)
+        do {
+            try client.pipeline.syncOperations.addHandler(clientHandler)
+            try remote.pipeline.syncOperations.addHandler(remoteHandler)
+        } catch {
+            client.close(promise: nil)
+            remote.close(promise: nil)
+            return loop.makeFailedFuture(error)
+        }
+        for channel in [client, remote] {
+            // Not every channel type knows the option (netstack flows, test channels); those close
+            // fully on end of input instead of half-closing.
+            _ = try? channel.syncOptions?.setOption(ChannelOptions.allowRemoteHalfClosure, value: true)
+            _ = try? channel.syncOptions?.setOption(ChannelOptions.autoRead, value: true)
+            channel.read()
+        }
+        state.armIdleTimer()
+        // A side that was already inactive when we got it never fires channelInactive for us.
+        for (channel, handler) in [(client, clientHandler), (remote, remoteHandler)] where !channel.isActive {
+            handler.markClosed()
+        }
+        return state.done.futureResult
+    }
+}
+
+/// Shared state of one relay; touched only on its loop (hence the unchecked conformance).
+final class RelayState: @unchecked Sendable {
+    let loop: any EventLoop
+    let idleTimeout: TimeAmount?
+    var handlers: (client: RelayHandler, remote: RelayHandler)?
+    let done: EventLoopPromise<(RelayStatistics, RelayEnd)>
+    var statistics = RelayStatistics()
+    var end: RelayEnd?
+    var lastActivity: NIODeadline = .now()
+    var idleTimer: Scheduled<Void>?
+    var closedChannels = 0
+
+    init(loop: any EventLoop, idleTimeout: TimeAmount?) {
+        self.loop = loop
+        self.idleTimeout = idleTimeout
+        self.done = loop.makePromise()
+    }
+
+    func armIdleTimer() {
+        guard let idleTimeout, end == nil else { return }
+        idleTimer = loop.scheduleTask(deadline: lastActivity + idleTimeout) { [self] in
+            guard end == nil else { return }
+            if NIODeadline.now() >= lastActivity + idleTimeout {
+                finish(.idleTimeout)
+            } else {
+                armIdleTimer()
+            }
+        }
+    }
+
+    /// Closes both sides once; the promise completes when both channels report inactive.
+    func finish(_ reason: RelayEnd) {
+        guard end == nil else { return }
+        end = reason
+        idleTimer?.cancel()
+        idleTimer = nil
+        guard let handlers else { return }
+        handlers.client.closeChannel()
+        handlers.remote.closeChannel()
+    }
+
+    func channelClosed() {
+        closedChannels += 1
+        if end == nil { finish(.closed) }
+        if closedChannels == 2 {
+            let handlers = self.handlers
+            self.handlers = nil
+            handlers?.client.partner = nil
+            handlers?.remote.partner = nil
+            done.succeed((statistics, end ?? .closed))
+        }
+    }
+}
+
+/// One side of a relay, last in its channel's pipeline.
+final class RelayHandler: ChannelDuplexHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    let state: RelayState
+    let isClient: Bool
+    var partner: RelayHandler?
+    var context: ChannelHandlerContext?
+    /// A `read()` we held back because the partner could not take more.
+    var pendingRead = false
+    var inputEnded = false
+    var outputShut = false
+    var isClosed = false
+
+    init(state: RelayState, isClient: Bool) {
+        self.state = state
+        self.isClient = isClient
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
+    }
+
+    // MARK: Data
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let buffer = unwrapInboundIn(data)
+        let count = UInt64(buffer.readableBytes)
+        if isClient { state.statistics.upload &+= count } else { state.statistics.download &+= count }
+        if state.idleTimeout != nil { state.lastActivity = .now() }
+        partner?.writeFromPartner(buffer)
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        partner?.context?.flush()
+    }
+
+    private func writeFromPartner(_ buffer: ByteBuffer) {
+        guard let context, !outputShut else { return }
+        context.write(wrapOutboundOut(buffer), promise: nil)
+    }
+
+    // MARK: Back-pressure
+
+    func read(context: ChannelHandlerContext) {
+        if let partnerContext = partner?.context, !partnerContext.channel.isWritable {
+            pendingRead = true
+        } else {
+            context.read()
+        }
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable { partner?.resumeRead() }
+        context.fireChannelWritabilityChanged()
+    }
+
+    private func resumeRead() {
+        guard pendingRead, let context else { return }
+        pendingRead = false
+        context.read()
+    }
+
+    // MARK: Close
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let event = event as? ChannelEvent, event == .inputClosed {
+            inputEnded = true
+            // Forward the FIN: shut the partner's write side after what is queued there.
+            partner?.shutOutput()
+            if partner?.inputEnded ?? true { state.finish(.closed) }
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    private func shutOutput() {
+        guard let context, !outputShut else { return }
+        outputShut = true
+        context.flush()
+        context.close(mode: .output).whenFailure { [state] _ in
+            // The channel cannot half-close: end the whole relay instead.
+            state.finish(.closed)
+        }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        markClosed()
+        context.fireChannelInactive()
+    }
+
+    func markClosed() {
+        guard !isClosed else { return }
+        isClosed = true
+        state.channelClosed()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        state.finish(.error("\(error)"))
+    }
+
+    func closeChannel() {
+        guard let context, !isClosed else { return }
+        context.close(promise: nil)
+    }
+}
