@@ -230,6 +230,7 @@ package struct SOCKSServerHandshake: Sendable {
             if text.contains("connection refused") { return SOCKS5.replyConnectionRefused }
             if text.contains("network is unreachable") { return SOCKS5.replyNetworkUnreachable }
             if text.contains("no route to host") { return SOCKS5.replyHostUnreachable }
+            if text.contains("operation not permitted") { return SOCKS5.replyNotAllowed }
             return SOCKS5.replyGeneralFailure
         }
     }
