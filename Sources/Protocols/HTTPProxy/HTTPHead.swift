@@ -121,10 +121,16 @@ enum HTTPHeadScanner {
         resume = result.resume
         if result.overLimit { throw .headTooLarge(limit: limit) }
         guard let (text, end) = result.found else { return nil }
-        let lines = text.split(separator: "\n", omittingEmptySubsequences: false).dropLast().map { line in
-            line.hasSuffix("\r") ? line.dropLast() : line
+        // Split on bytes: as Characters, "\r\n" is one grapheme and would not split on "\n".
+        var lines: [Substring] = []
+        var lineStart = text.utf8.startIndex
+        for index in text.utf8.indices where text.utf8[index] == 0x0A {
+            var lineEnd = index
+            if lineEnd > lineStart, text.utf8[text.utf8.index(before: lineEnd)] == 0x0D { lineEnd = text.utf8.index(before: lineEnd) }
+            lines.append(Substring(text.utf8[lineStart..<lineEnd]))
+            lineStart = text.utf8.index(after: index)
         }
-        return (Array(lines), buffer.readerIndex + end)
+        return (lines, buffer.readerIndex + end)
     }
 
     /// Parses `Name: value` lines. Rejects empty names and whitespace before the colon

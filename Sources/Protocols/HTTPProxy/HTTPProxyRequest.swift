@@ -90,7 +90,9 @@ package enum HTTPProxyRequest: Sendable, Equatable {
 
     /// `host:port`, `[v6]:port` or a bare host (then `defaultPort`).
     static func authority(_ text: Substring, defaultPort: UInt16) throws(HTTPProxyError) -> Destination {
-        guard !text.isEmpty else { throw .badTarget }
+        // Printable ASCII without URI delimiters; UTF-8 names pass through.
+        guard !text.isEmpty, text.utf8.allSatisfy({ $0 > 0x20 && $0 != 0x7F && $0 != 0x2F && $0 != 0x3F && $0 != 0x23 && $0 != 0x40 })
+        else { throw .badTarget }
         if let destination = Destination(text) {
             guard !destination.host.description.isEmpty else { throw .badTarget }
             return destination

@@ -40,6 +40,13 @@ package struct SOCKSServerRequest: Hashable, Sendable {
     package var destination: Destination
     /// The authenticated user, when the inbound has users.
     package var user: String?
+
+    package init(version: UInt8, command: UInt8, destination: Destination, user: String?) {
+        self.version = version
+        self.command = command
+        self.destination = destination
+        self.user = user
+    }
 }
 
 /// The server handshake state machine. Not thread-safe; one per connection.
