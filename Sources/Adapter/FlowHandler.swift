@@ -28,3 +28,12 @@ package protocol FlowHandler: AnyObject, Sendable {
     /// Routes and relays one UDP flow.
     func handleUDP(_ connection: any PacketConnection, metadata: FlowMetadata)
 }
+
+/// Answers DNS queries from flows that a `hijack-dns` rule caught. Implemented by the DNS router;
+/// the box hands it to the router. Takes ownership of the flow like `FlowHandler`.
+package protocol DNSHijacker: AnyObject, Sendable {
+    /// DNS over a TCP stream (two-byte length prefix per message, RFC 1035 §4.2.2).
+    func hijackTCP(_ channel: any Channel, metadata: FlowMetadata)
+    /// DNS over UDP datagrams.
+    func hijackUDP(_ connection: any PacketConnection, metadata: FlowMetadata)
+}

@@ -11,13 +11,17 @@ package import NIOCore
 package enum PacketRelay {
     /// Starts relaying; the future completes (on the loop) when both sides are closed.
     /// `domainDestination`: replies from that port are reported as coming from it.
+    /// `rewrite`: datagrams the client sends to `from` go to `to` instead, and replies from `to`
+    /// appear to come from `from` (route `override_address` / `override_port`).
     package static func start(client: any PacketConnection, remote: any PacketConnection,
-                              idleTimeout: TimeAmount, domainDestination: Destination? = nil) -> EventLoopFuture<RelayStatistics> {
+                              idleTimeout: TimeAmount, domainDestination: Destination? = nil,
+                              rewrite: (from: Destination, to: Destination)? = nil) -> EventLoopFuture<RelayStatistics> {
         let loop = client.eventLoop
         precondition(loop === remote.eventLoop, "PacketRelay joins connections on one event loop")
         return loop.flatSubmit {
             let state = PacketRelayState(client: client, remote: remote, idleTimeout: idleTimeout,
                                          domainDestination: domainDestination)
+            state.rewrite = rewrite
             client.setReceiver(PacketRelaySide(state: state, isClient: true))
             remote.setReceiver(PacketRelaySide(state: state, isClient: false))
             state.armTimer()
@@ -37,6 +41,7 @@ final class PacketRelayState {
     var timer: Scheduled<Void>?
     var closedSides = 0
     var finished = false
+    var rewrite: (from: Destination, to: Destination)?
 
     init(client: any PacketConnection, remote: any PacketConnection, idleTimeout: TimeAmount, domainDestination: Destination?) {
         self.client = client
@@ -91,12 +96,17 @@ final class PacketRelaySide: PacketReceiver {
         let count = UInt64(payload.readableBytes)
         if isClient {
             state.statistics.upload &+= count
-            state.remote.writePacket(payload, to: address)
+            var target = address
+            if let rewrite = state.rewrite, address == rewrite.from { target = rewrite.to }
+            state.remote.writePacket(payload, to: target)
             state.remote.flush()
         } else {
             state.statistics.download &+= count
             var source = address
             if let domain = state.domainDestination, address.port == domain.port { source = domain }
+            if let rewrite = state.rewrite, address == rewrite.to || (rewrite.to.isDomain && address.port == rewrite.to.port) {
+                source = rewrite.from
+            }
             state.client.writePacket(payload, to: source)
             state.client.flush()
         }

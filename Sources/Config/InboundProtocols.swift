@@ -1,0 +1,700 @@
+/// `mixed` and `http` inbounds (Go's `option.HTTPMixedInboundOptions`).
+package struct HTTPMixedInboundOptions: ConfigObject, Equatable {
+    package var listen = ListenOptions()
+    package var users: [AuthUser] = []
+    package var domainResolver: DomainResolveOptions?
+    package var setSystemProxy = false
+    package var tls: InboundTLSOptions?
+
+    package init() {}
+
+    package static var fields: [ConfigField<Self>] { [
+        .embed(\.listen),
+        .init("users", \.users),
+        .init("domain_resolver", \.domainResolver, .omitNil),
+        .init("set_system_proxy", \.setSystemProxy),
+        .init("tls", \.tls, .omitNil),
+    ] }
+}
+
+/// `socks` inbound.
+package struct SOCKSInboundOptions: ConfigObject, Equatable {
+    package var listen = ListenOptions()
+    package var users: [AuthUser] = []
+    package var domainResolver: DomainResolveOptions?
+
+    package init() {}
+
+    package static var fields: [ConfigField<Self>] { [
+        .embed(\.listen),
+        .init("users", \.users),
+        .init("domain_resolver", \.domainResolver, .omitNil),
+    ] }
+}
+
+/// `direct` inbound: a port forward.
+package struct DirectInboundOptions: ConfigObject, Equatable {
+    package var listen = ListenOptions()
+    package var network = NetworkList()
+    package var overrideAddress: String?
+    package var overridePort: UInt16?
+
+    package init() {}
+
+    package static var fields: [ConfigField<Self>] { [
+        .embed(\.listen),
+        .init("network", \.network),
+        .init("override_address", \.overrideAddress),
+        .init("override_port", \.overridePort),
+    ] }
+}
+
+/// `redirect` inbound (Linux `SO_ORIGINAL_DST`).
+package struct RedirectInboundOptions: ConfigObject, Equatable {
+    package var listen = ListenOptions()
+
+    package init() {}
+
+    package static var fields: [ConfigField<Self>] { [.embed(\.listen)] }
+}
+
+/// `tproxy` inbound (Linux `IP_TRANSPARENT`).
+package struct TProxyInboundOptions: ConfigObject, Equatable {
+    package var listen = ListenOptions()
+    package var network = NetworkList()
+
+    package init() {}
+
+    package static var fields: [ConfigField<Self>] { [
+        .embed(\.listen),
+        .init("network", \.network),
+    ] }
+}
+
+/// `shadowsocks` inbound.
+package struct ShadowsocksInboundOptions: ConfigObject, Equatable {
+    package var listen = ListenOptions()
+    package var network = NetworkList()
+    package var method = ""
+    package var password: String?
+    package var users: [ShadowsocksUser] = []
+    package var destinations: [ShadowsocksDestination] = []
+    package var multiplex: InboundMultiplexOptions?
+    package var managed = false
+
+    package init() {}
+
+    package static var fields: [ConfigField<Self>] { [
+        .embed(\.listen),
+        .init("network", \.network),
+        .init("method", \.method, .always),
+        .init("password", \.password),
+        .init("users", \.users),
+        .init("destinations", \.destinations),
+        .init("multiplex", \.multiplex, .omitNil),
+        .init("managed", \.managed),
+    ] }
+}
+
+package struct ShadowsocksUser: ConfigObject, Equatable {
+    package var name = ""
+    package var password = ""
+
+    package init() {}
+
+    package static var fields: [ConfigField<Self>] { [
+        .init("name", \.name, .always),
+        .init("password", \.password, .always),
+    ] }
+}
+
+package struct ShadowsocksDestination: ConfigObject, Equatable {
+    package var name = ""
+    package var password = ""
+    package var server = ServerOptions()
+
+    package init() {}
+
+    package static var fields: [ConfigField<Self>] { [
+        .init("name", \.name, .always),
+        .init("password", \.password, .always),
+        .embed(\.server),
+    ] }
+}
+
+/// `vmess` inbound.
+package struct VMessInboundOptions: ConfigObject, Equatable {
+    package var listen = ListenOptions()
+    package var users: [VMessUser] = []
+    package var tls: InboundTLSOptions?
+    package var multiplex: InboundMultiplexOptions?
+    package var transport: V2RayTransportOptions?
+
+    package init() {}
+
+    package static var fields: [ConfigField<Self>] { [
+        .embed(\.listen),
+        .init("users", \.users),
+        .init("tls", \.tls, .omitNil),
+        .init("multiplex", \.multiplex, .omitNil),
+        .init("transport", \.transport, .omitNil),
+    ] }
+}
+
+package struct VMessUser: ConfigObject, Equatable {
+    package var name = ""
+    package var uuid = ""
+    package var alterId: Int?
+
+    package init() {}
+
+    package static var fields: [ConfigField<Self>] { [
+        .init("name", \.name, .always),
+        .init("uuid", \.uuid, .always),
+        .init("alterId", \.alterId),
+    ] }
+}
+
+/// `trojan` inbound.
+package struct TrojanInboundOptions: ConfigObject, Equatable {
+    package var listen = ListenOptions()
+    package var users: [TrojanUser] = []
+    package var tls: InboundTLSOptions?
+    package var fallback: ServerOptions?
+    package var fallbackForALPN = StringMap<ServerOptions>()
+    package var multiplex: InboundMultiplexOptions?
+    package var transport: V2RayTransportOptions?
+
+    package init() {}
+
+    package static var fields: [ConfigField<Self>] { [
+        .embed(\.listen),
+        .init("users", \.users),
+        .init("tls", \.tls, .omitNil),
+        .init("fallback", \.fallback, .omitNil),
+        .init("fallback_for_alpn", \.fallbackForALPN),
+        .init("multiplex", \.multiplex, .omitNil),
+        .init("transport", \.transport, .omitNil),
+    ] }
+}
+
+package struct TrojanUser: ConfigObject, Equatable {
+    package var name = ""
+    package var password = ""
+
+    package init() {}
+
+    package static var fields: [ConfigField<Self>] { [
+        .init("name", \.name, .always),
+        .init("password", \.password, .always),
+    ] }
+}
+
+/// `naive` inbound.
+package struct NaiveInboundOptions: ConfigObject, Equatable {
+    package var listen = ListenOptions()
+    package var users: [AuthUser] = []
+    package var network = NetworkList()
+    package var tls: InboundTLSOptions?
+
+    package init() {}
+
+    package static var fields: [ConfigField<Self>] { [
+        .embed(\.listen),
+        .init("users", \.users),
+        .init("network", \.network),
+        .init("tls", \.tls, .omitNil),
+    ] }
+}
+
+/// A bandwidth such as "100 Mbps" (Go's `byteformats.NetworkBytesCompat`), kept as written.
+package struct NetworkBytes: JSONCodable, Equatable {
+    package var text: String
+    package init(json: JSONValue, path: String) throws(ConfigError) {
+        text = try String(json: json, path: path)
+        let digits = text.prefix { $0.isNumber || $0 == "." }
+        let unit = text.dropFirst(digits.count).trimmingSpaces
+        let units = ["", "B", "Bps", "K", "KB", "Kbps", "KBps", "M", "MB", "Mbps", "MBps", "G", "GB", "Gbps", "GBps",
+                     "T", "TB", "Tbps", "TBps", "P", "PB", "Pbps", "PBps", "Ki", "KiB", "KiBps", "Mi", "MiB", "MiBps",
+                     "Gi", "GiB", "GiBps", "Ti", "TiB", "TiBps", "Pi", "PiB", "PiBps", "bps", "b", "kb", "kbps", "mb", "mbps", "gb", "gbps"]
+        guard !digits.isEmpty, Double(digits) != nil, units.contains(where: { $0.lowercased() == unit.lowercased() }) else {
+            throw ConfigError(path: path, message: "invalid bandwidth: \(text)")
+        }
+    }
+    package func toJSON() -> JSONValue { .string(text) }
+    package var isGoZero: Bool { false }
+    package static var goTypeName: String { "byteformats.NetworkBytesCompat" }
+}
+
+extension Substring {
+    var trimmingSpaces: Substring {
+        var s = self
+        while s.first == " " { s = s.dropFirst() }
+        while s.last == " " { s = s.dropLast() }
+        return s
+    }
+}
+
+/// `hysteria` inbound.
+package struct HysteriaInboundOptions: ConfigObject, Equatable {
+    package var listen = ListenOptions()
+    package var up: NetworkBytes?
+    package var upMbps: Int?
+    package var down: NetworkBytes?
+    package var downMbps: Int?
+    package var obfs: String?
+    package var users: [HysteriaUser] = []
+    package var receiveWindowConn: UInt64?
+    package var receiveWindowClient: UInt64?
+    package var maxConnClient: Int?
+    package var disableMTUDiscovery = false
+    package var tls: InboundTLSOptions?
+
+    package init() {}
+
+    package static var fields: [ConfigField<Self>] { [
+        .embed(\.listen),
+        .init("up", \.up, .omitNil),
+        .init("up_mbps", \.upMbps),
+        .init("down", \.down, .omitNil),
+        .init("down_mbps", \.downMbps),
+        .init("obfs", \.obfs),
+        .init("users", \.users),
+        .init("recv_window_conn", \.receiveWindowConn),
+        .init("recv_window_client", \.receiveWindowClient),
+        .init("max_conn_client", \.maxConnClient),
+        .init("disable_mtu_discovery", \.disableMTUDiscovery),
+        .init("tls", \.tls, .omitNil),
+    ] }
+}
+
+/// Go `[]byte` in JSON: a base64 string.
+package struct Base64Bytes: JSONCodable, Equatable {
+    package var text: String
+    package init(json: JSONValue, path: String) throws(ConfigError) {
+        text = try String(json: json, path: path)
+        let valid = text.count % 4 == 0 && text.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "+" || $0 == "/" || $0 == "=") }
+        guard valid else { throw ConfigError(path: path, message: "illegal base64 data at input byte 0") }
+    }
+    package func toJSON() -> JSONValue { .string(text) }
+    package var isGoZero: Bool { text.isEmpty }
+    package static var goTypeName: String { "[]uint8" }
+}
+
+package struct HysteriaUser: ConfigObject, Equatable {
+    package var name: String?
+    package var auth: Base64Bytes?
+    package var authString: String?
+
+    package init() {}
+
+    package static var fields: [ConfigField<Self>] { [
+        .init("name", \.name),
+        .init("auth", \.auth),
+        .init("auth_str", \.authString),
+    ] }
+}
+
+/// `shadowtls` inbound.
+package struct ShadowTLSInboundOptions: ConfigObject, Equatable {
+    package var listen = ListenOptions()
+    package var version: Int?
+    package var password: String?
+    package var users: [ShadowTLSUser] = []
+    package var handshake = ShadowTLSHandshakeOptions()
+    package var handshakeForServerName = StringMap<ShadowTLSHandshakeOptions>()
+    package var strictMode = false
+    package var wildcardSNI: WildcardSNI?
+
+    package init() {}
+
+    package static var fields: [ConfigField<Self>] { [
+        .embed(\.listen),
+        .init("version", \.version),
+        .init("password", \.password),
+        .init("users", \.users),
+        .init("handshake", \.handshake, .always),
+        .init("handshake_for_server_name", \.handshakeForServerName),
+        .init("strict_mode", \.strictMode),
+        .init("wildcard_sni", \.wildcardSNI),
+    ] }
+}
+
+/// `wildcard_sni` of a shadowtls inbound: off, authed, all.
+package enum WildcardSNI: String, JSONCodable, Equatable {
+    case off, authed, all
+    package init(json: JSONValue, path: String) throws(ConfigError) {
+        let text = try String(json: json, path: path)
+        if text.isEmpty { self = .off; return }
+        guard let value = WildcardSNI(rawValue: text) else {
+            throw ConfigError(path: path, message: "unknown wildcard SNI value: \(text)")
+        }
+        self = value
+    }
+    package func toJSON() -> JSONValue { .string(rawValue) }
+    package var isGoZero: Bool { self == .off }
+    package static var goTypeName: String { "option.WildcardSNI" }
+}
+
+package struct ShadowTLSUser: ConfigObject, Equatable {
+    package var name: String?
+    package var password: String?
+
+    package init() {}
+
+    package static var fields: [ConfigField<Self>] { [
+        .init("name", \.name),
+        .init("password", \.password),
+    ] }
+}
+
+package struct ShadowTLSHandshakeOptions: ConfigObject, Equatable {
+    package var server = ServerOptions()
+    package var dial = DialerOptions()
+
+    package init() {}
+
+    package static var fields: [ConfigField<Self>] { [.embed(\.server), .embed(\.dial)] }
+}
+
+/// `tuic` inbound.
+package struct TUICInboundOptions: ConfigObject, Equatable {
+    package var listen = ListenOptions()
+    package var users: [TUICUser] = []
+    package var congestionControl: String?
+    package var authTimeout: ConfigDuration?
+    package var zeroRTTHandshake = false
+    package var heartbeat: ConfigDuration?
+    package var tls: InboundTLSOptions?
+
+    package init() {}
+
+    package static var fields: [ConfigField<Self>] { [
+        .embed(\.listen),
+        .init("users", \.users),
+        .init("congestion_control", \.congestionControl),
+        .init("auth_timeout", \.authTimeout),
+        .init("zero_rtt_handshake", \.zeroRTTHandshake),
+        .init("heartbeat", \.heartbeat),
+        .init("tls", \.tls, .omitNil),
+    ] }
+}
+
+package struct TUICUser: ConfigObject, Equatable {
+    package var name: String?
+    package var uuid: String?
+    package var password: String?
+
+    package init() {}
+
+    package static var fields: [ConfigField<Self>] { [
+        .init("name", \.name),
+        .init("uuid", \.uuid),
+        .init("password", \.password),
+    ] }
+}
+
+/// `hysteria2` inbound.
+package struct Hysteria2InboundOptions: ConfigObject, Equatable {
+    package var listen = ListenOptions()
+    package var upMbps: Int?
+    package var downMbps: Int?
+    package var obfs: Hysteria2Obfs?
+    package var users: [Hysteria2User] = []
+    package var ignoreClientBandwidth = false
+    package var tls: InboundTLSOptions?
+    package var masquerade: Hysteria2Masquerade?
+    package var brutalDebug = false
+
+    package init() {}
+
+    package static var fields: [ConfigField<Self>] { [
+        .embed(\.listen),
+        .init("up_mbps", \.upMbps),
+        .init("down_mbps", \.downMbps),
+        .init("obfs", \.obfs, .omitNil),
+        .init("users", \.users),
+        .init("ignore_client_bandwidth", \.ignoreClientBandwidth),
+        .init("tls", \.tls, .omitNil),
+        .init("masquerade", \.masquerade, .omitNil),
+        .init("brutal_debug", \.brutalDebug),
+    ] }
+}
+
+package struct Hysteria2Obfs: ConfigObject, Equatable {
+    package var type: String?
+    package var password: String?
+
+    package init() {}
+
+    package static var fields: [ConfigField<Self>] { [
+        .init("type", \.type),
+        .init("password", \.password),
+    ] }
+}
+
+package struct Hysteria2User: ConfigObject, Equatable {
+    package var name: String?
+    package var password: String?
+
+    package init() {}
+
+    package static var fields: [ConfigField<Self>] { [
+        .init("name", \.name),
+        .init("password", \.password),
+    ] }
+}
+
+/// What a hysteria2 server shows to non-clients: a URL string (file:// or http(s)://) or a typed object.
+package enum Hysteria2Masquerade: JSONCodable, Equatable {
+    case file(directory: String)
+    case proxy(url: String, rewriteHost: Bool)
+    case string(statusCode: Int?, headers: ListableMap, content: String)
+
+    package static var goTypeName: String { "option._Hysteria2Masquerade" }
+
+    package init(json: JSONValue, path: String) throws(ConfigError) {
+        if case .string(let url) = json {
+            guard let colon = url.firstIndex(of: ":") else {
+                throw ConfigError(path: path, message: "unknown masquerade URL scheme: ")
+            }
+            let scheme = url[..<colon].lowercased()
+            switch scheme {
+            case "file":
+                var rest = url[url.index(after: colon)...]
+                if rest.hasPrefix("//") {
+                    rest = rest.dropFirst(2)
+                    rest = rest.drop { $0 != "/" }
+                }
+                self = .file(directory: String(rest))
+            case "http", "https":
+                self = .proxy(url: url, rewriteHost: false)
+            default:
+                throw ConfigError(path: path, message: "unknown masquerade URL scheme: \(scheme)")
+            }
+            return
+        }
+        guard case .object(let object) = json else { throw typeMismatch(json, Self.goTypeName, path) }
+        var reader = ObjectReader(object, path: path)
+        let type: String = try reader.read("type") ?? ""
+        switch type {
+        case "file":
+            self = .file(directory: try reader.read("directory") ?? "")
+        case "proxy":
+            self = .proxy(url: try reader.read("url") ?? "", rewriteHost: try reader.read("rewrite_host") ?? false)
+        case "string":
+            self = .string(statusCode: try reader.read("status_code"), headers: try reader.read("headers") ?? ListableMap(),
+                           content: try reader.read("content") ?? "")
+        default:
+            throw ConfigError(path: path, message: "unknown masquerade type: \(type)")
+        }
+        try reader.finish()
+    }
+
+    package func toJSON() -> JSONValue {
+        var writer = ObjectWriter()
+        switch self {
+        case .file(let directory):
+            writer.put("type", .string("file"))
+            writer.put("directory", .string(directory))
+        case .proxy(let url, let rewriteHost):
+            writer.put("type", .string("proxy"))
+            writer.put("url", .string(url))
+            if rewriteHost { writer.put("rewrite_host", .bool(true)) }
+        case .string(let statusCode, let headers, let content):
+            writer.put("type", .string("string"))
+            if let statusCode, statusCode != 0 { writer.put("status_code", statusCode.toJSON()) }
+            if !headers.isGoZero { writer.put("headers", headers.toJSON()) }
+            writer.put("content", .string(content))
+        }
+        return .object(writer.object)
+    }
+}
+
+/// `vless` inbound.
+package struct VLESSInboundOptions: ConfigObject, Equatable {
+    package var listen = ListenOptions()
+    package var users: [VLESSUser] = []
+    package var tls: InboundTLSOptions?
+    package var multiplex: InboundMultiplexOptions?
+    package var transport: V2RayTransportOptions?
+
+    package init() {}
+
+    package static var fields: [ConfigField<Self>] { [
+        .embed(\.listen),
+        .init("users", \.users),
+        .init("tls", \.tls, .omitNil),
+        .init("multiplex", \.multiplex, .omitNil),
+        .init("transport", \.transport, .omitNil),
+    ] }
+}
+
+package struct VLESSUser: ConfigObject, Equatable {
+    package var name = ""
+    package var uuid = ""
+    package var flow: String?
+
+    package init() {}
+
+    package static var fields: [ConfigField<Self>] { [
+        .init("name", \.name, .always),
+        .init("uuid", \.uuid, .always),
+        .init("flow", \.flow),
+    ] }
+}
+
+/// `anytls` inbound.
+package struct AnyTLSInboundOptions: ConfigObject, Equatable {
+    package var listen = ListenOptions()
+    package var tls: InboundTLSOptions?
+    package var users: [AnyTLSUser] = []
+    package var paddingScheme: [String] = []
+
+    package init() {}
+
+    package static var fields: [ConfigField<Self>] { [
+        .embed(\.listen),
+        .init("tls", \.tls, .omitNil),
+        .init("users", \.users),
+        .list("padding_scheme", \.paddingScheme),
+    ] }
+}
+
+package struct AnyTLSUser: ConfigObject, Equatable {
+    package var name: String?
+    package var password: String?
+
+    package init() {}
+
+    package static var fields: [ConfigField<Self>] { [
+        .init("name", \.name),
+        .init("password", \.password),
+    ] }
+}
+
+/// `tun` inbound (Go's `option.TunInboundOptions`).
+package struct TunInboundOptions: ConfigObject, Equatable {
+    package var interfaceName: String?
+    package var mtu: UInt32?
+    package var address: [IPPrefix] = []
+    package var autoRoute = false
+    package var iproute2TableIndex: Int?
+    package var iproute2RuleIndex: Int?
+    package var autoRedirect = false
+    package var autoRedirectInputMark: FwMark?
+    package var autoRedirectOutputMark: FwMark?
+    package var loopbackAddress: [IPAddress] = []
+    package var strictRoute = false
+    package var routeAddress: [IPPrefix] = []
+    package var routeAddressSet: [String] = []
+    package var routeExcludeAddress: [IPPrefix] = []
+    package var routeExcludeAddressSet: [String] = []
+    package var includeInterface: [String] = []
+    package var excludeInterface: [String] = []
+    package var includeUID: [UInt32] = []
+    package var includeUIDRange: [String] = []
+    package var excludeUID: [UInt32] = []
+    package var excludeUIDRange: [String] = []
+    package var includeAndroidUser: [Int] = []
+    package var includePackage: [String] = []
+    package var excludePackage: [String] = []
+    package var udpTimeout: UDPTimeout?
+    package var stack: String?
+    package var platform: TunPlatformOptions?
+    // Legacy inbound fields (deprecated in 1.11; still read).
+    package var sniff = false
+    package var sniffOverrideDestination = false
+    package var sniffTimeout: ConfigDuration?
+    package var domainStrategy: DomainStrategy?
+    package var udpDisableDomainUnmapping = false
+    package var detour: String?
+    /// Removed in 1.12 (fatal unless ENABLE_DEPRECATED_TUN_GSO).
+    package var gso = false
+    /// Merged into `address` / `route_address` / `route_exclude_address` in 1.10; fatal in 1.12
+    /// unless ENABLE_DEPRECATED_TUN_ADDRESS_X.
+    package var inet4Address: [IPPrefix] = []
+    package var inet6Address: [IPPrefix] = []
+    package var inet4RouteAddress: [IPPrefix] = []
+    package var inet6RouteAddress: [IPPrefix] = []
+    package var inet4RouteExcludeAddress: [IPPrefix] = []
+    package var inet6RouteExcludeAddress: [IPPrefix] = []
+    /// Removed; ignored.
+    package var endpointIndependentNat = false
+
+    package init() {}
+
+    package static var fields: [ConfigField<Self>] { [
+        .init("interface_name", \.interfaceName),
+        .init("mtu", \.mtu),
+        .list("address", \.address),
+        .init("auto_route", \.autoRoute),
+        .init("iproute2_table_index", \.iproute2TableIndex),
+        .init("iproute2_rule_index", \.iproute2RuleIndex),
+        .init("auto_redirect", \.autoRedirect),
+        .init("auto_redirect_input_mark", \.autoRedirectInputMark),
+        .init("auto_redirect_output_mark", \.autoRedirectOutputMark),
+        .list("loopback_address", \.loopbackAddress),
+        .init("strict_route", \.strictRoute),
+        .list("route_address", \.routeAddress),
+        .list("route_address_set", \.routeAddressSet),
+        .list("route_exclude_address", \.routeExcludeAddress),
+        .list("route_exclude_address_set", \.routeExcludeAddressSet),
+        .list("include_interface", \.includeInterface),
+        .list("exclude_interface", \.excludeInterface),
+        .list("include_uid", \.includeUID),
+        .list("include_uid_range", \.includeUIDRange),
+        .list("exclude_uid", \.excludeUID),
+        .list("exclude_uid_range", \.excludeUIDRange),
+        .list("include_android_user", \.includeAndroidUser),
+        .list("include_package", \.includePackage),
+        .list("exclude_package", \.excludePackage),
+        .init("udp_timeout", \.udpTimeout),
+        .init("stack", \.stack),
+        .init("platform", \.platform, .omitNil),
+        .init("sniff", \.sniff),
+        .init("sniff_override_destination", \.sniffOverrideDestination),
+        .init("sniff_timeout", \.sniffTimeout),
+        .init("domain_strategy", \.domainStrategy),
+        .init("udp_disable_domain_unmapping", \.udpDisableDomainUnmapping),
+        .init("detour", \.detour),
+        .init("gso", \.gso),
+        .list("inet4_address", \.inet4Address),
+        .list("inet6_address", \.inet6Address),
+        .list("inet4_route_address", \.inet4RouteAddress),
+        .list("inet6_route_address", \.inet6RouteAddress),
+        .list("inet4_route_exclude_address", \.inet4RouteExcludeAddress),
+        .list("inet6_route_exclude_address", \.inet6RouteExcludeAddress),
+        .init("endpoint_independent_nat", \.endpointIndependentNat),
+    ] }
+
+    /// Whether a legacy `inet4_*`/`inet6_*` address field is set.
+    package var usesLegacyAddressFields: Bool {
+        !(inet4Address.isEmpty && inet6Address.isEmpty && inet4RouteAddress.isEmpty && inet6RouteAddress.isEmpty
+            && inet4RouteExcludeAddress.isEmpty && inet6RouteExcludeAddress.isEmpty)
+    }
+}
+
+package struct TunPlatformOptions: ConfigObject, Equatable {
+    package var httpProxy: HTTPProxyOptions?
+
+    package init() {}
+
+    package static var fields: [ConfigField<Self>] { [.init("http_proxy", \.httpProxy, .omitNil)] }
+}
+
+package struct HTTPProxyOptions: ConfigObject, Equatable {
+    package var enabled = false
+    package var server = ServerOptions()
+    package var bypassDomain: [String] = []
+    package var matchDomain: [String] = []
+
+    package init() {}
+
+    package static var fields: [ConfigField<Self>] { [
+        .init("enabled", \.enabled),
+        .embed(\.server),
+        .list("bypass_domain", \.bypassDomain),
+        .list("match_domain", \.matchDomain),
+    ] }
+}

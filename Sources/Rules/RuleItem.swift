@@ -1,0 +1,182 @@
+// RuleItem: one condition of a default rule, with sing-box's `String()` for logs.
+package import Adapter
+
+/// One condition. Which group it belongs to (and so how it combines) is `RuleItem.group`.
+package enum RuleItem: Sendable, CustomStringConvertible {
+    case inbound([String])
+    case ipVersion(Int)
+    case network([NetworkKind])
+    case authUser([String])
+    case sniffedProtocol([String])
+    case client([String])
+    /// `domain` and `domain_suffix` share one item, as in Go.
+    case domain(DomainMatcher, domains: [String], suffixes: [String])
+    case domainKeyword([String])
+    case domainRegex([DomainRegex])
+    case ipCIDR(isSource: Bool, [IPPrefix], text: [String])
+    case ipIsPrivate(isSource: Bool)
+    case port(isSource: Bool, [UInt16])
+    case portRange(isSource: Bool, [ClosedRange<UInt16>], text: [String])
+
+    /// How items combine: items of one address/port group are OR-ed, groups and plain items AND-ed.
+    package enum Group: Sendable {
+        case plain, sourceAddress, sourcePort, destinationAddress, destinationIPCIDR, destinationPort
+    }
+
+    package var group: Group {
+        switch self {
+        case .inbound, .ipVersion, .network, .authUser, .sniffedProtocol, .client: .plain
+        case .domain, .domainKeyword, .domainRegex: .destinationAddress
+        case .ipCIDR(let isSource, _, _): isSource ? .sourceAddress : .destinationIPCIDR
+        case .ipIsPrivate(let isSource): isSource ? .sourceAddress : .destinationIPCIDR
+        case .port(let isSource, _), .portRange(let isSource, _, _): isSource ? .sourcePort : .destinationPort
+        }
+    }
+
+    /// Evaluates the item against a flow.
+    package func matches(_ metadata: FlowMetadata) -> Bool {
+        switch self {
+        case .inbound(let tags):
+            return tags.contains(metadata.inbound)
+        case .ipVersion(let version):
+            // Go: the destination's family when it is an IP, else the inbound's IP version.
+            guard let ip = metadata.destination.ip ?? metadata.source?.ip else { return false }
+            return (ip.unmapped.isIPv4 ? 4 : 6) == version
+        case .network(let networks):
+            return networks.contains(metadata.network)
+        case .authUser(let users):
+            guard let user = metadata.user else { return false }
+            return users.contains(user)
+        case .sniffedProtocol(let protocols):
+            guard let sniffed = metadata.sniffedProtocol else { return false }
+            return protocols.contains(sniffed)
+        case .client(let clients):
+            guard let client = metadata.sniffedClient else { return false }
+            return clients.contains(client)
+        case .domain(let matcher, _, _):
+            guard let host = metadata.matchDomain, !host.isEmpty else { return false }
+            return matcher.matches(host.lowercased())
+        case .domainKeyword(let keywords):
+            guard let host = metadata.matchDomain, !host.isEmpty else { return false }
+            let lower = host.lowercased()
+            return keywords.contains { lower.contains($0) }
+        case .domainRegex(let regexes):
+            guard let host = metadata.matchDomain, !host.isEmpty else { return false }
+            return regexes.contains { $0.matches(host) }
+        case .ipCIDR(let isSource, let prefixes, _):
+            if isSource {
+                guard let ip = metadata.source?.ip else { return false }
+                return prefixes.contains { $0.contains(ip) }
+            }
+            if let ip = metadata.destination.ip { return prefixes.contains { $0.contains(ip) } }
+            return metadata.destinationAddresses.contains { ip in prefixes.contains { $0.contains(ip) } }
+        case .ipIsPrivate(let isSource):
+            if isSource { return metadata.source?.ip?.isPrivate ?? false }
+            if let ip = metadata.destination.ip { return ip.isPrivate }
+            return metadata.destinationAddresses.contains { $0.isPrivate }
+        case .port(let isSource, let ports):
+            let port = isSource ? metadata.source?.port : metadata.destination.port
+            guard let port else { return false }
+            return ports.contains(port)
+        case .portRange(let isSource, let ranges, _):
+            let port = isSource ? metadata.source?.port : metadata.destination.port
+            guard let port else { return false }
+            return ranges.contains { $0.contains(port) }
+        }
+    }
+
+    /// Go's description: `domain_suffix=example.com`, `ip_cidr=[10.0.0.0/8 fc00::/7]`, lists over
+    /// three entries shortened to `[a b c...]` where Go shortens them.
+    package var description: String {
+        switch self {
+        case .inbound(let tags): return RuleItem.list("inbound", tags, shorten: false)
+        case .ipVersion(let version): return "ip_version=\(version)"
+        case .network(let networks): return RuleItem.list("network", networks.map(\.rawValue), shorten: false)
+        case .authUser(let users): return RuleItem.list("auth_user", users, shorten: false)
+        case .sniffedProtocol(let protocols): return RuleItem.list("protocol", protocols, shorten: false)
+        case .client(let clients): return RuleItem.list("client", clients, shorten: false)
+        case .domain(_, let domains, let suffixes):
+            var parts: [String] = []
+            if !domains.isEmpty { parts.append(RuleItem.list("domain", domains, shorten: true)) }
+            if !suffixes.isEmpty { parts.append(RuleItem.list("domain_suffix", suffixes, shorten: true)) }
+            return parts.joined(separator: " ")
+        case .domainKeyword(let keywords): return RuleItem.list("domain_keyword", keywords, shorten: true)
+        case .domainRegex(let regexes): return RuleItem.list("domain_regex", regexes.map(\.pattern), shorten: true)
+        case .ipCIDR(let isSource, _, let text): return RuleItem.list(isSource ? "source_ip_cidr" : "ip_cidr", text, shorten: true)
+        case .ipIsPrivate(let isSource): return isSource ? "source_ip_is_private=true" : "ip_is_private=true"
+        case .port(let isSource, let ports): return RuleItem.list(isSource ? "source_port" : "port", ports.map(String.init), shorten: false)
+        case .portRange(let isSource, _, let text): return RuleItem.list(isSource ? "source_port_range" : "port_range", text, shorten: false)
+        }
+    }
+
+    static func list(_ key: String, _ values: [String], shorten: Bool) -> String {
+        if values.count == 1 { return "\(key)=\(values[0])" }
+        if shorten && values.count > 3 { return "\(key)=[\(values.prefix(3).joined(separator: " "))...]" }
+        return "\(key)=[\(values.joined(separator: " "))]"
+    }
+
+    // MARK: - Validated constructors (throw sing-box's messages)
+
+    /// `domain` / `domain_suffix`; empty strings are rejected as Go rejects them.
+    package static func domain(_ domains: [String], suffixes: [String]) throws(RuleError) -> RuleItem {
+        if domains.contains("") { throw RuleError("domain: empty item is not allowed") }
+        if suffixes.contains("") { throw RuleError("domain_suffix: empty item is not allowed") }
+        return .domain(DomainMatcher(domains: domains, suffixes: suffixes), domains: domains, suffixes: suffixes)
+    }
+
+    /// `ip_cidr` / `source_ip_cidr`: prefixes or bare addresses.
+    package static func ipCIDR(isSource: Bool, _ texts: [String]) throws(RuleError) -> RuleItem {
+        var prefixes: [IPPrefix] = []
+        for (index, text) in texts.enumerated() {
+            guard let prefix = IPPrefix(text) else {
+                throw RuleError("\(isSource ? "source_ip_cidr" : "ipcidr"): parse [\(index)]: netip.ParsePrefix(\"\(text)\"): bad prefix")
+            }
+            prefixes.append(prefix)
+        }
+        return .ipCIDR(isSource: isSource, prefixes, text: texts)
+    }
+
+    /// `port_range` / `source_port_range`: `"1000:2000"`, `":3000"`, `"4000:"`.
+    package static func portRange(isSource: Bool, _ texts: [String]) throws(RuleError) -> RuleItem {
+        var ranges: [ClosedRange<UInt16>] = []
+        let field = isSource ? "source_port_range" : "port_range"
+        for text in texts {
+            guard let colon = text.firstIndex(of: ":") else { throw RuleError("\(field): bad port range: \(text)") }
+            let startText = text[..<colon], endText = text[text.index(after: colon)...]
+            let start = startText.isEmpty ? 0 : UInt16(startText)
+            let end = endText.isEmpty ? UInt16.max : UInt16(endText)
+            guard let start, let end else { throw RuleError("\(field): bad port range: \(text)") }
+            ranges.append(start <= end ? start...end : end...start)  // Go never matches an inverted range
+            if start > end { ranges.removeLast() }
+        }
+        return .portRange(isSource: isSource, ranges, text: texts)
+    }
+
+    /// `domain_regex`.
+    package static func domainRegex(_ patterns: [String]) throws(RuleError) -> RuleItem {
+        var regexes: [DomainRegex] = []
+        for pattern in patterns {
+            do { regexes.append(try DomainRegex(pattern)) } catch {
+                throw RuleError("domain_regex: parse expression \(pattern): \(error)")
+            }
+        }
+        return .domainRegex(regexes)
+    }
+}
+
+/// A compiled `domain_regex` pattern (Swift Regex; RE2 and Swift syntax agree on the common subset).
+package struct DomainRegex: @unchecked Sendable {
+    // Regex is immutable once compiled; matching does not mutate it.
+    private let regex: Regex<AnyRegexOutput>
+    package let pattern: String
+
+    package init(_ pattern: String) throws {
+        self.regex = try Regex(pattern)
+        self.pattern = pattern
+    }
+
+    /// Go's `regexp.MatchString`: a match anywhere in the host.
+    package func matches(_ host: String) -> Bool {
+        (try? regex.firstMatch(in: host)) != nil
+    }
+}
