@@ -68,6 +68,19 @@ private let socks5Connect: [UInt8] = [0x05, 0x01, 0x00] + [0x05, 0x01, 0x00, 0x0
         #expect(try delivered(channel) == [0x42])
     }
 
+    @Test func relayReadBeforeAnswerGetsEarlyBytes() throws {
+        // The router installs the relay (which asks to read) and then answers, in one loop turn.
+        let flows = RecordingFlowHandler()
+        let channel = try accepted(SOCKSServerHandler(context: socksContext(flows)))
+        try channel.writeInbound(buffer(socks5Connect + [0x16, 0x03, 0x01]))
+        _ = try written(channel)
+        channel.read()
+        #expect(try delivered(channel).isEmpty)
+        try #require(flows.tcp.first?.responder).succeed(channel).wait()
+        #expect(try delivered(channel) == [0x16, 0x03, 0x01])
+        #expect(throws: (any Error).self) { try channel.pipeline.syncOperations.handler(type: SOCKSServerHandler.self) }
+    }
+
     @Test func connectFailureRepliesWithCode() throws {
         struct Refused: Error, CustomStringConvertible { var description: String { "connect: connection refused" } }
         let flows = RecordingFlowHandler()
@@ -198,6 +211,15 @@ private let socks5Connect: [UInt8] = [0x05, 0x01, 0x00] + [0x05, 0x01, 0x00, 0x0
         channel.read()
         #expect(String(decoding: try delivered(channel), as: UTF8.self)
                 == "POST /upload HTTP/1.1\r\nHost: 10.0.0.1:8080\r\nContent-Length: 4\r\nConnection: close\r\n\r\nbody")
+    }
+
+    @Test func forwardReplaysWhenRelayReadFirst() throws {
+        let flows = RecordingFlowHandler()
+        let channel = try accepted(HTTPProxyServerHandler(context: httpContext(flows)))
+        try channel.writeInbound(buffer("GET http://a.example/x HTTP/1.1\r\nHost: a.example\r\n\r\n"))
+        channel.read()
+        try #require(flows.tcp.first?.responder).succeed(channel).wait()
+        #expect(String(decoding: try delivered(channel), as: UTF8.self) == "GET /x HTTP/1.1\r\nHost: a.example\r\nConnection: close\r\n\r\n")
     }
 
     @Test func forwardFailureIs502() throws {

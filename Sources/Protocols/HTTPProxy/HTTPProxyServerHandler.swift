@@ -31,6 +31,9 @@ package final class HTTPProxyServerHandler: ChannelDuplexHandler, RemovableChann
     private var buffer = ByteBuffer()
     private var resume = 0
     private var timeout: Scheduled<Void>?
+    /// A `read()` arrived while the router was dialing: whoever sits behind us (the relay) wants
+    /// bytes, so the early payload is replayed as soon as the router answers.
+    private var heldRead = false
     private var source: Destination?
 
     package init(context settings: HTTPInboundContext, flowID: FlowID = FlowID()) {
@@ -81,7 +84,7 @@ package final class HTTPProxyServerHandler: ChannelDuplexHandler, RemovableChann
     package func read(context: ChannelHandlerContext) {
         switch state {
         case .waitingForOutbound:
-            return
+            heldRead = true  // held until the router answers
         case .replaying:
             replay(context: context)
             context.read()
@@ -210,8 +213,18 @@ package final class HTTPProxyServerHandler: ChannelDuplexHandler, RemovableChann
             return context.eventLoop.makeSucceededVoidFuture()
         }
         state = .replaying
-        guard connect else { return context.eventLoop.makeSucceededVoidFuture() }
-        return context.writeAndFlush(wrapOutboundOut(HTTPProxyResponse.connectionEstablished(version: version)))
+        let written = connect ? context.writeAndFlush(wrapOutboundOut(HTTPProxyResponse.connectionEstablished(version: version)))
+            : context.eventLoop.makeSucceededVoidFuture()
+        replayIfRead(context: context)
+        return written
+    }
+
+    /// The router installed the relay before answering (its read is held): hand the bytes on now.
+    private func replayIfRead(context: ChannelHandlerContext) {
+        guard heldRead else { return }
+        heldRead = false
+        replay(context: context)
+        context.read()
     }
 
     fileprivate func outboundFailed(context: ChannelHandlerContext, error: any Error) -> EventLoopFuture<Void> {

@@ -37,6 +37,9 @@ package final class SOCKSServerHandler: ChannelDuplexHandler, RemovableChannelHa
     private var state: State = .handshaking
     private var buffer: ByteBuffer
     private var timeout: Scheduled<Void>?
+    /// A `read()` arrived while the router was dialing: whoever sits behind us (the relay) wants
+    /// bytes, so the early payload is replayed as soon as the router answers.
+    private var heldRead = false
     private var source: Destination?
     private var association: SOCKSUDPAssociation?
 
@@ -90,7 +93,7 @@ package final class SOCKSServerHandler: ChannelDuplexHandler, RemovableChannelHa
     package func read(context: ChannelHandlerContext) {
         switch state {
         case .waitingForOutbound:
-            return  // held until the router answers
+            heldRead = true  // held until the router answers
         case .replaying:
             replay(context: context)
             context.read()
@@ -191,7 +194,17 @@ package final class SOCKSServerHandler: ChannelDuplexHandler, RemovableChannelHa
         // Go writes the outbound socket's local address here; the router gives us only our side,
         // and clients ignore BND for CONNECT, so 0.0.0.0:0 it is.
         let reply = SOCKSServerHandshake.successReply(version: version, bind: Destination(ip: .v4(0), port: 0))
-        return context.writeAndFlush(wrapOutboundOut(reply))
+        let written = context.writeAndFlush(wrapOutboundOut(reply))
+        replayIfRead(context: context)
+        return written
+    }
+
+    /// The router installed the relay before answering (its read is held): hand the bytes on now.
+    private func replayIfRead(context: ChannelHandlerContext) {
+        guard heldRead else { return }
+        heldRead = false
+        replay(context: context)
+        context.read()
     }
 
     /// The router could not connect: reply with the error's code.
