@@ -81,6 +81,33 @@ private let socks5Connect: [UInt8] = [0x05, 0x01, 0x00] + [0x05, 0x01, 0x00, 0x0
         #expect(throws: (any Error).self) { try channel.pipeline.syncOperations.handler(type: SOCKSServerHandler.self) }
     }
 
+    @Test func halfCloseAfterRequestReachesTheRelayAfterTheBytes() throws {
+        final class EventRecorder: ChannelInboundHandler, @unchecked Sendable {
+            typealias InboundIn = ByteBuffer
+            var log: [String] = []
+            func channelRead(context: ChannelHandlerContext, data: NIOAny) { log.append("data \(unwrapInboundIn(data).readableBytes)") }
+            func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) { log.append("\(event)") }
+        }
+        let flows = RecordingFlowHandler()
+        let channel = try accepted(SOCKSServerHandler(context: socksContext(flows)))
+        try channel.writeInbound(buffer(socks5Connect + [1, 2, 3]))
+        channel.pipeline.fireUserInboundEventTriggered(ChannelEvent.inputClosed)
+        #expect(channel.isActive)
+        let recorder = EventRecorder()
+        try channel.pipeline.syncOperations.addHandler(recorder)
+        try #require(flows.tcp.first?.responder).succeed(channel).wait()
+        channel.read()
+        #expect(recorder.log == ["data 3", "inputClosed"])
+    }
+
+    @Test func halfCloseMidHandshakeCloses() throws {
+        let flows = RecordingFlowHandler()
+        let channel = try accepted(SOCKSServerHandler(context: socksContext(flows)))
+        try channel.writeInbound(buffer([0x05, 0x01]))
+        channel.pipeline.fireUserInboundEventTriggered(ChannelEvent.inputClosed)
+        #expect(!channel.isActive)
+    }
+
     @Test func connectFailureRepliesWithCode() throws {
         struct Refused: Error, CustomStringConvertible { var description: String { "connect: connection refused" } }
         let flows = RecordingFlowHandler()

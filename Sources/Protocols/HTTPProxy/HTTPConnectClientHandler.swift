@@ -19,6 +19,8 @@ package final class HTTPConnectClientHandler: ChannelDuplexHandler, RemovableCha
     private var buffer = ByteBuffer()
     private var resume = 0
     private var finished = false
+    /// The server half-closed right after its reply: replayed after the held bytes.
+    private var heldInputClosed = false
 
     package init(request: HTTPRequestHead, result: EventLoopPromise<Void>) {
         self.request = request
@@ -98,9 +100,27 @@ package final class HTTPConnectClientHandler: ChannelDuplexHandler, RemovableCha
             buffer = ByteBuffer()
             context.fireChannelRead(wrapInboundOut(early))
             context.fireChannelReadComplete()
+            if heldInputClosed {
+                heldInputClosed = false
+                context.fireUserInboundEventTriggered(ChannelEvent.inputClosed)
+            }
             context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
         }
         context.read()
+    }
+
+    package func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        guard let event = event as? ChannelEvent, event == .inputClosed else {
+            context.fireUserInboundEventTriggered(event)
+            return
+        }
+        if !finished {
+            fail(context: context, error: AdapterError(.other, "unexpected EOF"))
+        } else if buffer.readableBytes > 0 {
+            heldInputClosed = true
+        } else {
+            context.fireUserInboundEventTriggered(event)
+        }
     }
 
     package func channelInactive(context: ChannelHandlerContext) {

@@ -34,6 +34,9 @@ package final class HTTPProxyServerHandler: ChannelDuplexHandler, RemovableChann
     /// A `read()` arrived while the router was dialing: whoever sits behind us (the relay) wants
     /// bytes, so the early payload is replayed as soon as the router answers.
     private var heldRead = false
+    /// The client half-closed after its request: replayed after the early bytes, so the relay
+    /// forwards the FIN (NIO reads to EOF even with autoRead off).
+    private var heldInputClosed = false
     private var source: Destination?
 
     package init(context settings: HTTPInboundContext, flowID: FlowID = FlowID()) {
@@ -100,6 +103,24 @@ package final class HTTPProxyServerHandler: ChannelDuplexHandler, RemovableChann
         }
         state = .done
         context.fireChannelInactive()
+    }
+
+    package func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        guard let event = event as? ChannelEvent, event == .inputClosed else {
+            context.fireUserInboundEventTriggered(event)
+            return
+        }
+        switch state {
+        case .readingHead:
+            // The client gave up mid-handshake (Go: "EOF").
+            settings.logger.debug("connection closed: EOF", flow: flowID)
+            state = .done
+            context.close(promise: nil)
+        case .waitingForOutbound, .replaying:
+            heldInputClosed = true
+        default:
+            context.fireUserInboundEventTriggered(event)
+        }
     }
 
     package func errorCaught(context: ChannelHandlerContext, error: any Error) {
@@ -241,6 +262,10 @@ package final class HTTPProxyServerHandler: ChannelDuplexHandler, RemovableChann
             buffer = ByteBuffer()
             context.fireChannelRead(wrapInboundOut(early))
             context.fireChannelReadComplete()
+        }
+        if heldInputClosed {
+            heldInputClosed = false
+            context.fireUserInboundEventTriggered(ChannelEvent.inputClosed)
         }
         context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
     }

@@ -19,6 +19,8 @@ package final class SOCKSClientHandler: ChannelDuplexHandler, RemovableChannelHa
     private let result: EventLoopPromise<Destination>
     private var buffer = ByteBuffer()
     private var finished = false
+    /// The server half-closed right after its reply: replayed after the held bytes.
+    private var heldInputClosed = false
 
     package init(handshake: SOCKSClientHandshake, result: EventLoopPromise<Destination>) {
         self.machine = handshake
@@ -72,9 +74,27 @@ package final class SOCKSClientHandler: ChannelDuplexHandler, RemovableChannelHa
             buffer = ByteBuffer()
             context.fireChannelRead(wrapInboundOut(early))
             context.fireChannelReadComplete()
+            if heldInputClosed {
+                heldInputClosed = false
+                context.fireUserInboundEventTriggered(ChannelEvent.inputClosed)
+            }
             context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
         }
         context.read()
+    }
+
+    package func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        guard let event = event as? ChannelEvent, event == .inputClosed else {
+            context.fireUserInboundEventTriggered(event)
+            return
+        }
+        if !finished {
+            fail(context: context, error: AdapterError(.other, "EOF"))
+        } else if buffer.readableBytes > 0 {
+            heldInputClosed = true
+        } else {
+            context.fireUserInboundEventTriggered(event)
+        }
     }
 
     package func channelInactive(context: ChannelHandlerContext) {
