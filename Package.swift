@@ -89,7 +89,8 @@ let package = Package(
         testTarget("NetstackWireTests", ["NetstackWire", nioCore]),
         testTarget("NetstackTCPTests", ["NetstackTCP", "NetstackWire", nioCore]),
         testTarget("NetstackTests", ["Netstack", "NetstackTesting", "NetstackWire", nioCore]),
-        testTarget("ConfigTests", ["Config"]),
+        .testTarget(name: "ConfigTests", dependencies: ["Config"], path: "Tests/ConfigTests",
+                    exclude: ["Corpus"], swiftSettings: swiftSettings),  // Corpus: JSON configs the tests read
         testTarget("EngineTests", ["Adapter", "Net", "Rules", "Router", "SOCKS", "HTTPProxy", "Mixed", "Direct", "Block", "Box", nioCore, nioPosix]),
         testTarget("DNSTests", ["DNS", nioCore]),
         testTarget("WireGuardTests", ["WireGuard", nioCore]),

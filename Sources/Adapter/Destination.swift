@@ -63,7 +63,6 @@ package struct Destination: Hashable, Sendable, CustomStringConvertible {
 
     package var description: String {
         switch host {
-        case .ip(.v6(let v)) where v >> 32 != 0xffff: return "[\(host)]:\(port)"
         case .ip(let ip) where ip.isIPv6: return "[\(host)]:\(port)"
         default: return "\(host):\(port)"
         }

@@ -10,7 +10,8 @@ package import NIOCore
 /// is resolved through the `DNSResolver` the dialer was built with, then dialed with happy
 /// eyeballs per its strategy. May be called from any thread.
 package protocol Dialer: Sendable {
-    /// Connects TCP to `destination`; the channel is active, `autoRead` off, payload `ByteBuffer`.
+    /// Connects TCP to `destination`; the channel is active, `autoRead` off, early bytes held
+    /// (see `Outbound.dialTCP`), payload `ByteBuffer`.
     func dialTCP(to destination: Destination, on eventLoop: any EventLoop) async throws -> any Channel
     /// Opens an unconnected UDP socket as a packet path (datagrams to any destination).
     func listenPacket(on eventLoop: any EventLoop) async throws -> any PacketConnection

@@ -17,7 +17,8 @@ package protocol HandshakeResponder: Sendable {
 /// Takes flows from inbounds. Implemented by the router; tests may use a fake.
 ///
 /// Contract: called on the flow's event loop. For TCP the handler takes ownership of `channel`
-/// (active, `autoRead` OFF so no payload is lost before the relay exists, handshake handlers
+/// (active, `autoRead` OFF, early payload held by Net's `FlowBufferHandler` or the inbound's own
+/// handler — NIO drains a socket on EOF even with autoRead off — handshake handlers
 /// either removed or waiting on `responder`, payload `ByteBuffer`); it closes the channel when the
 /// flow ends. For UDP it takes ownership of `connection`: its `packetReceived(_:from:)` gives the
 /// address the client sent to, and `writePacket(_:to:)` delivers a reply that appears to come

@@ -7,8 +7,9 @@
 package enum IPAddress: Hashable, Sendable, Comparable, CustomStringConvertible {
     /// Host-order value: `192.168.0.1` is `0xC0A8_0001`.
     case v4(UInt32)
-    /// Host-order value: `::1` is `1`.
-    case v6(UInt128)
+    /// The 128 bits as two host-order halves: `::1` is `IPv6Bits(high: 0, low: 1)`.
+    /// (Not `UInt128`: its 16-byte alignment is miscompiled in some debug frames, a movaps crash.)
+    case v6(IPv6Bits)
 
     /// Parses a literal address (`1.2.3.4`, `::1`, `::ffff:1.2.3.4`). A zone (`%eth0`) is rejected.
     /// Leading zeros in IPv4 octets are rejected, as Go's `netip.ParseAddr` does.
@@ -27,7 +28,11 @@ package enum IPAddress: Hashable, Sendable, Comparable, CustomStringConvertible 
     package init?(bytes: some Collection<UInt8>) {
         switch bytes.count {
         case 4: self = .v4(bytes.reduce(UInt32(0)) { $0 << 8 | UInt32($1) })
-        case 16: self = .v6(bytes.reduce(UInt128(0)) { $0 << 8 | UInt128($1) })
+        case 16:
+            let array = Array(bytes)
+            let high = array[0..<8].reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+            let low = array[8..<16].reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+            self = .v6(IPv6Bits(high: high, low: low))
         default: return nil
         }
     }
@@ -41,7 +46,7 @@ package enum IPAddress: Hashable, Sendable, Comparable, CustomStringConvertible 
 
     /// `::ffff:a.b.c.d` becomes `a.b.c.d`; everything else is unchanged (Go's `Addr.Unmap`).
     package var unmapped: IPAddress {
-        if case .v6(let value) = self, value >> 32 == 0xffff { return .v4(UInt32(truncatingIfNeeded: value)) }
+        if case .v6(let value) = self, value.isIPv4Mapped { return .v4(UInt32(truncatingIfNeeded: value.low)) }
         return self
     }
 
@@ -49,7 +54,9 @@ package enum IPAddress: Hashable, Sendable, Comparable, CustomStringConvertible 
     package var bytes: [UInt8] {
         switch self {
         case .v4(let v): return (0..<4).map { UInt8(truncatingIfNeeded: v >> (24 - 8 * $0)) }
-        case .v6(let v): return (0..<16).map { UInt8(truncatingIfNeeded: v >> (120 - 8 * $0)) }
+        case .v6(let v):
+            return (0..<8).map { UInt8(truncatingIfNeeded: v.high >> (56 - 8 * $0)) }
+                + (0..<8).map { UInt8(truncatingIfNeeded: v.low >> (56 - 8 * $0)) }
         }
     }
 
@@ -57,7 +64,7 @@ package enum IPAddress: Hashable, Sendable, Comparable, CustomStringConvertible 
     package var isLoopback: Bool {
         switch unmapped {
         case .v4(let v): return v >> 24 == 127
-        case .v6(let v): return v == 1
+        case .v6(let v): return v.high == 0 && v.low == 1
         }
     }
 
@@ -65,7 +72,7 @@ package enum IPAddress: Hashable, Sendable, Comparable, CustomStringConvertible 
     package var isUnspecified: Bool {
         switch self {
         case .v4(let v): return v == 0
-        case .v6(let v): return v == 0
+        case .v6(let v): return v.high == 0 && v.low == 0
         }
     }
 
@@ -78,8 +85,9 @@ package enum IPAddress: Hashable, Sendable, Comparable, CustomStringConvertible 
                 || v >> 24 == 127 || v >> 28 == 0xE                         // loopback, 224/4 multicast
                 || v >> 16 == 0xA9FE || v == 0                              // 169.254/16, unspecified
         case .v6(let v):
-            return v >> 121 == 0x7E || v == 1 || v == 0  // fc00::/7, loopback, unspecified
-                || v >> 120 == 0xFF || v >> 118 == 0x3FA // ff00::/8 multicast, fe80::/10
+            let top = v.high
+            return top >> 57 == 0x7E || (top == 0 && v.low <= 1)  // fc00::/7, loopback, unspecified
+                || top >> 56 == 0xFF || top >> 54 == 0x3FA        // ff00::/8 multicast, fe80::/10
         }
     }
 
@@ -96,7 +104,7 @@ package enum IPAddress: Hashable, Sendable, Comparable, CustomStringConvertible 
         switch self {
         case .v4(let v): return IPAddress.formatIPv4(v)
         case .v6(let v):
-            if v >> 32 == 0xffff { return "::ffff:" + IPAddress.formatIPv4(UInt32(truncatingIfNeeded: v)) }
+            if v.isIPv4Mapped { return "::ffff:" + IPAddress.formatIPv4(UInt32(truncatingIfNeeded: v.low)) }
             return IPAddress.formatIPv6(v)
         }
     }
@@ -107,8 +115,8 @@ package enum IPAddress: Hashable, Sendable, Comparable, CustomStringConvertible 
         "\(v >> 24).\(v >> 16 & 0xff).\(v >> 8 & 0xff).\(v & 0xff)"
     }
 
-    static func formatIPv6(_ v: UInt128) -> String {
-        let groups = (0..<8).map { UInt16(truncatingIfNeeded: v >> (112 - 16 * $0)) }
+    static func formatIPv6(_ v: IPv6Bits) -> String {
+        let groups = (0..<8).map { UInt16(truncatingIfNeeded: ($0 < 4 ? v.high : v.low) >> (48 - 16 * ($0 % 4))) }
         // RFC 5952 §4.2: compress the longest run (first on a tie) of at least two zero groups.
         var bestStart = -1, bestLength = 1, index = 0
         while index < 8 {
@@ -161,14 +169,14 @@ package enum IPAddress: Hashable, Sendable, Comparable, CustomStringConvertible 
         return value << 8 | current
     }
 
-    static func parseIPv6(_ s: ArraySlice<UInt8>) -> UInt128? {
+    static func parseIPv6(_ s: ArraySlice<UInt8>) -> IPv6Bits? {
         var groups: [UInt16] = []
         var ellipsis: Int? = nil
         var i = s.startIndex
         if s.starts(with: [UInt8(ascii: ":"), UInt8(ascii: ":")]) {
             ellipsis = 0
             i += 2
-            if i == s.endIndex { return 0 }
+            if i == s.endIndex { return IPv6Bits(high: 0, low: 0) }
         }
         while i < s.endIndex {
             // One group: hex digits, or an embedded IPv4 tail.
@@ -206,7 +214,8 @@ package enum IPAddress: Hashable, Sendable, Comparable, CustomStringConvertible 
             groups.insert(contentsOf: repeatElement(0, count: 8 - groups.count), at: at)
         }
         guard groups.count == 8 else { return nil }
-        return groups.reduce(UInt128(0)) { $0 << 16 | UInt128($1) }
+        return IPv6Bits(high: groups[0..<4].reduce(UInt64(0)) { $0 << 16 | UInt64($1) },
+                        low: groups[4..<8].reduce(UInt64(0)) { $0 << 16 | UInt64($1) })
     }
 
     private static func hexValue(_ c: UInt8) -> UInt8? {
@@ -232,7 +241,7 @@ package struct IPPrefix: Hashable, Sendable, CustomStringConvertible {
         self.bits = bits
         switch address {
         case .v4(let v): self.address = .v4(bits == 0 ? 0 : v & ~UInt32(0) << (32 - bits))
-        case .v6(let v): self.address = .v6(bits == 0 ? 0 : v & ~UInt128(0) << (128 - bits))
+        case .v6(let v): self.address = .v6(v.masked(bits: bits))
         }
     }
 
@@ -254,10 +263,10 @@ package struct IPPrefix: Hashable, Sendable, CustomStringConvertible {
         case (.v4(let net), .v4(let v)):
             return bits == 0 || (v ^ net) >> (32 - bits) == 0
         case (.v6(let net), .v6(let v)):
-            return bits == 0 || (v ^ net) >> (128 - bits) == 0
-        case (.v6, .v4(let v)):
+            return v.masked(bits: bits) == net
+        case (.v6(let net), .v4(let v)):
             // A mapped prefix (::ffff:0:0/96 and longer) also covers plain IPv4.
-            return bits == 0 || (UInt128(0xffff) << 32 | UInt128(v) ^ (address.v6Value ?? 0)) >> (128 - bits) == 0
+            return IPv6Bits(mapping: v).masked(bits: bits) == net
         default:
             return false
         }
@@ -266,6 +275,33 @@ package struct IPPrefix: Hashable, Sendable, CustomStringConvertible {
     package var description: String { "\(address)/\(bits)" }
 }
 
-extension IPAddress {
-    @usableFromInline var v6Value: UInt128? { if case .v6(let v) = self { v } else { nil } }
+/// 128 address bits as two host-order halves (`high` holds the first 8 bytes).
+package struct IPv6Bits: Hashable, Sendable, Comparable {
+    package var high: UInt64
+    package var low: UInt64
+
+    package init(high: UInt64, low: UInt64) {
+        self.high = high
+        self.low = low
+    }
+
+    /// `::ffff:a.b.c.d` for an IPv4 address.
+    package init(mapping v4: UInt32) {
+        self.init(high: 0, low: 0xffff_0000_0000 | UInt64(v4))
+    }
+
+    /// True for `::ffff:0:0/96`.
+    package var isIPv4Mapped: Bool { high == 0 && low >> 32 == 0xffff }
+
+    /// The first `bits` bits kept, the rest zero.
+    @inlinable package func masked(bits: Int) -> IPv6Bits {
+        if bits <= 0 { return IPv6Bits(high: 0, low: 0) }
+        if bits >= 128 { return self }
+        if bits >= 64 { return IPv6Bits(high: high, low: bits == 64 ? 0 : low & ~UInt64(0) << (128 - bits)) }
+        return IPv6Bits(high: high & ~UInt64(0) << (64 - bits), low: 0)
+    }
+
+    package static func < (lhs: IPv6Bits, rhs: IPv6Bits) -> Bool {
+        (lhs.high, lhs.low) < (rhs.high, rhs.low)
+    }
 }

@@ -6,8 +6,9 @@ package import NIOCore
 /// Contract:
 /// - `dialTCP` returns a channel already connected (handshakes done), registered on `eventLoop`
 ///   (the flow's loop, so the relay needs no hop), active, with `ByteBuffer` payload in both
-///   directions and `autoRead` OFF, so nothing the server sends first is dropped before the caller
-///   installs its handlers (the relay turns reading on). The caller owns the channel and closes it.
+///   directions and `autoRead` OFF, with early bytes held: NIO drains a socket on EOF even with
+///   autoRead off, so the last handler must buffer (Net's `FlowBufferHandler`, which `Relay`
+///   removes and replays, or the protocol handler's own buffer). The caller owns the channel.
 ///   Protocol handlers stay in its pipeline; the caller appends its handlers at the end.
 /// - `listenPacket` returns a packet path for one UDP flow on `eventLoop`; the caller owns it.
 /// - Both may be called from any thread and complete on `eventLoop`.

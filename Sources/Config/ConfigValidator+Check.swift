@@ -18,6 +18,7 @@ extension ConfigValidator {
 
     static func check(_ options: Options) throws(ConfigError) {
         try checkDecoded(options)
+        try checkSemantics(options)
         // 1. Tags.
         var tags = Tags()
         for outbound in options.outbounds where !outbound.tag.isEmpty { tags.outbounds.insert(outbound.tag) }
@@ -144,6 +145,17 @@ extension ConfigValidator {
                     if let detour, !detour.isEmpty, !tags.outbounds.contains(detour) {
                         throw ConfigError(path: path + ".download_detour", message: "unknown outbound \"\(detour)\"")
                     }
+                }
+            }
+            if route.overrideAndroidVPN {
+                throw ConfigError(path: "route.override_android_vpn", message: "`override_android_vpn` is only supported on Android")
+            }
+            if route.defaultNetworkStrategy != nil {
+                if !(route.defaultInterface ?? "").isEmpty {
+                    throw ConfigError(path: "route.default_network_strategy", message: "`default_network_strategy` is conflict with `default_interface`")
+                }
+                if !route.autoDetectInterface {
+                    throw ConfigError(path: "route.default_network_strategy", message: "`auto_detect_interface` is required by `default_network_strategy`")
                 }
             }
             if let final = route.final, !final.isEmpty, !tags.outbounds.contains(final) {

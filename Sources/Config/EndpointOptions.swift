@@ -92,7 +92,7 @@ package struct WireGuardPeerOptions: ConfigObject, Equatable {
     package var preSharedKey: String?
     package var allowedIPs: [IPPrefix] = []
     package var persistentKeepaliveInterval: UInt16?
-    package var reserved: [UInt8] = []
+    package var reserved = ByteArray()
 
     package init() {}
 

@@ -1,3 +1,5 @@
+import Foundation
+
 /// `mixed` and `http` inbounds (Go's `option.HTTPMixedInboundOptions`).
 package struct HTTPMixedInboundOptions: ConfigObject, Equatable {
     package var listen = ListenOptions()
@@ -266,6 +268,25 @@ package struct HysteriaInboundOptions: ConfigObject, Equatable {
         .init("disable_mtu_discovery", \.disableMTUDiscovery),
         .init("tls", \.tls, .omitNil),
     ] }
+}
+
+/// Go `[]byte` in JSON: a base64 string, or an array of byte values; written as base64.
+package struct ByteArray: JSONCodable, Equatable {
+    package var bytes: [UInt8]
+    package init(_ bytes: [UInt8] = []) { self.bytes = bytes }
+    package init(json: JSONValue, path: String) throws(ConfigError) {
+        if case .string(let text) = json {
+            guard let data = Data(base64Encoded: text) else {
+                throw ConfigError(path: path, message: "illegal base64 data at input byte 0")
+            }
+            bytes = Array(data)
+            return
+        }
+        bytes = try [UInt8](json: json, path: path)
+    }
+    package func toJSON() -> JSONValue { .string(Data(bytes).base64EncodedString()) }
+    package var isGoZero: Bool { bytes.isEmpty }
+    package static var goTypeName: String { "[]uint8" }
 }
 
 /// Go `[]byte` in JSON: a base64 string.

@@ -160,7 +160,7 @@ package struct LegacyWireGuardOutboundOptions: ConfigObject, Equatable {
     package var server = ServerOptions()
     package var peerPublicKey = ""
     package var preSharedKey: String?
-    package var reserved: [UInt8] = []
+    package var reserved = ByteArray()
     package var workers: Int?
     package var mtu: UInt32?
     package var network = NetworkList()
@@ -190,7 +190,7 @@ package struct LegacyWireGuardPeer: ConfigObject, Equatable {
     package var publicKey: String?
     package var preSharedKey: String?
     package var allowedIPs: [IPPrefix] = []
-    package var reserved: [UInt8] = []
+    package var reserved = ByteArray()
 
     package init() {}
 

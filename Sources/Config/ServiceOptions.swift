@@ -160,8 +160,9 @@ package struct DERPVerifyClientURLOptions: ConfigObject, Equatable {
         try reader.finish()
     }
 
+    // Go means to write the bare URL when nothing else is set, but compares values of two
+    // different types, so it always writes the object.
     package func toJSON() -> JSONValue {
-        if dial == DialerOptions() { return .string(url ?? "") }
         var writer = ObjectWriter()
         writeFields(into: &writer)
         return .object(writer.object)

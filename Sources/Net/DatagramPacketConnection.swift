@@ -42,7 +42,7 @@ package final class DatagramPacketConnection: PacketConnection, @unchecked Senda
         } else if let v4 = parameters.inet4BindAddress {
             bindAddress = SocketAddress(ip: v4, port: 0); isIPv6 = false
         } else {
-            bindAddress = SocketAddress(ip: .v6(0), port: 0); isIPv6 = true
+            bindAddress = SocketAddress(ip: .v6(IPv6Bits(high: 0, low: 0)), port: 0); isIPv6 = true
         }
         let handler = DatagramReadHandler()
         @Sendable func bind(_ address: SocketAddress) -> EventLoopFuture<any Channel> {
@@ -119,7 +119,7 @@ package final class DatagramPacketConnection: PacketConnection, @unchecked Senda
             address = last.address
         } else {
             var target = ip
-            if isIPv6Socket, case .v4(let v) = ip { target = .v6(UInt128(0xffff) << 32 | UInt128(v)) }
+            if isIPv6Socket, case .v4(let v) = ip { target = .v6(IPv6Bits(mapping: v)) }
             guard isIPv6Socket || target.isIPv4 else { return }  // IPv6 destination on an IPv4-only socket
             address = SocketAddress(ip: target, port: port)
             lastDestination = (ip, port, address)

@@ -63,6 +63,18 @@ package enum Listener {
         }
     }
 
+    /// Binds a TCP listener and calls `accept` on the child's loop once the child is ACTIVE
+    /// (addresses known), with `autoRead` still off and a `FlowBufferHandler` holding any early
+    /// bytes (the relay drains it). An inbound with a handshake adds its handlers before it.
+    package static func listenTCP(_ parameters: ListenParameters, group: any EventLoopGroup,
+                                  accept: @escaping @Sendable (any Channel) -> Void) async throws -> any Channel {
+        try await listenTCP(parameters, group: group) { child in
+            child.eventLoop.makeCompletedFuture {
+                try child.pipeline.syncOperations.addHandlers([FlowBufferHandler(), ActiveNotifier(accept)])
+            }
+        }
+    }
+
     /// Binds a UDP socket for an inbound; reading starts when the caller turns `autoRead` on.
     package static func listenUDP(_ parameters: ListenParameters, group: any EventLoopGroup,
                                   initializer: @escaping @Sendable (any Channel) -> EventLoopFuture<Void>) async throws -> any Channel {
@@ -84,5 +96,22 @@ package enum Listener {
         } catch {
             throw AdapterError(.other, "listen udp \(parameters.destination): \(SocketLevelOption.describe(error, operation: "bind"))")
         }
+    }
+}
+
+/// Calls back once the channel is active, then leaves the pipeline.
+final class ActiveNotifier: ChannelInboundHandler, RemovableChannelHandler, Sendable {
+    typealias InboundIn = Any
+    let callback: @Sendable (any Channel) -> Void
+
+    init(_ callback: @escaping @Sendable (any Channel) -> Void) {
+        self.callback = callback
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        let channel = context.channel
+        context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
+        context.fireChannelActive()
+        callback(channel)
     }
 }

@@ -64,6 +64,10 @@ package enum Relay {
             return loop.makeFailedFuture(error)
         }
         for channel in [client, remote] {
+            // Early bytes held since accept/connect flow into the relay now.
+            if let buffer = try? channel.pipeline.syncOperations.handler(type: FlowBufferHandler.self) {
+                channel.pipeline.syncOperations.removeHandler(buffer, promise: nil)
+            }
             // Not every channel type knows the option (netstack flows, test channels); those close
             // fully on end of input instead of half-closing.
             _ = try? channel.syncOptions?.setOption(ChannelOptions.allowRemoteHalfClosure, value: true)
@@ -71,9 +75,12 @@ package enum Relay {
             channel.read()
         }
         state.armIdleTimer()
-        // A side that was already inactive when we got it never fires channelInactive for us.
-        for (channel, handler) in [(client, clientHandler), (remote, remoteHandler)] where !channel.isActive {
-            handler.markClosed()
+        // A side that closed before (or while) we were installed never fires channelInactive for
+        // us; its close future always completes. (A side not yet active is fine: reading starts
+        // when it becomes active, since autoRead is on.)
+        for (channel, handler) in [(client, clientHandler), (remote, remoteHandler)] {
+            let bound = NIOLoopBound(handler, eventLoop: loop)
+            channel.closeFuture.whenComplete { _ in bound.value.markClosed() }
         }
         return state.done.futureResult
     }
@@ -116,8 +123,10 @@ final class RelayState: @unchecked Sendable {
         idleTimer?.cancel()
         idleTimer = nil
         guard let handlers else { return }
-        handlers.client.closeChannel()
-        handlers.remote.closeChannel()
+        // A clean end keeps bytes already forwarded: close each side after its queued writes.
+        let graceful = reason == .closed
+        handlers.client.closeChannel(afterPendingWrites: graceful)
+        handlers.remote.closeChannel(afterPendingWrites: graceful)
     }
 
     func channelClosed() {
@@ -240,8 +249,16 @@ final class RelayHandler: ChannelDuplexHandler {
         state.finish(.error("\(error)"))
     }
 
-    func closeChannel() {
+    func closeChannel(afterPendingWrites: Bool) {
         guard let context, !isClosed else { return }
-        context.close(promise: nil)
+        guard afterPendingWrites, !outputShut else {
+            context.close(promise: nil)
+            return
+        }
+        // Writes complete in order: once this empty write is done, everything before it is too.
+        let channel = context.channel
+        context.writeAndFlush(wrapOutboundOut(ByteBuffer())).whenComplete { _ in
+            channel.close(promise: nil)
+        }
     }
 }

@@ -70,6 +70,22 @@ package struct SystemDialer: Dialer {
                                       preferIPv6: parameters.domainStrategy == .preferIPv6).get()
     }
 
+    /// Connects to already-resolved `addresses` (the router's `resolve` action) with happy eyeballs.
+    package func dialTCP(addresses: [IPAddress], port: UInt16, on eventLoop: any EventLoop) async throws -> any Channel {
+        let ordered = parameters.domainStrategy.apply(addresses)
+        guard !ordered.isEmpty else { throw AdapterError(.notFound, "no address to dial") }
+        return try await dialParallel(ordered, port: port, on: eventLoop,
+                                      preferIPv6: parameters.domainStrategy == .preferIPv6).get()
+    }
+
+    /// This dialer with a flow's `route-options` applied (domain strategy, fallback delay).
+    package func adjusted(for metadata: FlowMetadata) -> SystemDialer {
+        var copy = self
+        if let strategy = metadata.domainStrategy { copy.parameters.domainStrategy = strategy }
+        if let delay = metadata.fallbackDelay { copy.parameters.fallbackDelay = delay }
+        return copy
+    }
+
     /// Resolves `host` to an ordered address list (an IP stays as is).
     package func resolve(_ host: Host, strategy: DomainStrategy) async throws -> [IPAddress] {
         switch host {
@@ -117,7 +133,8 @@ package struct SystemDialer: Dialer {
         }
     }
 
-    /// One TCP connect with every dial field applied. The channel comes back with autoRead off.
+    /// One TCP connect with every dial field applied. The channel comes back with autoRead off and
+    /// a `FlowBufferHandler` in its pipeline (removed by `Relay.start`).
     func connect(_ ip: IPAddress, port: UInt16, on loop: any EventLoop) -> EventLoopFuture<any Channel> {
         var bootstrap = ClientBootstrap(group: loop)
             .connectTimeout(parameters.connectTimeout)
@@ -135,10 +152,14 @@ package struct SystemDialer: Dialer {
         if let bind = ip.unmapped.isIPv4 ? parameters.inet4BindAddress : parameters.inet6BindAddress {
             bootstrap = bootstrap.bind(to: SocketAddress(ip: bind, port: 0))
         }
-        if let device = parameters.bindInterface {
-            bootstrap = bootstrap.channelInitializer { channel in
-                SocketLevelOption.bindToDevice(channel, device)
+        let device = parameters.bindInterface
+        bootstrap = bootstrap.channelInitializer { channel in
+            // Bytes the server sends (and its FIN) before the relay exists wait here.
+            let buffered = channel.eventLoop.makeCompletedFuture {
+                try channel.pipeline.syncOperations.addHandler(FlowBufferHandler())
             }
+            guard let device else { return buffered }
+            return buffered.flatMap { SocketLevelOption.bindToDevice(channel, device) }
         }
         return bootstrap.connect(to: SocketAddress(ip: ip, port: port)).map { $0 as any Channel }
             .flatMapErrorThrowing { error in

@@ -17,7 +17,7 @@ final class RelayFront: @unchecked Sendable {
     func start(upstreamPort: Int) async throws {
         let parameters = ListenParameters(address: IPAddress("127.0.0.1")!, port: 0)
         let idle = idleTimeout
-        server = try await Listener.listenTCP(parameters, group: testGroup) { [self] child in
+        server = try await Listener.listenTCP(parameters, group: testGroup, accept: { [self] child in
             let promise = child.eventLoop.makePromise(of: (RelayStatistics, RelayEnd).self)
             results.withLockedValue { $0.append(promise.futureResult) }
             promise.completeWithTask {
@@ -25,8 +25,7 @@ final class RelayFront: @unchecked Sendable {
                                                              on: child.eventLoop)
                 return try await Relay.start(client: child, remote: remote, idleTimeout: idle).get()
             }
-            return child.eventLoop.makeSucceededVoidFuture()
-        }
+        })
     }
 
     func firstResult() async throws -> (RelayStatistics, RelayEnd) {
