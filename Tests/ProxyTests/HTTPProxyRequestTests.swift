@@ -12,8 +12,8 @@ private func head(_ text: String) throws -> HTTPRequestHead {
     @Test(arguments: [("example.com:443", Destination(domain: "example.com", port: 443)),
                       ("example.com", Destination(domain: "example.com", port: 80)),
                       ("1.2.3.4:8443", Destination(ip: .v4(0x0102_0304), port: 8443)),
-                      ("[::1]:22", Destination(ip: .v6(1), port: 22)),
-                      ("[::1]", Destination(ip: .v6(1), port: 80))])
+                      ("[::1]:22", Destination(ip: .v6(IPv6Bits(high: 0, low: 1)), port: 22)),
+                      ("[::1]", Destination(ip: .v6(IPv6Bits(high: 0, low: 1)), port: 80))])
     func connectTargets(target: String, destination: Destination) throws {
         let request = try HTTPProxyRequest(try head("CONNECT \(target) HTTP/1.1\r\n\r\n"))
         #expect(request == .connect(destination))

@@ -40,6 +40,10 @@ private struct Rig {
         let collector = CollectHandler(expected: payload.readableBytes, eventLoop: channel.eventLoop)
         try await channel.eventLoop.submit {
             try channel.pipeline.syncOperations.addHandler(collector)
+            // As Relay.start does: what the dialer's holder kept flows on now.
+            if let holder = try? channel.pipeline.syncOperations.handler(type: FlowBufferHandler.self) {
+                channel.pipeline.syncOperations.removeHandler(holder, promise: nil)
+            }
             _ = try? channel.syncOptions?.setOption(ChannelOptions.autoRead, value: true)
             channel.read()
         }.get()

@@ -101,12 +101,12 @@ private let udpDatagram: [UInt8] = [0x00, 0x00, 0x00, 0x01, 0x0a, 0x01, 0x02, 0x
     @Test func domainHoldingIPLiteralBecomesIP() throws {
         // ATYP 3 "::1" port 80
         var b = buffer([0x05, 0x01, 0x00, 0x03, 0x03] + Array("::1".utf8) + [0x00, 0x50])
-        #expect(try SOCKS5Message.read(from: &b)?.address == Destination(ip: .v6(1), port: 80))
+        #expect(try SOCKS5Message.read(from: &b)?.address == Destination(ip: .v6(IPv6Bits(high: 0, low: 1)), port: 80))
     }
 
     @Test func writesMappedIPv6AsIPv4AndRefusesLongDomains() throws {
         var out = ByteBuffer()
-        try SOCKS5Message(code: 0, address: Destination(ip: .v6(UInt128(0xffff_7f00_0001)), port: 1)).write(to: &out)
+        try SOCKS5Message(code: 0, address: Destination(ip: .v6(IPv6Bits(high: 0, low: 0xffff_7f00_0001)), port: 1)).write(to: &out)
         #expect(bytes(out) == [0x05, 0x00, 0x00, 0x01, 0x7f, 0x00, 0x00, 0x01, 0x00, 0x01])
         var long = ByteBuffer()
         #expect(throws: SOCKSError.fieldTooLong(.domain, length: 256)) {

@@ -40,7 +40,8 @@ package final class HTTPOutbound: Outbound {
         let result = eventLoop.makePromise(of: Void.self)
         eventLoop.execute {
             do {
-                try channel.pipeline.syncOperations.addHandler(HTTPConnectClientHandler(request: request, result: result))
+                // First: the dialer's FlowBufferHandler at the end holds bytes for the relay.
+                try channel.pipeline.syncOperations.addHandler(HTTPConnectClientHandler(request: request, result: result), position: .first)
             } catch {
                 result.fail(error)
             }

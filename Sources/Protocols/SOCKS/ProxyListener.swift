@@ -10,7 +10,7 @@ extension ListenParameters {
     /// The kernel-facing listen fields of a sing-box `ListenOptions`. No `listen` means `::`
     /// (Go's default); a zone or an unparsable address throws with the field's JSON name.
     package init(_ options: ListenOptions) throws {
-        var address = Adapter.IPAddress.v6(0)
+        var address = Adapter.IPAddress.v6(IPv6Bits(high: 0, low: 0))
         if let listen = options.listen {
             guard let parsed = Adapter.IPAddress(listen.text) else {
                 throw AdapterError(.other, "listen: unsupported address \(listen.text)")
@@ -55,9 +55,9 @@ package final class ProxyListener: Sendable {
 
     /// Binds and starts accepting. Logs `tcp server started at …` as Go does.
     package func start() async throws {
-        let server = try await Listener.listenTCP(parameters, group: group) { [self] channel in
+        let server = try await Listener.listenTCP(parameters, group: group, initializer: { [self] channel in
             channel.eventLoop.makeCompletedFuture { try accept(channel) }
-        }
+        })
         let stillOpen = state.withLock { state -> Bool in
             guard !state.closed else { return false }
             state.server = server

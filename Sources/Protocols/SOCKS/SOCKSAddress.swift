@@ -29,7 +29,7 @@ extension Destination {
         case SOCKS5AddressType.ipv6:
             guard let high = buffer.getInteger(at: start + 1, as: UInt64.self),
                   let low = buffer.getInteger(at: start + 9, as: UInt64.self) else { return nil }
-            host = .ip(.v6(UInt128(high) << 64 | UInt128(low)))
+            host = .ip(.v6(IPv6Bits(high: high, low: low)))
             portOffset = start + 17
         case SOCKS5AddressType.domain:
             guard let length = buffer.getInteger(at: start + 1, as: UInt8.self) else { return nil }
@@ -64,8 +64,8 @@ extension Destination {
                 buffer.writeInteger(value)
             case .v6(let value):
                 buffer.writeInteger(SOCKS5AddressType.ipv6)
-                buffer.writeInteger(UInt64(truncatingIfNeeded: value >> 64))
-                buffer.writeInteger(UInt64(truncatingIfNeeded: value))
+                buffer.writeInteger(value.high)
+                buffer.writeInteger(value.low)
             }
         case .domain(let name):
             let length = name.utf8.count

@@ -7,6 +7,7 @@
 package import Adapter
 package import Config
 package import NIOCore
+import Net
 
 /// sing-box's `socks` outbound.
 package final class SOCKSOutbound: Outbound {
@@ -106,7 +107,8 @@ package final class SOCKSOutbound: Outbound {
         let result = channel.eventLoop.makePromise(of: Destination.self)
         channel.eventLoop.execute {
             do {
-                try channel.pipeline.syncOperations.addHandler(SOCKSClientHandler(handshake: machine, result: result))
+                // First: the dialer's FlowBufferHandler at the end holds bytes for the relay.
+                try channel.pipeline.syncOperations.addHandler(SOCKSClientHandler(handshake: machine, result: result), position: .first)
             } catch {
                 result.fail(error)
             }
@@ -133,6 +135,9 @@ final class SOCKSClientPacketConnection: PacketConnection, PacketReceiver, @unch
         self.relay = relay
         self.closed = socket.eventLoop.makePromise()
         // The control connection carries nothing more, but its end ends the association (§7).
+        if let holder = try? control.pipeline.syncOperations.handler(type: FlowBufferHandler.self) {
+            control.pipeline.syncOperations.removeHandler(holder, promise: nil)
+        }
         try control.pipeline.syncOperations.addHandler(ControlWatcher())
         _ = try? control.syncOptions?.setOption(ChannelOptions.autoRead, value: true)
         control.read()
