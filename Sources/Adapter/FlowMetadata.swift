@@ -53,6 +53,8 @@ package struct FlowMetadata: Sendable {
     package var originalDestination: Destination?
     /// Inbound-level domain strategy (`listen.domain_strategy`, deprecated but honoured).
     package var inboundDomainStrategy: DomainStrategy?
+    /// Legacy inbound `sniff` (deprecated in 1.11, still honoured in 1.12): sniff before any rule.
+    package var inboundSniff: InboundSniff?
 
     // Filled by sniffing.
     /// Sniffed protocol (`tls`, `http`, `quic`, `dns`, …).
@@ -95,4 +97,15 @@ package struct FlowMetadata: Sendable {
     /// The domain rules match against: the sniffed domain, else the destination's (Go's
     /// `metadata.Domain` before `Destination.Fqdn`).
     package var matchDomain: String? { sniffedDomain ?? destination.domain }
+}
+
+/// The legacy inbound sniff fields (`sniff`, `sniff_override_destination`, `sniff_timeout`).
+package struct InboundSniff: Sendable, Equatable {
+    package var overrideDestination: Bool
+    package var timeout: TimeAmount?
+
+    package init(overrideDestination: Bool, timeout: TimeAmount?) {
+        self.overrideDestination = overrideDestination
+        self.timeout = timeout
+    }
 }

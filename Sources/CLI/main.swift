@@ -1,30 +1,47 @@
-// CLI: the `sing-box` executable. Dispatch lands with the engine; until then only `generate` and `version`.
+// CLI: the `sing-box` executable — cobra-shaped commands over the box.
+//
+// Global flags (anywhere on the line): -c/--config (repeatable), -C/--config-directory
+// (repeatable), -D/--directory (chdir first), --disable-color. Commands: run, check, format [-w],
+// merge <output>, version [-n], generate … (delegated to GenerateCommand).
+// Exit status: 0 on success, 1 with a `FATAL[0000] …` line on any error, as Go's sing-box.
+import Box
 #if canImport(Glibc)
 import Glibc
 #endif
 
-/// Writes to the standard streams without Foundation.
-enum FileHandleOutput {
-    static func standardError(_ text: String) { write(2, text) }
-    static func standardOutput(_ text: String) { write(1, text) }
-    private static func write(_ fd: Int32, _ text: String) {
-        var text = text
-        text.withUTF8 { bytes in
-            var offset = 0
-            while offset < bytes.count {
-                let n = Glibc.write(fd, bytes.baseAddress! + offset, bytes.count - offset)
-                if n <= 0 { return }
-                offset += n
-            }
-        }
-    }
+let arguments = Arguments(Array(CommandLine.arguments.dropFirst()))
+Console.disableColor = arguments.disableColor
+
+func exitWithUsageError(_ message: String) -> Never {
+    FileHandleOutput.standardError("Error: \(message)\nRun 'sing-box --help' for usage.\n")
+    exit(Console.fatal(message))
 }
 
-let arguments = Array(CommandLine.arguments.dropFirst())
-switch arguments.first {
-case "generate":
-    exit(GenerateCommand.run(Array(arguments.dropFirst())))
-default:
-    FileHandleOutput.standardError("sing-box: the engine is not built yet\n")
-    exit(1)
+if let error = arguments.error { exitWithUsageError(error) }
+if arguments.help || arguments.command == "help" || arguments.command == nil {
+    FileHandleOutput.standardOutput(Commands.usage)
+    exit(0)
 }
+if let directory = arguments.directory, chdir(directory) != 0 {
+    exit(Console.fatal("chdir \(directory): no such file or directory"))
+}
+
+let status: Int32
+switch arguments.command! {
+case "generate":
+    status = GenerateCommand.run(arguments.passthrough)
+case "run":
+    status = await RunCommand.run(arguments)
+case "check":
+    status = await Commands.check(arguments)
+case "format":
+    status = Commands.format(arguments)
+case "merge":
+    status = Commands.merge(arguments)
+case "version":
+    FileHandleOutput.standardOutput(Commands.versionText(nameOnly: arguments.localFlags.contains("name-only")))
+    status = 0
+case let other:
+    exitWithUsageError("unknown command \"\(other)\" for \"sing-box\"")
+}
+exit(status)

@@ -3,6 +3,7 @@ package import Adapter
 package import NIOCore
 import Net
 import Rules
+import Synchronization
 
 /// What the rules decided for a flow.
 package enum RouteDecision: Sendable {
@@ -22,11 +23,18 @@ package final class FlowRouter: FlowHandler {
     /// `connection:` lines (dial failures), as Go's connection manager logs them.
     let connectionLogger: ContextLogger
     package let resolver: (any DNSResolver)?
-    package let dnsHijacker: (any DNSHijacker)?
+    /// The DNS router's hijack handler; set by the box once DNS is built (before any flow).
+    package var dnsHijacker: (any DNSHijacker)? {
+        get { hijacker.withLock { $0 } }
+        set { hijacker.withLock { $0 = newValue } }
+    }
+    private let hijacker: Mutex<(any DNSHijacker)?>
     /// UDP NAT idle time when no rule sets `udp_timeout` (Go's `C.UDPTimeout`, 5 minutes).
     package let defaultUDPTimeout: TimeAmount
     /// `route.default_domain_resolver` strategy for `resolve` without one.
     package let defaultDomainStrategy: DomainStrategy
+    /// Every flow this router owns (client sides; the relay closes the outbound side with them).
+    package let flows = FlowTracker()
 
     package init(rules: [RouteRule], outbounds: OutboundManager, logger: ContextLogger,
                  resolver: (any DNSResolver)? = nil, dnsHijacker: (any DNSHijacker)? = nil,
@@ -36,15 +44,31 @@ package final class FlowRouter: FlowHandler {
         self.logger = logger.named("router")
         self.connectionLogger = logger.named("connection")
         self.resolver = resolver
-        self.dnsHijacker = dnsHijacker
+        self.hijacker = Mutex(dnsHijacker)
         self.defaultUDPTimeout = defaultUDPTimeout
         self.defaultDomainStrategy = defaultDomainStrategy
     }
 
     // MARK: Decision
 
+    /// Reads a flow's first bytes for a `sniff` action: sniffer names and timeout in, outcome out
+    /// (nil when nothing could be read).
+    package typealias Sniff = @Sendable (_ sniffers: [String], _ timeout: TimeAmount?) async -> SniffOutcome?
+
     /// Runs the rules over `metadata` (which non-final actions modify) and returns the decision.
-    package func match(_ metadata: inout FlowMetadata) async -> RouteDecision {
+    /// `sniff` serves `sniff` actions (TCP flows); without it they are skipped.
+    package func match(_ metadata: inout FlowMetadata, sniff: Sniff? = nil) async -> RouteDecision {
+        // Legacy inbound fields act before the rules, as Go 1.12 still does.
+        if let legacy = metadata.inboundSniff, let sniff {
+            await runSniff(&metadata, sniff: sniff, sniffers: [], timeout: legacy.timeout)
+            if legacy.overrideDestination, let domain = metadata.sniffedDomain {
+                metadata.originalDestination = metadata.originalDestination ?? metadata.destination
+                metadata.destination.host = .domain(domain)
+            }
+        }
+        if let strategy = metadata.inboundDomainStrategy, metadata.destination.isDomain {
+            if let failure = await resolve(&metadata, strategy: strategy, server: nil) { return .failure(failure) }
+        }
         for (index, rule) in rules.enumerated() where rule.condition.matches(metadata) {
             let text = rule.description
             logger.debug(text.isEmpty ? "match[\(index)] => \(rule.action)" : "match[\(index)] \(text) => \(rule.action)",
@@ -61,9 +85,8 @@ package final class FlowRouter: FlowHandler {
                 return .hijackDNS
             case .resolve(let strategy, let server):
                 if let failure = await resolve(&metadata, strategy: strategy, server: server) { return .failure(failure) }
-            case .sniff:
-                // Sniffing needs the first payload; TODO(#engine-sniff): TLS/HTTP sniffers.
-                break
+            case .sniff(let sniffers, let timeout):
+                if let sniff { await runSniff(&metadata, sniff: sniff, sniffers: sniffers, timeout: timeout) }
             }
         }
         guard let fallback = outbounds.defaultOutbound else {
@@ -74,6 +97,19 @@ package final class FlowRouter: FlowHandler {
                                          "\(metadata.network == .tcp ? "TCP" : "UDP") is not supported by default outbound: \(fallback.tag)"))
         }
         return .outbound(fallback)
+    }
+
+    /// Sniffs once per flow (a later sniff sees the first one's result, as Go skips) and logs it.
+    private func runSniff(_ metadata: inout FlowMetadata, sniff: Sniff, sniffers: [String], timeout: TimeAmount?) async {
+        guard metadata.sniffedProtocol == nil else { return }
+        guard case .found(let name, let domain) = await sniff(sniffers, timeout) else { return }
+        metadata.sniffedProtocol = name
+        metadata.sniffedDomain = domain
+        if let domain {
+            logger.debug("sniffed protocol: \(name), domain: \(domain)", flow: metadata.flowID)
+        } else {
+            logger.debug("sniffed protocol: \(name)", flow: metadata.flowID)
+        }
     }
 
     private func select(tag: String, network: NetworkKind) -> RouteDecision {
@@ -105,10 +141,55 @@ package final class FlowRouter: FlowHandler {
     // MARK: TCP
 
     package func handleTCP(_ channel: any Channel, metadata: FlowMetadata, responder: (any HandshakeResponder)?) {
+        flows.track(channel)
         Task {
             var metadata = metadata
-            let decision = await match(&metadata)
-            await route(channel, metadata: metadata, decision: decision, responder: responder)
+            let state = TCPFlowState(responder: responder)
+            let decision = await match(&metadata) { [self] sniffers, timeout in
+                await self.sniffTCP(channel, state: state, sniffers: sniffers, timeout: timeout)
+            }
+            await route(channel, metadata: metadata, decision: decision, responder: state.pendingResponder)
+        }
+    }
+
+    /// Peeks at the client's first bytes: answers the inbound's handshake first (a SOCKS client
+    /// sends nothing before its reply, as Go's lazy handshake does), then waits for bytes until a
+    /// sniffer decides, the input ends, or the timeout (300 ms default, Go's `ReadPayloadTimeout`).
+    private func sniffTCP(_ channel: any Channel, state: TCPFlowState, sniffers names: [String],
+                          timeout: TimeAmount?) async -> SniffOutcome? {
+        let sniffers = StreamSniffer.selected(by: names)
+        guard !sniffers.isEmpty else { return nil }
+        let loop = channel.eventLoop
+        let buffer: FlowBufferHandler
+        do {
+            buffer = try await loop.flatSubmit { () -> EventLoopFuture<FlowBufferHandler> in
+                let sync = channel.pipeline.syncOperations
+                let handler: FlowBufferHandler
+                if let existing = try? sync.handler(type: FlowBufferHandler.self) {
+                    handler = existing
+                } else {
+                    handler = FlowBufferHandler()
+                    do { try sync.addHandler(handler) } catch { return loop.makeFailedFuture(error) }
+                }
+                guard let responder = state.takeResponder() else { return loop.makeSucceededFuture(handler) }
+                return responder.succeed(channel).map { handler }
+            }.get()
+        } catch {
+            return nil
+        }
+        let deadline = NIODeadline.now() + (timeout ?? .milliseconds(300))
+        var seen = 0
+        while true {
+            let remaining = deadline - .now()
+            guard remaining > .zero else { return nil }
+            let already = seen
+            guard let (bytes, ended) = try? await loop.flatSubmit({ buffer.waitForBytes(moreThan: already, timeout: remaining) }).get() else {
+                return nil
+            }
+            let outcome = StreamSniffer.run(sniffers, over: bytes)
+            if outcome != .needMore { return outcome }
+            if ended || bytes.count == seen { return nil }
+            seen = bytes.count
         }
     }
 
@@ -125,7 +206,7 @@ package final class FlowRouter: FlowHandler {
             }
             await fail(channel, responder: responder, error: AdapterError(.rejected, "connection refused"))
         case .hijackDNS:
-            guard let dnsHijacker else {
+            guard let dnsHijacker = self.dnsHijacker else {
                 logger.error("hijack-dns: DNS router not available", flow: metadata.flowID)
                 await fail(channel, responder: responder, error: AdapterError(.other, "hijack-dns unavailable"))
                 return
@@ -141,6 +222,11 @@ package final class FlowRouter: FlowHandler {
             let remote: any Channel
             do {
                 remote = try await outbound.dialTCP(metadata, on: loop)
+                // The client may have gone (or the box closed) while we dialed.
+                if !channel.isActive {
+                    remote.close(promise: nil)
+                    return
+                }
             } catch {
                 connectionLogger.error("open connection to \(metadata.destination) using \(outbound.logName): \(error)",
                                        flow: metadata.flowID)
@@ -182,6 +268,7 @@ package final class FlowRouter: FlowHandler {
     // MARK: UDP
 
     package func handleUDP(_ connection: any PacketConnection, metadata: FlowMetadata) {
+        flows.track(connection)
         Task {
             var metadata = metadata
             let decision = await match(&metadata)
@@ -196,7 +283,7 @@ package final class FlowRouter: FlowHandler {
             logger.debug("connection closed: rejected", flow: metadata.flowID)
             loop.execute { connection.close() }
         case .hijackDNS:
-            guard let dnsHijacker else {
+            guard let dnsHijacker = self.dnsHijacker else {
                 logger.error("hijack-dns: DNS router not available", flow: metadata.flowID)
                 loop.execute { connection.close() }
                 return
@@ -227,4 +314,21 @@ package final class FlowRouter: FlowHandler {
                                   domainDestination: domain, rewrite: rewrite)
         }
     }
+}
+
+/// Per-flow state shared between sniffing and routing: whether the inbound was already answered.
+final class TCPFlowState: @unchecked Sendable {
+    // Touched from the flow's task only (sequentially), and from its loop inside flatSubmit.
+    private var responder: (any HandshakeResponder)?
+
+    init(responder: (any HandshakeResponder)?) { self.responder = responder }
+
+    /// Hands out the responder once (sniffing answers early; routing then must not answer again).
+    func takeResponder() -> (any HandshakeResponder)? {
+        defer { responder = nil }
+        return responder
+    }
+
+    /// The responder if nobody answered yet.
+    var pendingResponder: (any HandshakeResponder)? { responder }
 }

@@ -3,7 +3,7 @@ package import Adapter
 package import NIOCore
 
 /// `route` / `route-options` fields that change how a flow is dialed.
-package struct RouteOptions: Sendable, Equatable, CustomStringConvertible {
+package struct RouteOverrides: Sendable, Equatable, CustomStringConvertible {
     /// `override_address`: replaces the destination host.
     package var overrideAddress: Host?
     /// `override_port`: replaces the destination port.
@@ -37,7 +37,7 @@ package struct RouteOptions: Sendable, Equatable, CustomStringConvertible {
         if let overrideAddress { parts.append("override-address=\(overrideAddress)") }
         if let overridePort, overridePort > 0 { parts.append("override-port=\(overridePort)") }
         if let networkStrategy { parts.append("network-strategy=\(networkStrategy)") }
-        if let fallbackDelay, fallbackDelay > .zero { parts.append("fallback-delay=\(RouteOptions.goDuration(fallbackDelay))") }
+        if let fallbackDelay, fallbackDelay > .zero { parts.append("fallback-delay=\(RouteOverrides.goDuration(fallbackDelay))") }
         if udpDisableDomainUnmapping { parts.append("udp-disable-domain-unmapping") }
         if udpConnect { parts.append("udp-connect") }
         return parts.joined(separator: ",")
@@ -92,8 +92,8 @@ package enum RejectMethod: String, Sendable, Equatable {
 
 /// The action of a route rule (sing-box 1.11+ rule actions).
 package enum RouteAction: Sendable, Equatable, CustomStringConvertible {
-    case route(outbound: String, RouteOptions)
-    case routeOptions(RouteOptions)
+    case route(outbound: String, RouteOverrides)
+    case routeOptions(RouteOverrides)
     case reject(RejectMethod, noDrop: Bool)
     case hijackDNS
     case sniff(sniffers: [String], timeout: TimeAmount?)
@@ -122,7 +122,7 @@ package enum RouteAction: Sendable, Equatable, CustomStringConvertible {
             return "hijack-dns"
         case .sniff(let sniffers, let timeout):
             var parts = sniffers
-            if let timeout, timeout > .zero { parts.append(RouteOptions.goDuration(timeout)) }
+            if let timeout, timeout > .zero { parts.append(RouteOverrides.goDuration(timeout)) }
             return parts.isEmpty ? "sniff" : "sniff(\(parts.joined(separator: ",")))"
         case .resolve(let strategy, let server):
             var parts: [String] = []

@@ -83,7 +83,7 @@ struct MiniBox {
         let closed = try await startServer { _ in EchoHandler() }
         let deadPort = closed.boundPort
         try await closed.close()
-        let rule = RouteRule(condition: .default(DefaultRule(items: [])), action: .route(outbound: "direct", RouteOptions()))
+        let rule = RouteRule(condition: .default(DefaultRule(items: [])), action: .route(outbound: "direct", RouteOverrides()))
         let box = MiniBox(rules: [rule], overrideHost: "127.0.0.1", overridePort: UInt16(deadPort), networks: [.tcp])
         try await box.inbound.start(.start)
         let collector = CollectHandler(loop: testGroup.next())

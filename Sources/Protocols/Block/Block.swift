@@ -3,6 +3,7 @@
 // Imports: Adapter, Config, NIOCore (STYLE.md §1).
 package import Adapter
 package import NIOCore
+import Config
 
 /// The module's name, for log lines and diagnostics.
 package enum BlockModule {
@@ -30,5 +31,14 @@ package final class BlockOutbound: Outbound {
     package func listenPacket(_ metadata: FlowMetadata, on eventLoop: any EventLoop) async throws -> any PacketConnection {
         logger.info("blocked packet connection to \(metadata.destination)", flow: metadata.flowID)
         throw AdapterError(.rejected, "operation not permitted")
+    }
+}
+
+extension BlockModule {
+    /// Registers the `block` outbound.
+    package static func register(in registry: AdapterRegistry) {
+        registry.register(outbound: "block") { context, options in
+            BlockOutbound(tag: options.tag, logger: context.logger(""))
+        }
     }
 }

@@ -3,6 +3,7 @@ package import Adapter
 package import NIOCore
 package import Net
 import NIOPosix
+package import Config
 
 /// The `direct` inbound. Each TCP connection becomes one flow whose destination is the override
 /// (`override_address` / `override_port`) applied to the listener's own address; UDP datagrams
@@ -13,6 +14,8 @@ package final class DirectInbound: Inbound, @unchecked Sendable {
     package let listen: ListenParameters
     package let networks: Set<NetworkKind>
     package let override: DestinationOverride
+    /// The config's listen fields, for the legacy per-flow ones (`sniff`, `domain_strategy`, …).
+    package let listenOptions: ListenOptions?
     let group: any EventLoopGroup
     let router: any FlowHandler
     let logger: ContextLogger
@@ -22,7 +25,8 @@ package final class DirectInbound: Inbound, @unchecked Sendable {
     private var natTable: UDPNATTable?
 
     package init(tag: String, listen: ListenParameters, networks: Set<NetworkKind>, override: DestinationOverride,
-                 group: any EventLoopGroup, router: any FlowHandler, logger: ContextLogger) {
+                 listenOptions: ListenOptions? = nil, group: any EventLoopGroup, router: any FlowHandler, logger: ContextLogger) {
+        self.listenOptions = listenOptions
         self.tag = tag
         self.listen = listen
         self.networks = networks.isEmpty ? [.tcp, .udp] : networks
@@ -71,6 +75,7 @@ package final class DirectInbound: Inbound, @unchecked Sendable {
         var metadata = FlowMetadata(inbound: tag, inboundType: type, network: .tcp,
                                     source: Self.unmapped(source), destination: destination)
         if !override.isEmpty { metadata.originalDestination = local }
+        if let listenOptions { metadata.applyListenOptions(listenOptions) }
         logger.info("inbound connection from \(metadata.source!)", flow: metadata.flowID)
         logger.info("inbound connection to \(destination)", flow: metadata.flowID)
         // The child was accepted with autoRead off: nothing is read before the relay exists.
@@ -80,7 +85,8 @@ package final class DirectInbound: Inbound, @unchecked Sendable {
     private func acceptPacket(_ flow: NATPacketConnection) {
         guard let handler = try? udpServer?.pipeline.syncOperations.handler(type: DirectUDPHandler.self),
               let destination = handler.destination else { return }
-        let metadata = FlowMetadata(inbound: tag, inboundType: type, network: .udp, source: flow.source, destination: destination)
+        var metadata = FlowMetadata(inbound: tag, inboundType: type, network: .udp, source: flow.source, destination: destination)
+        if let listenOptions { metadata.applyListenOptions(listenOptions) }
         logger.info("inbound packet connection from \(flow.source)", flow: metadata.flowID)
         logger.info("inbound packet connection to \(destination)", flow: metadata.flowID)
         router.handleUDP(flow, metadata: metadata)

@@ -1,0 +1,29 @@
+// Registration hooks for protocol modules beyond direct and block, and the DNS seam. Each engineer
+// adds their line here when their module's entry point lands (one file keeps merges small).
+package import Adapter
+package import Config
+
+/// What the box built for DNS: the resolver dialers and the `resolve` action use, the handler for
+/// `hijack-dns` flows, and its lifecycle (started with the services, closed after the inbounds).
+package struct BoxDNS: Sendable {
+    package var resolver: any DNSResolver
+    package var hijacker: (any DNSHijacker)?
+    package var lifecycle: (any Lifecycle)?
+
+    package init(resolver: any DNSResolver, hijacker: (any DNSHijacker)?, lifecycle: (any Lifecycle)?) {
+        self.resolver = resolver
+        self.hijacker = hijacker
+        self.lifecycle = lifecycle
+    }
+}
+
+enum BoxRegistrations {
+    /// Protocol modules' `register(in:)` calls.
+    static let all: [@Sendable (AdapterRegistry) -> Void] = []
+
+    /// Builds the DNS router from `options.dns` with the box's context (outbounds are already in
+    /// `context.outbounds`, dialers resolve through a switch the box points at the result).
+    /// nil (no DNS module wired yet): the system resolver serves lookups and hijack-dns reports
+    /// itself unavailable.
+    static let dns: (@Sendable (Options, AdapterContext) throws -> BoxDNS?)? = nil
+}

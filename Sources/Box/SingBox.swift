@@ -1,0 +1,247 @@
+// SingBox: one running configuration.
+package import Adapter
+package import Config
+package import NIOCore
+import Block
+import Direct
+import Net
+import NIOPosix
+package import Router
+import Rules
+
+/// A box built from `Options`. Owns every adapter it built; `close()` releases them all.
+/// `start()` and `close()` are called from one control task (the CLI's), never concurrently.
+package final class SingBox: @unchecked Sendable {
+    package let options: Options
+    package let logCore: LogCore
+    package let outbounds: OutboundManager
+    package let router: FlowRouter
+    package private(set) var services: [any Service] = []
+    package private(set) var outboundList: [any Outbound] = []
+    package private(set) var endpoints: [any Endpoint] = []
+    package private(set) var inbounds: [any Inbound] = []
+    /// Box-level lines (`sing-box started`, reload errors).
+    package let logger: ContextLogger
+    private var started: [any Lifecycle] = []
+    /// The DNS router's lifecycle, started with the services.
+    private var dnsLifecycle: (any Lifecycle)?
+    private var closed = false
+
+    /// The registry with every protocol this build has. Protocol modules add themselves here.
+    package static func defaultRegistry() -> AdapterRegistry {
+        let registry = AdapterRegistry()
+        DirectModule.register(in: registry)
+        BlockModule.register(in: registry)
+        for hook in extraRegistrations { hook(registry) }
+        return registry
+    }
+
+    /// Registration hooks for protocol modules wired in by the box (`SOCKS`, `Mixed`, …), set up
+    /// in `BoxRegistrations.swift`.
+    static var extraRegistrations: [@Sendable (AdapterRegistry) -> Void] { BoxRegistrations.all }
+
+    /// Builds every adapter. Throws `BoxError(.create, …)` worded as Go's `box.New`.
+    package init(options: Options, registry: AdapterRegistry = SingBox.defaultRegistry(),
+                 group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
+                 logCore: LogCore? = nil, colors: Bool = false) throws(BoxError) {
+        self.options = options
+        let core: LogCore
+        if let logCore {
+            core = logCore
+        } else {
+            do { core = try SingBox.makeLogCore(options.log, colors: colors) } catch {
+                throw BoxError(.create, "\(error)")
+            }
+        }
+        self.logCore = core
+        self.logger = ContextLogger(core: core, name: "")
+        let outbounds = OutboundManager()
+        self.outbounds = outbounds
+        let route = options.route ?? RouteOptions()
+
+        // Rules first: Go parses them while building the router.
+        var rules: [RouteRule] = []
+        for (index, ruleOptions) in route.rules.enumerated() {
+            do {
+                rules.append(try RouteRule(options: ruleOptions))
+            } catch {
+                throw BoxError(.create, "initialize router: parse rule[\(index)]: \(error.message)")
+            }
+        }
+        let resolver = ResolverSwitch(SystemResolver())
+        let routerLogger = ContextLogger(core: core, name: "")
+        let router = FlowRouter(rules: rules, outbounds: outbounds, logger: routerLogger, resolver: resolver)
+        self.router = router
+        let dialers = DefaultDialerFactory(resolver: resolver, outbounds: outbounds,
+                                           defaultInterface: route.defaultInterface, defaultMark: route.defaultMark?.value)
+        let context = AdapterContext(group: group, logCore: core, router: router, outbounds: outbounds,
+                                     resolver: resolver, dialerFactory: dialers)
+
+        for (index, item) in options.services.enumerated() {
+            let tag = item.tag.isEmpty ? String(index) : item.tag
+            var named = item
+            named.tag = tag
+            do {
+                services.append(try registry.service(item.type)?(context, named)
+                                ?? NotImplementedAdapter(kind: "service", type: item.type, tag: tag))
+            } catch {
+                throw BoxError(.create, "initialize service[\(index)]: \(error)")
+            }
+        }
+        for (index, item) in options.endpoints.enumerated() {
+            let tag = item.tag.isEmpty ? String(index) : item.tag
+            var named = item
+            named.tag = tag
+            do {
+                let endpoint = try registry.endpoint(item.type)?(context, named)
+                    ?? NotImplementedAdapter(kind: "endpoint", type: item.type, tag: tag)
+                endpoints.append(endpoint)
+                outbounds.add(endpoint)
+            } catch {
+                throw BoxError(.create, "initialize endpoint[\(index)]: \(error)")
+            }
+        }
+        for (index, item) in options.outbounds.enumerated() {
+            let tag = item.tag.isEmpty ? String(index) : item.tag
+            var named = item
+            named.tag = tag
+            do {
+                let outbound = try registry.outbound(item.type)?(context, named)
+                    ?? NotImplementedAdapter(kind: "outbound", type: item.type, tag: tag)
+                outboundList.append(outbound)
+                outbounds.add(outbound)
+            } catch {
+                throw BoxError(.create, "initialize outbound[\(index)]: \(error)")
+            }
+        }
+        // Go adds a `direct` outbound when the config has none.
+        if options.outbounds.isEmpty && options.endpoints.isEmpty {
+            let direct = DirectOutbound(tag: "direct", dialer: try! dialers.makeDialer(DialerOptions()), logger: logger)
+            outboundList.append(direct)
+            outbounds.add(direct)
+        }
+        if let final = route.final, !final.isEmpty {
+            guard outbounds.outbound(final) != nil else {
+                throw BoxError(.create, "initialize router: default outbound not found: \(final)")
+            }
+            outbounds.setDefault(tag: final)
+        }
+        if let makeDNS = BoxRegistrations.dns {
+            do {
+                if let dns = try makeDNS(options, context) {
+                    resolver.set(dns.resolver)
+                    router.dnsHijacker = dns.hijacker
+                    if let lifecycle = dns.lifecycle { dnsLifecycle = lifecycle }
+                }
+            } catch {
+                throw BoxError(.create, "initialize dns-router: \(error)")
+            }
+        }
+        for (index, item) in options.inbounds.enumerated() {
+            let tag = item.tag.isEmpty ? String(index) : item.tag
+            var named = item
+            named.tag = tag
+            do {
+                inbounds.append(try registry.inbound(item.type)?(context, named)
+                                ?? NotImplementedAdapter(kind: "inbound", type: item.type, tag: tag))
+            } catch {
+                throw BoxError(.create, "initialize inbound[\(index)]: \(error)")
+            }
+        }
+    }
+
+    /// The log core for `log` options: level (default trace, as Go when unset), output file,
+    /// timestamps, colours only for a terminal.
+    package static func makeLogCore(_ options: LogOptions?, colors: Bool) throws -> LogCore {
+        let options = options ?? LogOptions()
+        if options.disabled { return .disabled }
+        var level = LogLevel.trace
+        if let name = options.level, !name.isEmpty {
+            guard let parsed = LogLevel(name: name) else { throw AdapterError(.other, "parse log level: unknown log level: \(name)") }
+            level = parsed
+        }
+        let sink: any LogSink
+        var toFile = false
+        switch options.output ?? "" {
+        case "", "stderr": sink = FileDescriptorLogSink(fd: 2)
+        case "stdout": sink = FileDescriptorLogSink(fd: 1)
+        case let path:
+            sink = try FileDescriptorLogSink(path: path)
+            toFile = true
+        }
+        let style: LogCore.TimestampStyle = options.timestamp ? .full : (toFile ? .none : .relative)
+        return LogCore(level: level, sink: sink, colors: colors && !toFile, timestampStyle: style)
+    }
+
+    // MARK: Lifecycle
+
+    private func ordered() -> [(String, any Lifecycle)] {
+        var out: [(String, any Lifecycle)] = []
+        if let dnsLifecycle { out.append(("dns-router", dnsLifecycle)) }
+        for service in services { out.append((service.logName, service)) }
+        for outbound in dependencyOrder(outboundList) { out.append((outbound.logName, outbound)) }
+        for endpoint in endpoints { out.append((endpoint.logName, endpoint)) }
+        for inbound in inbounds { out.append((inbound.logName, inbound)) }
+        return out
+    }
+
+    /// Outbounds with their `dependencies` (detours) before them; unknown tags are ignored here
+    /// (the dial reports them), cycles keep config order.
+    private func dependencyOrder(_ list: [any Outbound]) -> [any Outbound] {
+        var byTag: [String: any Outbound] = [:]
+        for outbound in list { byTag[outbound.tag] = outbound }
+        var visited = Set<String>(), out: [any Outbound] = []
+        func visit(_ outbound: any Outbound, _ path: Set<String>) {
+            guard !visited.contains(outbound.tag), !path.contains(outbound.tag) else { return }
+            for dependency in outbound.dependencies {
+                if let next = byTag[dependency] { visit(next, path.union([outbound.tag])) }
+            }
+            if visited.insert(outbound.tag).inserted { out.append(outbound) }
+        }
+        for outbound in list { visit(outbound, []) }
+        return out
+    }
+
+    /// Starts every adapter stage by stage. On failure closes everything and throws
+    /// `BoxError(.start, "start <name>: <error>")`.
+    package func start() async throws(BoxError) {
+        let begin = NIODeadline.now()
+        let adapters = ordered()
+        for stage in StartStage.allCases {
+            for (name, adapter) in adapters {
+                do {
+                    try await adapter.start(stage)
+                    if stage == .initialize { started.append(adapter) }
+                } catch {
+                    let prefix = stage == .start ? "start" : stage.description
+                    await close()
+                    throw BoxError(.start, "\(prefix) \(name): \(error)")
+                }
+            }
+        }
+        let elapsed = Double((NIODeadline.now() - begin).nanoseconds) / 1e9
+        logger.info("sing-box started (\(SingBox.formatSeconds(elapsed))s)")
+    }
+
+    /// Closes every adapter in reverse start order. Idempotent; errors are logged.
+    package func close() async {
+        guard !closed else { return }
+        closed = true
+        let adapters = ordered().reversed()
+        // Inbounds stop accepting first, then every live flow ends, then the rest closes.
+        for (name, adapter) in adapters where adapter is any Inbound {
+            do { try await adapter.close() } catch { logger.error("close \(name): \(error)") }
+        }
+        await router.flows.closeAll()
+        for (name, adapter) in adapters where !(adapter is any Inbound) {
+            do { try await adapter.close() } catch { logger.error("close \(name): \(error)") }
+        }
+    }
+
+    /// Go prints the start time with two decimals: `0.33`.
+    static func formatSeconds(_ value: Double) -> String {
+        let hundredths = Int((value * 100).rounded())
+        let fraction = hundredths % 100
+        return "\(hundredths / 100).\(fraction < 10 ? "0" : "")\(fraction)"
+    }
+}

@@ -1,0 +1,137 @@
+// Box lifecycle: build from JSON, staged start, failures worded as Go's, close ends every flow.
+import Adapter
+import Box
+import Config
+import NIOCore
+import NIOPosix
+import Router
+import Testing
+
+func loadOptions(_ json: String) throws -> Options {
+    try ConfigLoader.decode(json: json).options
+}
+
+/// A loopback port nobody listens on right now.
+func freePort() async throws -> Int {
+    let server = try await ServerBootstrap(group: testGroup).bind(host: "127.0.0.1", port: 0).get()
+    let port = server.boundPort
+    try await server.close()
+    return port
+}
+
+@Suite struct BoxTests {
+    @Test func startsRelaysAndClosesEveryFlow() async throws {
+        let upstream = try await startServer { _ in EchoHandler() }
+        let port = try await freePort()
+        let options = try loadOptions("""
+            {"log":{"disabled":true},
+             "inbounds":[{"type":"direct","tag":"d","listen":"127.0.0.1","listen_port":\(port),"network":"tcp",
+                          "override_address":"127.0.0.1","override_port":\(upstream.boundPort)}],
+             "outbounds":[{"type":"direct","tag":"out"}]}
+            """)
+        let box = try SingBox(options: options)
+        try await box.start()
+        let collector = CollectHandler(loop: testGroup.next())
+        let client = try await connectClient(port: port, handler: collector)
+        try await client.writeAndFlush(ByteBuffer(bytes: Array("hello".utf8)))
+        // Wait until the flow is relayed (the echo comes back), then close the box under it.
+        for _ in 0..<400 {
+            if try await client.eventLoop.submit({ collector.received.count }).get() == 5 { break }
+            try await Task.sleep(for: .milliseconds(5))
+        }
+        #expect(box.router.flows.count == 1)
+        await box.close()
+        let received = try await wait(collector.done.futureResult, timeout: .seconds(5))
+        #expect(received == Array("hello".utf8))
+        #expect(box.router.flows.count == 0)
+        // The listener is gone: the port binds again.
+        let rebound = try await ServerBootstrap(group: testGroup).serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1).bind(host: "127.0.0.1", port: port).get()
+        try await rebound.close()
+        try await upstream.close()
+    }
+
+    @Test func unregisteredTypeFailsAtStartNamingTheAdapter() async throws {
+        let options = try loadOptions(#"{"log":{"disabled":true},"inbounds":[{"type":"tun","tag":"tun-in","address":["172.19.0.1/30"]}]}"#)
+        let box = try SingBox(options: options)   // building succeeds: `check` accepts it
+        await #expect {
+            try await box.start()
+        } throws: { error in
+            let error = error as? BoxError
+            return error?.runDescription == "start service: start inbound/tun[tun-in]: not implemented: tun"
+        }
+    }
+
+    @Test func busyPortFailsWithGosWordingAndClosesWhatStarted() async throws {
+        let busy = try await ServerBootstrap(group: testGroup).bind(host: "127.0.0.1", port: 0).get()
+        let first = try await freePort()
+        let options = try loadOptions("""
+            {"log":{"disabled":true},"inbounds":[
+              {"type":"direct","tag":"ok","listen":"127.0.0.1","listen_port":\(first),"network":"tcp","override_port":1},
+              {"type":"direct","tag":"busy","listen":"127.0.0.1","listen_port":\(busy.boundPort),"network":"tcp","override_port":1}]}
+            """)
+        let box = try SingBox(options: options)
+        do {
+            try await box.start()
+            Issue.record("start should fail")
+        } catch {
+            #expect(error.runDescription ==
+                    "start service: start inbound/direct[busy]: listen tcp 127.0.0.1:\(busy.boundPort): bind: address already in use")
+        }
+        // The first inbound was started and must have been closed again.
+        let rebound = try await ServerBootstrap(group: testGroup).serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1).bind(host: "127.0.0.1", port: first).get()
+        try await rebound.close()
+        try await busy.close()
+    }
+
+    @Test func buildErrorsNameTheirPlace() throws {
+        let badRule = try loadOptions(#"{"route":{"rules":[{"process_name":["x"],"outbound":"direct"}]}}"#)
+        #expect(throws: BoxError.self) { try SingBox(options: badRule, logCore: .disabled) }
+        do {
+            _ = try SingBox(options: badRule, logCore: .disabled)
+        } catch {
+            #expect(error.description == "initialize router: parse rule[0]: process_name: not implemented")
+            #expect(error.runDescription.hasPrefix("create service: initialize router: "))
+        }
+    }
+
+    @Test func defaultsLikeGo() throws {
+        // No outbounds: Go adds `direct`; untagged adapters are named by index.
+        let box = try SingBox(options: try loadOptions(#"{"inbounds":[{"type":"direct","override_port":1}]}"#), logCore: .disabled)
+        #expect(box.outbounds.defaultOutbound?.tag == "direct")
+        #expect(box.inbounds.first?.tag == "0")
+    }
+
+    @Test func logOptionsPickFormat() throws {
+        let file = "/tmp/engine-test-log-\(UInt32.random(in: 0 ... .max)).log"
+        var options = LogOptions()
+        options.level = "warn"
+        options.output = file
+        let core = try SingBox.makeLogCore(options, colors: true)
+        #expect(core.level == .warn)
+        #expect(!core.colors, "files never get colour")
+        #expect(core.timestampStyle == .none)
+        ContextLogger(core: core, name: "router").warn("written")
+        ContextLogger(core: core, name: "router").info("dropped")
+        let text = String(decoding: try #require(readAll(file)), as: UTF8.self)
+        #expect(text == "WARN router: written\n")
+        unlink(file)
+        options.level = "loud"
+        #expect(throws: (any Error).self) { try SingBox.makeLogCore(options, colors: false) }
+    }
+}
+
+import Glibc
+
+func readAll(_ path: String) -> [UInt8]? {
+    let fd = open(path, O_RDONLY)
+    guard fd >= 0 else { return nil }
+    defer { close(fd) }
+    var out: [UInt8] = []
+    var chunk = [UInt8](repeating: 0, count: 4096)
+    while true {
+        let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+        if n <= 0 { break }
+        out += chunk[0..<n]
+    }
+    return out
+}
