@@ -17,11 +17,13 @@ package final class HTTPInbound: Inbound {
         self.tag = tag
         if options.tls?.enabled == true { throw AdapterError.notImplemented("tls on http inbound") }
         let parameters = try ListenParameters(http: options.listen)
-        let context = HTTPInboundContext(tag: tag, type: "http",
+        var context = HTTPInboundContext(tag: tag, type: "http",
                                          users: HTTPProxyUsers(options.users.map { (username: $0.username, password: $0.password) }),
                                          flowHandler: flowHandler, logger: logger)
+        context.listenOptions = options.listen
+        let shared = context
         listener = HTTPProxyListener(parameters: parameters, group: group, logger: logger, flowHandler: flowHandler) { channel, flowID, handoff in
-            var context = context
+            var context = shared
             context.flowHandler = handoff
             try channel.pipeline.syncOperations.addHandler(HTTPProxyServerHandler(context: context, flowID: flowID))
         }

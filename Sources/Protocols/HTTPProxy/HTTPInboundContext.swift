@@ -1,5 +1,6 @@
 // What every HTTP proxy server handler of one inbound shares.
 package import Adapter
+package import Config
 package import NIOCore
 
 /// Username/password pairs an HTTP proxy accepts (sing's `auth.Authenticator`). Empty means open.
@@ -34,6 +35,8 @@ package struct HTTPInboundContext: Sendable {
     package var flowHandler: any FlowHandler
     /// `inbound/http[tag]`-named logger.
     package var logger: ContextLogger
+    /// The inbound's listen fields, for the legacy per-flow ones (`sniff`, `domain_strategy`, …).
+    package var listenOptions: ListenOptions?
     /// How long a client may take from accept to a complete request head.
     package var handshakeTimeout: TimeAmount
     /// Longest request head accepted; longer gets `431` and a close.

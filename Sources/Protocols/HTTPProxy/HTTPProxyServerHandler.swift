@@ -211,6 +211,7 @@ package final class HTTPProxyServerHandler: ChannelDuplexHandler, RemovableChann
         var metadata = FlowMetadata(inbound: settings.tag, inboundType: settings.type, network: .tcp,
                                     source: flowSource, destination: destination, flowID: flowID)
         metadata.user = user
+        if let listenOptions = settings.listenOptions { metadata.applyListenOptions(listenOptions) }
         settings.logger.info("\(user.map { "[\($0)] " } ?? "")inbound connection to \(destination)", flow: flowID)
         let responder = HTTPProxyResponder(handler: NIOLoopBound((self, context), eventLoop: context.eventLoop))
         settings.flowHandler.handleTCP(context.channel, metadata: metadata, responder: responder)

@@ -19,13 +19,16 @@ package final class MixedInbound: Inbound {
         self.tag = tag
         if options.tls?.enabled == true { throw AdapterError.notImplemented("tls on mixed inbound") }
         let parameters = try ListenParameters(options.listen)
-        let socks = SOCKSInboundContext.forInbound(tag: tag, type: "mixed", users: options.users, listen: parameters,
+        var socks = SOCKSInboundContext.forInbound(tag: tag, type: "mixed", users: options.users, listen: parameters,
                                                    flowHandler: flowHandler, logger: logger)
-        let http = HTTPInboundContext(tag: tag, type: "mixed",
+        var http = HTTPInboundContext(tag: tag, type: "mixed",
                                       users: HTTPProxyUsers(options.users.map { (username: $0.username, password: $0.password) }),
                                       flowHandler: flowHandler, logger: logger)
+        socks.listenOptions = options.listen
+        http.listenOptions = options.listen
+        let (sharedSOCKS, sharedHTTP) = (socks, http)
         listener = ProxyListener(parameters: parameters, group: group, logger: logger, flowHandler: flowHandler) { channel, flowID, handoff in
-            var socks = socks, http = http
+            var socks = sharedSOCKS, http = sharedHTTP
             socks.flowHandler = handoff
             http.flowHandler = handoff
             try channel.pipeline.syncOperations.addHandler(MixedSniffHandler(socks: socks, http: http, flowID: flowID))

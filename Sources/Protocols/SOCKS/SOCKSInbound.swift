@@ -16,10 +16,12 @@ package final class SOCKSInbound: Inbound {
                  logger: ContextLogger, group: any EventLoopGroup) throws {
         self.tag = tag
         let parameters = try ListenParameters(options.listen)
-        let context = SOCKSInboundContext.forInbound(tag: tag, type: "socks", users: options.users, listen: parameters,
+        var context = SOCKSInboundContext.forInbound(tag: tag, type: "socks", users: options.users, listen: parameters,
                                                      flowHandler: flowHandler, logger: logger)
+        context.listenOptions = options.listen
+        let shared = context
         listener = ProxyListener(parameters: parameters, group: group, logger: logger, flowHandler: flowHandler) { channel, flowID, handoff in
-            var context = context
+            var context = shared
             context.flowHandler = handoff
             try channel.pipeline.syncOperations.addHandler(SOCKSServerHandler(context: context, flowID: flowID))
         }

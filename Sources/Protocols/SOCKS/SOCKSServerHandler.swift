@@ -188,10 +188,7 @@ package final class SOCKSServerHandler: ChannelDuplexHandler, RemovableChannelHa
     }
 
     private func metadata(network: NetworkKind, destination: Destination, user: String?) -> FlowMetadata {
-        var metadata = FlowMetadata(inbound: settings.tag, inboundType: settings.type, network: network,
-                                    source: source, destination: destination, flowID: flowID)
-        metadata.user = user
-        return metadata
+        settings.metadata(network: network, source: source, destination: destination, user: user, flowID: flowID)
     }
 
     private func logUser(_ user: String?) -> String { user.map { "[\($0)] " } ?? "" }
@@ -297,9 +294,7 @@ package final class SOCKSServerHandler: ChannelDuplexHandler, RemovableChannelHa
             association.attach(udp)
             let user = request.user
             association.onFirstPacket = { [settings, flowID, source] destination in
-                var metadata = FlowMetadata(inbound: settings.tag, inboundType: settings.type, network: .udp,
-                                            source: source, destination: destination, flowID: flowID)
-                metadata.user = user
+                let metadata = settings.metadata(network: .udp, source: source, destination: destination, user: user, flowID: flowID)
                 settings.logger.info("\(user.map { "[\($0)] " } ?? "")inbound packet connection to \(destination)", flow: flowID)
                 settings.flowHandler.handleUDP(association, metadata: metadata)
             }
