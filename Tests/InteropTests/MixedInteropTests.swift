@@ -91,6 +91,10 @@ import Testing
             let body = try curl(["--socks5-hostname", "127.0.0.1:\(port)", files.blobURL])
             #expect(body == files.blob, "via Go inbound \(port)\n\(go.log)")
         }
+        for tag in ["socks[s5]", "socks[s4]", "http[h]"] {
+            #expect(go.log.contains("outbound/\(tag): outbound connection to 127.0.0.1:\(files.port)"), "\(tag) unused")
+        }
+        #expect(box.log.contains("[carol] inbound connection to 127.0.0.1:\(files.port)"))
         // UDP: kdig → Go direct inbound → Go socks outbound (UDP ASSOCIATE) → our mixed → dnsmasq.
         let answer = try runTool(Peers.kdig, ["@127.0.0.1", "-p", String(dnsIn), "+short", "+timeout=3", "+retry=2", "test.example", "A"])
         #expect(String(decoding: answer.stdout, as: UTF8.self) == "10.1.2.3\n", "\(answer.stderr)\n\(go.log)\n\(box.log)")
@@ -123,6 +127,10 @@ import Testing
             let body = try curl(["-x", "http://127.0.0.1:\(port)", "--proxytunnel", files.blobURL])
             #expect(body == files.blob, "via our inbound \(port)\n\(box.log)")
         }
+        for tag in ["socks[s5]", "socks[s4]", "http[h]"] {
+            #expect(box.log.contains("outbound/\(tag): outbound connection to 127.0.0.1:\(files.port)"), "\(tag) unused")
+        }
+        #expect(go.log.contains("[carol] inbound connection to 127.0.0.1:\(files.port)"))
         // UDP: python client → our mixed → our socks outbound (UDP ASSOCIATE) → Go's mixed → dnsmasq.
         let script = try work.write("udp.py", socksUDPClientScript)
         let result = try runTool(Peers.python3, [script, String(viaSOCKS5), String(dns.port)])
