@@ -37,6 +37,9 @@ package final class HTTPProxyServerHandler: ChannelDuplexHandler, RemovableChann
     /// The client half-closed after its request: replayed after the early bytes, so the relay
     /// forwards the FIN (NIO reads to EOF even with autoRead off).
     private var heldInputClosed = false
+    /// Writes toward the client that arrive before our reply (the relay may forward a server's
+    /// first bytes in the same loop turn as the router answers): sent after the reply, in order.
+    private var heldWrites: [(NIOAny, EventLoopPromise<Void>?)] = []
     private var source: Destination?
 
     package init(context settings: HTTPInboundContext, flowID: FlowID = FlowID()) {
@@ -94,6 +97,35 @@ package final class HTTPProxyServerHandler: ChannelDuplexHandler, RemovableChann
         case .readingHead, .done:
             context.read()
         }
+    }
+
+    package func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        if case .waitingForOutbound = state {
+            heldWrites.append((data, promise))
+            return
+        }
+        context.write(data, promise: promise)
+    }
+
+    package func flush(context: ChannelHandlerContext) {
+        if case .waitingForOutbound = state { return }
+        context.flush()
+    }
+
+    /// Sends what the relay wrote before the reply, after it.
+    private func releaseWrites(context: ChannelHandlerContext) {
+        guard !heldWrites.isEmpty else { return }
+        let writes = heldWrites
+        heldWrites.removeAll()
+        for (data, promise) in writes { context.write(data, promise: promise) }
+        context.flush()
+    }
+
+    /// Drops what the relay wrote: the flow failed before it began.
+    private func dropWrites() {
+        let writes = heldWrites
+        heldWrites.removeAll()
+        for (_, promise) in writes { promise?.fail(ChannelError.ioOnClosedChannel) }
     }
 
     package func channelInactive(context: ChannelHandlerContext) {
@@ -237,6 +269,7 @@ package final class HTTPProxyServerHandler: ChannelDuplexHandler, RemovableChann
         state = .replaying
         let written = connect ? context.writeAndFlush(wrapOutboundOut(HTTPProxyResponse.connectionEstablished(version: version)))
             : context.eventLoop.makeSucceededVoidFuture()
+        releaseWrites(context: context)
         replayIfRead(context: context)
         return written
     }
@@ -252,6 +285,7 @@ package final class HTTPProxyServerHandler: ChannelDuplexHandler, RemovableChann
     fileprivate func outboundFailed(context: ChannelHandlerContext, error: any Error) -> EventLoopFuture<Void> {
         guard case .waitingForOutbound(_, let version) = state else { return context.eventLoop.makeSucceededVoidFuture() }
         state = .done
+        dropWrites()
         return context.writeAndFlush(wrapOutboundOut(HTTPProxyResponse.status(502, "Bad Gateway", version: version)))
     }
 

@@ -43,6 +43,9 @@ package final class SOCKSServerHandler: ChannelDuplexHandler, RemovableChannelHa
     /// The client half-closed after its request: replayed after the early bytes, so the relay
     /// forwards the FIN (NIO reads to EOF even with autoRead off).
     private var heldInputClosed = false
+    /// Writes toward the client that arrive before our reply (the relay may forward a server's
+    /// first bytes in the same loop turn as the router answers): sent after the reply, in order.
+    private var heldWrites: [(NIOAny, EventLoopPromise<Void>?)] = []
     private var source: Destination?
     private var association: SOCKSUDPAssociation?
 
@@ -105,12 +108,42 @@ package final class SOCKSServerHandler: ChannelDuplexHandler, RemovableChannelHa
         }
     }
 
+    package func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        if case .waitingForOutbound = state {
+            heldWrites.append((data, promise))
+            return
+        }
+        context.write(data, promise: promise)
+    }
+
+    package func flush(context: ChannelHandlerContext) {
+        if case .waitingForOutbound = state { return }
+        context.flush()
+    }
+
+    /// Sends what the relay wrote before the reply, after it.
+    private func releaseWrites(context: ChannelHandlerContext) {
+        guard !heldWrites.isEmpty else { return }
+        let writes = heldWrites
+        heldWrites.removeAll()
+        for (data, promise) in writes { context.write(data, promise: promise) }
+        context.flush()
+    }
+
+    /// Drops what the relay wrote: the flow failed before it began.
+    private func dropWrites() {
+        let writes = heldWrites
+        heldWrites.removeAll()
+        for (_, promise) in writes { promise?.fail(ChannelError.ioOnClosedChannel) }
+    }
+
     package func channelInactive(context: ChannelHandlerContext) {
         timeout?.cancel()
         if case .handshaking = state {
             settings.logger.debug("connection closed: EOF", flow: flowID)
         }
         state = .done
+        dropWrites()
         association?.close()
         association = nil
         context.fireChannelInactive()
@@ -213,6 +246,7 @@ package final class SOCKSServerHandler: ChannelDuplexHandler, RemovableChannelHa
         // and clients ignore BND for CONNECT, so 0.0.0.0:0 it is.
         let reply = SOCKSServerHandshake.successReply(version: version, bind: Destination(ip: .v4(0), port: 0))
         let written = context.writeAndFlush(wrapOutboundOut(reply))
+        releaseWrites(context: context)
         replayIfRead(context: context)
         return written
     }
@@ -229,6 +263,7 @@ package final class SOCKSServerHandler: ChannelDuplexHandler, RemovableChannelHa
     fileprivate func outboundFailed(context: ChannelHandlerContext, error: any Error) -> EventLoopFuture<Void> {
         guard case .waitingForOutbound(let version) = state else { return context.eventLoop.makeSucceededVoidFuture() }
         state = .done
+        dropWrites()
         return context.writeAndFlush(wrapOutboundOut(SOCKSServerHandshake.failureReply(version: version, error: error)))
     }
 
