@@ -40,6 +40,8 @@ package final class HTTPProxyServerHandler: ChannelDuplexHandler, RemovableChann
     /// Writes toward the client that arrive before our reply (the relay may forward a server's
     /// first bytes in the same loop turn as the router answers): sent after the reply, in order.
     private var heldWrites: [(NIOAny, EventLoopPromise<Void>?)] = []
+    /// A close the relay asked for before our reply (the server answered and hung up at once).
+    private var heldClose: (CloseMode, EventLoopPromise<Void>?)?
     private var source: Destination?
 
     package init(context settings: HTTPInboundContext, flowID: FlowID = FlowID()) {
@@ -112,6 +114,31 @@ package final class HTTPProxyServerHandler: ChannelDuplexHandler, RemovableChann
         context.flush()
     }
 
+    package func close(context: ChannelHandlerContext, mode: CloseMode, promise: EventLoopPromise<Void>?) {
+        guard case .waitingForOutbound = state, heldClose == nil else {
+            context.close(mode: mode, promise: promise)
+            return
+        }
+        heldClose = (mode, promise)
+        // The router answers in the turn it installs the relay; if nobody answers by the next
+        // turn, honour the close anyway rather than leak the connection.
+        let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        context.eventLoop.execute {
+            let (handler, context) = bound.value
+            guard case .waitingForOutbound = handler.state else { return }
+            handler.state = .done
+            handler.dropWrites()
+            handler.releaseClose(context: context)
+        }
+    }
+
+    /// Performs a close held while waiting.
+    private func releaseClose(context: ChannelHandlerContext) {
+        guard let (mode, promise) = heldClose else { return }
+        heldClose = nil
+        context.close(mode: mode, promise: promise)
+    }
+
     /// Sends what the relay wrote before the reply, after it.
     private func releaseWrites(context: ChannelHandlerContext) {
         guard !heldWrites.isEmpty else { return }
@@ -119,6 +146,12 @@ package final class HTTPProxyServerHandler: ChannelDuplexHandler, RemovableChann
         heldWrites.removeAll()
         for (data, promise) in writes { context.write(data, promise: promise) }
         context.flush()
+    }
+
+    /// After the reply: what the relay wrote, then the close it asked for.
+    private func releaseHeld(context: ChannelHandlerContext) {
+        releaseWrites(context: context)
+        releaseClose(context: context)
     }
 
     /// Drops what the relay wrote: the flow failed before it began.
@@ -269,7 +302,7 @@ package final class HTTPProxyServerHandler: ChannelDuplexHandler, RemovableChann
         state = .replaying
         let written = connect ? context.writeAndFlush(wrapOutboundOut(HTTPProxyResponse.connectionEstablished(version: version)))
             : context.eventLoop.makeSucceededVoidFuture()
-        releaseWrites(context: context)
+        releaseHeld(context: context)
         replayIfRead(context: context)
         return written
     }
@@ -286,7 +319,9 @@ package final class HTTPProxyServerHandler: ChannelDuplexHandler, RemovableChann
         guard case .waitingForOutbound(_, let version) = state else { return context.eventLoop.makeSucceededVoidFuture() }
         state = .done
         dropWrites()
-        return context.writeAndFlush(wrapOutboundOut(HTTPProxyResponse.status(502, "Bad Gateway", version: version)))
+        let written = context.writeAndFlush(wrapOutboundOut(HTTPProxyResponse.status(502, "Bad Gateway", version: version)))
+        releaseClose(context: context)
+        return written
     }
 
     private func replay(context: ChannelHandlerContext) {
