@@ -70,7 +70,9 @@ package final class SingBox: @unchecked Sendable {
         }
         let resolver = ResolverSwitch(SystemResolver())
         let routerLogger = ContextLogger(core: core, name: "")
-        let router = FlowRouter(rules: rules, outbounds: outbounds, logger: routerLogger, resolver: resolver)
+        let defaultStrategy = route.defaultDomainResolver?.strategy.flatMap { Adapter.DomainStrategy(rawValue: $0.rawValue) } ?? .asIs
+        let router = FlowRouter(rules: rules, outbounds: outbounds, logger: routerLogger, resolver: resolver,
+                                defaultDomainStrategy: defaultStrategy)
         self.router = router
         let dialers = DefaultDialerFactory(resolver: resolver, outbounds: outbounds,
                                            defaultInterface: route.defaultInterface, defaultMark: route.defaultMark?.value)
