@@ -95,7 +95,8 @@ let package = Package(
         testTarget("DNSTests", ["DNS", nioCore]),
         testTarget("WireGuardTests", ["WireGuard", nioCore]),
         testTarget("ApplianceTests", ["TunDevice", "Netlink", "Nftables", "Systemd", nioCore]),
-        testTarget("ProxyTests", ["SOCKS", "HTTPProxy", "Mixed", "Adapter", "Net", nioCore, nioPosix]),
+        testTarget("ProxyTests", ["SOCKS", "HTTPProxy", "Mixed", "Adapter", "Net", nioCore, nioPosix,
+                                  .product(name: "NIOEmbedded", package: "swift-nio")]),
         testTarget("InteropTests", ["CLI"]),
     ]
 )
