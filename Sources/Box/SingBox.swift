@@ -59,11 +59,17 @@ package final class SingBox: @unchecked Sendable {
         self.outbounds = outbounds
         let route = options.route ?? RouteOptions()
 
-        // Rules first: Go parses them while building the router.
+        // Rule-sets, then rules: Go parses them while building the router.
+        var ruleSets: [String: RuleSet] = [:]
+        for setOptions in route.ruleSet {
+            do { ruleSets[setOptions.tag] = try RuleSet.load(setOptions) } catch {
+                throw BoxError(.create, "initialize router: \(error.message)")
+            }
+        }
         var rules: [RouteRule] = []
         for (index, ruleOptions) in route.rules.enumerated() {
             do {
-                rules.append(try RouteRule(options: ruleOptions))
+                rules.append(try RouteRule(options: ruleOptions, ruleSets: ruleSets))
             } catch {
                 throw BoxError(.create, "initialize router: parse rule[\(index)]: \(error.message)")
             }
