@@ -191,6 +191,24 @@ func freePort(udp: Bool = false) throws -> UInt16 {
     return UInt16(bigEndian: address.sin_port)
 }
 
+/// A port free on 127.0.0.1 for both UDP and TCP (DNS servers listen on both).
+func freeDualPort() throws -> UInt16 {
+    for _ in 0..<50 {
+        let port = try freePort(udp: true)
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = port.bigEndian
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        close(fd)
+        if bound == 0 { return port }
+    }
+    throw PeerError("no port free for both UDP and TCP")
+}
+
 /// Opens a TCP connection to 127.0.0.1:`port`; returns the fd or -1.
 func connectTCP(port: UInt16) -> Int32 {
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
