@@ -45,6 +45,44 @@ import Testing
         #expect(box.log.contains("[bob] inbound connection to 127.0.0.1:\(files.port)"))
     }
 
+    /// The `socks` and `http` inbound types on their own, and the router's sniff action through
+    /// our handshakes: only a sniffed `http` flow may leave through `direct` (the default blocks).
+    @Test func socksAndHTTPInboundsAndSniffing() throws {
+        let work = try TemporaryDirectory()
+        let files = try FileServer(in: work)
+        defer { files.stop() }
+        let socksPort = try freePort(), httpPort = try freePort(), sniffPort = try freePort()
+        let box = try SingBox(.ours, config: ConfigJSON.box(
+            inbounds: [ConfigJSON.mixed(port: socksPort, type: "socks", tag: "s"), ConfigJSON.mixed(port: httpPort, type: "http", tag: "h"),
+                       ConfigJSON.mixed(port: sniffPort, tag: "sniff")],
+            outbounds: ["{\"type\":\"block\",\"tag\":\"block\"}", ConfigJSON.direct],
+            rules: "[{\"inbound\":[\"s\",\"h\"],\"outbound\":\"direct\"},{\"action\":\"sniff\"},{\"protocol\":\"http\",\"outbound\":\"direct\"}]"),
+            waitPort: socksPort, in: work)
+        defer { box.stop() }
+        try waitForTCP(port: httpPort, process: box.process)
+        for way in [["--socks5-hostname", "127.0.0.1:\(socksPort)"], ["--socks4a", "127.0.0.1:\(socksPort)"],
+                    ["-x", "http://127.0.0.1:\(httpPort)"], ["-x", "http://127.0.0.1:\(httpPort)", "--proxytunnel"],
+                    ["--socks5-hostname", "127.0.0.1:\(sniffPort)"], ["-x", "http://127.0.0.1:\(sniffPort)"],
+                    ["-x", "http://127.0.0.1:\(sniffPort)", "--proxytunnel"]] {
+            do {
+                #expect(try curl(way + [files.blobURL]) == files.blob, "\(way)")
+            } catch {
+                Issue.record("\(error)\n\(box.log)")
+            }
+        }
+        // A `socks` inbound does not speak HTTP.
+        #expect(throws: PeerError.self) { try curl(["-x", "http://127.0.0.1:\(socksPort)", files.blobURL]) }
+        // Without a sniffable protocol (the client sends nothing) the default, block, applies.
+        let fd = connectTCP(port: sniffPort)
+        writeAll(fd, [0x05, 0x01, 0x00, 0x05, 0x01, 0x00, 0x01, 127, 0, 0, 1] + [UInt8(files.port >> 8), UInt8(files.port & 0xff)])
+        let answer = readAll(fd, timeout: 3)
+        close(fd)
+        // Sniffing answers the client first (as Go's lazy reply does when the sniffer reads), so the
+        // blocked flow sees success and then the close, never a byte of the file server.
+        #expect(answer == [0x05, 0x00, 0x05, 0x00, 0x00, 0x01, 0, 0, 0, 0, 0, 0], "\(answer)")
+        #expect(box.log.contains("using outbound/block[block]"))
+    }
+
     /// UDP ASSOCIATE carries a DNS query to dnsmasq and the answer back.
     @Test func udpAssociateRelaysDNS() throws {
         let work = try TemporaryDirectory()

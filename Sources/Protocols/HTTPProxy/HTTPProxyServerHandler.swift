@@ -82,8 +82,8 @@ package final class HTTPProxyServerHandler: ChannelDuplexHandler, RemovableChann
         case .waitingForOutbound:
             buffer.writeBuffer(&bytes)
         case .replaying:
-            replay(context: context)
-            context.fireChannelRead(wrapInboundOut(bytes))
+            buffer.writeBuffer(&bytes)
+            replay(context: context, thenRead: false)
         case .done:
             break
         }
@@ -94,8 +94,7 @@ package final class HTTPProxyServerHandler: ChannelDuplexHandler, RemovableChann
         case .waitingForOutbound:
             heldRead = true  // held until the router answers
         case .replaying:
-            replay(context: context)
-            context.read()
+            replay(context: context, thenRead: true)
         case .readingHead, .done:
             context.read()
         }
@@ -311,8 +310,7 @@ package final class HTTPProxyServerHandler: ChannelDuplexHandler, RemovableChann
     private func replayIfRead(context: ChannelHandlerContext) {
         guard heldRead else { return }
         heldRead = false
-        replay(context: context)
-        context.read()
+        replay(context: context, thenRead: true)
     }
 
     fileprivate func outboundFailed(context: ChannelHandlerContext, error: any Error) -> EventLoopFuture<Void> {
@@ -324,7 +322,8 @@ package final class HTTPProxyServerHandler: ChannelDuplexHandler, RemovableChann
         return written
     }
 
-    private func replay(context: ChannelHandlerContext) {
+    /// Every event goes out before the handler leaves: a removed context drops what it is given.
+    private func replay(context: ChannelHandlerContext, thenRead: Bool) {
         guard case .replaying = state else { return }
         state = .done
         if buffer.readableBytes > 0 {
@@ -337,6 +336,7 @@ package final class HTTPProxyServerHandler: ChannelDuplexHandler, RemovableChann
             heldInputClosed = false
             context.fireUserInboundEventTriggered(ChannelEvent.inputClosed)
         }
+        if thenRead { context.read() }
         context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
     }
 }

@@ -90,8 +90,8 @@ package final class SOCKSServerHandler: ChannelDuplexHandler, RemovableChannelHa
             // A read already in flight when we stopped asking: keep it for the replay.
             buffer.writeBuffer(&bytes)
         case .replaying:
-            replay(context: context)
-            context.fireChannelRead(wrapInboundOut(bytes))
+            buffer.writeBuffer(&bytes)
+            replay(context: context, thenRead: false)
         case .associating, .done:
             // Nothing is defined after UDP ASSOCIATE on the TCP connection: drop it.
             break
@@ -103,8 +103,7 @@ package final class SOCKSServerHandler: ChannelDuplexHandler, RemovableChannelHa
         case .waitingForOutbound:
             heldRead = true  // held until the router answers
         case .replaying:
-            replay(context: context)
-            context.read()
+            replay(context: context, thenRead: true)
         case .handshaking, .associating, .done:
             context.read()
         }
@@ -288,8 +287,7 @@ package final class SOCKSServerHandler: ChannelDuplexHandler, RemovableChannelHa
     private func replayIfRead(context: ChannelHandlerContext) {
         guard heldRead else { return }
         heldRead = false
-        replay(context: context)
-        context.read()
+        replay(context: context, thenRead: true)
     }
 
     /// The router could not connect: reply with the error's code.
@@ -303,7 +301,8 @@ package final class SOCKSServerHandler: ChannelDuplexHandler, RemovableChannelHa
     }
 
     /// Hands the early payload on and leaves the pipeline.
-    private func replay(context: ChannelHandlerContext) {
+    /// Every event goes out before the handler leaves: a removed context drops what it is given.
+    private func replay(context: ChannelHandlerContext, thenRead: Bool) {
         guard case .replaying = state else { return }
         state = .done
         if buffer.readableBytes > 0 {
@@ -316,6 +315,7 @@ package final class SOCKSServerHandler: ChannelDuplexHandler, RemovableChannelHa
             heldInputClosed = false
             context.fireUserInboundEventTriggered(ChannelEvent.inputClosed)
         }
+        if thenRead { context.read() }
         context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
     }
 
