@@ -94,11 +94,20 @@ import Testing
             outbounds: [ConfigJSON.direct]), waitPort: open, in: work)
         defer { box.stop() }
         let script = try work.write("udp.py", socksUDPClientScript)
+        let baseline = box.process.openFileCount
         for args in [[String(open), String(dns.port)], [String(locked), String(dns.port), "bob", "pw"]] {
             let result = try runTool(Peers.python3, [script] + args)
             #expect(result.status == 0, "\(result.stderr)\n\(box.log)")
             #expect(String(decoding: result.stdout, as: UTF8.self) == "127.0.0.1:\(dns.port) 10.1.2.3\n")
         }
+        // The client's exit closes its TCP connection, which ends each association (RFC 1928 §7):
+        // its sockets are released at once, not after the UDP idle timeout.
+        var after = box.process.openFileCount
+        for _ in 0..<60 where after > baseline {
+            usleep(50_000)
+            after = box.process.openFileCount
+        }
+        #expect(after <= baseline, "fds: \(baseline) before, \(after) after")
     }
 
     /// Go's socks (5 and 4a) and http outbounds, with credentials, through our mixed inbound.

@@ -194,6 +194,11 @@ package final class SOCKSServerHandler: ChannelDuplexHandler, RemovableChannelHa
             context.close(promise: nil)
         case .waitingForOutbound, .replaying:
             heldInputClosed = true
+        case .associating:
+            // RFC 1928 §7: the association ends when its TCP connection does.
+            settings.logger.debug("connection closed: EOF", flow: flowID)
+            state = .done
+            context.close(promise: nil)
         default:
             context.fireUserInboundEventTriggered(event)
         }
