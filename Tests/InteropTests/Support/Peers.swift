@@ -174,45 +174,56 @@ func runTool(_ executable: String, _ arguments: [String], timeout: Double = 20) 
     return (status ?? -1, stdout, stderr)
 }
 
-/// A port the kernel just handed out on 127.0.0.1 (bound, then released) for `type`
-/// (SOCK_STREAM or SOCK_DGRAM). Random and ephemeral, so parallel tests do not collide.
-func freePort(udp: Bool = false) throws -> UInt16 {
+/// Whether 127.0.0.1:`port` can be bound now for TCP or UDP.
+private func canBind(_ port: UInt16, udp: Bool) -> Bool {
     let fd = socket(AF_INET, Int32(udp ? SOCK_DGRAM.rawValue : SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-    guard fd >= 0 else { throw PeerError("socket failed") }
+    guard fd >= 0 else { return false }
     defer { close(fd) }
     var address = sockaddr_in()
     address.sin_family = sa_family_t(AF_INET)
     address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    address.sin_port = 0
-    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-    let bound = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } }
-    guard bound == 0 else { throw PeerError("bind failed") }
-    _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
-    return UInt16(bigEndian: address.sin_port)
+    address.sin_port = port.bigEndian
+    return withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+    } == 0
+}
+
+/// A random port free on 127.0.0.1 for TCP (or UDP), below the kernel's ephemeral range
+/// (32768–60999 here): a port taken from that range can be grabbed by any concurrent connect()
+/// before the process under test binds it, and parallel suites connect a lot.
+func freePort(udp: Bool = false) throws -> UInt16 {
+    for _ in 0..<200 {
+        let port = UInt16.random(in: 20000..<32700)
+        if canBind(port, udp: udp) { return port }
+    }
+    throw PeerError("no free port below the ephemeral range")
 }
 
 /// A port free on 127.0.0.1 for both UDP and TCP (DNS servers listen on both).
 func freeDualPort() throws -> UInt16 {
-    for _ in 0..<50 {
-        let port = try freePort(udp: true)
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        address.sin_port = port.bigEndian
-        let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        close(fd)
-        if bound == 0 { return port }
+    for _ in 0..<200 {
+        let port = UInt16.random(in: 20000..<32700)
+        if canBind(port, udp: true), canBind(port, udp: false) { return port }
     }
     throw PeerError("no port free for both UDP and TCP")
 }
 
-/// Opens a TCP connection to 127.0.0.1:`port`; returns the fd or -1.
-func connectTCP(port: UInt16) -> Int32 {
+/// Opens a TCP connection to 127.0.0.1:`port`; returns the fd or -1. With `source` the socket is
+/// bound to that loopback address first, so its ephemeral port cannot collide with ports other
+/// tests bind on 127.0.0.1 (the 5,000-connection flood uses 127.0.0.2).
+func connectTCP(port: UInt16, source: String? = nil) -> Int32 {
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
     guard fd >= 0 else { return -1 }
+    if let source {
+        var local = sockaddr_in()
+        local.sin_family = sa_family_t(AF_INET)
+        local.sin_addr.s_addr = inet_addr(source)
+        local.sin_port = 0
+        let bound = withUnsafePointer(to: &local) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        if bound != 0 { close(fd); return -1 }
+    }
     var address = sockaddr_in()
     address.sin_family = sa_family_t(AF_INET)
     address.sin_addr.s_addr = inet_addr("127.0.0.1")
