@@ -2,6 +2,9 @@
 // adds their line here when their module's entry point lands (one file keeps merges small).
 package import Adapter
 package import Config
+import HTTPProxy
+import Mixed
+import SOCKS
 
 /// What the box built for DNS: the resolver dialers and the `resolve` action use, the handler for
 /// `hijack-dns` flows, and its lifecycle (started with the services, closed after the inbounds).
@@ -19,7 +22,9 @@ package struct BoxDNS: Sendable {
 
 enum BoxRegistrations {
     /// Protocol modules' `register(in:)` calls.
-    static let all: [@Sendable (AdapterRegistry) -> Void] = []
+    static let all: [@Sendable (AdapterRegistry) -> Void] = [
+        SOCKSModule.register, HTTPProxyModule.register, MixedModule.register,
+    ]
 
     /// Builds the DNS router from `options.dns` with the box's context (outbounds are already in
     /// `context.outbounds`, dialers resolve through a switch the box points at the result).

@@ -59,18 +59,26 @@ package final class SingBox: @unchecked Sendable {
         self.outbounds = outbounds
         let route = options.route ?? RouteOptions()
 
-        // Rules first: Go parses them while building the router.
+        // Rule-sets, then rules: Go parses them while building the router.
+        var ruleSets: [String: RuleSet] = [:]
+        for setOptions in route.ruleSet {
+            do { ruleSets[setOptions.tag] = try RuleSet.load(setOptions) } catch {
+                throw BoxError(.create, "initialize router: \(error.message)")
+            }
+        }
         var rules: [RouteRule] = []
         for (index, ruleOptions) in route.rules.enumerated() {
             do {
-                rules.append(try RouteRule(options: ruleOptions))
+                rules.append(try RouteRule(options: ruleOptions, ruleSets: ruleSets))
             } catch {
                 throw BoxError(.create, "initialize router: parse rule[\(index)]: \(error.message)")
             }
         }
         let resolver = ResolverSwitch(SystemResolver())
         let routerLogger = ContextLogger(core: core, name: "")
-        let router = FlowRouter(rules: rules, outbounds: outbounds, logger: routerLogger, resolver: resolver)
+        let defaultStrategy = route.defaultDomainResolver?.strategy.flatMap { Adapter.DomainStrategy(rawValue: $0.rawValue) } ?? .asIs
+        let router = FlowRouter(rules: rules, outbounds: outbounds, logger: routerLogger, resolver: resolver,
+                                defaultDomainStrategy: defaultStrategy)
         self.router = router
         let dialers = DefaultDialerFactory(resolver: resolver, outbounds: outbounds,
                                            defaultInterface: route.defaultInterface, defaultMark: route.defaultMark?.value)

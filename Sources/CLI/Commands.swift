@@ -51,6 +51,8 @@ enum Commands {
     static func check(_ arguments: Arguments) async -> Int32 {
         let loaded: LoadedConfig
         do { loaded = try load(arguments) } catch { return Console.fatal(error.description) }
+        let console = ContextLogger(core: Console.logCore(), name: "")
+        for warning in loaded.warnings { console.warn(warning) }
         do {
             let box = try SingBox(options: loaded.options, logCore: .disabled)
             await box.close()

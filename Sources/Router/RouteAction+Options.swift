@@ -42,10 +42,10 @@ extension RouteOverrides {
 extension RouteRule {
     /// Compiles one `route.rules` entry; errors are worded like Go's `parse route rule[i]: …`
     /// by the caller.
-    package init(options: RuleOptions) throws(AdapterError) {
+    package init(options: RuleOptions, ruleSets: [String: RuleSet] = [:]) throws(AdapterError) {
         let condition: HeadlessRule
         do {
-            condition = try HeadlessRule(options: options)
+            condition = try HeadlessRule(options: options, ruleSets: ruleSets)
         } catch {
             throw AdapterError(.other, error.message)
         }

@@ -6,16 +6,16 @@ extension HeadlessRule {
     /// Compiles a route rule's condition (its action is the caller's). Throws `RuleError` with
     /// Go's wording for bad items; items this build cannot evaluate fail loudly instead of
     /// silently matching nothing.
-    package init(options: RuleOptions) throws(RuleError) {
+    package init(options: RuleOptions, ruleSets: [String: RuleSet] = [:]) throws(RuleError) {
         switch options {
-        case .default(let rule): self = .default(try DefaultRule(options: rule))
-        case .logical(let rule): self = .logical(try LogicalRule(options: rule))
+        case .default(let rule): self = .default(try DefaultRule(options: rule, ruleSets: ruleSets))
+        case .logical(let rule): self = .logical(try LogicalRule(options: rule, ruleSets: ruleSets))
         }
     }
 }
 
 extension DefaultRule {
-    package init(options o: DefaultRuleOptions) throws(RuleError) {
+    package init(options o: DefaultRuleOptions, ruleSets: [String: RuleSet] = [:]) throws(RuleError) {
         var items: [RuleItem] = []
         if !o.inbound.isEmpty { items.append(.inbound(o.inbound)) }
         if let version = o.ipVersion, version != 0 {
@@ -57,22 +57,30 @@ extension DefaultRule {
             (!o.user.isEmpty, "user"), (!o.userID.isEmpty, "user_id"), (o.clashMode != nil, "clash_mode"),
             (!o.networkType.isEmpty, "network_type"), (o.networkIsExpensive, "network_is_expensive"),
             (o.networkIsConstrained, "network_is_constrained"), (!o.wifiSSID.isEmpty, "wifi_ssid"),
-            (!o.wifiBSSID.isEmpty, "wifi_bssid"), (!o.ruleSet.isEmpty, "rule_set"),
+            (!o.wifiBSSID.isEmpty, "wifi_bssid"), (o.ruleSetIPCIDRMatchSource, "rule_set_ip_cidr_match_source"),
         ]
         if let (_, name) = unsupported.first(where: { $0.0 }) {
             throw RuleError("\(name): not implemented")
+        }
+        if !o.ruleSet.isEmpty {
+            var sets: [RuleSet] = []
+            for tag in o.ruleSet {
+                guard let set = ruleSets[tag] else { throw RuleError("rule-set not found: \(tag)") }
+                sets.append(set)
+            }
+            items.append(.ruleSet(sets))
         }
         self.init(items: items, invert: o.invert)
     }
 }
 
 extension LogicalRule {
-    package init(options o: LogicalRuleOptions) throws(RuleError) {
+    package init(options o: LogicalRuleOptions, ruleSets: [String: RuleSet] = [:]) throws(RuleError) {
         guard let mode = Mode(rawValue: o.mode) else { throw RuleError("unknown logical mode: \(o.mode)") }
         var rules: [HeadlessRule] = []
         for (index, sub) in o.rules.enumerated() {
             do {
-                rules.append(try HeadlessRule(options: sub))
+                rules.append(try HeadlessRule(options: sub, ruleSets: ruleSets))
             } catch {
                 throw RuleError("sub rule[\(index)]: \(error.message)")
             }

@@ -17,6 +17,9 @@ package enum RuleItem: Sendable, CustomStringConvertible {
     case ipIsPrivate(isSource: Bool)
     case port(isSource: Bool, [UInt16])
     case portRange(isSource: Bool, [ClosedRange<UInt16>], text: [String])
+    /// `rule_set`: any rule of any named set matches. Combined like a plain item (AND); Go 1.12
+    /// also lets a set's address items satisfy the outer rule's address groups, which this does not.
+    case ruleSet([RuleSet])
 
     /// How items combine: items of one address/port group are OR-ed, groups and plain items AND-ed.
     package enum Group: Sendable {
@@ -25,7 +28,7 @@ package enum RuleItem: Sendable, CustomStringConvertible {
 
     package var group: Group {
         switch self {
-        case .inbound, .ipVersion, .network, .authUser, .sniffedProtocol, .client: .plain
+        case .inbound, .ipVersion, .network, .authUser, .sniffedProtocol, .client, .ruleSet: .plain
         case .domain, .domainKeyword, .domainRegex: .destinationAddress
         case .ipCIDR(let isSource, _, _): isSource ? .sourceAddress : .destinationIPCIDR
         case .ipIsPrivate(let isSource): isSource ? .sourceAddress : .destinationIPCIDR
@@ -82,6 +85,8 @@ package enum RuleItem: Sendable, CustomStringConvertible {
             let port = isSource ? metadata.source?.port : metadata.destination.port
             guard let port else { return false }
             return ranges.contains { $0.contains(port) }
+        case .ruleSet(let sets):
+            return sets.contains { $0.matches(metadata) }
         }
     }
 
@@ -106,6 +111,7 @@ package enum RuleItem: Sendable, CustomStringConvertible {
         case .ipIsPrivate(let isSource): return isSource ? "source_ip_is_private=true" : "ip_is_private=true"
         case .port(let isSource, let ports): return RuleItem.list(isSource ? "source_port" : "port", ports.map(String.init), shorten: false)
         case .portRange(let isSource, _, let text): return RuleItem.list(isSource ? "source_port_range" : "port_range", text, shorten: false)
+        case .ruleSet(let sets): return RuleItem.list("rule_set", sets.map(\.tag), shorten: false)
         }
     }
 

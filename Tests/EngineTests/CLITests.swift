@@ -26,8 +26,27 @@ struct Run {
     var stderr: String
 }
 
-/// Runs a binary to completion (with a deadline).
-func run(_ path: String, _ arguments: [String], in directory: String? = nil) throws -> Run {
+/// Runs a binary to completion on a Dispatch thread: blocking reads and waits must not occupy the
+/// cooperative pool (two threads on this machine), or parallel suites stall behind them.
+func run(_ path: String, _ arguments: [String], in directory: String? = nil) async throws -> Run {
+    try await withCheckedThrowingContinuation { continuation in
+        DispatchQueue.global().async {
+            continuation.resume(with: Result { try runBlocking(path, arguments, in: directory) })
+        }
+    }
+}
+
+/// Waits for a process to exit on a Dispatch thread.
+func waitForExit(_ process: Process) async {
+    await withCheckedContinuation { continuation in
+        DispatchQueue.global().async {
+            process.waitUntilExit()
+            continuation.resume()
+        }
+    }
+}
+
+func runBlocking(_ path: String, _ arguments: [String], in directory: String? = nil) throws -> Run {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: path)
     process.arguments = arguments
@@ -68,11 +87,12 @@ func waitUntil(_ timeout: Duration = .seconds(10), _ condition: () async -> Bool
 }
 
 @Suite(.serialized) struct CLITests {
-    @Test func versionPrintsGosFirstLine() throws {
-        let result = try run(singBoxPath, ["version"])
+    @Test func versionPrintsGosFirstLine() async throws {
+        let result = try await run(singBoxPath, ["version"])
         #expect(result.status == 0)
         #expect(result.stdout.hasPrefix("sing-box version 1.12.12\n\nEnvironment: "))
-        #expect(try run(singBoxPath, ["version", "-n"]).stdout == "1.12.12\n")
+        let nameOnly = try await run(singBoxPath, ["version", "-n"]).stdout
+        #expect(nameOnly == "1.12.12\n")
     }
 
     @Test(arguments: [
@@ -83,58 +103,58 @@ func waitUntil(_ timeout: Duration = .seconds(10), _ condition: () async -> Bool
         (#"{"route":{"rules":[{"port_range":"abc","outbound":"direct"}]}}"#, Int32(1), ""),
         (#"{"inbounds":[{"type":"tun","tag":"t","address":["172.19.0.1/30"]}]}"#, Int32(0), ""),
     ])
-    func checkExitCodesMatchGo(config: String, status: Int32, stderr: String) throws {
+    func checkExitCodesMatchGo(config: String, status: Int32, stderr: String) async throws {
         let directory = try scratch()
         defer { try? FileManager.default.removeItem(atPath: directory) }
         try config.write(toFile: directory + "/config.json", atomically: true, encoding: .utf8)
-        let ours = try run(singBoxPath, ["check", "--disable-color", "-D", directory])
+        let ours = try await run(singBoxPath, ["check", "--disable-color", "-D", directory])
         #expect(ours.status == status, "\(ours.stderr)")
         if !stderr.isEmpty { #expect(ours.stderr == stderr) }
         if status != 0 { #expect(ours.stderr.hasPrefix("FATAL[0000] ")) }
         if let go = goSingBox {
-            let theirs = try run(go, ["check", "--disable-color", "-D", directory])
+            let theirs = try await run(go, ["check", "--disable-color", "-D", directory])
             #expect(theirs.status == ours.status, "Go said: \(theirs.stderr)")
         }
     }
 
-    @Test func missingConfigAndUnknownCommand() throws {
+    @Test func missingConfigAndUnknownCommand() async throws {
         let directory = try scratch()
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        let missing = try run(singBoxPath, ["check", "--disable-color"], in: directory)
+        let missing = try await run(singBoxPath, ["check", "--disable-color"], in: directory)
         #expect(missing.status == 1)
         #expect(missing.stderr == "FATAL[0000] read config at config.json: open config.json: no such file or directory\n")
-        let unknown = try run(singBoxPath, ["frobnicate", "--disable-color"])
+        let unknown = try await run(singBoxPath, ["frobnicate", "--disable-color"])
         #expect(unknown.status == 1)
         #expect(unknown.stderr.contains("Error: unknown command \"frobnicate\" for \"sing-box\""))
         #expect(unknown.stderr.hasSuffix("FATAL[0000] unknown command \"frobnicate\" for \"sing-box\"\n"))
     }
 
-    @Test func formatWriteRewritesOnlyWhatChanged() throws {
+    @Test func formatWriteRewritesOnlyWhatChanged() async throws {
         let directory = try scratch()
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let path = directory + "/c.json"
         try #"{"outbounds":[{"tag":"d","type":"direct"}]}"#.write(toFile: path, atomically: true, encoding: .utf8)
-        let printed = try run(singBoxPath, ["format", "-c", path])
+        let printed = try await run(singBoxPath, ["format", "-c", path])
         #expect(printed.status == 0)
         #expect(printed.stdout == "{\n  \"outbounds\": [\n    {\n      \"type\": \"direct\",\n      \"tag\": \"d\"\n    }\n  ]\n}\n")
-        let written = try run(singBoxPath, ["format", "-w", "-c", path])
+        let written = try await run(singBoxPath, ["format", "-w", "-c", path])
         #expect(written.stderr == path + "\n")
         #expect(try String(contentsOfFile: path, encoding: .utf8) == printed.stdout)
-        let again = try run(singBoxPath, ["format", "-w", "-c", path])
+        let again = try await run(singBoxPath, ["format", "-w", "-c", path])
         #expect(again.stderr.isEmpty, "an already formatted file is left alone")
     }
 
-    @Test func mergeWritesTheMergedConfig() throws {
+    @Test func mergeWritesTheMergedConfig() async throws {
         let directory = try scratch()
         defer { try? FileManager.default.removeItem(atPath: directory) }
         try #"{"log":{"level":"warn"}}"#.write(toFile: directory + "/a.json", atomically: true, encoding: .utf8)
         try #"{"outbounds":[{"type":"direct","tag":"d"}]}"#.write(toFile: directory + "/b.json", atomically: true, encoding: .utf8)
-        let result = try run(singBoxPath, ["merge", directory + "/out.json", "-c", directory + "/a.json", "-c", directory + "/b.json"])
+        let result = try await run(singBoxPath, ["merge", directory + "/out.json", "-c", directory + "/a.json", "-c", directory + "/b.json"])
         #expect(result.status == 0, "\(result.stderr)")
         let merged = try String(contentsOfFile: directory + "/out.json", encoding: .utf8)
         #expect(merged.contains("\"level\": \"warn\""))
         #expect(merged.contains("\"tag\": \"d\""))
-        let usage = try run(singBoxPath, ["merge", "--disable-color"])
+        let usage = try await run(singBoxPath, ["merge", "--disable-color"])
         #expect(usage.status == 1)
         #expect(usage.stderr.hasSuffix("FATAL[0000] accepts 1 arg(s), received 0\n"))
     }
@@ -170,11 +190,11 @@ func waitUntil(_ timeout: Duration = .seconds(10), _ condition: () async -> Bool
         #expect(await waitUntil { !(await isListening(first)) })
 
         kill(process.processIdentifier, SIGTERM)
-        process.waitUntilExit()
+        await waitForExit(process)
         #expect(process.terminationStatus == 0)
         #expect(process.terminationReason == .exit)
         #expect(!(await isListening(second)))
-        let log = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        let log = String(decoding: try err.fileHandleForReading.readToEnd() ?? Data(), as: UTF8.self)
         #expect(log.contains("INFO[0000] inbound/direct[d]: tcp server started at 127.0.0.1:\(first)"))
         #expect(log.contains("ERROR[") && log.contains("reload service: decode config at \(path): inbounds[0].listen_port"))
         #expect(log.contains("sing-box started ("))
@@ -187,7 +207,7 @@ func waitUntil(_ timeout: Duration = .seconds(10), _ condition: () async -> Bool
         defer { try? FileManager.default.removeItem(atPath: directory) }
         try #"{"inbounds":[{"type":"direct","tag":"m","listen":"127.0.0.1","listen_port":\#(busy.boundPort),"override_port":9}]}"#
             .write(toFile: directory + "/config.json", atomically: true, encoding: .utf8)
-        let result = try run(singBoxPath, ["run", "-D", directory, "--disable-color"])
+        let result = try await run(singBoxPath, ["run", "-D", directory, "--disable-color"])
         #expect(result.status == 1)
         #expect(result.stderr.hasSuffix(
             "FATAL[0000] start service: start inbound/direct[m]: listen tcp 127.0.0.1:\(busy.boundPort): bind: address already in use\n"))

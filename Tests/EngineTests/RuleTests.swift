@@ -107,3 +107,51 @@ func rule(_ json: String) throws -> HeadlessRule {
         #expect(throws: RuleError.self) { try rule(#"{"process_name":["curl"],"outbound":"x"}"#) }
     }
 }
+
+@Suite struct RuleSetTests {
+    func rules(_ routeJSON: String) throws -> [HeadlessRule] {
+        let options = try ConfigLoader.decode(json: "{\"route\":\(routeJSON)}").options
+        var sets: [String: RuleSet] = [:]
+        for set in options.route!.ruleSet { sets[set.tag] = try RuleSet.load(set) }
+        return try options.route!.rules.map { try HeadlessRule(options: $0, ruleSets: sets) }
+    }
+
+    @Test func inlineRuleSetMatchesAnyOfItsRules() throws {
+        let compiled = try rules("""
+            {"rule_set":[{"tag":"ads","type":"inline","rules":[{"domain_suffix":["ads.test"]},{"ip_cidr":["203.0.113.0/24"]}]}],
+             "rules":[{"rule_set":["ads"],"outbound":"block"},{"rule_set":"ads","port":[443],"outbound":"block"}]}
+            """)
+        #expect(compiled[0].matches(flow("x.ads.test:80")))
+        #expect(compiled[0].matches(flow("203.0.113.9:80")))
+        #expect(!compiled[0].matches(flow("example.test:80")))
+        #expect(compiled[1].matches(flow("x.ads.test:443")))
+        #expect(!compiled[1].matches(flow("x.ads.test:80")))
+        #expect(compiled[0].description == "rule_set=ads")
+    }
+
+    @Test func localSourceRuleSetIsReadFromDisk() throws {
+        let path = "/tmp/engine-ruleset-\(UInt32.random(in: 0 ... .max)).json"
+        try Array(#"{"version":2,"rules":[{"domain_keyword":["tracker"]},{"type":"logical","mode":"and","rules":[{"port":[53]},{"network":["udp"]}]}]}"#.utf8)
+            .withUnsafeBytes { bytes in
+                let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+                _ = write(fd, bytes.baseAddress, bytes.count)
+                close(fd)
+            }
+        defer { unlink(path) }
+        let compiled = try rules("""
+            {"rule_set":[{"tag":"local","type":"local","format":"source","path":"\(path)"}],"rules":[{"rule_set":["local"],"outbound":"x"}]}
+            """)
+        #expect(compiled[0].matches(flow("mytracker.test:443")))
+        #expect(compiled[0].matches(flow("9.9.9.9:53", network: .udp)))
+        #expect(!compiled[0].matches(flow("9.9.9.9:53", network: .tcp)))
+    }
+
+    @Test func binaryAndRemoteRuleSetsSayTheyAreMissing() throws {
+        let options = try ConfigLoader.decode(json: #"{"route":{"rule_set":[{"tag":"b","type":"local","path":"/x/geosite.srs"},{"tag":"r","type":"remote","url":"https://example.test/r.srs"}]}}"#).options
+        for set in options.route!.ruleSet {
+            #expect(throws: RuleError.self) { try RuleSet.load(set) }
+        }
+    }
+}
+
+import Glibc

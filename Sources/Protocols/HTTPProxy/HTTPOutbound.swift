@@ -1,0 +1,61 @@
+// The `http` outbound: TCP through an HTTP proxy's CONNECT.
+package import Adapter
+package import Config
+package import NIOCore
+
+/// sing-box's `http` outbound (TCP only, as sing's). `tls` is refused at build time until the
+/// TLS layer exists here, never silently dropped.
+package final class HTTPOutbound: Outbound {
+    package let type = "http"
+    package let tag: String
+    package let networks: Set<NetworkKind> = [.tcp]
+    package let dependencies: [String]
+    private let server: Destination
+    private let username: String?
+    private let password: String?
+    private let path: String?
+    private let headers: [(String, [String])]
+    private let dialer: any Dialer
+    private let logger: ContextLogger
+
+    package init(tag: String, options: HTTPOutboundOptions, dialer: any Dialer, logger: ContextLogger) throws {
+        self.tag = tag
+        if options.tls?.enabled == true { throw AdapterError.notImplemented("tls on http outbound") }
+        dependencies = options.dial.detour.map { [$0] } ?? []
+        server = Destination(host: Host(options.server.server), port: options.server.serverPort)
+        username = options.username
+        password = options.password
+        path = options.path
+        // Go's http.Header sorts its keys when it writes them.
+        headers = options.headers.entries.map { ($0.key, $0.values) }.sorted { $0.0 < $1.0 }
+        self.dialer = dialer
+        self.logger = logger
+    }
+
+    package func dialTCP(_ metadata: FlowMetadata, on eventLoop: any EventLoop) async throws -> any Channel {
+        logger.info("outbound connection to \(metadata.destination)", flow: metadata.flowID)
+        let request = try HTTPConnectClientHandler.request(to: metadata.destination, path: path, headers: headers,
+                                                           username: username, password: password)
+        let channel = try await dialer.dialTCP(to: server, on: eventLoop)
+        let result = eventLoop.makePromise(of: Void.self)
+        eventLoop.execute {
+            do {
+                // First: the dialer's FlowBufferHandler at the end holds bytes for the relay.
+                try channel.pipeline.syncOperations.addHandler(HTTPConnectClientHandler(request: request, result: result), position: .first)
+            } catch {
+                result.fail(error)
+            }
+        }
+        do {
+            try await result.futureResult.get()
+            return channel
+        } catch {
+            channel.close(promise: nil)
+            throw error
+        }
+    }
+
+    package func listenPacket(_ metadata: FlowMetadata, on eventLoop: any EventLoop) async throws -> any PacketConnection {
+        throw AdapterError(.unsupportedNetwork, "UDP is not supported by outbound: \(tag)")
+    }
+}

@@ -1,0 +1,46 @@
+// The `mixed` inbound: SOCKS4/4A/5 and HTTP proxy on one TCP port, picked by the first byte.
+package import Adapter
+package import Config
+import HTTPProxy
+package import NIOCore
+import Net
+package import SOCKS
+
+/// sing-box's `mixed` inbound. `set_system_proxy` is ignored on Linux; `tls` is refused at build
+/// time (not implemented here yet).
+package final class MixedInbound: Inbound {
+    package let type = "mixed"
+    package let tag: String
+    /// The listener; exposed for the bound port in tests.
+    package let listener: ProxyListener
+
+    package init(tag: String, options: HTTPMixedInboundOptions, flowHandler: any FlowHandler,
+                 logger: ContextLogger, group: any EventLoopGroup) throws {
+        self.tag = tag
+        if options.tls?.enabled == true { throw AdapterError.notImplemented("tls on mixed inbound") }
+        let parameters = try ListenParameters(options.listen)
+        var socks = SOCKSInboundContext.forInbound(tag: tag, type: "mixed", users: options.users, listen: parameters,
+                                                   flowHandler: flowHandler, logger: logger)
+        var http = HTTPInboundContext(tag: tag, type: "mixed",
+                                      users: HTTPProxyUsers(options.users.map { (username: $0.username, password: $0.password) }),
+                                      flowHandler: flowHandler, logger: logger)
+        socks.listenOptions = options.listen
+        http.listenOptions = options.listen
+        let (sharedSOCKS, sharedHTTP) = (socks, http)
+        listener = ProxyListener(parameters: parameters, group: group, logger: logger, flowHandler: flowHandler) { channel, flowID, handoff in
+            var socks = sharedSOCKS, http = sharedHTTP
+            socks.flowHandler = handoff
+            http.flowHandler = handoff
+            try channel.pipeline.syncOperations.addHandler(MixedSniffHandler(socks: socks, http: http, flowID: flowID))
+        }
+    }
+
+    package func start(_ stage: StartStage) async throws {
+        guard stage == .start else { return }
+        try await listener.start()
+    }
+
+    package func close() async throws {
+        await listener.close()
+    }
+}

@@ -1,0 +1,126 @@
+// The listening half shared by the `socks` and `mixed` inbounds: bind, accept, set up each
+// connection's handlers, track connections until the router takes them, close.
+package import Adapter
+package import Config
+package import NIOCore
+package import Net
+import Synchronization
+
+extension ListenParameters {
+    /// The kernel-facing listen fields of a sing-box `ListenOptions`. No `listen` means `::`
+    /// (Go's default); a zone or an unparsable address throws with the field's JSON name.
+    package init(_ options: ListenOptions) throws {
+        var address = Adapter.IPAddress.v6(IPv6Bits(high: 0, low: 0))
+        if let listen = options.listen {
+            guard let parsed = Adapter.IPAddress(listen.text) else {
+                throw AdapterError(.other, "listen: unsupported address \(listen.text)")
+            }
+            address = parsed
+        }
+        self.init(address: address, port: options.listenPort ?? 0, bindInterface: options.bindInterface,
+                  routingMark: options.routingMark?.value,
+                  reuseAddress: options.reuseAddr, tcpFastOpen: options.tcpFastOpen)
+    }
+}
+
+/// A TCP listener whose connections run a handshake before the router takes them.
+/// `close()` stops accepting and closes connections still in their handshake.
+package final class ProxyListener: Sendable {
+    /// Adds a connection's handshake handlers; runs on the connection's loop.
+    package typealias Setup = @Sendable (_ channel: any Channel, _ flowID: FlowID, _ flowHandler: any FlowHandler) throws -> Void
+
+    private let parameters: ListenParameters
+    private let group: any EventLoopGroup
+    private let logger: ContextLogger
+    private let setup: Setup
+    private let flowHandler: any FlowHandler
+    private let state = Mutex<(server: (any Channel)?, handshaking: [ObjectIdentifier: any Channel], closed: Bool)>((nil, [:], false))
+
+    package init(parameters: ListenParameters, group: any EventLoopGroup, logger: ContextLogger,
+                 flowHandler: any FlowHandler, setup: @escaping Setup) {
+        self.parameters = parameters
+        self.group = group
+        self.logger = logger
+        self.flowHandler = flowHandler
+        self.setup = setup
+    }
+
+    /// The bound address (the real port when `listen_port` was 0); nil before `start`.
+    package var localAddress: Destination? {
+        state.withLock { $0.server }?.localAddress.flatMap { Destination($0) }
+    }
+
+    /// Connections accepted and not yet handed to the router.
+    package var handshakingCount: Int { state.withLock { $0.handshaking.count } }
+
+    /// Binds and starts accepting. Logs `tcp server started at …` as Go does.
+    package func start() async throws {
+        let server = try await Listener.listenTCP(parameters, group: group, initializer: { [self] channel in
+            channel.eventLoop.makeCompletedFuture { try accept(channel) }
+        })
+        let stillOpen = state.withLock { state -> Bool in
+            guard !state.closed else { return false }
+            state.server = server
+            return true
+        }
+        guard stillOpen else {
+            try? await server.close()
+            return
+        }
+        logger.info("tcp server started at \(server.localAddress.flatMap { Destination($0) }.map { "\($0)" } ?? "\(parameters.destination)")")
+    }
+
+    private func accept(_ channel: any Channel) throws {
+        let flowID = FlowID()
+        let key = ObjectIdentifier(channel)
+        let admitted = state.withLock { state -> Bool in
+            guard !state.closed else { return false }
+            state.handshaking[key] = channel
+            return true
+        }
+        guard admitted else { channel.close(promise: nil); return }
+        channel.closeFuture.whenComplete { [self] _ in release(key) }
+        if let source = channel.remoteAddress.flatMap({ Destination($0) }) {
+            logger.info("inbound connection from \(source)", flow: flowID)
+        }
+        try setup(channel, flowID, HandoffFlowHandler(listener: self, next: flowHandler))
+    }
+
+    fileprivate func release(_ key: ObjectIdentifier) {
+        _ = state.withLock { $0.handshaking.removeValue(forKey: key) }
+    }
+
+    /// Stops accepting and closes connections still in their handshake.
+    package func close() async {
+        let (server, pending) = state.withLock { state in
+            state.closed = true
+            let taken = (state.server, Array(state.handshaking.values))
+            state.server = nil
+            state.handshaking.removeAll()
+            return taken
+        }
+        try? await server?.close()
+        for channel in pending { channel.close(promise: nil) }
+    }
+}
+
+/// Forgets a connection once the router owns it, then passes it on.
+private final class HandoffFlowHandler: FlowHandler {
+    let listener: ProxyListener
+    let next: any FlowHandler
+
+    init(listener: ProxyListener, next: any FlowHandler) {
+        self.listener = listener
+        self.next = next
+    }
+
+    func handleTCP(_ channel: any Channel, metadata: FlowMetadata, responder: (any HandshakeResponder)?) {
+        listener.release(ObjectIdentifier(channel))
+        next.handleTCP(channel, metadata: metadata, responder: responder)
+    }
+
+    func handleUDP(_ connection: any PacketConnection, metadata: FlowMetadata) {
+        if let association = connection as? SOCKSUDPAssociation { listener.release(ObjectIdentifier(association.control)) }
+        next.handleUDP(connection, metadata: metadata)
+    }
+}

@@ -1,5 +1,0 @@
-import Testing
-
-@Test func ProxyTestsPackageBuilds() {
-    #expect(1 + 1 == 2)
-}
