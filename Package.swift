@@ -87,16 +87,18 @@ let package = Package(
                           path: "Sources/CLI", swiftSettings: swiftSettings),
 
         // Tests (Swift Testing). InteropTests run the built binary against real peers, as root.
+        // TestSupport: what the test targets share (child processes without Foundation's reaper).
+        .target(name: "TestSupport", dependencies: ["CLinux"], path: "Tests/Support", swiftSettings: swiftSettings),
         testTarget("NetstackWireTests", ["NetstackWire", nioCore]),
         testTarget("NetstackTCPTests", ["NetstackTCP", "NetstackWire", nioCore]),
-        testTarget("NetstackTests", ["Netstack", "NetstackTesting", "NetstackWire", "NetstackNIO", nioCore, nioPosix,
+        testTarget("NetstackTests", ["TestSupport", "Netstack", "NetstackTesting", "NetstackWire", "NetstackNIO", nioCore, nioPosix,
                                      .product(name: "NIOEmbedded", package: "swift-nio")]),
-        .testTarget(name: "ConfigTests", dependencies: ["Config"], path: "Tests/ConfigTests",
+        .testTarget(name: "ConfigTests", dependencies: ["Config", "TestSupport"], path: "Tests/ConfigTests",
                     exclude: ["Corpus"], swiftSettings: swiftSettings),  // Corpus: JSON configs the tests read
-        testTarget("EngineTests", ["Adapter", "Net", "Rules", "Router", "SOCKS", "HTTPProxy", "Mixed", "Direct", "Block", "Box", nioCore, nioPosix]),
-        testTarget("DNSTests", ["DNS", "Adapter", "Config", "Net", nioCore, nioPosix]),
-        testTarget("WireGuardTests", ["WireGuard", "NetstackWire", "COpenSSL", nioCore, nioPosix]),
-        testTarget("ApplianceTests", ["TunDevice", "Netlink", "Nftables", "Systemd", "LinuxSockets", "NetstackNIO", "Netstack", "NetstackWire", nioCore, nioPosix]),
+        testTarget("EngineTests", ["TestSupport", "Adapter", "Net", "Rules", "Router", "SOCKS", "HTTPProxy", "Mixed", "Direct", "Block", "Box", nioCore, nioPosix]),
+        testTarget("DNSTests", ["TestSupport", "DNS", "Adapter", "Config", "Net", nioCore, nioPosix]),
+        testTarget("WireGuardTests", ["TestSupport", "WireGuard", "NetstackWire", "COpenSSL", nioCore, nioPosix]),
+        testTarget("ApplianceTests", ["TestSupport", "TunDevice", "Netlink", "Nftables", "Systemd", "LinuxSockets", "NetstackNIO", "Netstack", "NetstackWire", nioCore, nioPosix]),
         testTarget("ProxyTests", ["SOCKS", "HTTPProxy", "Mixed", "Adapter", "Net", nioCore, nioPosix,
                                   .product(name: "NIOEmbedded", package: "swift-nio")]),
         testTarget("InteropTests", ["CLI"]),

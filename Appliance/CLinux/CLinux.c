@@ -132,3 +132,11 @@ long clinux_receive_with_destination(int fd, void *buffer, size_t length,
     }
     return (long)received;
 }
+
+#include <spawn.h>
+int clinux_spawn_addclosefrom(posix_spawn_file_actions_t *actions, int low) {
+    return posix_spawn_file_actions_addclosefrom_np(actions, low);
+}
+int clinux_spawn_addchdir(posix_spawn_file_actions_t *actions, const char *path) {
+    return posix_spawn_file_actions_addchdir_np(actions, path);
+}

@@ -3,6 +3,7 @@
 // run inside the namespace with `ip netns exec`; they never touch the host's own namespace.
 import Foundation
 import Synchronization
+import TestSupport
 
 /// Whether kernel tests can run here (root).
 let isRoot = getuid() == 0
@@ -67,7 +68,7 @@ func runStatus(_ arguments: [String], timeout: Double) throws -> (Int32, String)
 }
 
 func runFull(_ arguments: [String], timeout: Double) throws -> (Int32, String, String) {
-    let process = Process()
+    let process = ChildProcess()
     process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
     process.arguments = arguments
     // Output goes to files, so a chatty command never blocks on a full pipe.
@@ -97,7 +98,7 @@ func runFull(_ arguments: [String], timeout: Double) throws -> (Int32, String, S
 /// Starts a background command inside a namespace; `stop()` terminates it (tests call it on every path).
 /// Output goes to a file, so a command whose children outlive it can never block the reader.
 final class BackgroundCommand: @unchecked Sendable {
-    let process = Process()
+    let process = ChildProcess()
     private let outputPath: String
 
     init(_ namespace: TestNamespace, _ arguments: [String]) throws {

@@ -1,3 +1,4 @@
+import TestSupport
 import Adapter
 import Foundation
 import Glibc

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import Config
+import TestSupport
 
 /// Runs the reference Go sing-box 1.12.12 (`SINGBOX_GO`, else `<package root>/.peers/bin/sing-box-go`).
 enum GoReference {
@@ -24,7 +25,7 @@ enum GoReference {
         guard FileManager.default.isExecutableFile(atPath: binary) else {
             throw GoMissing(path: binary)
         }
-        let process = Process()
+        let process = ChildProcess()
         process.executableURL = URL(fileURLWithPath: binary)
         process.arguments = arguments + ["--disable-color"]
         process.currentDirectoryURL = directory

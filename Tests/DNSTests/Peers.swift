@@ -6,6 +6,7 @@ import NIOPosix
 import Adapter
 import Net
 @testable import DNS
+import TestSupport
 
 /// One event loop group for every transport test.
 let testGroup = MultiThreadedEventLoopGroup.singleton
@@ -13,7 +14,7 @@ let testGroup = MultiThreadedEventLoopGroup.singleton
 /// A dnsmasq started on 127.0.0.1 with a random high port, answering from its own flags only.
 final class Dnsmasq {
     let port: UInt16
-    private let process: Process
+    private let process: ChildProcess
 
     /// 250 octets, twice per TXT record, four records: ~2 KiB of answers for TC → TCP.
     static let bigString = String(repeating: "a", count: 250)
@@ -23,7 +24,7 @@ final class Dnsmasq {
         var lastError: (any Error)? = nil
         for _ in 0..<10 {
             let port = UInt16.random(in: 20_000...60_000)
-            let process = Process()
+            let process = ChildProcess()
             process.executableURL = URL(fileURLWithPath: "/usr/sbin/dnsmasq")
             // --keep-in-foreground, not --no-daemon: in debug mode dnsmasq serves TCP in its main process, so
             // one idle pipelined TCP connection would stall every UDP answer.

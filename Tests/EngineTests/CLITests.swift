@@ -3,6 +3,7 @@ import Foundation
 import NIOCore
 import NIOPosix
 import Testing
+import TestSupport
 
 /// The executable next to the test bundle (`swift build --build-tests` builds it).
 let singBoxPath: String = {
@@ -37,7 +38,7 @@ func run(_ path: String, _ arguments: [String], in directory: String? = nil) asy
 }
 
 /// Waits for a process to exit on a Dispatch thread.
-func waitForExit(_ process: Process) async {
+func waitForExit(_ process: ChildProcess) async {
     await withCheckedContinuation { continuation in
         DispatchQueue.global().async {
             process.waitUntilExit()
@@ -47,7 +48,7 @@ func waitForExit(_ process: Process) async {
 }
 
 func runBlocking(_ path: String, _ arguments: [String], in directory: String? = nil) throws -> Run {
-    let process = Process()
+    let process = ChildProcess()
     process.executableURL = URL(fileURLWithPath: path)
     process.arguments = arguments
     if let directory { process.currentDirectoryURL = URL(fileURLWithPath: directory) }
@@ -168,7 +169,7 @@ func waitUntil(_ timeout: Duration = .seconds(10), _ condition: () async -> Bool
         }
         let path = directory + "/config.json"
         try config(first).write(toFile: path, atomically: true, encoding: .utf8)
-        let process = Process()
+        let process = ChildProcess()
         process.executableURL = URL(fileURLWithPath: singBoxPath)
         process.arguments = ["run", "-c", path, "--disable-color"]
         let err = Pipe()

@@ -6,6 +6,7 @@ import NIOPosix
 import NetstackWire
 import Netstack
 import NetstackNIO
+import TestSupport
 
 // Kernel interop: a real TUN (virtio-net header, TSO offloads on) moved into a network namespace of
 // the test's own; the kernel's curl and socat talk to servers on our stack behind it. Root only;
@@ -17,7 +18,7 @@ private let isRoot = getuid() == 0 && FileManager.default.fileExists(atPath: "/d
 /// Runs a command, returns its status and stdout. `timeout` kills it.
 @discardableResult
 private func run(_ arguments: [String], timeout: TimeInterval = 60) -> (status: Int32, output: String) {
-    let process = Process()
+    let process = ChildProcess()
     process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
     process.arguments = arguments
     // sbin may be missing from a CI runner's PATH; ip lives there.

@@ -3,6 +3,7 @@ import NIOCore
 import NetstackWire
 import Testing
 @testable import WireGuard
+import TestSupport
 
 /// The real peer: wireguard-go in a namespace of the test's own, our device in the test process on a kernel
 /// UDP socket. Both directions of initiation; the kernel inside the namespace answers our ICMP echo.
@@ -123,7 +124,7 @@ import Testing
             data, addr = s.recvfrom(2048)
             print(data.decode(), addr[0], addr[1])
             """
-        let client = Process()
+        let client = ChildProcess()
         client.executableURL = URL(fileURLWithPath: ProcessRunner.which("ip")!)
         client.arguments = ["netns", "exec", namespace.name, "python3", "-c", script]
         let out = Pipe()

@@ -57,3 +57,9 @@ int clinux_set_receive_original_destination(int fd, int ipv6);
 /// destination; `destination->ss_family` is 0 when the kernel gave none. Returns the length or -errno.
 long clinux_receive_with_destination(int fd, void *buffer, size_t length,
                                      struct sockaddr_storage *source, struct sockaddr_storage *destination);
+
+#include <spawn.h>
+/// posix_spawn file actions glibc declares only under _GNU_SOURCE (tests spawn peers with them):
+/// close every descriptor from `low` up in the child; change the child's working directory.
+int clinux_spawn_addclosefrom(posix_spawn_file_actions_t *actions, int low);
+int clinux_spawn_addchdir(posix_spawn_file_actions_t *actions, const char *path);

@@ -5,6 +5,7 @@ import NetstackWire
 
 #if canImport(Glibc)
 import Glibc
+import TestSupport
 #endif
 
 /// A network namespace with wireguard-go inside, joined to the root namespace by a veth pair.
@@ -23,7 +24,7 @@ final class WireGuardGoNamespace {
     let tunnelAddress = "10.77.0.2"
     let ourTunnelAddress = "10.77.0.1"
     let listenPort: UInt16 = 51820
-    var process: Process?
+    var process: ChildProcess?
     var privateKeyPath: String
     var publicKey = ""
     private var created = false
@@ -81,7 +82,7 @@ final class WireGuardGoNamespace {
         publicKey = try ProcessRunner.run("wg", ["pubkey"], input: Data((key + "\n").utf8)).output
             .trimmingCharacters(in: .whitespacesAndNewlines)
 
-        let process = Process()
+        let process = ChildProcess()
         process.executableURL = URL(fileURLWithPath: ProcessRunner.which("ip")!)
         process.arguments = ["netns", "exec", name, "wireguard-go", "-f", interface]
         // WG_GO_LOG=verbose keeps wireguard-go's log in /tmp/<namespace>.log for debugging a failing test.

@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 
 /// Runs a program to completion and captures its output: for tests that drive the built `sing-box`,
 /// `wg`, `openssl`, `ip` and friends.
@@ -36,7 +37,7 @@ enum ProcessRunner {
     @discardableResult
     static func run(_ executable: String, _ arguments: [String], input: Data? = nil,
                     environment: [String: String]? = nil) throws -> ProcessResult {
-        let process = Process()
+        let process = ChildProcess()
         process.executableURL = URL(fileURLWithPath: executable.hasPrefix("/") ? executable : (which(executable) ?? executable))
         process.arguments = arguments
         if let environment {
