@@ -1,9 +1,3 @@
-// Config: the sing-box 1.12 schema as typed `…Options`, strict decoding with JSON-path errors,
-// merge (Go's `badjson.MergeJSON`), format (Go's `format`) and reference checks.
-//
-// Invariants: every decode error names the JSON path it happened at; decoding never traps on
-// input; the module knows nothing of sockets and imports nothing of ours (floor 0).
-
 /// A configuration problem at a JSON path: `outbounds[2].transport.type: unknown type "grcp"`.
 package struct ConfigError: Error, CustomStringConvertible, Equatable {
     /// Where the problem is, as `inbounds[0].listen_port`; empty for the whole document.

@@ -61,6 +61,10 @@ package enum ConfigLoader {
         if path == "-" || path == "stdin" {
             bytes = Array(FileHandle.standardInput.readDataToEndOfFile())
         } else {
+            var isDirectory: ObjCBool = false
+            if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue {
+                throw ConfigError(path: "", message: "read config at \(path): read \(path): is a directory")
+            }
             guard let data = FileManager.default.contents(atPath: path) else {
                 let reason = FileManager.default.fileExists(atPath: path) ? "permission denied" : "no such file or directory"
                 throw ConfigError(path: "", message: "read config at \(path): open \(path): \(reason)")
@@ -111,15 +115,17 @@ package enum ConfigLoader {
 
     /// Validates what Go validates when it builds the box (rules, removed features, resolvers)
     /// and, beyond Go, every tag reference and duplicate tag.
-    package static func check(_ options: Options) throws(ConfigError) {
-        try ConfigValidator.check(options)
+    /// Relative paths (local rule-set files) are taken from `workingDirectory`, else the
+    /// current directory, as Go's `-D`.
+    package static func check(_ options: Options, workingDirectory: String? = nil) throws(ConfigError) {
+        try ConfigValidator.check(options, workingDirectory: workingDirectory)
     }
 
     /// `load` then `check`.
-    package static func loadAndCheck(configPaths: [String], configDirectories: [String],
+    package static func loadAndCheck(configPaths: [String], configDirectories: [String], workingDirectory: String? = nil,
                                      environment: [String: String] = processEnvironment) throws(ConfigError) -> LoadedConfig {
         let loaded = try load(configPaths: configPaths, configDirectories: configDirectories, environment: environment)
-        try check(loaded.options)
+        try check(loaded.options, workingDirectory: workingDirectory)
         return loaded
     }
 }

@@ -19,8 +19,7 @@ package enum ConfigMerge {
 
     /// Merges `source` (a later file) into `destination` (what earlier files built).
     package static func merge(source: JSONValue, into destination: JSONValue, path: String = "") throws(ConfigError) -> JSONValue {
-        if case .null = source { return destination }
-        if case .null = destination { return source }
+        // Go's rules, `null` included: appended to arrays, refused into objects, kept as a scalar.
         switch destination {
         case .array(var items):
             if case .array(let more) = source { items += more } else { items.append(source) }
@@ -50,7 +49,7 @@ package enum ConfigMerge {
 
     private static func goKind(_ value: JSONValue) -> String {
         switch value {
-        case .null: "<nil>"
+        case .null: "nil"
         case .bool: "bool"
         case .number: "json.Number"
         case .string: "string"

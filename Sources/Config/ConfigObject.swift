@@ -15,20 +15,27 @@ package struct ObjectReader {
     package func path(_ key: String) -> String { JSONPath.key(path, key) }
 
     /// Takes the value of `key`; `nil` when absent or `null` (Go leaves the field at its zero).
-    package mutating func take(_ key: String) -> JSONValue? {
-        var found: Int?
-        if let exact = object.entries.lastIndex(where: { $0.key == key }) {
-            found = exact
-        } else {
-            let folded = key.lowercased()
-            found = object.entries.lastIndex { $0.key.lowercased() == folded }
-        }
-        guard let index = found else { return nil }
-        consumed.insert(index)
-        // An earlier duplicate of the same key is superseded, not unknown.
-        for (i, entry) in object.entries.enumerated() where entry.key == object.entries[index].key { consumed.insert(i) }
+    package mutating func take(_ key: String) -> JSONValue? { takeEntry(key)?.value }
+
+    /// Like `take`, with the key as the document spells it (Go's paths use that spelling).
+    package mutating func takeEntry(_ key: String) -> (key: String, value: JSONValue)? {
+        // Go matches keys case-insensitively and applies them in document order, so the last
+        // spelling of the key wins and every spelling is used up.
+        let folded = key.lowercased()
+        let matches = object.entries.indices.filter { object.entries[$0].key.lowercased() == folded }
+        guard let index = matches.last else { return nil }
+        consumed.formUnion(matches)
         if case .null = object.entries[index].value { return nil }
-        return object.entries[index].value
+        return object.entries[index]
+    }
+
+    /// The keys other than `excluded` (exact spelling, as Go removes them), as sing's
+    /// `badjson.UnmarshallExcluded` hands them on: it
+    /// re-encodes them through its own writer, which drops every empty object and array (and
+    /// those holding only empty ones), so `"listen_port": []` inside an inbound is no error.
+    package func remainder(excluding excluded: Set<String>) -> ObjectReader {
+        let kept = object.entries.filter { !excluded.contains($0.key) && !isBadJSONEmpty($0.value) }
+        return ObjectReader(JSONObject(kept.map { ($0.key, pruneEmpty($0.value)) }), path: path)
     }
 
     /// Whether `key` is present (even as null) without consuming it.
@@ -46,8 +53,8 @@ package struct ObjectReader {
 
     /// Reads a value of any codable type at `key`.
     package mutating func read<T: JSONCodable>(_ key: String, as _: T.Type = T.self) throws(ConfigError) -> T? {
-        guard let json = take(key) else { return nil }
-        return try T(json: json, path: path(key))
+        guard let entry = takeEntry(key) else { return nil }
+        return try T(json: entry.value, path: path(entry.key))
     }
 }
 
@@ -74,15 +81,19 @@ package enum EmitRule: Sendable {
 package struct ConfigField<Root> {
     let decode: (inout Root, inout ObjectReader) throws(ConfigError) -> Void
     let encode: (Root, inout ObjectWriter) -> Void
+    /// The JSON keys this field owns (an embedded struct owns all of its own).
+    let keys: [String]
 
-    package init(decode: @escaping (inout Root, inout ObjectReader) throws(ConfigError) -> Void,
+    package init(keys: [String] = [], decode: @escaping (inout Root, inout ObjectReader) throws(ConfigError) -> Void,
                  encode: @escaping (Root, inout ObjectWriter) -> Void) {
+        self.keys = keys
         self.decode = decode
         self.encode = encode
     }
 
     /// An optional field (a Go pointer or a value with `omitempty`).
     package init<T: JSONCodable>(_ key: String, _ keyPath: WritableKeyPath<Root, T?>, _ emit: EmitRule = .omitZero) {
+        keys = [key]
         decode = { (root: inout Root, reader: inout ObjectReader) throws(ConfigError) in
             if let value: T = try reader.read(key) { root[keyPath: keyPath] = value }
         }
@@ -95,6 +106,7 @@ package struct ConfigField<Root> {
 
     /// A non-optional field: a Go value, written unless zero (or always, without `omitempty`).
     package init<T: JSONCodable>(_ key: String, _ keyPath: WritableKeyPath<Root, T>, _ emit: EmitRule = .omitZero) {
+        keys = [key]
         decode = { (root: inout Root, reader: inout ObjectReader) throws(ConfigError) in
             if let value: T = try reader.read(key) { root[keyPath: keyPath] = value }
         }
@@ -107,9 +119,9 @@ package struct ConfigField<Root> {
 
     /// A `badoption.Listable[T]` field: one value or an array.
     package static func list<T: JSONCodable>(_ key: String, _ keyPath: WritableKeyPath<Root, [T]>) -> ConfigField {
-        ConfigField(decode: { (root: inout Root, reader: inout ObjectReader) throws(ConfigError) in
-            guard let json = reader.take(key) else { return }
-            root[keyPath: keyPath] = try Listable.decode(json, path: reader.path(key))
+        ConfigField(keys: [key], decode: { (root: inout Root, reader: inout ObjectReader) throws(ConfigError) in
+            guard let entry = reader.takeEntry(key) else { return }
+            root[keyPath: keyPath] = try Listable.decode(entry.value, path: reader.path(entry.key))
         }, encode: { root, writer in
             let values = root[keyPath: keyPath]
             if !values.isEmpty { writer.put(key, Listable.encode(values)) }
@@ -118,7 +130,7 @@ package struct ConfigField<Root> {
 
     /// An embedded Go struct: its keys live in the same JSON object.
     package static func embed<E: ConfigObject>(_ keyPath: WritableKeyPath<Root, E>) -> ConfigField {
-        ConfigField(decode: { (root: inout Root, reader: inout ObjectReader) throws(ConfigError) in
+        ConfigField(keys: E.fieldKeys, decode: { (root: inout Root, reader: inout ObjectReader) throws(ConfigError) in
             try E.readFields(into: &root[keyPath: keyPath], from: &reader)
         }, encode: { root, writer in
             root[keyPath: keyPath].writeFields(into: &writer)
@@ -127,7 +139,7 @@ package struct ConfigField<Root> {
 
     /// An embedded Go pointer-to-struct (written only when present).
     package static func embed<E: ConfigObject>(_ keyPath: WritableKeyPath<Root, E?>) -> ConfigField {
-        ConfigField(decode: { (root: inout Root, reader: inout ObjectReader) throws(ConfigError) in
+        ConfigField(keys: E.fieldKeys, decode: { (root: inout Root, reader: inout ObjectReader) throws(ConfigError) in
             var value = root[keyPath: keyPath] ?? E()
             try E.readFields(into: &value, from: &reader)
             root[keyPath: keyPath] = value
@@ -149,6 +161,9 @@ extension ConfigObject {
     package func validate(path: String) throws(ConfigError) {}
 
     package static var goTypeName: String { "option.\(Self.self)" }
+
+    /// Every JSON key of this type, as Go's `cJSON.ObjectKeys` lists a struct's.
+    package static var fieldKeys: [String] { fields.flatMap(\.keys) }
 
     /// Reads this type's keys from `reader` into `value`, without checking for leftovers.
     package static func readFields(into value: inout Self, from reader: inout ObjectReader) throws(ConfigError) {

@@ -1,3 +1,5 @@
+import Foundation
+
 /// Check-time validation: Go's box-build errors plus our reference checks.
 ///
 /// 1. tags: duplicates of every kind (Go only catches inbounds and outbounds/endpoints).
@@ -16,9 +18,9 @@ extension ConfigValidator {
         var endpoints: [String: String] = [:]
     }
 
-    static func check(_ options: Options) throws(ConfigError) {
+    static func check(_ options: Options, workingDirectory: String? = nil) throws(ConfigError) {
         try checkDecoded(options)
-        try checkSemantics(options)
+        try checkSemantics(options, workingDirectory: workingDirectory)
         // 1. Tags.
         var tags = Tags()
         for outbound in options.outbounds where !outbound.tag.isEmpty { tags.outbounds.insert(outbound.tag) }
@@ -60,6 +62,21 @@ extension ConfigValidator {
             }
             if case .tun(let tun) = inbound.options, let detour = tun.detour, !detour.isEmpty, !tags.inbounds.contains(detour) {
                 throw ConfigError(path: path + ".detour", message: "unknown inbound \"\(detour)\"")
+            }
+            let inboundResolver: DomainResolveOptions? = switch inbound.options {
+            case .http(let o), .mixed(let o): o.domainResolver
+            case .socks(let o): o.domainResolver
+            default: nil
+            }
+            if let resolver = inboundResolver, !tags.dnsServers.contains(resolver.server) {
+                throw ConfigError(path: path + ".domain_resolver", message: "domain resolver not found: \(resolver.server)")
+            }
+            if case .tun(let tun) = inbound.options {
+                for (key, list) in [("route_address_set", tun.routeAddressSet), ("route_exclude_address_set", tun.routeExcludeAddressSet)] {
+                    for (j, tag) in list.enumerated() where !tags.ruleSets.contains(tag) {
+                        throw ConfigError(path: "\(path).\(key)[\(j)]", message: "parse \(key): rule-set not found: \(tag)")
+                    }
+                }
             }
             if case .trojan(let trojan) = inbound.options, let fallback = trojan.fallback, fallback.server.isEmpty {
                 throw ConfigError(path: path + ".fallback", message: "missing fallback server address")
@@ -124,12 +141,6 @@ extension ConfigValidator {
 
         // 5. Route.
         if let route = options.route {
-            if route.geoip != nil {
-                throw ConfigError(path: "route.geoip", message: "geoip database is deprecated in sing-box 1.8.0 and removed in sing-box 1.12.0")
-            }
-            if route.geosite != nil {
-                throw ConfigError(path: "route.geosite", message: "geosite database is deprecated in sing-box 1.8.0 and removed in sing-box 1.12.0")
-            }
             for (i, rule) in route.rules.enumerated() {
                 try checkRule(rule, path: "route.rules[\(i)]", tags: tags)
             }
@@ -137,11 +148,11 @@ extension ConfigValidator {
                 let path = "route.rule_set[\(i)]"
                 switch ruleSet.source {
                 case .inline(let rules):
+                    if rules.isEmpty { throw ConfigError(path: path, message: "empty inline rule-set") }
                     for (j, rule) in rules.enumerated() { try checkHeadlessRule(rule, path: "\(path).rules[\(j)]") }
                 case .local(let file):
-                    if file.isEmpty { throw ConfigError(path: path + ".path", message: "missing path") }
-                case .remote(let url, let detour, _):
-                    if url.isEmpty { throw ConfigError(path: path + ".url", message: "missing url") }
+                    try checkLocalRuleSet(file: file, format: ruleSet.format, path: path, workingDirectory: workingDirectory)
+                case .remote(_, let detour, _):
                     if let detour, !detour.isEmpty, !tags.outbounds.contains(detour) {
                         throw ConfigError(path: path + ".download_detour", message: "unknown outbound \"\(detour)\"")
                     }
@@ -195,6 +206,28 @@ extension ConfigValidator {
         if let ntp = options.ntp, ntp.enabled { try checkDial(ntp.dial, path: "ntp", tags: tags) }
         if let detour = options.experimental?.clashAPI?.externalUIDownloadDetour, !detour.isEmpty, !tags.outbounds.contains(detour) {
             throw ConfigError(path: "experimental.clash_api.external_ui_download_detour", message: "unknown outbound \"\(detour)\"")
+        }
+    }
+
+    /// Go reads a local rule-set when it builds the router: the file must exist and parse.
+    private static func checkLocalRuleSet(file: String, format: String, path: String, workingDirectory: String?) throws(ConfigError) {
+        let fullPath = file.hasPrefix("/") || workingDirectory == nil ? file : "\(workingDirectory ?? "")/\(file)"
+        guard let data = FileManager.default.contents(atPath: fullPath) else {
+            throw ConfigError(path: path + ".path", message: "open \(file): no such file or directory")
+        }
+        if format == "binary" {
+            // The .srs header; the body is the Rules module's to read.
+            if !data.starts(with: Array("SRS".utf8)) {
+                throw ConfigError(path: path + ".path", message: "invalid sing-box rule-set file")
+            }
+            return
+        }
+        do {
+            let value = try JSONParser.parse(Array(data))
+            let ruleSet = try PlainRuleSetOptions(json: value, path: "")
+            for (j, rule) in ruleSet.rules.enumerated() { try checkHeadlessRule(rule, path: "rules[\(j)]") }
+        } catch {
+            throw ConfigError(path: path + ".path", message: "\(file): \(error.description)")
         }
     }
 
@@ -277,11 +310,16 @@ extension ConfigValidator {
     private static func checkHeadlessRule(_ rule: HeadlessRuleOptions, path: String) throws(ConfigError) {
         switch rule {
         case .default(let r):
+            var bare = r
+            bare.invert = false
+            if bare == DefaultHeadlessRuleOptions() { throw ConfigError(path: path, message: "missing conditions") }
             var items = RuleItems()
             items.ipCIDR = r.ipCIDR
             items.sourceIPCIDR = r.sourceIPCIDR
             items.portRange = r.portRange
             items.sourcePortRange = r.sourcePortRange
+            items.domainRegex = r.domainRegex
+            items.processPathRegex = r.processPathRegex
             try checkItems(items, path: path, tags: Tags())
         case .logical(let mode, let rules, _):
             try checkLogical(mode: mode, count: rules.count, path: path)
@@ -302,6 +340,8 @@ extension ConfigValidator {
         var ruleSet: [String] = []
         var inbound: [String] = []
         var outbound: [String] = []
+        var domainRegex: [String] = []
+        var processPathRegex: [String] = []
 
         init() {}
 
@@ -316,6 +356,8 @@ extension ConfigValidator {
             sourcePortRange = r.sourcePortRange
             ruleSet = r.ruleSet
             inbound = r.inbound
+            domainRegex = r.domainRegex
+            processPathRegex = r.processPathRegex
         }
 
         init(_ r: DefaultDNSRuleOptions) {
@@ -330,6 +372,8 @@ extension ConfigValidator {
             ruleSet = r.ruleSet
             inbound = r.inbound
             outbound = r.outbound
+            domainRegex = r.domainRegex
+            processPathRegex = r.processPathRegex
         }
     }
 
@@ -347,13 +391,20 @@ extension ConfigValidator {
             throw ConfigError(path: path + ".geoip", message: "geoip database is deprecated in sing-box 1.8.0 and removed in sing-box 1.12.0")
         }
         for (key, list) in [("source_ip_cidr", items.sourceIPCIDR), ("ip_cidr", items.ipCIDR)] {
-            for (i, entry) in list.enumerated() where IPPrefix(entry) == nil && IPAddress(entry) == nil {
+            for (i, entry) in list.enumerated() where IPPrefixOption(entry) == nil && IPAddressOption(entry) == nil {
                 throw ConfigError(path: "\(path).\(key)[\(i)]", message: "invalid IP CIDR: \(entry)")
             }
         }
         for (key, list) in [("source_port_range", items.sourcePortRange), ("port_range", items.portRange)] {
             for (i, entry) in list.enumerated() where !isPortRange(entry) {
                 throw ConfigError(path: "\(path).\(key)[\(i)]", message: "bad port range: \(entry)")
+            }
+        }
+        for (key, list) in [("domain_regex", items.domainRegex), ("process_path_regex", items.processPathRegex)] {
+            for (i, pattern) in list.enumerated() {
+                if let problem = RegexpSyntax.error(in: pattern) {
+                    throw ConfigError(path: "\(path).\(key)[\(i)]", message: "parse expression \(i): \(problem)")
+                }
             }
         }
         if !tags.ruleSets.isEmpty || !items.ruleSet.isEmpty {

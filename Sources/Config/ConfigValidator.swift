@@ -33,8 +33,9 @@ enum ConfigValidator {
             if let fakeIP = dns.legacyFakeIP, fakeIP.enabled {
                 try reporter.report(.legacyDNSFakeIPOptions, at: "dns.fakeip")
             }
-            for (i, server) in dns.servers.enumerated() where server.legacy != nil {
-                try reporter.report(.legacyDNSTransport, at: "dns.servers[\(i)]")
+            if dns.hadLegacyServers {
+                let index = dns.servers.firstIndex { $0.legacy != nil } ?? 0
+                try reporter.report(.legacyDNSTransport, at: "dns.servers[\(index)]")
             }
         }
         for (i, outbound) in options.outbounds.enumerated() {
@@ -85,8 +86,12 @@ enum ConfigValidator {
         // A client outbound with a domain server and no resolver anywhere, when DNS has a choice.
         if options.route?.defaultDomainResolver == nil, (options.dns?.servers.count ?? 0) >= 2 {
             for (i, outbound) in options.outbounds.enumerated() {
-                guard let server = outbound.options.server, isDomainName(server.server),
-                      outbound.options.dial?.domainResolver == nil, (outbound.options.dial?.detour ?? "").isEmpty else { continue }
+                // `direct` may always be handed a domain; client protocols when their server is one.
+                let remoteIsDomain: Bool = if case .direct = outbound.options { true } else {
+                    isDomainName(outbound.options.server?.server ?? "")
+                }
+                guard remoteIsDomain, let dial = outbound.options.dial, (dial.domainResolver?.server ?? "").isEmpty,
+                      (dial.detour ?? "").isEmpty else { continue }
                 try reporter.report(.missingDomainResolver, at: "outbounds[\(i)]")
             }
         }
@@ -125,7 +130,7 @@ enum ConfigValidator {
 
 /// sing's `M.IsDomainName`: not an IP address, and a plausible host name.
 func isDomainName(_ text: String) -> Bool {
-    guard !text.isEmpty, text.count <= 253, IPAddress(text) == nil else { return false }
+    guard !text.isEmpty, text.count <= 253, IPAddressOption(text) == nil else { return false }
     return text.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "." || $0 == "_") }
 }
 

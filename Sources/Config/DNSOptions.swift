@@ -5,14 +5,17 @@ package struct DNSOptions: ConfigObject, Equatable {
     package var rules: [DNSRuleOptions] = []
     package var final: String?
     package var reverseMapping = false
-    package var strategy: DomainStrategy?
+    package var strategy: DomainStrategyOption?
     package var disableCache = false
     package var disableExpire = false
     package var independentCache = false
     package var cacheCapacity: UInt32?
-    package var clientSubnet: IPPrefixable?
+    package var clientSubnet: IPPrefixableOption?
     /// The legacy `dns.fakeip` block, as read (deprecated in 1.12; its ranges move into `fakeip` servers).
     package var legacyFakeIP: LegacyDNSFakeIPOptions?
+    /// Whether any server was written in the legacy form (rcode ones included, which are gone
+    /// from `servers` after decoding); drives the deprecation warning.
+    package var hadLegacyServers = false
 
     package init() {}
 
@@ -27,18 +30,22 @@ package struct DNSOptions: ConfigObject, Equatable {
         .init("independent_cache", \.independentCache),
         .init("cache_capacity", \.cacheCapacity),
         .init("client_subnet", \.clientSubnet, .omitNil),
-        // Go reads `fakeip` but clears it after the upgrade, so it is never written back.
-        ConfigField(decode: { (root: inout Self, reader: inout ObjectReader) throws(ConfigError) in
-            root.legacyFakeIP = try reader.read("fakeip")
-        }, encode: { _, _ in }),
+        // `fakeip` is read apart, before the rest (see `init(json:path:)`); Go clears it after
+        // the upgrade, so it is never written back.
+        ConfigField(keys: ["fakeip"], decode: { (_: inout Self, _: inout ObjectReader) throws(ConfigError) in }, encode: { _, _ in }),
     ] }
 
     package init(json: JSONValue, path: String) throws(ConfigError) {
         guard case .object(let object) = json else { throw typeMismatch(json, Self.goTypeName, path) }
-        var reader = ObjectReader(object, path: path)
+        let original = ObjectReader(object, path: path)
         self.init()
+        // Go reads the legacy `fakeip` block first and the rest through badjson (empties dropped).
+        var legacy = original
+        legacyFakeIP = try legacy.read("fakeip")
+        var reader = original.remainder(excluding: ["fakeip"])
         try Self.readFields(into: &self, from: &reader)
         try reader.finish()
+        hadLegacyServers = servers.contains { $0.legacy != nil }
         // 1. Legacy fakeip servers take their ranges from the enabled legacy `dns.fakeip` block.
         if let fakeIP = legacyFakeIP, fakeIP.enabled {
             for index in servers.indices where servers[index].legacy != nil {
@@ -67,8 +74,8 @@ package struct DNSOptions: ConfigObject, Equatable {
 /// The legacy `dns.fakeip` block.
 package struct LegacyDNSFakeIPOptions: ConfigObject, Equatable {
     package var enabled = false
-    package var inet4Range: IPPrefix?
-    package var inet6Range: IPPrefix?
+    package var inet4Range: IPPrefixOption?
+    package var inet6Range: IPPrefixOption?
 
     package init() {}
 
@@ -98,9 +105,11 @@ package struct DNSServerOptions: JSONCodable, Equatable {
 
     package init(json: JSONValue, path: String) throws(ConfigError) {
         guard case .object(let object) = json else { throw typeMismatch(json, Self.goTypeName, path) }
-        var reader = ObjectReader(object, path: path)
-        let type: String = try reader.read("type") ?? ""
-        tag = try reader.read("tag") ?? ""
+        let original = ObjectReader(object, path: path)
+        var head = original
+        let type: String = try head.read("type") ?? ""
+        tag = try head.read("tag") ?? ""
+        var reader = original.remainder(excluding: ["type", "tag"])
         if type.isEmpty || type == "legacy" {
             let legacy: LegacyDNSServerOptions = try payload(&reader)
             try reader.finish()
@@ -254,7 +263,7 @@ package struct RemoteHTTPSDNSServerOptions: ConfigObject, Equatable {
 package struct HostsDNSServerOptions: ConfigObject, Equatable {
     package var path: [String] = []
     /// Name → addresses, in document order.
-    package var predefined: [(name: String, addresses: [IPAddress])]?
+    package var predefined: [(name: String, addresses: [IPAddressOption])]?
 
     package init() {}
 
@@ -265,13 +274,13 @@ package struct HostsDNSServerOptions: ConfigObject, Equatable {
 
     package static var fields: [ConfigField<Self>] { [
         .list("path", \.path),
-        ConfigField(decode: { (root: inout Self, reader: inout ObjectReader) throws(ConfigError) in
-            guard let json = reader.take("predefined") else { return }
-            let path = reader.path("predefined")
+        ConfigField(keys: ["predefined"], decode: { (root: inout Self, reader: inout ObjectReader) throws(ConfigError) in
+            guard let (key, json) = reader.takeEntry("predefined") else { return }
+            let path = reader.path(key)
             guard case .object(let object) = json else { throw typeMismatch(json, "badjson.TypedMap[string,badoption.Listable[netip.Addr]]", path) }
-            var entries: [(name: String, addresses: [IPAddress])] = []
+            var entries: [(name: String, addresses: [IPAddressOption])] = []
             for entry in object.entries {
-                let addresses: [IPAddress] = if case .null = entry.value { [] } else {
+                let addresses: [IPAddressOption] = if case .null = entry.value { [] } else {
                     try Listable.decode(entry.value, path: JSONPath.key(path, entry.key))
                 }
                 entries.append((entry.key, addresses))
@@ -286,8 +295,8 @@ package struct HostsDNSServerOptions: ConfigObject, Equatable {
 
 /// `fakeip` server.
 package struct FakeIPDNSServerOptions: ConfigObject, Equatable {
-    package var inet4Range: IPPrefix?
-    package var inet6Range: IPPrefix?
+    package var inet4Range: IPPrefixOption?
+    package var inet6Range: IPPrefixOption?
 
     package init() {}
 
@@ -373,11 +382,11 @@ package struct DNSRCode: JSONCodable, Equatable, Hashable {
 package struct LegacyDNSServerOptions: ConfigObject, Equatable {
     package var address = ""
     package var addressResolver: String?
-    package var addressStrategy: DomainStrategy?
+    package var addressStrategy: DomainStrategyOption?
     package var addressFallbackDelay: ConfigDuration?
-    package var strategy: DomainStrategy?
+    package var strategy: DomainStrategyOption?
     package var detour: String?
-    package var clientSubnet: IPPrefixable?
+    package var clientSubnet: IPPrefixableOption?
 
     package init() {}
 
@@ -507,15 +516,15 @@ func splitSocksaddr(_ text: String) -> (String, UInt16)? {
         guard let close = text.firstIndex(of: "]") else { return nil }
         let host = String(text[text.index(after: text.startIndex)..<close])
         let rest = text[text.index(after: close)...]
-        if rest.isEmpty { return (IPAddress(host)?.text ?? host, 0) }
+        if rest.isEmpty { return (IPAddressOption(host)?.text ?? host, 0) }
         guard rest.hasPrefix(":"), let port = UInt16(rest.dropFirst()) else { return nil }
-        return (IPAddress(host)?.text ?? host, port)
+        return (IPAddressOption(host)?.text ?? host, port)
     }
-    if let address = IPAddress(text) { return (address.text, 0) }
+    if let address = IPAddressOption(text) { return (address.text, 0) }
     if let colon = text.lastIndex(of: ":"), !text[..<colon].contains(":") {
         guard let port = UInt16(text[text.index(after: colon)...]) else { return nil }
         let host = String(text[..<colon])
-        return (IPAddress(host)?.text ?? host, port)
+        return (IPAddressOption(host)?.text ?? host, port)
     }
     return (text, 0)
 }

@@ -14,17 +14,22 @@ package indirect enum DNSRuleOptions: JSONCodable, Equatable {
 
     package init(json: JSONValue, path: String) throws(ConfigError) {
         guard case .object(let object) = json else { throw typeMismatch(json, Self.goTypeName, path) }
-        var reader = ObjectReader(object, path: path)
-        let type: String = try reader.read("type") ?? ""
+        var head = ObjectReader(object, path: path)
+        let type: String = try head.read("type") ?? ""
+        var reader = head.remainder(excluding: ["type"])
         switch type {
         case "", "default":
             var rule = DefaultDNSRuleOptions()
             try DefaultDNSRuleOptions.readFields(into: &rule, from: &reader)
+            // Go hands the action every key not spelled exactly as a rule key.
+            reader = reader.remainder(excluding: Set(DefaultDNSRuleOptions.fieldKeys))
             rule.action = try DNSRuleAction.read(from: &reader)
             self = .default(rule)
         case "logical":
             var rule = LogicalDNSRuleOptions()
             try LogicalDNSRuleOptions.readFields(into: &rule, from: &reader)
+            // Go hands the action every key not spelled exactly as a rule key.
+            reader = reader.remainder(excluding: Set(LogicalDNSRuleOptions.fieldKeys))
             rule.action = try DNSRuleAction.read(from: &reader)
             self = .logical(rule)
         default:
@@ -84,6 +89,7 @@ package enum DNSRuleAction: Equatable, Sendable {
 
     static func read(from reader: inout ObjectReader) throws(ConfigError) -> DNSRuleAction {
         let action: String = try reader.read("action") ?? ""
+        reader = reader.remainder(excluding: ["action"])
         switch action {
         case "", "route": return .route(try payload(&reader))
         case "route-options": return .routeOptions(try payload(&reader))
@@ -115,10 +121,10 @@ package typealias DNSRouteActionOptions = ResolveActionOptions
 
 /// The DNS `route-options` action; must set something.
 package struct DNSRouteOptionsActionOptions: ConfigObject, Equatable {
-    package var strategy: DomainStrategy?
+    package var strategy: DomainStrategyOption?
     package var disableCache = false
     package var rewriteTTL: UInt32?
-    package var clientSubnet: IPPrefixable?
+    package var clientSubnet: IPPrefixableOption?
 
     package init() {}
 
@@ -139,10 +145,9 @@ package struct DNSRouteOptionsActionOptions: ConfigObject, Equatable {
 /// The DNS `predefined` action: answer with this rcode and records.
 package struct DNSPredefinedActionOptions: ConfigObject, Equatable {
     package var rcode: DNSRCode?
-    /// Records in zone-file text (or base64 wire form), kept as written.
-    package var answer: [String] = []
-    package var ns: [String] = []
-    package var extra: [String] = []
+    package var answer: [DNSRecordOption] = []
+    package var ns: [DNSRecordOption] = []
+    package var extra: [DNSRecordOption] = []
 
     package init() {}
 

@@ -14,9 +14,10 @@ package struct EndpointOptions: JSONCodable, Equatable {
 
     package init(json: JSONValue, path: String) throws(ConfigError) {
         guard case .object(let object) = json else { throw typeMismatch(json, Self.goTypeName, path) }
-        var reader = ObjectReader(object, path: path)
-        type = try reader.read("type") ?? ""
-        tag = try reader.read("tag") ?? ""
+        var head = ObjectReader(object, path: path)
+        type = try head.read("type") ?? ""
+        tag = try head.read("tag") ?? ""
+        var reader = head.remainder(excluding: ["type", "tag"])
         switch type {
         case "wireguard": options = .wireguard(try payload(&reader))
         case "tailscale": options = .tailscale(try payload(&reader))
@@ -37,6 +38,7 @@ package struct EndpointOptions: JSONCodable, Equatable {
     }
 }
 
+/// The options of an endpoint, one case per type.
 package enum EndpointTypeOptions: Equatable, Sendable {
     case wireguard(WireGuardEndpointOptions)
     case tailscale(TailscaleEndpointOptions)
@@ -61,7 +63,7 @@ package struct WireGuardEndpointOptions: ConfigObject, Equatable {
     package var system = false
     package var name: String?
     package var mtu: UInt32?
-    package var address: [IPPrefix] = []
+    package var address: [IPPrefixOption] = []
     package var privateKey = ""
     package var listenPort: UInt16?
     package var peers: [WireGuardPeerOptions] = []
@@ -85,12 +87,13 @@ package struct WireGuardEndpointOptions: ConfigObject, Equatable {
     ] }
 }
 
+/// A peer of a WireGuard endpoint.
 package struct WireGuardPeerOptions: ConfigObject, Equatable {
     package var address: String?
     package var port: UInt16?
     package var publicKey: String?
     package var preSharedKey: String?
-    package var allowedIPs: [IPPrefix] = []
+    package var allowedIPs: [IPPrefixOption] = []
     package var persistentKeepaliveInterval: UInt16?
     package var reserved = ByteArray()
 
@@ -118,7 +121,7 @@ package struct TailscaleEndpointOptions: ConfigObject, Equatable {
     package var acceptRoutes = false
     package var exitNode: String?
     package var exitNodeAllowLANAccess = false
-    package var advertiseRoutes: [IPPrefix] = []
+    package var advertiseRoutes: [IPPrefixOption] = []
     package var advertiseExitNode = false
     package var udpTimeout: UDPTimeout?
 

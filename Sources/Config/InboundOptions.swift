@@ -17,8 +17,9 @@ package struct InboundOptions: JSONCodable, Equatable {
         var reader = ObjectReader(object, path: path)
         type = try reader.read("type") ?? ""
         tag = try reader.read("tag") ?? ""
-        options = try InboundTypeOptions(type: type, reader: &reader)
-        try reader.finish()
+        var rest = reader.remainder(excluding: ["type", "tag"])
+        options = try InboundTypeOptions(type: type, reader: &rest)
+        try rest.finish()
     }
 
     package func toJSON() -> JSONValue {
@@ -182,8 +183,9 @@ package struct OutboundOptions: JSONCodable, Equatable {
         var reader = ObjectReader(object, path: path)
         type = try reader.read("type") ?? ""
         tag = try reader.read("tag") ?? ""
-        options = try OutboundTypeOptions(type: type, reader: &reader)
-        try reader.finish()
+        var rest = reader.remainder(excluding: ["type", "tag"])
+        options = try OutboundTypeOptions(type: type, reader: &rest)
+        try rest.finish()
     }
 
     package func toJSON() -> JSONValue {

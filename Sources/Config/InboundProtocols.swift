@@ -98,6 +98,7 @@ package struct ShadowsocksInboundOptions: ConfigObject, Equatable {
     ] }
 }
 
+/// A user of a multi-user (2022) shadowsocks inbound.
 package struct ShadowsocksUser: ConfigObject, Equatable {
     package var name = ""
     package var password = ""
@@ -110,6 +111,7 @@ package struct ShadowsocksUser: ConfigObject, Equatable {
     ] }
 }
 
+/// A relay destination of a shadowsocks 2022 inbound.
 package struct ShadowsocksDestination: ConfigObject, Equatable {
     package var name = ""
     package var password = ""
@@ -143,6 +145,7 @@ package struct VMessInboundOptions: ConfigObject, Equatable {
     ] }
 }
 
+/// A vmess inbound user (`alterId` is spelled in camel case, as in Go).
 package struct VMessUser: ConfigObject, Equatable {
     package var name = ""
     package var uuid = ""
@@ -180,6 +183,7 @@ package struct TrojanInboundOptions: ConfigObject, Equatable {
     ] }
 }
 
+/// A trojan inbound user.
 package struct TrojanUser: ConfigObject, Equatable {
     package var name = ""
     package var password = ""
@@ -209,23 +213,82 @@ package struct NaiveInboundOptions: ConfigObject, Equatable {
     ] }
 }
 
-/// A bandwidth such as "100 Mbps" (Go's `byteformats.NetworkBytesCompat`), kept as written.
-package struct NetworkBytes: JSONCodable, Equatable {
-    package var text: String
+/// A byte quantity with a unit, as sing's `byteformats` reads it: a plain integer, or digits
+/// followed by a unit ("100 Mbps", "1 GB"); written back with the unit as given.
+package struct ByteQuantity: JSONCodable, Equatable {
+    /// Which unit table applies: bandwidth (`NetworkBytesCompat`) or memory (`MemoryBytes`).
+    package enum Kind: Sendable { case network, memory }
+
+    /// The quantity in bytes (per second for bandwidth).
+    package var value: UInt64
+    /// The unit as written (with its spacing), empty for a plain number.
+    package var unit: String
+    package var unitValue: UInt64
+
+    private static let bytes: [String: UInt64] = [
+        "b": 1, "k": 1_000, "kb": 1_000, "ki": 1 << 10, "kib": 1 << 10, "m": 1_000_000, "mb": 1_000_000,
+        "mi": 1 << 20, "mib": 1 << 20, "g": 1_000_000_000, "gb": 1_000_000_000, "gi": 1 << 30, "gib": 1 << 30,
+        "t": 1_000_000_000_000, "tb": 1_000_000_000_000, "ti": 1 << 40, "tib": 1 << 40,
+        "p": 1_000_000_000_000_000, "pb": 1_000_000_000_000_000, "pi": 1 << 50, "pib": 1 << 50,
+        "e": 1_000_000_000_000_000_000, "eb": 1_000_000_000_000_000_000, "ei": 1 << 60, "eib": 1 << 60,
+    ]
+    private static let memory: [String: UInt64] = [
+        "b": 1, "k": 1 << 10, "kb": 1 << 10, "m": 1 << 20, "mb": 1 << 20, "g": 1 << 30, "gb": 1 << 30,
+        "t": 1 << 40, "tb": 1 << 40, "p": 1 << 50, "pb": 1 << 50, "e": 1 << 60, "eb": 1 << 60,
+    ]
+    private static let network: [String: UInt64] = [
+        "Bps": 1, "Kbps": 125, "KBps": 1_000, "Mbps": 125_000, "MBps": 1_000_000, "Gbps": 125_000_000,
+        "GBps": 1_000_000_000, "Tbps": 125_000_000_000, "TBps": 1_000_000_000_000, "Pbps": 125_000_000_000_000,
+        "PBps": 1_000_000_000_000_000, "Ebps": 125_000_000_000_000_000, "EBps": 1_000_000_000_000_000_000,
+    ]
+
     package init(json: JSONValue, path: String) throws(ConfigError) {
-        text = try String(json: json, path: path)
-        let digits = text.prefix { $0.isNumber || $0 == "." }
-        let unit = text.dropFirst(digits.count).trimmingSpaces
-        let units = ["", "B", "Bps", "K", "KB", "Kbps", "KBps", "M", "MB", "Mbps", "MBps", "G", "GB", "Gbps", "GBps",
-                     "T", "TB", "Tbps", "TBps", "P", "PB", "Pbps", "PBps", "Ki", "KiB", "KiBps", "Mi", "MiB", "MiBps",
-                     "Gi", "GiB", "GiBps", "Ti", "TiB", "TiBps", "Pi", "PiB", "PiBps", "bps", "b", "kb", "kbps", "mb", "mbps", "gb", "gbps"]
-        guard !digits.isEmpty, Double(digits) != nil, units.contains(where: { $0.lowercased() == unit.lowercased() }) else {
-            throw ConfigError(path: path, message: "invalid bandwidth: \(text)")
-        }
+        try self.init(json: json, path: path, kind: .network)
     }
-    package func toJSON() -> JSONValue { .string(text) }
-    package var isGoZero: Bool { false }
+
+    package init(json: JSONValue, path: String, kind: Kind) throws(ConfigError) {
+        if case .number = json, let number = try? Int64(json: json, path: path) {
+            value = UInt64(bitPattern: number)
+            unit = ""
+            unitValue = 1
+            return
+        }
+        let text = try String(json: json, path: path)
+        let digits = text.prefix { $0.isASCII && $0.isNumber }
+        guard !digits.isEmpty, digits.count < text.count else {
+            throw ConfigError(path: path, message: "invalid format: \(text)")
+        }
+        guard let number = UInt64(digits) else {
+            throw ConfigError(path: path, message: "parse \(digits): strconv.ParseUint: parsing \"\(digits)\": value out of range")
+        }
+        let rawUnit = String(text.dropFirst(digits.count))
+        let trimmed = String(Substring(rawUnit).trimmingSpaces)
+        // Bandwidth tries the case-sensitive bit/byte-per-second units first, then byte units.
+        let unitValue: UInt64?
+        switch kind {
+        case .network: unitValue = Self.network[trimmed] ?? Self.bytes[trimmed.lowercased()]
+        case .memory: unitValue = Self.memory[trimmed.lowercased()]
+        }
+        guard let unitValue else { throw ConfigError(path: path, message: "unsupported unit: \(rawUnit)") }
+        value = number &* unitValue
+        unit = rawUnit
+        self.unitValue = unitValue
+    }
+
+    package func toJSON() -> JSONValue {
+        unit.isEmpty ? .number(String(value)) : .string(String(value / unitValue) + unit)
+    }
     package static var goTypeName: String { "byteformats.NetworkBytesCompat" }
+}
+
+/// `experimental.debug.memory_limit`: a memory size ("512 MB" means 512 MiB).
+package struct MemoryBytes: JSONCodable, Equatable {
+    package var quantity: ByteQuantity
+    package init(json: JSONValue, path: String) throws(ConfigError) {
+        quantity = try ByteQuantity(json: json, path: path, kind: .memory)
+    }
+    package func toJSON() -> JSONValue { quantity.toJSON() }
+    package static var goTypeName: String { "byteformats.MemoryBytes" }
 }
 
 extension Substring {
@@ -240,9 +303,9 @@ extension Substring {
 /// `hysteria` inbound.
 package struct HysteriaInboundOptions: ConfigObject, Equatable {
     package var listen = ListenOptions()
-    package var up: NetworkBytes?
+    package var up: ByteQuantity?
     package var upMbps: Int?
-    package var down: NetworkBytes?
+    package var down: ByteQuantity?
     package var downMbps: Int?
     package var obfs: String?
     package var users: [HysteriaUser] = []
@@ -277,7 +340,7 @@ package struct ByteArray: JSONCodable, Equatable {
     package init(json: JSONValue, path: String) throws(ConfigError) {
         if case .string(let text) = json {
             guard let data = Data(base64Encoded: text) else {
-                throw ConfigError(path: path, message: "illegal base64 data at input byte 0")
+                throw ConfigError(path: path, message: ConfigValidator.goBase64Error(text) ?? "illegal base64 data at input byte 0")
             }
             bytes = Array(data)
             return
@@ -289,22 +352,10 @@ package struct ByteArray: JSONCodable, Equatable {
     package static var goTypeName: String { "[]uint8" }
 }
 
-/// Go `[]byte` in JSON: a base64 string.
-package struct Base64Bytes: JSONCodable, Equatable {
-    package var text: String
-    package init(json: JSONValue, path: String) throws(ConfigError) {
-        text = try String(json: json, path: path)
-        let valid = text.count % 4 == 0 && text.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "+" || $0 == "/" || $0 == "=") }
-        guard valid else { throw ConfigError(path: path, message: "illegal base64 data at input byte 0") }
-    }
-    package func toJSON() -> JSONValue { .string(text) }
-    package var isGoZero: Bool { text.isEmpty }
-    package static var goTypeName: String { "[]uint8" }
-}
-
+/// A hysteria inbound user: `auth` (base64) or `auth_str`.
 package struct HysteriaUser: ConfigObject, Equatable {
     package var name: String?
-    package var auth: Base64Bytes?
+    package var auth: ByteArray?
     package var authString: String?
 
     package init() {}
@@ -357,6 +408,7 @@ package enum WildcardSNI: String, JSONCodable, Equatable {
     package static var goTypeName: String { "option.WildcardSNI" }
 }
 
+/// A shadowtls v3 inbound user.
 package struct ShadowTLSUser: ConfigObject, Equatable {
     package var name: String?
     package var password: String?
@@ -369,6 +421,7 @@ package struct ShadowTLSUser: ConfigObject, Equatable {
     ] }
 }
 
+/// The real TLS server a shadowtls inbound hands the handshake to.
 package struct ShadowTLSHandshakeOptions: ConfigObject, Equatable {
     package var server = ServerOptions()
     package var dial = DialerOptions()
@@ -401,6 +454,7 @@ package struct TUICInboundOptions: ConfigObject, Equatable {
     ] }
 }
 
+/// A tuic inbound user.
 package struct TUICUser: ConfigObject, Equatable {
     package var name: String?
     package var uuid: String?
@@ -442,6 +496,7 @@ package struct Hysteria2InboundOptions: ConfigObject, Equatable {
     ] }
 }
 
+/// hysteria2 obfuscation (`salamander`).
 package struct Hysteria2Obfs: ConfigObject, Equatable {
     package var type: String?
     package var password: String?
@@ -454,6 +509,7 @@ package struct Hysteria2Obfs: ConfigObject, Equatable {
     ] }
 }
 
+/// A hysteria2 inbound user.
 package struct Hysteria2User: ConfigObject, Equatable {
     package var name: String?
     package var password: String?
@@ -496,8 +552,9 @@ package enum Hysteria2Masquerade: JSONCodable, Equatable {
             return
         }
         guard case .object(let object) = json else { throw typeMismatch(json, Self.goTypeName, path) }
-        var reader = ObjectReader(object, path: path)
-        let type: String = try reader.read("type") ?? ""
+        var head = ObjectReader(object, path: path)
+        let type: String = try head.read("type") ?? ""
+        var reader = head.remainder(excluding: ["type"])
         switch type {
         case "file":
             self = .file(directory: try reader.read("directory") ?? "")
@@ -551,6 +608,7 @@ package struct VLESSInboundOptions: ConfigObject, Equatable {
     ] }
 }
 
+/// A vless inbound user.
 package struct VLESSUser: ConfigObject, Equatable {
     package var name = ""
     package var uuid = ""
@@ -582,6 +640,7 @@ package struct AnyTLSInboundOptions: ConfigObject, Equatable {
     ] }
 }
 
+/// An anytls inbound user.
 package struct AnyTLSUser: ConfigObject, Equatable {
     package var name: String?
     package var password: String?
@@ -598,18 +657,18 @@ package struct AnyTLSUser: ConfigObject, Equatable {
 package struct TunInboundOptions: ConfigObject, Equatable {
     package var interfaceName: String?
     package var mtu: UInt32?
-    package var address: [IPPrefix] = []
+    package var address: [IPPrefixOption] = []
     package var autoRoute = false
     package var iproute2TableIndex: Int?
     package var iproute2RuleIndex: Int?
     package var autoRedirect = false
     package var autoRedirectInputMark: FwMark?
     package var autoRedirectOutputMark: FwMark?
-    package var loopbackAddress: [IPAddress] = []
+    package var loopbackAddress: [IPAddressOption] = []
     package var strictRoute = false
-    package var routeAddress: [IPPrefix] = []
+    package var routeAddress: [IPPrefixOption] = []
     package var routeAddressSet: [String] = []
-    package var routeExcludeAddress: [IPPrefix] = []
+    package var routeExcludeAddress: [IPPrefixOption] = []
     package var routeExcludeAddressSet: [String] = []
     package var includeInterface: [String] = []
     package var excludeInterface: [String] = []
@@ -627,19 +686,19 @@ package struct TunInboundOptions: ConfigObject, Equatable {
     package var sniff = false
     package var sniffOverrideDestination = false
     package var sniffTimeout: ConfigDuration?
-    package var domainStrategy: DomainStrategy?
+    package var domainStrategy: DomainStrategyOption?
     package var udpDisableDomainUnmapping = false
     package var detour: String?
     /// Removed in 1.12 (fatal unless ENABLE_DEPRECATED_TUN_GSO).
     package var gso = false
     /// Merged into `address` / `route_address` / `route_exclude_address` in 1.10; fatal in 1.12
     /// unless ENABLE_DEPRECATED_TUN_ADDRESS_X.
-    package var inet4Address: [IPPrefix] = []
-    package var inet6Address: [IPPrefix] = []
-    package var inet4RouteAddress: [IPPrefix] = []
-    package var inet6RouteAddress: [IPPrefix] = []
-    package var inet4RouteExcludeAddress: [IPPrefix] = []
-    package var inet6RouteExcludeAddress: [IPPrefix] = []
+    package var inet4Address: [IPPrefixOption] = []
+    package var inet6Address: [IPPrefixOption] = []
+    package var inet4RouteAddress: [IPPrefixOption] = []
+    package var inet6RouteAddress: [IPPrefixOption] = []
+    package var inet4RouteExcludeAddress: [IPPrefixOption] = []
+    package var inet6RouteExcludeAddress: [IPPrefixOption] = []
     /// Removed; ignored.
     package var endpointIndependentNat = false
 
@@ -696,6 +755,7 @@ package struct TunInboundOptions: ConfigObject, Equatable {
     }
 }
 
+/// Platform extras of a tun inbound (system HTTP proxy).
 package struct TunPlatformOptions: ConfigObject, Equatable {
     package var httpProxy: HTTPProxyOptions?
 
@@ -704,6 +764,7 @@ package struct TunPlatformOptions: ConfigObject, Equatable {
     package static var fields: [ConfigField<Self>] { [.init("http_proxy", \.httpProxy, .omitNil)] }
 }
 
+/// The system HTTP proxy a tun inbound sets on platforms that have one.
 package struct HTTPProxyOptions: ConfigObject, Equatable {
     package var enabled = false
     package var server = ServerOptions()

@@ -13,12 +13,19 @@ package protocol JSONCodable: Sendable {
 
 extension JSONCodable {
     package var isGoZero: Bool { false }
+
+    /// What Go makes of `null` where a value of this type is required (an array element):
+    /// the zero value, which for option structs means decoding an empty object.
+    package static func decodeNull(path: String) throws(ConfigError) -> Self {
+        try Self(json: .object(JSONObject()), path: path)
+    }
 }
 
 /// The error Go's decoder gives for a JSON value of the wrong kind.
 @inline(never)
-func typeMismatch(_ json: JSONValue, _ typeName: String, _ path: String) -> ConfigError {
-    let what: String = if case .number(let text) = json { "number \(text)" } else { json.kindName }
+/// Go names the number itself only when it was meant for a number and did not fit.
+func typeMismatch(_ json: JSONValue, _ typeName: String, _ path: String, numeric: Bool = false) -> ConfigError {
+    let what: String = if numeric, case .number(let text) = json { "number \(text)" } else { json.kindName }
     return ConfigError(path: path, message: "json: cannot unmarshal \(what) into Go value of type \(typeName)")
 }
 
@@ -30,6 +37,7 @@ extension String: JSONCodable {
     package func toJSON() -> JSONValue { .string(self) }
     package var isGoZero: Bool { isEmpty }
     package static var goTypeName: String { "string" }
+    package static func decodeNull(path: String) -> String { "" }
 }
 
 extension Bool: JSONCodable {
@@ -40,6 +48,7 @@ extension Bool: JSONCodable {
     package func toJSON() -> JSONValue { .bool(self) }
     package var isGoZero: Bool { !self }
     package static var goTypeName: String { "bool" }
+    package static func decodeNull(path: String) -> Bool { false }
 }
 
 /// Integer decoding as Go does it: the literal must be an integer in range (no fraction or exponent).
@@ -48,11 +57,12 @@ package protocol GoInteger: FixedWidthInteger, JSONCodable {}
 extension GoInteger {
     package init(json: JSONValue, path: String) throws(ConfigError) {
         guard case .number(let text) = json else { throw typeMismatch(json, Self.goTypeName, path) }
-        guard let value = Self(text, radix: 10) else { throw typeMismatch(json, Self.goTypeName, path) }
+        guard let value = Self(text, radix: 10) else { throw typeMismatch(json, Self.goTypeName, path, numeric: true) }
         self = value
     }
     package func toJSON() -> JSONValue { .number(String(self)) }
     package var isGoZero: Bool { self == 0 }
+    package static func decodeNull(path: String) -> Self { 0 }
 }
 
 extension UInt8: GoInteger { package static var goTypeName: String { "uint8" } }
@@ -65,7 +75,7 @@ extension Int: GoInteger { package static var goTypeName: String { "int" } }
 
 extension Double: JSONCodable {
     package init(json: JSONValue, path: String) throws(ConfigError) {
-        guard case .number(let text) = json, let value = Double(text) else { throw typeMismatch(json, "float64", path) }
+        guard case .number(let text) = json, let value = Double(text) else { throw typeMismatch(json, "float64", path, numeric: true) }
         self = value
     }
     package func toJSON() -> JSONValue {
@@ -83,7 +93,10 @@ extension Array: JSONCodable where Element: JSONCodable {
         var result: [Element] = []
         result.reserveCapacity(items.count)
         for (i, item) in items.enumerated() {
-            if case .null = item { throw typeMismatch(item, Element.goTypeName, JSONPath.index(path, i)) }
+            if case .null = item {
+                result.append(try Element.decodeNull(path: JSONPath.index(path, i)))
+                continue
+            }
             result.append(try Element(json: item, path: JSONPath.index(path, i)))
         }
         self = result
@@ -96,12 +109,23 @@ extension Array: JSONCodable where Element: JSONCodable {
 /// Go's `badoption.Listable[T]`: a single value or an array; one element marshals as the value.
 package enum Listable {
     static func decode<T: JSONCodable>(_ json: JSONValue, path: String) throws(ConfigError) -> [T] {
-        if case .array = json { return try [T](json: json, path: path) }
+        // Go tries the single value first, then the array, and reports both: "(single | array)",
+        // with an element's index inside the second message.
+        let single: String
+        if case .array = json {
+            single = "json: cannot unmarshal array into Go value of type \(T.goTypeName)"
+        } else {
+            do {
+                return [try T(json: json, path: path)]
+            } catch {
+                single = error.message
+            }
+        }
         do {
-            return [try T(json: json, path: path)]
+            return try [T](json: json, path: path)
         } catch {
-            // Go reports both attempts; the array one is the more useful to a reader.
-            throw ConfigError(path: path, message: "\(error.message) | json: cannot unmarshal \(json.kindName) into Go value of type []\(T.goTypeName)")
+            let array = error.path == path ? error.message : "\(error.path.dropFirst(path.count)): \(error.message)"
+            throw ConfigError(path: path, message: "(\(single) | \(array))")
         }
     }
 

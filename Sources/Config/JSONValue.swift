@@ -71,8 +71,9 @@ package struct JSONObject: Equatable, Sendable {
 
 // MARK: - Parsing
 
-/// A strict RFC 8259 parser with sing-box's extension: `//`, `/* */` and `#` comments outside
-/// strings are ignored (sing's `json.NewCommentFilter`).
+/// An RFC 8259 parser with sing-box's leniencies: `//`, `/* */` and `#` comments outside
+/// strings are ignored (sing's `json.NewCommentFilter`), one trailing comma may end an object or
+/// array, and anything after the first value is ignored (Go's `Decoder.Decode`).
 package struct JSONParser {
     private let bytes: [UInt8]
     private var index = 0
@@ -82,12 +83,10 @@ package struct JSONParser {
     /// Parses one document; trailing content other than whitespace and comments is an error.
     package static func parse(_ bytes: [UInt8]) throws(ConfigError) -> JSONValue {
         var parser = JSONParser(bytes)
-        let value = try parser.parseValue(depth: 0)
         try parser.skipWhitespace()
-        if parser.index < bytes.count {
-            throw parser.syntaxError("invalid character \(parser.quoted(bytes[parser.index])) after top-level value")
-        }
-        return value
+        if parser.index == bytes.count { throw ConfigError(path: "", message: "EOF") }
+        // Go's decoder reads one value and ignores whatever follows it.
+        return try parser.parseValue(depth: 0)
     }
 
     package static func parse(_ text: String) throws(ConfigError) -> JSONValue {
@@ -103,7 +102,8 @@ package struct JSONParser {
         let prefix = bytes[..<min(index, bytes.count)]
         let row = prefix.count { $0 == UInt8(ascii: "\n") } + 1
         let lastNewline = prefix.lastIndex(of: UInt8(ascii: "\n")).map { $0 + 1 } ?? 0
-        return ConfigError(path: "", message: "\(message) row \(row), column \(prefix.count - lastNewline)")
+        // Go counts the offending byte in the column.
+        return ConfigError(path: "", message: "\(message): row \(row), column \(prefix.count - lastNewline + 1)")
     }
 
     private var eof: ConfigError { ConfigError(path: "", message: "unexpected EOF") }
@@ -131,7 +131,9 @@ package struct JSONParser {
     }
 
     private mutating func parseValue(depth: Int) throws(ConfigError) -> JSONValue {
-        guard depth < 10000 else { throw syntaxError("exceeded max depth") }
+        // Go allows 10000 levels; no configuration comes near 512, and recursion that deep
+        // would risk a small thread stack.
+        guard depth < 512 else { throw syntaxError("exceeded max depth") }
         try skipWhitespace()
         guard index < bytes.count else { throw eof }
         switch bytes[index] {
@@ -163,7 +165,13 @@ package struct JSONParser {
                 object.entries.append((key, value))
                 try skipWhitespace()
                 guard index < bytes.count else { throw eof }
-                if bytes[index] == UInt8(ascii: ",") { index += 1; continue }
+                if bytes[index] == UInt8(ascii: ",") {
+                    index += 1
+                    // sing's decoder accepts one trailing comma before the closing brace.
+                    try skipWhitespace()
+                    if index < bytes.count, bytes[index] == UInt8(ascii: "}") { index += 1; return .object(object) }
+                    continue
+                }
                 if bytes[index] == UInt8(ascii: "}") { index += 1; return .object(object) }
                 throw syntaxError("invalid character \(quoted(bytes[index])) after object key:value pair")
             }
@@ -179,7 +187,12 @@ package struct JSONParser {
                 array.append(try parseValue(depth: depth + 1))
                 try skipWhitespace()
                 guard index < bytes.count else { throw eof }
-                if bytes[index] == UInt8(ascii: ",") { index += 1; continue }
+                if bytes[index] == UInt8(ascii: ",") {
+                    index += 1
+                    try skipWhitespace()
+                    if index < bytes.count, bytes[index] == UInt8(ascii: "]") { index += 1; return .array(array) }
+                    continue
+                }
                 if bytes[index] == UInt8(ascii: "]") { index += 1; return .array(array) }
                 throw syntaxError("invalid character \(quoted(bytes[index])) after array element")
             }
@@ -259,7 +272,6 @@ package struct JSONParser {
 
     private mutating func parseString() throws(ConfigError) -> String {
         index += 1  // opening quote
-        var scalars = String.UnicodeScalarView()
         var runStart = index
         var out = ""
         while true {
@@ -282,7 +294,6 @@ package struct JSONParser {
             guard index < bytes.count else { throw eof }
             let escape = bytes[index]
             index += 1
-            scalars.removeAll()
             switch escape {
             case UInt8(ascii: "\""): out += "\""
             case UInt8(ascii: "\\"): out += "\\"

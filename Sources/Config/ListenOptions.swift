@@ -1,18 +1,23 @@
 /// Listen fields shared by every server-side inbound (Go's `option.ListenOptions`, with the
 /// legacy `InboundOptions` embedded: 1.12 still reads `sniff`, `domain_strategy`, `detour`, …).
 package struct ListenOptions: ConfigObject, Equatable {
-    package var listen: IPAddress?
+    /// `nil`: sing-box listens on 127.0.0.1 (see `effectiveListen`).
+    package var listen: IPAddressOption?
+    /// `nil` or 0: a port the kernel picks.
     package var listenPort: UInt16?
     package var bindInterface: String?
     package var routingMark: FwMark?
     package var reuseAddr = false
     package var netns: String?
+    /// `nil`: 10m (sing-box's `TCPKeepAliveInitial`).
     package var tcpKeepAlive: ConfigDuration?
+    /// `nil`: 75s (`TCPKeepAliveInterval`).
     package var tcpKeepAliveInterval: ConfigDuration?
     package var tcpFastOpen = false
     package var tcpMultiPath = false
     /// A Go `*bool`: `nil` means the inbound's own default.
     package var udpFragment: Bool?
+    /// `nil`: 5m (`UDPTimeout`).
     package var udpTimeout: UDPTimeout?
     /// Removed in sing-box 1.6.0; a listener with it fails to start.
     package var proxyProtocol = false
@@ -21,7 +26,7 @@ package struct ListenOptions: ConfigObject, Equatable {
     package var sniff = false
     package var sniffOverrideDestination = false
     package var sniffTimeout: ConfigDuration?
-    package var domainStrategy: DomainStrategy?
+    package var domainStrategy: DomainStrategyOption?
     package var udpDisableDomainUnmapping = false
     package var detour: String?
 
@@ -50,6 +55,9 @@ package struct ListenOptions: ConfigObject, Equatable {
         .init("detour", \.detour),
     ] }
 
+    /// The address to bind: `listen`, else 127.0.0.1 as sing-box does.
+    package var effectiveListen: IPAddressOption { listen ?? IPAddressOption("127.0.0.1")! }
+
     /// Whether any legacy inbound field (sniff, domain_strategy, detour, …) is set.
     package var usesLegacyInboundFields: Bool {
         sniff || sniffOverrideDestination || sniffTimeout != nil || (domainStrategy ?? .asIs) != .asIs
@@ -61,12 +69,13 @@ package struct ListenOptions: ConfigObject, Equatable {
 package struct DialerOptions: ConfigObject, Equatable {
     package var detour: String?
     package var bindInterface: String?
-    package var inet4BindAddress: IPAddress?
-    package var inet6BindAddress: IPAddress?
+    package var inet4BindAddress: IPAddressOption?
+    package var inet6BindAddress: IPAddressOption?
     package var protectPath: String?
     package var routingMark: FwMark?
     package var reuseAddr = false
     package var netns: String?
+    /// `nil`: 5s (sing-box's `TCPConnectTimeout`).
     package var connectTimeout: ConfigDuration?
     package var tcpFastOpen = false
     package var tcpMultiPath = false
@@ -76,9 +85,10 @@ package struct DialerOptions: ConfigObject, Equatable {
     package var networkStrategy: NetworkStrategy?
     package var networkType: [InterfaceType] = []
     package var fallbackNetworkType: [InterfaceType] = []
+    /// `nil`: 300ms between address families (happy eyeballs).
     package var fallbackDelay: ConfigDuration?
     /// Deprecated in 1.12 (use `domain_resolver.strategy`); still honoured.
-    package var domainStrategy: DomainStrategy?
+    package var domainStrategy: DomainStrategyOption?
 
     package init() {}
 
@@ -108,10 +118,10 @@ package struct DialerOptions: ConfigObject, Equatable {
 /// (Go's `option.DomainResolveOptions`).
 package struct DomainResolveOptions: ConfigObject, Equatable {
     package var server = ""
-    package var strategy: DomainStrategy?
+    package var strategy: DomainStrategyOption?
     package var disableCache = false
     package var rewriteTTL: UInt32?
-    package var clientSubnet: IPPrefixable?
+    package var clientSubnet: IPPrefixableOption?
 
     package init() {}
     package init(server: String) { self.server = server }

@@ -14,6 +14,8 @@ package struct Options: ConfigObject, Equatable {
 
     package init() {}
 
+    package static var goTypeName: String { "option._Options" }
+
     package static var fields: [ConfigField<Self>] { [
         .init("$schema", \.schema),
         .init("log", \.log, .omitNil),
@@ -75,7 +77,7 @@ package struct CertificateOptions: ConfigObject, Equatable {
     package init() {}
 
     package static var fields: [ConfigField<Self>] { [
-        ConfigField(decode: { (root: inout Self, reader: inout ObjectReader) throws(ConfigError) in
+        ConfigField(keys: ["store"], decode: { (root: inout Self, reader: inout ObjectReader) throws(ConfigError) in
             root.store = try reader.read("store")
         }, encode: { root, writer in
             // Go writes the default store ("system") as absent.
@@ -107,6 +109,7 @@ package struct ExperimentalOptions: ConfigObject, Equatable {
     ] }
 }
 
+/// `experimental.cache_file`: the bbolt cache of selections, fakeip and rejected lookups.
 package struct CacheFileOptions: ConfigObject, Equatable {
     package var enabled = false
     package var path: String?
@@ -127,6 +130,7 @@ package struct CacheFileOptions: ConfigObject, Equatable {
     ] }
 }
 
+/// `experimental.clash_api`.
 package struct ClashAPIOptions: ConfigObject, Equatable {
     package var externalController: String?
     package var externalUI: String?
@@ -162,6 +166,7 @@ package struct ClashAPIOptions: ConfigObject, Equatable {
     ] }
 }
 
+/// `experimental.v2ray_api` (stats over gRPC).
 package struct V2RayAPIOptions: ConfigObject, Equatable {
     package var listen: String?
     package var stats: V2RayStatsServiceOptions?
@@ -174,6 +179,7 @@ package struct V2RayAPIOptions: ConfigObject, Equatable {
     ] }
 }
 
+/// What the v2ray API counts.
 package struct V2RayStatsServiceOptions: ConfigObject, Equatable {
     package var enabled = false
     package var inbounds: [String] = []
@@ -190,6 +196,7 @@ package struct V2RayStatsServiceOptions: ConfigObject, Equatable {
     ] }
 }
 
+/// `experimental.debug`: Go runtime knobs; read and written back, not otherwise used.
 package struct DebugOptions: ConfigObject, Equatable {
     package var listen: String?
     package var gcPercent: Int?
@@ -197,7 +204,7 @@ package struct DebugOptions: ConfigObject, Equatable {
     package var maxThreads: Int?
     package var panicOnFault: Bool?
     package var traceBack: String?
-    package var memoryLimit: String?
+    package var memoryLimit: MemoryBytes?
     package var oomKiller: Bool?
 
     package init() {}

@@ -154,7 +154,7 @@ package struct LegacyWireGuardOutboundOptions: ConfigObject, Equatable {
     package var systemInterface = false
     package var gso = false
     package var interfaceName: String?
-    package var localAddress: [IPPrefix] = []
+    package var localAddress: [IPPrefixOption] = []
     package var privateKey = ""
     package var peers: [LegacyWireGuardPeer] = []
     package var server = ServerOptions()
@@ -185,11 +185,12 @@ package struct LegacyWireGuardOutboundOptions: ConfigObject, Equatable {
     ] }
 }
 
+/// A peer of the legacy wireguard outbound.
 package struct LegacyWireGuardPeer: ConfigObject, Equatable {
     package var server = ServerOptions()
     package var publicKey: String?
     package var preSharedKey: String?
-    package var allowedIPs: [IPPrefix] = []
+    package var allowedIPs: [IPPrefixOption] = []
     package var reserved = ByteArray()
 
     package init() {}
@@ -206,9 +207,9 @@ package struct LegacyWireGuardPeer: ConfigObject, Equatable {
 extension ConfigField {
     /// A `Listable` field without `omitempty` (written as `null` when empty, like Go).
     static func listAlways<T: JSONCodable>(_ key: String, _ keyPath: WritableKeyPath<Root, [T]>) -> ConfigField {
-        ConfigField(decode: { (root: inout Root, reader: inout ObjectReader) throws(ConfigError) in
-            guard let json = reader.take(key) else { return }
-            root[keyPath: keyPath] = try Listable.decode(json, path: reader.path(key))
+        ConfigField(keys: [key], decode: { (root: inout Root, reader: inout ObjectReader) throws(ConfigError) in
+            guard let entry = reader.takeEntry(key) else { return }
+            root[keyPath: keyPath] = try Listable.decode(entry.value, path: reader.path(entry.key))
         }, encode: { root, writer in
             let values = root[keyPath: keyPath]
             writer.put(key, values.isEmpty ? .null : Listable.encode(values))
@@ -222,12 +223,12 @@ package struct HysteriaOutboundOptions: ConfigObject, Equatable {
     package var server = ServerOptions()
     package var serverPorts: [String] = []
     package var hopInterval: ConfigDuration?
-    package var up: NetworkBytes?
+    package var up: ByteQuantity?
     package var upMbps: Int?
-    package var down: NetworkBytes?
+    package var down: ByteQuantity?
     package var downMbps: Int?
     package var obfs: String?
-    package var auth: Base64Bytes?
+    package var auth: ByteArray?
     package var authString: String?
     package var receiveWindowConn: UInt64?
     package var receiveWindow: UInt64?

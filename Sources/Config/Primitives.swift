@@ -72,7 +72,9 @@ package struct ConfigDuration: JSONCodable, Equatable, Hashable, Comparable {
                     scale *= 10
                     fraction = fraction * 10 + Double(digit.wholeNumberValue ?? 0)
                 }
-                value += UInt64(fraction * (Double(unit) / scale))
+                let (withFraction, fractionOverflow) = value.addingReportingOverflow(UInt64(fraction * (Double(unit) / scale)))
+                if fractionOverflow { throw invalid() }
+                value = withFraction
             }
             let (sum, sumOverflow) = total.addingReportingOverflow(value)
             if sumOverflow || sum > UInt64(Int64.max) + (negative ? 1 : 0) { throw invalid() }
@@ -181,7 +183,7 @@ func parseGoUInt(_ text: String, bits: Int) -> UInt64? {
 }
 
 /// Go's `option.DomainStrategy`: "" / as_is, prefer_ipv4, prefer_ipv6, ipv4_only, ipv6_only.
-package enum DomainStrategy: String, JSONCodable, Equatable, CaseIterable {
+package enum DomainStrategyOption: String, JSONCodable, Equatable, CaseIterable {
     case asIs = ""
     case preferIPv4 = "prefer_ipv4"
     case preferIPv6 = "prefer_ipv6"
@@ -191,7 +193,7 @@ package enum DomainStrategy: String, JSONCodable, Equatable, CaseIterable {
     package init(json: JSONValue, path: String) throws(ConfigError) {
         let text = try String(json: json, path: path)
         if text == "as_is" { self = .asIs; return }
-        guard let value = DomainStrategy(rawValue: text) else {
+        guard let value = DomainStrategyOption(rawValue: text) else {
             throw ConfigError(path: path, message: "unknown domain strategy: \(text)")
         }
         self = value
@@ -254,7 +256,7 @@ package enum NetworkStrategy: String, JSONCodable, Equatable, CaseIterable {
 
 /// Go's `badoption.Addr` (`netip.Addr`): an IPv4 or IPv6 address, optionally with a zone,
 /// kept in its canonical spelling.
-package struct IPAddress: JSONCodable, Equatable, Hashable, CustomStringConvertible {
+package struct IPAddressOption: JSONCodable, Equatable, Hashable, CustomStringConvertible {
     package var text: String
     package var isIPv4: Bool
 
@@ -266,24 +268,55 @@ package struct IPAddress: JSONCodable, Equatable, Hashable, CustomStringConverti
 
     package init(json: JSONValue, path: String) throws(ConfigError) {
         let text = try String(json: json, path: path)
-        guard let value = IPAddress(text) else {
-            throw ConfigError(path: path, message: "ParseAddr(\"\(text)\"): unable to parse IP")
-        }
+        guard let value = IPAddressOption(text) else { throw ConfigError(path: path, message: Self.parseError(text)) }
         self = value
     }
     package var description: String { text }
     package func toJSON() -> JSONValue { .string(text) }
     package static var goTypeName: String { "badoption.Addr" }
+
+    /// `netip.ParseAddr`'s complaint about `text` (IPv4 in detail; IPv6 in general).
+    static func parseError(_ text: String) -> String {
+        let quoted = "ParseAddr(\"\(text)\"): "
+        let kind = text.first { $0 == "." || $0 == ":" || $0 == "%" }
+        switch kind {
+        case ".": break
+        case "%": return quoted + "missing IPv6 address"
+        default: return quoted + "unable to parse IP"
+        }
+        let bytes = Array(text.utf8)
+        var value = 0, position = 0, digits = 0
+        for (i, byte) in bytes.enumerated() {
+            if byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9") {
+                if digits == 1 && value == 0 { return quoted + "IPv4 field has octet with leading zero" }
+                value = value * 10 + Int(byte - UInt8(ascii: "0"))
+                digits += 1
+                if value > 255 { return quoted + "IPv4 field has value >255" }
+            } else if byte == UInt8(ascii: ".") {
+                if i == 0 || i == bytes.count - 1 || bytes[i - 1] == UInt8(ascii: ".") {
+                    return quoted + "IPv4 field must have at least one digit (at \"\(String(decoding: bytes[i...], as: UTF8.self))\")"
+                }
+                if position == 3 { return quoted + "IPv4 address too long" }
+                position += 1
+                value = 0
+                digits = 0
+            } else {
+                return quoted + "unexpected character (at \"\(String(decoding: bytes[i...], as: UTF8.self))\")"
+            }
+        }
+        if position < 3 { return quoted + "IPv4 address too short" }
+        return quoted + "unable to parse IP"
+    }
 }
 
 /// Go's `badoption.Prefix` (`netip.Prefix`): "addr/bits".
-package struct IPPrefix: JSONCodable, Equatable, Hashable, CustomStringConvertible {
-    package var address: IPAddress
+package struct IPPrefixOption: JSONCodable, Equatable, Hashable, CustomStringConvertible {
+    package var address: IPAddressOption
     package var bits: Int
 
     package init?(_ text: String) {
         let parts = text.split(separator: "/", omittingEmptySubsequences: false)
-        guard parts.count == 2, let address = IPAddress(String(parts[0])), !address.text.contains("%"),
+        guard parts.count == 2, let address = IPAddressOption(String(parts[0])), !address.text.contains("%"),
               parts[1].allSatisfy({ $0.isASCII && $0.isNumber }), !parts[1].isEmpty, parts[1].count <= 3,
               let bits = Int(parts[1]), bits <= (address.isIPv4 ? 32 : 128) else { return nil }
         self.address = address
@@ -292,29 +325,40 @@ package struct IPPrefix: JSONCodable, Equatable, Hashable, CustomStringConvertib
 
     package init(json: JSONValue, path: String) throws(ConfigError) {
         let text = try String(json: json, path: path)
-        guard let value = IPPrefix(text) else {
-            throw ConfigError(path: path, message: "netip.ParsePrefix(\"\(text)\"): invalid prefix")
-        }
+        guard let value = IPPrefixOption(text) else { throw ConfigError(path: path, message: Self.parseError(text)) }
         self = value
+    }
+
+    /// `netip.ParsePrefix`'s complaint about `text`.
+    static func parseError(_ text: String) -> String {
+        let prefix = "netip.ParsePrefix(\"\(text)\"): "
+        guard let slash = text.lastIndex(of: "/") else { return prefix + "no '/'" }
+        let address = String(text[..<slash])
+        let bits = text[text.index(after: slash)...]
+        if IPAddressOption(address) == nil || address.contains("%") { return prefix + IPAddressOption.parseError(address) }
+        guard !bits.isEmpty, bits.allSatisfy({ $0.isASCII && $0.isNumber }), bits.count <= 3, !(bits.count > 1 && bits.hasPrefix("0")) else {
+            return prefix + "bad bits after slash: \"\(bits)\""
+        }
+        return prefix + "prefix length out of range"
     }
     package var description: String { "\(address)/\(bits)" }
     package func toJSON() -> JSONValue { .string(description) }
-    package static var goTypeName: String { "badoption.Prefix" }
+    package static var goTypeName: String { "netip.Prefix" }
 }
 
 /// Go's `badoption.Prefixable`: a prefix, or a bare address meaning a full-length prefix;
 /// written as the bare address when full length.
-package struct IPPrefixable: JSONCodable, Equatable, Hashable {
-    package var prefix: IPPrefix
+package struct IPPrefixableOption: JSONCodable, Equatable, Hashable {
+    package var prefix: IPPrefixOption
 
     package init(json: JSONValue, path: String) throws(ConfigError) {
         let text = try String(json: json, path: path)
-        if let prefix = IPPrefix(text) {
+        if let prefix = IPPrefixOption(text) {
             self.prefix = prefix
-        } else if let address = IPAddress(text), !address.text.contains("%"), let prefix = IPPrefix("\(address.text)/\(address.isIPv4 ? 32 : 128)") {
+        } else if let address = IPAddressOption(text), !address.text.contains("%"), let prefix = IPPrefixOption("\(address.text)/\(address.isIPv4 ? 32 : 128)") {
             self.prefix = prefix
         } else {
-            throw ConfigError(path: path, message: "netip.ParsePrefix(\"\(text)\"): invalid prefix")
+            throw ConfigError(path: path, message: IPPrefixOption.parseError(text))
         }
     }
     package func toJSON() -> JSONValue {
@@ -337,7 +381,8 @@ func canonicalIP(_ text: String) -> (String, Bool)? {
         guard inet_pton(AF_INET6, String(address), &storage) == 1 else { return nil }
         var buffer = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN))
         guard inet_ntop(AF_INET6, &storage, &buffer, socklen_t(buffer.count)) != nil else { return nil }
-        return (String(cString: buffer) + zone, false)
+        let text = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        return (text + zone, false)
     }
     guard zone.isEmpty else { return nil }
     // netip rejects leading zeros and anything but four decimal octets.

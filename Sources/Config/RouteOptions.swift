@@ -1,8 +1,8 @@
 /// `route` (Go's `option.RouteOptions`).
 package struct RouteOptions: ConfigObject, Equatable {
-    /// Removed in 1.12 with the geoip database; refused at check.
+    /// Unused since 1.12 (the geoip database is gone); Go still reads it silently, so do we.
     package var geoip: GeoResourceOptions?
-    /// Removed in 1.12 with the geosite database; refused at check.
+    /// Unused since 1.12 (the geosite database is gone); read silently as Go does.
     package var geosite: GeoResourceOptions?
     package var rules: [RuleOptions] = []
     package var ruleSet: [RuleSetOptions] = []
@@ -92,11 +92,12 @@ package struct RuleSetOptions: JSONCodable, Equatable {
 
     package init(json: JSONValue, path: String) throws(ConfigError) {
         guard case .object(let object) = json else { throw typeMismatch(json, Self.goTypeName, path) }
-        var reader = ObjectReader(object, path: path)
-        let type: String = try reader.read("type") ?? ""
-        tag = try reader.read("tag") ?? ""
-        format = try reader.read("format") ?? ""
+        var head = ObjectReader(object, path: path)
+        let type: String = try head.read("type") ?? ""
+        tag = try head.read("tag") ?? ""
+        format = try head.read("format") ?? ""
         if tag.isEmpty { throw ConfigError(path: path, message: "missing tag") }
+        var reader = head.remainder(excluding: ["type", "tag", "format"])
         switch type {
         case "", "inline":
             source = .inline(rules: try reader.read("rules") ?? [])
@@ -157,8 +158,9 @@ package indirect enum HeadlessRuleOptions: JSONCodable, Equatable {
 
     package init(json: JSONValue, path: String) throws(ConfigError) {
         guard case .object(let object) = json else { throw typeMismatch(json, Self.goTypeName, path) }
-        var reader = ObjectReader(object, path: path)
-        let type: String = try reader.read("type") ?? ""
+        var head = ObjectReader(object, path: path)
+        let type: String = try head.read("type") ?? ""
+        var reader = head.remainder(excluding: ["type"])
         switch type {
         case "", "default":
             self = .default(try payload(&reader))
@@ -248,13 +250,14 @@ package struct PlainRuleSetOptions: JSONCodable, Equatable {
 
     package init(json: JSONValue, path: String) throws(ConfigError) {
         guard case .object(let object) = json else { throw typeMismatch(json, Self.goTypeName, path) }
-        var reader = ObjectReader(object, path: path)
-        version = try reader.read("version") ?? 0
+        var head = ObjectReader(object, path: path)
+        version = try head.read("version") ?? 0
         switch version {
         case 1, 2, 3: break
         case 0: throw ConfigError(path: path, message: "missing rule-set version")
         default: throw ConfigError(path: path, message: "unknown rule-set version: \(version)")
         }
+        var reader = head.remainder(excluding: ["version"])
         rules = try reader.read("rules") ?? []
         try reader.finish()
     }

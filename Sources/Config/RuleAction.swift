@@ -34,6 +34,7 @@ package enum RuleAction: Equatable, Sendable {
     /// Reads `action` and its fields from what the rule's own fields left over.
     static func read(from reader: inout ObjectReader) throws(ConfigError) -> RuleAction {
         let action: String = try reader.read("action") ?? ""
+        reader = reader.remainder(excluding: ["action"])
         switch action {
         case "", "route": return .route(try payload(&reader))
         case "route-options": return .routeOptions(try payload(&reader))
@@ -149,7 +150,7 @@ package struct RejectActionOptions: ConfigObject, Equatable {
     package init() {}
 
     package static var fields: [ConfigField<Self>] { [
-        ConfigField(decode: { (root: inout Self, reader: inout ObjectReader) throws(ConfigError) in
+        ConfigField(keys: ["method"], decode: { (root: inout Self, reader: inout ObjectReader) throws(ConfigError) in
             let text: String = try reader.read("method") ?? ""
             switch text {
             case "", "default": root.method = .default
@@ -188,10 +189,10 @@ package struct SniffActionOptions: ConfigObject, Equatable {
 /// The `resolve` action (and the DNS-lookup options shared with DNS `route`).
 package struct ResolveActionOptions: ConfigObject, Equatable {
     package var server: String?
-    package var strategy: DomainStrategy?
+    package var strategy: DomainStrategyOption?
     package var disableCache = false
     package var rewriteTTL: UInt32?
-    package var clientSubnet: IPPrefixable?
+    package var clientSubnet: IPPrefixableOption?
 
     package init() {}
 

@@ -21,17 +21,22 @@ package indirect enum RuleOptions: JSONCodable, Equatable {
 
     package init(json: JSONValue, path: String) throws(ConfigError) {
         guard case .object(let object) = json else { throw typeMismatch(json, Self.goTypeName, path) }
-        var reader = ObjectReader(object, path: path)
-        let type: String = try reader.read("type") ?? ""
+        var head = ObjectReader(object, path: path)
+        let type: String = try head.read("type") ?? ""
+        var reader = head.remainder(excluding: ["type"])
         switch type {
         case "", "default":
             var rule = DefaultRuleOptions()
             try DefaultRuleOptions.readFields(into: &rule, from: &reader)
+            // Go hands the action every key not spelled exactly as a rule key.
+            reader = reader.remainder(excluding: Set(DefaultRuleOptions.fieldKeys))
             rule.action = try RuleAction.read(from: &reader)
             self = .default(rule)
         case "logical":
             var rule = LogicalRuleOptions()
             try LogicalRuleOptions.readFields(into: &rule, from: &reader)
+            // Go hands the action every key not spelled exactly as a rule key.
+            reader = reader.remainder(excluding: Set(LogicalRuleOptions.fieldKeys))
             rule.action = try RuleAction.read(from: &reader)
             self = .logical(rule)
         default:

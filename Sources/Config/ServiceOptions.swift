@@ -14,14 +14,15 @@ package struct ServiceOptions: JSONCodable, Equatable {
 
     package init(json: JSONValue, path: String) throws(ConfigError) {
         guard case .object(let object) = json else { throw typeMismatch(json, Self.goTypeName, path) }
-        var reader = ObjectReader(object, path: path)
-        type = try reader.read("type") ?? ""
-        tag = try reader.read("tag") ?? ""
+        var head = ObjectReader(object, path: path)
+        type = try head.read("type") ?? ""
+        tag = try head.read("tag") ?? ""
+        var reader = head.remainder(excluding: ["type", "tag"])
         switch type {
         case "resolved":
             var options: ResolvedServiceOptions = try payload(&reader)
             // Go fills in the defaults while decoding: 127.0.0.53 port 53.
-            if options.listen.listen == nil { options.listen.listen = IPAddress("127.0.0.53") }
+            if options.listen.listen == nil { options.listen.listen = IPAddressOption("127.0.0.53") }
             if (options.listen.listenPort ?? 0) == 0 { options.listen.listenPort = 53 }
             self.options = .resolved(options)
         case "ssm-api": options = .ssmAPI(try payload(&reader))
@@ -39,7 +40,7 @@ package struct ServiceOptions: JSONCodable, Equatable {
         switch options {
         case .resolved(var o):
             // …and leaves the defaults out when writing.
-            if o.listen.listen == IPAddress("127.0.0.53") { o.listen.listen = nil }
+            if o.listen.listen == IPAddressOption("127.0.0.53") { o.listen.listen = nil }
             if o.listen.listenPort == 53 { o.listen.listenPort = nil }
             o.writeFields(into: &writer)
         case .ssmAPI(let o): o.writeFields(into: &writer)
@@ -49,6 +50,7 @@ package struct ServiceOptions: JSONCodable, Equatable {
     }
 }
 
+/// The options of a service, one case per type.
 package enum ServiceTypeOptions: Equatable, Sendable {
     case resolved(ResolvedServiceOptions)
     case ssmAPI(SSMAPIServiceOptions)
@@ -90,9 +92,9 @@ package struct SSMAPIServiceOptions: ConfigObject, Equatable {
 
     package static var fields: [ConfigField<Self>] { [
         .embed(\.listen),
-        ConfigField(decode: { (root: inout Self, reader: inout ObjectReader) throws(ConfigError) in
-            guard let json = reader.take("servers") else { return }
-            let path = reader.path("servers")
+        ConfigField(keys: ["servers"], decode: { (root: inout Self, reader: inout ObjectReader) throws(ConfigError) in
+            guard let (key, json) = reader.takeEntry("servers") else { return }
+            let path = reader.path(key)
             guard case .object(let object) = json else { throw typeMismatch(json, "badjson.TypedMap[string,string]", path) }
             var servers: [(path: String, inbound: String)] = []
             for entry in object.entries {

@@ -76,6 +76,7 @@ package struct OutboundTLSOptions: ConfigObject, Equatable {
     ] }
 }
 
+/// Reality server options of an inbound TLS block.
 package struct InboundRealityOptions: ConfigObject, Equatable {
     package var enabled = false
     package var handshake = InboundRealityHandshakeOptions()
@@ -104,6 +105,7 @@ package struct InboundRealityHandshakeOptions: ConfigObject, Equatable {
     package static var fields: [ConfigField<Self>] { [.embed(\.server), .embed(\.dial)] }
 }
 
+/// Encrypted Client Hello keys of an inbound TLS block.
 package struct InboundECHOptions: ConfigObject, Equatable {
     package var enabled = false
     package var key: [String] = []
@@ -123,6 +125,7 @@ package struct InboundECHOptions: ConfigObject, Equatable {
     ] }
 }
 
+/// Encrypted Client Hello configuration of an outbound TLS block.
 package struct OutboundECHOptions: ConfigObject, Equatable {
     package var enabled = false
     package var config: [String] = []
@@ -142,6 +145,7 @@ package struct OutboundECHOptions: ConfigObject, Equatable {
     ] }
 }
 
+/// uTLS client fingerprint imitation.
 package struct OutboundUTLSOptions: ConfigObject, Equatable {
     package var enabled = false
     package var fingerprint: String?
@@ -154,6 +158,7 @@ package struct OutboundUTLSOptions: ConfigObject, Equatable {
     ] }
 }
 
+/// Reality client options of an outbound TLS block.
 package struct OutboundRealityOptions: ConfigObject, Equatable {
     package var enabled = false
     package var publicKey: String?
@@ -199,6 +204,7 @@ package struct InboundACMEOptions: ConfigObject, Equatable {
     ] }
 }
 
+/// ACME external account binding.
 package struct ACMEExternalAccountOptions: ConfigObject, Equatable {
     package var keyID: String?
     package var macKey: String?
@@ -233,9 +239,10 @@ package struct ACMEDNS01ChallengeOptions: ConfigObject, Equatable {
 
     package init(json: JSONValue, path: String) throws(ConfigError) {
         guard case .object(let object) = json else { throw typeMismatch(json, Self.goTypeName, path) }
-        var reader = ObjectReader(object, path: path)
+        var head = ObjectReader(object, path: path)
         self.init()
-        provider = try reader.read("provider") ?? ""
+        provider = try head.read("provider") ?? ""
+        var reader = head.remainder(excluding: ["provider"])
         switch provider {
         case "alidns":
             accessKeyID = try reader.read("access_key_id")
@@ -288,6 +295,7 @@ package struct OutboundMultiplexOptions: ConfigObject, Equatable {
     ] }
 }
 
+/// TCP Brutal congestion control of a multiplex session.
 package struct BrutalOptions: ConfigObject, Equatable {
     package var enabled = false
     package var upMbps: Int?
@@ -320,7 +328,7 @@ package struct UDPOverTCPOptions: ConfigObject, Equatable {
             self.enabled = enabled
             return
         }
-        guard case .object(let object) = json else { throw typeMismatch(json, "bool", path) }
+        guard case .object(let object) = json else { throw typeMismatch(json, "option._UDPOverTCPOptions", path) }
         var reader = ObjectReader(object, path: path)
         self.init()
         try Self.readFields(into: &self, from: &reader)
@@ -358,8 +366,9 @@ package enum V2RayTransportOptions: JSONCodable, Equatable {
 
     package init(json: JSONValue, path: String) throws(ConfigError) {
         guard case .object(let object) = json else { throw typeMismatch(json, Self.goTypeName, path) }
-        var reader = ObjectReader(object, path: path)
-        let type: String = try reader.read("type") ?? ""
+        var head = ObjectReader(object, path: path)
+        let type: String = try head.read("type") ?? ""
+        var reader = head.remainder(excluding: ["type"])
         switch type {
         case "http": self = .http(try payload(&reader))
         case "ws": self = .ws(try payload(&reader))
@@ -392,6 +401,7 @@ func payload<T: ConfigObject>(_ reader: inout ObjectReader) throws(ConfigError) 
     return value
 }
 
+/// The v2ray `http` transport (HTTP/2 with TLS, else HTTP/1.1).
 package struct V2RayHTTPOptions: ConfigObject, Equatable {
     package var host: [String] = []
     package var path: String?
@@ -412,6 +422,7 @@ package struct V2RayHTTPOptions: ConfigObject, Equatable {
     ] }
 }
 
+/// The v2ray `ws` transport.
 package struct V2RayWebsocketOptions: ConfigObject, Equatable {
     package var path: String?
     package var headers = ListableMap()
@@ -428,6 +439,7 @@ package struct V2RayWebsocketOptions: ConfigObject, Equatable {
     ] }
 }
 
+/// The v2ray `grpc` transport.
 package struct V2RayGRPCOptions: ConfigObject, Equatable {
     package var serviceName: String?
     package var idleTimeout: ConfigDuration?
@@ -444,6 +456,7 @@ package struct V2RayGRPCOptions: ConfigObject, Equatable {
     ] }
 }
 
+/// The v2ray `httpupgrade` transport.
 package struct V2RayHTTPUpgradeOptions: ConfigObject, Equatable {
     package var host: String?
     package var path: String?

@@ -67,8 +67,12 @@ func decodeError(_ json: String, environment: [String: String] = [:]) -> ConfigE
 
 @Test func unknownTopLevelFieldAndSyntaxErrors() {
     #expect(decodeError(#"{"inbound": []}"#)?.description == #"inbound: json: unknown field "inbound""#)
-    #expect(decodeError("[1]")?.description == "json: cannot unmarshal array into Go value of type option.Options")
+    #expect(decodeError("[1]")?.description == "json: cannot unmarshal array into Go value of type option._Options")
     #expect(decodeError(#"{"inbounds":[{"type":"mixed","#)?.description == "unexpected EOF")
+    #expect(decodeError("")?.description == "EOF")
+    #expect(decodeError("{\n  \"log\": {\"level\": x}\n}")?.description == "invalid character 'x' looking for beginning of value: row 2, column 20")
+    #expect(decodeError(#"{,"log":{}}"#)?.description == "invalid character ',' looking for beginning of object key string: row 1, column 2")
+    #expect(decodeError(#"{"outbounds":[,{"type":"direct"}]}"#)?.description == "invalid character ',' looking for beginning of value: row 1, column 15")
 }
 
 @Test func listableAcceptsOneValueOrArray() throws {
@@ -131,4 +135,43 @@ func badDurationsAreRejected(input: String) {
     #expect(decodeError(#"{"route":{"rules":[{"action":"reject","method":"drop","no_drop":true}]}}"#)?.description
         == "route.rules[0]: no_drop is not available in current context")
     #expect(decodeError(#"{"route":{"rules":[{"action":"reject","method":"x"}]}}"#)?.description == "route.rules[0]: unknown reject method: x")
+}
+
+@Test func keysMatchCaseInsensitivelyAndTheLastSpellingWins() throws {
+    let loaded = try decoded(#"{"inbounds":[{"type":"mixed","listen_port":1,"LISTEN_PORT":2}]}"#)
+    #expect(loaded.options.inbounds.first?.listen?.listenPort == 2)
+    // Go writes `auth.User` keys capitalised (no JSON tags) and reads any case.
+    let users = try decoded(#"{"inbounds":[{"type":"socks","users":[{"Username":"a","PASSWORD":"b"}]}]}"#)
+    guard case .socks(let socks) = users.options.inbounds.first?.options else {
+        Issue.record("expected socks")
+        return
+    }
+    #expect(socks.users == [AuthUser(username: "a", password: "b")])
+}
+
+@Test func trailingCommasAndTrailingDataAreAcceptedLikeGo() throws {
+    let loaded = try decoded(#"{"outbounds":[{"type":"direct","tag":"d",},],} trailing garbage"#)
+    #expect(loaded.options.outbounds.map(\.tag) == ["d"])
+}
+
+@Test func networkListsFormatAsTheyReadUnlikeGo() throws {
+    // Go's `format` writes a network list as "tcp\nudp" and then cannot read its own output;
+    // we write the list back as given.
+    let loaded = try decoded(#"{"inbounds":[{"type":"direct","network":["tcp","udp"],"listen_port":53}]}"#)
+    let text = formatJSON(loaded.options)
+    #expect(text.contains(#""network": ["#))
+    #expect(try decoded(text).options == loaded.options)
+    guard case .direct(let direct) = loaded.options.inbounds.first?.options else {
+        Issue.record("expected direct")
+        return
+    }
+    #expect(direct.network.effective == ["tcp", "udp"])
+    #expect(NetworkList().effective == ["tcp", "udp"])
+}
+
+@Test func defaultsAndHelpers() throws {
+    let loaded = try decoded(#"{"inbounds":[{"type":"socks","listen_port":1080}],"outbounds":[{"type":"http","server":"192.0.2.1","server_port":3128,"connect_timeout":"1m30s"}]}"#)
+    #expect(loaded.options.inbounds.first?.listen?.effectiveListen.text == "127.0.0.1")
+    #expect(loaded.options.outbounds.first?.options.dial?.connectTimeout?.duration == .seconds(90))
+    #expect(loaded.options.outbounds.first?.options.server?.serverPort == 3128)
 }

@@ -88,5 +88,7 @@ private let legacyDNSWarning = "legacy DNS servers is deprecated in sing-box 1.1
         == "dns.servers[0].domain_resolver: domain resolver not found: nope")
     #expect(try checkError(#"{"dns":{"servers":[{"type":"local","tag":"a"},{"type":"local","tag":"a"}]}}"#)
         == "dns.servers[1].tag: duplicate DNS server tag: a")
+    #expect(try checkError(#"{"outbounds":[{"type":"selector","tag":"s","outbounds":["u"]},{"type":"urltest","tag":"u","outbounds":["s"]}]}"#)
+        == "outbounds[0]: circular outbound dependency: s -> u -> s")
     #expect(try checkError(#"{"outbounds":[{"type":"direct","tag":"d"}],"route":{"final":"d"}}"#) == nil)
 }

@@ -37,10 +37,12 @@ private let second = #"{"log":{"level":"debug","timestamp":true},"outbounds":[{"
     var loaded = try ConfigLoader.load(configPaths: [dir.appendingPathComponent("m2.json").path, dir.appendingPathComponent("m1.json").path],
                                        configDirectories: [], environment: [:])
     ConfigMerge.inlinePathResources(&loaded.options)
-    let ours = try JSONParser.parse(mergeJSON(loaded.options))
+    let text = mergeJSON(loaded.options)
+    let ours = try JSONParser.parse(text)
     if !ours.semanticallyEquals(expected) {
         Issue.record("merge differs: \(jsonDifference(ours, expected) ?? "?")")
     }
+    #expect(text == String(decoding: try Data(contentsOf: dir.appendingPathComponent("out.json")), as: UTF8.self))
 }
 
 @Test func directoryReadsJSONFilesInNameOrder() throws {
@@ -54,7 +56,7 @@ private let second = #"{"log":{"level":"debug","timestamp":true},"outbounds":[{"
     let dir = try directory(["bad.json": #"{"outbounds":[{"type":"direct","detour":1}]}"#])
     defer { try? FileManager.default.removeItem(at: dir) }
     let path = dir.appendingPathComponent("bad.json").path
-    #expect(throws: ConfigError(path: "outbounds[0].detour", message: "json: cannot unmarshal number 1 into Go value of type string", file: path)) {
+    #expect(throws: ConfigError(path: "outbounds[0].detour", message: "json: cannot unmarshal number into Go value of type string", file: path)) {
         try ConfigLoader.load(configPaths: [path], configDirectories: [], environment: [:])
     }
     let missing = dir.appendingPathComponent("missing.json").path
@@ -75,4 +77,21 @@ private let second = #"{"log":{"level":"debug","timestamp":true},"outbounds":[{"
     #expect(ConfigError(path: "a.b", message: "m").description == "a.b: m")
     #expect(ConfigError(path: "", message: "m").description == "m")
     #expect(ConfigError(path: "a", message: "m", file: "f.json").description == "decode config at f.json: a: m")
+}
+
+@Test func nullMergesAsInGo() throws {
+    // Appended to arrays, where an outbound without a type is then refused.
+    let merged = try #require(try ConfigMerge.merge([try JSONParser.parse(#"{"outbounds":[{"type":"direct"}]}"#),
+                                                      try JSONParser.parse(#"{"outbounds":null}"#)]))
+    #expect(merged == (try JSONParser.parse(#"{"outbounds":[{"type":"direct"},null]}"#)))
+    #expect(throws: ConfigError(path: "outbounds[1]", message: "unknown outbound type: ")) {
+        try ConfigLoader.decode(value: merged, environment: [:])
+    }
+    // Refused into objects.
+    #expect(throws: ConfigError(path: "log", message: "merge object item log: cannot merge json object into nil")) {
+        try ConfigMerge.merge([try JSONParser.parse(#"{"log":{"level":"info"}}"#), try JSONParser.parse(#"{"log":null}"#)])
+    }
+    // Kept where it was first.
+    let kept = try ConfigMerge.merge([try JSONParser.parse(#"{"log":null}"#), try JSONParser.parse(#"{"log":{"level":"debug"}}"#)])
+    #expect(kept == (try JSONParser.parse(#"{"log":null}"#)))
 }
