@@ -53,7 +53,7 @@ import Glibc
         var fds: [Int32] = []
         defer { for fd in fds { close(fd) } }
         for _ in 0..<5000 {
-            let fd = connectTCP(port: port)
+            let fd = connectTCP(port: port, source: "127.0.0.2")
             guard fd >= 0 else { break }
             writeAll(fd, [0x05])
             fds.append(fd)

@@ -45,6 +45,44 @@ import Testing
         #expect(box.log.contains("[bob] inbound connection to 127.0.0.1:\(files.port)"))
     }
 
+    /// The `socks` and `http` inbound types on their own, and the router's sniff action through
+    /// our handshakes: only a sniffed `http` flow may leave through `direct` (the default blocks).
+    @Test func socksAndHTTPInboundsAndSniffing() throws {
+        let work = try TemporaryDirectory()
+        let files = try FileServer(in: work)
+        defer { files.stop() }
+        let socksPort = try freePort(), httpPort = try freePort(), sniffPort = try freePort()
+        let box = try SingBox(.ours, config: ConfigJSON.box(
+            inbounds: [ConfigJSON.mixed(port: socksPort, type: "socks", tag: "s"), ConfigJSON.mixed(port: httpPort, type: "http", tag: "h"),
+                       ConfigJSON.mixed(port: sniffPort, tag: "sniff")],
+            outbounds: ["{\"type\":\"block\",\"tag\":\"block\"}", ConfigJSON.direct],
+            rules: "[{\"inbound\":[\"s\",\"h\"],\"outbound\":\"direct\"},{\"action\":\"sniff\"},{\"protocol\":\"http\",\"outbound\":\"direct\"}]"),
+            waitPort: socksPort, in: work)
+        defer { box.stop() }
+        try waitForTCP(port: httpPort, process: box.process)
+        for way in [["--socks5-hostname", "127.0.0.1:\(socksPort)"], ["--socks4a", "127.0.0.1:\(socksPort)"],
+                    ["-x", "http://127.0.0.1:\(httpPort)"], ["-x", "http://127.0.0.1:\(httpPort)", "--proxytunnel"],
+                    ["--socks5-hostname", "127.0.0.1:\(sniffPort)"], ["-x", "http://127.0.0.1:\(sniffPort)"],
+                    ["-x", "http://127.0.0.1:\(sniffPort)", "--proxytunnel"]] {
+            do {
+                #expect(try curl(way + [files.blobURL]) == files.blob, "\(way)")
+            } catch {
+                Issue.record("\(error)\n\(box.log)")
+            }
+        }
+        // A `socks` inbound does not speak HTTP.
+        #expect(throws: PeerError.self) { try curl(["-x", "http://127.0.0.1:\(socksPort)", files.blobURL]) }
+        // Without a sniffable protocol (the client sends nothing) the default, block, applies.
+        let fd = connectTCP(port: sniffPort)
+        writeAll(fd, [0x05, 0x01, 0x00, 0x05, 0x01, 0x00, 0x01, 127, 0, 0, 1] + [UInt8(files.port >> 8), UInt8(files.port & 0xff)])
+        let answer = readAll(fd, timeout: 3)
+        close(fd)
+        // Sniffing answers the client first (as Go's lazy reply does when the sniffer reads), so the
+        // blocked flow sees success and then the close, never a byte of the file server.
+        #expect(answer == [0x05, 0x00, 0x05, 0x00, 0x00, 0x01, 0, 0, 0, 0, 0, 0], "\(answer)")
+        #expect(box.log.contains("using outbound/block[block]"))
+    }
+
     /// UDP ASSOCIATE carries a DNS query to dnsmasq and the answer back.
     @Test func udpAssociateRelaysDNS() throws {
         let work = try TemporaryDirectory()
@@ -56,11 +94,20 @@ import Testing
             outbounds: [ConfigJSON.direct]), waitPort: open, in: work)
         defer { box.stop() }
         let script = try work.write("udp.py", socksUDPClientScript)
+        let baseline = box.process.openFileCount
         for args in [[String(open), String(dns.port)], [String(locked), String(dns.port), "bob", "pw"]] {
             let result = try runTool(Peers.python3, [script] + args)
             #expect(result.status == 0, "\(result.stderr)\n\(box.log)")
             #expect(String(decoding: result.stdout, as: UTF8.self) == "127.0.0.1:\(dns.port) 10.1.2.3\n")
         }
+        // The client's exit closes its TCP connection, which ends each association (RFC 1928 §7):
+        // its sockets are released at once, not after the UDP idle timeout.
+        var after = box.process.openFileCount
+        for _ in 0..<60 where after > baseline {
+            usleep(50_000)
+            after = box.process.openFileCount
+        }
+        #expect(after <= baseline, "fds: \(baseline) before, \(after) after")
     }
 
     /// Go's socks (5 and 4a) and http outbounds, with credentials, through our mixed inbound.
@@ -91,6 +138,10 @@ import Testing
             let body = try curl(["--socks5-hostname", "127.0.0.1:\(port)", files.blobURL])
             #expect(body == files.blob, "via Go inbound \(port)\n\(go.log)")
         }
+        for tag in ["socks[s5]", "socks[s4]", "http[h]"] {
+            #expect(go.log.contains("outbound/\(tag): outbound connection to 127.0.0.1:\(files.port)"), "\(tag) unused")
+        }
+        #expect(box.log.contains("[carol] inbound connection to 127.0.0.1:\(files.port)"))
         // UDP: kdig → Go direct inbound → Go socks outbound (UDP ASSOCIATE) → our mixed → dnsmasq.
         let answer = try runTool(Peers.kdig, ["@127.0.0.1", "-p", String(dnsIn), "+short", "+timeout=3", "+retry=2", "test.example", "A"])
         #expect(String(decoding: answer.stdout, as: UTF8.self) == "10.1.2.3\n", "\(answer.stderr)\n\(go.log)\n\(box.log)")
@@ -123,6 +174,10 @@ import Testing
             let body = try curl(["-x", "http://127.0.0.1:\(port)", "--proxytunnel", files.blobURL])
             #expect(body == files.blob, "via our inbound \(port)\n\(box.log)")
         }
+        for tag in ["socks[s5]", "socks[s4]", "http[h]"] {
+            #expect(box.log.contains("outbound/\(tag): outbound connection to 127.0.0.1:\(files.port)"), "\(tag) unused")
+        }
+        #expect(go.log.contains("[carol] inbound connection to 127.0.0.1:\(files.port)"))
         // UDP: python client → our mixed → our socks outbound (UDP ASSOCIATE) → Go's mixed → dnsmasq.
         let script = try work.write("udp.py", socksUDPClientScript)
         let result = try runTool(Peers.python3, [script, String(viaSOCKS5), String(dns.port)])

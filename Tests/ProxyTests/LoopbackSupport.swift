@@ -87,7 +87,7 @@ func boundDestination(_ channel: any Channel) -> Destination {
 /// Listen options for 127.0.0.1 on an ephemeral port.
 func loopbackListen() -> ListenOptions {
     var listen = ListenOptions()
-    listen.listen = Config.IPAddress("127.0.0.1")
+    listen.listen = IPAddressOption("127.0.0.1")
     listen.listenPort = 0
     return listen
 }

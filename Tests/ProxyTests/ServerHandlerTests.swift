@@ -108,6 +108,40 @@ private let socks5Connect: [UInt8] = [0x05, 0x01, 0x00] + [0x05, 0x01, 0x00, 0x0
         #expect(!channel.isActive)
     }
 
+    @Test func serverBytesRelayedBeforeTheAnswerFollowTheReply() throws {
+        // The relay may forward a server-first banner in the same turn as the router answers.
+        let flows = RecordingFlowHandler()
+        let channel = try accepted(SOCKSServerHandler(context: socksContext(flows)))
+        try channel.writeInbound(buffer(socks5Connect))
+        _ = try written(channel)
+        channel.writeAndFlush(buffer("SSH-2.0-banner\r\n"), promise: nil)
+        #expect(try written(channel).isEmpty)
+        try #require(flows.tcp.first?.responder).succeed(channel).wait()
+        #expect(try written(channel) == [0x05, 0x00, 0x00, 0x01, 0, 0, 0, 0, 0, 0] + Array("SSH-2.0-banner\r\n".utf8))
+    }
+
+    @Test func serverThatAnswersAndHangsUpAtOnceStillGetsTheReplyFirst() throws {
+        let flows = RecordingFlowHandler()
+        let channel = try accepted(SOCKSServerHandler(context: socksContext(flows)))
+        try channel.writeInbound(buffer(socks5Connect))
+        _ = try written(channel)
+        channel.writeAndFlush(buffer("bye"), promise: nil)
+        channel.close(mode: .output, promise: nil)
+        #expect(channel.isActive)
+        try #require(flows.tcp.first?.responder).succeed(channel).wait()
+        #expect(try written(channel) == [0x05, 0x00, 0x00, 0x01, 0, 0, 0, 0, 0, 0] + Array("bye".utf8))
+    }
+
+    @Test func heldCloseWithoutAnswerIsHonouredNextTurn() throws {
+        let flows = RecordingFlowHandler()
+        let channel = try accepted(SOCKSServerHandler(context: socksContext(flows)))
+        try channel.writeInbound(buffer(socks5Connect))
+        channel.close(promise: nil)
+        #expect(channel.isActive)
+        channel.embeddedEventLoop.run()
+        #expect(!channel.isActive)
+    }
+
     @Test func connectFailureRepliesWithCode() throws {
         struct Refused: Error, CustomStringConvertible { var description: String { "connect: connection refused" } }
         let flows = RecordingFlowHandler()

@@ -104,7 +104,10 @@ package final class HTTPConnectClientHandler: ChannelDuplexHandler, RemovableCha
                 heldInputClosed = false
                 context.fireUserInboundEventTriggered(ChannelEvent.inputClosed)
             }
+            // Read before leaving: a removed context drops what it is given.
+            context.read()
             context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
+            return
         }
         context.read()
     }

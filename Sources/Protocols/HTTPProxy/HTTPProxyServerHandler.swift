@@ -37,6 +37,11 @@ package final class HTTPProxyServerHandler: ChannelDuplexHandler, RemovableChann
     /// The client half-closed after its request: replayed after the early bytes, so the relay
     /// forwards the FIN (NIO reads to EOF even with autoRead off).
     private var heldInputClosed = false
+    /// Writes toward the client that arrive before our reply (the relay may forward a server's
+    /// first bytes in the same loop turn as the router answers): sent after the reply, in order.
+    private var heldWrites: [(NIOAny, EventLoopPromise<Void>?)] = []
+    /// A close the relay asked for before our reply (the server answered and hung up at once).
+    private var heldClose: (CloseMode, EventLoopPromise<Void>?)?
     private var source: Destination?
 
     package init(context settings: HTTPInboundContext, flowID: FlowID = FlowID()) {
@@ -77,8 +82,8 @@ package final class HTTPProxyServerHandler: ChannelDuplexHandler, RemovableChann
         case .waitingForOutbound:
             buffer.writeBuffer(&bytes)
         case .replaying:
-            replay(context: context)
-            context.fireChannelRead(wrapInboundOut(bytes))
+            buffer.writeBuffer(&bytes)
+            replay(context: context, thenRead: false)
         case .done:
             break
         }
@@ -89,11 +94,70 @@ package final class HTTPProxyServerHandler: ChannelDuplexHandler, RemovableChann
         case .waitingForOutbound:
             heldRead = true  // held until the router answers
         case .replaying:
-            replay(context: context)
-            context.read()
+            replay(context: context, thenRead: true)
         case .readingHead, .done:
             context.read()
         }
+    }
+
+    package func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        if case .waitingForOutbound = state {
+            heldWrites.append((data, promise))
+            return
+        }
+        context.write(data, promise: promise)
+    }
+
+    package func flush(context: ChannelHandlerContext) {
+        if case .waitingForOutbound = state { return }
+        context.flush()
+    }
+
+    package func close(context: ChannelHandlerContext, mode: CloseMode, promise: EventLoopPromise<Void>?) {
+        guard case .waitingForOutbound = state, heldClose == nil else {
+            context.close(mode: mode, promise: promise)
+            return
+        }
+        heldClose = (mode, promise)
+        // The router answers in the turn it installs the relay; if nobody answers by the next
+        // turn, honour the close anyway rather than leak the connection.
+        let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        context.eventLoop.execute {
+            let (handler, context) = bound.value
+            guard case .waitingForOutbound = handler.state else { return }
+            handler.state = .done
+            handler.dropWrites()
+            handler.releaseClose(context: context)
+        }
+    }
+
+    /// Performs a close held while waiting.
+    private func releaseClose(context: ChannelHandlerContext) {
+        guard let (mode, promise) = heldClose else { return }
+        heldClose = nil
+        context.close(mode: mode, promise: promise)
+    }
+
+    /// Sends what the relay wrote before the reply, after it.
+    private func releaseWrites(context: ChannelHandlerContext) {
+        guard !heldWrites.isEmpty else { return }
+        let writes = heldWrites
+        heldWrites.removeAll()
+        for (data, promise) in writes { context.write(data, promise: promise) }
+        context.flush()
+    }
+
+    /// After the reply: what the relay wrote, then the close it asked for.
+    private func releaseHeld(context: ChannelHandlerContext) {
+        releaseWrites(context: context)
+        releaseClose(context: context)
+    }
+
+    /// Drops what the relay wrote: the flow failed before it began.
+    private func dropWrites() {
+        let writes = heldWrites
+        heldWrites.removeAll()
+        for (_, promise) in writes { promise?.fail(ChannelError.ioOnClosedChannel) }
     }
 
     package func channelInactive(context: ChannelHandlerContext) {
@@ -237,6 +301,7 @@ package final class HTTPProxyServerHandler: ChannelDuplexHandler, RemovableChann
         state = .replaying
         let written = connect ? context.writeAndFlush(wrapOutboundOut(HTTPProxyResponse.connectionEstablished(version: version)))
             : context.eventLoop.makeSucceededVoidFuture()
+        releaseHeld(context: context)
         replayIfRead(context: context)
         return written
     }
@@ -245,17 +310,20 @@ package final class HTTPProxyServerHandler: ChannelDuplexHandler, RemovableChann
     private func replayIfRead(context: ChannelHandlerContext) {
         guard heldRead else { return }
         heldRead = false
-        replay(context: context)
-        context.read()
+        replay(context: context, thenRead: true)
     }
 
     fileprivate func outboundFailed(context: ChannelHandlerContext, error: any Error) -> EventLoopFuture<Void> {
         guard case .waitingForOutbound(_, let version) = state else { return context.eventLoop.makeSucceededVoidFuture() }
         state = .done
-        return context.writeAndFlush(wrapOutboundOut(HTTPProxyResponse.status(502, "Bad Gateway", version: version)))
+        dropWrites()
+        let written = context.writeAndFlush(wrapOutboundOut(HTTPProxyResponse.status(502, "Bad Gateway", version: version)))
+        releaseClose(context: context)
+        return written
     }
 
-    private func replay(context: ChannelHandlerContext) {
+    /// Every event goes out before the handler leaves: a removed context drops what it is given.
+    private func replay(context: ChannelHandlerContext, thenRead: Bool) {
         guard case .replaying = state else { return }
         state = .done
         if buffer.readableBytes > 0 {
@@ -268,6 +336,7 @@ package final class HTTPProxyServerHandler: ChannelDuplexHandler, RemovableChann
             heldInputClosed = false
             context.fireUserInboundEventTriggered(ChannelEvent.inputClosed)
         }
+        if thenRead { context.read() }
         context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
     }
 }

@@ -74,6 +74,17 @@ package final class MixedSniffHandler: ChannelInboundHandler, RemovableChannelHa
         context.fireChannelInactive()
     }
 
+    package func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if !decided, let event = event as? ChannelEvent, event == .inputClosed {
+            // Connected and hung up without a byte (port probes): Go reads EOF and closes.
+            socks.logger.debug("connection closed: peek first byte: EOF", flow: flowID)
+            decided = true
+            context.close(promise: nil)
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
     package func errorCaught(context: ChannelHandlerContext, error: any Error) {
         guard decided else {
             socks.logger.debug("connection closed: \(error)", flow: flowID)

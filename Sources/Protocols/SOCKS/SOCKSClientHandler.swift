@@ -78,7 +78,10 @@ package final class SOCKSClientHandler: ChannelDuplexHandler, RemovableChannelHa
                 heldInputClosed = false
                 context.fireUserInboundEventTriggered(ChannelEvent.inputClosed)
             }
+            // Read before leaving: a removed context drops what it is given.
+            context.read()
             context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
+            return
         }
         context.read()
     }

@@ -43,6 +43,11 @@ package final class SOCKSServerHandler: ChannelDuplexHandler, RemovableChannelHa
     /// The client half-closed after its request: replayed after the early bytes, so the relay
     /// forwards the FIN (NIO reads to EOF even with autoRead off).
     private var heldInputClosed = false
+    /// Writes toward the client that arrive before our reply (the relay may forward a server's
+    /// first bytes in the same loop turn as the router answers): sent after the reply, in order.
+    private var heldWrites: [(NIOAny, EventLoopPromise<Void>?)] = []
+    /// A close the relay asked for before our reply (the server answered and hung up at once).
+    private var heldClose: (CloseMode, EventLoopPromise<Void>?)?
     private var source: Destination?
     private var association: SOCKSUDPAssociation?
 
@@ -85,8 +90,8 @@ package final class SOCKSServerHandler: ChannelDuplexHandler, RemovableChannelHa
             // A read already in flight when we stopped asking: keep it for the replay.
             buffer.writeBuffer(&bytes)
         case .replaying:
-            replay(context: context)
-            context.fireChannelRead(wrapInboundOut(bytes))
+            buffer.writeBuffer(&bytes)
+            replay(context: context, thenRead: false)
         case .associating, .done:
             // Nothing is defined after UDP ASSOCIATE on the TCP connection: drop it.
             break
@@ -98,11 +103,70 @@ package final class SOCKSServerHandler: ChannelDuplexHandler, RemovableChannelHa
         case .waitingForOutbound:
             heldRead = true  // held until the router answers
         case .replaying:
-            replay(context: context)
-            context.read()
+            replay(context: context, thenRead: true)
         case .handshaking, .associating, .done:
             context.read()
         }
+    }
+
+    package func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        if case .waitingForOutbound = state {
+            heldWrites.append((data, promise))
+            return
+        }
+        context.write(data, promise: promise)
+    }
+
+    package func flush(context: ChannelHandlerContext) {
+        if case .waitingForOutbound = state { return }
+        context.flush()
+    }
+
+    package func close(context: ChannelHandlerContext, mode: CloseMode, promise: EventLoopPromise<Void>?) {
+        guard case .waitingForOutbound = state, heldClose == nil else {
+            context.close(mode: mode, promise: promise)
+            return
+        }
+        heldClose = (mode, promise)
+        // The router answers in the turn it installs the relay; if nobody answers by the next
+        // turn, honour the close anyway rather than leak the connection.
+        let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        context.eventLoop.execute {
+            let (handler, context) = bound.value
+            guard case .waitingForOutbound = handler.state else { return }
+            handler.state = .done
+            handler.dropWrites()
+            handler.releaseClose(context: context)
+        }
+    }
+
+    /// Performs a close held while waiting.
+    private func releaseClose(context: ChannelHandlerContext) {
+        guard let (mode, promise) = heldClose else { return }
+        heldClose = nil
+        context.close(mode: mode, promise: promise)
+    }
+
+    /// Sends what the relay wrote before the reply, after it.
+    private func releaseWrites(context: ChannelHandlerContext) {
+        guard !heldWrites.isEmpty else { return }
+        let writes = heldWrites
+        heldWrites.removeAll()
+        for (data, promise) in writes { context.write(data, promise: promise) }
+        context.flush()
+    }
+
+    /// After the reply: what the relay wrote, then the close it asked for.
+    private func releaseHeld(context: ChannelHandlerContext) {
+        releaseWrites(context: context)
+        releaseClose(context: context)
+    }
+
+    /// Drops what the relay wrote: the flow failed before it began.
+    private func dropWrites() {
+        let writes = heldWrites
+        heldWrites.removeAll()
+        for (_, promise) in writes { promise?.fail(ChannelError.ioOnClosedChannel) }
     }
 
     package func channelInactive(context: ChannelHandlerContext) {
@@ -111,6 +175,7 @@ package final class SOCKSServerHandler: ChannelDuplexHandler, RemovableChannelHa
             settings.logger.debug("connection closed: EOF", flow: flowID)
         }
         state = .done
+        dropWrites()
         association?.close()
         association = nil
         context.fireChannelInactive()
@@ -129,6 +194,11 @@ package final class SOCKSServerHandler: ChannelDuplexHandler, RemovableChannelHa
             context.close(promise: nil)
         case .waitingForOutbound, .replaying:
             heldInputClosed = true
+        case .associating:
+            // RFC 1928 §7: the association ends when its TCP connection does.
+            settings.logger.debug("connection closed: EOF", flow: flowID)
+            state = .done
+            context.close(promise: nil)
         default:
             context.fireUserInboundEventTriggered(event)
         }
@@ -213,6 +283,7 @@ package final class SOCKSServerHandler: ChannelDuplexHandler, RemovableChannelHa
         // and clients ignore BND for CONNECT, so 0.0.0.0:0 it is.
         let reply = SOCKSServerHandshake.successReply(version: version, bind: Destination(ip: .v4(0), port: 0))
         let written = context.writeAndFlush(wrapOutboundOut(reply))
+        releaseHeld(context: context)
         replayIfRead(context: context)
         return written
     }
@@ -221,19 +292,22 @@ package final class SOCKSServerHandler: ChannelDuplexHandler, RemovableChannelHa
     private func replayIfRead(context: ChannelHandlerContext) {
         guard heldRead else { return }
         heldRead = false
-        replay(context: context)
-        context.read()
+        replay(context: context, thenRead: true)
     }
 
     /// The router could not connect: reply with the error's code.
     fileprivate func outboundFailed(context: ChannelHandlerContext, error: any Error) -> EventLoopFuture<Void> {
         guard case .waitingForOutbound(let version) = state else { return context.eventLoop.makeSucceededVoidFuture() }
         state = .done
-        return context.writeAndFlush(wrapOutboundOut(SOCKSServerHandshake.failureReply(version: version, error: error)))
+        dropWrites()
+        let written = context.writeAndFlush(wrapOutboundOut(SOCKSServerHandshake.failureReply(version: version, error: error)))
+        releaseClose(context: context)
+        return written
     }
 
     /// Hands the early payload on and leaves the pipeline.
-    private func replay(context: ChannelHandlerContext) {
+    /// Every event goes out before the handler leaves: a removed context drops what it is given.
+    private func replay(context: ChannelHandlerContext, thenRead: Bool) {
         guard case .replaying = state else { return }
         state = .done
         if buffer.readableBytes > 0 {
@@ -246,6 +320,7 @@ package final class SOCKSServerHandler: ChannelDuplexHandler, RemovableChannelHa
             heldInputClosed = false
             context.fireUserInboundEventTriggered(ChannelEvent.inputClosed)
         }
+        if thenRead { context.read() }
         context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
     }
 

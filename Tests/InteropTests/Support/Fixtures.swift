@@ -40,12 +40,25 @@ final class DNSServer: @unchecked Sendable {
     private let process: Spawned
 
     init(in work: TemporaryDirectory) throws {
-        port = try freePort(udp: true)
-        process = try Spawned(Peers.dnsmasq, ["--no-resolv", "--no-hosts", "--address=/test.example/10.1.2.3", "--port=\(port)",
-                                              "--listen-address=127.0.0.1", "--bind-interfaces", "--no-daemon",
-                                              "--pid-file=\(work.file("dnsmasq-\(port).pid"))"],
-                              name: "dnsmasq-\(port)", directory: work)
-        try waitForTCP(port: port, process: process)
+        // Another test may take the port between our probe and dnsmasq's bind: try a few.
+        var attempt = 0
+        while true {
+            let port = try freeDualPort()
+            let process = try Spawned(Peers.dnsmasq, ["--no-resolv", "--no-hosts", "--address=/test.example/10.1.2.3", "--port=\(port)",
+                                                      "--listen-address=127.0.0.1", "--bind-interfaces", "--no-daemon",
+                                                      "--pid-file=\(work.file("dnsmasq-\(port).pid"))"],
+                                  name: "dnsmasq-\(port)", directory: work)
+            do {
+                try waitForTCP(port: port, process: process)
+                self.port = port
+                self.process = process
+                return
+            } catch {
+                process.stop()
+                attempt += 1
+                if attempt == 5 { throw error }
+            }
+        }
     }
 
     func stop() { process.stop() }

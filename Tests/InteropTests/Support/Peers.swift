@@ -70,47 +70,81 @@ final class TemporaryDirectory: @unchecked Sendable {
     deinit { try? FileManager.default.removeItem(atPath: path) }
 }
 
+/// Starts `executable` with stdin from /dev/null and stdout+stderr (or just stderr when `stdout`
+/// is given) appended to `log`. posix_spawn + waitpid, not Foundation's Process: its reaping
+/// raced with ours and hung `waitUntilExit` on an already dead child.
+private func spawn(_ executable: String, _ arguments: [String], log: String, stdout: String? = nil) throws -> pid_t {
+    var actions = posix_spawn_file_actions_t()
+    posix_spawn_file_actions_init(&actions)
+    defer { posix_spawn_file_actions_destroy(&actions) }
+    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+    posix_spawn_file_actions_addopen(&actions, 1, stdout ?? log, O_WRONLY | O_CREAT | O_APPEND, 0o644)
+    if stdout == nil {
+        posix_spawn_file_actions_adddup2(&actions, 1, 2)
+    } else {
+        posix_spawn_file_actions_addopen(&actions, 2, log, O_WRONLY | O_CREAT | O_APPEND, 0o644)
+    }
+    let argv: [UnsafeMutablePointer<CChar>?] = ([executable] + arguments).map { strdup($0) } + [nil]
+    defer { for arg in argv { free(arg) } }
+    // The test runner's threads may block or ignore signals; a child must start clean, or it
+    // would ignore our SIGTERM (dnsmasq did).
+    var attributes = posix_spawnattr_t()
+    posix_spawnattr_init(&attributes)
+    defer { posix_spawnattr_destroy(&attributes) }
+    var empty = sigset_t(), defaults = sigset_t()
+    sigemptyset(&empty)
+    sigemptyset(&defaults)
+    for signal in [SIGTERM, SIGINT, SIGPIPE, SIGHUP, SIGCHLD] { sigaddset(&defaults, signal) }
+    posix_spawnattr_setsigmask(&attributes, &empty)
+    posix_spawnattr_setsigdefault(&attributes, &defaults)
+    posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+    var pid: pid_t = 0
+    let rc = posix_spawn(&pid, executable, &actions, &attributes, argv, environ)
+    guard rc == 0 else { throw PeerError("posix_spawn \(executable): \(rc)") }
+    return pid
+}
+
+/// Reaps `pid` if it exited; returns its exit status then, nil while it runs.
+private func reap(_ pid: pid_t) -> Int32? {
+    var status: Int32 = 0
+    let result = waitpid(pid, &status, WNOHANG)
+    guard result == pid else { return result < 0 ? -1 : nil }
+    // WIFEXITED/WEXITSTATUS are macros; decode by hand.
+    return (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+}
+
 /// A child process with its output in a log file. Killed by `stop()` or on deinit.
 final class Spawned: @unchecked Sendable {
     let name: String
-    let process = Process()
     let logPath: String
-    private var stopped = false
+    let pid: pid_t
+    private var exitStatus: Int32?
     private let lock = NSLock()
 
-    init(_ executable: String, _ arguments: [String], name: String, directory: TemporaryDirectory,
-         environment: [String: String]? = nil) throws {
+    init(_ executable: String, _ arguments: [String], name: String, directory: TemporaryDirectory) throws {
         try Peers.require(executable)
         self.name = name
         logPath = directory.file("\(name).log")
-        FileManager.default.createFile(atPath: logPath, contents: nil)
-        let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
-        process.standardOutput = log
-        process.standardError = log
-        process.standardInput = FileHandle.nullDevice
-        if let environment { process.environment = environment }
-        try process.run()
+        pid = try spawn(executable, arguments, log: logPath)
     }
 
-    var pid: Int32 { process.processIdentifier }
-    var isRunning: Bool { process.isRunning }
+    var isRunning: Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        if exitStatus == nil { exitStatus = reap(pid) }
+        return exitStatus == nil
+    }
 
     /// What the process wrote so far.
     var log: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
 
     /// SIGTERM, then SIGKILL after a second; waits for the exit.
     func stop() {
-        lock.lock()
-        defer { lock.unlock() }
-        guard !stopped else { return }
-        stopped = true
-        guard process.isRunning else { return }
+        guard isRunning else { return }
         kill(pid, SIGTERM)
-        for _ in 0..<100 where process.isRunning { usleep(10_000) }
-        if process.isRunning { kill(pid, SIGKILL) }
-        process.waitUntilExit()
+        for _ in 0..<100 where isRunning { usleep(10_000) }
+        if isRunning { kill(pid, SIGKILL) }
+        while isRunning { usleep(5_000) }
     }
 
     /// Open file descriptors of the process (from /proc/<pid>/fd).
@@ -134,51 +168,74 @@ final class Spawned: @unchecked Sendable {
 @discardableResult
 func runTool(_ executable: String, _ arguments: [String], timeout: Double = 20) throws -> (status: Int32, stdout: Data, stderr: String) {
     try Peers.require(executable)
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: executable)
-    process.arguments = arguments
-    let out = Pipe(), err = Pipe()
-    process.standardOutput = out
-    process.standardError = err
-    process.standardInput = FileHandle.nullDevice
-    try process.run()
-    // Drain both pipes while waiting, so a large output cannot block the child.
-    nonisolated(unsafe) var stdout = Data()
-    nonisolated(unsafe) var stderr = Data()
-    let group = DispatchGroup()
-    group.enter()
-    DispatchQueue.global().async { stdout = out.fileHandleForReading.readDataToEndOfFile(); group.leave() }
-    group.enter()
-    DispatchQueue.global().async { stderr = err.fileHandleForReading.readDataToEndOfFile(); group.leave() }
+    let directory = try TemporaryDirectory()
+    let out = directory.file("stdout"), err = directory.file("stderr")
+    let pid = try spawn(executable, arguments, log: err, stdout: out)
     let deadline = Date().addingTimeInterval(timeout)
-    while process.isRunning, Date() < deadline { usleep(5_000) }
-    if process.isRunning { kill(process.processIdentifier, SIGKILL) }
-    process.waitUntilExit()
-    group.wait()
-    return (process.terminationStatus, stdout, String(decoding: stderr, as: UTF8.self))
+    var status = reap(pid)
+    while status == nil, Date() < deadline {
+        usleep(2_000)
+        status = reap(pid)
+    }
+    if status == nil {
+        kill(pid, SIGKILL)
+        while status == nil { usleep(2_000); status = reap(pid) }
+    }
+    let stdout = (try? Data(contentsOf: URL(fileURLWithPath: out))) ?? Data()
+    let stderr = (try? String(contentsOfFile: err, encoding: .utf8)) ?? ""
+    return (status ?? -1, stdout, stderr)
 }
 
-/// A port the kernel just handed out on 127.0.0.1 (bound, then released) for `type`
-/// (SOCK_STREAM or SOCK_DGRAM). Random and ephemeral, so parallel tests do not collide.
-func freePort(udp: Bool = false) throws -> UInt16 {
-    let fd = socket(AF_INET, Int32(udp ? SOCK_DGRAM.rawValue : SOCK_STREAM.rawValue), 0)
-    guard fd >= 0 else { throw PeerError("socket failed") }
+/// Whether 127.0.0.1:`port` can be bound now for TCP or UDP.
+private func canBind(_ port: UInt16, udp: Bool) -> Bool {
+    let fd = socket(AF_INET, Int32(udp ? SOCK_DGRAM.rawValue : SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+    guard fd >= 0 else { return false }
     defer { close(fd) }
     var address = sockaddr_in()
     address.sin_family = sa_family_t(AF_INET)
     address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    address.sin_port = 0
-    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-    let bound = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } }
-    guard bound == 0 else { throw PeerError("bind failed") }
-    _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
-    return UInt16(bigEndian: address.sin_port)
+    address.sin_port = port.bigEndian
+    return withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+    } == 0
 }
 
-/// Opens a TCP connection to 127.0.0.1:`port`; returns the fd or -1.
-func connectTCP(port: UInt16) -> Int32 {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+/// A random port free on 127.0.0.1 for TCP (or UDP), below the kernel's ephemeral range
+/// (32768–60999 here): a port taken from that range can be grabbed by any concurrent connect()
+/// before the process under test binds it, and parallel suites connect a lot.
+func freePort(udp: Bool = false) throws -> UInt16 {
+    for _ in 0..<200 {
+        let port = UInt16.random(in: 20000..<32700)
+        if canBind(port, udp: udp) { return port }
+    }
+    throw PeerError("no free port below the ephemeral range")
+}
+
+/// A port free on 127.0.0.1 for both UDP and TCP (DNS servers listen on both).
+func freeDualPort() throws -> UInt16 {
+    for _ in 0..<200 {
+        let port = UInt16.random(in: 20000..<32700)
+        if canBind(port, udp: true), canBind(port, udp: false) { return port }
+    }
+    throw PeerError("no port free for both UDP and TCP")
+}
+
+/// Opens a TCP connection to 127.0.0.1:`port`; returns the fd or -1. With `source` the socket is
+/// bound to that loopback address first, so its ephemeral port cannot collide with ports other
+/// tests bind on 127.0.0.1 (the 5,000-connection flood uses 127.0.0.2).
+func connectTCP(port: UInt16, source: String? = nil) -> Int32 {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
     guard fd >= 0 else { return -1 }
+    if let source {
+        var local = sockaddr_in()
+        local.sin_family = sa_family_t(AF_INET)
+        local.sin_addr.s_addr = inet_addr(source)
+        local.sin_port = 0
+        let bound = withUnsafePointer(to: &local) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        if bound != 0 { close(fd); return -1 }
+    }
     var address = sockaddr_in()
     address.sin_family = sa_family_t(AF_INET)
     address.sin_addr.s_addr = inet_addr("127.0.0.1")
