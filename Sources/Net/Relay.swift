@@ -71,6 +71,13 @@ package enum Relay {
             // Not every channel type knows the option (netstack flows, test channels); those close
             // fully on end of input instead of half-closing.
             _ = try? channel.syncOptions?.setOption(ChannelOptions.allowRemoteHalfClosure, value: true)
+            // Bulk relaying: reads of up to 256 KiB and a write queue above one read, so a full
+            // read does not flip the partner to unwritable and stall reading every time (NIO's
+            // defaults, 64 KiB reads against a 64 KiB high-water mark, did that on every chunk).
+            _ = try? channel.syncOptions?.setOption(ChannelOptions.recvAllocator,
+                                                     value: AdaptiveRecvByteBufferAllocator(minimum: 2048, initial: 65_536, maximum: relayMaximumRead))
+            _ = try? channel.syncOptions?.setOption(ChannelOptions.writeBufferWaterMark,
+                                                     value: .init(low: relayMaximumRead / 2, high: 2 * relayMaximumRead))
             _ = try? channel.syncOptions?.setOption(ChannelOptions.autoRead, value: true)
             channel.read()
         }
@@ -85,6 +92,9 @@ package enum Relay {
         return state.done.futureResult
     }
 }
+
+/// The largest single read a relay side makes (bytes).
+let relayMaximumRead = 1 << 18
 
 /// Shared state of one relay; touched only on its loop (hence the unchecked conformance).
 final class RelayState: @unchecked Sendable {
