@@ -5,7 +5,8 @@
 #       which confirms the byte count after EOF (so the figure includes the relay's drain)
 #   (b) 1,000 short connections: SOCKS5 handshake, 64-byte answer, close — sequential, wall time
 #   (c) idle RSS after start, RSS after the runs, and CPU seconds each process spent
-# Build first with `swift build -c release --product sing-box` (debug builds are not comparable);
+# Build first with `swift build -c release --product sing-box --static-swift-stdlib` (as
+# scripts/run-example.sh does; debug builds are not comparable);
 # the script refuses a missing release binary. Not part of the test suite.
 #   bench/socks.sh [GiB=4] [connections=1000]
 set -euo pipefail
