@@ -2,7 +2,7 @@
 package import Adapter
 package import Config
 package import NIOCore
-import Net
+package import Net
 
 /// sing-box's `http` inbound. `set_system_proxy` has no meaning on a Linux gateway and is ignored;
 /// `tls` is refused at build time (not implemented here yet), never silently dropped.
@@ -10,19 +10,19 @@ package final class HTTPInbound: Inbound {
     package let type = "http"
     package let tag: String
     /// The listener; exposed for the bound port in tests.
-    package let listener: HTTPProxyListener
+    package let listener: ProxyListener
 
     package init(tag: String, options: HTTPMixedInboundOptions, flowHandler: any FlowHandler,
                  logger: ContextLogger, group: any EventLoopGroup) throws {
         self.tag = tag
         if options.tls?.enabled == true { throw AdapterError.notImplemented("tls on http inbound") }
-        let parameters = try ListenParameters(http: options.listen)
+        let parameters = try ListenParameters(options.listen)
         var context = HTTPInboundContext(tag: tag, type: "http",
                                          users: HTTPProxyUsers(options.users.map { (username: $0.username, password: $0.password) }),
                                          flowHandler: flowHandler, logger: logger)
         context.listenOptions = options.listen
         let shared = context
-        listener = HTTPProxyListener(parameters: parameters, group: group, logger: logger, flowHandler: flowHandler) { channel, flowID, handoff in
+        listener = ProxyListener(parameters: parameters, group: group, logger: logger, flowHandler: flowHandler) { channel, flowID, handoff in
             var context = shared
             context.flowHandler = handoff
             try channel.pipeline.syncOperations.addHandler(HTTPProxyServerHandler(context: context, flowID: flowID))

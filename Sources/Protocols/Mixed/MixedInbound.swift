@@ -3,7 +3,7 @@ package import Adapter
 package import Config
 import HTTPProxy
 package import NIOCore
-import Net
+package import Net
 package import SOCKS
 
 /// sing-box's `mixed` inbound. `set_system_proxy` is ignored on Linux; `tls` is refused at build

@@ -7,10 +7,11 @@
 // as the TCP connection that made it; closing either closes both.
 package import Adapter
 package import NIOCore
+package import Net
 
 /// A SOCKS5 UDP association seen from the inbound: what the client sends and what goes back.
 /// Loop-confined to the control connection's loop (the UDP socket is bound on the same loop).
-package final class SOCKSUDPAssociation: PacketConnection, @unchecked Sendable {
+package final class SOCKSUDPAssociation: ControlledPacketConnection, @unchecked Sendable {
     /// The TCP connection that asked for the association.
     package let control: any Channel
     /// The only IP datagrams are accepted from.

@@ -1,16 +1,14 @@
-// The listening half of the `http` inbound: bind, accept, set up each connection's handler,
-// track connections until the router takes them, close. (SOCKS has the same for `socks` and
-// `mixed`; protocols may not import each other, so the few lines live in both.)
+// The listening half shared by the `socks`, `http` and `mixed` inbounds: bind, accept, set up each
+// connection's handshake handlers, track connections until the router takes them, close.
 package import Adapter
 package import Config
 package import NIOCore
-package import Net
 import Synchronization
 
 extension ListenParameters {
     /// The kernel-facing listen fields of a sing-box `ListenOptions`. No `listen` means `::`
     /// (Go's default); a zone or an unparsable address throws with the field's JSON name.
-    package init(http options: ListenOptions) throws {
+    package init(_ options: ListenOptions) throws {
         var address = Adapter.IPAddress.v6(IPv6Bits(high: 0, low: 0))
         if let listen = options.listen {
             guard let parsed = Adapter.IPAddress(listen.text) else {
@@ -26,7 +24,7 @@ extension ListenParameters {
 
 /// A TCP listener whose connections run a handshake before the router takes them.
 /// `close()` stops accepting and closes connections still in their handshake.
-package final class HTTPProxyListener: Sendable {
+package final class ProxyListener: Sendable {
     /// Adds a connection's handshake handlers; runs on the connection's loop.
     package typealias Setup = @Sendable (_ channel: any Channel, _ flowID: FlowID, _ flowHandler: any FlowHandler) throws -> Void
 
@@ -84,7 +82,7 @@ package final class HTTPProxyListener: Sendable {
         if let source = channel.remoteAddress.flatMap({ Destination($0) }) {
             logger.info("inbound connection from \(source)", flow: flowID)
         }
-        try setup(channel, flowID, HTTPHandoffFlowHandler(listener: self, next: flowHandler))
+        try setup(channel, flowID, HandoffFlowHandler(listener: self, next: flowHandler))
     }
 
     fileprivate func release(_ key: ObjectIdentifier) {
@@ -105,12 +103,19 @@ package final class HTTPProxyListener: Sendable {
     }
 }
 
+/// A packet connection that lives as long as a TCP control connection (SOCKS UDP ASSOCIATE): handing
+/// it to the router ends the control connection's handshake.
+package protocol ControlledPacketConnection: PacketConnection {
+    /// The TCP connection whose handshake created this association.
+    var control: any Channel { get }
+}
+
 /// Forgets a connection once the router owns it, then passes it on.
-private final class HTTPHandoffFlowHandler: FlowHandler {
-    let listener: HTTPProxyListener
+private final class HandoffFlowHandler: FlowHandler {
+    let listener: ProxyListener
     let next: any FlowHandler
 
-    init(listener: HTTPProxyListener, next: any FlowHandler) {
+    init(listener: ProxyListener, next: any FlowHandler) {
         self.listener = listener
         self.next = next
     }
@@ -121,6 +126,9 @@ private final class HTTPHandoffFlowHandler: FlowHandler {
     }
 
     func handleUDP(_ connection: any PacketConnection, metadata: FlowMetadata) {
+        if let association = connection as? any ControlledPacketConnection {
+            listener.release(ObjectIdentifier(association.control))
+        }
         next.handleUDP(connection, metadata: metadata)
     }
 }
