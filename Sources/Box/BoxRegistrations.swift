@@ -2,6 +2,7 @@
 // adds their line here when their module's entry point lands (one file keeps merges small).
 package import Adapter
 package import Config
+import DNS
 import HTTPProxy
 import Mixed
 import SOCKS
@@ -28,7 +29,9 @@ enum BoxRegistrations {
 
     /// Builds the DNS router from `options.dns` with the box's context (outbounds are already in
     /// `context.outbounds`, dialers resolve through a switch the box points at the result).
-    /// nil (no DNS module wired yet): the system resolver serves lookups and hijack-dns reports
-    /// itself unavailable.
-    static let dns: (@Sendable (Options, AdapterContext) throws -> BoxDNS?)? = nil
+    /// No `dns` section means Go's default: one `local` server.
+    static let dns: (@Sendable (Options, AdapterContext) throws -> BoxDNS?)? = { options, context in
+        let setup = try DNSSetup(options: options.dns ?? DNSOptions(), context: context)
+        return BoxDNS(resolver: setup.resolver, hijacker: setup.hijacker, lifecycle: setup.lifecycle)
+    }
 }

@@ -21,6 +21,8 @@ package struct DNSSetup: Sendable {
     /// Builds everything; throws `AdapterError` with sing-box's wording for what cannot be built
     /// (`default DNS server not found: x`, `not implemented: tls`, …).
     package init(options: Config.DNSOptions, context: AdapterContext) throws {
+        // DNS rules are not evaluated yet: refuse them rather than answer past them (TODO(#5)).
+        guard options.rules.isEmpty else { throw AdapterError.notImplemented("dns rules") }
         let logger = context.logger("dns")
         var clientOptions = DNSClientOptions(disableCache: options.disableCache, disableExpire: options.disableExpire,
                                              independentCache: options.independentCache,
