@@ -10,6 +10,7 @@
 // 5. anything else → 400 and close
 package import Adapter
 package import NIOCore
+import Net
 
 /// Runs the HTTP proxy handshake on an accepted channel. Loop-confined; one per connection.
 package final class HTTPProxyServerHandler: ChannelDuplexHandler, RemovableChannelHandler {
@@ -37,11 +38,9 @@ package final class HTTPProxyServerHandler: ChannelDuplexHandler, RemovableChann
     /// The client half-closed after its request: replayed after the early bytes, so the relay
     /// forwards the FIN (NIO reads to EOF even with autoRead off).
     private var heldInputClosed = false
-    /// Writes toward the client that arrive before our reply (the relay may forward a server's
-    /// first bytes in the same loop turn as the router answers): sent after the reply, in order.
-    private var heldWrites: [(NIOAny, EventLoopPromise<Void>?)] = []
-    /// A close the relay asked for before our reply (the server answered and hung up at once).
-    private var heldClose: (CloseMode, EventLoopPromise<Void>?)?
+    /// Writes and a close toward the client that arrive before our reply (the relay may forward a
+    /// server's first bytes, or its hang-up, in the loop turn the router answers): sent after it.
+    private let held = HeldOutput()
     private var source: Destination?
 
     package init(context settings: HTTPInboundContext, flowID: FlowID = FlowID()) {
@@ -102,7 +101,7 @@ package final class HTTPProxyServerHandler: ChannelDuplexHandler, RemovableChann
 
     package func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         if case .waitingForOutbound = state {
-            heldWrites.append((data, promise))
+            held.hold(data, promise: promise)
             return
         }
         context.write(data, promise: promise)
@@ -114,11 +113,11 @@ package final class HTTPProxyServerHandler: ChannelDuplexHandler, RemovableChann
     }
 
     package func close(context: ChannelHandlerContext, mode: CloseMode, promise: EventLoopPromise<Void>?) {
-        guard case .waitingForOutbound = state, heldClose == nil else {
+        guard case .waitingForOutbound = state, !held.holdsClose else {
             context.close(mode: mode, promise: promise)
             return
         }
-        heldClose = (mode, promise)
+        held.holdClose(mode: mode, promise: promise)
         // The router answers in the turn it installs the relay; if nobody answers by the next
         // turn, honour the close anyway rather than leak the connection.
         let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
@@ -126,38 +125,9 @@ package final class HTTPProxyServerHandler: ChannelDuplexHandler, RemovableChann
             let (handler, context) = bound.value
             guard case .waitingForOutbound = handler.state else { return }
             handler.state = .done
-            handler.dropWrites()
-            handler.releaseClose(context: context)
+            handler.held.dropWrites()
+            handler.held.releaseClose(context: context)
         }
-    }
-
-    /// Performs a close held while waiting.
-    private func releaseClose(context: ChannelHandlerContext) {
-        guard let (mode, promise) = heldClose else { return }
-        heldClose = nil
-        context.close(mode: mode, promise: promise)
-    }
-
-    /// Sends what the relay wrote before the reply, after it.
-    private func releaseWrites(context: ChannelHandlerContext) {
-        guard !heldWrites.isEmpty else { return }
-        let writes = heldWrites
-        heldWrites.removeAll()
-        for (data, promise) in writes { context.write(data, promise: promise) }
-        context.flush()
-    }
-
-    /// After the reply: what the relay wrote, then the close it asked for.
-    private func releaseHeld(context: ChannelHandlerContext) {
-        releaseWrites(context: context)
-        releaseClose(context: context)
-    }
-
-    /// Drops what the relay wrote: the flow failed before it began.
-    private func dropWrites() {
-        let writes = heldWrites
-        heldWrites.removeAll()
-        for (_, promise) in writes { promise?.fail(ChannelError.ioOnClosedChannel) }
     }
 
     package func channelInactive(context: ChannelHandlerContext) {
@@ -301,7 +271,7 @@ package final class HTTPProxyServerHandler: ChannelDuplexHandler, RemovableChann
         state = .replaying
         let written = connect ? context.writeAndFlush(wrapOutboundOut(HTTPProxyResponse.connectionEstablished(version: version)))
             : context.eventLoop.makeSucceededVoidFuture()
-        releaseHeld(context: context)
+        held.release(context: context)
         replayIfRead(context: context)
         return written
     }
@@ -316,9 +286,9 @@ package final class HTTPProxyServerHandler: ChannelDuplexHandler, RemovableChann
     fileprivate func outboundFailed(context: ChannelHandlerContext, error: any Error) -> EventLoopFuture<Void> {
         guard case .waitingForOutbound(_, let version) = state else { return context.eventLoop.makeSucceededVoidFuture() }
         state = .done
-        dropWrites()
+        held.dropWrites()
         let written = context.writeAndFlush(wrapOutboundOut(HTTPProxyResponse.status(502, "Bad Gateway", version: version)))
-        releaseClose(context: context)
+        held.releaseClose(context: context)
         return written
     }
 

@@ -11,6 +11,7 @@
 // 4. a client that has not finished by `handshakeTimeout` is closed
 package import Adapter
 package import NIOCore
+import Net
 
 /// Runs the SOCKS server handshake on an accepted channel. One instance per connection; used
 /// only on the channel's event loop.
@@ -43,11 +44,9 @@ package final class SOCKSServerHandler: ChannelDuplexHandler, RemovableChannelHa
     /// The client half-closed after its request: replayed after the early bytes, so the relay
     /// forwards the FIN (NIO reads to EOF even with autoRead off).
     private var heldInputClosed = false
-    /// Writes toward the client that arrive before our reply (the relay may forward a server's
-    /// first bytes in the same loop turn as the router answers): sent after the reply, in order.
-    private var heldWrites: [(NIOAny, EventLoopPromise<Void>?)] = []
-    /// A close the relay asked for before our reply (the server answered and hung up at once).
-    private var heldClose: (CloseMode, EventLoopPromise<Void>?)?
+    /// Writes and a close toward the client that arrive before our reply (the relay may forward a
+    /// server's first bytes, or its hang-up, in the loop turn the router answers): sent after it.
+    private let held = HeldOutput()
     private var source: Destination?
     private var association: SOCKSUDPAssociation?
 
@@ -111,7 +110,7 @@ package final class SOCKSServerHandler: ChannelDuplexHandler, RemovableChannelHa
 
     package func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         if case .waitingForOutbound = state {
-            heldWrites.append((data, promise))
+            held.hold(data, promise: promise)
             return
         }
         context.write(data, promise: promise)
@@ -123,11 +122,11 @@ package final class SOCKSServerHandler: ChannelDuplexHandler, RemovableChannelHa
     }
 
     package func close(context: ChannelHandlerContext, mode: CloseMode, promise: EventLoopPromise<Void>?) {
-        guard case .waitingForOutbound = state, heldClose == nil else {
+        guard case .waitingForOutbound = state, !held.holdsClose else {
             context.close(mode: mode, promise: promise)
             return
         }
-        heldClose = (mode, promise)
+        held.holdClose(mode: mode, promise: promise)
         // The router answers in the turn it installs the relay; if nobody answers by the next
         // turn, honour the close anyway rather than leak the connection.
         let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
@@ -135,38 +134,9 @@ package final class SOCKSServerHandler: ChannelDuplexHandler, RemovableChannelHa
             let (handler, context) = bound.value
             guard case .waitingForOutbound = handler.state else { return }
             handler.state = .done
-            handler.dropWrites()
-            handler.releaseClose(context: context)
+            handler.held.dropWrites()
+            handler.held.releaseClose(context: context)
         }
-    }
-
-    /// Performs a close held while waiting.
-    private func releaseClose(context: ChannelHandlerContext) {
-        guard let (mode, promise) = heldClose else { return }
-        heldClose = nil
-        context.close(mode: mode, promise: promise)
-    }
-
-    /// Sends what the relay wrote before the reply, after it.
-    private func releaseWrites(context: ChannelHandlerContext) {
-        guard !heldWrites.isEmpty else { return }
-        let writes = heldWrites
-        heldWrites.removeAll()
-        for (data, promise) in writes { context.write(data, promise: promise) }
-        context.flush()
-    }
-
-    /// After the reply: what the relay wrote, then the close it asked for.
-    private func releaseHeld(context: ChannelHandlerContext) {
-        releaseWrites(context: context)
-        releaseClose(context: context)
-    }
-
-    /// Drops what the relay wrote: the flow failed before it began.
-    private func dropWrites() {
-        let writes = heldWrites
-        heldWrites.removeAll()
-        for (_, promise) in writes { promise?.fail(ChannelError.ioOnClosedChannel) }
     }
 
     package func channelInactive(context: ChannelHandlerContext) {
@@ -175,7 +145,7 @@ package final class SOCKSServerHandler: ChannelDuplexHandler, RemovableChannelHa
             settings.logger.debug("connection closed: EOF", flow: flowID)
         }
         state = .done
-        dropWrites()
+        held.dropWrites()
         association?.close()
         association = nil
         context.fireChannelInactive()
@@ -283,7 +253,7 @@ package final class SOCKSServerHandler: ChannelDuplexHandler, RemovableChannelHa
         // and clients ignore BND for CONNECT, so 0.0.0.0:0 it is.
         let reply = SOCKSServerHandshake.successReply(version: version, bind: Destination(ip: .v4(0), port: 0))
         let written = context.writeAndFlush(wrapOutboundOut(reply))
-        releaseHeld(context: context)
+        held.release(context: context)
         replayIfRead(context: context)
         return written
     }
@@ -299,9 +269,9 @@ package final class SOCKSServerHandler: ChannelDuplexHandler, RemovableChannelHa
     fileprivate func outboundFailed(context: ChannelHandlerContext, error: any Error) -> EventLoopFuture<Void> {
         guard case .waitingForOutbound(let version) = state else { return context.eventLoop.makeSucceededVoidFuture() }
         state = .done
-        dropWrites()
+        held.dropWrites()
         let written = context.writeAndFlush(wrapOutboundOut(SOCKSServerHandshake.failureReply(version: version, error: error)))
-        releaseClose(context: context)
+        held.releaseClose(context: context)
         return written
     }
 
