@@ -69,6 +69,7 @@ let package = Package(
         swiftTarget("Direct", path: "Sources/Protocols/Direct", ["Adapter", "Net", "Config", nioCore]),
         swiftTarget("Block", path: "Sources/Protocols/Block", ["Adapter", "Config", nioCore]),
         swiftTarget("WireGuard", path: "Sources/Protocols/WireGuard", ["Adapter", "Config", "NetstackWire", "COpenSSL", "CSodium", nioCore]),
+        swiftTarget("Tun", path: "Sources/Protocols/Tun", ["Adapter", "Net", "Config", "Netstack", "NetstackNIO", "NetstackWire", nioCore]),
 
         // Floor 8: Linux integration.
         swiftTarget("TunDevice", path: "Appliance/TunDevice", ["Adapter", "NetstackNIO", "Netstack", "NetstackWire", "CLinux", nioCore, nioPosix]),
@@ -82,6 +83,7 @@ let package = Package(
             "Config", "Adapter", "Net", "Rules", "Router", "DNS",
             "SOCKS", "HTTPProxy", "Mixed", "Direct", "Block", "WireGuard",
             "TunDevice", "Netlink", "Nftables", "Systemd", nioCore, nioPosix,
+            "Tun",
         ]),
         .executableTarget(name: "CLI", dependencies: ["Box", "Config", "COpenSSL", "CSodium", nioCore, nioPosix],
                           path: "Sources/CLI", swiftSettings: swiftSettings),
@@ -102,5 +104,6 @@ let package = Package(
         testTarget("ProxyTests", ["SOCKS", "HTTPProxy", "Mixed", "Adapter", "Net", nioCore, nioPosix,
                                   .product(name: "NIOEmbedded", package: "swift-nio")]),
         testTarget("InteropTests", ["CLI"]),
+        testTarget("GatewayTests", ["CLI", "TestSupport"]),
     ]
 )

@@ -81,7 +81,8 @@ package final class SingBox: @unchecked Sendable {
                                 defaultDomainStrategy: defaultStrategy)
         self.router = router
         let dialers = DefaultDialerFactory(resolver: resolver, outbounds: outbounds,
-                                           defaultInterface: route.defaultInterface, defaultMark: route.defaultMark?.value)
+                                           defaultInterface: route.defaultInterface ?? BoxTunPlatform.detectedInterface(options),
+                                           defaultMark: route.defaultMark?.value ?? BoxTunPlatform.defaultMark(options))
         let context = AdapterContext(group: group, logCore: core, router: router, outbounds: outbounds,
                                      resolver: resolver, dialerFactory: dialers)
 

@@ -1,0 +1,146 @@
+// One UDP flow of the tun inbound as a `PacketConnection`: the client's datagrams arrive on a netstack
+// datagram channel keyed by (client, original destination); replies leave it as if sent by the
+// address the outbound got them from.
+package import Adapter
+package import NIOCore
+import Netstack
+import NetstackNIO
+import NetstackWire
+
+/// A netstack UDP flow for the router's packet relay.
+///
+/// Loop-bound: every method runs on the driver's loop (the channel's). Replies whose source is the
+/// flow's original destination go out on the flow itself. Replies from another address (a STUN
+/// server answering from a second IP) need `endpoint_independent_nat`: then each such source gets a
+/// reply flow of its own (`openUDP` from that address to the client), as sing-tun's endpoint-
+/// independent NAT lets any address reach the client; without it they are dropped and counted, as
+/// gvisor's connected UDP endpoint drops them.
+package final class TunPacketConnection: PacketConnection, @unchecked Sendable {
+    package let eventLoop: any EventLoop
+    /// The flow's channel (the first datagram's 5-tuple).
+    let channel: any Channel
+    /// Where the client sent to: every datagram it sends on this flow is reported from here.
+    let destination: Destination
+    /// The client's address (replies go there).
+    let client: NetstackWire.IPAddress
+    let clientPort: UInt16
+    let driver: NetstackDriver
+    let endpointIndependentNAT: Bool
+    private let closed: EventLoopPromise<Void>
+    private var receiver: (any PacketReceiver)?
+    private var replyFlows: [Destination: any Channel] = [:]
+    private var isClosed = false
+    /// Replies dropped because their source differs and `endpoint_independent_nat` is off.
+    package private(set) var droppedForeignReplies = 0
+    /// At most this many extra reply sources per flow (a bound on what one client can make us hold).
+    static let maximumReplyFlows = 64
+
+    init(channel: any Channel, key: FlowKey, destination: Destination, driver: NetstackDriver, endpointIndependentNAT: Bool) {
+        self.eventLoop = channel.eventLoop
+        self.channel = channel
+        self.destination = destination
+        self.client = key.remote.address
+        self.clientPort = key.remote.port
+        self.driver = driver
+        self.endpointIndependentNAT = endpointIndependentNAT
+        self.closed = channel.eventLoop.makePromise()
+        channel.closeFuture.whenComplete { [weak self] _ in self?.close() }
+    }
+
+    package var closeFuture: EventLoopFuture<Void> { closed.futureResult }
+
+    package func setReceiver(_ receiver: any PacketReceiver) {
+        eventLoop.preconditionInEventLoop()
+        guard !isClosed else { receiver.packetConnectionClosed(); return }
+        self.receiver = receiver
+        // Datagrams held since the flow was accepted are delivered now.
+        channel.setOption(ChannelOptions.autoRead, value: true).whenFailure { [weak self] _ in self?.close() }
+    }
+
+    /// A datagram the client sent (on the flow or on a reply flow to `to`).
+    func received(_ payload: ByteBuffer, to: Destination) {
+        receiver?.packetReceived(payload, from: to)
+    }
+
+    package func writePacket(_ payload: ByteBuffer, to source: Destination) {
+        guard !isClosed else { return }
+        if source == destination || source.ip == nil {
+            channel.write(payload, promise: nil)
+            return
+        }
+        if let flow = replyFlows[source] {
+            flow.write(payload, promise: nil)
+            return
+        }
+        guard endpointIndependentNAT, replyFlows.count < Self.maximumReplyFlows, let ip = source.ip,
+              let local = Self.netstackAddress(ip), local.isIPv4 == client.isIPv4 else {
+            droppedForeignReplies += 1
+            return
+        }
+        let future = driver.openUDP(to: Endpoint(client, clientPort), from: Endpoint(local, source.port)) { [weak self] channel in
+            channel.eventLoop.makeCompletedFuture {
+                try channel.pipeline.syncOperations.addHandler(TunUDPHandler(connection: self, destination: source))
+            }
+        }
+        // openUDP completes synchronously on the loop; a failure (ports, memory) drops this reply.
+        future.whenSuccess { [weak self] flow in
+            guard let self, !self.isClosed else { flow.close(promise: nil); return }
+            self.replyFlows[source] = flow
+            flow.writeAndFlush(payload, promise: nil)
+        }
+    }
+
+    package func flush() {
+        channel.flush()
+        for flow in replyFlows.values { flow.flush() }
+    }
+
+    package func close() {
+        guard !isClosed else { return }
+        isClosed = true
+        channel.close(promise: nil)
+        for flow in replyFlows.values { flow.close(promise: nil) }
+        replyFlows.removeAll()
+        let receiver = self.receiver
+        self.receiver = nil
+        receiver?.packetConnectionClosed()
+        closed.succeed(())
+    }
+
+    /// Adapter's address value as the netstack's (same host-order numbers).
+    static func netstackAddress(_ address: Adapter.IPAddress) -> NetstackWire.IPAddress? {
+        switch address.unmapped {
+        case .v4(let value): return .v4(IPv4Address(value))
+        case .v6(let bits): return .v6(IPv6Address(high: bits.high, low: bits.low))
+        }
+    }
+
+    /// The netstack's address value as Adapter's.
+    static func adapterAddress(_ address: NetstackWire.IPAddress) -> Adapter.IPAddress {
+        switch address {
+        case .v4(let value): return .v4(value.rawValue)
+        case .v6(let value): return .v6(IPv6Bits(high: value.high, low: value.low))
+        }
+    }
+}
+
+/// Passes a UDP flow channel's datagrams to its `TunPacketConnection`. Loop-bound.
+final class TunUDPHandler: ChannelInboundHandler, @unchecked Sendable {
+    typealias InboundIn = ByteBuffer
+    weak var connection: TunPacketConnection?
+    let destination: Destination?
+
+    init(connection: TunPacketConnection?, destination: Destination?) {
+        self.connection = connection
+        self.destination = destination
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard let connection else { return }
+        connection.received(unwrapInboundIn(data), to: destination ?? connection.destination)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        context.close(promise: nil)
+    }
+}

@@ -1,0 +1,168 @@
+// TunSettings: a tun inbound's options, parsed and checked once, with sing-box 1.12's defaults.
+package import Adapter
+package import Config
+import NetstackWire
+import NIOCore
+
+/// The tun fields this build acts on, defaults applied (sing-box 1.12 `inbound/tun.go`).
+package struct TunSettings: Sendable {
+    /// `interface_name`; empty lets the kernel pick `tun%d`.
+    package var interfaceName: String
+    /// `mtu`, default 9000 (Go's `tun.DefaultMTU` for 1.12 on Linux).
+    package var mtu: UInt32
+    /// The IPv4 part of `address`.
+    package var inet4Addresses: [NetworkPrefix]
+    /// The IPv6 part of `address`.
+    package var inet6Addresses: [NetworkPrefix]
+    package var autoRoute: Bool
+    package var autoRedirect: Bool
+    package var strictRoute: Bool
+    /// `iproute2_table_index`, default 2022.
+    package var tableIndex: UInt32
+    /// `iproute2_rule_index`, default 9000.
+    package var ruleIndex: UInt32
+    /// `auto_redirect_input_mark`, default 0x2023.
+    package var inputMark: UInt32
+    /// `auto_redirect_output_mark`, default 0x2024.
+    package var outputMark: UInt32
+    package var routeAddresses: [NetworkPrefix]
+    package var routeExcludeAddresses: [NetworkPrefix]
+    package var includeInterfaces: [String]
+    package var excludeInterfaces: [String]
+    /// `include_uid` + `include_uid_range`.
+    package var includeUIDs: [ClosedRange<UInt32>]
+    /// `exclude_uid` + `exclude_uid_range`.
+    package var excludeUIDs: [ClosedRange<UInt32>]
+    /// `udp_timeout`, default 5 minutes (Go's `C.UDPTimeout`).
+    package var udpTimeout: ConfigDuration
+    /// `stack`: `""`, `system`, `gvisor` or `mixed` (all served by our netstack; see Tun.swift).
+    package var stack: String
+    /// `endpoint_independent_nat`: replies from any address reach the client (see `TunPacketConnection`).
+    package var endpointIndependentNAT: Bool
+    /// The legacy per-inbound fields (`sniff`, `domain_strategy`, …), applied to each flow.
+    package var legacySniff: InboundSniff?
+    package var legacyDomainStrategy: DomainStrategy?
+    package var udpDisableDomainUnmapping: Bool
+
+    /// Parses `options`. Throws `AdapterError` worded as Go's for what Go refuses
+    /// (`unknown stack: lwip`) and for what this build does not do yet.
+    package init(_ options: TunInboundOptions) throws {
+        interfaceName = options.interfaceName ?? ""
+        mtu = options.mtu.flatMap { $0 == 0 ? nil : $0 } ?? 9000
+        guard mtu >= 1280 || options.address.allSatisfy(\.address.isIPv4), mtu >= 576, mtu <= 65535 else {
+            throw AdapterError(.other, "invalid MTU: \(mtu)")
+        }
+        var v4: [NetworkPrefix] = [], v6: [NetworkPrefix] = []
+        for option in options.address {
+            guard let prefix = NetworkPrefix(option.description) else { throw AdapterError(.other, "invalid address: \(option)") }
+            if prefix.isIPv4 { v4.append(prefix) } else { v6.append(prefix) }
+        }
+        inet4Addresses = v4
+        inet6Addresses = v6
+        autoRoute = options.autoRoute
+        autoRedirect = options.autoRedirect
+        strictRoute = options.strictRoute
+        tableIndex = UInt32(clamping: options.iproute2TableIndex.flatMap { $0 == 0 ? nil : $0 } ?? 2022)
+        ruleIndex = UInt32(clamping: options.iproute2RuleIndex.flatMap { $0 == 0 ? nil : $0 } ?? 9000)
+        inputMark = options.autoRedirectInputMark.flatMap { $0.value == 0 ? nil : $0.value } ?? 0x2023
+        outputMark = options.autoRedirectOutputMark.flatMap { $0.value == 0 ? nil : $0.value } ?? 0x2024
+        routeAddresses = try options.routeAddress.map { try TunSettings.prefix($0) }
+        routeExcludeAddresses = try options.routeExcludeAddress.map { try TunSettings.prefix($0) }
+        includeInterfaces = options.includeInterface
+        excludeInterfaces = options.excludeInterface
+        if !includeInterfaces.isEmpty && !excludeInterfaces.isEmpty {
+            throw AdapterError(.other, "`include_interface` and `exclude_interface` cannot be set at the same time")
+        }
+        includeUIDs = try options.includeUID.map { $0...$0 } + options.includeUIDRange.map(TunSettings.uidRange)
+        excludeUIDs = try options.excludeUID.map { $0...$0 } + options.excludeUIDRange.map(TunSettings.uidRange)
+        udpTimeout = options.udpTimeout.map(\.value).flatMap { $0.nanoseconds > 0 ? $0 : nil } ?? ConfigDuration(seconds: 300)
+        stack = options.stack ?? ""
+        guard ["", "system", "gvisor", "mixed"].contains(stack) else { throw AdapterError(.other, "unknown stack: \(stack)") }
+        endpointIndependentNAT = options.endpointIndependentNat
+        if !options.routeAddressSet.isEmpty || !options.routeExcludeAddressSet.isEmpty {
+            // TODO(#4): extract IP CIDR items of rule-sets into the nftables sets / routes.
+            throw AdapterError(.notImplemented, "route_address_set and route_exclude_address_set are not supported yet")
+        }
+        if !options.loopbackAddress.isEmpty {
+            throw AdapterError(.notImplemented, "loopback_address is not supported yet")
+        }
+        if let detour = options.detour, !detour.isEmpty {
+            throw AdapterError(.notImplemented, "inbound detour is not supported yet")
+        }
+        legacySniff = options.sniff
+            ? InboundSniff(overrideDestination: options.sniffOverrideDestination,
+                           timeout: options.sniffTimeout.map { .nanoseconds($0.nanoseconds) })
+            : nil
+        legacyDomainStrategy = options.domainStrategy.flatMap { DomainStrategy(rawValue: $0.rawValue) }.flatMap { $0 == .asIs ? nil : $0 }
+        udpDisableDomainUnmapping = options.udpDisableDomainUnmapping
+    }
+
+    /// The legacy inbound fields, as `FlowMetadata.applyListenOptions` does for listen inbounds.
+    func applyLegacyFields(to metadata: inout FlowMetadata) {
+        metadata.inboundSniff = legacySniff
+        metadata.inboundDomainStrategy = legacyDomainStrategy
+        if udpDisableDomainUnmapping { metadata.udpDisableDomainUnmapping = true }
+    }
+
+    /// The `auto_route` request for the TUN the kernel named `interfaceName`.
+    package func autoRouteOptions(interfaceName: String) -> AutoRouteOptions {
+        AutoRouteOptions(interfaceName: interfaceName, inet4Addresses: inet4Addresses, inet6Addresses: inet6Addresses,
+                         tableIndex: tableIndex, ruleIndex: ruleIndex, strictRoute: strictRoute,
+                         autoRedirectMarkMode: autoRedirect, autoRedirectInputMark: inputMark,
+                         autoRedirectOutputMark: outputMark, routeAddresses: routeAddresses,
+                         routeExcludeAddresses: routeExcludeAddresses, includeInterfaces: includeInterfaces,
+                         excludeInterfaces: excludeInterfaces, excludedUIDRanges: excludedUIDRanges)
+    }
+
+    /// The `auto_redirect` table for the TUN and the redirect listener's port.
+    package func autoRedirectOptions(interfaceName: String, redirectPort: UInt16) -> AutoRedirectOptions {
+        var options = AutoRedirectOptions(interfaceName: interfaceName, enableIPv4: !inet4Addresses.isEmpty,
+                                          enableIPv6: !inet6Addresses.isEmpty, inet4Address: inet4Addresses.first,
+                                          inet6Address: inet6Addresses.first, redirectPort: redirectPort,
+                                          inputMark: inputMark, outputMark: outputMark, strictRoute: strictRoute,
+                                          routeAddresses: routeAddresses, routeExcludeAddresses: routeExcludeAddresses,
+                                          includeInterfaces: includeInterfaces, excludeInterfaces: excludeInterfaces)
+        options.includeUIDs = includeUIDs
+        options.excludeUIDs = excludeUIDs
+        return options
+    }
+
+    /// The UID ranges that bypass the TUN: the excluded ones, or everything outside the included ones.
+    package var excludedUIDRanges: [ClosedRange<UInt32>] {
+        guard !includeUIDs.isEmpty else { return excludeUIDs }
+        var result: [ClosedRange<UInt32>] = []
+        var next: UInt64 = 0
+        for range in includeUIDs.sorted(by: { $0.lowerBound < $1.lowerBound }) {
+            if UInt64(range.lowerBound) > next { result.append(UInt32(next)...(range.lowerBound - 1)) }
+            next = max(next, UInt64(range.upperBound) + 1)
+        }
+        if next <= UInt64(UInt32.max) { result.append(UInt32(next)...UInt32.max) }
+        return result + excludeUIDs
+    }
+
+    /// `1000:2000` (sing-tun's `parseRange`).
+    static func uidRange(_ text: String) throws -> ClosedRange<UInt32> {
+        let parts = text.split(separator: ":", omittingEmptySubsequences: false)
+        guard parts.count == 2, let low = UInt32(parts[0]), let high = UInt32(parts[1]), low <= high else {
+            throw AdapterError(.other, "invalid uid range: \(text)")
+        }
+        return low...high
+    }
+
+    static func prefix(_ option: IPPrefixOption) throws -> NetworkPrefix {
+        guard let prefix = NetworkPrefix(option.description) else { throw AdapterError(.other, "invalid prefix: \(option)") }
+        return prefix
+    }
+
+    static func ipv4(_ prefix: NetworkPrefix) -> IPv4Address? {
+        guard prefix.isIPv4 else { return nil }
+        return IPv4Address(prefix.bytes[0], prefix.bytes[1], prefix.bytes[2], prefix.bytes[3])
+    }
+
+    static func ipv6(_ prefix: NetworkPrefix) -> IPv6Address? {
+        guard !prefix.isIPv4 else { return nil }
+        let high = prefix.bytes[0..<8].reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+        let low = prefix.bytes[8..<16].reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+        return IPv6Address(high: high, low: low)
+    }
+}
