@@ -5,21 +5,21 @@ package import NIOCore
 import NIOPosix
 import Glibc
 
-/// Two listeners on one port, IPv4 `0.0.0.0` and IPv6 `::` (IPV6_V6ONLY): SO_ORIGINAL_DST is asked per
-/// family (SOL_IP / SOL_IPV6), and on a dual-stack socket an IPv4 connection answers neither.
-/// The caller owns `channels` and closes them.
+/// One dual-stack listener on `::`. SO_ORIGINAL_DST is asked per family of the connection: SOL_IP for
+/// IPv4 (also on the dual-stack socket, where Linux passes SOL_IP options of a v4-mapped connection to
+/// the IPv4 code), SOL_IPV6 for IPv6. The caller owns `channels` and closes them.
 package struct RedirectListener: Sendable {
-    /// The listening channels (IPv4, then IPv6 when the host has IPv6).
+    /// The listening channel (`::`, or `0.0.0.0` on a host without IPv6).
     package let channels: [any Channel]
-    /// The port both listen on.
+    /// The port it listens on.
     package let port: UInt16
 
-    /// Binds a free port on both families. Each accepted child reaches `accept` once active, with
+    /// Binds a free port. Each accepted child reaches `accept` once active, with
     /// `autoRead` off and a `FlowBufferHandler` holding early bytes (as `Listener.listenTCP`).
     /// Throws `listen tcp 0.0.0.0:0: …` as Go words listen errors.
     package static func bind(group: any EventLoopGroup, accept: @escaping @Sendable (any Channel) -> Void) async throws -> RedirectListener {
-        func bootstrap(v6Only: Bool) -> ServerBootstrap {
-            var bootstrap = ServerBootstrap(group: group)
+        func bootstrap() -> ServerBootstrap {
+            ServerBootstrap(group: group)
                 .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
                 .serverChannelOption(ChannelOptions.backlog, value: 1024)
                 .childChannelOption(ChannelOptions.autoRead, value: false)
@@ -30,24 +30,20 @@ package struct RedirectListener: Sendable {
                         try child.pipeline.syncOperations.addHandlers([FlowBufferHandler(), ActiveNotifier(accept)])
                     }
                 }
-            if v6Only { bootstrap = bootstrap.serverChannelOption(ChannelOptions.socketOption(.ipv6_v6only), value: 1) }
-            return bootstrap
         }
-        let v4: any Channel
+        // Dual-stack `::` first; a host without IPv6 (disabled by sysctl) gets `0.0.0.0`.
+        if let channel = try? await bootstrap().bind(host: "::", port: 0).get() {
+            return RedirectListener(channels: [channel], port: UInt16(channel.localAddress?.port ?? 0))
+        }
         do {
-            v4 = try await bootstrap(v6Only: false).bind(host: "0.0.0.0", port: 0).get()
+            let channel = try await bootstrap().bind(host: "0.0.0.0", port: 0).get()
+            return RedirectListener(channels: [channel], port: UInt16(channel.localAddress?.port ?? 0))
         } catch {
             throw AdapterError(.other, "listen tcp 0.0.0.0:0: \(SocketLevelOption.describe(error, operation: "bind"))")
         }
-        let port = UInt16(v4.localAddress?.port ?? 0)
-        // A host without IPv6 (disabled by sysctl) keeps the IPv4 listener alone.
-        if let v6 = try? await bootstrap(v6Only: true).bind(host: "::", port: Int(port)).get() {
-            return RedirectListener(channels: [v4, v6], port: port)
-        }
-        return RedirectListener(channels: [v4], port: port)
     }
 
-    /// Closes both listeners.
+    /// Closes the listener.
     package func close() async {
         for channel in channels { try? await channel.close() }
     }
@@ -60,19 +56,24 @@ package struct RedirectListener: Sendable {
             return channel.eventLoop.makeFailedFuture(AdapterError(.other, "SO_ORIGINAL_DST: not a socket"))
         }
         let soOriginalDst: CInt = 80  // SO_ORIGINAL_DST = IP6T_SO_ORIGINAL_DST = 80 (linux/netfilter_ipv4.h)
-        if case .v4? = channel.localAddress {
+        let local = channel.localAddress?.ipAddress.flatMap { IPAddress($0) }
+        if local?.unmapped.isIPv4 ?? false {
             let future: EventLoopFuture<sockaddr_in> = provider.unsafeGetSocketOption(
                 level: SocketOptionLevel(SOL_IP), name: SocketOptionName(soOriginalDst))
+            // struct sockaddr_in: family (2), port (2, network order), address (4).
             return future.flatMapThrowing { address in
-                Destination(ip: .v4(UInt32(bigEndian: address.sin_addr.s_addr)), port: UInt16(bigEndian: address.sin_port))
+                let bytes = withUnsafeBytes(of: address) { Array($0) }
+                guard let ip = IPAddress(bytes: bytes[4..<8]) else { throw AdapterError(.other, "SO_ORIGINAL_DST: bad address") }
+                return Destination(ip: ip, port: UInt16(bytes[2]) << 8 | UInt16(bytes[3]))
             }
         }
         let future: EventLoopFuture<sockaddr_in6> = provider.unsafeGetSocketOption(
             level: SocketOptionLevel(SOL_IPV6), name: SocketOptionName(soOriginalDst))
+        // struct sockaddr_in6: family (2), port (2, network order), flow info (4), address (16).
         return future.flatMapThrowing { address in
-            let bytes = withUnsafeBytes(of: address.sin6_addr) { Array($0) }
-            guard let ip = IPAddress(bytes: bytes) else { throw AdapterError(.other, "SO_ORIGINAL_DST: bad address") }
-            return Destination(ip: ip.unmapped, port: UInt16(bigEndian: address.sin6_port))
+            let bytes = withUnsafeBytes(of: address) { Array($0) }
+            guard let ip = IPAddress(bytes: bytes[8..<24]) else { throw AdapterError(.other, "SO_ORIGINAL_DST: bad address") }
+            return Destination(ip: ip.unmapped, port: UInt16(bytes[2]) << 8 | UInt16(bytes[3]))
         }
     }
 }

@@ -50,7 +50,11 @@ package final class TunPacketConnection: PacketConnection, @unchecked Sendable {
     package var closeFuture: EventLoopFuture<Void> { closed.futureResult }
 
     package func setReceiver(_ receiver: any PacketReceiver) {
-        eventLoop.preconditionInEventLoop()
+        // The DNS hijacker installs its receiver from a task; hop onto the flow's loop.
+        guard eventLoop.inEventLoop else {
+            eventLoop.execute { self.setReceiver(receiver) }
+            return
+        }
         guard !isClosed else { receiver.packetConnectionClosed(); return }
         self.receiver = receiver
         // Datagrams held since the flow was accepted are delivered now.
@@ -62,8 +66,11 @@ package final class TunPacketConnection: PacketConnection, @unchecked Sendable {
         receiver?.packetReceived(payload, from: to)
     }
 
-    package func writePacket(_ payload: ByteBuffer, to source: Destination) {
+    package func writePacket(_ payload: ByteBuffer, to replySource: Destination) {
         guard !isClosed else { return }
+        // A dual-stack outbound socket reports IPv4 peers as `::ffff:a.b.c.d`.
+        var source = replySource
+        if let ip = source.ip { source.host = .ip(ip.unmapped) }
         if source == destination || source.ip == nil {
             channel.write(payload, promise: nil)
             return
@@ -96,6 +103,10 @@ package final class TunPacketConnection: PacketConnection, @unchecked Sendable {
     }
 
     package func close() {
+        guard eventLoop.inEventLoop else {
+            eventLoop.execute { self.close() }
+            return
+        }
         guard !isClosed else { return }
         isClosed = true
         channel.close(promise: nil)
