@@ -29,6 +29,8 @@ package final class TunInbound: Inbound, @unchecked Sendable {
     let group: any EventLoopGroup
     let router: any FlowHandler
     let logger: ContextLogger
+    /// Go's network manager logs default-interface changes as `network: …`.
+    let networkLogger: ContextLogger
 
     // Set in start, read in close (the control task); `driver` is used on its loop.
     private var handle: TunHandle?
@@ -49,6 +51,7 @@ package final class TunInbound: Inbound, @unchecked Sendable {
         self.group = group
         self.router = router
         self.logger = logger.named("inbound/tun[\(tag)]")
+        self.networkLogger = logger.named("network")
     }
 
     /// The running driver (tests read its stack's statistics on its loop).
@@ -56,6 +59,7 @@ package final class TunInbound: Inbound, @unchecked Sendable {
 
     package func start(_ stage: StartStage) async throws {
         guard stage == .start else { return }
+        if let error = settings.startError { throw error }
         let opened = try platform.openTun(name: settings.interfaceName, mtu: settings.mtu,
                                           addresses: settings.inet4Addresses + settings.inet6Addresses)
         handle = opened
@@ -83,9 +87,9 @@ package final class TunInbound: Inbound, @unchecked Sendable {
         let monitor = try platform.startInterfaceMonitor(ignoring: [opened.name])
         self.monitor = monitor
         if let current = monitor.monitor.defaultInterface {
-            logger.info("updated default interface \(current.name), index \(current.index)")
+            networkLogger.info("updated default interface \(current.name), index \(current.index)")
         }
-        let monitorLogger = logger
+        let monitorLogger = networkLogger
         monitorToken = monitor.monitor.addListener { event in
             switch event {
             case .defaultInterfaceChanged(let interface?):
@@ -151,6 +155,21 @@ package final class TunInbound: Inbound, @unchecked Sendable {
         let key = flow.key
         let destination = Destination(ip: TunPacketConnection.adapterAddress(key.local.address), port: key.local.port)
         let source = Destination(ip: TunPacketConnection.adapterAddress(key.remote.address), port: key.remote.port)
+        // Go's PreMatch: a `reject` rule that needs no payload refuses the flow before the SYN-ACK.
+        let network: NetworkKind = key.proto == .tcp ? .tcp : .udp
+        let metadata = flowMetadata(network, source: source, destination: destination)
+        if let preMatcher = router as? any FlowPreMatcher {
+            switch preMatcher.preMatch(metadata) {
+            case .accept: break
+            case .reject:
+                logger.debug("\(key.proto == .tcp ? "connection" : "packet connection") to \(destination) rejected", flow: metadata.flowID)
+                driver.reject(flow, .reset)
+                return
+            case .drop:
+                driver.reject(flow, .drop)
+                return
+            }
+        }
         if key.proto == .tcp {
             driver.accept(flow) { channel in
                 channel.setOption(ChannelOptions.autoRead, value: false).flatMap {
@@ -159,7 +178,6 @@ package final class TunInbound: Inbound, @unchecked Sendable {
                     try channel.pipeline.syncOperations.addHandler(FlowBufferHandler())
                 }
             }.whenSuccess { [self] channel in
-                let metadata = flowMetadata(.tcp, source: source, destination: destination)
                 logger.info("inbound connection from \(source)", flow: metadata.flowID)
                 logger.info("inbound connection to \(destination)", flow: metadata.flowID)
                 router.handleTCP(channel, metadata: metadata, responder: TunTCPResponder())
@@ -174,7 +192,7 @@ package final class TunInbound: Inbound, @unchecked Sendable {
                 let connection = TunPacketConnection(channel: channel, key: key, destination: destination, driver: driver,
                                                      endpointIndependentNAT: settings.endpointIndependentNAT)
                 handler.connection = connection
-                var metadata = flowMetadata(.udp, source: source, destination: destination)
+                var metadata = metadata
                 metadata.udpTimeout = .nanoseconds(settings.udpTimeout.nanoseconds)
                 logger.info("inbound packet connection from \(source)", flow: metadata.flowID)
                 logger.info("inbound packet connection to \(destination)", flow: metadata.flowID)

@@ -43,15 +43,14 @@ package struct TunSettings: Sendable {
     package var legacySniff: InboundSniff?
     package var legacyDomainStrategy: DomainStrategy?
     package var udpDisableDomainUnmapping: Bool
+    /// What makes the inbound fail when it starts (an unknown `stack`, a field this build lacks).
+    package var startError: AdapterError?
 
-    /// Parses `options`. Throws `AdapterError` worded as Go's for what Go refuses
-    /// (`unknown stack: lwip`) and for what this build does not do yet.
+    /// Parses `options`. Throws `AdapterError` for values that cannot be read (a bad UID range);
+    /// what Go refuses only at start (`unknown stack: lwip`) lands in `startError`.
     package init(_ options: TunInboundOptions) throws {
         interfaceName = options.interfaceName ?? ""
         mtu = options.mtu.flatMap { $0 == 0 ? nil : $0 } ?? 9000
-        guard mtu >= 1280 || options.address.allSatisfy(\.address.isIPv4), mtu >= 576, mtu <= 65535 else {
-            throw AdapterError(.other, "invalid MTU: \(mtu)")
-        }
         var v4: [NetworkPrefix] = [], v6: [NetworkPrefix] = []
         for option in options.address {
             guard let prefix = NetworkPrefix(option.description) else { throw AdapterError(.other, "invalid address: \(option)") }
@@ -70,24 +69,26 @@ package struct TunSettings: Sendable {
         routeExcludeAddresses = try options.routeExcludeAddress.map { try TunSettings.prefix($0) }
         includeInterfaces = options.includeInterface
         excludeInterfaces = options.excludeInterface
-        if !includeInterfaces.isEmpty && !excludeInterfaces.isEmpty {
-            throw AdapterError(.other, "`include_interface` and `exclude_interface` cannot be set at the same time")
-        }
         includeUIDs = try options.includeUID.map { $0...$0 } + options.includeUIDRange.map(TunSettings.uidRange)
         excludeUIDs = try options.excludeUID.map { $0...$0 } + options.excludeUIDRange.map(TunSettings.uidRange)
         udpTimeout = options.udpTimeout.map(\.value).flatMap { $0.nanoseconds > 0 ? $0 : nil } ?? ConfigDuration(seconds: 300)
         stack = options.stack ?? ""
-        guard ["", "system", "gvisor", "mixed"].contains(stack) else { throw AdapterError(.other, "unknown stack: \(stack)") }
         endpointIndependentNAT = options.endpointIndependentNat
-        if !options.routeAddressSet.isEmpty || !options.routeExcludeAddressSet.isEmpty {
-            // TODO(#4): extract IP CIDR items of rule-sets into the nftables sets / routes.
-            throw AdapterError(.notImplemented, "route_address_set and route_exclude_address_set are not supported yet")
-        }
-        if !options.loopbackAddress.isEmpty {
-            throw AdapterError(.notImplemented, "loopback_address is not supported yet")
-        }
-        if let detour = options.detour, !detour.isEmpty {
-            throw AdapterError(.notImplemented, "inbound detour is not supported yet")
+        // Go checks these when the inbound starts (`check` passes them), so we report them there too.
+        if !["", "system", "gvisor", "mixed"].contains(stack) {
+            startError = AdapterError(.other, "unknown stack: \(stack)")
+        } else if mtu < 576 || mtu > 65535 || (mtu < 1280 && !v6.isEmpty) {
+            // RFC 791 (576) and RFC 8200 §5 (1280) minimums; the kernel refuses other values.
+            startError = AdapterError(.other, "invalid MTU: \(mtu)")
+        } else if !includeInterfaces.isEmpty && !excludeInterfaces.isEmpty {
+            startError = AdapterError(.other, "`include_interface` and `exclude_interface` cannot be set at the same time")
+        } else if !options.routeAddressSet.isEmpty || !options.routeExcludeAddressSet.isEmpty {
+            // TODO(#4): extract the IP CIDR items of rule-sets into the nftables sets and routes.
+            startError = AdapterError(.notImplemented, "route_address_set and route_exclude_address_set are not supported yet")
+        } else if !options.loopbackAddress.isEmpty {
+            startError = AdapterError(.notImplemented, "loopback_address is not supported yet")
+        } else if let detour = options.detour, !detour.isEmpty {
+            startError = AdapterError(.notImplemented, "inbound detour is not supported yet")
         }
         legacySniff = options.sniff
             ? InboundSniff(overrideDestination: options.sniffOverrideDestination,
