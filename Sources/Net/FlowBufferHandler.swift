@@ -16,12 +16,19 @@ package final class FlowBufferHandler: ChannelInboundHandler, RemovableChannelHa
     private var bufferedBytes = 0
     private var sawInputClosed = false
     private var context: ChannelHandlerContext?
+    /// The pipeline's loop, kept after removal: a flow reset before the sniffer asks (a SYN flood's
+    /// spoofed clients answer our SYN-ACK with RST) tears the pipeline down first, and the sniffer
+    /// must then get "ended" instead of a trap.
+    private var eventLoop: (any EventLoop)?
     /// A sniffer waiting for more than `count` bytes.
     private var waiter: (count: Int, promise: EventLoopPromise<(bytes: [UInt8], ended: Bool)>, timer: Scheduled<Void>)?
 
     package init() {}
 
-    package func handlerAdded(context: ChannelHandlerContext) { self.context = context }
+    package func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        self.eventLoop = context.eventLoop
+    }
 
     package func handlerRemoved(context: ChannelHandlerContext) {
         self.context = nil
@@ -64,7 +71,7 @@ package final class FlowBufferHandler: ChannelInboundHandler, RemovableChannelHa
     }
 
     private func currentFuture(on loop: (any EventLoop)?) -> EventLoopFuture<(bytes: [UInt8], ended: Bool)> {
-        let loop = loop ?? context?.eventLoop
+        let loop = loop ?? context?.eventLoop ?? eventLoop
         guard let loop else { preconditionFailure("FlowBufferHandler used outside a pipeline") }
         return loop.makeSucceededFuture(snapshot())
     }

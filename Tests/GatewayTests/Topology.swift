@@ -70,7 +70,7 @@ final class GatewayTopology: @unchecked Sendable {
     private(set) var gateway: ChildProcess?
     private var closed = false
 
-    /// Builds the namespaces, addresses, routes and servers (HTTP on 8080, UDP echo on 9000, TLS on 8443).
+    /// Builds the namespaces, addresses, routes and servers (HTTP on 8080, HTTPS on 8443, UDP echo on 9000).
     init() throws {
         suffix = String(getpid() % 10000) + String(UInt16.random(in: 0...999))
         var template = Array("/tmp/sbx-gw-XXXXXX".utf8CString)
@@ -100,7 +100,6 @@ final class GatewayTopology: @unchecked Sendable {
         ip -n \(gw) link set gl\(suffix) up; ip -n \(gw) link set gs\(suffix) up
         ip -n \(gw) route add default via 10.77.2.2
         ip -n \(gw) -6 route add default via 2001:db8:2::2
-        ip -n \(gw) -6 route add fd77:9::/64 via fd77:2::2
         ip -n \(srv) addr add 10.77.2.2/24 dev gs\(suffix)
         ip -n \(srv) addr add 2001:db8:2::2/64 dev gs\(suffix) nodad
         ip -n \(srv) addr add fd77:2::2/64 dev gs\(suffix) nodad
@@ -119,8 +118,6 @@ final class GatewayTopology: @unchecked Sendable {
         do {
             try writeServers()
             try spawn(in: srv, ["/usr/bin/python3", "-u", directory + "/servers.py"], log: "servers.log")
-            try spawn(in: srv, ["/usr/bin/openssl", "s_server", "-quiet", "-accept", "[::]:8443", "-cert", directory + "/cert.pem",
-                                "-key", directory + "/key.pem", "-www"], log: "tls.log")
             try waitFor("servers") { shell("ip netns exec \(self.srv) ss -ltn | grep -q ':8443' && ip netns exec \(self.srv) ss -ltn | grep -q ':8080'").status == 0 }
         } catch {
             close()
@@ -128,10 +125,10 @@ final class GatewayTopology: @unchecked Sendable {
         }
     }
 
-    /// HTTP (prints each client address to its log) and a UDP echo, both dual-stack; a TLS key pair.
+    /// HTTP and HTTPS (each client address in the log), a UDP echo on each server address; a TLS key pair.
     private func writeServers() throws {
         let servers = """
-        import http.server, socket, socketserver, sys, threading
+        import http.server, socket, socketserver, ssl, sys, threading
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_GET(self):
                 body = ("hello from srv, you are " + self.client_address[0] + "\\n").encode()
@@ -146,14 +143,20 @@ final class GatewayTopology: @unchecked Sendable {
             def server_bind(self):
                 self.socket.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
                 super().server_bind()
-        def echo():
-            s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
-            s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
-            s.bind(("::", 9000))
+        def echo(address):
+            # One socket per address, so each reply leaves from the address the client asked.
+            s = socket.socket(socket.AF_INET6 if ":" in address else socket.AF_INET, socket.SOCK_DGRAM)
+            s.bind((address, 9000))
             while True:
                 data, peer = s.recvfrom(65535)
                 s.sendto(b"echo:" + data, peer)
-        threading.Thread(target=echo, daemon=True).start()
+        for address in ["10.77.9.1", "2001:db8:9::1", "fd77:9::1"]:
+            threading.Thread(target=echo, args=(address,), daemon=True).start()
+        tls = Server(("::", 8443), Handler)
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain("\(directory)/cert.pem", "\(directory)/key.pem")
+        tls.socket = context.wrap_socket(tls.socket, server_side=True)
+        threading.Thread(target=tls.serve_forever, daemon=True).start()
         Server(("::", 8080), Handler).serve_forever()
         """
         try servers.write(toFile: directory + "/servers.py", atomically: true, encoding: .utf8)

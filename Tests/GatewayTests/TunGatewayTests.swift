@@ -1,0 +1,210 @@
+// The `tun` inbound as a whole-LAN gateway (issue #4): lan ↔ gw ↔ srv namespaces (Topology.swift),
+// our binary on gw with tun + auto_route (+ auto_redirect), real curl / socat / kdig / openssl peers,
+// and Go sing-box 1.12.12 with the same config in the same topology as a cross-check.
+import Foundation
+import Testing
+import TestSupport
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A tun gateway config: sniff, hijack-dns, rejects by IP (before any sniff, so Go's pre-match
+/// applies) and by sniffed domain, a sniffed HTTP Host routed to a second direct outbound bound to
+/// 10.77.2.3, a TLS SNI routed to `block`.
+func tunConfig(autoRedirect: Bool, stack: String = "mixed", autoDetect: Bool = false) -> String {
+    """
+    {
+      "log": { "level": "debug" },
+      "dns": { "servers": [ { "type": "hosts", "tag": "hosts", "predefined": { "app.test": ["10.77.9.1"] } } ] },
+      "inbounds": [ {
+        "type": "tun", "tag": "tun-in", "interface_name": "sbtun0", "stack": "\(stack)",
+        "address": ["172.19.0.1/30", "fdfe:dcba:9876::1/126"],
+        "auto_route": true, "auto_redirect": \(autoRedirect), "udp_timeout": "1m"
+      } ],
+      "outbounds": [
+        { "type": "direct", "tag": "direct" },
+        { "type": "direct", "tag": "direct-b", "inet4_bind_address": "10.77.2.3" },
+        { "type": "block", "tag": "block" }
+      ],
+      "route": {
+        "rules": [
+          { "ip_cidr": ["10.77.9.66/32"], "action": "reject" },
+          { "inbound": ["tun-in"], "action": "sniff" },
+          { "port": 53, "action": "hijack-dns" },
+          { "domain": ["blocked.test"], "action": "reject" },
+          { "domain": ["via-b.test"], "outbound": "direct-b" },
+          { "domain": ["sni-block.test"], "outbound": "block" }
+        ],
+        "final": "direct", "auto_detect_interface": \(autoDetect)
+      }
+    }
+    """
+}
+
+@Suite(.serialized) struct TunGatewayTests {
+    static let urls = ["http://10.77.9.1:8080/", "http://[2001:db8:9::1]:8080/", "http://[fd77:9::1]:8080/"]
+    static let udpTargets = ["10.77.9.1", "[2001:db8:9::1]", "[fd77:9::1]"]
+
+    static func requireTools() throws {
+        for tool in ["/usr/bin/curl", "/usr/bin/socat", "/usr/bin/kdig", "/usr/bin/openssl", "/usr/sbin/nft", "/usr/bin/python3"] {
+            guard FileManager.default.isExecutableFile(atPath: tool) else {
+                throw GatewayTestError("missing \(tool): run scripts/install-test-deps.sh")
+            }
+        }
+        guard getuid() == 0 else { throw GatewayTestError("gateway tests need root (namespaces, TUN, nftables)") }
+    }
+
+    /// Our objects in gw: policy rules in 9000…9010, routes in table 2022, the `sing-box` nft table.
+    static func installed(_ topology: GatewayTopology) -> (rules: Int, routes: Int, table: Bool) {
+        let rules = topology.run(in: topology.gw, "ip -4 rule; ip -6 rule").output.split(separator: "\n")
+            .filter { line in (9000...9010).contains(Int(line.prefix { $0 != ":" }) ?? 0) }.count
+        let routes = topology.run(in: topology.gw, "ip -4 route show table all; ip -6 route show table all").output
+            .split(separator: "\n").filter { $0.contains("table 2022") }.count
+        let table = topology.run(in: topology.gw, "nft list tables").output.contains("inet sing-box")
+        return (rules, routes, table)
+    }
+
+    /// curl from lan; returns (exit status, body).
+    static func curl(_ topology: GatewayTopology, _ arguments: String) -> (status: Int32, output: String) {
+        topology.run(in: topology.lan, "curl -sg -m 5 \(arguments)", timeout: 10)
+    }
+
+    /// TCP (both families, documentation and ULA prefixes), UDP both ways, hijacked DNS.
+    static func expectTraffic(_ topology: GatewayTopology, udp: Bool = true, comment: String) {
+        for url in urls {
+            let result = curl(topology, url)
+            #expect(result.status == 0 && result.output.contains("hello from srv"), "\(comment) TCP \(url): \(result)")
+        }
+        guard udp else { return }
+        for target in udpTargets {
+            let result = topology.run(in: topology.lan, "echo ping-\(target) | socat -t 3 - UDP:\(target):9000", timeout: 10)
+            #expect(result.output.contains("echo:ping-\(target)"), "\(comment) UDP \(target): \(result)")
+        }
+        let dns = topology.run(in: topology.lan, "kdig +short +time=3 +retry=1 @10.77.9.53 app.test A", timeout: 15)
+        #expect(dns.output.contains("10.77.9.1"), "\(comment) hijacked DNS: \(dns)")
+    }
+
+    /// The route rules: sniffed Host and SNI, rejects by domain and IP.
+    static func expectRules(_ topology: GatewayTopology, comment: String) {
+        let viaB = curl(topology, "-H 'Host: via-b.test' http://10.77.9.1:8080/")
+        #expect(viaB.output.contains("you are ::ffff:10.77.2.3"), "\(comment) sniffed Host → direct-b: \(viaB)")
+        let plain = curl(topology, "http://10.77.9.1:8080/")
+        #expect(plain.output.contains("you are ::ffff:10.77.2.1"), "\(comment) default → direct: \(plain)")
+        let blocked = curl(topology, "-H 'Host: blocked.test' http://10.77.9.1:8080/")
+        #expect(blocked.status != 0 && !blocked.output.contains("hello"), "\(comment) sniffed Host reject: \(blocked)")
+        let sniOK = curl(topology, "-k --resolve sni-ok.test:8443:10.77.9.1 https://sni-ok.test:8443/")
+        #expect(sniOK.status == 0, "\(comment) TLS through direct: \(sniOK)")
+        let sniBlocked = curl(topology, "-k --resolve sni-block.test:8443:10.77.9.1 https://sni-block.test:8443/")
+        #expect(sniBlocked.status != 0, "\(comment) TLS SNI → block: \(sniBlocked)")
+        // The address is served (the rule, not the topology, refuses it).
+        let direct = topology.run(in: topology.srv, "curl -s -m 3 http://10.77.9.66:8080/")
+        #expect(direct.output.contains("hello from srv"))
+        let rejected = curl(topology, "http://10.77.9.66:8080/")
+        #expect(rejected.status != 0 && !rejected.output.contains("hello"), "\(comment) ip_cidr reject: \(rejected)")
+    }
+
+    @Test func autoRedirectServesTheLANAndLeavesNothingBehind() throws {
+        try Self.requireTools()
+        let topology = try GatewayTopology()
+        defer { topology.close() }
+        _ = try topology.startGateway(binary: GatewayPeers.ours, config: tunConfig(autoRedirect: true))
+        let running = Self.installed(topology)
+        #expect(running.rules == 6, "mark rules 9000-9002, both families: \(topology.run(in: topology.gw, "ip rule; ip -6 rule").output)")
+        #expect(running.routes >= 2 && running.table, "\(running)")
+        let ruleset = topology.run(in: topology.gw, "nft list table inet sing-box").output
+        #expect(ruleset.contains("redirect to :") && ruleset.contains("meta mark set 0x00002023"), "\(ruleset)")
+
+        Self.expectTraffic(topology, comment: "auto_redirect")
+        Self.expectRules(topology, comment: "auto_redirect")
+        let log = topology.log("gateway.log")
+        #expect(log.contains("inbound redirect connection from 10.77.1.2"))
+        #expect(log.contains("inbound packet connection to [2001:db8:9::1]:9000"))
+
+        topology.stopGateway(SIGTERM)
+        let after = Self.installed(topology)
+        #expect(after.rules == 0 && after.routes == 0 && !after.table, "left behind after SIGTERM: \(after)")
+        #expect(topology.run(in: topology.gw, "ip link show sbtun0").status != 0)
+    }
+
+    @Test func autoRouteSurvivesBadInputAndCleansUpAfterSIGKILL() throws {
+        try Self.requireTools()
+        let topology = try GatewayTopology()
+        defer { topology.close() }
+        let config = tunConfig(autoRedirect: false, stack: "gvisor", autoDetect: true)
+        let gateway = try topology.startGateway(binary: GatewayPeers.ours, config: config)
+        let running = Self.installed(topology)
+        #expect(running.rules >= 8 && running.routes >= 2 && !running.table, "\(running)")
+        Self.expectTraffic(topology, comment: "auto_route")
+        // Pre-match: the SYN itself is refused with RST, so curl sees "connection refused" (exit 7).
+        let refused = Self.curl(topology, "http://10.77.9.66:8080/")
+        #expect(refused.status == 7, "pre-matched reject: \(refused)")
+
+        try floodScript.write(toFile: topology.directory + "/flood.py", atomically: true, encoding: .utf8)
+        let flood = topology.run(in: topology.lan, "python3 \(topology.directory)/flood.py 3000 1000 600 2000", timeout: 60)
+        #expect(flood.output.contains("flood sent"), "\(flood)")
+        #expect(gateway.isRunning)
+        Self.expectTraffic(topology, udp: false, comment: "after the flood")
+        let echo = topology.run(in: topology.lan, "echo after | socat -t 3 - UDP:10.77.9.1:9000", timeout: 10)
+        #expect(echo.output.contains("echo:after"), "UDP after the flood: \(echo)")
+        let status = (try? String(contentsOfFile: "/proc/\(gateway.processIdentifier)/status", encoding: .utf8)) ?? ""
+        let rssKB = status.split(separator: "\n").first { $0.hasPrefix("VmRSS:") }
+            .flatMap { Int($0.split(separator: " ").dropFirst().first ?? "") } ?? 0
+        #expect(rssKB > 0 && rssKB < 400 * 1024, "gateway RSS after the flood: \(rssKB) kB")
+
+        // SIGKILL leaves the rules and routes; the next start removes them before installing its own.
+        topology.stopGateway(SIGKILL)
+        let leftovers = Self.installed(topology)
+        #expect(leftovers.rules == running.rules, "rules survive a SIGKILL: \(leftovers)")
+        _ = try topology.startGateway(binary: GatewayPeers.ours, config: config, log: "gateway2.log")
+        #expect(Self.installed(topology).rules == running.rules, "no duplicate rules after the restart")
+        let again = Self.curl(topology, Self.urls[0])
+        #expect(again.output.contains("hello from srv"), "\(again)")
+        topology.stopGateway(SIGTERM)
+        let after = Self.installed(topology)
+        #expect(after.rules == 0 && after.routes == 0, "left behind after SIGTERM: \(after)")
+    }
+
+    /// Go sing-box 1.12.12, same config and topology: TCP and the rules behave as ours. (Go's UDP and
+    /// ULA through auto_redirect fail here, PEERS.md; they are not asserted.)
+    @Test func goSingBoxCrossCheck() throws {
+        try Self.requireTools()
+        guard FileManager.default.isExecutableFile(atPath: GatewayPeers.go) else {
+            throw GatewayTestError("missing \(GatewayPeers.go): run scripts/install-test-deps.sh")
+        }
+        let topology = try GatewayTopology()
+        defer { topology.close() }
+        _ = try topology.startGateway(binary: GatewayPeers.go, config: tunConfig(autoRedirect: true, stack: "gvisor"), log: "go.log")
+        for url in Self.urls.prefix(2) {
+            let result = Self.curl(topology, url)
+            #expect(result.output.contains("hello from srv"), "Go TCP \(url): \(result)")
+        }
+        Self.expectRules(topology, comment: "Go")
+        let goRules = Self.installed(topology)
+        topology.stopGateway(SIGTERM)
+        #expect(Self.installed(topology).rules == 0)
+        // Ours installs the same number of policy rules for the same config.
+        _ = try topology.startGateway(binary: GatewayPeers.ours, config: tunConfig(autoRedirect: true, stack: "gvisor"))
+        #expect(Self.installed(topology).rules == goRules.rules, "Go installed \(goRules)")
+        topology.stopGateway(SIGTERM)
+    }
+
+    @Test func exampleConfigPassesBothChecksAndBadStackFailsAtStart() throws {
+        try Self.requireTools()
+        let example = GatewayPeers.packageRoot + "/examples/tun-gateway.json"
+        #expect(shell("\(GatewayPeers.ours) check -c \(example)").status == 0)
+        if FileManager.default.isExecutableFile(atPath: GatewayPeers.go) {
+            #expect(shell("\(GatewayPeers.go) check -c \(example)").status == 0)
+        }
+        // Go accepts an unknown stack in `check` and refuses it when the inbound starts.
+        let namespace = "sbx\(getpid() % 100000)"
+        shell("ip netns add \(namespace)")
+        defer { shell("ip netns del \(namespace)") }
+        let bad = tunConfig(autoRedirect: false).replacingOccurrences(of: "\"stack\": \"mixed\"", with: "\"stack\": \"lwip\"")
+        let path = "/tmp/sbx-gw-bad-\(getpid()).json"
+        try bad.write(toFile: path, atomically: true, encoding: .utf8)
+        defer { unlink(path) }
+        #expect(shell("\(GatewayPeers.ours) check -c \(path)").status == 0)
+        let run = shell("ip netns exec \(namespace) \(GatewayPeers.ours) run -c \(path)", timeout: 10)
+        #expect(run.status == 1 && run.output.contains("start inbound/tun[tun-in]: unknown stack: lwip"), "\(run)")
+    }
+}
