@@ -25,7 +25,10 @@ package struct LinuxTransparentSockets: TransparentSockets {
         }
         // Go (redirect.GetOriginalDestination) picks the call by the peer's family: IPv4 peers,
         // including v4-mapped ones on a dual-stack socket, use SOL_IP; IPv6 peers IP6T_SO_ORIGINAL_DST.
-        let isIPv4 = Destination(channel.remoteAddress ?? channel.localAddress!)?.ip.map { $0.unmapped.isIPv4 } ?? true
+        guard let peer = channel.remoteAddress.flatMap(Destination.init) else {
+            return channel.eventLoop.makeFailedFuture(AdapterError(.other, "get original destination: not connected"))
+        }
+        let isIPv4 = peer.ip.map { $0.unmapped.isIPv4 } ?? true
         if isIPv4 {
             let future: EventLoopFuture<sockaddr_in> = provider.unsafeGetSocketOption(
                 level: SocketOptionLevel(SOL_IP), name: SocketOptionName(80))  // SO_ORIGINAL_DST

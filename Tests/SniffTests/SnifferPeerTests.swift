@@ -1,4 +1,5 @@
 import Foundation
+import NIOCore
 @testable import Router
 import Testing
 
@@ -18,7 +19,7 @@ import Testing
         let first = listener.firstBytes(enough: 10)
         let line = String(decoding: first, as: UTF8.self)
         try #require(line.hasPrefix("SSH-2.0-"), "ssh sent \(line)")
-        let software = line.dropFirst(8).prefix { $0 != "\r" && $0 != "\n" }
+        let software = line.dropFirst(8).split(whereSeparator: \.isNewline).first ?? ""
         #expect(StreamSniffer.run(StreamSniffer.allCases, over: first) == .found(protocol: "ssh", domain: nil, client: String(software)))
         #expect(software.hasPrefix("OpenSSH_"))
         // Byte by byte: a prefix asks for more, never a wrong answer.
