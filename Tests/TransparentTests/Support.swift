@@ -229,15 +229,17 @@ final class GatewayTopology: @unchecked Sendable {
         let http = try BackgroundCommand(server, ["python3", "-m", "http.server", "--bind", "::", "--directory", directory + "/www", "8080"])
         let echo4 = try BackgroundCommand(server, ["socat", "UDP4-RECVFROM:9000,fork", "EXEC:cat"])
         let echo6 = try BackgroundCommand(server, ["socat", "UDP6-RECVFROM:9000,fork,ipv6only=1", "EXEC:cat"])
+        let greeter = try BackgroundCommand(server, ["socat", "TCP-LISTEN:2222,fork,reuseaddr", "SYSTEM:echo server-first"])
         // Ready when the ports are bound.
         let deadline = Date().addingTimeInterval(10)
         while Date() < deadline {
             let (_, tcp) = server.status(["ss", "-Hltn", "sport = :8080"])
             let (_, udp) = server.status(["ss", "-Hlun", "sport = :9000"])
-            if !tcp.isEmpty && udp.split(separator: "\n").count >= 2 { break }
+            let (_, greeting) = server.status(["ss", "-Hltn", "sport = :2222"])
+            if !tcp.isEmpty && !greeting.isEmpty && udp.split(separator: "\n").count >= 2 { break }
             usleep(50_000)
         }
-        return [http, echo4, echo6]
+        return [http, echo4, echo6, greeter]
     }
 
     /// curl from the LAN; returns (exit status, body).
@@ -245,6 +247,39 @@ final class GatewayTopology: @unchecked Sendable {
         var arguments = ["curl", "-sS", "-m", "5", "-g"]
         if let host { arguments += ["-H", "Host: \(host)"] }
         return lan.status(arguments + [url], timeout: 10)
+    }
+
+    /// A real QUIC client's (aioquic) first flight for `serverName`, sent from the LAN to the UDP
+    /// echo server; returns how many datagrams came back within two seconds.
+    func quicEcho(serverName: String, to address: String) -> Int {
+        let script = """
+        import socket, sys
+        from aioquic.quic.configuration import QuicConfiguration
+        from aioquic.quic.connection import QuicConnection
+        config = QuicConfiguration(is_client=True, server_name=sys.argv[1], alpn_protocols=["h3"])
+        conn = QuicConnection(configuration=config)
+        conn.connect((sys.argv[2], 9000), now=0.0)
+        s = socket.socket(socket.AF_INET6 if ":" in sys.argv[2] else socket.AF_INET, socket.SOCK_DGRAM)
+        s.settimeout(2)
+        for data, addr in conn.datagrams_to_send(now=0.0):
+            s.sendto(data, (sys.argv[2], 9000))
+        count = 0
+        try:
+            while True:
+                s.recv(65536)
+                count += 1
+        except socket.timeout:
+            pass
+        print(count)
+        """
+        let (_, out) = lan.status(["python3", "-c", script, serverName, address], timeout: 10)
+        return Int(out.trimmingCharacters(in: .whitespacesAndNewlines)) ?? -1
+    }
+
+    /// A server-first TCP exchange: srv port 2222 greets, the client sends nothing; returns what
+    /// the client read.
+    func serverFirstGreeting(from address: String) -> String {
+        lan.status(["socat", "-T", "3", "-u", "TCP:\(address):2222", "-"], timeout: 8).1
     }
 
     /// One UDP datagram from the LAN through socat; returns the echoed reply ("" if none).

@@ -18,6 +18,7 @@ struct TransparentGatewayTests {
          "route": {"rules": [
             {"inbound": "tproxy-in", "action": "sniff"},
             {"domain": ["blocked.example"], "action": "reject"},
+            {"protocol": "quic", "domain": ["blocked-quic.example"], "action": "reject"},
             {"ip_cidr": ["10.77.2.0/24", "2001:db8:772::/64"], "outbound": "direct"}
          ], "final": "direct"}}
         """
@@ -64,6 +65,17 @@ struct TransparentGatewayTests {
         let reply6 = topology.udpEcho("udp6-\(token)", to: GatewayTopology.server6)
         #expect(reply6 == "udp6-\(token)", "IPv6 UDP echo: \(reply6)\n\(box.log)")
         #expect(box.log.contains("inbound packet connection to \(GatewayTopology.server4):9000"))
+
+        // QUIC from a real client: the Initial's SNI is sniffed; a quic+domain rule rejects one
+        // name, the other is relayed (the echo server returns the datagrams).
+        #expect(topology.quicEcho(serverName: "allowed-quic.example", to: GatewayTopology.server4) > 0, "\(box.log)")
+        #expect(topology.quicEcho(serverName: "blocked-quic.example", to: GatewayTopology.server4) == 0, "\(box.log)")
+        #expect(box.log.contains("protocol: quic, domain: allowed-quic.example"), "\(box.log)")
+
+        // A server-first protocol is not held by the sniffer beyond its timeout.
+        let start = Date()
+        #expect(topology.serverFirstGreeting(from: GatewayTopology.server4).hasPrefix("server-first"))
+        #expect(Date().timeIntervalSince(start) < 3)
     }
 
     func exerciseRedirect(_ binary: String) throws {
