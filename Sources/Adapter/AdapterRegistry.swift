@@ -25,6 +25,8 @@ package struct AdapterContext: Sendable {
     package var resolver: any DNSResolver
     /// Dialers from dial fields.
     package var dialerFactory: any DialerFactory
+    /// Linux SO_ORIGINAL_DST / IP_TRANSPARENT sockets for `redirect` and `tproxy` (nil: not on Linux).
+    package var transparentSockets: (any TransparentSockets)?
 
     package init(group: any EventLoopGroup, logCore: LogCore, router: any FlowHandler, outbounds: OutboundManager,
                  resolver: any DNSResolver, dialerFactory: any DialerFactory) {
@@ -34,6 +36,7 @@ package struct AdapterContext: Sendable {
         self.outbounds = outbounds
         self.resolver = resolver
         self.dialerFactory = dialerFactory
+        self.transparentSockets = nil
     }
 
     /// A logger named like Go's (`inbound/mixed[mixed-in]`).

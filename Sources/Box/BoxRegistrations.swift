@@ -26,6 +26,7 @@ enum BoxRegistrations {
     static let all: [@Sendable (AdapterRegistry) -> Void] = [
         SOCKSModule.register, HTTPProxyModule.register, MixedModule.register,
         BoxTunPlatform.register,
+        BoxRegistrations.registerTransparent,
     ]
 
     /// Builds the DNS router from `options.dns` with the box's context (outbounds are already in

@@ -37,8 +37,11 @@ package enum Listener {
     /// Binds a TCP listener. Each accepted child is created with `autoRead` OFF and passed to
     /// `initializer` on its own event loop before it becomes active; the inbound adds its
     /// handlers there (and turns reading on when it wants the handshake bytes).
-    /// Throws `listen tcp <addr>: bind: address already in use`-style errors, as Go words them.
+    /// `serverSetup` runs on the server channel before it binds (a tproxy listener sets
+    /// IP_TRANSPARENT there). Throws `listen tcp <addr>: bind: address already in use`-style errors,
+    /// as Go words them.
     package static func listenTCP(_ parameters: ListenParameters, group: any EventLoopGroup,
+                                  serverSetup: (@Sendable (any Channel) -> EventLoopFuture<Void>)? = nil,
                                   initializer: @escaping @Sendable (any Channel) -> EventLoopFuture<Void>) async throws -> any Channel {
         var bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
@@ -52,8 +55,12 @@ package enum Listener {
         if parameters.tcpFastOpen {
             bootstrap = bootstrap.serverChannelOption(SocketLevelOption.fastOpenQueue, value: 256)
         }
-        if let device = parameters.bindInterface {
-            bootstrap = bootstrap.serverChannelInitializer { channel in SocketLevelOption.bindToDevice(channel, device) }
+        let device = parameters.bindInterface
+        if device != nil || serverSetup != nil {
+            bootstrap = bootstrap.serverChannelInitializer { channel in
+                let bound = device.map { SocketLevelOption.bindToDevice(channel, $0) } ?? channel.eventLoop.makeSucceededVoidFuture()
+                return bound.flatMap { serverSetup?(channel) ?? channel.eventLoop.makeSucceededVoidFuture() }
+            }
         }
         bootstrap = bootstrap.childChannelInitializer(initializer)
         do {
@@ -67,8 +74,9 @@ package enum Listener {
     /// (addresses known), with `autoRead` still off and a `FlowBufferHandler` holding any early
     /// bytes (the relay drains it). An inbound with a handshake adds its handlers before it.
     package static func listenTCP(_ parameters: ListenParameters, group: any EventLoopGroup,
+                                  serverSetup: (@Sendable (any Channel) -> EventLoopFuture<Void>)? = nil,
                                   accept: @escaping @Sendable (any Channel) -> Void) async throws -> any Channel {
-        try await listenTCP(parameters, group: group) { child in
+        try await listenTCP(parameters, group: group, serverSetup: serverSetup) { child in
             child.eventLoop.makeCompletedFuture {
                 try child.pipeline.syncOperations.addHandlers([FlowBufferHandler(), ActiveNotifier(accept)])
             }

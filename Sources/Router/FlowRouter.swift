@@ -102,10 +102,13 @@ package final class FlowRouter: FlowHandler {
     /// Sniffs once per flow (a later sniff sees the first one's result, as Go skips) and logs it.
     private func runSniff(_ metadata: inout FlowMetadata, sniff: Sniff, sniffers: [String], timeout: TimeAmount?) async {
         guard metadata.sniffedProtocol == nil else { return }
-        guard case .found(let name, let domain) = await sniff(sniffers, timeout) else { return }
+        guard case .found(let name, let domain, let client) = await sniff(sniffers, timeout) else { return }
         metadata.sniffedProtocol = name
         metadata.sniffedDomain = domain
-        if let domain {
+        metadata.sniffedClient = client
+        if let domain, let client {
+            logger.debug("sniffed protocol: \(name), domain: \(domain), client: \(client)", flow: metadata.flowID)
+        } else if let domain {
             logger.debug("sniffed protocol: \(name), domain: \(domain)", flow: metadata.flowID)
         } else {
             logger.debug("sniffed protocol: \(name)", flow: metadata.flowID)
@@ -271,7 +274,9 @@ package final class FlowRouter: FlowHandler {
         flows.track(connection)
         Task {
             var metadata = metadata
-            let decision = await match(&metadata)
+            let decision = await match(&metadata) { sniffers, timeout in
+                await PacketSniffing.sniff(connection, sniffers: sniffers, timeout: timeout)
+            }
             await route(connection, metadata: metadata, decision: decision)
         }
     }

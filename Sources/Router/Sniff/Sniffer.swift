@@ -1,27 +1,37 @@
-// Stream sniffers: read the protocol and domain from a flow's first bytes (sing-box `sniff`).
+// Sniffers: read the protocol and domain from a flow's first bytes (sing-box `sniff`).
 //
 // Each sniffer looks at the bytes seen so far and answers found / not this protocol / need more.
-// Parsing is over untrusted bytes: every length is checked before use, nothing traps.
+// Parsing is over untrusted bytes: every length is checked before use, nothing traps. Stream
+// sniffers (this file, StreamSniffers.swift) see a TCP flow's first bytes; packet sniffers
+// (PacketSniffer.swift, QUICInitialSniffer.swift) see a UDP flow's first datagrams. Protocol and
+// client strings are Go 1.12's constants (`C.ProtocolTLS` … `C.ClientChromium`).
 
 /// What a sniffer made of the first bytes.
 package enum SniffOutcome: Equatable, Sendable {
-    /// The protocol, and the domain when the bytes carry one (TLS SNI, HTTP Host).
-    case found(protocol: String, domain: String?)
+    /// The protocol, the domain when the bytes carry one (TLS SNI, HTTP Host, QUIC SNI), and the
+    /// client when the sniffer names one (QUIC: `chromium`, `safari`, `firefox`, `quic-go`,
+    /// `unknown`; SSH: the software version after `SSH-2.0-`).
+    case found(protocol: String, domain: String?, client: String? = nil)
     /// These bytes are not this protocol.
     case notThisProtocol
     /// A prefix of this protocol: more bytes might decide.
     case needMore
 }
 
-/// The stream sniffers sing-box 1.12 names (`tls`, `http`); others are not implemented here.
+/// The stream sniffers sing-box 1.12 names, in Go's default order (`sniff` with no list runs them
+/// all, route.go's list): `tls`, `http`, `dns` (over TCP), `bittorrent`, `ssh`, `rdp`.
 package enum StreamSniffer: String, CaseIterable, Sendable {
-    case tls, http
+    case tls, http, dns, bittorrent, ssh, rdp
 
     /// Runs this sniffer over `bytes`.
     package func sniff(_ bytes: [UInt8]) -> SniffOutcome {
         switch self {
         case .tls: TLSClientHelloSniffer.sniff(bytes)
         case .http: HTTPHostSniffer.sniff(bytes)
+        case .dns: DNSQuerySniffer.sniffStream(bytes)
+        case .ssh: SSHSniffer.sniff(bytes)
+        case .bittorrent: BitTorrentSniffer.sniffStream(bytes)
+        case .rdp: RDPSniffer.sniff(bytes)
         }
     }
 
@@ -35,8 +45,9 @@ package enum StreamSniffer: String, CaseIterable, Sendable {
     package static func run(_ sniffers: [StreamSniffer], over bytes: [UInt8]) -> SniffOutcome {
         var mayNeedMore = false
         for sniffer in sniffers {
-            switch sniffer.sniff(bytes) {
-            case .found(let name, let domain): return .found(protocol: name, domain: domain)
+            let outcome = sniffer.sniff(bytes)
+            switch outcome {
+            case .found: return outcome
             case .needMore: mayNeedMore = true
             case .notThisProtocol: continue
             }
@@ -45,55 +56,40 @@ package enum StreamSniffer: String, CaseIterable, Sendable {
     }
 }
 
-/// TLS ClientHello → SNI (RFC 8446 §4.1.2, RFC 6066 §3).
+/// TLS ClientHello → SNI (RFC 8446 §4.1.2, RFC 6066 §3). The ClientHello may arrive split over
+/// TCP segments and over several handshake records (RFC 8446 §5.1: a handshake message may be
+/// fragmented across records, as post-quantum key shares make Chrome's exceed one segment); the
+/// records' payloads are joined before parsing, as Go's crypto/tls reader does.
 enum TLSClientHelloSniffer {
     static func sniff(_ b: [UInt8]) -> SniffOutcome {
         // Record: content type 22 (handshake), legacy version 3.x, 2-byte length.
         guard b.count >= 1 else { return .needMore }
         guard b[0] == 0x16 else { return .notThisProtocol }
-        guard b.count >= 5 else { return .needMore }
+        guard b.count >= 3 else { return .needMore }
         guard b[1] == 3 else { return .notThisProtocol }
-        let recordLength = Int(b[3]) << 8 | Int(b[4])
-        guard b.count >= 9 else { return .needMore }
-        // Handshake: type 1 (ClientHello), 3-byte length.
-        guard b[5] == 1 else { return .notThisProtocol }
-        let helloLength = Int(b[6]) << 16 | Int(b[7]) << 8 | Int(b[8])
-        // A ClientHello may span records; we read it from the first record's bytes onward.
-        let end = 9 + helloLength
-        guard recordLength >= 4 else { return .notThisProtocol }
-        guard b.count >= end else { return .needMore }
-        var i = 9 + 2 + 32                                   // client_version, random
-        guard i < end else { return .notThisProtocol }
-        i += 1 + Int(b[i])                                    // session id
-        guard i + 2 <= end else { return .notThisProtocol }
-        i += 2 + (Int(b[i]) << 8 | Int(b[i + 1]))            // cipher suites
-        guard i + 1 <= end else { return .notThisProtocol }
-        i += 1 + Int(b[i])                                    // compression methods
-        guard i + 2 <= end else { return .found(protocol: "tls", domain: nil) }  // no extensions
-        let extensionsEnd = min(end, i + 2 + (Int(b[i]) << 8 | Int(b[i + 1])))
-        i += 2
-        while i + 4 <= extensionsEnd {
-            let type = Int(b[i]) << 8 | Int(b[i + 1])
-            let length = Int(b[i + 2]) << 8 | Int(b[i + 3])
-            let body = i + 4
-            guard body + length <= extensionsEnd else { return .notThisProtocol }
-            if type == 0 {  // server_name
-                var j = body + 2                            // server_name_list length
-                while j + 3 <= body + length {
-                    let nameType = b[j]
-                    let nameLength = Int(b[j + 1]) << 8 | Int(b[j + 2])
-                    let start = j + 3
-                    guard start + nameLength <= body + length else { return .notThisProtocol }
-                    if nameType == 0 {
-                        let name = String(decoding: b[start..<(start + nameLength)], as: UTF8.self)
-                        return .found(protocol: "tls", domain: isDomainName(name) ? name.lowercased() : nil)
-                    }
-                    j = start + nameLength
-                }
+        var handshake: [UInt8] = []
+        var offset = 0
+        var needed = Int.max      // 4 + ClientHello length once the handshake header is in
+        while handshake.count < needed {
+            guard offset + 5 <= b.count else { return .needMore }
+            guard b[offset] == 0x16, b[offset + 1] == 3 else { return .notThisProtocol }
+            let recordLength = Int(b[offset + 3]) << 8 | Int(b[offset + 4])
+            guard recordLength > 0 else { return .notThisProtocol }
+            let available = min(recordLength, b.count - offset - 5)
+            handshake.append(contentsOf: b[(offset + 5)..<(offset + 5 + available)])
+            if needed == .max, handshake.count >= 4 {
+                // Handshake: type 1 (ClientHello), 3-byte length.
+                guard handshake[0] == 1 else { return .notThisProtocol }
+                needed = 4 + (Int(handshake[1]) << 16 | Int(handshake[2]) << 8 | Int(handshake[3]))
+            } else if needed == .max, !handshake.isEmpty, handshake[0] != 1 {
+                return .notThisProtocol
             }
-            i = body + length
+            if available < recordLength { break }
+            offset += 5 + recordLength
         }
-        return .found(protocol: "tls", domain: nil)
+        guard handshake.count >= needed else { return .needMore }
+        guard let hello = ClientHello(handshake: handshake[..<needed]) else { return .notThisProtocol }
+        return .found(protocol: "tls", domain: hello.serverName)
     }
 }
 

@@ -1,0 +1,128 @@
+import Foundation
+import Testing
+
+/// The whole-LAN transparent gateway with the `tproxy` and `redirect` inbounds (issue #4, acceptance
+/// 2): lan ↔ gw ↔ srv namespaces, nftables rules in gw steer LAN traffic into our inbound, and real
+/// clients (curl, socat) in lan reach real servers (python http.server, socat echo) in srv. Go
+/// sing-box 1.12.12 runs the same config in the same topology as the cross-check.
+@Suite(.serialized, .enabled(if: isRoot, "needs root for network namespaces"))
+struct TransparentGatewayTests {
+    static let port: UInt16 = 7893
+
+    /// tproxy for TCP and UDP, a sniff rule and a domain rule that rejects `blocked.example`.
+    static func tproxyConfig(port: UInt16 = port) -> String {
+        """
+        {"log": {"level": "debug"},
+         "inbounds": [{"type": "tproxy", "tag": "tproxy-in", "listen": "::", "listen_port": \(port), "udp_timeout": "10s"}],
+         "outbounds": [{"type": "direct", "tag": "direct"}],
+         "route": {"rules": [
+            {"inbound": "tproxy-in", "action": "sniff"},
+            {"domain": ["blocked.example"], "action": "reject"},
+            {"protocol": "quic", "domain": ["blocked-quic.example"], "action": "reject"},
+            {"ip_cidr": ["10.77.2.0/24", "2001:db8:772::/64"], "outbound": "direct"}
+         ], "final": "direct"}}
+        """
+    }
+
+    static func redirectConfig(port: UInt16 = port) -> String {
+        """
+        {"log": {"level": "debug"},
+         "inbounds": [{"type": "redirect", "tag": "redirect-in", "listen": "::", "listen_port": \(port)}],
+         "outbounds": [{"type": "direct", "tag": "direct"}],
+         "route": {"rules": [
+            {"inbound": "redirect-in", "action": "sniff"},
+            {"domain": ["blocked.example"], "action": "reject"}
+         ], "final": "direct"}}
+        """
+    }
+
+    /// Everything a LAN host does through the tproxy gateway, for one binary.
+    func exerciseTProxy(_ binary: String) throws {
+        let topology = try GatewayTopology()
+        try topology.installTProxyRules(port: Self.port)
+        let token = "tproxy-\(uniqueSuffix())"
+        let servers = try topology.startServers(body: token)
+        defer { servers.forEach { $0.stop() } }
+        let box = try startBox(binary, in: topology, config: Self.tproxyConfig())
+        defer { box.stop() }
+
+        // TCP, IPv4 and IPv6: the body comes back through the gateway.
+        let (status4, body4) = topology.curl("http://\(GatewayTopology.server4):8080/index.txt")
+        #expect(status4 == 0 && body4 == token, "IPv4 curl: \(status4) \(body4)\n\(box.log)")
+        let (status6, body6) = topology.curl("http://[\(GatewayTopology.server6)]:8080/index.txt")
+        #expect(status6 == 0 && body6 == token, "IPv6 curl: \(status6) \(body6)\n\(box.log)")
+        // The inbound saw the original destination, and the client's own address.
+        #expect(box.log.contains("inbound connection to \(GatewayTopology.server4):8080"))
+        #expect(box.log.contains("inbound connection from 10.77.1.2:"))
+
+        // The sniffed HTTP Host routes to reject: curl gets no answer.
+        let (blocked, _) = topology.curl("http://\(GatewayTopology.server4):8080/index.txt", host: "blocked.example")
+        #expect(blocked != 0, "a rejected flow must not be answered")
+
+        // UDP both ways, both families: the reply comes back from the server's address.
+        let reply4 = topology.udpEcho("udp4-\(token)", to: GatewayTopology.server4)
+        #expect(reply4 == "udp4-\(token)", "IPv4 UDP echo: \(reply4)\n\(box.log)")
+        let reply6 = topology.udpEcho("udp6-\(token)", to: GatewayTopology.server6)
+        #expect(reply6 == "udp6-\(token)", "IPv6 UDP echo: \(reply6)\n\(box.log)")
+        #expect(box.log.contains("inbound packet connection to \(GatewayTopology.server4):9000"))
+
+        // QUIC from a real client: the Initial's SNI is sniffed; a quic+domain rule rejects one
+        // name, the other is relayed (the echo server returns the datagrams).
+        #expect(topology.quicEcho(serverName: "allowed-quic.example", to: GatewayTopology.server4) > 0, "\(box.log)")
+        #expect(topology.quicEcho(serverName: "blocked-quic.example", to: GatewayTopology.server4) == 0, "\(box.log)")
+        #expect(box.log.contains("protocol: quic, domain: allowed-quic.example"), "\(box.log)")
+
+        // A server-first protocol is not held by the sniffer beyond its timeout.
+        let start = Date()
+        #expect(topology.serverFirstGreeting(from: GatewayTopology.server4).hasPrefix("server-first"))
+        #expect(Date().timeIntervalSince(start) < 3)
+    }
+
+    func exerciseRedirect(_ binary: String) throws {
+        let topology = try GatewayTopology()
+        try topology.installRedirectRules(port: Self.port)
+        let token = "redirect-\(uniqueSuffix())"
+        let servers = try topology.startServers(body: token)
+        defer { servers.forEach { $0.stop() } }
+        let box = try startBox(binary, in: topology, config: Self.redirectConfig())
+        defer { box.stop() }
+
+        let (status4, body4) = topology.curl("http://\(GatewayTopology.server4):8080/index.txt")
+        #expect(status4 == 0 && body4 == token, "IPv4 curl: \(status4) \(body4)\n\(box.log)")
+        let (status6, body6) = topology.curl("http://[\(GatewayTopology.server6)]:8080/index.txt")
+        #expect(status6 == 0 && body6 == token, "IPv6 curl: \(status6) \(body6)\n\(box.log)")
+        #expect(box.log.contains("inbound connection to \(GatewayTopology.server4):8080"))
+        #expect(box.log.contains("inbound connection to [\(GatewayTopology.server6)]:8080"))
+        let (blocked, _) = topology.curl("http://\(GatewayTopology.server4):8080/index.txt", host: "blocked.example")
+        #expect(blocked != 0, "a rejected flow must not be answered")
+    }
+
+    @Test(.timeLimit(.minutes(2))) func tproxyCarriesTCPAndUDPBothFamilies() throws {
+        try exerciseTProxy(Binaries.ours)
+    }
+
+    @Test(.timeLimit(.minutes(2))) func goSingBoxPassesTheSameTProxyChecks() throws {
+        try #require(FileManager.default.isExecutableFile(atPath: Binaries.go), "run scripts/install-test-deps.sh")
+        try exerciseTProxy(Binaries.go)
+    }
+
+    @Test(.timeLimit(.minutes(2))) func redirectCarriesTCPBothFamilies() throws {
+        try exerciseRedirect(Binaries.ours)
+    }
+
+    @Test(.timeLimit(.minutes(2))) func goSingBoxPassesTheSameRedirectChecks() throws {
+        try #require(FileManager.default.isExecutableFile(atPath: Binaries.go), "run scripts/install-test-deps.sh")
+        try exerciseRedirect(Binaries.go)
+    }
+
+    /// A redirect listener reached without a redirect rule has no original destination: Go's error
+    /// line, and the connection is closed.
+    @Test(.timeLimit(.minutes(1))) func unredirectedConnectionIsClosedWithGoError() throws {
+        let topology = try GatewayTopology()
+        let box = try startBox(Binaries.ours, in: topology, config: Self.redirectConfig())
+        defer { box.stop() }
+        let (status, _) = topology.curl("http://10.77.1.1:\(Self.port)/")
+        #expect(status != 0)
+        #expect(box.waitFor("get redirect destination:", seconds: 5), "\(box.log)")
+    }
+}
