@@ -50,6 +50,7 @@ let package = Package(
         systemLibrary("CSystemd", path: "Appliance/CSystemd", pkgConfig: "libsystemd", apt: "libsystemd-dev"),
         systemLibrary("CSodium", path: "Sources/CSodium", pkgConfig: "libsodium", apt: "libsodium-dev"),
         systemLibrary("COpenSSL", path: "Sources/COpenSSL", pkgConfig: "openssl", apt: "libssl-dev"),
+        systemLibrary("CZlib", path: "Sources/CZlib", pkgConfig: "zlib", apt: "zlib1g-dev"),
         .target(name: "CLinux", path: "Appliance/CLinux"),
 
         // Floor 0–1: configuration and the adapter protocols.
@@ -58,7 +59,7 @@ let package = Package(
 
         // Floor 4–7: kernel sockets, rules, router, DNS.
         swiftTarget("Net", path: "Sources/Net", ["Adapter", "CLinux", nioCore, nioPosix]),
-        swiftTarget("Rules", path: "Sources/Rules", ["Adapter", "Config"]),
+        swiftTarget("Rules", path: "Sources/Rules", ["Adapter", "Config", "CZlib"]),
         swiftTarget("Router", path: "Sources/Router", ["Rules", "Net", "Adapter", "Config", nioCore]),
         swiftTarget("DNS", path: "Sources/DNS", ["Rules", "Net", "Adapter", "Config", nioCore, nioPosix]),
 

@@ -1,5 +1,6 @@
 // RuleItem: one condition of a default rule, with sing-box's `String()` for logs.
 package import Adapter
+import Config
 
 /// One condition. Which group it belongs to (and so how it combines) is `RuleItem.group`.
 package enum RuleItem: Sendable, CustomStringConvertible {
@@ -20,6 +21,16 @@ package enum RuleItem: Sendable, CustomStringConvertible {
     /// `rule_set`: any rule of any named set matches. Combined like a plain item (AND); Go 1.12
     /// also lets a set's address items satisfy the outer rule's address groups, which this does not.
     case ruleSet([RuleSet])
+    /// `ip_cidr` / `source_ip_cidr` as merged ranges (binary rule-sets and large lists): a binary
+    /// search instead of a scan over prefixes.
+    /// `text` is the configured list; empty for a binary rule-set (described as `<binary>`).
+    case ipSet(isSource: Bool, IPRangeSet, text: [String])
+    /// `query_type`: DNS record types. A routed connection has no query type, so it never
+    /// matches there (Go: `metadata.QueryType == 0` → false); DNS rules give it meaning.
+    case queryType([UInt16])
+    /// An Android/Apple-only item (`package_name`, `network_type`, `wifi_ssid`, …): Go on Linux
+    /// builds it and it never matches, so neither does this (an inverted rule then matches).
+    case platformOnly(String, [String])
 
     /// How items combine: items of one address/port group are OR-ed, groups and plain items AND-ed.
     package enum Group: Sendable {
@@ -28,10 +39,11 @@ package enum RuleItem: Sendable, CustomStringConvertible {
 
     package var group: Group {
         switch self {
-        case .inbound, .ipVersion, .network, .authUser, .sniffedProtocol, .client, .ruleSet: .plain
+        case .inbound, .ipVersion, .network, .authUser, .sniffedProtocol, .client, .ruleSet, .platformOnly, .queryType: .plain
         case .domain, .domainKeyword, .domainRegex: .destinationAddress
         case .ipCIDR(let isSource, _, _): isSource ? .sourceAddress : .destinationIPCIDR
         case .ipIsPrivate(let isSource): isSource ? .sourceAddress : .destinationIPCIDR
+        case .ipSet(let isSource, _, _): isSource ? .sourceAddress : .destinationIPCIDR
         case .port(let isSource, _), .portRange(let isSource, _, _): isSource ? .sourcePort : .destinationPort
         }
     }
@@ -87,6 +99,15 @@ package enum RuleItem: Sendable, CustomStringConvertible {
             return ranges.contains { $0.contains(port) }
         case .ruleSet(let sets):
             return sets.contains { $0.matches(metadata) }
+        case .ipSet(let isSource, let set, _):
+            if isSource {
+                guard let ip = metadata.source?.ip else { return false }
+                return set.contains(ip)
+            }
+            if let ip = metadata.destination.ip { return set.contains(ip) }
+            return metadata.destinationAddresses.contains { set.contains($0) }
+        case .platformOnly, .queryType:
+            return false
         }
     }
 
@@ -100,7 +121,8 @@ package enum RuleItem: Sendable, CustomStringConvertible {
         case .authUser(let users): return RuleItem.list("auth_user", users, shorten: false)
         case .sniffedProtocol(let protocols): return RuleItem.list("protocol", protocols, shorten: false)
         case .client(let clients): return RuleItem.list("client", clients, shorten: false)
-        case .domain(_, let domains, let suffixes):
+        case .domain(let matcher, let domains, let suffixes):
+            if matcher.isBinary { return "domain/domain_suffix=<binary>" }
             var parts: [String] = []
             if !domains.isEmpty { parts.append(RuleItem.list("domain", domains, shorten: true)) }
             if !suffixes.isEmpty { parts.append(RuleItem.list("domain_suffix", suffixes, shorten: true)) }
@@ -112,7 +134,18 @@ package enum RuleItem: Sendable, CustomStringConvertible {
         case .port(let isSource, let ports): return RuleItem.list(isSource ? "source_port" : "port", ports.map(String.init), shorten: false)
         case .portRange(let isSource, _, let text): return RuleItem.list(isSource ? "source_port_range" : "port_range", text, shorten: false)
         case .ruleSet(let sets): return RuleItem.list("rule_set", sets.map(\.tag), shorten: false)
+        case .ipSet(let isSource, _, let text):
+            return RuleItem.list(isSource ? "source_ip_cidr" : "ip_cidr", text.isEmpty ? ["<binary>"] : text, shorten: true)
+        case .queryType(let types):
+            return RuleItem.list("query_type", types.map(RuleItem.queryTypeName), shorten: false)
+        case .platformOnly(let name, let values): return values.isEmpty ? "\(name)=true" : RuleItem.list(name, values, shorten: true)
         }
+    }
+
+    /// Go's `DNSQueryTypeToString`: the mnemonic when known, else the number.
+    static func queryTypeName(_ type: UInt16) -> String {
+        if case .string(let name) = DNSQueryType(type).toJSON() { return name }
+        return String(type)
     }
 
     static func list(_ key: String, _ values: [String], shorten: Bool) -> String {
@@ -140,6 +173,21 @@ package enum RuleItem: Sendable, CustomStringConvertible {
             prefixes.append(prefix)
         }
         return .ipCIDR(isSource: isSource, prefixes, text: texts)
+    }
+
+    /// `ip_cidr` / `source_ip_cidr` as a range set, for lists too long to scan per flow.
+    package static func ipSet(isSource: Bool, _ texts: [String]) throws(RuleError) -> RuleItem {
+        .ipSet(isSource: isSource, try SRSWriter.cidrs(texts, field: isSource ? "source_ip_cidr" : "ipcidr"), text: texts)
+    }
+
+    /// `network`: "tcp" / "udp".
+    package static func network(_ names: [String]) throws(RuleError) -> RuleItem {
+        var networks: [NetworkKind] = []
+        for name in names {
+            guard let network = NetworkKind(rawValue: name) else { throw RuleError("unknown network: \(name)") }
+            networks.append(network)
+        }
+        return .network(networks)
     }
 
     /// `port_range` / `source_port_range`: `"1000:2000"`, `":3000"`, `"4000:"`.
