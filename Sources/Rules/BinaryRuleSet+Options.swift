@@ -89,14 +89,14 @@ extension BinaryRuleSet {
             if !r.processPath.isEmpty { throw RuleError("process_path: not implemented") }
             if !r.processPathRegex.isEmpty { throw RuleError("process_path_regex: not implemented") }
             // Android and Apple items: Go on Linux builds them and they never match.
-            if !r.packageName.isEmpty { items.append(.platformOnly("package_name", r.packageName)) }
+            if !r.packageName.isEmpty { items.append(.unavailable("package_name", r.packageName)) }
             if !r.networkType.isEmpty {
-                items.append(.platformOnly("network_type", r.networkType.map { interfaceType($0)?.rawValue ?? "\($0)" }))
+                items.append(.unavailable("network_type", r.networkType.map { interfaceType($0)?.rawValue ?? "\($0)" }))
             }
-            if r.networkIsExpensive { items.append(.platformOnly("network_is_expensive", [])) }
-            if r.networkIsConstrained { items.append(.platformOnly("network_is_constrained", [])) }
-            if !r.wifiSSID.isEmpty { items.append(.platformOnly("wifi_ssid", r.wifiSSID)) }
-            if !r.wifiBSSID.isEmpty { items.append(.platformOnly("wifi_bssid", r.wifiBSSID)) }
+            if r.networkIsExpensive { items.append(.unavailable("network_is_expensive", [])) }
+            if r.networkIsConstrained { items.append(.unavailable("network_is_constrained", [])) }
+            if !r.wifiSSID.isEmpty { items.append(.unavailable("wifi_ssid", r.wifiSSID)) }
+            if !r.wifiBSSID.isEmpty { items.append(.unavailable("wifi_bssid", r.wifiBSSID)) }
             return .default(DefaultRule(items: items, invert: r.invert))
         }
     }

@@ -28,9 +28,10 @@ package enum RuleItem: Sendable, CustomStringConvertible {
     /// `query_type`: DNS record types. A routed connection has no query type, so it never
     /// matches there (Go: `metadata.QueryType == 0` → false); DNS rules give it meaning.
     case queryType([UInt16])
-    /// An Android/Apple-only item (`package_name`, `network_type`, `wifi_ssid`, …): Go on Linux
-    /// builds it and it never matches, so neither does this (an inverted rule then matches).
-    case platformOnly(String, [String])
+    /// An item whose source of truth does not exist here: Android/Apple-only items (`package_name`,
+    /// `network_type`, `wifi_ssid`, …) and `clash_mode` without a Clash API. Go on Linux builds
+    /// them and they never match, so neither does this (an inverted rule then matches).
+    case unavailable(String, [String])
 
     /// How items combine: items of one address/port group are OR-ed, groups and plain items AND-ed.
     package enum Group: Sendable {
@@ -39,7 +40,7 @@ package enum RuleItem: Sendable, CustomStringConvertible {
 
     package var group: Group {
         switch self {
-        case .inbound, .ipVersion, .network, .authUser, .sniffedProtocol, .client, .ruleSet, .platformOnly, .queryType: .plain
+        case .inbound, .ipVersion, .network, .authUser, .sniffedProtocol, .client, .ruleSet, .unavailable, .queryType: .plain
         case .domain, .domainKeyword, .domainRegex: .destinationAddress
         case .ipCIDR(let isSource, _, _): isSource ? .sourceAddress : .destinationIPCIDR
         case .ipIsPrivate(let isSource): isSource ? .sourceAddress : .destinationIPCIDR
@@ -77,7 +78,8 @@ package enum RuleItem: Sendable, CustomStringConvertible {
             return keywords.contains { lower.contains($0) }
         case .domainRegex(let regexes):
             guard let host = metadata.matchDomain, !host.isEmpty else { return false }
-            return regexes.contains { $0.matches(host) }
+            let lower = host.lowercased()  // Go lowercases before the regex too (rule_item_domain_regex.go)
+            return regexes.contains { $0.matches(lower) }
         case .ipCIDR(let isSource, let prefixes, _):
             if isSource {
                 guard let ip = metadata.source?.ip else { return false }
@@ -106,7 +108,7 @@ package enum RuleItem: Sendable, CustomStringConvertible {
             }
             if let ip = metadata.destination.ip { return set.contains(ip) }
             return metadata.destinationAddresses.contains { set.contains($0) }
-        case .platformOnly, .queryType:
+        case .unavailable, .queryType:
             return false
         }
     }
@@ -138,7 +140,7 @@ package enum RuleItem: Sendable, CustomStringConvertible {
             return RuleItem.list(isSource ? "source_ip_cidr" : "ip_cidr", text.isEmpty ? ["<binary>"] : text, shorten: true)
         case .queryType(let types):
             return RuleItem.list("query_type", types.map(RuleItem.queryTypeName), shorten: false)
-        case .platformOnly(let name, let values): return values.isEmpty ? "\(name)=true" : RuleItem.list(name, values, shorten: true)
+        case .unavailable(let name, let values): return values.isEmpty ? "\(name)=true" : RuleItem.list(name, values, shorten: true)
         }
     }
 

@@ -116,12 +116,12 @@ extension HeadlessRule {
             ]
             if let (_, name) = unsupported.first(where: { $0.0 }) { throw RuleError("\(name): not implemented") }
             // Android and Apple items: Go on Linux builds them and they never match.
-            if !o.packageName.isEmpty { items.append(.platformOnly("package_name", o.packageName)) }
-            if !o.networkType.isEmpty { items.append(.platformOnly("network_type", o.networkType.map(\.rawValue))) }
-            if o.networkIsExpensive { items.append(.platformOnly("network_is_expensive", [])) }
-            if o.networkIsConstrained { items.append(.platformOnly("network_is_constrained", [])) }
-            if !o.wifiSSID.isEmpty { items.append(.platformOnly("wifi_ssid", o.wifiSSID)) }
-            if !o.wifiBSSID.isEmpty { items.append(.platformOnly("wifi_bssid", o.wifiBSSID)) }
+            if !o.packageName.isEmpty { items.append(.unavailable("package_name", o.packageName)) }
+            if !o.networkType.isEmpty { items.append(.unavailable("network_type", o.networkType.map(\.rawValue))) }
+            if o.networkIsExpensive { items.append(.unavailable("network_is_expensive", [])) }
+            if o.networkIsConstrained { items.append(.unavailable("network_is_constrained", [])) }
+            if !o.wifiSSID.isEmpty { items.append(.unavailable("wifi_ssid", o.wifiSSID)) }
+            if !o.wifiBSSID.isEmpty { items.append(.unavailable("wifi_bssid", o.wifiBSSID)) }
             self = .default(DefaultRule(items: items, invert: o.invert))
         case .logical(let mode, let rules, let invert):
             guard let logicalMode = LogicalRule.Mode(rawValue: mode) else { throw RuleError("unknown logical mode: \(mode)") }
