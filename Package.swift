@@ -82,7 +82,7 @@ let package = Package(
         swiftTarget("Box", path: "Sources/Box", [
             "Config", "Adapter", "Net", "Rules", "Router", "DNS",
             "SOCKS", "HTTPProxy", "Mixed", "Direct", "Block", "WireGuard",
-            "TunDevice", "Netlink", "Nftables", "Systemd", nioCore, nioPosix,
+            "TunDevice", "Netlink", "Nftables", "Systemd", "LinuxSockets", nioCore, nioPosix,
         ]),
         .executableTarget(name: "CLI", dependencies: ["Box", "Config", "COpenSSL", "CSodium", nioCore, nioPosix],
                           path: "Sources/CLI", swiftSettings: swiftSettings),
@@ -97,7 +97,7 @@ let package = Package(
         .testTarget(name: "ConfigTests", dependencies: ["Config", "TestSupport"], path: "Tests/ConfigTests",
                     exclude: ["Corpus"], swiftSettings: swiftSettings),  // Corpus: JSON configs the tests read
         testTarget("EngineTests", ["TestSupport", "Adapter", "Net", "Rules", "Router", "SOCKS", "HTTPProxy", "Mixed", "Direct", "Block", "Box", nioCore, nioPosix]),
-        .testTarget(name: "RulesTests", dependencies: ["TestSupport", "Rules", "Router", "Config", "Adapter", nioCore],
+        .testTarget(name: "RulesTests", dependencies: ["TestSupport", "Rules", "Router", "Config", "Adapter", "LinuxSockets", nioCore],
                     path: "Tests/RulesTests", exclude: ["Cases"], swiftSettings: swiftSettings),  // Cases: route decision table
         testTarget("DNSTests", ["TestSupport", "DNS", "Adapter", "Config", "Net", nioCore, nioPosix]),
         testTarget("WireGuardTests", ["TestSupport", "WireGuard", "NetstackWire", "COpenSSL", nioCore, nioPosix]),

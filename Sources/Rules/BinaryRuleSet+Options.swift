@@ -85,9 +85,9 @@ extension BinaryRuleSet {
             if !r.sourcePortRange.isEmpty { items.append(try .portRange(isSource: true, r.sourcePortRange)) }
             if !r.port.isEmpty { items.append(.port(isSource: false, r.port)) }
             if !r.portRange.isEmpty { items.append(try .portRange(isSource: false, r.portRange)) }
-            if !r.processName.isEmpty { throw RuleError("process_name: not implemented") }
-            if !r.processPath.isEmpty { throw RuleError("process_path: not implemented") }
-            if !r.processPathRegex.isEmpty { throw RuleError("process_path_regex: not implemented") }
+            if !r.processName.isEmpty { items.append(.processName(r.processName)) }
+            if !r.processPath.isEmpty { items.append(.processPath(r.processPath)) }
+            if !r.processPathRegex.isEmpty { items.append(try .processPathRegex(r.processPathRegex)) }
             // Android and Apple items: Go on Linux builds them and they never match.
             if !r.packageName.isEmpty { items.append(.unavailable("package_name", r.packageName)) }
             if !r.networkType.isEmpty {

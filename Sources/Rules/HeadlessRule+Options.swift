@@ -51,15 +51,12 @@ extension DefaultRule {
         if !o.port.isEmpty { items.append(.port(isSource: false, o.port)) }
         if !o.portRange.isEmpty { items.append(try .portRange(isSource: false, o.portRange)) }
         // Items this build does not evaluate yet: refuse rather than never match.
-        let unsupported: [(Bool, String)] = [
-            (!o.processName.isEmpty, "process_name"), (!o.processPath.isEmpty, "process_path"),
-            (!o.processPathRegex.isEmpty, "process_path_regex"),
-            (!o.user.isEmpty, "user"), (!o.userID.isEmpty, "user_id"),
-            (o.ruleSetIPCIDRMatchSource, "rule_set_ip_cidr_match_source"),
-        ]
-        if let (_, name) = unsupported.first(where: { $0.0 }) {
-            throw RuleError("\(name): not implemented")
-        }
+        if !o.processName.isEmpty { items.append(.processName(o.processName)) }
+        if !o.processPath.isEmpty { items.append(.processPath(o.processPath)) }
+        if !o.processPathRegex.isEmpty { items.append(try .processPathRegex(o.processPathRegex)) }
+        if !o.user.isEmpty { items.append(.user(o.user)) }
+        if !o.userID.isEmpty { items.append(.userID(o.userID)) }
+        if o.ruleSetIPCIDRMatchSource { throw RuleError("rule_set_ip_cidr_match_source: not implemented") }
         // Go on Linux builds these and they never match (route/rule/rule_default.go): no Android
         // package, no platform network or WIFI state, and no Clash API to set a mode.
         if !o.packageName.isEmpty { items.append(.unavailable("package_name", o.packageName)) }

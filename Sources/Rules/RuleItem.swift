@@ -28,6 +28,16 @@ package enum RuleItem: Sendable, CustomStringConvertible {
     /// `query_type`: DNS record types. A routed connection has no query type, so it never
     /// matches there (Go: `metadata.QueryType == 0` → false); DNS rules give it meaning.
     case queryType([UInt16])
+    /// `process_name`: the owning executable's file name (the router looks the process up).
+    case processName([String])
+    /// `process_path`: the owning executable's full path.
+    case processPath([String])
+    /// `process_path_regex`: a match anywhere in the executable's path.
+    case processPathRegex([DomainRegex])
+    /// `user`: the socket owner's user name.
+    case user([String])
+    /// `user_id`: the socket owner's uid.
+    case userID([Int32])
     /// An item whose source of truth does not exist here: Android/Apple-only items (`package_name`,
     /// `network_type`, `wifi_ssid`, …) and `clash_mode` without a Clash API. Go on Linux builds
     /// them and they never match, so neither does this (an inverted rule then matches).
@@ -40,7 +50,8 @@ package enum RuleItem: Sendable, CustomStringConvertible {
 
     package var group: Group {
         switch self {
-        case .inbound, .ipVersion, .network, .authUser, .sniffedProtocol, .client, .ruleSet, .unavailable, .queryType: .plain
+        case .inbound, .ipVersion, .network, .authUser, .sniffedProtocol, .client, .ruleSet, .unavailable, .queryType,
+             .processName, .processPath, .processPathRegex, .user, .userID: .plain
         case .domain, .domainKeyword, .domainRegex: .destinationAddress
         case .ipCIDR(let isSource, _, _): isSource ? .sourceAddress : .destinationIPCIDR
         case .ipIsPrivate(let isSource): isSource ? .sourceAddress : .destinationIPCIDR
@@ -110,6 +121,22 @@ package enum RuleItem: Sendable, CustomStringConvertible {
             return metadata.destinationAddresses.contains { set.contains($0) }
         case .unavailable, .queryType:
             return false
+        // Go: no process info → false (route/rule/rule_item_process_name.go and friends).
+        case .processName(let names):
+            guard let process = metadata.process else { return false }
+            return names.contains(process.path.isEmpty ? "." : process.name)  // filepath.Base("") is "."
+        case .processPath(let paths):
+            guard let process = metadata.process else { return false }
+            return paths.contains(process.path)
+        case .processPathRegex(let regexes):
+            guard let process = metadata.process else { return false }
+            return regexes.contains { $0.matches(process.path) }
+        case .user(let users):
+            guard let process = metadata.process, !process.userName.isEmpty else { return false }
+            return users.contains(process.userName)
+        case .userID(let ids):
+            guard let process = metadata.process, process.userID != -1 else { return false }
+            return ids.contains(process.userID)
         }
     }
 
@@ -138,6 +165,11 @@ package enum RuleItem: Sendable, CustomStringConvertible {
         case .ruleSet(let sets): return RuleItem.list("rule_set", sets.map(\.tag), shorten: false)
         case .ipSet(let isSource, _, let text):
             return RuleItem.list(isSource ? "source_ip_cidr" : "ip_cidr", text.isEmpty ? ["<binary>"] : text, shorten: true)
+        case .processName(let names): return RuleItem.list("process_name", names, shorten: false)
+        case .processPath(let paths): return RuleItem.list("process_path", paths, shorten: false)
+        case .processPathRegex(let regexes): return RuleItem.list("process_path_regex", regexes.map(\.pattern), shorten: false)
+        case .user(let users): return RuleItem.list("user", users, shorten: false)
+        case .userID(let ids): return RuleItem.list("user_id", ids.map(String.init), shorten: false)
         case .queryType(let types):
             return RuleItem.list("query_type", types.map(RuleItem.queryTypeName), shorten: false)
         case .unavailable(let name, let values): return values.isEmpty ? "\(name)=true" : RuleItem.list(name, values, shorten: true)
@@ -206,6 +238,26 @@ package enum RuleItem: Sendable, CustomStringConvertible {
             if start > end { ranges.removeLast() }
         }
         return .portRange(isSource: isSource, ranges, text: texts)
+    }
+
+    /// `process_path_regex`, with Go's error prefix.
+    package static func processPathRegex(_ patterns: [String]) throws(RuleError) -> RuleItem {
+        var regexes: [DomainRegex] = []
+        for pattern in patterns {
+            do { regexes.append(try DomainRegex(pattern)) } catch {
+                throw RuleError("process_path_regex: parse expression \(pattern): \(error)")
+            }
+        }
+        return .processPathRegex(regexes)
+    }
+
+    /// True for items that need the flow's owning process looked up first.
+    package var needsProcess: Bool {
+        switch self {
+        case .processName, .processPath, .processPathRegex, .user, .userID: true
+        case .ruleSet(let sets): sets.contains { $0.needsProcess }
+        default: false
+        }
     }
 
     /// `domain_regex`.

@@ -20,6 +20,9 @@ package final class RuleSet: Sendable {
         rules.contains { $0.matches(metadata) }
     }
 
+    /// True when a rule of the set reads the flow's owning process.
+    package var needsProcess: Bool { rules.contains { $0.needsProcess } }
+
     /// Builds a rule-set from its options: inline rules, or a local file read now in the source
     /// (JSON) or binary (`.srs`) format. Remote rule-sets are not implemented and throw.
     package static func load(_ options: RuleSetOptions) throws(RuleError) -> RuleSet {
@@ -110,11 +113,9 @@ extension HeadlessRule {
             if !o.sourcePortRange.isEmpty { items.append(try .portRange(isSource: true, o.sourcePortRange)) }
             if !o.port.isEmpty { items.append(.port(isSource: false, o.port)) }
             if !o.portRange.isEmpty { items.append(try .portRange(isSource: false, o.portRange)) }
-            let unsupported: [(Bool, String)] = [
-                (!o.processName.isEmpty, "process_name"), (!o.processPath.isEmpty, "process_path"),
-                (!o.processPathRegex.isEmpty, "process_path_regex"),
-            ]
-            if let (_, name) = unsupported.first(where: { $0.0 }) { throw RuleError("\(name): not implemented") }
+            if !o.processName.isEmpty { items.append(.processName(o.processName)) }
+            if !o.processPath.isEmpty { items.append(.processPath(o.processPath)) }
+            if !o.processPathRegex.isEmpty { items.append(try .processPathRegex(o.processPathRegex)) }
             // Android and Apple items: Go on Linux builds them and they never match.
             if !o.packageName.isEmpty { items.append(.unavailable("package_name", o.packageName)) }
             if !o.networkType.isEmpty { items.append(.unavailable("network_type", o.networkType.map(\.rawValue))) }
