@@ -50,6 +50,7 @@ let package = Package(
         systemLibrary("CSystemd", path: "Appliance/CSystemd", pkgConfig: "libsystemd", apt: "libsystemd-dev"),
         systemLibrary("CSodium", path: "Sources/CSodium", pkgConfig: "libsodium", apt: "libsodium-dev"),
         systemLibrary("COpenSSL", path: "Sources/COpenSSL", pkgConfig: "openssl", apt: "libssl-dev"),
+        systemLibrary("CZlib", path: "Sources/CZlib", pkgConfig: "zlib", apt: "zlib1g-dev"),
         .target(name: "CLinux", path: "Appliance/CLinux"),
 
         // Floor 0–1: configuration and the adapter protocols.
@@ -60,6 +61,8 @@ let package = Package(
         swiftTarget("Net", path: "Sources/Net", ["Adapter", "CLinux", nioCore, nioPosix]),
         swiftTarget("Rules", path: "Sources/Rules", ["Adapter", "Config"]),
         swiftTarget("Router", path: "Sources/Router", ["Rules", "Net", "Adapter", "Config", "COpenSSL", nioCore]),
+        swiftTarget("Rules", path: "Sources/Rules", ["Adapter", "Config", "CZlib"]),
+        swiftTarget("Router", path: "Sources/Router", ["Rules", "Net", "Adapter", "Config", nioCore]),
         swiftTarget("DNS", path: "Sources/DNS", ["Rules", "Net", "Adapter", "Config", nioCore, nioPosix]),
 
         // Floor 8: protocols.
@@ -87,6 +90,7 @@ let package = Package(
             "TunDevice", "Netlink", "Nftables", "Systemd", nioCore, nioPosix,
             "Tun",
             "Redirect", "TProxy", "LinuxSockets",
+            "TunDevice", "Netlink", "Nftables", "Systemd", "LinuxSockets", nioCore, nioPosix,
         ]),
         .executableTarget(name: "CLI", dependencies: ["Box", "Config", "COpenSSL", "CSodium", nioCore, nioPosix],
                           path: "Sources/CLI", swiftSettings: swiftSettings),
@@ -101,6 +105,8 @@ let package = Package(
         .testTarget(name: "ConfigTests", dependencies: ["Config", "TestSupport"], path: "Tests/ConfigTests",
                     exclude: ["Corpus"], swiftSettings: swiftSettings),  // Corpus: JSON configs the tests read
         testTarget("EngineTests", ["TestSupport", "Adapter", "Net", "Rules", "Router", "SOCKS", "HTTPProxy", "Mixed", "Direct", "Block", "Box", nioCore, nioPosix]),
+        .testTarget(name: "RulesTests", dependencies: ["TestSupport", "Rules", "Router", "Config", "Adapter", "LinuxSockets", nioCore],
+                    path: "Tests/RulesTests", exclude: ["Cases"], swiftSettings: swiftSettings),  // Cases: route decision table
         testTarget("DNSTests", ["TestSupport", "DNS", "Adapter", "Config", "Net", nioCore, nioPosix]),
         testTarget("WireGuardTests", ["TestSupport", "WireGuard", "NetstackWire", "COpenSSL", nioCore, nioPosix]),
         testTarget("ApplianceTests", ["TestSupport", "TunDevice", "Netlink", "Nftables", "Systemd", "LinuxSockets", "NetstackNIO", "Netstack", "NetstackWire", nioCore, nioPosix]),

@@ -79,6 +79,9 @@ package struct FlowMetadata: Sendable {
     package var domainStrategy: DomainStrategy?
     /// `route-options`: `fallback_delay` for happy eyeballs.
     package var fallbackDelay: TimeAmount?
+    /// The local process owning the flow's source socket, once the router looked it up
+    /// (only when a rule needs it or `route.find_process` is set).
+    package var process: OwnerProcess?
 
     /// A fresh flow from an inbound; router fields start empty.
     package init(inbound: String, inboundType: String, network: NetworkKind,

@@ -78,7 +78,8 @@ package final class SingBox: @unchecked Sendable {
         let routerLogger = ContextLogger(core: core, name: "")
         let defaultStrategy = route.defaultDomainResolver?.strategy.flatMap { Adapter.DomainStrategy(rawValue: $0.rawValue) } ?? .asIs
         let router = FlowRouter(rules: rules, outbounds: outbounds, logger: routerLogger, resolver: resolver,
-                                defaultDomainStrategy: defaultStrategy)
+                                defaultDomainStrategy: defaultStrategy,
+                                processFinder: Self.processFinder(route: route, rules: rules))
         self.router = router
         let dialers = DefaultDialerFactory(resolver: resolver, outbounds: outbounds,
                                            defaultInterface: route.defaultInterface ?? BoxTunPlatform.detectedInterface(options),

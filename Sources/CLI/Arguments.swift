@@ -11,7 +11,7 @@ struct Arguments {
     var help = false
     /// Subcommand-local flags that were seen (`-w`, `-n`).
     var localFlags: Set<String> = []
-    /// Everything after `generate` is passed through untouched.
+    /// Everything after `generate` or `rule-set` is passed through untouched.
     var passthrough: [String] = []
 
     /// The error cobra would print (`unknown flag: --x`), if any.
@@ -36,7 +36,7 @@ struct Arguments {
         }
         while index < argv.count {
             let arg = argv[index]
-            if command == "generate" {
+            if command == "generate" || command == "rule-set" {
                 passthrough.append(contentsOf: argv[index...])
                 break
             }

@@ -20,6 +20,7 @@ enum Commands {
           generate    Generate things
           help        Help about any command
           merge       Merge configurations
+          rule-set    Manage rule-sets
           run         Run service
           version     Print current version of sing-box
 

@@ -30,6 +30,8 @@ let status: Int32
 switch arguments.command! {
 case "generate":
     status = GenerateCommand.run(arguments.passthrough)
+case "rule-set":
+    status = RuleSetCommand.run(arguments.passthrough)
 case "run":
     status = await RunCommand.run(arguments)
 case "check":

@@ -246,6 +246,12 @@ package struct PlainRuleSetOptions: JSONCodable, Equatable {
     package var version: UInt8
     package var rules: [HeadlessRuleOptions]
 
+    /// A rule-set value built in code (decompiled from a binary rule-set, merged, upgraded).
+    package init(version: UInt8, rules: [HeadlessRuleOptions]) {
+        self.version = version
+        self.rules = rules
+    }
+
     package static var goTypeName: String { "option._PlainRuleSetCompat" }
 
     package init(json: JSONValue, path: String) throws(ConfigError) {

@@ -35,10 +35,15 @@ package final class FlowRouter: FlowHandler {
     package let defaultDomainStrategy: DomainStrategy
     /// Every flow this router owns (client sides; the relay closes the outbound side with them).
     package let flows = FlowTracker()
+    /// Looks up a flow's owning process before matching; set only when a rule needs it or
+    /// `route.find_process` is on (Go's `processSearcher`).
+    package let processFinder: (any ProcessFinder)?
 
     package init(rules: [RouteRule], outbounds: OutboundManager, logger: ContextLogger,
                  resolver: (any DNSResolver)? = nil, dnsHijacker: (any DNSHijacker)? = nil,
-                 defaultUDPTimeout: TimeAmount = .minutes(5), defaultDomainStrategy: DomainStrategy = .asIs) {
+                 defaultUDPTimeout: TimeAmount = .minutes(5), defaultDomainStrategy: DomainStrategy = .asIs,
+                 processFinder: (any ProcessFinder)? = nil) {
+        self.processFinder = processFinder
         self.rules = rules
         self.outbounds = outbounds
         self.logger = logger.named("router")
@@ -69,6 +74,7 @@ package final class FlowRouter: FlowHandler {
         if let strategy = metadata.inboundDomainStrategy, metadata.destination.isDomain {
             if let failure = await resolve(&metadata, strategy: strategy, server: nil) { return .failure(failure) }
         }
+        if let processFinder, metadata.process == nil { findProcess(&metadata, processFinder) }
         for (index, rule) in rules.enumerated() where rule.condition.matches(metadata) {
             let text = rule.description
             logger.debug(text.isEmpty ? "match[\(index)] => \(rule.action)" : "match[\(index)] \(text) => \(rule.action)",
@@ -97,6 +103,24 @@ package final class FlowRouter: FlowHandler {
                                          "\(metadata.network == .tcp ? "TCP" : "UDP") is not supported by default outbound: \(fallback.tag)"))
         }
         return .outbound(fallback)
+    }
+
+    /// Go's matchRule preamble: look the owner up once, log what was found or why not.
+    private func findProcess(_ metadata: inout FlowMetadata, _ finder: any ProcessFinder) {
+        guard let source = metadata.source else { return }
+        let destination = metadata.originalDestination ?? (metadata.destination.ip != nil ? metadata.destination : nil)
+        do {
+            let found = try finder.findProcess(network: metadata.network, source: source, destination: destination)
+            if !found.path.isEmpty {
+                let user = !found.userName.isEmpty ? ", user: \(found.userName)" : found.userID != -1 ? ", user id: \(found.userID)" : ""
+                logger.info("found process path: \(found.path)\(user)", flow: metadata.flowID)
+            } else if found.userID != -1 {
+                logger.info(found.userName.isEmpty ? "found user id: \(found.userID)" : "found user: \(found.userName)", flow: metadata.flowID)
+            }
+            metadata.process = found
+        } catch {
+            logger.info("failed to search process: \(error)", flow: metadata.flowID)
+        }
     }
 
     /// Sniffs once per flow (a later sniff sees the first one's result, as Go skips) and logs it.

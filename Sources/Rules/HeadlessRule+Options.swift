@@ -51,17 +51,21 @@ extension DefaultRule {
         if !o.port.isEmpty { items.append(.port(isSource: false, o.port)) }
         if !o.portRange.isEmpty { items.append(try .portRange(isSource: false, o.portRange)) }
         // Items this build does not evaluate yet: refuse rather than never match.
-        let unsupported: [(Bool, String)] = [
-            (!o.processName.isEmpty, "process_name"), (!o.processPath.isEmpty, "process_path"),
-            (!o.processPathRegex.isEmpty, "process_path_regex"), (!o.packageName.isEmpty, "package_name"),
-            (!o.user.isEmpty, "user"), (!o.userID.isEmpty, "user_id"), (o.clashMode != nil, "clash_mode"),
-            (!o.networkType.isEmpty, "network_type"), (o.networkIsExpensive, "network_is_expensive"),
-            (o.networkIsConstrained, "network_is_constrained"), (!o.wifiSSID.isEmpty, "wifi_ssid"),
-            (!o.wifiBSSID.isEmpty, "wifi_bssid"), (o.ruleSetIPCIDRMatchSource, "rule_set_ip_cidr_match_source"),
-        ]
-        if let (_, name) = unsupported.first(where: { $0.0 }) {
-            throw RuleError("\(name): not implemented")
-        }
+        if !o.processName.isEmpty { items.append(.processName(o.processName)) }
+        if !o.processPath.isEmpty { items.append(.processPath(o.processPath)) }
+        if !o.processPathRegex.isEmpty { items.append(try .processPathRegex(o.processPathRegex)) }
+        if !o.user.isEmpty { items.append(.user(o.user)) }
+        if !o.userID.isEmpty { items.append(.userID(o.userID)) }
+        if o.ruleSetIPCIDRMatchSource { throw RuleError("rule_set_ip_cidr_match_source: not implemented") }
+        // Go on Linux builds these and they never match (route/rule/rule_default.go): no Android
+        // package, no platform network or WIFI state, and no Clash API to set a mode.
+        if !o.packageName.isEmpty { items.append(.unavailable("package_name", o.packageName)) }
+        if !o.networkType.isEmpty { items.append(.unavailable("network_type", o.networkType.map(\.rawValue))) }
+        if o.networkIsExpensive { items.append(.unavailable("network_is_expensive", [])) }
+        if o.networkIsConstrained { items.append(.unavailable("network_is_constrained", [])) }
+        if !o.wifiSSID.isEmpty { items.append(.unavailable("wifi_ssid", o.wifiSSID)) }
+        if !o.wifiBSSID.isEmpty { items.append(.unavailable("wifi_bssid", o.wifiBSSID)) }
+        if let mode = o.clashMode { items.append(.unavailable("clash_mode", [mode])) }
         if !o.ruleSet.isEmpty {
             var sets: [RuleSet] = []
             for tag in o.ruleSet {

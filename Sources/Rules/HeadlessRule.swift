@@ -19,6 +19,15 @@ package indirect enum HeadlessRule: Sendable, CustomStringConvertible {
         case .logical(let rule): rule.description
         }
     }
+
+    /// True when some item reads the flow's owning process (Go's `NeedFindProcess`), so the
+    /// router must look it up before matching.
+    package var needsProcess: Bool {
+        switch self {
+        case .default(let rule): rule.items.contains { $0.needsProcess }
+        case .logical(let rule): rule.rules.contains { $0.needsProcess }
+        }
+    }
 }
 
 /// Items of a default rule. Plain items must all match; within each address/port group any one

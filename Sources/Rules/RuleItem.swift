@@ -1,5 +1,6 @@
 // RuleItem: one condition of a default rule, with sing-box's `String()` for logs.
 package import Adapter
+import Config
 
 /// One condition. Which group it belongs to (and so how it combines) is `RuleItem.group`.
 package enum RuleItem: Sendable, CustomStringConvertible {
@@ -20,6 +21,27 @@ package enum RuleItem: Sendable, CustomStringConvertible {
     /// `rule_set`: any rule of any named set matches. Combined like a plain item (AND); Go 1.12
     /// also lets a set's address items satisfy the outer rule's address groups, which this does not.
     case ruleSet([RuleSet])
+    /// `ip_cidr` / `source_ip_cidr` as merged ranges (binary rule-sets and large lists): a binary
+    /// search instead of a scan over prefixes.
+    /// `text` is the configured list; empty for a binary rule-set (described as `<binary>`).
+    case ipSet(isSource: Bool, IPRangeSet, text: [String])
+    /// `query_type`: DNS record types. A routed connection has no query type, so it never
+    /// matches there (Go: `metadata.QueryType == 0` → false); DNS rules give it meaning.
+    case queryType([UInt16])
+    /// `process_name`: the owning executable's file name (the router looks the process up).
+    case processName([String])
+    /// `process_path`: the owning executable's full path.
+    case processPath([String])
+    /// `process_path_regex`: a match anywhere in the executable's path.
+    case processPathRegex([DomainRegex])
+    /// `user`: the socket owner's user name.
+    case user([String])
+    /// `user_id`: the socket owner's uid.
+    case userID([Int32])
+    /// An item whose source of truth does not exist here: Android/Apple-only items (`package_name`,
+    /// `network_type`, `wifi_ssid`, …) and `clash_mode` without a Clash API. Go on Linux builds
+    /// them and they never match, so neither does this (an inverted rule then matches).
+    case unavailable(String, [String])
 
     /// How items combine: items of one address/port group are OR-ed, groups and plain items AND-ed.
     package enum Group: Sendable {
@@ -28,10 +50,12 @@ package enum RuleItem: Sendable, CustomStringConvertible {
 
     package var group: Group {
         switch self {
-        case .inbound, .ipVersion, .network, .authUser, .sniffedProtocol, .client, .ruleSet: .plain
+        case .inbound, .ipVersion, .network, .authUser, .sniffedProtocol, .client, .ruleSet, .unavailable, .queryType,
+             .processName, .processPath, .processPathRegex, .user, .userID: .plain
         case .domain, .domainKeyword, .domainRegex: .destinationAddress
         case .ipCIDR(let isSource, _, _): isSource ? .sourceAddress : .destinationIPCIDR
         case .ipIsPrivate(let isSource): isSource ? .sourceAddress : .destinationIPCIDR
+        case .ipSet(let isSource, _, _): isSource ? .sourceAddress : .destinationIPCIDR
         case .port(let isSource, _), .portRange(let isSource, _, _): isSource ? .sourcePort : .destinationPort
         }
     }
@@ -65,7 +89,8 @@ package enum RuleItem: Sendable, CustomStringConvertible {
             return keywords.contains { lower.contains($0) }
         case .domainRegex(let regexes):
             guard let host = metadata.matchDomain, !host.isEmpty else { return false }
-            return regexes.contains { $0.matches(host) }
+            let lower = host.lowercased()  // Go lowercases before the regex too (rule_item_domain_regex.go)
+            return regexes.contains { $0.matches(lower) }
         case .ipCIDR(let isSource, let prefixes, _):
             if isSource {
                 guard let ip = metadata.source?.ip else { return false }
@@ -87,6 +112,31 @@ package enum RuleItem: Sendable, CustomStringConvertible {
             return ranges.contains { $0.contains(port) }
         case .ruleSet(let sets):
             return sets.contains { $0.matches(metadata) }
+        case .ipSet(let isSource, let set, _):
+            if isSource {
+                guard let ip = metadata.source?.ip else { return false }
+                return set.contains(ip)
+            }
+            if let ip = metadata.destination.ip { return set.contains(ip) }
+            return metadata.destinationAddresses.contains { set.contains($0) }
+        case .unavailable, .queryType:
+            return false
+        // Go: no process info → false (route/rule/rule_item_process_name.go and friends).
+        case .processName(let names):
+            guard let process = metadata.process else { return false }
+            return names.contains(process.path.isEmpty ? "." : process.name)  // filepath.Base("") is "."
+        case .processPath(let paths):
+            guard let process = metadata.process else { return false }
+            return paths.contains(process.path)
+        case .processPathRegex(let regexes):
+            guard let process = metadata.process else { return false }
+            return regexes.contains { $0.matches(process.path) }
+        case .user(let users):
+            guard let process = metadata.process, !process.userName.isEmpty else { return false }
+            return users.contains(process.userName)
+        case .userID(let ids):
+            guard let process = metadata.process, process.userID != -1 else { return false }
+            return ids.contains(process.userID)
         }
     }
 
@@ -100,7 +150,8 @@ package enum RuleItem: Sendable, CustomStringConvertible {
         case .authUser(let users): return RuleItem.list("auth_user", users, shorten: false)
         case .sniffedProtocol(let protocols): return RuleItem.list("protocol", protocols, shorten: false)
         case .client(let clients): return RuleItem.list("client", clients, shorten: false)
-        case .domain(_, let domains, let suffixes):
+        case .domain(let matcher, let domains, let suffixes):
+            if matcher.isBinary { return "domain/domain_suffix=<binary>" }
             var parts: [String] = []
             if !domains.isEmpty { parts.append(RuleItem.list("domain", domains, shorten: true)) }
             if !suffixes.isEmpty { parts.append(RuleItem.list("domain_suffix", suffixes, shorten: true)) }
@@ -112,7 +163,23 @@ package enum RuleItem: Sendable, CustomStringConvertible {
         case .port(let isSource, let ports): return RuleItem.list(isSource ? "source_port" : "port", ports.map(String.init), shorten: false)
         case .portRange(let isSource, _, let text): return RuleItem.list(isSource ? "source_port_range" : "port_range", text, shorten: false)
         case .ruleSet(let sets): return RuleItem.list("rule_set", sets.map(\.tag), shorten: false)
+        case .ipSet(let isSource, _, let text):
+            return RuleItem.list(isSource ? "source_ip_cidr" : "ip_cidr", text.isEmpty ? ["<binary>"] : text, shorten: true)
+        case .processName(let names): return RuleItem.list("process_name", names, shorten: false)
+        case .processPath(let paths): return RuleItem.list("process_path", paths, shorten: false)
+        case .processPathRegex(let regexes): return RuleItem.list("process_path_regex", regexes.map(\.pattern), shorten: false)
+        case .user(let users): return RuleItem.list("user", users, shorten: false)
+        case .userID(let ids): return RuleItem.list("user_id", ids.map(String.init), shorten: false)
+        case .queryType(let types):
+            return RuleItem.list("query_type", types.map(RuleItem.queryTypeName), shorten: false)
+        case .unavailable(let name, let values): return values.isEmpty ? "\(name)=true" : RuleItem.list(name, values, shorten: true)
         }
+    }
+
+    /// Go's `DNSQueryTypeToString`: the mnemonic when known, else the number.
+    static func queryTypeName(_ type: UInt16) -> String {
+        if case .string(let name) = DNSQueryType(type).toJSON() { return name }
+        return String(type)
     }
 
     static func list(_ key: String, _ values: [String], shorten: Bool) -> String {
@@ -142,6 +209,21 @@ package enum RuleItem: Sendable, CustomStringConvertible {
         return .ipCIDR(isSource: isSource, prefixes, text: texts)
     }
 
+    /// `ip_cidr` / `source_ip_cidr` as a range set, for lists too long to scan per flow.
+    package static func ipSet(isSource: Bool, _ texts: [String]) throws(RuleError) -> RuleItem {
+        .ipSet(isSource: isSource, try SRSWriter.cidrs(texts, field: isSource ? "source_ip_cidr" : "ipcidr"), text: texts)
+    }
+
+    /// `network`: "tcp" / "udp".
+    package static func network(_ names: [String]) throws(RuleError) -> RuleItem {
+        var networks: [NetworkKind] = []
+        for name in names {
+            guard let network = NetworkKind(rawValue: name) else { throw RuleError("unknown network: \(name)") }
+            networks.append(network)
+        }
+        return .network(networks)
+    }
+
     /// `port_range` / `source_port_range`: `"1000:2000"`, `":3000"`, `"4000:"`.
     package static func portRange(isSource: Bool, _ texts: [String]) throws(RuleError) -> RuleItem {
         var ranges: [ClosedRange<UInt16>] = []
@@ -156,6 +238,26 @@ package enum RuleItem: Sendable, CustomStringConvertible {
             if start > end { ranges.removeLast() }
         }
         return .portRange(isSource: isSource, ranges, text: texts)
+    }
+
+    /// `process_path_regex`, with Go's error prefix.
+    package static func processPathRegex(_ patterns: [String]) throws(RuleError) -> RuleItem {
+        var regexes: [DomainRegex] = []
+        for pattern in patterns {
+            do { regexes.append(try DomainRegex(pattern)) } catch {
+                throw RuleError("process_path_regex: parse expression \(pattern): \(error)")
+            }
+        }
+        return .processPathRegex(regexes)
+    }
+
+    /// True for items that need the flow's owning process looked up first.
+    package var needsProcess: Bool {
+        switch self {
+        case .processName, .processPath, .processPathRegex, .user, .userID: true
+        case .ruleSet(let sets): sets.contains { $0.needsProcess }
+        default: false
+        }
     }
 
     /// `domain_regex`.

@@ -20,18 +20,25 @@ package final class RuleSet: Sendable {
         rules.contains { $0.matches(metadata) }
     }
 
-    /// Builds a rule-set from its options: inline rules, or a local source-format (JSON) file read
-    /// now. Binary (`.srs`) and remote rule-sets are not implemented and throw.
+    /// True when a rule of the set reads the flow's owning process.
+    package var needsProcess: Bool { rules.contains { $0.needsProcess } }
+
+    /// Builds a rule-set from its options: inline rules, or a local file read now in the source
+    /// (JSON) or binary (`.srs`) format. Remote rule-sets are not implemented and throw.
     package static func load(_ options: RuleSetOptions) throws(RuleError) -> RuleSet {
         switch options.source {
         case .inline(let rules):
             return RuleSet(tag: options.tag, rules: try compile(rules))
         case .local(let path):
-            guard options.format == "source" else {
-                throw RuleError("initialize rule-set[\(options.tag)]: \(options.format) format: not implemented")
-            }
             guard let bytes = readFile(path) else {
                 throw RuleError("initialize rule-set[\(options.tag)]: open \(path): no such file or directory")
+            }
+            if options.format == "binary" {
+                do throws(RuleError) {
+                    return RuleSet(tag: options.tag, rules: try compileBinary(bytes))
+                } catch {
+                    throw RuleError("initialize rule-set[\(options.tag)]: \(error.message)")
+                }
             }
             do {
                 let plain = try PlainRuleSetOptions(json: try JSONParser.parse(bytes), path: "")
@@ -48,7 +55,14 @@ package final class RuleSet: Sendable {
         }
     }
 
-    static func compile(_ rules: [HeadlessRuleOptions]) throws(RuleError) -> [HeadlessRule] {
+    /// Reads a `.srs` file's bytes into matching rules (Go's `srs.Read` then `NewHeadlessRule`).
+    package static func compileBinary(_ bytes: [UInt8]) throws(RuleError) -> [HeadlessRule] {
+        let binary: BinaryRuleSet
+        do { binary = try BinaryRuleSet(bytes: bytes) } catch { throw RuleError(error.description) }
+        return try binary.compile()
+    }
+
+    package static func compile(_ rules: [HeadlessRuleOptions]) throws(RuleError) -> [HeadlessRule] {
         var out: [HeadlessRule] = []
         for (index, rule) in rules.enumerated() {
             do { out.append(try HeadlessRule(headless: rule)) } catch {
@@ -80,7 +94,7 @@ extension HeadlessRule {
         switch options {
         case .default(let o):
             var items: [RuleItem] = []
-            if !o.queryType.isEmpty { throw RuleError("query_type: not implemented") }
+            // query_type builds no item in a rule-set rule (Go 1.12 route/rule/rule_headless.go).
             if !o.network.isEmpty {
                 var networks: [NetworkKind] = []
                 for name in o.network {
@@ -92,20 +106,23 @@ extension HeadlessRule {
             if !o.domain.isEmpty || !o.domainSuffix.isEmpty { items.append(try .domain(o.domain, suffixes: o.domainSuffix)) }
             if !o.domainKeyword.isEmpty { items.append(.domainKeyword(o.domainKeyword)) }
             if !o.domainRegex.isEmpty { items.append(try .domainRegex(o.domainRegex)) }
-            if !o.sourceIPCIDR.isEmpty { items.append(try .ipCIDR(isSource: true, o.sourceIPCIDR)) }
-            if !o.ipCIDR.isEmpty { items.append(try .ipCIDR(isSource: false, o.ipCIDR)) }
+            // Rule-set IP lists can be long: ranges and a binary search, as Go's netipx set.
+            if !o.sourceIPCIDR.isEmpty { items.append(try .ipSet(isSource: true, o.sourceIPCIDR)) }
+            if !o.ipCIDR.isEmpty { items.append(try .ipSet(isSource: false, o.ipCIDR)) }
             if !o.sourcePort.isEmpty { items.append(.port(isSource: true, o.sourcePort)) }
             if !o.sourcePortRange.isEmpty { items.append(try .portRange(isSource: true, o.sourcePortRange)) }
             if !o.port.isEmpty { items.append(.port(isSource: false, o.port)) }
             if !o.portRange.isEmpty { items.append(try .portRange(isSource: false, o.portRange)) }
-            let unsupported: [(Bool, String)] = [
-                (!o.processName.isEmpty, "process_name"), (!o.processPath.isEmpty, "process_path"),
-                (!o.processPathRegex.isEmpty, "process_path_regex"), (!o.packageName.isEmpty, "package_name"),
-                (!o.networkType.isEmpty, "network_type"), (o.networkIsExpensive, "network_is_expensive"),
-                (o.networkIsConstrained, "network_is_constrained"), (!o.wifiSSID.isEmpty, "wifi_ssid"),
-                (!o.wifiBSSID.isEmpty, "wifi_bssid"),
-            ]
-            if let (_, name) = unsupported.first(where: { $0.0 }) { throw RuleError("\(name): not implemented") }
+            if !o.processName.isEmpty { items.append(.processName(o.processName)) }
+            if !o.processPath.isEmpty { items.append(.processPath(o.processPath)) }
+            if !o.processPathRegex.isEmpty { items.append(try .processPathRegex(o.processPathRegex)) }
+            // Android and Apple items: Go on Linux builds them and they never match.
+            if !o.packageName.isEmpty { items.append(.unavailable("package_name", o.packageName)) }
+            if !o.networkType.isEmpty { items.append(.unavailable("network_type", o.networkType.map(\.rawValue))) }
+            if o.networkIsExpensive { items.append(.unavailable("network_is_expensive", [])) }
+            if o.networkIsConstrained { items.append(.unavailable("network_is_constrained", [])) }
+            if !o.wifiSSID.isEmpty { items.append(.unavailable("wifi_ssid", o.wifiSSID)) }
+            if !o.wifiBSSID.isEmpty { items.append(.unavailable("wifi_bssid", o.wifiBSSID)) }
             self = .default(DefaultRule(items: items, invert: o.invert))
         case .logical(let mode, let rules, let invert):
             guard let logicalMode = LogicalRule.Mode(rawValue: mode) else { throw RuleError("unknown logical mode: \(mode)") }

@@ -104,7 +104,7 @@ func rule(_ json: String) throws -> HeadlessRule {
     }
 
     @Test func refusesWhatItCannotEvaluate() {
-        #expect(throws: RuleError.self) { try rule(#"{"process_name":["curl"],"outbound":"x"}"#) }
+        #expect(throws: RuleError.self) { try rule(#"{"rule_set":["x"],"rule_set_ip_cidr_match_source":true,"outbound":"x"}"#) }
     }
 }
 
