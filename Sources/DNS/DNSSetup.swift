@@ -92,7 +92,7 @@ package struct DNSSetup: Sendable {
     }
 
     /// One server from its options. udp/tcp need an IP address as `server` (a domain needs
-    /// `domain_resolver`, not built yet); tls, https, quic, h3, dhcp, resolved and tailscale are not
+    /// `domain_resolver`, not built yet); https, resolved and tailscale are not
     /// implemented in this module.
     package static func makeTransport(_ server: DNSServerOptions, context: AdapterContext) throws -> any DNSTransport {
         let loop = context.group.next()
@@ -107,6 +107,19 @@ package struct DNSSetup: Sendable {
                 return UDPTransport(tag: server.tag, server: destination, dialer: dialer, eventLoop: loop)
             }
             return TCPTransport(tag: server.tag, server: destination, dialer: dialer, eventLoop: loop)
+        case .tls(let remote):
+            guard let address = Adapter.IPAddress(remote.remote.server) else {
+                throw AdapterError(.notImplemented, "dns server[\(server.tag)]: server address is not an IP address: \(remote.remote.server)")
+            }
+            let tls: DNSTLSContext
+            do { tls = try DNSTLSContext(options: remote.tls, defaultServerName: remote.remote.server) } catch {
+                throw AdapterError(.other, "dns server[\(server.tag)]: \(error)")
+            }
+            return TLSTransport(tag: server.tag, server: Destination(ip: address, port: remote.remote.serverPort ?? 853), tls: tls,
+                                dialer: try context.dialerFactory.makeDialer(remote.remote.dial), eventLoop: loop)
+        case .dhcp(let dhcp):
+            return DHCPTransport(tag: server.tag, interface: dhcp.interface, dialer: try context.dialerFactory.makeDialer(dhcp.dial),
+                                 eventLoop: loop, logger: context.logger("dns/dhcp[\(server.tag)]"))
         case .local(let dial):
             return LocalTransport(tag: server.tag, dialer: try context.dialerFactory.makeDialer(dial), eventLoop: loop)
         case .hosts(let hosts):
