@@ -63,7 +63,7 @@ let package = Package(
         swiftTarget("Router", path: "Sources/Router", ["Rules", "Net", "Adapter", "Config", "COpenSSL", nioCore]),
         swiftTarget("Rules", path: "Sources/Rules", ["Adapter", "Config", "CZlib"]),
         swiftTarget("Router", path: "Sources/Router", ["Rules", "Net", "Adapter", "Config", nioCore]),
-        swiftTarget("DNS", path: "Sources/DNS", ["Rules", "Net", "Adapter", "Config", nioCore, nioPosix]),
+        swiftTarget("DNS", path: "Sources/DNS", ["Rules", "Net", "Adapter", "Config", "COpenSSL", nioCore, nioPosix]),
 
         // Floor 8: protocols.
         swiftTarget("SOCKS", path: "Sources/Protocols/SOCKS", ["Adapter", "Net", "Config", nioCore]),

@@ -3,6 +3,7 @@
 package import Adapter
 package import Config
 import DNS
+import Rules
 import HTTPProxy
 import Mixed
 import SOCKS
@@ -13,11 +14,15 @@ package struct BoxDNS: Sendable {
     package var resolver: any DNSResolver
     package var hijacker: (any DNSHijacker)?
     package var lifecycle: (any Lifecycle)?
+    /// fakeip and reverse mapping for the flow router.
+    package var domainMapper: (any DNSDomainMapper)?
 
-    package init(resolver: any DNSResolver, hijacker: (any DNSHijacker)?, lifecycle: (any Lifecycle)?) {
+    package init(resolver: any DNSResolver, hijacker: (any DNSHijacker)?, lifecycle: (any Lifecycle)?,
+                 domainMapper: (any DNSDomainMapper)? = nil) {
         self.resolver = resolver
         self.hijacker = hijacker
         self.lifecycle = lifecycle
+        self.domainMapper = domainMapper
     }
 }
 
@@ -33,7 +38,10 @@ enum BoxRegistrations {
     /// `context.outbounds`, dialers resolve through a switch the box points at the result).
     /// No `dns` section means Go's default: one `local` server.
     static let dns: (@Sendable (Options, AdapterContext) throws -> BoxDNS?)? = { options, context in
-        let setup = try DNSSetup(options: options.dns ?? DNSOptions(), context: context)
-        return BoxDNS(resolver: setup.resolver, hijacker: setup.hijacker, lifecycle: setup.lifecycle)
+        // DNS rules' `rule_set` items name the route's rule-sets (already validated by the box).
+        var ruleSets: [String: RuleSet] = [:]
+        for setOptions in options.route?.ruleSet ?? [] { ruleSets[setOptions.tag] = try? RuleSet.load(setOptions) }
+        let setup = try DNSSetup(options: options.dns ?? DNSOptions(), context: context, ruleSets: ruleSets)
+        return BoxDNS(resolver: setup.router, hijacker: setup.hijacker, lifecycle: setup.lifecycle, domainMapper: setup.domainMapper)
     }
 }

@@ -141,6 +141,7 @@ package final class SingBox: @unchecked Sendable {
                 if let dns = try makeDNS(options, context) {
                     resolver.set(dns.resolver)
                     router.dnsHijacker = dns.hijacker
+                    router.dnsDomainMapper = dns.domainMapper
                     if let lifecycle = dns.lifecycle { dnsLifecycle = lifecycle }
                 }
             } catch {

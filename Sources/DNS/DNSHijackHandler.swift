@@ -39,9 +39,15 @@ package final class DNSHijackHandler: DNSHijacker {
         self.init(logger: logger) { message, _ in try await client.exchange(message, transport: transport) }
     }
 
-    /// Called on the connection's loop (Adapter.FlowHandler contract).
+    /// May be called from any thread: the router decides in a task, off the connection's loop,
+    /// and `setReceiver` must run on that loop.
     package func hijackUDP(_ connection: any PacketConnection, metadata: FlowMetadata) {
-        connection.setReceiver(DNSHijackPacketReceiver(connection: connection, metadata: metadata, handler: self))
+        let receiver = DNSHijackPacketReceiver(connection: connection, metadata: metadata, handler: self)
+        if connection.eventLoop.inEventLoop {
+            connection.setReceiver(receiver)
+        } else {
+            connection.eventLoop.execute { connection.setReceiver(receiver) }
+        }
     }
 
     /// `channel` is active with autoRead off, as the router hands flows over (Adapter.FlowHandler).

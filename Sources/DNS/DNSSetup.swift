@@ -1,6 +1,9 @@
-// Building the DNS parts of a box from the 1.12 `dns` options (sing-box dns/transport_manager.go and
-// NewClient), without DNS rules: every lookup and hijacked query goes to the default server
-// (`final`, else the first server that is not fakeip; with no servers, a `local` one).
+// Building the DNS parts of a box from the 1.12 `dns` options (sing-box dns/transport_manager.go,
+// NewClient and NewRouter): transports, the client, the rules and the router over them. The default
+// server is `final`, else the first server that is not fakeip; with no servers, a `local` one.
+//
+// Seam: `makeTransport` has one case per server type; a new type (`resolved`, in its own file)
+// adds one line there.
 //
 // Config has its own text-based IPAddress/IPPrefix/DomainStrategy; Adapter's are the runtime values.
 // Both modules are imported here, so every use is qualified.
@@ -8,21 +11,26 @@
 package import Adapter
 package import Config
 import NIOCore
+package import Rules
 
-/// The client, transports, resolver and hijack handler built from `dns` options. The box points its
-/// resolver switch at `resolver`, gives `hijacker` to the router and closes `lifecycle` last.
+/// The client, transports, router and hijack handler built from `dns` options. The box points its
+/// resolver switch at `router`, gives `hijacker` to the flow router and closes `lifecycle` last.
 package struct DNSSetup: Sendable {
     package let client: DNSClient
     package let transports: [any DNSTransport]
-    package let resolver: DNSTransportResolver
+    /// The DNS router: rules over the transports; the box's `DNSResolver`.
+    package let router: DNSRouter
+    /// The router as the box's resolver (dialers' `domain_resolver`, the `resolve` action).
+    package var resolver: DNSRouter { router }
     package let hijacker: DNSHijackHandler
+    /// fakeip and reverse mapping for the flow router.
+    package let domainMapper: DNSRouterDomainMapper
     package let lifecycle: DNSTransportLifecycle
 
     /// Builds everything; throws `AdapterError` with sing-box's wording for what cannot be built
-    /// (`default DNS server not found: x`, `not implemented: tls`, …).
-    package init(options: Config.DNSOptions, context: AdapterContext) throws {
-        // DNS rules are not evaluated yet: refuse them rather than answer past them (TODO(#5)).
-        guard options.rules.isEmpty else { throw AdapterError.notImplemented("dns rules") }
+    /// (`default DNS server not found: x`, `parse dns rule[0]: missing server field`, …).
+    /// `ruleSets` are the route's compiled rule-sets, by tag, for `rule_set` items.
+    package init(options: Config.DNSOptions, context: AdapterContext, ruleSets: [String: RuleSet] = [:]) throws {
         let logger = context.logger("dns")
         var clientOptions = DNSClientOptions(disableCache: options.disableCache, disableExpire: options.disableExpire,
                                              independentCache: options.independentCache,
@@ -59,20 +67,32 @@ package struct DNSSetup: Sendable {
         }
         transports = built
         let strategy = options.strategy.flatMap { Adapter.DomainStrategy(rawValue: $0.rawValue) } ?? .asIs
-        guard let resolver = DNSTransportResolver(client: client, transports: built, defaultTag: defaultTransport.tag,
-                                                  defaultStrategy: strategy) else {
-            throw AdapterError(.notFound, "default DNS server not found: \(defaultTransport.tag)")
+        var rules: [DNSRule] = []
+        for (index, ruleOptions) in options.rules.enumerated() {
+            do {
+                let condition = try DNSRuleCondition(options: ruleOptions, ruleSets: ruleSets)
+                let action = try DNSRouteAction(options: ruleOptions.action, requireServer: true)
+                if case .route(let server, _) = action, !built.contains(where: { $0.tag == server }) {
+                    throw RuleError("transport not found: \(server)")
+                }
+                rules.append(DNSRule(condition: condition, action: action))
+            } catch {
+                throw AdapterError(.other, "parse dns rule[\(index)]: \(error)")
+            }
         }
-        self.resolver = resolver
-        let client = self.client
-        hijacker = DNSHijackHandler(logger: logger) { message, _ in
-            try await client.exchange(message, transport: defaultTransport, options: DNSQueryOptions(strategy: strategy))
+        let router = DNSRouter(client: client, transports: built, defaultTransport: defaultTransport, rules: rules,
+                               defaultStrategy: strategy, reverseMapping: options.reverseMapping, logger: logger)
+        self.router = router
+        hijacker = DNSHijackHandler(logger: logger) { message, metadata in
+            try await router.exchange(message, metadata: metadata)
         }
+        let fakeIPStore = built.lazy.compactMap { ($0 as? FakeIPTransport)?.store }.first
+        domainMapper = DNSRouterDomainMapper(router: router, fakeIPStore: fakeIPStore)
         lifecycle = DNSTransportLifecycle(transports: built)
     }
 
     /// One server from its options. udp/tcp need an IP address as `server` (a domain needs
-    /// `domain_resolver`, not built yet); tls, https, quic, h3, dhcp, resolved and tailscale are not
+    /// `domain_resolver`, not built yet); https, resolved and tailscale are not
     /// implemented in this module.
     package static func makeTransport(_ server: DNSServerOptions, context: AdapterContext) throws -> any DNSTransport {
         let loop = context.group.next()
@@ -87,6 +107,19 @@ package struct DNSSetup: Sendable {
                 return UDPTransport(tag: server.tag, server: destination, dialer: dialer, eventLoop: loop)
             }
             return TCPTransport(tag: server.tag, server: destination, dialer: dialer, eventLoop: loop)
+        case .tls(let remote):
+            guard let address = Adapter.IPAddress(remote.remote.server) else {
+                throw AdapterError(.notImplemented, "dns server[\(server.tag)]: server address is not an IP address: \(remote.remote.server)")
+            }
+            let tls: DNSTLSContext
+            do { tls = try DNSTLSContext(options: remote.tls, defaultServerName: remote.remote.server) } catch {
+                throw AdapterError(.other, "dns server[\(server.tag)]: \(error)")
+            }
+            return TLSTransport(tag: server.tag, server: Destination(ip: address, port: remote.remote.serverPort ?? 853), tls: tls,
+                                dialer: try context.dialerFactory.makeDialer(remote.remote.dial), eventLoop: loop)
+        case .dhcp(let dhcp):
+            return DHCPTransport(tag: server.tag, interface: dhcp.interface, dialer: try context.dialerFactory.makeDialer(dhcp.dial),
+                                 eventLoop: loop, logger: context.logger("dns/dhcp[\(server.tag)]"))
         case .local(let dial):
             return LocalTransport(tag: server.tag, dialer: try context.dialerFactory.makeDialer(dial), eventLoop: loop)
         case .hosts(let hosts):
@@ -102,6 +135,9 @@ package struct DNSSetup: Sendable {
             let store = FakeIPStore(inet4Range: fakeIP.inet4Range.flatMap { Adapter.IPPrefix($0.description) },
                                     inet6Range: fakeIP.inet6Range.flatMap { Adapter.IPPrefix($0.description) })
             return FakeIPTransport(tag: server.tag, store: store)
+        case .quic, .h3:
+            // Go without with_quic says "QUIC is not included in this build, rebuild with -tags with_quic".
+            throw AdapterError(.notImplemented, "dns server[\(server.tag)]: \(server.type): QUIC is not included in this build (needs the QUIC module)")
         default:
             throw AdapterError.notImplemented(server.type)
         }

@@ -51,13 +51,17 @@ final class TCPTransportCore: @unchecked Sendable {
     let loop: any EventLoop
     let timeout: TimeAmount
     let idleTimeout: TimeAmount
+    /// Set for DNS over TLS: each connection gets a TLS client under the framing.
+    let tls: DNSTLSContext?
     // Loop-confined from here on.
     var connection: TCPConnection?
     var opening: EventLoopFuture<TCPConnection>?
     var connectionsOpened = 0
     var isClosed = false
 
-    init(server: Destination, dialer: any Dialer, loop: any EventLoop, timeout: TimeAmount, idleTimeout: TimeAmount) {
+    init(server: Destination, dialer: any Dialer, loop: any EventLoop, timeout: TimeAmount, idleTimeout: TimeAmount,
+         tls: DNSTLSContext? = nil) {
+        self.tls = tls
         self.server = server
         self.dialer = dialer
         self.loop = loop
@@ -99,12 +103,13 @@ final class TCPTransportCore: @unchecked Sendable {
     private func connect() -> EventLoopFuture<TCPConnection> {
         if let connection, connection.isOpen { return loop.makeSucceededFuture(connection) }
         if let opening { return opening }
-        let dialer = self.dialer, loop = self.loop, server = self.server
+        let dialer = self.dialer, loop = self.loop, server = self.server, tls = self.tls
         let future = loop.makeFutureWithTask { try await dialer.dialTCP(to: server, on: loop) }
             .hop(to: loop)
             .flatMap { channel -> EventLoopFuture<TCPConnection> in
                 let connection = TCPConnection(channel: channel, idleTimeout: self.idleTimeout)
                 return channel.eventLoop.makeCompletedFuture {
+                    if let tls { try channel.pipeline.syncOperations.addHandler(try DNSTLSClientHandler(context: tls)) }
                     try channel.pipeline.syncOperations.addHandler(TCPFrameHandler(connection: connection))
                     // The dialer holds early bytes in a FlowBufferHandler (Net); they are ours now.
                     if let held = try? channel.pipeline.syncOperations.handler(type: FlowBufferHandler.self) {
@@ -149,6 +154,8 @@ final class TCPConnection: @unchecked Sendable {
     let idleTimeout: TimeAmount
     var pending = DNSPendingQueries()
     var isOpen = true
+    /// Why the connection failed (a TLS error), reported to the queries it fails.
+    var failure: (any Error)?
     var idleTimer: Scheduled<Void>?
 
     init(channel: any Channel, idleTimeout: TimeAmount) {
@@ -191,7 +198,7 @@ final class TCPConnection: @unchecked Sendable {
     func closed() {
         isOpen = false
         idleTimer?.cancel()
-        pending.failAll(Closed.closed)
+        pending.failAll(failure ?? Closed.closed)
     }
 
     func close() {
@@ -244,6 +251,7 @@ final class TCPFrameHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        if error is DNSTLSError { connection.failure = error }
         context.close(promise: nil)
     }
 }

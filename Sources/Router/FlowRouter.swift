@@ -29,6 +29,12 @@ package final class FlowRouter: FlowHandler {
         set { hijacker.withLock { $0 = newValue } }
     }
     private let hijacker: Mutex<(any DNSHijacker)?>
+    /// fakeip and reverse mapping from the DNS router; set by the box once DNS is built.
+    package var dnsDomainMapper: (any DNSDomainMapper)? {
+        get { domainMapper.withLock { $0 } }
+        set { domainMapper.withLock { $0 = newValue } }
+    }
+    private let domainMapper = Mutex<(any DNSDomainMapper)?>(nil)
     /// UDP NAT idle time when no rule sets `udp_timeout` (Go's `C.UDPTimeout`, 5 minutes).
     package let defaultUDPTimeout: TimeAmount
     /// `route.default_domain_resolver` strategy for `resolve` without one.
@@ -63,6 +69,21 @@ package final class FlowRouter: FlowHandler {
     /// Runs the rules over `metadata` (which non-final actions modify) and returns the decision.
     /// `sniff` serves `sniff` actions (TCP flows); without it they are skipped.
     package func match(_ metadata: inout FlowMetadata, sniff: Sniff? = nil) async -> RouteDecision {
+        // A fake IP becomes its domain again; a real one answered earlier lends rules its domain
+        // (reverse_mapping), as Go's router does before matching.
+        if let mapper = dnsDomainMapper, let ip = metadata.destination.ip {
+            switch mapper.fakeIPMapping(for: ip) {
+            case .domain(let domain):
+                metadata.originalDestination = metadata.originalDestination ?? metadata.destination
+                metadata.destination.host = .domain(domain)
+            case .missing:
+                return .failure(AdapterError(.notFound, "missing fakeip record, try enable `experimental.cache_file`"))
+            case .notFake:
+                if metadata.sniffedDomain == nil, let domain = mapper.reverseDomain(for: ip) {
+                    metadata.sniffedDomain = domain
+                }
+            }
+        }
         // Legacy inbound fields act before the rules, as Go 1.12 still does.
         if let legacy = metadata.inboundSniff, let sniff {
             await runSniff(&metadata, sniff: sniff, sniffers: [], timeout: legacy.timeout)

@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Cached DNS QPS through hijack-dns: ours vs Go sing-box 1.12.12, side by side in one run
+# (shared/ANCHORS.md: Go 40.4 k QPS). Each box has a `direct` inbound whose flows a route rule hands
+# to `hijack-dns`, and one udp DNS server (a local dnsmasq). dnsperf asks a small set of names over
+# and over, so after the first round every answer comes from the box's cache. Reports QPS, lost
+# queries, the box's CPU seconds and peak RSS, and the ratio ours/Go.
+#   bench/dns.sh [seconds] [clients]   (builds nothing: uses .build/release/sing-box, else debug)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SECONDS_PER_RUN=${1:-10}
+CLIENTS=${2:-4}
+OURS=.build/release/sing-box
+[ -x "$OURS" ] || OURS=.build/debug/sing-box
+GO=${SINGBOX_GO:-.peers/bin/sing-box-go}
+command -v dnsperf >/dev/null || { echo "dnsperf missing: run scripts/install-test-deps.sh"; exit 1; }
+WORK=$(mktemp -d)
+PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$WORK"; }
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+UPSTREAM=$(free_port)
+dnsmasq --no-resolv --no-hosts --address=/#/10.1.1.1 --local-ttl=3600 --port="$UPSTREAM" --listen-address=127.0.0.1 \
+    --bind-interfaces --keep-in-foreground --pid-file= >/dev/null 2>&1 & PIDS+=($!)
+# 100 names, A and AAAA: 200 cache entries.
+for i in $(seq 1 100); do echo "host$i.bench.example A"; echo "host$i.bench.example AAAA"; done > "$WORK/queries"
+sleep 0.5
+
+RESULTS=()
+measure() {  # name binary
+    local name=$1 binary=$2 port pid
+    port=$(free_port)
+    cat > "$WORK/$name.json" <<JSON
+{"log":{"level":"warn"},
+ "dns":{"servers":[{"type":"udp","tag":"up","server":"127.0.0.1","server_port":$UPSTREAM}]},
+ "inbounds":[{"type":"direct","tag":"dns-in","listen":"127.0.0.1","listen_port":$port}],
+ "outbounds":[{"type":"direct","tag":"direct"}],
+ "route":{"rules":[{"inbound":"dns-in","action":"hijack-dns"}]}}
+JSON
+    "$binary" run -c "$WORK/$name.json" --disable-color 2>"$WORK/$name.log" & pid=$!
+    PIDS+=($pid)
+    sleep 1
+    # Warm the cache with one pass.
+    dnsperf -s 127.0.0.1 -p "$port" -d "$WORK/queries" -n 1 >/dev/null 2>&1 || true
+    local before after out
+    before=$(awk '{print $14+$15}' /proc/$pid/stat)
+    out=$(dnsperf -s 127.0.0.1 -p "$port" -d "$WORK/queries" -l "$SECONDS_PER_RUN" -c "$CLIENTS" -q 500 2>&1)
+    after=$(awk '{print $14+$15}' /proc/$pid/stat)
+    local rss
+    rss=$(awk '/VmHWM/ {print $2}' /proc/$pid/status)
+    kill -TERM $pid; wait $pid || true
+    local qps lost
+    qps=$(echo "$out" | awk '/Queries per second/ {print $4}')
+    lost=$(echo "$out" | awk '/Queries lost/ {print $3}')
+    local cpu
+    cpu=$(python3 -c "print(f'{($after - $before) / $(getconf CLK_TCK):.2f}')")
+    printf '%-5s %10s QPS  lost %-6s  CPU %6s s  peak RSS %6d KiB\n' "$name" "$qps" "$lost" "$cpu" "$rss"
+    RESULTS+=("$qps")
+}
+
+echo "cached DNS through hijack-dns, ${SECONDS_PER_RUN}s, ${CLIENTS} dnsperf clients, binary: $OURS"
+measure ours "$OURS"
+if [ -x "$GO" ]; then
+    measure go "$GO"
+    python3 -c "print(f'ratio ours/go: {float(\"${RESULTS[0]}\") / float(\"${RESULTS[1]}\"):.2f}x')"
+fi
