@@ -102,6 +102,8 @@ package struct DNSSetup: Sendable {
             let store = FakeIPStore(inet4Range: fakeIP.inet4Range.flatMap { Adapter.IPPrefix($0.description) },
                                     inet6Range: fakeIP.inet6Range.flatMap { Adapter.IPPrefix($0.description) })
             return FakeIPTransport(tag: server.tag, store: store)
+        case .resolved(let resolved):
+            return try ResolvedTransport(tag: server.tag, options: resolved, context: context)
         default:
             throw AdapterError.notImplemented(server.type)
         }
