@@ -76,12 +76,14 @@ let package = Package(
         swiftTarget("Netlink", path: "Appliance/Netlink", ["Adapter", "CMnl", "CLinux", nioCore, nioPosix]),
         swiftTarget("Nftables", path: "Appliance/Nftables", ["Adapter", "CMnl", "CNftnl", "CLinux"]),
         swiftTarget("Systemd", path: "Appliance/Systemd", ["Adapter", "CSystemd", "CLinux"]),
+        swiftTarget("Resolve1", path: "Appliance/Resolve1", ["Adapter", "DNS", "Config", "CSystemd", nioCore, nioPosix]),
 
         // Floor 9–10: the box and the executable.
         swiftTarget("Box", path: "Sources/Box", [
             "Config", "Adapter", "Net", "Rules", "Router", "DNS",
             "SOCKS", "HTTPProxy", "Mixed", "Direct", "Block", "WireGuard",
             "TunDevice", "Netlink", "Nftables", "Systemd", nioCore, nioPosix,
+            "Resolve1",
         ]),
         .executableTarget(name: "CLI", dependencies: ["Box", "Config", "COpenSSL", "CSodium", nioCore, nioPosix],
                           path: "Sources/CLI", swiftSettings: swiftSettings),
