@@ -25,6 +25,7 @@ enum BoxRegistrations {
     /// Protocol modules' `register(in:)` calls.
     static let all: [@Sendable (AdapterRegistry) -> Void] = [
         SOCKSModule.register, HTTPProxyModule.register, MixedModule.register,
+        ResolvedService.register,
     ]
 
     /// Builds the DNS router from `options.dns` with the box's context (outbounds are already in
