@@ -85,7 +85,7 @@ let package = Package(
             "TunDevice", "Netlink", "Nftables", "Systemd", nioCore, nioPosix,
             "Resolve1",
         ]),
-        .executableTarget(name: "CLI", dependencies: ["Box", "Config", "COpenSSL", "CSodium", nioCore, nioPosix],
+        .executableTarget(name: "CLI", dependencies: ["Box", "Config", "COpenSSL", "CSodium", "Systemd", nioCore, nioPosix],
                           path: "Sources/CLI", swiftSettings: swiftSettings),
 
         // Tests (Swift Testing). InteropTests run the built binary against real peers, as root.
