@@ -104,5 +104,6 @@ let package = Package(
         testTarget("ProxyTests", ["SOCKS", "HTTPProxy", "Mixed", "Adapter", "Net", nioCore, nioPosix,
                                   .product(name: "NIOEmbedded", package: "swift-nio")]),
         testTarget("InteropTests", ["CLI"]),
+        testTarget("ResolvedTests", ["CLI", "TestSupport"]),
     ]
 )
