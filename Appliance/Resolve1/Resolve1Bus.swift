@@ -182,7 +182,7 @@ package final class Resolve1Bus: @unchecked Sendable {
                 }
                 let index = try reader.int32()
                 let linkMember = member == "RevertLink" ? "Revert" : String(member.dropFirst("SetLink".count).prepending("Set"))
-                return try applyLinkMethod(linkMember, index: index, reader: reader, message: message)
+                return try applyLinkMethod(linkMember, index: index, reader: reader, message: message, called: member)
             }
         } catch {
             return fail(error, into: busError)
@@ -194,7 +194,7 @@ package final class Resolve1Bus: @unchecked Sendable {
         let member = String(cString: sd_bus_message_get_member(message))
         do {
             guard let index = Self.linkIndex(path: sd_bus_message_get_path(message)) else { throw Resolve1Error.invalidArgs("Invalid interface index") }
-            return try applyLinkMethod(member, index: index, reader: BusReader(message: message), message: message)
+            return try applyLinkMethod(member, index: index, reader: BusReader(message: message), message: message, called: member)
         } catch {
             return fail(error, into: busError)
         }
@@ -212,8 +212,9 @@ package final class Resolve1Bus: @unchecked Sendable {
         }
     }
 
-    /// The Link-interface methods, shared with the Manager's SetLink*/RevertLink.
-    private func applyLinkMethod(_ member: String, index: Int32, reader: BusReader, message: OpaquePointer) throws -> Int32 {
+    /// The Link-interface methods, shared with the Manager's SetLink*/RevertLink; `called` is the
+    /// member the caller named (for the refusal text).
+    private func applyLinkMethod(_ member: String, index: Int32, reader: BusReader, message: OpaquePointer, called: String) throws -> Int32 {
         // resolved checks the link before authorization (verify_unmanaged_link, then polkit).
         _ = try links.interface(index)
         switch member {
@@ -246,35 +247,35 @@ package final class Resolve1Bus: @unchecked Sendable {
                 servers.append(ResolvedLinkServer(address: address, port: port, serverName: serverName))
             }
             if let invalid { throw invalid }
-            try checkPrivileged(message, member)
+            try checkPrivileged(message, called)
             try links.setServers(index, servers)
         case "SetDomains":
             var domains: [(String, Bool)] = []
             try reader.array("sb") { () throws(BusFailure) in domains.append((try reader.string(), try reader.bool())) }
-            try checkPrivileged(message, member)
+            try checkPrivileged(message, called)
             try links.setDomains(index, domains)
         case "SetDefaultRoute":
             let enabled = try reader.bool()
-            try checkPrivileged(message, member)
+            try checkPrivileged(message, called)
             try links.setDefaultRoute(index, enabled)
         case "SetLLMNR", "SetMulticastDNS":
             let mode = try reader.string()
-            try checkPrivileged(message, member)
+            try checkPrivileged(message, called)
             try links.setResolveSupport(index, multicast: member == "SetMulticastDNS", mode)
         case "SetDNSOverTLS":
             let mode = try reader.string()
-            try checkPrivileged(message, member)
+            try checkPrivileged(message, called)
             try links.setDNSOverTLS(index, mode)
         case "SetDNSSEC":
             let mode = try reader.string()
-            try checkPrivileged(message, member)
+            try checkPrivileged(message, called)
             try links.setDNSSEC(index, mode)
         case "SetDNSSECNegativeTrustAnchors":
             let names = try reader.strings()
-            try checkPrivileged(message, member)
+            try checkPrivileged(message, called)
             try links.setNegativeTrustAnchors(index, names)
         case "Revert":
-            try checkPrivileged(message, member)
+            try checkPrivileged(message, called)
             try links.revert(index)
         default:
             throw Resolve1Error.bus(name: "org.freedesktop.DBus.Error.UnknownMethod", message: "Unknown method \(member)")
