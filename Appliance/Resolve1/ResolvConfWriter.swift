@@ -102,7 +102,12 @@ package struct ResolvConfWriter: Sendable {
         var path = ""
         for component in directory.split(separator: "/") {
             path += "/\(component)"
-            if mkdir(path, 0o755) != 0 && errno != EEXIST { throw .system("mkdir \(path)", errno) }
+            if mkdir(path, 0o755) == 0 {
+                // The unit's UMask may be 0077; resolv.conf readers are every user.
+                chmod(path, 0o755)
+            } else if errno != EEXIST {
+                throw .system("mkdir \(path)", errno)
+            }
         }
     }
 
