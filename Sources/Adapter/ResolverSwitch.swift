@@ -11,6 +11,9 @@ package final class ResolverSwitch: DNSResolver {
         target = Mutex(initial)
     }
 
+    /// Where lookups go now (the `resolved` service reaches the DNS cache through it for FlushCaches).
+    package var current: any DNSResolver { target.withLock { $0 } }
+
     /// Routes later lookups to `resolver`.
     package func set(_ resolver: any DNSResolver) {
         target.withLock { $0 = resolver }

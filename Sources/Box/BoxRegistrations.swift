@@ -32,6 +32,7 @@ enum BoxRegistrations {
         SOCKSModule.register, HTTPProxyModule.register, MixedModule.register,
         BoxTunPlatform.register,
         BoxRegistrations.registerTransparent,
+        ResolvedService.register,
     ]
 
     /// Builds the DNS router from `options.dns` with the box's context (outbounds are already in

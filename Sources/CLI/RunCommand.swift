@@ -6,10 +6,13 @@
 //    `reload service: …` and keep serving the old box. Otherwise close the old box and start the
 //    new one (on a start failure, rebuild and restart the old configuration).
 // 3. SIGTERM / SIGINT: close every inbound and flow, exit 0.
+// Under systemd (Type=notify): READY=1 once started, RELOADING=1 … READY=1 around a reload,
+// STOPPING=1 before closing, and WATCHDOG=1 pings while WatchdogSec is set (no-ops otherwise).
 import Adapter
 import Box
 import Config
 import Dispatch
+import Systemd
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -24,11 +27,18 @@ enum RunCommand {
         case .success(let started): box = started
         case .failure(let message): return Console.fatal(message)
         }
+        let notifier = SystemdNotifier()
+        notifier.ready(status: "sing-box started")
+        let watchdog = WatchdogPinger(notifier: notifier)
+        defer { watchdog.cancel() }
         for await signal in signals.stream {
             if signal != SIGHUP {
+                notifier.stopping()
                 await box.close()
                 return 0
             }
+            notifier.reloading()
+            defer { notifier.ready(status: "sing-box started") }
             let next: LoadedConfig
             do { next = try Commands.load(arguments) } catch {
                 box.logger.error("reload service: \(error.description)")

@@ -138,6 +138,8 @@ package struct DNSSetup: Sendable {
         case .quic, .h3:
             // Go without with_quic says "QUIC is not included in this build, rebuild with -tags with_quic".
             throw AdapterError(.notImplemented, "dns server[\(server.tag)]: \(server.type): QUIC is not included in this build (needs the QUIC module)")
+        case .resolved(let resolved):
+            return try ResolvedTransport(tag: server.tag, options: resolved, context: context)
         default:
             throw AdapterError.notImplemented(server.type)
         }
