@@ -68,7 +68,7 @@ let package = Package(
         swiftTarget("Mixed", path: "Sources/Protocols/Mixed", ["SOCKS", "HTTPProxy", "Adapter", "Net", "Config", nioCore]),
         swiftTarget("Direct", path: "Sources/Protocols/Direct", ["Adapter", "Net", "Config", nioCore]),
         swiftTarget("Block", path: "Sources/Protocols/Block", ["Adapter", "Config", nioCore]),
-        swiftTarget("WireGuard", path: "Sources/Protocols/WireGuard", ["Adapter", "Config", "NetstackWire", "COpenSSL", "CSodium", nioCore]),
+        swiftTarget("WireGuard", path: "Sources/Protocols/WireGuard", ["Adapter", "Config", "Net", "NetstackNIO", "Netstack", "NetstackWire", "COpenSSL", "CSodium", nioCore]),
 
         // Floor 8: Linux integration.
         swiftTarget("TunDevice", path: "Appliance/TunDevice", ["Adapter", "NetstackNIO", "Netstack", "NetstackWire", "CLinux", nioCore, nioPosix]),
@@ -102,5 +102,6 @@ let package = Package(
         testTarget("ProxyTests", ["SOCKS", "HTTPProxy", "Mixed", "Adapter", "Net", nioCore, nioPosix,
                                   .product(name: "NIOEmbedded", package: "swift-nio")]),
         testTarget("InteropTests", ["CLI"]),
+        testTarget("WireGuardEndpointTests", ["CLI", "TestSupport"]),
     ]
 )

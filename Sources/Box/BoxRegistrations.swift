@@ -6,6 +6,7 @@ import DNS
 import HTTPProxy
 import Mixed
 import SOCKS
+import WireGuard
 
 /// What the box built for DNS: the resolver dialers and the `resolve` action use, the handler for
 /// `hijack-dns` flows, and its lifecycle (started with the services, closed after the inbounds).
@@ -25,6 +26,7 @@ enum BoxRegistrations {
     /// Protocol modules' `register(in:)` calls.
     static let all: [@Sendable (AdapterRegistry) -> Void] = [
         SOCKSModule.register, HTTPProxyModule.register, MixedModule.register,
+        WireGuardModule.register,
     ]
 
     /// Builds the DNS router from `options.dns` with the box's context (outbounds are already in
