@@ -75,6 +75,7 @@ let package = Package(
         swiftTarget("TProxy", path: "Sources/Protocols/TProxy", ["Adapter", "Net", "Config", nioCore]),
         swiftTarget("WireGuard", path: "Sources/Protocols/WireGuard", ["Adapter", "Config", "NetstackWire", "COpenSSL", "CSodium", nioCore]),
         swiftTarget("Tun", path: "Sources/Protocols/Tun", ["Adapter", "Net", "Config", "Netstack", "NetstackNIO", "NetstackWire", nioCore]),
+        swiftTarget("WireGuard", path: "Sources/Protocols/WireGuard", ["Adapter", "Config", "Net", "NetstackNIO", "Netstack", "NetstackWire", "COpenSSL", "CSodium", nioCore]),
 
         // Floor 8: Linux integration.
         swiftTarget("TunDevice", path: "Appliance/TunDevice", ["Adapter", "NetstackNIO", "Netstack", "NetstackWire", "CLinux", nioCore, nioPosix]),
@@ -120,5 +121,6 @@ let package = Package(
                                        .product(name: "NIOEmbedded", package: "swift-nio")]),
         testTarget("SniffTests", ["Router", "Adapter", "TestSupport", nioCore, nioPosix]),
         testTarget("ResolvedTests", ["CLI", "TestSupport"]),
+        testTarget("WireGuardEndpointTests", ["CLI", "TestSupport"]),
     ]
 )

@@ -10,6 +10,7 @@ apt_packages=(
     openssh-client python3-pip
     dnsperf
     python3-dbus
+    iputils-ping
 )
 missing=()
 for p in "${apt_packages[@]}"; do

@@ -85,7 +85,9 @@ package final class NetstackFlowChannel: Channel, ChannelCore, @unchecked Sendab
     package var isWritable: Bool { writable }
     package var isActive: Bool { active && isOpen }
     package var _channelCore: any ChannelCore { self }
-    package var syncOptions: (any NIOSynchronousChannelOptions)? { nil }
+    /// Synchronous options on the loop (Net's `Relay` turns autoRead and half-closure on through them;
+    /// with nil here a relayed netstack flow stalled after its first read — added for issue #7).
+    package var syncOptions: (any NIOSynchronousChannelOptions)? { SynchronousOptions(channel: self) }
 
     static func socketAddress(_ endpoint: Endpoint) throws -> SocketAddress {
         try SocketAddress(ipAddress: endpoint.address.description, port: Int(endpoint.port))
@@ -99,7 +101,7 @@ package final class NetstackFlowChannel: Channel, ChannelCore, @unchecked Sendab
         return eventLoop.submit { self.setOption0(option, value: value) }
     }
 
-    private func setOption0<Option: ChannelOption>(_ option: Option, value: Option.Value) {
+    fileprivate func setOption0<Option: ChannelOption>(_ option: Option, value: Option.Value) {
         switch option {
         case is ChannelOptions.Types.AutoReadOption:
             autoRead = value as! Bool
@@ -123,7 +125,7 @@ package final class NetstackFlowChannel: Channel, ChannelCore, @unchecked Sendab
         return eventLoop.submit { try self.getOption0(option) }
     }
 
-    private func getOption0<Option: ChannelOption>(_ option: Option) throws -> Option.Value {
+    fileprivate func getOption0<Option: ChannelOption>(_ option: Option) throws -> Option.Value {
         switch option {
         case is ChannelOptions.Types.AutoReadOption: return autoRead as! Option.Value
         case is ChannelOptions.Types.AllowRemoteHalfClosureOption: return allowRemoteHalfClosure as! Option.Value
@@ -348,5 +350,23 @@ package final class NetstackFlowChannel: Channel, ChannelCore, @unchecked Sendab
         }
         if let error, registered { pipeline.syncOperations.fireErrorCaught(error) }
         finishClose(error: error ?? ChannelError.eof, promise: nil)
+    }
+}
+
+
+extension NetstackFlowChannel {
+    /// `syncOptions`: the same options as `setOption`/`getOption`, applied at once; on the loop only.
+    fileprivate struct SynchronousOptions: NIOSynchronousChannelOptions {
+        let channel: NetstackFlowChannel
+
+        func setOption<Option: ChannelOption>(_ option: Option, value: Option.Value) throws {
+            channel.eventLoop.preconditionInEventLoop()
+            channel.setOption0(option, value: value)
+        }
+
+        func getOption<Option: ChannelOption>(_ option: Option) throws -> Option.Value {
+            channel.eventLoop.preconditionInEventLoop()
+            return try channel.getOption0(option)
+        }
     }
 }

@@ -7,6 +7,7 @@ import Rules
 import HTTPProxy
 import Mixed
 import SOCKS
+import WireGuard
 
 /// What the box built for DNS: the resolver dialers and the `resolve` action use, the handler for
 /// `hijack-dns` flows, and its lifecycle (started with the services, closed after the inbounds).
@@ -33,6 +34,7 @@ enum BoxRegistrations {
         BoxTunPlatform.register,
         BoxRegistrations.registerTransparent,
         ResolvedService.register,
+        WireGuardModule.register,
     ]
 
     /// Builds the DNS router from `options.dns` with the box's context (outbounds are already in

@@ -26,6 +26,8 @@ extension ConfigValidator {
         for outbound in options.outbounds where !outbound.tag.isEmpty { tags.outbounds.insert(outbound.tag) }
         for endpoint in options.endpoints where !endpoint.tag.isEmpty {
             tags.outbounds.insert(endpoint.tag)
+            // An endpoint is an inbound too: its flows carry its tag, so rules may name it in `inbound`.
+            tags.inbounds.insert(endpoint.tag)
             tags.endpoints[endpoint.tag] = endpoint.type
         }
         for inbound in options.inbounds where !inbound.tag.isEmpty { tags.inbounds.insert(inbound.tag) }

@@ -13,13 +13,17 @@
 // - Device/: `WireGuardDevice`, datagrams and inner packets in, datagrams and packets out, with roaming,
 //   staging, rekeying and sing-box's `reserved` bytes; `WireGuardSettings` (sing-box endpoint options → device,
 //   with sing-box's error wording); `WireGuardChannelHandler`, the device's owner on a NIO datagram channel.
+// - Endpoint/: sing-box's `wireguard` endpoint (`WireGuardNetstackEndpoint`, also the deprecated outbound):
+//   `WireGuardTunnel` runs the device and its UDP socket on one loop and one netstack shard per loop of the
+//   box's group (`WireGuardShardDevice`), so the router's flows on any loop dial from a stack on their loop;
+//   `NetstackPacketConnection` carries UDP. `register(in:)` in WireGuard+Register.swift.
 //
-// Invariants: apart from `WireGuardChannelHandler` (which reads the event loop's clock and writes to its channel)
+// Invariants: apart from `WireGuardChannelHandler` and Endpoint/ (which read the event loop's clock and do I/O)
 // nothing reads a clock, opens a socket or uses global randomness (an `Instant`, a wall-clock offset and a random
 // function come in); input from the network never traps (parsers throw, drops are counted in
 // `WireGuardCounters`); the transport data path allocates nothing per packet when the owner gives buffers with
 // 16 bytes of headroom and 31 of tailroom and passes them with `consume`.
-// Must not import: Router, another protocol, NIOPosix, Foundation.
+// Must not import: Router, another protocol, Foundation; NIOPosix only through Net (Endpoint/).
 
 /// The module's name, for log lines and diagnostics.
 package enum WireGuardModule {

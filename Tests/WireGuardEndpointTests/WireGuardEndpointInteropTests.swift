@@ -1,0 +1,211 @@
+import Foundation
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+// Our `sing-box` with a `wireguard` endpoint in one namespace, a real peer in another (wireguard-go, or
+// Go sing-box 1.12.12's endpoint): traffic both ways through the tunnel, both sides initiating the handshake.
+// Our box: a mixed inbound on 127.0.0.1:1080 whose flows go to the endpoint (`final`), and a rule sending flows
+// that arrive FROM the endpoint to `direct` (Go rewrites a flow to the endpoint's own address to loopback, where
+// an HTTP server of ours listens on port 9090). The peer namespace serves HTTP on its tunnel address, port 8080.
+
+/// Our box's config: mixed in → endpoint, endpoint in → direct.
+private func ourConfig(_ topology: EndpointTopology, privateKey: String, peerPublicKey: String, presharedKey: String?,
+                       listenPort: UInt16?, peerEndpoint: Bool, keepalive: Int?) -> String {
+    var peer = """
+    "public_key": "\(peerPublicKey)", "allowed_ips": ["\(topology.peerTunnel4)/32", "\(topology.peerTunnel6)/128"]
+    """
+    if peerEndpoint { peer += ", \"address\": \"\(topology.peerOuter)\", \"port\": 51820" }
+    if let presharedKey { peer += ", \"pre_shared_key\": \"\(presharedKey)\"" }
+    if let keepalive { peer += ", \"persistent_keepalive_interval\": \(keepalive)" }
+    let listen = listenPort.map { "\"listen_port\": \($0)," } ?? ""
+    return """
+    {
+      "log": {"level": "debug"},
+      "inbounds": [{"type": "mixed", "tag": "mixed-in", "listen": "127.0.0.1", "listen_port": 1080}],
+      "endpoints": [{"type": "wireguard", "tag": "wg-ep", \(listen)
+                     "address": ["\(topology.ourTunnel4)/32", "\(topology.ourTunnel6)/128"],
+                     "private_key": "\(privateKey)", "mtu": 1408, "peers": [{\(peer)}]}],
+      "outbounds": [{"type": "direct", "tag": "direct"}],
+      "route": {"rules": [{"inbound": ["wg-ep"], "outbound": "direct"}], "final": "wg-ep"}
+    }
+    """
+}
+
+private let helloBody = "hello through wireguard\n"
+
+/// Common setup: namespaces, keys, the HTTP servers (peer 8080 on its tunnel side, ours 9090 on loopback).
+private func prepare(_ topology: EndpointTopology) throws {
+    try topology.setUp()
+    _ = try topology.write("hello.txt", helloBody)
+    try topology.startHTTPServer(in: topology.peer, port: 8080)
+    try topology.startHTTPServer(in: topology.ours, port: 9090)
+}
+
+private func waitForOurBox(_ topology: EndpointTopology) throws {
+    do { try topology.waitForTCP(in: topology.ours, port: 1080, timeout: 150) } catch {
+        throw TopologyError("our sing-box did not start: \(topology.log("ours.log"))")
+    }
+}
+
+/// Retries `body` for up to `seconds` (the first packets wait for a handshake; curl may time out once).
+private func eventually<T>(_ seconds: Double = 10, _ body: () throws -> T) throws -> T {
+    let deadline = Date().addingTimeInterval(seconds)
+    while true {
+        do { return try body() } catch {
+            if Date() > deadline { throw error }
+            usleep(200_000)
+        }
+    }
+}
+
+@Suite(.serialized) struct WireGuardEndpointInteropTests {
+    /// wireguard-go initiates (its first ping), with a pre-shared key; IPv4 and IPv6 inner addresses; ping to our
+    /// address, curl both ways; `wg show` sees the handshake and bytes.
+    @Test func wireguardGoInitiatesWithPresharedKey() throws {
+        let topology = try EndpointTopology(slot: 1)
+        defer { topology.tearDown() }
+        try prepare(topology)
+        let ourKeys = try topology.keyPair(), peerKeys = try topology.keyPair()
+        let psk = try topology.sh(["wg", "genpsk"]).output.trimmingCharacters(in: .whitespacesAndNewlines)
+        try topology.startWireGuardGo(privateKey: peerKeys.privateKey, ourPublicKey: ourKeys.publicKey, presharedKey: psk,
+                                      ourEndpoint: "\(topology.ourOuter):51821")
+        try topology.startSingBox(in: topology.ours, config: ourConfig(topology, privateKey: ourKeys.privateKey,
+                                                                       peerPublicKey: peerKeys.publicKey, presharedKey: psk,
+                                                                       listenPort: 51821, peerEndpoint: true, keepalive: nil),
+                                  binary: Binaries.ours, log: "ours")
+        try waitForOurBox(topology)
+
+        // The peer's ping starts the handshake; our stack answers echo for its own addresses.
+        let ping4 = topology.attempt(in: topology.peer, ["ping", "-c", "5", "-i", "0.2", "-W", "3", topology.ourTunnel4])
+        #expect(ping4?.status == 0, "ping \(topology.ourTunnel4): \(ping4?.output ?? "") \(topology.log("ours.log"))")
+        let ping6 = topology.attempt(in: topology.peer, ["ping", "-6", "-c", "3", "-i", "0.2", "-W", "3", topology.ourTunnel6])
+        #expect(ping6?.status == 0, "ping \(topology.ourTunnel6): \(ping6?.output ?? "")")
+
+        // Outbound: mixed → endpoint → the peer's HTTP server, over IPv4 and IPv6 inner addresses.
+        let body4 = try eventually { try topology.curl(in: topology.ours, ["--socks5-hostname", "127.0.0.1:1080",
+                                                                           "http://\(topology.peerTunnel4):8080/hello.txt"]) }
+        #expect(body4 == helloBody)
+        let body6 = try eventually { try topology.curl(in: topology.ours, ["-x", "http://127.0.0.1:1080",
+                                                                           "http://[\(topology.peerTunnel6)]:8080/hello.txt"]) }
+        #expect(body6 == helloBody)
+
+        // Inbound: the peer connects to our tunnel address; the flow enters our router, goes to loopback, direct.
+        let back4 = try eventually { try topology.curl(in: topology.peer, ["http://\(topology.ourTunnel4):9090/hello.txt"]) }
+        #expect(back4 == helloBody)
+        let back6 = try eventually { try topology.curl(in: topology.peer, ["http://[\(topology.ourTunnel6)]:9090/hello.txt"]) }
+        #expect(back6 == helloBody)
+        #expect(topology.log("ours.log").contains("inbound connection to 127.0.0.1:9090"))
+
+        let dump = try topology.peerDump()
+        try #require(dump.count >= 8, "wg show dump: \(dump)")
+        #expect(dump[1] == psk)
+        #expect((Int(dump[4]) ?? 0) > 0, "latest handshake")
+        #expect((Int(dump[5]) ?? 0) > 2000 && (Int(dump[6]) ?? 0) > 2000, "rx/tx bytes \(dump[5]) \(dump[6])")
+    }
+
+    /// We initiate: no listen port (the dialer's socket), a persistent keepalive of 1 s, and wireguard-go knows no
+    /// endpoint for us (it learns ours from the handshake). The handshake happens before any traffic.
+    @Test func endpointInitiatesWithPersistentKeepalive() throws {
+        let topology = try EndpointTopology(slot: 2)
+        defer { topology.tearDown() }
+        try prepare(topology)
+        let ourKeys = try topology.keyPair(), peerKeys = try topology.keyPair()
+        try topology.startWireGuardGo(privateKey: peerKeys.privateKey, ourPublicKey: ourKeys.publicKey, presharedKey: nil,
+                                      ourEndpoint: nil)
+        try topology.startSingBox(in: topology.ours, config: ourConfig(topology, privateKey: ourKeys.privateKey,
+                                                                       peerPublicKey: peerKeys.publicKey, presharedKey: nil,
+                                                                       listenPort: nil, peerEndpoint: true, keepalive: 1),
+                                  binary: Binaries.ours, log: "ours")
+        try waitForOurBox(topology)
+
+        let first = try eventually(8) { () throws -> [String] in
+            let dump = try topology.peerDump()
+            guard dump.count >= 8, (Int(dump[4]) ?? 0) > 0 else { throw TopologyError("no handshake yet: \(dump)") }
+            return dump
+        }
+        #expect(first[2].hasPrefix(topology.ourOuter + ":"), "peer learned our endpoint: \(first[2])")
+        // Keepalives keep arriving with no traffic at all (each one is 32 bytes on the wire).
+        sleep(3)
+        let later = try topology.peerDump()
+        #expect((Int(later[5]) ?? 0) >= (Int(first[5]) ?? 0) + 64, "keepalives: rx \(first[5]) → \(later[5])")
+
+        let body = try eventually { try topology.curl(in: topology.ours, ["--socks5-hostname", "127.0.0.1:1080",
+                                                                          "http://\(topology.peerTunnel4):8080/hello.txt"]) }
+        #expect(body == helloBody)
+        let ping = topology.attempt(in: topology.peer, ["ping", "-c", "3", "-i", "0.2", "-W", "3", topology.ourTunnel4])
+        #expect(ping?.status == 0, "ping: \(ping?.output ?? "")")
+    }
+
+    /// Go sing-box 1.12.12's wireguard endpoint as the peer, with a pre-shared key: our mixed → our endpoint → Go's
+    /// endpoint → (loopback) its HTTP server, and Go's mixed → Go's endpoint → ours → (loopback) our server.
+    @Test func goSingBoxEndpointPeer() throws {
+        guard FileManager.default.isExecutableFile(atPath: Binaries.go) else {
+            Issue.record("missing \(Binaries.go): run scripts/install-test-deps.sh")
+            return
+        }
+        let topology = try EndpointTopology(slot: 3)
+        defer { topology.tearDown() }
+        try prepare(topology)
+        let ourKeys = try topology.keyPair(), peerKeys = try topology.keyPair()
+        let psk = try topology.sh(["wg", "genpsk"]).output.trimmingCharacters(in: .whitespacesAndNewlines)
+        let goConfig = """
+        {
+          "log": {"level": "debug"},
+          "inbounds": [{"type": "mixed", "tag": "mixed-in", "listen": "127.0.0.1", "listen_port": 1081}],
+          "endpoints": [{"type": "wireguard", "tag": "wg-ep", "listen_port": 51820,
+                         "address": ["\(topology.peerTunnel4)/32", "\(topology.peerTunnel6)/128"],
+                         "private_key": "\(peerKeys.privateKey)",
+                         "peers": [{"address": "\(topology.ourOuter)", "port": 51821, "public_key": "\(ourKeys.publicKey)",
+                                    "pre_shared_key": "\(psk)",
+                                    "allowed_ips": ["\(topology.ourTunnel4)/32", "\(topology.ourTunnel6)/128"]}]}],
+          "outbounds": [{"type": "direct", "tag": "direct"}],
+          "route": {"rules": [{"inbound": ["wg-ep"], "outbound": "direct"}], "final": "wg-ep"}
+        }
+        """
+        try topology.startSingBox(in: topology.peer, config: goConfig, binary: Binaries.go, log: "go")
+        try topology.waitForTCP(in: topology.peer, port: 1081, timeout: 100)
+        try topology.startSingBox(in: topology.ours, config: ourConfig(topology, privateKey: ourKeys.privateKey,
+                                                                       peerPublicKey: peerKeys.publicKey, presharedKey: psk,
+                                                                       listenPort: 51821, peerEndpoint: true, keepalive: nil),
+                                  binary: Binaries.ours, log: "ours")
+        try waitForOurBox(topology)
+
+        let body4 = try eventually { try topology.curl(in: topology.ours, ["--socks5-hostname", "127.0.0.1:1080",
+                                                                           "http://\(topology.peerTunnel4):8080/hello.txt"]) }
+        #expect(body4 == helloBody, "\(topology.log("go.log"))")
+        let body6 = try eventually { try topology.curl(in: topology.ours, ["--socks5-hostname", "127.0.0.1:1080",
+                                                                           "http://[\(topology.peerTunnel6)]:8080/hello.txt"]) }
+        #expect(body6 == helloBody)
+        let back4 = try eventually { try topology.curl(in: topology.peer, ["--socks5-hostname", "127.0.0.1:1081",
+                                                                           "http://\(topology.ourTunnel4):9090/hello.txt"]) }
+        #expect(back4 == helloBody, "\(topology.log("ours.log"))")
+        let back6 = try eventually { try topology.curl(in: topology.peer, ["--socks5-hostname", "127.0.0.1:1081",
+                                                                           "http://[\(topology.ourTunnel6)]:9090/hello.txt"]) }
+        #expect(back6 == helloBody)
+    }
+
+    /// The deprecated `wireguard` outbound: both binaries refuse it without the env variable, with Go's message.
+    @Test func legacyOutboundDeprecation() throws {
+        let topology = try EndpointTopology(slot: 4)
+        defer { topology.tearDown() }
+        let keys = try topology.keyPair()
+        let config = """
+        {"outbounds": [{"type": "wireguard", "tag": "wg", "server": "127.0.0.1", "server_port": 51820,
+                        "local_address": ["10.79.4.1/32"], "private_key": "\(keys.privateKey)",
+                        "peer_public_key": "\(keys.publicKey)"}]}
+        """
+        let path = try topology.write("legacy.json", config)
+        let expected = "legacy wireguard outbound is deprecated in sing-box 1.11.0 and will be removed in sing-box 1.13.0"
+        for binary in [Binaries.ours] + (FileManager.default.isExecutableFile(atPath: Binaries.go) ? [Binaries.go] : []) {
+            let result = try ProcessRunner.run(binary, ["check", "-c", path])
+            #expect(result.status != 0, "\(binary) accepted the legacy outbound")
+            #expect(result.standardError.contains(expected), "\(binary): \(result.standardError)")
+            #expect(result.standardError.contains("ENABLE_DEPRECATED_WIREGUARD_OUTBOUND=true"))
+        }
+        let allowed = try ProcessRunner.run(Binaries.ours, ["check", "-c", path],
+                                            environment: ["ENABLE_DEPRECATED_WIREGUARD_OUTBOUND": "true"])
+        #expect(allowed.status == 0, "\(allowed.standardError)")
+    }
+}
