@@ -32,6 +32,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "sing-box", targets: ["CLI"]),
+        .executable(name: "netstack-bench", targets: ["NetstackBench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -96,6 +97,10 @@ let package = Package(
             "Resolve1",
         ]),
         .executableTarget(name: "CLI", dependencies: ["Box", "Config", "COpenSSL", "CSodium", "Systemd", nioCore, nioPosix],
+        // Bench and long-fuzz tool for the netstack (bench/netstack.sh, scripts/fuzz-netstack.sh).
+        .executableTarget(name: "NetstackBench", dependencies: ["TunDevice", "NetstackNIO", "Netstack", "NetstackWire", "NetstackTesting", nioCore, nioPosix],
+                          path: "bench/NetstackBench", swiftSettings: swiftSettings),
+        .executableTarget(name: "CLI", dependencies: ["Box", "Config", "COpenSSL", "CSodium", nioCore, nioPosix],
                           path: "Sources/CLI", swiftSettings: swiftSettings),
 
         // Tests (Swift Testing). InteropTests run the built binary against real peers, as root.

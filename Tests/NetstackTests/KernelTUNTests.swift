@@ -17,7 +17,7 @@ private let isRoot = getuid() == 0 && FileManager.default.fileExists(atPath: "/d
 
 /// Runs a command, returns its status and stdout. `timeout` kills it.
 @discardableResult
-private func run(_ arguments: [String], timeout: TimeInterval = 60) -> (status: Int32, output: String) {
+func runCommand(_ arguments: [String], timeout: TimeInterval = 60) -> (status: Int32, output: String) {
     let process = ChildProcess()
     process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
     process.arguments = arguments
@@ -37,7 +37,7 @@ private func run(_ arguments: [String], timeout: TimeInterval = 60) -> (status: 
 }
 
 /// Opens a TUN with IFF_VNET_HDR and TSO/USO offloads (SWIFT-LINUX §2).
-private func openTUN(name: String) -> CInt? {
+func openTUN(name: String) -> CInt? {
     let fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC)
     guard fd >= 0 else { return nil }
     var request = [UInt8](repeating: 0, count: 40)  // struct ifreq: name[16], short flags
@@ -53,7 +53,7 @@ private func openTUN(name: String) -> CInt? {
 
 /// A TUN as a `PacketDevice`: reads through a NIO pipe channel (one read = one packet), writes one
 /// packet per writev(2) (virtio-net header + packet).
-private final class TUNDevice: PacketDevice, @unchecked Sendable {
+final class TUNDevice: PacketDevice, @unchecked Sendable {
     let fd: CInt
     var channel: (any Channel)?
     var writes = 0, gsoWrites = 0, reads = 0, gsoReads = 0
@@ -155,13 +155,22 @@ private final class HTTPResponder: ChannelInboundHandler {
 
 /// A namespace with a TUN whose far side is a transparent stack on its own loop; `body` runs with the
 /// namespace name. Everything is torn down on every exit path.
-private func withTUNStack(segmentationOffload: Bool, tag: String,
-                          serve configure: @escaping (NetstackDriver) -> Void,
-                          _ body: (String, TUNDevice, any EventLoop) throws -> Void) throws {
+func withTUNStack(segmentationOffload: Bool, tag: String,
+                  serve configure: @escaping (NetstackDriver) -> Void,
+                  _ body: (String, TUNDevice, any EventLoop) throws -> Void) throws {
+    try withTUNStackDriver(segmentationOffload: segmentationOffload, tag: tag, serve: configure) { namespace, device, driver in
+        try body(namespace, device, driver.eventLoop)
+    }
+}
+
+/// `withTUNStack` that hands `body` the driver (to dial from the stack).
+func withTUNStackDriver(segmentationOffload: Bool, tag: String,
+                        serve configure: @escaping (NetstackDriver) -> Void,
+                        _ body: (String, TUNDevice, NetstackDriver) throws -> Void) throws {
     let suffix = "\(getpid() % 100_000)\(tag)"
     let namespace = "nstk\(suffix)", tunName = "nstk\(suffix)"
-    guard run(["ip", "netns", "add", namespace]).status == 0 else { Issue.record("ip netns add failed"); return }
-    defer { run(["ip", "netns", "del", namespace]) }
+    guard runCommand(["ip", "netns", "add", namespace]).status == 0 else { Issue.record("ip netns add failed"); return }
+    defer { runCommand(["ip", "netns", "del", namespace]) }
     guard let fd = openTUN(name: tunName) else { Issue.record("cannot open TUN"); return }
     defer { close(fd) }
     for command in [["ip", "link", "set", tunName, "netns", namespace],
@@ -169,7 +178,7 @@ private func withTUNStack(segmentationOffload: Bool, tag: String,
                     ["ip", "-n", namespace, "addr", "add", "10.77.0.1/24", "dev", tunName],
                     ["ip", "-n", namespace, "addr", "add", "fd77::1/64", "dev", tunName, "nodad"],
                     ["ip", "-n", namespace, "link", "set", tunName, "up"]] {
-        guard run(command).status == 0 else { Issue.record("\(command) failed"); return }
+        guard runCommand(command).status == 0 else { Issue.record("\(command) failed"); return }
     }
     let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
     defer { try? group.syncShutdownGracefully() }
@@ -189,7 +198,7 @@ private func withTUNStack(segmentationOffload: Bool, tag: String,
         return driver
     }.wait()
     defer { try? loop.submit { driver.stop() }.wait() }
-    try body(namespace, device, loop)
+    try body(namespace, device, driver)
 }
 
 @Test(.enabled(if: isRoot, "needs root, /dev/net/tun, curl and socat"), .timeLimit(.minutes(3)), arguments: [false, true])
@@ -197,12 +206,12 @@ func kernelClientsReachServersOnOurStackThroughTUN(segmentationOffload: Bool) th
     try withTUNStack(segmentationOffload: segmentationOffload, tag: segmentationOffload ? "g" : "",
                      serve: { serve($0, body: "hello from the netstack\n") }) { namespace, device, loop in
         // curl over IPv4 and IPv6 to addresses that exist nowhere but behind the TUN.
-        let v4 = run(["ip", "netns", "exec", namespace, "curl", "-s", "--max-time", "10", "http://10.77.0.2:8080/"])
+        let v4 = runCommand(["ip", "netns", "exec", namespace, "curl", "-s", "--max-time", "10", "http://10.77.0.2:8080/"])
         #expect(v4.status == 0 && v4.output == "hello from the netstack\n")
-        let v6 = run(["ip", "netns", "exec", namespace, "curl", "-s", "--max-time", "10", "http://[fd77::2]:8080/"])
+        let v6 = runCommand(["ip", "netns", "exec", namespace, "curl", "-s", "--max-time", "10", "http://[fd77::2]:8080/"])
         #expect(v6.status == 0 && v6.output == "hello from the netstack\n")
         // A refused port: curl sees a reset (exit 7, "couldn't connect").
-        let refused = run(["ip", "netns", "exec", namespace, "curl", "-s", "--max-time", "10", "http://10.77.0.2:81/"])
+        let refused = runCommand(["ip", "netns", "exec", namespace, "curl", "-s", "--max-time", "10", "http://10.77.0.2:81/"])
         #expect(refused.status == 7)
 
         // 8 MiB through socat to the echo server and back, byte-exact.
@@ -215,7 +224,7 @@ func kernelClientsReachServersOnOurStackThroughTUN(segmentationOffload: Bool) th
         let input = directory.appendingPathComponent("in"), output = directory.appendingPathComponent("out")
         try Data(bytes).write(to: input)
         let started = Date()
-        let echo = run(["ip", "netns", "exec", namespace, "sh", "-c",
+        let echo = runCommand(["ip", "netns", "exec", namespace, "sh", "-c",
                         "socat -t 30 -T 30 - TCP:10.77.0.2:9000 < \(input.path) > \(output.path)"], timeout: 50)
         let seconds = Date().timeIntervalSince(started)
         let echoed = try Data(contentsOf: output)
@@ -277,11 +286,11 @@ func kernelThroughputThroughTUN(segmentationOffload: Bool) throws {
         }
     }) { namespace, device, loop in
         var started = Date()
-        let up = run(["ip", "netns", "exec", namespace, "sh", "-c",
+        let up = runCommand(["ip", "netns", "exec", namespace, "sh", "-c",
                       "head -c \(total) /dev/zero | socat -u -b 262144 - TCP:10.77.0.2:9001"], timeout: 120)
         let upSeconds = Date().timeIntervalSince(started)
         started = Date()
-        let down = run(["ip", "netns", "exec", namespace, "sh", "-c",
+        let down = runCommand(["ip", "netns", "exec", namespace, "sh", "-c",
                         "socat -u -b 262144 TCP:10.77.0.2:9002 - | wc -c"], timeout: 120)
         let downSeconds = Date().timeIntervalSince(started)
         let received = try loop.submit { discard.bytes }.wait()

@@ -1,4 +1,5 @@
 import Testing
+import Glibc
 import NIOCore
 import NetstackWire
 import Netstack
@@ -196,4 +197,24 @@ func transfersByteExactOverLossyLink(client: IPAddress, remote: IPAddress, loss:
     }
     #expect(a.numberOfFlows == 0 && b.numberOfFlows == 0)
     #expect(link.lost > 0)
+}
+
+/// Issue #3 acceptance 1: bulk transfers both ways at once over a link with 1–10 % loss in both
+/// directions plus reordering and duplication, byte-exact (hash and bytes) and finishing with both
+/// sides closed. The default suite moves 2 MB each way per case to stay quick; `NETSTACK_TCP_LONG=1`
+/// moves the acceptance size, 100 MB each way (minutes per case in a debug build).
+@Test(arguments: [(client4, remote4, 0.01, UInt64(31)), (client6, remote6, 0.05, UInt64(32)), (client4, remote4, 0.10, UInt64(33))])
+func largeTransfersByteExactOverLossyLink(client: IPAddress, remote: IPAddress, loss: Double, seed: UInt64) throws {
+    let size = getenv("NETSTACK_TCP_LONG") != nil ? 100_000_000 : 2_000_000
+    let impairments = SimulatedLink.Impairments(loss: loss, duplication: 0.02, reordering: 0.05, latency: .milliseconds(2))
+    let run = try TransferRun(client: client, remote: remote, upload: size, download: size, impairments: impairments, seed: seed)
+    let done = run.link.run(timeout: .seconds(7200), until: { run.finished }, afterStep: run.drive)
+    #expect(done, "not finished: A \(run.receivedByA.count)/\(size), B \(run.receivedByB.count)/\(size)")
+    #expect(run.link.lost > 0)
+    #expect(run.receivedByA.count == size && fnv1a(run.receivedByA) == fnv1a(run.upload))
+    #expect(run.receivedByB.count == size && fnv1a(run.receivedByB) == fnv1a(run.download))
+    #expect(run.receivedByA == run.upload && run.receivedByB == run.download)
+    #expect(run.closedA == .finished && run.closedB == .finished)
+    #expect(run.a.numberOfFlows == 0 && run.b.numberOfFlows == 0)
+    print("transfer \(size) B each way, loss \(Int(loss * 100)) %: \(run.link.sent) packets sent, \(run.link.lost) lost, simulated \(run.link.now)")
 }

@@ -1,0 +1,143 @@
+#!/usr/bin/env bash
+# Netstack throughput and memory (issue #3, acceptance 4 and 5): a client namespace whose TUN leads to
+# a userspace stack that terminates each TCP flow and relays it to iperf3 -s on the namespace's
+# loopback. Ours (netstack-bench: TunDevice with TSO/checksum offloads, transparent Stack, NIO relay)
+# vs Go sing-box 1.12.12 tun inbound, stack gvisor and system, with a direct outbound, in one run;
+# plus the kernel's own veth between two namespaces. Root only.
+#
+#   bench/netstack.sh [seconds] [idle-flows]      (defaults 8 and 10000)
+#
+# Per proxy: iperf3 single stream up (client → server) and down (-R), Gbit/s; the proxy's CPU seconds
+# per GB moved (utime+stime); its peak RSS (VmHWM); then N idle TCP flows held open through it and
+# its RSS growth per flow. Needs: swift build -c release --product netstack-bench --static-swift-stdlib
+set -euo pipefail
+cd "$(dirname "$0")/.."
+T=${1:-8}
+FLOWS=${2:-10000}
+OURS=${NETSTACK_BENCH:-.build/release/netstack-bench}
+GO=${SINGBOX_GO:-.peers/bin/sing-box-go}
+MTU=${NETSTACK_MTU:-1500}
+[ -x "$OURS" ] || { echo "missing $OURS (swift build -c release --product netstack-bench --static-swift-stdlib)"; exit 1; }
+[ -x "$GO" ] || { echo "missing $GO (scripts/install-test-deps.sh)"; exit 1; }
+ulimit -n 65536
+WORK=$(mktemp -d)
+NS=nsb$$
+PIDS=()
+cleanup() {
+    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+    ip netns del "$NS" 2>/dev/null || true
+    ip netns del "${NS}a" 2>/dev/null || true
+    ip netns del "${NS}b" 2>/dev/null || true
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+TCK=$(getconf CLK_TCK)
+cpu() { awk '{print $14+$15}' "/proc/$1/stat"; }
+rss_kb() { awk '/^VmRSS/{print $2}' "/proc/$1/status"; }
+hwm_kb() { awk '/^VmHWM/{print $2}' "/proc/$1/status"; }
+in_ns() { ip netns exec "$NS" "$@"; }
+
+# iperf3 client run → "gbit bytes" (received side).
+iperf() {
+    in_ns iperf3 -c 198.18.0.2 -p 5201 -t "$T" -J "$@" > "$WORK/iperf.json" || true
+    python3 - "$WORK/iperf.json" <<'PY'
+import json, sys
+try:
+    r = json.load(open(sys.argv[1]))["end"]["sum_received"]
+    print(f'{r["bits_per_second"] / 1e9:.2f} {r["bytes"]}')
+except Exception:
+    print("0 0")
+PY
+}
+
+# measure NAME: the proxy runs in $NS and owns TUN bt0; prints one result line.
+measure() {
+    local name=$1 pid=$2
+    for _ in $(seq 100); do ip -n "$NS" link show bt0 >/dev/null 2>&1 && break; sleep 0.1; done
+    ip -n "$NS" link set bt0 mtu "$MTU" up
+    ip -n "$NS" addr add 172.19.0.1/30 dev bt0 2>/dev/null || true
+    ip -n "$NS" route add 198.18.0.0/16 dev bt0
+    sleep 1
+    local idle c0 c1 c2 up down upb downb
+    idle=$(rss_kb "$pid")
+    c0=$(cpu "$pid"); read -r up upb < <(iperf)
+    c1=$(cpu "$pid"); read -r down downb < <(iperf -R)
+    c2=$(cpu "$pid")
+    local hwm; hwm=$(hwm_kb "$pid")
+    # Idle flows: server on loopback, client through the TUN.
+    local before after held
+    before=$(rss_kb "$pid")
+    in_ns python3 bench/idle_flows.py serve 7000 & PIDS+=($!)
+    sleep 0.5
+    in_ns python3 bench/idle_flows.py connect 198.18.0.2 7000 "$FLOWS" > "$WORK/held" 2>&1 & local client=$!
+    PIDS+=($client)
+    for _ in $(seq 600); do grep -q held "$WORK/held" && break; kill -0 $client 2>/dev/null || break; sleep 0.1; done
+    sleep 2
+    after=$(rss_kb "$pid")
+    held=$(grep -o 'held.*' "$WORK/held" || echo "failed: $(tail -1 "$WORK/held")")
+    python3 - "$name" "$up" "$upb" "$down" "$downb" "$((c1 - c0))" "$((c2 - c1))" "$TCK" "$idle" "$hwm" "$before" "$after" "$FLOWS" "$held" <<'PY'
+import sys
+name, up, upb, down, downb, cu, cd, tck, idle, hwm, before, after, flows, held = sys.argv[1:]
+def per_gb(ticks, nbytes):
+    return f'{int(ticks) / int(tck) / (int(nbytes) / 1e9):.2f}' if int(nbytes) else 'n/a'
+per_flow = (int(after) - int(before)) * 1024 / int(flows)
+print(f'{name:8} up {float(up):6.2f} Gbit/s ({per_gb(cu, upb)} CPU-s/GB)  down {float(down):6.2f} Gbit/s ({per_gb(cd, downb)} CPU-s/GB)  '
+      f'idle RSS {int(idle) / 1024:.1f} MiB, peak {int(hwm) / 1024:.1f} MiB; {flows} idle flows: +{per_flow / 1024:.1f} KiB/flow ({held})')
+PY
+}
+
+setup_ns() {
+    ip netns del "$NS" 2>/dev/null || true
+    ip netns add "$NS"
+    ip -n "$NS" link set lo up
+    in_ns iperf3 -s -B 127.0.0.1 -p 5201 >/dev/null 2>&1 & PIDS+=($!)
+    sleep 0.3
+}
+
+stop_proxy() {
+    kill -TERM "$1" 2>/dev/null || true
+    wait "$1" 2>/dev/null || true
+    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+    PIDS=()
+    ip netns del "$NS" 2>/dev/null || true
+    sleep 0.5
+}
+
+echo "netstack bench: ${T}s per iperf3 run, MTU $MTU, $FLOWS idle flows; $(nproc) CPUs, load $(cut -d' ' -f1 /proc/loadavg)"
+
+# Ours.
+setup_ns
+in_ns "$OURS" tun bt0 --relay 127.0.0.1 --mtu "$MTU" > "$WORK/ours.log" 2>&1 & pid=$!
+PIDS+=($pid)
+measure ours $pid
+stop_proxy $pid
+sed -n 's/^packets/  ours: packets/p' "$WORK/ours.log"
+
+# Go sing-box, gvisor and system stacks.
+for stack in gvisor system; do
+    cat > "$WORK/go-$stack.json" <<JSON
+{"log":{"level":"error"},
+ "inbounds":[{"type":"tun","tag":"tun-in","interface_name":"bt0","address":["172.19.0.1/30"],"mtu":$MTU,"auto_route":false,"stack":"$stack"}],
+ "outbounds":[{"type":"direct","tag":"direct"}],
+ "route":{"rules":[{"ip_cidr":["198.18.0.0/16"],"action":"route","outbound":"direct","override_address":"127.0.0.1"}]}}
+JSON
+    setup_ns
+    in_ns "$GO" run -c "$WORK/go-$stack.json" --disable-color > "$WORK/go-$stack.log" 2>&1 & pid=$!
+    PIDS+=($pid)
+    measure "go-$stack" $pid
+    stop_proxy $pid
+done
+
+# The kernel's own veth between two namespaces.
+ip netns add "${NS}a"; ip netns add "${NS}b"
+ip -n "${NS}a" link add v0 type veth peer name v1 netns "${NS}b"
+ip -n "${NS}a" addr add 10.201.0.1/24 dev v0; ip -n "${NS}a" link set v0 up
+ip -n "${NS}b" addr add 10.201.0.2/24 dev v1; ip -n "${NS}b" link set v1 up
+ip netns exec "${NS}b" iperf3 -s -B 10.201.0.2 -p 5201 >/dev/null 2>&1 & PIDS+=($!)
+sleep 0.3
+ip netns exec "${NS}a" iperf3 -c 10.201.0.2 -p 5201 -t "$T" -J > "$WORK/veth.json" || true
+python3 - "$WORK/veth.json" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))["end"]["sum_received"]
+print(f'kernel   veth {r["bits_per_second"] / 1e9:.2f} Gbit/s')
+PY
