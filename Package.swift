@@ -60,10 +60,8 @@ let package = Package(
 
         // Floor 4–7: kernel sockets, rules, router, DNS.
         swiftTarget("Net", path: "Sources/Net", ["Adapter", "CLinux", nioCore, nioPosix]),
-        swiftTarget("Rules", path: "Sources/Rules", ["Adapter", "Config"]),
-        swiftTarget("Router", path: "Sources/Router", ["Rules", "Net", "Adapter", "Config", "COpenSSL", nioCore]),
         swiftTarget("Rules", path: "Sources/Rules", ["Adapter", "Config", "CZlib"]),
-        swiftTarget("Router", path: "Sources/Router", ["Rules", "Net", "Adapter", "Config", nioCore]),
+        swiftTarget("Router", path: "Sources/Router", ["Rules", "Net", "Adapter", "Config", "COpenSSL", nioCore]),
         swiftTarget("DNS", path: "Sources/DNS", ["Rules", "Net", "Adapter", "Config", "COpenSSL", nioCore, nioPosix]),
 
         // Floor 8: protocols.
@@ -74,7 +72,6 @@ let package = Package(
         swiftTarget("Block", path: "Sources/Protocols/Block", ["Adapter", "Config", nioCore]),
         swiftTarget("Redirect", path: "Sources/Protocols/Redirect", ["Adapter", "Net", "Config", nioCore]),
         swiftTarget("TProxy", path: "Sources/Protocols/TProxy", ["Adapter", "Net", "Config", nioCore]),
-        swiftTarget("WireGuard", path: "Sources/Protocols/WireGuard", ["Adapter", "Config", "NetstackWire", "COpenSSL", "CSodium", nioCore]),
         swiftTarget("Tun", path: "Sources/Protocols/Tun", ["Adapter", "Net", "Config", "Netstack", "NetstackNIO", "NetstackWire", nioCore]),
         swiftTarget("WireGuard", path: "Sources/Protocols/WireGuard", ["Adapter", "Config", "Net", "NetstackNIO", "Netstack", "NetstackWire", "COpenSSL", "CSodium", nioCore]),
 
@@ -90,17 +87,13 @@ let package = Package(
         swiftTarget("Box", path: "Sources/Box", [
             "Config", "Adapter", "Net", "Rules", "Router", "DNS",
             "SOCKS", "HTTPProxy", "Mixed", "Direct", "Block", "WireGuard",
-            "TunDevice", "Netlink", "Nftables", "Systemd", nioCore, nioPosix,
-            "Tun",
-            "Redirect", "TProxy", "LinuxSockets",
             "TunDevice", "Netlink", "Nftables", "Systemd", "LinuxSockets", nioCore, nioPosix,
-            "Resolve1",
+            "Tun", "Redirect", "TProxy", "Resolve1",
         ]),
-        .executableTarget(name: "CLI", dependencies: ["Box", "Config", "COpenSSL", "CSodium", "Systemd", nioCore, nioPosix],
         // Bench and long-fuzz tool for the netstack (bench/netstack.sh, scripts/fuzz-netstack.sh).
         .executableTarget(name: "NetstackBench", dependencies: ["TunDevice", "NetstackNIO", "Netstack", "NetstackWire", "NetstackTesting", nioCore, nioPosix],
                           path: "bench/NetstackBench", swiftSettings: swiftSettings),
-        .executableTarget(name: "CLI", dependencies: ["Box", "Config", "COpenSSL", "CSodium", nioCore, nioPosix],
+        .executableTarget(name: "CLI", dependencies: ["Box", "Config", "COpenSSL", "CSodium", "Systemd", nioCore, nioPosix],
                           path: "Sources/CLI", swiftSettings: swiftSettings),
 
         // Tests (Swift Testing). InteropTests run the built binary against real peers, as root.
