@@ -68,17 +68,17 @@ package enum Relay {
             if let buffer = try? channel.pipeline.syncOperations.handler(type: FlowBufferHandler.self) {
                 channel.pipeline.syncOperations.removeHandler(buffer, promise: nil)
             }
-            // Not every channel type knows the option (netstack flows, test channels); those close
-            // fully on end of input instead of half-closing.
-            _ = try? channel.syncOptions?.setOption(ChannelOptions.allowRemoteHalfClosure, value: true)
+            // Not every channel type knows the option (test channels); those close fully on end of
+            // input instead of half-closing.
+            setOptionNow(channel, ChannelOptions.allowRemoteHalfClosure, value: true)
             // Bulk relaying: reads of up to 256 KiB and a write queue above one read, so a full
             // read does not flip the partner to unwritable and stall reading every time (NIO's
             // defaults, 64 KiB reads against a 64 KiB high-water mark, did that on every chunk).
-            _ = try? channel.syncOptions?.setOption(ChannelOptions.recvAllocator,
-                                                     value: AdaptiveRecvByteBufferAllocator(minimum: 2048, initial: 65_536, maximum: relayMaximumRead))
-            _ = try? channel.syncOptions?.setOption(ChannelOptions.writeBufferWaterMark,
-                                                     value: .init(low: relayMaximumRead / 2, high: 2 * relayMaximumRead))
-            _ = try? channel.syncOptions?.setOption(ChannelOptions.autoRead, value: true)
+            setOptionNow(channel, ChannelOptions.recvAllocator,
+                         value: AdaptiveRecvByteBufferAllocator(minimum: 2048, initial: 65_536, maximum: relayMaximumRead))
+            setOptionNow(channel, ChannelOptions.writeBufferWaterMark,
+                         value: .init(low: relayMaximumRead / 2, high: 2 * relayMaximumRead))
+            setOptionNow(channel, ChannelOptions.autoRead, value: true)
             channel.read()
         }
         state.armIdleTimer()
@@ -270,5 +270,16 @@ final class RelayHandler: ChannelDuplexHandler {
         context.writeAndFlush(wrapOutboundOut(ByteBuffer())).whenComplete { _ in
             channel.close(promise: nil)
         }
+    }
+}
+
+/// Sets an option on the loop right away: through `syncOptions` where the channel has them (kernel
+/// sockets), else through `setOption`, which a netstack flow channel applies at once on its loop (it
+/// has no `syncOptions`; without this its autoRead stayed off and a tun flow stalled after one read).
+private func setOptionNow<Option: ChannelOption>(_ channel: any Channel, _ option: Option, value: Option.Value) {
+    if let sync = channel.syncOptions {
+        _ = try? sync.setOption(option, value: value)
+    } else {
+        channel.setOption(option, value: value).whenFailure { _ in }
     }
 }

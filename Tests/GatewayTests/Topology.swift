@@ -131,7 +131,22 @@ final class GatewayTopology: @unchecked Sendable {
         import http.server, socket, socketserver, ssl, sys, threading
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_GET(self):
+                if self.path == "/big":
+                    # 16 MiB in 64 KiB writes: enough to fill every window on the path many times.
+                    self.send_response(200); self.send_header("Content-Length", str(16 << 20)); self.end_headers()
+                    chunk = b"z" * 65536
+                    for _ in range(256): self.wfile.write(chunk)
+                    return
                 body = ("hello from srv, you are " + self.client_address[0] + "\\n").encode()
+                self.send_response(200); self.send_header("Content-Length", str(len(body))); self.end_headers()
+                self.wfile.write(body)
+            def do_POST(self):
+                remaining, total = int(self.headers.get("Content-Length", "0")), 0
+                while remaining > 0:
+                    data = self.rfile.read(min(remaining, 65536))
+                    if not data: break
+                    remaining -= len(data); total += len(data)
+                body = ("received %d\\n" % total).encode()
                 self.send_response(200); self.send_header("Content-Length", str(len(body))); self.end_headers()
                 self.wfile.write(body)
             def log_message(self, fmt, *args):

@@ -75,6 +75,14 @@ func tunConfig(autoRedirect: Bool, stack: String = "mixed", autoDetect: Bool = f
             let result = curl(topology, url)
             #expect(result.status == 0 && result.output.contains("hello from srv"), "\(comment) TCP \(url): \(result)")
         }
+        // Bulk both ways (16 MiB): windows fill and must reopen (a stalled relay shows up here).
+        for host in ["10.77.9.1", "[2001:db8:9::1]"] {
+            let down = topology.run(in: topology.lan, "curl -sg -m 20 -o /dev/null -w '%{size_download}' http://\(host):8080/big", timeout: 25)
+            #expect(down.output == "16777216", "\(comment) download via \(host): \(down)")
+            let up = topology.run(in: topology.lan, "head -c 16777216 /dev/zero | curl -sg -m 20 --data-binary @- http://\(host):8080/up",
+                                  timeout: 25)
+            #expect(up.output.contains("received 16777216"), "\(comment) upload via \(host): \(up)")
+        }
         guard udp else { return }
         for target in udpTargets {
             let result = topology.run(in: topology.lan, "echo ping-\(target) | socat -t 3 - UDP:\(target):9000", timeout: 10)
@@ -150,6 +158,22 @@ func tunConfig(autoRedirect: Bool, stack: String = "mixed", autoDetect: Bool = f
         let rssKB = status.split(separator: "\n").first { $0.hasPrefix("VmRSS:") }
             .flatMap { Int($0.split(separator: " ").dropFirst().first ?? "") } ?? 0
         #expect(rssKB > 0 && rssKB < 400 * 1024, "gateway RSS after the flood: \(rssKB) kB")
+
+        // Uplink down and up: the monitor sees the default route go and come back; flows resume.
+        let uplink = "gs\(topology.suffix)"
+        topology.run(in: topology.gw, "ip link set \(uplink) down")
+        try topology.waitFor("default interface lost") { topology.log("gateway.log").contains("network: default interface lost") }
+        topology.run(in: topology.gw, """
+            ip link set \(uplink) up; ip route replace default via 10.77.2.2
+            ip addr replace 2001:db8:2::1/64 dev \(uplink) nodad; ip addr replace fd77:2::1/64 dev \(uplink) nodad
+            ip -6 route replace default via 2001:db8:2::2
+            """)
+        try topology.waitFor("default interface back") {
+            topology.log("gateway.log").components(separatedBy: "network: updated default interface \(uplink)").count >= 3
+        }
+        #expect(topology.log("gateway.log").contains("link \(uplink) down"))
+        let resumed = Self.curl(topology, "-m 10 " + Self.urls[0])
+        #expect(resumed.output.contains("hello from srv"), "after the uplink came back: \(resumed)")
 
         // SIGKILL leaves the rules and routes; the next start removes them before installing its own.
         topology.stopGateway(SIGKILL)
