@@ -70,7 +70,10 @@ struct TransparentGatewayTests {
         // name, the other is relayed (the echo server returns the datagrams).
         #expect(topology.quicEcho(serverName: "allowed-quic.example", to: GatewayTopology.server4) > 0, "\(box.log)")
         #expect(topology.quicEcho(serverName: "blocked-quic.example", to: GatewayTopology.server4) == 0, "\(box.log)")
-        #expect(box.log.contains("protocol: quic, domain: allowed-quic.example"), "\(box.log)")
+        #expect(box.log.contains("sniffed packet protocol: quic, domain: allowed-quic.example, client: firefox"), "\(box.log)")
+        // A ClientHello over several Initials: reassembled, and reported as Go reports it.
+        #expect(topology.quicEcho(serverName: "split-quic.example", to: GatewayTopology.server4, extraALPN: 40) > 0)
+        #expect(box.log.contains("sniffed packet protocol: quic, domain: split-quic.example, client: chromium"), "\(box.log)")
 
         // A server-first protocol is not held by the sniffer beyond its timeout.
         let start = Date()
