@@ -62,7 +62,7 @@ package struct LinuxTransparentSockets: TransparentSockets {
     }
 
     package func listenUDP(at address: SocketAddress, routingMark: UInt32?,
-                           receive: @escaping @Sendable (ByteBuffer, SocketAddress, SocketAddress) -> Void) throws
+                           receive: @escaping @Sendable ([TransparentDatagram]) -> Void) throws
         -> any TransparentPacketListener {
         let ipv6 = address.protocol == .inet6
         let fd = try Self.openUDP(ipv6: ipv6, bindTo: address, routingMark: routingMark, receiveDestination: true,
@@ -133,7 +133,7 @@ final class TransparentUDPListener: TransparentPacketListener, Sendable {
     let stopped = Atomic<Bool>(false)
     let finished = Mutex<Bool>(false)
 
-    init(fd: CInt, localAddress: SocketAddress, receive: @escaping @Sendable (ByteBuffer, SocketAddress, SocketAddress) -> Void) {
+    init(fd: CInt, localAddress: SocketAddress, receive: @escaping @Sendable ([TransparentDatagram]) -> Void) {
         self.fd = fd
         self.localAddress = localAddress
         let thread = ReaderThread(listener: self, receive: receive)
@@ -148,34 +148,55 @@ final class TransparentUDPListener: TransparentPacketListener, Sendable {
         Glibc.close(fd)
     }
 
-    /// 1. poll (100 ms, to notice close) 2. recvmsg with IP_ORIGDSTADDR 3. copy into a ByteBuffer
-    /// 4. hand it over. One 64 KiB scratch buffer is reused for every datagram.
-    func run(receive: @Sendable (ByteBuffer, SocketAddress, SocketAddress) -> Void) {
-        let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: 65_536, alignment: 16)
+    /// 1. poll (100 ms, to notice close) 2. recvmsg with IP_ORIGDSTADDR until EAGAIN, a full
+    /// scratch area or `maxBatch` datagrams, each at the next offset of one 256 KiB scratch area
+    /// 3. copy the batch into one ByteBuffer and slice it (one allocation per batch, not per
+    /// datagram) 4. hand the batch over in one call.
+    func run(receive: @Sendable ([TransparentDatagram]) -> Void) {
+        let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: Self.scratchSize, alignment: 16)
         defer { scratch.deallocate(); finished.withLock { $0 = true } }
         let allocator = ByteBufferAllocator()
         var poller = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        var spans: [(offset: Int, length: Int, source: SocketAddress, destination: SocketAddress)] = []
+        spans.reserveCapacity(Self.maxBatch)
+        var batch: [TransparentDatagram] = []
         while !stopped.load(ordering: .acquiring) {
             poller.revents = 0
             guard poll(&poller, 1, 100) > 0 else { continue }
             while !stopped.load(ordering: .acquiring) {
-                guard let datagram = try? LinuxSockets.receive(fd, into: scratch) else { break }  // EAGAIN: poll again
-                guard let source = datagram.source?.socketAddress(),
-                      let destination = datagram.destination?.socketAddress() else { continue }
-                var buffer = allocator.buffer(capacity: datagram.length)
-                buffer.writeBytes(UnsafeRawBufferPointer(rebasing: scratch[0..<datagram.length]))
-                receive(buffer, source, destination)
+                spans.removeAll(keepingCapacity: true)
+                var used = 0
+                while spans.count < Self.maxBatch, Self.scratchSize - used >= 65_536 {
+                    let area = UnsafeMutableRawBufferPointer(rebasing: scratch[used..<(used + 65_536)])
+                    guard let datagram = try? LinuxSockets.receive(fd, into: area) else { break }  // EAGAIN
+                    guard let source = datagram.source?.socketAddress(),
+                          let destination = datagram.destination?.socketAddress() else { continue }
+                    spans.append((used, datagram.length, source, destination))
+                    used += datagram.length
+                }
+                guard !spans.isEmpty else { break }  // drained: poll again
+                var storage = allocator.buffer(capacity: used)
+                storage.writeBytes(UnsafeRawBufferPointer(rebasing: scratch[0..<used]))
+                batch = spans.map { span in
+                    TransparentDatagram(payload: storage.getSlice(at: span.offset, length: span.length) ?? ByteBuffer(),
+                                        source: span.source, destination: span.destination)
+                }
+                receive(batch)
             }
         }
     }
+
+    /// Datagrams per hand-over, and the scratch area they are read into.
+    static let maxBatch = 64
+    static let scratchSize = 256 * 1024
 }
 
 /// Runs a listener's reader on its own pthread (blocking poll; never on an event loop).
 final class ReaderThread: @unchecked Sendable {
     let listener: TransparentUDPListener
-    let receive: @Sendable (ByteBuffer, SocketAddress, SocketAddress) -> Void
+    let receive: @Sendable ([TransparentDatagram]) -> Void
 
-    init(listener: TransparentUDPListener, receive: @escaping @Sendable (ByteBuffer, SocketAddress, SocketAddress) -> Void) {
+    init(listener: TransparentUDPListener, receive: @escaping @Sendable ([TransparentDatagram]) -> Void) {
         self.listener = listener
         self.receive = receive
     }

@@ -16,16 +16,33 @@ package protocol TransparentSockets: Sendable {
     func setTransparent(_ channel: any Channel, ipv6: Bool) -> EventLoopFuture<Void>
 
     /// Binds a transparent UDP socket at `address` that reports each datagram's original
-    /// destination. `receive(payload, source, originalDestination)` is called on a reader thread of
-    /// the implementation, in arrival order, until the listener is closed. Throws `AdapterError`
-    /// (`listen udp <addr>: …`).
+    /// destination. `receive` is called on a reader thread of the implementation with the datagrams
+    /// read in one wake-up (so the consumer crosses to its event loop once per batch), in arrival
+    /// order, until the listener is closed. Throws `AdapterError` (`listen udp <addr>: …`).
     func listenUDP(at address: SocketAddress, routingMark: UInt32?,
-                   receive: @escaping @Sendable (ByteBuffer, SocketAddress, SocketAddress) -> Void) throws
+                   receive: @escaping @Sendable ([TransparentDatagram]) -> Void) throws
         -> any TransparentPacketListener
 
     /// Opens a UDP socket bound to the foreign address `source` (IP_TRANSPARENT, SO_REUSEADDR), so
     /// datagrams sent through it appear to come from `source`: how tproxy replies reach the client.
     func openReplySocket(from source: SocketAddress, routingMark: UInt32?) throws -> any TransparentPacketSender
+}
+
+/// One datagram a transparent UDP socket received.
+package struct TransparentDatagram: Sendable {
+    /// The payload (a slice of the batch's one buffer).
+    package var payload: ByteBuffer
+    /// The client that sent it.
+    package var source: SocketAddress
+    /// Where the client sent it (IP_ORIGDSTADDR); IPv4-mapped addresses arrive as IPv4.
+    package var destination: SocketAddress
+
+    /// A datagram.
+    package init(payload: ByteBuffer, source: SocketAddress, destination: SocketAddress) {
+        self.payload = payload
+        self.source = source
+        self.destination = destination
+    }
 }
 
 /// A bound transparent UDP socket with its reader running.

@@ -151,12 +151,14 @@ package final class FlowRouter: FlowHandler {
         metadata.sniffedProtocol = name
         metadata.sniffedDomain = domain
         metadata.sniffedClient = client
+        // Go words UDP results "sniffed packet protocol".
+        let what = metadata.network == .udp ? "sniffed packet protocol" : "sniffed protocol"
         if let domain, let client {
-            logger.debug("sniffed protocol: \(name), domain: \(domain), client: \(client)", flow: metadata.flowID)
+            logger.debug("\(what): \(name), domain: \(domain), client: \(client)", flow: metadata.flowID)
         } else if let domain {
-            logger.debug("sniffed protocol: \(name), domain: \(domain)", flow: metadata.flowID)
+            logger.debug("\(what): \(name), domain: \(domain)", flow: metadata.flowID)
         } else {
-            logger.debug("sniffed protocol: \(name)", flow: metadata.flowID)
+            logger.debug("\(what): \(name)", flow: metadata.flowID)
         }
     }
 

@@ -251,12 +251,13 @@ final class GatewayTopology: @unchecked Sendable {
 
     /// A real QUIC client's (aioquic) first flight for `serverName`, sent from the LAN to the UDP
     /// echo server; returns how many datagrams came back within two seconds.
-    func quicEcho(serverName: String, to address: String) -> Int {
+    func quicEcho(serverName: String, to address: String, extraALPN: Int = 0) -> Int {
         let script = """
         import socket, sys
         from aioquic.quic.configuration import QuicConfiguration
         from aioquic.quic.connection import QuicConnection
-        config = QuicConfiguration(is_client=True, server_name=sys.argv[1], alpn_protocols=["h3"])
+        alpn = ["h3"] + ["x-alpn-padding-%03d-abcdefghijklmnopqrstuv" % i for i in range(int(sys.argv[3]))]
+        config = QuicConfiguration(is_client=True, server_name=sys.argv[1], alpn_protocols=alpn)
         conn = QuicConnection(configuration=config)
         conn.connect((sys.argv[2], 9000), now=0.0)
         s = socket.socket(socket.AF_INET6 if ":" in sys.argv[2] else socket.AF_INET, socket.SOCK_DGRAM)
@@ -272,7 +273,7 @@ final class GatewayTopology: @unchecked Sendable {
             pass
         print(count)
         """
-        let (_, out) = lan.status(["python3", "-c", script, serverName, address], timeout: 10)
+        let (_, out) = lan.status(["python3", "-c", script, serverName, address, String(extraALPN)], timeout: 10)
         return Int(out.trimmingCharacters(in: .whitespacesAndNewlines)) ?? -1
     }
 

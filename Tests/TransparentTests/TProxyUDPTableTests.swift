@@ -27,7 +27,7 @@ import Testing
         }
         func setTransparent(_ channel: any Channel, ipv6: Bool) -> EventLoopFuture<Void> { channel.eventLoop.makeSucceededVoidFuture() }
         func listenUDP(at address: SocketAddress, routingMark: UInt32?,
-                       receive: @escaping @Sendable (ByteBuffer, SocketAddress, SocketAddress) -> Void) throws -> any TransparentPacketListener {
+                       receive: @escaping @Sendable ([TransparentDatagram]) -> Void) throws -> any TransparentPacketListener {
             throw AdapterError(.other, "unused")
         }
         func openReplySocket(from source: SocketAddress, routingMark: UInt32?) throws -> any TransparentPacketSender {

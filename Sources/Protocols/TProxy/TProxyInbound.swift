@@ -55,8 +55,11 @@ package final class TProxyInbound: Inbound, @unchecked Sendable {
             let table = TProxyUDPTable(eventLoop: loop, sockets: sockets, routingMark: listen.routingMark,
                                        logger: logger) { [self] flow in self.acceptPacket(flow) }
             let listener = try sockets.listenUDP(at: SocketAddress(ip: listen.address, port: listen.port),
-                                                 routingMark: listen.routingMark) { payload, source, destination in
-                loop.execute { table.receive(payload, from: source, destination: destination) }
+                                                 routingMark: listen.routingMark) { batch in
+                // One loop hop per batch: waking the loop per datagram cost more than the datagram.
+                loop.execute {
+                    for datagram in batch { table.receive(datagram.payload, from: datagram.source, destination: datagram.destination) }
+                }
             }
             udpTable = table
             udpListener = listener

@@ -30,6 +30,9 @@ enum QUICInitialSniffer {
                frameAckECN: UInt8 = 0x03, frameCrypto: UInt8 = 0x06, frameConnectionClose: UInt8 = 0x1C
 
     static func sniff(_ packet: ArraySlice<UInt8>, state: inout PacketSniffState) -> SniffOutcome {
+        // Go sets the client to chromium when it first asks for more, and its client rules only run
+        // while the client is unset: a ClientHello that needed several Initials stays chromium.
+        let wasFragmented = state.quicNeedsMore
         guard let plain = decryptInitial(packet) else {
             state.quicNeedsMore = false
             return .notThisProtocol
@@ -84,7 +87,8 @@ enum QUICInitialSniffer {
             return .needMore
         }
         state = PacketSniffState()
-        return .found(protocol: "quic", domain: hello.serverName, client: client(frames: frames, hello: hello))
+        return .found(protocol: "quic", domain: hello.serverName,
+                      client: wasFragmented ? "chromium" : client(frames: frames, hello: hello))
     }
 
     /// Go 1.12's client rules: one frame → firefox; CRYPTO first then only padding → safari when the
