@@ -225,8 +225,11 @@ enum RuleSetCommand {
             destination = Destination(domain: target, port: 0)
         }
         let metadata = FlowMetadata(inbound: "", inboundType: "", network: .tcp, source: nil, destination: destination)
+        // Go never resets the match cache between the rules here, so once a group is satisfied
+        // every later rule that has only that group matches too; we print the same lines.
+        var state = RuleMatchState()
         var out = ""
-        for (index, rule) in rules.enumerated() where rule.matches(metadata) {
+        for (index, rule) in rules.enumerated() where rule.matches(metadata, state: &state) {
             out += "match rules.[\(index)]: \(rule)\n"
         }
         FileHandleOutput.standardError(out)

@@ -56,7 +56,6 @@ extension DefaultRule {
         if !o.processPathRegex.isEmpty { items.append(try .processPathRegex(o.processPathRegex)) }
         if !o.user.isEmpty { items.append(.user(o.user)) }
         if !o.userID.isEmpty { items.append(.userID(o.userID)) }
-        if o.ruleSetIPCIDRMatchSource { throw RuleError("rule_set_ip_cidr_match_source: not implemented") }
         // Go on Linux builds these and they never match (route/rule/rule_default.go): no Android
         // package, no platform network or WIFI state, and no Clash API to set a mode.
         if !o.packageName.isEmpty { items.append(.unavailable("package_name", o.packageName)) }
@@ -72,7 +71,8 @@ extension DefaultRule {
                 guard let set = ruleSets[tag] else { throw RuleError("rule-set not found: \(tag)") }
                 sets.append(set)
             }
-            items.append(.ruleSet(sets))
+            let matchSource = o.ruleSetIPCIDRMatchSource || o.legacyRuleSetIPCIDRMatchSource
+            items.append(matchSource ? .ruleSetIPCIDR(sets, matchSource: true, acceptEmpty: false) : .ruleSet(sets))
         }
         self.init(items: items, invert: o.invert)
     }

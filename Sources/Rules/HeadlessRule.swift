@@ -6,10 +6,17 @@ package indirect enum HeadlessRule: Sendable, CustomStringConvertible {
     case `default`(DefaultRule)
     case logical(LogicalRule)
 
+    /// Matches with a fresh match state (Go resets the rule cache before each top-level rule).
     package func matches(_ metadata: FlowMetadata) -> Bool {
+        var state = RuleMatchState()
+        return matches(metadata, state: &state)
+    }
+
+    /// Matches sharing `state` with the caller (a rule-set's rules and the rule naming the set).
+    package func matches(_ metadata: FlowMetadata, state: inout RuleMatchState) -> Bool {
         switch self {
-        case .default(let rule): rule.matches(metadata)
-        case .logical(let rule): rule.matches(metadata)
+        case .default(let rule): rule.matches(metadata, state: &state)
+        case .logical(let rule): rule.matches(metadata, state: &state)
         }
     }
 
@@ -30,6 +37,36 @@ package indirect enum HeadlessRule: Sendable, CustomStringConvertible {
     }
 }
 
+/// Go's per-rule match cache (`InboundContext.ResetRuleCache` fields). Address and port group
+/// results live here, not in the rule, because a `rule_set` item's rules share them with the rule
+/// that names the set: a set's `ip_cidr` can satisfy the outer rule's destination address group,
+/// and once a group is satisfied later rules of the same set skip it (sing-box 1.12 behaviour).
+package struct RuleMatchState: Sendable {
+    package var sourceAddressMatch = false
+    package var sourcePortMatch = false
+    package var destinationAddressMatch = false
+    package var destinationPortMatch = false
+    /// Some non-rule-set item was evaluated (a rule of only rule-set items that evaluated
+    /// nothing matches, as Go's `DidMatch`).
+    package var didMatch = false
+    /// `rule_set_ip_cidr_match_source`: the set's `ip_cidr` items test the source address.
+    package var ipCIDRMatchSource = false
+    /// `rule_set_ip_cidr_accept_empty`: `ip_cidr` matches a domain not yet resolved.
+    package var ipCIDRAcceptEmpty = false
+    /// Skip `ip_cidr` / `ip_is_private` destination items (Go's `IgnoreDestinationIPCIDRMatch`,
+    /// set by the DNS router before a query is answered).
+    package var ignoreDestinationIPCIDR = false
+
+    package init() {}
+
+    /// Go's `ResetRuleCache` (leaves `ignoreDestinationIPCIDR`, which the caller owns).
+    package mutating func reset() {
+        let ignore = ignoreDestinationIPCIDR
+        self = RuleMatchState()
+        ignoreDestinationIPCIDR = ignore
+    }
+}
+
 /// Items of a default rule. Plain items must all match; within each address/port group any one
 /// item may match, and every present group must (sing-box's `abstractDefaultRule`). `invert`
 /// negates the result. A rule with no items matches everything.
@@ -37,25 +74,75 @@ package struct DefaultRule: Sendable, CustomStringConvertible {
     package let items: [RuleItem]
     package let invert: Bool
     private let plain: [RuleItem]
-    private let groups: [[RuleItem]]
+    private let sourceAddress: [RuleItem]
+    private let sourcePort: [RuleItem]
+    private let destinationAddress: [RuleItem]
+    private let destinationIPCIDR: [RuleItem]
+    private let destinationPort: [RuleItem]
 
     package init(items: [RuleItem], invert: Bool = false) {
         self.items = items
         self.invert = invert
         self.plain = items.filter { $0.group == .plain }
-        let order: [RuleItem.Group] = [.sourceAddress, .sourcePort, .destinationAddress, .destinationPort]
-        var groups = order.map { group in items.filter { $0.group == group } }
-        // ip_cidr / ip_is_private join the destination address group: a domain item or an IP item
-        // may satisfy it (Go ORs `destinationIPCIDRItems` into the destination address state).
-        groups[2] += items.filter { $0.group == .destinationIPCIDR }
-        self.groups = groups.filter { !$0.isEmpty }
+        self.sourceAddress = items.filter { $0.group == .sourceAddress }
+        self.sourcePort = items.filter { $0.group == .sourcePort }
+        self.destinationAddress = items.filter { $0.group == .destinationAddress }
+        self.destinationIPCIDR = items.filter { $0.group == .destinationIPCIDR }
+        self.destinationPort = items.filter { $0.group == .destinationPort }
     }
 
     package func matches(_ metadata: FlowMetadata) -> Bool {
+        var state = RuleMatchState()
+        return matches(metadata, state: &state)
+    }
+
+    /// Go's `abstractDefaultRule.Match`, step for step:
+    /// 1. each address/port group not yet satisfied is tried, and marks the state when an item hits
+    ///    (ip_cidr items satisfy the destination address group too);
+    /// 2. plain items (rule_set among them) must all match; a rule_set's rules share the state;
+    /// 3. every present group must be satisfied in the state;
+    /// 4. a rule that evaluated nothing but rule-sets matches.
+    package func matches(_ metadata: FlowMetadata, state: inout RuleMatchState) -> Bool {
         if items.isEmpty { return true }
-        for item in plain where !item.matches(metadata) { return invert }
-        for group in groups where !group.contains(where: { $0.matches(metadata) }) { return invert }
+        // Written out per group (no key paths): this runs for every rule of every flow.
+        if !sourceAddress.isEmpty && !state.sourceAddressMatch {
+            state.didMatch = true
+            if Self.any(sourceAddress, metadata, &state) { state.sourceAddressMatch = true }
+        }
+        if !sourcePort.isEmpty && !state.sourcePortMatch {
+            state.didMatch = true
+            if Self.any(sourcePort, metadata, &state) { state.sourcePortMatch = true }
+        }
+        if !destinationAddress.isEmpty && !state.destinationAddressMatch {
+            state.didMatch = true
+            if Self.any(destinationAddress, metadata, &state) { state.destinationAddressMatch = true }
+        }
+        if !state.ignoreDestinationIPCIDR && !destinationIPCIDR.isEmpty && !state.destinationAddressMatch {
+            state.didMatch = true
+            if Self.any(destinationIPCIDR, metadata, &state) { state.destinationAddressMatch = true }
+        }
+        if !destinationPort.isEmpty && !state.destinationPortMatch {
+            state.didMatch = true
+            if Self.any(destinationPort, metadata, &state) { state.destinationPortMatch = true }
+        }
+        for item in plain {
+            if !item.isRuleSet { state.didMatch = true }
+            if !item.matches(metadata, state: &state) { return invert }
+        }
+        if !sourceAddress.isEmpty && !state.sourceAddressMatch { return invert }
+        if !sourcePort.isEmpty && !state.sourcePortMatch { return invert }
+        let needsDestination = !destinationAddress.isEmpty || (!state.ignoreDestinationIPCIDR && !destinationIPCIDR.isEmpty)
+        if needsDestination && !state.destinationAddressMatch { return invert }
+        if !destinationPort.isEmpty && !state.destinationPortMatch { return invert }
+        if !state.didMatch { return true }
         return !invert
+    }
+
+    /// True when one of `items` matches (the state is passed through to rule-set items).
+    @inline(__always)
+    private static func any(_ items: [RuleItem], _ metadata: FlowMetadata, _ state: inout RuleMatchState) -> Bool {
+        for item in items where item.matches(metadata, state: &state) { return true }
+        return false
     }
 
     package var description: String {
@@ -78,9 +165,18 @@ package struct LogicalRule: Sendable, CustomStringConvertible {
     }
 
     package func matches(_ metadata: FlowMetadata) -> Bool {
-        let result = switch mode {
-        case .and: rules.allSatisfy { $0.matches(metadata) }
-        case .or: rules.contains { $0.matches(metadata) }
+        var state = RuleMatchState()
+        return matches(metadata, state: &state)
+    }
+
+    /// Go's `abstractLogicalRule.Match`: the state is reset before each sub-rule.
+    package func matches(_ metadata: FlowMetadata, state: inout RuleMatchState) -> Bool {
+        var result = mode == .and
+        for rule in rules {
+            state.reset()
+            let hit = rule.matches(metadata, state: &state)
+            if mode == .and && !hit { result = false; break }
+            if mode == .or && hit { result = true; break }
         }
         return result != invert
     }

@@ -21,6 +21,8 @@ package enum RuleItem: Sendable, CustomStringConvertible {
     /// `rule_set`: any rule of any named set matches. Combined like a plain item (AND); Go 1.12
     /// also lets a set's address items satisfy the outer rule's address groups, which this does not.
     case ruleSet([RuleSet])
+    /// `rule_set` with `rule_set_ip_cidr_match_source` / `rule_set_ip_cidr_accept_empty`.
+    case ruleSetIPCIDR([RuleSet], matchSource: Bool, acceptEmpty: Bool)
     /// `ip_cidr` / `source_ip_cidr` as merged ranges (binary rule-sets and large lists): a binary
     /// search instead of a scan over prefixes.
     /// `text` is the configured list; empty for a binary rule-set (described as `<binary>`).
@@ -51,7 +53,7 @@ package enum RuleItem: Sendable, CustomStringConvertible {
     package var group: Group {
         switch self {
         case .inbound, .ipVersion, .network, .authUser, .sniffedProtocol, .client, .ruleSet, .unavailable, .queryType,
-             .processName, .processPath, .processPathRegex, .user, .userID: .plain
+             .processName, .processPath, .processPathRegex, .user, .userID, .ruleSetIPCIDR: .plain
         case .domain, .domainKeyword, .domainRegex: .destinationAddress
         case .ipCIDR(let isSource, _, _): isSource ? .sourceAddress : .destinationIPCIDR
         case .ipIsPrivate(let isSource): isSource ? .sourceAddress : .destinationIPCIDR
@@ -60,8 +62,52 @@ package enum RuleItem: Sendable, CustomStringConvertible {
         }
     }
 
-    /// Evaluates the item against a flow.
+    /// True for `rule_set` items (they do not count as evaluated items for Go's `DidMatch`).
+    package var isRuleSet: Bool {
+        switch self {
+        case .ruleSet, .ruleSetIPCIDR: true
+        default: false
+        }
+    }
+
+    /// Evaluates the item against a flow with a fresh match state.
     package func matches(_ metadata: FlowMetadata) -> Bool {
+        var state = RuleMatchState()
+        return matches(metadata, state: &state)
+    }
+
+    /// Evaluates the item; `rule_set` items run their rules in `state` and `ip_cidr` items read
+    /// the rule-set flags from it (Go's `RuleSetItem.Match` and `IPCIDRItem.Match`).
+    package func matches(_ metadata: FlowMetadata, state: inout RuleMatchState) -> Bool {
+        switch self {
+        case .ruleSet(let sets):
+            state.ipCIDRMatchSource = false
+            state.ipCIDRAcceptEmpty = false
+            return sets.contains { $0.matches(metadata, state: &state) }
+        case .ruleSetIPCIDR(let sets, let matchSource, let acceptEmpty):
+            state.ipCIDRMatchSource = matchSource
+            state.ipCIDRAcceptEmpty = acceptEmpty
+            return sets.contains { $0.matches(metadata, state: &state) }
+        case .ipCIDR(false, let prefixes, _) where state.ipCIDRMatchSource || state.ipCIDRAcceptEmpty:
+            if state.ipCIDRMatchSource {
+                guard let ip = metadata.source?.ip else { return false }
+                return prefixes.contains { $0.contains(ip) }
+            }
+            if metadata.destination.ip == nil && metadata.destinationAddresses.isEmpty { return true }
+            return matchesStateless(metadata)
+        case .ipSet(false, let set, _) where state.ipCIDRMatchSource || state.ipCIDRAcceptEmpty:
+            if state.ipCIDRMatchSource {
+                guard let ip = metadata.source?.ip else { return false }
+                return set.contains(ip)
+            }
+            if metadata.destination.ip == nil && metadata.destinationAddresses.isEmpty { return true }
+            return matchesStateless(metadata)
+        default:
+            return matchesStateless(metadata)
+        }
+    }
+
+    private func matchesStateless(_ metadata: FlowMetadata) -> Bool {
         switch self {
         case .inbound(let tags):
             return tags.contains(metadata.inbound)
@@ -111,6 +157,8 @@ package enum RuleItem: Sendable, CustomStringConvertible {
             guard let port else { return false }
             return ranges.contains { $0.contains(port) }
         case .ruleSet(let sets):
+            return sets.contains { $0.matches(metadata) }
+        case .ruleSetIPCIDR(let sets, _, _):
             return sets.contains { $0.matches(metadata) }
         case .ipSet(let isSource, let set, _):
             if isSource {
@@ -162,7 +210,7 @@ package enum RuleItem: Sendable, CustomStringConvertible {
         case .ipIsPrivate(let isSource): return isSource ? "source_ip_is_private=true" : "ip_is_private=true"
         case .port(let isSource, let ports): return RuleItem.list(isSource ? "source_port" : "port", ports.map(String.init), shorten: false)
         case .portRange(let isSource, _, let text): return RuleItem.list(isSource ? "source_port_range" : "port_range", text, shorten: false)
-        case .ruleSet(let sets): return RuleItem.list("rule_set", sets.map(\.tag), shorten: false)
+        case .ruleSet(let sets), .ruleSetIPCIDR(let sets, _, _): return RuleItem.list("rule_set", sets.map(\.tag), shorten: false)
         case .ipSet(let isSource, _, let text):
             return RuleItem.list(isSource ? "source_ip_cidr" : "ip_cidr", text.isEmpty ? ["<binary>"] : text, shorten: true)
         case .processName(let names): return RuleItem.list("process_name", names, shorten: false)
@@ -255,7 +303,7 @@ package enum RuleItem: Sendable, CustomStringConvertible {
     package var needsProcess: Bool {
         switch self {
         case .processName, .processPath, .processPathRegex, .user, .userID: true
-        case .ruleSet(let sets): sets.contains { $0.needsProcess }
+        case .ruleSet(let sets), .ruleSetIPCIDR(let sets, _, _): sets.contains { $0.needsProcess }
         default: false
         }
     }

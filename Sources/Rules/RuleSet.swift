@@ -17,7 +17,14 @@ package final class RuleSet: Sendable {
     }
 
     package func matches(_ metadata: FlowMetadata) -> Bool {
-        rules.contains { $0.matches(metadata) }
+        var state = RuleMatchState()
+        return matches(metadata, state: &state)
+    }
+
+    /// Go's `LocalRuleSet.Match`: the rules run in order in the caller's state, which is not reset
+    /// between them (so a group one rule satisfied stays satisfied for the next).
+    package func matches(_ metadata: FlowMetadata, state: inout RuleMatchState) -> Bool {
+        rules.contains { $0.matches(metadata, state: &state) }
     }
 
     /// True when a rule of the set reads the flow's owning process.

@@ -4,6 +4,11 @@
 // sing-box does) or `LogicalRule` (and/or over headless rules). The router and the DNS router pair
 // one with their own action type. Matching reads a `FlowMetadata` and never allocates.
 //
+// Rule-sets come inline, from source JSON or from binary `.srs` files (`BinaryRuleSet`, byte-
+// compatible with Go). A binary set is matched in place: `domain`/`domain_suffix` through the
+// file's succinct trie (`SuccinctDomainSet`), IP items through sorted ranges (`IPRangeSet`).
+// Match state (`RuleMatchState`) is shared between a rule and the rule-sets it names, as in Go.
+//
 // Invariants: rules are immutable after construction and `Sendable`; construction validates every
 // item and throws `RuleError` with sing-box's wording.
 // Imports: Adapter, Config (STYLE.md §1). Never Router, DNS or Net.

@@ -84,12 +84,12 @@ func freePort() async throws -> Int {
     }
 
     @Test func buildErrorsNameTheirPlace() throws {
-        let badRule = try loadOptions(#"{"route":{"rules":[{"process_name":["x"],"outbound":"direct"}]}}"#)
+        let badRule = try loadOptions(#"{"route":{"rules":[{"rule_set":["missing"],"outbound":"direct"}]}}"#)
         #expect(throws: BoxError.self) { try SingBox(options: badRule, logCore: .disabled) }
         do {
             _ = try SingBox(options: badRule, logCore: .disabled)
         } catch {
-            #expect(error.description == "initialize router: parse rule[0]: process_name: not implemented")
+            #expect(error.description == "initialize router: parse rule[0]: rule-set not found: missing")
             #expect(error.runDescription.hasPrefix("create service: initialize router: "))
         }
     }

@@ -93,12 +93,23 @@ struct GeneratedRuleSet {
         Int(ProcessInfo.processInfo.environment["RULES_MATCH_QUERIES"] ?? "") ?? 400
     }
 
-    /// Go prints every rule from the first hit on (PEERS.md), so the first line is the answer.
-    static func firstHit(_ stderr: String) -> Int? {
-        guard let line = stderr.split(separator: "\n").first(where: { $0.hasPrefix("match rules.[") }) else { return nil }
-        return Int(line.dropFirst("match rules.[".count).prefix { $0 != "]" })
+    /// Every `match rules.[i]` index Go printed. Go keeps its match cache across the rules here,
+    /// so rules after the first hit may print too (PEERS.md); the router's answer is the first.
+    static func hits(_ stderr: String) -> [Int] {
+        stderr.split(separator: "\n").filter { $0.hasPrefix("match rules.[") }
+            .compactMap { Int($0.dropFirst("match rules.[".count).prefix { $0 != "]" }) }
     }
 
+    /// Ours the same way: one match state through all rules, as `rule-set match` runs them.
+    static func hits(_ rules: [HeadlessRule], query: String) -> [Int] {
+        let destination: Destination
+        if let ip = IPAddress(query) { destination = Destination(ip: ip, port: 0) } else { destination = Destination(domain: query, port: 0) }
+        let metadata = FlowMetadata(inbound: "", inboundType: "", network: .tcp, source: nil, destination: destination)
+        var state = RuleMatchState()
+        return rules.indices.filter { rules[$0].matches(metadata, state: &state) }
+    }
+
+    /// The router's answer: each rule with a fresh state (route.go resets before every rule).
     static func firstHit(_ rules: [HeadlessRule], query: String) -> Int? {
         let destination: Destination
         if let ip = IPAddress(query) { destination = Destination(ip: ip, port: 0) } else { destination = Destination(domain: query, port: 0) }
@@ -126,11 +137,14 @@ struct GeneratedRuleSet {
         for query in generated.queries {
             let go = try GoPeer.run(["rule-set", "match", "-f", "binary", "gen.srs", query], in: dir)
             try #require(go.status == 0, "\(go.stderr)")
-            let expected = Self.firstHit(go.stderr)
+            let expectedAll = Self.hits(go.stderr)
+            let expected = expectedAll.first
             if let expected, expected < 5 { hits += 1 }  // rule 5 (an inverted or) catches the rest
             for (name, rules) in [("go.srs", goBinary), ("own.srs", ownBinary), ("source", fromSource)] {
                 let ours = Self.firstHit(rules, query: query)
                 if ours != expected { disagreements.append("\(query) [\(name)]: go \(expected.map(String.init) ?? "none"), ours \(ours.map(String.init) ?? "none")") }
+                let oursAll = Self.hits(rules, query: query)
+                if oursAll != expectedAll { disagreements.append("\(query) [\(name)] all hits: go \(expectedAll), ours \(oursAll)") }
             }
         }
         #expect(disagreements.isEmpty, "\(disagreements.count) disagreements, first: \(disagreements.prefix(10))")
