@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 apt_packages=(
     pkg-config libssl-dev libsodium-dev libmnl-dev libnftnl-dev libsystemd-dev
     curl socat iproute2 nftables dnsmasq-base iperf3 knot-dnsutils wireguard-go wireguard-tools dbus openssl python3
-    dnsperf
+    dnsperf dnsdist
 )
 missing=()
 for p in "${apt_packages[@]}"; do

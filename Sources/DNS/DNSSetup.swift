@@ -92,7 +92,7 @@ package struct DNSSetup: Sendable {
     }
 
     /// One server from its options. udp/tcp need an IP address as `server` (a domain needs
-    /// `domain_resolver`, not built yet); https, resolved and tailscale are not
+    /// `domain_resolver`, not built yet); resolved and tailscale are not
     /// implemented in this module.
     package static func makeTransport(_ server: DNSServerOptions, context: AdapterContext) throws -> any DNSTransport {
         let loop = context.group.next()
@@ -117,6 +117,20 @@ package struct DNSSetup: Sendable {
             }
             return TLSTransport(tag: server.tag, server: Destination(ip: address, port: remote.remote.serverPort ?? 853), tls: tls,
                                 dialer: try context.dialerFactory.makeDialer(remote.remote.dial), eventLoop: loop)
+        case .https(let https):
+            guard let address = Adapter.IPAddress(https.remote.server) else {
+                throw AdapterError(.notImplemented, "dns server[\(server.tag)]: server address is not an IP address: \(https.remote.server)")
+            }
+            // HTTP/1.1 only until HTTP/2 is available: offer it alone unless the config names protocols.
+            var tlsOptions = https.tls ?? OutboundTLSOptions()
+            if tlsOptions.alpn.isEmpty { tlsOptions.alpn = ["http/1.1"] }
+            let tls: DNSTLSContext
+            do { tls = try DNSTLSContext(options: tlsOptions, defaultServerName: https.remote.server) } catch {
+                throw AdapterError(.other, "dns server[\(server.tag)]: \(error)")
+            }
+            return HTTPSTransport(tag: server.tag, server: Destination(ip: address, port: https.remote.serverPort ?? 443), tls: tls,
+                                  path: https.path, headers: https.headers,
+                                  dialer: try context.dialerFactory.makeDialer(https.remote.dial), eventLoop: loop)
         case .dhcp(let dhcp):
             return DHCPTransport(tag: server.tag, interface: dhcp.interface, dialer: try context.dialerFactory.makeDialer(dhcp.dial),
                                  eventLoop: loop, logger: context.logger("dns/dhcp[\(server.tag)]"))
