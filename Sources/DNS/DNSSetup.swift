@@ -71,10 +71,8 @@ package struct DNSSetup: Sendable {
         for (index, ruleOptions) in options.rules.enumerated() {
             do {
                 let condition = try DNSRuleCondition(options: ruleOptions, ruleSets: ruleSets)
+                // An unknown server is not an error here: Go logs "transport not found" when the rule matches.
                 let action = try DNSRouteAction(options: ruleOptions.action, requireServer: true)
-                if case .route(let server, _) = action, !built.contains(where: { $0.tag == server }) {
-                    throw RuleError("transport not found: \(server)")
-                }
                 rules.append(DNSRule(condition: condition, action: action))
             } catch {
                 throw AdapterError(.other, "parse dns rule[\(index)]: \(error)")
@@ -83,7 +81,7 @@ package struct DNSSetup: Sendable {
         let router = DNSRouter(client: client, transports: built, defaultTransport: defaultTransport, rules: rules,
                                defaultStrategy: strategy, reverseMapping: options.reverseMapping, logger: logger)
         self.router = router
-        hijacker = DNSHijackHandler(logger: logger) { message, metadata in
+        hijacker = DNSHijackHandler(logger: logger, cachedAnswer: { router.cachedAnswer(to: $0) }) { message, metadata in
             try await router.exchange(message, metadata: metadata)
         }
         let fakeIPStore = built.lazy.compactMap { ($0 as? FakeIPTransport)?.store }.first

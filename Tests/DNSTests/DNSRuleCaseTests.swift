@@ -106,6 +106,7 @@ let dnsRuleCases: [DNSRuleCase] = [
     .init(name: "logical invert", rules: #"[{"type": "logical", "mode": "or", "invert": true, "rules": [{"domain": "example.com"}], "server": "b"}]"#, domain: "other.org", expect: .server("b"), reference: docsRule),
     // Order and actions.
     .init(name: "first matching rule wins", rules: #"[{"domain": "example.com", "server": "b"}, {"domain": "example.com", "server": "a"}]"#, domain: "example.com", expect: .server("b"), reference: docsRule),
+    .init(name: "a route to an unknown server is skipped", rules: #"[{"domain": "example.com", "server": "nope"}, {"domain": "example.com", "server": "b"}]"#, domain: "example.com", expect: .server("b"), reference: goRouter + " (transport not found: continue)"),
     .init(name: "reject answers REFUSED", rules: #"[{"domain": "example.com", "action": "reject"}]"#, domain: "example.com", expect: .rcode(.refused), reference: docsAction),
     .init(name: "reject drop answers nothing", rules: #"[{"domain": "example.com", "action": "reject", "method": "drop"}]"#, domain: "example.com", expect: .dropped, reference: docsAction),
     .init(name: "reject fails a lookup", rules: #"[{"domain": "example.com", "action": "reject"}]"#, domain: "example.com", lookup: true, expect: .lookupError("rejected"), reference: goRouter),
