@@ -96,6 +96,9 @@ final class DNSHijackPacketReceiver: PacketReceiver, @unchecked Sendable {
     let metadata: FlowMetadata
     let handler: DNSHijackHandler
     var inFlight = 0
+    /// A flush is queued on the loop: answers written in the meantime leave in one batch
+    /// (NIO sends pending datagrams with sendmmsg), not one syscall each.
+    var flushScheduled = false
 
     init(connection: any PacketConnection, metadata: FlowMetadata, handler: DNSHijackHandler) {
         self.connection = connection
@@ -110,8 +113,7 @@ final class DNSHijackPacketReceiver: PacketReceiver, @unchecked Sendable {
         }
         // Cached answers go straight back: no task, no hop (the common case under load).
         if let cached = handler.cachedAnswer?(query), let wire = try? cached.encodedForUDP(replyingTo: query) {
-            connection.writePacket(ByteBuffer(bytes: wire), to: source)
-            connection.flush()
+            send(wire, to: source)
             return
         }
         guard inFlight < handler.maxInFlight else {
@@ -129,7 +131,17 @@ final class DNSHijackPacketReceiver: PacketReceiver, @unchecked Sendable {
         promise.futureResult.whenComplete { result in
             self.inFlight -= 1
             guard case .success(let wire?) = result else { return }
-            self.connection.writePacket(ByteBuffer(bytes: wire), to: source)
+            self.send(wire, to: source)
+        }
+    }
+
+    /// Writes one answer; the flush runs once the loop has handled the datagrams it read.
+    private func send(_ wire: [UInt8], to destination: Destination) {
+        connection.writePacket(ByteBuffer(bytes: wire), to: destination)
+        guard !flushScheduled else { return }
+        flushScheduled = true
+        connection.eventLoop.execute {
+            self.flushScheduled = false
             self.connection.flush()
         }
     }
