@@ -11,6 +11,7 @@ apt_packages=(
     dnsperf
     python3-dbus
     iputils-ping
+    dnsperf dnsdist
 )
 missing=()
 for p in "${apt_packages[@]}"; do

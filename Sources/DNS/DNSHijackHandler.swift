@@ -20,15 +20,20 @@ package final class DNSHijackHandler: DNSHijacker {
     package typealias Exchange = @Sendable (DNSMessage, FlowMetadata) async throws -> DNSMessage
 
     private let exchange: Exchange
+    /// Answers from the cache without a task, on the flow's loop; nil falls back to `exchange`.
+    let cachedAnswer: (@Sendable (DNSMessage) -> DNSMessage?)?
     private let logger: ContextLogger?
     /// How long a TCP flow may sit without a query (sing-box's `C.DNSTimeout` read deadline).
     package let idleTimeout: TimeAmount
     /// Queries answered concurrently per flow; more are dropped (UDP) or wait in the socket (TCP).
     package let maxInFlight: Int
 
+    /// `cachedAnswer`, when given, is tried first for every UDP query (it must not block: a cache
+    /// lookup, as Go's router does before any rule); `exchange` answers the rest in a task.
     package init(logger: ContextLogger? = nil, idleTimeout: TimeAmount = .seconds(10), maxInFlight: Int = 256,
-                 exchange: @escaping Exchange) {
+                 cachedAnswer: (@Sendable (DNSMessage) -> DNSMessage?)? = nil, exchange: @escaping Exchange) {
         self.exchange = exchange
+        self.cachedAnswer = cachedAnswer
         self.logger = logger
         self.idleTimeout = idleTimeout
         self.maxInFlight = maxInFlight
@@ -91,6 +96,9 @@ final class DNSHijackPacketReceiver: PacketReceiver, @unchecked Sendable {
     let metadata: FlowMetadata
     let handler: DNSHijackHandler
     var inFlight = 0
+    /// A flush is queued on the loop: answers written in the meantime leave in one batch
+    /// (NIO sends pending datagrams with sendmmsg), not one syscall each.
+    var flushScheduled = false
 
     init(connection: any PacketConnection, metadata: FlowMetadata, handler: DNSHijackHandler) {
         self.connection = connection
@@ -101,6 +109,11 @@ final class DNSHijackPacketReceiver: PacketReceiver, @unchecked Sendable {
     func packetReceived(_ payload: ByteBuffer, from source: Destination) {
         guard let query = try? DNSMessage(parsing: payload), !query.isResponse else {
             handler.logDrop("unpack request", metadata: metadata)
+            return
+        }
+        // Cached answers go straight back: no task, no hop (the common case under load).
+        if let cached = handler.cachedAnswer?(query), let wire = try? cached.encodedForUDP(replyingTo: query) {
+            send(wire, to: source)
             return
         }
         guard inFlight < handler.maxInFlight else {
@@ -118,7 +131,17 @@ final class DNSHijackPacketReceiver: PacketReceiver, @unchecked Sendable {
         promise.futureResult.whenComplete { result in
             self.inFlight -= 1
             guard case .success(let wire?) = result else { return }
-            self.connection.writePacket(ByteBuffer(bytes: wire), to: source)
+            self.send(wire, to: source)
+        }
+    }
+
+    /// Writes one answer; the flush runs once the loop has handled the datagrams it read.
+    private func send(_ wire: [UInt8], to destination: Destination) {
+        connection.writePacket(ByteBuffer(bytes: wire), to: destination)
+        guard !flushScheduled else { return }
+        flushScheduled = true
+        connection.eventLoop.execute {
+            self.flushScheduled = false
             self.connection.flush()
         }
     }

@@ -160,6 +160,14 @@ package final class DNSRouter: DNSResolver {
         }
     }
 
+    /// The cached answer to a one-question query, if the cache has one (step 2 of `exchange`,
+    /// without the rest): never blocks, so the hijack handler calls it on the flow's loop.
+    package func cachedAnswer(to message: DNSMessage) -> DNSMessage? {
+        guard message.questions.count == 1, let cached = client.exchangeCache(message) else { return nil }
+        remember(cached, fromFakeIP: false)
+        return cached
+    }
+
     /// `Adapter.DNSResolver`: a lookup for a dialer (`domain_resolver`) or the `resolve` action.
     package func lookup(_ domain: String, options: DNSLookupOptions) async throws -> [IPAddress] {
         try await lookup(domain, options: options, metadata: nil)

@@ -23,6 +23,9 @@ package struct DNSRuleInput: Sendable {
     package var metadata: FlowMetadata
     /// The question's type; nil for a lookup (Go leaves `QueryType` zero there).
     package var queryType: UInt16?
+    /// No flow asked (a lookup by the box itself): flow items such as `network` never match, as
+    /// Go's empty `InboundContext` has no network.
+    package var isFlowless: Bool
 
     /// Builds the input for a query about `domain` from a flow (`base`) or from nowhere (a lookup
     /// made by the box itself: Go's empty `InboundContext`).
@@ -35,6 +38,7 @@ package struct DNSRuleInput: Sendable {
         metadata.destinationAddresses = []
         self.metadata = metadata
         self.queryType = queryType
+        isFlowless = base == nil
         // Go: an A question makes IPVersion 4, AAAA 6; other types keep the flow's.
         switch queryType {
         case DNSType.a.rawValue: ipVersion = 4
@@ -252,6 +256,8 @@ package struct DefaultDNSRuleCondition: Sendable, CustomStringConvertible {
             switch common {
             case .ipVersion(let version):
                 return input.ipVersion == version
+            case .network where input.isFlowless:
+                return false
             case .ipCIDR(false, let prefixes, _):
                 if state.ipCIDRMatchSource {
                     guard let ip = metadata.source?.ip else { return false }

@@ -71,10 +71,8 @@ package struct DNSSetup: Sendable {
         for (index, ruleOptions) in options.rules.enumerated() {
             do {
                 let condition = try DNSRuleCondition(options: ruleOptions, ruleSets: ruleSets)
+                // An unknown server is not an error here: Go logs "transport not found" when the rule matches.
                 let action = try DNSRouteAction(options: ruleOptions.action, requireServer: true)
-                if case .route(let server, _) = action, !built.contains(where: { $0.tag == server }) {
-                    throw RuleError("transport not found: \(server)")
-                }
                 rules.append(DNSRule(condition: condition, action: action))
             } catch {
                 throw AdapterError(.other, "parse dns rule[\(index)]: \(error)")
@@ -83,7 +81,7 @@ package struct DNSSetup: Sendable {
         let router = DNSRouter(client: client, transports: built, defaultTransport: defaultTransport, rules: rules,
                                defaultStrategy: strategy, reverseMapping: options.reverseMapping, logger: logger)
         self.router = router
-        hijacker = DNSHijackHandler(logger: logger) { message, metadata in
+        hijacker = DNSHijackHandler(logger: logger, cachedAnswer: { router.cachedAnswer(to: $0) }) { message, metadata in
             try await router.exchange(message, metadata: metadata)
         }
         let fakeIPStore = built.lazy.compactMap { ($0 as? FakeIPTransport)?.store }.first
@@ -92,7 +90,7 @@ package struct DNSSetup: Sendable {
     }
 
     /// One server from its options. udp/tcp need an IP address as `server` (a domain needs
-    /// `domain_resolver`, not built yet); https, resolved and tailscale are not
+    /// `domain_resolver`, not built yet); resolved and tailscale are not
     /// implemented in this module.
     package static func makeTransport(_ server: DNSServerOptions, context: AdapterContext) throws -> any DNSTransport {
         let loop = context.group.next()
@@ -117,6 +115,20 @@ package struct DNSSetup: Sendable {
             }
             return TLSTransport(tag: server.tag, server: Destination(ip: address, port: remote.remote.serverPort ?? 853), tls: tls,
                                 dialer: try context.dialerFactory.makeDialer(remote.remote.dial), eventLoop: loop)
+        case .https(let https):
+            guard let address = Adapter.IPAddress(https.remote.server) else {
+                throw AdapterError(.notImplemented, "dns server[\(server.tag)]: server address is not an IP address: \(https.remote.server)")
+            }
+            // HTTP/1.1 only until HTTP/2 is available: offer it alone unless the config names protocols.
+            var tlsOptions = https.tls ?? OutboundTLSOptions()
+            if tlsOptions.alpn.isEmpty { tlsOptions.alpn = ["http/1.1"] }
+            let tls: DNSTLSContext
+            do { tls = try DNSTLSContext(options: tlsOptions, defaultServerName: https.remote.server) } catch {
+                throw AdapterError(.other, "dns server[\(server.tag)]: \(error)")
+            }
+            return HTTPSTransport(tag: server.tag, server: Destination(ip: address, port: https.remote.serverPort ?? 443), tls: tls,
+                                  path: https.path, headers: https.headers,
+                                  dialer: try context.dialerFactory.makeDialer(https.remote.dial), eventLoop: loop)
         case .dhcp(let dhcp):
             return DHCPTransport(tag: server.tag, interface: dhcp.interface, dialer: try context.dialerFactory.makeDialer(dhcp.dial),
                                  eventLoop: loop, logger: context.logger("dns/dhcp[\(server.tag)]"))

@@ -106,6 +106,7 @@ let dnsRuleCases: [DNSRuleCase] = [
     .init(name: "logical invert", rules: #"[{"type": "logical", "mode": "or", "invert": true, "rules": [{"domain": "example.com"}], "server": "b"}]"#, domain: "other.org", expect: .server("b"), reference: docsRule),
     // Order and actions.
     .init(name: "first matching rule wins", rules: #"[{"domain": "example.com", "server": "b"}, {"domain": "example.com", "server": "a"}]"#, domain: "example.com", expect: .server("b"), reference: docsRule),
+    .init(name: "a route to an unknown server is skipped", rules: #"[{"domain": "example.com", "server": "nope"}, {"domain": "example.com", "server": "b"}]"#, domain: "example.com", expect: .server("b"), reference: goRouter + " (transport not found: continue)"),
     .init(name: "reject answers REFUSED", rules: #"[{"domain": "example.com", "action": "reject"}]"#, domain: "example.com", expect: .rcode(.refused), reference: docsAction),
     .init(name: "reject drop answers nothing", rules: #"[{"domain": "example.com", "action": "reject", "method": "drop"}]"#, domain: "example.com", expect: .dropped, reference: docsAction),
     .init(name: "reject fails a lookup", rules: #"[{"domain": "example.com", "action": "reject"}]"#, domain: "example.com", lookup: true, expect: .lookupError("rejected"), reference: goRouter),
@@ -242,6 +243,42 @@ let dnsRuleCases: [DNSRuleCase] = [
         default:
             return .answer(["\(first)"])
         }
+    }
+
+    /// A lookup made by the box itself has no flow: flow items (network, inbound) never match it.
+    @Test func flowlessLookupMatchesNoFlowItems() async throws {
+        let router = try Self.router(rules: #"[{"network": "udp", "server": "b"}, {"domain": "example.com", "server": "b"}]"#)
+        #expect(try await router.lookup("other.org", options: DNSLookupOptions()) == [ip("10.0.0.1"), ip("fd00::1")])
+        #expect(try await router.lookup("example.com", options: DNSLookupOptions()) == [ip("203.0.113.7"), ip("2001:db8::7")])
+        // A named server (domain_resolver.server) skips the rules.
+        #expect(try await router.lookup("example.com", options: DNSLookupOptions(server: "a", strategy: .ipv4Only)) == [ip("10.0.0.1")])
+    }
+
+    /// reverse_mapping keeps an answer's domain for its TTL, and not a fakeip answer's.
+    @Test func reverseMappingFollowsTTL() async throws {
+        let clock = TestClock()
+        let mapping = DNSReverseMapping(now: clock.now)
+        mapping.add(ip("203.0.113.7"), domain: "example.com", ttl: 60)
+        #expect(mapping.lookup(ip("203.0.113.7")) == "example.com")
+        #expect(mapping.lookup(ip("::ffff:203.0.113.7")) == "example.com")
+        clock.advance(.seconds(61))
+        #expect(mapping.lookup(ip("203.0.113.7")) == nil)
+
+        let options = try dnsOptions(#"{"rules": [{"domain": "fake.test", "server": "fake"}]}"#)
+        let rules = try options.rules.map { DNSRule(condition: try DNSRuleCondition(options: $0, ruleSets: [:]),
+                                                    action: try DNSRouteAction(options: $0.action, requireServer: true)) }
+        let a = Self.server("a", v4: "10.0.0.1", v6: "fd00::1")
+        let fake = FakeIPTransport(tag: "fake", store: FakeIPStore(inet4Range: IPPrefix("198.18.0.0/15"), inet6Range: nil))
+        let router = DNSRouter(client: DNSClient(), transports: [a, fake], defaultTransport: a, rules: rules, reverseMapping: true)
+        _ = try await router.exchange(.query(name: try DNSName("real.test"), type: .a), metadata: nil)
+        let fakeAnswer = try await router.exchange(.query(name: try DNSName("fake.test"), type: .a), metadata: nil)
+        #expect(router.reverseDomain(for: ip("10.0.0.1")) == "real.test")
+        #expect(fakeAnswer.addresses.count == 1)
+        #expect(fakeAnswer.addresses.first.flatMap { router.reverseDomain(for: $0) } == nil)
+        let mapper = DNSRouterDomainMapper(router: router, fakeIPStore: fake.store)
+        #expect(fakeAnswer.addresses.first.map { mapper.fakeIPMapping(for: $0) } == .domain("fake.test"))
+        #expect(mapper.fakeIPMapping(for: ip("198.18.200.1")) == .missing)
+        #expect(mapper.fakeIPMapping(for: ip("10.0.0.1")) == .notFake)
     }
 
     // Building rules: sing-box's errors for bad rules.

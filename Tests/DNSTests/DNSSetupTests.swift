@@ -50,7 +50,11 @@ func dnsOptions(_ json: String) throws -> Config.DNSOptions {
         (#"{"servers": [{"type": "udp", "tag": "a", "server": "127.0.0.1"}], "final": "nope"}"#, "default DNS server not found: nope"),
         (#"{"servers": [{"type": "fakeip", "tag": "f", "inet4_range": "198.18.0.0/15"}], "final": "f"}"#, "default server cannot be fakeip"),
         (#"{"servers": [{"type": "fakeip", "tag": "f"}, {"type": "fakeip", "tag": "g"}]}"#, "multiple fakeip server are not supported"),
-        (#"{"servers": [{"type": "tls", "tag": "t", "server": "1.1.1.1"}]}"#, "not implemented: tls"),
+        (#"{"servers": [{"type": "tailscale", "tag": "t"}]}"#, "not implemented: tailscale"),
+        (#"{"servers": [{"type": "udp", "tag": "a", "server": "127.0.0.1"}], "rules": [{"domain": "x.test"}]}"#,
+         "parse dns rule[0]: missing server field"),
+        (#"{"servers": [{"type": "udp", "tag": "a", "server": "127.0.0.1"}], "rules": [{"domain": "x.test", "action": "predefined", "answer": ["x.test. IN HINFO a b"]}]}"#,
+         "parse dns rule[0]: predefined: answer[0]: record type HINFO in text form: not implemented (give it as base64 wire form)"),
     ])
     func refusesWhatSingBoxRefuses(json: String, message: String) throws {
         #expect { try DNSSetup(options: try dnsOptions(json), context: setupContext()) } throws: { error in

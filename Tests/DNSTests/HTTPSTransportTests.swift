@@ -1,0 +1,136 @@
+// The `https` DNS server (DNS over HTTPS, HTTP/1.1) against a real DoH server: dnsdist (h2o) with
+// a certificate the test makes, forwarding to dnsmasq. kdig +https checks the peer first.
+import Foundation
+import Testing
+import Adapter
+import Config
+@testable import DNS
+import TestSupport
+
+/// dnsdist serving DoH on 127.0.0.1 in front of a dnsmasq.
+final class DoHServer: @unchecked Sendable {
+    let directory: String
+    let port: UInt16
+    private let dnsdist: ChildProcess
+
+    var certificatePath: String { directory + "/cert.pem" }
+
+    init(upstreamPort: UInt16) async throws {
+        directory = "/tmp/doh-test-\(UInt32.random(in: 0 ... .max))"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let openssl = ChildProcess()
+        openssl.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
+        openssl.arguments = ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2",
+                             "-subj", "/CN=dns.test", "-addext", "subjectAltName=DNS:dns.test,IP:127.0.0.1",
+                             "-keyout", directory + "/key.pem", "-out", directory + "/cert.pem"]
+        openssl.standardOutput = FileHandle.nullDevice
+        openssl.standardError = FileHandle.nullDevice
+        try openssl.run()
+        while openssl.isRunning { try await Task.sleep(for: .milliseconds(10)) }
+        var lastError: (any Error)? = nil
+        for _ in 0..<10 {
+            let port = UInt16.random(in: 20_000...60_000)
+            let config = """
+            setLocal("127.0.0.1:\(port &+ 1)")
+            newServer({address="127.0.0.1:\(upstreamPort)"})
+            addDOHLocal("127.0.0.1:\(port)", "\(directory)/cert.pem", "\(directory)/key.pem", "/dns-query")
+            setSecurityPollSuffix("")
+            """
+            try config.write(toFile: directory + "/dnsdist.conf", atomically: true, encoding: .utf8)
+            let dnsdist = ChildProcess()
+            dnsdist.executableURL = URL(fileURLWithPath: "/usr/bin/dnsdist")
+            dnsdist.arguments = ["--supervised", "--disable-syslog", "-C", directory + "/dnsdist.conf"]
+            dnsdist.standardOutput = FileHandle.nullDevice
+            dnsdist.standardError = FileHandle.nullDevice
+            do { try dnsdist.run() } catch { lastError = error; continue }
+            for _ in 0..<100 where dnsdist.isRunning {
+                if Self.kdigAnswers(port: port) {
+                    self.port = port
+                    self.dnsdist = dnsdist
+                    return
+                }
+                try await Task.sleep(for: .milliseconds(50))
+            }
+            kill(dnsdist.processIdentifier, SIGKILL)
+        }
+        throw lastError ?? DNSTLSError("dnsdist did not start")
+    }
+
+    /// kdig over HTTPS (HTTP/2, no certificate check) gets x.test's address: the peer works.
+    static func kdigAnswers(port: UInt16) -> Bool {
+        let kdig = ChildProcess()
+        kdig.executableURL = URL(fileURLWithPath: "/usr/bin/kdig")
+        kdig.arguments = ["@127.0.0.1", "-p", String(port), "+https", "+short", "+timeout=1", "+retry=0", "x.test", "A"]
+        let pipe = Pipe()
+        kdig.standardOutput = pipe
+        kdig.standardError = FileHandle.nullDevice
+        guard (try? kdig.run()) != nil else { return false }
+        kdig.waitUntilExit()
+        return String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self).contains("10.1.2.3")
+    }
+
+    func stop() {
+        if dnsdist.isRunning { kill(dnsdist.processIdentifier, SIGKILL) }
+        try? FileManager.default.removeItem(atPath: directory)
+    }
+
+    deinit { stop() }
+}
+
+@Suite(.serialized) struct HTTPSTransportTests {
+    static func transport(_ server: DoHServer, extra: String = "") throws -> any DNSTransport {
+        let options = try dnsOptions("""
+        {"servers": [{"type": "https", "tag": "doh", "server": "127.0.0.1", "server_port": \(server.port),
+                      "tls": {"enabled": true, "server_name": "dns.test", "certificate_path": "\(server.certificatePath)"}\(extra)}]}
+        """)
+        return try DNSSetup.makeTransport(options.servers[0], context: setupContext())
+    }
+
+    @Test func postsQueriesOverHTTP1() async throws {
+        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/dnsdist") else {
+            Issue.record("dnsdist missing: run scripts/install-test-deps.sh")
+            return
+        }
+        let dnsmasq = try await Dnsmasq()
+        defer { dnsmasq.stop() }
+        let server = try await DoHServer(upstreamPort: dnsmasq.port)
+        defer { server.stop() }
+        let doh = try Self.transport(server, extra: #", "headers": {"X-Test": "1"}"#)
+        let response = try await doh.exchange(DNSMessage.query(id: 0x5151, name: try DNSName("x.test"), type: .a))
+        #expect(response.id == 0x5151)
+        #expect(response.addresses == [ip("10.1.2.3")])
+        // Concurrent queries: the idle pool and fresh connections both carry them.
+        try await withThrowingTaskGroup(of: [IPAddress].self) { group in
+            for index in 0..<12 {
+                group.addTask {
+                    try await doh.exchange(DNSMessage.query(id: UInt16(index), name: try DNSName("x.test"), type: .a)).addresses
+                }
+            }
+            for try await addresses in group { #expect(addresses == [ip("10.1.2.3")]) }
+        }
+        // Sequential queries reuse a kept-alive connection.
+        for _ in 0..<5 {
+            #expect(try await doh.exchange(DNSMessage.query(id: 1, name: try DNSName("x.test"), type: .a)).addresses == [ip("10.1.2.3")])
+        }
+        await doh.close()
+        // A path the server does not serve: Go's wording.
+        let wrongPath = try Self.transport(server, extra: #", "path": "/nope""#)
+        await #expect { _ = try await wrongPath.exchange(DNSMessage.query(id: 2, name: try DNSName("x.test"), type: .a)) } throws: { error in
+            "\(error)".contains("unexpected status: 404")
+        }
+        await wrongPath.close()
+    }
+
+    @Test func parsesChunkedAndRejectsBrokenResponses() throws {
+        let chunked = Array("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n".utf8)
+        let parsed = try DoHResponseHandler.parse(chunked)
+        #expect(parsed?.0.body == Array("abcde".utf8))
+        #expect(parsed?.1 == chunked.count)
+        let closing = Array("HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nxy".utf8)
+        #expect(try DoHResponseHandler.parse(closing)?.0.keepAlive == false)
+        for length in 0..<closing.count { #expect(try DoHResponseHandler.parse(Array(closing.prefix(length))) == nil) }
+        #expect(throws: (any Error).self) { try DoHResponseHandler.parse(Array("SMTP 220 hi\r\n\r\n".utf8)) }
+        #expect(throws: (any Error).self) { try DoHResponseHandler.parse(Array("HTTP/1.1 200 OK\r\nContent-Length: 99999999\r\n\r\n".utf8)) }
+        #expect(throws: (any Error).self) { try DoHResponseHandler.parse(Array("HTTP/1.1 200 OK\r\n\r\n".utf8)) }
+    }
+}
