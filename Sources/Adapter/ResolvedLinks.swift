@@ -121,6 +121,11 @@ package enum ResolvedLinkDirectory {
         entries.withLock { list in list.removeAll { $0.source == nil || $0.source === source } }
     }
 
+    /// Tags of the sources registered in the box owning `box`.
+    package static func tags(box: OutboundManager) -> [String] {
+        entries.withLock { list in list.filter { $0.box === box && $0.source != nil }.map(\.tag) }
+    }
+
     /// The source registered as `tag` in the box owning `box`.
     package static func lookup(tag: String, box: OutboundManager) -> (any ResolvedLinkSource)? {
         entries.withLock { list in list.first { $0.box === box && $0.tag == tag }?.source }

@@ -48,6 +48,10 @@ final class ResolvedService: Service, @unchecked Sendable {  // mutable parts to
     }
 
     init(context: AdapterContext, tag: String, options: ResolvedServiceOptions) throws {
+        // One bus name, one stub: Go refuses a second service of this type in a box.
+        guard ResolvedLinkDirectory.tags(box: context.outbounds).isEmpty else {
+            throw AdapterError(.other, "multiple resolved service are not supported")
+        }
         self.context = context
         self.tag = tag
         let address = options.listen.listen.flatMap { Adapter.IPAddress($0.text) } ?? Adapter.IPAddress("127.0.0.53")!
