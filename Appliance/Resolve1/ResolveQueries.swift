@@ -34,11 +34,18 @@ package final class ResolveQueries: Sendable {
 
     /// One exchange, counted as a transaction.
     package func exchange(_ query: DNSMessage) async throws -> DNSMessage {
-        currentTransactions.add(1, ordering: .relaxed)
-        totalTransactions.add(1, ordering: .relaxed)
-        defer { currentTransactions.subtract(1, ordering: .relaxed) }
+        beginTransaction()
+        defer { endTransaction() }
         return try await backend.exchange(query)
     }
+
+    /// Counts a transaction that runs outside `exchange` (the stub's UDP fast path).
+    func beginTransaction() {
+        currentTransactions.add(1, ordering: .relaxed)
+        totalTransactions.add(1, ordering: .relaxed)
+    }
+
+    func endTransaction() { currentTransactions.subtract(1, ordering: .relaxed) }
 
     // MARK: Validation (resolved-bus.c)
 
