@@ -15,6 +15,7 @@ import Synchronization
 
 /// The stub's UDP and TCP sockets. Thread-safe; each socket lives on its own event loop.
 package final class DNSStubListener: Sendable {
+    /// Where both sockets listen (127.0.0.53:53 by default).
     package let address: Destination
     let queries: ResolveQueries
     private let channels = Mutex<[any Channel]>([])
@@ -25,6 +26,7 @@ package final class DNSStubListener: Sendable {
     /// The cap on `inFlight`.
     static let maxInFlight = 1024
 
+    /// A listener for `address`; nothing is bound until `start`.
     package init(address: Destination, queries: ResolveQueries) {
         self.address = address
         self.queries = queries
