@@ -32,5 +32,5 @@ static inline uint64_t csystemd_vtable_unprivileged(void) { return SD_BUS_VTABLE
 /// SD_BUS_VTABLE_PROPERTY_CONST / _EMITS_CHANGE.
 static inline uint64_t csystemd_vtable_property_const(void) { return SD_BUS_VTABLE_PROPERTY_CONST; }
 static inline uint64_t csystemd_vtable_property_emits_change(void) { return SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE; }
-/// SD_BUS_CREDS_EUID for sd_bus_query_sender_creds.
-static inline uint64_t csystemd_creds_euid(void) { return SD_BUS_CREDS_EUID | SD_BUS_CREDS_AUGMENT; }
+/// SD_BUS_CREDS_UID and _EUID (asking the bus daemon when the message lacks them), for sd_bus_query_sender_creds.
+static inline uint64_t csystemd_creds_uids(void) { return SD_BUS_CREDS_UID | SD_BUS_CREDS_EUID | SD_BUS_CREDS_AUGMENT; }

@@ -66,13 +66,16 @@ package final class BusLoop: @unchecked Sendable {
         _ = write(wakeFDs.1, &one, 1)
     }
 
-    /// Ends the loop and waits for the thread; the bus is flushed and closed on the way out.
+    /// Ends the loop, waits for the thread, then flushes and closes the bus. Call before the
+    /// vtables registered on it are freed: closing walks them to unregister their members.
     package func stop() {
         guard !stopping.exchange(true, ordering: .acquiringAndReleasing) else { return }
         var one: UInt8 = 1
         _ = write(wakeFDs.1, &one, 1)
         if let thread { pthread_join(thread, nil) }
         thread = nil
+        if let bus { sd_bus_flush_close_unref(bus) }
+        bus = nil
     }
 
     private func run() {

@@ -15,8 +15,9 @@ import Synchronization
 
 /// The stub's UDP and TCP sockets. Thread-safe; each socket lives on its own event loop.
 package final class DNSStubListener: Sendable {
+    /// Where both sockets listen (127.0.0.53:53 by default).
     package let address: Destination
-    private let queries: ResolveQueries
+    let queries: ResolveQueries
     private let channels = Mutex<[any Channel]>([])
     /// Datagrams that were not DNS queries.
     let dropped = Atomic<UInt64>(0)
@@ -25,6 +26,7 @@ package final class DNSStubListener: Sendable {
     /// The cap on `inFlight`.
     static let maxInFlight = 1024
 
+    /// A listener for `address`; nothing is bound until `start`.
     package init(address: Destination, queries: ResolveQueries) {
         self.address = address
         self.queries = queries
@@ -85,7 +87,8 @@ package final class DNSStubListener: Sendable {
     }
 }
 
-/// UDP side; runs on the channel's loop, exchanges in tasks.
+/// UDP side, all on the channel's loop: the query is checked once here, then handed to the
+/// backend's datagram path, whose answer (already cut to the query's size) goes straight back.
 private final class StubDatagramHandler: ChannelInboundHandler {
     typealias InboundIn = AddressedEnvelope<ByteBuffer>
     typealias OutboundOut = AddressedEnvelope<ByteBuffer>
@@ -95,21 +98,34 @@ private final class StubDatagramHandler: ChannelInboundHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let envelope = unwrapInboundIn(data)
+        guard let query = try? DNSMessage(parsing: envelope.data), !query.isResponse else {
+            listener.dropped.add(1, ordering: .relaxed)
+            return
+        }
+        let channel = context.channel
+        func reply(_ message: DNSMessage) {
+            guard let bytes = try? message.encodedForUDP(replyingTo: query) else { return }
+            channel.writeAndFlush(AddressedEnvelope(remoteAddress: envelope.remoteAddress, data: ByteBuffer(bytes: bytes)), promise: nil)
+        }
+        guard query.questions.count == 1 else {
+            reply(DNSFixedResponse.status(query, rcode: .formatError))
+            return
+        }
         guard listener.inFlight.wrappingAdd(1, ordering: .relaxed).oldValue < DNSStubListener.maxInFlight else {
             listener.inFlight.subtract(1, ordering: .relaxed)
             listener.dropped.add(1, ordering: .relaxed)
             return
         }
         let listener = self.listener
-        let channel = context.channel
-        Task {
-            defer { listener.inFlight.subtract(1, ordering: .relaxed) }
-            guard let response = await listener.answer(envelope.data) else { return }
-            let request = try? DNSMessage(parsing: envelope.data)
-            guard let bytes = try? (request.map { try response.encodedForUDP(replyingTo: $0) } ?? response.encoded(maxSize: 512)) else { return }
-            var buffer = channel.allocator.buffer(capacity: bytes.count)
-            buffer.writeBytes(bytes)
-            channel.writeAndFlush(AddressedEnvelope(remoteAddress: envelope.remoteAddress, data: buffer), promise: nil)
+        listener.queries.beginTransaction()
+        listener.queries.backend.exchangeDatagram(envelope.data, on: context.eventLoop).whenComplete { result in
+            listener.inFlight.subtract(1, ordering: .relaxed)
+            listener.queries.endTransaction()
+            guard case .success(let answer?) = result else {
+                reply(DNSFixedResponse.status(query, rcode: .serverFailure))
+                return
+            }
+            channel.writeAndFlush(AddressedEnvelope(remoteAddress: envelope.remoteAddress, data: answer), promise: nil)
         }
     }
 

@@ -6,18 +6,24 @@ import Synchronization
 
 /// Everything resolved stores for one link beyond what `ResolvedLink` carries.
 package struct LinkSettings: Sendable, Equatable {
+    /// SetLinkDNS / SetLinkDNSEx, in order.
     package var servers: [ResolvedLinkServer] = []
+    /// SetLinkDomains, in order, duplicates removed.
     package var domains: [ResolvedLinkDomain] = []
+    /// SetLinkDefaultRoute; nil until set.
     package var defaultRoute: Bool?
-    /// "" = unset (the global default applies), else "yes"/"no"/"resolve".
+    /// SetLinkLLMNR: "" = unset (the global default applies), else "yes"/"no"/"resolve".
     package var llmnr = ""
+    /// SetLinkMulticastDNS, same values.
     package var multicastDNS = ""
     /// "" or "yes"/"no"/"opportunistic".
     package var dnsOverTLS = ""
     /// "" or "yes"/"no"/"allow-downgrade".
     package var dnssec = ""
+    /// SetLinkDNSSECNegativeTrustAnchors, normalized.
     package var negativeTrustAnchors: [String] = []
 
+    /// Nothing set.
     package init() {}
 
     /// Whether anything was set (an untouched link is not listed by `links`).

@@ -7,10 +7,12 @@ import Glibc
 
 /// Writes the two files into `directory` (normally /run/systemd/resolve).
 package struct ResolvConfWriter: Sendable {
+    /// The runtime directory the files go to.
     package let directory: String
     /// The stub listener's address (`127.0.0.53`).
     package let stubAddress: String
 
+    /// A writer for `directory`, naming `stubAddress` as the nameserver of the stub file.
     package init(directory: String, stubAddress: String) {
         self.directory = directory
         self.stubAddress = stubAddress

@@ -14,6 +14,7 @@
 // must not import Box, Router, Netlink or any protocol.
 import Adapter
 package import DNS
+package import NIOCore
 
 /// The module's name, for log lines and diagnostics.
 package enum Resolve1Module {
@@ -78,6 +79,10 @@ package protocol ResolveBackend: Sendable {
     /// Exchanges one query through the DNS router (rules, cache, transports). Throws when no answer
     /// came (the router dropped the query or every server failed).
     func exchange(_ query: DNSMessage) async throws -> DNSMessage
+    /// The stub's UDP fast path: exchanges a query already in wire form, on `loop` and without a
+    /// task hop, and completes on `loop` with the answer in wire form cut to the query's UDP size
+    /// (RFC 6891 §7), or nil when no answer came in time.
+    func exchangeDatagram(_ query: ByteBuffer, on loop: any EventLoop) -> EventLoopFuture<ByteBuffer?>
     /// Empties the DNS cache (FlushCaches).
     func flushCaches()
 }

@@ -21,6 +21,7 @@ package struct ManagerInfo: Sendable {
     /// Where resolv.conf files are written, for ResolvConfMode.
     package var runtimeDirectory: String
 
+    /// The facts for one service.
     package init(stubListener: String, runtimeDirectory: String) {
         self.stubListener = stubListener
         self.runtimeDirectory = runtimeDirectory
@@ -29,13 +30,18 @@ package struct ManagerInfo: Sendable {
 
 /// The resolve1 objects on one bus connection. Create, `register()`, then start the `BusLoop`.
 package final class Resolve1Bus: @unchecked Sendable {
+    /// The connection and its thread; every handler runs there.
     package let loop: BusLoop
+    /// Per-link settings the Set* methods change.
     package let links: LinkTable
+    /// Where Resolve* calls go.
     package let queries: ResolveQueries
+    /// Manager-level facts (stub mode, runtime directory).
     package let info: ManagerInfo
     /// Vtables and the strings they point at, alive as long as the bus (sd-bus keeps the pointers).
     private var storage: [UnsafeMutableRawPointer] = []
 
+    /// The objects; nothing is on the bus until `register()`.
     package init(loop: BusLoop, links: LinkTable, queries: ResolveQueries, info: ManagerInfo) {
         self.loop = loop
         self.links = links

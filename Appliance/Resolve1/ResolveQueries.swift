@@ -16,10 +16,12 @@ let resolvedFromNetwork: UInt64 = 1 << 23
 
 /// Runs resolve1 queries through a backend and counts transactions. Thread-safe.
 package final class ResolveQueries: Sendable {
+    /// What answers (the box's DNS router).
     package let backend: any ResolveBackend
     private let currentTransactions = Atomic<UInt64>(0)
     private let totalTransactions = Atomic<UInt64>(0)
 
+    /// Queries through `backend`, statistics from zero.
     package init(backend: any ResolveBackend) {
         self.backend = backend
     }
@@ -34,11 +36,18 @@ package final class ResolveQueries: Sendable {
 
     /// One exchange, counted as a transaction.
     package func exchange(_ query: DNSMessage) async throws -> DNSMessage {
-        currentTransactions.add(1, ordering: .relaxed)
-        totalTransactions.add(1, ordering: .relaxed)
-        defer { currentTransactions.subtract(1, ordering: .relaxed) }
+        beginTransaction()
+        defer { endTransaction() }
         return try await backend.exchange(query)
     }
+
+    /// Counts a transaction that runs outside `exchange` (the stub's UDP fast path).
+    func beginTransaction() {
+        currentTransactions.add(1, ordering: .relaxed)
+        totalTransactions.add(1, ordering: .relaxed)
+    }
+
+    func endTransaction() { currentTransactions.subtract(1, ordering: .relaxed) }
 
     // MARK: Validation (resolved-bus.c)
 
@@ -203,14 +212,22 @@ package final class ResolveQueries: Sendable {
 
 /// What ResolveService returns.
 package struct ServiceAnswer: Sendable {
+    /// One SRV record with its target's addresses (`(qqqsa(iiay)s)`).
     package struct Target: Sendable {
+        /// SRV priority, weight and port (RFC 2782).
         package var priority: UInt16, weight: UInt16, port: UInt16
+        /// The SRV target.
         package var hostname: String
+        /// The target's addresses (empty when its lookup failed, as resolved leaves them).
         package var addresses: [IPAddress]
+        /// The target's canonical name.
         package var canonical: String
     }
+    /// The SRV records in answer order.
     package var targets: [Target] = []
+    /// The TXT strings of the service name (RFC 6763 §6).
     package var txt: [[UInt8]] = []
+    /// The name, type and domain as asked (resolved reports them back).
     package var canonicalName: String, canonicalType: String, canonicalDomain: String
 
     init(canonicalName: String, canonicalType: String, canonicalDomain: String) {

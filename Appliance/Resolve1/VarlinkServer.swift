@@ -16,10 +16,12 @@ import Synchronization
 
 /// Serves io.systemd.Resolve at `path`. Start with `bind`, stop with `close`.
 package final class VarlinkServer: Sendable {
+    /// The socket path (`/run/systemd/resolve/io.systemd.Resolve`).
     package let path: String
     private let queries: ResolveQueries
     private let channel = Mutex<(any Channel)?>(nil)
 
+    /// A server for `path`; nothing is bound until `bind`.
     package init(path: String, queries: ResolveQueries) {
         self.path = path
         self.queries = queries

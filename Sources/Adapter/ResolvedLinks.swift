@@ -14,6 +14,7 @@ package struct ResolvedLinkServer: Hashable, Sendable, CustomStringConvertible {
     /// The TLS server name (SetLinkDNSEx), empty when not given.
     package var serverName: String
 
+    /// A server; port 0 and an empty name mean "not given".
     package init(address: IPAddress, port: UInt16 = 0, serverName: String = "") {
         self.address = address
         self.port = port
@@ -39,6 +40,7 @@ package struct ResolvedLinkDomain: Hashable, Sendable {
     /// Only routes queries to the link, never appended to single-label names.
     package var routingOnly: Bool
 
+    /// A domain; `name` must already be normalized (lower case, no trailing dot).
     package init(name: String, routingOnly: Bool) {
         self.name = name
         self.routingOnly = routingOnly
@@ -69,6 +71,7 @@ package struct ResolvedLink: Hashable, Sendable {
     /// `SetLinkDNSOverTLS` mode ("" when unset, else "yes", "no", "opportunistic").
     package var dnsOverTLS: String
 
+    /// A link's state as the service reports it.
     package init(index: Int32, name: String, servers: [ResolvedLinkServer] = [], domains: [ResolvedLinkDomain] = [],
                  defaultRoute: Bool? = nil, dnsOverTLS: String = "") {
         self.index = index
@@ -119,6 +122,11 @@ package enum ResolvedLinkDirectory {
     /// Withdraws a source (the service closed).
     package static func unregister(_ source: any ResolvedLinkSource) {
         entries.withLock { list in list.removeAll { $0.source == nil || $0.source === source } }
+    }
+
+    /// Tags of the sources registered in the box owning `box`.
+    package static func tags(box: OutboundManager) -> [String] {
+        entries.withLock { list in list.filter { $0.box === box && $0.source != nil }.map(\.tag) }
     }
 
     /// The source registered as `tag` in the box owning `box`.

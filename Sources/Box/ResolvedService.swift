@@ -6,7 +6,8 @@
 // 2. start: the stub listener (UDP and TCP), the varlink socket, stub-resolv.conf and resolv.conf.
 // Queries from all of them go through the box's DNS router: the stub's and the D-Bus/varlink ones
 // are handed to the router's `hijack-dns` handler over an in-memory UDP flow (`RouterExchange`), so
-// DNS rules, fakeip and the cache apply exactly as for hijacked traffic.
+// DNS rules, fakeip and the cache apply exactly as for hijacked traffic. The stub's UDP queries take
+// that flow on the socket's own event loop (no task hop); the rest go through async `exchange`.
 //
 // The runtime directory (stub-resolv.conf, resolv.conf, io.systemd.Resolve) is
 // /run/systemd/resolve unless SING_BOX_RESOLVED_DIRECTORY names another (tests, side-by-side runs);
@@ -48,6 +49,10 @@ final class ResolvedService: Service, @unchecked Sendable {  // mutable parts to
     }
 
     init(context: AdapterContext, tag: String, options: ResolvedServiceOptions) throws {
+        // One bus name, one stub: Go refuses a second service of this type in a box.
+        guard ResolvedLinkDirectory.tags(box: context.outbounds).isEmpty else {
+            throw AdapterError(.other, "multiple resolved service are not supported")
+        }
         self.context = context
         self.tag = tag
         let address = options.listen.listen.flatMap { Adapter.IPAddress($0.text) } ?? Adapter.IPAddress("127.0.0.53")!
@@ -157,6 +162,21 @@ struct RouterExchange: ResolveBackend {
         return response
     }
 
+    func exchangeDatagram(_ query: ByteBuffer, on loop: any EventLoop) -> EventLoopFuture<ByteBuffer?> {
+        guard let hijacker = (context.router as? FlowRouter)?.dnsHijacker else { return loop.makeSucceededFuture(nil) }
+        let connection = MemoryPacketConnection(eventLoop: loop)
+        let metadata = FlowMetadata(inbound: tag, inboundType: "resolved", network: .udp,
+                                    source: Destination(ip: listen.ip ?? Adapter.IPAddress("127.0.0.53")!, port: 0),
+                                    destination: listen)
+        hijacker.hijackUDP(connection, metadata: metadata)
+        connection.deliver(query, from: listen)
+        let timeout = loop.scheduleTask(in: Self.timeout) { connection.close() }
+        return connection.reply.futureResult.always { _ in
+            timeout.cancel()
+            connection.close()
+        }
+    }
+
     func flushCaches() {
         // The box's resolver switch points at the DNS module's resolver, whose client owns the cache.
         guard let resolverSwitch = context.resolver as? ResolverSwitch,
@@ -173,6 +193,7 @@ final class MemoryPacketConnection: PacketConnection, @unchecked Sendable {
     private let closed: EventLoopPromise<Void>
     private var receiver: (any PacketReceiver)?
     private var isClosed = false
+    private var hasReply = false
 
     init(eventLoop: any EventLoop) {
         self.eventLoop = eventLoop
@@ -187,6 +208,8 @@ final class MemoryPacketConnection: PacketConnection, @unchecked Sendable {
     }
 
     func writePacket(_ payload: ByteBuffer, to destination: Destination) {
+        guard !hasReply else { return }
+        hasReply = true
         reply.succeed(payload)
     }
 
@@ -197,7 +220,10 @@ final class MemoryPacketConnection: PacketConnection, @unchecked Sendable {
     func close() {
         guard !isClosed else { return }
         isClosed = true
-        reply.succeed(nil)
+        if !hasReply {
+            hasReply = true
+            reply.succeed(nil)
+        }
         receiver?.packetConnectionClosed()
         receiver = nil
         closed.succeed()

@@ -10,6 +10,8 @@ import Testing
         "address=/example.com/192.0.2.7", "address=/example.com/2001:db8::7",
         "mx-host=example.com,mail.example.com,10", "ptr-record=7.2.0.192.in-addr.arpa,seven.example.com",
         "address=/nx.example/",
+        "srv-host=_http._tcp.example.com,web.example.com,8080,10,5", "address=/web.example.com/192.0.2.80",
+        "txt-record=_http._tcp.example.com,path=/index",
     ]
 
     static let config = """
@@ -41,6 +43,12 @@ import Testing
         #expect(result.status == 0 && result.stdout.contains("example.com IN MX 10 mail.example.com"), "\(result)")
         result = try resolvectl(namespace, bus: bus, ["query", "192.0.2.7"])
         #expect(result.status == 0 && result.stdout.contains("192.0.2.7: seven.example.com"), "\(result)")
+        // ResolveService: SRV, the target's addresses and the TXT strings.
+        result = try resolvectl(namespace, bus: bus, ["service", "_http._tcp", "example.com"])
+        #expect(result.status == 0, "\(result)")
+        #expect(result.stdout.contains("web.example.com:8080 [priority=10, weight=5]"), "\(result)")
+        #expect(result.stdout.contains("192.0.2.80"), "\(result)")
+        #expect(result.stdout.contains("path=/index"), "\(result)")
         result = try resolvectl(namespace, bus: bus, ["query", "nx.example"])
         #expect(result.status == 1 && result.stderr.contains("nx.example: 'nx.example' not found"), "\(result)")
 
