@@ -155,6 +155,23 @@ final class EndpointTopology {
         throw TopologyError("nothing listens on \(namespace) tcp/\(port)")
     }
 
+    /// A socat UDP echo server on `bind:port` in `namespace`.
+    func startUDPEcho(in namespace: String, bind: String, port: UInt16) throws {
+        try spawn(in: namespace, ["socat", "UDP4-LISTEN:\(port),bind=\(bind),fork,reuseaddr", "PIPE"], log: "udp-\(namespace)-\(port).log")
+        for _ in 0..<50 {
+            if let result = attempt(in: namespace, ["ss", "-Huln", "sport = :\(port)"]), !result.output.isEmpty { return }
+            usleep(100_000)
+        }
+        throw TopologyError("no udp echo on \(namespace) \(bind):\(port)")
+    }
+
+    /// Sends `text` as one UDP datagram from `namespace` to `target` (host:port) and returns the first reply.
+    func udpExchange(in namespace: String, to target: String, _ text: String) throws -> String {
+        let result = try ProcessRunner.run("ip", ["netns", "exec", namespace, "socat", "-t", "2", "-T", "4", "-", "UDP4:\(target)"],
+                                           input: Data(text.utf8))
+        return result.output
+    }
+
     /// Our sing-box (or Go's, with `binary`) with `config` in `namespace`.
     func startSingBox(in namespace: String, config: String, binary: String, log: String) throws {
         let path = try write(log + ".json", config)
