@@ -22,9 +22,12 @@ private func ourConfig(_ topology: EndpointTopology, privateKey: String, peerPub
     if let keepalive { peer += ", \"persistent_keepalive_interval\": \(keepalive)" }
     let listen = listenPort.map { "\"listen_port\": \($0)," } ?? ""
     // UDP to 127.0.0.1:5300 is forwarded through the endpoint to the peer's echo server on port 7000.
+    // TCP and UDP to 127.0.0.1:5202 are forwarded to the peer's iperf3 on port 5201.
     let udpInbound = !udpForward ? "" : """
     , {"type": "direct", "tag": "udp-in", "network": "udp", "listen": "127.0.0.1", "listen_port": 5300,
-       "override_address": "\(topology.peerTunnel4)", "override_port": 7000}
+       "override_address": "\(topology.peerTunnel4)", "override_port": 7000},
+      {"type": "direct", "tag": "iperf-in", "listen": "127.0.0.1", "listen_port": 5202,
+       "override_address": "\(topology.peerTunnel4)", "override_port": 5201}
     """
     return """
     {
@@ -223,6 +226,40 @@ private func eventually<T>(_ seconds: Double = 10, _ body: () throws -> T) throw
         }
         #expect(back == "pong over udp")
         #expect(topology.log("ours.log").contains("inbound packet connection to \(topology.ourTunnel4):7001"))
+    }
+
+    /// iperf3 through the tunnel against wireguard-go, TCP both directions and UDP both directions (2 s each):
+    /// every run moves data and UDP loses less than 10 % (a loaded 2-core machine; the bench measures speed).
+    @Test func iperf3ThroughTheTunnel() throws {
+        let topology = try EndpointTopology(slot: 7)
+        defer { topology.tearDown() }
+        try prepare(topology)
+        let ourKeys = try topology.keyPair(), peerKeys = try topology.keyPair()
+        try topology.startWireGuardGo(privateKey: peerKeys.privateKey, ourPublicKey: ourKeys.publicKey, presharedKey: nil,
+                                      ourEndpoint: "\(topology.ourOuter):51821")
+        try topology.spawn(in: topology.peer, ["iperf3", "-s", "-B", topology.peerTunnel4, "-p", "5201"], log: "iperf3-server.log")
+        try topology.waitForTCP(in: topology.peer, port: 5201)
+        try topology.startSingBox(in: topology.ours, config: ourConfig(topology, privateKey: ourKeys.privateKey,
+                                                                       peerPublicKey: peerKeys.publicKey, presharedKey: nil,
+                                                                       listenPort: 51821, peerEndpoint: true, keepalive: nil,
+                                                                       udpForward: true),
+                                  binary: Binaries.ours, log: "ours")
+        try waitForOurBox(topology)
+        _ = try eventually { try topology.curl(in: topology.ours, ["--socks5-hostname", "127.0.0.1:1080",
+                                                                   "http://\(topology.peerTunnel4):8080/hello.txt"]) }
+        for arguments in [[], ["-R"], ["-u", "-b", "50M"], ["-u", "-b", "50M", "-R"]] {
+            let result = try topology.run(in: topology.ours, ["iperf3", "-c", "127.0.0.1", "-p", "5202", "-t", "2", "-J"] + arguments)
+            let json = try #require(try JSONSerialization.jsonObject(with: result.standardOutput) as? [String: Any])
+            let end = try #require(json["end"] as? [String: Any], "iperf3 \(arguments): \(result.output.suffix(300))")
+            if arguments.contains("-u") {
+                let sum = try #require(end["sum"] as? [String: Any])
+                let bytes = sum["bytes"] as? Int ?? 0, lost = sum["lost_percent"] as? Double ?? 100
+                #expect(bytes > 1_000_000 && lost < 10, "iperf3 \(arguments): \(bytes) bytes, \(lost) % lost")
+            } else {
+                let received = try #require(end["sum_received"] as? [String: Any])
+                #expect((received["bytes"] as? Int ?? 0) > 5_000_000, "iperf3 \(arguments): \(received)")
+            }
+        }
     }
 
     /// Roaming: while the peer downloads from us, its datagrams start arriving from another address and port (stateless nftables
