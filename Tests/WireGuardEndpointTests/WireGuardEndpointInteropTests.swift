@@ -330,4 +330,20 @@ private func eventually<T>(_ seconds: Double = 10, _ body: () throws -> T) throw
                                             environment: ["ENABLE_DEPRECATED_WIREGUARD_OUTBOUND": "true"])
         #expect(allowed.status == 0, "\(allowed.standardError)")
     }
+
+    /// `system: true` (a kernel TUN) is refused with a clear error at start, not silently run on the netstack.
+    @Test func systemInterfaceRefused() throws {
+        let topology = try EndpointTopology(slot: 8)
+        defer { topology.tearDown() }
+        let keys = try topology.keyPair()
+        let path = try topology.write("system.json", """
+        {"endpoints": [{"type": "wireguard", "tag": "wg", "system": true, "address": ["10.79.8.1/32"],
+                        "private_key": "\(keys.privateKey)",
+                        "peers": [{"public_key": "\(keys.publicKey)", "allowed_ips": ["10.79.8.0/24"]}]}]}
+        """)
+        let result = try ProcessRunner.run(Binaries.ours, ["run", "-c", path])
+        #expect(result.status == 1)
+        #expect(result.standardError.contains("initialize endpoint[0]") && result.standardError.contains("not implemented"),
+                "\(result.standardError)")
+    }
 }
