@@ -173,9 +173,10 @@ final class EndpointTopology {
     }
 
     /// Our sing-box (or Go's, with `binary`) with `config` in `namespace`.
-    func startSingBox(in namespace: String, config: String, binary: String, log: String) throws {
+    func startSingBox(in namespace: String, config: String, binary: String, log: String,
+                      environment: [String: String] = [:]) throws {
         let path = try write(log + ".json", config)
-        try spawn(in: namespace, [binary, "run", "-c", path], log: log + ".log")
+        try spawn(in: namespace, [binary, "run", "-c", path], log: log + ".log", environment: environment)
     }
 
     /// curl inside `namespace`; returns the body or throws with curl's error.

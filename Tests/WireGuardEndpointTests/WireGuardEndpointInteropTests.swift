@@ -331,6 +331,30 @@ private func eventually<T>(_ seconds: Double = 10, _ body: () throws -> T) throw
         #expect(allowed.status == 0, "\(allowed.standardError)")
     }
 
+    /// The deprecated outbound, allowed by its env variable, carries traffic to wireguard-go: `server`,
+    /// `peer_public_key` and `local_address` map onto one endpoint peer routing everything (Go 1.12's mapping).
+    @Test func legacyOutboundCarriesTraffic() throws {
+        let topology = try EndpointTopology(slot: 9)
+        defer { topology.tearDown() }
+        try prepare(topology)
+        let ourKeys = try topology.keyPair(), peerKeys = try topology.keyPair()
+        try topology.startWireGuardGo(privateKey: peerKeys.privateKey, ourPublicKey: ourKeys.publicKey, presharedKey: nil,
+                                      ourEndpoint: nil)
+        let config = """
+        {"inbounds": [{"type": "mixed", "tag": "mixed-in", "listen": "127.0.0.1", "listen_port": 1080}],
+         "outbounds": [{"type": "wireguard", "tag": "wg-out", "server": "\(topology.peerOuter)", "server_port": 51820,
+                        "local_address": ["\(topology.ourTunnel4)/32"], "private_key": "\(ourKeys.privateKey)",
+                        "peer_public_key": "\(peerKeys.publicKey)", "mtu": 1408}]}
+        """
+        try topology.startSingBox(in: topology.ours, config: config, binary: Binaries.ours, log: "ours",
+                                  environment: ["ENABLE_DEPRECATED_WIREGUARD_OUTBOUND": "true"])
+        try waitForOurBox(topology)
+        let body = try eventually { try topology.curl(in: topology.ours, ["--socks5-hostname", "127.0.0.1:1080",
+                                                                          "http://\(topology.peerTunnel4):8080/hello.txt"]) }
+        #expect(body == helloBody)
+        #expect(topology.log("ours.log").contains("legacy wireguard outbound is deprecated"), "\(topology.log("ours.log"))")
+    }
+
     /// `system: true` (a kernel TUN) is refused with a clear error at start, not silently run on the netstack.
     @Test func systemInterfaceRefused() throws {
         let topology = try EndpointTopology(slot: 8)
