@@ -21,6 +21,8 @@ final class EndpointTopology {
 
     var ourOuter: String { "10.252.\(slot).1" }
     var peerOuter: String { "10.252.\(slot).2" }
+    var ourOuter6: String { "fd52:\(slot)::1" }
+    var peerOuter6: String { "fd52:\(slot)::2" }
     var ourTunnel4: String { "10.79.\(slot).1" }
     var peerTunnel4: String { "10.79.\(slot).2" }
     var ourTunnel6: String { "fd79:\(slot)::1" }
@@ -96,6 +98,8 @@ final class EndpointTopology {
         try sh(["ip", "-n", ours, "link", "add", "veth0", "type", "veth", "peer", "name", "veth0", "netns", peer])
         try sh(["ip", "-n", ours, "addr", "add", "\(ourOuter)/24", "dev", "veth0"])
         try sh(["ip", "-n", peer, "addr", "add", "\(peerOuter)/24", "dev", "veth0"])
+        try sh(["ip", "-n", ours, "-6", "addr", "add", "\(ourOuter6)/64", "dev", "veth0", "nodad"])
+        try sh(["ip", "-n", peer, "-6", "addr", "add", "\(peerOuter6)/64", "dev", "veth0", "nodad"])
         for namespace in [ours, peer] {
             try sh(["ip", "-n", namespace, "link", "set", "veth0", "up"])
             try sh(["ip", "-n", namespace, "link", "set", "lo", "up"])

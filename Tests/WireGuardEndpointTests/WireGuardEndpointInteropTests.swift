@@ -13,11 +13,12 @@ import Glibc
 
 /// Our box's config: mixed in → endpoint, endpoint in → direct.
 private func ourConfig(_ topology: EndpointTopology, privateKey: String, peerPublicKey: String, presharedKey: String?,
-                       listenPort: UInt16?, peerEndpoint: Bool, keepalive: Int?, udpForward: Bool = false) -> String {
+                       listenPort: UInt16?, peerEndpoint: Bool, keepalive: Int?, udpForward: Bool = false,
+                       outerIPv6: Bool = false) -> String {
     var peer = """
     "public_key": "\(peerPublicKey)", "allowed_ips": ["\(topology.peerTunnel4)/32", "\(topology.peerTunnel6)/128"]
     """
-    if peerEndpoint { peer += ", \"address\": \"\(topology.peerOuter)\", \"port\": 51820" }
+    if peerEndpoint { peer += ", \"address\": \"\(outerIPv6 ? topology.peerOuter6 : topology.peerOuter)\", \"port\": 51820" }
     if let presharedKey { peer += ", \"pre_shared_key\": \"\(presharedKey)\"" }
     if let keepalive { peer += ", \"persistent_keepalive_interval\": \(keepalive)" }
     let listen = listenPort.map { "\"listen_port\": \($0)," } ?? ""
@@ -354,6 +355,29 @@ private func eventually<T>(_ seconds: Double = 10, _ body: () throws -> T) throw
                                                                           "http://\(topology.peerTunnel4):8080/hello.txt"]) }
         #expect(body == helloBody)
         #expect(topology.log("ours.log").contains("legacy wireguard outbound is deprecated"), "\(topology.log("ours.log"))")
+    }
+
+    /// The tunnel itself over IPv6 (the outer UDP between the endpoint and wireguard-go), both sides initiating.
+    @Test func ipv6OuterTransport() throws {
+        let topology = try EndpointTopology(slot: 10)
+        defer { topology.tearDown() }
+        try prepare(topology)
+        let ourKeys = try topology.keyPair(), peerKeys = try topology.keyPair()
+        try topology.startWireGuardGo(privateKey: peerKeys.privateKey, ourPublicKey: ourKeys.publicKey, presharedKey: nil,
+                                      ourEndpoint: "[\(topology.ourOuter6)]:51821")
+        try topology.startSingBox(in: topology.ours, config: ourConfig(topology, privateKey: ourKeys.privateKey,
+                                                                       peerPublicKey: peerKeys.publicKey, presharedKey: nil,
+                                                                       listenPort: 51821, peerEndpoint: true, keepalive: nil,
+                                                                       outerIPv6: true),
+                                  binary: Binaries.ours, log: "ours")
+        try waitForOurBox(topology)
+        let body = try eventually { try topology.curl(in: topology.ours, ["--socks5-hostname", "127.0.0.1:1080",
+                                                                          "http://\(topology.peerTunnel4):8080/hello.txt"]) }
+        #expect(body == helloBody)
+        let back = try eventually { try topology.curl(in: topology.peer, ["http://[\(topology.ourTunnel6)]:9090/hello.txt"]) }
+        #expect(back == helloBody)
+        let dump = try topology.peerDump()
+        #expect(dump.count >= 3 && dump[2] == "[\(topology.ourOuter6)]:51821", "\(dump)")
     }
 
     /// `system: true` (a kernel TUN) is refused with a clear error at start, not silently run on the netstack.
