@@ -21,6 +21,8 @@ final class EndpointTopology {
 
     var ourOuter: String { "10.252.\(slot).1" }
     var peerOuter: String { "10.252.\(slot).2" }
+    var ourOuter6: String { "fd52:\(slot)::1" }
+    var peerOuter6: String { "fd52:\(slot)::2" }
     var ourTunnel4: String { "10.79.\(slot).1" }
     var peerTunnel4: String { "10.79.\(slot).2" }
     var ourTunnel6: String { "fd79:\(slot)::1" }
@@ -96,6 +98,8 @@ final class EndpointTopology {
         try sh(["ip", "-n", ours, "link", "add", "veth0", "type", "veth", "peer", "name", "veth0", "netns", peer])
         try sh(["ip", "-n", ours, "addr", "add", "\(ourOuter)/24", "dev", "veth0"])
         try sh(["ip", "-n", peer, "addr", "add", "\(peerOuter)/24", "dev", "veth0"])
+        try sh(["ip", "-n", ours, "-6", "addr", "add", "\(ourOuter6)/64", "dev", "veth0", "nodad"])
+        try sh(["ip", "-n", peer, "-6", "addr", "add", "\(peerOuter6)/64", "dev", "veth0", "nodad"])
         for namespace in [ours, peer] {
             try sh(["ip", "-n", namespace, "link", "set", "veth0", "up"])
             try sh(["ip", "-n", namespace, "link", "set", "lo", "up"])
@@ -155,10 +159,28 @@ final class EndpointTopology {
         throw TopologyError("nothing listens on \(namespace) tcp/\(port)")
     }
 
+    /// A socat UDP echo server on `bind:port` in `namespace`.
+    func startUDPEcho(in namespace: String, bind: String, port: UInt16) throws {
+        try spawn(in: namespace, ["socat", "UDP4-LISTEN:\(port),bind=\(bind),fork,reuseaddr", "PIPE"], log: "udp-\(namespace)-\(port).log")
+        for _ in 0..<50 {
+            if let result = attempt(in: namespace, ["ss", "-Huln", "sport = :\(port)"]), !result.output.isEmpty { return }
+            usleep(100_000)
+        }
+        throw TopologyError("no udp echo on \(namespace) \(bind):\(port)")
+    }
+
+    /// Sends `text` as one UDP datagram from `namespace` to `target` (host:port) and returns the first reply.
+    func udpExchange(in namespace: String, to target: String, _ text: String) throws -> String {
+        let result = try ProcessRunner.run("ip", ["netns", "exec", namespace, "socat", "-t", "2", "-T", "4", "-", "UDP4:\(target)"],
+                                           input: Data(text.utf8))
+        return result.output
+    }
+
     /// Our sing-box (or Go's, with `binary`) with `config` in `namespace`.
-    func startSingBox(in namespace: String, config: String, binary: String, log: String) throws {
+    func startSingBox(in namespace: String, config: String, binary: String, log: String,
+                      environment: [String: String] = [:]) throws {
         let path = try write(log + ".json", config)
-        try spawn(in: namespace, [binary, "run", "-c", path], log: log + ".log")
+        try spawn(in: namespace, [binary, "run", "-c", path], log: log + ".log", environment: environment)
     }
 
     /// curl inside `namespace`; returns the body or throws with curl's error.

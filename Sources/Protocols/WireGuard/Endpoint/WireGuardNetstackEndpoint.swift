@@ -24,11 +24,17 @@ import Glibc
 /// Lifecycle: `start(.start)` opens the UDP socket (bound to `listen_port`, or from the dialer, so dial fields
 /// and `detour` apply) and starts the stacks; `start(.postStart)` resolves peer domains (Go:
 /// `resolve endpoint domain for peer[N]`) and sends the first handshake to peers with a persistent keepalive.
-/// `system: true` (a kernel TUN) is refused: this build has only the netstack.
+/// `system: true` (a kernel TUN) is refused: this build has only the netstack. `name` only names such a TUN and
+/// `workers` sizes wireguard-go's crypto goroutines; both are accepted and have nothing to do here (the data path
+/// runs on the box's loops: the device on one, a stack on each).
 package final class WireGuardNetstackEndpoint: Adapter.Endpoint, @unchecked Sendable {
+    /// `wireguard`.
     package let type = "wireguard"
+    /// The config tag; flows from peers carry it as their inbound.
     package let tag: String
+    /// TCP and UDP, as Go's endpoint.
     package let networks: Set<NetworkKind> = [.tcp, .udp]
+    /// The `detour` outbound the UDP socket goes through, if any (started first).
     package let dependencies: [String]
     /// The data plane (device, transport, shards).
     package let tunnel: WireGuardTunnel
@@ -126,6 +132,7 @@ package final class WireGuardNetstackEndpoint: Adapter.Endpoint, @unchecked Send
 
     // MARK: Lifecycle
 
+    /// `.start`: the UDP socket and the stacks; `.postStart`: peer domains and the first keepalive handshakes.
     package func start(_ stage: StartStage) async throws {
         switch stage {
         case .start:
@@ -169,12 +176,14 @@ package final class WireGuardNetstackEndpoint: Adapter.Endpoint, @unchecked Send
                 }
             }
             transportChannel = channel
+            try await Self.tuneSocket(channel)
             try await tunnel.loop.submit { tunnel.transport = .channel(channel) }.get()
             logger.info("udp server started at \(Destination(channel.localAddress!).map(String.init(describing:)) ?? "")")
         } else {
             let dialer = try context.dialerFactory.makeDialer(dialOptions)
             let connection = try await dialer.listenPacket(on: tunnel.loop)
             transportConnection = connection
+            if let kernel = connection as? DatagramPacketConnection { try await Self.tuneSocket(kernel.channel) }
             try await tunnel.loop.submit {
                 tunnel.transport = .connection(connection)
                 connection.setReceiver(WireGuardTransportReceiver(tunnel: tunnel))
@@ -182,6 +191,18 @@ package final class WireGuardNetstackEndpoint: Adapter.Endpoint, @unchecked Send
         }
     }
 
+    /// Batches on the UDP socket: recvmmsg of up to 64 datagrams per read into one 128 KiB buffer (NIO splits
+    /// it per message), several reads per wake-up, and socket buffers as large as wireguard-go asks for (7 MiB),
+    /// so a burst of sealed datagrams is not dropped by the kernel while the loop is busy.
+    private static func tuneSocket(_ channel: any Channel) async throws {
+        try await channel.setOption(ChannelOptions.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: 64 * 2048))
+        try await channel.setOption(ChannelOptions.datagramVectorReadMessageCount, value: 64)
+        try await channel.setOption(ChannelOptions.maxMessagesPerRead, value: 8)
+        _ = try? await channel.setOption(ChannelOptions.socketOption(.so_rcvbuf), value: 7 << 20)
+        _ = try? await channel.setOption(ChannelOptions.socketOption(.so_sndbuf), value: 7 << 20)
+    }
+
+    /// Resets the stacks' flows, stops the timers and closes the UDP socket.
     package func close() async throws {
         for driver in drivers {
             try? await driver.eventLoop.submit { driver.onIncoming = nil; driver.stop() }.get()
@@ -195,6 +216,8 @@ package final class WireGuardNetstackEndpoint: Adapter.Endpoint, @unchecked Send
 
     // MARK: Outbound
 
+    /// A TCP flow from the stack on `eventLoop` (a domain is looked up first, its addresses tried in turn, as Go's
+    /// `N.DialSerial`); the channel has autoRead off and holds data in the stack until read.
     package func dialTCP(_ metadata: FlowMetadata, on eventLoop: any EventLoop) async throws -> any Channel {
         let driver = try driver(for: eventLoop)
         logger.info("outbound connection to \(metadata.destination)", flow: metadata.flowID)
@@ -214,6 +237,7 @@ package final class WireGuardNetstackEndpoint: Adapter.Endpoint, @unchecked Send
         throw lastError ?? AdapterError(.other, "invalid destination: \(metadata.destination)")
     }
 
+    /// A UDP packet path from the stack on `eventLoop` (one local port per family, a flow per destination).
     package func listenPacket(_ metadata: FlowMetadata, on eventLoop: any EventLoop) async throws -> any PacketConnection {
         let driver = try driver(for: eventLoop)
         logger.info("outbound packet connection to \(metadata.destination)", flow: metadata.flowID)

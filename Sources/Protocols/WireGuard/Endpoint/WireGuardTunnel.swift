@@ -249,6 +249,7 @@ package final class WireGuardShardDevice: PacketDevice, @unchecked Sendable {
         self.tunnel = tunnel
     }
 
+    /// Remembers the driver's delivery; packets arrive once the tunnel hands them over.
     package func start(on eventLoop: any EventLoop, deliver: @escaping (inout PacketBatch) -> Void) {
         self.deliver = deliver
     }
@@ -282,6 +283,7 @@ package final class WireGuardShardDevice: PacketDevice, @unchecked Sendable {
         inbound.removeAll()
     }
 
+    /// Drops whatever arrives from now on.
     package func stop() {
         stopped = true
         deliver = nil
