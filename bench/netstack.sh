@@ -74,13 +74,14 @@ measure() {
     for _ in $(seq 600); do grep -q held "$WORK/held" && break; kill -0 $client 2>/dev/null || break; sleep 0.1; done
     sleep 2
     after=$(rss_kb "$pid")
-    held=$(grep -o 'held.*' "$WORK/held" || echo "held 0: $(tail -1 "$WORK/held")")
+    held=$(grep -o 'held.*' "$WORK/held" || echo "held 0 ($(tail -1 "$WORK/held"))")
     python3 - "$name" "$up" "$upb" "$down" "$downb" "$((c1 - c0))" "$((c2 - c1))" "$TCK" "$idle" "$hwm" "$before" "$after" "$FLOWS" "$held" <<'PY'
 import sys
 name, up, upb, down, downb, cu, cd, tck, idle, hwm, before, after, flows, held = sys.argv[1:]
 def per_gb(ticks, nbytes):
     return f'{int(ticks) / int(tck) / (int(nbytes) / 1e9):.2f}' if int(nbytes) else 'n/a'
-count = int(held.split()[1]) or 1
+import re
+count = int(re.match(r'held (\d+)', held).group(1)) or 1
 per_flow = (int(after) - int(before)) * 1024 / count
 print(f'{name:8} up {float(up):6.2f} Gbit/s ({per_gb(cu, upb)} CPU-s/GB)  down {float(down):6.2f} Gbit/s ({per_gb(cd, downb)} CPU-s/GB)  '
       f'idle RSS {int(idle) / 1024:.1f} MiB, peak {int(hwm) / 1024:.1f} MiB; idle flows: +{per_flow / 1024:.1f} KiB/flow ({held})')
