@@ -19,7 +19,7 @@ GO=${SINGBOX_GO:-.peers/bin/sing-box-go}
 MTU=${NETSTACK_MTU:-1500}
 [ -x "$OURS" ] || { echo "missing $OURS (swift build -c release --product netstack-bench --static-swift-stdlib)"; exit 1; }
 [ -x "$GO" ] || { echo "missing $GO (scripts/install-test-deps.sh)"; exit 1; }
-ulimit -n 65536
+ulimit -n "$(ulimit -Hn)"
 WORK=$(mktemp -d)
 NS=nsb$$
 PIDS=()
@@ -50,7 +50,7 @@ except Exception:
 PY
 }
 
-# measure NAME: the proxy runs in $NS and owns TUN bt0; prints one result line.
+# measure NAME PID: the proxy (PID: `ip netns exec` execs it, so this is the proxy itself) runs in $NS and owns TUN bt0; prints one result line.
 measure() {
     local name=$1 pid=$2
     for _ in $(seq 100); do ip -n "$NS" link show bt0 >/dev/null 2>&1 && break; sleep 0.1; done
@@ -67,22 +67,24 @@ measure() {
     # Idle flows: server on loopback, client through the TUN.
     local before after held
     before=$(rss_kb "$pid")
-    in_ns python3 bench/idle_flows.py serve 7000 & PIDS+=($!)
+    ip netns exec "$NS" python3 bench/idle_flows.py serve 7000 >/dev/null 2>&1 & PIDS+=($!)
     sleep 0.5
-    in_ns python3 bench/idle_flows.py connect 198.18.0.2 7000 "$FLOWS" > "$WORK/held" 2>&1 & local client=$!
+    ip netns exec "$NS" python3 bench/idle_flows.py connect 198.18.0.2 7000 "$FLOWS" > "$WORK/held" 2>&1 & local client=$!
     PIDS+=($client)
     for _ in $(seq 600); do grep -q held "$WORK/held" && break; kill -0 $client 2>/dev/null || break; sleep 0.1; done
     sleep 2
     after=$(rss_kb "$pid")
-    held=$(grep -o 'held.*' "$WORK/held" || echo "failed: $(tail -1 "$WORK/held")")
+    held=$(grep -o 'held.*' "$WORK/held" || echo "held 0 ($(tail -1 "$WORK/held"))")
     python3 - "$name" "$up" "$upb" "$down" "$downb" "$((c1 - c0))" "$((c2 - c1))" "$TCK" "$idle" "$hwm" "$before" "$after" "$FLOWS" "$held" <<'PY'
 import sys
 name, up, upb, down, downb, cu, cd, tck, idle, hwm, before, after, flows, held = sys.argv[1:]
 def per_gb(ticks, nbytes):
     return f'{int(ticks) / int(tck) / (int(nbytes) / 1e9):.2f}' if int(nbytes) else 'n/a'
-per_flow = (int(after) - int(before)) * 1024 / int(flows)
+import re
+count = int(re.match(r'held (\d+)', held).group(1)) or 1
+per_flow = (int(after) - int(before)) * 1024 / count
 print(f'{name:8} up {float(up):6.2f} Gbit/s ({per_gb(cu, upb)} CPU-s/GB)  down {float(down):6.2f} Gbit/s ({per_gb(cd, downb)} CPU-s/GB)  '
-      f'idle RSS {int(idle) / 1024:.1f} MiB, peak {int(hwm) / 1024:.1f} MiB; {flows} idle flows: +{per_flow / 1024:.1f} KiB/flow ({held})')
+      f'idle RSS {int(idle) / 1024:.1f} MiB, peak {int(hwm) / 1024:.1f} MiB; idle flows: +{per_flow / 1024:.1f} KiB/flow ({held})')
 PY
 }
 
@@ -90,7 +92,7 @@ setup_ns() {
     ip netns del "$NS" 2>/dev/null || true
     ip netns add "$NS"
     ip -n "$NS" link set lo up
-    in_ns iperf3 -s -B 127.0.0.1 -p 5201 >/dev/null 2>&1 & PIDS+=($!)
+    ip netns exec "$NS" iperf3 -s -B 127.0.0.1 -p 5201 >/dev/null 2>&1 & PIDS+=($!)
     sleep 0.3
 }
 
@@ -107,7 +109,7 @@ echo "netstack bench: ${T}s per iperf3 run, MTU $MTU, $FLOWS idle flows; $(nproc
 
 # Ours.
 setup_ns
-in_ns "$OURS" tun bt0 --relay 127.0.0.1 --mtu "$MTU" > "$WORK/ours.log" 2>&1 & pid=$!
+ip netns exec "$NS" "$OURS" tun bt0 --relay 127.0.0.1 --mtu "$MTU" > "$WORK/ours.log" 2>&1 & pid=$!
 PIDS+=($pid)
 measure ours $pid
 stop_proxy $pid
@@ -122,7 +124,7 @@ for stack in gvisor system; do
  "route":{"rules":[{"ip_cidr":["198.18.0.0/16"],"action":"route","outbound":"direct","override_address":"127.0.0.1"}]}}
 JSON
     setup_ns
-    in_ns "$GO" run -c "$WORK/go-$stack.json" --disable-color > "$WORK/go-$stack.log" 2>&1 & pid=$!
+    ip netns exec "$NS" "$GO" run -c "$WORK/go-$stack.json" --disable-color > "$WORK/go-$stack.log" 2>&1 & pid=$!
     PIDS+=($pid)
     measure "go-$stack" $pid
     stop_proxy $pid

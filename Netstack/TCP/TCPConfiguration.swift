@@ -54,6 +54,10 @@ package struct TCPConfiguration: Sendable {
     package var timeWaitDuration: Duration = .seconds(60)
     /// nil: no keepalive probes.
     package var keepalive: TCPKeepalive? = nil
+    /// Tail loss probe (RFC 8985 §7; Linux's default): when the ACK for the last data is overdue by
+    /// two smoothed RTTs, resend the last segment, so a lost tail (a dropped GSO super-packet is 44 of
+    /// them) comes back as a SACK and fast recovery instead of a 200 ms+ retransmission timeout.
+    package var tailLossProbe = true
     /// Initial congestion window in segments (RFC 6928).
     package var initialWindowSegments = 10
 

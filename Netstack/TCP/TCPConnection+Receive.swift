@@ -326,6 +326,8 @@ extension TCPConnection {
             }
             sendUnacknowledged = ack
             if retransmitNext < ack { retransmitNext = ack }
+            probeDeadline = nil  // re-armed from now by the next transmit (RFC 8985 §7.2)
+            if let end = probeEnd, ack >= end { probeEnd = nil }
             scoreboard.acknowledge(upTo: ack)
             retransmitCount = 0
             rttEstimator.resetBackoff()
@@ -341,6 +343,7 @@ extension TCPConnection {
                     retransmitNext = sendUnacknowledged
                     congestionBeforeReduction = nil
                     forceRetransmission = false
+                    probeLossBoundary = nil
                     congestion.onRecoveryExit(maximumSegmentSize: sendMSS)
                 }
                 // A partial ACK keeps recovery going: the new head is treated as lost (RFC 6582 §3.2 step 3).
@@ -389,7 +392,17 @@ extension TCPConnection {
                let boundary = scoreboard.lossBoundary(maximumSegmentSize: sendMSS), boundary > sendUnacknowledged {
                 lossDetected = true
             }
-            if lossDetected { enterFastRecovery(now: now) }
+            // RFC 8985: the tail loss probe came back SACKed with a hole below it.
+            if !lossDetected, sackEnabled, let end = probeEnd, let probed = scoreboard.range(containing: end - 1),
+               probed.start > sendUnacknowledged {
+                probeLossBoundary = probed.start
+                lossDetected = true
+            }
+            if lossDetected {
+                probeEnd = nil
+                probeDeadline = nil
+                enterFastRecovery(now: now)
+            }
         }
     }
 
@@ -405,6 +418,7 @@ extension TCPConnection {
               Int32(bitPattern: echo &- retransmitted) < 0 else { return false }
         congestion = saved
         recovery = .none
+        probeLossBoundary = nil
         forceRetransmission = false
         spuriousRecoveryCount += 1
         return true

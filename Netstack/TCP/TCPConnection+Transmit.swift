@@ -32,7 +32,18 @@ extension TCPConnection {
         // SACK blocks are computed once per call: nothing below changes what we hold.
         let sackBlocks = sackEnabled ? receiveQueue.sackBlocks(limit: timestampsEnabled ? 3 : 4) : TCPSACKBlocks()
         if state.isSynchronized, sendUnacknowledged != initialSendSequence {
+            let sentBefore = sendNext
             sendData(into: &segments, sackBlocks: sackBlocks, now: now)
+            if probePending {
+                probePending = false
+                // RFC 8985 §7.3: new data if the windows allowed it (sent just above), else the last segment.
+                if sendNext != sentBefore {
+                    probeEnd = sendNext
+                } else {
+                    emitTailLossProbe(into: &segments, sackBlocks: sackBlocks, now: now)
+                }
+            }
+            armProbeTimer(now: now)
             if windowProbePending || keepaliveProbePending {
                 // Linux's probe: an old sequence number the peer must answer with an ACK (RFC 9293 §3.8.4).
                 windowProbePending = false
@@ -58,6 +69,7 @@ extension TCPConnection {
         consider(persistDeadline)
         consider(keepaliveDeadline)
         consider(timeWaitDeadline)
+        consider(probeDeadline)
         return earliest
     }
 
@@ -71,6 +83,10 @@ extension TCPConnection {
         if let deadline = retransmitDeadline, now >= deadline {
             retransmitTimeout(now: now)
             if state == .closed { return }
+        }
+        if let deadline = probeDeadline, now >= deadline {
+            probeDeadline = nil
+            if recovery == .none, flightSize > 0, probeEnd == nil { probePending = true }
         }
         if let deadline = persistDeadline, now >= deadline {
             windowProbePending = true
@@ -119,6 +135,10 @@ extension TCPConnection {
         }
         rttEstimator.backOff()
         rttProbe = nil  // Karn: nothing retransmitted is timed
+        probeDeadline = nil
+        probePending = false
+        probeEnd = nil
+        probeLossBoundary = nil
         if handshaking {
             synPending = true
         } else {
@@ -246,6 +266,7 @@ extension TCPConnection {
             return sendUnacknowledged
         case .fast:
             boundary = sendUnacknowledged + min(sendMSS, flightSize)
+            if let probed = probeLossBoundary, probed > boundary { boundary = probed }
         case .timeout:
             boundary = recoverPoint
         }
@@ -256,7 +277,7 @@ extension TCPConnection {
     }
 
     /// RFC 6675 NextSeg rule 1: the first un-SACKed, not yet retransmitted byte below the loss boundary,
-    /// and how much of its hole to resend (at most one MSS).
+    /// and how much of its hole to resend (at most one MSS, or one TSO super-segment).
     var nextRetransmission: (sequenceNumber: SeqNumber, length: Int)? {
         let boundary = lossBoundary
         var cursor = laterSeq(retransmitNext, sendUnacknowledged)
@@ -266,7 +287,7 @@ extension TCPConnection {
                 continue
             }
             let holeEnd = earlierSeq(scoreboard.nextSackedStart(after: cursor) ?? sendNext, boundary)
-            return (cursor, min(Int(holeEnd - cursor), sendMSS))
+            return (cursor, min(Int(holeEnd - cursor), maximumSegmentPayload))
         }
         return nil
     }
@@ -284,8 +305,12 @@ extension TCPConnection {
             if let (sequenceNumber, length) = nextRetransmission {
                 guard forceRetransmission || budget >= mss || (budget > 0 && length < mss) else { break }
                 forceRetransmission = false
-                emitRetransmission(sequenceNumber, length: min(length, mss - sackBytes), into: &segments,
-                                   sackBlocks: sackBlocks, now: now)
+                // With TSO a hole goes out as one super-segment, as far as cwnd − pipe allows: one packet
+                // to lose instead of up to 44, and each lost retransmission costs a timeout (no RACK).
+                // Not with SACK blocks: every piece would carry them and outgrow the MTU.
+                var size = min(length, mss - sackBytes)
+                if sackBytes == 0, length > mss { size = min(length, max(mss, budget / mss * mss)) }
+                emitRetransmission(sequenceNumber, length: size, into: &segments, sackBlocks: sackBlocks, now: now)
                 continue
             }
             // Nothing lost is waiting: new data, bounded by what is queued, the peer's window
@@ -347,6 +372,31 @@ extension TCPConnection {
         }
         if let probe = rttProbe, probe.sequenceNumber.isIn(sequenceNumber, retransmitNext) { rttProbe = nil }
         if retransmitDeadline == nil { retransmitDeadline = now + rttEstimator.retransmitTimeout }
+    }
+
+    /// RFC 8985 §7.2: arm the PTO (2·SRTT, at least 10 ms as Linux; plus the worst-case delayed ACK
+    /// when one segment is out) while data is in flight outside recovery, unless the RTO comes first.
+    mutating func armProbeTimer(now: Instant) {
+        guard configuration.tailLossProbe, sackEnabled, probeDeadline == nil, probeEnd == nil, !probePending,
+              recovery == .none, flightSize > 0, let srtt = rttEstimator.smoothedRTT else { return }
+        var timeout = max(srtt * 2, .milliseconds(10))
+        if flightSize <= sendMSS { timeout += .milliseconds(200) }
+        let deadline = now + timeout
+        if let rto = retransmitDeadline, deadline >= rto { return }
+        probeDeadline = deadline
+    }
+
+    /// Resends the last segment in flight as the probe; HighRxt is left alone (a probe is not part of
+    /// a recovery's retransmissions).
+    mutating func emitTailLossProbe(into segments: inout [TCPSegment], sackBlocks: TCPSACKBlocks, now: Instant) {
+        let flight = Int(sendNext - sendUnacknowledged)
+        guard flight > 0 else { return }
+        let sackBytes = sackBlocks.isEmpty ? 0 : 4 + 8 * sackBlocks.count
+        let length = min(flight, sendMSS - sackBytes)
+        let savedRetransmitNext = retransmitNext
+        emitRetransmission(sendNext - UInt32(length), length: length, into: &segments, sackBlocks: sackBlocks, now: now)
+        retransmitNext = savedRetransmitNext
+        probeEnd = sendNext
     }
 
     /// A slice of the send buffer (shares its storage; no copy).

@@ -71,6 +71,15 @@ package struct TCPConnection: Sendable {
     /// The "recover" variable of RFC 6582: no new reduction before this is acknowledged.
     var recoverPoint: SeqNumber
     var duplicateAcks = 0
+    /// RFC 8985 §7 tail loss probe: the probe timer (PTO), a probe due at the next transmit, and the end
+    /// of the probed data while its answer is awaited (one probe per episode).
+    var probeDeadline: Instant?
+    var probePending = false
+    var probeEnd: SeqNumber?
+    /// Set when a probe came back SACKed above a hole: every un-SACKed byte below the probed segment was
+    /// sent before it and is lost (RACK's rule, RFC 8985 §6.2, with no reordering window; Eifel undoes
+    /// the reduction if that was wrong). Cleared when recovery ends.
+    var probeLossBoundary: SeqNumber?
     /// Send the next retransmission regardless of cwnd − pipe: the fast retransmit itself (RFC 6675 §5
     /// step 4.3) and, without SACK, the retransmission after a partial ACK (RFC 6582 §3.2 step 3).
     var forceRetransmission = false

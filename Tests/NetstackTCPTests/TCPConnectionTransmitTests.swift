@@ -266,7 +266,9 @@ import Testing
 
 @Suite struct TCPTimeoutScoreboardTests {
     @Test func firstTimeoutSkipsSACKedDataSecondForgetsIt() {
-        var h = Harness.established(modern: true)
+        var configuration = TCPConfiguration.test
+        configuration.tailLossProbe = false  // the timeout itself is under test, not the probe before it
+        var h = Harness.established(configuration, modern: true)
         h.write(4 * h.connection.sendMSS)
         let sent = h.transmit()
         let s = sent.map(\.sequenceNumber)
@@ -345,5 +347,59 @@ import Testing
         #expect(h.connection.pathMaximumSegmentSize == nil)
         h.connection.reducePathMSS(to: 10)
         #expect(h.connection.sendMSS == 536)
+    }
+}
+
+/// RFC 8985 §7 tail loss probe.
+@Suite struct TCPTailLossProbeTests {
+    @Test func lostTailIsProbedAndRecoveredBeforeTheTimeout() {
+        var h = Harness.established(modern: true)
+        let mss = h.connection.sendMSS
+        // One round trip with an RTT sample, so the probe timeout (2·SRTT, ≥ 10 ms) is known.
+        h.write(mss)
+        let first = h.transmit()
+        _ = h.advance(.milliseconds(4))
+        h.receive(.ack, ack: first[0].sequenceNumber + mss)
+        // Four segments go out; the whole tail is lost: no ACK comes back.
+        h.write(4 * mss)
+        let sent = h.transmit()
+        #expect(sent.count == 4)
+        let s = sent.map(\.sequenceNumber)
+        let rto = h.connection.rttEstimator.retransmitTimeout
+        let sentAt = h.now
+        // The probe fires well before the RTO (200 ms floor): it resends the last segment only.
+        let probe = h.advanceToDeadline()
+        #expect(probe.map(\.sequenceNumber) == [s[3]])
+        #expect(h.now - sentAt < rto, "probe after \(h.now - sentAt), RTO \(rto)")
+        #expect(h.connection.recovery == .none)
+        // Its SACK shows the hole below it: fast recovery resends the three lost segments at once.
+        h.receive(.ack, ack: s[0], sack: [(s[3], s[3] + mss)])
+        #expect(h.connection.recovery == .fast)
+        let repaired = h.transmit()
+        #expect(repaired.map(\.sequenceNumber) == [s[0], s[1], s[2]])
+        h.receive(.ack, ack: s[3] + mss)
+        #expect(h.connection.recovery == .none)
+        #expect(h.connection.flightSize == 0)
+    }
+
+    @Test func answeredProbeNeedsNoRecovery() {
+        var configuration = TCPConfiguration.test
+        configuration.tailLossProbe = true
+        var h = Harness.established(configuration, modern: true)
+        let mss = h.connection.sendMSS
+        h.write(mss)
+        let first = h.transmit()
+        _ = h.advance(.milliseconds(4))
+        h.receive(.ack, ack: first[0].sequenceNumber + mss)
+        h.write(2 * mss)
+        let sent = h.transmit()
+        let probe = h.advanceToDeadline()
+        #expect(probe.map(\.sequenceNumber) == [sent[1].sequenceNumber])
+        // Only the ACK was slow: it covers everything, nothing is retransmitted, cwnd is untouched.
+        let window = h.connection.congestion.congestionWindow
+        h.receive(.ack, ack: sent[1].sequenceNumber + mss)
+        #expect(h.connection.recovery == .none)
+        #expect(h.transmit().isEmpty)
+        #expect(h.connection.congestion.congestionWindow >= window)
     }
 }
