@@ -104,7 +104,7 @@ final class GatewayTopology: @unchecked Sendable {
         ip -n \(srv) addr add 2001:db8:2::2/64 dev gs\(suffix) nodad
         ip -n \(srv) addr add fd77:2::2/64 dev gs\(suffix) nodad
         ip -n \(srv) link set gs\(suffix) up
-        ip -n \(srv) addr add 10.77.9.1/32 dev lo; ip -n \(srv) addr add 10.77.9.66/32 dev lo
+        ip -n \(srv) addr add 10.77.9.1/32 dev lo; ip -n \(srv) addr add 10.77.9.66/32 dev lo; ip -n \(srv) addr add 10.77.9.2/32 dev lo
         ip -n \(srv) addr add 2001:db8:9::1/128 dev lo; ip -n \(srv) addr add fd77:9::1/128 dev lo
         ip -n \(srv) route add 10.77.0.0/16 via 10.77.2.1
         ip -n \(srv) -6 route add 2001:db8::/32 via 2001:db8:2::1
@@ -167,6 +167,14 @@ final class GatewayTopology: @unchecked Sendable {
                 s.sendto(b"echo:" + data, peer)
         for address in ["10.77.9.1", "2001:db8:9::1", "fd77:9::1"]:
             threading.Thread(target=echo, args=(address,), daemon=True).start()
+        def other_source():
+            # Asked on 10.77.9.1:9100, answers from 10.77.9.2:9100 (a STUN-like second address).
+            asked = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); asked.bind(("10.77.9.1", 9100))
+            answer = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); answer.bind(("10.77.9.2", 9100))
+            while True:
+                data, peer = asked.recvfrom(65535)
+                answer.sendto(b"other:" + data, peer)
+        threading.Thread(target=other_source, daemon=True).start()
         tls = Server(("::", 8443), Handler)
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.load_cert_chain("\(directory)/cert.pem", "\(directory)/key.pem")

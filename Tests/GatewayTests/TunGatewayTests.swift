@@ -143,6 +143,13 @@ func tunConfig(autoRedirect: Bool, stack: String = "mixed", autoDetect: Bool = f
         let running = Self.installed(topology)
         #expect(running.rules >= 8 && running.routes >= 2 && !running.table, "\(running)")
         Self.expectTraffic(topology, comment: "auto_route")
+        // A reply from another address reaches the client from that address (Go 1.12 always does this;
+        // `endpoint_independent_nat` is gone).
+        let other = topology.run(in: topology.lan, """
+            python3 -c 'import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(5); \
+            s.sendto(b"hi", ("10.77.9.1", 9100)); d, p = s.recvfrom(100); print(d.decode(), p[0], p[1])'
+            """, timeout: 10)
+        #expect(other.output.contains("other:hi 10.77.9.2 9100"), "reply from a second address: \(other)")
         // Pre-match: the SYN itself is refused with RST, so curl sees "connection refused" (exit 7).
         let refused = Self.curl(topology, "http://10.77.9.66:8080/")
         #expect(refused.status == 7, "pre-matched reject: \(refused)")

@@ -2,10 +2,11 @@
 //
 // Owns: `TunInbound` (a TUN device read by a `NetstackDriver` in transparent-termination mode: every
 // TCP SYN and UDP datagram, whatever its destination, becomes a flow handed to the router with its
-// original destination), `TunPacketConnection` (a UDP flow as a `PacketConnection`, with
-// endpoint-independent replies when asked), `TunRedirectServer` (the TCP listener nftables redirects
-// to under `auto_redirect`), and `TunPlatform`, the seam through which the box hands in the Linux parts
-// (TUN device, route installer, firewall, interface monitor) — this module never imports Appliance.
+// original destination), `TunPacketConnection` (a UDP flow as a `PacketConnection`; replies may come
+// from any address, as in Go 1.12), `TunSettings` (the options with Go's defaults), and `TunPlatform`,
+// the seam through which the box hands in the Linux parts (TUN device, route installer, firewall,
+// interface monitor) — this module never imports Appliance. Under `auto_redirect` TCP reaches us
+// through Net's `RedirectListener` (nftables `redirect`, SO_ORIGINAL_DST) and UDP through the TUN.
 //
 // `stack`: Go offers `system` (the kernel's TCP stack through a local listener), `gvisor` (a userspace
 // stack) and `mixed` (system for TCP, gvisor for UDP). Here all three are accepted and served by our

@@ -21,7 +21,9 @@ import Synchronization
 /// The `tun` inbound. Built from validated options; `start(.start)` does the work, `close()` undoes
 /// all of it (idempotent). Lifecycle methods run on the box's control task; flows on the stack's loop.
 package final class TunInbound: Inbound, @unchecked Sendable {
+    /// `"tun"`.
     package let type = "tun"
+    /// The config tag.
     package let tag: String
     /// The parsed options (see `TunSettings`).
     package let settings: TunSettings
@@ -57,6 +59,9 @@ package final class TunInbound: Inbound, @unchecked Sendable {
     /// The running driver (tests read its stack's statistics on its loop).
     package var netstackDriver: NetstackDriver? { driver }
 
+    /// At `.start`: opens the TUN, starts the stack, then auto_route and auto_redirect (file comment).
+    /// Throws Go's start errors (`unknown stack: lwip`), `TunError`/`NetlinkError`/nftables errors
+    /// from the platform; the box then calls `close()`, which removes whatever was installed.
     package func start(_ stage: StartStage) async throws {
         guard stage == .start else { return }
         if let error = settings.startError { throw error }
@@ -121,6 +126,8 @@ package final class TunInbound: Inbound, @unchecked Sendable {
         logger.info("auto-redirect: redirect server at port \(listener.port), table \(redirectOptions.tableName)")
     }
 
+    /// Removes the nftables table, the rules and routes, stops the monitor and the redirect listener,
+    /// then resets every flow and closes the TUN. Idempotent; reports cleanup failures together.
     package func close() async throws {
         var failures: [String] = []
         if let stop = stopAutoRedirect {
@@ -189,8 +196,7 @@ package final class TunInbound: Inbound, @unchecked Sendable {
                     try channel.pipeline.syncOperations.addHandler(handler)
                 }
             }.whenSuccess { [self] channel in
-                let connection = TunPacketConnection(channel: channel, key: key, destination: destination, driver: driver,
-                                                     endpointIndependentNAT: settings.endpointIndependentNAT)
+                let connection = TunPacketConnection(channel: channel, key: key, destination: destination, driver: driver)
                 handler.connection = connection
                 var metadata = metadata
                 metadata.udpTimeout = .nanoseconds(settings.udpTimeout.nanoseconds)

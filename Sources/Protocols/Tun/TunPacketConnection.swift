@@ -10,12 +10,13 @@ import NetstackWire
 /// A netstack UDP flow for the router's packet relay.
 ///
 /// Loop-bound: every method runs on the driver's loop (the channel's). Replies whose source is the
-/// flow's original destination go out on the flow itself. Replies from another address (a STUN
-/// server answering from a second IP) need `endpoint_independent_nat`: then each such source gets a
-/// reply flow of its own (`openUDP` from that address to the client), as sing-tun's endpoint-
-/// independent NAT lets any address reach the client; without it they are dropped and counted, as
-/// gvisor's connected UDP endpoint drops them.
+/// flow's original destination go out on the flow itself. A reply from another address (a STUN
+/// server answering from a second IP) gets a reply flow of its own (`openUDP` from that address to the
+/// client): sing-tun 1.12 writes UDP replies with whatever source the outbound saw, in every stack,
+/// which is why `endpoint_independent_nat` was removed (and is ignored) in 1.12. At most
+/// `maximumReplyFlows` such sources per flow; more are dropped and counted.
 package final class TunPacketConnection: PacketConnection, @unchecked Sendable {
+    /// The stack's loop.
     package let eventLoop: any EventLoop
     /// The flow's channel (the first datagram's 5-tuple).
     let channel: any Channel
@@ -25,30 +26,31 @@ package final class TunPacketConnection: PacketConnection, @unchecked Sendable {
     let client: NetstackWire.IPAddress
     let clientPort: UInt16
     let driver: NetstackDriver
-    let endpointIndependentNAT: Bool
     private let closed: EventLoopPromise<Void>
     private var receiver: (any PacketReceiver)?
     private var replyFlows: [Destination: any Channel] = [:]
     private var isClosed = false
-    /// Replies dropped because their source differs and `endpoint_independent_nat` is off.
+    /// Replies dropped because their source was not an IP of the flow's family or too many sources answered.
     package private(set) var droppedForeignReplies = 0
     /// At most this many extra reply sources per flow (a bound on what one client can make us hold).
     static let maximumReplyFlows = 64
 
-    init(channel: any Channel, key: FlowKey, destination: Destination, driver: NetstackDriver, endpointIndependentNAT: Bool) {
+    init(channel: any Channel, key: FlowKey, destination: Destination, driver: NetstackDriver) {
         self.eventLoop = channel.eventLoop
         self.channel = channel
         self.destination = destination
         self.client = key.remote.address
         self.clientPort = key.remote.port
         self.driver = driver
-        self.endpointIndependentNAT = endpointIndependentNAT
         self.closed = channel.eventLoop.makePromise()
         channel.closeFuture.whenComplete { [weak self] _ in self?.close() }
     }
 
+    /// Completes once closed (by the relay, the stack's idle timeout or the inbound's close).
     package var closeFuture: EventLoopFuture<Void> { closed.futureResult }
 
+    /// Installs the relay's receiver and starts reading: the datagrams the stack held since the flow
+    /// was accepted arrive now. Any thread (hops onto the loop).
     package func setReceiver(_ receiver: any PacketReceiver) {
         // The DNS hijacker installs its receiver from a task; hop onto the flow's loop.
         guard eventLoop.inEventLoop else {
@@ -66,6 +68,8 @@ package final class TunPacketConnection: PacketConnection, @unchecked Sendable {
         receiver?.packetReceived(payload, from: to)
     }
 
+    /// Sends `payload` to the client as if from `replySource` (the flow's own channel when that is the
+    /// original destination, else a reply flow from that address).
     package func writePacket(_ payload: ByteBuffer, to replySource: Destination) {
         guard !isClosed else { return }
         // A dual-stack outbound socket reports IPv4 peers as `::ffff:a.b.c.d`.
@@ -79,7 +83,7 @@ package final class TunPacketConnection: PacketConnection, @unchecked Sendable {
             flow.write(payload, promise: nil)
             return
         }
-        guard endpointIndependentNAT, replyFlows.count < Self.maximumReplyFlows, let ip = source.ip,
+        guard replyFlows.count < Self.maximumReplyFlows, let ip = source.ip,
               let local = Self.netstackAddress(ip), local.isIPv4 == client.isIPv4 else {
             droppedForeignReplies += 1
             return
@@ -97,11 +101,13 @@ package final class TunPacketConnection: PacketConnection, @unchecked Sendable {
         }
     }
 
+    /// Pushes written datagrams into the stack (and so to the TUN).
     package func flush() {
         channel.flush()
         for flow in replyFlows.values { flow.flush() }
     }
 
+    /// Closes the flow and its reply flows; the receiver hears `packetConnectionClosed` once. Any thread.
     package func close() {
         guard eventLoop.inEventLoop else {
             eventLoop.execute { self.close() }

@@ -14,8 +14,11 @@ package struct TunSettings: Sendable {
     package var inet4Addresses: [NetworkPrefix]
     /// The IPv6 part of `address`.
     package var inet6Addresses: [NetworkPrefix]
+    /// `auto_route`: routes and policy rules steer traffic into the TUN.
     package var autoRoute: Bool
+    /// `auto_redirect`: nftables steers TCP to the redirect listener and marks UDP into the TUN.
     package var autoRedirect: Bool
+    /// `strict_route`.
     package var strictRoute: Bool
     /// `iproute2_table_index`, default 2022.
     package var tableIndex: UInt32
@@ -25,9 +28,13 @@ package struct TunSettings: Sendable {
     package var inputMark: UInt32
     /// `auto_redirect_output_mark`, default 0x2024.
     package var outputMark: UInt32
+    /// `route_address`.
     package var routeAddresses: [NetworkPrefix]
+    /// `route_exclude_address`.
     package var routeExcludeAddresses: [NetworkPrefix]
+    /// `include_interface`.
     package var includeInterfaces: [String]
+    /// `exclude_interface`.
     package var excludeInterfaces: [String]
     /// `include_uid` + `include_uid_range`.
     package var includeUIDs: [ClosedRange<UInt32>]
@@ -37,11 +44,11 @@ package struct TunSettings: Sendable {
     package var udpTimeout: ConfigDuration
     /// `stack`: `""`, `system`, `gvisor` or `mixed` (all served by our netstack; see Tun.swift).
     package var stack: String
-    /// `endpoint_independent_nat`: replies from any address reach the client (see `TunPacketConnection`).
-    package var endpointIndependentNAT: Bool
     /// The legacy per-inbound fields (`sniff`, `domain_strategy`, …), applied to each flow.
     package var legacySniff: InboundSniff?
+    /// The legacy `domain_strategy`.
     package var legacyDomainStrategy: DomainStrategy?
+    /// The legacy `udp_disable_domain_unmapping`.
     package var udpDisableDomainUnmapping: Bool
     /// What makes the inbound fail when it starts (an unknown `stack`, a field this build lacks).
     package var startError: AdapterError?
@@ -73,7 +80,8 @@ package struct TunSettings: Sendable {
         excludeUIDs = try options.excludeUID.map { $0...$0 } + options.excludeUIDRange.map(TunSettings.uidRange)
         udpTimeout = options.udpTimeout.map(\.value).flatMap { $0.nanoseconds > 0 ? $0 : nil } ?? ConfigDuration(seconds: 300)
         stack = options.stack ?? ""
-        endpointIndependentNAT = options.endpointIndependentNat
+        // `endpoint_independent_nat` is removed in 1.12 and ignored, as Go does: replies from any
+        // address always reach the client (TunPacketConnection).
         // Go checks these when the inbound starts (`check` passes them), so we report them there too.
         if !["", "system", "gvisor", "mixed"].contains(stack) {
             startError = AdapterError(.other, "unknown stack: \(stack)")
