@@ -177,3 +177,30 @@ struct SniffAgreementTests {
         }
     }
 }
+
+/// examples/tproxy-gateway.{json,nft} stay valid: our `check`, Go's `check`, and nft loading the
+/// rules into a namespace of the test's own.
+@Suite(.enabled(if: isRoot, "needs root for network namespaces"))
+struct TProxyExampleTests {
+    static let examples = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().appendingPathComponent("examples").path
+
+    @Test func configPassesOursAndGosCheck() throws {
+        let config = Self.examples + "/tproxy-gateway.json"
+        let (ours, _, oursError) = try runFull([Binaries.ours, "check", "-c", config])
+        #expect(ours == 0, "\(oursError)")
+        if FileManager.default.isExecutableFile(atPath: Binaries.go) {
+            let (go, _, goError) = try runFull([Binaries.go, "check", "-c", config])
+            #expect(go == 0, "\(goError)")
+        }
+    }
+
+    @Test func nftablesRulesLoad() throws {
+        let namespace = try TestNamespace("nft")
+        try namespace.exec("nft", "-f", Self.examples + "/tproxy-gateway.nft")
+        let listed = try namespace.exec("nft", "list", "table", "inet", "sing-box-tproxy")
+        #expect(listed.contains("tproxy ip to :7893"))
+        // Loading twice replaces the table (the file deletes it first).
+        try namespace.exec("nft", "-f", Self.examples + "/tproxy-gateway.nft")
+    }
+}
