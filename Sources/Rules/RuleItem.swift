@@ -112,8 +112,9 @@ package enum RuleItem: Sendable, CustomStringConvertible {
         case .inbound(let tags):
             return tags.contains(metadata.inbound)
         case .ipVersion(let version):
-            // Go: the destination's family when it is an IP, else the inbound's IP version.
-            guard let ip = metadata.destination.ip ?? metadata.source?.ip else { return false }
+            // Go sets IPVersion from the destination only (route/route.go matchRule), before any
+            // override, so a domain destination never matches; the source's family does not count.
+            guard let ip = metadata.destination.ip ?? metadata.originalDestination?.ip else { return false }
             return (ip.unmapped.isIPv4 ? 4 : 6) == version
         case .network(let networks):
             return networks.contains(metadata.network)
