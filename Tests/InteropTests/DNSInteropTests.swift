@@ -195,6 +195,35 @@ private func kdig(_ name: String, type: String = "A", port: UInt16, tcp: Bool = 
         #expect(box.log.contains("web.fake.example"))
     }
 
+    /// The route `resolve` action asks the DNS router with the flow, so an `inbound` DNS rule picks
+    /// the server (Go passes the connection's metadata); the answer then decides an ip_cidr rule.
+    @Test func resolveActionSeesTheFlow() throws {
+        let work = try TemporaryDirectory()
+        let files = try FileServer(in: work)
+        defer { files.stop() }
+        let wrong = try AnsweringDnsmasq(answer: "10.1.1.1", in: work)
+        defer { wrong.stop() }
+        let right = try AnsweringDnsmasq(answer: "127.0.0.1", in: work)
+        defer { right.stop() }
+        for implementation in [Implementation.ours, .go] {
+            let mixedPort = try freePort()
+            let config = """
+            {"log": {"level": "debug", "timestamp": false},
+             "dns": {"servers": [{"type": "udp", "tag": "wrong", "server": "127.0.0.1", "server_port": \(wrong.port)},
+                                 {"type": "udp", "tag": "right", "server": "127.0.0.1", "server_port": \(right.port)}],
+                     "rules": [{"inbound": "mixed-in", "server": "right"}], "final": "wrong"},
+             "inbounds": [{"type": "mixed", "tag": "mixed-in", "listen": "127.0.0.1", "listen_port": \(mixedPort)}],
+             "outbounds": [{"type": "block", "tag": "block"}, {"type": "direct", "tag": "direct"}],
+             "route": {"rules": [{"inbound": "mixed-in", "action": "resolve", "strategy": "ipv4_only"},
+                                 {"ip_cidr": "127.0.0.0/8", "outbound": "direct"}], "final": "block"}}
+            """
+            let box = try SingBox(implementation, config: config, waitPort: mixedPort, in: work)
+            defer { box.stop() }
+            let body = try curl(["--socks5-hostname", "127.0.0.1:\(mixedPort)", "http://files.example:\(files.port)/blob.bin"])
+            #expect(body == files.blob, "\(implementation)\n\(box.log.suffix(2000))")
+        }
+    }
+
     @Test func hostileUpstreamsAndMalformedQueriesDoNotHurt() throws {
         let work = try TemporaryDirectory()
         let upstreamA = try AnsweringDnsmasq(answer: "10.1.1.1", in: work)
