@@ -103,6 +103,8 @@ private func kdig(_ name: String, type: String = "A", port: UInt16, tcp: Bool = 
              {"domain": "gone.example", "action": "predefined", "rcode": "NXDOMAIN"},
              {"query_type": "AAAA", "domain_suffix": "v4only.example", "action": "predefined"},
              {"domain_suffix": "fake.example", "query_type": ["A", "AAAA"], "server": "fake"},
+             {"type": "logical", "mode": "and", "rules": [{"domain_suffix": "limit.example"}, {"ip_cidr": ["10.2.0.0/16"]}], "server": "b"},
+             {"type": "logical", "mode": "and", "rules": [{"domain_suffix": "nolimit.example"}, {"ip_cidr": ["10.9.0.0/16"]}], "server": "b"},
              {"domain": "garbage.example", "server": "hostile"},
              {"domain": "silent.example", "server": "silent"}
            ],
@@ -142,6 +144,9 @@ private func kdig(_ name: String, type: String = "A", port: UInt16, tcp: Bool = 
             ("pre.example", "A", "192.0.2.77"),
             ("gone.example", "A", "NXDOMAIN"),
             ("x.v4only.example", "AAAA", ""),
+            // Address limits: b's 10.2.2.2 passes the first rule's ip_cidr, fails the second's (→ final a).
+            ("x.limit.example", "A", "10.2.2.2"),
+            ("x.nolimit.example", "A", "10.1.1.1"),
         ]
         var seen: [String: [String]] = [:]
         for implementation in [Implementation.ours, .go] {
