@@ -20,3 +20,11 @@ package protocol DNSDomainMapper: AnyObject, Sendable {
     /// The domain `address` was last answered for while that answer's TTL lasts (reverse mapping).
     func reverseDomain(for address: IPAddress) -> String?
 }
+
+/// A resolver that lets DNS rules see the flow a lookup is for (the route `resolve` action: Go
+/// passes the connection's metadata, so `inbound`, `source_ip_cidr`, … match). The DNS router
+/// implements it; the box hands it to the flow router.
+package protocol FlowDNSResolver: AnyObject, Sendable {
+    /// Resolves `domain` for `flow` (its destination is the domain being resolved).
+    func lookup(_ domain: String, options: DNSLookupOptions, flow: FlowMetadata) async throws -> [IPAddress]
+}

@@ -17,13 +17,16 @@ package struct BoxDNS: Sendable {
     package var lifecycle: (any Lifecycle)?
     /// fakeip and reverse mapping for the flow router.
     package var domainMapper: (any DNSDomainMapper)?
+    /// The `resolve` action's resolver (DNS rules see the flow).
+    package var flowResolver: (any FlowDNSResolver)?
 
     package init(resolver: any DNSResolver, hijacker: (any DNSHijacker)?, lifecycle: (any Lifecycle)?,
-                 domainMapper: (any DNSDomainMapper)? = nil) {
+                 domainMapper: (any DNSDomainMapper)? = nil, flowResolver: (any FlowDNSResolver)? = nil) {
         self.resolver = resolver
         self.hijacker = hijacker
         self.lifecycle = lifecycle
         self.domainMapper = domainMapper
+        self.flowResolver = flowResolver
     }
 }
 
@@ -45,6 +48,7 @@ enum BoxRegistrations {
         var ruleSets: [String: RuleSet] = [:]
         for setOptions in options.route?.ruleSet ?? [] { ruleSets[setOptions.tag] = try? RuleSet.load(setOptions) }
         let setup = try DNSSetup(options: options.dns ?? DNSOptions(), context: context, ruleSets: ruleSets)
-        return BoxDNS(resolver: setup.router, hijacker: setup.hijacker, lifecycle: setup.lifecycle, domainMapper: setup.domainMapper)
+        return BoxDNS(resolver: setup.router, hijacker: setup.hijacker, lifecycle: setup.lifecycle, domainMapper: setup.domainMapper,
+                      flowResolver: setup.router)
     }
 }

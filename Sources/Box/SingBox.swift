@@ -142,6 +142,7 @@ package final class SingBox: @unchecked Sendable {
                     resolver.set(dns.resolver)
                     router.dnsHijacker = dns.hijacker
                     router.dnsDomainMapper = dns.domainMapper
+                    router.dnsFlowResolver = dns.flowResolver
                     if let lifecycle = dns.lifecycle { dnsLifecycle = lifecycle }
                 }
             } catch {

@@ -194,9 +194,18 @@ final class DNSHijackStreamHandler: ChannelInboundHandler, RemovableChannelHandl
     }
 
     private func serve(_ query: DNSMessage, context: ChannelHandlerContext) {
-        inFlight += 1
         idleTimer?.cancel()
         idleTimer = nil
+        // Cached answers go straight back, as for UDP (answers may come in any order: RFC 7766 §7).
+        if let cached = handler.cachedAnswer?(query), let wire = try? cached.encoded() {
+            var frame = context.channel.allocator.buffer(capacity: wire.count + 2)
+            frame.writeInteger(UInt16(wire.count))
+            frame.writeBytes(wire)
+            context.writeAndFlush(wrapOutboundOut(frame), promise: nil)
+            if inFlight == 0 { armIdleTimer(context) }
+            return
+        }
+        inFlight += 1
         let loop = context.eventLoop
         let promise = loop.makePromise(of: [UInt8]?.self)
         let handler = self.handler, metadata = self.metadata

@@ -49,7 +49,7 @@ package struct DNSRule: Sendable, CustomStringConvertible {
 
 /// Routes DNS queries through rules to transports. Immutable after init except the reverse-mapping
 /// table; every method may be called from any task.
-package final class DNSRouter: DNSResolver {
+package final class DNSRouter: DNSResolver, FlowDNSResolver {
     package let client: DNSClient
     package let rules: [DNSRule]
     private let transports: [String: any DNSTransport]
@@ -171,6 +171,11 @@ package final class DNSRouter: DNSResolver {
     /// `Adapter.DNSResolver`: a lookup for a dialer (`domain_resolver`) or the `resolve` action.
     package func lookup(_ domain: String, options: DNSLookupOptions) async throws -> [IPAddress] {
         try await lookup(domain, options: options, metadata: nil)
+    }
+
+    /// `Adapter.FlowDNSResolver`: the `resolve` action's lookup, with its flow for the rules.
+    package func lookup(_ domain: String, options: DNSLookupOptions, flow: FlowMetadata) async throws -> [IPAddress] {
+        try await lookup(domain, options: options, metadata: flow)
     }
 
     /// A lookup, with the flow that caused it when there is one (the `resolve` action).

@@ -71,6 +71,9 @@ package enum DNSRuleItem: Sendable, CustomStringConvertible {
     case queryType([UInt16])
     /// `ip_accept_any`: the response has any address.
     case ipAcceptAny
+    /// `outbound` (deprecated in 1.12): the outbound whose dialer asks. Our dialers' lookups carry
+    /// no outbound tag, so only `any` can match, and only lookups made without a flow.
+    case outbound([String])
     /// `rule_set` with its two modifiers; the sets' rules are compiled to DNS conditions once.
     case ruleSet(tags: [String], rules: [DNSRuleCondition], matchSource: Bool, acceptEmpty: Bool, containsIPCIDR: Bool)
 
@@ -80,6 +83,7 @@ package enum DNSRuleItem: Sendable, CustomStringConvertible {
         case .queryType(let types):
             types.count == 1 ? "query_type=\(DNSType(types[0]))" : "query_type=[\(types.map { DNSType($0).description }.joined(separator: " "))]"
         case .ipAcceptAny: "ip_accept_any=true"
+        case .outbound(let tags): tags.count == 1 ? "outbound=\(tags[0])" : "outbound=[\(tags.joined(separator: " "))]"
         case .ruleSet(let tags, _, _, _, _): tags.count == 1 ? "rule_set=\(tags[0])" : "rule_set=[\(tags.joined(separator: " "))]"
         }
     }
@@ -173,7 +177,7 @@ package struct DefaultDNSRuleCondition: Sendable, CustomStringConvertible {
         var destinationAddress: [DNSRuleItem] = [], destinationIPCIDR: [DNSRuleItem] = [], destinationPort: [DNSRuleItem] = []
         for item in items {
             switch item {
-            case .queryType, .ruleSet: plain.append(item)
+            case .queryType, .ruleSet, .outbound: plain.append(item)
             case .ipAcceptAny: destinationIPCIDR.append(item)
             case .common(let common):
                 switch common.group {
@@ -246,6 +250,8 @@ package struct DefaultDNSRuleCondition: Sendable, CustomStringConvertible {
             return types.contains(type)
         case .ipAcceptAny:
             return !metadata.destinationAddresses.isEmpty
+        case .outbound(let tags):
+            return input.isFlowless && tags.contains("any")
         case .ruleSet(_, let rules, let matchSource, let acceptEmpty, _):
             state.ipCIDRMatchSource = matchSource
             state.ipCIDRAcceptEmpty = acceptEmpty
@@ -370,10 +376,7 @@ extension DefaultDNSRuleCondition {
         let split = o.inbound.isEmpty ? 0 : 1
         items = Array(common[..<split]) + dnsOnly + Array(common[split...])
         if o.ipAcceptAny { items.append(.ipAcceptAny) }
-        if !o.outbound.isEmpty {
-            // Deprecated in 1.12 and only meaningful for lookups made by outbounds' dialers.
-            throw RuleError("outbound: not implemented (use domain_resolver in dial fields)")
-        }
+        if !o.outbound.isEmpty { items.append(.outbound(o.outbound)) }
         if !o.ruleSet.isEmpty {
             var rules: [DNSRuleCondition] = []
             for tag in o.ruleSet {

@@ -35,6 +35,12 @@ package final class FlowRouter: FlowHandler {
         set { domainMapper.withLock { $0 = newValue } }
     }
     private let domainMapper = Mutex<(any DNSDomainMapper)?>(nil)
+    /// The DNS router as a flow-aware resolver for `resolve` (DNS rules see the flow); set by the box.
+    package var dnsFlowResolver: (any FlowDNSResolver)? {
+        get { flowResolver.withLock { $0 } }
+        set { flowResolver.withLock { $0 = newValue } }
+    }
+    private let flowResolver = Mutex<(any FlowDNSResolver)?>(nil)
     /// UDP NAT idle time when no rule sets `udp_timeout` (Go's `C.UDPTimeout`, 5 minutes).
     package let defaultUDPTimeout: TimeAmount
     /// `route.default_domain_resolver` strategy for `resolve` without one.
@@ -179,7 +185,12 @@ package final class FlowRouter: FlowHandler {
         guard let resolver else { return AdapterError(.other, "resolve: no DNS resolver") }
         let effective = strategy == .asIs ? defaultDomainStrategy : strategy
         do {
-            let addresses = try await resolver.lookup(domain, options: DNSLookupOptions(server: server, strategy: effective))
+            let options = DNSLookupOptions(server: server, strategy: effective)
+            let addresses = if let flowResolver = dnsFlowResolver {
+                try await flowResolver.lookup(domain, options: options, flow: metadata)
+            } else {
+                try await resolver.lookup(domain, options: options)
+            }
             metadata.destinationAddresses = addresses
             metadata.domainStrategy = effective
             return nil

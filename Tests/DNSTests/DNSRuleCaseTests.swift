@@ -250,6 +250,11 @@ let dnsRuleCases: [DNSRuleCase] = [
         let router = try Self.router(rules: #"[{"network": "udp", "server": "b"}, {"domain": "example.com", "server": "b"}]"#)
         #expect(try await router.lookup("other.org", options: DNSLookupOptions()) == [ip("10.0.0.1"), ip("fd00::1")])
         #expect(try await router.lookup("example.com", options: DNSLookupOptions()) == [ip("203.0.113.7"), ip("2001:db8::7")])
+        // Deprecated `outbound: any` (1.11 configs) matches lookups made without a flow only.
+        let legacy = try Self.router(rules: #"[{"outbound": "any", "server": "b"}]"#)
+        #expect(try await legacy.lookup("other.org", options: DNSLookupOptions(strategy: .ipv4Only)) == [ip("203.0.113.7")])
+        let flow = FlowMetadata(inbound: "in", inboundType: "direct", network: .udp, source: nil, destination: Destination(domain: "x", port: 53))
+        #expect(try await legacy.exchange(.query(name: try DNSName("other.org"), type: .a), metadata: flow).addresses == [ip("10.0.0.1")])
         // A named server (domain_resolver.server) skips the rules.
         #expect(try await router.lookup("example.com", options: DNSLookupOptions(server: "a", strategy: .ipv4Only)) == [ip("10.0.0.1")])
     }

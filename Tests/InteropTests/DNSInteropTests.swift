@@ -103,6 +103,8 @@ private func kdig(_ name: String, type: String = "A", port: UInt16, tcp: Bool = 
              {"domain": "gone.example", "action": "predefined", "rcode": "NXDOMAIN"},
              {"query_type": "AAAA", "domain_suffix": "v4only.example", "action": "predefined"},
              {"domain_suffix": "fake.example", "query_type": ["A", "AAAA"], "server": "fake"},
+             {"type": "logical", "mode": "and", "rules": [{"domain_suffix": "limit.example"}, {"ip_cidr": ["10.2.0.0/16"]}], "server": "b"},
+             {"type": "logical", "mode": "and", "rules": [{"domain_suffix": "nolimit.example"}, {"ip_cidr": ["10.9.0.0/16"]}], "server": "b"},
              {"domain": "garbage.example", "server": "hostile"},
              {"domain": "silent.example", "server": "silent"}
            ],
@@ -142,6 +144,9 @@ private func kdig(_ name: String, type: String = "A", port: UInt16, tcp: Bool = 
             ("pre.example", "A", "192.0.2.77"),
             ("gone.example", "A", "NXDOMAIN"),
             ("x.v4only.example", "AAAA", ""),
+            // Address limits: b's 10.2.2.2 passes the first rule's ip_cidr, fails the second's (→ final a).
+            ("x.limit.example", "A", "10.2.2.2"),
+            ("x.nolimit.example", "A", "10.1.1.1"),
         ]
         var seen: [String: [String]] = [:]
         for implementation in [Implementation.ours, .go] {
@@ -193,6 +198,35 @@ private func kdig(_ name: String, type: String = "A", port: UInt16, tcp: Bool = 
         let viaFake = try curl(proxy + ["http://\(fake):\(files.port)/blob.bin"])
         #expect(viaFake == files.blob)
         #expect(box.log.contains("web.fake.example"))
+    }
+
+    /// The route `resolve` action asks the DNS router with the flow, so an `inbound` DNS rule picks
+    /// the server (Go passes the connection's metadata); the answer then decides an ip_cidr rule.
+    @Test func resolveActionSeesTheFlow() throws {
+        let work = try TemporaryDirectory()
+        let files = try FileServer(in: work)
+        defer { files.stop() }
+        let wrong = try AnsweringDnsmasq(answer: "10.1.1.1", in: work)
+        defer { wrong.stop() }
+        let right = try AnsweringDnsmasq(answer: "127.0.0.1", in: work)
+        defer { right.stop() }
+        for implementation in [Implementation.ours, .go] {
+            let mixedPort = try freePort()
+            let config = """
+            {"log": {"level": "debug", "timestamp": false},
+             "dns": {"servers": [{"type": "udp", "tag": "wrong", "server": "127.0.0.1", "server_port": \(wrong.port)},
+                                 {"type": "udp", "tag": "right", "server": "127.0.0.1", "server_port": \(right.port)}],
+                     "rules": [{"inbound": "mixed-in", "server": "right"}], "final": "wrong"},
+             "inbounds": [{"type": "mixed", "tag": "mixed-in", "listen": "127.0.0.1", "listen_port": \(mixedPort)}],
+             "outbounds": [{"type": "block", "tag": "block"}, {"type": "direct", "tag": "direct"}],
+             "route": {"rules": [{"inbound": "mixed-in", "action": "resolve", "strategy": "ipv4_only"},
+                                 {"ip_cidr": "127.0.0.0/8", "outbound": "direct"}], "final": "block"}}
+            """
+            let box = try SingBox(implementation, config: config, waitPort: mixedPort, in: work)
+            defer { box.stop() }
+            let body = try curl(["--socks5-hostname", "127.0.0.1:\(mixedPort)", "http://files.example:\(files.port)/blob.bin"])
+            #expect(body == files.blob, "\(implementation)\n\(box.log.suffix(2000))")
+        }
     }
 
     @Test func hostileUpstreamsAndMalformedQueriesDoNotHurt() throws {
