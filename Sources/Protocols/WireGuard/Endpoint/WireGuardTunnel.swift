@@ -276,10 +276,20 @@ package final class WireGuardShardDevice: PacketDevice, @unchecked Sendable {
         }
     }
 
+    /// At most this many packets per `deliver`: the stack answers each call with its ACKs and window updates,
+    /// so a whole read burst (up to 512 datagrams) in one call would stretch ACKs over hundreds of segments.
+    static let maximumDeliveryBatch = 32
+
     private func deliverOnLoop(_ packets: [ByteBuffer]) {
-        guard !stopped, let deliver else { return }
-        for packet in packets { inbound.append(Packet(bytes: packet)) }
-        deliver(&inbound)
+        for packet in packets {
+            guard !stopped, let deliver else { return }
+            inbound.append(Packet(bytes: packet))
+            if inbound.count == Self.maximumDeliveryBatch {
+                deliver(&inbound)
+                inbound.removeAll()
+            }
+        }
+        if !inbound.isEmpty, !stopped, let deliver { deliver(&inbound) }
         inbound.removeAll()
     }
 
