@@ -14,12 +14,14 @@ func runTUN(_ arguments: [String]) -> Int32 {
         return 2
     }
     var relay = "127.0.0.1", mtu = 1500, segmentationOffload = true
+    var readPath = TunPacketDevice.ReadPath.pollThread
     var index = 1
     while index < arguments.count {
         switch arguments[index] {
         case "--relay" where index + 1 < arguments.count: relay = arguments[index + 1]; index += 1
         case "--mtu" where index + 1 < arguments.count: mtu = Int(arguments[index + 1]) ?? mtu; index += 1
         case "--no-tso": segmentationOffload = false
+        case "--nio-read": readPath = .nioPipe
         default:
             print("netstack-bench tun: unknown option \(arguments[index])")
             return 2
@@ -44,7 +46,7 @@ func runTUN(_ arguments: [String]) -> Int32 {
     configuration.tcpSegmentationOffload = segmentationOffload
     let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
     let loop = group.next()
-    let packetDevice = TunPacketDevice(device: device)
+    let packetDevice = TunPacketDevice(device: device, readPath: readPath)
     let driver: NetstackDriver
     do {
         driver = try loop.submit {

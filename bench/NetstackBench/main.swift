@@ -1,9 +1,10 @@
 // netstack-bench: the netstack on a real TUN for bench/netstack.sh, and the long fuzz run.
 //
-//   netstack-bench tun NAME [--relay 127.0.0.1] [--mtu 1500] [--no-tso]
+//   netstack-bench tun NAME [--relay 127.0.0.1] [--mtu 1500] [--no-tso] [--nio-read]
 //       opens TUN NAME (virtio-net header, TSO/USO offloads), runs a transparent Stack on one event
 //       loop and relays each TCP flow to the same port on the relay address; prints "ready NAME"
-//       once the TUN exists, and its counters on SIGTERM/SIGINT.
+//       once the TUN exists, and its counters on SIGTERM/SIGINT. --nio-read reads through NIO's
+//       epoll (TunPacketDevice .nioPipe) instead of the poll thread.
 //   netstack-bench fuzz [COUNT] [SEED]
 //       COUNT (default 10,000,000) random and mutated packets through the wire parsers and a
 //       transparent Stack's input path; exits 1 if a bound is broken (a trap is a crash).
@@ -18,6 +19,6 @@ case "fuzz":
     let seed = arguments.count > 2 ? UInt64(arguments[2]) ?? 1 : 1
     exit(runFuzz(count: count, seed: seed))
 default:
-    print("usage: netstack-bench tun NAME [--relay ADDR] [--mtu N] [--no-tso] | netstack-bench fuzz [COUNT] [SEED]")
+    print("usage: netstack-bench tun NAME [--relay ADDR] [--mtu N] [--no-tso] [--nio-read] | netstack-bench fuzz [COUNT] [SEED]")
     exit(2)
 }
