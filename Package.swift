@@ -104,6 +104,6 @@ let package = Package(
         testTarget("ProxyTests", ["SOCKS", "HTTPProxy", "Mixed", "Adapter", "Net", nioCore, nioPosix,
                                   .product(name: "NIOEmbedded", package: "swift-nio")]),
         testTarget("InteropTests", ["CLI"]),
-        testTarget("GatewayTests", ["CLI", "TestSupport"]),
+        testTarget("GatewayTests", ["CLI", "TestSupport", "Tun", "Adapter", "Config"]),
     ]
 )
