@@ -55,8 +55,8 @@ package final class TunPacketConnection: PacketConnection, @unchecked Sendable {
         // The DNS hijacker installs its receiver from a task; hop onto the flow's loop.
         guard eventLoop.inEventLoop else {
             // Receivers are loop-bound objects; this one is only touched again on our loop.
-            let bound = NIOLoopBound(receiver, eventLoop: eventLoop)
-            eventLoop.execute { self.setReceiver(bound.value) }
+            let handOff = ReceiverHandOff(receiver: receiver)
+            eventLoop.execute { self.setReceiver(handOff.receiver) }
             return
         }
         guard !isClosed else { receiver.packetConnectionClosed(); return }
@@ -142,6 +142,12 @@ package final class TunPacketConnection: PacketConnection, @unchecked Sendable {
         case .v6(let value): return .v6(IPv6Bits(high: value.high, low: value.low))
         }
     }
+}
+
+/// Carries a receiver to the connection's loop (NIOLoopBound must be made on the loop, and the
+/// caller is not on it); nothing touches it on the way.
+private struct ReceiverHandOff: @unchecked Sendable {
+    let receiver: any PacketReceiver
 }
 
 /// Passes a UDP flow channel's datagrams to its `TunPacketConnection`. Loop-bound.
