@@ -120,5 +120,6 @@ let package = Package(
         testTarget("SniffTests", ["Router", "Adapter", "TestSupport", nioCore, nioPosix]),
         testTarget("ResolvedTests", ["CLI", "TestSupport"]),
         testTarget("WireGuardEndpointTests", ["CLI", "TestSupport"]),
+        testTarget("GatewayTests", ["CLI", "TestSupport", "Tun", "Adapter", "Config"]),
     ]
 )

@@ -3,8 +3,8 @@
 # side by side in one run (shared/ANCHORS.md). Namespaces lan ↔ gw ↔ srv (veth); the gateway runs in gw
 # with `tun` + `auto_route` (LAN traffic is forwarded into the TUN, so the userspace stack carries it)
 # and `route.auto_detect_interface`. Per contender: iperf3 single-stream TCP up and down, UDP at a
-# fixed offered rate (loss %), new TCP connections per second, gateway CPU seconds, peak RSS, and the
-# RSS cost of 10,000 idle TCP flows held open through the TUN.
+# fixed offered rate (loss %), new TCP connections per second, gateway CPU seconds and peak RSS over
+# those tests, and, on a freshly started gateway, the RSS cost of 10,000 idle TCP flows held through the TUN.
 #   bench/tun.sh [seconds]   (root; uses .build/release/sing-box, else debug)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -55,7 +55,6 @@ def hold():
 threading.Thread(target=rate, daemon=True).start()
 hold()
 PY
-ip netns exec "$R" sh -c "ulimit -n $(ulimit -Hn); exec python3 $WORK/servers.py" & PIDS+=($!)
 ip netns exec "$R" iperf3 -s -B 10.77.9.1 -p 5201 >/dev/null 2>&1 & PIDS+=($!)
 
 cat > "$WORK/clients.py" <<'PY'
@@ -112,6 +111,9 @@ measure() {  # name binary stack
  "outbounds":[{"type":"direct","tag":"direct"}],
  "route":{"final":"direct","auto_detect_interface":true}}
 JSON
+    # Fresh servers per contender: the holder keeps every accepted socket until it is killed.
+    ip netns exec "$R" sh -c "ulimit -n \$(ulimit -Hn); exec python3 $WORK/servers.py" & local servers=$!
+    PIDS+=($servers)
     ip netns exec "$G" "$binary" run -c "$WORK/$name.json" --disable-color 2>"$WORK/$name.log" & pid=$!
     PIDS+=($pid)
     sleep 2
@@ -123,6 +125,12 @@ JSON
     u=$(ip netns exec "$L" iperf3 -c 10.77.9.1 -t "$T" -u -b "$UDP_RATE" -l 1400 -J | udp || echo "0 100")
     conn=$(ip netns exec "$L" python3 "$WORK/clients.py" rate "$T" || echo 0)
     c1=$(cpu $pid)
+    local peak; peak=$(hwm $pid)
+    # Idle flows on a fresh gateway: a Go heap grown by the throughput tests would hide their cost.
+    kill -TERM $pid; wait $pid 2>/dev/null || true
+    ip netns exec "$G" "$binary" run -c "$WORK/$name.json" --disable-color 2>>"$WORK/$name.log" & pid=$!
+    PIDS+=($pid)
+    sleep 2
     base=$(rss $pid)
     mkfifo "$WORK/$name.fifo"
     (ip netns exec "$L" sh -c "ulimit -n $(ulimit -Hn); exec python3 $WORK/clients.py idle $IDLE_FLOWS" < "$WORK/$name.fifo" > "$WORK/$name.idle") & local holder=$!
@@ -132,8 +140,8 @@ JSON
     flows=$(cat "$WORK/$name.idle" 2>/dev/null || echo 0)
     after=$(rss $pid)
     echo >&9; exec 9>&-; wait $holder 2>/dev/null || true
-    local peak; peak=$(hwm $pid)
     kill -TERM $pid; wait $pid 2>/dev/null || true
+    kill -9 $servers; wait $servers 2>/dev/null || true
     local tck; tck=$(getconf CLK_TCK)
     python3 - "$name" "$up" "$down" $u "$conn" "$c0" "$c1" "$tck" "$idle" "$peak" "$base" "$after" "$flows" "$T" <<'PY' | tee -a "$RESULTS"
 import sys
@@ -155,14 +163,15 @@ if [ -x "$GO" ]; then
     python3 - "$RESULTS" <<'PY'
 import re, sys
 rows = {}
+pattern = re.compile(r"up +(?P<up>[\d.]+) Gbit/s +down +(?P<down>[\d.]+) Gbit/s +udp +(?P<udp>[\d.]+) Mbit/s.*?"
+                     r"(?P<conn>\d+) conn/s +cpu +(?P<cpu>[\d.]+) s .*peak +(?P<peak>[\d.]+) MiB.*\( *(?P<perflow>[\d.]+) KB/flow\)")
 for line in open(sys.argv[1]):
-    name = line.split()[0]
-    nums = [float(x) for x in re.findall(r"[-+]?\d+\.?\d*", line.split(None, 1)[1])]
-    rows[name] = dict(up=nums[0], down=nums[1], udp=nums[2], conn=nums[4], cpu=nums[5], peak=nums[7], perflow=nums[11])
-o = rows["ours"]
+    match = pattern.search(line)
+    if match: rows[line.split()[0]] = {k: float(v) for k, v in match.groupdict().items()}
+o = rows.get("ours", {})
 for other in ("go-gvisor", "go-system"):
     g = rows.get(other)
-    if not g: continue
+    if not g or "ours" not in rows: continue
     r = lambda a, b: a / b if b else float("inf")
     print(f"ours/{other}: up x{r(o['up'], g['up']):.2f}  down x{r(o['down'], g['down']):.2f}  udp x{r(o['udp'], g['udp']):.2f}"
           f"  conn/s x{r(o['conn'], g['conn']):.2f}  cpu x{r(o['cpu'], g['cpu']):.2f}  peak RSS x{r(o['peak'], g['peak']):.2f}"

@@ -51,13 +51,14 @@ func freePort() async throws -> Int {
     }
 
     @Test func unregisteredTypeFailsAtStartNamingTheAdapter() async throws {
-        let options = try loadOptions(#"{"log":{"disabled":true},"inbounds":[{"type":"tun","tag":"tun-in","address":["172.19.0.1/30"]}]}"#)
+        // `naive` has no implementation yet (`tun`, the earlier example, is one now).
+        let options = try loadOptions(#"{"log":{"disabled":true},"inbounds":[{"type":"naive","tag":"naive-in","listen":"127.0.0.1","listen_port":1080,"network":"tcp","users":[{"username":"a","password":"b"}]}]}"#)
         let box = try SingBox(options: options)   // building succeeds: `check` accepts it
         await #expect {
             try await box.start()
         } throws: { error in
             let error = error as? BoxError
-            return error?.runDescription == "start service: start inbound/tun[tun-in]: not implemented: tun"
+            return error?.runDescription == "start service: start inbound/naive[naive-in]: not implemented: naive"
         }
     }
 

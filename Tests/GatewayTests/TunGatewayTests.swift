@@ -132,6 +132,18 @@ func tunConfig(autoRedirect: Bool, stack: String = "mixed", autoDetect: Bool = f
         let after = Self.installed(topology)
         #expect(after.rules == 0 && after.routes == 0 && !after.table, "left behind after SIGTERM: \(after)")
         #expect(topology.run(in: topology.gw, "ip link show sbtun0").status != 0)
+
+        // After SIGKILL the table and rules stay; the next start replaces them, SIGTERM removes them.
+        _ = try topology.startGateway(binary: GatewayPeers.ours, config: tunConfig(autoRedirect: true), log: "gateway2.log")
+        topology.stopGateway(SIGKILL)
+        let killed = Self.installed(topology)
+        #expect(killed.rules == running.rules && killed.table, "leftovers of a SIGKILL: \(killed)")
+        _ = try topology.startGateway(binary: GatewayPeers.ours, config: tunConfig(autoRedirect: true), log: "gateway3.log")
+        #expect(Self.installed(topology).rules == running.rules, "no duplicates after the restart")
+        #expect(Self.curl(topology, Self.urls[1]).output.contains("hello from srv"))
+        topology.stopGateway(SIGTERM)
+        let clean = Self.installed(topology)
+        #expect(clean.rules == 0 && clean.routes == 0 && !clean.table, "left behind: \(clean)")
     }
 
     @Test func autoRouteSurvivesBadInputAndCleansUpAfterSIGKILL() throws {

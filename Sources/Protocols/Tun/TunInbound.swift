@@ -10,7 +10,7 @@
 // it is accepted as a channel and handed to the router with its original destination.
 // Close: the reverse (nftables, rules and routes first, so no traffic is steered into a dead TUN).
 package import Adapter
-package import Config
+import Config
 package import NIOCore
 import Net
 import Netstack

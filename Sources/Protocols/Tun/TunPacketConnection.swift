@@ -54,7 +54,9 @@ package final class TunPacketConnection: PacketConnection, @unchecked Sendable {
     package func setReceiver(_ receiver: any PacketReceiver) {
         // The DNS hijacker installs its receiver from a task; hop onto the flow's loop.
         guard eventLoop.inEventLoop else {
-            eventLoop.execute { self.setReceiver(receiver) }
+            // Receivers are loop-bound objects; this one is only touched again on our loop.
+            let handOff = ReceiverHandOff(receiver: receiver)
+            eventLoop.execute { self.setReceiver(handOff.receiver) }
             return
         }
         guard !isClosed else { receiver.packetConnectionClosed(); return }
@@ -88,15 +90,16 @@ package final class TunPacketConnection: PacketConnection, @unchecked Sendable {
             droppedForeignReplies += 1
             return
         }
+        let replySource = source
         let future = driver.openUDP(to: Endpoint(client, clientPort), from: Endpoint(local, source.port)) { [weak self] channel in
             channel.eventLoop.makeCompletedFuture {
-                try channel.pipeline.syncOperations.addHandler(TunUDPHandler(connection: self, destination: source))
+                try channel.pipeline.syncOperations.addHandler(TunUDPHandler(connection: self, destination: replySource))
             }
         }
         // openUDP completes synchronously on the loop; a failure (ports, memory) drops this reply.
         future.whenSuccess { [weak self] flow in
             guard let self, !self.isClosed else { flow.close(promise: nil); return }
-            self.replyFlows[source] = flow
+            self.replyFlows[replySource] = flow
             flow.writeAndFlush(payload, promise: nil)
         }
     }
@@ -139,6 +142,12 @@ package final class TunPacketConnection: PacketConnection, @unchecked Sendable {
         case .v6(let value): return .v6(IPv6Bits(high: value.high, low: value.low))
         }
     }
+}
+
+/// Carries a receiver to the connection's loop (NIOLoopBound must be made on the loop, and the
+/// caller is not on it); nothing touches it on the way.
+private struct ReceiverHandOff: @unchecked Sendable {
+    let receiver: any PacketReceiver
 }
 
 /// Passes a UDP flow channel's datagrams to its `TunPacketConnection`. Loop-bound.
