@@ -66,7 +66,7 @@ package struct LinuxTransparentSockets: TransparentSockets {
         -> any TransparentPacketListener {
         let ipv6 = address.protocol == .inet6
         let fd = try Self.openUDP(ipv6: ipv6, bindTo: address, routingMark: routingMark, receiveDestination: true,
-                                  what: "listen udp \(Destination(address).map(String.init(describing:)) ?? "?")")
+                                  what: "listen udp \(Self.errorAddress(address))")
         var storage = sockaddr_storage()
         var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
         _ = withUnsafeMutablePointer(to: &storage) {
@@ -96,12 +96,25 @@ package struct LinuxTransparentSockets: TransparentSockets {
             if receiveDestination { try LinuxSockets.setReceiveOriginalDestination(fd, ipv6: ipv6) }
             if let routingMark { try LinuxSockets.setMark(fd, routingMark) }
             let result = address.withSockAddr { pointer, size in bind(fd, pointer, socklen_t(size)) }
-            guard result == 0 else { throw LinuxSocketError(operation: "bind", errno: errno) }
+            guard result == 0 else {
+                // Go's wording: `listen udp [::]:7893: bind: address already in use`.
+                let text = strerror(errno).map { String(cString: $0).lowercased() } ?? "errno \(errno)"
+                throw AdapterError(.other, "\(what): bind: \(text)")
+            }
             return fd
+        } catch let error as AdapterError {
+            Glibc.close(fd)
+            throw error
         } catch {
             Glibc.close(fd)
             throw AdapterError(.other, "\(what): \(error)")
         }
+    }
+
+    /// Go's listen errors print the dual-stack wildcard `::` as `0.0.0.0:<port>`.
+    static func errorAddress(_ address: SocketAddress) -> String {
+        guard let destination = Destination(address) else { return "?" }
+        return destination.ip == IPAddress("::") ? "0.0.0.0:\(destination.port)" : destination.description
     }
 
     @inline(never) static func originalDestinationError(_ code: Int32) -> AdapterError {

@@ -30,6 +30,12 @@ package struct ListenParameters: Sendable, Equatable {
 
     /// `127.0.0.1:2080` as the bound address prints.
     package var destination: Destination { Destination(ip: address, port: port) }
+
+    /// The address as Go's listen errors print it: Go listens on `::` as the dual-stack wildcard and
+    /// reports it as `0.0.0.0:<port>`.
+    package var errorAddress: String {
+        address == IPAddress("::") ? "0.0.0.0:\(port)" : destination.description
+    }
 }
 
 /// Opens listeners. The caller owns the returned server channel and closes it in `close()`.
@@ -66,7 +72,7 @@ package enum Listener {
         do {
             return try await bootstrap.bind(to: SocketAddress(ip: parameters.address, port: parameters.port)).get()
         } catch {
-            throw AdapterError(.other, "listen tcp \(parameters.destination): \(SocketLevelOption.describe(error, operation: "bind"))")
+            throw AdapterError(.other, "listen tcp \(parameters.errorAddress): \(SocketLevelOption.describe(error, operation: "bind"))")
         }
     }
 
@@ -102,7 +108,7 @@ package enum Listener {
         do {
             return try await bootstrap.bind(to: SocketAddress(ip: parameters.address, port: parameters.port)).get()
         } catch {
-            throw AdapterError(.other, "listen udp \(parameters.destination): \(SocketLevelOption.describe(error, operation: "bind"))")
+            throw AdapterError(.other, "listen udp \(parameters.errorAddress): \(SocketLevelOption.describe(error, operation: "bind"))")
         }
     }
 }

@@ -204,3 +204,34 @@ struct TProxyExampleTests {
         try namespace.exec("nft", "-f", Self.examples + "/tproxy-gateway.nft")
     }
 }
+
+/// The tproxy port already taken (TCP and UDP): the box refuses to start, with Go's words for it.
+@Suite(.enabled(if: isRoot, "needs root for network namespaces"))
+struct TProxyStartErrorTests {
+    @Test(.timeLimit(.minutes(1)), arguments: ["udp", "tcp"]) func busyPortFailsLikeGo(network: String) throws {
+        let namespace = try TestNamespace("busy")
+        let kind = network == "udp" ? "SOCK_DGRAM" : "SOCK_STREAM"
+        let holder = try BackgroundCommand(namespace, ["python3", "-c",
+            "import socket, time; s = socket.socket(socket.AF_INET6, socket.\(kind)); s.bind(('::', 7893)); "
+            + (network == "tcp" ? "s.listen(); " : "") + "print('bound', flush=True); time.sleep(30)"])
+        defer { holder.stop() }
+        #expect(holder.waitFor("bound"))
+        let config = """
+        {"inbounds": [{"type": "tproxy", "tag": "tproxy-in", "listen": "::", "listen_port": 7893, "network": "\(network)"}],
+         "outbounds": [{"type": "direct", "tag": "direct"}]}
+        """
+        let path = NSTemporaryDirectory() + "sbtp-busy-\(uniqueSuffix()).json"
+        try config.write(toFile: path, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        var tails: [String] = []
+        for binary in [Binaries.ours, Binaries.go] where FileManager.default.isExecutableFile(atPath: binary) {
+            let (status, out, errorText) = try runFull(["ip", "netns", "exec", namespace.name, binary, "run", "-c", path], timeout: 10)
+            let text = (out + errorText).replacingOccurrences(of: "\u{1B}[", with: "")
+            #expect(status != 0, "\(binary) started on a busy port")
+            let tail = text.range(of: "start inbound/").map { String(text[$0.lowerBound...]).prefix { $0 != "\n" } }
+            #expect(tail == "start inbound/tproxy[tproxy-in]: listen \(network) 0.0.0.0:7893: bind: address already in use", "\(text)")
+            tails.append(String(tail ?? ""))
+        }
+        #expect(Set(tails).count == 1, "\(tails)")
+    }
+}
