@@ -186,6 +186,10 @@ private func droppedByLoss(namespace: String) -> Int {
 /// end message and may trail what the sender wrote, so the sender's count is the one checked.
 private func iperf(_ arguments: [String]) -> (bytes: Int, gbit: Double)? {
     let result = runCommand(arguments + ["-J", "-i", "0", "-n", iperfBytes, "--connect-timeout", "5000"], timeout: 60)
+    if result.status != 0 {
+        let error = (try? JSONSerialization.jsonObject(with: Data(result.output.utf8)) as? [String: Any])?["error"]
+        print("iperf3 \(arguments.suffix(4).joined(separator: " ")) failed with status \(result.status): \(error ?? "no JSON")")
+    }
     guard result.status == 0, let data = result.output.data(using: .utf8),
           let json = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
           let end = json["end"] as? [String: Any], let sent = end["sum_sent"] as? [String: Any],
@@ -204,7 +208,31 @@ private func randomFile(_ url: URL, seed: UInt64) throws -> Data {
     return data
 }
 
-private func portBase(_ slot: Int) -> Int { 30_000 + Int(getpid() % 3000) * 10 + slot }
+/// Three different free ports.
+private func threeFreePorts() -> (Int, Int, Int) {
+    var ports: [Int] = []
+    while ports.count < 3 {
+        let port = freePort()
+        if port != 0 && !ports.contains(port) { ports.append(port) }
+    }
+    return (ports[0], ports[1], ports[2])
+}
+
+/// A TCP port free on 127.0.0.1 right now (the kernel picks it). The host's loopback is shared with
+/// other tests and tools, so fixed ports collide; inside the test's namespace any port would do.
+private func freePort() -> Int {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    guard fd >= 0 else { return 0 }
+    defer { close(fd) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = UInt32(0x7f00_0001).bigEndian
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    let bound = withUnsafeMutablePointer(to: &address) { pointer in
+        pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
+    }
+    return bound ? Int(UInt16(bigEndian: address.sin_port)) : 0
+}
 
 @Suite(.serialized) struct KernelPeer {
     @Test(.enabled(if: hasKernelPeers, "needs root, /dev/net/tun, curl, socat, iperf3, python3, nft"), .timeLimit(.minutes(3)),
@@ -217,7 +245,7 @@ private func portBase(_ slot: Int) -> Int { 30_000 + Int(getpid() % 3000) * 10 +
             try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
             defer { try? FileManager.default.removeItem(at: directory) }
             let file = try randomFile(directory.appendingPathComponent("file"), seed: ipv6 ? 6 : 4)
-            let httpPort = portBase(0), sinkPort = portBase(1), iperfPort = portBase(2)
+            let (httpPort, sinkPort, iperfPort) = threeFreePorts()
             let target = ipv6 ? "[fd77::2]" : "10.77.0.2"
 
             // Kernel servers on this namespace's loopback, reached only through the relay.
@@ -269,7 +297,7 @@ private func portBase(_ slot: Int) -> Int { 30_000 + Int(getpid() % 3000) * 10 +
             try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
             defer { try? FileManager.default.removeItem(at: directory) }
             let file = try randomFile(directory.appendingPathComponent("file"), seed: ipv6 ? 66 : 44)
-            let httpPort = portBase(3), sinkPort = portBase(4), iperfPort = portBase(5)
+            let (httpPort, sinkPort, iperfPort) = threeFreePorts()
             let server: IPAddress = ipv6 ? .v6(IPv6Address("fd77::1")!) : .v4(IPv4Address(10, 77, 0, 1))
             let local: IPAddress = ipv6 ? .v6(IPv6Address("fd77::2")!) : .v4(IPv4Address(10, 77, 0, 2))
             let bind = ipv6 ? "fd77::1" : "10.77.0.1"
