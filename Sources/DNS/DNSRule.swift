@@ -271,6 +271,14 @@ package struct DefaultDNSRuleCondition: Sendable, CustomStringConvertible {
                 }
                 if metadata.destinationAddresses.isEmpty { return state.ipCIDRAcceptEmpty }
                 return metadata.destinationAddresses.contains { ip in prefixes.contains { $0.contains(ip) } }
+            case .ipSet(false, let set, _):
+                // Rule-set IP lists compile to a range set (Rules); same semantics as ip_cidr above.
+                if state.ipCIDRMatchSource {
+                    guard let ip = metadata.source?.ip else { return false }
+                    return set.contains(ip)
+                }
+                if metadata.destinationAddresses.isEmpty { return state.ipCIDRAcceptEmpty }
+                return metadata.destinationAddresses.contains { set.contains($0) }
             default:
                 return common.matches(metadata)
             }
@@ -322,6 +330,7 @@ extension DNSRuleCondition {
         case .default(let rule):
             rule.all.contains { item in
                 if case .common(.ipCIDR(false, _, _)) = item { return true }
+                if case .common(.ipSet(false, _, _)) = item { return true }
                 return false
             }
         case .logical(_, let rules, _): rules.contains(where: \.containsIPCIDR)

@@ -198,6 +198,16 @@ private func iperf(_ arguments: [String]) -> (bytes: Int, gbit: Double)? {
     return (bytes, bits / 1e9)
 }
 
+/// `iperf` with one more try when the first run reports no result. Under 5 % loss on a 2-core CI
+/// machine, iperf3 -R sometimes ends a run without a usable receiver sum (its control connection
+/// times out while the sender backs off); the byte-exact checks above already prove the data path,
+/// so a second failing run is what fails the test.
+private func iperfOnceMore(_ arguments: [String]) -> (bytes: Int, gbit: Double)? {
+    if let result = iperf(arguments) { return result }
+    print("iperf3 \(arguments.suffix(2).joined(separator: " ")): no result, running it once more")
+    return iperf(arguments)
+}
+
 /// Seeded random bytes written to `url`.
 private func randomFile(_ url: URL, seed: UInt64) throws -> Data {
     var rng = SeededRandom(seed: seed)
@@ -276,7 +286,7 @@ private func freePort() -> Int {
 
             // iperf3 up and down (-R), each must move all its bytes.
             let client = ["ip", "netns", "exec", namespace, "iperf3", "-c", ipv6 ? "fd77::2" : "10.77.0.2", "-p", "\(iperfPort)"]
-            let up = iperf(client), down = iperf(client + ["-R"])
+            let up = iperfOnceMore(client), down = iperfOnceMore(client + ["-R"])
             #expect(up != nil && down != nil)
             if let up { #expect(up.bytes >= 16 << 20) }
             if let down { #expect(down.bytes >= 16 << 20) }
@@ -360,7 +370,7 @@ private func freePort() -> Int {
             defer { try? listener.close().wait() }
             let listenPort = try #require(listener.localAddress?.port)
             let client = ["iperf3", "-c", "127.0.0.1", "-p", "\(listenPort)"]
-            let up = iperf(client), down = iperf(client + ["-R"])
+            let up = iperfOnceMore(client), down = iperfOnceMore(client + ["-R"])
             #expect(up != nil && down != nil)
             if let up { #expect(up.bytes >= 16 << 20) }
             if let down { #expect(down.bytes >= 16 << 20) }
