@@ -84,8 +84,10 @@ package final class SingBox: @unchecked Sendable {
         let dialers = DefaultDialerFactory(resolver: resolver, outbounds: outbounds,
                                            defaultInterface: route.defaultInterface ?? BoxTunPlatform.detectedInterface(options),
                                            defaultMark: route.defaultMark?.value ?? BoxTunPlatform.defaultMark(options))
-        let context = AdapterContext(group: group, logCore: core, router: router, outbounds: outbounds,
+        var context = AdapterContext(group: group, logCore: core, router: router, outbounds: outbounds,
                                      resolver: resolver, dialerFactory: dialers)
+        let loadedRuleSets = ruleSets
+        context.ruleSetDestinations = { loadedRuleSets[$0]?.destinationPrefixes }
 
         for (index, item) in options.services.enumerated() {
             let tag = item.tag.isEmpty ? String(index) : item.tag
