@@ -181,8 +181,12 @@ package final class NetlinkInterfaceMonitor: InterfaceMonitor {
                     }
                 case NetlinkConstant.newRoute, NetlinkConstant.deleteRoute:
                     guard let route = NetlinkSocket.parseRoute(message), NetlinkInterfaceMonitor.isDefaultRoute(route) else { continue }
+                    // `ip route replace` sends one RTM_NEWROUTE with NLM_F_REPLACE and no RTM_DELROUTE for
+                    // the route it replaced (same family and metric, maybe another interface): drop that too.
+                    let replaced = message.type == NetlinkConstant.newRoute && message.flags & NetlinkConstant.replaceFlag != 0
                     state.defaultRoutes.removeAll {
-                        $0.family == route.family && $0.outputInterface == route.outputInterface && $0.metric == route.metric
+                        $0.family == route.family && $0.metric == route.metric
+                            && (replaced || $0.outputInterface == route.outputInterface)
                     }
                     if message.type == NetlinkConstant.newRoute { state.defaultRoutes.append(route) }
                 default:

@@ -13,8 +13,12 @@
 // One deliberate difference from v0.7.3: prerouting_udp_icmp returns early for packets arriving on the
 // TUN (sing-tun added this later); without it, UDP replies from the TUN were re-marked and looped,
 // which is why UDP through Go 1.12's auto_redirect got no replies (shared/PEERS.md).
-// Not built (no inputs yet): route_address_set / route_exclude_address_set rule-set sets (ids 1-4),
-// loopback redirect addresses.
+//     set inet4_route_address_set / inet6_route_address_set, inet4_route_exclude_address_set / inet6_…
+//                             (interval; route_address(_set) and route_exclude_address(_set), when not empty)
+//
+// As sing-tun's nftablesCreateIPSet, each route set holds the inline prefixes (`route_address`) and the
+// rule-sets' destination IP CIDRs (`route_address_set`) of one family; a family with neither gets no
+// set and no rule. Not built: loopback redirect addresses.
 package import Adapter
 
 /// Builds the auto_redirect table from its options.
@@ -22,7 +26,7 @@ package enum AutoRedirectTable {
     /// The table for `options`.
     package static func build(_ options: AutoRedirectOptions) -> NftTable {
         var table = NftTable(family: .inet, name: options.tableName)
-        table.sets = localAddressSets(options)
+        table.sets = localAddressSets(options) + routeAddressSets(options)
         let skipOutput = (!options.includeInterfaces.isEmpty && !options.includeInterfaces.contains("lo"))
             || options.excludeInterfaces.contains("lo")
         if !skipOutput {
@@ -51,6 +55,32 @@ package enum AutoRedirectTable {
                                elements: intervalElements(options.localAddresses.filter { !$0.isIPv4 })))
         }
         return sets
+    }
+
+    /// The named route sets: `inet4_route_address_set`, `inet6_route_address_set`,
+    /// `inet4_route_exclude_address_set`, `inet6_route_exclude_address_set`, each only when not empty.
+    package static func routeAddressSets(_ options: AutoRedirectOptions) -> [NftSet] {
+        routeSetContents(options).map { entry in
+            NftSet(name: entry.name, keyType: entry.family == .ipv4 ? .ipv4Address : .ipv6Address, isInterval: true,
+                   elements: intervalElements(entry.prefixes))
+        }
+    }
+
+    /// The non-empty route sets: name, family, prefixes, and whether a destination outside (true) or
+    /// inside (false) the set returns.
+    static func routeSetContents(_ options: AutoRedirectOptions)
+        -> [(name: String, family: NftFamily, prefixes: [NetworkPrefix], invert: Bool)] {
+        var result: [(name: String, family: NftFamily, prefixes: [NetworkPrefix], invert: Bool)] = []
+        let lists = [("route_address_set", options.routeAddresses + options.routeAddressSet, true),
+                     ("route_exclude_address_set", options.routeExcludeAddresses + options.routeExcludeAddressSet, false)]
+        for (suffix, prefixes, invert) in lists {
+            for family in [NftFamily.ipv4, .ipv6] {
+                let list = prefixes.filter { $0.isIPv4 == (family == .ipv4) }
+                guard !list.isEmpty else { continue }
+                result.append(((family == .ipv4 ? "inet4_" : "inet6_") + suffix, family, list, invert))
+            }
+        }
+        return result
     }
 
     /// What sing-box puts in the local address sets: every address on `lo` and every global unicast
@@ -156,14 +186,9 @@ package enum AutoRedirectTable {
                 rules.append(ret([.meta(.iifname), .cmp(equal: true, data: NftExpression.interfaceName(only))]))
             }
         }
-        // route_address: destinations outside it return; route_exclude_address: inside it return.
-        for (prefixes, invert) in [(options.routeAddresses, true), (options.routeExcludeAddresses, false)] {
-            for family in [NftFamily.ipv4, .ipv6] {
-                let list = prefixes.filter { $0.isIPv4 == (family == .ipv4) }
-                guard !list.isEmpty else { continue }
-                let set = NftSet.anonymous(family == .ipv4 ? .ipv4Address : .ipv6Address, isInterval: true, elements: intervalElements(list))
-                rules.append(ret(destinationLookup(family, set: "#0", invert: invert), [set]))
-            }
+        // route_address(_set): destinations outside it return; route_exclude_address(_set): inside it return.
+        for entry in routeSetContents(options) {
+            rules.append(ret(destinationLookup(entry.family, set: entry.name, invert: entry.invert)))
         }
         if options.hijackDNS && type == .nat {
             if options.enableIPv4, let rule = dnsHijack(options, family: .ipv4, hook: hook) { rules.append(rule) }

@@ -27,6 +27,9 @@ package struct AdapterContext: Sendable {
     package var dialerFactory: any DialerFactory
     /// Linux SO_ORIGINAL_DST / IP_TRANSPARENT sockets for `redirect` and `tproxy` (nil: not on Linux).
     package var transparentSockets: (any TransparentSockets)?
+    /// The destination IP CIDRs of the route rule-set `tag` (tun's `route_address_set`); nil when no
+    /// rule-set has that tag. Rule-sets are loaded before any adapter is built.
+    package var ruleSetDestinations: @Sendable (_ tag: String) -> [IPPrefix]? = { _ in nil }
 
     package init(group: any EventLoopGroup, logCore: LogCore, router: any FlowHandler, outbounds: OutboundManager,
                  resolver: any DNSResolver, dialerFactory: any DialerFactory) {

@@ -40,6 +40,11 @@ package struct AutoRedirectOptions: Hashable, Sendable {
     package var includeUIDs: [ClosedRange<UInt32>] = []
     /// `exclude_uid` / `exclude_uid_range`: these users' local traffic is not proxied.
     package var excludeUIDs: [ClosedRange<UInt32>] = []
+    /// The destination IP CIDRs of the `route_address_set` rule-sets: proxied together with
+    /// `routeAddresses` (both empty: all).
+    package var routeAddressSet: [NetworkPrefix] = []
+    /// The destination IP CIDRs of the `route_exclude_address_set` rule-sets: not proxied.
+    package var routeExcludeAddressSet: [NetworkPrefix] = []
 
     /// sing-box's defaults for the table name and marks.
     package init(tableName: String = "sing-box", interfaceName: String, enableIPv4: Bool, enableIPv6: Bool,

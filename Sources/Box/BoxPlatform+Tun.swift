@@ -2,6 +2,7 @@
 // module's `TunPlatform` seam (protocols never import Appliance; the box joins them).
 import Adapter
 import Config
+import Net
 import Netlink
 import NetstackNIO
 import Nftables
@@ -64,14 +65,56 @@ extension BoxTunPlatform {
 
     /// `route.auto_detect_interface` without `default_interface`: outbound sockets bind to the interface
     /// of the default route (SO_BINDTODEVICE), so auto_route's `lookup` rules cannot send them back into
-    /// the TUN. Read once from the kernel when the box is built; the tun inbound's monitor logs later
-    /// changes (a new uplink needs a restart here, where Go rebinds per dial).
-    static func detectedInterface(_ options: Options) -> String? {
+    /// the TUN. The watcher reads it from the kernel now and, once started, follows the default route,
+    /// so each new dial binds to the current uplink (as Go's dialer asks its interface monitor).
+    static func defaultInterfaceWatcher(_ options: Options, logger: ContextLogger) -> DefaultInterfaceWatcher? {
         guard let route = options.route, route.autoDetectInterface, route.defaultInterface == nil else { return nil }
         var ignored: Set<String> = []
         for inbound in options.inbounds {
             if case .tun(let tun) = inbound.options, let name = tun.interfaceName { ignored.insert(name) }
         }
-        return (try? NetlinkInterfaceMonitor(ignoring: ignored))?.defaultInterface?.name
+        let initial = (try? NetlinkInterfaceMonitor(ignoring: ignored))?.defaultInterface?.name
+        return DefaultInterfaceWatcher(tracker: DefaultInterfaceTracker(initial: initial), ignoring: ignored, logger: logger)
+    }
+}
+
+/// Keeps a `DefaultInterfaceTracker` on the interface of the default route with its own netlink monitor
+/// (the tun inbound has one only under auto_route). `start` and `stop` run on the box's control task.
+final class DefaultInterfaceWatcher: @unchecked Sendable {
+    /// What the dialers read.
+    let tracker: DefaultInterfaceTracker
+    private let ignored: Set<String>
+    private let logger: ContextLogger
+    private var monitor: NetlinkInterfaceMonitor?
+    private var token: InterfaceListenerToken?
+
+    init(tracker: DefaultInterfaceTracker, ignoring ignored: Set<String>, logger: ContextLogger) {
+        self.tracker = tracker
+        self.ignored = ignored
+        self.logger = logger
+    }
+
+    /// Starts following the default route. Throws the monitor's netlink error.
+    func start() throws {
+        guard monitor == nil else { return }
+        let monitor = try NetlinkInterfaceMonitor(ignoring: ignored)
+        let tracker = tracker, logger = logger
+        // The listener first, then the snapshot: a change in between is not lost.
+        token = monitor.addListener { event in
+            guard case .defaultInterfaceChanged(let interface) = event, tracker.update(interface?.name) else { return }
+            logger.debug("auto_detect_interface: new connections bind to \(interface?.name ?? "no interface")")
+        }
+        tracker.update(monitor.defaultInterface?.name)
+        try monitor.start()
+        self.monitor = monitor
+    }
+
+    /// Stops the monitor. Idempotent.
+    func stop() {
+        guard let monitor else { return }
+        if let token { monitor.removeListener(token) }
+        monitor.stop()
+        self.monitor = nil
+        token = nil
     }
 }

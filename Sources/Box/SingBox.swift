@@ -26,6 +26,8 @@ package final class SingBox: @unchecked Sendable {
     /// The DNS router's lifecycle, started with the services.
     private var dnsLifecycle: (any Lifecycle)?
     private var closed = false
+    /// `route.auto_detect_interface`: follows the default route for the dialers (started with the box).
+    private let interfaceWatcher: DefaultInterfaceWatcher?
 
     /// The registry with every protocol this build has. Protocol modules add themselves here.
     package static func defaultRegistry() -> AdapterRegistry {
@@ -81,11 +83,15 @@ package final class SingBox: @unchecked Sendable {
                                 defaultDomainStrategy: defaultStrategy,
                                 processFinder: Self.processFinder(route: route, rules: rules))
         self.router = router
-        let dialers = DefaultDialerFactory(resolver: resolver, outbounds: outbounds,
-                                           defaultInterface: route.defaultInterface ?? BoxTunPlatform.detectedInterface(options),
-                                           defaultMark: route.defaultMark?.value ?? BoxTunPlatform.defaultMark(options))
-        let context = AdapterContext(group: group, logCore: core, router: router, outbounds: outbounds,
+        let watcher = BoxTunPlatform.defaultInterfaceWatcher(options, logger: ContextLogger(core: core, name: "network"))
+        interfaceWatcher = watcher
+        let dialers = DefaultDialerFactory(resolver: resolver, outbounds: outbounds, defaultInterface: route.defaultInterface,
+                                           defaultMark: route.defaultMark?.value ?? BoxTunPlatform.defaultMark(options),
+                                           autoDetectedInterface: watcher?.tracker)
+        var context = AdapterContext(group: group, logCore: core, router: router, outbounds: outbounds,
                                      resolver: resolver, dialerFactory: dialers)
+        let loadedRuleSets = ruleSets
+        context.ruleSetDestinations = { loadedRuleSets[$0]?.destinationPrefixes }
 
         for (index, item) in options.services.enumerated() {
             let tag = item.tag.isEmpty ? String(index) : item.tag
@@ -218,6 +224,9 @@ package final class SingBox: @unchecked Sendable {
     /// `BoxError(.start, "start <name>: <error>")`.
     package func start() async throws(BoxError) {
         let begin = NIODeadline.now()
+        do { try interfaceWatcher?.start() } catch {
+            throw BoxError(.start, "start network monitor: \(error)")
+        }
         let adapters = ordered()
         for stage in StartStage.allCases {
             for (name, adapter) in adapters {
@@ -248,6 +257,7 @@ package final class SingBox: @unchecked Sendable {
         for (name, adapter) in adapters where !(adapter is any Inbound) {
             do { try await adapter.close() } catch { logger.error("close \(name): \(error)") }
         }
+        interfaceWatcher?.stop()
     }
 
     /// Go prints the start time with two decimals: `0.33`.

@@ -37,12 +37,16 @@ package struct DefaultDialerFactory: DialerFactory {
     package let outbounds: OutboundManager
     package let defaultInterface: String?
     package let defaultMark: UInt32?
+    /// `route.auto_detect_interface` (without `default_interface`): the default interface, read per dial.
+    package let autoDetectedInterface: DefaultInterfaceTracker?
 
-    package init(resolver: any DNSResolver, outbounds: OutboundManager, defaultInterface: String? = nil, defaultMark: UInt32? = nil) {
+    package init(resolver: any DNSResolver, outbounds: OutboundManager, defaultInterface: String? = nil, defaultMark: UInt32? = nil,
+                 autoDetectedInterface: DefaultInterfaceTracker? = nil) {
         self.resolver = resolver
         self.outbounds = outbounds
         self.defaultInterface = defaultInterface
         self.defaultMark = defaultMark
+        self.autoDetectedInterface = autoDetectedInterface
     }
 
     package func makeDialer(_ options: DialerOptions) throws -> any Dialer {
@@ -53,6 +57,7 @@ package struct DefaultDialerFactory: DialerFactory {
         var parameters = DialParameters(options: options)
         if parameters.bindInterface == nil { parameters.bindInterface = defaultInterface }
         if parameters.routingMark == nil { parameters.routingMark = defaultMark }
-        return SystemDialer(parameters: parameters, resolver: resolver)
+        return SystemDialer(parameters: parameters, resolver: resolver,
+                            defaultInterface: parameters.bindInterface == nil ? autoDetectedInterface : nil)
     }
 }

@@ -56,10 +56,15 @@ package struct DialParameters: Sendable, Equatable {
 package struct SystemDialer: Dialer {
     package var parameters: DialParameters
     package var resolver: any DNSResolver
+    /// `auto_detect_interface`: without `bindInterface`, each new socket binds to this tracker's current
+    /// interface, so a changed default route takes effect on the next dial.
+    package var defaultInterface: DefaultInterfaceTracker?
 
-    package init(parameters: DialParameters = DialParameters(), resolver: any DNSResolver = SystemResolver()) {
+    package init(parameters: DialParameters = DialParameters(), resolver: any DNSResolver = SystemResolver(),
+                 defaultInterface: DefaultInterfaceTracker? = nil) {
         self.parameters = parameters
         self.resolver = resolver
+        self.defaultInterface = defaultInterface
     }
 
     // MARK: TCP
@@ -156,7 +161,7 @@ package struct SystemDialer: Dialer {
         if let bind = ip.unmapped.isIPv4 ? parameters.inet4BindAddress : parameters.inet6BindAddress {
             bootstrap = bootstrap.bind(to: SocketAddress(ip: bind, port: 0))
         }
-        let device = parameters.bindInterface
+        let device = parameters.bindInterface ?? defaultInterface?.current
         bootstrap = bootstrap.channelInitializer { channel in
             // Bytes the server sends (and its FIN) before the relay exists wait here.
             let buffered = channel.eventLoop.makeCompletedFuture {
@@ -174,7 +179,9 @@ package struct SystemDialer: Dialer {
     // MARK: UDP
 
     package func listenPacket(on eventLoop: any EventLoop) async throws -> any PacketConnection {
-        try await DatagramPacketConnection.open(on: eventLoop, parameters: parameters, resolver: resolver).get()
+        var parameters = parameters
+        if parameters.bindInterface == nil { parameters.bindInterface = defaultInterface?.current }
+        return try await DatagramPacketConnection.open(on: eventLoop, parameters: parameters, resolver: resolver).get()
     }
 }
 

@@ -30,6 +30,26 @@ package final class RuleSet: Sendable {
     /// True when a rule of the set reads the flow's owning process.
     package var needsProcess: Bool { rules.contains { $0.needsProcess } }
 
+    /// The destination `ip_cidr` items of every rule, logical ones included, as prefixes (Go's
+    /// `RuleSet.ExtractIPSet`, which tun's `route_address_set` feeds to the firewall). Inversion and the
+    /// rule's other items are ignored, as in Go. Empty when the set has no such item.
+    package var destinationPrefixes: [IPPrefix] {
+        func extract(_ rule: HeadlessRule) -> [IPPrefix] {
+            switch rule {
+            case .default(let rule):
+                rule.items.flatMap { item -> [IPPrefix] in
+                    switch item {
+                    case .ipCIDR(false, let prefixes, _): prefixes
+                    case .ipSet(false, let set, _): set.prefixes()
+                    default: []
+                    }
+                }
+            case .logical(let rule): rule.rules.flatMap(extract)
+            }
+        }
+        return rules.flatMap(extract)
+    }
+
     /// Builds a rule-set from its options: inline rules, or a local file read now in the source
     /// (JSON) or binary (`.srs`) format. Remote rule-sets are not implemented and throw.
     package static func load(_ options: RuleSetOptions) throws(RuleError) -> RuleSet {

@@ -181,6 +181,11 @@ struct NetlinkKernelTests {
         try namespace.exec("ip", "route", "add", "default", "via", "198.51.100.1", "dev", "vm1", "metric", "10")
         try namespace.exec("ip", "route", "del", "default", "via", "192.0.2.1", "dev", "vm0")
         #expect(eventually { monitor.defaultInterface?.name == "vm1" })
+        // `ip route replace` moves the route to another link with no RTM_DELROUTE for the old one.
+        try namespace.exec("ip", "route", "replace", "default", "via", "192.0.2.1", "dev", "vm0", "metric", "10")
+        #expect(eventually { monitor.defaultInterface?.name == "vm0" })
+        try namespace.exec("ip", "route", "replace", "default", "via", "198.51.100.1", "dev", "vm1", "metric", "10")
+        #expect(eventually { monitor.defaultInterface?.name == "vm1" })
         try namespace.exec("ip", "addr", "del", "192.0.2.10/24", "dev", "vm0")
         #expect(eventually { monitor.interfaces.first { $0.name == "vm0" }?.addresses.isEmpty == true })
         try namespace.exec("ip", "link", "del", "vm0")

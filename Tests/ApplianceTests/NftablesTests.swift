@@ -39,6 +39,28 @@ import Testing
     #expect(AutoRedirectTable.build(lanOnly).chains.map(\.name) == ["prerouting", "prerouting_udp_icmp"])
 }
 
+/// route_address(_set) and route_exclude_address(_set) land in sing-tun's four named sets, one per
+/// family and kind, each only when it has prefixes, with one return rule per set in every chain.
+@Test func routeAddressSetsAreNamedSetsPerFamily() {
+    var options = AutoRedirectOptions(interfaceName: "tun0", enableIPv4: true, enableIPv6: true, redirectPort: 1,
+                                      routeAddresses: [NetworkPrefix("10.1.0.0/16")!])
+    options.routeAddressSet = [NetworkPrefix("10.9.0.0/16")!, NetworkPrefix("2001:db8::/32")!]
+    options.routeExcludeAddressSet = [NetworkPrefix("10.9.1.0/24")!]
+    let table = AutoRedirectTable.build(options)
+    #expect(table.sets.map(\.name) == ["inet4_local_address_set", "inet6_local_address_set", "inet4_route_address_set",
+                                       "inet6_route_address_set", "inet4_route_exclude_address_set"])
+    // 10.1.0.0/16 and 10.9.0.0/16: two ranges, four interval elements.
+    #expect(table.sets[2].elements.count == 4 && table.sets[2].isInterval && table.sets[2].keyType == .ipv4Address)
+    let prerouting = table.chains.first { $0.name == "prerouting" }!
+    let lookups = prerouting.rules.flatMap(\.expressions).compactMap { expression -> String? in
+        if case .lookup(let set, _, let invert) = expression, set.contains("route") { return "\(invert ? "!" : "")\(set)" }
+        return nil
+    }
+    #expect(lookups == ["!inet4_route_address_set", "!inet6_route_address_set", "inet4_route_exclude_address_set"])
+    #expect(AutoRedirectTable.build(AutoRedirectOptions(interfaceName: "tun0", enableIPv4: true, enableIPv6: false, redirectPort: 1))
+        .sets.map(\.name) == ["inet4_local_address_set"])
+}
+
 @Suite(.enabled(if: isRoot, "needs root for network namespaces"))
 struct NftablesKernelTests {
     static func options(port: UInt16 = 12345) -> AutoRedirectOptions {

@@ -11,14 +11,16 @@ import Glibc
 /// A tun gateway config: sniff, hijack-dns, rejects by IP (before any sniff, so Go's pre-match
 /// applies) and by sniffed domain, a sniffed HTTP Host routed to a second direct outbound bound to
 /// 10.77.2.3, a TLS SNI routed to `block`.
-func tunConfig(autoRedirect: Bool, stack: String = "mixed", autoDetect: Bool = false) -> String {
+/// `tunExtra` is added to the inbound (`"route_address_set": [...],`), `ruleSets` is `route.rule_set`'s body.
+func tunConfig(autoRedirect: Bool, stack: String = "mixed", autoDetect: Bool = false, tunExtra: String = "",
+               ruleSets: String = "") -> String {
     """
     {
       "log": { "level": "debug" },
       "dns": { "servers": [ { "type": "hosts", "tag": "hosts", "predefined": { "app.test": ["10.77.9.1"] } } ] },
       "inbounds": [ {
         "type": "tun", "tag": "tun-in", "interface_name": "sbtun0", "stack": "\(stack)",
-        "address": ["172.19.0.1/30", "fdfe:dcba:9876::1/126"],
+        "address": ["172.19.0.1/30", "fdfe:dcba:9876::1/126"], \(tunExtra)
         "auto_route": true, "auto_redirect": \(autoRedirect), "udp_timeout": "1m"
       } ],
       "outbounds": [
@@ -27,6 +29,7 @@ func tunConfig(autoRedirect: Bool, stack: String = "mixed", autoDetect: Bool = f
         { "type": "block", "tag": "block" }
       ],
       "route": {
+        "rule_set": [\(ruleSets)],
         "rules": [
           { "ip_cidr": ["10.77.9.66/32"], "action": "reject" },
           { "inbound": ["tun-in"], "action": "sniff" },
@@ -205,6 +208,116 @@ func tunConfig(autoRedirect: Bool, stack: String = "mixed", autoDetect: Bool = f
         topology.stopGateway(SIGTERM)
         let after = Self.installed(topology)
         #expect(after.rules == 0 && after.routes == 0, "left behind after SIGTERM: \(after)")
+    }
+
+    /// Two inline rule-sets for route_address_set: `srv-one` (10.77.9.1 plainly, 2001:db8:9::1 inside a
+    /// logical rule) and `names-only` (no IP CIDR: Go warns and it adds nothing).
+    static let routeRuleSets = """
+        { "type": "inline", "tag": "srv-one", "rules": [
+            { "ip_cidr": ["10.77.9.1/32"] },
+            { "type": "logical", "mode": "and", "rules": [ { "ip_cidr": ["2001:db8:9::1/128"] }, { "port": 8080 } ] } ] },
+        { "type": "inline", "tag": "names-only", "rules": [ { "domain": ["app.test"] } ] }
+        """
+
+    /// Who srv saw for a curl from lan to `host`: the gateway's uplink address (proxied by us) or the
+    /// LAN client's own (forwarded by the kernel, bypassing sing-box).
+    static func seenAs(_ topology: GatewayTopology, _ host: String) -> String {
+        let output = curl(topology, "http://\(host):8080/").output
+        guard let range = output.range(of: "you are ") else { return "no answer: \(output)" }
+        return String(output[range.upperBound...].prefix { $0 != "\n" })
+    }
+
+    /// route_address_set: only the rule-set's destinations go through sing-box, the rest is forwarded
+    /// as if there were no proxy; route_exclude_address_set the opposite. The sets are in the nftables
+    /// table; Go sing-box 1.12.12 with the same config sends the same destinations through itself.
+    @Test func routeAddressSetsSteerOnlyTheirDestinations() throws {
+        try Self.requireTools()
+        let topology = try GatewayTopology()
+        defer { topology.close() }
+        let include = tunConfig(autoRedirect: true, tunExtra: #""route_address_set": ["srv-one", "names-only"],"#,
+                                ruleSets: Self.routeRuleSets)
+        _ = try topology.startGateway(binary: GatewayPeers.ours, config: include)
+        let table = topology.run(in: topology.gw, "nft list table inet sing-box").output
+        #expect(table.contains("set inet4_route_address_set") && table.contains("10.77.9.1")
+                && table.contains("set inet6_route_address_set") && table.contains("2001:db8:9::1"), "\(table)")
+        #expect(table.contains("ip daddr != @inet4_route_address_set"), "\(table)")
+        #expect(Self.seenAs(topology, "10.77.9.1") == "::ffff:10.77.2.1", "in the set: proxied")
+        #expect(Self.seenAs(topology, "[2001:db8:9::1]") == "2001:db8:2::1", "in the set (logical rule): proxied")
+        #expect(Self.seenAs(topology, "10.77.9.2") == "::ffff:10.77.1.2", "outside the set: bypasses")
+        #expect(Self.seenAs(topology, "[fd77:9::1]") == "fd77:1::2", "outside the set: bypasses")
+        var log = topology.log("gateway.log")
+        #expect(log.contains("inbound connection to 10.77.9.1:8080") && !log.contains("10.77.9.2:8080"), "\(log)")
+        #expect(log.contains("route_address_set: no destination IP CIDR rules found in rule-set: names-only"))
+        topology.stopGateway(SIGTERM)
+        #expect(!Self.installed(topology).table)
+
+        let exclude = tunConfig(autoRedirect: true, tunExtra: #""route_exclude_address_set": ["srv-one"],"#,
+                                ruleSets: Self.routeRuleSets)
+        _ = try topology.startGateway(binary: GatewayPeers.ours, config: exclude, log: "exclude.log")
+        let excludeTable = topology.run(in: topology.gw, "nft list table inet sing-box").output
+        #expect(excludeTable.contains("set inet4_route_exclude_address_set") && !excludeTable.contains("inet4_route_address_set"),
+                "\(excludeTable)")
+        #expect(Self.seenAs(topology, "10.77.9.1") == "::ffff:10.77.1.2", "excluded: bypasses")
+        #expect(Self.seenAs(topology, "10.77.9.2") == "::ffff:10.77.2.1", "not excluded: proxied")
+        log = topology.log("exclude.log")
+        #expect(log.contains("inbound connection to 10.77.9.2:8080") && !log.contains("10.77.9.1:8080"), "\(log)")
+        topology.stopGateway(SIGTERM)
+
+        // The real peer: Go sing-box with the include config steers the same destinations.
+        guard FileManager.default.isExecutableFile(atPath: GatewayPeers.go) else {
+            throw GatewayTestError("missing \(GatewayPeers.go): run scripts/install-test-deps.sh")
+        }
+        _ = try topology.startGateway(binary: GatewayPeers.go, config: include.replacingOccurrences(of: "\"mixed\"", with: "\"gvisor\""),
+                                      log: "go.log")
+        let goTable = topology.run(in: topology.gw, "nft list table inet sing-box").output
+        #expect(goTable.contains("set inet4_route_address_set") && goTable.contains("10.77.9.1"), "Go: \(goTable)")
+        #expect(Self.seenAs(topology, "10.77.9.1") == "::ffff:10.77.2.1", "Go: in the set: proxied")
+        #expect(Self.seenAs(topology, "10.77.9.2") == "::ffff:10.77.1.2", "Go: outside the set: bypasses")
+        topology.stopGateway(SIGTERM)
+    }
+
+    /// auto_detect_interface: with a second uplink in gw and the default route moved to it while the
+    /// gateway runs, new connections leave by the new uplink (srv sees its address), for ours and for
+    /// Go sing-box 1.12.12 alike. Bound to the old uplink they could not leave at all.
+    @Test func autoDetectInterfaceFollowsTheDefaultRoute() throws {
+        try Self.requireTools()
+        let topology = try GatewayTopology()
+        defer { topology.close() }
+        let second = "gt\(topology.suffix)"
+        let setup = shell("""
+            set -e
+            ip link add \(second) netns \(topology.gw) type veth peer name \(second) netns \(topology.srv)
+            ip -n \(topology.gw) addr add 10.77.3.1/24 dev \(second); ip -n \(topology.gw) link set \(second) up
+            ip -n \(topology.srv) addr add 10.77.3.2/24 dev \(second); ip -n \(topology.srv) link set \(second) up
+            """)
+        #expect(setup.status == 0, "second uplink: \(setup.output)")
+        let config = tunConfig(autoRedirect: false, stack: "gvisor", autoDetect: true)
+        var binaries = [("ours", GatewayPeers.ours)]
+        if FileManager.default.isExecutableFile(atPath: GatewayPeers.go) { binaries.append(("Go", GatewayPeers.go)) }
+        for (name, binary) in binaries {
+            topology.run(in: topology.gw, "ip route replace default via 10.77.2.2")
+            _ = try topology.startGateway(binary: binary, config: config, log: "\(name).log")
+            #expect(Self.seenAs(topology, "10.77.9.1") == "::ffff:10.77.2.1", "\(name): first uplink")
+            topology.run(in: topology.gw, "ip route replace default via 10.77.3.2 dev \(second)")
+            var seen = ""
+            for _ in 0..<20 {
+                seen = Self.seenAs(topology, "10.77.9.1")
+                if seen == "::ffff:10.77.3.1" { break }
+                usleep(250_000)
+            }
+            #expect(seen == "::ffff:10.77.3.1", "\(name): after the default route moved: \(seen)")
+            // And back: the monitor follows every change, not only the first.
+            topology.run(in: topology.gw, "ip route replace default via 10.77.2.2")
+            for _ in 0..<20 {
+                seen = Self.seenAs(topology, "10.77.9.1")
+                if seen == "::ffff:10.77.2.1" { break }
+                usleep(250_000)
+            }
+            #expect(seen == "::ffff:10.77.2.1", "\(name): after the default route came back: \(seen)")
+            topology.stopGateway(SIGTERM)
+        }
+        #expect(topology.log("ours.log").contains("network: updated default interface \(second)"))
+        #expect(binaries.count == 2, "missing \(GatewayPeers.go): run scripts/install-test-deps.sh")
     }
 
     /// Go sing-box 1.12.12, same config and topology: TCP and the rules behave as ours. (Go's UDP and

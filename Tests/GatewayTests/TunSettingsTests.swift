@@ -46,11 +46,33 @@ private func settings(_ json: String) throws -> TunSettings {
         (#""stack":"lwip""#, "unknown stack: lwip"),
         (#""mtu":500"#, "invalid MTU: 500"),
         (#""include_interface":["a"],"exclude_interface":["b"]"#, "`include_interface` and `exclude_interface` cannot be set at the same time"),
-        (#""route_address_set":["geoip-cn"]"#, "route_address_set and route_exclude_address_set are not supported yet"),
     ])
     func goRefusesAtStart(json: String, message: String) throws {
         let value = try settings(json)
         #expect(value.startError?.description.contains(message) == true, "\(String(describing: value.startError))")
+    }
+
+    /// route_address_set tags resolve through the box's rule-sets; an unknown one is Go's error.
+    @Test func routeAddressSetsResolveThroughTheRuleSets() throws {
+        var value = try settings(#""route_address_set":["a"],"route_exclude_address_set":["b"],"route_address":["10.1.0.0/16"]"#)
+        #expect(value.startError == nil)
+        let lookup: (String) -> [IPPrefix]? = { tag in
+            switch tag {
+            case "a": [IPPrefix("10.9.0.0/16")!, IPPrefix("2001:db8::/32")!]
+            case "b": [IPPrefix("10.9.1.0/24")!]
+            default: nil
+            }
+        }
+        try value.resolveRuleSets(lookup)
+        let redirect = value.autoRedirectOptions(interfaceName: "sb0", redirectPort: 1)
+        #expect(redirect.routeAddressSet.map(\.description) == ["10.9.0.0/16", "2001:db8::/32"])
+        #expect(redirect.routeExcludeAddressSet.map(\.description) == ["10.9.1.0/24"])
+        #expect(redirect.routeAddresses.map(\.description) == ["10.1.0.0/16"])
+        var unknown = try settings(#""route_exclude_address_set":["geoip-cn"]"#)
+        #expect(throws: AdapterError.self) { try unknown.resolveRuleSets(lookup) }
+        do { try unknown.resolveRuleSets(lookup) } catch {
+            #expect("\(error)".contains("parse route_exclude_address_set: rule-set not found: geoip-cn"))
+        }
     }
 
     @Test(arguments: ["system", "gvisor", "mixed", ""])

@@ -9,7 +9,9 @@ extension TunModule {
             guard case .tun(let tun) = options.options else {
                 throw AdapterError(.other, "tun: unexpected options for \(options.type)")
             }
-            return TunInbound(tag: options.tag, settings: try TunSettings(tun), platform: platform,
+            var settings = try TunSettings(tun)
+            try settings.resolveRuleSets(context.ruleSetDestinations)
+            return TunInbound(tag: options.tag, settings: settings, platform: platform,
                               group: context.group, router: context.router, logger: context.logger(""))
         }
     }

@@ -116,7 +116,18 @@ package final class TunInbound: Inbound, @unchecked Sendable {
         autoRouteOptions = routeOptions
         try installer.install(routeOptions)
 
-        guard settings.autoRedirect else { return }
+        guard settings.autoRedirect else {
+            // Only auto_redirect's nftables table consumes the rule-set addresses (Go 1.12 on Linux).
+            if !settings.routeAddressSet.isEmpty || !settings.routeExcludeAddressSet.isEmpty {
+                logger.warn("route_address_set and route_exclude_address_set require auto_redirect: ignored")
+            }
+            return
+        }
+        for (key, sets) in [("route_address_set", settings.routeAddressSet), ("route_exclude_address_set", settings.routeExcludeAddressSet)] {
+            for set in sets where set.prefixes.isEmpty {
+                logger.warn("\(key): no destination IP CIDR rules found in rule-set: \(set.tag)")
+            }
+        }
         let listener = try await RedirectListener.bind(group: group) { [weak self] child in self?.redirected(child) }
         redirectListener = listener
         routeOptions.autoRedirectMarkMode = true

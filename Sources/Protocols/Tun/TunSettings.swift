@@ -32,6 +32,10 @@ package struct TunSettings: Sendable {
     package var routeAddresses: [NetworkPrefix]
     /// `route_exclude_address`.
     package var routeExcludeAddresses: [NetworkPrefix]
+    /// `route_address_set`: rule-set tags, and their destination IP CIDRs once `resolveRuleSets` ran.
+    package var routeAddressSet: [(tag: String, prefixes: [NetworkPrefix])]
+    /// `route_exclude_address_set`, as `routeAddressSet`.
+    package var routeExcludeAddressSet: [(tag: String, prefixes: [NetworkPrefix])]
     /// `include_interface`.
     package var includeInterfaces: [String]
     /// `exclude_interface`.
@@ -74,6 +78,8 @@ package struct TunSettings: Sendable {
         outputMark = options.autoRedirectOutputMark.flatMap { $0.value == 0 ? nil : $0.value } ?? 0x2024
         routeAddresses = try options.routeAddress.map { try TunSettings.prefix($0) }
         routeExcludeAddresses = try options.routeExcludeAddress.map { try TunSettings.prefix($0) }
+        routeAddressSet = options.routeAddressSet.map { ($0, []) }
+        routeExcludeAddressSet = options.routeExcludeAddressSet.map { ($0, []) }
         includeInterfaces = options.includeInterface
         excludeInterfaces = options.excludeInterface
         includeUIDs = try options.includeUID.map { $0...$0 } + options.includeUIDRange.map(TunSettings.uidRange)
@@ -90,9 +96,6 @@ package struct TunSettings: Sendable {
             startError = AdapterError(.other, "invalid MTU: \(mtu)")
         } else if !includeInterfaces.isEmpty && !excludeInterfaces.isEmpty {
             startError = AdapterError(.other, "`include_interface` and `exclude_interface` cannot be set at the same time")
-        } else if !options.routeAddressSet.isEmpty || !options.routeExcludeAddressSet.isEmpty {
-            // TODO(#4): extract the IP CIDR items of rule-sets into the nftables sets and routes.
-            startError = AdapterError(.notImplemented, "route_address_set and route_exclude_address_set are not supported yet")
         } else if !options.loopbackAddress.isEmpty {
             startError = AdapterError(.notImplemented, "loopback_address is not supported yet")
         } else if let detour = options.detour, !detour.isEmpty {
@@ -104,6 +107,22 @@ package struct TunSettings: Sendable {
             : nil
         legacyDomainStrategy = options.domainStrategy.flatMap { DomainStrategy(rawValue: $0.rawValue) }.flatMap { $0 == .asIs ? nil : $0 }
         udpDisableDomainUnmapping = options.udpDisableDomainUnmapping
+    }
+
+    /// Fills the `route_address_set` / `route_exclude_address_set` prefixes from the route rule-sets
+    /// (`lookup` gives a tag's destination IP CIDRs, nil for an unknown tag). Throws Go's
+    /// `parse route_address_set: rule-set not found: <tag>`.
+    package mutating func resolveRuleSets(_ lookup: (String) -> [IPPrefix]?) throws {
+        for key in ["route_address_set", "route_exclude_address_set"] {
+            let tags = key == "route_address_set" ? routeAddressSet : routeExcludeAddressSet
+            let resolved = try tags.map { entry -> (tag: String, prefixes: [NetworkPrefix]) in
+                guard let prefixes = lookup(entry.tag) else {
+                    throw AdapterError(.other, "parse \(key): rule-set not found: \(entry.tag)")
+                }
+                return (entry.tag, prefixes.compactMap { NetworkPrefix($0.description) })
+            }
+            if key == "route_address_set" { routeAddressSet = resolved } else { routeExcludeAddressSet = resolved }
+        }
     }
 
     /// The legacy inbound fields, as `FlowMetadata.applyListenOptions` does for listen inbounds.
@@ -133,6 +152,8 @@ package struct TunSettings: Sendable {
                                           includeInterfaces: includeInterfaces, excludeInterfaces: excludeInterfaces)
         options.includeUIDs = includeUIDs
         options.excludeUIDs = excludeUIDs
+        options.routeAddressSet = routeAddressSet.flatMap(\.prefixes)
+        options.routeExcludeAddressSet = routeExcludeAddressSet.flatMap(\.prefixes)
         return options
     }
 
