@@ -49,7 +49,7 @@ func tunConfig(autoRedirect: Bool, stack: String = "mixed", autoDetect: Bool = f
     static let udpTargets = ["10.77.9.1", "[2001:db8:9::1]", "[fd77:9::1]"]
 
     static func requireTools() throws {
-        for tool in ["/usr/bin/curl", "/usr/bin/socat", "/usr/bin/kdig", "/usr/bin/openssl", "/usr/sbin/nft", "/usr/bin/python3"] {
+        for tool in ["/usr/bin/curl", "/usr/bin/iperf3", "/usr/bin/socat", "/usr/bin/kdig", "/usr/bin/openssl", "/usr/sbin/nft", "/usr/bin/python3"] {
             guard FileManager.default.isExecutableFile(atPath: tool) else {
                 throw GatewayTestError("missing \(tool): run scripts/install-test-deps.sh")
             }
@@ -95,6 +95,28 @@ func tunConfig(autoRedirect: Bool, stack: String = "mixed", autoDetect: Bool = f
         #expect(dns.output.contains("10.77.9.1"), "\(comment) hijacked DNS: \(dns)")
     }
 
+    /// iperf3 from lan to srv through the gateway (issue #4, acceptance 1): TCP up and down (-R) and
+    /// UDP, IPv4 and IPv6, 2 s each. The server runs in srv for this check only.
+    static func expectIperf(_ topology: GatewayTopology, comment: String) throws {
+        let server = try topology.spawn(in: topology.srv, ["iperf3", "-s", "-p", "5201"], log: "iperf3-server.log")
+        defer { server.send(SIGKILL); server.waitUntilExit() }
+        try topology.waitFor("iperf3 -s in srv") { topology.run(in: topology.srv, "ss -ltn 'sport = :5201'").output.contains("5201") }
+        for host in ["10.77.9.1", "2001:db8:9::1"] {
+            for (name, flags) in [("TCP up", ""), ("TCP down", "-R"), ("UDP", "-u -b 20M")] {
+                let result = topology.run(in: topology.lan, "iperf3 -c \(host) -p 5201 -t 2 -J --connect-timeout 3000 \(flags)", timeout: 20)
+                let json = (try? JSONSerialization.jsonObject(with: Data(result.output.utf8))) as? [String: Any]
+                let end = json?["end"] as? [String: Any]
+                let sum = (end?["sum_received"] ?? end?["sum"]) as? [String: Any]
+                let bytes = sum?["bytes"] as? Int ?? 0
+                #expect(result.status == 0 && bytes > 0, "\(comment) iperf3 \(name) to \(host): status \(result.status), \(bytes) bytes, \(json?["error"] ?? "")")
+                if flags.hasPrefix("-u"), let lost = sum?["lost_percent"] as? Double {
+                    // 20 Mbit/s for 2 s is far below what the path carries: loss means a broken UDP path.
+                    #expect(lost < 20, "\(comment) iperf3 UDP to \(host): \(lost) % lost")
+                }
+            }
+        }
+    }
+
     /// The route rules: sniffed Host and SNI, rejects by domain and IP.
     static func expectRules(_ topology: GatewayTopology, comment: String) {
         let viaB = curl(topology, "-H 'Host: via-b.test' http://10.77.9.1:8080/")
@@ -126,6 +148,7 @@ func tunConfig(autoRedirect: Bool, stack: String = "mixed", autoDetect: Bool = f
         #expect(ruleset.contains("redirect to :") && ruleset.contains("meta mark set 0x00002023"), "\(ruleset)")
 
         Self.expectTraffic(topology, comment: "auto_redirect")
+        try Self.expectIperf(topology, comment: "auto_redirect")
         Self.expectRules(topology, comment: "auto_redirect")
         let log = topology.log("gateway.log")
         #expect(log.contains("inbound redirect connection from 10.77.1.2"))
@@ -158,6 +181,7 @@ func tunConfig(autoRedirect: Bool, stack: String = "mixed", autoDetect: Bool = f
         let running = Self.installed(topology)
         #expect(running.rules >= 8 && running.routes >= 2 && !running.table, "\(running)")
         Self.expectTraffic(topology, comment: "auto_route")
+        try Self.expectIperf(topology, comment: "auto_route")
         // A reply from another address reaches the client from that address (Go 1.12 always does this;
         // `endpoint_independent_nat` is gone).
         let other = topology.run(in: topology.lan, """
