@@ -14,14 +14,14 @@ import Glibc
 /// Our box's config: mixed in → endpoint, endpoint in → direct.
 private func ourConfig(_ topology: EndpointTopology, privateKey: String, peerPublicKey: String, presharedKey: String?,
                        listenPort: UInt16?, peerEndpoint: Bool, keepalive: Int?, udpForward: Bool = false,
-                       outerIPv6: Bool = false) -> String {
+                       outerIPv6: Bool = false, system: String? = nil) -> String {
     var peer = """
     "public_key": "\(peerPublicKey)", "allowed_ips": ["\(topology.peerTunnel4)/32", "\(topology.peerTunnel6)/128"]
     """
     if peerEndpoint { peer += ", \"address\": \"\(outerIPv6 ? topology.peerOuter6 : topology.peerOuter)\", \"port\": 51820" }
     if let presharedKey { peer += ", \"pre_shared_key\": \"\(presharedKey)\"" }
     if let keepalive { peer += ", \"persistent_keepalive_interval\": \(keepalive)" }
-    let listen = listenPort.map { "\"listen_port\": \($0)," } ?? ""
+    let listen = (listenPort.map { "\"listen_port\": \($0)," } ?? "") + (system.map { "\"system\": true, \"name\": \"\($0)\"," } ?? "")
     // UDP to 127.0.0.1:5300 is forwarded through the endpoint to the peer's echo server on port 7000.
     // TCP and UDP to 127.0.0.1:5202 are forwarded to the peer's iperf3 on port 5201.
     let udpInbound = !udpForward ? "" : """
@@ -479,19 +479,57 @@ private func expectIperf3(_ topology: EndpointTopology, _ runs: [[String]]) thro
         #expect(dump.count >= 3 && dump[2] == "[\(topology.ourOuter6)]:51821", "\(dump)")
     }
 
-    /// `system: true` (a kernel TUN) is refused with a clear error at start, not silently run on the netstack.
-    @Test func systemInterfaceRefused() throws {
+    /// Our endpoint with `system: true` against wireguard-go: a kernel TUN of the configured name in our namespace
+    /// with the endpoint's addresses and MTU; the peer's ping and curl reach our kernel through it (our python
+    /// server), our mixed inbound's flows leave as kernel sockets bound to it, and our kernel pings the peer.
+    @Test func systemInterface() throws {
+        let topology = try EndpointTopology(slot: 12)
+        defer { topology.tearDown() }
+        try prepare(topology)
+        let ourKeys = try topology.keyPair(), peerKeys = try topology.keyPair()
+        try topology.startWireGuardGo(privateKey: peerKeys.privateKey, ourPublicKey: ourKeys.publicKey, presharedKey: nil,
+                                      ourEndpoint: "\(topology.ourOuter):51821")
+        let name = "wgsys\(topology.slot)"
+        try topology.startSingBox(in: topology.ours, config: ourConfig(topology, privateKey: ourKeys.privateKey,
+                                                                       peerPublicKey: peerKeys.publicKey, presharedKey: nil,
+                                                                       listenPort: 51821, peerEndpoint: true, keepalive: nil,
+                                                                       system: name),
+                                  binary: Binaries.ours, log: "ours")
+        try waitForOurBox(topology)
+        #expect(topology.log("ours.log").contains("started at \(name)"), "\(topology.log("ours.log"))")
+        // As with Go's system mode (tested above), the kernel needs a route to the peer's address through the TUN.
+        try topology.run(in: topology.ours, ["ip", "route", "replace", "\(topology.peerTunnel4)/32", "dev", name])
+        let link = try topology.run(in: topology.ours, ["ip", "addr", "show", "dev", name]).output
+        #expect(link.contains("mtu 1408") && link.contains("\(topology.ourTunnel4)/32") && link.contains("\(topology.ourTunnel6)/128"),
+                "\(link)")
+
+        let ping = try eventually(8) { try topology.run(in: topology.peer, ["ping", "-c", "3", "-i", "0.2", "-W", "2", topology.ourTunnel4]) }
+        #expect(ping.output.contains("3 received"), "\(ping.output)")
+        let back4 = try eventually { try topology.curl(in: topology.peer, ["http://\(topology.ourTunnel4):9090/hello.txt"]) }
+        #expect(back4 == helloBody)
+        let body4 = try eventually { try topology.curl(in: topology.ours, ["--socks5-hostname", "127.0.0.1:1080",
+                                                                           "http://\(topology.peerTunnel4):8080/hello.txt"]) }
+        #expect(body4 == helloBody, "\(topology.log("ours.log").suffix(1500))")
+        let ourPing = topology.attempt(in: topology.ours, ["ping", "-I", name, "-c", "2", "-i", "0.2", "-W", "2", topology.peerTunnel4])
+        #expect(ourPing?.status == 0, "\(ourPing?.output ?? "")")
+        let dump = try topology.peerDump()
+        #expect(dump.count >= 7 && (Int(dump[5]) ?? 0) > 1000 && (Int(dump[6]) ?? 0) > 1000, "\(dump)")
+    }
+
+    /// `system: true` with a name the kernel refuses (longer than IFNAMSIZ) fails at start with a clear error.
+    @Test func systemInterfaceBadName() throws {
         let topology = try EndpointTopology(slot: 8)
         defer { topology.tearDown() }
         let keys = try topology.keyPair()
         let path = try topology.write("system.json", """
-        {"endpoints": [{"type": "wireguard", "tag": "wg", "system": true, "address": ["10.79.8.1/32"],
-                        "private_key": "\(keys.privateKey)",
+        {"endpoints": [{"type": "wireguard", "tag": "wg", "system": true, "name": "a-name-far-too-long-for-linux",
+                        "address": ["10.79.8.1/32"], "private_key": "\(keys.privateKey)",
                         "peers": [{"public_key": "\(keys.publicKey)", "allowed_ips": ["10.79.8.0/24"]}]}]}
         """)
-        let result = try ProcessRunner.run(Binaries.ours, ["run", "-c", path])
+        try topology.setUp()
+        // In the test's namespace, under `timeout`: a build that took the name would not touch the host or hang.
+        let result = try #require(topology.attempt(in: topology.ours, ["timeout", "10", Binaries.ours, "run", "-c", path]))
         #expect(result.status == 1)
-        #expect(result.standardError.contains("initialize endpoint[0]") && result.standardError.contains("not implemented"),
-                "\(result.standardError)")
+        #expect(result.standardError.contains("invalid interface name: a-name-far-too-long-for-linux"), "\(result.standardError)")
     }
 }
