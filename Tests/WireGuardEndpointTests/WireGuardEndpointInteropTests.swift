@@ -489,16 +489,20 @@ private func expectIperf3(_ topology: EndpointTopology, _ runs: [[String]]) thro
         let ourKeys = try topology.keyPair(), peerKeys = try topology.keyPair()
         try topology.startWireGuardGo(privateKey: peerKeys.privateKey, ourPublicKey: ourKeys.publicKey, presharedKey: nil,
                                       ourEndpoint: "\(topology.ourOuter):51821")
+        try topology.startUDPEcho(in: topology.peer, bind: topology.peerTunnel4, port: 7000)
+        try topology.spawn(in: topology.peer, ["iperf3", "-s", "-B", topology.peerTunnel4, "-p", "5201"], log: "iperf3-server.log")
+        try topology.waitForTCP(in: topology.peer, port: 5201)
         let name = "wgsys\(topology.slot)"
         try topology.startSingBox(in: topology.ours, config: ourConfig(topology, privateKey: ourKeys.privateKey,
                                                                        peerPublicKey: peerKeys.publicKey, presharedKey: nil,
                                                                        listenPort: 51821, peerEndpoint: true, keepalive: nil,
-                                                                       system: name),
+                                                                       udpForward: true, system: name),
                                   binary: Binaries.ours, log: "ours")
         try waitForOurBox(topology)
         #expect(topology.log("ours.log").contains("started at \(name)"), "\(topology.log("ours.log"))")
         // As with Go's system mode (tested above), the kernel needs a route to the peer's address through the TUN.
         try topology.run(in: topology.ours, ["ip", "route", "replace", "\(topology.peerTunnel4)/32", "dev", name])
+        try topology.run(in: topology.ours, ["ip", "-6", "route", "replace", "\(topology.peerTunnel6)/128", "dev", name])
         let link = try topology.run(in: topology.ours, ["ip", "addr", "show", "dev", name]).output
         #expect(link.contains("mtu 1408") && link.contains("\(topology.ourTunnel4)/32") && link.contains("\(topology.ourTunnel6)/128"),
                 "\(link)")
@@ -512,8 +516,35 @@ private func expectIperf3(_ topology: EndpointTopology, _ runs: [[String]]) thro
         #expect(body4 == helloBody, "\(topology.log("ours.log").suffix(1500))")
         let ourPing = topology.attempt(in: topology.ours, ["ping", "-I", name, "-c", "2", "-i", "0.2", "-W", "2", topology.peerTunnel4])
         #expect(ourPing?.status == 0, "\(ourPing?.output ?? "")")
+        let ping6 = topology.attempt(in: topology.peer, ["ping", "-6", "-c", "2", "-i", "0.2", "-W", "2", topology.ourTunnel6])
+        #expect(ping6?.status == 0, "\(ping6?.output ?? "")")
+        let back6 = try eventually { try topology.curl(in: topology.peer, ["http://[\(topology.ourTunnel6)]:9090/hello.txt"]) }
+        #expect(back6 == helloBody)
+        try expectUDPEcho(topology, in: topology.ours, to: "127.0.0.1:5300", "ping over udp")
+        try expectIperf3(topology, [[], ["-R"]])
         let dump = try topology.peerDump()
         #expect(dump.count >= 7 && (Int(dump[5]) ?? 0) > 1000 && (Int(dump[6]) ?? 0) > 1000, "\(dump)")
+    }
+
+    /// `system: true` without `name`: Go's default, `wg` and one more than the highest `wgN` present (a veth
+    /// `wg3` in our namespace makes it `wg4`).
+    @Test func systemInterfaceDefaultName() throws {
+        let topology = try EndpointTopology(slot: 13)
+        defer { topology.tearDown() }
+        try topology.setUp()
+        try topology.run(in: topology.ours, ["ip", "link", "add", "wg3", "type", "veth", "peer", "name", "other3"])
+        let keys = try topology.keyPair()
+        try topology.startSingBox(in: topology.ours, config: """
+        {"log": {"level": "info"},
+         "inbounds": [{"type": "mixed", "tag": "mixed-in", "listen": "127.0.0.1", "listen_port": 1080}],
+         "endpoints": [{"type": "wireguard", "tag": "wg", "system": true, "address": ["10.79.13.1/24"],
+                        "private_key": "\(keys.privateKey)",
+                        "peers": [{"public_key": "\(keys.publicKey)", "allowed_ips": ["10.79.13.0/24"]}]}]}
+        """, binary: Binaries.ours, log: "ours")
+        try waitForOurBox(topology)
+        #expect(topology.log("ours.log").contains("started at wg4"), "\(topology.log("ours.log"))")
+        let link = try topology.run(in: topology.ours, ["ip", "addr", "show", "dev", "wg4"]).output
+        #expect(link.contains("10.79.13.1/24"), "\(link)")
     }
 
     /// `system: true` with a name the kernel refuses (longer than IFNAMSIZ) fails at start with a clear error.

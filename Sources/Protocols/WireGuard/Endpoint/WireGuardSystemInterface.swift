@@ -17,14 +17,15 @@ package protocol WireGuardSystemPlatform: Sendable {
 /// Go's default system interface name, sing-tun's `CalculateInterfaceName("wg")`: `wg` and one more than the
 /// highest number of an existing `wgN` interface (`wg0` when there is none).
 func defaultWireGuardInterfaceName() -> String {
+    // if_nameindex(3) asks the kernel of this network namespace (sysfs may be another namespace's mount).
     var next = 0
-    if let directory = opendir("/sys/class/net") {
-        defer { closedir(directory) }
-        while let entry = readdir(directory) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
-                String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
-            }
+    if let list = if_nameindex() {
+        defer { if_freenameindex(list) }
+        var entry = list
+        while entry.pointee.if_index != 0, let cName = entry.pointee.if_name {
+            let name = String(cString: cName)
             if name.hasPrefix("wg"), let index = Int16(name.dropFirst(2)), index >= next { next = Int(index) + 1 }
+            entry += 1
         }
     }
     return "wg\(next)"
