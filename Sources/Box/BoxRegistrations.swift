@@ -37,7 +37,7 @@ enum BoxRegistrations {
         BoxTunPlatform.register,
         BoxRegistrations.registerTransparent,
         ResolvedService.register,
-        WireGuardModule.register,
+        BoxWireGuardPlatform.register,
     ]
 
     /// Builds the DNS router from `options.dns` with the box's context (outbounds are already in

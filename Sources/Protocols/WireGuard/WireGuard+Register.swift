@@ -4,13 +4,14 @@ import Config
 
 extension WireGuardModule {
     /// Registers the `wireguard` endpoint, and the legacy `wireguard` outbound mapped onto it the way Go 1.12's
-    /// protocol/wireguard/outbound.go does (Config already reported or refused the deprecation).
-    package static func register(in registry: AdapterRegistry) {
+    /// protocol/wireguard/outbound.go does (Config already reported or refused the deprecation). `system` opens
+    /// kernel TUNs for `system: true`; without it that mode is refused.
+    package static func register(in registry: AdapterRegistry, system: (any WireGuardSystemPlatform)? = nil) {
         registry.register(endpoint: "wireguard") { context, options in
             guard case .wireguard(let wireguard) = options.options else {
                 throw AdapterError(.other, "wireguard: unexpected options for \(options.type)")
             }
-            return try WireGuardNetstackEndpoint(tag: options.tag, options: wireguard, context: context)
+            return try WireGuardNetstackEndpoint(tag: options.tag, options: wireguard, context: context, systemPlatform: system)
         }
         registry.register(outbound: "wireguard") { context, options in
             guard case .wireguard(let legacy) = options.options else {
@@ -20,7 +21,7 @@ extension WireGuardModule {
                 throw AdapterError(.other, "gso is conflict with detour")
             }
             return try WireGuardNetstackEndpoint(tag: options.tag, options: endpointOptions(legacy), context: context,
-                                                 routesIncoming: false)
+                                                 routesIncoming: false, systemPlatform: system)
         }
     }
 

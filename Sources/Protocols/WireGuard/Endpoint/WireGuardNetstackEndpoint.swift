@@ -24,9 +24,11 @@ import Glibc
 /// Lifecycle: `start(.start)` opens the UDP socket (bound to `listen_port`, or from the dialer, so dial fields
 /// and `detour` apply) and starts the stacks; `start(.postStart)` resolves peer domains (Go:
 /// `resolve endpoint domain for peer[N]`) and sends the first handshake to peers with a persistent keepalive.
-/// `system: true` (a kernel TUN) is refused: this build has only the netstack. `name` only names such a TUN and
-/// `workers` sizes wireguard-go's crypto goroutines; both are accepted and have nothing to do here (the data path
-/// runs on the box's loops: the device on one, a stack on each).
+/// `system: true` (Go's systemDevice): no netstack; a kernel TUN named `name` (default `wgN`, as Go) from the
+/// box's `WireGuardSystemPlatform` carries the endpoint's addresses and MTU, the device reads and writes it, flows
+/// from peers are the kernel's, and outbound flows are kernel sockets bound to that interface. Without a platform
+/// (a box built without Appliance) it is refused at build time. `workers` sizes wireguard-go's crypto goroutines
+/// and has nothing to do here (the data path runs on the box's loops: the device on one, a stack on each).
 package final class WireGuardNetstackEndpoint: Adapter.Endpoint, @unchecked Sendable {
     /// `wireguard`.
     package let type = "wireguard"
@@ -50,11 +52,25 @@ package final class WireGuardNetstackEndpoint: Adapter.Endpoint, @unchecked Send
     // Set in start, read in close; both on the box's control task.
     private var transportChannel: (any Channel)?
     private var transportConnection: (any PacketConnection)?
+    /// System mode: the interface to open at start, and the one shard that joins it to the tunnel.
+    private let system: SystemInterface?
+    // Set in start, read in close (control task).
+    private var systemDevice: (any PacketDevice & Sendable)?
+
+    /// What a system-mode endpoint opens at start.
+    private struct SystemInterface {
+        var platform: any WireGuardSystemPlatform
+        var name: String
+        var mtu: UInt32
+        var addresses: [NetworkPrefix]
+        var shard: WireGuardShardDevice
+    }
 
     /// Builds the device, peers and one netstack per loop of `context.group`. Throws sing-box's messages
     /// (`decode private key: …`, `missing allowed ips for peer 0`, `` `listen_port` is conflict with `detour` ``).
-    package init(tag: String, options: WireGuardEndpointOptions, context: AdapterContext, routesIncoming: Bool = true) throws {
-        if options.system {
+    package init(tag: String, options: WireGuardEndpointOptions, context: AdapterContext, routesIncoming: Bool = true,
+                 systemPlatform: (any WireGuardSystemPlatform)? = nil) throws {
+        if options.system && systemPlatform == nil {
             throw AdapterError(.notImplemented, "system: kernel TUN interface for wireguard is not implemented here, use the netstack (system: false)")
         }
         if !(options.dial.detour ?? "").isEmpty && (options.listenPort ?? 0) != 0 {
@@ -87,12 +103,14 @@ package final class WireGuardNetstackEndpoint: Adapter.Endpoint, @unchecked Send
         for peer in settings.peers { device.addPeer(peer) }
 
         var prefixes: [IPPrefix] = []
+        var interfaceAddresses: [NetworkPrefix] = []
         var stack = StackConfiguration()
         for option in options.address {
             guard let ip = Adapter.IPAddress(option.address.text), let prefix = IPPrefix(ip, bits: option.bits) else {
                 throw AdapterError(.other, "invalid address: \(option)")
             }
             prefixes.append(prefix)
+            if let address = ip.networkPrefix(bits: option.bits) { interfaceAddresses.append(address) }
             switch ip.netstackAddress {
             case .v4(let v4): stack.ipv4Addresses.append(v4)
             case .v6(let v6): stack.ipv6Addresses.append(v6)
@@ -108,6 +126,20 @@ package final class WireGuardNetstackEndpoint: Adapter.Endpoint, @unchecked Send
 
         let loops = Array(context.group.makeIterator())
         let tunnelLoop = loops.first ?? context.group.next()
+        if options.system, let systemPlatform {
+            tunnel = WireGuardTunnel(device: device, loop: tunnelLoop, shardCount: 1, ephemeralPorts: stack.ephemeralPorts)
+            let shard = WireGuardShardDevice(index: 0, loop: tunnelLoop, tunnel: tunnel)
+            tunnel.attach([shard])
+            let name = (options.name ?? "").isEmpty ? defaultWireGuardInterfaceName() : options.name!
+            // The kernel would silently cut a longer name (IFNAMSIZ is 16 with the NUL).
+            if name.utf8.count > 15 || name.contains("/") || name.contains(" ") {
+                throw AdapterError(.other, "invalid interface name: \(name) (at most 15 bytes, no '/' or space)")
+            }
+            system = SystemInterface(platform: systemPlatform, name: name, mtu: UInt32(clamping: settings.device.mtu),
+                                     addresses: interfaceAddresses, shard: shard)
+            return
+        }
+        system = nil
         tunnel = WireGuardTunnel(device: device, loop: tunnelLoop, shardCount: max(1, loops.count),
                                  ephemeralPorts: stack.ephemeralPorts)
         var shards: [WireGuardShardDevice] = []
@@ -137,6 +169,10 @@ package final class WireGuardNetstackEndpoint: Adapter.Endpoint, @unchecked Send
         switch stage {
         case .start:
             try await openTransport()
+            if let system {
+                try await startSystemInterface(system)
+                return
+            }
             for driver in drivers {
                 try await driver.eventLoop.submit { [self] in
                     if routesIncoming {
@@ -202,8 +238,24 @@ package final class WireGuardNetstackEndpoint: Adapter.Endpoint, @unchecked Send
         _ = try? await channel.setOption(ChannelOptions.socketOption(.so_sndbuf), value: 7 << 20)
     }
 
-    /// Resets the stacks' flows, stops the timers and closes the UDP socket.
+    /// System mode: opens the TUN and joins it to the tunnel on the tunnel loop (kernel → TUN → seal → peer;
+    /// peer → open → TUN → kernel). Go logs `started at <name>`.
+    private func startSystemInterface(_ system: SystemInterface) async throws {
+        let device = try system.platform.openInterface(name: system.name, mtu: system.mtu, addresses: system.addresses)
+        systemDevice = device
+        let shard = system.shard, loop = tunnel.loop
+        try await loop.submit {
+            shard.start(on: loop) { batch in device.write(&batch) }
+            device.start(on: loop) { batch in shard.write(&batch) }
+        }.get()
+        logger.info("started at \(system.name)")
+    }
+
+    /// Resets the stacks' flows (or stops the TUN), stops the timers and closes the UDP socket.
     package func close() async throws {
+        if let device = systemDevice, let shard = system?.shard {
+            try? await tunnel.loop.submit { device.stop(); shard.stop() }.get()
+        }
         for driver in drivers {
             try? await driver.eventLoop.submit { driver.onIncoming = nil; driver.stop() }.get()
         }
@@ -219,8 +271,11 @@ package final class WireGuardNetstackEndpoint: Adapter.Endpoint, @unchecked Send
     /// A TCP flow from the stack on `eventLoop` (a domain is looked up first, its addresses tried in turn, as Go's
     /// `N.DialSerial`); the channel has autoRead off and holds data in the stack until read.
     package func dialTCP(_ metadata: FlowMetadata, on eventLoop: any EventLoop) async throws -> any Channel {
-        let driver = try driver(for: eventLoop)
         logger.info("outbound connection to \(metadata.destination)", flow: metadata.flowID)
+        if let system {
+            return try await systemDialer(system).dialTCP(to: metadata.destination, on: eventLoop)
+        }
+        let driver = try driver(for: eventLoop)
         var lastError: (any Error)?
         for ip in try await addresses(of: metadata.destination) {
             let remote = Netstack.Endpoint(ip.netstackAddress, metadata.destination.port)
@@ -239,10 +294,21 @@ package final class WireGuardNetstackEndpoint: Adapter.Endpoint, @unchecked Send
 
     /// A UDP packet path from the stack on `eventLoop` (one local port per family, a flow per destination).
     package func listenPacket(_ metadata: FlowMetadata, on eventLoop: any EventLoop) async throws -> any PacketConnection {
-        let driver = try driver(for: eventLoop)
         logger.info("outbound packet connection to \(metadata.destination)", flow: metadata.flowID)
+        if let system {
+            return try await systemDialer(system).listenPacket(on: eventLoop)
+        }
+        let driver = try driver(for: eventLoop)
         let resolver = context.resolver
         return try await eventLoop.submit { NetstackPacketConnection(driver: driver, resolver: resolver) }.get()
+    }
+
+    /// System mode: a kernel dialer bound to the interface and nothing else (Go's `CreateDialer(name)`; the
+    /// endpoint's own dial fields apply to its UDP socket only).
+    private func systemDialer(_ system: SystemInterface) throws -> any Dialer {
+        var options = DialerOptions()
+        options.bindInterface = system.name
+        return try context.dialerFactory.makeDialer(options)
     }
 
     /// The driver whose stack runs on `eventLoop` (the router's flow loop).
@@ -343,4 +409,17 @@ final class WireGuardTransportReceiver: PacketReceiver {
     }
 
     func packetConnectionClosed() {}
+}
+
+extension Adapter.IPAddress {
+    /// The address with a prefix length, unmasked (an interface address), as the host seam's value.
+    func networkPrefix(bits: Int) -> NetworkPrefix? {
+        switch self {
+        case .v4(let value):
+            return NetworkPrefix(bytes: withUnsafeBytes(of: value.bigEndian, Array.init), length: bits)
+        case .v6(let value):
+            return NetworkPrefix(bytes: withUnsafeBytes(of: value.high.bigEndian, Array.init)
+                                     + withUnsafeBytes(of: value.low.bigEndian, Array.init), length: bits)
+        }
+    }
 }
