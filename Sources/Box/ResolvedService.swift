@@ -140,8 +140,13 @@ struct RouterExchange: ResolveBackend {
         guard let hijacker = (context.router as? FlowRouter)?.dnsHijacker else {
             throw AdapterError(.other, "DNS router not available")
         }
-        var outgoing = query
         let addedEDNS = query.edns == nil
+        // Cached: no flow, no hop to a loop.
+        if var cached = cachedAnswer(query) {
+            if addedEDNS { cached.edns = nil }
+            return cached
+        }
+        var outgoing = query
         if addedEDNS { outgoing.edns = DNSEDNS(udpPayloadSize: 65_535) }
         let wire = try outgoing.encoded()
         let loop = context.group.next()
