@@ -56,7 +56,8 @@ for i in $(seq 1 20); do
     echo "host$i.bench.example A" >> "$WORK/names"
     echo "--address=/host$i.bench.example/198.51.100.$i" >> "$WORK/dnsmasq.args"
 done
-ip netns exec "$NS" dnsmasq --no-daemon --no-resolv --no-hosts --bind-interfaces --listen-address=127.0.0.2 --port=53 \
+# dnsmasq gives its own records TTL 0 (never cached) unless --local-ttl says otherwise.
+ip netns exec "$NS" dnsmasq --no-daemon --no-resolv --no-hosts --bind-interfaces --listen-address=127.0.0.2 --port=53 --local-ttl=600 \
     $(cat "$WORK/dnsmasq.args") 2>"$WORK/dnsmasq.log" & PIDS+=($!)
 sleep 0.5
 

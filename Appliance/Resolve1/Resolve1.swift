@@ -83,6 +83,13 @@ package protocol ResolveBackend: Sendable {
     /// task hop, and completes on `loop` with the answer in wire form cut to the query's UDP size
     /// (RFC 6891 §7), or nil when no answer came in time.
     func exchangeDatagram(_ query: ByteBuffer, on loop: any EventLoop) -> EventLoopFuture<ByteBuffer?>
+    /// The DNS router's cached answer to `query`, without a task or a flow (the stub's UDP fast
+    /// path for the common case); nil when not cached.
+    func cachedAnswer(_ query: DNSMessage) -> DNSMessage?
     /// Empties the DNS cache (FlushCaches).
     func flushCaches()
+    /// The DNS cache's size, hits and misses (CacheStatistics); zeros when the box has no cache.
+    var cacheStatistics: DNSCache.Statistics { get }
+    /// Sets the cache's hit and miss counters back to zero (ResetStatistics).
+    func resetCacheStatistics()
 }

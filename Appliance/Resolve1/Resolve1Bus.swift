@@ -177,6 +177,7 @@ package final class Resolve1Bus: @unchecked Sendable {
             case "ResetStatistics":
                 try checkPrivileged(message, member)
                 queries.resetStatistics()
+                queries.backend.resetCacheStatistics()
                 return reply(message)
             case "ResetServerFeatures":
                 // We keep no per-server feature levels (EDNS0/DO probing); nothing to forget.

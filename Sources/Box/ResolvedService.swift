@@ -6,8 +6,11 @@
 // 2. start: the stub listener (UDP and TCP), the varlink socket, stub-resolv.conf and resolv.conf.
 // Queries from all of them go through the box's DNS router: the stub's and the D-Bus/varlink ones
 // are handed to the router's `hijack-dns` handler over an in-memory UDP flow (`RouterExchange`), so
-// DNS rules, fakeip and the cache apply exactly as for hijacked traffic. The stub's UDP queries take
+// DNS rules, fakeip and the cache apply exactly as for hijacked traffic. The stub's UDP queries are
+// first looked up in the router's cache (answered on the socket's loop, nothing else built), else take
 // that flow on the socket's own event loop (no task hop); the rest go through async `exchange`.
+// FlushCaches, CacheStatistics and ResetStatistics reach the router's DNS client through the box's
+// resolver switch.
 //
 // The runtime directory (stub-resolv.conf, resolv.conf, io.systemd.Resolve) is
 // /run/systemd/resolve unless SING_BOX_RESOLVED_DIRECTORY names another (tests, side-by-side runs);
@@ -137,8 +140,13 @@ struct RouterExchange: ResolveBackend {
         guard let hijacker = (context.router as? FlowRouter)?.dnsHijacker else {
             throw AdapterError(.other, "DNS router not available")
         }
-        var outgoing = query
         let addedEDNS = query.edns == nil
+        // Cached: no flow, no hop to a loop.
+        if var cached = cachedAnswer(query) {
+            if addedEDNS { cached.edns = nil }
+            return cached
+        }
+        var outgoing = query
         if addedEDNS { outgoing.edns = DNSEDNS(udpPayloadSize: 65_535) }
         let wire = try outgoing.encoded()
         let loop = context.group.next()
@@ -177,11 +185,33 @@ struct RouterExchange: ResolveBackend {
         }
     }
 
-    func flushCaches() {
-        // The box's resolver switch points at the DNS module's resolver, whose client owns the cache.
+    /// The DNS client whose cache the router uses: the box's resolver switch points at the DNS
+    /// router (or, in boxes built without one, a plain transport resolver).
+    private var dnsClient: DNSClient? {
+        guard let resolverSwitch = context.resolver as? ResolverSwitch else { return nil }
+        switch resolverSwitch.current {
+        case let router as DNSRouter: return router.client
+        case let resolver as DNSTransportResolver: return resolver.client
+        default: return nil
+        }
+    }
+
+    func cachedAnswer(_ query: DNSMessage) -> DNSMessage? {
         guard let resolverSwitch = context.resolver as? ResolverSwitch,
-              let resolver = resolverSwitch.current as? DNSTransportResolver else { return }
-        resolver.client.clearCache()
+              let router = resolverSwitch.current as? DNSRouter else { return nil }
+        return router.cachedAnswer(to: query)
+    }
+
+    func flushCaches() {
+        dnsClient?.clearCache()
+    }
+
+    var cacheStatistics: DNSCache.Statistics {
+        dnsClient?.cache?.statistics ?? DNSCache.Statistics(size: 0, hits: 0, misses: 0)
+    }
+
+    func resetCacheStatistics() {
+        dnsClient?.cache?.resetStatistics()
     }
 }
 

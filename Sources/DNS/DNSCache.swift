@@ -33,6 +33,8 @@ package final class DNSCache: Sendable {
     }
 
     private let entries: Mutex<LRUCache<Key, Entry>>
+    private let hits = Atomic<UInt64>(0)
+    private let misses = Atomic<UInt64>(0)
     private let disableExpire: Bool
     private let now: @Sendable () -> ContinuousClock.Instant
 
@@ -46,6 +48,39 @@ package final class DNSCache: Sendable {
 
     /// The number of entries held, expired ones included until they are next touched.
     package var count: Int { entries.withLock { $0.count } }
+
+    /// What the cache holds and how often it answered (resolved's CacheStatistics `(ttt)`).
+    package struct Statistics: Sendable, Equatable {
+        /// Entries held, expired ones included until they are next touched.
+        package var size: UInt64
+        /// Queries answered from the cache since start or `resetStatistics`.
+        package var hits: UInt64
+        /// Cacheable queries that went to a server since start or `resetStatistics`.
+        package var misses: UInt64
+
+        package init(size: UInt64, hits: UInt64, misses: UInt64) {
+            self.size = size
+            self.hits = hits
+            self.misses = misses
+        }
+    }
+
+    /// The current size and the hit/miss counters.
+    package var statistics: Statistics {
+        Statistics(size: UInt64(count), hits: hits.load(ordering: .relaxed), misses: misses.load(ordering: .relaxed))
+    }
+
+    /// Counts a query answered from the cache (the client calls this once per answer it serves).
+    package func countHit() { hits.add(1, ordering: .relaxed) }
+
+    /// Counts a cacheable query that had to ask a server.
+    package func countMiss() { misses.add(1, ordering: .relaxed) }
+
+    /// Sets the hit and miss counters back to zero (resolved's ResetStatistics); entries stay.
+    package func resetStatistics() {
+        hits.store(0, ordering: .relaxed)
+        misses.store(0, ordering: .relaxed)
+    }
 
     /// Stores `message` for `ttl` seconds. A TTL of 0 is not stored (sing-box `storeCache`).
     package func store(_ message: DNSMessage, ttl: UInt32, for key: Key) {

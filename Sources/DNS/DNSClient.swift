@@ -138,6 +138,7 @@ package final class DNSClient: Sendable {
         if Self.activeTransportTag == transport.tag {
             throw DNSError.loopback(transport: transport.tag)
         }
+        if useCache { cache?.countMiss() }
         var response: DNSMessage
         let outgoing = query
         do {
@@ -245,6 +246,7 @@ package final class DNSClient: Sendable {
             let key = DNSCache.Key(question: question, transportTag: options.independentCache ? transport.tag : nil,
                                    clientSubnet: queryOptions.clientSubnet ?? options.clientSubnet)
             if let cached = cache.load(key)?.message {
+                cache.countHit()
                 guard cached.rcode == .noError else { throw DNSError.rcode(cached.rcode) }
                 return cached.addresses
             }
@@ -256,7 +258,8 @@ package final class DNSClient: Sendable {
     }
 
     private func cachedResponse(_ key: DNSCache.Key, for message: DNSMessage) -> DNSMessage? {
-        guard let (cached, remaining) = cache?.load(key) else { return nil }
+        guard let cache, let (cached, remaining) = cache.load(key) else { return nil }
+        cache.countHit()
         var response = cached
         response.id = message.id
         // Serve the asker's spelling of the name (the key is case-folded).

@@ -119,6 +119,24 @@ import Adapter
         #expect(independent.exchangeCache(.query(name: name, type: .a)) == nil)
     }
 
+    @Test func countsHitsMissesAndSize() async throws {
+        let transport = FakeTransport(respond: addressResponder(ttl: 120))
+        let client = DNSClient()
+        let cache = try #require(client.cache)
+        for _ in 0..<3 { _ = try await client.exchange(.query(name: name, type: .a), transport: transport) }
+        _ = try await client.lookup("www.example.test", transport: transport, options: DNSQueryOptions(strategy: .ipv4Only))
+        _ = client.exchangeCache(.query(name: try DNSName("other.example.test"), type: .a))
+        // Uncacheable queries (per-query disable_cache) count neither way.
+        _ = try await client.exchange(.query(name: name, type: .aaaa), transport: transport, options: DNSQueryOptions(disableCache: true))
+        #expect(cache.statistics == DNSCache.Statistics(size: 1, hits: 3, misses: 1))
+        cache.resetStatistics()
+        #expect(cache.statistics == DNSCache.Statistics(size: 1, hits: 0, misses: 0))
+        client.clearCache()
+        _ = try await client.exchange(.query(name: name, type: .a), transport: transport)
+        #expect(cache.statistics == DNSCache.Statistics(size: 1, hits: 0, misses: 1))
+        #expect(transport.count == 3)
+    }
+
     @Test func disableCacheAsksEveryTime() async throws {
         let transport = FakeTransport(respond: addressResponder())
         let client = DNSClient(options: DNSClientOptions(disableCache: true))
