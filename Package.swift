@@ -36,6 +36,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-nio-http2.git", from: "1.46.0"),
     ],
     targets: [
         // Floor 0–3: the netstack (pure Swift, sans-I/O; only NetstackNIO touches an event loop).
@@ -62,7 +63,9 @@ let package = Package(
         swiftTarget("Net", path: "Sources/Net", ["Adapter", "CLinux", nioCore, nioPosix]),
         swiftTarget("Rules", path: "Sources/Rules", ["Adapter", "Config", "CZlib"]),
         swiftTarget("Router", path: "Sources/Router", ["Rules", "Net", "Adapter", "Config", "COpenSSL", nioCore]),
-        swiftTarget("DNS", path: "Sources/DNS", ["Rules", "Net", "Adapter", "Config", "COpenSSL", nioCore, nioPosix]),
+        swiftTarget("DNS", path: "Sources/DNS", ["Rules", "Net", "Adapter", "Config", "COpenSSL", nioCore, nioPosix,
+                                                  .product(name: "NIOHTTP2", package: "swift-nio-http2"),
+                                                  .product(name: "NIOHPACK", package: "swift-nio-http2")]),
 
         // Floor 8: protocols.
         swiftTarget("SOCKS", path: "Sources/Protocols/SOCKS", ["Adapter", "Net", "Config", nioCore]),

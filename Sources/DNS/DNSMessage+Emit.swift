@@ -67,7 +67,14 @@ extension DNSMessage {
 struct DNSWriter {
     var bytes: [UInt8] = []
     /// Offsets of name suffixes already written, keyed by their uncompressed wire octets.
-    private var suffixes: [ArraySlice<UInt8>: Int] = [:]
+    private var suffixes: [Suffix: Int] = [:]
+
+    /// A name suffix as a dictionary key, hashed in one `combine(bytes:)`: ArraySlice's own hashing
+    /// feeds the hasher one octet at a time, the top user-space cost of cached hijack-dns answers.
+    private struct Suffix: Hashable {
+        var octets: ArraySlice<UInt8>
+        func hash(into hasher: inout Hasher) { octets.withUnsafeBytes { hasher.combine(bytes: $0) } }
+    }
 
     /// RFC 1035 §4.1.4: a pointer holds a 14-bit offset.
     static let maxPointerOffset = 0x3fff
@@ -114,12 +121,13 @@ struct DNSWriter {
         let wire = name.wire
         var index = 0
         while wire[index] != 0 {
-            let suffix = wire[index...]
-            if compress, let target = suffixes[suffix] {
-                writeUInt16(0xc000 | UInt16(target))
-                return
-            }
-            if bytes.count <= Self.maxPointerOffset, suffixes[suffix] == nil {
+            let suffix = Suffix(octets: wire[index...])
+            if let target = suffixes[suffix] {
+                if compress {
+                    writeUInt16(0xc000 | UInt16(target))
+                    return
+                }
+            } else if bytes.count <= Self.maxPointerOffset {
                 suffixes[suffix] = bytes.count
             }
             let length = Int(wire[index])

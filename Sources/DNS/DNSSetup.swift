@@ -119,9 +119,9 @@ package struct DNSSetup: Sendable {
             guard let address = Adapter.IPAddress(https.remote.server) else {
                 throw AdapterError(.notImplemented, "dns server[\(server.tag)]: server address is not an IP address: \(https.remote.server)")
             }
-            // HTTP/1.1 only until HTTP/2 is available: offer it alone unless the config names protocols.
+            // sing-box offers h2 then http/1.1 unless the config names protocols (dns/transport/https.go).
             var tlsOptions = https.tls ?? OutboundTLSOptions()
-            if tlsOptions.alpn.isEmpty { tlsOptions.alpn = ["http/1.1"] }
+            if tlsOptions.alpn.isEmpty { tlsOptions.alpn = ["h2", "http/1.1"] }
             let tls: DNSTLSContext
             do { tls = try DNSTLSContext(options: tlsOptions, defaultServerName: https.remote.server) } catch {
                 throw AdapterError(.other, "dns server[\(server.tag)]: \(error)")

@@ -25,6 +25,12 @@ package struct DNSTLSError: Error, CustomStringConvertible, Equatable {
     package var description: String { "tls: \(message)" }
 }
 
+/// Fired inbound once the handshake finished, with the protocol the server chose by ALPN (nil
+/// when it chose none), so the handlers behind TLS can be set up for it.
+struct DNSTLSHandshakeCompleted: Sendable {
+    var alpn: String?
+}
+
 /// One SSL_CTX built from a server's `tls` options; shared by every connection of a transport.
 package final class DNSTLSContext: @unchecked Sendable {
     // Immutable after init; OpenSSL allows SSL_new from many threads on one SSL_CTX.
@@ -202,6 +208,9 @@ final class DNSTLSClientHandler: ChannelDuplexHandler, RemovableChannelHandler {
             for plaintext in waiting { seal(plaintext, context) }
             waiting.removeAll()
             flushCiphertext(context, promise: nil)
+            // Before any record is read, so a handler can set up the pipeline for the protocol.
+            context.fireUserInboundEventTriggered(DNSTLSHandshakeCompleted(alpn: selectedALPN(ssl)))
+            guard self.ssl != nil else { return }
         }
         while true {
             let count = scratch.withUnsafeMutableBytes { SSL_read(ssl, $0.baseAddress, Int32($0.count)) }
@@ -218,6 +227,15 @@ final class DNSTLSClientHandler: ChannelDuplexHandler, RemovableChannelHandler {
             return fail(context, DNSTLSError(Self.openSSLReason() ?? "read failed"))
         }
         context.fireChannelReadComplete()
+    }
+
+    /// The protocol the server selected by ALPN, if any.
+    private func selectedALPN(_ ssl: OpaquePointer) -> String? {
+        var name: UnsafePointer<UInt8>?
+        var length: UInt32 = 0
+        SSL_get0_alpn_selected(ssl, &name, &length)
+        guard let name, length > 0 else { return nil }
+        return String(decoding: UnsafeBufferPointer(start: name, count: Int(length)), as: UTF8.self)
     }
 
     private func seal(_ plaintext: ByteBuffer, _ context: ChannelHandlerContext) {

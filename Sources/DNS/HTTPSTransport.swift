@@ -1,19 +1,23 @@
-// The `https` DNS server (sing-box 1.12 dns/transport/https.go), DNS over HTTPS (RFC 8484) over
-// HTTP/1.1: Go offers h2 and http/1.1 by ALPN; HTTP/2 needs swift-nio-http2, which this package does
-// not have yet, so we offer http/1.1 only (unless `tls.alpn` says otherwise) and servers answer in it.
+// The `https` DNS server (sing-box 1.12 dns/transport/https.go), DNS over HTTPS (RFC 8484). Like
+// Go, it offers h2 and http/1.1 by ALPN (unless `tls.alpn` says otherwise) and speaks whichever the
+// server picks: HTTP/2 multiplexes every query over one connection (DoH2Connection.swift), HTTP/1.1
+// carries one query at a time per connection, from a small keep-alive pool.
 //
 // exchange:
 // 1. the query goes out with ID 0 (RFC 8484 §4.1), as a POST to `path` (default /dns-query) with
-//    Content-Type and Accept `application/dns-message`, the configured headers and Host set to
-//    `tls.server_name`, else the server address (Go ignores `method`: it always POSTs)
-// 2. an idle keep-alive connection is reused, else a new TLS connection is dialed
+//    Content-Type and Accept `application/dns-message`, the configured headers and Host (:authority)
+//    set to `tls.server_name`, else the server address (Go ignores `method`: it always POSTs)
+// 2. the shared h2 connection is used while it is usable (no GOAWAY, not closed); else an idle
+//    HTTP/1.1 connection; else a new TLS connection is dialed and its ALPN decides which it is
 // 3. a status other than 200 fails with Go's `unexpected status: 404 Not Found`; the body is the
 //    response, which gets the asker's ID back
-// 4. the connection returns to the idle pool unless the server said `Connection: close`
+// 4. an HTTP/1.1 connection returns to the idle pool unless the server said `Connection: close`;
+//    a query on a reused connection that closed meanwhile is retried once on a fresh one
 
 package import Adapter
 package import Config
 package import NIOCore
+import NIOHPACK
 import Net
 import Synchronization
 
@@ -28,8 +32,19 @@ package final class HTTPSTransport: DNSTransport {
     private let timeout: TimeAmount
     /// The request head up to (not including) Content-Length, built once.
     private let requestHead: String
+    /// The request's HTTP/2 header block (pseudo-headers first, names lowercased), built once.
+    private let h2Headers: HPACKHeaders
     private let idle = Mutex<[DoHConnection]>([])
     static let maxIdle = 4
+    /// The HTTP/2 connection queries share, and a dial in progress that concurrent queries join.
+    private let shared = Mutex<SharedConnection>(SharedConnection())
+
+    struct SharedConnection {
+        var http2: DoH2Connection?
+        var dialing: Task<DoHNegotiated, any Error>?
+        /// The server answered the last dial with HTTP/1.1: dial per query, do not join.
+        var speaksHTTP1 = false
+    }
 
     /// `path` defaults to /dns-query; `headers` are sent with every request.
     package init(tag: String, server: Destination, tls: DNSTLSContext, path: String?, headers: ListableMap,
@@ -45,13 +60,23 @@ package final class HTTPSTransport: DNSTransport {
         if server.port != 443 { host += ":\(server.port)" }
         let requestPath = path.flatMap { $0.isEmpty ? nil : ($0.hasPrefix("/") ? $0 : "/" + $0) } ?? "/dns-query"
         var head = "POST \(requestPath) HTTP/1.1\r\nHost: \(host)\r\n"
+        var h2: HPACKHeaders = [":method": "POST", ":scheme": "https", ":authority": host, ":path": requestPath]
         for (key, values) in headers.entries {
             let lower = key.lowercased()
             guard !["host", "content-type", "accept", "content-length", "connection"].contains(lower) else { continue }
-            for value in values where !value.contains("\r") && !value.contains("\n") { head += "\(key): \(value)\r\n" }
+            for value in values where !value.contains("\r") && !value.contains("\n") {
+                head += "\(key): \(value)\r\n"
+                // RFC 9113 §8.2.2: connection-specific fields are malformed in HTTP/2.
+                if !["keep-alive", "proxy-connection", "transfer-encoding", "upgrade", "te"].contains(lower) && !lower.hasPrefix(":") {
+                    h2.add(name: lower, value: value)
+                }
+            }
         }
         head += "Content-Type: application/dns-message\r\nAccept: application/dns-message\r\n"
+        h2.add(name: "content-type", value: "application/dns-message")
+        h2.add(name: "accept", value: "application/dns-message")
         requestHead = head
+        h2Headers = h2
     }
 
     package func exchange(_ message: DNSMessage) async throws -> DNSMessage {
@@ -59,29 +84,88 @@ package final class HTTPSTransport: DNSTransport {
         query.id = 0
         let wire: [UInt8]
         do { wire = try query.encoded() } catch { throw DNSError.malformedQuery(error) }
+        // HTTP/2: the shared connection, or one dial that concurrent queries wait for together.
+        if let http2 = shared.withLock({ $0.http2?.isUsable == true ? $0.http2 : nil }) {
+            do {
+                return try await exchange2(wire, message: message, on: http2)
+            } catch where !http2.isUsable && !(error is DNSError) {
+                // It closed or sent GOAWAY under us: once more on a new connection.
+                http2.close()
+            }
+        }
+        let (dial, owned) = shared.withLock { state -> (Task<DoHNegotiated, any Error>?, Bool) in
+            if let http2 = state.http2, !http2.isUsable { state.http2 = nil }
+            if let dialing = state.dialing { return (dialing, false) }
+            if state.speaksHTTP1 { return (nil, false) }
+            let task = Task { try await self.connect() }
+            state.dialing = task
+            return (task, true)
+        }
+        var fresh: DoHConnection?
+        if let dial {
+            let negotiated: DoHNegotiated
+            do {
+                negotiated = try await dial.value
+            } catch {
+                if owned { shared.withLock { $0.dialing = nil } }
+                throw error
+            }
+            switch negotiated {
+            case .http2(let http2):
+                if owned { shared.withLock { $0.dialing = nil; $0.http2 = http2; $0.speaksHTTP1 = false } }
+                return try await exchange2(wire, message: message, on: http2)
+            case .http1(let connection):
+                if owned {
+                    shared.withLock { $0.dialing = nil; $0.speaksHTTP1 = true }
+                    fresh = connection
+                }
+            }
+        }
         var request = ByteBuffer()
         request.writeString(requestHead)
         request.writeString("Content-Length: \(wire.count)\r\n\r\n")
         request.writeBytes(wire)
-        // A reused connection may have been closed by the server meanwhile: one retry on a fresh one.
-        let reused = idle.withLock { $0.popLast() }
-        let connection: DoHConnection
-        if let reused { connection = reused } else { connection = try await connect() }
-        do {
-            return try await exchange(request, message: message, on: connection)
-        } catch DoHConnection.Failure.closed where reused != nil {
-            return try await exchange(request, message: message, on: try await connect())
+        if let fresh { return try await exchange(request, message: message, on: fresh) }
+        // A reused connection may have been closed by the server meanwhile: then a fresh one.
+        if let reused = idle.withLock({ $0.popLast() }) {
+            do { return try await exchange(request, message: message, on: reused) } catch DoHConnection.Failure.closed {}
         }
+        switch try await connect() {
+        case .http1(let connection):
+            return try await exchange(request, message: message, on: connection)
+        case .http2(let http2):
+            // The server chose h2 this time: share it from now on.
+            shared.withLock { $0.http2 = http2; $0.speaksHTTP1 = false }
+            return try await exchange2(wire, message: message, on: http2)
+        }
+    }
+
+    /// One query as one stream of `connection`.
+    private func exchange2(_ wire: [UInt8], message: DNSMessage, on connection: DoH2Connection) async throws -> DNSMessage {
+        var headers = h2Headers
+        headers.add(name: "content-length", value: String(wire.count))
+        let response = try await connection.send(headers: headers, body: ByteBuffer(bytes: wire), timeout: timeout)
+        return try answer(response, to: message)
+    }
+
+    /// The DNS answer in a response: status 200, a parsable body, the asker's ID.
+    private func answer(_ response: DoHResponse, to message: DNSMessage) throws -> DNSMessage {
+        guard response.status == 200 else {
+            throw AdapterError(.other, "unexpected status: \(response.status) \(response.reason)")
+        }
+        var answer: DNSMessage
+        do { answer = try DNSMessage(parsing: response.body) } catch { throw DNSError.malformedResponse(error) }
+        answer.id = message.id
+        return answer
     }
 
     private func exchange(_ request: ByteBuffer, message: DNSMessage, on connection: DoHConnection) async throws -> DNSMessage {
         let response = try await connection.send(request, timeout: timeout)
         guard response.status == 200 else {
             connection.close()
-            throw AdapterError(.other, "unexpected status: \(response.status) \(response.reason)")
+            return try answer(response, to: message)
         }
-        var answer: DNSMessage
-        do { answer = try DNSMessage(parsing: response.body) } catch { throw DNSError.malformedResponse(error) }
+        let answer = try answer(response, to: message)
         if response.keepAlive {
             let kept = idle.withLock { pool -> Bool in
                 guard pool.count < Self.maxIdle else { return false }
@@ -92,23 +176,32 @@ package final class HTTPSTransport: DNSTransport {
         } else {
             connection.close()
         }
-        answer.id = message.id
         return answer
     }
 
-    private func connect() async throws -> DoHConnection {
+    /// Dials, runs TLS, and sets the connection up for what ALPN chose. Fails with
+    /// `DNSError.timeout` when the handshake takes longer than the query timeout.
+    private func connect() async throws -> DoHNegotiated {
         let channel = try await dialer.dialTCP(to: server, on: eventLoop)
-        let connection = DoHConnection(channel: channel)
+        let negotiated = channel.eventLoop.makePromise(of: DoHNegotiated.self)
         let tls = self.tls
+        let timeout = self.timeout
         try await channel.eventLoop.submit {
             let sync = channel.pipeline.syncOperations
             try sync.addHandler(try DNSTLSClientHandler(context: tls))
-            try sync.addHandler(DoHResponseHandler(connection: connection))
+            let negotiation = DoHNegotiationHandler(promise: negotiated)
+            try sync.addHandler(negotiation)
             if let held = try? sync.handler(type: FlowBufferHandler.self) { sync.removeHandler(held, promise: nil) }
-            if !channel.isActive { connection.closed(nil) }
+            if !channel.isActive { negotiation.settle(DoHConnection.Failure.closed) }
+            let bound = NIOLoopBound(negotiation, eventLoop: channel.eventLoop)
+            let timer = channel.eventLoop.scheduleTask(in: timeout) {
+                bound.value.settle(DNSError.timeout)
+                channel.close(promise: nil)
+            }
+            negotiated.futureResult.whenComplete { _ in timer.cancel() }
         }.get()
         try await channel.setOption(ChannelOptions.autoRead, value: true).get()
-        return connection
+        return try await negotiated.futureResult.get()
     }
 
     package func close() async {
@@ -117,6 +210,11 @@ package final class HTTPSTransport: DNSTransport {
             return pool
         }
         for connection in connections { connection.close() }
+        let http2 = shared.withLock { state -> DoH2Connection? in
+            defer { state = SharedConnection() }
+            return state.http2
+        }
+        http2?.close()
     }
 }
 

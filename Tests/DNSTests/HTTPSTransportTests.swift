@@ -1,5 +1,6 @@
-// The `https` DNS server (DNS over HTTPS, HTTP/1.1) against a real DoH server: dnsdist (h2o) with
-// a certificate the test makes, forwarding to dnsmasq. kdig +https checks the peer first.
+// The `https` DNS server (DNS over HTTPS on HTTP/2, and HTTP/1.1 when ALPN picks it) against a
+// real DoH server: dnsdist (h2o) with a certificate the test makes, forwarding to dnsmasq. kdig
+// +https checks the peer first; dnsdist's web API counts connections and queries per HTTP version.
 import Foundation
 import Testing
 import Adapter
@@ -15,7 +16,8 @@ final class DoHServer: @unchecked Sendable {
 
     var certificatePath: String { directory + "/cert.pem" }
 
-    init(upstreamPort: UInt16) async throws {
+    /// `idleTimeout` (seconds) makes dnsdist close idle DoH connections sooner than its 30 s.
+    init(upstreamPort: UInt16, idleTimeout: Int? = nil) async throws {
         directory = "/tmp/doh-test-\(UInt32.random(in: 0 ... .max))"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let openssl = ChildProcess()
@@ -33,8 +35,10 @@ final class DoHServer: @unchecked Sendable {
             let config = """
             setLocal("127.0.0.1:\(port &+ 1)")
             newServer({address="127.0.0.1:\(upstreamPort)"})
-            addDOHLocal("127.0.0.1:\(port)", "\(directory)/cert.pem", "\(directory)/key.pem", "/dns-query")
+            addDOHLocal("127.0.0.1:\(port)", "\(directory)/cert.pem", "\(directory)/key.pem", "/dns-query"\(idleTimeout.map { ", {idleTimeout=\($0)}" } ?? ""))
             setSecurityPollSuffix("")
+            webserver("127.0.0.1:\(port &+ 2)")
+            setWebserverConfig({apiKey="doh-test", acl="127.0.0.0/8"})
             """
             try config.write(toFile: directory + "/dnsdist.conf", atomically: true, encoding: .utf8)
             let dnsdist = ChildProcess()
@@ -69,6 +73,23 @@ final class DoHServer: @unchecked Sendable {
         return String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self).contains("10.1.2.3")
     }
 
+    /// The DoH frontend's counters from dnsdist's web API (`http-connects`, `http1-queries`,
+    /// `http2-queries`, ...); empty when the API did not answer.
+    func stats() -> [String: Int] {
+        let curl = ChildProcess()
+        curl.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
+        curl.arguments = ["-s", "--max-time", "2", "-H", "X-API-Key: doh-test", "http://127.0.0.1:\(port &+ 2)/api/v1/servers/localhost"]
+        let pipe = Pipe()
+        curl.standardOutput = pipe
+        curl.standardError = FileHandle.nullDevice
+        guard (try? curl.run()) != nil else { return [:] }
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        curl.waitUntilExit()
+        guard let root = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+              let frontends = root["dohFrontends"] as? [[String: Any]], let frontend = frontends.first else { return [:] }
+        return frontend.compactMapValues { $0 as? Int }
+    }
+
     func stop() {
         if dnsdist.isRunning { kill(dnsdist.processIdentifier, SIGKILL) }
         try? FileManager.default.removeItem(atPath: directory)
@@ -78,10 +99,11 @@ final class DoHServer: @unchecked Sendable {
 }
 
 @Suite(.serialized) struct HTTPSTransportTests {
-    static func transport(_ server: DoHServer, extra: String = "") throws -> any DNSTransport {
+    static func transport(_ server: DoHServer, alpn: String? = nil, extra: String = "") throws -> any DNSTransport {
+        let alpnOption = alpn.map { #", "alpn": \#($0)"# } ?? ""
         let options = try dnsOptions("""
         {"servers": [{"type": "https", "tag": "doh", "server": "127.0.0.1", "server_port": \(server.port),
-                      "tls": {"enabled": true, "server_name": "dns.test", "certificate_path": "\(server.certificatePath)"}\(extra)}]}
+                      "tls": {"enabled": true, "server_name": "dns.test", "certificate_path": "\(server.certificatePath)"\(alpnOption)}\(extra)}]}
         """)
         return try DNSSetup.makeTransport(options.servers[0], context: setupContext())
     }
@@ -95,7 +117,9 @@ final class DoHServer: @unchecked Sendable {
         defer { dnsmasq.stop() }
         let server = try await DoHServer(upstreamPort: dnsmasq.port)
         defer { server.stop() }
-        let doh = try Self.transport(server, extra: #", "headers": {"X-Test": "1"}"#)
+        let before = server.stats()
+        // The client offers only http/1.1, so the server cannot pick h2: the HTTP/1.1 path.
+        let doh = try Self.transport(server, alpn: #"["http/1.1"]"#, extra: #", "headers": {"X-Test": "1"}"#)
         let response = try await doh.exchange(DNSMessage.query(id: 0x5151, name: try DNSName("x.test"), type: .a))
         #expect(response.id == 0x5151)
         #expect(response.addresses == [ip("10.1.2.3")])
@@ -113,12 +137,78 @@ final class DoHServer: @unchecked Sendable {
             #expect(try await doh.exchange(DNSMessage.query(id: 1, name: try DNSName("x.test"), type: .a)).addresses == [ip("10.1.2.3")])
         }
         await doh.close()
+        let after = server.stats()
+        #expect(after["http1-queries", default: -1] - before["http1-queries", default: 0] == 18)
+        #expect(after["http2-queries"] == before["http2-queries"])
         // A path the server does not serve: Go's wording.
-        let wrongPath = try Self.transport(server, extra: #", "path": "/nope""#)
+        let wrongPath = try Self.transport(server, alpn: #"["http/1.1"]"#, extra: #", "path": "/nope""#)
         await #expect { _ = try await wrongPath.exchange(DNSMessage.query(id: 2, name: try DNSName("x.test"), type: .a)) } throws: { error in
             "\(error)".contains("unexpected status: 404")
         }
         await wrongPath.close()
+    }
+
+    @Test func multiplexesQueriesOverHTTP2() async throws {
+        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/dnsdist") else {
+            Issue.record("dnsdist missing: run scripts/install-test-deps.sh")
+            return
+        }
+        let dnsmasq = try await Dnsmasq()
+        defer { dnsmasq.stop() }
+        let server = try await DoHServer(upstreamPort: dnsmasq.port)
+        defer { server.stop() }
+        let before = server.stats()
+        #expect(before["http-connects"] != nil, "dnsdist's web API answers")
+        // Default ALPN (h2, http/1.1): the server picks h2.
+        let doh = try Self.transport(server, extra: #", "headers": {"X-Test": "1"}"#)
+        let response = try await doh.exchange(DNSMessage.query(id: 0x2222, name: try DNSName("x.test"), type: .a))
+        #expect(response.id == 0x2222)
+        #expect(response.addresses == [ip("10.1.2.3")])
+        // Concurrent queries are streams of the one connection.
+        try await withThrowingTaskGroup(of: (UInt16, DNSMessage).self) { group in
+            for index in 0..<24 {
+                group.addTask {
+                    (UInt16(index), try await doh.exchange(DNSMessage.query(id: UInt16(index), name: try DNSName("x.test"), type: .a)))
+                }
+            }
+            for try await (id, answer) in group {
+                #expect(answer.id == id)
+                #expect(answer.addresses == [ip("10.1.2.3")])
+            }
+        }
+        let after = server.stats()
+        #expect(after["http2-queries", default: -1] - before["http2-queries", default: 0] == 25)
+        #expect(after["http1-queries"] == before["http1-queries"])
+        #expect(after["http-connects", default: -1] - before["http-connects", default: 0] == 1)
+        await doh.close()
+        // A 404 over h2 has no reason phrase on the wire; Go's text is from its status table.
+        let wrongPath = try Self.transport(server, extra: #", "path": "/nope""#)
+        await #expect { _ = try await wrongPath.exchange(DNSMessage.query(id: 2, name: try DNSName("x.test"), type: .a)) } throws: { error in
+            "\(error)".contains("unexpected status: 404 Not Found")
+        }
+        await wrongPath.close()
+    }
+
+    @Test func redialsWhenTheServerClosesTheHTTP2Connection() async throws {
+        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/dnsdist") else {
+            Issue.record("dnsdist missing: run scripts/install-test-deps.sh")
+            return
+        }
+        let dnsmasq = try await Dnsmasq()
+        defer { dnsmasq.stop() }
+        let server = try await DoHServer(upstreamPort: dnsmasq.port, idleTimeout: 1)
+        defer { server.stop() }
+        let before = server.stats()
+        let doh = try Self.transport(server)
+        #expect(try await doh.exchange(DNSMessage.query(id: 7, name: try DNSName("x.test"), type: .a)).addresses == [ip("10.1.2.3")])
+        // dnsdist closes the idle connection after a second; the next query dials a new one.
+        try await Task.sleep(for: .milliseconds(2_500))
+        #expect(try await doh.exchange(DNSMessage.query(id: 8, name: try DNSName("x.test"), type: .a)).addresses == [ip("10.1.2.3")])
+        #expect(try await doh.exchange(DNSMessage.query(id: 9, name: try DNSName("x.test"), type: .a)).addresses == [ip("10.1.2.3")])
+        let after = server.stats()
+        #expect(after["http-connects", default: -1] - before["http-connects", default: 0] == 2)
+        #expect(after["http2-queries", default: -1] - before["http2-queries", default: 0] == 3)
+        await doh.close()
     }
 
     @Test func parsesChunkedAndRejectsBrokenResponses() throws {
