@@ -6,6 +6,7 @@ import NIOPosix
 import NetstackWire
 import Netstack
 import NetstackNIO
+import NetstackTesting
 import TestSupport
 
 // Issue #3, acceptance 2: the Linux kernel as the peer, through a real TUN (virtio-net header, TSO) in a
@@ -25,82 +26,6 @@ private let hasKernelPeers: Bool = getuid() == 0 && FileManager.default.fileExis
 
 private let bulkSize = 4 << 20
 private let iperfBytes = "16M"
-
-/// Joins two channels: what one reads the other writes. A side reads only while the other is
-/// writable (back-pressure both ways), an EOF is passed on as a half-close after the data before it,
-/// and each channel closes once both of its directions ended. All on one loop.
-final class RelayGlue: ChannelDuplexHandler, @unchecked Sendable {
-    typealias InboundIn = ByteBuffer
-    typealias OutboundIn = ByteBuffer
-    typealias OutboundOut = ByteBuffer
-    private var partner: RelayGlue?
-    private var context: ChannelHandlerContext?
-    private var readWanted = false
-    private var inputEnded = false, outputEnded = false
-
-    /// Pairs `a` and `b`; reads held while unpaired start now.
-    static func join(_ a: RelayGlue, _ b: RelayGlue) {
-        a.partner = b
-        b.partner = a
-        a.partnerWritable()
-        b.partnerWritable()
-    }
-
-    func handlerAdded(context: ChannelHandlerContext) { self.context = context }
-    func handlerRemoved(context: ChannelHandlerContext) { self.context = nil; partner = nil }
-
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) { partner?.context?.write(data, promise: nil) }
-    func channelReadComplete(context: ChannelHandlerContext) { partner?.context?.flush() }
-
-    func channelInactive(context: ChannelHandlerContext) {
-        let partner = self.partner
-        self.partner = nil
-        partner?.context?.close(promise: nil)
-        context.fireChannelInactive()
-    }
-
-    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        guard case ChannelEvent.inputClosed = event else { return context.fireUserInboundEventTriggered(event) }
-        inputEnded = true
-        partner?.partnerEnded()
-        closeIfDone()
-    }
-
-    func errorCaught(context: ChannelHandlerContext, error: any Error) { context.close(promise: nil) }
-
-    func channelWritabilityChanged(context: ChannelHandlerContext) {
-        if context.channel.isWritable { partner?.partnerWritable() }
-        context.fireChannelWritabilityChanged()
-    }
-
-    func read(context: ChannelHandlerContext) {
-        if let partner, partner.context?.channel.isWritable ?? false { context.read() } else { readWanted = true }
-    }
-
-    private func partnerWritable() {
-        guard readWanted, let context else { return }
-        readWanted = false
-        context.read()
-    }
-
-    /// The partner's input ended: shut our output once what came before is written. (NIO turns an
-    /// output close after an input EOF into a full close that fails queued writes; the empty write's
-    /// promise completes only after every earlier write.)
-    private func partnerEnded() {
-        guard let context else { return }
-        let written = context.eventLoop.makePromise(of: Void.self)
-        context.writeAndFlush(NIOAny(ByteBuffer()), promise: written)
-        written.futureResult.assumeIsolated().whenComplete { _ in
-            self.outputEnded = true
-            self.context?.close(mode: .output, promise: nil)
-            self.closeIfDone()
-        }
-    }
-
-    private func closeIfDone() {
-        if inputEnded && outputEnded { context?.close(promise: nil) }
-    }
-}
 
 /// Relays every incoming TCP flow to the same port on 127.0.0.1 (a kernel socket).
 private func relayToLoopback(_ driver: NetstackDriver) {
