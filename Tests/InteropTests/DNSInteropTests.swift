@@ -65,8 +65,8 @@ private final class HostileUpstream: @unchecked Sendable {
 }
 
 /// kdig's answer lines (`+short`) or its status, for one query.
-private func kdig(_ name: String, type: String = "A", port: UInt16, tcp: Bool = false, timeout: Int = 3) throws -> String {
-    var arguments = ["@127.0.0.1", "-p", String(port), name, type, "+timeout=\(timeout)", "+retry=0"]
+private func kdig(_ name: String, type: String = "A", port: UInt16, tcp: Bool = false, timeout: Int = 3, retry: Int = 0) throws -> String {
+    var arguments = ["@127.0.0.1", "-p", String(port), name, type, "+timeout=\(timeout)", "+retry=\(retry)"]
     if tcp { arguments.append("+tcp") }
     let full = try runTool(Peers.kdig, arguments, timeout: Double(timeout + 5))
     let text = String(decoding: full.stdout, as: UTF8.self)
@@ -155,17 +155,21 @@ private func kdig(_ name: String, type: String = "A", port: UInt16, tcp: Bool = 
                                                                   upstreamB: upstreamB.port, hostile: hostile.port, silent: silent.port),
                                   waitPort: mixedPort, in: work)
             defer { box.stop() }
+            // Go 1.12.12 now and then drops a hijacked UDP query (ANCHORS.md: it loses queries under
+            // load; seen once in CI on its first query): the oracle's UDP queries get one retry, as a
+            // resolver would; ours get none.
+            let udpRetry = implementation == .go ? 1 : 0
             for (name, type, expected) in queries {
-                let udp = try kdig(name, type: type, port: dnsPort)
+                let udp = try kdig(name, type: type, port: dnsPort, retry: udpRetry)
                 let tcp = try kdig(name, type: type, port: dnsPort, tcp: true)
                 seen[name, default: []].append(udp)
                 #expect(udp == expected, "\(implementation) UDP \(name) \(type)\n\(box.log.suffix(3000))")
                 #expect(tcp == expected, "\(implementation) TCP \(name) \(type)")
             }
             // fakeip: an address from the range, the same one on a second ask.
-            let fake = try kdig("web.fake.example", port: dnsPort)
+            let fake = try kdig("web.fake.example", port: dnsPort, retry: udpRetry)
             #expect(fake.hasPrefix("198.18.") || fake.hasPrefix("198.19."), "\(implementation) fakeip answer \(fake)")
-            #expect(try kdig("web.fake.example", port: dnsPort) == fake)
+            #expect(try kdig("web.fake.example", port: dnsPort, retry: udpRetry) == fake)
             #expect(box.process.isRunning)
         }
         // Both implementations gave the same answers.
