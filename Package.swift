@@ -94,9 +94,9 @@ let package = Package(
             "Tun", "Redirect", "TProxy", "Resolve1",
         ]),
         // Bench and long-fuzz tool for the netstack (bench/netstack.sh, scripts/fuzz-netstack.sh).
-        .executableTarget(name: "NetstackBench", dependencies: ["TunDevice", "NetstackNIO", "Netstack", "NetstackWire", "NetstackTesting", nioCore, nioPosix],
+        .executableTarget(name: "NetstackBench", dependencies: ["TunDevice", "CLinux", "NetstackNIO", "Netstack", "NetstackWire", "NetstackTesting", nioCore, nioPosix],
                           path: "bench/NetstackBench", swiftSettings: swiftSettings),
-        .executableTarget(name: "CLI", dependencies: ["Box", "Config", "COpenSSL", "CSodium", "Systemd", nioCore, nioPosix],
+        .executableTarget(name: "CLI", dependencies: ["Box", "Config", "COpenSSL", "CSodium", "Systemd", "CLinux", nioCore, nioPosix],
                           path: "Sources/CLI", swiftSettings: swiftSettings),
 
         // Tests (Swift Testing). InteropTests run the built binary against real peers, as root.

@@ -140,3 +140,10 @@ int clinux_spawn_addclosefrom(posix_spawn_file_actions_t *actions, int low) {
 int clinux_spawn_addchdir(posix_spawn_file_actions_t *actions, const char *path) {
     return posix_spawn_file_actions_addchdir_np(actions, path);
 }
+
+#include <malloc.h>
+
+void clinux_keep_packet_buffers(void) {
+    mallopt(M_MMAP_THRESHOLD, 1 << 20);
+    mallopt(M_TRIM_THRESHOLD, 8 << 20);
+}

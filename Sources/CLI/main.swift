@@ -5,9 +5,14 @@
 // merge <output>, version [-n], generate … (delegated to GenerateCommand).
 // Exit status: 0 on success, 1 with a `FATAL[0000] …` line on any error, as Go's sing-box.
 import Box
+import CLinux
 #if canImport(Glibc)
 import Glibc
 #endif
+
+// Freed packet buffers stay in the heap (CLinux.h). Measured on netstack-bench upload, where page faults
+// on fresh 128 KiB TUN read buffers took 20 % of the CPU: 5.5 → 10.2 Gbit/s, 88 → 46 CPU ticks per GB.
+clinux_keep_packet_buffers()
 
 let arguments = Arguments(Array(CommandLine.arguments.dropFirst()))
 Console.disableColor = arguments.disableColor

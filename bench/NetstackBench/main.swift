@@ -10,6 +10,11 @@
 //       transparent Stack's input path; exits 1 if a bound is broken (a trap is a crash).
 import Glibc
 
+import CLinux
+
+// As sing-box's main (Sources/CLI/main.swift): freed 128 KiB packet buffers stay in the heap.
+clinux_keep_packet_buffers()
+
 let arguments = Array(CommandLine.arguments.dropFirst())
 switch arguments.first {
 case "tun":

@@ -63,3 +63,8 @@ long clinux_receive_with_destination(int fd, void *buffer, size_t length,
 /// close every descriptor from `low` up in the child; change the child's working directory.
 int clinux_spawn_addclosefrom(posix_spawn_file_actions_t *actions, int low);
 int clinux_spawn_addchdir(posix_spawn_file_actions_t *actions, const char *path);
+
+/// Tunes glibc malloc for packet buffers (mallopt): allocations up to 1 MiB come from the heap (a TUN
+/// read takes a 128 KiB ByteBuffer, which the default 128 KiB mmap threshold would mmap and munmap each
+/// time) and up to 8 MiB of freed heap top is kept rather than trimmed and faulted back page by page.
+void clinux_keep_packet_buffers(void);
