@@ -37,7 +37,13 @@ extension Stack {
             let code = message.getInteger(at: message.readerIndex + 1, as: UInt8.self) ?? 0
             // Net/host/protocol/port unreachable and administratively prohibited end a flow we dialled
             // (RFC 1122 §4.2.3.9 lets TCP abort a connection attempt on them); "fragmentation needed" does not.
-            if code != ICMPv4Type.fragmentationNeeded { receiveICMPError(quoting: message, now: now) }
+            if code == ICMPv4Type.fragmentationNeeded {
+                // RFC 1191 §4: the next-hop MTU is the low half of the second word (0 from pre-1191 routers).
+                let mtu = Int(message.getInteger(at: message.readerIndex + 6, as: UInt16.self) ?? 0)
+                receivePacketTooBig(quoting: message, mtu: mtu)
+            } else {
+                receiveICMPError(quoting: message, now: now)
+            }
             return
         }
         guard type == ICMPv4Type.echoRequest, answersEcho(to: ip.destination) else { return }
@@ -80,6 +86,12 @@ extension Stack {
             receiveICMPError(quoting: message, now: now)
             return
         }
+        if type == ICMPv6Type.packetTooBig {
+            // RFC 4443 §3.2: the MTU is the whole second word; RFC 8201 §4: never believe one below 1280.
+            let mtu = Int(message.getInteger(at: message.readerIndex + 4, as: UInt32.self) ?? 0)
+            receivePacketTooBig(quoting: message, mtu: max(mtu, 1280))
+            return
+        }
         guard type == ICMPv6Type.echoRequest, answersEcho(to: ip.destination) else { return }
         // Swapping source and destination leaves the pseudo-header sum unchanged; only the type word moves.
         var reply = packet
@@ -106,38 +118,7 @@ extension Stack {
     /// our end). A UDP flow closes with `.unreachable`; a TCP flow still connecting is aborted.
     /// Established TCP ignores it (RFC 1122 §4.2.3.9: soft error) — the retransmission timer decides.
     private func receiveICMPError(quoting message: ByteBuffer, now: Instant) {
-        guard let quoted = message.getSlice(at: message.readerIndex + 8, length: message.readableBytes - 8),
-              let first = quoted.getInteger(at: quoted.readerIndex, as: UInt8.self) else { return }
-        let source: IPAddress, destination: IPAddress, proto: UInt8, offset: Int
-        if first >> 4 == 4 {
-            // The quote may be cut after 8 transport bytes, so only the fixed header is validated.
-            guard quoted.readableBytes >= 20, let ihl = quoted.getInteger(at: quoted.readerIndex, as: UInt8.self).map({ Int($0 & 0x0f) * 4 }),
-                  ihl >= 20, quoted.readableBytes >= ihl + 4,
-                  let s = quoted.getInteger(at: quoted.readerIndex + 12, as: UInt32.self),
-                  let d = quoted.getInteger(at: quoted.readerIndex + 16, as: UInt32.self),
-                  let p = quoted.getInteger(at: quoted.readerIndex + 9, as: UInt8.self) else { return }
-            source = .v4(IPv4Address(s)); destination = .v4(IPv4Address(d)); proto = p; offset = ihl
-        } else {
-            guard quoted.readableBytes >= 44,
-                  let sh = quoted.getInteger(at: quoted.readerIndex + 8, as: UInt64.self),
-                  let sl = quoted.getInteger(at: quoted.readerIndex + 16, as: UInt64.self),
-                  let dh = quoted.getInteger(at: quoted.readerIndex + 24, as: UInt64.self),
-                  let dl = quoted.getInteger(at: quoted.readerIndex + 32, as: UInt64.self),
-                  let p = quoted.getInteger(at: quoted.readerIndex + 6, as: UInt8.self) else { return }
-            // Extension headers in the quote are not walked: flows we dial send none.
-            source = .v6(IPv6Address(high: sh, low: sl)); destination = .v6(IPv6Address(high: dh, low: dl)); proto = p; offset = 40
-        }
-        guard isOwn(source) || configuration.transparent,
-              let sourcePort = quoted.getInteger(at: quoted.readerIndex + offset, as: UInt16.self),
-              let destinationPort = quoted.getInteger(at: quoted.readerIndex + offset + 2, as: UInt16.self) else { return }
-        let flowProtocol: FlowProtocol
-        switch proto {
-        case IPProtocol.udp: flowProtocol = .udp
-        case IPProtocol.tcp: flowProtocol = .tcp
-        default: return
-        }
-        let key = FlowKey(proto: flowProtocol, local: Endpoint(source, sourcePort), remote: Endpoint(destination, destinationPort))
-        guard let id = flowIndex[key] else { return }
+        guard let (id, key, _) = quotedFlow(in: message) else { return }
         switch slot(id) {
         case .udp(let flow) where flow.state == .open:
             removeFlow(id, key: key)
@@ -150,6 +131,60 @@ extension Stack {
         default:
             return
         }
+    }
+
+    /// The flow of ours an ICMP error quotes (its source is our end, or any address in transparent mode),
+    /// with the quoted transport header (at least 8 bytes: ports and, for TCP, the sequence number).
+    private func quotedFlow(in message: ByteBuffer) -> (FlowID, FlowKey, transport: ByteBuffer)? {
+        guard let quoted = message.getSlice(at: message.readerIndex + 8, length: message.readableBytes - 8),
+              let first = quoted.getInteger(at: quoted.readerIndex, as: UInt8.self) else { return nil }
+        let source: IPAddress, destination: IPAddress, proto: UInt8, offset: Int
+        if first >> 4 == 4 {
+            // The quote may be cut after 8 transport bytes, so only the fixed header is validated.
+            guard quoted.readableBytes >= 20, let ihl = quoted.getInteger(at: quoted.readerIndex, as: UInt8.self).map({ Int($0 & 0x0f) * 4 }),
+                  ihl >= 20, quoted.readableBytes >= ihl + 4,
+                  let s = quoted.getInteger(at: quoted.readerIndex + 12, as: UInt32.self),
+                  let d = quoted.getInteger(at: quoted.readerIndex + 16, as: UInt32.self),
+                  let p = quoted.getInteger(at: quoted.readerIndex + 9, as: UInt8.self) else { return nil }
+            source = .v4(IPv4Address(s)); destination = .v4(IPv4Address(d)); proto = p; offset = ihl
+        } else {
+            guard quoted.readableBytes >= 44,
+                  let sh = quoted.getInteger(at: quoted.readerIndex + 8, as: UInt64.self),
+                  let sl = quoted.getInteger(at: quoted.readerIndex + 16, as: UInt64.self),
+                  let dh = quoted.getInteger(at: quoted.readerIndex + 24, as: UInt64.self),
+                  let dl = quoted.getInteger(at: quoted.readerIndex + 32, as: UInt64.self),
+                  let p = quoted.getInteger(at: quoted.readerIndex + 6, as: UInt8.self) else { return nil }
+            // Extension headers in the quote are not walked: flows we dial send none.
+            source = .v6(IPv6Address(high: sh, low: sl)); destination = .v6(IPv6Address(high: dh, low: dl)); proto = p; offset = 40
+        }
+        guard isOwn(source) || configuration.transparent,
+              let sourcePort = quoted.getInteger(at: quoted.readerIndex + offset, as: UInt16.self),
+              let destinationPort = quoted.getInteger(at: quoted.readerIndex + offset + 2, as: UInt16.self) else { return nil }
+        let flowProtocol: FlowProtocol
+        switch proto {
+        case IPProtocol.udp: flowProtocol = .udp
+        case IPProtocol.tcp: flowProtocol = .tcp
+        default: return nil
+        }
+        let key = FlowKey(proto: flowProtocol, local: Endpoint(source, sourcePort), remote: Endpoint(destination, destinationPort))
+        guard let id = flowIndex[key],
+              let transport = quoted.getSlice(at: quoted.readerIndex + offset, length: quoted.readableBytes - offset) else { return nil }
+        return (id, key, transport)
+    }
+
+    /// "Fragmentation needed" / "packet too big" about a TCP segment we sent: the connection's MSS drops
+    /// to what `mtu` carries and what is in flight is resent (RFC 1191, RFC 8201). The quoted sequence
+    /// number must lie in `SND.UNA..<SND.NXT` (RFC 5927 §4.1), so a blind attacker cannot shrink a flow.
+    private func receivePacketTooBig(quoting message: ByteBuffer, mtu: Int) {
+        guard mtu >= 68, let (id, key, transport) = quotedFlow(in: message), key.proto == .tcp,
+              case .tcp(let flow) = slot(id), let connection = flow.connection,
+              let raw = transport.getInteger(at: transport.readerIndex + 4, as: UInt32.self) else { return }
+        let quotedSequence = SeqNumber(raw)
+        guard connection.sendUnacknowledged <= quotedSequence, quotedSequence < connection.sendNext else { return }
+        let ipHeader = key.local.address.isIPv4 ? 20 : 40
+        statistics.pathMTUReductions += 1
+        flow.connection?.reducePathMSS(to: mtu - ipHeader - 20)
+        markDirty(flow)
     }
 
     private func answersEcho(to destination: IPAddress) -> Bool {

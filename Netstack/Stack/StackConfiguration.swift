@@ -69,6 +69,8 @@ package struct StackStatistics: Sendable, Equatable {
     package var icmpErrorsSent = 0
     package var icmpErrorsRateLimited = 0
     package var icmpReceived = 0
+    /// ICMP "fragmentation needed" / "packet too big" messages that lowered a TCP flow's MSS.
+    package var pathMTUReductions = 0
     package var udpDatagramsReceived = 0
     package var udpDatagramsDropped = 0
     package var tcpSegmentsReceived = 0

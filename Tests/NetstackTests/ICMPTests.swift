@@ -125,3 +125,48 @@ func unreachableErrorsEndDialledFlows(client: IPAddress, remote: IPAddress) thro
     #expect(closed[tcp] == .unreachable)
     #expect(b.numberOfFlows == 0)
 }
+
+@Test(arguments: [(own4, remote4), (own6, remote6)])
+func packetTooBigLowersTheMSSOfADialledFlow(own: IPAddress, remote: IPAddress) throws {
+    // Our stack dials out and sends full 1460-byte segments; a router on the path answers one with
+    // "fragmentation needed" / "packet too big" for MTU 1280. Everything unacknowledged is resent in
+    // segments that fit 1280, and later data keeps that size. A quote outside SND.UNA..<SND.NXT (a blind
+    // attacker's guess) changes nothing.
+    let h = Harness()
+    var routerConfiguration = StackConfiguration()
+    routerConfiguration.ipv4Addresses = [IPv4Address("10.9.9.9")!]
+    routerConfiguration.ipv6Addresses = [IPv6Address("2001:db8:9::9")!]
+    let router = Stack(configuration: routerConfiguration, seed: 3)
+    func tooBig(about packet: ParsedPacket, mtu: Int) -> [UInt8] {
+        router.sendICMPError(.packetTooBig(mtu: mtu), about: PacketBuilder.buffer(packet.bytes), now: h.now)
+        var batch = PacketBatch()
+        _ = router.transmit(into: &batch, now: h.now)
+        return batch.packets.first.map { Array($0.bytes.readableBytesView) } ?? []
+    }
+    let id = try h.stack.connectTCP(to: Endpoint(remote, 80))
+    let syn = try #require(h.output().first)
+    let mss: [UInt8] = [2, 4, 0x05, 0xb4]  // 1460
+    h.inject(PacketBuilder.tcp(from: Endpoint(remote, 80), to: Endpoint(own, syn.sourcePort), sequence: 5000,
+                               acknowledgment: syn.sequence &+ 1, flags: PacketBuilder.syn | PacketBuilder.ack, options: mss))
+    _ = h.output()
+    var data = ByteBuffer(repeating: 0x5a, count: 8 * 1460)
+    _ = try h.stack.send(&data, on: id)
+    let sent = h.output().filter { !$0.payload.isEmpty }
+    let first = try #require(sent.first)
+    let limit = 1280 - (own.isIPv4 ? 20 : 40) - 20
+    #expect(sent.count >= 2 && first.payload.count > limit)
+
+    // Forged: the quoted sequence number is far outside what is in flight.
+    var forged = first
+    forged.bytes[(own.isIPv4 ? 20 : 40) + 4] &+= 0x40
+    h.inject(tooBig(about: forged, mtu: 1280))
+    #expect(h.stack.statistics.pathMTUReductions == 0)
+
+    h.inject(tooBig(about: first, mtu: 1280))
+    #expect(h.stack.statistics.pathMTUReductions == 1)
+    let resent = h.output().filter { !$0.payload.isEmpty }
+    #expect(!resent.isEmpty)
+    #expect(resent.first?.sequence == first.sequence)
+    #expect(resent.allSatisfy { $0.payload.count <= limit && $0.bytes.count <= 1280 })
+    #expect(resent.allSatisfy { $0.checksumsValid })
+}

@@ -305,6 +305,59 @@ private func freePort() -> Int {
                   + "\(up.map { String(format: "%.2f", $0.gbit) } ?? "failed") Gbit/s, down \(down.map { String(format: "%.2f", $0.gbit) } ?? "failed") Gbit/s")
         }
     }
+
+    /// Path MTU discovery against the kernel as a router: the namespace forwards from our TUN to a far
+    /// namespace over a veth whose near end has MTU 1280 (the far end keeps 1500, so the handshake does
+    /// not reveal the bottleneck). Our stack dials a socat sink there and pushes 2 MiB in TSO
+    /// super-segments cut for MTU 1500; the kernel refuses them with "fragmentation needed" / "packet too
+    /// big" (the segments carry DF), our flow lowers its MSS, resends, and the file arrives byte-exact.
+    /// Without PMTU discovery every retransmission is refused again and the push never completes.
+    @Test(.enabled(if: hasKernelPeers, "needs root, /dev/net/tun, socat, python3"), .timeLimit(.minutes(2)), arguments: [false, true])
+    func pathMTUDiscoveryThroughAKernelRouter(ipv6: Bool) throws {
+        try withTUNStackDriver(segmentationOffload: true, tag: "m\(ipv6 ? 6 : 4)", serve: { _ in }) { namespace, _, driver in
+            let far = namespace + "f", near = "v" + namespace, peer = "w" + namespace
+            guard runCommand(["ip", "netns", "add", far]).status == 0 else { Issue.record("ip netns add failed"); return }
+            defer { runCommand(["ip", "netns", "del", far]) }
+            for command in [["ip", "link", "add", near, "netns", namespace, "type", "veth", "peer", "name", peer, "netns", far],
+                            ["ip", "-n", namespace, "link", "set", near, "mtu", "1280", "up"],
+                            ["ip", "-n", namespace, "addr", "add", "10.78.0.1/24", "dev", near],
+                            ["ip", "-n", namespace, "addr", "add", "fd78::1/64", "dev", near, "nodad"],
+                            ["ip", "-n", far, "link", "set", "lo", "up"],
+                            ["ip", "-n", far, "link", "set", peer, "up"],  // MTU 1500 there: the sink's SYN-ACK offers MSS 1460
+                            ["ip", "-n", far, "addr", "add", "10.78.0.2/24", "dev", peer],
+                            ["ip", "-n", far, "addr", "add", "fd78::2/64", "dev", peer, "nodad"],
+                            ["ip", "-n", far, "route", "add", "10.77.0.0/24", "via", "10.78.0.1"],
+                            ["ip", "-n", far, "-6", "route", "add", "fd77::/64", "via", "fd78::1"],
+                            ["ip", "netns", "exec", namespace, "sysctl", "-qw", "net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1"]] {
+                guard runCommand(command).status == 0 else { Issue.record("\(command) failed"); return }
+            }
+            let directory = FileManager.default.temporaryDirectory.appendingPathComponent("\(namespace)-pmtu")
+            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+            defer { try? FileManager.default.removeItem(at: directory) }
+            let file = try randomFile(directory.appendingPathComponent("file"), seed: ipv6 ? 68 : 48)
+            let port = freePort()
+            let sinkFile = directory.appendingPathComponent("pushed")
+            let listen = ipv6 ? "TCP6-LISTEN:\(port),bind=[fd78::2],reuseaddr" : "TCP-LISTEN:\(port),bind=10.78.0.2,reuseaddr"
+            let sink = try #require(Server(["ip", "netns", "exec", far, "socat", "-u", listen, "OPEN:\(sinkFile.path),creat,trunc"]))
+            defer { sink.stop() }
+            try #require(waitListening(port: port, namespace: far))
+
+            let server: IPAddress = ipv6 ? .v6(IPv6Address("fd78::2")!) : .v4(IPv4Address(10, 78, 0, 2))
+            let local: IPAddress = ipv6 ? .v6(IPv6Address("fd77::2")!) : .v4(IPv4Address(10, 77, 0, 2))
+            let pushed = PeerPusher(data: ByteBuffer(bytes: file.prefix(2 << 20)))
+            try driver.eventLoop.submit {
+                driver.connectTCP(to: Endpoint(server, UInt16(port)), from: Endpoint(local, 0)) { channel in
+                    channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(pushed) }
+                }.whenFailure { pushed.done.fail($0) }
+            }.wait()
+            try pushed.done.futureResult.wait()
+            #expect(sink.wait(timeout: 30))
+            let stored = (try? Data(contentsOf: sinkFile)) ?? Data()
+            #expect(stored == file.prefix(2 << 20), "push: \(stored.count) of \(2 << 20) bytes")
+            let reductions = try driver.eventLoop.submit { driver.stack.statistics.pathMTUReductions }.wait()
+            #expect(reductions >= 1)
+        }
+    }
 }
 
 /// Collects everything a connection receives; `done` completes with it at EOF.
