@@ -227,7 +227,9 @@ extension Stack {
     private func transmit(_ flow: TCPFlow, now: Instant) {
         guard flow.connection != nil else { return }
         tcpSegmentScratch.removeAll(keepingCapacity: true)
+        let timeouts = flow.connection!.dataTimeouts
         let deadline = flow.connection!.transmit(into: &tcpSegmentScratch, now: now)
+        statistics.tcpRetransmitTimeouts += flow.connection!.dataTimeouts - timeouts
         for segment in tcpSegmentScratch { emitSegment(segment, for: flow) }
         tcpSegmentScratch.removeAll(keepingCapacity: true)
         if let deadline, flow.scheduled.map({ deadline < $0 }) ?? true {

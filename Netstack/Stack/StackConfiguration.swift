@@ -75,6 +75,8 @@ package struct StackStatistics: Sendable, Equatable {
     package var udpDatagramsDropped = 0
     package var tcpSegmentsReceived = 0
     package var tcpResetsSent = 0
+    /// Retransmission timeouts of TCP data (each one a stall of at least the RTO).
+    package var tcpRetransmitTimeouts = 0
     package var synBacklogDrops = 0
     package var memoryPressureDrops = 0
     package var flowLimitDrops = 0

@@ -32,7 +32,7 @@ package struct NewRenoCongestionControl: TCPCongestionControl {
                                 smoothedRTT: Duration?, now: Instant) {
         guard isWindowLimited else { return }
         if congestionWindow < slowStartThreshold {
-            congestionWindow += min(ackedBytes, 2 * mss)  // RFC 3465 L = 2·SMSS
+            congestionWindow = Self.slowStart(congestionWindow, ackedBytes: ackedBytes, threshold: slowStartThreshold)
         } else {
             bytesAcked += ackedBytes
             if bytesAcked >= congestionWindow {
@@ -40,6 +40,14 @@ package struct NewRenoCongestionControl: TCPCongestionControl {
                 congestionWindow += mss
             }
         }
+    }
+
+    /// Slow start grows cwnd by every byte acknowledged, up to ssthresh (Linux's tcp_slow_start), not by
+    /// RFC 3465's L = 2·SMSS per ACK: a receiver of TSO super-segments (the kernel behind a TUN) ACKs once
+    /// per super-segment, and the cap would turn slow start into linear growth of 2 segments per RTT.
+    static func slowStart(_ window: Int, ackedBytes: Int, threshold: Int) -> Int {
+        let grown = window + ackedBytes
+        return grown > threshold ? max(threshold, window) : grown
     }
 
     package mutating func onCongestionEvent(flightSize: Int, maximumSegmentSize mss: Int, now: Instant) {
@@ -88,7 +96,7 @@ package struct CubicCongestionControl: TCPCongestionControl {
                                 smoothedRTT: Duration?, now: Instant) {
         guard isWindowLimited else { return }
         if congestionWindow < slowStartThreshold {
-            congestionWindow += min(ackedBytes, 2 * mss)
+            congestionWindow = NewRenoCongestionControl.slowStart(congestionWindow, ackedBytes: ackedBytes, threshold: slowStartThreshold)
             return
         }
         // RFC 9438 works in segments and seconds; cwnd is kept in bytes, so convert at the edges.

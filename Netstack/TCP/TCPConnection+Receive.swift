@@ -340,6 +340,7 @@ extension TCPConnection {
             case .fast:
                 if ack >= recoverPoint {
                     recovery = .none
+                    retransmissionLog.removeAll()
                     retransmitNext = sendUnacknowledged
                     congestionBeforeReduction = nil
                     forceRetransmission = false
@@ -354,6 +355,7 @@ extension TCPConnection {
                                  smoothedRTT: rttEstimator.smoothedRTT, now: now)
                 if ack >= recoverPoint {
                     recovery = .none
+                    retransmissionLog.removeAll()
                     retransmitNext = sendUnacknowledged
                     congestionBeforeReduction = nil
                 }
@@ -373,6 +375,7 @@ extension TCPConnection {
         if sackEnabled, !segment.options.sackBlocks.isEmpty {
             newSACKInformation = scoreboard.add(segment.options.sackBlocks, unacknowledged: sendUnacknowledged, sendMax: sendNext)
         }
+        if newSACKInformation, recovery != .none { detectLostRetransmissions() }
         // Window update (RFC 9293 §3.10.7.4: only from a segment newer than the last update).
         let seq = segment.sequenceNumber
         if sendWindowUpdateSequence < seq || (sendWindowUpdateSequence == seq && sendWindowUpdateAcknowledgment <= ack) {
@@ -406,6 +409,28 @@ extension TCPConnection {
         }
     }
 
+    /// RACK for retransmissions (RFC 8985 §6.2, with no reordering window): a logged retransmission is
+    /// lost once the SACKed data reaches above what had been sent when it left, while part of it is still
+    /// neither acknowledged nor SACKed. `retransmitNext` moves back to its first missing byte, so the next
+    /// transmit resends it (the RTO would otherwise be the only way out). Entries that are settled —
+    /// acknowledged, SACKed, or judged — leave the log.
+    mutating func detectLostRetransmissions() {
+        guard let highest = scoreboard.highestSacked, !retransmissionLog.isEmpty else { return }
+        var lostFrom: SeqNumber?
+        retransmissionLog.removeAll { entry in
+            if entry.end <= sendUnacknowledged { return true }
+            guard highest > entry.sendNextThen else { return false }
+            var cursor = laterSeq(entry.start, sendUnacknowledged)
+            while cursor < entry.end, let range = scoreboard.range(containing: cursor) { cursor = range.end }
+            if cursor < entry.end {
+                lostFrom = lostFrom.map { earlierSeq($0, cursor) } ?? cursor
+                lostRetransmissionCount += 1
+            }
+            return true
+        }
+        if let lostFrom, lostFrom < retransmitNext { retransmitNext = lostFrom }
+    }
+
     /// RFC 3522 on the first ACK that advances SND.UNA after a retransmission (the first retransmission
     /// is always of SND.UNA, so this ACK covers it). Undoes the reduction when the echo predates it
     /// (RFC 4015 §3 response: restore cwnd and ssthresh, leave recovery). Either way the check is spent.
@@ -418,6 +443,7 @@ extension TCPConnection {
               Int32(bitPattern: echo &- retransmitted) < 0 else { return false }
         congestion = saved
         recovery = .none
+        retransmissionLog.removeAll()
         probeLossBoundary = nil
         forceRetransmission = false
         spuriousRecoveryCount += 1
@@ -427,6 +453,7 @@ extension TCPConnection {
     /// RFC 6675 §5 steps 4.1–4.3 / RFC 6582 §3.2 step 2.
     mutating func enterFastRecovery(now: Instant) {
         recovery = .fast
+        retransmissionLog.removeAll()
         recoverPoint = sendNext
         retransmitNext = sendUnacknowledged
         forceRetransmission = true

@@ -142,6 +142,7 @@ extension TCPConnection {
         if handshaking {
             synPending = true
         } else {
+            dataTimeouts += 1
             if recovery != .timeout {
                 if congestionBeforeReduction == nil { rememberCongestionForUndo() }
                 // A second timeout of the same data keeps ssthresh (RFC 5681 §3.1 after eq. 4).
@@ -150,6 +151,7 @@ extension TCPConnection {
             recovery = .timeout
             recoverPoint = sendNext
             retransmitNext = sendUnacknowledged
+            retransmissionLog.removeAll()
             // SACKed data is skipped on the first timeout (as Linux does, it is usually still held), but
             // RFC 2018 §8 lets a receiver renege: a second timeout in a row forgets the scoreboard and
             // resends everything not cumulatively acknowledged.
@@ -367,6 +369,10 @@ extension TCPConnection {
         segments.append(makeSegment(sequenceNumber: sequenceNumber, flags: flags, payload: payload, sackBlocks: sackBlocks, now: now))
         retransmitNext = sequenceNumber + payloadLength + (coversFIN ? 1 : 0)
         retransmittedSegmentCount += 1
+        if sackEnabled, recovery != .none {
+            if retransmissionLog.count >= Self.retransmissionLogLimit { retransmissionLog.removeFirst() }
+            retransmissionLog.append((sequenceNumber, retransmitNext, sendNext))
+        }
         if congestionBeforeReduction != nil, firstRetransmissionTimestamp == nil {
             firstRetransmissionTimestamp = timestampValue(now)
         }

@@ -88,6 +88,14 @@ package struct TCPConnection: Sendable {
     /// echoes an older TSval, it answers the original: the retransmission was spurious (reordering or a
     /// delay spike) and the reduction is undone.
     var congestionBeforeReduction: TCPCongestionController?
+    /// Retransmissions of this recovery with SND.NXT when each left (RACK's rule for a lost retransmission,
+    /// RFC 8985 §6.2: once data first sent after a retransmission is SACKed while the retransmission is
+    /// still missing, it was lost too and is resent, without waiting for the RTO). At most
+    /// `retransmissionLogLimit`, oldest dropped.
+    var retransmissionLog: [(start: SeqNumber, end: SeqNumber, sendNextThen: SeqNumber)] = []
+    static let retransmissionLogLimit = 64
+    /// Lost retransmissions found that way, for tests and counters.
+    package internal(set) var lostRetransmissionCount = 0
     var firstRetransmissionTimestamp: UInt32?
     /// Reductions undone after spurious retransmissions, for tests and counters.
     package internal(set) var spuriousRecoveryCount = 0
@@ -96,6 +104,8 @@ package struct TCPConnection: Sendable {
     /// One segment being timed when timestamps are off (Karn: cleared on retransmission).
     var rttProbe: (sequenceNumber: SeqNumber, sentAt: Instant)?
     var retransmitDeadline: Instant?
+    /// Retransmission timeouts of data (not the handshake) over the connection's life.
+    package internal(set) var dataTimeouts = 0
     /// Consecutive timeouts without progress.
     package internal(set) var retransmitCount = 0
     /// Retransmitted segments, for tests and counters.

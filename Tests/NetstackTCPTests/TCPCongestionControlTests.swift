@@ -15,13 +15,24 @@ import Testing
     @Test func newRenoSlowStartThenAvoidanceThenHalving() {
         var c = NewRenoCongestionControl(initialWindow: 10 * mss)
         c.onAck(ackedBytes: 5 * mss, isWindowLimited: true, maximumSegmentSize: mss, smoothedRTT: nil, now: .zero)
-        #expect(c.congestionWindow == 12 * mss)  // ABC: at most 2·SMSS per ACK
+        #expect(c.congestionWindow == 15 * mss)  // every acknowledged byte (Linux), not RFC 3465's 2·SMSS
         c.onCongestionEvent(flightSize: 12 * mss, maximumSegmentSize: mss, now: .zero)
         #expect(c.slowStartThreshold == 6 * mss && c.congestionWindow == 6 * mss)
         for _ in 0..<6 { c.onAck(ackedBytes: mss, isWindowLimited: true, maximumSegmentSize: mss, smoothedRTT: nil, now: .zero) }
         #expect(c.congestionWindow == 7 * mss)  // one SMSS per window in congestion avoidance
         c.onRetransmitTimeout(flightSize: 7 * mss, maximumSegmentSize: mss)
         #expect(c.congestionWindow == mss && c.slowStartThreshold == 3500)
+    }
+
+    @Test func slowStartStopsAtTheThreshold() {
+        var c = NewRenoCongestionControl(initialWindow: 10 * mss)
+        c.onCongestionEvent(flightSize: 40 * mss, maximumSegmentSize: mss, now: .zero)  // ssthresh 20
+        c.onRetransmitTimeout(flightSize: 40 * mss, maximumSegmentSize: mss)  // cwnd 1, ssthresh 20
+        c.onAck(ackedBytes: 44 * mss, isWindowLimited: true, maximumSegmentSize: mss, smoothedRTT: nil, now: .zero)
+        #expect(c.congestionWindow == c.slowStartThreshold)
+        var cubic = CubicCongestionControl(initialWindow: 10 * mss)
+        cubic.onAck(ackedBytes: 44 * mss, isWindowLimited: true, maximumSegmentSize: mss, smoothedRTT: nil, now: .zero)
+        #expect(cubic.congestionWindow == 54 * mss)  // one ACK for a 44-segment super-segment: +44
     }
 
     @Test func appLimitedSenderDoesNotGrow() {

@@ -403,3 +403,41 @@ import Testing
         #expect(h.connection.congestion.congestionWindow >= window)
     }
 }
+
+/// RACK's rule for retransmissions (RFC 8985 §6.2): a retransmission that is itself lost is found when
+/// data sent after it is SACKed, and resent at once — not after the RTO.
+@Suite struct TCPLostRetransmissionTests {
+    @Test func lostRetransmissionIsResentWhenLaterDataIsSACKed() {
+        var h = Harness.established(modern: true)
+        let mss = h.connection.sendMSS
+        h.write(mss)
+        let first = h.transmit()
+        _ = h.advance(.milliseconds(4))
+        h.receive(.ack, ack: first[0].sequenceNumber + mss)
+        // Six segments; the first is lost, the rest arrive and are SACKed: fast retransmit of s[0].
+        h.write(6 * mss)
+        let s = h.transmit().map(\.sequenceNumber)
+        #expect(s.count == 6)
+        h.receive(.ack, ack: s[0], sack: [(s[1], s[5] + mss)])
+        #expect(h.connection.recovery == .fast)
+        let retransmitted = h.transmit()
+        #expect(retransmitted.first?.sequenceNumber == s[0])
+        // New data leaves after the retransmission; the retransmission is lost, the new data is SACKed.
+        h.write(2 * mss)
+        var later = h.transmit().filter { $0.sequenceNumber > s[5] }
+        if later.isEmpty {
+            h.receive(.ack, ack: s[0], sack: [(s[1], s[5] + mss)])
+            later = h.transmit().filter { $0.sequenceNumber > s[5] }
+        }
+        let newData = try! #require(later.first)
+        let timeouts = h.connection.dataTimeouts
+        h.receive(.ack, ack: s[0], sack: [(s[1], newData.sequenceNumber + newData.payload.readableBytes)])
+        #expect(h.connection.lostRetransmissionCount == 1)
+        let again = h.transmit()
+        #expect(again.first?.sequenceNumber == s[0], "resent: \(again.map(\.sequenceNumber)), expected \(s[0])")
+        #expect(h.connection.dataTimeouts == timeouts)
+        // Once it arrives everything is acknowledged and recovery ends.
+        h.receive(.ack, ack: newData.sequenceNumber + newData.payload.readableBytes)
+        #expect(h.connection.recovery == .none)
+    }
+}
