@@ -20,7 +20,9 @@ extension FlowRouter: FlowPreMatcher {
                 let text = rule.description
                 logger.debug(text.isEmpty ? "pre-match[\(index)] => \(rule.action)" : "pre-match[\(index)] \(text) => \(rule.action)",
                              flow: metadata.flowID)
-                return method == .drop ? .drop : .reject
+                let (effective, flooded) = rule.rejectMethod(method)
+                if flooded { logger.debug("dropped due to flooding", flow: metadata.flowID) }
+                return effective == .drop ? .drop : .reject
             }
         }
         return .accept

@@ -113,7 +113,9 @@ package final class FlowRouter: FlowHandler {
             case .routeOptions(let options):
                 options.apply(to: &metadata)
             case .reject(let method, _):
-                return .reject(method)
+                let (effective, flooded) = rule.rejectMethod(method)
+                if flooded { logger.debug("dropped due to flooding", flow: metadata.flowID) }
+                return .reject(effective)
             case .hijackDNS:
                 return .hijackDNS
             case .resolve(let strategy, let server):

@@ -126,3 +126,34 @@ func tag(_ decision: RouteDecision) -> String {
         #expect(RouteAction.routeOptions(RouteOverrides(fallbackDelay: .milliseconds(1500))).description == "route-options(fallback-delay=1.5s)")
     }
 }
+
+/// Go's reject flood rule (`RuleActionReject.Error`): the 51st use of one reject rule within 30 s, and
+/// every later one in the window, drops instead of refusing; `no_drop` keeps refusing.
+@Suite struct RejectFloodTests {
+    @Test func fiftyRejectsIn30SecondsThenDrop() async throws {
+        let (router, sink) = try makeRouter(#"{"port":[81],"action":"reject"},{"port":[82],"action":"reject","no_drop":true}"#)
+        var decisions: [String] = []
+        for _ in 0..<52 {
+            var metadata = flow("10.0.0.1:81")
+            decisions.append(tag(await router.match(&metadata)))
+        }
+        #expect(decisions.prefix(50).allSatisfy { $0 == "reject:default" })
+        #expect(decisions.suffix(2) == ["reject:drop", "reject:drop"])
+        #expect(sink.text.contains("dropped due to flooding"))
+        for _ in 0..<60 {
+            var metadata = flow("10.0.0.1:82")
+            #expect(tag(await router.match(&metadata)) == "reject:default")
+        }
+    }
+
+    @Test func theWindowSlides() throws {
+        let rule = RouteRule(condition: .default(DefaultRule(items: [])), action: .reject(.default, noDrop: false))
+        let start = NIODeadline.uptimeNanoseconds(1_000_000_000)
+        for i in 0..<50 { #expect(rule.rejectMethod(.default, now: start + .milliseconds(Int64(i))).method == .default) }
+        #expect(rule.rejectMethod(.default, now: start + .seconds(1)) == (.drop, true))
+        // 31 s after the first burst only the two latest uses are in the window.
+        #expect(rule.rejectMethod(.default, now: start + .seconds(32)).method == .default)
+        let drop = RouteRule(condition: .default(DefaultRule(items: [])), action: .reject(.drop, noDrop: false))
+        #expect(drop.rejectMethod(.drop, now: start) == (.drop, false))
+    }
+}
