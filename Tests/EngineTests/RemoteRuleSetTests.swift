@@ -1,0 +1,334 @@
+// Remote rule-sets against real peers: a python3 HTTP server (ETag, 304, chunked, huge bodies),
+// openssl s_server for HTTPS, Go sing-box as the socks hop, the `.srs` compiler and the oracle.
+@testable import Box
+import Adapter
+import Config
+import Foundation
+import NIOCore
+import Router
+import Testing
+import TestSupport
+
+/// A python3 HTTP/1.1 file server in a scratch directory: serves `files/<path>` with a strong ETag
+/// (304 on a matching If-None-Match), `?chunked` as chunked, `/huge` as an endless close-delimited
+/// body; logs each request (path, User-Agent, If-None-Match) as a JSON line in `requests.log`.
+final class RuleSetHTTPServer: @unchecked Sendable {
+    static let script = #"""
+    import hashlib, json, os, sys, http.server
+    root = sys.argv[1]
+    class H(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        def log_message(self, *a): pass
+        def do_GET(self):
+            with open(os.path.join(root, "requests.log"), "a") as log:
+                log.write(json.dumps({"path": self.path, "ua": self.headers.get("User-Agent"),
+                                      "inm": self.headers.get("If-None-Match")}) + "\n")
+            path, _, query = self.path.partition("?")
+            if path == "/huge":
+                self.send_response(200); self.send_header("Connection", "close"); self.end_headers()
+                try:
+                    for _ in range(400): self.wfile.write(b"\x00" * 262144)
+                except Exception: pass
+                self.close_connection = True
+                return
+            try:
+                data = open(os.path.join(root, "files", path.lstrip("/")), "rb").read()
+            except OSError:
+                self.send_response(404); self.send_header("Content-Length", "0"); self.end_headers(); return
+            etag = '"' + hashlib.sha1(data).hexdigest()[:16] + '"'
+            if self.headers.get("If-None-Match") == etag:
+                self.send_response(304); self.send_header("ETag", etag); self.end_headers(); return
+            self.send_response(200); self.send_header("ETag", etag)
+            if query == "chunked":
+                self.send_header("Transfer-Encoding", "chunked"); self.end_headers()
+                for i in range(0, len(data), 100):
+                    part = data[i:i + 100]
+                    self.wfile.write(b"%x\r\n" % len(part) + part + b"\r\n")
+                self.wfile.write(b"0\r\n\r\n")
+            else:
+                self.send_header("Content-Length", str(len(data))); self.end_headers(); self.wfile.write(data)
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+    open(os.path.join(root, "port.tmp"), "w").write(str(server.server_address[1]))
+    os.rename(os.path.join(root, "port.tmp"), os.path.join(root, "port"))
+    server.serve_forever()
+    """#
+    let root: String
+    let process = ChildProcess()
+    private(set) var port = 0
+
+    init(root: String) throws {
+        self.root = root
+        try FileManager.default.createDirectory(atPath: root + "/files", withIntermediateDirectories: true)
+        try Self.script.write(toFile: root + "/server.py", atomically: true, encoding: .utf8)
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["python3", root + "/server.py", root]
+        try process.run()
+    }
+
+    func waitReady() async throws {
+        let ready = await waitUntil(.seconds(10)) { FileManager.default.fileExists(atPath: self.root + "/port") }
+        guard ready, let text = try? String(contentsOfFile: root + "/port", encoding: .utf8), let port = Int(text) else {
+            throw DownloadError("python http server did not start")
+        }
+        self.port = port
+    }
+
+    func url(_ path: String) -> String { "http://127.0.0.1:\(port)/\(path)" }
+
+    func put(_ name: String, _ bytes: [UInt8]) throws {
+        try Data(bytes).write(to: URL(fileURLWithPath: root + "/files/" + name + ".tmp"))
+        rename(root + "/files/" + name + ".tmp", root + "/files/" + name)
+    }
+
+    /// The logged requests: (path, user agent, if-none-match).
+    func requests() -> [(path: String, ua: String?, inm: String?)] {
+        guard let text = try? String(contentsOfFile: root + "/requests.log", encoding: .utf8) else { return [] }
+        return text.split(separator: "\n").compactMap { line in
+            guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else { return nil }
+            return (object["path"] as? String ?? "", object["ua"] as? String, object["inm"] as? String)
+        }
+    }
+
+    func stop() async {
+        process.terminate()
+        await waitForExit(process)
+    }
+}
+
+/// Compiles a source rule-set with Go's `rule-set compile` into `.srs` bytes.
+func compileWithGo(_ json: String, in directory: String) async throws -> [UInt8] {
+    let go = try #require(goSingBox, "Go sing-box is not installed (scripts/install-test-deps.sh)")
+    let name = "rs-\(UInt32.random(in: 0 ... .max))"
+    try json.write(toFile: "\(directory)/\(name).json", atomically: true, encoding: .utf8)
+    let result = try await run(go, ["rule-set", "compile", "--output", "\(directory)/\(name).srs", "\(directory)/\(name).json"])
+    #expect(result.status == 0, "\(result.stderr)")
+    return Array(try Data(contentsOf: URL(fileURLWithPath: "\(directory)/\(name).srs")))
+}
+
+/// The outbound tag the box's router picks for a TCP flow to `domain:443`.
+func routedOutbound(_ box: SingBox, _ domain: String) async -> String {
+    var metadata = FlowMetadata(inbound: "test", inboundType: "direct", network: .tcp, source: nil,
+                                destination: Destination(domain: domain, port: 443))
+    switch await box.router.match(&metadata) {
+    case .outbound(let outbound): return outbound.tag
+    default: return "?"
+    }
+}
+
+let exampleSet = #"{"version":3,"rules":[{"domain_suffix":["example.com"]}]}"#
+let otherSet = #"{"version":3,"rules":[{"domain_suffix":["other.org"]}]}"#
+
+func remoteConfig(url: String, format: String, detour: String = "A", interval: String = "1d", cache: String?,
+                  extraOutbounds: String = "") -> String {
+    let cacheJSON = cache.map { #","experimental":{"cache_file":{"enabled":true,"path":"\#($0)"}}"# } ?? ""
+    return """
+        {"log":{"level":"error"},
+         "outbounds":[{"type":"direct","tag":"A"},{"type":"direct","tag":"B"}\(extraOutbounds)],
+         "route":{"rule_set":[{"type":"remote","tag":"geo","format":"\(format)","url":"\(url)",
+                               "download_detour":"\(detour)","update_interval":"\(interval)"}],
+                  "rules":[{"rule_set":"geo","outbound":"A"}],"final":"B"}\(cacheJSON)}
+        """
+}
+
+@Suite(.serialized) struct RemoteRuleSetTests {
+    /// Download through `direct`, ETag + 304, a short update_interval picking up a changed file,
+    /// garbage keeping the old set, and a restart with the server gone using the cache.
+    @Test func binarySetUpdatesAndSurvivesRestartFromCache() async throws {
+        let dir = try scratch()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let server = try RuleSetHTTPServer(root: dir + "/www")
+        try await server.waitReady()
+        try server.put("geo.srs", try await compileWithGo(exampleSet, in: dir))
+        let config = remoteConfig(url: server.url("geo.srs"), format: "binary", interval: "1s", cache: dir + "/cache.db")
+
+        let box = try SingBox(options: try loadOptions(config))
+        try await box.start()
+        #expect(await routedOutbound(box, "www.example.com") == "A")
+        #expect(await routedOutbound(box, "other.org") == "B")
+        let first = server.requests()
+        #expect(first.count == 1)
+        #expect(first.first?.ua == RuleSetDownloader.userAgent)
+        #expect(first.first?.inm == nil)
+
+        // The next fetch carries the ETag and gets 304: rules unchanged.
+        #expect(await waitUntil(.seconds(8)) { server.requests().count >= 2 })
+        #expect(server.requests()[1].inm?.hasPrefix("\"") == true)
+        #expect(await routedOutbound(box, "www.example.com") == "A")
+
+        // A changed file is picked up by a later tick, for new flows.
+        try server.put("geo.srs", try await compileWithGo(otherSet, in: dir))
+        #expect(await waitUntil(.seconds(8)) { await routedOutbound(box, "other.org") == "A" })
+        #expect(await routedOutbound(box, "www.example.com") == "B")
+
+        // Garbage is refused (logged); the set in force stays.
+        let before = server.requests().count
+        try server.put("geo.srs", Array("this is not a rule-set".utf8))
+        #expect(await waitUntil(.seconds(8)) { server.requests().count >= before + 2 })
+        #expect(await routedOutbound(box, "other.org") == "A")
+        await box.close()
+
+        // Restart with the server gone: the cached copy (the last good one) serves.
+        await server.stop()
+        let again = try SingBox(options: try loadOptions(config))
+        try await again.start()
+        #expect(await routedOutbound(again, "other.org") == "A")
+        #expect(await routedOutbound(again, "www.example.com") == "B")
+        await again.close()
+        let cacheBytes = Array(try Data(contentsOf: URL(fileURLWithPath: dir + "/cache.db")))
+        #expect(cacheBytes.starts(with: RuleSetCache.magic))
+    }
+
+    /// Source format, chunked, downloaded through our socks outbound to a Go sing-box socks inbound.
+    @Test func sourceSetThroughSocksToGo() async throws {
+        let go = try #require(goSingBox, "Go sing-box is not installed (scripts/install-test-deps.sh)")
+        let dir = try scratch()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let server = try RuleSetHTTPServer(root: dir + "/www")
+        try await server.waitReady()
+        defer { Task { await server.stop() } }
+        try server.put("geo.json", Array(exampleSet.utf8))
+        let socksPort = try await freePort()
+        try """
+            {"log":{"level":"info","output":"\(dir)/go.log"},
+             "inbounds":[{"type":"socks","tag":"s-in","listen":"127.0.0.1","listen_port":\(socksPort)}],
+             "outbounds":[{"type":"direct","tag":"direct"}]}
+            """.write(toFile: dir + "/go.json", atomically: true, encoding: .utf8)
+        let peer = ChildProcess()
+        peer.executableURL = URL(fileURLWithPath: go)
+        peer.arguments = ["run", "-c", dir + "/go.json"]
+        try peer.run()
+        defer { peer.terminate(); peer.waitUntilExit() }
+        #expect(await waitUntil { await isListening(socksPort) })
+
+        let config = remoteConfig(url: server.url("geo.json?chunked"), format: "source", detour: "proxy", cache: nil,
+                                  extraOutbounds: #",{"type":"socks","tag":"proxy","server":"127.0.0.1","server_port":\#(socksPort)}"#)
+        let box = try SingBox(options: try loadOptions(config))
+        try await box.start()
+        #expect(await routedOutbound(box, "a.example.com") == "A")
+        #expect(await routedOutbound(box, "example.org") == "B")
+        await box.close()
+        let goLog = (try? String(contentsOfFile: dir + "/go.log", encoding: .utf8)) ?? ""
+        #expect(goLog.contains("inbound connection to 127.0.0.1:\(server.port)"), "\(goLog)")
+        #expect(server.requests().count == 1)
+    }
+
+    /// No cache and nothing listening: the start fails naming the rule-set, in Go's words (Go as oracle).
+    @Test func unreachableWithoutCacheFailsStartLikeGo() async throws {
+        let dir = try scratch()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let port = try await freePort()
+        let url = "http://127.0.0.1:\(port)/geo.srs"
+        let config = remoteConfig(url: url, format: "binary", cache: dir + "/cache.db")
+        let box = try SingBox(options: try loadOptions(config))
+        var ours = ""
+        do { try await box.start() } catch { ours = error.runDescription }
+        let prefix = "start service: start router: initialize rule-set[0]: initial rule-set: geo: Get \"\(url)\": "
+        #expect(ours.hasPrefix(prefix), "\(ours)")
+        #expect(ours.hasSuffix("connection refused"), "\(ours)")
+        if let go = goSingBox {
+            try config.write(toFile: dir + "/go.json", atomically: true, encoding: .utf8)
+            let result = try await run(go, ["run", "-c", dir + "/go.json"])
+            #expect(result.status != 0)
+            #expect(result.stderr.contains("initialize rule-set[0]: initial rule-set: geo: Get \"\(url)\": "), "\(result.stderr)")
+        }
+    }
+
+    /// Go's own bbolt cache.db at the configured path is kept byte for byte; ours goes next to it.
+    @Test func goCacheFileIsKeptAndASiblingUsed() async throws {
+        let go = try #require(goSingBox, "Go sing-box is not installed (scripts/install-test-deps.sh)")
+        let dir = try scratch()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let server = try RuleSetHTTPServer(root: dir + "/www")
+        try await server.waitReady()
+        defer { Task { await server.stop() } }
+        try server.put("geo.srs", try await compileWithGo(exampleSet, in: dir))
+        let config = remoteConfig(url: server.url("geo.srs"), format: "binary", cache: dir + "/cache.db")
+        // Go writes its bbolt cache with the set in it.
+        try config.write(toFile: dir + "/go.json", atomically: true, encoding: .utf8)
+        let peer = ChildProcess()
+        peer.executableURL = URL(fileURLWithPath: go)
+        peer.arguments = ["run", "-c", dir + "/go.json"]
+        try peer.run()
+        #expect(await waitUntil { server.requests().count == 1 && FileManager.default.fileExists(atPath: dir + "/cache.db") })
+        try await Task.sleep(for: .milliseconds(300))
+        peer.terminate()
+        await waitForExit(peer)
+        let goCache = Array(try Data(contentsOf: URL(fileURLWithPath: dir + "/cache.db")))
+        #expect(RuleSetCache.isBbolt(goCache))
+
+        let box = try SingBox(options: try loadOptions(config))
+        try await box.start()
+        #expect(await routedOutbound(box, "www.example.com") == "A")
+        await box.close()
+        #expect(Array(try Data(contentsOf: URL(fileURLWithPath: dir + "/cache.db"))) == goCache)
+        let ours = Array(try Data(contentsOf: URL(fileURLWithPath: dir + "/cache.db.swift-rule-sets")))
+        #expect(RuleSetCache.parse(ours)?["geo"] != nil)
+    }
+
+    /// A body past the limit is refused, not buffered without end; 404 is Go's `unexpected status`.
+    @Test func hugeBodyIsBoundedAndBadStatusIsAnError() async throws {
+        let dir = try scratch()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let server = try RuleSetHTTPServer(root: dir + "/www")
+        try await server.waitReady()
+        defer { Task { await server.stop() } }
+        let box = try SingBox(options: try loadOptions(#"{"log":{"disabled":true},"outbounds":[{"type":"direct","tag":"A"}]}"#))
+        try await box.start()
+        defer { Task { await box.close() } }
+        let outbound = try #require(box.outbounds.outbound("A"))
+        let downloader = RuleSetDownloader(outbound: outbound, group: testGroup, maximumBodySize: 1 << 20)
+        await #expect {
+            _ = try await downloader.get(server.url("huge"), etag: nil)
+        } throws: { error in
+            "\(error)".contains("response too large")
+        }
+        let missing = try await downloader.get(server.url("nothing.srs"), etag: nil)
+        #expect(missing.status == 404)
+        #expect(missing.statusText == "Not Found")
+    }
+
+    /// HTTPS to openssl s_server: verified against a test CA given by SSL_CERT_FILE; without it the
+    /// certificate is refused.
+    @Test func httpsVerifiesTheCertificate() async throws {
+        let dir = try scratch()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        // A CA and a server certificate for 127.0.0.1.
+        for arguments in [
+            ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=test CA"],
+            ["req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=127.0.0.1"],
+        ] {
+            let result = try await run("/usr/bin/openssl", arguments, in: dir)
+            #expect(result.status == 0, "\(result.stderr)")
+        }
+        try "subjectAltName=IP:127.0.0.1\n".write(toFile: dir + "/ext.cnf", atomically: true, encoding: .utf8)
+        let sign = try await run("/usr/bin/openssl", ["x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+                                                      "-CAcreateserial", "-out", "server.pem", "-days", "2", "-extfile", "ext.cnf"], in: dir)
+        #expect(sign.status == 0, "\(sign.stderr)")
+        try Data(try await compileWithGo(exampleSet, in: dir)).write(to: URL(fileURLWithPath: dir + "/geo.srs"))
+        let port = try await freePort()
+        let tls = ChildProcess()
+        tls.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
+        tls.arguments = ["s_server", "-quiet", "-accept", "127.0.0.1:\(port)", "-cert", "server.pem", "-key", "server.key", "-WWW"]
+        tls.currentDirectoryURL = URL(fileURLWithPath: dir)
+        tls.standardOutput = FileHandle.nullDevice
+        try tls.run()
+        defer { tls.terminate(); tls.waitUntilExit() }
+        #expect(await waitUntil { await isListening(port) })
+
+        let config = remoteConfig(url: "https://127.0.0.1:\(port)/geo.srs", format: "binary", cache: nil)
+        // Without the test CA: refused.
+        unsetenv("SSL_CERT_FILE")
+        let refused = try SingBox(options: try loadOptions(config))
+        var failure = ""
+        do { try await refused.start() } catch { failure = error.runDescription }
+        #expect(failure.contains("initial rule-set: geo: Get \"https://127.0.0.1:\(port)/geo.srs\": tls: failed to verify certificate"), "\(failure)")
+
+        setenv("SSL_CERT_FILE", dir + "/ca.pem", 1)
+        defer { unsetenv("SSL_CERT_FILE") }
+        let box = try SingBox(options: try loadOptions(config))
+        try await box.start()
+        #expect(await routedOutbound(box, "www.example.com") == "A")
+        #expect(await routedOutbound(box, "example.net") == "B")
+        await box.close()
+    }
+}
