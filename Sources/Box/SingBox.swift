@@ -250,6 +250,10 @@ package final class SingBox: @unchecked Sendable {
                 do {
                     try await adapter.start(stage)
                     if stage == .initialize { started.append(adapter) }
+                } catch let error as BoxError where adapter === ruleSetLifecycle {
+                    // Go's router start errors carry no adapter name: `initialize rule-set[0]: …`.
+                    await close()
+                    throw error
                 } catch {
                     let prefix = stage == .start ? "start" : stage.description
                     await close()

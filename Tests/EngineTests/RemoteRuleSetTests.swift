@@ -212,25 +212,37 @@ func remoteConfig(url: String, format: String, detour: String = "A", interval: S
         #expect(server.requests().count == 1)
     }
 
-    /// No cache and nothing listening: the start fails naming the rule-set, in Go's words (Go as oracle).
+    /// No cache and nothing listening: the start fails naming the rule-set, in Go's words; a 404
+    /// fails it with exactly Go's line (Go as oracle).
     @Test func unreachableWithoutCacheFailsStartLikeGo() async throws {
         let dir = try scratch()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let port = try await freePort()
         let url = "http://127.0.0.1:\(port)/geo.srs"
-        let config = remoteConfig(url: url, format: "binary", cache: dir + "/cache.db")
-        let box = try SingBox(options: try loadOptions(config))
+        let box = try SingBox(options: try loadOptions(remoteConfig(url: url, format: "binary", cache: dir + "/cache.db")))
         var ours = ""
         do { try await box.start() } catch { ours = error.runDescription }
-        let prefix = "start service: start router: initialize rule-set[0]: initial rule-set: geo: Get \"\(url)\": "
-        #expect(ours.hasPrefix(prefix), "\(ours)")
+        #expect(ours.hasPrefix("start service: initialize rule-set[0]: initial rule-set: geo: Get \"\(url)\": dial tcp 127.0.0.1:\(port): "), "\(ours)")
         #expect(ours.hasSuffix("connection refused"), "\(ours)")
-        if let go = goSingBox {
-            try config.write(toFile: dir + "/go.json", atomically: true, encoding: .utf8)
-            let result = try await run(go, ["run", "-c", dir + "/go.json"])
-            #expect(result.status != 0)
-            #expect(result.stderr.contains("initialize rule-set[0]: initial rule-set: geo: Get \"\(url)\": "), "\(result.stderr)")
-        }
+        #expect(!FileManager.default.fileExists(atPath: dir + "/cache.db"))
+
+        let server = try RuleSetHTTPServer(root: dir + "/www")
+        try await server.waitReady()
+        defer { Task { await server.stop() } }
+        let missing = remoteConfig(url: server.url("missing.srs"), format: "binary", cache: nil)
+        let box404 = try SingBox(options: try loadOptions(missing))
+        var ours404 = ""
+        do { try await box404.start() } catch { ours404 = error.runDescription }
+        #expect(ours404 == "start service: initialize rule-set[0]: initial rule-set: geo: unexpected status: 404 Not Found")
+        let go = try #require(goSingBox, "Go sing-box is not installed (scripts/install-test-deps.sh)")
+        try missing.write(toFile: dir + "/go.json", atomically: true, encoding: .utf8)
+        let result = try await run(go, ["run", "-c", dir + "/go.json"])
+        #expect(result.status != 0)
+        #expect(result.stderr.contains("] " + ours404), "\(result.stderr)")
+        // Go and we sent the same request line and User-Agent.
+        let requests = server.requests()
+        #expect(requests.count == 2)
+        #expect(Set(requests.map(\.ua)) == [RuleSetDownloader.userAgent])
     }
 
     /// Go's own bbolt cache.db at the configured path is kept byte for byte; ours goes next to it.
