@@ -287,11 +287,15 @@ final class TLSDownloadStream: DownloadStream, @unchecked Sendable {
         let alpn: [UInt8] = [8] + Array("http/1.1".utf8)
         alpn.withUnsafeBufferPointer { _ = SSL_set_alpn_protos(ssl, $0.baseAddress, UInt32($0.count)) }
         while true {
+            // OpenSSL keeps errors per thread and this task may resume on another thread after
+            // any await: clear, call and read the error with no await in between.
+            ERR_clear_error()
             let result = SSL_do_handshake(ssl)
+            let error = result == 1 ? 0 : SSL_get_error(ssl, result)
+            let failure = result == 1 || error == 2 /* WANT_READ */ || error == 3 /* WANT_WRITE */ ? nil : stream.handshakeError()
             try await stream.flushCiphertext()
+            if let failure { throw failure }
             if result == 1 { return stream }
-            let error = SSL_get_error(ssl, result)
-            guard error == 2 /* WANT_READ */ || error == 3 /* WANT_WRITE */ else { throw stream.handshakeError() }
             if error == 2 {
                 let bytes = try await lower.read()
                 guard !bytes.isEmpty else { throw DownloadError("tls: handshake: connection closed") }
@@ -303,12 +307,14 @@ final class TLSDownloadStream: DownloadStream, @unchecked Sendable {
     func read() async throws -> [UInt8] {
         var scratch = [UInt8](repeating: 0, count: 16_384)
         while true {
+            ERR_clear_error()
             let count = scratch.withUnsafeMutableBytes { SSL_read(ssl, $0.baseAddress, Int32($0.count)) }
             if count > 0 { return Array(scratch[0..<Int(count)]) }
             let error = SSL_get_error(ssl, count)
+            let reason = error == 2 || error == 6 ? nil : Self.openSSLReason() ?? "read failed"
             try await flushCiphertext()
             if error == 6 /* ZERO_RETURN: close_notify */ { return [] }
-            guard error == 2 /* WANT_READ */ else { throw DownloadError("tls: \(Self.openSSLReason() ?? "read failed")") }
+            if let reason { throw DownloadError("tls: \(reason)") }
             let bytes = try await lower.read()
             // Servers often close without close_notify after a Connection: close response; the
             // HTTP layer decides whether the body was complete.
@@ -318,6 +324,7 @@ final class TLSDownloadStream: DownloadStream, @unchecked Sendable {
     }
 
     func write(_ bytes: [UInt8]) async throws {
+        ERR_clear_error()
         let written = bytes.withUnsafeBytes { SSL_write(ssl, $0.baseAddress, Int32($0.count)) }
         guard written == bytes.count else { throw DownloadError("tls: \(Self.openSSLReason() ?? "write failed")") }
         try await flushCiphertext()

@@ -6,6 +6,8 @@ import Config
 import Foundation
 import NIOCore
 import Router
+import Rules
+import Synchronization
 import Testing
 import TestSupport
 
@@ -245,6 +247,18 @@ func remoteConfig(url: String, format: String, detour: String = "A", interval: S
         #expect(Set(requests.map(\.ua)) == [RuleSetDownloader.userAgent])
     }
 
+    /// `check` builds the box but never downloads: it passes offline and writes no cache.
+    @Test func checkStaysOffline() async throws {
+        let dir = try scratch()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let port = try await freePort()
+        let config = remoteConfig(url: "http://127.0.0.1:\(port)/geo.srs", format: "binary", cache: dir + "/cache.db")
+        try config.write(toFile: dir + "/config.json", atomically: true, encoding: .utf8)
+        let result = try await run(singBoxPath, ["check", "-c", dir + "/config.json"])
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: dir + "/cache.db"))
+    }
+
     /// Go's own bbolt cache.db at the configured path is kept byte for byte; ours goes next to it.
     @Test func goCacheFileIsKeptAndASiblingUsed() async throws {
         let go = try #require(goSingBox, "Go sing-box is not installed (scripts/install-test-deps.sh)")
@@ -342,5 +356,48 @@ func remoteConfig(url: String, format: String, detour: String = "A", interval: S
         #expect(await routedOutbound(box, "www.example.com") == "A")
         #expect(await routedOutbound(box, "example.net") == "B")
         await box.close()
+    }
+}
+
+@Suite struct RemoteRuleSetUnitTests {
+    @Test func updateSwapsRulesAndRunsCallbacks() throws {
+        let set = RuleSet(tag: "t", rules: [])
+        let calls = Mutex(0)
+        set.onUpdate { updated in calls.withLock { $0 += updated.rules.count } }
+        #expect(!set.matches(flow("10.0.0.1:443")))
+        let plain = try PlainRuleSetOptions(json: try JSONParser.parse(Array(#"{"version":3,"rules":[{"ip_cidr":["10.0.0.0/8"]}]}"#.utf8)), path: "")
+        set.update(try RuleSet.compile(plain.rules))
+        #expect(set.matches(flow("10.0.0.1:443")))
+        #expect(set.destinationPrefixes.map(\.description) == ["10.0.0.0/8"])
+        #expect(calls.withLock { $0 } == 1)
+    }
+
+    @Test func cacheRoundTripsAndRejectsEveryTruncation() {
+        let entries = ["a": SavedRuleSet(content: [1, 2, 3], lastUpdated: 1_700_000_000_123, etag: "\"x\""),
+                       "b": SavedRuleSet(content: [], lastUpdated: -1, etag: "")]
+        let bytes = RuleSetCache.serialize(entries)
+        #expect(RuleSetCache.parse(bytes) == entries)
+        for length in 0..<bytes.count where length != RuleSetCache.magic.count {
+            // Every cut inside an entry (or the magic) is refused; cuts between entries are valid files.
+            let parsed = RuleSetCache.parse(Array(bytes.prefix(length)))
+            #expect(parsed == nil || parsed?.count == 1, "length \(length)")
+        }
+        #expect(!RuleSetCache.isBbolt(bytes))
+    }
+
+    @Test(arguments: [
+        ("http://127.0.0.1:8080/a/b.srs?x=1#f", false, "127.0.0.1", 8080, "/a/b.srs?x=1", "127.0.0.1:8080"),
+        ("https://Example.com/geo.json", true, "Example.com", 443, "/geo.json", "Example.com"),
+        ("https://[::1]:8443", true, "::1", 8443, "/", "[::1]:8443"),
+        ("http://h?q", false, "h", 80, "/?q", "h"),
+    ])
+    func parsesURLs(text: String, tls: Bool, host: String, port: Int, target: String, hostHeader: String) throws {
+        let url = try DownloadURL(text)
+        #expect(url.isTLS == tls && url.host == host && Int(url.port) == port && url.target == target && url.hostHeader == hostHeader)
+    }
+
+    @Test func refusesOtherSchemesWithGosWording() {
+        #expect(throws: BoxError.self) { try DownloadURL("ftp://h/x") }
+        do { _ = try DownloadURL("ftp://h/x") } catch { #expect(error.message == #"Get "ftp://h/x": unsupported protocol scheme "ftp""#) }
     }
 }
