@@ -176,11 +176,16 @@ final class RemoteRuleSet: Sendable {
     }
 }
 
-/// The router's rule-set part of the box's lifecycle (Go starts rule-sets in `router.Start`).
+/// The router's rule-set part of the box's lifecycle (Go starts rule-sets in `router.Start`):
+/// remote downloads at `start`, update loops and local file watchers from `postStart`.
 final class RuleSetLifecycle: Lifecycle {
     let remotes: [RemoteRuleSet]
+    let watchers: [LocalRuleSetWatcher]
 
-    init(remotes: [RemoteRuleSet]) { self.remotes = remotes }
+    init(remotes: [RemoteRuleSet], watchers: [LocalRuleSetWatcher]) {
+        self.remotes = remotes
+        self.watchers = watchers
+    }
 
     func start(_ stage: StartStage) async throws {
         switch stage {
@@ -189,6 +194,7 @@ final class RuleSetLifecycle: Lifecycle {
             for remote in remotes { try await remote.start() }
         case .postStart:
             for remote in remotes { remote.startUpdates() }
+            for watcher in watchers { watcher.start() }
         default:
             break
         }
@@ -196,5 +202,6 @@ final class RuleSetLifecycle: Lifecycle {
 
     func close() async throws {
         for remote in remotes { remote.close() }
+        for watcher in watchers { watcher.close() }
     }
 }

@@ -105,7 +105,14 @@ package final class SingBox: @unchecked Sendable {
             remotes.append(RemoteRuleSet(index: index, set: set, options: setOptions, cache: cache, outbounds: outbounds,
                                          group: group, logger: ContextLogger(core: core, name: "router")))
         }
-        if !remotes.isEmpty { ruleSetLifecycle = RuleSetLifecycle(remotes: remotes) }
+        // Local files are reloaded when they change (Go 1.12's fswatch).
+        var watchers: [LocalRuleSetWatcher] = []
+        for setOptions in route.ruleSet {
+            guard case .local(let path) = setOptions.source, let set = ruleSets[setOptions.tag] else { continue }
+            watchers.append(LocalRuleSetWatcher(ruleSet: set, path: path, format: setOptions.format,
+                                                logger: ContextLogger(core: core, name: "router")))
+        }
+        if !remotes.isEmpty || !watchers.isEmpty { ruleSetLifecycle = RuleSetLifecycle(remotes: remotes, watchers: watchers) }
         let loadedRuleSets = ruleSets
         context.ruleSetDestinations = { loadedRuleSets[$0]?.destinationPrefixes }
 

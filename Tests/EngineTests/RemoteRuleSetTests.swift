@@ -247,6 +247,32 @@ func remoteConfig(url: String, format: String, detour: String = "A", interval: S
         #expect(Set(requests.map(\.ua)) == [RuleSetDownloader.userAgent])
     }
 
+    /// A local `.srs` file rewritten while the box runs is reloaded (Go's fswatch); garbage is not.
+    @Test func localSetReloadsWhenTheFileChanges() async throws {
+        let dir = try scratch()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        func put(_ bytes: [UInt8]) throws {
+            try Data(bytes).write(to: URL(fileURLWithPath: dir + "/geo.srs.tmp"))
+            rename(dir + "/geo.srs.tmp", dir + "/geo.srs")
+        }
+        try put(try await compileWithGo(exampleSet, in: dir))
+        let config = """
+            {"log":{"level":"error"},"outbounds":[{"type":"direct","tag":"A"},{"type":"direct","tag":"B"}],
+             "route":{"rule_set":[{"type":"local","tag":"geo","format":"binary","path":"\(dir)/geo.srs"}],
+                      "rules":[{"rule_set":"geo","outbound":"A"}],"final":"B"}}
+            """
+        let box = try SingBox(options: try loadOptions(config))
+        try await box.start()
+        #expect(await routedOutbound(box, "www.example.com") == "A")
+        try put(try await compileWithGo(otherSet, in: dir))
+        #expect(await waitUntil(.seconds(5)) { await routedOutbound(box, "other.org") == "A" })
+        #expect(await routedOutbound(box, "www.example.com") == "B")
+        try put(Array("garbage".utf8))
+        try await Task.sleep(for: .milliseconds(2500))
+        #expect(await routedOutbound(box, "other.org") == "A")
+        await box.close()
+    }
+
     /// `check` builds the box but never downloads: it passes offline and writes no cache.
     @Test func checkStaysOffline() async throws {
         let dir = try scratch()
