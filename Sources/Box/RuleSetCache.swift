@@ -62,11 +62,11 @@ final class RuleSetCache: Sendable {
 
     /// Stores `saved` for `tag` and rewrites the file atomically. Throws with the errno text.
     func save(_ tag: String, _ saved: SavedRuleSet) throws(BoxError) {
-        let bytes = entries.withLock { entries in
+        // Written under the lock: two sets saving at once must not share `<path>.tmp`.
+        try entries.withLock { (entries) throws(BoxError) in
             entries[tag] = saved
-            return Self.serialize(entries)
+            try Self.writeAtomically(Self.serialize(entries), to: path)
         }
-        try Self.writeAtomically(bytes, to: path)
     }
 
     static func isBbolt(_ bytes: [UInt8]) -> Bool {
