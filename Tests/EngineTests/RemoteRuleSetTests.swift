@@ -13,7 +13,7 @@ import TestSupport
 
 /// A python3 HTTP/1.1 file server in a scratch directory: serves `files/<path>` with a strong ETag
 /// (304 on a matching If-None-Match), `?chunked` as chunked, `/huge` as an endless close-delimited
-/// body; logs each request (path, User-Agent, If-None-Match) as a JSON line in `requests.log`.
+/// body, `/redirect?<target>` as a 302, `/truncated` as a body shorter than its Content-Length; logs each request (path, User-Agent, If-None-Match) as a JSON line in `requests.log`.
 final class RuleSetHTTPServer: @unchecked Sendable {
     static let script = #"""
     import hashlib, json, os, sys, http.server
@@ -26,6 +26,12 @@ final class RuleSetHTTPServer: @unchecked Sendable {
                 log.write(json.dumps({"path": self.path, "ua": self.headers.get("User-Agent"),
                                       "inm": self.headers.get("If-None-Match")}) + "\n")
             path, _, query = self.path.partition("?")
+            if path == "/redirect":
+                self.send_response(302); self.send_header("Location", query); self.send_header("Content-Length", "0")
+                self.end_headers(); return
+            if path == "/truncated":
+                self.send_response(200); self.send_header("Content-Length", "1000"); self.end_headers()
+                self.wfile.write(b"0123456789"); self.wfile.flush(); self.close_connection = True; return
             if path == "/huge":
                 self.send_response(200); self.send_header("Connection", "close"); self.end_headers()
                 try:
@@ -317,8 +323,9 @@ func remoteConfig(url: String, format: String, detour: String = "A", interval: S
         #expect(RuleSetCache.parse(ours)?["geo"] != nil)
     }
 
-    /// A body past the limit is refused, not buffered without end; 404 is Go's `unexpected status`.
-    @Test func hugeBodyIsBoundedAndBadStatusIsAnError() async throws {
+    /// A body past the limit is refused, not buffered without end; a 404 is returned for Go's
+    /// `unexpected status`; a short body is `unexpected EOF`; redirects are followed.
+    @Test func hugeBodyIsBoundedAndBadResponsesAreErrors() async throws {
         let dir = try scratch()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let server = try RuleSetHTTPServer(root: dir + "/www")
@@ -337,6 +344,16 @@ func remoteConfig(url: String, format: String, detour: String = "A", interval: S
         let missing = try await downloader.get(server.url("nothing.srs"), etag: nil)
         #expect(missing.status == 404)
         #expect(missing.statusText == "Not Found")
+        await #expect {
+            _ = try await downloader.get(server.url("truncated"), etag: nil)
+        } throws: { error in
+            "\(error)" == "Get \"\(server.url("truncated"))\": unexpected EOF"
+        }
+        // A redirect is followed (Go's http.Client does), to a chunked body.
+        try server.put("geo.json", Array(exampleSet.utf8))
+        let redirected = try await downloader.get(server.url("redirect?/geo.json?chunked"), etag: nil)
+        #expect(redirected.status == 200)
+        #expect(redirected.body == Array(exampleSet.utf8))
     }
 
     /// HTTPS to openssl s_server: verified against a test CA given by SSL_CERT_FILE; without it the
