@@ -279,6 +279,66 @@ func remoteConfig(url: String, format: String, detour: String = "A", interval: S
         await box.close()
     }
 
+    /// Go as oracle on real traffic: the same config (a remote set of `ip_cidr` 127.0.0.1/32 → direct,
+    /// final block) in Go and in ours, curl through each one's `mixed` inbound: same outcomes.
+    @Test func decisionsMatchGoOnRealTraffic() async throws {
+        let go = try #require(goSingBox, "Go sing-box is not installed (scripts/install-test-deps.sh)")
+        let dir = try scratch()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let server = try RuleSetHTTPServer(root: dir + "/www")
+        try await server.waitReady()
+        defer { Task { await server.stop() } }
+        try server.put("ip.srs", try await compileWithGo(#"{"version":3,"rules":[{"ip_cidr":["127.0.0.1/32"]}]}"#, in: dir))
+        try server.put("hello.txt", Array("hello".utf8))
+        // A second web server on another loopback address, outside the set.
+        let otherPort = try await freePort()
+        let other = ChildProcess()
+        other.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        other.arguments = ["python3", "-m", "http.server", "--bind", "127.0.0.3", "--directory", dir + "/www/files", String(otherPort)]
+        other.standardError = FileHandle.nullDevice
+        try other.run()
+        defer { other.terminate(); other.waitUntilExit() }
+        let direct = await waitUntil {
+            (try? await run("/usr/bin/curl", ["-s", "-o", "/dev/null", "--max-time", "2", "http://127.0.0.3:\(otherPort)/hello.txt"]))?.status == 0
+        }
+        #expect(direct, "the 127.0.0.3 server answers without a proxy")
+
+        func config(_ port: Int) -> String {
+            """
+            {"log":{"level":"error"},
+             "inbounds":[{"type":"mixed","tag":"in","listen":"127.0.0.1","listen_port":\(port)}],
+             "outbounds":[{"type":"direct","tag":"direct"},{"type":"block","tag":"block"}],
+             "route":{"rule_set":[{"type":"remote","tag":"geo","format":"binary","url":"\(server.url("ip.srs"))","download_detour":"direct"}],
+                      "rules":[{"rule_set":"geo","outbound":"direct"}],"final":"block"}}
+            """
+        }
+        func outcomes(proxy port: Int) async throws -> [Bool] {
+            var out: [Bool] = []
+            for url in [server.url("hello.txt"), "http://127.0.0.3:\(otherPort)/hello.txt"] {
+                let result = try await run("/usr/bin/curl", ["-s", "--max-time", "5", "--socks5", "127.0.0.1:\(port)", url])
+                out.append(result.status == 0 && result.stdout == "hello")
+            }
+            return out
+        }
+        let goPort = try await freePort()
+        try config(goPort).write(toFile: dir + "/go.json", atomically: true, encoding: .utf8)
+        let peer = ChildProcess()
+        peer.executableURL = URL(fileURLWithPath: go)
+        peer.arguments = ["run", "-c", dir + "/go.json"]
+        try peer.run()
+        defer { peer.terminate(); peer.waitUntilExit() }
+        #expect(await waitUntil { await isListening(goPort) })
+        let goOutcomes = try await outcomes(proxy: goPort)
+
+        let ourPort = try await freePort()
+        let box = try SingBox(options: try loadOptions(config(ourPort)))
+        try await box.start()
+        let ourOutcomes = try await outcomes(proxy: ourPort)
+        await box.close()
+        #expect(goOutcomes == [true, false])
+        #expect(ourOutcomes == goOutcomes)
+    }
+
     /// `check` builds the box but never downloads: it passes offline and writes no cache.
     @Test func checkStaysOffline() async throws {
         let dir = try scratch()
