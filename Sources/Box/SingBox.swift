@@ -115,6 +115,7 @@ package final class SingBox: @unchecked Sendable {
         if !remotes.isEmpty || !watchers.isEmpty { ruleSetLifecycle = RuleSetLifecycle(remotes: remotes, watchers: watchers) }
         let loadedRuleSets = ruleSets
         context.ruleSetDestinations = { loadedRuleSets[$0]?.destinationPrefixes }
+        context.ruleSetUpdates = { tag, callback in loadedRuleSets[tag]?.onUpdate { callback($0.destinationPrefixes) } }
 
         for (index, item) in options.services.enumerated() {
             let tag = item.tag.isEmpty ? String(index) : item.tag
