@@ -101,6 +101,13 @@ final class RuleSetHTTPServer: @unchecked Sendable {
         process.terminate()
         await waitForExit(process)
     }
+
+    /// For `defer`: terminates and waits (python exits at once on SIGTERM).
+    func stopNow() {
+        guard process.isRunning else { return }
+        process.terminate()
+        process.waitUntilExit()
+    }
 }
 
 /// Compiles a source rule-set with Go's `rule-set compile` into `.srs` bytes.
@@ -145,6 +152,7 @@ func remoteConfig(url: String, format: String, detour: String = "A", interval: S
         let dir = try scratch()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let server = try RuleSetHTTPServer(root: dir + "/www")
+        defer { server.stopNow() }
         try await server.waitReady()
         try server.put("geo.srs", try await compileWithGo(exampleSet, in: dir))
         let config = remoteConfig(url: server.url("geo.srs"), format: "binary", interval: "1s", cache: dir + "/cache.db")
@@ -192,8 +200,8 @@ func remoteConfig(url: String, format: String, detour: String = "A", interval: S
         let dir = try scratch()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let server = try RuleSetHTTPServer(root: dir + "/www")
+        defer { server.stopNow() }
         try await server.waitReady()
-        defer { Task { await server.stop() } }
         try server.put("geo.json", Array(exampleSet.utf8))
         let socksPort = try await freePort()
         try """
@@ -235,8 +243,8 @@ func remoteConfig(url: String, format: String, detour: String = "A", interval: S
         #expect(!FileManager.default.fileExists(atPath: dir + "/cache.db"))
 
         let server = try RuleSetHTTPServer(root: dir + "/www")
+        defer { server.stopNow() }
         try await server.waitReady()
-        defer { Task { await server.stop() } }
         let missing = remoteConfig(url: server.url("missing.srs"), format: "binary", cache: nil)
         let box404 = try SingBox(options: try loadOptions(missing))
         var ours404 = ""
@@ -286,8 +294,8 @@ func remoteConfig(url: String, format: String, detour: String = "A", interval: S
         let dir = try scratch()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let server = try RuleSetHTTPServer(root: dir + "/www")
+        defer { server.stopNow() }
         try await server.waitReady()
-        defer { Task { await server.stop() } }
         try server.put("ip.srs", try await compileWithGo(#"{"version":3,"rules":[{"ip_cidr":["127.0.0.1/32"]}]}"#, in: dir))
         try server.put("hello.txt", Array("hello".utf8))
         // A second web server on another loopback address, outside the set.
@@ -357,8 +365,8 @@ func remoteConfig(url: String, format: String, detour: String = "A", interval: S
         let dir = try scratch()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let server = try RuleSetHTTPServer(root: dir + "/www")
+        defer { server.stopNow() }
         try await server.waitReady()
-        defer { Task { await server.stop() } }
         try server.put("geo.srs", try await compileWithGo(exampleSet, in: dir))
         let config = remoteConfig(url: server.url("geo.srs"), format: "binary", cache: dir + "/cache.db")
         // Go writes its bbolt cache with the set in it.
@@ -389,11 +397,10 @@ func remoteConfig(url: String, format: String, detour: String = "A", interval: S
         let dir = try scratch()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let server = try RuleSetHTTPServer(root: dir + "/www")
+        defer { server.stopNow() }
         try await server.waitReady()
-        defer { Task { await server.stop() } }
         let box = try SingBox(options: try loadOptions(#"{"log":{"disabled":true},"outbounds":[{"type":"direct","tag":"A"}]}"#))
         try await box.start()
-        defer { Task { await box.close() } }
         let outbound = try #require(box.outbounds.outbound("A"))
         let downloader = RuleSetDownloader(outbound: outbound, group: testGroup, maximumBodySize: 1 << 20)
         await #expect {
@@ -414,6 +421,7 @@ func remoteConfig(url: String, format: String, detour: String = "A", interval: S
         let redirected = try await downloader.get(server.url("redirect?/geo.json?chunked"), etag: nil)
         #expect(redirected.status == 200)
         #expect(redirected.body == Array(exampleSet.utf8))
+        await box.close()
     }
 
     /// HTTPS to openssl s_server: verified against a test CA given by SSL_CERT_FILE; without it the
