@@ -92,6 +92,7 @@ let package = Package(
             "SOCKS", "HTTPProxy", "Mixed", "Direct", "Block", "WireGuard",
             "TunDevice", "Netlink", "Nftables", "Systemd", "LinuxSockets", nioCore, nioPosix,
             "Tun", "Redirect", "TProxy", "Resolve1",
+            "COpenSSL",  // remote rule-set downloads over https
         ]),
         // Bench and long-fuzz tool for the netstack (bench/netstack.sh, scripts/fuzz-netstack.sh).
         .executableTarget(name: "NetstackBench", dependencies: ["TunDevice", "CLinux", "NetstackNIO", "Netstack", "NetstackWire", "NetstackTesting", nioCore, nioPosix],

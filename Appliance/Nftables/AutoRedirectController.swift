@@ -49,6 +49,20 @@ package final class AutoRedirectController: Sendable {
         try firewall.removeTable(named: name)
     }
 
+    /// Replaces the table with new route_address_set / route_exclude_address_set contents (a rule-set
+    /// was updated). One batch: the old table stays if it fails. A no-op once stopped.
+    package func updateRouteAddressSets(include: [NetworkPrefix], exclude: [NetworkPrefix]) throws {
+        let options = state.withLock { state -> AutoRedirectOptions? in
+            guard state.token != nil else { return nil }
+            guard state.options.routeAddressSet != include || state.options.routeExcludeAddressSet != exclude else { return nil }
+            state.options.routeAddressSet = include
+            state.options.routeExcludeAddressSet = exclude
+            return state.options
+        }
+        guard let options else { return }
+        try firewall.installAutoRedirect(options)
+    }
+
     /// The local addresses last installed.
     package var localAddresses: [NetworkPrefix] { state.withLock { $0.options.localAddresses } }
 

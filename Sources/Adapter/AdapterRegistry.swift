@@ -30,6 +30,9 @@ package struct AdapterContext: Sendable {
     /// The destination IP CIDRs of the route rule-set `tag` (tun's `route_address_set`); nil when no
     /// rule-set has that tag. Rule-sets are loaded before any adapter is built.
     package var ruleSetDestinations: @Sendable (_ tag: String) -> [IPPrefix]? = { _ in nil }
+    /// Registers `callback` to run with the new destination IP CIDRs each time the rule-set `tag` is
+    /// updated (a remote download, a local file reload); on the updating task, never an event loop.
+    package var ruleSetUpdates: @Sendable (_ tag: String, _ callback: @escaping @Sendable ([IPPrefix]) -> Void) -> Void = { _, _ in }
 
     package init(group: any EventLoopGroup, logCore: LogCore, router: any FlowHandler, outbounds: OutboundManager,
                  resolver: any DNSResolver, dialerFactory: any DialerFactory) {

@@ -40,10 +40,11 @@ struct BoxTunPlatform: TunPlatform {
     }
 
     func startAutoRedirect(_ options: AutoRedirectOptions, firewall: any FirewallInstaller,
-                           monitor: any InterfaceMonitor) throws -> @Sendable () throws -> Void {
+                           monitor: any InterfaceMonitor) throws -> AutoRedirectHandle {
         let controller = AutoRedirectController(options: options, firewall: firewall, monitor: monitor)
         try controller.start()
-        return { try controller.stop() }
+        return AutoRedirectHandle(stop: { try controller.stop() },
+                                  updateRouteAddressSets: { try controller.updateRouteAddressSets(include: $0, exclude: $1) })
     }
 }
 

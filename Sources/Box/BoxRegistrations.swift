@@ -43,10 +43,8 @@ enum BoxRegistrations {
     /// Builds the DNS router from `options.dns` with the box's context (outbounds are already in
     /// `context.outbounds`, dialers resolve through a switch the box points at the result).
     /// No `dns` section means Go's default: one `local` server.
-    static let dns: (@Sendable (Options, AdapterContext) throws -> BoxDNS?)? = { options, context in
-        // DNS rules' `rule_set` items name the route's rule-sets (already validated by the box).
-        var ruleSets: [String: RuleSet] = [:]
-        for setOptions in options.route?.ruleSet ?? [] { ruleSets[setOptions.tag] = try? RuleSet.load(setOptions) }
+    /// DNS rules' `rule_set` items use the box's own rule-sets (so remote updates reach them too).
+    static let dns: (@Sendable (Options, AdapterContext, [String: RuleSet]) throws -> BoxDNS?)? = { options, context, ruleSets in
         let setup = try DNSSetup(options: options.dns ?? DNSOptions(), context: context, ruleSets: ruleSets)
         return BoxDNS(resolver: setup.router, hijacker: setup.hijacker, lifecycle: setup.lifecycle, domainMapper: setup.domainMapper,
                       flowResolver: setup.router)

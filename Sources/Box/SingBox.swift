@@ -7,7 +7,7 @@ import Direct
 import Net
 import NIOPosix
 package import Router
-import Rules
+package import Rules
 
 /// A box built from `Options`. Owns every adapter it built; `close()` releases them all.
 /// `start()` and `close()` are called from one control task (the CLI's), never concurrently.
@@ -25,6 +25,10 @@ package final class SingBox: @unchecked Sendable {
     private var started: [any Lifecycle] = []
     /// The DNS router's lifecycle, started with the services.
     private var dnsLifecycle: (any Lifecycle)?
+    /// Remote rule-sets: downloaded after outbounds start, before inbounds (Go's `router.Start`).
+    private var ruleSetLifecycle: RuleSetLifecycle?
+    /// The compiled `route.rule_set` entries by tag (remote ones updatable in place).
+    package let ruleSets: [String: RuleSet]
     private var closed = false
     /// `route.auto_detect_interface`: follows the default route for the dialers (started with the box).
     private let interfaceWatcher: DefaultInterfaceWatcher?
@@ -68,6 +72,7 @@ package final class SingBox: @unchecked Sendable {
                 throw BoxError(.create, "initialize router: \(error.message)")
             }
         }
+        self.ruleSets = ruleSets
         var rules: [RouteRule] = []
         for (index, ruleOptions) in route.rules.enumerated() {
             do {
@@ -90,8 +95,27 @@ package final class SingBox: @unchecked Sendable {
                                            autoDetectedInterface: watcher?.tracker)
         var context = AdapterContext(group: group, logCore: core, router: router, outbounds: outbounds,
                                      resolver: resolver, dialerFactory: dialers)
+        // Remote sets: a cached copy is compiled now (tun reads route_address_set while being built).
+        var remotes: [RemoteRuleSet] = []
+        let cacheOptions = options.experimental?.cacheFile
+        let cache = route.ruleSet.contains(where: { $0.type == "remote" }) && cacheOptions?.enabled == true
+            ? RuleSetCache(configuredPath: cacheOptions?.path, logger: ContextLogger(core: core, name: "cache-file")) : nil
+        for (index, setOptions) in route.ruleSet.enumerated() where setOptions.type == "remote" {
+            guard let set = ruleSets[setOptions.tag] else { continue }
+            remotes.append(RemoteRuleSet(index: index, set: set, options: setOptions, cache: cache, outbounds: outbounds,
+                                         group: group, logger: ContextLogger(core: core, name: "router")))
+        }
+        // Local files are reloaded when they change (Go 1.12's fswatch).
+        var watchers: [LocalRuleSetWatcher] = []
+        for setOptions in route.ruleSet {
+            guard case .local(let path) = setOptions.source, let set = ruleSets[setOptions.tag] else { continue }
+            watchers.append(LocalRuleSetWatcher(ruleSet: set, path: path, format: setOptions.format,
+                                                logger: ContextLogger(core: core, name: "router")))
+        }
+        if !remotes.isEmpty || !watchers.isEmpty { ruleSetLifecycle = RuleSetLifecycle(remotes: remotes, watchers: watchers) }
         let loadedRuleSets = ruleSets
         context.ruleSetDestinations = { loadedRuleSets[$0]?.destinationPrefixes }
+        context.ruleSetUpdates = { tag, callback in loadedRuleSets[tag]?.onUpdate { callback($0.destinationPrefixes) } }
 
         for (index, item) in options.services.enumerated() {
             let tag = item.tag.isEmpty ? String(index) : item.tag
@@ -144,7 +168,7 @@ package final class SingBox: @unchecked Sendable {
         }
         if let makeDNS = BoxRegistrations.dns {
             do {
-                if let dns = try makeDNS(options, context) {
+                if let dns = try makeDNS(options, context, ruleSets) {
                     resolver.set(dns.resolver)
                     router.dnsHijacker = dns.hijacker
                     router.dnsDomainMapper = dns.domainMapper
@@ -199,6 +223,7 @@ package final class SingBox: @unchecked Sendable {
         for service in services { out.append((service.logName, service)) }
         for outbound in dependencyOrder(outboundList) { out.append((outbound.logName, outbound)) }
         for endpoint in endpoints { out.append((endpoint.logName, endpoint)) }
+        if let ruleSetLifecycle { out.append(("router", ruleSetLifecycle)) }
         for inbound in inbounds { out.append((inbound.logName, inbound)) }
         return out
     }
@@ -233,6 +258,10 @@ package final class SingBox: @unchecked Sendable {
                 do {
                     try await adapter.start(stage)
                     if stage == .initialize { started.append(adapter) }
+                } catch let error as BoxError where adapter === ruleSetLifecycle {
+                    // Go's router start errors carry no adapter name: `initialize rule-set[0]: …`.
+                    await close()
+                    throw error
                 } catch {
                     let prefix = stage == .start ? "start" : stage.description
                     await close()

@@ -1,19 +1,39 @@
 // RuleSet: a named list of headless rules (`route.rule_set`), inline or from a source JSON file.
 package import Config
 package import Adapter
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
 
-/// A compiled rule-set. Matches when any of its rules matches. Immutable; shared by every rule
-/// that names it.
+/// A compiled rule-set. Matches when any of its rules matches. Shared by every rule that names it.
+///
+/// Updatable: a remote set (or a reloaded local file) swaps in new rules with `update(_:)`; a
+/// match takes the current array under a lock held only for one retain, so flows already matching
+/// finish on the rules they started with and new flows see the new ones. Callbacks registered
+/// with `onUpdate` run after each swap, on the updating task (Go's `RuleSetUpdateCallback`).
 package final class RuleSet: Sendable {
     package let tag: String
-    package let rules: [HeadlessRule]
+    private let current: Mutex<[HeadlessRule]>
+    private let callbacks = Mutex<[@Sendable (RuleSet) -> Void]>([])
 
     package init(tag: String, rules: [HeadlessRule]) {
         self.tag = tag
-        self.rules = rules
+        self.current = Mutex(rules)
+    }
+
+    /// The rules now in force (a snapshot; a later `update` does not change it).
+    package var rules: [HeadlessRule] { current.withLock { $0 } }
+
+    /// Replaces the rules for every later match, then runs the update callbacks.
+    package func update(_ rules: [HeadlessRule]) {
+        current.withLock { $0 = rules }
+        for callback in callbacks.withLock({ $0 }) { callback(self) }
+    }
+
+    /// Registers `callback` to run after every `update` (tun's `route_address_set` refresh, …).
+    package func onUpdate(_ callback: @escaping @Sendable (RuleSet) -> Void) {
+        callbacks.withLock { $0.append(callback) }
     }
 
     package func matches(_ metadata: FlowMetadata) -> Bool {
@@ -24,7 +44,8 @@ package final class RuleSet: Sendable {
     /// Go's `LocalRuleSet.Match`: the rules run in order in the caller's state, which is not reset
     /// between them (so a group one rule satisfied stays satisfied for the next).
     package func matches(_ metadata: FlowMetadata, state: inout RuleMatchState) -> Bool {
-        rules.contains { $0.matches(metadata, state: &state) }
+        let rules = self.rules
+        return rules.contains { $0.matches(metadata, state: &state) }
     }
 
     /// True when a rule of the set reads the flow's owning process.
@@ -51,7 +72,8 @@ package final class RuleSet: Sendable {
     }
 
     /// Builds a rule-set from its options: inline rules, or a local file read now in the source
-    /// (JSON) or binary (`.srs`) format. Remote rule-sets are not implemented and throw.
+    /// (JSON) or binary (`.srs`) format. A remote set starts empty: the box fills it (from its
+    /// cache or a download) before any inbound starts.
     package static func load(_ options: RuleSetOptions) throws(RuleError) -> RuleSet {
         switch options.source {
         case .inline(let rules):
@@ -60,25 +82,30 @@ package final class RuleSet: Sendable {
             guard let bytes = readFile(path) else {
                 throw RuleError("initialize rule-set[\(options.tag)]: open \(path): no such file or directory")
             }
-            if options.format == "binary" {
-                do throws(RuleError) {
-                    return RuleSet(tag: options.tag, rules: try compileBinary(bytes))
-                } catch {
-                    throw RuleError("initialize rule-set[\(options.tag)]: \(error.message)")
-                }
-            }
-            do {
-                let plain = try PlainRuleSetOptions(json: try JSONParser.parse(bytes), path: "")
-                return RuleSet(tag: options.tag, rules: try compile(plain.rules))
-            } catch let error as ConfigError {
-                throw RuleError("initialize rule-set[\(options.tag)]: decode rule-set \(path): \(error)")
-            } catch let error as RuleError {
-                throw RuleError("initialize rule-set[\(options.tag)]: \(error.message)")
+            do throws(RuleError) {
+                return RuleSet(tag: options.tag, rules: try compile(bytes: bytes, format: options.format, path: path))
             } catch {
-                throw RuleError("initialize rule-set[\(options.tag)]: \(error)")
+                throw RuleError("initialize rule-set[\(options.tag)]: \(error.message)")
             }
         case .remote:
-            throw RuleError("initialize rule-set[\(options.tag)]: remote rule-set: not implemented")
+            // The box downloads remote sets at start (Box's RemoteRuleSet); until then none matches.
+            return RuleSet(tag: options.tag, rules: [])
+        }
+    }
+
+    /// Compiles a rule-set file's bytes in `format` ("binary" `.srs`, else source JSON), as Go's
+    /// `loadBytes`. `path` only names the file in a source decode error. Throws `RuleError`.
+    package static func compile(bytes: [UInt8], format: String, path: String) throws(RuleError) -> [HeadlessRule] {
+        if format == "binary" { return try compileBinary(bytes) }
+        do {
+            let plain = try PlainRuleSetOptions(json: try JSONParser.parse(bytes), path: "")
+            return try compile(plain.rules)
+        } catch let error as ConfigError {
+            throw RuleError("decode rule-set \(path): \(error)")
+        } catch let error as RuleError {
+            throw error
+        } catch {
+            throw RuleError("decode rule-set \(path): \(error)")
         }
     }
 

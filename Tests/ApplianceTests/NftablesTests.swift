@@ -231,4 +231,33 @@ struct AutoRedirectControllerTests {
         try controller.stop()
         #expect(!(try namespace.exec("nft", "list", "ruleset")).contains("sing-box"))
     }
+
+    /// A rule-set update replaces the route address sets (and keeps the local ones); after stop it is a no-op.
+    @Test func routeAddressSetUpdateReplacesTheTable() throws {
+        let namespace = try TestNamespace("arr")
+        try namespace.exec("ip", "link", "add", "ar0", "type", "veth", "peer", "name", "ar1")
+        try namespace.exec("ip", "link", "set", "ar0", "up")
+        try namespace.exec("ip", "addr", "add", "10.88.0.1/24", "dev", "ar0")
+        let (monitor, nft) = try NetworkNamespace.run(named: namespace.name) {
+            (try NetlinkInterfaceMonitor(ignoring: ["tun0"]), try NftablesSocket())
+        }
+        defer { monitor.stop() }
+        try monitor.start()
+        var options = AutoRedirectOptions(interfaceName: "tun0", enableIPv4: true, enableIPv6: false, redirectPort: 12345)
+        options.routeAddressSet = [NetworkPrefix("10.9.0.0/16")!]
+        let controller = AutoRedirectController(options: options, firewall: NftablesFirewallInstaller(socket: nft), monitor: monitor)
+        try controller.start()
+        func set(_ name: String) throws -> String { try namespace.exec("nft", "list", "set", "inet", "sing-box", name) }
+        #expect(try set("inet4_route_address_set").contains("10.9.0.0/16"))
+
+        try controller.updateRouteAddressSets(include: [NetworkPrefix("10.10.0.0/16")!], exclude: [NetworkPrefix("10.11.0.0/16")!])
+        let include = try set("inet4_route_address_set")
+        #expect(include.contains("10.10.0.0/16") && !include.contains("10.9.0.0/16"), "\(include)")
+        #expect(try set("inet4_route_exclude_address_set").contains("10.11.0.0/16"))
+        #expect(try set("inet4_local_address_set").contains("10.88.0.0/24"))
+
+        try controller.stop()
+        try controller.updateRouteAddressSets(include: [NetworkPrefix("10.12.0.0/16")!], exclude: [])
+        #expect(!(try namespace.exec("nft", "list", "ruleset")).contains("sing-box"))
+    }
 }

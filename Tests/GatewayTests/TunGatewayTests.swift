@@ -302,6 +302,43 @@ func tunConfig(autoRedirect: Bool, stack: String = "mixed", autoDetect: Bool = f
         topology.stopGateway(SIGTERM)
     }
 
+    /// A remote rule-set in route_address_set (served from gw's own loopback by python3): its CIDRs are
+    /// in the table at the first start (downloaded before tun starts, no cache), and an update of the
+    /// served file replaces the set while the gateway runs (Go re-feeds it through update callbacks).
+    @Test func remoteRouteAddressSetIsInstalledAndFollowsUpdates() throws {
+        try Self.requireTools()
+        let topology = try GatewayTopology()
+        defer { topology.close() }
+        let files = topology.directory + "/rule-sets"
+        try FileManager.default.createDirectory(atPath: files, withIntermediateDirectories: true)
+        func serve(_ cidr: String) throws {
+            try #"{"version":3,"rules":[{"ip_cidr":["\#(cidr)"]}]}"#.write(toFile: files + "/set.json.tmp", atomically: false, encoding: .utf8)
+            rename(files + "/set.json.tmp", files + "/set.json")
+        }
+        try serve("10.77.9.1/32")
+        try topology.spawn(in: topology.gw, ["python3", "-m", "http.server", "--bind", "127.0.0.1", "--directory", files, "18088"],
+                           log: "rule-set-server.log")
+        try topology.waitFor("rule-set server") { topology.run(in: topology.gw, "curl -sf http://127.0.0.1:18088/set.json").status == 0 }
+        let remote = #"{ "type": "remote", "tag": "remote-set", "format": "source", "url": "http://127.0.0.1:18088/set.json", "update_interval": "1s" }"#
+        let config = tunConfig(autoRedirect: true, tunExtra: #""route_address_set": ["remote-set"],"#, ruleSets: remote)
+        _ = try topology.startGateway(binary: GatewayPeers.ours, config: config)
+        let table = topology.run(in: topology.gw, "nft list table inet sing-box").output
+        #expect(table.contains("set inet4_route_address_set") && table.contains("10.77.9.1"), "\(table)")
+        #expect(Self.seenAs(topology, "10.77.9.1") == "::ffff:10.77.2.1", "in the set: proxied")
+        #expect(Self.seenAs(topology, "10.77.9.2") == "::ffff:10.77.1.2", "outside the set: bypasses")
+
+        try serve("10.77.9.2/32")
+        try topology.waitFor("the updated set in nftables", seconds: 15) {
+            let now = topology.run(in: topology.gw, "nft list set inet sing-box inet4_route_address_set").output
+            return now.contains("10.77.9.2") && !now.contains("10.77.9.1")
+        }
+        #expect(Self.seenAs(topology, "10.77.9.2") == "::ffff:10.77.2.1", "now in the set: proxied")
+        #expect(Self.seenAs(topology, "10.77.9.1") == "::ffff:10.77.1.2", "now outside the set: bypasses")
+        #expect(topology.log("gateway.log").contains("updated route address sets from rule-set remote-set"))
+        topology.stopGateway(SIGTERM)
+        #expect(!Self.installed(topology).table)
+    }
+
     /// auto_detect_interface: with a second uplink in gw and the default route moved to it while the
     /// gateway runs, new connections leave by the new uplink (srv sees its address), for ours and for
     /// Go sing-box 1.12.12 alike. Bound to the old uplink they could not leave at all.

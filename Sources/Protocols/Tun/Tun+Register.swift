@@ -12,7 +12,8 @@ extension TunModule {
             var settings = try TunSettings(tun)
             try settings.resolveRuleSets(context.ruleSetDestinations)
             return TunInbound(tag: options.tag, settings: settings, platform: platform,
-                              group: context.group, router: context.router, logger: context.logger(""))
+                              group: context.group, router: context.router, logger: context.logger(""),
+                              ruleSetDestinations: context.ruleSetDestinations, ruleSetUpdates: context.ruleSetUpdates)
         }
     }
 }

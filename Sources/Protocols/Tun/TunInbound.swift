@@ -25,14 +25,18 @@ package final class TunInbound: Inbound, @unchecked Sendable {
     package let type = "tun"
     /// The config tag.
     package let tag: String
-    /// The parsed options (see `TunSettings`).
-    package let settings: TunSettings
+    /// The parsed options (see `TunSettings`); route_address_set contents are re-read at start.
+    package private(set) var settings: TunSettings
     let platform: any TunPlatform
     let group: any EventLoopGroup
     let router: any FlowHandler
     let logger: ContextLogger
     /// Go's network manager logs default-interface changes as `network: …`.
     let networkLogger: ContextLogger
+    /// The route rule-sets' destination CIDRs by tag, and their update subscription (remote sets are
+    /// downloaded after this inbound is built and before it starts, and change while it runs).
+    let ruleSetDestinations: @Sendable (String) -> [IPPrefix]?
+    let ruleSetUpdates: @Sendable (String, @escaping @Sendable ([IPPrefix]) -> Void) -> Void
 
     // Set in start, read in close (the control task); `driver` is used on its loop.
     private var handle: TunHandle?
@@ -46,8 +50,12 @@ package final class TunInbound: Inbound, @unchecked Sendable {
 
     /// An inbound for `settings`; nothing is opened until `start(.start)`.
     package init(tag: String, settings: TunSettings, platform: any TunPlatform, group: any EventLoopGroup,
-                 router: any FlowHandler, logger: ContextLogger) {
+                 router: any FlowHandler, logger: ContextLogger,
+                 ruleSetDestinations: @escaping @Sendable (String) -> [IPPrefix]? = { _ in nil },
+                 ruleSetUpdates: @escaping @Sendable (String, @escaping @Sendable ([IPPrefix]) -> Void) -> Void = { _, _ in }) {
         self.tag = tag
+        self.ruleSetDestinations = ruleSetDestinations
+        self.ruleSetUpdates = ruleSetUpdates
         self.settings = settings
         self.platform = platform
         self.group = group
@@ -65,6 +73,11 @@ package final class TunInbound: Inbound, @unchecked Sendable {
     package func start(_ stage: StartStage) async throws {
         guard stage == .start else { return }
         if let error = settings.startError { throw error }
+        // Remote rule-sets were downloaded since the build: take their CIDRs now (Go reads them at start).
+        let lookup = ruleSetDestinations
+        if (settings.routeAddressSet + settings.routeExcludeAddressSet).allSatisfy({ lookup($0.tag) != nil }) {
+            try settings.resolveRuleSets(lookup)
+        }
         let opened = try platform.openTun(name: settings.interfaceName, mtu: settings.mtu,
                                           addresses: settings.inet4Addresses + settings.inet6Addresses)
         handle = opened
@@ -133,7 +146,14 @@ package final class TunInbound: Inbound, @unchecked Sendable {
         routeOptions.autoRedirectMarkMode = true
         let redirectOptions = settings.autoRedirectOptions(interfaceName: opened.name, redirectPort: listener.port)
         let firewall = try platform.firewallInstaller()
-        stopAutoRedirect = try platform.startAutoRedirect(redirectOptions, firewall: firewall, monitor: monitor.monitor)
+        let redirect = try platform.startAutoRedirect(redirectOptions, firewall: firewall, monitor: monitor.monitor)
+        stopAutoRedirect = redirect.stop
+        let tags = Set(settings.routeAddressSet.map(\.tag) + settings.routeExcludeAddressSet.map(\.tag))
+        if !tags.isEmpty {
+            let refresher = RouteAddressSetRefresher(include: settings.routeAddressSet, exclude: settings.routeExcludeAddressSet,
+                                                     install: redirect.updateRouteAddressSets, logger: logger)
+            for tag in tags { ruleSetUpdates(tag) { refresher.update(tag, $0) } }
+        }
         logger.info("auto-redirect: redirect server at port \(listener.port), table \(redirectOptions.tableName)")
     }
 

@@ -47,7 +47,20 @@ package protocol TunPlatform: Sendable {
     /// Starts an interface monitor that never picks `ignoring` (our TUN) as the default interface.
     func startInterfaceMonitor(ignoring: Set<String>) throws -> TunMonitorHandle
     /// Installs the auto_redirect table and keeps its local address sets in step with `monitor`;
-    /// returns the stop function, which removes the table.
+    /// returns its handle (stop removes the table).
     func startAutoRedirect(_ options: AutoRedirectOptions, firewall: any FirewallInstaller,
-                           monitor: any InterfaceMonitor) throws -> @Sendable () throws -> Void
+                           monitor: any InterfaceMonitor) throws -> AutoRedirectHandle
+}
+
+/// A running auto_redirect table: `stop` removes it; `updateRouteAddressSets` replaces the table
+/// (one atomic batch) with new route_address_set / route_exclude_address_set contents.
+package struct AutoRedirectHandle: Sendable {
+    package var stop: @Sendable () throws -> Void
+    package var updateRouteAddressSets: @Sendable (_ include: [NetworkPrefix], _ exclude: [NetworkPrefix]) throws -> Void
+
+    package init(stop: @escaping @Sendable () throws -> Void,
+                 updateRouteAddressSets: @escaping @Sendable ([NetworkPrefix], [NetworkPrefix]) throws -> Void) {
+        self.stop = stop
+        self.updateRouteAddressSets = updateRouteAddressSets
+    }
 }

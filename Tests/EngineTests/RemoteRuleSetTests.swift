@@ -1,0 +1,514 @@
+// Remote rule-sets against real peers: a python3 HTTP server (ETag, 304, chunked, huge bodies),
+// openssl s_server for HTTPS, Go sing-box as the socks hop, the `.srs` compiler and the oracle.
+@testable import Box
+import Adapter
+import Config
+import Foundation
+import NIOCore
+import Router
+import Rules
+import Synchronization
+import Testing
+import TestSupport
+
+/// A python3 HTTP/1.1 file server in a scratch directory: serves `files/<path>` with a strong ETag
+/// (304 on a matching If-None-Match), `?chunked` as chunked, `/huge` as an endless close-delimited
+/// body, `/redirect?<target>` as a 302, `/truncated` as a body shorter than its Content-Length; logs each request (path, User-Agent, If-None-Match) as a JSON line in `requests.log`.
+final class RuleSetHTTPServer: @unchecked Sendable {
+    static let script = #"""
+    import hashlib, json, os, sys, http.server
+    root = sys.argv[1]
+    class H(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        def log_message(self, *a): pass
+        def do_GET(self):
+            with open(os.path.join(root, "requests.log"), "a") as log:
+                log.write(json.dumps({"path": self.path, "ua": self.headers.get("User-Agent"),
+                                      "inm": self.headers.get("If-None-Match")}) + "\n")
+            path, _, query = self.path.partition("?")
+            if path == "/redirect":
+                self.send_response(302); self.send_header("Location", query); self.send_header("Content-Length", "0")
+                self.end_headers(); return
+            if path == "/truncated":
+                self.send_response(200); self.send_header("Content-Length", "1000"); self.end_headers()
+                self.wfile.write(b"0123456789"); self.wfile.flush(); self.close_connection = True; return
+            if path == "/huge":
+                self.send_response(200); self.send_header("Connection", "close"); self.end_headers()
+                try:
+                    for _ in range(400): self.wfile.write(b"\x00" * 262144)
+                except Exception: pass
+                self.close_connection = True
+                return
+            try:
+                data = open(os.path.join(root, "files", path.lstrip("/")), "rb").read()
+            except OSError:
+                self.send_response(404); self.send_header("Content-Length", "0"); self.end_headers(); return
+            etag = '"' + hashlib.sha1(data).hexdigest()[:16] + '"'
+            if self.headers.get("If-None-Match") == etag:
+                self.send_response(304); self.send_header("ETag", etag); self.end_headers(); return
+            self.send_response(200); self.send_header("ETag", etag)
+            if query == "chunked":
+                self.send_header("Transfer-Encoding", "chunked"); self.end_headers()
+                for i in range(0, len(data), 100):
+                    part = data[i:i + 100]
+                    self.wfile.write(b"%x\r\n" % len(part) + part + b"\r\n")
+                self.wfile.write(b"0\r\n\r\n")
+            else:
+                self.send_header("Content-Length", str(len(data))); self.end_headers(); self.wfile.write(data)
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+    open(os.path.join(root, "port.tmp"), "w").write(str(server.server_address[1]))
+    os.rename(os.path.join(root, "port.tmp"), os.path.join(root, "port"))
+    server.serve_forever()
+    """#
+    let root: String
+    let process = ChildProcess()
+    private(set) var port = 0
+
+    init(root: String) throws {
+        self.root = root
+        try FileManager.default.createDirectory(atPath: root + "/files", withIntermediateDirectories: true)
+        try Self.script.write(toFile: root + "/server.py", atomically: true, encoding: .utf8)
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["python3", root + "/server.py", root]
+        try process.run()
+    }
+
+    func waitReady() async throws {
+        let ready = await waitUntil(.seconds(10)) { FileManager.default.fileExists(atPath: self.root + "/port") }
+        guard ready, let text = try? String(contentsOfFile: root + "/port", encoding: .utf8), let port = Int(text) else {
+            throw DownloadError("python http server did not start")
+        }
+        self.port = port
+    }
+
+    func url(_ path: String) -> String { "http://127.0.0.1:\(port)/\(path)" }
+
+    func put(_ name: String, _ bytes: [UInt8]) throws {
+        try Data(bytes).write(to: URL(fileURLWithPath: root + "/files/" + name + ".tmp"))
+        rename(root + "/files/" + name + ".tmp", root + "/files/" + name)
+    }
+
+    /// The logged requests: (path, user agent, if-none-match).
+    func requests() -> [(path: String, ua: String?, inm: String?)] {
+        guard let text = try? String(contentsOfFile: root + "/requests.log", encoding: .utf8) else { return [] }
+        return text.split(separator: "\n").compactMap { line in
+            guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else { return nil }
+            return (object["path"] as? String ?? "", object["ua"] as? String, object["inm"] as? String)
+        }
+    }
+
+    func stop() async {
+        process.terminate()
+        await waitForExit(process)
+    }
+
+    /// For `defer`: terminates and waits (python exits at once on SIGTERM).
+    func stopNow() {
+        guard process.isRunning else { return }
+        process.terminate()
+        process.waitUntilExit()
+    }
+}
+
+/// Compiles a source rule-set with Go's `rule-set compile` into `.srs` bytes.
+func compileWithGo(_ json: String, in directory: String) async throws -> [UInt8] {
+    let go = try #require(goSingBox, "Go sing-box is not installed (scripts/install-test-deps.sh)")
+    let name = "rs-\(UInt32.random(in: 0 ... .max))"
+    try json.write(toFile: "\(directory)/\(name).json", atomically: true, encoding: .utf8)
+    let result = try await run(go, ["rule-set", "compile", "--output", "\(directory)/\(name).srs", "\(directory)/\(name).json"])
+    #expect(result.status == 0, "\(result.stderr)")
+    return Array(try Data(contentsOf: URL(fileURLWithPath: "\(directory)/\(name).srs")))
+}
+
+/// The outbound tag the box's router picks for a TCP flow to `domain:443`.
+func routedOutbound(_ box: SingBox, _ domain: String) async -> String {
+    var metadata = FlowMetadata(inbound: "test", inboundType: "direct", network: .tcp, source: nil,
+                                destination: Destination(domain: domain, port: 443))
+    switch await box.router.match(&metadata) {
+    case .outbound(let outbound): return outbound.tag
+    default: return "?"
+    }
+}
+
+let exampleSet = #"{"version":3,"rules":[{"domain_suffix":["example.com"]}]}"#
+let otherSet = #"{"version":3,"rules":[{"domain_suffix":["other.org"]}]}"#
+
+func remoteConfig(url: String, format: String, detour: String = "A", interval: String = "1d", cache: String?,
+                  extraOutbounds: String = "") -> String {
+    let cacheJSON = cache.map { #","experimental":{"cache_file":{"enabled":true,"path":"\#($0)"}}"# } ?? ""
+    return """
+        {"log":{"level":"error"},
+         "outbounds":[{"type":"direct","tag":"A"},{"type":"direct","tag":"B"}\(extraOutbounds)],
+         "route":{"rule_set":[{"type":"remote","tag":"geo","format":"\(format)","url":"\(url)",
+                               "download_detour":"\(detour)","update_interval":"\(interval)"}],
+                  "rules":[{"rule_set":"geo","outbound":"A"}],"final":"B"}\(cacheJSON)}
+        """
+}
+
+@Suite(.serialized) struct RemoteRuleSetTests {
+    /// Download through `direct`, ETag + 304, a short update_interval picking up a changed file,
+    /// garbage keeping the old set, and a restart with the server gone using the cache.
+    @Test func binarySetUpdatesAndSurvivesRestartFromCache() async throws {
+        let dir = try scratch()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let server = try RuleSetHTTPServer(root: dir + "/www")
+        defer { server.stopNow() }
+        try await server.waitReady()
+        try server.put("geo.srs", try await compileWithGo(exampleSet, in: dir))
+        let config = remoteConfig(url: server.url("geo.srs"), format: "binary", interval: "1s", cache: dir + "/cache.db")
+
+        let box = try SingBox(options: try loadOptions(config))
+        try await box.start()
+        #expect(await routedOutbound(box, "www.example.com") == "A")
+        #expect(await routedOutbound(box, "other.org") == "B")
+        let first = server.requests()
+        #expect(first.count == 1)
+        #expect(first.first?.ua == RuleSetDownloader.userAgent)
+        #expect(first.first?.inm == nil)
+
+        // The next fetch carries the ETag and gets 304: rules unchanged.
+        #expect(await waitUntil(.seconds(8)) { server.requests().count >= 2 })
+        #expect(server.requests()[1].inm?.hasPrefix("\"") == true)
+        #expect(await routedOutbound(box, "www.example.com") == "A")
+
+        // A changed file is picked up by a later tick, for new flows.
+        try server.put("geo.srs", try await compileWithGo(otherSet, in: dir))
+        #expect(await waitUntil(.seconds(8)) { await routedOutbound(box, "other.org") == "A" })
+        #expect(await routedOutbound(box, "www.example.com") == "B")
+
+        // Garbage is refused (logged); the set in force stays.
+        let before = server.requests().count
+        try server.put("geo.srs", Array("this is not a rule-set".utf8))
+        #expect(await waitUntil(.seconds(8)) { server.requests().count >= before + 2 })
+        #expect(await routedOutbound(box, "other.org") == "A")
+        await box.close()
+
+        // Restart with the server gone: the cached copy (the last good one) serves.
+        await server.stop()
+        let again = try SingBox(options: try loadOptions(config))
+        try await again.start()
+        #expect(await routedOutbound(again, "other.org") == "A")
+        #expect(await routedOutbound(again, "www.example.com") == "B")
+        await again.close()
+        let cacheBytes = Array(try Data(contentsOf: URL(fileURLWithPath: dir + "/cache.db")))
+        #expect(cacheBytes.starts(with: RuleSetCache.magic))
+    }
+
+    /// Source format, chunked, downloaded through our socks outbound to a Go sing-box socks inbound.
+    @Test func sourceSetThroughSocksToGo() async throws {
+        let go = try #require(goSingBox, "Go sing-box is not installed (scripts/install-test-deps.sh)")
+        let dir = try scratch()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let server = try RuleSetHTTPServer(root: dir + "/www")
+        defer { server.stopNow() }
+        try await server.waitReady()
+        try server.put("geo.json", Array(exampleSet.utf8))
+        let socksPort = try await freePort()
+        try """
+            {"log":{"level":"info","output":"\(dir)/go.log"},
+             "inbounds":[{"type":"socks","tag":"s-in","listen":"127.0.0.1","listen_port":\(socksPort)}],
+             "outbounds":[{"type":"direct","tag":"direct"}]}
+            """.write(toFile: dir + "/go.json", atomically: true, encoding: .utf8)
+        let peer = ChildProcess()
+        peer.executableURL = URL(fileURLWithPath: go)
+        peer.arguments = ["run", "-c", dir + "/go.json"]
+        try peer.run()
+        defer { peer.terminate(); peer.waitUntilExit() }
+        #expect(await waitUntil { await isListening(socksPort) })
+
+        let config = remoteConfig(url: server.url("geo.json?chunked"), format: "source", detour: "proxy", cache: nil,
+                                  extraOutbounds: #",{"type":"socks","tag":"proxy","server":"127.0.0.1","server_port":\#(socksPort)}"#)
+        let box = try SingBox(options: try loadOptions(config))
+        try await box.start()
+        #expect(await routedOutbound(box, "a.example.com") == "A")
+        #expect(await routedOutbound(box, "example.org") == "B")
+        await box.close()
+        let goLog = (try? String(contentsOfFile: dir + "/go.log", encoding: .utf8)) ?? ""
+        #expect(goLog.contains("inbound connection to 127.0.0.1:\(server.port)"), "\(goLog)")
+        #expect(server.requests().count == 1)
+    }
+
+    /// No cache and nothing listening: the start fails naming the rule-set, in Go's words; a 404
+    /// fails it with exactly Go's line (Go as oracle).
+    @Test func unreachableWithoutCacheFailsStartLikeGo() async throws {
+        let dir = try scratch()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let port = try await freePort()
+        let url = "http://127.0.0.1:\(port)/geo.srs"
+        let box = try SingBox(options: try loadOptions(remoteConfig(url: url, format: "binary", cache: dir + "/cache.db")))
+        var ours = ""
+        do { try await box.start() } catch { ours = error.runDescription }
+        #expect(ours.hasPrefix("start service: initialize rule-set[0]: initial rule-set: geo: Get \"\(url)\": dial tcp 127.0.0.1:\(port): "), "\(ours)")
+        #expect(ours.hasSuffix("connection refused"), "\(ours)")
+        #expect(!FileManager.default.fileExists(atPath: dir + "/cache.db"))
+
+        let server = try RuleSetHTTPServer(root: dir + "/www")
+        defer { server.stopNow() }
+        try await server.waitReady()
+        let missing = remoteConfig(url: server.url("missing.srs"), format: "binary", cache: nil)
+        let box404 = try SingBox(options: try loadOptions(missing))
+        var ours404 = ""
+        do { try await box404.start() } catch { ours404 = error.runDescription }
+        #expect(ours404 == "start service: initialize rule-set[0]: initial rule-set: geo: unexpected status: 404 Not Found")
+        let go = try #require(goSingBox, "Go sing-box is not installed (scripts/install-test-deps.sh)")
+        try missing.write(toFile: dir + "/go.json", atomically: true, encoding: .utf8)
+        let result = try await run(go, ["run", "-c", dir + "/go.json"])
+        #expect(result.status != 0)
+        #expect(result.stderr.contains("] " + ours404), "\(result.stderr)")
+        // Go and we sent the same request line and User-Agent.
+        let requests = server.requests()
+        #expect(requests.count == 2)
+        #expect(Set(requests.map(\.ua)) == [RuleSetDownloader.userAgent])
+    }
+
+    /// A local `.srs` file rewritten while the box runs is reloaded (Go's fswatch); garbage is not.
+    @Test func localSetReloadsWhenTheFileChanges() async throws {
+        let dir = try scratch()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        func put(_ bytes: [UInt8]) throws {
+            try Data(bytes).write(to: URL(fileURLWithPath: dir + "/geo.srs.tmp"))
+            rename(dir + "/geo.srs.tmp", dir + "/geo.srs")
+        }
+        try put(try await compileWithGo(exampleSet, in: dir))
+        let config = """
+            {"log":{"level":"error"},"outbounds":[{"type":"direct","tag":"A"},{"type":"direct","tag":"B"}],
+             "route":{"rule_set":[{"type":"local","tag":"geo","format":"binary","path":"\(dir)/geo.srs"}],
+                      "rules":[{"rule_set":"geo","outbound":"A"}],"final":"B"}}
+            """
+        let box = try SingBox(options: try loadOptions(config))
+        try await box.start()
+        #expect(await routedOutbound(box, "www.example.com") == "A")
+        try put(try await compileWithGo(otherSet, in: dir))
+        #expect(await waitUntil(.seconds(5)) { await routedOutbound(box, "other.org") == "A" })
+        #expect(await routedOutbound(box, "www.example.com") == "B")
+        try put(Array("garbage".utf8))
+        try await Task.sleep(for: .milliseconds(2500))
+        #expect(await routedOutbound(box, "other.org") == "A")
+        await box.close()
+    }
+
+    /// Go as oracle on real traffic: the same config (a remote set of `ip_cidr` 127.0.0.1/32 → direct,
+    /// final block) in Go and in ours, curl through each one's `mixed` inbound: same outcomes.
+    @Test func decisionsMatchGoOnRealTraffic() async throws {
+        let go = try #require(goSingBox, "Go sing-box is not installed (scripts/install-test-deps.sh)")
+        let dir = try scratch()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let server = try RuleSetHTTPServer(root: dir + "/www")
+        defer { server.stopNow() }
+        try await server.waitReady()
+        try server.put("ip.srs", try await compileWithGo(#"{"version":3,"rules":[{"ip_cidr":["127.0.0.1/32"]}]}"#, in: dir))
+        try server.put("hello.txt", Array("hello".utf8))
+        // A second web server on another loopback address, outside the set.
+        let otherPort = try await freePort()
+        let other = ChildProcess()
+        other.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        other.arguments = ["python3", "-m", "http.server", "--bind", "127.0.0.3", "--directory", dir + "/www/files", String(otherPort)]
+        other.standardError = FileHandle.nullDevice
+        try other.run()
+        defer { other.terminate(); other.waitUntilExit() }
+        let direct = await waitUntil {
+            (try? await run("/usr/bin/curl", ["-s", "-o", "/dev/null", "--max-time", "2", "http://127.0.0.3:\(otherPort)/hello.txt"]))?.status == 0
+        }
+        #expect(direct, "the 127.0.0.3 server answers without a proxy")
+
+        func config(_ port: Int) -> String {
+            """
+            {"log":{"level":"error"},
+             "inbounds":[{"type":"mixed","tag":"in","listen":"127.0.0.1","listen_port":\(port)}],
+             "outbounds":[{"type":"direct","tag":"direct"},{"type":"block","tag":"block"}],
+             "route":{"rule_set":[{"type":"remote","tag":"geo","format":"binary","url":"\(server.url("ip.srs"))","download_detour":"direct"}],
+                      "rules":[{"rule_set":"geo","outbound":"direct"}],"final":"block"}}
+            """
+        }
+        func outcomes(proxy port: Int) async throws -> [Bool] {
+            var out: [Bool] = []
+            for url in [server.url("hello.txt"), "http://127.0.0.3:\(otherPort)/hello.txt"] {
+                let result = try await run("/usr/bin/curl", ["-s", "--max-time", "5", "--socks5", "127.0.0.1:\(port)", url])
+                out.append(result.status == 0 && result.stdout == "hello")
+            }
+            return out
+        }
+        let goPort = try await freePort()
+        try config(goPort).write(toFile: dir + "/go.json", atomically: true, encoding: .utf8)
+        let peer = ChildProcess()
+        peer.executableURL = URL(fileURLWithPath: go)
+        peer.arguments = ["run", "-c", dir + "/go.json"]
+        try peer.run()
+        defer { peer.terminate(); peer.waitUntilExit() }
+        #expect(await waitUntil { await isListening(goPort) })
+        let goOutcomes = try await outcomes(proxy: goPort)
+
+        let ourPort = try await freePort()
+        let box = try SingBox(options: try loadOptions(config(ourPort)))
+        try await box.start()
+        let ourOutcomes = try await outcomes(proxy: ourPort)
+        await box.close()
+        #expect(goOutcomes == [true, false])
+        #expect(ourOutcomes == goOutcomes)
+    }
+
+    /// `check` builds the box but never downloads: it passes offline and writes no cache.
+    @Test func checkStaysOffline() async throws {
+        let dir = try scratch()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let port = try await freePort()
+        let config = remoteConfig(url: "http://127.0.0.1:\(port)/geo.srs", format: "binary", cache: dir + "/cache.db")
+        try config.write(toFile: dir + "/config.json", atomically: true, encoding: .utf8)
+        let result = try await run(singBoxPath, ["check", "-c", dir + "/config.json"])
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: dir + "/cache.db"))
+    }
+
+    /// Go's own bbolt cache.db at the configured path is kept byte for byte; ours goes next to it.
+    @Test func goCacheFileIsKeptAndASiblingUsed() async throws {
+        let go = try #require(goSingBox, "Go sing-box is not installed (scripts/install-test-deps.sh)")
+        let dir = try scratch()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let server = try RuleSetHTTPServer(root: dir + "/www")
+        defer { server.stopNow() }
+        try await server.waitReady()
+        try server.put("geo.srs", try await compileWithGo(exampleSet, in: dir))
+        let config = remoteConfig(url: server.url("geo.srs"), format: "binary", cache: dir + "/cache.db")
+        // Go writes its bbolt cache with the set in it.
+        try config.write(toFile: dir + "/go.json", atomically: true, encoding: .utf8)
+        let peer = ChildProcess()
+        peer.executableURL = URL(fileURLWithPath: go)
+        peer.arguments = ["run", "-c", dir + "/go.json"]
+        try peer.run()
+        #expect(await waitUntil { server.requests().count == 1 && FileManager.default.fileExists(atPath: dir + "/cache.db") })
+        try await Task.sleep(for: .milliseconds(300))
+        peer.terminate()
+        await waitForExit(peer)
+        let goCache = Array(try Data(contentsOf: URL(fileURLWithPath: dir + "/cache.db")))
+        #expect(RuleSetCache.isBbolt(goCache))
+
+        let box = try SingBox(options: try loadOptions(config))
+        try await box.start()
+        #expect(await routedOutbound(box, "www.example.com") == "A")
+        await box.close()
+        #expect(Array(try Data(contentsOf: URL(fileURLWithPath: dir + "/cache.db"))) == goCache)
+        let ours = Array(try Data(contentsOf: URL(fileURLWithPath: dir + "/cache.db.swift-rule-sets")))
+        #expect(RuleSetCache.parse(ours)?["geo"] != nil)
+    }
+
+    /// A body past the limit is refused, not buffered without end; a 404 is returned for Go's
+    /// `unexpected status`; a short body is `unexpected EOF`; redirects are followed.
+    @Test func hugeBodyIsBoundedAndBadResponsesAreErrors() async throws {
+        let dir = try scratch()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let server = try RuleSetHTTPServer(root: dir + "/www")
+        defer { server.stopNow() }
+        try await server.waitReady()
+        let box = try SingBox(options: try loadOptions(#"{"log":{"disabled":true},"outbounds":[{"type":"direct","tag":"A"}]}"#))
+        try await box.start()
+        let outbound = try #require(box.outbounds.outbound("A"))
+        let downloader = RuleSetDownloader(outbound: outbound, group: testGroup, maximumBodySize: 1 << 20)
+        await #expect {
+            _ = try await downloader.get(server.url("huge"), etag: nil)
+        } throws: { error in
+            "\(error)".contains("response too large")
+        }
+        let missing = try await downloader.get(server.url("nothing.srs"), etag: nil)
+        #expect(missing.status == 404)
+        #expect(missing.statusText == "Not Found")
+        await #expect {
+            _ = try await downloader.get(server.url("truncated"), etag: nil)
+        } throws: { error in
+            "\(error)" == "Get \"\(server.url("truncated"))\": unexpected EOF"
+        }
+        // A redirect is followed (Go's http.Client does), to a chunked body.
+        try server.put("geo.json", Array(exampleSet.utf8))
+        let redirected = try await downloader.get(server.url("redirect?/geo.json?chunked"), etag: nil)
+        #expect(redirected.status == 200)
+        #expect(redirected.body == Array(exampleSet.utf8))
+        await box.close()
+    }
+
+    /// HTTPS to openssl s_server: verified against a test CA given by SSL_CERT_FILE; without it the
+    /// certificate is refused.
+    @Test func httpsVerifiesTheCertificate() async throws {
+        let dir = try scratch()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        // A CA and a server certificate for 127.0.0.1.
+        for arguments in [
+            ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=test CA"],
+            ["req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=127.0.0.1"],
+        ] {
+            let result = try await run("/usr/bin/openssl", arguments, in: dir)
+            #expect(result.status == 0, "\(result.stderr)")
+        }
+        try "subjectAltName=IP:127.0.0.1\n".write(toFile: dir + "/ext.cnf", atomically: true, encoding: .utf8)
+        let sign = try await run("/usr/bin/openssl", ["x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+                                                      "-CAcreateserial", "-out", "server.pem", "-days", "2", "-extfile", "ext.cnf"], in: dir)
+        #expect(sign.status == 0, "\(sign.stderr)")
+        try Data(try await compileWithGo(exampleSet, in: dir)).write(to: URL(fileURLWithPath: dir + "/geo.srs"))
+        let port = try await freePort()
+        let tls = ChildProcess()
+        tls.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
+        tls.arguments = ["s_server", "-quiet", "-accept", "127.0.0.1:\(port)", "-cert", "server.pem", "-key", "server.key", "-WWW"]
+        tls.currentDirectoryURL = URL(fileURLWithPath: dir)
+        tls.standardOutput = FileHandle.nullDevice
+        try tls.run()
+        defer { tls.terminate(); tls.waitUntilExit() }
+        #expect(await waitUntil { await isListening(port) })
+
+        let config = remoteConfig(url: "https://127.0.0.1:\(port)/geo.srs", format: "binary", cache: nil)
+        // Without the test CA: refused.
+        unsetenv("SSL_CERT_FILE")
+        let refused = try SingBox(options: try loadOptions(config))
+        var failure = ""
+        do { try await refused.start() } catch { failure = error.runDescription }
+        #expect(failure.contains("initial rule-set: geo: Get \"https://127.0.0.1:\(port)/geo.srs\": tls: failed to verify certificate"), "\(failure)")
+
+        setenv("SSL_CERT_FILE", dir + "/ca.pem", 1)
+        defer { unsetenv("SSL_CERT_FILE") }
+        let box = try SingBox(options: try loadOptions(config))
+        try await box.start()
+        #expect(await routedOutbound(box, "www.example.com") == "A")
+        #expect(await routedOutbound(box, "example.net") == "B")
+        await box.close()
+    }
+}
+
+@Suite struct RemoteRuleSetUnitTests {
+    @Test func updateSwapsRulesAndRunsCallbacks() throws {
+        let set = RuleSet(tag: "t", rules: [])
+        let calls = Mutex(0)
+        set.onUpdate { updated in calls.withLock { $0 += updated.rules.count } }
+        #expect(!set.matches(flow("10.0.0.1:443")))
+        let plain = try PlainRuleSetOptions(json: try JSONParser.parse(Array(#"{"version":3,"rules":[{"ip_cidr":["10.0.0.0/8"]}]}"#.utf8)), path: "")
+        set.update(try RuleSet.compile(plain.rules))
+        #expect(set.matches(flow("10.0.0.1:443")))
+        #expect(set.destinationPrefixes.map(\.description) == ["10.0.0.0/8"])
+        #expect(calls.withLock { $0 } == 1)
+    }
+
+    @Test func cacheRoundTripsAndRejectsEveryTruncation() {
+        let entries = ["a": SavedRuleSet(content: [1, 2, 3], lastUpdated: 1_700_000_000_123, etag: "\"x\""),
+                       "b": SavedRuleSet(content: [], lastUpdated: -1, etag: "")]
+        let bytes = RuleSetCache.serialize(entries)
+        #expect(RuleSetCache.parse(bytes) == entries)
+        for length in 0..<bytes.count where length != RuleSetCache.magic.count {
+            // Every cut inside an entry (or the magic) is refused; cuts between entries are valid files.
+            let parsed = RuleSetCache.parse(Array(bytes.prefix(length)))
+            #expect(parsed == nil || parsed?.count == 1, "length \(length)")
+        }
+        #expect(!RuleSetCache.isBbolt(bytes))
+    }
+
+    @Test(arguments: [
+        ("http://127.0.0.1:8080/a/b.srs?x=1#f", false, "127.0.0.1", 8080, "/a/b.srs?x=1", "127.0.0.1:8080"),
+        ("https://Example.com/geo.json", true, "Example.com", 443, "/geo.json", "Example.com"),
+        ("https://[::1]:8443", true, "::1", 8443, "/", "[::1]:8443"),
+        ("http://h?q", false, "h", 80, "/?q", "h"),
+    ])
+    func parsesURLs(text: String, tls: Bool, host: String, port: Int, target: String, hostHeader: String) throws {
+        let url = try DownloadURL(text)
+        #expect(url.isTLS == tls && url.host == host && Int(url.port) == port && url.target == target && url.hostHeader == hostHeader)
+    }
+
+    @Test func refusesOtherSchemesWithGosWording() {
+        #expect(throws: BoxError.self) { try DownloadURL("ftp://h/x") }
+        do { _ = try DownloadURL("ftp://h/x") } catch { #expect(error.message == #"Get "ftp://h/x": unsupported protocol scheme "ftp""#) }
+    }
+}
