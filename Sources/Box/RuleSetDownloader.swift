@@ -18,6 +18,7 @@ import Adapter
 import COpenSSL
 import Net
 import NIOCore
+import Rules
 
 /// A parsed `http://` or `https://` URL.
 struct DownloadURL: Equatable, Sendable {
@@ -144,7 +145,8 @@ struct RuleSetDownloader: Sendable {
         if url.isTLS { stream = try await TLSDownloadStream.connect(over: stream, serverName: url.host) }
         var request = "GET \(url.target) HTTP/1.1\r\nHost: \(url.hostHeader)\r\nUser-Agent: \(Self.userAgent)\r\n"
         if let etag, !etag.isEmpty { request += "If-None-Match: \(etag)\r\n" }
-        request += "Connection: close\r\n\r\n"
+        // Go's transport asks for gzip itself and inflates the body transparently.
+        request += "Accept-Encoding: gzip\r\nConnection: close\r\n\r\n"
         try await stream.write(Array(request.utf8))
         var parser = HTTPResponseReader(stream: stream, maximumBodySize: maximumBodySize)
         return try await parser.read()
@@ -444,6 +446,13 @@ struct HTTPResponseReader {
                 guard buffer.count - offset <= maximumBodySize else { throw DownloadError("response too large (limit \(maximumBodySize) bytes)") }
             }
             response.body = Array(buffer[offset...])
+        }
+        if header("content-encoding")?.lowercased() == "gzip" {
+            do {
+                response.body = try Zlib.decompress(response.body[...], limit: maximumBodySize, gzip: true)
+            } catch {
+                throw DownloadError("gzip: \(error.message)")
+            }
         }
         return response
     }

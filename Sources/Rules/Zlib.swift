@@ -32,11 +32,13 @@ package enum Zlib {
     /// Inflates a zlib stream that starts at `input`. Bytes after the stream's end are ignored,
     /// as Go's reader never looks past what it needs. At most `limit` bytes are produced, so a
     /// hostile file cannot expand without bound.
-    package static func decompress(_ input: ArraySlice<UInt8>, limit: Int = 1 << 30) throws(Failure) -> [UInt8] {
+    /// `gzip` reads a gzip member (RFC 1952: HTTP's `Content-Encoding: gzip`) instead of a zlib stream.
+    package static func decompress(_ input: ArraySlice<UInt8>, limit: Int = 1 << 30, gzip: Bool = false) throws(Failure) -> [UInt8] {
         var stream = z_stream()
         var output: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 1 << 16)
-        var status = inflateInit_(&stream, ZLIB_VERSION, Int32(MemoryLayout<z_stream>.size))
+        // windowBits 15, +16 for the gzip wrapper (zlib.h, inflateInit2).
+        var status = inflateInit2_(&stream, gzip ? 15 + 16 : 15, ZLIB_VERSION, Int32(MemoryLayout<z_stream>.size))
         guard status == Z_OK else { throw Failure(code: status, message: "inflateInit: \(status)") }
         defer { inflateEnd(&stream) }
         var input = Array(input)

@@ -13,7 +13,7 @@ import TestSupport
 
 /// A python3 HTTP/1.1 file server in a scratch directory: serves `files/<path>` with a strong ETag
 /// (304 on a matching If-None-Match), `?chunked` as chunked, `/huge` as an endless close-delimited
-/// body, `/redirect?<target>` as a 302, `/truncated` as a body shorter than its Content-Length; logs each request (path, User-Agent, If-None-Match) as a JSON line in `requests.log`.
+/// body, `?gzip` gzip-encoded (406 unless the client accepts gzip) (`?gzip-bad`: a broken gzip body), `/redirect?<target>` as a 302, `/truncated` as a body shorter than its Content-Length; logs each request (path, User-Agent, If-None-Match) as a JSON line in `requests.log`.
 final class RuleSetHTTPServer: @unchecked Sendable {
     static let script = #"""
     import hashlib, json, os, sys, http.server
@@ -46,6 +46,17 @@ final class RuleSetHTTPServer: @unchecked Sendable {
             etag = '"' + hashlib.sha1(data).hexdigest()[:16] + '"'
             if self.headers.get("If-None-Match") == etag:
                 self.send_response(304); self.send_header("ETag", etag); self.end_headers(); return
+            if query == "gzip" and "gzip" not in (self.headers.get("Accept-Encoding") or ""):
+                self.send_response(406); self.send_header("Content-Length", "0"); self.end_headers(); return
+            if query == "gzip":
+                import gzip
+                body = gzip.compress(data)
+                self.send_response(200); self.send_header("ETag", etag)
+                self.send_header("Content-Encoding", "gzip"); self.send_header("Content-Length", str(len(body)))
+                self.end_headers(); self.wfile.write(body); return
+            if query == "gzip-bad":
+                self.send_response(200); self.send_header("Content-Encoding", "gzip"); self.send_header("Content-Length", "4")
+                self.end_headers(); self.wfile.write(b"\x1f\x8bXX"); return
             self.send_response(200); self.send_header("ETag", etag)
             if query == "chunked":
                 self.send_header("Transfer-Encoding", "chunked"); self.end_headers()
@@ -421,6 +432,14 @@ func remoteConfig(url: String, format: String, detour: String = "A", interval: S
         let redirected = try await downloader.get(server.url("redirect?/geo.json?chunked"), etag: nil)
         #expect(redirected.status == 200)
         #expect(redirected.body == Array(exampleSet.utf8))
+        // gzip is asked for and inflated, as Go's transport does; a broken gzip body is an error.
+        let compressed = try await downloader.get(server.url("geo.json?gzip"), etag: nil)
+        #expect(compressed.body == Array(exampleSet.utf8))
+        await #expect {
+            _ = try await downloader.get(server.url("geo.json?gzip-bad"), etag: nil)
+        } throws: { error in
+            "\(error)".contains("gzip")
+        }
         await box.close()
     }
 
