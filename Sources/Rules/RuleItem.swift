@@ -212,7 +212,11 @@ package enum RuleItem: Sendable, CustomStringConvertible {
             if !suffixes.isEmpty { parts.append(RuleItem.list("domain_suffix", suffixes, shorten: true)) }
             return parts.joined(separator: " ")
         case .domainKeyword(let keywords): return RuleItem.list("domain_keyword", keywords, shorten: true)
-        case .domainRegex(let regexes): return RuleItem.list("domain_regex", regexes.map(\.pattern), shorten: true)
+        case .domainRegex(let regexes):
+            // Go's NewDomainRegexItem keeps the first three but, unlike its siblings, prints no "...".
+            let patterns = regexes.map(\.pattern)
+            if patterns.count > 3 { return "domain_regex=[\(patterns.prefix(3).joined(separator: " "))]" }
+            return RuleItem.list("domain_regex", patterns, shorten: false)
         case .adGuardDomain: return "!adguard_domain_rules=<binary>"  // sic: Go's String()
         case .ipCIDR(let isSource, _, let text): return RuleItem.list(isSource ? "source_ip_cidr" : "ip_cidr", text, shorten: true)
         case .ipIsPrivate(let isSource): return isSource ? "source_ip_is_private=true" : "ip_is_private=true"
