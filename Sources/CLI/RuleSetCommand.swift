@@ -73,7 +73,9 @@ enum RuleSetCommand {
                     case "-o", "--output": options.output = try value("-o", inline)
                     case "-f", "--format": options.format = try value("-f", inline)
                     case "-w", "--write": options.write = true
-                    case "-t", "--type" where options.subcommand == "convert": options.type = try value("-t", inline)
+                    // Only `convert` has -t; cobra calls it unknown elsewhere (a `where` guards one pattern only).
+                    case "-t" where options.subcommand == "convert", "--type" where options.subcommand == "convert":
+                        options.type = try value("-t", inline)
                     case "-c", "--config": options.configs.append(try value("-c", inline))
                     case "-C", "--config-directory": options.directories.append(try value("-C", inline))
                     case "-D", "--directory":

@@ -356,4 +356,32 @@ struct AdGuardCorpus {
         }
         #expect(blocked >= 4 && blocked <= names.count - 4)
     }
+
+    /// Mutated AdGuard bodies (re-deflated so zlib's checksum passes): every outcome is a rule-set
+    /// or a described error, and matching a parsed one never traps.
+    @Test func mutatedAdGuardBodiesNeverTrap() throws {
+        let body = try Zlib.decompress(try Self.convert(AdGuardCorpus.fixed).bytes[4...])
+        var rng = SeededGenerator(seed: 0xadad)
+        var parsed = 0, refused = 0
+        for _ in 0..<1500 {
+            var mutated = body
+            for _ in 0..<Int.random(in: 1...3, using: &rng) {
+                mutated[Int.random(in: 0..<mutated.count, using: &rng)] = UInt8.random(in: 0...255, using: &rng)
+            }
+            do {
+                let set = try BinaryRuleSet(bytes: [0x53, 0x52, 0x53, 2] + Zlib.compress(mutated))
+                _ = try? set.sourceOptions()
+                if let rules = try? set.compile() {
+                    for name in ["ads.example.com", "a.wild.example", "ad7.example.com", "x", ""] {
+                        for rule in rules { _ = rule.matches(Self.metadata(name)) }
+                    }
+                }
+                parsed += 1
+            } catch {
+                #expect(!error.description.isEmpty)
+                refused += 1
+            }
+        }
+        #expect(parsed > 100 && refused > 100, "parsed \(parsed), refused \(refused)")
+    }
 }
