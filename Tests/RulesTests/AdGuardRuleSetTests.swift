@@ -146,7 +146,14 @@ struct AdGuardCorpus {
 }
 
 @Suite(.serialized) struct AdGuardRuleSetTests {
-    static let corpus = AdGuardCorpus.make(seed: 0xad_6a4d, lineCount: 400, queryCount: 300)
+    /// Filter lines, queries and seed: `ADGUARD_LINES`, `ADGUARD_QUERIES`, `ADGUARD_SEED` for a
+    /// long acceptance run; by default 400 lines and 300 generated names (one Go process each).
+    static let corpus: AdGuardCorpus = {
+        let environment = ProcessInfo.processInfo.environment
+        return AdGuardCorpus.make(seed: UInt64(environment["ADGUARD_SEED"] ?? "") ?? 0xad_6a4d,
+                                  lineCount: Int(environment["ADGUARD_LINES"] ?? "") ?? 400,
+                                  queryCount: Int(environment["ADGUARD_QUERIES"] ?? "") ?? 300)
+    }()
 
     /// Ours: Go's converter steps, then the version-2 file `rule-set convert` writes.
     static func convert(_ text: String, log: [AdGuardFilter.LogLine]? = nil) throws -> (bytes: [UInt8], log: [AdGuardFilter.LogLine]) {
@@ -272,7 +279,7 @@ struct AdGuardCorpus {
         }
         #expect(disagreements.isEmpty, "\(disagreements.count) disagreements: \(disagreements.prefix(20))")
         let total = Self.corpus.queries.count
-        #expect(hits > total / 5 && hits < total * 4 / 5, "hits \(hits)/\(total)")
+        #expect(hits > total / 10 && total - hits > total / 20, "hits \(hits)/\(total)")
     }
 
     /// sing's own matcher cases (common/domain/adguard_matcher_test.go at v0.7.13) and its dump.
