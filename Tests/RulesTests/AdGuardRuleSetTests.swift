@@ -72,6 +72,15 @@ struct AdGuardCorpus {
         xyz
         ||UPPER.Example.COM^
         ||under_score.example^
+        ||*cdn*.example^
+        *banner*
+        |*.start-wild.example
+        ends-wild.example*
+        ||x.example.*^
+        @@*safe*
+        ||double..dot.example^
+        |exact-dot.example.^
+        ||dot-suffix.example.
         """#
 
     static func make(seed: UInt64, lineCount: Int, queryCount: Int) -> AdGuardCorpus {
@@ -140,7 +149,10 @@ struct AdGuardCorpus {
                     "hostsv6.example.com", "localhost", "two.example.com", "rewrite.example", "rewrite6.example",
                     "rewrite-bad.example", "scheme.example.com", "a.scheme.example.com", "secure.example.com",
                     "a.dotstart.com", "dotstart.com", "x-dash.com", "pipe.com", "plain.example.org", "xyz", "axyz.io",
-                    "upper.example.com", "under_score.example", "example.com", "10.0.0.1", "1.2.3.4"]
+                    "upper.example.com", "under_score.example", "example.com", "10.0.0.1", "1.2.3.4",
+                    "a.cdn.example", "mycdn1.example", "cdn.example", "banner", "topbanners.io", "x.start-wild.example",
+                    "start-wild.example", "ends-wild.example", "ends-wild.example.org", "x.example.com", "x.example",
+                    "safe.ads.example.com", "banner-safe.io", "exact-dot.example", "dot-suffix.example", "a.dot-suffix.example.net"]
         return AdGuardCorpus(text: lines.joined(separator: "\n") + "\n", queries: queries)
     }
 }
