@@ -75,8 +75,14 @@ package struct AdGuardDomainMatcher: Sendable, Equatable {
     /// One scratch buffer per call: the reversed host with a spare byte in front, so "\b" + each
     /// dot-suffix is a slice of it after writing '\b' over the dot.
     package func matches(_ domain: String) -> Bool {
-        var buffer: [UInt8] = [Self.suffixLabel]
-        buffer.append(contentsOf: SuccinctDomainSet.reversed(domain))
+        var buffer: [UInt8] = []
+        buffer.reserveCapacity(domain.utf8.count + 1)
+        buffer.append(Self.suffixLabel)
+        if domain.utf8.allSatisfy({ $0 < 0x80 }) {
+            buffer.append(contentsOf: domain.utf8.reversed())  // ASCII: bytes are scalars
+        } else {
+            buffer.append(contentsOf: SuccinctDomainSet.reversed(domain))
+        }
         return buffer.withUnsafeMutableBufferPointer { key -> Bool in
             if has(UnsafeBufferPointer(rebasing: key[1...]), nodeID: 0, bitIndex: 0, depth: 0) { return true }
             var start = 0  // key[start] is the '\b' in front of the remaining suffix
