@@ -1,7 +1,7 @@
-// `sing-box rule-set compile | decompile | format | match | merge | upgrade`, as Go 1.12's cmd/sing-box.
+// `sing-box rule-set compile | convert | decompile | format | match | merge | upgrade`, as Go 1.12's cmd/sing-box.
 //
 // Each subcommand reads its own flags (Go's cobra flags: -o/--output, -f/--format, -w/--write,
-// -c/--config and -C/--config-directory for merge) plus the global -D and --disable-color.
+// -c/--config and -C/--config-directory for merge, -t/--type for convert) plus the global -D and --disable-color.
 // Errors end in one `FATAL[0000] …` line with Go's wording and exit status 1.
 import Adapter
 import Config
@@ -19,6 +19,7 @@ enum RuleSetCommand {
 
         Available Commands:
           compile     Compile rule-set json to binary
+          convert     Convert adguard DNS filter to rule-set
           decompile   Decompile rule-set binary to json
           format      Format rule-set json
           match       Check if an IP address or a domain matches the rule-set
@@ -44,6 +45,8 @@ enum RuleSetCommand {
         var positional: [String] = []
         var output: String?
         var format: String?
+        /// `convert`'s `-t/--type` (only `adguard` exists).
+        var type: String?
         var write = false
         var configs: [String] = []
         var directories: [String] = []
@@ -70,6 +73,9 @@ enum RuleSetCommand {
                     case "-o", "--output": options.output = try value("-o", inline)
                     case "-f", "--format": options.format = try value("-f", inline)
                     case "-w", "--write": options.write = true
+                    // Only `convert` has -t; cobra calls it unknown elsewhere (a `where` guards one pattern only).
+                    case "-t" where options.subcommand == "convert", "--type" where options.subcommand == "convert":
+                        options.type = try value("-t", inline)
                     case "-c", "--config": options.configs.append(try value("-c", inline))
                     case "-C", "--config-directory": options.directories.append(try value("-C", inline))
                     case "-D", "--directory":
@@ -111,7 +117,7 @@ enum RuleSetCommand {
             return 0
         }
         let arity = subcommand == "match" ? 2 : 1
-        let known = ["compile", "decompile", "format", "match", "merge", "upgrade"]
+        let known = ["compile", "convert", "decompile", "format", "match", "merge", "upgrade"]
         guard known.contains(subcommand) else {
             FileHandleOutput.standardOutput(usage)
             return 0
@@ -129,6 +135,7 @@ enum RuleSetCommand {
         do throws(CommandError) {
             switch subcommand {
             case "compile": try compile(path, output: options.output)
+            case "convert": try convert(path, type: options.type ?? "", output: options.output)
             case "decompile": try decompile(path, output: options.output)
             case "format": try format(path, write: options.write, upgrade: false)
             case "upgrade": try format(path, write: options.write, upgrade: true)
@@ -156,6 +163,34 @@ enum RuleSetCommand {
             throw CommandError(error.message)
         }
         let outputPath = output ?? (path.hasSuffix(".json") ? String(path.dropLast(5)) + ".srs" : path + ".srs")
+        guard writeBytes(outputPath, bytes) else { throw CommandError("open \(outputPath): permission denied") }
+    }
+
+    /// `convert [source-path]`: an AdGuard DNS filter to a version-2 `.srs` (`<file_name>.srs` by
+    /// default, a `.txt` suffix replaced). Go opens the source before it looks at `--type`, logs
+    /// every dropped line at debug level, and writes nothing when the filter has no usable rule.
+    static func convert(_ path: String, type: String, output: String?) throws(CommandError) {
+        let text = try readInput(path, context: nil)
+        let rules: [HeadlessRuleOptions]
+        switch type {
+        case "adguard":
+            let log = Console.logCore()
+            do {
+                rules = try AdGuardFilter.rules(from: text) { line in
+                    switch line {
+                    case .debug(let message): log.write(.debug, name: "", message: message, flow: nil)
+                    case .info(let message): log.write(.info, name: "", message: message, flow: nil)
+                    }
+                }
+            } catch {
+                throw CommandError(error.message)
+            }
+        case "": throw CommandError("source type is required")
+        default: throw CommandError("unsupported source type: \(type)")
+        }
+        let bytes: [UInt8]
+        do { bytes = try BinaryRuleSet.write(rules, version: 2) } catch { throw CommandError(error.message) }
+        let outputPath = output ?? (path.hasSuffix(".txt") ? String(path.dropLast(4)) + ".srs" : path + ".srs")
         guard writeBytes(outputPath, bytes) else { throw CommandError("open \(outputPath): permission denied") }
     }
 

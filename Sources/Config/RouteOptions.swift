@@ -211,6 +211,9 @@ package struct DefaultHeadlessRuleOptions: ConfigObject, Equatable {
     package var networkIsConstrained = false
     package var wifiSSID: [String] = []
     package var wifiBSSID: [String] = []
+    /// AdGuard filter lines (Go's `AdGuardDomain`, `json:"-"`): never read from or written to JSON;
+    /// set only by `rule-set convert --type adguard` on its way to a `.srs`.
+    package var adGuardDomain: [String] = []
     package var invert = false
 
     package init() {}

@@ -5,7 +5,7 @@ import Adapter
 extension BinaryRuleSet {
     /// The source form (Go's `srs.Read(reader, recover: true)` as `decompile` prints it): domain
     /// sets dumped to `domain` / `domain_suffix`, IP ranges to their fewest prefixes.
-    /// Throws for AdGuard items, with Go's `decompile` wording, and unknown network types.
+    /// Throws for AdGuard items (Go's `decompile` refuses them, same wording) and unknown network types.
     package func sourceOptions() throws(RuleError) -> PlainRuleSetOptions {
         var rules: [HeadlessRuleOptions] = []
         for rule in self.rules { rules.append(try Self.options(rule)) }
@@ -19,7 +19,11 @@ extension BinaryRuleSet {
             for sub in rules { subs.append(try options(sub)) }
             return .logical(mode: mode.rawValue, rules: subs, invert: invert)
         case .default(let r):
-            guard !r.hasAdGuardDomain else { throw RuleError("unable to decompile binary AdGuard rules to rule-set.") }
+            // Go's decompile dumps the matcher (srs.Read with recover) and then refuses any rule
+            // whose dump is not empty.
+            if let adGuard = r.adGuardDomain, !adGuard.dump().isEmpty {
+                throw RuleError("unable to decompile binary AdGuard rules to rule-set.")
+            }
             var o = DefaultHeadlessRuleOptions()
             o.queryType = r.queryType.map(DNSQueryType.init)
             o.network = r.network
@@ -71,7 +75,6 @@ extension BinaryRuleSet {
             }
             return .logical(LogicalRule(mode: mode, rules: subs, invert: invert))
         case .default(let r):
-            guard !r.hasAdGuardDomain else { throw RuleError("adguard_domain: not implemented") }
             var items: [RuleItem] = []
             // query_type is carried but not matched: Go 1.12's NewDefaultHeadlessRule builds no
             // item for it (route/rule/rule_headless.go).
@@ -97,6 +100,8 @@ extension BinaryRuleSet {
             if r.networkIsConstrained { items.append(.unavailable("network_is_constrained", [])) }
             if !r.wifiSSID.isEmpty { items.append(.unavailable("wifi_ssid", r.wifiSSID)) }
             if !r.wifiBSSID.isEmpty { items.append(.unavailable("wifi_bssid", r.wifiBSSID)) }
+            // Last, as Go's NewDefaultHeadlessRule appends it (a destination address item).
+            if let adGuard = r.adGuardDomain { items.append(.adGuardDomain(adGuard)) }
             return .default(DefaultRule(items: items, invert: r.invert))
         }
     }

@@ -124,6 +124,11 @@ struct SRSWriter {
         if o.networkIsConstrained { bytes.append(BinaryRuleSet.Item.networkIsConstrained.rawValue) }
         if !o.wifiSSID.isEmpty { strings(.wifiSSID, o.wifiSSID) }
         if !o.wifiBSSID.isEmpty { strings(.wifiBSSID, o.wifiBSSID) }
+        if !o.adGuardDomain.isEmpty {
+            guard version >= 2 else { throw RuleError("AdGuard rule items is only supported in version 2 or later") }
+            bytes.append(BinaryRuleSet.Item.adGuardDomain.rawValue)
+            domainSet(AdGuardDomainMatcher(ruleLines: o.adGuardDomain).set)
+        }
         bytes.append(BinaryRuleSet.Item.final.rawValue)
         bytes.append(o.invert ? 1 : 0)
     }

@@ -8,7 +8,8 @@
 //      logical: mode byte (0 and, 1 or), uvarint count, rules, invert byte.
 //   4. values use sing's varbin: a list is a uvarint count then elements; a string is a uvarint
 //      length then bytes; integers are big-endian. `domain` is a `SuccinctDomainSet` (a reserved
-//      byte, then leaves, label bitmap and labels as lists); IP items are netipx ranges (a version
+//      byte, then leaves, label bitmap and labels as lists), and so is `adguard_domain` (item 16,
+//      an `AdGuardDomainMatcher`'s set); IP items are netipx ranges (a version
 //      byte 1, a big-endian uint64 count, then per range two byte lists: first and last address).
 package import Adapter
 package import Config
@@ -87,8 +88,8 @@ package struct BinaryRuleSet: Sendable, Equatable {
         package var packageName: [String] = []
         package var wifiSSID: [String] = []
         package var wifiBSSID: [String] = []
-        /// An AdGuard matcher was present (kept raw; this build does not match AdGuard rules).
-        package var hasAdGuardDomain = false
+        /// AdGuard domain rules (item 16, written by `rule-set convert --type adguard`).
+        package var adGuardDomain: AdGuardDomainMatcher?
         package var networkType: [UInt8] = []
         package var networkIsExpensive = false
         package var networkIsConstrained = false
@@ -242,9 +243,8 @@ struct SRSReader {
             case .wifiSSID: rule.wifiSSID = try strings()
             case .wifiBSSID: rule.wifiBSSID = try strings()
             case .adGuardDomain:
-                // sing's AdGuardMatcher is a succinct set of the same shape; read it to stay in step.
-                _ = try domainSet()
-                rule.hasAdGuardDomain = true
+                // sing's AdGuardMatcher is a succinct set of the same shape (domain.ReadAdGuardMatcher).
+                rule.adGuardDomain = AdGuardDomainMatcher(set: try domainSet())
             case .networkType: rule.networkType = Array(try raw(try count()))
             case .networkIsExpensive: rule.networkIsExpensive = true
             case .networkIsConstrained: rule.networkIsConstrained = true

@@ -14,6 +14,8 @@ package enum RuleItem: Sendable, CustomStringConvertible {
     case domain(DomainMatcher, domains: [String], suffixes: [String])
     case domainKeyword([String])
     case domainRegex([DomainRegex])
+    /// AdGuard filter rules (`adguard_domain`, only inside a converted `.srs`).
+    case adGuardDomain(AdGuardDomainMatcher)
     case ipCIDR(isSource: Bool, [IPPrefix], text: [String])
     case ipIsPrivate(isSource: Bool)
     case port(isSource: Bool, [UInt16])
@@ -54,7 +56,7 @@ package enum RuleItem: Sendable, CustomStringConvertible {
         switch self {
         case .inbound, .ipVersion, .network, .authUser, .sniffedProtocol, .client, .ruleSet, .unavailable, .queryType,
              .processName, .processPath, .processPathRegex, .user, .userID, .ruleSetIPCIDR: .plain
-        case .domain, .domainKeyword, .domainRegex: .destinationAddress
+        case .domain, .domainKeyword, .domainRegex, .adGuardDomain: .destinationAddress
         case .ipCIDR(let isSource, _, _): isSource ? .sourceAddress : .destinationIPCIDR
         case .ipIsPrivate(let isSource): isSource ? .sourceAddress : .destinationIPCIDR
         case .ipSet(let isSource, _, _): isSource ? .sourceAddress : .destinationIPCIDR
@@ -138,6 +140,10 @@ package enum RuleItem: Sendable, CustomStringConvertible {
             guard let host = metadata.matchDomain, !host.isEmpty else { return false }
             let lower = host.lowercased()  // Go lowercases before the regex too (rule_item_domain_regex.go)
             return regexes.contains { $0.matches(lower) }
+        case .adGuardDomain(let matcher):
+            // rule_item_adguard.go: the sniffed domain, else the destination's, lowercased.
+            guard let host = metadata.matchDomain, !host.isEmpty else { return false }
+            return matcher.matches(host.lowercased())
         case .ipCIDR(let isSource, let prefixes, _):
             if isSource {
                 guard let ip = metadata.source?.ip else { return false }
@@ -206,7 +212,12 @@ package enum RuleItem: Sendable, CustomStringConvertible {
             if !suffixes.isEmpty { parts.append(RuleItem.list("domain_suffix", suffixes, shorten: true)) }
             return parts.joined(separator: " ")
         case .domainKeyword(let keywords): return RuleItem.list("domain_keyword", keywords, shorten: true)
-        case .domainRegex(let regexes): return RuleItem.list("domain_regex", regexes.map(\.pattern), shorten: true)
+        case .domainRegex(let regexes):
+            // Go's NewDomainRegexItem keeps the first three but, unlike its siblings, prints no "...".
+            let patterns = regexes.map(\.pattern)
+            if patterns.count > 3 { return "domain_regex=[\(patterns.prefix(3).joined(separator: " "))]" }
+            return RuleItem.list("domain_regex", patterns, shorten: false)
+        case .adGuardDomain: return "!adguard_domain_rules=<binary>"  // sic: Go's String()
         case .ipCIDR(let isSource, _, let text): return RuleItem.list(isSource ? "source_ip_cidr" : "ip_cidr", text, shorten: true)
         case .ipIsPrivate(let isSource): return isSource ? "source_ip_is_private=true" : "ip_is_private=true"
         case .port(let isSource, let ports): return RuleItem.list(isSource ? "source_port" : "port", ports.map(String.init), shorten: false)

@@ -206,28 +206,28 @@ package struct SuccinctDomainSet: Sendable, Equatable {
         return (domains.sorted(by: Self.bytewise), suffixes.sorted(by: Self.bytewise))
     }
 
-    // MARK: bits
+    // MARK: bits (internal: `AdGuardDomainMatcher` walks the same trie with its own labels)
 
     /// A 1 in `labelBitmap` (a node's end); past the end counts as 1 so every scan stops.
-    @inline(__always) private func isNodeEnd(_ i: Int) -> Bool {
+    @inline(__always) func isNodeEnd(_ i: Int) -> Bool {
         let word = i >> 6
         guard i >= 0, word < labelBitmap.count else { return true }
         return labelBitmap[word] & (1 << UInt64(i & 63)) != 0
     }
 
     /// Node `n` ends a key; false past the end of `leaves` (Go would panic there).
-    @inline(__always) private func isLeaf(_ n: Int) -> Bool {
+    @inline(__always) func isLeaf(_ n: Int) -> Bool {
         let word = n >> 6
         guard n >= 0, word < leaves.count else { return false }
         return leaves[word] & (1 << UInt64(n & 63)) != 0
     }
 
-    @inline(__always) private func labelAt(_ i: Int) -> UInt8 {
+    @inline(__always) func labelAt(_ i: Int) -> UInt8 {
         i >= 0 && i < labels.count ? labels[i] : 0
     }
 
     /// Zeros in `labelBitmap[0..<i]`.
-    @inline(__always) private func countZeros(upTo i: Int) -> Int {
+    @inline(__always) func countZeros(upTo i: Int) -> Int {
         let word = i >> 6
         guard word < ranks.count else { return i - Int(ranks.last ?? 0) }
         var ones = Int(ranks[word])
@@ -239,7 +239,7 @@ package struct SuccinctDomainSet: Sendable, Equatable {
     }
 
     /// Position of the `i`th one (0-based) in `labelBitmap`, or nil when there are fewer.
-    @inline(__always) private func selectOne(_ i: Int) -> Int? {
+    @inline(__always) func selectOne(_ i: Int) -> Int? {
         guard i >= 0, i >> 5 < selects.count else { return nil }
         var word = Int(selects[i >> 5]) >> 6
         while word + 1 < ranks.count && Int(ranks[word + 1]) <= i { word += 1 }
