@@ -5,6 +5,7 @@
 // is logged (`reload rule-set <tag>: …`) and the rules in force stay.
 
 import Adapter
+import Config
 import Rules
 import Synchronization
 #if canImport(Glibc)
@@ -28,21 +29,14 @@ final class LocalRuleSetWatcher: Sendable {
         self.interval = interval
     }
 
-    /// The file's identity now; nil when it cannot be stat'ed.
-    static func identity(_ path: String) -> [Int]? {
-        var info = stat()
-        guard stat(path, &info) == 0 else { return nil }
-        return [Int(info.st_ino), Int(info.st_size), Int(info.st_mtim.tv_sec), Int(info.st_mtim.tv_nsec)]
-    }
-
     /// Starts polling; the identity seen now is the one the box loaded (built moments before).
     func start() {
-        let first = Self.identity(path)
+        let first = SystemFile.stamp(path)
         let polling = Task { [self] in
             var last = first
             while !Task.isCancelled {
                 do { try await Task.sleep(for: interval) } catch { return }
-                let now = Self.identity(path)
+                let now = SystemFile.stamp(path)
                 guard let now, now != last else { continue }
                 last = now
                 reload()
@@ -59,7 +53,7 @@ final class LocalRuleSetWatcher: Sendable {
     }
 
     private func reload() {
-        guard let bytes = RuleSetCache.readFile(path) else {
+        guard let bytes = SystemFile.read(path) else {
             return logger.error("reload rule-set \(ruleSet.tag): open \(path): no such file or directory")
         }
         do {

@@ -13,6 +13,7 @@
 // warn once and use the sibling `<path>.swift-rule-sets` instead.
 
 import Adapter
+import Config
 import Synchronization
 #if canImport(Glibc)
 import Glibc
@@ -40,7 +41,7 @@ final class RuleSetCache: Sendable {
     init(configuredPath: String?, logger: ContextLogger) {
         var path = configuredPath.flatMap { $0.isEmpty ? nil : $0 } ?? "cache.db"
         var loaded: [String: SavedRuleSet] = [:]
-        if let bytes = Self.readFile(path), !bytes.isEmpty {
+        if let bytes = SystemFile.read(path), !bytes.isEmpty {
             if let parsed = Self.parse(bytes) {
                 loaded = parsed
             } else {
@@ -48,7 +49,7 @@ final class RuleSetCache: Sendable {
                 let sibling = path + ".swift-rule-sets"
                 logger.warn("cache-file: \(path) is \(what); kept as is, rule-sets cached in \(sibling)")
                 path = sibling
-                if let other = Self.readFile(path), let parsed = Self.parse(other) { loaded = parsed }
+                if let other = SystemFile.read(path), let parsed = Self.parse(other) { loaded = parsed }
             }
         }
         self.path = path
@@ -115,21 +116,6 @@ final class RuleSetCache: Sendable {
         return out
     }
 
-    static func readFile(_ path: String) -> [UInt8]? {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return nil }
-        defer { close(fd) }
-        var out: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 65536)
-        while true {
-            let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            if n < 0 && errno == EINTR { continue }
-            if n < 0 { return nil }
-            if n == 0 { break }
-            out.append(contentsOf: chunk[0..<n])
-        }
-        return out
-    }
 
     /// Writes `<path>.tmp`, fsyncs it and renames it over `path`.
     static func writeAtomically(_ bytes: [UInt8], to path: String) throws(BoxError) {

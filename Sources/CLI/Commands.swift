@@ -68,7 +68,7 @@ enum Commands {
     static func format(_ arguments: Arguments) -> Int32 {
         let (files, _) = paths(arguments)
         for path in files {
-            guard let bytes = readFile(path) else {
+            guard let bytes = SystemFile.read(path) else {
                 return Console.fatal("read config at \(path): open \(path): no such file or directory")
             }
             let options: Options
@@ -107,7 +107,7 @@ enum Commands {
         var options = loaded.options
         ConfigMerge.inlinePathResources(&options)
         let text = mergeJSON(options)
-        if readFile(output) == Array(text.utf8) { return 0 }
+        if SystemFile.read(output) == Array(text.utf8) { return 0 }
         guard writeFile(output, text) else { return Console.fatal("write \(output): permission denied") }
         FileHandleOutput.standardError(absolute(output) + "\n")
         return 0
@@ -144,20 +144,6 @@ enum Commands {
 
     // MARK: files
 
-    static func readFile(_ path: String) -> [UInt8]? {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return nil }
-        defer { close(fd) }
-        var out: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 65536)
-        while true {
-            let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            if n < 0 && errno == EINTR { continue }
-            if n <= 0 { break }
-            out.append(contentsOf: chunk[0..<n])
-        }
-        return out
-    }
 
     static func writeFile(_ path: String, _ text: String) -> Bool {
         let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)

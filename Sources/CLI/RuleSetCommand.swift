@@ -320,7 +320,7 @@ enum RuleSetCommand {
     // MARK: files
 
     static func readInput(_ path: String, context: String?) throws(CommandError) -> [UInt8] {
-        let bytes = path == "stdin" ? readAll(0) : Commands.readFile(path)
+        let bytes = path == "stdin" ? SystemFile.readAll(0) : SystemFile.read(path)
         guard let bytes else {
             let message = "open \(path): no such file or directory"
             throw CommandError(context.map { "\($0): \(message)" } ?? message)
@@ -344,17 +344,6 @@ enum RuleSetCommand {
         }
     }
 
-    static func readAll(_ fd: Int32) -> [UInt8]? {
-        var out: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 65536)
-        while true {
-            let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            if n < 0 && errno == EINTR { continue }
-            if n < 0 { return nil }
-            if n == 0 { return out }
-            out.append(contentsOf: chunk[0..<n])
-        }
-    }
 
     static func writeBytes(_ path: String, _ bytes: [UInt8]) -> Bool {
         let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)

@@ -10,6 +10,7 @@
 //    the first answer wins
 
 package import Adapter
+import Config
 import Net
 package import NIOCore
 import Synchronization

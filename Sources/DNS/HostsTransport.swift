@@ -1,4 +1,5 @@
 package import Adapter
+import Config
 import Synchronization
 
 /// A hosts file (`/etc/hosts` format), re-read when its mtime or size changes, at most every

@@ -11,6 +11,7 @@
 // 6. queries carry a fresh random ID, RD, AD with `trust-ad`, and EDNS0
 
 package import Adapter
+import Config
 package import NIOCore
 import Synchronization
 

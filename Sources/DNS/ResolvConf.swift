@@ -1,4 +1,5 @@
 import Adapter
+import Config
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)

@@ -79,7 +79,7 @@ package final class RuleSet: Sendable {
         case .inline(let rules):
             return RuleSet(tag: options.tag, rules: try compile(rules))
         case .local(let path):
-            guard let bytes = readFile(path) else {
+            guard let bytes = SystemFile.read(path) else {
                 throw RuleError("initialize rule-set[\(options.tag)]: open \(path): no such file or directory")
             }
             do throws(RuleError) {
@@ -122,21 +122,6 @@ package final class RuleSet: Sendable {
             do { out.append(try HeadlessRule(headless: rule)) } catch {
                 throw RuleError("parse rule[\(index)]: \(error.message)")
             }
-        }
-        return out
-    }
-
-    private static func readFile(_ path: String) -> [UInt8]? {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return nil }
-        defer { close(fd) }
-        var out: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 65536)
-        while true {
-            let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            if n < 0 && errno == EINTR { continue }
-            if n <= 0 { break }
-            out.append(contentsOf: chunk[0..<n])
         }
         return out
     }
