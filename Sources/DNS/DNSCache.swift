@@ -130,16 +130,16 @@ package final class DNSCache: Sendable {
     /// absent, expired (removed, as `load` does) or without a wire form.
     package func loadWire(_ key: Key) -> (wire: DNSCachedWire, remaining: UInt32?)? {
         let current = now()
-        let found: (DNSCachedWire, ContinuousClock.Instant)? = entries.withLock { cache in
-            guard let entry = cache.get(key) else { return nil }
-            if !disableExpire, current >= entry.expiresAt {
+        let found: (DNSCachedWire?, ContinuousClock.Instant)? = entries.withLock { cache in
+            // Only the wire form and the deadline: copying the whole entry retains every array of its message.
+            guard let (wire, expiresAt) = cache.get(key, { entry in (entry.wire, entry.expiresAt) }) else { return nil }
+            if !disableExpire, current >= expiresAt {
                 cache.remove(key)
                 return nil
             }
-            guard let wire = entry.wire else { return nil }
-            return (wire, entry.expiresAt)
+            return (wire, expiresAt)
         }
-        guard let (wire, expiresAt) = found else { return nil }
+        guard let (stored, expiresAt) = found, let wire = stored else { return nil }
         if disableExpire { return (wire, nil) }
         return (wire, UInt32(clamping: (expiresAt - current).components.seconds))
     }
