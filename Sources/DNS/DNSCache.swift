@@ -24,10 +24,19 @@ package final class DNSCache: Sendable {
             self.transportTag = transportTag
             self.clientSubnet = clientSubnet
         }
+
+        /// A key for `question` whose name the caller has already lowered (the wire fast path).
+        package init(loweredQuestion question: DNSQuestion, clientSubnet: IPPrefix?) {
+            self.question = question
+            self.transportTag = nil
+            self.clientSubnet = clientSubnet
+        }
     }
 
     private struct Entry {
         var message: DNSMessage
+        /// `message` encoded, for hits on simple UDP queries; nil when it cannot serve them.
+        var wire: DNSCachedWire?
         var ttl: UInt32
         var expiresAt: ContinuousClock.Instant
     }
@@ -85,7 +94,8 @@ package final class DNSCache: Sendable {
     /// Stores `message` for `ttl` seconds. A TTL of 0 is not stored (sing-box `storeCache`).
     package func store(_ message: DNSMessage, ttl: UInt32, for key: Key) {
         guard ttl > 0 else { return }
-        let entry = Entry(message: message, ttl: ttl, expiresAt: now().advanced(by: .seconds(Int64(ttl))))
+        let entry = Entry(message: message, wire: DNSCachedWire(encoding: message), ttl: ttl,
+                          expiresAt: now().advanced(by: .seconds(Int64(ttl))))
         entries.withLock { _ = $0.set(key, entry) }
     }
 
@@ -113,6 +123,25 @@ package final class DNSCache: Sendable {
             if record.type != .opt { record.ttl = remaining }
         }
         return (message, remaining)
+    }
+
+    /// The cached response's wire form and the whole seconds left to serve as every TTL (nil with
+    /// `disable_expire`: the TTLs as stored), like `load` but without copying the message. Nil when
+    /// absent, expired (removed, as `load` does) or without a wire form.
+    package func loadWire(_ key: Key) -> (wire: DNSCachedWire, remaining: UInt32?)? {
+        let current = now()
+        let found: (DNSCachedWire?, ContinuousClock.Instant)? = entries.withLock { cache in
+            // Only the wire form and the deadline: copying the whole entry retains every array of its message.
+            guard let (wire, expiresAt) = cache.get(key, { entry in (entry.wire, entry.expiresAt) }) else { return nil }
+            if !disableExpire, current >= expiresAt {
+                cache.remove(key)
+                return nil
+            }
+            return (wire, expiresAt)
+        }
+        guard let (stored, expiresAt) = found, let wire = stored else { return nil }
+        if disableExpire { return (wire, nil) }
+        return (wire, UInt32(clamping: (expiresAt - current).components.seconds))
     }
 
     /// Removes `key`.

@@ -14,6 +14,7 @@
 // 9. NOERROR and NXDOMAIN responses are stored; the ID and EDNS are fixed up for the asker
 
 package import Adapter
+package import NIOCore
 import Synchronization
 
 /// Per-query options (sing-box `adapter.DNSQueryOptions`).
@@ -234,6 +235,21 @@ package final class DNSClient: Sendable {
     package func exchangeCache(_ message: DNSMessage) -> DNSMessage? {
         guard cache != nil, !options.independentCache, message.questions.count == 1, let question = message.question else { return nil }
         return cachedResponse(DNSCache.Key(question: question, clientSubnet: options.clientSubnet), for: message)
+    }
+
+    /// The cached answer to the simple UDP query `query` (read from `buffer`) in wire form, with the
+    /// TTL to write into it (nil: as stored): what `exchangeCache` then `encodedForUDP` would give,
+    /// without building a message (DNSCachedWire.swift). Nil when that path must answer instead: no
+    /// cache or an independent one, not cached, another spelling of the name, an answer over the
+    /// asker's UDP limit, or a logger wanting the per-record "cached" lines. Counts the hit.
+    package func exchangeCacheWire(_ query: DNSQueryView, in buffer: ByteBuffer) -> (wire: DNSCachedWire, ttl: UInt32?)? {
+        guard let cache, !options.independentCache else { return nil }
+        if let logger, logger.isEnabled(.info) { return nil }
+        let question = DNSQuestion(name: query.loweredName(in: buffer), type: query.type, class: query.class)
+        guard let (wire, remaining) = cache.loadWire(DNSCache.Key(loweredQuestion: question, clientSubnet: options.clientSubnet)),
+              wire.serves(query, in: buffer) else { return nil }
+        cache.countHit()
+        return (wire, remaining)
     }
 
     /// Drops every cached response.

@@ -5,6 +5,9 @@
 // UDP: each datagram is one query; its answer is cut to the query's EDNS size (512 without EDNS) and
 //      sent back to the address the client sent to. A datagram that is not a DNS query, or whose
 //      exchange fails, gets no answer (sing-box logs "process DNS packet: …" and sends nothing).
+//      Order per datagram: 1. a cache hit for a simple query, copied out in wire form before any parsing
+//      (DNSCachedWire.swift); 2. parse; 3. a cache hit as a message; 4. the exchange in a task. Answers
+//      written while the loop handles one read burst leave with one flush (NIO: one sendmmsg).
 // TCP: length-prefixed queries (RFC 1035 §4.2.2), answered in the order they complete (RFC 7766 §7);
 //      the flow closes after `idleTimeout` without a query (sing-box sets a 10 s read deadline), on a
 //      malformed frame, or when an exchange fails.
@@ -22,6 +25,9 @@ package final class DNSHijackHandler: DNSHijacker {
     private let exchange: Exchange
     /// Answers from the cache without a task, on the flow's loop; nil falls back to `exchange`.
     let cachedAnswer: (@Sendable (DNSMessage) -> DNSMessage?)?
+    /// `cachedAnswer` for a UDP query still in wire form, tried before parsing it: the answer's octets,
+    /// or nil to go on with the parsed message (DNSRouter.cachedWireAnswer).
+    let cachedWireAnswer: (@Sendable (ByteBuffer) -> ByteBuffer?)?
     private let logger: ContextLogger?
     /// How long a TCP flow may sit without a query (sing-box's `C.DNSTimeout` read deadline).
     package let idleTimeout: TimeAmount
@@ -30,10 +36,14 @@ package final class DNSHijackHandler: DNSHijacker {
 
     /// `cachedAnswer`, when given, is tried first for every UDP query (it must not block: a cache
     /// lookup, as Go's router does before any rule); `exchange` answers the rest in a task.
+    /// `cachedWireAnswer`, when given, comes before both for UDP queries; it must give exactly what
+    /// `cachedAnswer` and `encodedForUDP` would, or nil.
     package init(logger: ContextLogger? = nil, idleTimeout: TimeAmount = .seconds(10), maxInFlight: Int = 256,
-                 cachedAnswer: (@Sendable (DNSMessage) -> DNSMessage?)? = nil, exchange: @escaping Exchange) {
+                 cachedAnswer: (@Sendable (DNSMessage) -> DNSMessage?)? = nil,
+                 cachedWireAnswer: (@Sendable (ByteBuffer) -> ByteBuffer?)? = nil, exchange: @escaping Exchange) {
         self.exchange = exchange
         self.cachedAnswer = cachedAnswer
+        self.cachedWireAnswer = cachedWireAnswer
         self.logger = logger
         self.idleTimeout = idleTimeout
         self.maxInFlight = maxInFlight
@@ -107,13 +117,18 @@ final class DNSHijackPacketReceiver: PacketReceiver, @unchecked Sendable {
     }
 
     func packetReceived(_ payload: ByteBuffer, from source: Destination) {
+        // A cached answer to a simple query is copied out in wire form, before any parsing.
+        if let wire = handler.cachedWireAnswer?(payload) {
+            send(wire, to: source)
+            return
+        }
         guard let query = try? DNSMessage(parsing: payload), !query.isResponse else {
             handler.logDrop("unpack request", metadata: metadata)
             return
         }
         // Cached answers go straight back: no task, no hop (the common case under load).
         if let cached = handler.cachedAnswer?(query), let wire = try? cached.encodedForUDP(replyingTo: query) {
-            send(wire, to: source)
+            send(ByteBuffer(bytes: wire), to: source)
             return
         }
         guard inFlight < handler.maxInFlight else {
@@ -131,13 +146,13 @@ final class DNSHijackPacketReceiver: PacketReceiver, @unchecked Sendable {
         promise.futureResult.whenComplete { result in
             self.inFlight -= 1
             guard case .success(let wire?) = result else { return }
-            self.send(wire, to: source)
+            self.send(ByteBuffer(bytes: wire), to: source)
         }
     }
 
     /// Writes one answer; the flush runs once the loop has handled the datagrams it read.
-    private func send(_ wire: [UInt8], to destination: Destination) {
-        connection.writePacket(ByteBuffer(bytes: wire), to: destination)
+    private func send(_ wire: ByteBuffer, to destination: Destination) {
+        connection.writePacket(wire, to: destination)
         guard !flushScheduled else { return }
         flushScheduled = true
         connection.eventLoop.execute {

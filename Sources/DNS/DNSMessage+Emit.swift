@@ -68,6 +68,10 @@ struct DNSWriter {
     var bytes: [UInt8] = []
     /// Offsets of name suffixes already written, keyed by their uncompressed wire octets.
     private var suffixes: [Suffix: Int] = [:]
+    /// Where the TTL field of each record other than OPT was written, when `recordsTTLOffsets` is set
+    /// (the cache's wire copy patches them as the entry ages).
+    var ttlOffsets: [Int] = []
+    var recordsTTLOffsets = false
 
     /// A name suffix as a dictionary key, hashed in one `combine(bytes:)`: ArraySlice's own hashing
     /// feeds the hasher one octet at a time, the top user-space cost of cached hijack-dns answers.
@@ -141,6 +145,7 @@ struct DNSWriter {
         writeName(record.name, compress: true)
         writeUInt16(record.type.rawValue)
         writeUInt16(record.class.rawValue)
+        if recordsTTLOffsets, record.type != .opt { ttlOffsets.append(bytes.count) }
         writeUInt32(record.ttl)
         let lengthAt = bytes.count
         writeUInt16(0)

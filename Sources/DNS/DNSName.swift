@@ -17,6 +17,12 @@ package struct DNSName: Hashable, Sendable, CustomStringConvertible {
 
     init(uncheckedWire wire: [UInt8]) { self.wire = wire }
 
+    /// Hashes the octets in one `combine(bytes:)` (an array's own hashing feeds them one at a time;
+    /// every cache lookup hashes a name). Consistent with the octet-exact `==`.
+    package func hash(into hasher: inout Hasher) {
+        wire.withUnsafeBytes { hasher.combine(bytes: $0) }
+    }
+
     /// A name from its labels (each 1...63 octets, raw bytes, no escaping).
     package init(labels: some Sequence<some Collection<UInt8>>) throws(DNSWireError) {
         var wire: [UInt8] = []

@@ -14,6 +14,7 @@
 // rules run with fakeip not allowed, and predefined answers give their addresses.
 
 package import Adapter
+package import NIOCore
 import Synchronization
 
 /// Why the DNS router gave no answer.
@@ -166,6 +167,16 @@ package final class DNSRouter: DNSResolver, FlowDNSResolver {
         guard message.questions.count == 1, let cached = client.exchangeCache(message) else { return nil }
         remember(cached, fromFakeIP: false)
         return cached
+    }
+
+    /// `cachedAnswer(to:)` for a UDP query still in wire form: the cached answer's octets, cut as
+    /// `encodedForUDP` would (DNSClient.exchangeCacheWire), or nil when the message path must answer:
+    /// not a simple query (DNSQueryView), not cached that way, or `reverse_mapping` on (it records
+    /// each answer's addresses, which needs the message).
+    package func cachedWireAnswer(to query: ByteBuffer) -> ByteBuffer? {
+        guard reverseMapping == nil, let view = DNSQueryView(query),
+              let (wire, ttl) = client.exchangeCacheWire(view, in: query) else { return nil }
+        return wire.reply(id: view.id, ttl: ttl)
     }
 
     /// `Adapter.DNSResolver`: a lookup for a dialer (`domain_resolver`) or the `resolve` action.

@@ -81,7 +81,8 @@ package struct DNSSetup: Sendable {
         let router = DNSRouter(client: client, transports: built, defaultTransport: defaultTransport, rules: rules,
                                defaultStrategy: strategy, reverseMapping: options.reverseMapping, logger: logger)
         self.router = router
-        hijacker = DNSHijackHandler(logger: logger, cachedAnswer: { router.cachedAnswer(to: $0) }) { message, metadata in
+        hijacker = DNSHijackHandler(logger: logger, cachedAnswer: { router.cachedAnswer(to: $0) },
+                                    cachedWireAnswer: { router.cachedWireAnswer(to: $0) }) { message, metadata in
             try await router.exchange(message, metadata: metadata)
         }
         let fakeIPStore = built.lazy.compactMap { ($0 as? FakeIPTransport)?.store }.first

@@ -33,6 +33,14 @@ struct LRUCache<Key: Hashable, Value> {
         return nodes[slot].value
     }
 
+    /// `project` of the value for `key`, marking it most recently used: reads a field or two of a
+    /// large value without copying (retaining) the whole of it.
+    mutating func get<T>(_ key: Key, _ project: (borrowing Value) -> T) -> T? {
+        guard let slot = index[key] else { return nil }
+        moveToFront(slot)
+        return project(nodes[slot].value)
+    }
+
     /// The value for `key` without changing the order.
     func peek(_ key: Key) -> Value? {
         guard let slot = index[key] else { return nil }

@@ -4,7 +4,8 @@
 // 2. The table finds S's `NATPacketConnection`, or makes one and hands it to `newFlow`
 //    (the inbound then passes it to the router).
 // 3. The datagram is delivered to that connection's receiver (queued, bounded, until the router
-//    installs one).
+//    installs one). A queued datagram is copied out of the socket's receive buffer, so a burst
+//    waiting for the router pins its own octets, not the large batch buffer it was read into.
 // 4. Replies written to the connection go out of the same socket to S. Closing the connection
 //    (idle timeout in the packet relay) removes S from the table.
 package import Adapter
@@ -25,8 +26,12 @@ package final class NATPacketConnection: PacketConnection, @unchecked Sendable {
     // Loop-confined.
     var receiver: (any PacketReceiver)?
     var queued: [(ByteBuffer, Destination)] = []
+    var queuedBytes = 0
     var isClosed = false
-    static let maxQueued = 64
+    /// What waits for the router's decision: a client's first burst (dnsperf sends hundreds of
+    /// queries at once from a new socket; sing-box's udpnat channel holds 64, and Go loses the rest).
+    static let maxQueued = 512
+    static let maxQueuedBytes = 256 * 1024
 
     init(listener: any Channel, clientAddress: SocketAddress, source: Destination, table: UDPNATTable) {
         self.listener = listener
@@ -41,7 +46,8 @@ package final class NATPacketConnection: PacketConnection, @unchecked Sendable {
         guard !isClosed else { receiver.packetConnectionClosed(); return }
         self.receiver = receiver
         let backlog = queued
-        queued.removeAll()
+        queued = []
+        queuedBytes = 0
         for (payload, destination) in backlog { receiver.packetReceived(payload, from: destination) }
     }
 
@@ -57,7 +63,8 @@ package final class NATPacketConnection: PacketConnection, @unchecked Sendable {
     package func close() {
         guard !isClosed else { return }
         isClosed = true
-        queued.removeAll()
+        queued = []
+        queuedBytes = 0
         table?.remove(clientAddress)
         let receiver = self.receiver
         self.receiver = nil
@@ -68,8 +75,11 @@ package final class NATPacketConnection: PacketConnection, @unchecked Sendable {
     func deliver(_ payload: ByteBuffer, destination: Destination) {
         if let receiver {
             receiver.packetReceived(payload, from: destination)
-        } else if queued.count < Self.maxQueued {
-            queued.append((payload, destination))
+        } else if queued.count < Self.maxQueued, queuedBytes + payload.readableBytes <= Self.maxQueuedBytes {
+            var copy = listener.allocator.buffer(capacity: payload.readableBytes)
+            copy.writeImmutableBuffer(payload)
+            queuedBytes += copy.readableBytes
+            queued.append((copy, destination))
         }
     }
 }

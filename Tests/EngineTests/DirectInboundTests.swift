@@ -126,6 +126,53 @@ struct MiniBox {
     }
 }
 
+extension DirectInboundTests {
+    /// A new client's first burst waits for the router without losing the first 64 datagrams' worth of
+    /// the rest (the queue holds 512), and datagrams up to 64 KiB arrive whole through the batched reads.
+    @Test func burstOnANewFlowAndLargeDatagramsArriveWhole() async throws {
+        let echo = try await DatagramBootstrap(group: testGroup)
+            .channelOption(ChannelOptions.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: 65_536))
+            .channelOption(ChannelOptions.socketOption(.so_rcvbuf), value: 4 << 20)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(UDPEchoHandler()) }
+            }
+            .bind(host: "127.0.0.1", port: 0).get()
+        let box = MiniBox(rules: [], overrideHost: "127.0.0.1", overridePort: UInt16(echo.localAddress!.port!), networks: [.udp])
+        try await box.inbound.start(.start)
+        let inboundAddress = try #require(box.inbound.udpLocalAddress)
+        let replies = UDPCollector()
+        let client = try await DatagramBootstrap(group: testGroup)
+            .channelOption(ChannelOptions.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: 65_536))
+            .channelOption(ChannelOptions.socketOption(.so_rcvbuf), value: 4 << 20)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(replies) }
+            }
+            .bind(host: "127.0.0.1", port: 0).get()
+        var sent: [[UInt8]] = []
+        for index in 0..<150 {
+            sent.append(testPayload(count: 64, seed: UInt64(index + 1)))
+        }
+        // One write each, one flush: the burst reaches the inbound before the router has decided.
+        for datagram in sent {
+            client.write(AddressedEnvelope(remoteAddress: inboundAddress, data: ByteBuffer(bytes: datagram)), promise: nil)
+        }
+        client.flush()
+        _ = try await replies.waitFor(count: sent.count)
+        // Then large ones, one at a time (the relay's own sockets keep the kernel's default buffers).
+        for size in [9_000, 40_000, 65_000] {
+            let datagram = testPayload(count: size, seed: UInt64(size))
+            sent.append(datagram)
+            try await client.writeAndFlush(AddressedEnvelope(remoteAddress: inboundAddress, data: ByteBuffer(bytes: datagram)))
+            _ = try await replies.waitFor(count: sent.count)
+        }
+        let got = replies.received.withLockedValue { $0 }
+        #expect(Set(got) == Set(sent))
+        try await client.close()
+        try await box.inbound.close()
+        try await echo.close()
+    }
+}
+
 final class UDPEchoHandler: ChannelInboundHandler, @unchecked Sendable {
     typealias InboundIn = AddressedEnvelope<ByteBuffer>
     typealias OutboundOut = AddressedEnvelope<ByteBuffer>
