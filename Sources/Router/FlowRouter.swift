@@ -260,13 +260,12 @@ package final class FlowRouter: FlowHandler {
                        responder: (any HandshakeResponder)?) async {
         let loop = channel.eventLoop
         switch decision {
-        case .reject(let method):
+        case .reject:
+            // Both methods end here the same way: Go drops silently only a tun flow not yet answered (its
+            // pre-match); an inbound's handshake is failed and an established connection "will just be
+            // closed" (rule_action.md). Hanging it open instead left clients (and the reject flood rule's
+            // drops) waiting forever.
             logger.debug("connection closed: rejected", flow: metadata.flowID)
-            if method == .drop {
-                // Drop: never answer; the client sees its connection hang until it gives up.
-                _ = try? await channel.closeFuture.get()
-                return
-            }
             await fail(channel, responder: responder, error: AdapterError(.rejected, "connection refused"))
         case .hijackDNS:
             guard let dnsHijacker = self.dnsHijacker else {

@@ -184,3 +184,25 @@ import Testing
         #expect(String(decoding: result.stdout, as: UTF8.self) == "127.0.0.1:\(dns.port) 10.1.2.3\n", "\(result.stderr)\n\(box.log)\n\(go.log)")
     }
 }
+
+/// Rejected connections through a mixed inbound, ours against Go 1.12.12 as the oracle: `reject` and
+/// `reject` with `method: drop` both end the client's request at once (a non-tun connection "will just
+/// be closed"), also after the flood rule turned rejects into drops (more than 50 in 30 s).
+@Suite(.serialized) struct RejectInteropTests {
+    @Test(arguments: [Implementation.ours, .go])
+    func rejectAndDropCloseAtOnceAsGoDoes(kind: Implementation) throws {
+        let work = try TemporaryDirectory()
+        let port = try freePort()
+        let rules = #"[{"port":[81],"action":"reject"},{"port":[82],"action":"reject","method":"drop"}]"#
+        let box = try SingBox(kind, config: ConfigJSON.box(inbounds: [ConfigJSON.mixed(port: port, tag: "in")],
+                                                           outbounds: [ConfigJSON.direct], rules: rules),
+                              waitPort: port, in: work)
+        defer { box.stop() }
+        for target in ["http://127.0.0.1:81/"] + Array(repeating: "http://127.0.0.1:81/", count: 55) + ["http://127.0.0.1:82/"] {
+            let started = Date()
+            let result = try runTool(Peers.curl, ["--silent", "--max-time", "10", "--socks5", "127.0.0.1:\(port)", target], timeout: 15)
+            #expect(result.status != 0, "\(kind) \(target): the request must fail")
+            #expect(Date().timeIntervalSince(started) < 5, "\(kind) \(target): failed only after \(Date().timeIntervalSince(started)) s")
+        }
+    }
+}
