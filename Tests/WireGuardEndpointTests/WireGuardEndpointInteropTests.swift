@@ -108,9 +108,19 @@ private func expectUDPEcho(_ topology: EndpointTopology, in namespace: String, t
 /// iperf3), 2 s per run: every TCP run moves more than 5 MB, every UDP run (20 Mbit/s) loses under a quarter.
 private func expectIperf3(_ topology: EndpointTopology, _ runs: [[String]]) throws {
     for arguments in runs {
-        let result = try topology.run(in: topology.ours, ["iperf3", "-c", "127.0.0.1", "-p", "5202", "-t", "2", "-J"] + arguments)
-        let json = try #require(try JSONSerialization.jsonObject(with: result.standardOutput) as? [String: Any])
-        let end = try #require(json["end"] as? [String: Any], "iperf3 \(arguments): \(result.output.suffix(300))")
+        // One retry when iperf3 itself reports no result (its control connection through the peer's
+        // stack now and then fails to start a test: "end" comes back without sums).
+        var end: [String: Any] = [:]
+        var output = ""
+        for attempt in 0..<2 {
+            let result = try topology.run(in: topology.ours, ["iperf3", "-c", "127.0.0.1", "-p", "5202", "-t", "2", "-J"] + arguments)
+            output = result.output
+            let json = try JSONSerialization.jsonObject(with: result.standardOutput) as? [String: Any]
+            end = json?["end"] as? [String: Any] ?? [:]
+            if end[arguments.contains("-u") ? "sum" : "sum_received"] != nil { break }
+            if attempt == 0 { print("iperf3 \(arguments): no result, once more: \(output.suffix(200))"); sleep(1) }
+        }
+        #expect(!end.isEmpty, "iperf3 \(arguments): \(output.suffix(300))")
         if arguments.contains("-u") {
             let sum = try #require(end["sum"] as? [String: Any])
             let bytes = sum["bytes"] as? Int ?? 0, lost = sum["lost_percent"] as? Double ?? 100
