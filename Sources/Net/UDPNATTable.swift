@@ -28,6 +28,8 @@ package final class NATPacketConnection: PacketConnection, @unchecked Sendable {
     var queued: [(ByteBuffer, Destination)] = []
     var queuedBytes = 0
     var isClosed = false
+    /// When the client last sent (the table's clock), for `UDPFlowLimit`.
+    package var lastUsed: UInt64 = 0
     /// What waits for the router's decision: a client's first burst (dnsperf sends hundreds of
     /// queries at once from a new socket; sing-box's udpnat channel holds 64, and Go loses the rest).
     static let maxQueued = 512
@@ -84,11 +86,15 @@ package final class NATPacketConnection: PacketConnection, @unchecked Sendable {
     }
 }
 
-/// Client address → flow, for one inbound UDP socket. Loop-confined to the socket's loop.
+extension NATPacketConnection: UDPFlowLimit.Flow {}
+
+/// Client address → flow, for one inbound UDP socket. Loop-confined to the socket's loop. At most
+/// `UDPFlowLimit.capacity` clients at once (Go's udpnat2): a new one closes the least recently used.
 package final class UDPNATTable: @unchecked Sendable {
     let listener: any Channel
     let newFlow: (NATPacketConnection) -> Void
     var flows: [SocketAddress: NATPacketConnection] = [:]
+    var clock: UInt64 = 0
 
     /// `newFlow` runs on the socket's loop for the first datagram of each client.
     package init(listener: any Channel, newFlow: @escaping (NATPacketConnection) -> Void) {
@@ -101,14 +107,18 @@ package final class UDPNATTable: @unchecked Sendable {
 
     /// Routes one datagram from `client` towards `destination`.
     package func receive(_ payload: ByteBuffer, from client: SocketAddress, destination: Destination) {
+        clock &+= 1
         if let flow = flows[client] {
+            flow.lastUsed = clock
             flow.deliver(payload, destination: destination)
             return
         }
         guard let source = Destination(client) else { return }
+        UDPFlowLimit.makeRoom(in: flows)
         var unmapped = source
         if let ip = source.ip { unmapped.host = .ip(ip.unmapped) }
         let flow = NATPacketConnection(listener: listener, clientAddress: client, source: unmapped, table: self)
+        flow.lastUsed = clock
         flows[client] = flow
         flow.deliver(payload, destination: destination)
         newFlow(flow)
@@ -122,5 +132,26 @@ package final class UDPNATTable: @unchecked Sendable {
     package func closeAll() {
         for flow in Array(flows.values) { flow.close() }
         flows.removeAll()
+    }
+}
+
+/// Go's bound on a UDP NAT (sing's udpnat2: an LRU of 1024 client addresses whose evicted entries are
+/// closed): a flood of new source ports cannot hold more than `capacity` flows until their idle timeout.
+package enum UDPFlowLimit {
+    /// Client flows per inbound socket.
+    package static let capacity = 1024
+
+    /// A flow the limit can judge and close.
+    package protocol Flow: AnyObject {
+        /// The table's clock when the client last sent.
+        var lastUsed: UInt64 { get }
+        /// Closes the flow (and removes it from its table).
+        func close()
+    }
+
+    /// Before a new flow joins `flows`: when it is full, closes the least recently used one.
+    package static func makeRoom<Key: Hashable, F: Flow>(in flows: [Key: F]) {
+        guard flows.count >= capacity, let oldest = flows.values.min(by: { $0.lastUsed < $1.lastUsed }) else { return }
+        oldest.close()
     }
 }

@@ -85,4 +85,24 @@ import Testing
         table.closeAll()
         #expect(table.count == 0)
     }
+
+    /// Go's udpnat2 bound: at most 1024 clients; the 1025th closes the least recently used one (a client
+    /// that keeps sending stays).
+    @Test func floodOfClientsIsBoundedByClosingTheLeastRecentlyUsed() throws {
+        let loop = EmbeddedEventLoop()
+        var flows: [TProxyPacketConnection] = []
+        let table = TProxyUDPTable(eventLoop: loop, sockets: FakeSockets(), routingMark: nil,
+                                   logger: ContextLogger(core: .disabled, name: "test")) { flows.append($0) }
+        let server = try SocketAddress(ipAddress: "10.77.2.2", port: 9000)
+        let first = try SocketAddress(ipAddress: "10.77.1.2", port: 1)
+        for port in 1...1024 { table.receive(ByteBuffer(string: "x"), from: try SocketAddress(ipAddress: "10.77.1.2", port: port), destination: server) }
+        #expect(table.count == 1024)
+        table.receive(ByteBuffer(string: "again"), from: first, destination: server)  // port 1 is now the freshest
+        for port in 2000..<2100 { table.receive(ByteBuffer(string: "x"), from: try SocketAddress(ipAddress: "10.77.1.2", port: port), destination: server) }
+        #expect(table.count == 1024)
+        #expect(flows.count == 1124)
+        #expect(!flows[0].isClosed, "the client that kept sending was evicted")
+        #expect(flows[1...100].allSatisfy { $0.isClosed } && !flows[101].isClosed)
+        table.closeAll()
+    }
 }

@@ -9,8 +9,10 @@
 //    socket opened and closed for that datagram, as Go's tproxyPacketWriter does.
 package import Adapter
 package import NIOCore
+import Net
 
-/// Client address → flow for one tproxy UDP socket. Loop-confined to `eventLoop`.
+/// Client address → flow for one tproxy UDP socket. Loop-confined to `eventLoop`. At most
+/// `UDPFlowLimit.capacity` clients at once, as Go's udpnat2: a new one closes the least recently used.
 package final class TProxyUDPTable: @unchecked Sendable {
     package let eventLoop: any EventLoop
     let sockets: any TransparentSockets
@@ -18,6 +20,7 @@ package final class TProxyUDPTable: @unchecked Sendable {
     let logger: ContextLogger
     let newFlow: (TProxyPacketConnection) -> Void
     var flows: [SocketAddress: TProxyPacketConnection] = [:]
+    var clock: UInt64 = 0
 
     package init(eventLoop: any EventLoop, sockets: any TransparentSockets, routingMark: UInt32?, logger: ContextLogger,
                  newFlow: @escaping (TProxyPacketConnection) -> Void) {
@@ -35,13 +38,17 @@ package final class TProxyUDPTable: @unchecked Sendable {
     package func receive(_ payload: ByteBuffer, from client: SocketAddress, destination: SocketAddress) {
         eventLoop.preconditionInEventLoop()
         guard let target = Destination(destination) else { return }
+        clock &+= 1
         if let flow = flows[client] {
+            flow.lastUsed = clock
             flow.deliver(payload, destination: target)
             return
         }
         guard let source = Destination(client) else { return }
+        UDPFlowLimit.makeRoom(in: flows)
         let flow = TProxyPacketConnection(table: self, clientAddress: client, source: source,
                                           destination: target, destinationAddress: destination)
+        flow.lastUsed = clock
         flows[client] = flow
         flow.deliver(payload, destination: target)
         newFlow(flow)
@@ -55,6 +62,8 @@ package final class TProxyUDPTable: @unchecked Sendable {
         flows.removeAll()
     }
 }
+
+extension TProxyPacketConnection: UDPFlowLimit.Flow {}
 
 /// One tproxy UDP client as a `PacketConnection` for the router.
 package final class TProxyPacketConnection: PacketPeeking, @unchecked Sendable {
@@ -73,7 +82,9 @@ package final class TProxyPacketConnection: PacketPeeking, @unchecked Sendable {
     var receiver: (any PacketReceiver)?
     var queued: [(ByteBuffer, Destination)] = []
     var replySocket: (any TransparentPacketSender)?
-    var isClosed = false
+    package private(set) var isClosed = false
+    /// When the client last sent (the table's clock), for `UDPFlowLimit`.
+    package var lastUsed: UInt64 = 0
     static let maxQueued = 64
 
     init(table: TProxyUDPTable, clientAddress: SocketAddress, source: Destination, destination: Destination,
