@@ -33,6 +33,9 @@ package struct AdapterContext: Sendable {
     /// Registers `callback` to run with the new destination IP CIDRs each time the rule-set `tag` is
     /// updated (a remote download, a local file reload); on the updating task, never an event loop.
     package var ruleSetUpdates: @Sendable (_ tag: String, _ callback: @escaping @Sendable ([IPPrefix]) -> Void) -> Void = { _, _ in }
+    /// `experimental.cache_file` with `store_fakeip`: where the fakeip server keeps its mappings across
+    /// restarts; nil when they live in memory only.
+    package var fakeIPStorage: FakeIPStorage?
 
     package init(group: any EventLoopGroup, logCore: LogCore, router: any FlowHandler, outbounds: OutboundManager,
                  resolver: any DNSResolver, dialerFactory: any DialerFactory) {
@@ -95,5 +98,19 @@ package final class AdapterRegistry: Sendable {
         tables.withLock { t in
             (t.inbounds.keys.sorted(), t.outbounds.keys.sorted(), t.endpoints.keys.sorted(), t.services.keys.sorted())
         }
+    }
+}
+
+/// The cache file's fakeip slot: the fakeip server's state as an opaque blob of its own format.
+/// Both calls do blocking file I/O of one small file (control plane, never an event loop).
+package struct FakeIPStorage: Sendable {
+    /// The saved state, if any.
+    package var load: @Sendable () -> [UInt8]?
+    /// Replaces the saved state; errors are logged by the storage.
+    package var save: @Sendable ([UInt8]) -> Void
+
+    package init(load: @escaping @Sendable () -> [UInt8]?, save: @escaping @Sendable ([UInt8]) -> Void) {
+        self.load = load
+        self.save = save
     }
 }

@@ -28,7 +28,7 @@ final class RemoteRuleSet: Sendable {
     let format: String
     let downloadDetour: String?
     let updateInterval: Duration
-    private let cache: RuleSetCache?
+    private let cache: CacheFile?
     private let outbounds: OutboundManager
     private let group: any EventLoopGroup
     private let logger: ContextLogger
@@ -38,7 +38,7 @@ final class RemoteRuleSet: Sendable {
     private let state = Mutex<(lastUpdated: Int64, etag: String, outbound: (any Outbound)?, task: Task<Void, Never>?)>((0, "", nil, nil))
 
     /// `set` is the (empty) set the rules already reference; `options.source` must be `.remote`.
-    init(index: Int, set: RuleSet, options: RuleSetOptions, cache: RuleSetCache?, outbounds: OutboundManager,
+    init(index: Int, set: RuleSet, options: RuleSetOptions, cache: CacheFile?, outbounds: OutboundManager,
          group: any EventLoopGroup, logger: ContextLogger, maximumBodySize: Int = 32 << 20) {
         self.index = index
         self.ruleSet = set

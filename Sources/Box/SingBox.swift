@@ -98,8 +98,10 @@ package final class SingBox: @unchecked Sendable {
         // Remote sets: a cached copy is compiled now (tun reads route_address_set while being built).
         var remotes: [RemoteRuleSet] = []
         let cacheOptions = options.experimental?.cacheFile
-        let cache = route.ruleSet.contains(where: { $0.type == "remote" }) && cacheOptions?.enabled == true
-            ? RuleSetCache(configuredPath: cacheOptions?.path, logger: ContextLogger(core: core, name: "cache-file")) : nil
+        let storesFakeIP = cacheOptions?.storeFakeIP == true
+        let cache = (route.ruleSet.contains(where: { $0.type == "remote" }) || storesFakeIP) && cacheOptions?.enabled == true
+            ? CacheFile(configuredPath: cacheOptions?.path, logger: ContextLogger(core: core, name: "cache-file")) : nil
+        if storesFakeIP, let cache { context.fakeIPStorage = cache.fakeIPStorage }
         for (index, setOptions) in route.ruleSet.enumerated() where setOptions.type == "remote" {
             guard let set = ruleSets[setOptions.tag] else { continue }
             remotes.append(RemoteRuleSet(index: index, set: set, options: setOptions, cache: cache, outbounds: outbounds,

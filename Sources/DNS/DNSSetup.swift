@@ -147,7 +147,7 @@ package struct DNSSetup: Sendable {
         case .fakeip(let fakeIP):
             let store = FakeIPStore(inet4Range: fakeIP.inet4Range.flatMap { Adapter.IPPrefix($0.description) },
                                     inet6Range: fakeIP.inet6Range.flatMap { Adapter.IPPrefix($0.description) })
-            return FakeIPTransport(tag: server.tag, store: store)
+            return FakeIPTransport(tag: server.tag, store: store, storage: context.fakeIPStorage)
         case .quic, .h3:
             // Go without with_quic says "QUIC is not included in this build, rebuild with -tags with_quic".
             throw AdapterError(.notImplemented, "dns server[\(server.tag)]: \(server.type): QUIC is not included in this build (needs the QUIC module)")

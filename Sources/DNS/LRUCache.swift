@@ -87,6 +87,18 @@ struct LRUCache<Key: Hashable, Value> {
         tail < 0 ? nil : (nodes[tail].key, nodes[tail].value)
     }
 
+    /// Every entry, least recently used first (re-inserting them in this order rebuilds the recency).
+    var entriesOldestFirst: [(key: Key, value: Value)] {
+        var out: [(key: Key, value: Value)] = []
+        out.reserveCapacity(count)
+        var slot = tail
+        while slot >= 0 {
+            out.append((nodes[slot].key, nodes[slot].value))
+            slot = nodes[slot].previous
+        }
+        return out
+    }
+
     /// Removes and returns the least recently used entry.
     mutating func removeOldest() -> (key: Key, value: Value)? {
         guard tail >= 0 else { return nil }

@@ -49,4 +49,43 @@ import Adapter
         #expect(transport.store.lookup(ip("fc00::3")) == "example.com")
         await #expect(throws: DNSError.fakeIPOnlyIPQueries) { try await transport.exchange(.query(name: try DNSName("x"), type: .mx)) }
     }
+
+    /// `store_fakeip`: a snapshot restores mappings (both ways), the allocator's position and the
+    /// recency order; a family whose range changed starts over; bytes that are not a whole snapshot
+    /// change nothing.
+    @Test func snapshotRestoresMappingsPositionAndRecency() throws {
+        let first = FakeIPStore(inet4Range: IPPrefix("198.18.0.0/30"), inet6Range: IPPrefix("fc00::/18"))
+        #expect(try first.create(domain: "a.test", ipv6: false).description == "198.18.0.3")
+        #expect(try first.create(domain: "b.test", ipv6: false).description == "198.18.0.2")  // /30: two usable, wraps
+        #expect(try first.create(domain: "a.test", ipv6: true).description == "fc00::3")
+        _ = first.lookup(ip("198.18.0.3"))  // a.test is now the most recently used
+        let snapshot = first.snapshot()
+
+        let second = FakeIPStore(inet4Range: IPPrefix("198.18.0.0/30"), inet6Range: IPPrefix("fc00::/18"))
+        #expect(second.restore(snapshot))
+        #expect(second.lookup(ip("198.18.0.2")) == "b.test" && second.lookup(ip("fc00::3")) == "a.test")
+        _ = second.lookup(ip("198.18.0.3"))
+        // The pool is full: a new name takes the least recently used address, b.test's.
+        #expect(try second.create(domain: "c.test", ipv6: false).description == "198.18.0.2")
+        #expect(try second.create(domain: "a.test", ipv6: true).description == "fc00::3")
+        #expect(try second.create(domain: "d.test", ipv6: true).description == "fc00::4")
+        #expect(second.snapshot() != snapshot)
+
+        // Another IPv4 range: that family starts over, IPv6 is kept.
+        let moved = FakeIPStore(inet4Range: IPPrefix("198.20.0.0/16"), inet6Range: IPPrefix("fc00::/18"))
+        #expect(moved.restore(snapshot))
+        #expect(moved.lookup(ip("198.18.0.3")) == nil && moved.lookup(ip("fc00::3")) == "a.test")
+        #expect(try moved.create(domain: "z.test", ipv6: false).description == "198.20.0.3")
+
+        // A cut inside a record and foreign bytes are refused: only the magic alone and the cut between
+        // the two families are whole snapshots.
+        let accepted = (0..<snapshot.count).filter {
+            FakeIPStore(inet4Range: IPPrefix("198.18.0.0/30"), inet6Range: nil).restore(Array(snapshot.prefix($0)))
+        }
+        #expect(accepted.count == 2 && accepted.first == 4, "accepted cuts: \(accepted)")
+        let untouched = FakeIPStore(inet4Range: IPPrefix("198.18.0.0/30"), inet6Range: nil)
+        #expect(!untouched.restore(Array(snapshot.dropLast())) && untouched.lookup(ip("198.18.0.3")) == nil)
+        #expect(!untouched.restore(Array("SBCACHE2\n".utf8)))
+    }
 }
+

@@ -202,7 +202,7 @@ func remoteConfig(url: String, format: String, detour: String = "A", interval: S
         #expect(await routedOutbound(again, "www.example.com") == "B")
         await again.close()
         let cacheBytes = Array(try Data(contentsOf: URL(fileURLWithPath: dir + "/cache.db")))
-        #expect(cacheBytes.starts(with: RuleSetCache.magic))
+        #expect(cacheBytes.starts(with: CacheFile.magic))
     }
 
     /// Source format, chunked, downloaded through our socks outbound to a Go sing-box socks inbound.
@@ -391,7 +391,7 @@ func remoteConfig(url: String, format: String, detour: String = "A", interval: S
         peer.terminate()
         await waitForExit(peer)
         let goCache = Array(try Data(contentsOf: URL(fileURLWithPath: dir + "/cache.db")))
-        #expect(RuleSetCache.isBbolt(goCache))
+        #expect(CacheFile.isBbolt(goCache))
 
         let box = try SingBox(options: try loadOptions(config))
         try await box.start()
@@ -399,7 +399,7 @@ func remoteConfig(url: String, format: String, detour: String = "A", interval: S
         await box.close()
         #expect(Array(try Data(contentsOf: URL(fileURLWithPath: dir + "/cache.db"))) == goCache)
         let ours = Array(try Data(contentsOf: URL(fileURLWithPath: dir + "/cache.db.swift-rule-sets")))
-        #expect(RuleSetCache.parse(ours)?["geo"] != nil)
+        #expect(CacheFile.parse(ours)?.ruleSets["geo"] != nil)
     }
 
     /// A body past the limit is refused, not buffered without end; a 404 is returned for Go's
@@ -505,14 +505,19 @@ func remoteConfig(url: String, format: String, detour: String = "A", interval: S
     @Test func cacheRoundTripsAndRejectsEveryTruncation() {
         let entries = ["a": SavedRuleSet(content: [1, 2, 3], lastUpdated: 1_700_000_000_123, etag: "\"x\""),
                        "b": SavedRuleSet(content: [], lastUpdated: -1, etag: "")]
-        let bytes = RuleSetCache.serialize(entries)
-        #expect(RuleSetCache.parse(bytes) == entries)
-        for length in 0..<bytes.count where length != RuleSetCache.magic.count {
-            // Every cut inside an entry (or the magic) is refused; cuts between entries are valid files.
-            let parsed = RuleSetCache.parse(Array(bytes.prefix(length)))
-            #expect(parsed == nil || parsed?.count == 1, "length \(length)")
+        let contents = CacheFile.Contents(ruleSets: entries, fakeIP: [9, 8, 7])
+        let bytes = CacheFile.serialize(contents)
+        #expect(CacheFile.parse(bytes) == contents)
+        for length in 0..<bytes.count where length != CacheFile.magic.count {
+            // Every cut inside a record (or the magic) is refused; cuts between records are valid files.
+            let parsed = CacheFile.parse(Array(bytes.prefix(length)))
+            #expect(parsed == nil || (parsed?.ruleSets.count ?? 0) + (parsed?.fakeIP == nil ? 0 : 1) < 3, "length \(length)")
         }
-        #expect(!RuleSetCache.isBbolt(bytes))
+        #expect(!CacheFile.isBbolt(bytes))
+        // The first version of the file (rule-set records without kind bytes) is still read.
+        var first = CacheFile.firstMagic
+        first += [0, 0, 0, 1] + Array("a".utf8) + [0, 0, 0, 0] + [0, 0, 0, 0, 0, 0, 0, 5] + [0, 0, 0, 2, 1, 2]
+        #expect(CacheFile.parse(first)?.ruleSets["a"] == SavedRuleSet(content: [1, 2], lastUpdated: 5, etag: ""))
     }
 
     @Test(arguments: [
