@@ -16,6 +16,7 @@
 
 import Adapter
 import COpenSSL
+import DNS
 import Net
 import NIOCore
 import Rules
@@ -313,7 +314,7 @@ final class TLSDownloadStream: DownloadStream, @unchecked Sendable {
             let count = scratch.withUnsafeMutableBytes { SSL_read(ssl, $0.baseAddress, Int32($0.count)) }
             if count > 0 { return Array(scratch[0..<Int(count)]) }
             let error = SSL_get_error(ssl, count)
-            let reason = error == 2 || error == 6 ? nil : Self.openSSLReason() ?? "read failed"
+            let reason = error == 2 || error == 6 ? nil : OpenSSLErrors.reason() ?? "read failed"
             try await flushCiphertext()
             if error == 6 /* ZERO_RETURN: close_notify */ { return [] }
             if let reason { throw DownloadError("tls: \(reason)") }
@@ -328,7 +329,7 @@ final class TLSDownloadStream: DownloadStream, @unchecked Sendable {
     func write(_ bytes: [UInt8]) async throws {
         ERR_clear_error()
         let written = bytes.withUnsafeBytes { SSL_write(ssl, $0.baseAddress, Int32($0.count)) }
-        guard written == bytes.count else { throw DownloadError("tls: \(Self.openSSLReason() ?? "write failed")") }
+        guard written == bytes.count else { throw DownloadError("tls: \(OpenSSLErrors.reason() ?? "write failed")") }
         try await flushCiphertext()
     }
 
@@ -351,21 +352,10 @@ final class TLSDownloadStream: DownloadStream, @unchecked Sendable {
 
     /// The certificate check's reason when that failed, else OpenSSL's.
     private func handshakeError() -> DownloadError {
-        let verify = SSL_get_verify_result(ssl)
-        if verify != 0 /* X509_V_OK */, let text = X509_verify_cert_error_string(verify) {
-            ERR_clear_error()
-            return DownloadError("tls: failed to verify certificate: \(String(cString: text))")
+        if let failure = OpenSSLErrors.verifyFailure(ssl) {
+            return DownloadError("tls: failed to verify certificate: \(failure)")
         }
-        return DownloadError("tls: handshake: \(Self.openSSLReason() ?? "connection closed")")
-    }
-
-    private static func openSSLReason() -> String? {
-        let code = ERR_get_error()
-        defer { ERR_clear_error() }
-        guard code != 0 else { return nil }
-        var text = [CChar](repeating: 0, count: 256)
-        ERR_error_string_n(code, &text, text.count)
-        return String(decoding: text.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        return DownloadError("tls: handshake: \(OpenSSLErrors.reason() ?? "connection closed")")
     }
 }
 

@@ -224,7 +224,7 @@ final class DNSTLSClientHandler: ChannelDuplexHandler, RemovableChannelHandler {
             flushCiphertext(context, promise: nil)  // post-handshake messages (tickets, key updates)
             if error == 2 /* WANT_READ */ { break }
             if error == 6 /* ZERO_RETURN: close_notify */ { context.close(promise: nil); break }
-            return fail(context, DNSTLSError(Self.openSSLReason() ?? "read failed"))
+            return fail(context, DNSTLSError(OpenSSLErrors.reason() ?? "read failed"))
         }
         context.fireChannelReadComplete()
     }
@@ -241,7 +241,7 @@ final class DNSTLSClientHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private func seal(_ plaintext: ByteBuffer, _ context: ChannelHandlerContext) {
         guard let ssl, plaintext.readableBytes > 0 else { return }
         let written = plaintext.withUnsafeReadableBytes { SSL_write(ssl, $0.baseAddress, Int32($0.count)) }
-        if written <= 0 { fail(context, DNSTLSError(Self.openSSLReason() ?? "write failed")) }
+        if written <= 0 { fail(context, DNSTLSError(OpenSSLErrors.reason() ?? "write failed")) }
     }
 
     /// Sends whatever OpenSSL put in the write BIO.
@@ -266,23 +266,9 @@ final class DNSTLSClientHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     /// Why the handshake failed: the certificate check's reason when that failed, else OpenSSL's.
     private func handshakeError() -> DNSTLSError {
-        if let ssl {
-            let verify = SSL_get_verify_result(ssl)
-            if verify != 0 /* X509_V_OK */, let text = X509_verify_cert_error_string(verify) {
-                ERR_clear_error()
-                return DNSTLSError("handshake: certificate verify failed: \(String(cString: text))")
-            }
+        if let ssl, let failure = OpenSSLErrors.verifyFailure(ssl) {
+            return DNSTLSError("handshake: certificate verify failed: \(failure)")
         }
-        return DNSTLSError("handshake: \(Self.openSSLReason() ?? "connection closed")")
-    }
-
-    /// The oldest OpenSSL error on this thread, as text; clears the queue.
-    private static func openSSLReason() -> String? {
-        let code = ERR_get_error()
-        defer { ERR_clear_error() }
-        guard code != 0 else { return nil }
-        var text = [CChar](repeating: 0, count: 256)
-        ERR_error_string_n(code, &text, text.count)
-        return String(decoding: text.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        return DNSTLSError("handshake: \(OpenSSLErrors.reason() ?? "connection closed")")
     }
 }

@@ -12,34 +12,10 @@ import Glibc
 @Suite(.serialized) struct DNSHijackCacheInteropTests {
     /// dnsmasq answering every name with 10.1.1.1 / fd00::1 (TTL 300), and `big.example` with a TXT
     /// record of ~600 octets (more than 512 without EDNS).
-    final class Upstream: @unchecked Sendable {
-        let port: UInt16
-        private let process: Spawned
-
-        init(in work: TemporaryDirectory) throws {
-            let text = String(repeating: "x", count: 200)
-            var attempt = 0
-            while true {
-                let port = try freeDualPort()
-                let process = try Spawned(Peers.dnsmasq, ["--no-resolv", "--no-hosts", "--address=/#/10.1.1.1", "--address=/#/fd00::1",
-                                                          "--txt-record=big.example,\"\(text)\",\"\(text)\",\"\(text)\"",
-                                                          "--local-ttl=300", "--port=\(port)", "--listen-address=127.0.0.1",
-                                                          "--bind-interfaces", "--no-daemon", "--pid-file=\(work.file("dnsmasq-\(port).pid"))"],
-                                          name: "dnsmasq-\(port)", directory: work)
-                do {
-                    try waitForTCP(port: port, process: process)
-                    self.port = port
-                    self.process = process
-                    return
-                } catch {
-                    process.stop()
-                    attempt += 1
-                    if attempt == 5 { throw error }
-                }
-            }
-        }
-
-        func stop() { process.stop() }
+    static func upstream(in work: TemporaryDirectory) throws -> Dnsmasq {
+        let text = String(repeating: "x", count: 200)
+        return try Dnsmasq(["--address=/#/10.1.1.1", "--address=/#/fd00::1", "--txt-record=big.example,\"\(text)\",\"\(text)\",\"\(text)\"",
+                            "--local-ttl=300"], in: work)
     }
 
     static func config(dnsPort: UInt16, upstream: UInt16) -> String {
@@ -79,7 +55,7 @@ import Glibc
 
     @Test func cachedAnswersMatchTheFirstMiss() throws {
         let work = try TemporaryDirectory()
-        let upstream = try Upstream(in: work)
+        let upstream = try Self.upstream(in: work)
         defer { upstream.stop() }
         let dnsPort = try freeDualPort()
         let box = try SingBox(.ours, config: Self.config(dnsPort: dnsPort, upstream: upstream.port), waitPort: dnsPort, in: work)
@@ -130,7 +106,7 @@ import Glibc
 
     @Test func manySourcesAndGarbage() throws {
         let work = try TemporaryDirectory()
-        let upstream = try Upstream(in: work)
+        let upstream = try Self.upstream(in: work)
         defer { upstream.stop() }
         let dnsPort = try freeDualPort()
         let box = try SingBox(.ours, config: Self.config(dnsPort: dnsPort, upstream: upstream.port), waitPort: dnsPort, in: work)

@@ -9,35 +9,6 @@ import Testing
 import Glibc
 #endif
 
-/// dnsmasq answering every name with `address` (TTL 300), plus `extra` flags.
-private final class AnsweringDnsmasq: @unchecked Sendable {
-    let port: UInt16
-    private let process: Spawned
-
-    init(answer address: String, extra: [String] = [], in work: TemporaryDirectory) throws {
-        var attempt = 0
-        while true {
-            let port = try freeDualPort()
-            let process = try Spawned(Peers.dnsmasq, ["--no-resolv", "--no-hosts", "--address=/#/\(address)", "--local-ttl=300",
-                                                      "--port=\(port)", "--listen-address=127.0.0.1", "--bind-interfaces",
-                                                      "--no-daemon", "--pid-file=\(work.file("dnsmasq-\(port).pid"))"] + extra,
-                                      name: "dnsmasq-\(port)", directory: work)
-            do {
-                try waitForTCP(port: port, process: process)
-                self.port = port
-                self.process = process
-                return
-            } catch {
-                process.stop()
-                attempt += 1
-                if attempt == 5 { throw error }
-            }
-        }
-    }
-
-    func stop() { process.stop() }
-}
-
 /// A UDP "DNS server" that answers every datagram with garbage (`garbage`) or never (`silent`).
 private final class HostileUpstream: @unchecked Sendable {
     let port: UInt16
@@ -128,9 +99,9 @@ private func kdig(_ name: String, type: String = "A", port: UInt16, tcp: Bool = 
 
     @Test func kdigThroughHijackDNSAgreesWithGo() throws {
         let work = try TemporaryDirectory()
-        let upstreamA = try AnsweringDnsmasq(answer: "10.1.1.1", extra: ["--address=/fake.example/127.0.0.1", "--address=/local.example/127.0.0.1"], in: work)
+        let upstreamA = try Dnsmasq(answer: "10.1.1.1", extra: ["--address=/fake.example/127.0.0.1", "--address=/local.example/127.0.0.1"], in: work)
         defer { upstreamA.stop() }
-        let upstreamB = try AnsweringDnsmasq(answer: "10.2.2.2", in: work)
+        let upstreamB = try Dnsmasq(answer: "10.2.2.2", in: work)
         defer { upstreamB.stop() }
         let hostile = try HostileUpstream(garbage: true, in: work)
         defer { hostile.stop() }
@@ -180,7 +151,7 @@ private func kdig(_ name: String, type: String = "A", port: UInt16, tcp: Bool = 
         let work = try TemporaryDirectory()
         let files = try FileServer(in: work)
         defer { files.stop() }
-        let upstreamA = try AnsweringDnsmasq(answer: "10.1.1.1", extra: ["--address=/fake.example/127.0.0.1", "--address=/local.example/127.0.0.1"], in: work)
+        let upstreamA = try Dnsmasq(answer: "10.1.1.1", extra: ["--address=/fake.example/127.0.0.1", "--address=/local.example/127.0.0.1"], in: work)
         defer { upstreamA.stop() }
         let dnsPort = try freeDualPort(), mixedPort = try freePort()
         let box = try SingBox(.ours, config: Self.config(dnsPort: dnsPort, mixedPort: mixedPort, upstreamA: upstreamA.port,
@@ -210,9 +181,9 @@ private func kdig(_ name: String, type: String = "A", port: UInt16, tcp: Bool = 
         let work = try TemporaryDirectory()
         let files = try FileServer(in: work)
         defer { files.stop() }
-        let wrong = try AnsweringDnsmasq(answer: "10.1.1.1", in: work)
+        let wrong = try Dnsmasq(answer: "10.1.1.1", in: work)
         defer { wrong.stop() }
-        let right = try AnsweringDnsmasq(answer: "127.0.0.1", in: work)
+        let right = try Dnsmasq(answer: "127.0.0.1", in: work)
         defer { right.stop() }
         for implementation in [Implementation.ours, .go] {
             let mixedPort = try freePort()
@@ -235,7 +206,7 @@ private func kdig(_ name: String, type: String = "A", port: UInt16, tcp: Bool = 
 
     @Test func hostileUpstreamsAndMalformedQueriesDoNotHurt() throws {
         let work = try TemporaryDirectory()
-        let upstreamA = try AnsweringDnsmasq(answer: "10.1.1.1", in: work)
+        let upstreamA = try Dnsmasq(answer: "10.1.1.1", in: work)
         defer { upstreamA.stop() }
         let hostile = try HostileUpstream(garbage: true, in: work)
         defer { hostile.stop() }

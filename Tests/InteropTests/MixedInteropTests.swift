@@ -86,7 +86,7 @@ import Testing
     /// UDP ASSOCIATE carries a DNS query to dnsmasq and the answer back.
     @Test func udpAssociateRelaysDNS() throws {
         let work = try TemporaryDirectory()
-        let dns = try DNSServer(in: work)
+        let dns = try Dnsmasq(in: work)
         defer { dns.stop() }
         let open = try freePort(), locked = try freePort()
         let box = try SingBox(.ours, config: ConfigJSON.box(
@@ -115,7 +115,7 @@ import Testing
         let work = try TemporaryDirectory()
         let files = try FileServer(in: work)
         defer { files.stop() }
-        let dns = try DNSServer(in: work)
+        let dns = try Dnsmasq(in: work)
         defer { dns.stop() }
         let ours = try freePort()
         let box = try SingBox(.ours, config: ConfigJSON.box(
@@ -152,7 +152,7 @@ import Testing
         let work = try TemporaryDirectory()
         let files = try FileServer(in: work)
         defer { files.stop() }
-        let dns = try DNSServer(in: work)
+        let dns = try Dnsmasq(in: work)
         defer { dns.stop() }
         let goPort = try freePort()
         let go = try SingBox(.go, config: ConfigJSON.box(

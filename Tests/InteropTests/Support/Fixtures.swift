@@ -34,20 +34,21 @@ final class FileServer: @unchecked Sendable {
     func stop() { process.stop() }
 }
 
-/// dnsmasq answering `test.example` with 10.1.2.3 on 127.0.0.1 (UDP and TCP).
-final class DNSServer: @unchecked Sendable {
+/// dnsmasq on 127.0.0.1 (UDP and TCP) with `answers` (its own flags: `--address=…`, `--txt-record=…`,
+/// `--local-ttl=…`), nothing else: no resolv.conf, no hosts file.
+final class Dnsmasq: @unchecked Sendable {
     let port: UInt16
     private let process: Spawned
 
-    init(in work: TemporaryDirectory) throws {
+    init(_ answers: [String], in work: TemporaryDirectory) throws {
         // Another test may take the port between our probe and dnsmasq's bind: try a few.
         var attempt = 0
         while true {
             let port = try freeDualPort()
-            let process = try Spawned(Peers.dnsmasq, ["--no-resolv", "--no-hosts", "--address=/test.example/10.1.2.3", "--port=\(port)",
-                                                      "--listen-address=127.0.0.1", "--bind-interfaces", "--no-daemon",
-                                                      "--pid-file=\(work.file("dnsmasq-\(port).pid"))"],
-                                  name: "dnsmasq-\(port)", directory: work)
+            let process = try Spawned(Peers.dnsmasq, ["--no-resolv", "--no-hosts"] + answers
+                                      + ["--port=\(port)", "--listen-address=127.0.0.1", "--bind-interfaces", "--no-daemon",
+                                         "--pid-file=\(work.file("dnsmasq-\(port).pid"))"],
+                                      name: "dnsmasq-\(port)", directory: work)
             do {
                 try waitForTCP(port: port, process: process)
                 self.port = port
@@ -59,6 +60,16 @@ final class DNSServer: @unchecked Sendable {
                 if attempt == 5 { throw error }
             }
         }
+    }
+
+    /// dnsmasq answering `test.example` with 10.1.2.3.
+    convenience init(in work: TemporaryDirectory) throws {
+        try self.init(["--address=/test.example/10.1.2.3"], in: work)
+    }
+
+    /// dnsmasq answering every name with `address` (TTL 300), plus `extra` flags.
+    convenience init(answer address: String, extra: [String] = [], in work: TemporaryDirectory) throws {
+        try self.init(["--address=/#/\(address)", "--local-ttl=300"] + extra, in: work)
     }
 
     func stop() { process.stop() }
