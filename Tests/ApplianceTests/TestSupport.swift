@@ -67,34 +67,6 @@ func runStatus(_ arguments: [String], timeout: Double) throws -> (Int32, String)
     return (status, output)
 }
 
-func runFull(_ arguments: [String], timeout: Double) throws -> (Int32, String, String) {
-    let process = ChildProcess()
-    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    process.arguments = arguments
-    // Output goes to files, so a chatty command never blocks on a full pipe.
-    let base = NSTemporaryDirectory() + "sbt-\(getpid())-\(namespaceCounter.add(1, ordering: .relaxed).newValue)"
-    _ = FileManager.default.createFile(atPath: base + ".out", contents: nil)
-    _ = FileManager.default.createFile(atPath: base + ".err", contents: nil)
-    defer {
-        try? FileManager.default.removeItem(atPath: base + ".out")
-        try? FileManager.default.removeItem(atPath: base + ".err")
-    }
-    let out = try FileHandle(forWritingTo: URL(fileURLWithPath: base + ".out"))
-    let err = try FileHandle(forWritingTo: URL(fileURLWithPath: base + ".err"))
-    process.standardOutput = out
-    process.standardError = err
-    try process.run()
-    let deadline = Date().addingTimeInterval(timeout)
-    while process.isRunning && Date() < deadline { usleep(5_000) }
-    if process.isRunning { kill(process.processIdentifier, SIGKILL) }
-    process.waitUntilExit()
-    try? out.close()
-    try? err.close()
-    let outText = (try? String(contentsOfFile: base + ".out", encoding: .utf8)) ?? ""
-    let errText = (try? String(contentsOfFile: base + ".err", encoding: .utf8)) ?? ""
-    return (process.terminationStatus, outText, errText)
-}
-
 /// Starts a background command inside a namespace; `stop()` terminates it (tests call it on every path).
 /// Output goes to a file, so a command whose children outlive it can never block the reader.
 final class BackgroundCommand: @unchecked Sendable {

@@ -40,34 +40,6 @@ struct CommandError: Error, CustomStringConvertible {
     var description: String { "\(command.joined(separator: " ")) exited \(status): \(stderr)" }
 }
 
-/// Runs a command to completion (killed after `timeout`); returns status, stdout and stderr.
-func runFull(_ arguments: [String], timeout: Double = 20) throws -> (Int32, String, String) {
-    let process = ChildProcess()
-    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    process.arguments = arguments
-    let base = NSTemporaryDirectory() + "sbt-tp-\(uniqueSuffix())"
-    FileManager.default.createFile(atPath: base + ".out", contents: nil)
-    FileManager.default.createFile(atPath: base + ".err", contents: nil)
-    defer {
-        try? FileManager.default.removeItem(atPath: base + ".out")
-        try? FileManager.default.removeItem(atPath: base + ".err")
-    }
-    let out = try FileHandle(forWritingTo: URL(fileURLWithPath: base + ".out"))
-    let err = try FileHandle(forWritingTo: URL(fileURLWithPath: base + ".err"))
-    process.standardOutput = out
-    process.standardError = err
-    try process.run()
-    let deadline = Date().addingTimeInterval(timeout)
-    while process.isRunning && Date() < deadline { usleep(5_000) }
-    if process.isRunning { kill(process.processIdentifier, SIGKILL) }
-    process.waitUntilExit()
-    try? out.close()
-    try? err.close()
-    let outText = (try? String(contentsOfFile: base + ".out", encoding: .utf8)) ?? ""
-    let errText = (try? String(contentsOfFile: base + ".err", encoding: .utf8)) ?? ""
-    return (process.terminationStatus, outText, errText)
-}
-
 @discardableResult
 func run(_ arguments: [String]) throws -> String {
     let (status, output, errorText) = try runFull(arguments)

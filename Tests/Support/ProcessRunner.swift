@@ -1,18 +1,21 @@
-import Foundation
-import TestSupport
+// ProcessRunner: run a program to completion and capture its output (shared by the WireGuard test targets).
+package import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Runs a program to completion and captures its output: for tests that drive the built `sing-box`,
 /// `wg`, `openssl`, `ip` and friends.
-struct ProcessResult {
-    var status: Int32
-    var standardOutput: Data
-    var standardError: String
-    var output: String { String(decoding: standardOutput, as: UTF8.self) }
+package struct ProcessResult {
+    package var status: Int32
+    package var standardOutput: Data
+    package var standardError: String
+    package var output: String { String(decoding: standardOutput, as: UTF8.self) }
 }
 
-enum ProcessRunner {
+package enum ProcessRunner {
     /// The directory holding the test bundle, which is also where SwiftPM puts the `sing-box` executable.
-    static var buildDirectory: URL {
+    package static var buildDirectory: URL {
         let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
         var url = URL(fileURLWithPath: exe).deletingLastPathComponent()
         // swift-testing may run from inside the .xctest bundle directory on some layouts.
@@ -22,10 +25,10 @@ enum ProcessRunner {
         return url
     }
 
-    static var singBox: String { buildDirectory.appendingPathComponent("sing-box").path }
+    package static var singBox: String { buildDirectory.appendingPathComponent("sing-box").path }
 
     /// Finds `name` on PATH (and /usr/sbin, /sbin for `ip`).
-    static func which(_ name: String) -> String? {
+    package static func which(_ name: String) -> String? {
         let path = (ProcessInfo.processInfo.environment["PATH"] ?? "") + ":/usr/sbin:/sbin:/usr/bin:/bin"
         for directory in path.split(separator: ":") {
             let candidate = "\(directory)/\(name)"
@@ -35,7 +38,7 @@ enum ProcessRunner {
     }
 
     @discardableResult
-    static func run(_ executable: String, _ arguments: [String], input: Data? = nil,
+    package static func run(_ executable: String, _ arguments: [String], input: Data? = nil,
                     environment: [String: String]? = nil) throws -> ProcessResult {
         let process = ChildProcess()
         process.executableURL = URL(fileURLWithPath: executable.hasPrefix("/") ? executable : (which(executable) ?? executable))
@@ -63,4 +66,33 @@ enum ProcessRunner {
         return ProcessResult(status: process.terminationStatus, standardOutput: outData,
                              standardError: String(decoding: errData, as: UTF8.self))
     }
+}
+
+/// Runs `arguments` through /usr/bin/env to completion (killed after `timeout` seconds); returns the exit
+/// status, stdout and stderr. Output goes to files, so a chatty command never blocks on a full pipe.
+package func runFull(_ arguments: [String], timeout: Double = 20) throws -> (Int32, String, String) {
+    let process = ChildProcess()
+    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    process.arguments = arguments
+    let base = NSTemporaryDirectory() + "sbt-run-\(UUID().uuidString)"
+    _ = FileManager.default.createFile(atPath: base + ".out", contents: nil)
+    _ = FileManager.default.createFile(atPath: base + ".err", contents: nil)
+    defer {
+        try? FileManager.default.removeItem(atPath: base + ".out")
+        try? FileManager.default.removeItem(atPath: base + ".err")
+    }
+    let out = try FileHandle(forWritingTo: URL(fileURLWithPath: base + ".out"))
+    let err = try FileHandle(forWritingTo: URL(fileURLWithPath: base + ".err"))
+    process.standardOutput = out
+    process.standardError = err
+    try process.run()
+    let deadline = Date().addingTimeInterval(timeout)
+    while process.isRunning && Date() < deadline { usleep(5_000) }
+    if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+    process.waitUntilExit()
+    try? out.close()
+    try? err.close()
+    let outText = (try? String(contentsOfFile: base + ".out", encoding: .utf8)) ?? ""
+    let errText = (try? String(contentsOfFile: base + ".err", encoding: .utf8)) ?? ""
+    return (process.terminationStatus, outText, errText)
 }
