@@ -4,5 +4,5 @@ package import Adapter
 
 extension NATPacketConnection: PacketPeeking {
     /// The datagrams queued before `setReceiver`, oldest first. On the listener's loop.
-    package func queuedPayloads() -> [ByteBuffer] { queued.map(\.0) }
+    package func queuedPayloads() -> [ByteBuffer] { inbox.queuedPayloads }
 }

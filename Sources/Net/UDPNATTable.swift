@@ -24,9 +24,7 @@ package final class NATPacketConnection: PacketConnection, @unchecked Sendable {
     let closed: EventLoopPromise<Void>
     weak var table: UDPNATTable?
     // Loop-confined.
-    var receiver: (any PacketReceiver)?
-    var queued: [(ByteBuffer, Destination)] = []
-    var queuedBytes = 0
+    var inbox: PacketInbox
     var isClosed = false
     /// When the client last sent (the table's clock), for `UDPFlowLimit`.
     package var lastUsed: UInt64 = 0
@@ -41,16 +39,13 @@ package final class NATPacketConnection: PacketConnection, @unchecked Sendable {
         self.source = source
         self.table = table
         self.closed = listener.eventLoop.makePromise()
+        self.inbox = PacketInbox(maximumCount: Self.maxQueued, maximumBytes: Self.maxQueuedBytes, copyingWith: listener.allocator)
     }
 
     package func setReceiver(_ receiver: any PacketReceiver) {
         eventLoop.preconditionInEventLoop()
         guard !isClosed else { receiver.packetConnectionClosed(); return }
-        self.receiver = receiver
-        let backlog = queued
-        queued = []
-        queuedBytes = 0
-        for (payload, destination) in backlog { receiver.packetReceived(payload, from: destination) }
+        inbox.install(receiver)
     }
 
     /// Sends a reply to the client. A plain socket cannot fake the reply's source address, so
@@ -65,24 +60,13 @@ package final class NATPacketConnection: PacketConnection, @unchecked Sendable {
     package func close() {
         guard !isClosed else { return }
         isClosed = true
-        queued = []
-        queuedBytes = 0
         table?.remove(clientAddress)
-        let receiver = self.receiver
-        self.receiver = nil
-        receiver?.packetConnectionClosed()
+        inbox.close()?.packetConnectionClosed()
         closed.succeed(())
     }
 
     func deliver(_ payload: ByteBuffer, destination: Destination) {
-        if let receiver {
-            receiver.packetReceived(payload, from: destination)
-        } else if queued.count < Self.maxQueued, queuedBytes + payload.readableBytes <= Self.maxQueuedBytes {
-            var copy = listener.allocator.buffer(capacity: payload.readableBytes)
-            copy.writeImmutableBuffer(payload)
-            queuedBytes += copy.readableBytes
-            queued.append((copy, destination))
-        }
+        inbox.deliver(payload, from: destination)
     }
 }
 

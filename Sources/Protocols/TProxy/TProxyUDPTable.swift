@@ -79,8 +79,7 @@ package final class TProxyPacketConnection: PacketPeeking, @unchecked Sendable {
     let table: TProxyUDPTable
     let closed: EventLoopPromise<Void>
     // Loop-confined.
-    var receiver: (any PacketReceiver)?
-    var queued: [(ByteBuffer, Destination)] = []
+    var inbox = PacketInbox(maximumCount: TProxyPacketConnection.maxQueued)
     var replySocket: (any TransparentPacketSender)?
     package private(set) var isClosed = false
     /// When the client last sent (the table's clock), for `UDPFlowLimit`.
@@ -100,10 +99,7 @@ package final class TProxyPacketConnection: PacketPeeking, @unchecked Sendable {
     package func setReceiver(_ receiver: any PacketReceiver) {
         eventLoop.preconditionInEventLoop()
         guard !isClosed else { receiver.packetConnectionClosed(); return }
-        self.receiver = receiver
-        let backlog = queued
-        queued.removeAll()
-        for (payload, target) in backlog { receiver.packetReceived(payload, from: target) }
+        inbox.install(receiver)
     }
 
     /// Sends a reply to the client from `source` (the server that answered).
@@ -130,26 +126,19 @@ package final class TProxyPacketConnection: PacketPeeking, @unchecked Sendable {
 
     package func flush() {}
 
-    package func queuedPayloads() -> [ByteBuffer] { queued.map(\.0) }
+    package func queuedPayloads() -> [ByteBuffer] { inbox.queuedPayloads }
 
     package func close() {
         guard !isClosed else { return }
         isClosed = true
-        queued.removeAll()
         replySocket?.close()
         replySocket = nil
         table.remove(clientAddress)
-        let receiver = self.receiver
-        self.receiver = nil
-        receiver?.packetConnectionClosed()
+        inbox.close()?.packetConnectionClosed()
         closed.succeed(())
     }
 
     func deliver(_ payload: ByteBuffer, destination: Destination) {
-        if let receiver {
-            receiver.packetReceived(payload, from: destination)
-        } else if queued.count < Self.maxQueued {
-            queued.append((payload, destination))
-        }
+        inbox.deliver(payload, from: destination)
     }
 }
