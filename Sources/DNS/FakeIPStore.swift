@@ -45,10 +45,11 @@ package final class FakeIPStore: Sendable {
             }
         }
 
-        mutating func create(_ domain: String) -> IPAddress? {
+        /// The domain's address, and whether it was made now.
+        mutating func create(_ domain: String) -> (address: IPAddress, isNew: Bool)? {
             if let existing = byDomain[domain] {
                 _ = byAddress.get(existing)
-                return existing
+                return (existing, false)
             }
             guard usable > 0 else { return nil }
             let address: IPAddress
@@ -65,7 +66,7 @@ package final class FakeIPStore: Sendable {
             }
             byAddress.set(address, domain)
             byDomain[domain] = address
-            return address
+            return (address, true)
         }
     }
 
@@ -81,14 +82,10 @@ package final class FakeIPStore: Sendable {
     /// The fake address for `domain` in one family, allocating one when needed.
     /// Throws `DNSError.missingFakeIPRange` when that family has no (usable) range.
     package func create(domain: String, ipv6: Bool) throws(DNSError) -> IPAddress {
-        let (address, created) = pools.withLock { pools -> (IPAddress?, Bool) in
-            let before = ipv6 ? pools.v6?.byDomain[domain] : pools.v4?.byDomain[domain]
-            let address = ipv6 ? pools.v6?.create(domain) : pools.v4?.create(domain)
-            return (address, before == nil && address != nil)
-        }
-        guard let address else { throw .missingFakeIPRange(ipv6: ipv6) }
-        if created { version.add(1, ordering: .releasing) }
-        return address
+        let created = pools.withLock { pools in ipv6 ? pools.v6?.create(domain) : pools.v4?.create(domain) }
+        guard let created else { throw .missingFakeIPRange(ipv6: ipv6) }
+        if created.isNew { version.add(1, ordering: .releasing) }
+        return created.address
     }
 
     /// The domain a fake address stands for, marking the mapping used.
