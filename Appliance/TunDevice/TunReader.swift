@@ -135,8 +135,10 @@ package final class TunReader: @unchecked Sendable {
             }
             if count > 0 { handler(&batch) }
             batch.removeAll()
-            if count < batchSize {
-                // EAGAIN seen: hand readiness back to the poll thread.
+            if count == 0 {
+                // Nothing queued: hand readiness back to the poll thread. A short batch reads again
+                // first, since handling it (the ACKs it sends reach the kernel sender in this thread)
+                // usually queues more, and the poll thread would only hand it straight back.
                 var one: UInt64 = 1
                 _ = Glibc.write(resumeEvent, &one, 8)
                 return
