@@ -5,9 +5,12 @@
 // 1. the poll thread waits for POLLIN on the TUN fd (or the stop eventfd)
 // 2. it disarms itself and hands one `drain` to the loop (`execute`): one hop per wakeup, not per packet
 // 3. on the loop, `drain` reads batches of up to `batchSize` packets and calls the handler per batch,
-//    at most `batchesPerDrain` times, then re-executes itself if the queue is still not empty (so other
-//    work on the loop is not starved) or re-arms the poll thread (resume eventfd) once EAGAIN is seen
-// Under load the poll thread sleeps and the loop reads back-to-back batches.
+//    at most `batchesPerDrain` times, then re-executes itself (so other work on the loop is not
+//    starved), or re-arms the poll thread (resume eventfd) once a read finds the queue empty
+// Under load the poll thread sleeps and the loop reads back-to-back batches. A short batch does not
+// re-arm: handling it sends ACKs that the kernel sender answers in this very thread, so the queue is
+// usually full again. Re-reading first took a single-stream upload (bench/netstack.sh) from about
+// 11-12 to 13-16 Gbit/s and cut the poll-thread hops from ~11,000 to ~4,000 a second.
 package import NIOCore
 package import Netstack
 import CLinux
