@@ -123,8 +123,9 @@ package final class TunReader: @unchecked Sendable {
 
     /// Runs on the loop: read and deliver batches, then re-arm or reschedule.
     private func drain() {
-        guard !stopped.load(ordering: .acquiring) else { return }
         for _ in 0..<batchesPerDrain {
+            // The handler may have stopped the reader (and closed the device).
+            guard !stopped.load(ordering: .acquiring) else { return }
             let count: Int
             do {
                 count = try device.readBatch(into: &batch, maxPackets: batchSize, headroom: headroom)
