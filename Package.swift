@@ -103,7 +103,7 @@ let package = Package(
         // Tests (Swift Testing). InteropTests run the built binary against real peers, as root.
         // TestSupport: what the test targets share (child processes without Foundation's reaper).
         .target(name: "TestSupport", dependencies: ["CLinux"], path: "Tests/Support", swiftSettings: swiftSettings),
-        testTarget("NetstackWireTests", ["NetstackWire", nioCore]),
+        testTarget("NetstackWireTests", ["NetstackWire", "NetstackTesting", nioCore]),
         testTarget("NetstackTCPTests", ["NetstackTCP", "NetstackWire", nioCore]),
         testTarget("NetstackTests", ["TestSupport", "Netstack", "NetstackTesting", "NetstackWire", "NetstackNIO", nioCore, nioPosix,
                                      .product(name: "NIOEmbedded", package: "swift-nio")]),

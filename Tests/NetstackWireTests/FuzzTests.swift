@@ -1,9 +1,11 @@
 import Testing
 import Glibc
 import NetstackWire
+import NetstackTesting
 
-// Parsers of untrusted bytes must never trap. Short deterministic runs here; set NETSTACK_FUZZ to an
-// iteration count for a long run (e.g. NETSTACK_FUZZ=5000000).
+// Parsers of untrusted bytes must never trap. Short deterministic runs here, with wire-level seeds
+// (IPv6 extension headers, TSO super-packets, partial checksums) through the parsers `StackFuzzer`
+// exercises; set NETSTACK_FUZZ to an iteration count for a long run (e.g. NETSTACK_FUZZ=5000000).
 
 let fuzzIterations: Int = {
     if let text = getenvString("NETSTACK_FUZZ"), let n = Int(text) { return n }
@@ -27,38 +29,6 @@ func seedPackets() -> [[UInt8]] {
     return seeds
 }
 
-/// Runs every view and the GSO segmenter over `bytes`; results are read so nothing is optimised away.
-func exercise(_ bytes: [UInt8]) -> Int {
-    var touched = 0
-    if let ip = try? IPv4HeaderView(validating: bytes.span.bytes) {
-        touched &+= ip.payloadRange.count &+ (ip.isChecksumValid ? 1 : 0) &+ ip.optionsRange.count
-    }
-    if let ip = try? IPv6HeaderView(validating: bytes.span.bytes) {
-        touched &+= ip.payloadRange.count &+ Int(ip.upperLayerProtocol) &+ (ip.fragment?.offset ?? 0)
-    }
-    if let udp = try? UDPHeaderView(validating: bytes.span.bytes) {
-        touched &+= udp.payloadRange.count &+ (udp.isChecksumValid(pseudoHeaderSum: 0, zeroAllowed: true) ? 1 : 0)
-    }
-    if let icmp = try? ICMPHeaderView(validating: bytes.span.bytes) {
-        touched &+= icmp.bodyRange.count &+ Int(icmp.restOfHeader & 0xff)
-    }
-    if let h = try? VirtioNetHeader(validating: bytes.span.bytes) { touched &+= Int(h.gsoSize) }
-    for gso in [VirtioNetHeader.gsoTCPv4, VirtioNetHeader.gsoTCPv6, VirtioNetHeader.gsoUDPL4] {
-        let offload = VirtioNetHeader(flags: 1, gsoType: gso, headerLength: 0, gsoSize: 37, checksumStart: 20, checksumOffset: 16)
-        bytes.withUnsafeBytes { raw in
-            guard let segmenter = try? GSOSegmenter(packet: raw, offload: offload) else { return }
-            var out = [UInt8](repeating: 0, count: 65536 + 128)
-            for i in 0..<min(segmenter.count, 8) {
-                touched &+= out.withUnsafeMutableBytes { segmenter.segment(i, into: $0) }
-            }
-        }
-    }
-    var partial = bytes
-    let h = VirtioNetHeader(flags: 1, gsoType: 0, headerLength: 0, gsoSize: 0, checksumStart: 20, checksumOffset: 6)
-    partial.withUnsafeMutableBytes { try? h.completeChecksum(in: $0) }
-    return touched
-}
-
 @Test func parsersSurviveMutatedAndRandomInput() {
     var rng = SeededGenerator(seed: 0xf022)
     let seeds = seedPackets()
@@ -79,7 +49,7 @@ func exercise(_ bytes: [UInt8]) -> Int {
                 }
             }
         }
-        sink &+= exercise(bytes)
+        sink &+= StackFuzzer.exerciseParsers(bytes)
     }
     #expect(sink != 0)
 }
