@@ -4,7 +4,8 @@
 //    everything built from the set at init (tun's route_address_set) sees it
 // 2. start stage `start` (after outbounds started, before inbounds): pick the download outbound
 //    (`download_detour`, else the default one); with no cached copy, download now and fail the
-//    start on error (`initialize rule-set[i]: initial rule-set: <tag>: …`)
+//    start on error (`initialize rule-set[i]: initial rule-set: <tag>: …`); as in Go, up to 5 sets
+//    start at once and the first failure cancels the others
 // 3. start stage `postStart`: a task re-downloads when the copy is older than `update_interval`
 //    (default 1d), then every interval; `If-None-Match` carries the ETag and a 304 keeps the rules
 // 4. each successful download swaps the set's rules (new flows only), runs its update callbacks
@@ -190,13 +191,33 @@ final class RuleSetLifecycle: Lifecycle {
     func start(_ stage: StartStage) async throws {
         switch stage {
         case .start:
-            // Go starts up to 5 at once and fails fast; ours run in order (a handful of sets).
-            for remote in remotes { try await remote.start() }
+            try await Self.startAll(remotes)
         case .postStart:
             for remote in remotes { remote.startUpdates() }
             for watcher in watchers { watcher.start() }
         default:
             break
+        }
+    }
+
+    /// Go's rule-set start: up to 5 sets at once, and the first failure ends start (the others are
+    /// cancelled) with that set's error.
+    static func startAll(_ remotes: [RemoteRuleSet], concurrency: Int = 5) async throws(BoxError) {
+        do {
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                var next = remotes.makeIterator()
+                for _ in 0..<concurrency {
+                    guard let remote = next.next() else { break }
+                    group.addTask { try await remote.start() }
+                }
+                while try await group.next() != nil {
+                    if let remote = next.next() { group.addTask { try await remote.start() } }
+                }
+            }
+        } catch let error as BoxError {
+            throw error
+        } catch {
+            throw BoxError(.start, "initialize rule-set: \(error)")
         }
     }
 

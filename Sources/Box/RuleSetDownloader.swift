@@ -134,6 +134,15 @@ struct RuleSetDownloader: Sendable {
             timer.cancel()
             channel.close(promise: nil)
         }
+        // A cancelled start (another rule-set failed first) ends the download at once.
+        return try await withTaskCancellationHandler {
+            try await exchange(url, etag: etag, channel: channel, reader: reader)
+        } onCancel: {
+            reader.fail(DownloadError("canceled"), channel: channel)
+        }
+    }
+
+    private func exchange(_ url: DownloadURL, etag: String?, channel: any Channel, reader: DownloadStreamHandler) async throws -> DownloadResponse {
         try await channel.eventLoop.submit {
             try channel.pipeline.syncOperations.addHandler(reader)
             if let holder = try? channel.pipeline.syncOperations.handler(type: FlowBufferHandler.self) {

@@ -13,7 +13,7 @@ import TestSupport
 
 /// A python3 HTTP/1.1 file server in a scratch directory: serves `files/<path>` with a strong ETag
 /// (304 on a matching If-None-Match), `?chunked` as chunked, `/huge` as an endless close-delimited
-/// body, `?gzip` gzip-encoded (406 unless the client accepts gzip) (`?gzip-bad`: a broken gzip body), `/redirect?<target>` as a 302, `/truncated` as a body shorter than its Content-Length; logs each request (path, User-Agent, If-None-Match) as a JSON line in `requests.log`.
+/// body, `?slow=<ms>` after a delay, `?gzip` gzip-encoded (406 unless the client accepts gzip) (`?gzip-bad`: a broken gzip body), `/redirect?<target>` as a 302, `/truncated` as a body shorter than its Content-Length; logs each request (path, User-Agent, If-None-Match) as a JSON line in `requests.log`.
 final class RuleSetHTTPServer: @unchecked Sendable {
     static let script = #"""
     import hashlib, json, os, sys, http.server
@@ -26,6 +26,9 @@ final class RuleSetHTTPServer: @unchecked Sendable {
                 log.write(json.dumps({"path": self.path, "ua": self.headers.get("User-Agent"),
                                       "inm": self.headers.get("If-None-Match")}) + "\n")
             path, _, query = self.path.partition("?")
+            if query.startswith("slow="):
+                import time
+                time.sleep(int(query[5:]) / 1000); query = ""
             if path == "/redirect":
                 self.send_response(302); self.send_header("Location", query); self.send_header("Content-Length", "0")
                 self.end_headers(); return
@@ -270,6 +273,44 @@ func remoteConfig(url: String, format: String, detour: String = "A", interval: S
         let requests = server.requests()
         #expect(requests.count == 2)
         #expect(Set(requests.map(\.ua)) == [RuleSetDownloader.userAgent])
+    }
+
+    /// Go starts up to 5 rule-sets at once and fails fast: three sets whose server answers after 1.5 s
+    /// start together (one after another would take 4.5 s), and a 404 ends start at once with that
+    /// set's error while another set is still downloading (its download is cancelled).
+    @Test func setsStartTogetherAndTheFirstFailureEndsStart() async throws {
+        let dir = try scratch()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let server = try RuleSetHTTPServer(root: dir + "/www")
+        defer { server.stopNow() }
+        try await server.waitReady()
+        try server.put("a.json", Array(exampleSet.utf8))
+        try server.put("b.json", Array(otherSet.utf8))
+        func config(_ urls: [String]) -> String {
+            let sets = urls.enumerated().map { #"{"type":"remote","tag":"s\#($0.offset)","format":"source","url":"\#($0.element)","download_detour":"A"}"# }
+            let rules = urls.indices.map { #"{"rule_set":"s\#($0)","outbound":"A"}"# }
+            return #"{"log":{"level":"error"},"outbounds":[{"type":"direct","tag":"A"},{"type":"direct","tag":"B"}],"#
+                + #""route":{"rule_set":[\#(sets.joined(separator: ","))],"rules":[\#(rules.joined(separator: ","))],"final":"B"}}"#
+        }
+        let clock = ContinuousClock()
+        let box = try SingBox(options: try loadOptions(config([server.url("a.json?slow=1500"), server.url("b.json?slow=1500"),
+                                                                server.url("a.json?slow=1500")])))
+        let started = clock.now
+        try await box.start()
+        let took = clock.now - started
+        #expect(took < .milliseconds(3500), "three 1.5 s downloads took \(took)")
+        #expect(await routedOutbound(box, "www.example.com") == "A")
+        #expect(await routedOutbound(box, "x.other.org") == "A")
+        #expect(await routedOutbound(box, "nothing.net") == "B")
+        await box.close()
+
+        let failing = try SingBox(options: try loadOptions(config([server.url("a.json?slow=8000"), server.url("missing.json")])))
+        let failStarted = clock.now
+        var ours = ""
+        do { try await failing.start() } catch { ours = error.runDescription }
+        let failTook = clock.now - failStarted
+        #expect(ours == "start service: initialize rule-set[1]: initial rule-set: s1: unexpected status: 404 Not Found", "\(ours)")
+        #expect(failTook < .seconds(5), "the 404 came after \(failTook)")
     }
 
     /// A local `.srs` file rewritten while the box runs is reloaded (Go's fswatch); garbage is not.
