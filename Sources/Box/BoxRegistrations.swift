@@ -19,6 +19,8 @@ package struct BoxDNS: Sendable {
     package var domainMapper: (any DNSDomainMapper)?
     /// The `resolve` action's resolver (DNS rules see the flow).
     package var flowResolver: (any FlowDNSResolver)?
+    /// A DNS rule reads the owning process, so the flow router must look it up (Go's `isProcessDNSRule`).
+    package var needsProcess = false
 
     package init(resolver: any DNSResolver, hijacker: (any DNSHijacker)?, lifecycle: (any Lifecycle)?,
                  domainMapper: (any DNSDomainMapper)? = nil, flowResolver: (any FlowDNSResolver)? = nil) {
@@ -46,7 +48,9 @@ enum BoxRegistrations {
     /// DNS rules' `rule_set` items use the box's own rule-sets (so remote updates reach them too).
     static let dns: (@Sendable (Options, AdapterContext, [String: RuleSet]) throws -> BoxDNS?)? = { options, context, ruleSets in
         let setup = try DNSSetup(options: options.dns ?? DNSOptions(), context: context, ruleSets: ruleSets)
-        return BoxDNS(resolver: setup.router, hijacker: setup.hijacker, lifecycle: setup.lifecycle, domainMapper: setup.domainMapper,
-                      flowResolver: setup.router)
+        var dns = BoxDNS(resolver: setup.router, hijacker: setup.hijacker, lifecycle: setup.lifecycle, domainMapper: setup.domainMapper,
+                         flowResolver: setup.router)
+        dns.needsProcess = setup.router.rules.contains { $0.condition.readsProcess }
+        return dns
     }
 }

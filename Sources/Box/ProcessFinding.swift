@@ -6,10 +6,13 @@ import Router
 import Rules
 
 extension SingBox {
-    /// Go's `processSearcher`: built when `route.find_process` is set or a rule (or a rule-set it
-    /// names) reads the owning process; otherwise nil, so no flow pays for the lookup.
-    static func processFinder(route: RouteOptions, rules: [RouteRule]) -> (any ProcessFinder)? {
-        guard route.findProcess || rules.contains(where: { $0.condition.needsProcess }) else { return nil }
-        return LinuxProcessFinder()
+    /// Go's `needFindProcess` at build: `route.find_process`, or a route rule (or a rule-set it
+    /// names) or a DNS rule that reads the owning process, or any rule-set loaded so far that does.
+    static func needsProcessFinder(route: RouteOptions, rules: [RouteRule], ruleSets: [String: RuleSet], dnsNeedsProcess: Bool) -> Bool {
+        route.findProcess || dnsNeedsProcess || rules.contains(where: { $0.condition.needsProcess })
+            || ruleSets.values.contains(where: \.needsProcess)
     }
+
+    /// Go's `processSearcher` for the router: the Linux one (sock_diag + /proc).
+    static func makeProcessFinder() -> any ProcessFinder { LinuxProcessFinder() }
 }

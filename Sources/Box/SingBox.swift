@@ -85,8 +85,7 @@ package final class SingBox: @unchecked Sendable {
         let routerLogger = ContextLogger(core: core, name: "")
         let defaultStrategy = route.defaultDomainResolver?.strategy.flatMap { Adapter.DomainStrategy(rawValue: $0.rawValue) } ?? .asIs
         let router = FlowRouter(rules: rules, outbounds: outbounds, logger: routerLogger, resolver: resolver,
-                                defaultDomainStrategy: defaultStrategy,
-                                processFinder: Self.processFinder(route: route, rules: rules))
+                                defaultDomainStrategy: defaultStrategy)
         self.router = router
         let watcher = BoxTunPlatform.defaultInterfaceWatcher(options, logger: ContextLogger(core: core, name: "network"))
         interfaceWatcher = watcher
@@ -168,9 +167,11 @@ package final class SingBox: @unchecked Sendable {
             }
             outbounds.setDefault(tag: final)
         }
+        var dnsNeedsProcess = false
         if let makeDNS = BoxRegistrations.dns {
             do {
                 if let dns = try makeDNS(options, context, ruleSets) {
+                    dnsNeedsProcess = dns.needsProcess
                     resolver.set(dns.resolver)
                     router.dnsHijacker = dns.hijacker
                     router.dnsDomainMapper = dns.domainMapper
@@ -180,6 +181,9 @@ package final class SingBox: @unchecked Sendable {
             } catch {
                 throw BoxError(.create, "initialize dns-router: \(error)")
             }
+        }
+        if Self.needsProcessFinder(route: route, rules: rules, ruleSets: ruleSets, dnsNeedsProcess: dnsNeedsProcess) {
+            router.processFinder = Self.makeProcessFinder()
         }
         for (index, item) in options.inbounds.enumerated() {
             let tag = item.tag.isEmpty ? String(index) : item.tag
@@ -260,6 +264,7 @@ package final class SingBox: @unchecked Sendable {
                 do {
                     try await adapter.start(stage)
                     if stage == .initialize { started.append(adapter) }
+                    if stage == .start, adapter === ruleSetLifecycle { enableProcessFinderForRuleSets() }
                 } catch let error as BoxError where adapter === ruleSetLifecycle {
                     // Go's router start errors carry no adapter name: `initialize rule-set[0]: …`.
                     await close()
@@ -273,6 +278,13 @@ package final class SingBox: @unchecked Sendable {
         }
         let elapsed = Double((NIODeadline.now() - begin).nanoseconds) / 1e9
         logger.info("sing-box started (\(SingBox.formatSeconds(elapsed))s)")
+    }
+
+    /// Go's router start: once the rule-sets have their first copy (remote ones may have just been
+    /// downloaded), any set that reads the owning process turns the lookup on, before inbounds start.
+    private func enableProcessFinderForRuleSets() {
+        guard router.processFinder == nil, ruleSets.values.contains(where: \.needsProcess) else { return }
+        router.processFinder = Self.makeProcessFinder()
     }
 
     /// Closes every adapter in reverse start order. Idempotent; errors are logged.

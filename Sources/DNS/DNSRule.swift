@@ -95,6 +95,19 @@ package indirect enum DNSRuleCondition: Sendable, CustomStringConvertible {
     case logical(mode: LogicalRule.Mode, rules: [DNSRuleCondition], invert: Bool)
 
     /// Go's `WithAddressLimit`: some destination IP item needs the response to decide.
+    /// True when the rule's items read the owning process (Go's `isProcessDNSRule`, through logical
+    /// rules; the box checks every rule-set itself), so the router must look it up.
+    package var readsProcess: Bool {
+        switch self {
+        case .default(let rule):
+            rule.all.contains { item in
+                if case .common(let common) = item { return common.needsProcess }
+                return false
+            }
+        case .logical(_, let rules, _): rules.contains(where: \.readsProcess)
+        }
+    }
+
     package var hasAddressLimit: Bool {
         switch self {
         case .default(let rule):

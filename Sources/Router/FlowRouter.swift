@@ -47,15 +47,20 @@ package final class FlowRouter: FlowHandler {
     package let defaultDomainStrategy: DomainStrategy
     /// Every flow this router owns (client sides; the relay closes the outbound side with them).
     package let flows = FlowTracker()
-    /// Looks up a flow's owning process before matching; set only when a rule needs it or
-    /// `route.find_process` is on (Go's `processSearcher`).
-    package let processFinder: (any ProcessFinder)?
+    /// Looks up a flow's owning process before matching; set only when a rule or rule-set needs it or
+    /// `route.find_process` is on (Go's `processSearcher`). The box may set it at start, once remote
+    /// rule-sets have their first copy.
+    package var processFinder: (any ProcessFinder)? {
+        get { finder.withLock { $0 } }
+        set { finder.withLock { $0 = newValue } }
+    }
+    private let finder: Mutex<(any ProcessFinder)?>
 
     package init(rules: [RouteRule], outbounds: OutboundManager, logger: ContextLogger,
                  resolver: (any DNSResolver)? = nil, dnsHijacker: (any DNSHijacker)? = nil,
                  defaultUDPTimeout: TimeAmount = .minutes(5), defaultDomainStrategy: DomainStrategy = .asIs,
                  processFinder: (any ProcessFinder)? = nil) {
-        self.processFinder = processFinder
+        self.finder = Mutex(processFinder)
         self.rules = rules
         self.outbounds = outbounds
         self.logger = logger.named("router")

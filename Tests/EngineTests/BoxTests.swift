@@ -102,6 +102,20 @@ func freePort() async throws -> Int {
         #expect(box.inbounds.first?.tag == "0")
     }
 
+    /// Go's `needFindProcess` at build: `find_process`, a route rule, a DNS rule (also inside a
+    /// logical one) or a rule-set with a process item turns the lookup on; nothing else does.
+    @Test(arguments: [
+        (#"{"route":{"find_process":true}}"#, true),
+        (#"{"route":{"rules":[{"process_name":["curl"],"outbound":"direct"}]}}"#, true),
+        (#"{"dns":{"servers":[{"type":"local","tag":"l"}],"rules":[{"type":"logical","mode":"or","rules":[{"process_name":["curl"]},{"domain":["a.b"]}],"server":"l"}]}}"#, true),
+        (#"{"route":{"rule_set":[{"type":"inline","tag":"p","rules":[{"process_path":["/usr/bin/curl"]}]}]}}"#, true),
+        (#"{"dns":{"servers":[{"type":"local","tag":"l"}],"rules":[{"domain":["a.b"],"server":"l"}]},"route":{"rules":[{"domain":["a.b"],"outbound":"direct"}]}}"#, false),
+    ])
+    func processLookupOnlyWhenSomethingReadsIt(config: String, expected: Bool) throws {
+        let box = try SingBox(options: try loadOptions(config), logCore: .disabled)
+        #expect((box.router.processFinder != nil) == expected)
+    }
+
     @Test func logOptionsPickFormat() throws {
         let file = "/tmp/engine-test-log-\(UInt32.random(in: 0 ... .max)).log"
         var options = LogOptions()

@@ -313,6 +313,52 @@ func remoteConfig(url: String, format: String, detour: String = "A", interval: S
         #expect(failTook < .seconds(5), "the 404 came after \(failTook)")
     }
 
+    /// Go decides on process lookups after the rule-sets start: a remote set whose first download
+    /// has a `process_path_regex` rule turns the lookup on (no cache, no `find_process`), and a flow
+    /// owned by a python3 child here is routed by it; a set without process rules leaves it off.
+    @Test func remoteSetWithProcessRulesTurnsTheLookupOn() async throws {
+        let dir = try scratch()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let server = try RuleSetHTTPServer(root: dir + "/www")
+        defer { server.stopNow() }
+        try await server.waitReady()
+        try server.put("process.json", Array(#"{"version":3,"rules":[{"process_path_regex":["python3"]}]}"#.utf8))
+        try server.put("plain.json", Array(exampleSet.utf8))
+
+        let plain = try SingBox(options: try loadOptions(remoteConfig(url: server.url("plain.json"), format: "source", cache: nil)))
+        try await plain.start()
+        #expect(plain.router.processFinder == nil)
+        await plain.close()
+
+        // A python3 child connected to its own listener: the router must find it and the set match.
+        let child = ChildProcess()
+        child.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+        child.arguments = ["-c", "import socket,sys,time,os\nl=socket.socket(); l.bind(('127.0.0.1',0)); l.listen(1)\n"
+                           + "c=socket.create_connection(l.getsockname())\n"
+                           + "open(sys.argv[1]+'.tmp','w').write('%d %d' % (c.getsockname()[1], l.getsockname()[1])); os.rename(sys.argv[1]+'.tmp', sys.argv[1])\n"
+                           + "time.sleep(20)", dir + "/ports"]
+        try child.run()
+        defer { child.terminate(); child.waitUntilExit() }
+        #expect(await waitUntil(.seconds(10)) { FileManager.default.fileExists(atPath: dir + "/ports") })
+        let ports = try String(contentsOfFile: dir + "/ports", encoding: .utf8).split(separator: " ")
+        try #require(ports.count == 2)
+        var metadata = FlowMetadata(inbound: "test", inboundType: "mixed", network: .tcp,
+                                    source: Destination("127.0.0.1:\(ports[0])"), destination: Destination("127.0.0.1:\(ports[1])")!)
+
+        let box = try SingBox(options: try loadOptions(remoteConfig(url: server.url("process.json"), format: "source", cache: nil)))
+        #expect(box.router.processFinder == nil, "nothing is known before the download")
+        try await box.start()
+        #expect(box.router.processFinder != nil)
+        let decision = await box.router.match(&metadata)
+        if case .outbound(let chosen) = decision {
+            #expect(chosen.tag == "A", "process \(String(describing: metadata.process))")
+        } else {
+            Issue.record("no outbound: \(decision)")
+        }
+        #expect(metadata.process?.path.contains("python3") == true)
+        await box.close()
+    }
+
     /// A local `.srs` file rewritten while the box runs is reloaded (Go's fswatch); garbage is not.
     @Test func localSetReloadsWhenTheFileChanges() async throws {
         let dir = try scratch()
