@@ -122,6 +122,26 @@ final class RuleSetHTTPServer: @unchecked Sendable {
         process.terminate()
         process.waitUntilExit()
     }
+
+    /// A ready server in a fresh scratch directory `dir` (its files under `dir/www`); pair it with
+    /// `defer { server.stopAndRemove(dir) }`.
+    static func inScratch() async throws -> (dir: String, server: RuleSetHTTPServer) {
+        let dir = try scratch()
+        do {
+            let server = try RuleSetHTTPServer(root: dir + "/www")
+            do { try await server.waitReady() } catch { server.stopAndRemove(dir); throw error }
+            return (dir, server)
+        } catch {
+            try? FileManager.default.removeItem(atPath: dir)
+            throw error
+        }
+    }
+
+    /// Stops the server and removes the scratch directory it was made in.
+    func stopAndRemove(_ dir: String) {
+        stopNow()
+        try? FileManager.default.removeItem(atPath: dir)
+    }
 }
 
 /// Compiles a source rule-set with Go's `rule-set compile` into `.srs` bytes.
@@ -163,11 +183,8 @@ func remoteConfig(url: String, format: String, detour: String = "A", interval: S
     /// Download through `direct`, ETag + 304, a short update_interval picking up a changed file,
     /// garbage keeping the old set, and a restart with the server gone using the cache.
     @Test func binarySetUpdatesAndSurvivesRestartFromCache() async throws {
-        let dir = try scratch()
-        defer { try? FileManager.default.removeItem(atPath: dir) }
-        let server = try RuleSetHTTPServer(root: dir + "/www")
-        defer { server.stopNow() }
-        try await server.waitReady()
+        let (dir, server) = try await RuleSetHTTPServer.inScratch()
+        defer { server.stopAndRemove(dir) }
         try server.put("geo.srs", try await compileWithGo(exampleSet, in: dir))
         let config = remoteConfig(url: server.url("geo.srs"), format: "binary", interval: "1s", cache: dir + "/cache.db")
 
@@ -211,11 +228,8 @@ func remoteConfig(url: String, format: String, detour: String = "A", interval: S
     /// Source format, chunked, downloaded through our socks outbound to a Go sing-box socks inbound.
     @Test func sourceSetThroughSocksToGo() async throws {
         let go = try #require(goSingBox, "Go sing-box is not installed (scripts/install-test-deps.sh)")
-        let dir = try scratch()
-        defer { try? FileManager.default.removeItem(atPath: dir) }
-        let server = try RuleSetHTTPServer(root: dir + "/www")
-        defer { server.stopNow() }
-        try await server.waitReady()
+        let (dir, server) = try await RuleSetHTTPServer.inScratch()
+        defer { server.stopAndRemove(dir) }
         try server.put("geo.json", Array(exampleSet.utf8))
         let socksPort = try await freePort()
         try """
@@ -279,11 +293,8 @@ func remoteConfig(url: String, format: String, detour: String = "A", interval: S
     /// start together (one after another would take 4.5 s), and a 404 ends start at once with that
     /// set's error while another set is still downloading (its download is cancelled).
     @Test func setsStartTogetherAndTheFirstFailureEndsStart() async throws {
-        let dir = try scratch()
-        defer { try? FileManager.default.removeItem(atPath: dir) }
-        let server = try RuleSetHTTPServer(root: dir + "/www")
-        defer { server.stopNow() }
-        try await server.waitReady()
+        let (dir, server) = try await RuleSetHTTPServer.inScratch()
+        defer { server.stopAndRemove(dir) }
         try server.put("a.json", Array(exampleSet.utf8))
         try server.put("b.json", Array(otherSet.utf8))
         func config(_ urls: [String]) -> String {
@@ -317,11 +328,8 @@ func remoteConfig(url: String, format: String, detour: String = "A", interval: S
     /// has a `process_path_regex` rule turns the lookup on (no cache, no `find_process`), and a flow
     /// owned by a python3 child here is routed by it; a set without process rules leaves it off.
     @Test func remoteSetWithProcessRulesTurnsTheLookupOn() async throws {
-        let dir = try scratch()
-        defer { try? FileManager.default.removeItem(atPath: dir) }
-        let server = try RuleSetHTTPServer(root: dir + "/www")
-        defer { server.stopNow() }
-        try await server.waitReady()
+        let (dir, server) = try await RuleSetHTTPServer.inScratch()
+        defer { server.stopAndRemove(dir) }
         try server.put("process.json", Array(#"{"version":3,"rules":[{"process_path_regex":["python3"]}]}"#.utf8))
         try server.put("plain.json", Array(exampleSet.utf8))
 
@@ -389,11 +397,8 @@ func remoteConfig(url: String, format: String, detour: String = "A", interval: S
     /// final block) in Go and in ours, curl through each one's `mixed` inbound: same outcomes.
     @Test func decisionsMatchGoOnRealTraffic() async throws {
         let go = try #require(goSingBox, "Go sing-box is not installed (scripts/install-test-deps.sh)")
-        let dir = try scratch()
-        defer { try? FileManager.default.removeItem(atPath: dir) }
-        let server = try RuleSetHTTPServer(root: dir + "/www")
-        defer { server.stopNow() }
-        try await server.waitReady()
+        let (dir, server) = try await RuleSetHTTPServer.inScratch()
+        defer { server.stopAndRemove(dir) }
         try server.put("ip.srs", try await compileWithGo(#"{"version":3,"rules":[{"ip_cidr":["127.0.0.1/32"]}]}"#, in: dir))
         try server.put("hello.txt", Array("hello".utf8))
         // A second web server on another loopback address, outside the set.
@@ -460,11 +465,8 @@ func remoteConfig(url: String, format: String, detour: String = "A", interval: S
     /// Go's own bbolt cache.db at the configured path is kept byte for byte; ours goes next to it.
     @Test func goCacheFileIsKeptAndASiblingUsed() async throws {
         let go = try #require(goSingBox, "Go sing-box is not installed (scripts/install-test-deps.sh)")
-        let dir = try scratch()
-        defer { try? FileManager.default.removeItem(atPath: dir) }
-        let server = try RuleSetHTTPServer(root: dir + "/www")
-        defer { server.stopNow() }
-        try await server.waitReady()
+        let (dir, server) = try await RuleSetHTTPServer.inScratch()
+        defer { server.stopAndRemove(dir) }
         try server.put("geo.srs", try await compileWithGo(exampleSet, in: dir))
         let config = remoteConfig(url: server.url("geo.srs"), format: "binary", cache: dir + "/cache.db")
         // Go writes its bbolt cache with the set in it.
@@ -492,11 +494,8 @@ func remoteConfig(url: String, format: String, detour: String = "A", interval: S
     /// A body past the limit is refused, not buffered without end; a 404 is returned for Go's
     /// `unexpected status`; a short body is `unexpected EOF`; redirects are followed.
     @Test func hugeBodyIsBoundedAndBadResponsesAreErrors() async throws {
-        let dir = try scratch()
-        defer { try? FileManager.default.removeItem(atPath: dir) }
-        let server = try RuleSetHTTPServer(root: dir + "/www")
-        defer { server.stopNow() }
-        try await server.waitReady()
+        let (dir, server) = try await RuleSetHTTPServer.inScratch()
+        defer { server.stopAndRemove(dir) }
         let box = try SingBox(options: try loadOptions(#"{"log":{"disabled":true},"outbounds":[{"type":"direct","tag":"A"}]}"#))
         try await box.start()
         let outbound = try #require(box.outbounds.outbound("A"))
