@@ -84,6 +84,25 @@ final class DriverPair {
         gateway.start(); client.start()
     }
 
+    /// A client TCP flow to `destination`, accepted bare on the gateway; returns the gateway's channel,
+    /// the connected client channel and the collector on it.
+    func connectThroughGateway(to destination: Endpoint) throws -> (gateway: (any Channel)?, client: any Channel, collector: Collector) {
+        var gatewayChannel: (any Channel)?
+        gateway.onIncoming = { [gateway] flow in
+            _ = gateway.accept(flow) { channel in
+                gatewayChannel = channel
+                return channel.eventLoop.makeSucceededVoidFuture()
+            }
+        }
+        let collector = Collector()
+        let connected = client.connectTCP(to: destination) { channel in
+            channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(collector) }
+        }
+        spin(.milliseconds(50))
+        let channel = try connected.wait()
+        return (gatewayChannel, channel, collector)
+    }
+
     /// Runs the loop, advancing virtual time in small steps so timers fire.
     func spin(_ duration: TimeAmount = .seconds(2)) {
         let step = TimeAmount.milliseconds(1)
@@ -174,19 +193,7 @@ final class DriverPair {
 
 @Test func abortResetsThePeer() throws {
     let pair = DriverPair()
-    var gatewayChannel: (any Channel)?
-    pair.gateway.onIncoming = { flow in
-        _ = pair.gateway.accept(flow) { channel in
-            gatewayChannel = channel
-            return channel.eventLoop.makeSucceededVoidFuture()
-        }
-    }
-    let collector = Collector()
-    let connected = pair.client.connectTCP(to: Endpoint(.v4(IPv4Address(198, 51, 100, 9)), 443)) { channel in
-        channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(collector) }
-    }
-    pair.spin(.milliseconds(50))
-    let channel = try connected.wait()
+    let (gatewayChannel, channel, collector) = try pair.connectThroughGateway(to: Endpoint(.v4(IPv4Address(198, 51, 100, 9)), 443))
     gatewayChannel?.triggerUserOutboundEvent(NetstackAbort(), promise: nil)
     pair.spin(.milliseconds(50))
     #expect(collector.errors.first as? NetstackChannelError == .connectionReset, "\(collector.errors)")
@@ -267,19 +274,7 @@ final class DriverPair {
 
 @Test func stoppingTheDriverResetsItsFlows() throws {
     let pair = DriverPair()
-    var gatewayChannel: (any Channel)?
-    pair.gateway.onIncoming = { flow in
-        _ = pair.gateway.accept(flow) { channel in
-            gatewayChannel = channel
-            return channel.eventLoop.makeSucceededVoidFuture()
-        }
-    }
-    let collector = Collector()
-    let connected = pair.client.connectTCP(to: Endpoint(.v4(IPv4Address(198, 51, 100, 20)), 443)) { channel in
-        channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(collector) }
-    }
-    pair.spin(.milliseconds(50))
-    _ = try connected.wait()
+    let (gatewayChannel, _, collector) = try pair.connectThroughGateway(to: Endpoint(.v4(IPv4Address(198, 51, 100, 20)), 443))
     pair.gateway.stop()
     pair.spin(.milliseconds(50))
     #expect(gatewayChannel?.isActive == false)
