@@ -73,6 +73,13 @@ private func eventually<T>(_ seconds: Double = 10, _ body: () throws -> T) throw
 /// Go sing-box's config: mixed on 1081 → its endpoint (`final`), flows from the endpoint → direct; a `direct`
 /// UDP inbound on 127.0.0.1:5301 forwarded to our echo (our tunnel address, port 7001). With `system` (an
 /// interface name) the endpoint is a kernel TUN of that name.
+/// curl in `namespace`, retried for up to 10 s, must fetch the peer's (or our) hello.txt.
+private func expectHello(_ topology: EndpointTopology, in namespace: String, _ arguments: [String],
+                         _ comment: @autoclosure () -> String = "") throws {
+    let body = try eventually { try topology.curl(in: namespace, arguments) }
+    #expect(body == helloBody, "\(comment())")
+}
+
 private func goConfig(_ topology: EndpointTopology, privateKey: String, ourPublicKey: String, presharedKey: String?,
                       system: String? = nil) -> String {
     let psk = presharedKey.map { "\"pre_shared_key\": \"\($0)\"," } ?? ""
@@ -156,18 +163,12 @@ private func expectIperf3(_ topology: EndpointTopology, _ runs: [[String]]) thro
         #expect(ping6?.status == 0, "ping \(topology.ourTunnel6): \(ping6?.output ?? "")")
 
         // Outbound: mixed → endpoint → the peer's HTTP server, over IPv4 and IPv6 inner addresses.
-        let body4 = try eventually { try topology.curl(in: topology.ours, ["--socks5-hostname", "127.0.0.1:1080",
-                                                                           "http://\(topology.peerTunnel4):8080/hello.txt"]) }
-        #expect(body4 == helloBody)
-        let body6 = try eventually { try topology.curl(in: topology.ours, ["-x", "http://127.0.0.1:1080",
-                                                                           "http://[\(topology.peerTunnel6)]:8080/hello.txt"]) }
-        #expect(body6 == helloBody)
+        try expectHello(topology, in: topology.ours, ["--socks5-hostname", "127.0.0.1:1080", "http://\(topology.peerTunnel4):8080/hello.txt"])
+        try expectHello(topology, in: topology.ours, ["-x", "http://127.0.0.1:1080", "http://[\(topology.peerTunnel6)]:8080/hello.txt"])
 
         // Inbound: the peer connects to our tunnel address; the flow enters our router, goes to loopback, direct.
-        let back4 = try eventually { try topology.curl(in: topology.peer, ["http://\(topology.ourTunnel4):9090/hello.txt"]) }
-        #expect(back4 == helloBody)
-        let back6 = try eventually { try topology.curl(in: topology.peer, ["http://[\(topology.ourTunnel6)]:9090/hello.txt"]) }
-        #expect(back6 == helloBody)
+        try expectHello(topology, in: topology.peer, ["http://\(topology.ourTunnel4):9090/hello.txt"])
+        try expectHello(topology, in: topology.peer, ["http://[\(topology.ourTunnel6)]:9090/hello.txt"])
         #expect(topology.log("ours.log").contains("inbound connection to 127.0.0.1:9090"))
 
         let dump = try topology.peerDump()
@@ -203,9 +204,7 @@ private func expectIperf3(_ topology: EndpointTopology, _ runs: [[String]]) thro
         let later = try topology.peerDump()
         #expect((Int(later[5]) ?? 0) >= (Int(first[5]) ?? 0) + 64, "keepalives: rx \(first[5]) → \(later[5])")
 
-        let body = try eventually { try topology.curl(in: topology.ours, ["--socks5-hostname", "127.0.0.1:1080",
-                                                                          "http://\(topology.peerTunnel4):8080/hello.txt"]) }
-        #expect(body == helloBody)
+        try expectHello(topology, in: topology.ours, ["--socks5-hostname", "127.0.0.1:1080", "http://\(topology.peerTunnel4):8080/hello.txt"])
         let ping = topology.attempt(in: topology.peer, ["ping", "-c", "3", "-i", "0.2", "-W", "3", topology.ourTunnel4])
         #expect(ping?.status == 0, "ping: \(ping?.output ?? "")")
     }
@@ -240,18 +239,10 @@ private func expectIperf3(_ topology: EndpointTopology, _ runs: [[String]]) thro
                                   binary: Binaries.ours, log: "ours")
         try waitForOurBox(topology)
 
-        let body4 = try eventually { try topology.curl(in: topology.ours, ["--socks5-hostname", "127.0.0.1:1080",
-                                                                           "http://\(topology.peerTunnel4):8080/hello.txt"]) }
-        #expect(body4 == helloBody, "\(topology.log("go.log"))")
-        let body6 = try eventually { try topology.curl(in: topology.ours, ["--socks5-hostname", "127.0.0.1:1080",
-                                                                           "http://[\(topology.peerTunnel6)]:8080/hello.txt"]) }
-        #expect(body6 == helloBody)
-        let back4 = try eventually { try topology.curl(in: topology.peer, ["--socks5-hostname", "127.0.0.1:1081",
-                                                                           "http://\(topology.ourTunnel4):9090/hello.txt"]) }
-        #expect(back4 == helloBody, "\(topology.log("ours.log"))")
-        let back6 = try eventually { try topology.curl(in: topology.peer, ["--socks5-hostname", "127.0.0.1:1081",
-                                                                           "http://[\(topology.ourTunnel6)]:9090/hello.txt"]) }
-        #expect(back6 == helloBody)
+        try expectHello(topology, in: topology.ours, ["--socks5-hostname", "127.0.0.1:1080", "http://\(topology.peerTunnel4):8080/hello.txt"], "\(topology.log("go.log"))")
+        try expectHello(topology, in: topology.ours, ["--socks5-hostname", "127.0.0.1:1080", "http://[\(topology.peerTunnel6)]:8080/hello.txt"])
+        try expectHello(topology, in: topology.peer, ["--socks5-hostname", "127.0.0.1:1081", "http://\(topology.ourTunnel4):9090/hello.txt"], "\(topology.log("ours.log"))")
+        try expectHello(topology, in: topology.peer, ["--socks5-hostname", "127.0.0.1:1081", "http://[\(topology.ourTunnel6)]:9090/hello.txt"])
 
         try expectUDPEcho(topology, in: topology.ours, to: "127.0.0.1:5300", "ping over udp")
         try expectUDPEcho(topology, in: topology.peer, to: "127.0.0.1:5301", "pong over udp")
@@ -299,18 +290,11 @@ private func expectIperf3(_ topology: EndpointTopology, _ runs: [[String]]) thro
         let ping6 = topology.attempt(in: topology.peer, ["ping", "-6", "-c", "3", "-i", "0.2", "-W", "3", topology.ourTunnel6])
         #expect(ping6?.status == 0, "ping \(topology.ourTunnel6): \(ping6?.output ?? "") \(topology.log("go.log").suffix(1500))")
 
-        let body4 = try eventually { try topology.curl(in: topology.ours, ["--socks5-hostname", "127.0.0.1:1080",
-                                                                           "http://\(topology.peerTunnel4):8080/hello.txt"]) }
-        #expect(body4 == helloBody)
-        let body6 = try eventually { try topology.curl(in: topology.ours, ["-x", "http://127.0.0.1:1080",
-                                                                           "http://[\(topology.peerTunnel6)]:8080/hello.txt"]) }
-        #expect(body6 == helloBody)
+        try expectHello(topology, in: topology.ours, ["--socks5-hostname", "127.0.0.1:1080", "http://\(topology.peerTunnel4):8080/hello.txt"])
+        try expectHello(topology, in: topology.ours, ["-x", "http://127.0.0.1:1080", "http://[\(topology.peerTunnel6)]:8080/hello.txt"])
         // The peer's kernel socket, and Go's mixed inbound (Go dials bound to its TUN in system mode).
-        let back4 = try eventually { try topology.curl(in: topology.peer, ["http://\(topology.ourTunnel4):9090/hello.txt"]) }
-        #expect(back4 == helloBody)
-        let back6 = try eventually { try topology.curl(in: topology.peer, ["--socks5-hostname", "127.0.0.1:1081",
-                                                                           "http://[\(topology.ourTunnel6)]:9090/hello.txt"]) }
-        #expect(back6 == helloBody, "\(topology.log("go.log").suffix(1500))")
+        try expectHello(topology, in: topology.peer, ["http://\(topology.ourTunnel4):9090/hello.txt"])
+        try expectHello(topology, in: topology.peer, ["--socks5-hostname", "127.0.0.1:1081", "http://[\(topology.ourTunnel6)]:9090/hello.txt"], "\(topology.log("go.log").suffix(1500))")
 
         try expectUDPEcho(topology, in: topology.ours, to: "127.0.0.1:5300", "ping over udp")
         try expectUDPEcho(topology, in: topology.peer, to: "\(topology.ourTunnel4):7001", "pong over udp")
@@ -460,9 +444,7 @@ private func expectIperf3(_ topology: EndpointTopology, _ runs: [[String]]) thro
         try topology.startSingBox(in: topology.ours, config: config, binary: Binaries.ours, log: "ours",
                                   environment: ["ENABLE_DEPRECATED_WIREGUARD_OUTBOUND": "true"])
         try waitForOurBox(topology)
-        let body = try eventually { try topology.curl(in: topology.ours, ["--socks5-hostname", "127.0.0.1:1080",
-                                                                          "http://\(topology.peerTunnel4):8080/hello.txt"]) }
-        #expect(body == helloBody)
+        try expectHello(topology, in: topology.ours, ["--socks5-hostname", "127.0.0.1:1080", "http://\(topology.peerTunnel4):8080/hello.txt"])
         #expect(topology.log("ours.log").contains("legacy wireguard outbound is deprecated"), "\(topology.log("ours.log"))")
     }
 
@@ -480,11 +462,8 @@ private func expectIperf3(_ topology: EndpointTopology, _ runs: [[String]]) thro
                                                                        outerIPv6: true),
                                   binary: Binaries.ours, log: "ours")
         try waitForOurBox(topology)
-        let body = try eventually { try topology.curl(in: topology.ours, ["--socks5-hostname", "127.0.0.1:1080",
-                                                                          "http://\(topology.peerTunnel4):8080/hello.txt"]) }
-        #expect(body == helloBody)
-        let back = try eventually { try topology.curl(in: topology.peer, ["http://[\(topology.ourTunnel6)]:9090/hello.txt"]) }
-        #expect(back == helloBody)
+        try expectHello(topology, in: topology.ours, ["--socks5-hostname", "127.0.0.1:1080", "http://\(topology.peerTunnel4):8080/hello.txt"])
+        try expectHello(topology, in: topology.peer, ["http://[\(topology.ourTunnel6)]:9090/hello.txt"])
         let dump = try topology.peerDump()
         #expect(dump.count >= 3 && dump[2] == "[\(topology.ourOuter6)]:51821", "\(dump)")
     }
@@ -519,17 +498,13 @@ private func expectIperf3(_ topology: EndpointTopology, _ runs: [[String]]) thro
 
         let ping = try eventually(8) { try topology.run(in: topology.peer, ["ping", "-c", "3", "-i", "0.2", "-W", "2", topology.ourTunnel4]) }
         #expect(ping.output.contains("3 received"), "\(ping.output)")
-        let back4 = try eventually { try topology.curl(in: topology.peer, ["http://\(topology.ourTunnel4):9090/hello.txt"]) }
-        #expect(back4 == helloBody)
-        let body4 = try eventually { try topology.curl(in: topology.ours, ["--socks5-hostname", "127.0.0.1:1080",
-                                                                           "http://\(topology.peerTunnel4):8080/hello.txt"]) }
-        #expect(body4 == helloBody, "\(topology.log("ours.log").suffix(1500))")
+        try expectHello(topology, in: topology.peer, ["http://\(topology.ourTunnel4):9090/hello.txt"])
+        try expectHello(topology, in: topology.ours, ["--socks5-hostname", "127.0.0.1:1080", "http://\(topology.peerTunnel4):8080/hello.txt"], "\(topology.log("ours.log").suffix(1500))")
         let ourPing = topology.attempt(in: topology.ours, ["ping", "-I", name, "-c", "2", "-i", "0.2", "-W", "2", topology.peerTunnel4])
         #expect(ourPing?.status == 0, "\(ourPing?.output ?? "")")
         let ping6 = topology.attempt(in: topology.peer, ["ping", "-6", "-c", "2", "-i", "0.2", "-W", "2", topology.ourTunnel6])
         #expect(ping6?.status == 0, "\(ping6?.output ?? "")")
-        let back6 = try eventually { try topology.curl(in: topology.peer, ["http://[\(topology.ourTunnel6)]:9090/hello.txt"]) }
-        #expect(back6 == helloBody)
+        try expectHello(topology, in: topology.peer, ["http://[\(topology.ourTunnel6)]:9090/hello.txt"])
         try expectUDPEcho(topology, in: topology.ours, to: "127.0.0.1:5300", "ping over udp")
         try expectIperf3(topology, [[], ["-R"]])
         let dump = try topology.peerDump()
