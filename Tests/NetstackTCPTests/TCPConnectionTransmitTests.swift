@@ -356,10 +356,7 @@ import Testing
         var h = Harness.established(modern: true)
         let mss = h.connection.sendMSS
         // One round trip with an RTT sample, so the probe timeout (2·SRTT, ≥ 10 ms) is known.
-        h.write(mss)
-        let first = h.transmit()
-        _ = h.advance(.milliseconds(4))
-        h.receive(.ack, ack: first[0].sequenceNumber + mss)
+        h.sampleRoundTrip()
         // Four segments go out; the whole tail is lost: no ACK comes back.
         h.write(4 * mss)
         let sent = h.transmit()
@@ -387,10 +384,7 @@ import Testing
         configuration.tailLossProbe = true
         var h = Harness.established(configuration, modern: true)
         let mss = h.connection.sendMSS
-        h.write(mss)
-        let first = h.transmit()
-        _ = h.advance(.milliseconds(4))
-        h.receive(.ack, ack: first[0].sequenceNumber + mss)
+        h.sampleRoundTrip()
         h.write(2 * mss)
         let sent = h.transmit()
         let probe = h.advanceToDeadline()
@@ -410,10 +404,7 @@ import Testing
     @Test func lostRetransmissionIsResentWhenLaterDataIsSACKed() {
         var h = Harness.established(modern: true)
         let mss = h.connection.sendMSS
-        h.write(mss)
-        let first = h.transmit()
-        _ = h.advance(.milliseconds(4))
-        h.receive(.ack, ack: first[0].sequenceNumber + mss)
+        h.sampleRoundTrip()
         // Six segments; the first is lost, the rest arrive and are SACKed: fast retransmit of s[0].
         h.write(6 * mss)
         let s = h.transmit().map(\.sequenceNumber)

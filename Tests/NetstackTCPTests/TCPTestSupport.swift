@@ -164,6 +164,16 @@ struct Harness {
         return transmit()
     }
 
+    /// One MSS out and its ACK back 4 ms later: an RTT sample, so timers derived from SRTT (the tail
+    /// loss probe's 2·SRTT, RACK's reordering window) are known.
+    mutating func sampleRoundTrip() {
+        let mss = connection.sendMSS
+        write(mss)
+        let first = transmit()
+        _ = advance(.milliseconds(4))
+        receive(.ack, ack: first[0].sequenceNumber + mss)
+    }
+
     /// Moves time to the connection's next deadline (if any) and transmits.
     mutating func advanceToDeadline() -> [TCPSegment] {
         guard let deadline else { return [] }
