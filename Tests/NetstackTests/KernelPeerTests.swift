@@ -151,6 +151,18 @@ private func iperfOnceMore(_ arguments: [String]) -> (bytes: Int, gbit: Double)?
     return iperf(arguments)
 }
 
+/// Our stack dials `server` from `local` and writes `data` (PeerPusher); returns once all of it is
+/// written, our side half-closed and the peer closed too.
+private func push(_ data: Data, through driver: NetstackDriver, to server: Endpoint, from local: IPAddress) throws {
+    let pushed = PeerPusher(data: ByteBuffer(bytes: data))
+    try driver.eventLoop.submit {
+        driver.connectTCP(to: server, from: Endpoint(local, 0)) { channel in
+            channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(pushed) }
+        }.whenFailure { pushed.done.fail($0) }
+    }.wait()
+    try pushed.done.futureResult.wait()
+}
+
 /// Seeded random bytes written to `url`.
 private func randomFile(_ url: URL, seed: UInt64) throws -> Data {
     var rng = SeededRandom(seed: seed)
@@ -274,13 +286,7 @@ private func freePort() -> Int {
             #expect(body.count == file.count && Data(body) == file, "GET: \(body.count) of \(file.count) bytes")
 
             // Push 4 MiB to socat in the namespace: byte-exact in its file.
-            let pushed = PeerPusher(data: ByteBuffer(bytes: file))
-            try loop.submit {
-                driver.connectTCP(to: Endpoint(server, UInt16(sinkPort)), from: Endpoint(local, 0)) { channel in
-                    channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(pushed) }
-                }.whenFailure { pushed.done.fail($0) }
-            }.wait()
-            try pushed.done.futureResult.wait()
+            try push(file, through: driver, to: Endpoint(server, UInt16(sinkPort)), from: local)
             #expect(sink.wait(timeout: 30))
             let stored = (try? Data(contentsOf: sinkFile)) ?? Data()
             #expect(stored.count == file.count && stored == file, "push: \(stored.count) of \(file.count) bytes")
@@ -348,13 +354,7 @@ private func freePort() -> Int {
 
             let server: IPAddress = ipv6 ? .v6(IPv6Address("fd78::2")!) : .v4(IPv4Address(10, 78, 0, 2))
             let local: IPAddress = ipv6 ? .v6(IPv6Address("fd77::2")!) : .v4(IPv4Address(10, 77, 0, 2))
-            let pushed = PeerPusher(data: ByteBuffer(bytes: file.prefix(2 << 20)))
-            try driver.eventLoop.submit {
-                driver.connectTCP(to: Endpoint(server, UInt16(port)), from: Endpoint(local, 0)) { channel in
-                    channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(pushed) }
-                }.whenFailure { pushed.done.fail($0) }
-            }.wait()
-            try pushed.done.futureResult.wait()
+            try push(file.prefix(2 << 20), through: driver, to: Endpoint(server, UInt16(port)), from: local)
             #expect(sink.wait(timeout: 30))
             let stored = (try? Data(contentsOf: sinkFile)) ?? Data()
             #expect(stored == file.prefix(2 << 20), "push: \(stored.count) of \(2 << 20) bytes")
