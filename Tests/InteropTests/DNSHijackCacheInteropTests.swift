@@ -28,6 +28,19 @@ import Glibc
         """
     }
 
+    /// The upstream, and our box in front of it answering on `dnsPort`, both in `work`.
+    static func start(in work: TemporaryDirectory) throws -> (upstream: Dnsmasq, box: SingBox, dnsPort: UInt16) {
+        let upstream = try Self.upstream(in: work)
+        do {
+            let dnsPort = try freeDualPort()
+            let box = try SingBox(.ours, config: config(dnsPort: dnsPort, upstream: upstream.port), waitPort: dnsPort, in: work)
+            return (upstream, box, dnsPort)
+        } catch {
+            upstream.stop()
+            throw error
+        }
+    }
+
     /// kdig's full text output for one UDP query (kdig itself refuses an answer whose ID does not match).
     func kdig(_ arguments: [String], port: UInt16) throws -> String {
         let result = try runTool(Peers.kdig, ["@127.0.0.1", "-p", String(port), "+timeout=2", "+retry=1"] + arguments, timeout: 10)
@@ -55,11 +68,8 @@ import Glibc
 
     @Test func cachedAnswersMatchTheFirstMiss() throws {
         let work = try TemporaryDirectory()
-        let upstream = try Self.upstream(in: work)
-        defer { upstream.stop() }
-        let dnsPort = try freeDualPort()
-        let box = try SingBox(.ours, config: Self.config(dnsPort: dnsPort, upstream: upstream.port), waitPort: dnsPort, in: work)
-        defer { box.stop() }
+        let (upstream, box, dnsPort) = try Self.start(in: work)
+        defer { box.stop(); upstream.stop() }
         // kdig asks without EDNS by default; +bufsize adds an option-less OPT (a simple query, cached);
         // +nsid adds an option (DNSClient caches only option-less queries: two misses, alike).
         for (index, flags) in [[], ["+noedns"], ["+bufsize=1232"], ["+bufsize=4096", "+nsid"]].enumerated() {
@@ -106,11 +116,8 @@ import Glibc
 
     @Test func manySourcesAndGarbage() throws {
         let work = try TemporaryDirectory()
-        let upstream = try Self.upstream(in: work)
-        defer { upstream.stop() }
-        let dnsPort = try freeDualPort()
-        let box = try SingBox(.ours, config: Self.config(dnsPort: dnsPort, upstream: upstream.port), waitPort: dnsPort, in: work)
-        defer { box.stop() }
+        let (upstream, box, dnsPort) = try Self.start(in: work)
+        defer { box.stop(); upstream.stop() }
         // Garbage first, from its own socket: nothing comes back and nothing breaks.
         let junk = try UDPClient(port: dnsPort)
         defer { junk.close() }
@@ -162,16 +169,8 @@ final class UDPClient {
     let fd: Int32
 
     init(port: UInt16) throws {
-        fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { throw PeerError("socket: \(errno)") }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        address.sin_port = port.bigEndian
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard connected == 0 else { Glibc.close(fd); throw PeerError("connect: \(errno)") }
+        fd = connectLoopback(port: port, type: SOCK_DGRAM)
+        guard fd >= 0 else { throw PeerError("udp socket to 127.0.0.1:\(port): errno \(errno)") }
     }
 
     /// An A query with RD set and no EDNS.

@@ -224,7 +224,12 @@ func freeDualPort() throws -> UInt16 {
 /// bound to that loopback address first, so its ephemeral port cannot collide with ports other
 /// tests bind on 127.0.0.1 (the 5,000-connection flood uses 127.0.0.2).
 func connectTCP(port: UInt16, source: String? = nil) -> Int32 {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+    connectLoopback(port: port, type: SOCK_STREAM, source: source)
+}
+
+/// A socket of `type` connected to 127.0.0.1:`port` (bound to `source` first if given); the fd or -1.
+func connectLoopback(port: UInt16, type: __socket_type, source: String? = nil) -> Int32 {
+    let fd = socket(AF_INET, Int32(type.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
     guard fd >= 0 else { return -1 }
     if let source {
         var local = sockaddr_in()
