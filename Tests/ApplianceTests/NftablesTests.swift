@@ -204,16 +204,23 @@ struct NftablesKernelTests {
 
 @Suite(.enabled(if: isRoot, "needs root for network namespaces"))
 struct AutoRedirectControllerTests {
-    @Test func localAddressSetsFollowTheMonitor() throws {
-        let namespace = try TestNamespace("arc")
-        try namespace.exec("ip", "link", "add", "ac0", "type", "veth", "peer", "name", "ac1")
-        try namespace.exec("ip", "link", "set", "ac0", "up")
-        try namespace.exec("ip", "addr", "add", "10.88.0.1/24", "dev", "ac0")
+    /// A namespace with veth `<link>0` up at 10.88.0.1/24, and inside it a started interface monitor
+    /// (ignoring tun0) and an nftables socket; the caller stops the monitor.
+    static func monitoredNamespace(_ name: String, link: String) throws -> (TestNamespace, NetlinkInterfaceMonitor, NftablesSocket) {
+        let namespace = try TestNamespace(name)
+        try namespace.exec("ip", "link", "add", "\(link)0", "type", "veth", "peer", "name", "\(link)1")
+        try namespace.exec("ip", "link", "set", "\(link)0", "up")
+        try namespace.exec("ip", "addr", "add", "10.88.0.1/24", "dev", "\(link)0")
         let (monitor, nft) = try NetworkNamespace.run(named: namespace.name) {
             (try NetlinkInterfaceMonitor(ignoring: ["tun0"]), try NftablesSocket())
         }
+        do { try monitor.start() } catch { monitor.stop(); throw error }
+        return (namespace, monitor, nft)
+    }
+
+    @Test func localAddressSetsFollowTheMonitor() throws {
+        let (namespace, monitor, nft) = try Self.monitoredNamespace("arc", link: "ac")
         defer { monitor.stop() }
-        try monitor.start()
         let controller = AutoRedirectController(
             options: AutoRedirectOptions(interfaceName: "tun0", enableIPv4: true, enableIPv6: false, redirectPort: 12345),
             firewall: NftablesFirewallInstaller(socket: nft), monitor: monitor)
@@ -234,15 +241,8 @@ struct AutoRedirectControllerTests {
 
     /// A rule-set update replaces the route address sets (and keeps the local ones); after stop it is a no-op.
     @Test func routeAddressSetUpdateReplacesTheTable() throws {
-        let namespace = try TestNamespace("arr")
-        try namespace.exec("ip", "link", "add", "ar0", "type", "veth", "peer", "name", "ar1")
-        try namespace.exec("ip", "link", "set", "ar0", "up")
-        try namespace.exec("ip", "addr", "add", "10.88.0.1/24", "dev", "ar0")
-        let (monitor, nft) = try NetworkNamespace.run(named: namespace.name) {
-            (try NetlinkInterfaceMonitor(ignoring: ["tun0"]), try NftablesSocket())
-        }
+        let (namespace, monitor, nft) = try Self.monitoredNamespace("arr", link: "ar")
         defer { monitor.stop() }
-        try monitor.start()
         var options = AutoRedirectOptions(interfaceName: "tun0", enableIPv4: true, enableIPv6: false, redirectPort: 12345)
         options.routeAddressSet = [NetworkPrefix("10.9.0.0/16")!]
         let controller = AutoRedirectController(options: options, firewall: NftablesFirewallInstaller(socket: nft), monitor: monitor)
