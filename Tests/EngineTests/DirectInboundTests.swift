@@ -96,21 +96,7 @@ struct MiniBox {
     }
 
     @Test func forwardsUDPDatagramsBothWays() async throws {
-        // UDP echo server.
-        let echo = try await DatagramBootstrap(group: testGroup)
-            .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(UDPEchoHandler()) }
-            }
-            .bind(host: "127.0.0.1", port: 0).get()
-        let box = MiniBox(rules: [], overrideHost: "127.0.0.1", overridePort: UInt16(echo.localAddress!.port!), networks: [.udp])
-        try await box.inbound.start(.start)
-        let inboundAddress = try #require(box.inbound.udpLocalAddress)
-        let replies = UDPCollector()
-        let client = try await DatagramBootstrap(group: testGroup)
-            .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(replies) }
-            }
-            .bind(host: "127.0.0.1", port: 0).get()
+        let (echo, box, inboundAddress, replies, client) = try await udpEchoThroughInbound(largeDatagrams: false)
         var sent: [[UInt8]] = []
         for index in 0..<5 {
             let datagram = testPayload(count: 100 + index * 300, seed: UInt64(index + 1))
@@ -127,27 +113,37 @@ struct MiniBox {
 }
 
 extension DirectInboundTests {
-    /// A new client's first burst waits for the router without losing the first 64 datagrams' worth of
-    /// the rest (the queue holds 512), and datagrams up to 64 KiB arrive whole through the batched reads.
-    @Test func burstOnANewFlowAndLargeDatagramsArriveWhole() async throws {
-        let echo = try await DatagramBootstrap(group: testGroup)
-            .channelOption(ChannelOptions.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: 65_536))
-            .channelOption(ChannelOptions.socketOption(.so_rcvbuf), value: 4 << 20)
-            .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(UDPEchoHandler()) }
+    /// A UDP echo server on loopback, a started direct inbound (MiniBox) that forwards to it, and a
+    /// client socket whose replies collect in the returned `UDPCollector`. With `largeDatagrams` the
+    /// echo and client sockets read 64 KiB datagrams and have 4 MiB receive buffers.
+    func udpEchoThroughInbound(largeDatagrams: Bool) async throws
+        -> (echo: any Channel, box: MiniBox, inboundAddress: SocketAddress, replies: UDPCollector, client: any Channel) {
+        func bind(_ handler: @escaping @Sendable () -> any ChannelHandler) async throws -> any Channel {
+            var bootstrap = DatagramBootstrap(group: testGroup)
+            if largeDatagrams {
+                bootstrap = bootstrap
+                    .channelOption(ChannelOptions.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: 65_536))
+                    .channelOption(ChannelOptions.socketOption(.so_rcvbuf), value: 4 << 20)
             }
-            .bind(host: "127.0.0.1", port: 0).get()
+            return try await bootstrap
+                .channelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(handler()) }
+                }
+                .bind(host: "127.0.0.1", port: 0).get()
+        }
+        let echo = try await bind { UDPEchoHandler() }
         let box = MiniBox(rules: [], overrideHost: "127.0.0.1", overridePort: UInt16(echo.localAddress!.port!), networks: [.udp])
         try await box.inbound.start(.start)
         let inboundAddress = try #require(box.inbound.udpLocalAddress)
         let replies = UDPCollector()
-        let client = try await DatagramBootstrap(group: testGroup)
-            .channelOption(ChannelOptions.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: 65_536))
-            .channelOption(ChannelOptions.socketOption(.so_rcvbuf), value: 4 << 20)
-            .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(replies) }
-            }
-            .bind(host: "127.0.0.1", port: 0).get()
+        let client = try await bind { replies }
+        return (echo, box, inboundAddress, replies, client)
+    }
+
+    /// A new client's first burst waits for the router without losing the first 64 datagrams' worth of
+    /// the rest (the queue holds 512), and datagrams up to 64 KiB arrive whole through the batched reads.
+    @Test func burstOnANewFlowAndLargeDatagramsArriveWhole() async throws {
+        let (echo, box, inboundAddress, replies, client) = try await udpEchoThroughInbound(largeDatagrams: true)
         var sent: [[UInt8]] = []
         for index in 0..<150 {
             sent.append(testPayload(count: 64, seed: UInt64(index + 1)))
