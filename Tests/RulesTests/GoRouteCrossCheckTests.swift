@@ -75,7 +75,7 @@ import Testing
             if cases.isEmpty { continue }
             let dir = try GoPeer.scratch("route-go")
             defer { try? FileManager.default.removeItem(at: dir) }
-            let port = UInt16.random(in: 20000...60000)
+            let port = try #require(freeLoopbackPort())
             guard case .object(let route) = group.route else { continue }
             let outbounds = ["a", "b", "c", "d", "e", "f"].map { #"{"type":"block","tag":"\#($0)"}"# }.joined(separator: ",")
             let config = """

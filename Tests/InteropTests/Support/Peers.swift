@@ -1,6 +1,7 @@
 // Where the binaries under test and the real peers live, and small process/socket helpers.
 // Every spawned process is owned by a `Spawned` that kills it on `stop()` or deinit, so an early
 // `throw` or a failed `#require` cannot leave one behind.
+import TestSupport
 import Foundation
 #if canImport(Glibc)
 import Glibc
@@ -187,37 +188,16 @@ func runTool(_ executable: String, _ arguments: [String], timeout: Double = 20) 
 }
 
 /// Whether 127.0.0.1:`port` can be bound now for TCP or UDP.
-private func canBind(_ port: UInt16, udp: Bool) -> Bool {
-    let fd = socket(AF_INET, Int32(udp ? SOCK_DGRAM.rawValue : SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-    guard fd >= 0 else { return false }
-    defer { close(fd) }
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    address.sin_port = port.bigEndian
-    return withUnsafePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-    } == 0
-}
-
-/// A random port free on 127.0.0.1 for TCP (or UDP), below the kernel's ephemeral range
-/// (32768–60999 here): a port taken from that range can be grabbed by any concurrent connect()
-/// before the process under test binds it, and parallel suites connect a lot.
+/// A random port free on 127.0.0.1 for TCP (or UDP), below the ephemeral range (TestSupport).
 func freePort(udp: Bool = false) throws -> UInt16 {
-    for _ in 0..<200 {
-        let port = UInt16.random(in: 20000..<32700)
-        if canBind(port, udp: udp) { return port }
-    }
-    throw PeerError("no free port below the ephemeral range")
+    guard let port = freeLoopbackPort(udp: udp, tcp: !udp) else { throw PeerError("no free port below the ephemeral range") }
+    return port
 }
 
 /// A port free on 127.0.0.1 for both UDP and TCP (DNS servers listen on both).
 func freeDualPort() throws -> UInt16 {
-    for _ in 0..<200 {
-        let port = UInt16.random(in: 20000..<32700)
-        if canBind(port, udp: true), canBind(port, udp: false) { return port }
-    }
-    throw PeerError("no port free for both UDP and TCP")
+    guard let port = freeLoopbackPort(udp: true, tcp: true) else { throw PeerError("no port free for both UDP and TCP") }
+    return port
 }
 
 /// Opens a TCP connection to 127.0.0.1:`port`; returns the fd or -1. With `source` the socket is
