@@ -40,9 +40,9 @@ let package = Package(
     ],
     targets: [
         // Floor 0–3: the netstack (pure Swift, sans-I/O; only NetstackNIO touches an event loop).
-        swiftTarget("NetstackWire", path: "Netstack/Wire", [nioCore]),
-        swiftTarget("NetstackTCP", path: "Netstack/TCP", ["NetstackWire", nioCore]),
-        swiftTarget("Netstack", path: "Netstack/Stack", ["NetstackTCP", "NetstackWire", nioCore]),
+        swiftTarget("NetstackWire", path: "Netstack/Wire"),
+        swiftTarget("NetstackTCP", path: "Netstack/TCP", ["NetstackWire"]),
+        swiftTarget("Netstack", path: "Netstack/Stack", ["NetstackTCP", "NetstackWire"]),
         swiftTarget("NetstackNIO", path: "Netstack/NIO", ["Netstack", nioCore]),
         swiftTarget("NetstackTesting", path: "Netstack/Testing", ["Netstack", "NetstackWire", nioCore]),
 
@@ -103,8 +103,8 @@ let package = Package(
         // Tests (Swift Testing). InteropTests run the built binary against real peers, as root.
         // TestSupport: what the test targets share (child processes without Foundation's reaper).
         .target(name: "TestSupport", dependencies: ["CLinux"], path: "Tests/Support", swiftSettings: swiftSettings),
-        testTarget("NetstackWireTests", ["NetstackWire", "NetstackTesting", nioCore]),
-        testTarget("NetstackTCPTests", ["NetstackTCP", "NetstackWire", nioCore]),
+        testTarget("NetstackWireTests", ["NetstackWire", "NetstackTesting"]),
+        testTarget("NetstackTCPTests", ["NetstackTCP", "NetstackWire"]),
         testTarget("NetstackTests", ["TestSupport", "Netstack", "NetstackTesting", "NetstackWire", "NetstackNIO", nioCore, nioPosix,
                                      .product(name: "NIOEmbedded", package: "swift-nio")]),
         .testTarget(name: "ConfigTests", dependencies: ["Config", "TestSupport"], path: "Tests/ConfigTests",

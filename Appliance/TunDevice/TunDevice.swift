@@ -100,7 +100,7 @@ package final class TunDevice: Sendable {
     private let closed = ClosedFlag()
     private let counters = TunCounters()
     /// The big read buffer kept between reads while small packets arrive.
-    private let spareBuffer = Mutex<ByteBuffer?>(nil)
+    private let spareBuffer = Mutex<PacketBuffer?>(nil)
 
     /// Opens a queue of TUN `options.name` and configures the vnet header and offloads.
     /// Throws `TunError` (EPERM without CAP_NET_ADMIN, EBUSY if the name is a non-TUN link).
@@ -163,21 +163,20 @@ package final class TunDevice: Sendable {
     /// tail of a big spare buffer. A small packet stays in its small buffer (no 64 KiB buffer pinned by
     /// a 1400-byte packet); a GSO super-packet's first piece is copied (2 KiB) in front of its tail in the
     /// big buffer, which becomes the packet, and a new spare is made on the next big read.
-    package func readBatch(into batch: inout PacketBatch, maxPackets: Int, headroom: Int = Stack.headroom,
-                           allocator: ByteBufferAllocator = ByteBufferAllocator()) throws -> Int {
+    package func readBatch(into batch: inout PacketBatch, maxPackets: Int, headroom: Int = Stack.headroom) throws -> Int {
         let smallSize = TunDevice.smallReadSize
         let tailSize = TunDevice.maximumReadSize - smallSize
-        var spare = spareBuffer.withLock { buffer -> ByteBuffer? in
+        var spare = spareBuffer.withLock { buffer -> PacketBuffer? in
             defer { buffer = nil }
             return buffer
         }
         defer { if let spare { spareBuffer.withLock { $0 = spare } } }
         var count = 0
         while count < maxPackets {
-            var small = allocator.buffer(capacity: headroom + smallSize)
+            var small = PacketBuffer(capacity: headroom + smallSize)
             small.moveWriterIndex(forwardBy: headroom)
             small.moveReaderIndex(forwardBy: headroom)
-            var big = spare ?? allocator.buffer(capacity: headroom + TunDevice.maximumReadSize)
+            var big = spare ?? PacketBuffer(capacity: headroom + TunDevice.maximumReadSize)
             spare = nil
             big.clear()
             big.moveWriterIndex(forwardBy: headroom)
@@ -203,7 +202,7 @@ package final class TunDevice: Sendable {
                 if code == EINTR { continue }
                 throw TunError(operation: "read \(name)", errno: code)
             }
-            var packet: ByteBuffer
+            var packet: PacketBuffer
             if readCount > smallSize {
                 big.moveWriterIndex(forwardBy: readCount)
                 packet = big

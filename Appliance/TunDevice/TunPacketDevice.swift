@@ -142,7 +142,7 @@ private final class PipeReader: ChannelInboundHandler {
         guard buffer.readableBytes > VirtioNetHeader.length,
               let header = try? VirtioNetHeader(validating: buffer.readableBytesSpan) else { return }
         buffer.moveReaderIndex(forwardBy: VirtioNetHeader.length)
-        batch.append(Packet(bytes: buffer, offload: header))
+        batch.append(Packet(bytes: PacketBuffer(copying: buffer, headroom: Stack.headroom), offload: header))
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {

@@ -76,7 +76,7 @@ package final class NetstackFlowChannel: Channel, ChannelCore, @unchecked Sendab
 
     // MARK: Channel
 
-    package var allocator: ByteBufferAllocator { ByteBufferAllocator() }
+    package let allocator = ByteBufferAllocator()
     package var closeFuture: EventLoopFuture<Void> { closePromise.futureResult }
     package var pipeline: ChannelPipeline { _pipeline }
     package var localAddress: SocketAddress? { try? NetstackFlowChannel.socketAddress(key.local) }
@@ -169,7 +169,8 @@ package final class NetstackFlowChannel: Channel, ChannelCore, @unchecked Sendab
         while flushedCount > 0, var head = pending.first {
             if isTCP {
                 let before = head.data.readableBytes
-                let taken = (try? stack.send(&head.data, on: id)) ?? 0
+                let taken = head.data.withUnsafeReadableBytes { (try? stack.send(bytes: $0, on: id)) ?? 0 }
+                head.data.moveReaderIndex(forwardBy: taken)
                 pendingBytes -= taken
                 if head.data.readableBytes > 0 {
                     pending[pending.startIndex].data = head.data
@@ -179,7 +180,7 @@ package final class NetstackFlowChannel: Channel, ChannelCore, @unchecked Sendab
                 }
             } else {
                 do {
-                    try stack.sendDatagram(head.data, on: id)
+                    try head.data.withUnsafeReadableBytes { (bytes) throws(FlowError) in try stack.sendDatagram(bytes: bytes, on: id) }
                 } catch {
                     pending.removeFirst()
                     flushedCount -= 1
@@ -222,13 +223,14 @@ package final class NetstackFlowChannel: Channel, ChannelCore, @unchecked Sendab
         guard readPending, isActive, registered else { return }
         var delivered = 0
         while delivered < maxMessagesPerRead {
-            let next: ByteBuffer?
+            let next: PacketBuffer?
             if isTCP {
                 next = try? stack.read(on: id, max: 64 * 1024)
             } else {
                 next = try? stack.receiveDatagram(on: id)
             }
-            guard let data = next else { break }
+            guard let chunk = next else { break }
+            let data = ByteBuffer(copying: chunk, allocator: allocator)
             delivered += 1
             pipeline.syncOperations.fireChannelRead(NIOAny(data))
         }

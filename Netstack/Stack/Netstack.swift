@@ -6,8 +6,8 @@
 // Invariants: never reads a clock, never blocks, never allocates per packet in steady state beyond
 // what a new flow or reassembly needs; every bound (flows, SYN backlog, buffered bytes, reassembly
 // memory, output queue) is enforced where the memory is taken.
-// Must not import: Foundation, Glibc, NIOPosix, anything with an EventLoop (STYLE §1). From NIO only
-// the value types ByteBuffer and CircularBuffer.
+// Imports: NetstackTCP and NetstackWire only: no NIO, Foundation or Glibc. Bytes are NetstackWire's
+// `PacketBuffer`; the glue (NetstackNIO) copies between it and NIO's `ByteBuffer` at the flow edge.
 
 /// The module's name, for log lines and diagnostics.
 package enum NetstackModule {

@@ -1,19 +1,18 @@
-package import NIOCore
-package import NetstackWire
+public import NetstackWire
 
 /// One IP packet and the offload metadata that came with it (or goes with it).
 ///
 /// `bytes` starts at the IP header (the virtio-net header, if any, is parsed off into `offload`).
 /// Buffers the stack emits keep `Stack.headroom` free bytes before the reader index, so a device can
 /// put a virtio-net or tunnel header in front without copying.
-package struct Packet: Sendable {
+public struct Packet: Sendable {
     /// The packet from its IP header on; `Stack.headroom` free bytes precede it in buffers the stack builds.
-    package var bytes: ByteBuffer
+    public var bytes: PacketBuffer
     /// Checksum and segmentation state: what the virtio-net header said on input, or must say on output.
-    package var offload: VirtioNetHeader
+    public var offload: VirtioNetHeader
 
     /// A packet with its offload state (`.none`: complete checksums, no GSO).
-    @inlinable package init(bytes: ByteBuffer, offload: VirtioNetHeader = .none) {
+    @inlinable public init(bytes: PacketBuffer, offload: VirtioNetHeader = .none) {
         self.bytes = bytes
         self.offload = offload
     }
@@ -21,28 +20,28 @@ package struct Packet: Sendable {
 
 /// A batch of packets moved in one call between a device and the stack. Reused across calls:
 /// `removeAll()` keeps its storage so steady-state batches allocate nothing.
-package struct PacketBatch: Sendable {
+public struct PacketBatch: Sendable {
     /// The packets, in device order.
-    package var packets: [Packet]
+    public var packets: [Packet]
 
     /// An empty batch with room for `capacity` packets.
-    package init(capacity: Int = 64) {
+    public init(capacity: Int = 64) {
         packets = []
         packets.reserveCapacity(capacity)
     }
 
     /// Packets in the batch.
-    @inlinable package var count: Int { packets.count }
+    @inlinable public var count: Int { packets.count }
     /// Whether the batch has no packets.
-    @inlinable package var isEmpty: Bool { packets.isEmpty }
+    @inlinable public var isEmpty: Bool { packets.isEmpty }
     /// Adds a packet at the end.
-    @inlinable package mutating func append(_ packet: Packet) { packets.append(packet) }
+    @inlinable public mutating func append(_ packet: Packet) { packets.append(packet) }
     /// Empties the batch and keeps its capacity.
-    @inlinable package mutating func removeAll() { packets.removeAll(keepingCapacity: true) }
+    @inlinable public mutating func removeAll() { packets.removeAll(keepingCapacity: true) }
 }
 
 /// The stack's whole contract with its owner: packets and time in, packets and a deadline out.
-package protocol PacketStack {
+public protocol PacketStack {
     /// Takes a batch read from the device. Never blocks and never reads a clock. Empties `batch`.
     mutating func receive(_ batch: inout PacketBatch, now: Instant)
     /// Appends what to send to `batch`; returns when to call again (`nil`: only on new input).

@@ -1,4 +1,3 @@
-package import NIOCore
 package import NetstackWire
 
 /// Identifies one datagram being reassembled (RFC 791 §3.2: source, destination, protocol,
@@ -37,7 +36,7 @@ package struct Reassembler {
         case incomplete
         /// The datagram is whole: `header` (the first fragment's unfragmentable part) then the payload.
         /// `headerLength` tells where the payload starts; the caller fixes lengths and flags.
-        case complete(ByteBuffer, headerLength: Int)
+        case complete(PacketBuffer, headerLength: Int)
         /// The fragment was ignored (a duplicate) or the datagram discarded; counted by the caller.
         case dropped
     }
@@ -48,19 +47,19 @@ package struct Reassembler {
         package var key: ReassemblyKey
         /// The first fragment as received (IP header and data), when it had arrived; RFC 792/RFC 8200
         /// §4.5 send "fragment reassembly time exceeded" only then.
-        package var firstFragment: ByteBuffer?
+        package var firstFragment: PacketBuffer?
     }
 
     struct Piece {
         var offset: Int
-        var data: ByteBuffer
+        var data: PacketBuffer
         var end: Int { offset + data.readableBytes }
     }
 
     struct Datagram {
         var pieces: [Piece] = []
-        var header: ByteBuffer? = nil
-        var firstFragment: ByteBuffer? = nil
+        var header: PacketBuffer? = nil
+        var firstFragment: PacketBuffer? = nil
         var finalLength: Int? = nil
         var heldBytes = 0
         var deadline: Instant
@@ -80,7 +79,6 @@ package struct Reassembler {
     private var datagrams: [ReassemblyKey: Datagram] = [:]
     /// Bytes held in all pieces and headers.
     package private(set) var heldBytes = 0
-    private let allocator = ByteBufferAllocator()
 
     /// A reassembler with Linux's defaults unless told otherwise.
     package init(timeout: Duration = .seconds(30), memoryLimit: Int = 4 << 20,
@@ -97,8 +95,8 @@ package struct Reassembler {
     /// Adds one fragment. `header` is the unfragmentable part when `offset == 0` (IP header and
     /// options, or IPv6 header and extension headers before the fragment header), `data` the fragment
     /// data, `packet` the whole fragment (kept for a time-exceeded error when `offset == 0`).
-    package mutating func insert(key: ReassemblyKey, offset: Int, moreFragments: Bool, data: ByteBuffer,
-                                 header: ByteBuffer?, packet: ByteBuffer, headroom: Int, now: Instant) -> Outcome {
+    package mutating func insert(key: ReassemblyKey, offset: Int, moreFragments: Bool, data: PacketBuffer,
+                                 header: PacketBuffer?, packet: PacketBuffer, headroom: Int, now: Instant) -> Outcome {
         let length = data.readableBytes
         let end = offset + length
         guard end <= Reassembler.maximumPayload, !moreFragments || (length > 0 && length % 8 == 0) else {
@@ -125,13 +123,13 @@ package struct Reassembler {
             return .dropped
         case .insert(let index):
             // Copy the bytes: the fragment's buffer may be a large device buffer we must not pin.
-            var copy = allocator.buffer(capacity: length)
+            var copy = PacketBuffer(capacity: length)
             var source = data
             copy.writeBuffer(&source)
             datagram.pieces.insert(Piece(offset: offset, data: copy), at: index)
             datagram.heldBytes += length
             if offset == 0, let header {
-                var h = allocator.buffer(capacity: header.readableBytes)
+                var h = PacketBuffer(capacity: header.readableBytes)
                 var hs = header
                 h.writeBuffer(&hs)
                 datagram.header = h
@@ -179,7 +177,7 @@ package struct Reassembler {
             covered = piece.end
         }
         guard covered == final else { return nil }
-        var out = allocator.buffer(capacity: headroom + headerBytes.readableBytes + final)
+        var out = PacketBuffer(capacity: headroom + headerBytes.readableBytes + final)
         out.moveWriterIndex(forwardBy: headroom)
         out.moveReaderIndex(forwardBy: headroom)
         var hb = headerBytes

@@ -1,4 +1,3 @@
-package import NIOCore
 package import NetstackWire
 import NetstackTCP
 
@@ -22,7 +21,7 @@ package enum ICMPErrorKind: Sendable, Equatable {
 extension Stack {
     // MARK: Input
 
-    func receiveICMPv4(_ ip: IPInfo, message: ByteBuffer, packet: ByteBuffer, now: Instant) {
+    func receiveICMPv4(_ ip: IPInfo, message: PacketBuffer, packet: PacketBuffer, now: Instant) {
         statistics.icmpReceived += 1
         let type: UInt8
         do {
@@ -69,7 +68,7 @@ extension Stack {
         enqueue(Packet(bytes: reply))
     }
 
-    func receiveICMPv6(_ ip: IPInfo, message: ByteBuffer, packet: ByteBuffer, now: Instant) {
+    func receiveICMPv6(_ ip: IPInfo, message: PacketBuffer, packet: PacketBuffer, now: Instant) {
         statistics.icmpReceived += 1
         let type: UInt8
         let pseudo = Checksum.pseudoHeaderSum(source: ip.source, destination: ip.destination,
@@ -117,7 +116,7 @@ extension Stack {
     /// An unreachable error about a packet we sent: the quoted header names the flow (its source is
     /// our end). A UDP flow closes with `.unreachable`; a TCP flow still connecting is aborted.
     /// Established TCP ignores it (RFC 1122 §4.2.3.9: soft error) — the retransmission timer decides.
-    private func receiveICMPError(quoting message: ByteBuffer, now: Instant) {
+    private func receiveICMPError(quoting message: PacketBuffer, now: Instant) {
         guard let (id, key, _) = quotedFlow(in: message) else { return }
         switch slot(id) {
         case .udp(let flow) where flow.state == .open:
@@ -135,7 +134,7 @@ extension Stack {
 
     /// The flow of ours an ICMP error quotes (its source is our end, or any address in transparent mode),
     /// with the quoted transport header (at least 8 bytes: ports and, for TCP, the sequence number).
-    private func quotedFlow(in message: ByteBuffer) -> (FlowID, FlowKey, transport: ByteBuffer)? {
+    private func quotedFlow(in message: PacketBuffer) -> (FlowID, FlowKey, transport: PacketBuffer)? {
         guard let quoted = message.getSlice(at: message.readerIndex + 8, length: message.readableBytes - 8),
               let first = quoted.getInteger(at: quoted.readerIndex, as: UInt8.self) else { return nil }
         let source: IPAddress, destination: IPAddress, proto: UInt8, offset: Int
@@ -175,7 +174,7 @@ extension Stack {
     /// "Fragmentation needed" / "packet too big" about a TCP segment we sent: the connection's MSS drops
     /// to what `mtu` carries and what is in flight is resent (RFC 1191, RFC 8201). The quoted sequence
     /// number must lie in `SND.UNA..<SND.NXT` (RFC 5927 §4.1), so a blind attacker cannot shrink a flow.
-    private func receivePacketTooBig(quoting message: ByteBuffer, mtu: Int) {
+    private func receivePacketTooBig(quoting message: PacketBuffer, mtu: Int) {
         guard mtu >= 68, let (id, key, transport) = quotedFlow(in: message), key.proto == .tcp,
               case .tcp(let flow) = slot(id), let connection = flow.connection,
               let raw = transport.getInteger(at: transport.readerIndex + 4, as: UInt32.self) else { return }
@@ -197,7 +196,7 @@ extension Stack {
     /// the rate limit has a token. Port unreachable and administratively prohibited come from the
     /// original destination (the host the client tried, which we stand in for); errors a router would
     /// send come from our own address of the family when we have one.
-    package func sendICMPError(_ kind: ICMPErrorKind, about original: ByteBuffer, now: Instant) {
+    package func sendICMPError(_ kind: ICMPErrorKind, about original: PacketBuffer, now: Instant) {
         guard let first = original.getInteger(at: original.readerIndex, as: UInt8.self) else { return }
         let source: IPAddress, destination: IPAddress, length: Int
         let isIPv4 = first >> 4 == 4

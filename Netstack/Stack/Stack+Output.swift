@@ -1,4 +1,3 @@
-import NIOCore
 import NetstackWire
 
 // Packet output: transport bytes in a buffer with room in front → IP header prepended in place →
@@ -11,7 +10,7 @@ extension Stack {
 
     /// A buffer for `capacity` transport bytes with `reservedFront` bytes free before the reader index;
     /// a recycled one when the pool has one large enough (steady state allocates nothing).
-    func makeTransportBuffer(capacity: Int) -> ByteBuffer {
+    func makeTransportBuffer(capacity: Int) -> PacketBuffer {
         let needed = Stack.reservedFront + capacity
         while var pooled = bufferPool.popLast() {
             guard pooled.capacity >= needed else { continue }
@@ -20,7 +19,7 @@ extension Stack {
             pooled.moveReaderIndex(forwardBy: Stack.reservedFront)
             return pooled
         }
-        var buffer = allocator.buffer(capacity: max(needed, Stack.pooledBufferSize))
+        var buffer = PacketBuffer(capacity: max(needed, Stack.pooledBufferSize))
         buffer.moveWriterIndex(forwardBy: Stack.reservedFront)
         buffer.moveReaderIndex(forwardBy: Stack.reservedFront)
         return buffer
@@ -44,7 +43,7 @@ extension Stack {
 
     /// Moves the reader index back by `count` bytes, copying into a fresh buffer first if there is
     /// not that much room (the owner's payload came without headroom).
-    func prepend(_ count: Int, to buffer: inout ByteBuffer) {
+    func prepend(_ count: Int, to buffer: inout PacketBuffer) {
         if buffer.readerIndex < count {
             var fresh = makeTransportBuffer(capacity: buffer.readableBytes)
             fresh.writeBuffer(&buffer)
@@ -59,7 +58,7 @@ extension Stack {
     ///
     /// `transport` is taken (inout, left empty) so the header is written into a uniquely referenced
     /// buffer: a second reference would make the write copy the whole packet.
-    func emitIP(source: IPAddress, destination: IPAddress, proto: UInt8, transport: inout ByteBuffer,
+    func emitIP(source: IPAddress, destination: IPAddress, proto: UInt8, transport: inout PacketBuffer,
                 dontFragment: Bool = false, offload: VirtioNetHeader = .none) {
         let length = transport.readableBytes
         switch (source, destination) {
@@ -95,7 +94,7 @@ extension Stack {
     }
 
     /// RFC 791 §3.2 fragmentation: pieces of `(mtu - 20) & ~7` bytes, MF on all but the last.
-    private func fragmentIPv4(source: IPv4Address, destination: IPv4Address, proto: UInt8, transport: ByteBuffer) {
+    private func fragmentIPv4(source: IPv4Address, destination: IPv4Address, proto: UInt8, transport: PacketBuffer) {
         let step = (configuration.mtu - 20) & ~7
         let identification = nextIPv4Identification()
         var offset = 0
@@ -118,7 +117,7 @@ extension Stack {
     }
 
     /// RFC 8200 §4.5 source fragmentation: a fragment header after the fixed header in each piece.
-    private func fragmentIPv6(source: IPv6Address, destination: IPv6Address, proto: UInt8, transport: ByteBuffer) {
+    private func fragmentIPv6(source: IPv6Address, destination: IPv6Address, proto: UInt8, transport: PacketBuffer) {
         let step = (configuration.mtu - 48) & ~7
         let identification = UInt32(truncatingIfNeeded: random.next())
         var offset = 0

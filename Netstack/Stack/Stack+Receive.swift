@@ -1,4 +1,3 @@
-import NIOCore
 import NetstackWire
 
 // Packet input.
@@ -37,7 +36,7 @@ extension Stack {
         }
     }
 
-    private func receiveIPv4(_ input: ByteBuffer, offload: VirtioNetHeader, now: Instant) {
+    private func receiveIPv4(_ input: PacketBuffer, offload: VirtioNetHeader, now: Instant) {
         var bytes = input
         let source: IPv4Address, destination: IPv4Address
         let headerLength: Int, totalLength: Int, proto: UInt8
@@ -98,7 +97,7 @@ extension Stack {
         deliver(info, transport: transport, packet: bytes, offload: offload, now: now)
     }
 
-    private func receiveIPv6(_ input: ByteBuffer, offload: VirtioNetHeader, now: Instant) {
+    private func receiveIPv6(_ input: PacketBuffer, offload: VirtioNetHeader, now: Instant) {
         var bytes = input
         let source: IPv6Address, destination: IPv6Address
         let upperOffset: Int, totalLength: Int, proto: UInt8
@@ -151,7 +150,7 @@ extension Stack {
         deliver(info, transport: transport, packet: bytes, offload: offload, now: now)
     }
 
-    private func deliver(_ ip: IPInfo, transport: ByteBuffer, packet: ByteBuffer, offload: VirtioNetHeader, now: Instant) {
+    private func deliver(_ ip: IPInfo, transport: PacketBuffer, packet: PacketBuffer, offload: VirtioNetHeader, now: Instant) {
         switch ip.proto {
         case IPProtocol.udp:
             receiveUDP(ip, segment: transport, packet: packet, offload: offload, now: now)

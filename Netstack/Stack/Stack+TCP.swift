@@ -1,4 +1,3 @@
-import NIOCore
 import NetstackWire
 import NetstackTCP
 
@@ -18,11 +17,11 @@ final class TCPFlow {
     /// Waiting for the owner's accept/reject.
     var isPendingSYN: Bool
     /// The SYN packet (IP header on), while pending.
-    var synPacket: ByteBuffer?
+    var synPacket: PacketBuffer?
     /// The SYN's sequence number, for the RST|ACK of a rejection.
     var synSequence: UInt32 = 0
     /// The SYN's TCP header and payload, while pending: accepting hands it to the connection.
-    var synSegment: ByteBuffer?
+    var synSegment: PacketBuffer?
     var deadline: Instant
     /// The connection once accepted or dialled.
     var connection: TCPConnection?
@@ -57,7 +56,7 @@ struct TCPBasics {
     static let fin: UInt8 = 0x01, syn: UInt8 = 0x02, rst: UInt8 = 0x04, ack: UInt8 = 0x10
 
     /// Reads the fixed header; nil if it is truncated or its data offset is impossible.
-    init?(_ segment: ByteBuffer) {
+    init?(_ segment: PacketBuffer) {
         let r = segment.readerIndex
         guard segment.readableBytes >= 20,
               let sp = segment.getInteger(at: r, as: UInt16.self),
@@ -74,7 +73,7 @@ struct TCPBasics {
 }
 
 extension Stack {
-    func receiveTCP(_ ip: IPInfo, segment: ByteBuffer, packet: ByteBuffer, offload: VirtioNetHeader, now: Instant) {
+    func receiveTCP(_ ip: IPInfo, segment: PacketBuffer, packet: PacketBuffer, offload: VirtioNetHeader, now: Instant) {
         statistics.tcpSegmentsReceived += 1
         guard let tcp = TCPBasics(segment) else {
             statistics.malformed += 1
@@ -162,7 +161,7 @@ extension Stack {
     }
 
     /// Computes the checksum of the TCP segment in `buffer` (readable bytes) into its field.
-    func fillTCPChecksum(_ buffer: inout ByteBuffer, source: IPAddress, destination: IPAddress) {
+    func fillTCPChecksum(_ buffer: inout PacketBuffer, source: IPAddress, destination: IPAddress) {
         let pseudo = Checksum.pseudoHeaderSum(source: source, destination: destination, protocol: IPProtocol.tcp,
                                               length: buffer.readableBytes)
         buffer.withUnsafeMutableReadableBytes { raw in

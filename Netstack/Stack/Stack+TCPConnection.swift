@@ -1,5 +1,4 @@
-package import NIOCore
-import NetstackWire
+package import NetstackWire
 package import NetstackTCP
 
 // TCP flows with a connection (NetstackTCP's state machine) behind them.
@@ -44,9 +43,18 @@ extension Stack {
     /// Queues bytes from `data` (consuming what was taken) on an established or connecting TCP flow.
     /// Returns the count taken; fewer than offered means the send buffer is full: wait for `.writable`.
     @discardableResult
-    package func send(_ data: inout ByteBuffer, on id: FlowID) throws(FlowError) -> Int {
+    package func send(_ data: inout PacketBuffer, on id: FlowID) throws(FlowError) -> Int {
+        let taken = try data.withUnsafeReadableBytes { (bytes) throws(FlowError) in try send(bytes: bytes, on: id) }
+        data.moveReaderIndex(forwardBy: taken)
+        return taken
+    }
+
+    /// Copies as much of `bytes` as the send buffer takes on an established or connecting TCP flow.
+    /// Returns the count taken; fewer than offered means the buffer is full: wait for `.writable`.
+    @discardableResult
+    package func send(bytes: UnsafeRawBufferPointer, on id: FlowID) throws(FlowError) -> Int {
         guard case .tcp(let flow) = slot(id), flow.connection != nil, !flow.isReleased else { throw .unknownFlow }
-        let taken = flow.connection!.send(&data)
+        let taken = flow.connection!.send(bytes: bytes)
         if taken > 0 {
             markDirty(flow)
             account(flow)
@@ -61,7 +69,7 @@ extension Stack {
     }
 
     /// Takes up to `max` received bytes in order; nil when none are ready. Reading opens the window.
-    package func read(on id: FlowID, max: Int = .max) throws(FlowError) -> ByteBuffer? {
+    package func read(on id: FlowID, max: Int = .max) throws(FlowError) -> PacketBuffer? {
         guard case .tcp(let flow) = slot(id), flow.connection != nil else { throw .unknownFlow }
         let data = flow.connection!.read(max: max)
         if data != nil {
@@ -181,7 +189,7 @@ extension Stack {
 
     /// Hands a segment to the flow's connection. Returns false when the segment was a SYN that
     /// replaced a TIME-WAIT connection: the caller then treats it as a new flow.
-    func receiveTCPSegment(_ flow: TCPFlow, segment: ByteBuffer, tcp: TCPBasics, offload: VirtioNetHeader, now: Instant) -> Bool {
+    func receiveTCPSegment(_ flow: TCPFlow, segment: PacketBuffer, tcp: TCPBasics, offload: VirtioNetHeader, now: Instant) -> Bool {
         guard flow.connection != nil else { return true }
         let parsed: TCPSegment
         do {

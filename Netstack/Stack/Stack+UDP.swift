@@ -1,5 +1,4 @@
-package import NIOCore
-import NetstackWire
+package import NetstackWire
 
 // UDP: one flow per 5-tuple. A first datagram to an accepted destination makes a pending flow and an
 // `.incoming` event; its datagrams wait (bounded) until the owner accepts. Open flows queue datagrams
@@ -13,12 +12,12 @@ final class UDPFlow {
     let id: FlowID
     let key: FlowKey
     var state: State
-    var queue = CircularBuffer<ByteBuffer>(initialCapacity: 4)
+    var queue = RingQueue<PacketBuffer>(initialCapacity: 4)
     var queuedBytes = 0
     /// When the flow expires unless traffic moves it (pending: the decision deadline).
     var deadline: Instant
     /// The first packet, while pending: a rejection answers it with ICMP.
-    var firstPacket: ByteBuffer?
+    var firstPacket: PacketBuffer?
 
     init(id: FlowID, key: FlowKey, state: State, deadline: Instant) {
         self.id = id
@@ -29,7 +28,7 @@ final class UDPFlow {
 }
 
 extension Stack {
-    func receiveUDP(_ ip: IPInfo, segment: ByteBuffer, packet: ByteBuffer, offload: VirtioNetHeader, now: Instant) {
+    func receiveUDP(_ ip: IPInfo, segment: PacketBuffer, packet: PacketBuffer, offload: VirtioNetHeader, now: Instant) {
         statistics.udpDatagramsReceived += 1
         let sourcePort: UInt16, destinationPort: UInt16, length: Int
         do {
@@ -63,7 +62,7 @@ extension Stack {
         }
     }
 
-    private func deliverDatagram(_ key: FlowKey, payload: ByteBuffer, packet: ByteBuffer, now: Instant) {
+    private func deliverDatagram(_ key: FlowKey, payload: PacketBuffer, packet: PacketBuffer, now: Instant) {
         if let id = flowIndex[key], case .udp(let flow) = slot(id) {
             if flow.state == .open { flow.deadline = now + configuration.udpIdleTimeout }
             queueDatagram(payload, on: flow)
@@ -91,7 +90,7 @@ extension Stack {
         events.append(.incoming(id, key))
     }
 
-    private func queueDatagram(_ payload: ByteBuffer, on flow: UDPFlow) {
+    private func queueDatagram(_ payload: PacketBuffer, on flow: UDPFlow) {
         let size = payload.readableBytes
         guard flow.queuedBytes + size <= configuration.udpReceiveBufferBytes,
               bufferedBytes + size <= configuration.totalBufferBytes else {
@@ -113,7 +112,7 @@ extension Stack {
 
     /// The next datagram queued on an open UDP flow, or nil when none is waiting. A `.readable` event
     /// comes again once a datagram arrives on an empty queue.
-    package func receiveDatagram(on id: FlowID) throws(FlowError) -> ByteBuffer? {
+    package func receiveDatagram(on id: FlowID) throws(FlowError) -> PacketBuffer? {
         guard case .udp(let flow) = slot(id) else { throw .unknownFlow }
         guard flow.state == .open else { throw .invalidState }
         guard let datagram = flow.queue.popFirst() else { return nil }
@@ -124,23 +123,30 @@ extension Stack {
 
     /// The first datagram of a pending UDP flow without taking it, so the owner can sniff (DNS name,
     /// QUIC SNI) before it decides; nil when the flow is not pending UDP.
-    package func peekFirstDatagram(of id: FlowID) -> ByteBuffer? {
+    package func peekFirstDatagram(of id: FlowID) -> PacketBuffer? {
         guard case .udp(let flow) = slot(id), flow.state == .pending else { return nil }
         return flow.queue.first
     }
 
     /// Sends `payload` on an open UDP flow, from its local end (the original destination) to its
     /// remote. Give the payload `Stack.reservedFront` bytes of headroom to avoid a copy.
-    package func sendDatagram(_ payload: ByteBuffer, on id: FlowID) throws(FlowError) {
+    package func sendDatagram(_ payload: PacketBuffer, on id: FlowID) throws(FlowError) {
         guard case .udp(let flow) = slot(id) else { throw .unknownFlow }
         guard flow.state == .open else { throw .invalidState }
         flow.deadline = lastNow + configuration.udpIdleTimeout
         try sendDatagram(payload, from: flow.key.local, to: flow.key.remote)
     }
 
+    /// Sends a copy of `bytes` on an open UDP flow (the copy lands in a recycled buffer with headroom).
+    package func sendDatagram(bytes: UnsafeRawBufferPointer, on id: FlowID) throws(FlowError) {
+        var payload = makeTransportBuffer(capacity: bytes.count)
+        payload.writeBytes(bytes)
+        try sendDatagram(payload, on: id)
+    }
+
     /// Sends a datagram between any two endpoints of one family (full-cone replies from another
     /// source than the flow's destination, a DNS answer from a hijacked address).
-    package func sendDatagram(_ payload: ByteBuffer, from source: Endpoint, to destination: Endpoint) throws(FlowError) {
+    package func sendDatagram(_ payload: PacketBuffer, from source: Endpoint, to destination: Endpoint) throws(FlowError) {
         guard source.address.isIPv4 == destination.address.isIPv4 else { throw .noLocalAddress }
         let length = 8 + payload.readableBytes
         guard length <= 0xffff - (source.address.isIPv4 ? 20 : 0) else { throw .tooLarge }

@@ -1,4 +1,3 @@
-import NIOCore
 package import NetstackWire
 import NetstackTCP
 
@@ -24,9 +23,8 @@ package final class Stack: PacketStack {
     package internal(set) var statistics = StackStatistics()
 
     var random: SeededRandom
-    let allocator = ByteBufferAllocator()
-    var events = CircularBuffer<StackEvent>(initialCapacity: 64)
-    var output = CircularBuffer<Packet>(initialCapacity: 256)
+    var events = RingQueue<StackEvent>(initialCapacity: 64)
+    var output = RingQueue<Packet>(initialCapacity: 256)
 
     /// Flow slots; a `FlowID` indexes here and must match the slot's generation.
     var slots: [FlowSlot] = []
@@ -45,7 +43,7 @@ package final class Stack: PacketStack {
     var dirtyTCP: [FlowID] = []
     var tcpSegmentScratch: [TCPSegment] = []
     /// Output buffers given back by `recycle`, reused by `makeTransportBuffer`.
-    var bufferPool: [ByteBuffer] = []
+    var bufferPool: [PacketBuffer] = []
 
     var reassembly4: Reassembler
     var reassembly6: Reassembler

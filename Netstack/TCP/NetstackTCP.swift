@@ -8,10 +8,10 @@
 // - Sans-I/O: segments and `Instant`s in, segments and a deadline out. No clock, no randomness (the owner
 //   passes the initial sequence number and timestamp offset), no event loop, no Foundation.
 // - Peer input never traps: every field of a received segment is checked before it moves state.
-// - Steady state allocates nothing per segment: payloads are ByteBuffer slices, SACK blocks are inline,
+// - Steady state allocates nothing per segment: payloads are PacketBuffer slices, SACK blocks are inline,
 //   queues keep their capacity.
 //
-// Imports: NetstackWire and NIOCore's value types (ByteBuffer, CircularBuffer) only.
+// Imports: NetstackWire only (its PacketBuffer and RingQueue carry the bytes).
 
 /// The module's name, for log lines and diagnostics.
 package enum NetstackTCPModule {

@@ -1,4 +1,3 @@
-import NIOCore
 package import NetstackWire
 
 // Segment arrival, RFC 9293 §3.10.7, in its order:
@@ -480,7 +479,7 @@ extension TCPConnection {
         if seq < receiveNext {
             let old = Int(receiveNext - seq)
             if old > payload.readableBytes {
-                payload = ByteBuffer()
+                payload = PacketBuffer()
                 fin = false
             } else {
                 payload.moveReaderIndex(forwardBy: old)

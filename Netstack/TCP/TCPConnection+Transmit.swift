@@ -1,4 +1,3 @@
-import NIOCore
 package import NetstackWire
 
 // What to send and when, in `transmit(into:now:)`'s order:
@@ -196,7 +195,7 @@ extension TCPConnection {
     }
 
     /// A segment from us with the current ACK, window, timestamp and SACK blocks. Clears the ACK debt.
-    mutating func makeSegment(sequenceNumber: SeqNumber, flags: TCPFlags, payload: ByteBuffer = ByteBuffer(),
+    mutating func makeSegment(sequenceNumber: SeqNumber, flags: TCPFlags, payload: PacketBuffer = PacketBuffer(),
                               sackBlocks: TCPSACKBlocks, now: Instant) -> TCPSegment {
         var options = TCPOptions()
         if timestampsEnabled {
@@ -406,9 +405,9 @@ extension TCPConnection {
     }
 
     /// A slice of the send buffer (shares its storage; no copy).
-    func payloadSlice(from sequenceNumber: SeqNumber, length: Int) -> ByteBuffer {
-        guard length > 0 else { return ByteBuffer() }
+    func payloadSlice(from sequenceNumber: SeqNumber, length: Int) -> PacketBuffer {
+        guard length > 0 else { return PacketBuffer() }
         let offset = Int(sequenceNumber - sendBufferStart)
-        return sendBuffer.getSlice(at: sendBuffer.readerIndex + offset, length: length) ?? ByteBuffer()
+        return sendBuffer.getSlice(at: sendBuffer.readerIndex + offset, length: length) ?? PacketBuffer()
     }
 }

@@ -1,4 +1,3 @@
-package import NIOCore
 package import NetstackWire
 
 /// One TCP connection as a pure state machine (RFC 9293), with the extensions a modern peer expects:
@@ -53,7 +52,7 @@ package struct TCPConnection: Sendable {
     package internal(set) var pathMaximumSegmentSize: Int?
 
     /// Data not yet acknowledged: its reader index is the byte at `sendBufferStart`.
-    var sendBuffer: ByteBuffer
+    var sendBuffer: PacketBuffer
     /// Sequence number of the first byte in `sendBuffer`.
     var sendBufferStart: SeqNumber
     /// The owner asked to close the send side; the FIN goes after the last buffered byte.
@@ -211,7 +210,7 @@ package struct TCPConnection: Sendable {
         self.retransmitNext = iss
         self.recoverPoint = iss
         self.sendBufferStart = iss + 1
-        self.sendBuffer = ByteBuffer()
+        self.sendBuffer = PacketBuffer()
         self.timestampOffset = timestampOffset
         self.receiveBufferLimit = min(configuration.receiveBufferInitial, configuration.receiveBufferMaximum)
         let mss = min(configuration.maximumSegmentSize, 536)
@@ -269,21 +268,29 @@ package struct TCPConnection: Sendable {
     /// Copies as much of `data` as fits into the send buffer and consumes it from `data`.
     /// Returns the bytes taken (0 when the state no longer allows sending or the buffer is full).
     @discardableResult
-    package mutating func send(_ data: inout ByteBuffer) -> Int {
-        let count = min(sendSpace, data.readableBytes)
+    package mutating func send(_ data: inout PacketBuffer) -> Int {
+        let taken = data.withUnsafeReadableBytes { send(bytes: $0) }
+        data.moveReaderIndex(forwardBy: taken)
+        return taken
+    }
+
+    /// Copies as much of `bytes` as fits into the send buffer; returns the count taken (0 when the
+    /// state no longer allows sending or the buffer is full).
+    @discardableResult
+    package mutating func send(bytes: UnsafeRawBufferPointer) -> Int {
+        let count = min(sendSpace, bytes.count)
         guard count > 0 else { return 0 }
         if sendBuffer.readerIndex > 0, sendBuffer.readerIndex >= sendBuffer.writerIndex / 2 {
             // Reclaim acknowledged space before growing (amortised: at most one move per half buffer).
             sendBuffer.discardReadBytes()
         }
-        var slice = data.readSlice(length: count)!  // count <= data.readableBytes
-        sendBuffer.writeBuffer(&slice)
+        sendBuffer.writeBytes(UnsafeRawBufferPointer(rebasing: bytes[..<count]))
         return count
     }
 
     /// Takes up to `max` in-order received bytes. Reading opens the receive window; a window update is
     /// sent when it grew by enough to matter (RFC 9293 §3.8.6.2.2 receiver-side SWS avoidance).
-    package mutating func read(max: Int) -> ByteBuffer? {
+    package mutating func read(max: Int) -> PacketBuffer? {
         guard let data = receiveQueue.read(max: max) else { return nil }
         if state.mayReceiveData {
             let advertised = Int(receiveEdge - receiveNext)

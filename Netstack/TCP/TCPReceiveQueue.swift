@@ -1,5 +1,4 @@
-package import NIOCore
-import NetstackWire
+package import NetstackWire
 
 /// Received data: the in-order bytes waiting for the owner, and out-of-order pieces waiting for a hole
 /// to fill (RFC 9293 §3.10.7.4 "seventh, process the segment text"; RFC 2018 for what they report).
@@ -10,12 +9,12 @@ package struct TCPReceiveQueue: Sendable {
     /// One held range `[sequenceNumber, sequenceNumber + data.readableBytes)` above RCV.NXT.
     struct Piece: Sendable {
         var sequenceNumber: SeqNumber
-        var data: ByteBuffer
+        var data: PacketBuffer
         var end: SeqNumber { sequenceNumber + data.readableBytes }
     }
 
     /// In-order bytes the owner has not read yet.
-    var ready = CircularBuffer<ByteBuffer>(initialCapacity: 16)
+    var ready = RingQueue<PacketBuffer>(initialCapacity: 16)
     package private(set) var readyByteCount = 0
     /// Out-of-order pieces, sorted, disjoint.
     var pieces: [Piece] = []
@@ -33,7 +32,7 @@ package struct TCPReceiveQueue: Sendable {
     /// to the window). Advances `receiveNext` over everything now contiguous.
     /// Returns true if the arrival was out of order or filled (part of) a hole: both call for an
     /// immediate ACK (RFC 5681 §4.2).
-    mutating func insert(_ data: ByteBuffer, at sequenceNumber: SeqNumber, receiveNext: inout SeqNumber) -> Bool {
+    mutating func insert(_ data: PacketBuffer, at sequenceNumber: SeqNumber, receiveNext: inout SeqNumber) -> Bool {
         guard data.readableBytes > 0 else { return false }
         if sequenceNumber == receiveNext {
             appendReady(data)
@@ -47,7 +46,7 @@ package struct TCPReceiveQueue: Sendable {
         return true
     }
 
-    mutating func appendReady(_ data: ByteBuffer) {
+    mutating func appendReady(_ data: PacketBuffer) {
         ready.append(data)
         readyByteCount += data.readableBytes
     }
@@ -70,7 +69,7 @@ package struct TCPReceiveQueue: Sendable {
     }
 
     /// Inserts the bytes of `[start, start + count)` not already held, as slices of `data`.
-    mutating func insertOutOfOrder(_ data: ByteBuffer, at start: SeqNumber) {
+    mutating func insertOutOfOrder(_ data: PacketBuffer, at start: SeqNumber) {
         let end = start + data.readableBytes
         var cursor = start
         var index = 0
@@ -107,7 +106,7 @@ package struct TCPReceiveQueue: Sendable {
     }
 
     /// Takes up to `max` in-order bytes (nil when none are ready).
-    package mutating func read(max: Int) -> ByteBuffer? {
+    package mutating func read(max: Int) -> PacketBuffer? {
         guard max > 0, var head = ready.first else { return nil }
         if head.readableBytes <= max {
             ready.removeFirst()
@@ -115,7 +114,7 @@ package struct TCPReceiveQueue: Sendable {
             return head
         }
         let slice = head.readSlice(length: max)
-        ready[ready.startIndex] = head
+        ready.first = head
         readyByteCount -= max
         return slice
     }

@@ -1,12 +1,11 @@
-package import NIOCore
 package import NetstackWire
 package import Netstack
 
 /// Builds whole IP packets with correct checksums, the way a client host would send them.
 package enum PacketBuilder {
     /// A buffer with `Stack.headroom` in front and `bytes` as its readable bytes.
-    package static func buffer(_ bytes: [UInt8]) -> ByteBuffer {
-        var buffer = ByteBufferAllocator().buffer(capacity: Stack.headroom + bytes.count)
+    package static func buffer(_ bytes: [UInt8]) -> PacketBuffer {
+        var buffer = PacketBuffer(capacity: Stack.headroom + bytes.count)
         buffer.moveWriterIndex(forwardBy: Stack.headroom)
         buffer.moveReaderIndex(forwardBy: Stack.headroom)
         buffer.writeBytes(bytes)

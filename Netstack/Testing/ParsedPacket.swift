@@ -1,4 +1,3 @@
-package import NIOCore
 package import NetstackWire
 
 /// A packet taken apart for assertions in tests: addresses, protocol, ports, flags, payload, and
@@ -32,7 +31,7 @@ package struct ParsedPacket: CustomStringConvertible {
     package var bytes: [UInt8]
 
     /// Parses `buffer`'s readable bytes; nil when they are not a packet this type understands.
-    package init?(_ buffer: ByteBuffer) {
+    package init?(_ buffer: PacketBuffer) {
         self.init(Array(buffer.readableBytesView))
     }
 

@@ -1,14 +1,13 @@
-package import NIOCore
 package import NetstackWire
 
 /// Writes packets as a classic pcap capture (nanosecond timestamps, LINKTYPE_RAW = 101: each record is
-/// an IPv4 or IPv6 packet), into a `ByteBuffer` the caller saves. Opens in Wireshark/tcpdump.
+/// an IPv4 or IPv6 packet), into a `PacketBuffer` the caller saves. Opens in Wireshark/tcpdump.
 package struct PcapWriter {
-    package private(set) var buffer: ByteBuffer
+    package private(set) var buffer: PacketBuffer
 
     /// Starts a capture with the file header.
     package init(snapshotLength: UInt32 = 262_144) {
-        buffer = ByteBufferAllocator().buffer(capacity: 1 << 16)
+        buffer = PacketBuffer(capacity: 1 << 16)
         buffer.writeInteger(UInt32(0xa1b2_3c4d), endianness: .little)  // nanosecond-resolution magic
         buffer.writeInteger(UInt16(2), endianness: .little)
         buffer.writeInteger(UInt16(4), endianness: .little)
@@ -19,7 +18,7 @@ package struct PcapWriter {
     }
 
     /// Appends one packet (its readable bytes) seen at `time`.
-    package mutating func write(_ packet: ByteBuffer, at time: Instant) {
+    package mutating func write(_ packet: PacketBuffer, at time: Instant) {
         let seconds = UInt32(truncatingIfNeeded: time.nanoseconds / 1_000_000_000)
         let nanos = UInt32(truncatingIfNeeded: time.nanoseconds % 1_000_000_000)
         buffer.writeInteger(seconds, endianness: .little)

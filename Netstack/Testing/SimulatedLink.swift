@@ -1,4 +1,3 @@
-import NIOCore
 package import NetstackWire
 package import Netstack
 

@@ -7,22 +7,22 @@
 ///    + i and header checksum, TCP sequence + i·gsoSize (FIN and PSH only on the last segment, CWR only
 ///    on the first, as Linux's tcp_gso_segment does), then the transport checksum over the segment.
 /// Nothing is allocated; the caller supplies each output buffer.
-package struct GSOSegmenter {
+public struct GSOSegmenter {
     /// The super-packet, starting at the IP header (borrowed; must outlive the segmenter's use).
-    package let packet: UnsafeRawBufferPointer
+    public let packet: UnsafeRawBufferPointer
     /// Bytes of IP header(s) plus transport header copied into each segment.
-    package let headerLength: Int
+    public let headerLength: Int
     /// Where the transport header starts.
-    package let transportOffset: Int
-    package let isIPv4: Bool
-    package let isTCP: Bool
+    public let transportOffset: Int
+    public let isIPv4: Bool
+    public let isTCP: Bool
     /// Payload bytes per segment (the last may be shorter).
-    package let segmentSize: Int
+    public let segmentSize: Int
     /// Total payload bytes.
-    package let payloadLength: Int
+    public let payloadLength: Int
 
     /// Validates `packet` (from the IP header to the end) for `offload`.
-    package init(packet: UnsafeRawBufferPointer, offload: VirtioNetHeader) throws(WireError) {
+    public init(packet: UnsafeRawBufferPointer, offload: VirtioNetHeader) throws(WireError) {
         let count = packet.count
         guard count >= 1 else { throw .truncated(.ipv4, need: 20, have: 0) }
         let version = packet[0] >> 4
@@ -65,15 +65,15 @@ package struct GSOSegmenter {
     }
 
     /// How many segments the packet yields (at least one).
-    package var count: Int { max(1, (payloadLength + segmentSize - 1) / segmentSize) }
+    public var count: Int { max(1, (payloadLength + segmentSize - 1) / segmentSize) }
 
     /// The size of segment `index` on the wire.
-    package func length(ofSegment index: Int) -> Int {
+    public func length(ofSegment index: Int) -> Int {
         headerLength + min(segmentSize, payloadLength - index * segmentSize)
     }
 
     /// Writes segment `index` into `out` (at least `length(ofSegment:)` bytes) and returns its length.
-    package func segment(_ index: Int, into out: UnsafeMutableRawBufferPointer) -> Int {
+    public func segment(_ index: Int, into out: UnsafeMutableRawBufferPointer) -> Int {
         precondition(index >= 0 && index < count)
         let payloadStart = index * segmentSize
         let payload = min(segmentSize, payloadLength - payloadStart)

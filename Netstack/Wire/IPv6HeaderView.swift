@@ -5,24 +5,24 @@
 /// header". It stops at a fragment header: what follows belongs to the reassembled datagram
 /// (RFC 8200 §4.5), so `upperLayerProtocol` is then the fragment header's next header and
 /// `fragment` is set. Hop-by-hop anywhere but first is rejected (RFC 8200 §4.3).
-package struct IPv6HeaderView: ~Escapable {
-    package let bytes: RawSpan
+public struct IPv6HeaderView: ~Escapable {
+    public let bytes: RawSpan
     /// The protocol after the walked chain (TCP, UDP, ICMPv6, 59 = none, or an unknown one).
-    package let upperLayerProtocol: UInt8
+    public let upperLayerProtocol: UInt8
     /// Offset of the upper-layer header (or of the fragment data when `fragment` is set).
-    package let upperLayerOffset: Int
+    public let upperLayerOffset: Int
     /// The fragment header, if the chain contains one.
-    package let fragment: IPv6FragmentHeader?
+    public let fragment: IPv6FragmentHeader?
     /// Offset of the next-header byte that names the first header after the walked part; for a
     /// fragment, the byte naming the fragment header (reassembly rewrites it).
-    package let lastNextHeaderOffset: Int
+    public let lastNextHeaderOffset: Int
 
-    package static let fixedLength = 40
+    public static let fixedLength = 40
     /// Most extension headers walked before giving up, against chains crafted to burn CPU.
-    package static let maximumExtensionHeaders = 8
+    public static let maximumExtensionHeaders = 8
 
     @_lifetime(copy bytes)
-    @inlinable package init(validating bytes: RawSpan) throws(WireError) {
+    @inlinable public init(validating bytes: RawSpan) throws(WireError) {
         let count = bytes.byteCount
         guard count >= 40 else { throw .truncated(.ipv6, need: 40, have: count) }
         let version = Int(bytes.byte(at: 0) >> 4)
@@ -74,38 +74,38 @@ package struct IPv6HeaderView: ~Escapable {
         self.lastNextHeaderOffset = nextOffset
     }
 
-    @inlinable package var trafficClass: UInt8 {
+    @inlinable public var trafficClass: UInt8 {
         UInt8(truncatingIfNeeded: (bytes.bigEndian(at: 0) as UInt16) >> 4)
     }
-    @inlinable package var flowLabel: UInt32 { (bytes.bigEndian(at: 0) as UInt32) & 0x000f_ffff }
-    @inlinable package var payloadLength: Int { Int(bytes.bigEndian(at: 4) as UInt16) }
+    @inlinable public var flowLabel: UInt32 { (bytes.bigEndian(at: 0) as UInt32) & 0x000f_ffff }
+    @inlinable public var payloadLength: Int { Int(bytes.bigEndian(at: 4) as UInt16) }
     /// The next-header field of the fixed header.
-    @inlinable package var nextHeader: UInt8 { bytes.byte(at: 6) }
-    @inlinable package var hopLimit: UInt8 { bytes.byte(at: 7) }
-    @inlinable package var source: IPv6Address {
+    @inlinable public var nextHeader: UInt8 { bytes.byte(at: 6) }
+    @inlinable public var hopLimit: UInt8 { bytes.byte(at: 7) }
+    @inlinable public var source: IPv6Address {
         IPv6Address(high: bytes.bigEndian(at: 8), low: bytes.bigEndian(at: 16))
     }
-    @inlinable package var destination: IPv6Address {
+    @inlinable public var destination: IPv6Address {
         IPv6Address(high: bytes.bigEndian(at: 24), low: bytes.bigEndian(at: 32))
     }
     /// Header, extension headers and payload: the packet's length.
-    @inlinable package var totalLength: Int { 40 + payloadLength }
+    @inlinable public var totalLength: Int { 40 + payloadLength }
     /// The upper-layer bytes (or fragment data).
-    @inlinable package var payloadRange: Range<Int> { upperLayerOffset..<totalLength }
+    @inlinable public var payloadRange: Range<Int> { upperLayerOffset..<totalLength }
 }
 
 /// The parsed fragment header of an IPv6 packet (RFC 8200 §4.5).
-package struct IPv6FragmentHeader: Sendable, Equatable {
+public struct IPv6FragmentHeader: Sendable, Equatable {
     /// The protocol of the fragmentable part.
-    package var nextHeader: UInt8
+    public var nextHeader: UInt8
     /// The fragment's offset in bytes.
-    package var offset: Int
-    package var moreFragments: Bool
-    package var identification: UInt32
+    public var offset: Int
+    public var moreFragments: Bool
+    public var identification: UInt32
     /// Where the fragment header starts in the packet.
-    package var headerOffset: Int
+    public var headerOffset: Int
 
-    @inlinable package init(nextHeader: UInt8, offset: Int, moreFragments: Bool, identification: UInt32, headerOffset: Int) {
+    @inlinable public init(nextHeader: UInt8, offset: Int, moreFragments: Bool, identification: UInt32, headerOffset: Int) {
         self.nextHeader = nextHeader
         self.offset = offset
         self.moreFragments = moreFragments
@@ -114,7 +114,7 @@ package struct IPv6FragmentHeader: Sendable, Equatable {
     }
 
     /// Writes an 8-byte fragment header into `out[0..<8]`.
-    @inlinable package func write(to out: UnsafeMutableRawBufferPointer) {
+    @inlinable public func write(to out: UnsafeMutableRawBufferPointer) {
         precondition(out.count >= 8 && offset % 8 == 0 && offset <= 0xfff8)
         out.storeBigEndian(nextHeader, at: 0)
         out.storeBigEndian(UInt8(0), at: 1)
@@ -124,18 +124,18 @@ package struct IPv6FragmentHeader: Sendable, Equatable {
 }
 
 /// A fixed IPv6 header to write (no extension headers; callers put a fragment header after it).
-package struct IPv6Header: Sendable, Equatable {
-    package var trafficClass: UInt8 = 0
-    package var flowLabel: UInt32 = 0
-    package var payloadLength: Int
-    package var nextHeader: UInt8
-    package var hopLimit: UInt8 = 64
-    package var source: IPv6Address
-    package var destination: IPv6Address
+public struct IPv6Header: Sendable, Equatable {
+    public var trafficClass: UInt8 = 0
+    public var flowLabel: UInt32 = 0
+    public var payloadLength: Int
+    public var nextHeader: UInt8
+    public var hopLimit: UInt8 = 64
+    public var source: IPv6Address
+    public var destination: IPv6Address
 
-    package static let length = 40
+    public static let length = 40
 
-    @inlinable package init(source: IPv6Address, destination: IPv6Address, nextHeader: UInt8, payloadLength: Int) {
+    @inlinable public init(source: IPv6Address, destination: IPv6Address, nextHeader: UInt8, payloadLength: Int) {
         self.source = source
         self.destination = destination
         self.nextHeader = nextHeader
@@ -143,7 +143,7 @@ package struct IPv6Header: Sendable, Equatable {
     }
 
     /// Writes the 40-byte header into `out[0..<40]`.
-    @inlinable package func write(to out: UnsafeMutableRawBufferPointer) {
+    @inlinable public func write(to out: UnsafeMutableRawBufferPointer) {
         precondition(out.count >= 40 && payloadLength <= 0xffff)
         out.storeBigEndian(UInt32(6) << 28 | UInt32(trafficClass) << 20 | (flowLabel & 0xfffff), at: 0)
         out.storeBigEndian(UInt16(payloadLength), at: 4)

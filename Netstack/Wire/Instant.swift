@@ -2,20 +2,20 @@
 ///
 /// The netstack never reads a clock (sans-I/O); owners pass `Instant`s in and get deadlines back.
 /// Tests advance it by hand. Arithmetic saturates instead of trapping so a far deadline cannot overflow.
-package struct Instant: Hashable, Comparable, Sendable, CustomStringConvertible {
+public struct Instant: Hashable, Comparable, Sendable, CustomStringConvertible {
     /// Nanoseconds since the owner's epoch.
-    package var nanoseconds: UInt64
+    public var nanoseconds: UInt64
 
-    @inlinable package init(nanoseconds: UInt64) { self.nanoseconds = nanoseconds }
+    @inlinable public init(nanoseconds: UInt64) { self.nanoseconds = nanoseconds }
 
     /// The owner's epoch, for tests and simulations.
-    package static let zero = Instant(nanoseconds: 0)
+    public static let zero = Instant(nanoseconds: 0)
     /// Later than any real deadline.
-    package static let distantFuture = Instant(nanoseconds: .max)
+    public static let distantFuture = Instant(nanoseconds: .max)
 
-    @inlinable package static func < (lhs: Instant, rhs: Instant) -> Bool { lhs.nanoseconds < rhs.nanoseconds }
+    @inlinable public static func < (lhs: Instant, rhs: Instant) -> Bool { lhs.nanoseconds < rhs.nanoseconds }
 
-    @inlinable package static func + (lhs: Instant, rhs: Duration) -> Instant {
+    @inlinable public static func + (lhs: Instant, rhs: Duration) -> Instant {
         let delta = rhs.nanosecondsClamped
         if delta >= 0 {
             let (sum, overflow) = lhs.nanoseconds.addingReportingOverflow(UInt64(delta))
@@ -25,22 +25,22 @@ package struct Instant: Hashable, Comparable, Sendable, CustomStringConvertible 
         return Instant(nanoseconds: lhs.nanoseconds > magnitude ? lhs.nanoseconds - magnitude : 0)
     }
 
-    @inlinable package static func += (lhs: inout Instant, rhs: Duration) { lhs = lhs + rhs }
+    @inlinable public static func += (lhs: inout Instant, rhs: Duration) { lhs = lhs + rhs }
 
     /// The time from `rhs` to `lhs` (negative when `lhs` is earlier).
-    @inlinable package static func - (lhs: Instant, rhs: Instant) -> Duration {
+    @inlinable public static func - (lhs: Instant, rhs: Instant) -> Duration {
         if lhs.nanoseconds >= rhs.nanoseconds {
             return .nanoseconds(Int64(clamping: lhs.nanoseconds - rhs.nanoseconds))
         }
         return .nanoseconds(-Int64(clamping: rhs.nanoseconds - lhs.nanoseconds))
     }
 
-    package var description: String { "\(Double(nanoseconds) / 1e9)s" }
+    public var description: String { "\(Double(nanoseconds) / 1e9)s" }
 }
 
 extension Duration {
     /// Whole nanoseconds, clamped to `Int64`.
-    @inlinable package var nanosecondsClamped: Int64 {
+    @inlinable public var nanosecondsClamped: Int64 {
         let (seconds, attoseconds) = components
         let (scaled, overflow) = seconds.multipliedReportingOverflow(by: 1_000_000_000)
         if overflow { return seconds < 0 ? .min : .max }

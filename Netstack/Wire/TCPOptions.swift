@@ -1,57 +1,56 @@
-package import NIOCore
 
 /// One SACK block (RFC 2018 §3): the peer holds `[start, end)`.
-package struct TCPSACKBlock: Hashable, Sendable, CustomStringConvertible {
-    package var start: SeqNumber
-    package var end: SeqNumber
-    @inlinable package init(start: SeqNumber, end: SeqNumber) { self.start = start; self.end = end }
-    package var description: String { "\(start)-\(end)" }
+public struct TCPSACKBlock: Hashable, Sendable, CustomStringConvertible {
+    public var start: SeqNumber
+    public var end: SeqNumber
+    @inlinable public init(start: SeqNumber, end: SeqNumber) { self.start = start; self.end = end }
+    public var description: String { "\(start)-\(end)" }
 }
 
 /// Up to four SACK blocks in fixed storage: a segment's option space holds at most four
 /// (three beside timestamps), so no segment allocates for them.
-package struct TCPSACKBlocks: Equatable, Sendable, RandomAccessCollection {
+public struct TCPSACKBlocks: Equatable, Sendable, RandomAccessCollection {
     /// The most blocks any segment can carry (40 option bytes, RFC 2018 §3).
-    package static let capacity = 4
+    public static let capacity = 4
 
     @usableFromInline var storage: InlineArray<4, TCPSACKBlock>
     @usableFromInline var _count: Int
 
-    @inlinable package init() {
+    @inlinable public init() {
         storage = InlineArray(repeating: TCPSACKBlock(start: SeqNumber(0), end: SeqNumber(0)))
         _count = 0
     }
 
-    @inlinable package var startIndex: Int { 0 }
-    @inlinable package var endIndex: Int { _count }
-    @inlinable package subscript(position: Int) -> TCPSACKBlock {
+    @inlinable public var startIndex: Int { 0 }
+    @inlinable public var endIndex: Int { _count }
+    @inlinable public subscript(position: Int) -> TCPSACKBlock {
         get { precondition(position < _count); return storage[position] }
         set { precondition(position < _count); storage[position] = newValue }
     }
 
     /// Appends a block; returns false (and drops it) when all four slots are used.
-    @inlinable @discardableResult package mutating func append(_ block: TCPSACKBlock) -> Bool {
+    @inlinable @discardableResult public mutating func append(_ block: TCPSACKBlock) -> Bool {
         guard _count < Self.capacity else { return false }
         storage[_count] = block
         _count += 1
         return true
     }
 
-    @inlinable package mutating func removeAll() { _count = 0 }
+    @inlinable public mutating func removeAll() { _count = 0 }
 
     /// Keeps the first `count` blocks.
-    @inlinable package mutating func truncate(to count: Int) { _count = Swift.min(_count, Swift.max(0, count)) }
+    @inlinable public mutating func truncate(to count: Int) { _count = Swift.min(_count, Swift.max(0, count)) }
 
-    @inlinable package static func == (lhs: TCPSACKBlocks, rhs: TCPSACKBlocks) -> Bool {
+    @inlinable public static func == (lhs: TCPSACKBlocks, rhs: TCPSACKBlocks) -> Bool {
         lhs.elementsEqual(rhs)
     }
 }
 
 /// The timestamps option (RFC 7323 §3): our clock value and the echo of the peer's.
-package struct TCPTimestampOption: Hashable, Sendable {
-    package var value: UInt32
-    package var echoReply: UInt32
-    @inlinable package init(value: UInt32, echoReply: UInt32) { self.value = value; self.echoReply = echoReply }
+public struct TCPTimestampOption: Hashable, Sendable {
+    public var value: UInt32
+    public var echoReply: UInt32
+    @inlinable public init(value: UInt32, echoReply: UInt32) { self.value = value; self.echoReply = echoReply }
 }
 
 /// The TCP options this stack understands, parsed from or emitted into a header's option space.
@@ -60,32 +59,32 @@ package struct TCPTimestampOption: Hashable, Sendable {
 /// two or runs past the option space, and on a known option with the wrong length (RFC 9293 §3.1 requires
 /// a receiver to be ready for any option; a length it cannot trust leaves the rest unparseable).
 /// A SACK option with more than four blocks cannot fit and is rejected by the length check.
-package struct TCPOptions: Equatable, Sendable {
+public struct TCPOptions: Equatable, Sendable {
     /// Maximum segment size (kind 2, only meaningful on SYNs).
-    package var maximumSegmentSize: UInt16?
+    public var maximumSegmentSize: UInt16?
     /// Window scale shift (kind 3, SYNs only). Values above 14 are kept here; the connection clamps them.
-    package var windowScale: UInt8?
+    public var windowScale: UInt8?
     /// SACK-permitted (kind 4, SYNs only).
-    package var sackPermitted: Bool
+    public var sackPermitted: Bool
     /// Timestamps (kind 8).
-    package var timestamp: TCPTimestampOption?
+    public var timestamp: TCPTimestampOption?
     /// SACK blocks (kind 5).
-    package var sackBlocks: TCPSACKBlocks
+    public var sackBlocks: TCPSACKBlocks
 
-    package enum Kind {
-        package static let endOfList: UInt8 = 0
-        package static let noOperation: UInt8 = 1
-        package static let maximumSegmentSize: UInt8 = 2
-        package static let windowScale: UInt8 = 3
-        package static let sackPermitted: UInt8 = 4
-        package static let sack: UInt8 = 5
-        package static let timestamp: UInt8 = 8
+    public enum Kind {
+        public static let endOfList: UInt8 = 0
+        public static let noOperation: UInt8 = 1
+        public static let maximumSegmentSize: UInt8 = 2
+        public static let windowScale: UInt8 = 3
+        public static let sackPermitted: UInt8 = 4
+        public static let sack: UInt8 = 5
+        public static let timestamp: UInt8 = 8
     }
 
     /// The most option bytes a header can hold (data offset 15 words minus the fixed 5).
-    package static let maximumByteCount = 40
+    public static let maximumByteCount = 40
 
-    @inlinable package init(maximumSegmentSize: UInt16? = nil, windowScale: UInt8? = nil, sackPermitted: Bool = false,
+    @inlinable public init(maximumSegmentSize: UInt16? = nil, windowScale: UInt8? = nil, sackPermitted: Bool = false,
                             timestamp: TCPTimestampOption? = nil, sackBlocks: TCPSACKBlocks = TCPSACKBlocks()) {
         self.maximumSegmentSize = maximumSegmentSize
         self.windowScale = windowScale
@@ -95,7 +94,7 @@ package struct TCPOptions: Equatable, Sendable {
     }
 
     /// Parses the options in `bytes[range]` (the caller has checked the range lies within `bytes`).
-    package init(parsing bytes: RawSpan, range: Range<Int>) throws(TCPWireError) {
+    public init(parsing bytes: RawSpan, range: Range<Int>) throws(TCPWireError) {
         self.init()
         var index = range.lowerBound
         let end = range.upperBound
@@ -142,7 +141,7 @@ package struct TCPOptions: Equatable, Sendable {
     }
 
     /// How many SACK blocks fit beside the other options present.
-    @inlinable package var sackBlocksThatFit: Int {
+    @inlinable public var sackBlocksThatFit: Int {
         let other = fixedByteCount
         return Swift.max(0, (Self.maximumByteCount - other - 4) / 8)
     }
@@ -157,14 +156,14 @@ package struct TCPOptions: Equatable, Sendable {
     }
 
     /// The option bytes `write(into:)` emits: always a multiple of four, at most 40.
-    @inlinable package var encodedByteCount: Int {
+    @inlinable public var encodedByteCount: Int {
         let blocks = Swift.min(sackBlocks.count, sackBlocksThatFit)
         return fixedByteCount + (blocks > 0 ? 4 + 8 * blocks : 0)
     }
 
     /// Writes the options padded with NOPs to a multiple of four (Linux's layout: MSS, SACK-permitted
     /// with timestamps, NOP + window scale, NOP NOP + SACK). SACK blocks that do not fit are left out.
-    package func write(into buffer: inout ByteBuffer) {
+    public func write(into buffer: inout PacketBuffer) {
         if let mss = maximumSegmentSize {
             buffer.writeInteger(Kind.maximumSegmentSize); buffer.writeInteger(UInt8(4)); buffer.writeInteger(mss)
         }

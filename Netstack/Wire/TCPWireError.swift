@@ -3,7 +3,7 @@
 /// Thrown on the hot path by `TCPHeaderView`, `TCPOptions` and `TCPSegment`: no strings, no boxing,
 /// only the numbers needed to count and trace the drop. The stack drops such a segment and counts it.
 /// (Kept TCP-specific so it does not collide with the stack's `WireError`; the integrator may fold it in.)
-package enum TCPWireError: Error, Equatable, Sendable {
+public enum TCPWireError: Error, Equatable, Sendable {
     /// Fewer bytes than the fixed header (20) or than the data offset says.
     case truncated(need: Int, have: Int)
     /// A data offset below 5 words.

@@ -2,13 +2,13 @@
 ///
 /// `init(validating:)` checks that 8 bytes are there and that the length field fits the bytes;
 /// bytes past `length` are ignored. The checksum is checked by `isChecksumValid(pseudoHeaderSum:)`.
-package struct UDPHeaderView: ~Escapable {
-    package let bytes: RawSpan
+public struct UDPHeaderView: ~Escapable {
+    public let bytes: RawSpan
 
-    package static let length = 8
+    public static let length = 8
 
     @_lifetime(copy bytes)
-    @inlinable package init(validating bytes: RawSpan) throws(WireError) {
+    @inlinable public init(validating bytes: RawSpan) throws(WireError) {
         let count = bytes.byteCount
         guard count >= 8 else { throw .truncated(.udp, need: 8, have: count) }
         let length = Int(bytes.bigEndian(at: 4) as UInt16)
@@ -17,17 +17,17 @@ package struct UDPHeaderView: ~Escapable {
         self.bytes = bytes
     }
 
-    @inlinable package var sourcePort: UInt16 { bytes.bigEndian(at: 0) }
-    @inlinable package var destinationPort: UInt16 { bytes.bigEndian(at: 2) }
+    @inlinable public var sourcePort: UInt16 { bytes.bigEndian(at: 0) }
+    @inlinable public var destinationPort: UInt16 { bytes.bigEndian(at: 2) }
     /// Header plus payload, from the length field.
-    @inlinable package var length: Int { Int(bytes.bigEndian(at: 4) as UInt16) }
-    @inlinable package var checksum: UInt16 { bytes.bigEndian(at: 6) }
-    @inlinable package var payloadRange: Range<Int> { 8..<length }
+    @inlinable public var length: Int { Int(bytes.bigEndian(at: 4) as UInt16) }
+    @inlinable public var checksum: UInt16 { bytes.bigEndian(at: 6) }
+    @inlinable public var payloadRange: Range<Int> { 8..<length }
 
     /// Whether the checksum verifies against the pseudo-header sum of the enclosing IP header.
     /// Over IPv4 a zero field means "no checksum" (RFC 768) and passes; over IPv6 it is invalid
     /// (RFC 8200 §8.1), so IPv6 callers pass `zeroAllowed: false`.
-    @inlinable package func isChecksumValid(pseudoHeaderSum: UInt16, zeroAllowed: Bool) -> Bool {
+    @inlinable public func isChecksumValid(pseudoHeaderSum: UInt16, zeroAllowed: Bool) -> Bool {
         if checksum == 0 { return zeroAllowed }
         var c = Checksum(sum: pseudoHeaderSum)
         c.add(bytes: bytes.extracting(0..<length))
@@ -36,13 +36,13 @@ package struct UDPHeaderView: ~Escapable {
 }
 
 /// A UDP header to write.
-package struct UDPHeader: Sendable, Equatable {
-    package var sourcePort: UInt16
-    package var destinationPort: UInt16
+public struct UDPHeader: Sendable, Equatable {
+    public var sourcePort: UInt16
+    public var destinationPort: UInt16
     /// Header plus payload.
-    package var length: Int
+    public var length: Int
 
-    @inlinable package init(sourcePort: UInt16, destinationPort: UInt16, length: Int) {
+    @inlinable public init(sourcePort: UInt16, destinationPort: UInt16, length: Int) {
         self.sourcePort = sourcePort
         self.destinationPort = destinationPort
         self.length = length
@@ -50,7 +50,7 @@ package struct UDPHeader: Sendable, Equatable {
 
     /// Writes the header into `out[0..<8]` and its checksum over `out[0..<length]`, which must hold the
     /// payload already. A computed 0 is sent as 0xffff (RFC 768).
-    @inlinable package func write(to out: UnsafeMutableRawBufferPointer, pseudoHeaderSum: UInt16) {
+    @inlinable public func write(to out: UnsafeMutableRawBufferPointer, pseudoHeaderSum: UInt16) {
         precondition(out.count >= length && length >= 8 && length <= 0xffff)
         out.storeBigEndian(sourcePort, at: 0)
         out.storeBigEndian(destinationPort, at: 2)

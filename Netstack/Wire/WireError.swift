@@ -1,7 +1,7 @@
 /// Why bytes could not be read as a packet. Thrown on the hot path: no strings, no boxing, only numbers.
 ///
 /// Every parser of untrusted bytes in the netstack throws this (typed throws); callers drop and count.
-package enum WireError: Error, Equatable, Sendable {
+public enum WireError: Error, Equatable, Sendable {
     /// Fewer bytes than the layer needs: `need` bytes were required, `have` were there.
     case truncated(Layer, need: Int, have: Int)
     /// A header length field that is below the minimum or beyond the bytes present.
@@ -16,7 +16,7 @@ package enum WireError: Error, Equatable, Sendable {
     case unsupported(Layer, Int)
 
     /// The protocol layer an error belongs to.
-    package enum Layer: Sendable, Equatable {
+    public enum Layer: Sendable, Equatable {
         case virtioNet, ipv4, ipv6, ipv6Extension, tcp, udp, icmpv4, icmpv6
     }
 }

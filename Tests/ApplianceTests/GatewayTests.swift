@@ -93,7 +93,7 @@ struct GatewayTests {
         let checksum = internetChecksum(pseudo + udp)
         udp[6] = UInt8(checksum >> 8)
         udp[7] = UInt8(checksum & 0xFF)
-        #expect(try tun.write(Packet(bytes: ByteBuffer(bytes: ipv4Packet(source: [198, 51, 100, 7], destination: [10, 66, 0, 2],
+        #expect(try tun.write(Packet(bytes: PacketBuffer(bytes: ipv4Packet(source: [198, 51, 100, 7], destination: [10, 66, 0, 2],
                                                                           protocolNumber: 17, payload: udp)))))
         let replied = udpClient.wait(5)
         #expect(replied)
@@ -176,7 +176,7 @@ struct GatewayTests {
         udp[6] = UInt8(checksum >> 8)
         udp[7] = UInt8(checksum & 0xFF)
         let ipv6: [UInt8] = [0x60, 0, 0, 0, 0, UInt8(udp.count), 17, 64] + remote + lanAddress + udp
-        #expect(try tun.write(Packet(bytes: ByteBuffer(bytes: ipv6))))
+        #expect(try tun.write(Packet(bytes: PacketBuffer(bytes: ipv6))))
         #expect(udpClient.wait(5))
         #expect(udpClient.stop().trimmingCharacters(in: .whitespacesAndNewlines) == "answer 2001:db8:ffff::7 5353")
     }

@@ -116,7 +116,7 @@ struct TunDeviceKernelTests {
         icmp[2] = UInt8(checksum >> 8)
         icmp[3] = UInt8(checksum & 0xFF)
         let reply = ipv4Packet(source: [10, 99, 0, 2], destination: [10, 99, 0, 1], protocolNumber: 1, payload: icmp)
-        #expect(try tun.write(Packet(bytes: ByteBuffer(bytes: reply))))
+        #expect(try tun.write(Packet(bytes: PacketBuffer(bytes: reply))))
         #expect(ping.wait(6))
         #expect(ping.process.terminationStatus == 0)
     }
@@ -153,7 +153,7 @@ struct TunDeviceKernelTests {
         udp[6] = UInt8(checksum >> 8)
         udp[7] = UInt8(checksum & 0xFF)
         let reply = ipv4Packet(source: [10, 99, 0, 2], destination: [10, 99, 0, 1], protocolNumber: 17, payload: udp)
-        let sent = try loop.submit { try tun.writeBatch({ var batch = PacketBatch(); batch.append(Packet(bytes: ByteBuffer(bytes: reply))); return batch }()) }.wait()
+        let sent = try loop.submit { try tun.writeBatch({ var batch = PacketBatch(); batch.append(Packet(bytes: PacketBuffer(bytes: reply))); return batch }()) }.wait()
         #expect(sent == 1)
         #expect(client.wait(6))
         #expect(client.stop() == "world\n")
@@ -188,7 +188,7 @@ struct TunDeviceKernelTests {
         let checksum = internetChecksum(pseudo + tcp)
         tcp[16] = UInt8(checksum >> 8)
         tcp[17] = UInt8(checksum & 0xFF)
-        #expect(try tun.write(Packet(bytes: ByteBuffer(bytes: ipv4Packet(source: [10, 99, 0, 2], destination: [10, 99, 0, 1], protocolNumber: 6, payload: tcp)))))
+        #expect(try tun.write(Packet(bytes: PacketBuffer(bytes: ipv4Packet(source: [10, 99, 0, 2], destination: [10, 99, 0, 1], protocolNumber: 6, payload: tcp)))))
         let data = try #require(try readUntil(tun) { packet in
             let bytes = Array(packet.bytes.readableBytesView)
             return bytes.count > 40 && bytes[9] == 6 && bytes[33] & 0x02 == 0 && bytes.count > 60

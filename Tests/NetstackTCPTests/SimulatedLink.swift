@@ -1,4 +1,3 @@
-import NIOCore
 import NetstackTCP
 import NetstackWire
 
@@ -30,14 +29,14 @@ struct SimulatedLink {
     var bytesPerSecond = 12_500_000  // 100 Mbit/s
     var maximumQueueDelay: Duration = .milliseconds(50)
     var nextFree = Instant.zero
-    var queue: [(arrival: Instant, order: Int, bytes: ByteBuffer)] = []
+    var queue: [(arrival: Instant, order: Int, bytes: PacketBuffer)] = []
     var order = 0
     var sent = 0, dropped = 0
 
     init(seed: UInt64) { random = SplitMix64(seed: seed) }
 
     mutating func send(_ segment: TCPSegment, now: Instant) {
-        var bytes = ByteBuffer()
+        var bytes = PacketBuffer()
         segment.write(into: &bytes, sourcePort: 40000, destinationPort: 443)
         sent += 1
         // Bottleneck queue: drop tail when the backlog exceeds the queue.
@@ -53,7 +52,7 @@ struct SimulatedLink {
         if random.chance(duplicateRate) { enqueue(bytes, at: arrival + .milliseconds(Int64(random.next() % 15))) }
     }
 
-    mutating func enqueue(_ bytes: ByteBuffer, at arrival: Instant) {
+    mutating func enqueue(_ bytes: PacketBuffer, at arrival: Instant) {
         order += 1
         queue.append((arrival, order, bytes))
     }
@@ -122,7 +121,7 @@ struct Endpoint {
         events.formUnion(connection!.takeEvents())
         while written < total, connection!.sendSpace > 0 {
             let count = min(chunk, total - written, connection!.sendSpace)
-            var buffer = ByteBuffer(bytes: pattern.chunk(at: written, count: count))
+            var buffer = PacketBuffer(bytes: pattern.chunk(at: written, count: count))
             buffer.withUnsafeReadableBytes { sentHash.add($0) }
             let taken = connection!.send(&buffer)
             written += taken

@@ -1,4 +1,3 @@
-import NIOCore
 import NetstackTCP
 import NetstackWire
 import Testing

@@ -1,4 +1,3 @@
-import NIOCore
 import NetstackTCP
 import NetstackWire
 import Testing
@@ -12,7 +11,7 @@ import Testing
             let length = Int(random.next() % 80)
             var bytes = (0..<length).map { _ in UInt8(truncatingIfNeeded: random.next()) }
             if length > 12, random.chance(0.5) { bytes[12] = UInt8(5 + random.next() % 11) << 4 }  // plausible offsets
-            if (try? TCPSegment(parsing: ByteBuffer(bytes: bytes))) != nil { parsed += 1 }
+            if (try? TCPSegment(parsing: PacketBuffer(bytes: bytes))) != nil { parsed += 1 }
         }
         #expect(parsed > 0)
     }

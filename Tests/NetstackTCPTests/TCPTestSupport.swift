@@ -1,4 +1,3 @@
-import NIOCore
 import NetstackTCP
 import NetstackWire
 
@@ -17,8 +16,8 @@ extension TCPConfiguration {
 }
 
 /// `count` bytes 0, 1, 2, … (mod 251).
-func bytes(_ count: Int, from offset: Int = 0) -> ByteBuffer {
-    var buffer = ByteBuffer()
+func bytes(_ count: Int, from offset: Int = 0) -> PacketBuffer {
+    var buffer = PacketBuffer()
     for i in 0..<count { buffer.writeInteger(UInt8((offset + i) % 251)) }
     return buffer
 }
@@ -129,7 +128,7 @@ struct Harness {
     /// The template segment from the peer: at `peerNext`, acknowledging everything we sent, a 64 KiB
     /// window (scaled by the peer's shift when negotiated), and a timestamp echoing ours if in use.
     func peer(_ flags: TCPFlags, seq: SeqNumber? = nil, ack: SeqNumber? = nil, window: UInt16 = 65535,
-              payload: ByteBuffer = ByteBuffer(), sack: [(SeqNumber, SeqNumber)] = [], timestamp: UInt32? = nil) -> TCPSegment {
+              payload: PacketBuffer = PacketBuffer(), sack: [(SeqNumber, SeqNumber)] = [], timestamp: UInt32? = nil) -> TCPSegment {
         var options = TCPOptions()
         for (low, high) in sack { options.sackBlocks.append(TCPSACKBlock(start: low, end: high)) }
         if peerUsesTimestamps {
@@ -142,7 +141,7 @@ struct Harness {
 
     /// Delivers the template segment; when `seq` is not pinned, the peer's sequence number advances.
     mutating func receive(_ flags: TCPFlags, seq: SeqNumber? = nil, ack: SeqNumber? = nil, window: UInt16 = 65535,
-                          payload: ByteBuffer = ByteBuffer(), sack: [(SeqNumber, SeqNumber)] = [], timestamp: UInt32? = nil) {
+                          payload: PacketBuffer = PacketBuffer(), sack: [(SeqNumber, SeqNumber)] = [], timestamp: UInt32? = nil) {
         let segment = peer(flags, seq: seq, ack: ack, window: window, payload: payload, sack: sack, timestamp: timestamp)
         if seq == nil { peerNext = segment.endSequenceNumber }
         connection.receive(segment, now: now)

@@ -1,4 +1,3 @@
-import NIOCore
 import NetstackWire
 import Testing
 
@@ -102,8 +101,8 @@ import Testing
         var options = TCPOptions(maximumSegmentSize: 1400, windowScale: 9, sackPermitted: true,
                                  timestamp: TCPTimestampOption(value: 7, echoReply: 9))
         var segment = TCPSegment(sequenceNumber: SeqNumber(0xffff_fff0), acknowledgmentNumber: SeqNumber(42),
-                                 flags: [.syn, .ack], window: 1234, options: options, payload: ByteBuffer(bytes: [1, 2, 3]))
-        var buffer = ByteBuffer()
+                                 flags: [.syn, .ack], window: 1234, options: options, payload: PacketBuffer(bytes: [1, 2, 3]))
+        var buffer = PacketBuffer()
         segment.write(into: &buffer, sourcePort: 1, destinationPort: 2)
         #expect(buffer.readableBytes == segment.headerByteCount + 3)
         #expect(buffer.getInteger(at: 16, as: UInt16.self) == 0)  // checksum left to the stack
@@ -113,7 +112,7 @@ import Testing
         #expect(parsed.flags == segment.flags)
         #expect(parsed.window == 1234)
         #expect(parsed.options == options)
-        #expect(parsed.payload == ByteBuffer(bytes: [1, 2, 3]))
+        #expect(parsed.payload == PacketBuffer(bytes: [1, 2, 3]))
 
         // A data segment with timestamps and SACK blocks.
         options = TCPOptions(timestamp: TCPTimestampOption(value: 1, echoReply: 2))
@@ -131,7 +130,7 @@ import Testing
         var options = TCPOptions(timestamp: TCPTimestampOption(value: 1, echoReply: 2))
         for i in 0..<4 { options.sackBlocks.append(TCPSACKBlock(start: SeqNumber(UInt32(i * 100)), end: SeqNumber(UInt32(i * 100 + 50)))) }
         #expect(options.encodedByteCount == 40)  // 12 + 4 + 3 · 8
-        var buffer = ByteBuffer()
+        var buffer = PacketBuffer()
         options.write(into: &buffer)
         #expect(buffer.readableBytes == 40)
         let segment = TCPSegment(sequenceNumber: SeqNumber(1), flags: .ack, options: options)
@@ -150,7 +149,7 @@ import Testing
     }
 
     @Test func sequenceLengthCountsSYNAndFIN() {
-        #expect(TCPSegment(sequenceNumber: SeqNumber(0), flags: [.syn, .fin], payload: ByteBuffer(bytes: [1, 2])).sequenceLength == 4)
+        #expect(TCPSegment(sequenceNumber: SeqNumber(0), flags: [.syn, .fin], payload: PacketBuffer(bytes: [1, 2])).sequenceLength == 4)
         #expect(TCPSegment(sequenceNumber: SeqNumber(UInt32.max), flags: .fin).endSequenceNumber == SeqNumber(0))
     }
 }

@@ -83,7 +83,7 @@ func tcpBulkReceiveAllocationsPerSegment() throws {
     let stack = Stack(configuration: configuration, seed: 1)
     let client = Endpoint(client4, 40000), server = Endpoint(remote4, 443)
     var batch = PacketBatch(capacity: 8), output = PacketBatch(capacity: 64)
-    func inject(_ bytes: ByteBuffer) { batch.append(Packet(bytes: bytes)); stack.receive(&batch, now: .zero) }
+    func inject(_ bytes: PacketBuffer) { batch.append(Packet(bytes: bytes)); stack.receive(&batch, now: .zero) }
     inject(PacketBuilder.buffer(PacketBuilder.tcp(from: client, to: server, sequence: 1000, flags: PacketBuilder.syn,
                                                   options: [2, 4, 0x05, 0xb4])))
     guard case .incoming(let id, _)? = stack.nextEvent() else { Issue.record("no SYN hand-off"); return }

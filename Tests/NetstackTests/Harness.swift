@@ -47,7 +47,7 @@ final class Harness {
     func advance(_ d: Duration) { now += d }
 }
 
-extension ByteBuffer {
+extension PacketBuffer {
     var bytes: [UInt8] { Array(readableBytesView) }
 }
 

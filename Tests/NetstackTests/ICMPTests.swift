@@ -110,7 +110,7 @@ func unreachableErrorsEndDialledFlows(client: IPAddress, remote: IPAddress) thro
     let a = Stack(configuration: ca, seed: 1), b = Stack(configuration: cb, seed: 2)
     let link = SimulatedLink(a: a, b: b, seed: 3)
     let udp = try b.openUDP(to: Endpoint(remote, 53))
-    try b.sendDatagram(ByteBuffer(string: "q"), on: udp)
+    try b.sendDatagram(PacketBuffer(string: "q"), on: udp)
     let tcp = try b.connectTCP(to: Endpoint(remote, 443))
     var closed: [FlowID: FlowCloseReason] = [:]
     link.run(timeout: .seconds(5), until: { closed.count == 2 }) {
@@ -149,7 +149,7 @@ func packetTooBigLowersTheMSSOfADialledFlow(own: IPAddress, remote: IPAddress) t
     h.inject(PacketBuilder.tcp(from: Endpoint(remote, 80), to: Endpoint(own, syn.sourcePort), sequence: 5000,
                                acknowledgment: syn.sequence &+ 1, flags: PacketBuilder.syn | PacketBuilder.ack, options: mss))
     _ = h.output()
-    var data = ByteBuffer(repeating: 0x5a, count: 8 * 1460)
+    var data = PacketBuffer(repeating: 0x5a, count: 8 * 1460)
     _ = try h.stack.send(&data, on: id)
     let sent = h.output().filter { !$0.payload.isEmpty }
     let first = try #require(sent.first)

@@ -72,7 +72,7 @@ final class TUNDevice: PacketDevice, @unchecked Sendable {
             buffer.moveReaderIndex(forwardBy: VirtioNetHeader.length)
             device.reads += 1
             if header.isGSO { device.gsoReads += 1 }
-            batch.append(Packet(bytes: buffer, offload: header))
+            batch.append(Packet(bytes: PacketBuffer(copying: buffer, headroom: Stack.headroom), offload: header))
         }
         func channelReadComplete(context: ChannelHandlerContext) {
             if !batch.isEmpty { deliver(&batch) }

@@ -96,7 +96,7 @@ func synForAnyDestinationIsHandedOverBeforeAnswering(client: IPAddress, remote: 
     let synAck = try #require(h.output().first)
     h.inject(PacketBuilder.tcp(from: client, to: server, sequence: 1001, acknowledgment: synAck.sequence &+ 1,
                                flags: PacketBuilder.ack, window: 4096))
-    var data = ByteBuffer(repeating: 0x61, count: 20_000)
+    var data = PacketBuffer(repeating: 0x61, count: 20_000)
     _ = try h.stack.send(&data, on: id)
     h.batch.removeAll()
     _ = h.stack.transmit(into: &h.batch, now: h.now)

@@ -83,7 +83,7 @@ final class TransferRun {
         while sent < data.count {
             let space = stack.sendSpace(on: flow)
             guard space > 0 else { break }
-            var chunk = ByteBuffer(bytes: data[sent..<min(data.count, sent + min(space, 65536))])
+            var chunk = PacketBuffer(bytes: data[sent..<min(data.count, sent + min(space, 65536))])
             guard let taken = try? stack.send(&chunk, on: flow), taken > 0 else { break }
             sent += taken
         }
@@ -185,7 +185,7 @@ func transfersByteExactOverLossyLink(client: IPAddress, remote: IPAddress, loss:
         for (i, id) in flows.enumerated() where !shut[i] {
             let data = payload(i)
             while sent[i] < size, b.sendSpace(on: id) > 0 {
-                var chunk = ByteBuffer(bytes: data[sent[i]..<min(size, sent[i] + b.sendSpace(on: id))])
+                var chunk = PacketBuffer(bytes: data[sent[i]..<min(size, sent[i] + b.sendSpace(on: id))])
                 guard let taken = try? b.send(&chunk, on: id), taken > 0 else { break }
                 sent[i] += taken
             }

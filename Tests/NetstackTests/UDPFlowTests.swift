@@ -20,7 +20,7 @@ func transparentUDPHandsOverOriginalDestinationBeforeAnswering(client: IPAddress
     #expect(try h.stack.receiveDatagram(on: id)?.bytes == Array("query".utf8))
     #expect(try h.stack.receiveDatagram(on: id) == nil)
 
-    var answer = ByteBufferAllocator().buffer(capacity: 64)
+    var answer = PacketBuffer(capacity: 64)
     answer.writeString("answer")
     try h.stack.sendDatagram(answer, on: id)
     let reply = try #require(h.output().first)
@@ -88,7 +88,7 @@ func transparentUDPHandsOverOriginalDestinationBeforeAnswering(client: IPAddress
     h.advance(.seconds(11)); _ = h.output()
     #expect(h.events() == [.closed(id, .idle)])
     #expect(h.stack.numberOfFlows == 0)
-    #expect(throws: FlowError.unknownFlow) { try h.stack.sendDatagram(ByteBuffer(), on: id) }
+    #expect(throws: FlowError.unknownFlow) { try h.stack.sendDatagram(PacketBuffer(), on: id) }
 }
 
 @Test func undecidedFlowsExpire() {
@@ -124,7 +124,7 @@ func transparentUDPHandsOverOriginalDestinationBeforeAnswering(client: IPAddress
     let id = try h.stack.openUDP(to: endpoint(remote4, 53))
     let key = try #require(h.stack.key(of: id))
     #expect(key.local.address == own4 && (32768...60999).contains(key.local.port))
-    var query = ByteBuffer(); query.writeString("q")
+    var query = PacketBuffer(); query.writeString("q")
     try h.stack.sendDatagram(query, on: id)
     let sent = try #require(h.output().first)
     #expect(sent.source == own4 && sent.sourcePort == key.local.port && sent.destinationPort == 53 && sent.checksumsValid)
@@ -175,7 +175,7 @@ func fragmentsLargeDatagramsAndTheOtherStackReassembles(client: IPAddress, remot
     let a = Stack(configuration: ca, seed: 1), b = Stack(configuration: cb, seed: 2)
     let link = SimulatedLink(a: a, b: b, impairments: .init(reordering: 0.3), seed: 3)
     let dial = try b.openUDP(to: endpoint(remote, 4242))
-    var hello = ByteBuffer(); hello.writeString("hello")
+    var hello = PacketBuffer(); hello.writeString("hello")
     try b.sendDatagram(hello, on: dial)
     var answered = false
     var received: [UInt8] = []
@@ -184,7 +184,7 @@ func fragmentsLargeDatagramsAndTheOtherStackReassembles(client: IPAddress, remot
         while let e = a.nextEvent() {
             if case .incoming(let id, _) = e, !answered {
                 try? a.accept(id)
-                var out = ByteBuffer(); out.writeBytes(big)
+                var out = PacketBuffer(); out.writeBytes(big)
                 try? a.sendDatagram(out, on: id)
                 answered = true
             }

@@ -242,6 +242,7 @@ package final class WireGuardShardDevice: PacketDevice, @unchecked Sendable {
     private var deliver: ((inout PacketBatch) -> Void)?
     private var inbound = PacketBatch(capacity: 64)
     private var stopped = false
+    private let allocator = ByteBufferAllocator()
 
     init(index: Int, loop: any EventLoop, tunnel: WireGuardTunnel) {
         self.index = index
@@ -254,14 +255,17 @@ package final class WireGuardShardDevice: PacketDevice, @unchecked Sendable {
         self.deliver = deliver
     }
 
-    /// Moves the stack's packets (not copies: the batch gives them up, so the device seals in place) to
-    /// the tunnel loop. Called by the driver on `loop`.
+    /// Copies the stack's packets into buffers the device can seal in place and hands them to the
+    /// tunnel loop. Called by the driver on `loop`.
     package func write(_ batch: inout PacketBatch) {
         guard !stopped else { return }
         var packets: [ByteBuffer] = []
         packets.reserveCapacity(batch.count)
-        for packet in batch.packets { packets.append(packet.bytes) }
-        // Dropping the batch's references leaves each buffer uniquely owned by `packets`.
+        for packet in batch.packets {
+            // Room for the transport header in front and padding + tag behind: the device seals in place.
+            packets.append(ByteBuffer(copying: packet.bytes, headroom: MessageLayout.transportHeaderSize,
+                                      tailroom: 16 + AEAD.tagByteCount, allocator: allocator))
+        }
         batch.removeAll()
         let tunnel = self.tunnel
         tunnel.loop.execute { tunnel.sendPackets(packets) }
@@ -283,7 +287,7 @@ package final class WireGuardShardDevice: PacketDevice, @unchecked Sendable {
     private func deliverOnLoop(_ packets: [ByteBuffer]) {
         for packet in packets {
             guard !stopped, let deliver else { return }
-            inbound.append(Packet(bytes: packet))
+            inbound.append(Packet(bytes: PacketBuffer(copying: packet)))
             if inbound.count == Self.maximumDeliveryBatch {
                 deliver(&inbound)
                 inbound.removeAll()

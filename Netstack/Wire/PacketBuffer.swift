@@ -1,0 +1,408 @@
+/// The bytes the stack works in: a reference-counted block of memory and a view of part of it, with a
+/// reader and a writer index. Slices share the block (no copy); a write into a block somebody else also
+/// holds copies it first (copy-on-write), so a slice handed out never changes under its holder.
+///
+/// The methods follow the names of the buffer type the engine's event loop uses, so the stack reads
+/// the same as code on either side of it; the glue copies (or maps) between the two at the edge.
+///
+/// Indices are relative to the view: `getSlice` returns a buffer whose reader index is 0 and whose
+/// capacity ends where the slice ends. A view may grow past its capacity: in place when its block is
+/// uniquely held and has room, else into a new block.
+public struct PacketBuffer: Sendable {
+    /// The shared block, nil while nothing was ever allocated (an empty buffer costs nothing).
+    @usableFromInline var storage: Storage?
+    /// Where this view starts in the block.
+    @usableFromInline var base: UInt32
+    /// Bytes of the block this view may use, from `base`.
+    @usableFromInline var limit: UInt32
+    @usableFromInline var reader: UInt32
+    @usableFromInline var writer: UInt32
+
+    /// Byte order of an integer read or write; network order unless told.
+    public enum Endianness: Sendable { case big, little }
+
+    /// A block of raw memory, freed with its last holder.
+    @usableFromInline final class Storage: @unchecked Sendable {
+        @usableFromInline let bytes: UnsafeMutableRawPointer
+        @usableFromInline let capacity: Int
+
+        @inlinable init(capacity: Int) {
+            self.capacity = capacity
+            self.bytes = UnsafeMutableRawPointer.allocate(byteCount: Swift.max(capacity, 1), alignment: 16)
+        }
+
+        deinit { bytes.deallocate() }
+    }
+
+    /// An empty buffer; allocates on the first write.
+    @inlinable public init() {
+        storage = nil
+        base = 0
+        limit = 0
+        reader = 0
+        writer = 0
+    }
+
+    /// An empty buffer with room for `capacity` bytes.
+    @inlinable public init(capacity: Int) {
+        precondition(capacity >= 0 && capacity <= Int(UInt32.max), "PacketBuffer: capacity \(capacity) out of range")
+        self.init()
+        if capacity > 0 {
+            storage = Storage(capacity: capacity)
+            limit = UInt32(capacity)
+        }
+    }
+
+    /// A buffer holding a copy of `bytes`.
+    @inlinable public init(bytes: some Sequence<UInt8>) {
+        self.init(capacity: bytes.underestimatedCount)
+        writeBytes(bytes)
+    }
+
+    /// A buffer holding a copy of the raw bytes.
+    @inlinable public init(copying bytes: UnsafeRawBufferPointer) {
+        self.init(capacity: bytes.count)
+        writeBytes(bytes)
+    }
+
+    /// A buffer holding the UTF-8 bytes of `string`.
+    @inlinable public init(string: String) {
+        self.init(bytes: string.utf8)
+    }
+
+    /// A buffer holding `count` copies of `byte`.
+    @inlinable public init(repeating byte: UInt8, count: Int) {
+        self.init(capacity: count)
+        writeRepeatingByte(byte, count: count)
+    }
+
+    // MARK: Indices
+
+    /// Index of the first unread byte.
+    @inlinable public var readerIndex: Int { Int(reader) }
+    /// Index just past the last written byte.
+    @inlinable public var writerIndex: Int { Int(writer) }
+    /// Bytes between the reader and the writer index.
+    @inlinable public var readableBytes: Int { Int(writer &- reader) }
+    /// Bytes that can be written before the view must grow.
+    @inlinable public var writableBytes: Int { Int(limit &- writer) }
+    /// Size of this view: indices run from 0 to `capacity`.
+    @inlinable public var capacity: Int { Int(limit) }
+
+    /// Moves the reader index to `index` (0 ... writerIndex).
+    @inlinable public mutating func moveReaderIndex(to index: Int) {
+        precondition(index >= 0 && index <= Int(writer), "PacketBuffer: reader index \(index) outside 0...\(writer)")
+        reader = UInt32(truncatingIfNeeded: index)
+    }
+
+    /// Moves the reader index by `offset` (may be negative, never below 0 or above the writer index).
+    @inlinable public mutating func moveReaderIndex(forwardBy offset: Int) {
+        moveReaderIndex(to: Int(reader) + offset)
+    }
+
+    /// Moves the writer index to `index` (readerIndex ... capacity); the bytes in between count as written.
+    @inlinable public mutating func moveWriterIndex(to index: Int) {
+        precondition(index >= Int(reader) && index <= Int(limit), "PacketBuffer: writer index \(index) outside \(reader)...\(limit)")
+        writer = UInt32(truncatingIfNeeded: index)
+    }
+
+    /// Moves the writer index by `offset`.
+    @inlinable public mutating func moveWriterIndex(forwardBy offset: Int) {
+        moveWriterIndex(to: Int(writer) + offset)
+    }
+
+    /// Forgets all bytes. Keeps the block when nothing else holds it.
+    @inlinable public mutating func clear() {
+        if storage != nil && !isKnownUniquelyReferenced(&storage) {
+            storage = Storage(capacity: Int(limit))
+            base = 0
+        }
+        reader = 0
+        writer = 0
+    }
+
+    /// Moves the readable bytes to index 0, reclaiming what was read.
+    @inlinable public mutating func discardReadBytes() {
+        guard reader > 0 else { return }
+        let count = readableBytes
+        if storage != nil && isKnownUniquelyReferenced(&storage) {
+            let start = storage!.bytes + Int(base)
+            if count > 0 { start.copyMemory(from: start + Int(reader), byteCount: count) }
+        } else if count > 0 {
+            let fresh = Storage(capacity: Int(limit))
+            fresh.bytes.copyMemory(from: storage!.bytes + Int(base) + Int(reader), byteCount: count)
+            storage = fresh
+            base = 0
+        }
+        reader = 0
+        writer = UInt32(count)
+    }
+
+    /// Makes sure `minimumCapacity` bytes fit in the view and the block is ours to write.
+    @inlinable public mutating func reserveCapacity(_ minimumCapacity: Int) {
+        makeWritable(upTo: minimumCapacity)
+    }
+
+    /// Makes sure `count` more bytes can be written after the writer index.
+    @inlinable public mutating func reserveCapacity(minimumWritableBytes count: Int) {
+        makeWritable(upTo: Int(writer) + count)
+    }
+
+    /// Ensures the block is held by this view alone and the view reaches `end`.
+    @inlinable @inline(__always) mutating func makeWritable(upTo end: Int) {
+        if _fastPath(end <= Int(limit) && isKnownUniquelyReferenced(&storage)) { return }
+        makeWritableSlowPath(upTo: end)
+    }
+
+    @usableFromInline @inline(never) mutating func makeWritableSlowPath(upTo end: Int) {
+        precondition(end >= 0 && end <= Int(UInt32.max), "PacketBuffer: capacity \(end) out of range")
+        if let storage, isKnownUniquelyReferenced(&self.storage), storage.capacity - Int(base) >= end {
+            limit = UInt32(storage.capacity - Int(base))  // the block has room past this view's end
+            return
+        }
+        var newCapacity = Swift.max(end, Int(limit))
+        if end > Int(limit) {
+            // Grow geometrically so appending byte by byte stays linear.
+            var grown = 64
+            while grown < end { grown <<= 1 }
+            newCapacity = Swift.min(grown, Int(UInt32.max))
+        }
+        let fresh = Storage(capacity: newCapacity)
+        if let storage, writer > 0 {
+            fresh.bytes.copyMemory(from: storage.bytes + Int(base), byteCount: Int(writer))
+        }
+        storage = fresh
+        base = 0
+        limit = UInt32(newCapacity)
+    }
+
+    // MARK: Slices
+
+    /// A view of `length` bytes from `index` sharing this buffer's block; nil when out of bounds.
+    /// The slice's reader index is 0 and its capacity `length`.
+    @inlinable public func getSlice(at index: Int, length: Int) -> PacketBuffer? {
+        guard index >= 0, length >= 0, index <= Int(limit), length <= Int(limit) - index else { return nil }
+        var slice = PacketBuffer()
+        guard length > 0 else { return slice }
+        slice.storage = storage
+        slice.base = base &+ UInt32(truncatingIfNeeded: index)
+        slice.limit = UInt32(truncatingIfNeeded: length)
+        slice.writer = slice.limit
+        return slice
+    }
+
+    /// The next `length` readable bytes as a slice, moving the reader index past them; nil if fewer are readable.
+    @inlinable public mutating func readSlice(length: Int) -> PacketBuffer? {
+        guard length >= 0, length <= readableBytes, let slice = getSlice(at: Int(reader), length: length) else { return nil }
+        reader &+= UInt32(truncatingIfNeeded: length)
+        return slice
+    }
+
+    // MARK: Raw access
+
+    /// Calls `body` with the readable bytes.
+    @inlinable public func withUnsafeReadableBytes<T, E: Error>(_ body: (UnsafeRawBufferPointer) throws(E) -> T) throws(E) -> T {
+        guard let storage else { return try body(UnsafeRawBufferPointer(start: nil, count: 0)) }
+        return try body(UnsafeRawBufferPointer(start: storage.bytes + Int(base) + Int(reader), count: readableBytes))
+    }
+
+    /// Calls `body` with the readable bytes, writable (copying the block first if it is shared).
+    @inlinable public mutating func withUnsafeMutableReadableBytes<T, E: Error>(
+        _ body: (UnsafeMutableRawBufferPointer) throws(E) -> T
+    ) throws(E) -> T {
+        guard readableBytes > 0 else { return try body(UnsafeMutableRawBufferPointer(start: nil, count: 0)) }
+        makeWritable(upTo: Int(writer))
+        return try body(UnsafeMutableRawBufferPointer(start: storage!.bytes + Int(base) + Int(reader), count: readableBytes))
+    }
+
+    /// Calls `body` with the room after the writer index (at least `minimumWritableBytes`); it returns how
+    /// many bytes it wrote, and the writer index moves past them.
+    @discardableResult
+    @inlinable public mutating func writeWithUnsafeMutableBytes(
+        minimumWritableBytes: Int, _ body: (UnsafeMutableRawBufferPointer) throws -> Int
+    ) rethrows -> Int {
+        makeWritable(upTo: Int(writer) + minimumWritableBytes)
+        guard let storage else { return 0 }
+        let room = UnsafeMutableRawBufferPointer(start: storage.bytes + Int(base) + Int(writer), count: writableBytes)
+        let written = try body(room)
+        precondition(written >= 0 && written <= room.count, "PacketBuffer: wrote \(written) of \(room.count) bytes")
+        writer &+= UInt32(truncatingIfNeeded: written)
+        return written
+    }
+
+    /// Calls `body` with the room after the writer index, writerIndex ..< capacity (copying the block
+    /// first if it is shared); the writer index does not move.
+    @inlinable public mutating func withUnsafeMutableWritableBytes<T, E: Error>(
+        _ body: (UnsafeMutableRawBufferPointer) throws(E) -> T
+    ) throws(E) -> T {
+        guard writableBytes > 0 else { return try body(UnsafeMutableRawBufferPointer(start: nil, count: 0)) }
+        makeWritable(upTo: Int(limit))
+        return try body(UnsafeMutableRawBufferPointer(start: storage!.bytes + Int(base) + Int(writer), count: writableBytes))
+    }
+
+    /// Calls `body` with the whole view, 0 ..< capacity, including bytes before the reader index and
+    /// unwritten ones after the writer index (copying the block first if it is shared).
+    @inlinable public mutating func withVeryUnsafeMutableBytes<T>(_ body: (UnsafeMutableRawBufferPointer) throws -> T) rethrows -> T {
+        guard limit > 0 else { return try body(UnsafeMutableRawBufferPointer(start: nil, count: 0)) }
+        makeWritable(upTo: Int(limit))
+        return try body(UnsafeMutableRawBufferPointer(start: storage!.bytes + Int(base), count: Int(limit)))
+    }
+
+    /// The readable bytes as a span.
+    @inlinable public var readableBytesSpan: RawSpan {
+        @_lifetime(borrow self)
+        borrowing get {
+            let pointer = storage.map { UnsafeRawPointer($0.bytes + Int(base) + Int(reader)) }
+            let span = RawSpan(_unsafeBytes: UnsafeRawBufferPointer(start: pointer, count: readableBytes))
+            return _overrideLifetime(span, borrowing: self)
+        }
+    }
+
+    // MARK: Integers
+
+    /// The integer at `index`, or nil if its bytes are not all below the writer index.
+    @inlinable public func getInteger<T: FixedWidthInteger>(at index: Int, endianness: Endianness = .big,
+                                                           as: T.Type = T.self) -> T? {
+        guard index >= 0, index <= Int(writer) - MemoryLayout<T>.size, let storage else { return nil }
+        let raw = (storage.bytes + Int(base) + index).loadUnaligned(as: T.self)
+        return endianness == .big ? T(bigEndian: raw) : T(littleEndian: raw)
+    }
+
+    /// Reads the integer at the reader index and moves past it; nil if too few bytes are readable.
+    @inlinable public mutating func readInteger<T: FixedWidthInteger>(endianness: Endianness = .big, as: T.Type = T.self) -> T? {
+        guard let value = getInteger(at: Int(reader), endianness: endianness, as: T.self) else { return nil }
+        reader &+= UInt32(MemoryLayout<T>.size)
+        return value
+    }
+
+    /// Writes `value` at `index` (which need not be below the writer index); returns its size.
+    @discardableResult
+    @inlinable public mutating func setInteger<T: FixedWidthInteger>(_ value: T, at index: Int, endianness: Endianness = .big,
+                                                                    as: T.Type = T.self) -> Int {
+        precondition(index >= 0, "PacketBuffer: negative index")
+        makeWritable(upTo: index + MemoryLayout<T>.size)
+        let raw = endianness == .big ? value.bigEndian : value.littleEndian
+        (storage!.bytes + Int(base) + index).storeBytes(of: raw, as: T.self)
+        return MemoryLayout<T>.size
+    }
+
+    /// Appends `value`; returns its size.
+    @discardableResult
+    @inlinable public mutating func writeInteger<T: FixedWidthInteger>(_ value: T, endianness: Endianness = .big,
+                                                                      as: T.Type = T.self) -> Int {
+        let size = setInteger(value, at: Int(writer), endianness: endianness)
+        writer &+= UInt32(size)
+        return size
+    }
+
+    // MARK: Bytes
+
+    /// Appends a copy of `bytes`; returns the count.
+    @discardableResult
+    @inlinable public mutating func writeBytes(_ bytes: UnsafeRawBufferPointer) -> Int {
+        let count = bytes.count
+        guard count > 0 else { return 0 }
+        makeWritable(upTo: Int(writer) + count)
+        (storage!.bytes + Int(base) + Int(writer)).copyMemory(from: bytes.baseAddress!, byteCount: count)
+        writer &+= UInt32(truncatingIfNeeded: count)
+        return count
+    }
+
+    /// Appends a copy of `bytes`; returns the count.
+    @discardableResult
+    @inlinable public mutating func writeBytes(_ bytes: some Sequence<UInt8>) -> Int {
+        if let written = bytes.withContiguousStorageIfAvailable({ writeBytes(UnsafeRawBufferPointer($0)) }) {
+            return written
+        }
+        var count = 0
+        for byte in bytes { count += writeInteger(byte) }
+        return count
+    }
+
+    /// Appends the UTF-8 bytes of `string`; returns the count.
+    @discardableResult
+    @inlinable public mutating func writeString(_ string: String) -> Int {
+        var string = string
+        return string.withUTF8 { writeBytes(UnsafeRawBufferPointer($0)) }
+    }
+
+    /// Appends `count` copies of `byte`; returns the count.
+    @discardableResult
+    @inlinable public mutating func writeRepeatingByte(_ byte: UInt8, count: Int) -> Int {
+        guard count > 0 else { return 0 }
+        makeWritable(upTo: Int(writer) + count)
+        (storage!.bytes + Int(base) + Int(writer)).initializeMemory(as: UInt8.self, repeating: byte, count: count)
+        writer &+= UInt32(truncatingIfNeeded: count)
+        return count
+    }
+
+    /// Appends `other`'s readable bytes and consumes them from `other`; returns the count.
+    @discardableResult
+    @inlinable public mutating func writeBuffer(_ other: inout PacketBuffer) -> Int {
+        let written = writeImmutableBuffer(other)
+        other.reader = other.writer
+        return written
+    }
+
+    /// Appends a copy of `other`'s readable bytes; returns the count.
+    @discardableResult
+    @inlinable public mutating func writeImmutableBuffer(_ other: PacketBuffer) -> Int {
+        other.withUnsafeReadableBytes { writeBytes($0) }
+    }
+
+    /// Copies `bytes` to `index` (not moving the writer index); returns the count.
+    @discardableResult
+    @inlinable public mutating func setBytes(_ bytes: some Sequence<UInt8>, at index: Int) -> Int {
+        let array = Array(bytes)
+        guard !array.isEmpty else { return 0 }
+        makeWritable(upTo: index + array.count)
+        array.withUnsafeBytes { (storage!.bytes + Int(base) + index).copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+        return array.count
+    }
+
+    /// `length` bytes from `index` as an array; nil if they are not all below the writer index.
+    @inlinable public func getBytes(at index: Int, length: Int) -> [UInt8]? {
+        guard index >= 0, length >= 0, index <= Int(writer) - length else { return nil }
+        guard length > 0, let storage else { return [] }
+        return Array(UnsafeRawBufferPointer(start: storage.bytes + Int(base) + index, count: length))
+    }
+
+    /// Reads `length` bytes as an array and moves past them; nil if fewer are readable.
+    @inlinable public mutating func readBytes(length: Int) -> [UInt8]? {
+        guard let bytes = getBytes(at: Int(reader), length: length) else { return nil }
+        reader &+= UInt32(truncatingIfNeeded: length)
+        return bytes
+    }
+
+    /// The readable bytes as a collection (read-only, shares the block).
+    @inlinable public var readableBytesView: View { View(buffer: self) }
+
+    /// The readable bytes of a buffer as a random-access collection of `UInt8`.
+    public struct View: RandomAccessCollection, Sendable {
+        @usableFromInline let buffer: PacketBuffer
+        @inlinable init(buffer: PacketBuffer) { self.buffer = buffer }
+        @inlinable public var startIndex: Int { 0 }
+        @inlinable public var endIndex: Int { buffer.readableBytes }
+        @inlinable public subscript(position: Int) -> UInt8 {
+            precondition(position >= 0 && position < endIndex, "PacketBuffer.View: index out of range")
+            return buffer.storage!.bytes.load(fromByteOffset: Int(buffer.base) + Int(buffer.reader) + position, as: UInt8.self)
+        }
+        @inlinable public func withContiguousStorageIfAvailable<R>(_ body: (UnsafeBufferPointer<UInt8>) throws -> R) rethrows -> R? {
+            try buffer.withUnsafeReadableBytes { raw in try body(raw.bindMemory(to: UInt8.self)) }
+        }
+    }
+}
+
+extension PacketBuffer: Equatable {
+    /// Buffers are equal when their readable bytes are.
+    @inlinable public static func == (lhs: PacketBuffer, rhs: PacketBuffer) -> Bool {
+        guard lhs.readableBytes == rhs.readableBytes else { return false }
+        return lhs.withUnsafeReadableBytes { a in rhs.withUnsafeReadableBytes { b in a.elementsEqual(b) } }
+    }
+}
+
+extension PacketBuffer: CustomStringConvertible {
+    public var description: String {
+        "PacketBuffer { readerIndex: \(reader), writerIndex: \(writer), capacity: \(limit) }"
+    }
+}
