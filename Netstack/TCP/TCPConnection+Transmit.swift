@@ -408,6 +408,7 @@ extension TCPConnection {
     func payloadSlice(from sequenceNumber: SeqNumber, length: Int) -> PacketBuffer {
         guard length > 0 else { return PacketBuffer() }
         let offset = Int(sequenceNumber - sendBufferStart)
+        assert(offset >= 0 && offset + length <= sendBuffer.readableBytes, "payload [\(offset), +\(length)) outside the \(sendBuffer.readableBytes) buffered bytes")
         return sendBuffer.getSlice(at: sendBuffer.readerIndex + offset, length: length) ?? PacketBuffer()
     }
 }

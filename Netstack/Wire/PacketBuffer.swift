@@ -156,8 +156,8 @@ public struct PacketBuffer: Sendable {
 
     @usableFromInline @inline(never) mutating func makeWritableSlowPath(upTo end: Int) {
         precondition(end >= 0 && end <= Int(UInt32.max), "PacketBuffer: capacity \(end) out of range")
-        if let storage, isKnownUniquelyReferenced(&self.storage), storage.capacity - Int(base) >= end {
-            limit = UInt32(storage.capacity - Int(base))  // the block has room past this view's end
+        if isKnownUniquelyReferenced(&storage), storage!.capacity - Int(base) >= end {
+            limit = UInt32(storage!.capacity - Int(base))  // the block has room past this view's end
             return
         }
         var newCapacity = Swift.max(end, Int(limit))
@@ -178,10 +178,11 @@ public struct PacketBuffer: Sendable {
 
     // MARK: Slices
 
-    /// A view of `length` bytes from `index` sharing this buffer's block; nil when out of bounds.
-    /// The slice's reader index is 0 and its capacity `length`.
+    /// A view of `length` bytes from `index` sharing this buffer's block; nil unless all of them are
+    /// readable (readerIndex ≤ index, index + length ≤ writerIndex). The slice's reader index is 0 and
+    /// its capacity `length`.
     @inlinable public func getSlice(at index: Int, length: Int) -> PacketBuffer? {
-        guard index >= 0, length >= 0, index <= Int(limit), length <= Int(limit) - index else { return nil }
+        guard index >= Int(reader), length >= 0, index <= Int(writer) - length else { return nil }
         var slice = PacketBuffer()
         guard length > 0 else { return slice }
         slice.storage = storage
@@ -248,6 +249,25 @@ public struct PacketBuffer: Sendable {
         return try body(UnsafeMutableRawBufferPointer(start: storage!.bytes + Int(base), count: Int(limit)))
     }
 
+    /// Lends the readable bytes to a holder outside the stack without copying them. `body` gets the
+    /// bytes and a token that keeps their block alive; the holder passes the token to `endLoan(_:)`
+    /// exactly once when it is done. While the loan lasts the block counts as shared, so no
+    /// `PacketBuffer` writes into it in place. The holder may change the lent bytes (they are this
+    /// view's alone) but nothing before or after them. Returns nil, without calling `body`, when
+    /// nothing is readable.
+    @inlinable public func withLoanedReadableBytes<T>(
+        _ body: (UnsafeMutableRawBufferPointer, UnsafeMutableRawPointer) throws -> T
+    ) rethrows -> T? {
+        guard let storage, writer > reader else { return nil }
+        let token = Unmanaged.passRetained(storage).toOpaque()
+        return try body(UnsafeMutableRawBufferPointer(start: storage.bytes + Int(base) + Int(reader), count: readableBytes), token)
+    }
+
+    /// Ends a loan made by `withLoanedReadableBytes`; the block is freed if nothing else holds it.
+    public static func endLoan(_ token: UnsafeMutableRawPointer) {
+        Unmanaged<Storage>.fromOpaque(token).release()
+    }
+
     /// The readable bytes as a span.
     @inlinable public var readableBytesSpan: RawSpan {
         @_lifetime(borrow self)
@@ -260,10 +280,10 @@ public struct PacketBuffer: Sendable {
 
     // MARK: Integers
 
-    /// The integer at `index`, or nil if its bytes are not all below the writer index.
+    /// The integer at `index`, or nil if its bytes are not all readable.
     @inlinable public func getInteger<T: FixedWidthInteger>(at index: Int, endianness: Endianness = .big,
                                                            as: T.Type = T.self) -> T? {
-        guard index >= 0, index <= Int(writer) - MemoryLayout<T>.size, let storage else { return nil }
+        guard index >= Int(reader), index <= Int(writer) - MemoryLayout<T>.size, let storage else { return nil }
         let raw = (storage.bytes + Int(base) + index).loadUnaligned(as: T.self)
         return endianness == .big ? T(bigEndian: raw) : T(littleEndian: raw)
     }
@@ -360,9 +380,9 @@ public struct PacketBuffer: Sendable {
         return array.count
     }
 
-    /// `length` bytes from `index` as an array; nil if they are not all below the writer index.
+    /// `length` bytes from `index` as an array; nil if they are not all readable.
     @inlinable public func getBytes(at index: Int, length: Int) -> [UInt8]? {
-        guard index >= 0, length >= 0, index <= Int(writer) - length else { return nil }
+        guard index >= Int(reader), length >= 0, index <= Int(writer) - length else { return nil }
         guard length > 0, let storage else { return [] }
         return Array(UnsafeRawBufferPointer(start: storage.bytes + Int(base) + index, count: length))
     }

@@ -87,6 +87,20 @@ struct PacketBufferTests {
         #expect(PacketBuffer().readableBytesSpan.byteCount == 0)
     }
 
+    /// Reads reach only readable bytes, as NIO's ByteBuffer: the TCP code relies on a slice past the
+    /// buffered data being nil, not the stale bytes that happen to lie there.
+    @Test func getsReachOnlyReadableBytes() {
+        var buffer = PacketBuffer(capacity: 64)
+        buffer.writeBytes([1, 2, 3, 4])
+        _ = buffer.readInteger(as: UInt8.self)
+        #expect(buffer.getSlice(at: 0, length: 1) == nil)  // before the reader index
+        #expect(buffer.getInteger(at: 0, as: UInt8.self) == nil)
+        #expect(buffer.getBytes(at: 0, length: 1) == nil)
+        #expect(buffer.getSlice(at: 3, length: 2) == nil)  // past the writer index, within capacity
+        #expect(buffer.getSlice(at: 1, length: 3) == PacketBuffer(bytes: [2, 3, 4]))
+        #expect(buffer.getSlice(at: 4, length: 0)?.readableBytes == 0)
+    }
+
     @Test func writeBufferConsumesTheSource() {
         var source = PacketBuffer(string: "hello")
         var sink = PacketBuffer(repeating: 0x2d, count: 2)
