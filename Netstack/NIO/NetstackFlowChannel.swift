@@ -230,7 +230,7 @@ package final class NetstackFlowChannel: Channel, ChannelCore, @unchecked Sendab
                 next = try? stack.receiveDatagram(on: id)
             }
             guard let chunk = next else { break }
-            let data = ByteBuffer(copying: chunk, allocator: allocator)
+            let data = ByteBuffer(lending: chunk, allocator: allocator)
             delivered += 1
             pipeline.syncOperations.fireChannelRead(NIOAny(data))
         }
