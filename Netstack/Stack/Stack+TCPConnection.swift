@@ -249,8 +249,8 @@ extension Stack {
 
     /// Recounts what the flow's connection buffers into `tcpBufferedBytes`.
     func account(_ flow: TCPFlow) {
-        guard let connection = flow.connection else { return }
-        let now = connection.bufferedSendByteCount + connection.readableByteCount
+        guard flow.connection != nil else { return }  // read in place: `let connection =` copies the whole struct
+        let now = flow.connection!.bufferedSendByteCount + flow.connection!.readableByteCount
         tcpBufferedBytes += now - flow.accountedBytes
         flow.accountedBytes = now
     }
