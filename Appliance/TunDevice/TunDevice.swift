@@ -4,14 +4,13 @@
 // 1. open /dev/net/tun with IFF_TUN|IFF_NO_PI|IFF_VNET_HDR (+ IFF_MULTI_QUEUE), non-blocking
 // 2. TUNSETVNETHDRSZ 10, TUNSETOFFLOAD with CSUM|TSO4|TSO6|USO4|USO6, falling back to CSUM|TSO4|TSO6
 //    (kernels before 6.2 refuse USO), then CSUM, then nothing
-// 3. `readBatch` reads until the batch is full or EAGAIN, each packet in its own ByteBuffer with
+// 3. `readBatch` reads until the batch is full or EAGAIN, each packet in its own PacketBuffer with
 //    `Stack.headroom` in front; the vnet header is parsed off into `Packet.offload`
 // 4. `write` sends one packet per writev(2) with the vnet header as the first iovec: the TUN driver
 //    turns one write call into exactly one packet, so packets are never coalesced (a NIO stream
 //    channel would coalesce them into one writev and lose all but the first)
 // MTU, addresses and up/down are set over rtnetlink (Netlink module), not here.
 // Must not import: Netlink, Nftables, Box. Linux headers arrive through CLinux only.
-package import NIOCore
 package import Netstack
 import NetstackWire
 import CLinux

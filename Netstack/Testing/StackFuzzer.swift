@@ -4,7 +4,7 @@
 // NetstackWireTests/FuzzTests) and `netstack-bench fuzz`'s long one, which adds timing and RSS.
 // Sans-I/O like the stack: no clock, no randomness but the seeded generator.
 package import Netstack
-package import NetstackWire
+import NetstackWire
 
 /// Drives one transparent `Stack` with fuzzed packets, one `step()` each, and keeps what a run checks:
 /// every packet the stack sends must parse, and the flow table and buffered bytes must stay bounded.

@@ -1,7 +1,7 @@
 // Registration hooks for protocol modules beyond direct and block, and the DNS seam. Each engineer
 // adds their line here when their module's entry point lands (one file keeps merges small).
 package import Adapter
-package import Config
+import Config
 import DNS
 import Rules
 import HTTPProxy

@@ -1,5 +1,5 @@
-package import Adapter
-package import NIOCore
+import Adapter
+import NIOCore
 import Netstack
 import NetstackNIO
 import NetstackWire

@@ -1,7 +1,7 @@
-package import Adapter
+import Adapter
 package import NIOCore
 package import Netstack
-package import NetstackNIO
+import NetstackNIO
 import NetstackWire
 
 // The sing-box endpoint's data plane: one `WireGuardDevice` on one loop, one netstack shard per loop.
