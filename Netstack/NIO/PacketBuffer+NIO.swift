@@ -38,7 +38,34 @@ extension ByteBuffer {
     }
 }
 
+extension ByteBuffer {
+    /// A buffer over `packet`'s whole view, taken from it (left empty): no copy, and the headroom in
+    /// front and the room behind come along, so a device can seal and frame the packet in place.
+    package init(takingOver packet: inout PacketBuffer) {
+        let taken = packet.lendWholeView { memory, readerIndex, writerIndex, token in
+            LentBytes.register(memory.baseAddress!, token: token)
+            return ByteBuffer(takingOwnershipOf: memory, allocator: LentBytes.allocator,
+                              readerIndex: readerIndex, writerIndex: writerIndex)
+        }
+        self = taken ?? ByteBuffer()
+    }
+}
+
 extension PacketBuffer {
+    /// A buffer over `buffer`'s readable bytes themselves (no copy), keeping its storage alive. The
+    /// caller hands the bytes over: nothing may read them through a ByteBuffer afterwards, because the
+    /// stack writes into a packet it holds alone in place (an echo reply, a reassembled header).
+    package init(adopting buffer: ByteBuffer) {
+        guard buffer.readableBytes > 0 else {
+            self.init()
+            return
+        }
+        self = buffer.withUnsafeReadableBytesWithStorageManagement { bytes, storage in
+            PacketBuffer(borrowing: UnsafeMutableRawBufferPointer(mutating: bytes), lender: storage.retain(),
+                         readerIndex: 0, writerIndex: bytes.count)
+        }
+    }
+
     /// A buffer holding a copy of `buffer`'s readable bytes, with `headroom` free bytes before them.
     package init(copying buffer: ByteBuffer, headroom: Int = 0) {
         self.init(capacity: headroom + buffer.readableBytes)

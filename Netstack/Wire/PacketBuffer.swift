@@ -21,17 +21,29 @@ public struct PacketBuffer: Sendable {
     /// Byte order of an integer read or write; network order unless told.
     public enum Endianness: Sendable { case big, little }
 
-    /// A block of raw memory, freed with its last holder.
+    /// A block of raw memory, freed with its last holder: our own allocation, or memory another owner
+    /// lent us (released to that owner instead).
     @usableFromInline final class Storage: @unchecked Sendable {
         @usableFromInline let bytes: UnsafeMutableRawPointer
         @usableFromInline let capacity: Int
+        /// The lender of `bytes`, retained once for this block; nil when the block allocated them.
+        @usableFromInline let lender: Unmanaged<AnyObject>?
 
         @inlinable init(capacity: Int) {
             self.capacity = capacity
             self.bytes = UnsafeMutableRawPointer.allocate(byteCount: Swift.max(capacity, 1), alignment: 16)
+            self.lender = nil
         }
 
-        deinit { bytes.deallocate() }
+        @usableFromInline init(borrowing bytes: UnsafeMutableRawBufferPointer, lender: Unmanaged<AnyObject>) {
+            self.capacity = bytes.count
+            self.bytes = bytes.baseAddress!
+            self.lender = lender
+        }
+
+        deinit {
+            if let lender { lender.release() } else { bytes.deallocate() }
+        }
     }
 
     /// An empty buffer; allocates on the first write.
@@ -74,6 +86,19 @@ public struct PacketBuffer: Sendable {
     @inlinable public init(repeating byte: UInt8, count: Int) {
         self.init(capacity: count)
         writeRepeatingByte(byte, count: count)
+    }
+
+    /// A buffer over memory another owner lends: `bytes` (non-empty) stay valid until `lender`, which
+    /// the caller retained once for this buffer, is released, which happens when the last view of them
+    /// goes. The views may write into `bytes` in place while they hold them alone.
+    public init(borrowing bytes: UnsafeMutableRawBufferPointer, lender: Unmanaged<AnyObject>, readerIndex: Int, writerIndex: Int) {
+        precondition(bytes.baseAddress != nil && bytes.count <= Int(UInt32.max), "PacketBuffer: bad borrowed memory")
+        precondition(readerIndex >= 0 && readerIndex <= writerIndex && writerIndex <= bytes.count, "PacketBuffer: bad indices")
+        self.init()
+        storage = Storage(borrowing: bytes, lender: lender)
+        limit = UInt32(bytes.count)
+        reader = UInt32(readerIndex)
+        writer = UInt32(writerIndex)
     }
 
     // MARK: Indices
@@ -263,7 +288,24 @@ public struct PacketBuffer: Sendable {
         return try body(UnsafeMutableRawBufferPointer(start: storage.bytes + Int(base) + Int(reader), count: readableBytes), token)
     }
 
-    /// Ends a loan made by `withLoanedReadableBytes`; the block is freed if nothing else holds it.
+    /// Gives this whole view away to a holder outside the stack, which may then write anywhere in it
+    /// (in front of the reader index, past the writer index): `body` gets the view's memory
+    /// (0 ..< capacity, copied first if the block is shared), the reader and writer index, and a loan
+    /// token for `endLoan(_:)`. This buffer is left empty. Returns nil, without calling `body`, for a
+    /// buffer of capacity 0.
+    public mutating func lendWholeView<T>(
+        _ body: (UnsafeMutableRawBufferPointer, _ readerIndex: Int, _ writerIndex: Int, UnsafeMutableRawPointer) throws -> T
+    ) rethrows -> T? {
+        guard limit > 0 else { return nil }
+        makeWritable(upTo: Int(limit))
+        let storage = self.storage!
+        let memory = UnsafeMutableRawBufferPointer(start: storage.bytes + Int(base), count: Int(limit))
+        let (readerIndex, writerIndex) = (Int(reader), Int(writer))
+        self = PacketBuffer()
+        return try body(memory, readerIndex, writerIndex, Unmanaged.passRetained(storage).toOpaque())
+    }
+
+    /// Ends a loan made by `withLoanedReadableBytes` or `lendWholeView`; the block is freed if nothing else holds it.
     public static func endLoan(_ token: UnsafeMutableRawPointer) {
         Unmanaged<Storage>.fromOpaque(token).release()
     }

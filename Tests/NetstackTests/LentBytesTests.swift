@@ -84,4 +84,58 @@ struct LentBytesTests {
         #expect(lent.getInteger(at: 0, as: UInt8.self) == 0, "the loan makes the block shared: the stack wrote a copy")
         #expect(whole.getInteger(at: 60, as: UInt8.self) == 0x77)
     }
+
+    @Test func takingOverAPacketKeepsItsHeadroomAndRoomBehind() {
+        var packet = PacketBuffer(capacity: 2048)
+        packet.moveWriterIndex(forwardBy: 64)
+        packet.moveReaderIndex(forwardBy: 64)
+        packet.writeString("an IP packet")
+        let address = packet.withUnsafeReadableBytes { $0.baseAddress! - 64 }
+        var taken = ByteBuffer(takingOver: &packet)
+        #expect(packet.capacity == 0, "the stack's buffer is given up")
+        #expect(taken.readerIndex == 64 && taken.readableBytes == 12 && taken.capacity == 2048)
+        #expect(LentBytes.loanCount(at: address) == 1)
+        // A device frames in place: a header in the headroom and a tag behind, no copy.
+        taken.moveReaderIndex(to: 48)
+        taken.setInteger(UInt64(0x0400_0000_0000_0001), at: 48)
+        taken.writeRepeatingByte(0, count: 16)
+        let stillOurs = taken.withUnsafeReadableBytes { $0.baseAddress == UnsafeRawPointer(address + 48) }
+        #expect(stillOurs)
+        taken = ByteBuffer()
+        #expect(LentBytes.loanCount(at: address) == 0)
+    }
+
+    @Test func takingOverASharedPacketCopiesItFirst() {
+        var packet = PacketBuffer(bytes: [1, 2, 3])
+        let other = packet
+        var taken = ByteBuffer(takingOver: &packet)
+        taken.setInteger(UInt8(9), at: 0)
+        #expect(Array(other.readableBytesView) == [1, 2, 3])
+        #expect(Array(taken.readableBytesView) == [9, 2, 3])
+    }
+
+    @Test func adoptingAByteBufferSharesItsStorageAndKeepsItAlive() {
+        var nio = allocator.buffer(capacity: 256)
+        nio.writeString("decrypted packet")
+        nio.moveReaderIndex(forwardBy: 10)
+        let nioAddress = nio.withUnsafeReadableBytes { $0.baseAddress }
+        var adopted = PacketBuffer(adopting: nio)
+        nio = ByteBuffer()
+        #expect(adopted.readerIndex == 0 && adopted.readableBytes == 6)
+        #expect(adopted.withUnsafeReadableBytes { $0.baseAddress } == nioAddress, "no copy")
+        let slice = adopted.getSlice(at: 0, length: 6)!
+        adopted = PacketBuffer()
+        #expect(slice == PacketBuffer(string: "packet"), "a slice keeps the adopted storage alive")
+    }
+
+    @Test func anAdoptedPacketStillCopiesOnWriteAmongItsViews() {
+        var nio = allocator.buffer(capacity: 64)
+        nio.writeString("abc")
+        var adopted = PacketBuffer(adopting: nio)
+        nio = ByteBuffer()
+        let view = adopted
+        adopted.withUnsafeMutableReadableBytes { $0[0] = UInt8(ascii: "x") }
+        #expect(view == PacketBuffer(string: "abc"))
+        #expect(adopted == PacketBuffer(string: "xbc"))
+    }
 }

@@ -242,7 +242,6 @@ package final class WireGuardShardDevice: PacketDevice, @unchecked Sendable {
     private var deliver: ((inout PacketBatch) -> Void)?
     private var inbound = PacketBatch(capacity: 64)
     private var stopped = false
-    private let allocator = ByteBufferAllocator()
 
     init(index: Int, loop: any EventLoop, tunnel: WireGuardTunnel) {
         self.index = index
@@ -255,16 +254,15 @@ package final class WireGuardShardDevice: PacketDevice, @unchecked Sendable {
         self.deliver = deliver
     }
 
-    /// Copies the stack's packets into buffers the device can seal in place and hands them to the
-    /// tunnel loop. Called by the driver on `loop`.
+    /// Moves the stack's packets (not copies: each buffer is taken over, so the device seals in place)
+    /// to the tunnel loop. Called by the driver on `loop`.
     package func write(_ batch: inout PacketBatch) {
         guard !stopped else { return }
         var packets: [ByteBuffer] = []
         packets.reserveCapacity(batch.count)
-        for packet in batch.packets {
-            // Room for the transport header in front and padding + tag behind: the device seals in place.
-            packets.append(ByteBuffer(copying: packet.bytes, headroom: MessageLayout.transportHeaderSize,
-                                      tailroom: 16 + AEAD.tagByteCount, allocator: allocator))
+        for index in batch.packets.indices {
+            // The stack's buffer itself, with its headroom and the room behind: the device seals in place.
+            packets.append(ByteBuffer(takingOver: &batch.packets[index].bytes))
         }
         batch.removeAll()
         let tunnel = self.tunnel
@@ -287,7 +285,7 @@ package final class WireGuardShardDevice: PacketDevice, @unchecked Sendable {
     private func deliverOnLoop(_ packets: [ByteBuffer]) {
         for packet in packets {
             guard !stopped, let deliver else { return }
-            inbound.append(Packet(bytes: PacketBuffer(copying: packet)))
+            inbound.append(Packet(bytes: PacketBuffer(adopting: packet)))
             if inbound.count == Self.maximumDeliveryBatch {
                 deliver(&inbound)
                 inbound.removeAll()
