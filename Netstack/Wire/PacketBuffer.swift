@@ -236,9 +236,17 @@ public struct PacketBuffer: Sendable {
     @inlinable public mutating func withUnsafeMutableReadableBytes<T, E: Error>(
         _ body: (UnsafeMutableRawBufferPointer) throws(E) -> T
     ) throws(E) -> T {
-        guard readableBytes > 0 else { return try body(UnsafeMutableRawBufferPointer(start: nil, count: 0)) }
-        makeWritable(upTo: Int(writer))
-        return try body(UnsafeMutableRawBufferPointer(start: storage!.bytes + Int(base) + Int(reader), count: readableBytes))
+        try withMutableRange(from: Int(reader), count: readableBytes, body)
+    }
+
+    /// Calls `body` with `count` bytes of the view from `index`, made writable (the block copied first
+    /// if it is shared); an empty range when `count` is 0.
+    @inlinable mutating func withMutableRange<T, E: Error>(
+        from index: Int, count: Int, _ body: (UnsafeMutableRawBufferPointer) throws(E) -> T
+    ) throws(E) -> T {
+        guard count > 0 else { return try body(UnsafeMutableRawBufferPointer(start: nil, count: 0)) }
+        makeWritable(upTo: index + count)
+        return try body(UnsafeMutableRawBufferPointer(start: storage!.bytes + Int(base) + index, count: count))
     }
 
     /// Calls `body` with the room after the writer index (at least `minimumWritableBytes`); it returns how
@@ -261,17 +269,7 @@ public struct PacketBuffer: Sendable {
     @inlinable public mutating func withUnsafeMutableWritableBytes<T, E: Error>(
         _ body: (UnsafeMutableRawBufferPointer) throws(E) -> T
     ) throws(E) -> T {
-        guard writableBytes > 0 else { return try body(UnsafeMutableRawBufferPointer(start: nil, count: 0)) }
-        makeWritable(upTo: Int(limit))
-        return try body(UnsafeMutableRawBufferPointer(start: storage!.bytes + Int(base) + Int(writer), count: writableBytes))
-    }
-
-    /// Calls `body` with the whole view, 0 ..< capacity, including bytes before the reader index and
-    /// unwritten ones after the writer index (copying the block first if it is shared).
-    @inlinable public mutating func withVeryUnsafeMutableBytes<T>(_ body: (UnsafeMutableRawBufferPointer) throws -> T) rethrows -> T {
-        guard limit > 0 else { return try body(UnsafeMutableRawBufferPointer(start: nil, count: 0)) }
-        makeWritable(upTo: Int(limit))
-        return try body(UnsafeMutableRawBufferPointer(start: storage!.bytes + Int(base), count: Int(limit)))
+        try withMutableRange(from: Int(writer), count: writableBytes, body)
     }
 
     /// Lends the readable bytes to a holder outside the stack without copying them. `body` gets the
