@@ -31,7 +31,7 @@ final class DoHServer: @unchecked Sendable {
         while openssl.isRunning { try await Task.sleep(for: .milliseconds(10)) }
         var lastError: (any Error)? = nil
         for _ in 0..<10 {
-            let port = UInt16.random(in: 20_000...60_000)
+            guard let port = freeLoopbackPort() else { continue }
             let config = """
             setLocal("127.0.0.1:\(port &+ 1)")
             newServer({address="127.0.0.1:\(upstreamPort)"})

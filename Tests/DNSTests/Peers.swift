@@ -23,7 +23,7 @@ final class Dnsmasq {
     init(extra: [String] = []) async throws {
         var lastError: (any Error)? = nil
         for _ in 0..<10 {
-            let port = UInt16.random(in: 20_000...60_000)
+            guard let port = freeLoopbackPort(udp: true, tcp: true) else { continue }
             let process = ChildProcess()
             process.executableURL = URL(fileURLWithPath: "/usr/sbin/dnsmasq")
             // --keep-in-foreground, not --no-daemon: in debug mode dnsmasq serves TCP in its main process, so

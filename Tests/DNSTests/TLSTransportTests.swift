@@ -34,7 +34,7 @@ final class DoTServer: @unchecked Sendable {
         guard openssl.terminationStatus == 0 else { throw DNSTLSError("openssl req failed") }
         var lastError: (any Error)? = nil
         for _ in 0..<10 {
-            let port = UInt16.random(in: 20_000...60_000)
+            guard let port = freeLoopbackPort() else { continue }
             let socat = ChildProcess()
             socat.executableURL = URL(fileURLWithPath: "/usr/bin/socat")
             socat.arguments = ["OPENSSL-LISTEN:\(port),bind=127.0.0.1,reuseaddr,fork,verify=0,cert=\(directory)/cert.pem,key=\(directory)/key.pem",
