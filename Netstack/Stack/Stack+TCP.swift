@@ -42,6 +42,18 @@ final class TCPFlow {
         self.isPendingSYN = isPendingSYN
         self.deadline = deadline
     }
+
+    /// Runs `body` on the connection in place; nil without one. A plain read (`connection?.state`,
+    /// `connection!.sendSpace`) copies the whole struct out first, retaining every buffer it holds:
+    /// the per-segment paths read through this instead.
+    @inline(__always) func withConnection<R>(_ body: (inout TCPConnection) -> R) -> R? {
+        Self.inPlace(&connection, body)
+    }
+
+    @inline(__always) private static func inPlace<R>(_ connection: inout TCPConnection?, _ body: (inout TCPConnection) -> R) -> R? {
+        guard connection != nil else { return nil }
+        return body(&connection!)
+    }
 }
 
 /// The fixed TCP header fields the stack reads itself (the full view is NetstackTCP's).

@@ -65,7 +65,7 @@ extension Stack {
     /// Bytes a `send` would take now.
     package func sendSpace(on id: FlowID) -> Int {
         guard case .tcp(let flow) = slot(id) else { return 0 }
-        return flow.connection?.sendSpace ?? 0
+        return flow.withConnection { $0.sendSpace } ?? 0
     }
 
     /// Takes up to `max` received bytes in order; nil when none are ready. Reading opens the window.
@@ -76,7 +76,7 @@ extension Stack {
             markDirty(flow)
             account(flow)
         }
-        if flow.isDrainingBeforeClose && flow.connection!.readableByteCount == 0 {
+        if flow.isDrainingBeforeClose && flow.withConnection({ $0.readableByteCount }) == 0 {
             removeFlow(id, key: flow.key)
             events.append(.closed(id, .finished))
         }
@@ -86,13 +86,13 @@ extension Stack {
     /// Bytes ready to read.
     package func readableBytes(on id: FlowID) -> Int {
         guard case .tcp(let flow) = slot(id) else { return 0 }
-        return flow.connection?.readableByteCount ?? 0
+        return flow.withConnection { $0.readableByteCount } ?? 0
     }
 
     /// Whether the peer's FIN arrived and everything before it was read.
     package func isReadClosed(_ id: FlowID) -> Bool {
         guard case .tcp(let flow) = slot(id) else { return true }
-        return flow.connection?.isReadClosed ?? true
+        return flow.withConnection { $0.isReadClosed } ?? true
     }
 
     /// Half-close: a FIN follows the buffered data; reading goes on.
@@ -198,7 +198,7 @@ extension Stack {
             statistics.malformed += 1
             return true
         }
-        if flow.connection!.mayReplace(with: parsed) {
+        if flow.withConnection({ $0.mayReplace(with: parsed) })! {
             // A new SYN for a 4-tuple in TIME-WAIT (RFC 6191): the old connection makes way.
             removeFlow(flow.id, key: flow.key)
             return false
@@ -235,9 +235,11 @@ extension Stack {
     private func transmit(_ flow: TCPFlow, now: Instant) {
         guard flow.connection != nil else { return }
         tcpSegmentScratch.removeAll(keepingCapacity: true)
-        let timeouts = flow.connection!.dataTimeouts
-        let deadline = flow.connection!.transmit(into: &tcpSegmentScratch, now: now)
-        statistics.tcpRetransmitTimeouts += flow.connection!.dataTimeouts - timeouts
+        let (deadline, timeouts) = flow.withConnection { connection in
+            let before = connection.dataTimeouts
+            return (connection.transmit(into: &tcpSegmentScratch, now: now), connection.dataTimeouts - before)
+        }!
+        statistics.tcpRetransmitTimeouts += timeouts
         for segment in tcpSegmentScratch { emitSegment(segment, for: flow) }
         tcpSegmentScratch.removeAll(keepingCapacity: true)
         if let deadline, flow.scheduled.map({ deadline < $0 }) ?? true {
@@ -249,8 +251,8 @@ extension Stack {
 
     /// Recounts what the flow's connection buffers into `tcpBufferedBytes`.
     func account(_ flow: TCPFlow) {
-        guard flow.connection != nil else { return }  // read in place: `let connection =` copies the whole struct
-        let now = flow.connection!.bufferedSendByteCount + flow.connection!.readableByteCount
+        guard flow.connection != nil else { return }
+        let now = flow.withConnection { $0.bufferedSendByteCount + $0.readableByteCount }!
         tcpBufferedBytes += now - flow.accountedBytes
         flow.accountedBytes = now
     }
@@ -258,7 +260,7 @@ extension Stack {
     /// Turns the connection's events into stack events; removes the flow once CLOSED.
     private func collectEvents(_ flow: TCPFlow) {
         account(flow)
-        guard let events = flow.connection?.takeEvents(), !events.isEmpty || flow.connection?.state == .closed else { return }
+        guard let (events, state) = flow.withConnection({ ($0.takeEvents(), $0.state) }), !events.isEmpty || state == .closed else { return }
         let id = flow.id
         if !flow.isReleased {
             if events.contains(.connected) { self.events.append(.connected(id)) }
@@ -266,7 +268,7 @@ extension Stack {
             if events.contains(.writable) { self.events.append(.writable(id)) }
             if events.contains(.peerClosed) { self.events.append(.readClosed(id)) }
         }
-        if flow.connection?.state == .closed {
+        if state == .closed {
             // A normal close with data still unread waits for the reader (`read` finishes it), so the
             // last bytes are not lost with the flow.
             if flow.connection?.closeReason == .normal, !flow.isReleased, (flow.connection?.readableByteCount ?? 0) > 0 {
