@@ -98,8 +98,17 @@ package final class TunDevice: Sendable {
     package let fileDescriptor: CInt
     private let closed = ClosedFlag()
     private let counters = TunCounters()
-    /// The big read buffer kept between reads while small packets arrive.
-    private let spareBuffer = Mutex<PacketBuffer?>(nil)
+    /// Read buffers kept between calls: the big one kept while small packets arrive, and the small ones
+    /// handed out lately, oldest first, each reused once the stack has let go of it.
+    private let readBuffers = Mutex(ReadBuffers())
+
+    struct ReadBuffers: Sendable {
+        var spare: PacketBuffer?
+        var recentSmall = RingQueue<PacketBuffer>(initialCapacity: TunDevice.recycledSmallBuffers)
+    }
+
+    /// Small read buffers remembered for reuse (at 2 KiB each, at most 512 KiB kept alive by the ring).
+    static let recycledSmallBuffers = 256
 
     /// Opens a queue of TUN `options.name` and configures the vnet header and offloads.
     /// Throws `TunError` (EPERM without CAP_NET_ADMIN, EBUSY if the name is a non-TUN link).
@@ -165,14 +174,18 @@ package final class TunDevice: Sendable {
     package func readBatch(into batch: inout PacketBatch, maxPackets: Int, headroom: Int = Stack.headroom) throws -> Int {
         let smallSize = TunDevice.smallReadSize
         let tailSize = TunDevice.maximumReadSize - smallSize
-        var spare = spareBuffer.withLock { buffer -> PacketBuffer? in
-            defer { buffer = nil }
-            return buffer
+        var buffers = readBuffers.withLock { kept in
+            defer { kept = ReadBuffers() }
+            return kept
         }
-        defer { if let spare { spareBuffer.withLock { $0 = spare } } }
+        var spare = buffers.spare
+        defer {
+            buffers.spare = spare
+            readBuffers.withLock { [buffers] in $0 = buffers }
+        }
         var count = 0
         while count < maxPackets {
-            var small = PacketBuffer(capacity: headroom + smallSize)
+            var small = buffers.takeSmall(capacity: headroom + smallSize, counters: counters)
             small.moveWriterIndex(forwardBy: headroom)
             small.moveReaderIndex(forwardBy: headroom)
             var big = spare ?? PacketBuffer(capacity: headroom + TunDevice.maximumReadSize)
@@ -209,6 +222,7 @@ package final class TunDevice: Sendable {
                 small.moveWriterIndex(forwardBy: readCount)
                 packet = small
                 spare = big
+                buffers.rememberSmall(small)
             }
             guard readCount > VirtioNetHeader.length,
                   let header = try? VirtioNetHeader(validating: packet.readableBytesSpan) else {
@@ -262,12 +276,15 @@ package final class TunDevice: Sendable {
     package var droppedReads: Int { counters.droppedReads.load(ordering: .relaxed) }
     /// Writes dropped because the queue was full.
     package var droppedWrites: Int { counters.droppedWrites.load(ordering: .relaxed) }
+    /// Small packets read into a recycled buffer (no allocation).
+    package var reusedSmallBuffers: Int { counters.reusedSmallBuffers.load(ordering: .relaxed) }
 }
 
-/// Drop counters, updated without locks.
+/// Drop and reuse counters, updated without locks.
 final class TunCounters: Sendable {
     let droppedReads = Atomic<Int>(0)
     let droppedWrites = Atomic<Int>(0)
+    let reusedSmallBuffers = Atomic<Int>(0)
 }
 
 /// A one-shot flag for idempotent close.
@@ -276,5 +293,29 @@ final class ClosedFlag: Sendable {
     /// Sets the flag; returns true the first time.
     func set() -> Bool {
         value.compareExchange(expected: false, desired: true, ordering: .acquiringAndReleasing).exchanged
+    }
+}
+
+extension TunDevice.ReadBuffers {
+    /// An empty small buffer: a remembered one nothing else holds any more (no allocation in steady
+    /// state), else a new one. Looks at the oldest few; one still held goes to the back of the ring,
+    /// so a packet the stack keeps for long does not block the reuse of those behind it.
+    mutating func takeSmall(capacity: Int, counters: TunCounters) -> PacketBuffer {
+        for _ in 0..<Swift.min(4, recentSmall.count) {
+            guard var oldest = recentSmall.popFirst() else { break }
+            if oldest.capacity >= capacity && oldest.isUniquelyReferenced {
+                oldest.clear()
+                counters.reusedSmallBuffers.add(1, ordering: .relaxed)
+                return oldest
+            }
+            recentSmall.append(oldest)
+        }
+        return PacketBuffer(capacity: capacity)
+    }
+
+    /// Remembers a small buffer handed to the stack, forgetting the oldest when the ring is full.
+    mutating func rememberSmall(_ buffer: PacketBuffer) {
+        if recentSmall.count >= TunDevice.recycledSmallBuffers { _ = recentSmall.popFirst() }
+        recentSmall.append(buffer)
     }
 }

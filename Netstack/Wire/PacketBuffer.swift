@@ -136,6 +136,11 @@ public struct PacketBuffer: Sendable {
         moveWriterIndex(to: Int(writer) + offset)
     }
 
+    /// Whether no other view holds this buffer's block (an empty buffer holds none).
+    @inlinable public var isUniquelyReferenced: Bool {
+        mutating get { isKnownUniquelyReferenced(&storage) }
+    }
+
     /// Forgets all bytes. Keeps the block when nothing else holds it.
     @inlinable public mutating func clear() {
         if storage != nil && !isKnownUniquelyReferenced(&storage) {

@@ -121,6 +121,43 @@ struct TunDeviceKernelTests {
         #expect(ping.process.terminationStatus == 0)
     }
 
+    /// Small packets are read into recycled buffers once the stack has dropped them, and never into
+    /// one a packet still being held lives in.
+    @Test func smallReadBuffersAreReusedOnlyWhenReleased() throws {
+        let namespace = try TestNamespace("reuse")
+        let tun = try openTun(namespace)
+        defer { tun.close() }
+        let count = 60
+        let script = """
+        import socket
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        for i in range(\(count)): s.sendto(b"datagram %03d" % i, ("10.99.0.2", 5353))
+        """
+        let sender = try BackgroundCommand(namespace, ["python3", "-c", script])
+        defer { _ = sender.stop() }
+        var held: [(Packet, [UInt8])] = []  // the first batch stays alive, as a stack holding data would
+        var payloads: [String] = []
+        var batch = PacketBatch()
+        let deadline = Date().addingTimeInterval(5)
+        while payloads.count < count && Date() < deadline {
+            var descriptor = pollfd(fd: tun.fileDescriptor, events: Int16(POLLIN), revents: 0)
+            _ = poll(&descriptor, 1, 100)
+            batch.removeAll()
+            _ = try tun.readBatch(into: &batch, maxPackets: 4)
+            for packet in batch.packets {
+                let bytes = Array(packet.bytes.readableBytesView)
+                guard bytes.count > 28, bytes[9] == 17 else { continue }
+                payloads.append(String(decoding: bytes[28...], as: UTF8.self))
+                if held.count < 4 { held.append((packet, bytes)) }
+            }
+        }
+        #expect(payloads == (0..<count).map { String(format: "datagram %03d", $0) })
+        for (packet, bytes) in held {
+            #expect(Array(packet.bytes.readableBytesView) == bytes, "a held packet's buffer was read into again")
+        }
+        #expect(tun.reusedSmallBuffers >= count / 2, "reused \(tun.reusedSmallBuffers) of \(count) small buffers")
+    }
+
     @Test func udpWithPartialChecksumAndReplyOnAnEventLoop() throws {
         let namespace = try TestNamespace("udp")
         let tun = try openTun(namespace)
