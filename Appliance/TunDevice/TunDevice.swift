@@ -170,7 +170,8 @@ package final class TunDevice: Sendable {
     /// One readv(2) per packet into two pieces: a small buffer (`smallReadSize`) and, behind it, the
     /// tail of a big spare buffer. A small packet stays in its small buffer (no 64 KiB buffer pinned by
     /// a 1400-byte packet); a GSO super-packet's first piece is copied (2 KiB) in front of its tail in the
-    /// big buffer, which becomes the packet, and a new spare is made on the next big read.
+    /// big buffer, which becomes the packet, and a new spare is made on the next big read. Small
+    /// buffers come back for reuse once nothing holds them (`ReadBuffers.takeSmall`).
     package func readBatch(into batch: inout PacketBatch, maxPackets: Int, headroom: Int = Stack.headroom) throws -> Int {
         let smallSize = TunDevice.smallReadSize
         let tailSize = TunDevice.maximumReadSize - smallSize
