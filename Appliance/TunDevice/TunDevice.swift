@@ -175,22 +175,18 @@ package final class TunDevice: Sendable {
     package func readBatch(into batch: inout PacketBatch, maxPackets: Int, headroom: Int = Stack.headroom) throws -> Int {
         let smallSize = TunDevice.smallReadSize
         let tailSize = TunDevice.maximumReadSize - smallSize
+        // Taken out of the lock (not copied), so each buffer is uniquely held and `clear()` keeps its block.
         var buffers = readBuffers.withLock { kept in
             defer { kept = ReadBuffers() }
             return kept
         }
-        var spare = buffers.spare
-        defer {
-            buffers.spare = spare
-            readBuffers.withLock { [buffers] in $0 = buffers }
-        }
+        defer { readBuffers.withLock { [buffers] in $0 = buffers } }
         var count = 0
         while count < maxPackets {
             var small = buffers.takeSmall(capacity: headroom + smallSize, counters: counters)
             small.moveWriterIndex(forwardBy: headroom)
             small.moveReaderIndex(forwardBy: headroom)
-            var big = spare ?? PacketBuffer(capacity: headroom + TunDevice.maximumReadSize)
-            spare = nil
+            var big = buffers.spare.take() ?? PacketBuffer(capacity: headroom + TunDevice.maximumReadSize)
             big.clear()
             big.moveWriterIndex(forwardBy: headroom)
             big.moveReaderIndex(forwardBy: headroom)
@@ -209,7 +205,8 @@ package final class TunDevice: Sendable {
                 }
             }
             if readCount < 0 {
-                spare = big
+                buffers.spare = big
+                buffers.rememberSmall(small)  // unused: back in the ring for the next read
                 let code = errno
                 if code == EAGAIN || code == EWOULDBLOCK { break }
                 if code == EINTR { continue }
@@ -222,7 +219,7 @@ package final class TunDevice: Sendable {
             } else {
                 small.moveWriterIndex(forwardBy: readCount)
                 packet = small
-                spare = big
+                buffers.spare = big
                 buffers.rememberSmall(small)
             }
             guard readCount > VirtioNetHeader.length,
