@@ -7,8 +7,9 @@
 // Back-pressure: a TCP channel reads from the stack only when the pipeline asks (`read()`), so the
 // receive window follows the reader; writes wait in the channel until the send buffer takes them.
 // May import: Netstack, NetstackWire, NIOCore (this is the one netstack target with an event loop).
-// The edge: flow data is copied between the stack's `PacketBuffer` and NIO's `ByteBuffer` here
-// (`PacketBuffer+NIO.swift`), once each way; the core never sees a NIO type.
+// The edge, in `PacketBuffer+NIO.swift`: flow data written to a channel is copied into the stack;
+// data read from the stack is lent to NIO (no copy), and small chunks are copied. The core never sees
+// a NIO type.
 
 /// The module's name, for log lines and diagnostics.
 package enum NetstackNIOModule {

@@ -10,14 +10,9 @@ import Synchronization
 // block alive until NIO frees that storage; `LentBytes` maps the lent address back to its loan token.
 
 extension ByteBuffer {
-    /// A buffer holding a copy of `packet`'s readable bytes, with `headroom` free bytes before them and
-    /// room for `tailroom` more after them.
-    package init(copying packet: PacketBuffer, headroom: Int = 0, tailroom: Int = 0, allocator: ByteBufferAllocator) {
-        self = allocator.buffer(capacity: headroom + packet.readableBytes + tailroom)
-        if headroom > 0 {
-            moveWriterIndex(forwardBy: headroom)
-            moveReaderIndex(forwardBy: headroom)
-        }
+    /// A buffer holding a copy of `packet`'s readable bytes.
+    package init(copying packet: PacketBuffer, allocator: ByteBufferAllocator) {
+        self = allocator.buffer(capacity: packet.readableBytes)
         packet.withUnsafeReadableBytes { _ = self.writeBytes($0) }
     }
 
@@ -36,9 +31,7 @@ extension ByteBuffer {
         }
         self = lent
     }
-}
 
-extension ByteBuffer {
     /// A buffer over `packet`'s whole view, taken from it (left empty): no copy, and the headroom in
     /// front and the room behind come along, so a device can seal and frame the packet in place.
     package init(takingOver packet: inout PacketBuffer) {

@@ -71,12 +71,6 @@ public struct PacketBuffer: Sendable {
         writeBytes(bytes)
     }
 
-    /// A buffer holding a copy of the raw bytes.
-    @inlinable public init(copying bytes: UnsafeRawBufferPointer) {
-        self.init(capacity: bytes.count)
-        writeBytes(bytes)
-    }
-
     /// A buffer holding the UTF-8 bytes of `string`.
     @inlinable public init(string: String) {
         self.init(bytes: string.utf8)
@@ -168,16 +162,6 @@ public struct PacketBuffer: Sendable {
         writer = UInt32(count)
     }
 
-    /// Makes sure `minimumCapacity` bytes fit in the view and the block is ours to write.
-    @inlinable public mutating func reserveCapacity(_ minimumCapacity: Int) {
-        makeWritable(upTo: minimumCapacity)
-    }
-
-    /// Makes sure `count` more bytes can be written after the writer index.
-    @inlinable public mutating func reserveCapacity(minimumWritableBytes count: Int) {
-        makeWritable(upTo: Int(writer) + count)
-    }
-
     /// Ensures the block is held by this view alone and the view reaches `end`.
     @inlinable @inline(__always) mutating func makeWritable(upTo end: Int) {
         if _fastPath(end <= Int(limit) && isKnownUniquelyReferenced(&storage)) { return }
@@ -252,21 +236,6 @@ public struct PacketBuffer: Sendable {
         guard count > 0 else { return try body(UnsafeMutableRawBufferPointer(start: nil, count: 0)) }
         makeWritable(upTo: index + count)
         return try body(UnsafeMutableRawBufferPointer(start: storage!.bytes + Int(base) + index, count: count))
-    }
-
-    /// Calls `body` with the room after the writer index (at least `minimumWritableBytes`); it returns how
-    /// many bytes it wrote, and the writer index moves past them.
-    @discardableResult
-    @inlinable public mutating func writeWithUnsafeMutableBytes(
-        minimumWritableBytes: Int, _ body: (UnsafeMutableRawBufferPointer) throws -> Int
-    ) rethrows -> Int {
-        makeWritable(upTo: Int(writer) + minimumWritableBytes)
-        guard let storage else { return 0 }
-        let room = UnsafeMutableRawBufferPointer(start: storage.bytes + Int(base) + Int(writer), count: writableBytes)
-        let written = try body(room)
-        precondition(written >= 0 && written <= room.count, "PacketBuffer: wrote \(written) of \(room.count) bytes")
-        writer &+= UInt32(truncatingIfNeeded: written)
-        return written
     }
 
     /// Calls `body` with the room after the writer index, writerIndex ..< capacity (copying the block
@@ -413,16 +382,6 @@ public struct PacketBuffer: Sendable {
     @discardableResult
     @inlinable public mutating func writeImmutableBuffer(_ other: PacketBuffer) -> Int {
         other.withUnsafeReadableBytes { writeBytes($0) }
-    }
-
-    /// Copies `bytes` to `index` (not moving the writer index); returns the count.
-    @discardableResult
-    @inlinable public mutating func setBytes(_ bytes: some Sequence<UInt8>, at index: Int) -> Int {
-        let array = Array(bytes)
-        guard !array.isEmpty else { return 0 }
-        makeWritable(upTo: index + array.count)
-        array.withUnsafeBytes { (storage!.bytes + Int(base) + index).copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
-        return array.count
     }
 
     /// `length` bytes from `index` as an array; nil if they are not all readable.

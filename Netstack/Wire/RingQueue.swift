@@ -57,16 +57,6 @@ public struct RingQueue<Element>: Sendable where Element: Sendable {
         head = 0
     }
 
-    /// Calls `body` with each element, front to back.
-    @inlinable public func forEach(_ body: (Element) throws -> Void) rethrows {
-        var index = head
-        for _ in 0..<count {
-            try body(slots[index]!)
-            index += 1
-            if index == slots.count { index = 0 }
-        }
-    }
-
     @usableFromInline mutating func grow() {
         var larger = [Element?](repeating: nil, count: slots.count * 2)
         var index = head
