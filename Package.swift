@@ -44,7 +44,8 @@ let package = Package(
         swiftTarget("NetstackTCP", path: "Netstack/TCP", ["NetstackWire"]),
         swiftTarget("Netstack", path: "Netstack/Stack", ["NetstackTCP", "NetstackWire"]),
         swiftTarget("NetstackNIO", path: "Netstack/NIO", ["Netstack", nioCore]),
-        swiftTarget("NetstackTesting", path: "Netstack/Testing", ["Netstack", "NetstackWire", nioCore]),
+        swiftTarget("NetstackTesting", path: "Netstack/Testing", ["Netstack", "NetstackWire"]),
+        swiftTarget("NetstackNIOTesting", path: "Netstack/NIOTesting", [nioCore]),
 
         // C system libraries and shims.
         systemLibrary("CMnl", path: "Appliance/CMnl", pkgConfig: "libmnl", apt: "libmnl-dev"),
@@ -95,7 +96,7 @@ let package = Package(
             "COpenSSL",  // remote rule-set downloads over https
         ]),
         // Bench and long-fuzz tool for the netstack (bench/netstack.sh, scripts/fuzz-netstack.sh).
-        .executableTarget(name: "NetstackBench", dependencies: ["TunDevice", "CLinux", "NetstackNIO", "Netstack", "NetstackWire", "NetstackTesting", nioCore, nioPosix],
+        .executableTarget(name: "NetstackBench", dependencies: ["TunDevice", "CLinux", "NetstackNIO", "Netstack", "NetstackWire", "NetstackTesting", "NetstackNIOTesting", nioCore, nioPosix],
                           path: "bench/NetstackBench", swiftSettings: swiftSettings),
         .executableTarget(name: "CLI", dependencies: ["Box", "Config", "COpenSSL", "CSodium", "Systemd", "CLinux", nioCore, nioPosix],
                           path: "Sources/CLI", swiftSettings: swiftSettings),
@@ -105,7 +106,7 @@ let package = Package(
         .target(name: "TestSupport", dependencies: ["CLinux"], path: "Tests/Support", swiftSettings: swiftSettings),
         testTarget("NetstackWireTests", ["NetstackWire", "NetstackTesting"]),
         testTarget("NetstackTCPTests", ["NetstackTCP", "NetstackWire"]),
-        testTarget("NetstackTests", ["TestSupport", "Netstack", "NetstackTesting", "NetstackWire", "NetstackNIO", nioCore, nioPosix,
+        testTarget("NetstackTests", ["TestSupport", "Netstack", "NetstackTesting", "NetstackNIOTesting", "NetstackWire", "NetstackNIO", nioCore, nioPosix,
                                      .product(name: "NIOEmbedded", package: "swift-nio")]),
         .testTarget(name: "ConfigTests", dependencies: ["Config", "TestSupport"], path: "Tests/ConfigTests",
                     exclude: ["Corpus"], swiftSettings: swiftSettings),  // Corpus: JSON configs the tests read

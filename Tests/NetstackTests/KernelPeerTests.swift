@@ -7,6 +7,7 @@ import NetstackWire
 import Netstack
 import NetstackNIO
 import NetstackTesting
+import NetstackNIOTesting
 import TestSupport
 
 // Issue #3, acceptance 2: the Linux kernel as the peer, through a real TUN (virtio-net header, TSO) in a

@@ -3,7 +3,7 @@
 import NIOCore
 import NIOPosix
 import NetstackNIO
-import NetstackTesting
+import NetstackNIOTesting
 import Netstack
 import NetstackWire
 
