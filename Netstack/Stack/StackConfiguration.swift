@@ -49,6 +49,11 @@ package struct StackConfiguration: Sendable {
     package var tcpSegmentationOffload = false
     /// Local ports for dialled flows (Linux `ip_local_port_range`).
     package var ephemeralPorts: ClosedRange<UInt16> = 32768...60999
+    /// sing-box's tun `loopback_address` (transparent mode): a TCP segment to one of these goes back
+    /// out at once with its addresses swapped, so a client connecting to `address:port` reaches its
+    /// own `port` and the connection's other direction is turned around the same way. The swap
+    /// keeps every checksum valid (the header and pseudo-header sums do not depend on the order).
+    package var loopbackAddresses: [IPAddress] = []
 
     package init() {}
 }
@@ -74,6 +79,8 @@ package struct StackStatistics: Sendable, Equatable {
     package var udpDatagramsReceived = 0
     package var udpDatagramsDropped = 0
     package var tcpSegmentsReceived = 0
+    /// TCP segments sent back to their sender (`loopbackAddresses`).
+    package var tcpSegmentsReflected = 0
     package var tcpResetsSent = 0
     /// Retransmission timeouts of TCP data (each one a stall of at least the RTO).
     package var tcpRetransmitTimeouts = 0

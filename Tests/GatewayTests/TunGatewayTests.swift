@@ -407,6 +407,43 @@ func tunConfig(autoRedirect: Bool, stack: String = "mixed", autoDetect: Bool = f
         topology.stopGateway(SIGTERM)
     }
 
+    /// tun `loopback_address` (sing-box 1.12): a connection to the address reaches the dialling host's
+    /// own port, from lan through the gateway and from gw itself, IPv4 and IPv6; the stack turns the
+    /// segments around and terminates nothing. Go sing-box 1.12.12 does the same for lan.
+    @Test func loopbackAddressTurnsConnectionsBackToTheirSource() throws {
+        try Self.requireTools()
+        let topology = try GatewayTopology()
+        defer { topology.close() }
+        try topology.spawn(in: topology.lan, ["socat", "TCP6-LISTEN:7777,fork,reuseaddr,ipv6only=0", "SYSTEM:echo lan-self"], log: "lan-7777.log")
+        try topology.spawn(in: topology.gw, ["socat", "TCP6-LISTEN:7778,fork,reuseaddr,ipv6only=0", "SYSTEM:echo gw-self"], log: "gw-7778.log")
+        try topology.waitFor("socat servers") {
+            topology.run(in: topology.lan, "ss -ltn 'sport = :7777'").output.contains("7777")
+                && topology.run(in: topology.gw, "ss -ltn 'sport = :7778'").output.contains("7778")
+        }
+        let config = tunConfig(autoRedirect: false, autoDetect: true, tunExtra: #""loopback_address": ["10.7.0.1", "fdfe:dcba:9876::7"],"#)
+        func dial(_ ns: String, _ target: String) -> String {
+            topology.run(in: ns, "socat -t 3 -T 5 - TCP:\(target) </dev/null", timeout: 10).output
+        }
+        _ = try topology.startGateway(binary: GatewayPeers.ours, config: config)
+        #expect(dial(topology.lan, "10.7.0.1:7777").contains("lan-self"), "lan → 10.7.0.1:7777")
+        #expect(dial(topology.lan, "[fdfe:dcba:9876::7]:7777").contains("lan-self"), "lan → [fdfe:dcba:9876::7]:7777")
+        #expect(dial(topology.gw, "10.7.0.1:7778").contains("gw-self"), "gw → 10.7.0.1:7778")
+        // Other destinations are proxied as before.
+        #expect(Self.seenAs(topology, "10.77.9.1") == "::ffff:10.77.2.1")
+        let log = topology.log("gateway.log")
+        #expect(!log.contains("10.7.0.1:777") && !log.contains("9876::7]:777"), "turned around, never terminated: \(log)")
+        topology.stopGateway(SIGTERM)
+
+        guard FileManager.default.isExecutableFile(atPath: GatewayPeers.go) else {
+            throw GatewayTestError("missing \(GatewayPeers.go): run scripts/install-test-deps.sh")
+        }
+        _ = try topology.startGateway(binary: GatewayPeers.go, config: config.replacingOccurrences(of: "\"mixed\"", with: "\"gvisor\""),
+                                      log: "go.log")
+        #expect(dial(topology.lan, "10.7.0.1:7777").contains("lan-self"), "Go: lan → 10.7.0.1:7777")
+        #expect(dial(topology.lan, "[fdfe:dcba:9876::7]:7777").contains("lan-self"), "Go: lan → [fdfe:dcba:9876::7]:7777")
+        topology.stopGateway(SIGTERM)
+    }
+
     @Test func exampleConfigPassesBothChecksAndBadStackFailsAtStart() throws {
         try Self.requireTools()
         let example = GatewayPeers.packageRoot + "/examples/tun-gateway.json"

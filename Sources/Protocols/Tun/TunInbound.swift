@@ -89,6 +89,7 @@ package final class TunInbound: Inbound, @unchecked Sendable {
         configuration.ipv6Addresses = settings.inet6Addresses.compactMap { TunSettings.ipv6($0) }
         configuration.udpIdleTimeout = .nanoseconds(settings.udpTimeout.nanoseconds)
         configuration.tcpSegmentationOffload = opened.segmentationOffload
+        configuration.loopbackAddresses = settings.loopbackAddresses.compactMap { NetstackWire.IPAddress($0) }
         let stack = Stack(configuration: configuration, seed: UInt64.random(in: .min ... .max))
         let driver = NetstackDriver(stack: stack, device: opened.device, eventLoop: loop)
         self.driver = driver

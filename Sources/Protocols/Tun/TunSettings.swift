@@ -54,6 +54,9 @@ package struct TunSettings: Sendable {
     package var legacyDomainStrategy: DomainStrategy?
     /// The legacy `udp_disable_domain_unmapping`.
     package var udpDisableDomainUnmapping: Bool
+    /// `loopback_address`: TCP to these is turned back to the client itself (sing-tun swaps the
+    /// addresses), so `address:port` reaches the dialling host's own `port`.
+    package var loopbackAddresses: [String]
     /// What makes the inbound fail when it starts (an unknown `stack`, a field this build lacks).
     package var startError: AdapterError?
 
@@ -86,6 +89,7 @@ package struct TunSettings: Sendable {
         excludeUIDs = try options.excludeUID.map { $0...$0 } + options.excludeUIDRange.map(TunSettings.uidRange)
         udpTimeout = options.udpTimeout.map(\.value).flatMap { $0.nanoseconds > 0 ? $0 : nil } ?? ConfigDuration(seconds: 300)
         stack = options.stack ?? ""
+        loopbackAddresses = options.loopbackAddress.map(\.text)
         // `endpoint_independent_nat` is removed in 1.12 and ignored, as Go does: replies from any
         // address always reach the client (TunPacketConnection).
         // Go checks these when the inbound starts (`check` passes them), so we report them there too.
@@ -96,8 +100,8 @@ package struct TunSettings: Sendable {
             startError = AdapterError(.other, "invalid MTU: \(mtu)")
         } else if !includeInterfaces.isEmpty && !excludeInterfaces.isEmpty {
             startError = AdapterError(.other, "`include_interface` and `exclude_interface` cannot be set at the same time")
-        } else if !options.loopbackAddress.isEmpty {
-            startError = AdapterError(.notImplemented, "loopback_address is not supported yet")
+        } else if !options.loopbackAddress.isEmpty && options.autoRedirect {
+            startError = AdapterError(.notImplemented, "loopback_address with auto_redirect is not supported yet")
         } else if let detour = options.detour, !detour.isEmpty {
             startError = AdapterError(.notImplemented, "inbound detour is not supported yet")
         }
