@@ -4,8 +4,10 @@
 //   table inet sing-box
 //     set inet4_local_address_set / inet6_local_address_set   (interval; this host's addresses)
 //     chain output            nat    output     mangle(-150): exclusions, [reject], TCP redirect
+//     [chain output_route     route  output     mangle(-150): TCP to a loopback address: mark input]
 //     chain output_udp_icmp   route  output     mangle(-150): exclusions, [reject], mark input
 //     chain prerouting        nat    prerouting dstnat+1:     exclusions, DNS hijack, [reject], TCP redirect, mark input
+//     [chain prerouting_filter filter prerouting dstnat+1:    TCP to a loopback address: mark input]
 //     chain prerouting_udp_icmp filter prerouting dstnat+2:   restore/set marks for UDP/ICMP
 //
 // "mark input" sets meta mark and ct mark to the input mark; the route rule `fwmark input lookup 2022`
@@ -18,7 +20,11 @@
 //
 // As sing-tun's nftablesCreateIPSet, each route set holds the inline prefixes (`route_address`) and the
 // rule-sets' destination IP CIDRs (`route_address_set`) of one family; a family with neither gets no
-// set and no rule. Not built: loopback redirect addresses.
+// set and no rule.
+//     set inet4_local_redirect_address_set / inet6_local_redirect_address_set
+//                             (constant; tun `loopback_address`, when not empty)
+// With loopback addresses the TCP redirect is one rule per family that skips them (`daddr !=` the set),
+// and the bracketed chains mark TCP to them into the TUN instead, where the stack turns it around.
 package import Adapter
 
 /// Builds the auto_redirect table from its options.
@@ -26,18 +32,27 @@ package enum AutoRedirectTable {
     /// The table for `options`.
     package static func build(_ options: AutoRedirectOptions) -> NftTable {
         var table = NftTable(family: .inet, name: options.tableName)
-        table.sets = localAddressSets(options) + routeAddressSets(options)
+        table.sets = localAddressSets(options) + loopbackAddressSets(options) + routeAddressSets(options)
+        let loopback = !options.loopbackAddresses.isEmpty
         let skipOutput = (!options.includeInterfaces.isEmpty && !options.includeInterfaces.contains("lo"))
             || options.excludeInterfaces.contains("lo")
         if !skipOutput {
             table.chains.append(NftChain(name: "output", hook: .output, type: .nat, priority: NftPriority.mangle,
                                          rules: excludeRules(options, hook: .output, type: .nat) + unreachable(options) + redirect(options)))
+            if loopback {
+                table.chains.append(NftChain(name: "output_route", hook: .output, type: .route, priority: NftPriority.mangle,
+                                             rules: loopbackReroute(options, hook: .output)))
+            }
             table.chains.append(NftChain(name: "output_udp_icmp", hook: .output, type: .route, priority: NftPriority.mangle,
                                          rules: excludeRules(options, hook: .output, type: .route) + unreachable(options) + [mark(options)]))
         }
         table.chains.append(NftChain(name: "prerouting", hook: .prerouting, type: .nat, priority: NftPriority.dstnat + 1,
                                      rules: excludeRules(options, hook: .prerouting, type: .nat) + unreachable(options)
                                          + redirect(options) + [mark(options)]))
+        if loopback {
+            table.chains.append(NftChain(name: "prerouting_filter", hook: .prerouting, type: .filter, priority: NftPriority.dstnat + 1,
+                                         rules: loopbackReroute(options, hook: .prerouting)))
+        }
         table.chains.append(NftChain(name: "prerouting_udp_icmp", hook: .prerouting, type: .filter, priority: NftPriority.dstnat + 2,
                                      rules: preroutingUDP(options)))
         return table
@@ -55,6 +70,41 @@ package enum AutoRedirectTable {
                                elements: intervalElements(options.localAddresses.filter { !$0.isIPv4 })))
         }
         return sets
+    }
+
+    /// `nftablesCreateLoopbackAddressSets`: the constant `inet4_local_redirect_address_set` /
+    /// `inet6_local_redirect_address_set` with the loopback addresses of each enabled family that has some.
+    static func loopbackAddressSets(_ options: AutoRedirectOptions) -> [NftSet] {
+        [(NftFamily.ipv4, options.enableIPv4), (.ipv6, options.enableIPv6)].compactMap { family, enabled in
+            let addresses = options.loopbackAddresses.filter { $0.isIPv4 == (family == .ipv4) }
+            guard enabled, !addresses.isEmpty else { return nil }
+            var set = NftSet(name: loopbackSetName(family), keyType: family == .ipv4 ? .ipv4Address : .ipv6Address,
+                             elements: addresses.map { NftSetElement(key: $0.bytes) })
+            set.isConstant = true
+            return set
+        }
+    }
+
+    static func loopbackSetName(_ family: NftFamily) -> String {
+        family == .ipv4 ? "inet4_local_redirect_address_set" : "inet6_local_redirect_address_set"
+    }
+
+    static func hasLoopbackAddresses(_ options: AutoRedirectOptions, _ family: NftFamily) -> Bool {
+        options.loopbackAddresses.contains { $0.isIPv4 == (family == .ipv4) }
+    }
+
+    /// `nftablesCreateLoopbackReroute`: TCP to a loopback address that is not marked yet gets the input
+    /// mark (and, in output, the ct mark too), so the policy rule routes it into the TUN.
+    static func loopbackReroute(_ options: AutoRedirectOptions, hook: NftHook) -> [NftRule] {
+        let input = NftExpression.hostOrder(options.inputMark)
+        let setMark: [NftExpression] = hook == .prerouting
+            ? [.immediate(data: input), .setMeta(.mark), .counter]
+            : [.immediate(data: input), .setMeta(.mark), .meta(.mark), .setCTMark(), .counter]
+        return [(NftFamily.ipv4, options.enableIPv4), (.ipv6, options.enableIPv6)].compactMap { family, enabled in
+            guard enabled, hasLoopbackAddresses(options, family) else { return nil }
+            return NftRule([.meta(.l4proto), .cmp(equal: true, data: [6]), .meta(.mark), .cmp(equal: false, data: input)]
+                           + destinationLookup(family, set: loopbackSetName(family), invert: false) + setMark)
+        }
     }
 
     /// The named route sets: `inet4_route_address_set`, `inet6_route_address_set`,
@@ -231,17 +281,27 @@ package enum AutoRedirectTable {
         return [NftRule([.meta(.nfproto), .cmp(equal: true, data: [other.rawValue]), .counter, .reject])]
     }
 
-    /// `nftablesCreateRedirect`: TCP to the redirect port.
+    /// `nftablesCreateRedirect`: TCP to the redirect port. With loopback addresses, one rule per
+    /// family, which skips them.
     static func redirect(_ options: AutoRedirectOptions) -> [NftRule] {
+        let redirectTCP: [NftExpression] = [.meta(.l4proto), .cmp(equal: true, data: [6]), .counter,
+                                            .immediate(data: NftExpression.networkOrder(options.redirectPort)), .redirect(), .verdict(.return)]
+        if !options.loopbackAddresses.isEmpty {
+            return [(NftFamily.ipv4, options.enableIPv4), (.ipv6, options.enableIPv6)].compactMap { family, enabled in
+                guard enabled else { return nil }
+                let match: [NftExpression] = hasLoopbackAddresses(options, family)
+                    ? destinationLookup(family, set: loopbackSetName(family), invert: true)
+                    : [.meta(.nfproto), .cmp(equal: true, data: [family.rawValue])]
+                return NftRule(match + redirectTCP)
+            }
+        }
         var expressions: [NftExpression] = []
         if options.enableIPv4 && !options.enableIPv6 {
             expressions += [.meta(.nfproto), .cmp(equal: true, data: [NftFamily.ipv4.rawValue])]
         } else if options.enableIPv6 && !options.enableIPv4 {
             expressions += [.meta(.nfproto), .cmp(equal: true, data: [NftFamily.ipv6.rawValue])]
         }
-        expressions += [.meta(.l4proto), .cmp(equal: true, data: [6]), .counter,
-                        .immediate(data: NftExpression.networkOrder(options.redirectPort)), .redirect(), .verdict(.return)]
-        return [NftRule(expressions)]
+        return [NftRule(expressions + redirectTCP)]
     }
 
     /// `nftablesCreateMark`: meta mark and ct mark become the input mark.

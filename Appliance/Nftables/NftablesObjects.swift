@@ -104,6 +104,8 @@ package struct NftSet: Hashable, Sendable {
     package var isInterval: Bool
     /// NFT_SET_ANONYMOUS | NFT_SET_CONSTANT.
     package var isAnonymous: Bool
+    /// NFT_SET_CONSTANT on a named set: its elements come with it and never change.
+    package var isConstant = false
     /// The elements.
     package var elements: [NftSetElement]
 

@@ -224,6 +224,7 @@ struct BatchBuilder {
         if let id { nftnl_set_set_u32(object, UInt16(NFTNL_SET_ID.rawValue), id) }
         var flags: UInt32 = 0
         if set.isAnonymous { flags |= UInt32(NFT_SET_ANONYMOUS.rawValue | NFT_SET_CONSTANT.rawValue) }
+        if set.isConstant { flags |= UInt32(NFT_SET_CONSTANT.rawValue) }
         if set.isInterval { flags |= UInt32(NFT_SET_INTERVAL.rawValue) }
         nftnl_set_set_u32(object, UInt16(NFTNL_SET_FLAGS.rawValue), flags)
         nftnl_set_set_u32(object, UInt16(NFTNL_SET_KEY_TYPE.rawValue), set.keyType.typeNumber)

@@ -45,6 +45,9 @@ package struct AutoRedirectOptions: Hashable, Sendable {
     package var routeAddressSet: [NetworkPrefix] = []
     /// The destination IP CIDRs of the `route_exclude_address_set` rule-sets: not proxied.
     package var routeExcludeAddressSet: [NetworkPrefix] = []
+    /// tun `loopback_address` (host prefixes): TCP to them is not redirected but marked into the TUN,
+    /// whose stack turns it back to its sender.
+    package var loopbackAddresses: [NetworkPrefix] = []
 
     /// sing-box's defaults for the table name and marks.
     package init(tableName: String = "sing-box", interfaceName: String, enableIPv4: Bool, enableIPv6: Bool,

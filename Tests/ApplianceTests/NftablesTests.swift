@@ -61,6 +61,32 @@ import Testing
         .sets.map(\.name) == ["inet4_local_address_set"])
 }
 
+/// tun `loopback_address` (sing-tun v0.7.3): constant sets per family, a redirect rule per family that
+/// skips them, and output_route / prerouting_filter chains that mark TCP to them into the TUN.
+@Test func loopbackAddressesSkipTheRedirectAndAreMarkedIntoTheTUN() throws {
+    var options = AutoRedirectOptions(interfaceName: "tun0", enableIPv4: true, enableIPv6: true, redirectPort: 7890)
+    options.loopbackAddresses = [NetworkPrefix("10.7.0.1/32")!]
+    let table = AutoRedirectTable.build(options)
+    #expect(table.sets.map(\.name) == ["inet4_local_address_set", "inet6_local_address_set", "inet4_local_redirect_address_set"])
+    let set = table.sets[2]
+    #expect(set.isConstant && !set.isInterval && set.elements == [NftSetElement(key: [10, 7, 0, 1])])
+    #expect(table.chains.map(\.name) == ["output", "output_route", "output_udp_icmp", "prerouting", "prerouting_filter", "prerouting_udp_icmp"])
+    #expect(table.chains.map { $0.hook?.priority } == [-150, -150, -150, -99, -99, -98])
+    // IPv4 skips the set; IPv6 has no loopback address and is redirected whole.
+    let redirects = table.chains[0].rules.filter { $0.expressions.contains(.redirect()) }
+    #expect(redirects.count == 2)
+    #expect(redirects[0].expressions.contains(.lookup(set: "inet4_local_redirect_address_set", invert: true)))
+    #expect(redirects[1].expressions.prefix(2) == [.meta(.nfproto), .cmp(equal: true, data: [NftFamily.ipv6.rawValue])])
+    // One mark rule (IPv4 only): TCP, not yet marked, to the set; output sets the ct mark too.
+    let mark = NftExpression.hostOrder(options.inputMark)
+    let output = try #require(table.chains[1].rules.first)
+    #expect(table.chains[1].rules.count == 1 && table.chains[4].rules.count == 1)
+    #expect(output.expressions.prefix(4) == [.meta(.l4proto), .cmp(equal: true, data: [6]), .meta(.mark), .cmp(equal: false, data: mark)])
+    #expect(output.expressions.contains(.lookup(set: "inet4_local_redirect_address_set", invert: false)))
+    #expect(output.expressions.contains(.setCTMark()) && !table.chains[4].rules[0].expressions.contains(.setCTMark()))
+    #expect(table.chains[4].hook?.type == .filter && table.chains[1].hook?.type == .route)
+}
+
 @Suite(.enabled(if: isRoot, "needs root for network namespaces"))
 struct NftablesKernelTests {
     static func options(port: UInt16 = 12345) -> AutoRedirectOptions {

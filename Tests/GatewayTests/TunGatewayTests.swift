@@ -442,6 +442,33 @@ func tunConfig(autoRedirect: Bool, stack: String = "mixed", autoDetect: Bool = f
         #expect(dial(topology.lan, "10.7.0.1:7777").contains("lan-self"), "Go: lan → 10.7.0.1:7777")
         #expect(dial(topology.lan, "[fdfe:dcba:9876::7]:7777").contains("lan-self"), "Go: lan → [fdfe:dcba:9876::7]:7777")
         topology.stopGateway(SIGTERM)
+
+        // auto_redirect: TCP to the addresses skips the redirect and is marked into the TUN instead;
+        // the loopback parts of the table are Go's, line for line.
+        let redirect = config.replacingOccurrences(of: "\"auto_redirect\": false", with: "\"auto_redirect\": true")
+        func loopbackLines() -> [String] {
+            topology.run(in: topology.gw, "nft list table inet sing-box").output.split(separator: "\n")
+                .map { $0.trimmingCharacters(in: .whitespaces)
+                    .replacingOccurrences(of: #"counter packets \d+ bytes \d+"#, with: "counter", options: .regularExpression)
+                    .replacingOccurrences(of: #"redirect to :\d+"#, with: "redirect to :port", options: .regularExpression) }
+                .filter { $0.contains("local_redirect_address_set") || $0.contains("10.7.0.1") || $0.contains("9876::7")
+                    || $0.hasPrefix("chain output_route") || $0.hasPrefix("chain prerouting_filter") }
+        }
+        _ = try topology.startGateway(binary: GatewayPeers.go, config: redirect.replacingOccurrences(of: "\"mixed\"", with: "\"gvisor\""),
+                                      log: "go-redirect.log")
+        #expect(dial(topology.lan, "10.7.0.1:7777").contains("lan-self"), "Go auto_redirect: lan → 10.7.0.1:7777")
+        let goLines = loopbackLines()
+        topology.stopGateway(SIGTERM)
+        _ = try topology.startGateway(binary: GatewayPeers.ours, config: redirect, log: "redirect.log")
+        let ourLines = loopbackLines()
+        #expect(ourLines.count >= 8 && ourLines == goLines, "ours:\n\(ourLines.joined(separator: "\n"))\nGo:\n\(goLines.joined(separator: "\n"))")
+        #expect(dial(topology.lan, "10.7.0.1:7777").contains("lan-self"), "auto_redirect: lan → 10.7.0.1:7777")
+        #expect(dial(topology.lan, "[fdfe:dcba:9876::7]:7777").contains("lan-self"), "auto_redirect: lan → [fdfe:dcba:9876::7]:7777")
+        #expect(dial(topology.gw, "10.7.0.1:7778").contains("gw-self"), "auto_redirect: gw → 10.7.0.1:7778")
+        #expect(Self.seenAs(topology, "10.77.9.1") == "::ffff:10.77.2.1", "auto_redirect: other TCP is redirected and proxied")
+        let redirectLog = topology.log("redirect.log")
+        #expect(!redirectLog.contains("10.7.0.1:777") && !redirectLog.contains("9876::7]:777"), "\(redirectLog)")
+        topology.stopGateway(SIGTERM)
     }
 
     @Test func exampleConfigPassesBothChecksAndBadStackFailsAtStart() throws {

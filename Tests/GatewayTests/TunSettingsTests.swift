@@ -52,13 +52,13 @@ private func settings(_ json: String) throws -> TunSettings {
         #expect(value.startError?.description.contains(message) == true, "\(String(describing: value.startError))")
     }
 
-    /// loopback_address is read; with auto_redirect (whose nftables part is not built) it fails at start.
-    @Test func loopbackAddressesAreReadAndRefusedOnlyWithAutoRedirect() throws {
-        let value = try settings(#""loopback_address":["10.7.0.1","fdfe:dcba:9876::7"],"auto_route":true"#)
+    /// loopback_address is read, and goes into the auto_redirect table's options as host prefixes.
+    @Test func loopbackAddressesAreReadAndReachAutoRedirect() throws {
+        let value = try settings(#""loopback_address":["10.7.0.1","fdfe:dcba:9876::7"],"auto_route":true,"auto_redirect":true"#)
         #expect(value.loopbackAddresses == ["10.7.0.1", "fdfe:dcba:9876::7"])
         #expect(value.startError == nil)
-        let redirect = try settings(#""loopback_address":["10.7.0.1"],"auto_route":true,"auto_redirect":true"#)
-        #expect(redirect.startError?.description.contains("loopback_address with auto_redirect is not supported yet") == true)
+        #expect(value.autoRedirectOptions(interfaceName: "tun0", redirectPort: 1).loopbackAddresses.map(\.description)
+                == ["10.7.0.1/32", "fdfe:dcba:9876::7/128"])
     }
 
     /// route_address_set tags resolve through the box's rule-sets; an unknown one is Go's error.

@@ -100,8 +100,6 @@ package struct TunSettings: Sendable {
             startError = AdapterError(.other, "invalid MTU: \(mtu)")
         } else if !includeInterfaces.isEmpty && !excludeInterfaces.isEmpty {
             startError = AdapterError(.other, "`include_interface` and `exclude_interface` cannot be set at the same time")
-        } else if !options.loopbackAddress.isEmpty && options.autoRedirect {
-            startError = AdapterError(.notImplemented, "loopback_address with auto_redirect is not supported yet")
         } else if let detour = options.detour, !detour.isEmpty {
             startError = AdapterError(.notImplemented, "inbound detour is not supported yet")
         }
@@ -158,6 +156,7 @@ package struct TunSettings: Sendable {
         options.excludeUIDs = excludeUIDs
         options.routeAddressSet = routeAddressSet.flatMap(\.prefixes)
         options.routeExcludeAddressSet = routeExcludeAddressSet.flatMap(\.prefixes)
+        options.loopbackAddresses = loopbackAddresses.compactMap { NetworkPrefix($0 + ($0.contains(":") ? "/128" : "/32")) }
         return options
     }
 
