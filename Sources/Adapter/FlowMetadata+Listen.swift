@@ -18,5 +18,8 @@ extension FlowMetadata {
             udpTimeout = .nanoseconds(timeout.value.nanoseconds)
         }
         if listen.udpDisableDomainUnmapping { udpDisableDomainUnmapping = true }
+        // Go's TCP listener gives every accepted connection the listen `detour` (its UDP listener does
+        // not; the direct inbound sets it for packets itself).
+        if network == .tcp, let detour = listen.detour, !detour.isEmpty { inboundDetour = detour }
     }
 }

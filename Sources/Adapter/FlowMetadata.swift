@@ -55,6 +55,11 @@ package struct FlowMetadata: Sendable {
     package var inboundDomainStrategy: DomainStrategy?
     /// Legacy inbound `sniff` (deprecated in 1.11, still honoured in 1.12): sniff before any rule.
     package var inboundSniff: InboundSniff?
+    /// The listen `detour`: the router hands the connection to this inbound instead of routing it
+    /// (Go's `InboundDetour`; only the inbounds whose Go counterparts set it fill it in).
+    package var inboundDetour: String?
+    /// The inbound that accepted the flow before a detour handed it on (Go's `LastInbound`).
+    package var lastInbound: String?
 
     // Filled by sniffing.
     /// Sniffed protocol (`tls`, `http`, `quic`, `dns`, …).

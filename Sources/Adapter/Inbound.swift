@@ -1,4 +1,5 @@
 // Inbound: accepts flows from clients and hands them to the router.
+package import NIOCore
 
 /// A listener of one type (`mixed`, `direct`, `tun`, …) with a tag. It accepts flows in
 /// `start(.start)`, fills a `FlowMetadata` per flow and passes the flow to its `FlowHandler`
@@ -10,4 +11,12 @@ package protocol Inbound: Lifecycle {
     var type: String { get }
     /// The config tag (generated as `<type>` or the index when the config has none).
     var tag: String { get }
+}
+
+/// An inbound that takes over a TCP connection another inbound accepted (Go's
+/// `TCPInjectableInbound`): the target of a listen `detour`. The channel is active, with autoRead off
+/// and the accepting inbound's `FlowBufferHandler` in front; the inbound runs its own handshake on it as
+/// if it had accepted it. `metadata` is the detoured flow's (`lastInbound` set, `inbound` this one).
+package protocol TCPInjectableInbound: Inbound {
+    func injectTCP(_ channel: any Channel, metadata: FlowMetadata)
 }

@@ -196,6 +196,8 @@ package final class SingBox: @unchecked Sendable {
                 throw BoxError(.create, "initialize inbound[\(index)]: \(error)")
             }
         }
+        let created = inbounds
+        router.inboundLookup = { tag in created.first { $0.tag == tag } }
     }
 
     /// The log core for `log` options: level (default trace, as Go when unset), output file,

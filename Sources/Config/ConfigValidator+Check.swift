@@ -58,13 +58,10 @@ extension ConfigValidator {
                     // Go fails when the listener starts; we refuse it up front.
                     throw ConfigError(path: path + ".proxy_protocol", message: "Proxy Protocol is deprecated and removed in sing-box 1.6.0")
                 }
-                if let detour = listen.detour, !detour.isEmpty, !tags.inbounds.contains(detour) {
-                    throw ConfigError(path: path + ".detour", message: "unknown inbound \"\(detour)\"")
-                }
             }
-            if case .tun(let tun) = inbound.options, let detour = tun.detour, !detour.isEmpty, !tags.inbounds.contains(detour) {
-                throw ConfigError(path: path + ".detour", message: "unknown inbound \"\(detour)\"")
-            }
+            // A listen `detour` naming no inbound is not refused: Go starts with it, fails only the
+            // connections that follow it (`inbound detour not found`), and most inbound types (tun,
+            // mixed, socks, http) never follow it at all.
             let inboundResolver: DomainResolveOptions? = switch inbound.options {
             case .http(let o), .mixed(let o): o.domainResolver
             case .socks(let o): o.domainResolver

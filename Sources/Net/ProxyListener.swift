@@ -85,6 +85,30 @@ package final class ProxyListener: Sendable {
         try setup(channel, flowID, HandoffFlowHandler(listener: self, next: flowHandler))
     }
 
+    /// Takes over a connection another inbound accepted (a listen `detour`): tracked and set up as
+    /// if accepted here, on the channel's loop. The accepting inbound's `FlowBufferHandler` goes
+    /// once the handshake handlers are in place, handing them anything it held.
+    package func inject(_ channel: any Channel, flowID: FlowID, from inbound: String) {
+        channel.eventLoop.execute { [self] in
+            let key = ObjectIdentifier(channel)
+            let admitted = state.withLock { state -> Bool in
+                guard !state.closed else { return false }
+                state.handshaking[key] = channel
+                return true
+            }
+            guard admitted, channel.isActive else { channel.close(promise: nil); return }
+            channel.closeFuture.whenComplete { [self] _ in release(key) }
+            do {
+                try setup(channel, flowID, HandoffFlowHandler(listener: self, next: flowHandler, injectedFrom: inbound))
+                let pipeline = channel.pipeline.syncOperations
+                if let buffer = try? pipeline.handler(type: FlowBufferHandler.self) { pipeline.removeHandler(buffer, promise: nil) }
+            } catch {
+                logger.error("\(error)", flow: flowID)
+                channel.close(promise: nil)
+            }
+        }
+    }
+
     fileprivate func release(_ key: ObjectIdentifier) {
         _ = state.withLock { $0.handshaking.removeValue(forKey: key) }
     }
@@ -114,21 +138,33 @@ package protocol ControlledPacketConnection: PacketConnection {
 private final class HandoffFlowHandler: FlowHandler {
     let listener: ProxyListener
     let next: any FlowHandler
+    /// For a connection a detour handed over: the inbound that accepted it. Its flows keep that as
+    /// `lastInbound` and follow no detour of this inbound's (Go sets the detour only on accept).
+    let injectedFrom: String?
 
-    init(listener: ProxyListener, next: any FlowHandler) {
+    init(listener: ProxyListener, next: any FlowHandler, injectedFrom: String? = nil) {
         self.listener = listener
         self.next = next
+        self.injectedFrom = injectedFrom
     }
 
     func handleTCP(_ channel: any Channel, metadata: FlowMetadata, responder: (any HandshakeResponder)?) {
         listener.release(ObjectIdentifier(channel))
-        next.handleTCP(channel, metadata: metadata, responder: responder)
+        next.handleTCP(channel, metadata: injected(metadata), responder: responder)
     }
 
     func handleUDP(_ connection: any PacketConnection, metadata: FlowMetadata) {
         if let association = connection as? any ControlledPacketConnection {
             listener.release(ObjectIdentifier(association.control))
         }
-        next.handleUDP(connection, metadata: metadata)
+        next.handleUDP(connection, metadata: injected(metadata))
+    }
+
+    private func injected(_ metadata: FlowMetadata) -> FlowMetadata {
+        guard let injectedFrom else { return metadata }
+        var out = metadata
+        out.lastInbound = injectedFrom
+        out.inboundDetour = nil
+        return out
     }
 }

@@ -41,6 +41,12 @@ package final class FlowRouter: FlowHandler {
         set { flowResolver.withLock { $0 = newValue } }
     }
     private let flowResolver = Mutex<(any FlowDNSResolver)?>(nil)
+    /// The box's inbounds by tag, for listen `detour`; set by the box once its inbounds exist.
+    package var inboundLookup: (@Sendable (String) -> (any Inbound)?)? {
+        get { inboundsByTag.withLock { $0 } }
+        set { inboundsByTag.withLock { $0 = newValue } }
+    }
+    private let inboundsByTag = Mutex<(@Sendable (String) -> (any Inbound)?)?>(nil)
     /// UDP NAT idle time when no rule sets `udp_timeout` (Go's `C.UDPTimeout`, 5 minutes).
     package let defaultUDPTimeout: TimeAmount
     /// `route.default_domain_resolver` strategy for `resolve` without one.
@@ -209,6 +215,11 @@ package final class FlowRouter: FlowHandler {
     // MARK: TCP
 
     package func handleTCP(_ channel: any Channel, metadata: FlowMetadata, responder: (any HandshakeResponder)?) {
+        if let detour = metadata.inboundDetour {
+            // Go's routeConnection: the flow is not routed but handed to the detour inbound.
+            Task { await followDetour(detour, channel: channel, metadata: metadata, responder: responder) }
+            return
+        }
         flows.track(channel)
         Task {
             var metadata = metadata
@@ -218,6 +229,60 @@ package final class FlowRouter: FlowHandler {
             }
             await route(channel, metadata: metadata, decision: decision, responder: state.pendingResponder)
         }
+    }
+
+    /// Hands a TCP flow to its detour inbound: the first inbound's handshake (a SOCKS or CONNECT
+    /// reply) is answered first, as Go's lazy handshakes answer when the next inbound reads, and what
+    /// its handlers release waits in a `FlowBufferHandler` for the next inbound's handshake.
+    private func followDetour(_ detour: String, channel: any Channel, metadata: FlowMetadata,
+                              responder: (any HandshakeResponder)?) async {
+        let target: any Inbound
+        switch detourTarget(detour, metadata: metadata) {
+        case .failure(let error):
+            logger.error(error.description, flow: metadata.flowID)
+            await fail(channel, responder: responder, error: AdapterError(.other, error.description))
+            return
+        case .success(let inbound):
+            target = inbound
+        }
+        guard let injectable = target as? any TCPInjectableInbound else {
+            let message = "inbound detour is not TCP injectable: \(detour)"
+            logger.error(message, flow: metadata.flowID)
+            await fail(channel, responder: responder, error: AdapterError(.other, message))
+            return
+        }
+        if let responder {
+            let loop = channel.eventLoop
+            let answered: Void? = try? await loop.flatSubmit { () -> EventLoopFuture<Void> in
+                let sync = channel.pipeline.syncOperations
+                if (try? sync.handler(type: FlowBufferHandler.self)) == nil {
+                    do { try sync.addHandler(FlowBufferHandler()) } catch { return loop.makeFailedFuture(error) }
+                }
+                return responder.succeed(channel)
+            }.get()
+            guard answered != nil else {
+                try? await channel.close()
+                return
+            }
+        }
+        injectable.injectTCP(channel, metadata: Self.detoured(metadata, to: target))
+    }
+
+    /// The inbound a listen `detour` names, or Go's error for a loop or a missing tag.
+    private func detourTarget(_ detour: String, metadata: FlowMetadata) -> Result<any Inbound, DetourError> {
+        if metadata.lastInbound == detour { return .failure(DetourError("routing loop on detour: \(detour)")) }
+        guard let inbound = inboundLookup?(detour) else { return .failure(DetourError("inbound detour not found: \(detour)")) }
+        return .success(inbound)
+    }
+
+    /// The metadata the detour inbound gets: the first inbound becomes `lastInbound`.
+    static func detoured(_ metadata: FlowMetadata, to inbound: any Inbound) -> FlowMetadata {
+        var out = metadata
+        out.lastInbound = metadata.inbound
+        out.inbound = inbound.tag
+        out.inboundType = inbound.type
+        out.inboundDetour = nil
+        return out
     }
 
     /// Peeks at the client's first bytes: answers the inbound's handshake first (a SOCKS client
@@ -335,6 +400,17 @@ package final class FlowRouter: FlowHandler {
     // MARK: UDP
 
     package func handleUDP(_ connection: any PacketConnection, metadata: FlowMetadata) {
+        if let detour = metadata.inboundDetour {
+            // Go's routePacketConnection: none of our inbounds takes packet connections over.
+            let message: String
+            switch detourTarget(detour, metadata: metadata) {
+            case .failure(let error): message = error.description
+            case .success: message = "inbound detour is not UDP injectable: \(detour)"
+            }
+            logger.error(message, flow: metadata.flowID)
+            connection.eventLoop.execute { connection.close() }
+            return
+        }
         flows.track(connection)
         Task {
             var metadata = metadata
@@ -400,4 +476,10 @@ final class TCPFlowState: @unchecked Sendable {
 
     /// The responder if nobody answered yet.
     var pendingResponder: (any HandshakeResponder)? { responder }
+}
+
+/// Why a listen `detour` could not be followed (its text is Go's).
+struct DetourError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
 }

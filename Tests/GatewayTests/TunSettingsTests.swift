@@ -52,6 +52,11 @@ private func settings(_ json: String) throws -> TunSettings {
         #expect(value.startError?.description.contains(message) == true, "\(String(describing: value.startError))")
     }
 
+    /// `detour` on a tun is read and ignored, as Go's tun inbound ignores it.
+    @Test func detourIsIgnoredAsGoDoes() throws {
+        #expect(try settings(#""detour":"nowhere""#).startError == nil)
+    }
+
     /// loopback_address is read, and goes into the auto_redirect table's options as host prefixes.
     @Test func loopbackAddressesAreReadAndReachAutoRedirect() throws {
         let value = try settings(#""loopback_address":["10.7.0.1","fdfe:dcba:9876::7"],"auto_route":true,"auto_redirect":true"#)

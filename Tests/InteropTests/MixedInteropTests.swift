@@ -45,6 +45,47 @@ import Testing
         #expect(box.log.contains("[bob] inbound connection to 127.0.0.1:\(files.port)"))
     }
 
+    /// A `direct` inbound's listen `detour` hands each connection to another inbound, which runs its
+    /// own handshake on it (Go's inbound detour): curl speaks SOCKS5 and HTTP to the direct port,
+    /// and the route rules see the detour target as the inbound. A detour to a missing tag fails the
+    /// connection with Go's error, on a `direct` inbound at once, on a `mixed` one after its own
+    /// handshake (Go's listener gives every TCP inbound the detour). Ours and Go sing-box 1.12.12
+    /// run the same config.
+    @Test(arguments: [Implementation.ours, .go])
+    func inboundDetourHandsConnectionsToTheNamedInbound(implementation: Implementation) throws {
+        let work = try TemporaryDirectory()
+        let files = try FileServer(in: work)
+        defer { files.stop() }
+        let front = try freePort(), back = try freePort(), lost = try freePort(), lostMixed = try freePort()
+        func direct(_ port: UInt16, tag: String, detour: String) -> String {
+            "{\"type\":\"direct\",\"tag\":\"\(tag)\",\"listen\":\"127.0.0.1\",\"listen_port\":\(port),\"detour\":\"\(detour)\"}"
+        }
+        let mixedLost = ConfigJSON.mixed(port: lostMixed, tag: "plain").dropLast() + ",\"detour\":\"nowhere\"}"
+        let box = try SingBox(implementation, config: ConfigJSON.box(
+            inbounds: [direct(front, tag: "front", detour: "back"), ConfigJSON.mixed(port: back, tag: "back"),
+                       direct(lost, tag: "lost", detour: "nowhere"), String(mixedLost)],
+            outbounds: ["{\"type\":\"block\",\"tag\":\"block\"}", ConfigJSON.direct],
+            rules: "[{\"inbound\":[\"back\",\"plain\"],\"outbound\":\"direct\"}]"),
+            waitPort: front, in: work)
+        defer { box.stop() }
+        for port in [back, lost, lostMixed] { try waitForTCP(port: port, process: box.process) }
+        for way in [["--socks5-hostname", "127.0.0.1:\(front)"], ["-x", "http://127.0.0.1:\(front)"],
+                    ["-x", "http://127.0.0.1:\(front)", "--proxytunnel"]] {
+            do {
+                #expect(try curl(way + [files.blobURL]) == files.blob, "\(implementation) \(way)")
+            } catch {
+                Issue.record("\(implementation) \(way): \(error)\n\(box.log)")
+            }
+        }
+        #expect(throws: PeerError.self) { try curl(["--socks5-hostname", "127.0.0.1:\(lost)", files.blobURL]) }
+        #expect(throws: PeerError.self) { try curl(["--socks5", "127.0.0.1:\(lostMixed)", files.blobURL]) }
+        let log = box.log
+        // Three times: the readiness probe of the direct port, the curl to it, the curl to the mixed port.
+        #expect(log.components(separatedBy: "inbound detour not found: nowhere").count - 1 == 3, "\(implementation): \(log)")
+        #expect(log.contains("inbound/mixed[plain]: inbound connection to 127.0.0.1:\(files.port)"), "\(implementation): \(log)")
+        #expect(log.contains("inbound/mixed[back]") && log.contains("inbound connection to 127.0.0.1:\(files.port)"), "\(log)")
+    }
+
     /// The `socks` and `http` inbound types on their own, and the router's sniff action through
     /// our handshakes: only a sniffed `http` flow may leave through `direct` (the default blocks).
     @Test func socksAndHTTPInboundsAndSniffing() throws {

@@ -36,6 +36,9 @@ package final class DirectInbound: Inbound, @unchecked Sendable {
         self.logger = logger.named("inbound/direct[\(tag)]")
     }
 
+    /// The listen `detour`: Go's direct inbound hands its connections to that inbound.
+    var detour: String? { listenOptions?.detour.flatMap { $0.isEmpty ? nil : $0 } }
+
     /// The bound TCP address (tests bind port 0).
     package var tcpLocalAddress: SocketAddress? { tcpServer?.localAddress }
     /// The bound UDP address.
@@ -98,6 +101,7 @@ package final class DirectInbound: Inbound, @unchecked Sendable {
               let destination = handler.destination else { return }
         var metadata = FlowMetadata(inbound: tag, inboundType: type, network: .udp, source: flow.source, destination: destination)
         if let listenOptions { metadata.applyListenOptions(listenOptions) }
+        metadata.inboundDetour = detour
         logger.info("inbound packet connection from \(flow.source)", flow: metadata.flowID)
         logger.info("inbound packet connection to \(destination)", flow: metadata.flowID)
         router.handleUDP(flow, metadata: metadata)

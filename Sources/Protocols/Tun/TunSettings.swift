@@ -100,9 +100,8 @@ package struct TunSettings: Sendable {
             startError = AdapterError(.other, "invalid MTU: \(mtu)")
         } else if !includeInterfaces.isEmpty && !excludeInterfaces.isEmpty {
             startError = AdapterError(.other, "`include_interface` and `exclude_interface` cannot be set at the same time")
-        } else if let detour = options.detour, !detour.isEmpty {
-            startError = AdapterError(.notImplemented, "inbound detour is not supported yet")
         }
+        // `detour` is read and ignored, as Go's tun inbound does (it never sets InboundDetour).
         legacySniff = options.sniff
             ? InboundSniff(overrideDestination: options.sniffOverrideDestination,
                            timeout: options.sniffTimeout.map { .nanoseconds($0.nanoseconds) })
