@@ -12,6 +12,8 @@ extension FlowRouter: FlowPreMatcher {
             switch rule.action {
             case .routeOptions(let options):
                 options.apply(to: &metadata)
+            case .direct:
+                continue
             case .sniff, .resolve:
                 return .accept
             case .route, .hijackDNS:

@@ -133,6 +133,8 @@ package final class FlowRouter: FlowHandler {
                 if let failure = await resolve(&metadata, strategy: strategy, server: server) { return .failure(failure) }
             case .sniff(let sniffers, let timeout):
                 if let sniff { await runSniff(&metadata, sniff: sniff, sniffers: sniffers, timeout: timeout) }
+            case .direct:
+                break
             }
         }
         guard let fallback = outbounds.defaultOutbound else {

@@ -4,15 +4,15 @@ package import Adapter
 import NIOCore
 
 extension RouteAction {
-    /// Converts a rule's action. `direct` (dial fields inline) is not supported yet and throws.
+    /// Converts a rule's action.
     package init(options action: RuleAction) throws(AdapterError) {
         switch action {
         case .route(let o):
             self = .route(outbound: o.outbound ?? "", RouteOverrides(fields: o.options))
         case .routeOptions(let o):
             self = .routeOptions(RouteOverrides(fields: o.options))
-        case .direct:
-            throw AdapterError(.notImplemented, "not implemented: rule action direct")
+        case .direct(let dial):
+            self = .direct(RouteAction.directSuffix(dial))
         case .reject(let o):
             self = .reject(o.method == .drop ? .drop : .default, noDrop: o.noDrop)
         case .hijackDNS:
@@ -58,3 +58,32 @@ extension RouteRule {
 }
 
 package import Rules
+
+extension RouteAction {
+    /// Go's `DirectActionOptions.Descriptions` folded as its `RuleActionDirect` prints them: nothing,
+    /// `(a)`, `(a,b)` or `(a,b,...)`.
+    static func directSuffix(_ dial: DialerOptions) -> String {
+        var parts: [String] = []
+        if let name = dial.bindInterface, !name.isEmpty { parts.append("bind_interface=\(name)") }
+        if let address = dial.inet4BindAddress { parts.append("inet4_bind_address=\(address.text)") }
+        if let address = dial.inet6BindAddress { parts.append("inet6_bind_address=\(address.text)") }
+        if let mark = dial.routingMark, mark.value != 0 { parts.append("routing_mark=0x" + String(mark.value, radix: 16)) }
+        if dial.reuseAddr { parts.append("reuse_addr") }
+        if let timeout = dial.connectTimeout, timeout.nanoseconds != 0 {
+            parts.append("connect_timeout=" + RouteOverrides.goDuration(.nanoseconds(timeout.nanoseconds)))
+        }
+        if dial.tcpFastOpen { parts.append("tcp_fast_open") }
+        if dial.tcpMultiPath { parts.append("tcp_multi_path") }
+        if let fragment = dial.udpFragment { parts.append("udp_fragment=\(fragment)") }
+        if let strategy = dial.domainStrategy, strategy != .asIs { parts.append("domain_strategy=\(strategy.rawValue)") }
+        if let delay = dial.fallbackDelay, delay.nanoseconds != 0 {
+            parts.append("fallback_delay=" + RouteOverrides.goDuration(.nanoseconds(delay.nanoseconds)))
+        }
+        switch parts.count {
+        case 0: return ""
+        case 1: return "(\(parts[0]))"
+        case 2: return "(\(parts[0]),\(parts[1]))"
+        default: return "(\(parts[0]),\(parts[1]),...)"
+        }
+    }
+}

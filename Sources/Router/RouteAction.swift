@@ -98,12 +98,15 @@ package enum RouteAction: Sendable, Equatable, CustomStringConvertible {
     case hijackDNS
     case sniff(sniffers: [String], timeout: TimeAmount?)
     case resolve(strategy: DomainStrategy, server: String?)
+    /// `direct` with dial fields: Go 1.12 parses it and logs the match, but its router acts on it
+    /// nowhere, so matching goes on past it. The text is Go's `(bind_interface=…,…)` suffix.
+    case direct(String)
 
     /// `route`, `reject` and `hijack-dns` end matching; the others modify the flow and continue.
     package var isFinal: Bool {
         switch self {
         case .route, .reject, .hijackDNS: true
-        case .routeOptions, .sniff, .resolve: false
+        case .routeOptions, .sniff, .resolve, .direct: false
         }
     }
 
@@ -129,6 +132,8 @@ package enum RouteAction: Sendable, Equatable, CustomStringConvertible {
             if strategy != .asIs { parts.append(strategy.rawValue) }
             if let server, !server.isEmpty { parts.append(server) }
             return parts.isEmpty ? "resolve" : "resolve(\(parts.joined(separator: ",")))"
+        case .direct(let suffix):
+            return "direct" + suffix
         }
     }
 }

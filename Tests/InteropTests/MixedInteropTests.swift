@@ -86,6 +86,27 @@ import Testing
         #expect(log.contains("inbound/mixed[back]") && log.contains("inbound connection to 127.0.0.1:\(files.port)"), "\(log)")
     }
 
+    /// The `direct` rule action (dial fields inline): Go 1.12.12 parses it, logs the match and goes on
+    /// to the next rule, acting on it nowhere. Both implementations route through the rule after it.
+    @Test(arguments: [Implementation.ours, .go])
+    func directRuleActionIsMatchedAndPassedOver(implementation: Implementation) throws {
+        let work = try TemporaryDirectory()
+        let files = try FileServer(in: work)
+        defer { files.stop() }
+        let port = try freePort()
+        let box = try SingBox(implementation, config: ConfigJSON.box(
+            inbounds: [ConfigJSON.mixed(port: port)],
+            outbounds: ["{\"type\":\"block\",\"tag\":\"block\"}", ConfigJSON.direct],
+            rules: "[{\"inbound\":[\"in\"],\"action\":\"direct\",\"bind_interface\":\"lo\",\"routing_mark\":4660,\"tcp_fast_open\":true},"
+                + "{\"inbound\":[\"in\"],\"outbound\":\"direct\"}]"),
+            waitPort: port, in: work)
+        defer { box.stop() }
+        #expect(try curl(["--socks5", "127.0.0.1:\(port)", files.blobURL]) == files.blob, "\(implementation)")
+        let log = box.log
+        #expect(log.contains("match[0] inbound=in => direct(bind_interface=lo,routing_mark=0x1234,...)"), "\(implementation): \(log)")
+        #expect(log.contains("match[1] inbound=in => route(direct)"), "\(implementation): \(log)")
+    }
+
     /// The `socks` and `http` inbound types on their own, and the router's sniff action through
     /// our handshakes: only a sniffed `http` flow may leave through `direct` (the default blocks).
     @Test func socksAndHTTPInboundsAndSniffing() throws {
