@@ -90,36 +90,40 @@ package struct DNSSetup: Sendable {
         lifecycle = DNSTransportLifecycle(transports: built)
     }
 
-    /// One server from its options. udp/tcp need an IP address as `server` (a domain needs
-    /// `domain_resolver`, not built yet); resolved and tailscale are not
-    /// implemented in this module.
+    /// Where a udp/tcp/tls/https server is: its address, or its name, which the dialer resolves
+    /// through the server's `domain_resolver` (that server alone, no DNS rules) or leaves to the
+    /// `detour` outbound. A name with neither is Go's `missing domain resolver for domain server address`
+    /// (`route.default_domain_resolver` does not apply to DNS servers).
+    static func serverDestination(_ host: String, port: UInt16, dial: DialerOptions) throws -> Destination {
+        if let address = Adapter.IPAddress(host) { return Destination(ip: address, port: port) }
+        let viaDetour = !(dial.detour ?? "").isEmpty
+        let hasResolver = !(dial.domainResolver?.server ?? "").isEmpty
+        // The config check refuses this first, naming the JSON path.
+        guard viaDetour || hasResolver else { throw AdapterError(.other, "missing domain resolver for domain server address") }
+        return Destination(domain: host, port: port)
+    }
+
+    /// One server from its options. resolved and tailscale are not implemented in this module.
     package static func makeTransport(_ server: DNSServerOptions, context: AdapterContext) throws -> any DNSTransport {
         let loop = context.group.next()
         switch server.options {
         case .udp(let remote), .tcp(let remote):
-            guard let address = Adapter.IPAddress(remote.server) else {
-                throw AdapterError(.notImplemented, "dns server[\(server.tag)]: server address is not an IP address: \(remote.server)")
-            }
-            let destination = Destination(ip: address, port: remote.serverPort ?? 53)
+            let destination = try serverDestination(remote.server, port: remote.serverPort ?? 53, dial: remote.dial)
             let dialer = try context.dialerFactory.makeDialer(remote.dial)
             if case .udp = server.options {
                 return UDPTransport(tag: server.tag, server: destination, dialer: dialer, eventLoop: loop)
             }
             return TCPTransport(tag: server.tag, server: destination, dialer: dialer, eventLoop: loop)
         case .tls(let remote):
-            guard let address = Adapter.IPAddress(remote.remote.server) else {
-                throw AdapterError(.notImplemented, "dns server[\(server.tag)]: server address is not an IP address: \(remote.remote.server)")
-            }
+            let destination = try serverDestination(remote.remote.server, port: remote.remote.serverPort ?? 853, dial: remote.remote.dial)
             let tls: DNSTLSContext
             do { tls = try DNSTLSContext(options: remote.tls, defaultServerName: remote.remote.server) } catch {
                 throw AdapterError(.other, "dns server[\(server.tag)]: \(error)")
             }
-            return TLSTransport(tag: server.tag, server: Destination(ip: address, port: remote.remote.serverPort ?? 853), tls: tls,
+            return TLSTransport(tag: server.tag, server: destination, tls: tls,
                                 dialer: try context.dialerFactory.makeDialer(remote.remote.dial), eventLoop: loop)
         case .https(let https):
-            guard let address = Adapter.IPAddress(https.remote.server) else {
-                throw AdapterError(.notImplemented, "dns server[\(server.tag)]: server address is not an IP address: \(https.remote.server)")
-            }
+            let destination = try serverDestination(https.remote.server, port: https.remote.serverPort ?? 443, dial: https.remote.dial)
             // sing-box offers h2 then http/1.1 unless the config names protocols (dns/transport/https.go).
             var tlsOptions = https.tls ?? OutboundTLSOptions()
             if tlsOptions.alpn.isEmpty { tlsOptions.alpn = ["h2", "http/1.1"] }
@@ -127,7 +131,7 @@ package struct DNSSetup: Sendable {
             do { tls = try DNSTLSContext(options: tlsOptions, defaultServerName: https.remote.server) } catch {
                 throw AdapterError(.other, "dns server[\(server.tag)]: \(error)")
             }
-            return HTTPSTransport(tag: server.tag, server: Destination(ip: address, port: https.remote.serverPort ?? 443), tls: tls,
+            return HTTPSTransport(tag: server.tag, server: destination, tls: tls,
                                   path: https.path, headers: https.headers,
                                   dialer: try context.dialerFactory.makeDialer(https.remote.dial), eventLoop: loop)
         case .dhcp(let dhcp):

@@ -172,8 +172,10 @@ final class UDPTransportCore: PacketReceiver, @unchecked Sendable {
     // MARK: PacketReceiver (on the loop)
 
     func packetReceived(_ payload: ByteBuffer, from source: Destination) {
-        // Only the server may answer (a connected socket would filter this in the kernel).
-        guard source == server || source.ip?.unmapped == server.ip?.unmapped && source.port == server.port else {
+        // Only the server may answer (a connected socket would filter this in the kernel). A server
+        // named by domain answers from whatever address the name resolved to: its port must match.
+        guard source == server || source.ip?.unmapped == server.ip?.unmapped && source.port == server.port
+                || server.isDomain && source.port == server.port else {
             pending.countDrop()
             return
         }

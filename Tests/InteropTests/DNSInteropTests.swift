@@ -147,6 +147,56 @@ private func kdig(_ name: String, type: String = "A", port: UInt16, tcp: Bool = 
         for (name, answers) in seen { #expect(Set(answers).count == 1, "\(name): ours vs Go: \(answers)") }
     }
 
+    /// DNS servers named by domain (the usual 1.12 form, `"server": "dns.google"`): udp and tcp
+    /// servers whose names the `hosts` server given as `domain_resolver` resolves, ours and Go side by
+    /// side; without a `domain_resolver` both refuse the config (Go at creation, ours in check).
+    @Test func serversNamedByDomainResolveThroughTheirDomainResolver() throws {
+        let work = try TemporaryDirectory()
+        let upstreamA = try Dnsmasq(answer: "10.1.1.1", in: work)
+        defer { upstreamA.stop() }
+        let upstreamB = try Dnsmasq(answer: "10.2.2.2", in: work)
+        defer { upstreamB.stop() }
+        func config(dnsPort: UInt16, mixedPort: UInt16, resolver: Bool) -> String {
+            let domainResolver = resolver ? #", "domain_resolver": "names""# : ""
+            return """
+            {"log": {"level": "debug", "timestamp": false},
+             "dns": {
+               "servers": [
+                 {"type": "udp", "tag": "a", "server": "dns-a.test", "server_port": \(upstreamA.port)\(domainResolver)},
+                 {"type": "tcp", "tag": "b", "server": "dns-b.test", "server_port": \(upstreamB.port)\(domainResolver)},
+                 {"type": "hosts", "tag": "names", "predefined": {"dns-a.test": ["127.0.0.1"], "dns-b.test": "127.0.0.1"}}
+               ],
+               "rules": [{"domain_suffix": "corp.example", "server": "b"}],
+               "final": "a"
+             },
+             "inbounds": [
+               {"type": "direct", "tag": "dns-in", "listen": "127.0.0.1", "listen_port": \(dnsPort)},
+               {"type": "mixed", "tag": "mixed-in", "listen": "127.0.0.1", "listen_port": \(mixedPort)}
+             ],
+             "outbounds": [{"type": "direct", "tag": "direct"}],
+             "route": {"rules": [{"inbound": "dns-in", "action": "hijack-dns"}]}}
+            """
+        }
+        for implementation in [Implementation.ours, .go] {
+            let dnsPort = try freeDualPort(), mixedPort = try freePort()
+            let box = try SingBox(implementation, config: config(dnsPort: dnsPort, mixedPort: mixedPort, resolver: true),
+                                  waitPort: mixedPort, in: work)
+            defer { box.stop() }
+            let retry = implementation == .go ? 1 : 0
+            #expect(try kdig("www.other.example", port: dnsPort, retry: retry) == "10.1.1.1", "\(implementation)\n\(box.log.suffix(3000))")
+            #expect(try kdig("www.corp.example", port: dnsPort, retry: retry) == "10.2.2.2", "\(implementation)\n\(box.log.suffix(3000))")
+            #expect(try kdig("www.corp.example", port: dnsPort, tcp: true) == "10.2.2.2", "\(implementation)")
+
+            let path = try work.write("\(implementation)-unresolved.json", config(dnsPort: dnsPort, mixedPort: mixedPort, resolver: false))
+            let check = try runTool(implementation.binary, ["check", "-c", path])
+            let output = String(decoding: check.stdout, as: UTF8.self) + check.stderr
+            // Go: `initialize DNS server[0]: …`; ours names the JSON path: `dns.servers[0].server: …`.
+            let expected = implementation == .go ? "initialize DNS server[0]: " : "dns.servers[0].server: "
+            #expect(check.status != 0 && output.contains(expected + "missing domain resolver for domain server address"),
+                    "\(implementation): \(output)")
+        }
+    }
+
     @Test func fakeIPAndReverseMappingRouteLaterConnections() throws {
         let work = try TemporaryDirectory()
         let files = try FileServer(in: work)
