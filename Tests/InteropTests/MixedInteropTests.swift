@@ -56,19 +56,20 @@ import Testing
         let work = try TemporaryDirectory()
         let files = try FileServer(in: work)
         defer { files.stop() }
-        let front = try freePort(), back = try freePort(), lost = try freePort(), lostMixed = try freePort()
+        let front = try freePort(), back = try freePort(), lost = try freePort(), lostMixed = try freePort(), outer = try freePort()
         func direct(_ port: UInt16, tag: String, detour: String) -> String {
             "{\"type\":\"direct\",\"tag\":\"\(tag)\",\"listen\":\"127.0.0.1\",\"listen_port\":\(port),\"detour\":\"\(detour)\"}"
         }
         let mixedLost = ConfigJSON.mixed(port: lostMixed, tag: "plain").dropLast() + ",\"detour\":\"nowhere\"}"
+        let mixedOuter = ConfigJSON.mixed(port: outer, tag: "outer").dropLast() + ",\"detour\":\"back\"}"
         let box = try SingBox(implementation, config: ConfigJSON.box(
             inbounds: [direct(front, tag: "front", detour: "back"), ConfigJSON.mixed(port: back, tag: "back"),
-                       direct(lost, tag: "lost", detour: "nowhere"), String(mixedLost)],
+                       direct(lost, tag: "lost", detour: "nowhere"), String(mixedLost), String(mixedOuter)],
             outbounds: ["{\"type\":\"block\",\"tag\":\"block\"}", ConfigJSON.direct],
             rules: "[{\"inbound\":[\"back\",\"plain\"],\"outbound\":\"direct\"}]"),
             waitPort: front, in: work)
         defer { box.stop() }
-        for port in [back, lost, lostMixed] { try waitForTCP(port: port, process: box.process) }
+        for port in [back, lost, lostMixed, outer] { try waitForTCP(port: port, process: box.process) }
         for way in [["--socks5-hostname", "127.0.0.1:\(front)"], ["-x", "http://127.0.0.1:\(front)"],
                     ["-x", "http://127.0.0.1:\(front)", "--proxytunnel"]] {
             do {
@@ -77,6 +78,18 @@ import Testing
                 Issue.record("\(implementation) \(way): \(error)\n\(box.log)")
             }
         }
+        // A mixed inbound with a detour: after its own SOCKS5 handshake (answered), the stream goes to
+        // `back`, which wants a second one; then HTTP reaches the file server.
+        let fd = connectTCP(port: outer)
+        defer { close(fd) }
+        let connect: [UInt8] = [5, 1, 0, 1, 127, 0, 0, 1, UInt8(files.port >> 8), UInt8(files.port & 0xff)]
+        for hop in ["outer", "back"] {
+            #expect(writeAll(fd, [5, 1, 0]) && readAll(fd, timeout: 3, limit: 2) == [5, 0], "\(implementation) \(hop) greeting")
+            #expect(writeAll(fd, connect) && readAll(fd, timeout: 3, limit: 10).prefix(2) == [5, 0], "\(implementation) \(hop) CONNECT")
+        }
+        #expect(writeAll(fd, Array("GET /blob.bin HTTP/1.0\r\n\r\n".utf8)))
+        let response = readAll(fd, timeout: 5, limit: 4 << 20)
+        #expect(response.count > files.blob.count && Data(response.suffix(files.blob.count)) == files.blob, "\(implementation) through outer → back")
         #expect(throws: PeerError.self) { try curl(["--socks5-hostname", "127.0.0.1:\(lost)", files.blobURL]) }
         #expect(throws: PeerError.self) { try curl(["--socks5", "127.0.0.1:\(lostMixed)", files.blobURL]) }
         let log = box.log
