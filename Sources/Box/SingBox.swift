@@ -4,6 +4,7 @@ package import Config
 package import NIOCore
 import Block
 import Direct
+import Group
 import Net
 import NIOPosix
 package import Router
@@ -38,6 +39,7 @@ package final class SingBox: @unchecked Sendable {
         let registry = AdapterRegistry()
         DirectModule.register(in: registry)
         BlockModule.register(in: registry)
+        GroupModule.register(in: registry)
         for hook in extraRegistrations { hook(registry) }
         return registry
     }

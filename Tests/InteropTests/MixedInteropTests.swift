@@ -120,6 +120,33 @@ import Testing
         #expect(log.contains("match[1] inbound=in => route(direct)"), "\(implementation): \(log)")
     }
 
+    /// `selector`: flows go to its `default` member, or to its first one without a default (a block
+    /// here), through groups of groups too; the member logs the connection. Ours and Go alike.
+    @Test(arguments: [Implementation.ours, .go])
+    func selectorSendsFlowsToItsDefaultOrFirstMember(implementation: Implementation) throws {
+        let work = try TemporaryDirectory()
+        let files = try FileServer(in: work)
+        defer { files.stop() }
+        let viaDefault = try freePort(), viaFirst = try freePort(), viaNested = try freePort()
+        let box = try SingBox(implementation, config: ConfigJSON.box(
+            inbounds: [ConfigJSON.mixed(port: viaDefault, tag: "a"), ConfigJSON.mixed(port: viaFirst, tag: "b"),
+                       ConfigJSON.mixed(port: viaNested, tag: "c")],
+            outbounds: [ConfigJSON.direct, "{\"type\":\"block\",\"tag\":\"block\"}",
+                        "{\"type\":\"selector\",\"tag\":\"pick\",\"outbounds\":[\"block\",\"direct\"],\"default\":\"direct\"}",
+                        "{\"type\":\"selector\",\"tag\":\"first\",\"outbounds\":[\"block\",\"direct\"]}",
+                        "{\"type\":\"selector\",\"tag\":\"outer\",\"outbounds\":[\"pick\",\"first\"]}"],
+            rules: "[{\"inbound\":[\"a\"],\"outbound\":\"pick\"},{\"inbound\":[\"b\"],\"outbound\":\"first\"},"
+                + "{\"inbound\":[\"c\"],\"outbound\":\"outer\"}]"),
+            waitPort: viaDefault, in: work)
+        defer { box.stop() }
+        #expect(try curl(["--socks5", "127.0.0.1:\(viaDefault)", files.blobURL]) == files.blob, "\(implementation) default member")
+        #expect(throws: PeerError.self, "\(implementation) first member (block)") { try curl(["--socks5", "127.0.0.1:\(viaFirst)", files.blobURL]) }
+        #expect(try curl(["--socks5", "127.0.0.1:\(viaNested)", files.blobURL]) == files.blob, "\(implementation) selector of selectors")
+        let log = box.log
+        #expect(log.contains("=> route(pick)") && log.contains("outbound/direct[direct]: outbound connection to 127.0.0.1:\(files.port)")
+                && log.contains("outbound/block[block]: blocked connection to 127.0.0.1:\(files.port)"), "\(implementation): \(log)")
+    }
+
     /// The `socks` and `http` inbound types on their own, and the router's sniff action through
     /// our handshakes: only a sniffed `http` flow may leave through `direct` (the default blocks).
     @Test func socksAndHTTPInboundsAndSniffing() throws {

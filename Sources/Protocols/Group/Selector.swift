@@ -1,0 +1,85 @@
+// Group: the `selector` and `urltest` outbounds, which pick one of their member outbounds per flow.
+//
+// Imports: Adapter, Config, NIOCore (STYLE.md §1).
+package import Adapter
+package import NIOCore
+import Config
+import Synchronization
+
+/// The module's name, for log lines and diagnostics.
+package enum GroupModule {
+    package static let name = "Group"
+}
+
+/// sing-box's `selector`: every flow goes to the selected member, `default` or else the first one.
+/// The selection only changes through the Clash API, which this build does not serve, so it is fixed
+/// once the box starts (and nothing is stored in the cache file).
+package final class SelectorOutbound: Outbound {
+    package let type = "selector"
+    package let tag: String
+    /// The members, in config order.
+    package let members: [String]
+    package let defaultTag: String?
+    let outbounds: OutboundManager
+    private let selected = Mutex<(any Outbound)?>(nil)
+
+    package init(tag: String, members: [String], defaultTag: String?, outbounds: OutboundManager) throws {
+        guard !members.isEmpty else { throw AdapterError(.other, "missing tags") }
+        self.tag = tag
+        self.members = members
+        self.defaultTag = defaultTag.flatMap { $0.isEmpty ? nil : $0 }
+        self.outbounds = outbounds
+    }
+
+    /// Members start first.
+    package var dependencies: [String] { members }
+
+    /// The selected member's networks (both before the box starts, as Go answers).
+    package var networks: Set<NetworkKind> { selected.withLock { $0 }?.networks ?? [.tcp, .udp] }
+
+    /// The member every flow goes to now (nil before start).
+    package var now: (any Outbound)? { selected.withLock { $0 } }
+
+    package func start(_ stage: StartStage) async throws {
+        guard stage == .start else { return }
+        var resolved: [String: any Outbound] = [:]
+        for (index, member) in members.enumerated() {
+            guard let outbound = outbounds.outbound(member) else { throw AdapterError(.notFound, "outbound \(index) not found: \(member)") }
+            resolved[member] = outbound
+        }
+        let choice: any Outbound
+        if let defaultTag {
+            guard let found = resolved[defaultTag] else { throw AdapterError(.notFound, "default outbound not found: \(defaultTag)") }
+            choice = found
+        } else {
+            choice = resolved[members[0]]!
+        }
+        selected.withLock { $0 = choice }
+    }
+
+    package func dialTCP(_ metadata: FlowMetadata, on eventLoop: any EventLoop) async throws -> any Channel {
+        try await current().dialTCP(metadata, on: eventLoop)
+    }
+
+    package func listenPacket(_ metadata: FlowMetadata, on eventLoop: any EventLoop) async throws -> any PacketConnection {
+        try await current().listenPacket(metadata, on: eventLoop)
+    }
+
+    private func current() throws -> any Outbound {
+        guard let outbound = selected.withLock({ $0 }) else { throw AdapterError(.other, "\(logName): not started") }
+        return outbound
+    }
+}
+
+extension GroupModule {
+    /// Registers `selector`.
+    package static func register(in registry: AdapterRegistry) {
+        registry.register(outbound: "selector") { context, options in
+            guard case .selector(let selector) = options.options else {
+                throw AdapterError(.other, "selector: unexpected options for \(options.type)")
+            }
+            return try SelectorOutbound(tag: options.tag, members: selector.outbounds, defaultTag: selector.default,
+                                        outbounds: context.outbounds)
+        }
+    }
+}
