@@ -121,11 +121,28 @@ struct RuleSetDownloader: Sendable {
         throw BoxError(.start, "Get \"\(current)\": stopped after 10 redirects")
     }
 
-    private func fetchOnce(_ url: DownloadURL, etag: String?) async throws -> DownloadResponse {
+    /// `HEAD url`, no redirect followed, done once the response head is read: the urltest probe
+    /// (Go's `urltest.URLTest`). Throws `BoxError` worded as Go's `http.Client` on failure.
+    func head(_ url: String) async throws(BoxError) {
+        let parsed = try DownloadURL(url)
+        do {
+            _ = try await fetchOnce(parsed, etag: nil, method: "HEAD")
+        } catch let error as BoxError {
+            throw error
+        } catch let error as DialFailure {
+            // Go dials before its http.Client runs: a dial error comes unwrapped.
+            throw BoxError(.start, error.description)
+        } catch {
+            throw BoxError(.start, "Head \"\(url)\": \(error)")
+        }
+    }
+
+    private func fetchOnce(_ url: DownloadURL, etag: String?, method: String = "GET") async throws -> DownloadResponse {
         let loop = group.next()
         let metadata = FlowMetadata(inbound: "", inboundType: "", network: .tcp, source: nil,
                                     destination: Destination(host: Host(url.host), port: url.port))
-        let channel = try await outbound.dialTCP(metadata, on: loop)
+        let channel: any Channel
+        do { channel = try await outbound.dialTCP(metadata, on: loop) } catch { throw DialFailure(underlying: error) }
         let reader = DownloadStreamHandler(limit: maximumBodySize + 65_536)
         let timer = channel.eventLoop.scheduleTask(in: timeout) {
             reader.fail(DownloadError("timeout"), channel: channel)
@@ -136,13 +153,14 @@ struct RuleSetDownloader: Sendable {
         }
         // A cancelled start (another rule-set failed first) ends the download at once.
         return try await withTaskCancellationHandler {
-            try await exchange(url, etag: etag, channel: channel, reader: reader)
+            try await exchange(url, etag: etag, method: method, channel: channel, reader: reader)
         } onCancel: {
             reader.fail(DownloadError("canceled"), channel: channel)
         }
     }
 
-    private func exchange(_ url: DownloadURL, etag: String?, channel: any Channel, reader: DownloadStreamHandler) async throws -> DownloadResponse {
+    private func exchange(_ url: DownloadURL, etag: String?, method: String, channel: any Channel,
+                          reader: DownloadStreamHandler) async throws -> DownloadResponse {
         try await channel.eventLoop.submit {
             try channel.pipeline.syncOperations.addHandler(reader)
             if let holder = try? channel.pipeline.syncOperations.handler(type: FlowBufferHandler.self) {
@@ -153,14 +171,21 @@ struct RuleSetDownloader: Sendable {
         }.get()
         var stream: any DownloadStream = ChannelDownloadStream(channel: channel, reader: reader)
         if url.isTLS { stream = try await TLSDownloadStream.connect(over: stream, serverName: url.host) }
-        var request = "GET \(url.target) HTTP/1.1\r\nHost: \(url.hostHeader)\r\nUser-Agent: \(Self.userAgent)\r\n"
+        var request = "\(method) \(url.target) HTTP/1.1\r\nHost: \(url.hostHeader)\r\nUser-Agent: \(Self.userAgent)\r\n"
         if let etag, !etag.isEmpty { request += "If-None-Match: \(etag)\r\n" }
         // Go's transport asks for gzip itself and inflates the body transparently.
         request += "Accept-Encoding: gzip\r\nConnection: close\r\n\r\n"
         try await stream.write(Array(request.utf8))
         var parser = HTTPResponseReader(stream: stream, maximumBodySize: maximumBodySize)
+        parser.headersOnly = method == "HEAD"
         return try await parser.read()
     }
+}
+
+/// The outbound could not connect; reads as the underlying error.
+struct DialFailure: Error, CustomStringConvertible {
+    let underlying: any Error
+    var description: String { "\(underlying)" }
 }
 
 /// A download failure below HTTP (timeout, truncated body, bad chunk, too large).
@@ -375,6 +400,8 @@ struct HTTPResponseReader {
     private var buffer: [UInt8] = []
     private var offset = 0
     private var ended = false
+    /// The answer to a HEAD: done after the head.
+    var headersOnly = false
     static let maximumHeaderSize = 65_536
 
     init(stream: any DownloadStream, maximumBodySize: Int) {
@@ -429,8 +456,8 @@ struct HTTPResponseReader {
         func header(_ name: String) -> String? { headers.first { $0.0 == name }?.1 }
         var response = DownloadResponse(status: status, statusText: parts.count > 2 ? String(parts[2]) : "",
                                         etag: header("etag"), location: header("location"), body: [])
-        // RFC 9112 §6.3: no body for 1xx, 204 and 304.
-        if status == 304 || status == 204 || status < 200 { return response }
+        // RFC 9112 §6.3: no body for 1xx, 204 and 304, nor for the answer to a HEAD.
+        if headersOnly || status == 304 || status == 204 || status < 200 { return response }
         if header("transfer-encoding")?.lowercased().contains("chunked") == true {
             response.body = try await chunkedBody()
         } else if let lengthText = header("content-length") {

@@ -39,7 +39,9 @@ package final class SingBox: @unchecked Sendable {
         let registry = AdapterRegistry()
         DirectModule.register(in: registry)
         BlockModule.register(in: registry)
-        GroupModule.register(in: registry)
+        GroupModule.register(in: registry) { outbound, url, group in
+            try await RuleSetDownloader(outbound: outbound, group: group).head(url)
+        }
         for hook in extraRegistrations { hook(registry) }
         return registry
     }

@@ -147,6 +147,33 @@ import Testing
                 && log.contains("outbound/block[block]: blocked connection to 127.0.0.1:\(files.port)"), "\(implementation): \(log)")
     }
 
+    /// `urltest`: after start every member is probed with a HEAD of `url` through it; a member that
+    /// cannot reach it is logged unavailable and flows go to the one that answered. Ours and Go alike.
+    @Test(arguments: [Implementation.ours, .go])
+    func urltestProbesMembersAndPicksOneThatAnswers(implementation: Implementation) throws {
+        let work = try TemporaryDirectory()
+        let files = try FileServer(in: work)
+        defer { files.stop() }
+        let port = try freePort(), dead = try freePort()
+        let box = try SingBox(implementation, config: ConfigJSON.box(
+            inbounds: [ConfigJSON.mixed(port: port)],
+            outbounds: [ConfigJSON.direct, ConfigJSON.socksOut(port: dead, tag: "dead"),
+                        "{\"type\":\"urltest\",\"tag\":\"auto\",\"outbounds\":[\"dead\",\"direct\"],"
+                            + "\"url\":\"http://127.0.0.1:\(files.port)/blob.bin\",\"interval\":\"1m\"}"],
+            rules: "[{\"inbound\":[\"in\"],\"outbound\":\"auto\"}]"),
+            waitPort: port, in: work)
+        defer { box.stop() }
+        let deadline = Date().addingTimeInterval(10)
+        while Date() < deadline && !(box.log.contains("outbound direct available: ") && box.log.contains("outbound dead unavailable: ")) {
+            usleep(100_000)
+        }
+        #expect(box.log.contains("outbound/urltest[auto]: outbound direct available: "), "\(implementation): \(box.log)")
+        #expect(box.log.contains("outbound/urltest[auto]: outbound dead unavailable: "), "\(implementation): \(box.log)")
+        #expect(try curl(["--socks5", "127.0.0.1:\(port)", files.blobURL]) == files.blob, "\(implementation)")
+        #expect(box.log.contains("=> route(auto)") && box.log.contains("outbound/direct[direct]: outbound connection to 127.0.0.1:\(files.port)"),
+                "\(implementation): \(box.log)")
+    }
+
     /// The `socks` and `http` inbound types on their own, and the router's sniff action through
     /// our handshakes: only a sniffed `http` flow may leave through `direct` (the default blocks).
     @Test func socksAndHTTPInboundsAndSniffing() throws {

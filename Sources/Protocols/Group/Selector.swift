@@ -72,8 +72,19 @@ package final class SelectorOutbound: Outbound {
 }
 
 extension GroupModule {
-    /// Registers `selector`.
-    package static func register(in registry: AdapterRegistry) {
+    /// Registers `selector` and `urltest`; `prober` is the box's HTTP client (one history per box).
+    package static func register(in registry: AdapterRegistry, prober: @escaping URLProber) {
+        let history = URLTestHistory()
+        registry.register(outbound: "urltest") { context, options in
+            guard case .urltest(let urltest) = options.options else {
+                throw AdapterError(.other, "urltest: unexpected options for \(options.type)")
+            }
+            return try URLTestOutbound(tag: options.tag, members: urltest.outbounds, url: urltest.url,
+                                       interval: urltest.interval.map { .nanoseconds($0.nanoseconds) }, tolerance: urltest.tolerance,
+                                       idleTimeout: urltest.idleTimeout.map { .nanoseconds($0.nanoseconds) },
+                                       outbounds: context.outbounds, history: history, prober: prober, group: context.group,
+                                       logger: context.logger(""))
+        }
         registry.register(outbound: "selector") { context, options in
             guard case .selector(let selector) = options.options else {
                 throw AdapterError(.other, "selector: unexpected options for \(options.type)")
