@@ -111,7 +111,7 @@ let package = Package(
                                      .product(name: "NIOEmbedded", package: "swift-nio")]),
         .testTarget(name: "ConfigTests", dependencies: ["Config", "TestSupport"], path: "Tests/ConfigTests",
                     exclude: ["Corpus"], swiftSettings: swiftSettings),  // Corpus: JSON configs the tests read
-        testTarget("EngineTests", ["TestSupport", "Adapter", "Net", "Rules", "Router", "SOCKS", "HTTPProxy", "Mixed", "Direct", "Block", "Box", nioCore, nioPosix,
+        testTarget("EngineTests", ["TestSupport", "Adapter", "Net", "Rules", "Router", "SOCKS", "HTTPProxy", "Mixed", "Direct", "Block", "Group", "Box", nioCore, nioPosix,
                                    .product(name: "NIOEmbedded", package: "swift-nio")]),
         .testTarget(name: "RulesTests", dependencies: ["TestSupport", "Rules", "Router", "Config", "Adapter", "LinuxSockets", nioCore],
                     path: "Tests/RulesTests", exclude: ["Cases"], swiftSettings: swiftSettings),  // Cases: route decision table
