@@ -1,29 +1,13 @@
-// The urltest group's choice, with probes faked: which members answer, and what delays were seen.
+// The urltest group's choice, with probes faked (which members answer) and delays set by hand;
+// members are RouterTests' `FakeOutbound`s, which the group never dials here.
 import Testing
 import Adapter
 @testable import Group
 import NIOCore
 import NIOPosix
 
-/// An outbound that only has a tag and networks (the group never dials it here).
-private final class StubOutbound: Outbound {
-    let type = "stub"
-    let tag: String
-    let networks: Set<NetworkKind>
-    init(_ tag: String, _ networks: Set<NetworkKind> = [.tcp, .udp]) {
-        self.tag = tag
-        self.networks = networks
-    }
-    func dialTCP(_ metadata: FlowMetadata, on eventLoop: any EventLoop) async throws -> any Channel {
-        throw AdapterError(.other, "stub")
-    }
-    func listenPacket(_ metadata: FlowMetadata, on eventLoop: any EventLoop) async throws -> any PacketConnection {
-        throw AdapterError(.other, "stub")
-    }
-}
-
 @Suite struct URLTestGroupTests {
-    fileprivate func group(_ members: [StubOutbound], answering: Set<String>, history: URLTestHistory = URLTestHistory(),
+    func group(_ members: [FakeOutbound], answering: Set<String>, history: URLTestHistory = URLTestHistory(),
                tolerance: UInt16? = nil) async throws -> URLTestOutbound {
         let manager = OutboundManager()
         for member in members { manager.add(member) }
@@ -39,7 +23,7 @@ private final class StubOutbound: Outbound {
     }
 
     @Test func defaultsAreGos() async throws {
-        let auto = try await group([StubOutbound("a")], answering: [])
+        let auto = try await group([FakeOutbound("a")], answering: [])
         #expect(auto.url == "https://www.gstatic.com/generate_204")
         #expect(auto.interval == .minutes(3) && auto.tolerance == 50 && auto.idleTimeout == .minutes(30))
         await #expect(throws: AdapterError.self) {
@@ -48,7 +32,7 @@ private final class StubOutbound: Outbound {
                                           group: MultiThreadedEventLoopGroup.singleton, logger: ContextLogger(core: .disabled, name: ""))
         }
         let manager = OutboundManager()
-        manager.add(StubOutbound("a"))
+        manager.add(FakeOutbound("a"))
         let tooLong = try URLTestOutbound(tag: "x", members: ["a"], url: nil, interval: .hours(1), tolerance: nil, idleTimeout: nil,
                                           outbounds: manager, history: URLTestHistory(), prober: { _, _, _ in },
                                           group: MultiThreadedEventLoopGroup.singleton, logger: ContextLogger(core: .disabled, name: ""))
@@ -57,7 +41,7 @@ private final class StubOutbound: Outbound {
 
     /// Members that do not answer are passed over; TCP and UDP each get a member that carries them.
     @Test func picksAnsweringMembersPerNetwork() async throws {
-        let auto = try await group([StubOutbound("dead"), StubOutbound("tcp-only", [.tcp]), StubOutbound("udp-only", [.udp])],
+        let auto = try await group([FakeOutbound("dead"), FakeOutbound("tcp-only", networks: [.tcp]), FakeOutbound("udp-only", networks: [.udp])],
                                    answering: ["tcp-only", "udp-only"])
         #expect(auto.nowTag == nil)
         await auto.check(force: true)
@@ -67,7 +51,7 @@ private final class StubOutbound: Outbound {
 
     /// Nothing answers: the first member for the network, as Go's Select falls back.
     @Test func withoutAnyAnswerTheFirstMemberServes() async throws {
-        let auto = try await group([StubOutbound("a", [.udp]), StubOutbound("b")], answering: [])
+        let auto = try await group([FakeOutbound("a", networks: [.udp]), FakeOutbound("b")], answering: [])
         await auto.check(force: true)
         #expect(auto.nowTag == "b")
     }
@@ -75,7 +59,7 @@ private final class StubOutbound: Outbound {
     /// The member in use stays unless another is faster by more than `tolerance`.
     @Test func theMemberInUseStaysWithinTolerance() async throws {
         let history = URLTestHistory()
-        let auto = try await group([StubOutbound("a"), StubOutbound("b")], answering: [], history: history, tolerance: 50)
+        let auto = try await group([FakeOutbound("a"), FakeOutbound("b")], answering: [], history: history, tolerance: 50)
         history.store("a", delay: 100)
         history.store("b", delay: 120)
         await auto.check(force: false)  // both fresh: nothing probed, the choice is made from history

@@ -116,20 +116,20 @@ package final class URLTestOutbound: OutboundGroup {
     }
 
     package func dialTCP(_ metadata: FlowMetadata, on eventLoop: any EventLoop) async throws -> any Channel {
-        let outbound = try pick(.tcp)
-        do {
-            return try await outbound.dialTCP(metadata, on: eventLoop)
-        } catch {
-            logger.error("\(error)", flow: metadata.flowID)
-            history.delete(realTag(outbound))
-            throw error
-        }
+        try await through(.tcp, metadata) { try await $0.dialTCP(metadata, on: eventLoop) }
     }
 
     package func listenPacket(_ metadata: FlowMetadata, on eventLoop: any EventLoop) async throws -> any PacketConnection {
-        let outbound = try pick(.udp)
+        try await through(.udp, metadata) { try await $0.listenPacket(metadata, on: eventLoop) }
+    }
+
+    /// Opens a flow through the chosen member; a member that fails is logged and its delay forgotten,
+    /// so the next check tests it again (Go's DialContext / ListenPacket).
+    private func through<Result>(_ network: NetworkKind, _ metadata: FlowMetadata,
+                                 _ open: (any Outbound) async throws -> Result) async throws -> Result {
+        let outbound = try pick(network)
         do {
-            return try await outbound.listenPacket(metadata, on: eventLoop)
+            return try await open(outbound)
         } catch {
             logger.error("\(error)", flow: metadata.flowID)
             history.delete(realTag(outbound))
