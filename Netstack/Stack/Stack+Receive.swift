@@ -154,9 +154,6 @@ extension Stack {
         switch ip.proto {
         case IPProtocol.udp:
             receiveUDP(ip, segment: transport, packet: packet, offload: offload, now: now)
-        case IPProtocol.tcp where !configuration.loopbackAddresses.isEmpty && configuration.loopbackAddresses.contains(ip.destination):
-            // From the address to itself the swap changes nothing and the packet would circle.
-            if ip.source == ip.destination { statistics.malformed += 1 } else { reflect(packet, offload: offload) }
         case IPProtocol.tcp:
             receiveTCP(ip, segment: transport, packet: packet, offload: offload, now: now)
         case IPProtocol.icmp where ip.source.isIPv4:
@@ -172,7 +169,7 @@ extension Stack {
     /// Sends a packet back where it came from with source and destination swapped (`loopbackAddresses`).
     /// Checksums and offload state stay as they came: both sums cover the two addresses unordered.
     /// DATA_VALID is an input-only promise and is dropped (the complete checksum is still right).
-    private func reflect(_ packet: PacketBuffer, offload: VirtioNetHeader) {
+    func reflect(_ packet: PacketBuffer, offload: VirtioNetHeader) {
         var bytes = packet
         bytes.withUnsafeMutableReadableBytes { raw in
             let (at, length) = raw[0] >> 4 == 4 ? (12, 4) : (8, 16)

@@ -100,6 +100,12 @@ extension Stack {
                 return
             }
         }
+        // tun `loopback_address`: a valid segment to one is turned around, never terminated. From the
+        // address to itself the swap would change nothing and the packet would circle.
+        if !configuration.loopbackAddresses.isEmpty && configuration.loopbackAddresses.contains(ip.destination) {
+            if ip.source == ip.destination { statistics.malformed += 1 } else { reflect(packet, offload: offload) }
+            return
+        }
         let key = FlowKey(proto: .tcp, local: Endpoint(ip.destination, tcp.destinationPort), remote: Endpoint(ip.source, tcp.sourcePort))
         if let id = flowIndex[key], case .tcp(let flow) = slot(id) {
             if flow.isPendingSYN {

@@ -39,6 +39,7 @@ package struct StackFuzzer {
         configuration.answersEchoForAnyDestination = true
         configuration.ipv4Addresses = [IPv4Address(10, 0, 0, 1)]
         configuration.ipv6Addresses = [IPv6Address("2001:db8::1")!]
+        configuration.loopbackAddresses = StackFuzzer.loopbackAddresses
         configuration.maximumFlows = 256
         configuration.synBacklog = 64
         configuration.reassemblyMemory = 256 << 10
@@ -107,7 +108,11 @@ package struct StackFuzzer {
         iterations += 1
     }
 
-    /// Valid packets of every kind to mutate: UDP, TCP SYN (with options), data and FIN, echo, fragments.
+    /// tun `loopback_address`es of the default configuration: TCP to them is turned around.
+    static let loopbackAddresses: [IPAddress] = [.v4(IPv4Address(10, 7, 0, 1)), .v6(IPv6Address("fdfe:dcba:9876::7")!)]
+
+    /// Valid packets of every kind to mutate: UDP, TCP SYN (with options), data and FIN, echo, fragments,
+    /// TCP to the loopback addresses.
     package static func seedPackets() -> [[UInt8]] {
         let c4 = Endpoint(.v4(IPv4Address(192, 168, 1, 2)), 40000), r4 = Endpoint(.v4(IPv4Address(93, 184, 216, 34)), 443)
         let c6 = Endpoint(.v6(IPv6Address("2001:db8:1::2")!), 40000), r6 = Endpoint(.v6(IPv6Address("2001:db8:2::34")!), 443)
@@ -123,6 +128,9 @@ package struct StackFuzzer {
             PacketBuilder.tcp(from: c6, to: r6, sequence: 2, acknowledgment: 9, flags: PacketBuilder.ack, payload: [UInt8](repeating: 7, count: 1400)),
             PacketBuilder.echoRequest(from: c4.address, to: r4.address, identifier: 1, sequence: 1, payload: [1]),
             PacketBuilder.echoRequest(from: c6.address, to: r6.address, identifier: 1, sequence: 1, payload: [1]),
+            PacketBuilder.tcp(from: c4, to: Endpoint(loopbackAddresses[0], 8080), sequence: 1, flags: PacketBuilder.syn),
+            PacketBuilder.tcp(from: c6, to: Endpoint(loopbackAddresses[1], 8080), sequence: 5, acknowledgment: 9,
+                              flags: PacketBuilder.ack, payload: [1, 2, 3]),
         ]
         return seeds + PacketBuilder.fragment(big, dataPerFragment: 1000) + PacketBuilder.fragment(big6, dataPerFragment: 1000)
     }

@@ -70,6 +70,25 @@ import NetstackTesting
         #expect(h.stack.statistics.tcpSegmentsReflected == 0)
     }
 
+    /// Only valid segments are turned around: a bad checksum or a cut header is dropped and counted.
+    @Test func brokenSegmentsAreDroppedNotReturned() {
+        let h = harness()
+        var corrupt = PacketBuilder.tcp(from: endpoint(client4, 40000), to: endpoint(Self.loopback4, 22), sequence: 1, flags: PacketBuilder.syn)
+        corrupt[corrupt.count - 1] ^= 0xff
+        h.inject(corrupt)
+        let whole = PacketBuilder.tcp(from: endpoint(client4, 40000), to: endpoint(Self.loopback4, 22), sequence: 1, flags: PacketBuilder.syn,
+                                      options: [2, 4, 5, 180])
+        var cut = Array(whole.prefix(30))
+        cut[3] = 30  // IPv4 total length: a TCP header cut after 10 bytes
+        cut[10] = 0; cut[11] = 0
+        let sum = Checksum.compute(cut.prefix(20).withUnsafeBytes { UnsafeRawBufferPointer($0) })
+        cut[10] = UInt8(sum >> 8); cut[11] = UInt8(sum & 0xff)
+        h.inject(cut)
+        #expect(h.output().isEmpty && h.events().isEmpty)
+        #expect(h.stack.statistics.tcpSegmentsReflected == 0)
+        #expect(h.stack.statistics.badChecksum == 1 && h.stack.statistics.malformed == 1)
+    }
+
     @Test func aSegmentFromTheAddressToItselfIsDropped() {
         let h = harness()
         h.inject(PacketBuilder.tcp(from: endpoint(Self.loopback4, 1), to: endpoint(Self.loopback4, 2), sequence: 1, flags: PacketBuilder.syn))
