@@ -65,6 +65,14 @@ package final class SingBox: @unchecked Sendable {
         }
         self.logCore = core
         self.logger = ContextLogger(core: core, name: "")
+        // The experimental APIs: v2ray_api is left out of this build as it is of Go's release (same
+        // error); the Clash API is not served here, which is said rather than silently skipped.
+        if let v2ray = options.experimental?.v2rayAPI, !(v2ray.listen ?? "").isEmpty {
+            throw BoxError(.create, "create v2ray-server: v2ray api is not included in this build, rebuild with -tags with_v2ray_api")
+        }
+        if options.experimental?.clashAPI != nil {
+            ContextLogger(core: core, name: "clash-api").warn("not served by this build: experimental.clash_api is ignored (selectors keep their default member)")
+        }
         let outbounds = OutboundManager()
         self.outbounds = outbounds
         let route = options.route ?? RouteOptions()

@@ -95,6 +95,25 @@ func freePort() async throws -> Int {
         }
     }
 
+    /// v2ray_api fails as in Go's release build; clash_api is said to be ignored, and the box builds.
+    @Test func experimentalAPIsAreNotSilentlySkipped() throws {
+        let v2ray = try loadOptions(#"{"experimental":{"v2ray_api":{"listen":"127.0.0.1:18080"}}}"#)
+        do {
+            _ = try SingBox(options: v2ray, logCore: .disabled)
+            Issue.record("v2ray_api was accepted")
+        } catch {
+            #expect(error.runDescription == "create service: create v2ray-server: v2ray api is not included in this build, rebuild with -tags with_v2ray_api")
+        }
+        let file = "/tmp/engine-test-clash-\(UInt32.random(in: 0 ... .max)).log"
+        defer { unlink(file) }
+        var log = LogOptions()
+        log.output = file
+        let core = try SingBox.makeLogCore(log, colors: false)
+        _ = try SingBox(options: try loadOptions(#"{"experimental":{"clash_api":{"external_controller":"127.0.0.1:19090"}}}"#), logCore: core)
+        let text = String(decoding: try #require(readAll(file)), as: UTF8.self)
+        #expect(text.contains("WARN clash-api: not served by this build"), "\(text)")
+    }
+
     @Test func defaultsLikeGo() throws {
         // No outbounds: Go adds `direct`; untagged adapters are named by index.
         let box = try SingBox(options: try loadOptions(#"{"inbounds":[{"type":"direct","override_port":1}]}"#), logCore: .disabled)
