@@ -5,6 +5,44 @@ import Adapter
 @testable import Group
 import NIOCore
 import NIOPosix
+import Synchronization
+
+/// A packet path that only records being closed.
+private final class RecordingPacketConnection: PacketConnection, @unchecked Sendable {
+    let eventLoop: any EventLoop
+    private let closed: EventLoopPromise<Void>
+    init(_ loop: any EventLoop) {
+        eventLoop = loop
+        closed = loop.makePromise()
+    }
+    private let closedFlag = Mutex(false)
+    var closeFuture: EventLoopFuture<Void> { closed.futureResult }
+    var isClosed: Bool { closedFlag.withLock { $0 } }
+    func writePacket(_ payload: ByteBuffer, to destination: Destination) {}
+    func flush() {}
+    func setReceiver(_ receiver: any PacketReceiver) {}
+    func close() {
+        let first = closedFlag.withLock { closed -> Bool in
+            defer { closed = true }
+            return !closed
+        }
+        if first { closed.succeed(()) }
+    }
+}
+
+/// A member whose UDP paths are `RecordingPacketConnection`s.
+private final class PacketOutbound: Outbound, @unchecked Sendable {
+    let type = "stub"
+    let tag: String
+    let networks: Set<NetworkKind> = [.tcp, .udp]
+    init(_ tag: String) { self.tag = tag }
+    func dialTCP(_ metadata: FlowMetadata, on eventLoop: any EventLoop) async throws -> any Channel {
+        throw AdapterError(.other, "stub")
+    }
+    func listenPacket(_ metadata: FlowMetadata, on eventLoop: any EventLoop) async throws -> any PacketConnection {
+        RecordingPacketConnection(eventLoop)
+    }
+}
 
 @Suite struct URLTestGroupTests {
     func group(_ members: [FakeOutbound], answering: Set<String>, history: URLTestHistory = URLTestHistory(),
@@ -70,5 +108,41 @@ import NIOPosix
         history.store("a", delay: 171)   // now by more: b takes over
         await auto.check(force: false)
         #expect(auto.nowTag == "b")
+    }
+
+    /// When the member in use is replaced, the flows the box opened through the group are closed; the
+    /// inbounds' flows too only with `interrupt_exist_connections` (Go's interrupt group).
+    @Test(.timeLimit(.minutes(1)), arguments: [false, true])
+    func aChangeOfMemberInterruptsFlows(interruptExisting: Bool) async throws {
+        let manager = OutboundManager()
+        for tag in ["a", "b"] { manager.add(PacketOutbound(tag)) }
+        let history = URLTestHistory()
+        let auto = try URLTestOutbound(tag: "auto", members: ["a", "b"], url: nil, interval: nil, tolerance: 50, idleTimeout: nil,
+                                       interruptExistConnections: interruptExisting, outbounds: manager, history: history,
+                                       prober: { _, _, _ in throw AdapterError(.other, "offline") },
+                                       group: MultiThreadedEventLoopGroup.singleton, logger: ContextLogger(core: .disabled, name: ""))
+        try await auto.start(.start)
+        history.store("a", delay: 100)
+        history.store("b", delay: 300)
+        await auto.check(force: false)
+        #expect(auto.nowTag == "a")
+        let loop = MultiThreadedEventLoopGroup.singleton.next()
+        let fromInbound = FlowMetadata(inbound: "in", inboundType: "mixed", network: .udp, source: nil,
+                                       destination: Destination(domain: "example.com", port: 53))
+        var internalFlow = fromInbound
+        internalFlow.inbound = ""
+        let external = try #require(try await auto.listenPacket(fromInbound, on: loop) as? RecordingPacketConnection)
+        let own = try #require(try await auto.listenPacket(internalFlow, on: loop) as? RecordingPacketConnection)
+        history.store("a", delay: 100)   // fresh again; no change: nothing is closed
+        await auto.check(force: false)
+        try await Task.sleep(nanoseconds: 50_000_000)
+        #expect(!own.isClosed && !external.isClosed)
+        history.store("b", delay: 20)    // b now beats a by more than the tolerance
+        await auto.check(force: false)
+        #expect(auto.nowTag == "b")
+        for _ in 0..<40 where !own.isClosed { try await Task.sleep(nanoseconds: 50_000_000) }
+        try await Task.sleep(nanoseconds: 50_000_000)
+        #expect(own.isClosed)
+        #expect(external.isClosed == interruptExisting)
     }
 }

@@ -82,7 +82,7 @@ extension GroupModule {
             return try URLTestOutbound(tag: options.tag, members: urltest.outbounds, url: urltest.url,
                                        interval: urltest.interval.map { .nanoseconds($0.nanoseconds) }, tolerance: urltest.tolerance,
                                        idleTimeout: urltest.idleTimeout.map { .nanoseconds($0.nanoseconds) },
-                                       outbounds: context.outbounds, history: history, prober: prober, group: context.group,
+                                       interruptExistConnections: urltest.interruptExistConnections, outbounds: context.outbounds, history: history, prober: prober, group: context.group,
                                        logger: context.logger(""))
         }
         registry.register(outbound: "selector") { context, options in

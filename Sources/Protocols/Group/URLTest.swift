@@ -29,6 +29,34 @@ package final class URLTestHistory: Sendable {
     func delete(_ tag: String) { _ = entries.withLock { $0.removeValue(forKey: tag) } }
 }
 
+/// The flows a group opened, so a change of member can close them (Go's `interrupt.Group`). A flow
+/// from an inbound is external; one the box opened itself (a DNS server, a download) is not.
+final class FlowInterrupter: Sendable {
+    private let open = Mutex<[ObjectIdentifier: (close: @Sendable () -> Void, external: Bool)]>([:])
+
+    func track(_ channel: any Channel, external: Bool) {
+        let key = ObjectIdentifier(channel)
+        open.withLock { $0[key] = ({ channel.close(promise: nil) }, external) }
+        channel.closeFuture.whenComplete { [self] _ in _ = open.withLock { $0.removeValue(forKey: key) } }
+    }
+
+    func track(_ connection: any PacketConnection, external: Bool) {
+        let key = ObjectIdentifier(connection)
+        open.withLock { $0[key] = ({ connection.eventLoop.execute { connection.close() } }, external) }
+        connection.closeFuture.whenComplete { [self] _ in _ = open.withLock { $0.removeValue(forKey: key) } }
+    }
+
+    /// Closes the box's own flows, and the inbounds' too when `external`.
+    func interrupt(external: Bool) {
+        let closing = open.withLock { open -> [@Sendable () -> Void] in
+            let chosen = open.filter { !$0.value.external || external }
+            for key in chosen.keys { open.removeValue(forKey: key) }
+            return chosen.values.map(\.close)
+        }
+        for close in closing { close() }
+    }
+}
+
 /// Sends `HEAD url` through an outbound (on a loop of `group`) and returns when the response head
 /// arrived (the box's HTTP client; throws on failure).
 package typealias URLProber = @Sendable (_ outbound: any Outbound, _ url: String, _ group: any EventLoopGroup) async throws -> Void
@@ -42,6 +70,9 @@ package final class URLTestOutbound: OutboundGroup {
     package let interval: TimeAmount
     package let tolerance: UInt16
     package let idleTimeout: TimeAmount
+    /// `interrupt_exist_connections`: a change of member also closes the inbounds' flows through it.
+    package let interruptExistConnections: Bool
+    let interrupter = FlowInterrupter()
     let outbounds: OutboundManager
     let history: URLTestHistory
     let prober: URLProber
@@ -62,7 +93,7 @@ package final class URLTestOutbound: OutboundGroup {
     private let state = Mutex(State())
 
     package init(tag: String, members: [String], url: String?, interval: TimeAmount?, tolerance: UInt16?, idleTimeout: TimeAmount?,
-                 outbounds: OutboundManager, history: URLTestHistory, prober: @escaping URLProber, group: any EventLoopGroup,
+                 interruptExistConnections: Bool = false, outbounds: OutboundManager, history: URLTestHistory, prober: @escaping URLProber, group: any EventLoopGroup,
                  logger: ContextLogger) throws {
         guard !members.isEmpty else { throw AdapterError(.other, "missing tags") }
         self.tag = tag
@@ -71,6 +102,7 @@ package final class URLTestOutbound: OutboundGroup {
         self.interval = interval.flatMap { $0 > .zero ? $0 : nil } ?? .minutes(3)
         self.tolerance = tolerance.flatMap { $0 > 0 ? $0 : nil } ?? 50
         self.idleTimeout = idleTimeout.flatMap { $0 > .zero ? $0 : nil } ?? .minutes(30)
+        self.interruptExistConnections = interruptExistConnections
         self.outbounds = outbounds
         self.history = history
         self.prober = prober
@@ -116,11 +148,15 @@ package final class URLTestOutbound: OutboundGroup {
     }
 
     package func dialTCP(_ metadata: FlowMetadata, on eventLoop: any EventLoop) async throws -> any Channel {
-        try await through(.tcp, metadata) { try await $0.dialTCP(metadata, on: eventLoop) }
+        let channel = try await through(.tcp, metadata) { try await $0.dialTCP(metadata, on: eventLoop) }
+        interrupter.track(channel, external: !metadata.inbound.isEmpty)
+        return channel
     }
 
     package func listenPacket(_ metadata: FlowMetadata, on eventLoop: any EventLoop) async throws -> any PacketConnection {
-        try await through(.udp, metadata) { try await $0.listenPacket(metadata, on: eventLoop) }
+        let connection = try await through(.udp, metadata) { try await $0.listenPacket(metadata, on: eventLoop) }
+        interrupter.track(connection, external: !metadata.inbound.isEmpty)
+        return connection
     }
 
     /// Opens a flow through the chosen member; a member that fails is logged and its delay forgotten,
@@ -232,10 +268,11 @@ package final class URLTestOutbound: OutboundGroup {
                 group.addTask { [self] in await probe(job.tag, real: job.real, outbound: job.outbound) }
             }
         }
-        state.withLock { state in
+        let changed = state.withLock { state -> Bool in
             state.checking = false
-            Self.updateSelection(&state, history: history, tolerance: tolerance)
+            return Self.updateSelection(&state, history: history, tolerance: tolerance)
         }
+        if changed { interrupter.interrupt(external: interruptExistConnections) }
     }
 
     private func probe(_ tag: String, real: String, outbound: any Outbound) async {
@@ -260,15 +297,19 @@ package final class URLTestOutbound: OutboundGroup {
     }
 
     /// Go's `performUpdateCheck`: take `Select`'s answer when nothing is selected yet, or when it
-    /// came from a measured delay and differs.
-    private static func updateSelection(_ state: inout State, history: URLTestHistory, tolerance: UInt16) {
+    /// came from a measured delay and differs. True when a member in use was replaced.
+    private static func updateSelection(_ state: inout State, history: URLTestHistory, tolerance: UInt16) -> Bool {
+        var replaced = false
         let tcp = select(.tcp, state: state, history: history, tolerance: tolerance)
         if let outbound = tcp.outbound, state.selectedTCP == nil || (tcp.tested && outbound !== state.selectedTCP!) {
+            if state.selectedTCP != nil { replaced = true }
             state.selectedTCP = outbound
         }
         let udp = select(.udp, state: state, history: history, tolerance: tolerance)
         if let outbound = udp.outbound, state.selectedUDP == nil || (udp.tested && outbound !== state.selectedUDP!) {
+            if state.selectedUDP != nil { replaced = true }
             state.selectedUDP = outbound
         }
+        return replaced
     }
 }
