@@ -239,30 +239,20 @@ package final class FlowRouter: FlowHandler {
     private func followDetour(_ detour: String, channel: any Channel, metadata: FlowMetadata,
                               responder: (any HandshakeResponder)?) async {
         let target: any Inbound
-        switch detourTarget(detour, metadata: metadata) {
-        case .failure(let error):
-            logger.error(error.description, flow: metadata.flowID)
-            await fail(channel, responder: responder, error: AdapterError(.other, error.description))
-            return
-        case .success(let inbound):
-            target = inbound
-        }
-        guard let injectable = target as? any TCPInjectableInbound else {
-            let message = "inbound detour is not TCP injectable: \(detour)"
-            logger.error(message, flow: metadata.flowID)
-            await fail(channel, responder: responder, error: AdapterError(.other, message))
+        let injectable: any TCPInjectableInbound
+        do {
+            target = try detourTarget(detour, metadata: metadata)
+            guard let taking = target as? any TCPInjectableInbound else {
+                throw AdapterError(.other, "inbound detour is not TCP injectable: \(detour)")
+            }
+            injectable = taking
+        } catch {
+            logger.error("\(error)", flow: metadata.flowID)
+            await fail(channel, responder: responder, error: error)
             return
         }
         if let responder {
-            let loop = channel.eventLoop
-            let answered: Void? = try? await loop.flatSubmit { () -> EventLoopFuture<Void> in
-                let sync = channel.pipeline.syncOperations
-                if (try? sync.handler(type: FlowBufferHandler.self)) == nil {
-                    do { try sync.addHandler(FlowBufferHandler()) } catch { return loop.makeFailedFuture(error) }
-                }
-                return responder.succeed(channel)
-            }.get()
-            guard answered != nil else {
+            guard (try? await channel.eventLoop.flatSubmit({ Self.holdBytesAndAnswer(channel, responder: responder) }).get()) != nil else {
                 try? await channel.close()
                 return
             }
@@ -270,11 +260,28 @@ package final class FlowRouter: FlowHandler {
         injectable.injectTCP(channel, metadata: Self.detoured(metadata, to: target))
     }
 
-    /// The inbound a listen `detour` names, or Go's error for a loop or a missing tag.
-    private func detourTarget(_ detour: String, metadata: FlowMetadata) -> Result<any Inbound, DetourError> {
-        if metadata.lastInbound == detour { return .failure(DetourError("routing loop on detour: \(detour)")) }
-        guard let inbound = inboundLookup?(detour) else { return .failure(DetourError("inbound detour not found: \(detour)")) }
-        return .success(inbound)
+    /// The inbound a listen `detour` names; throws Go's error for a loop or a missing tag.
+    private func detourTarget(_ detour: String, metadata: FlowMetadata) throws(AdapterError) -> any Inbound {
+        if metadata.lastInbound == detour { throw AdapterError(.other, "routing loop on detour: \(detour)") }
+        guard let inbound = inboundLookup?(detour) else { throw AdapterError(.notFound, "inbound detour not found: \(detour)") }
+        return inbound
+    }
+
+    /// On the channel's loop: makes sure a `FlowBufferHandler` holds what arrives (and what the
+    /// inbound's handshake handlers release when they go), then answers the handshake if there is a
+    /// responder. The sniffer reads from that buffer; a detour's next inbound gets it replayed.
+    static func holdBytesAndAnswer(_ channel: any Channel, responder: (any HandshakeResponder)?) -> EventLoopFuture<FlowBufferHandler> {
+        let loop = channel.eventLoop
+        let sync = channel.pipeline.syncOperations
+        let handler: FlowBufferHandler
+        if let existing = try? sync.handler(type: FlowBufferHandler.self) {
+            handler = existing
+        } else {
+            handler = FlowBufferHandler()
+            do { try sync.addHandler(handler) } catch { return loop.makeFailedFuture(error) }
+        }
+        guard let responder else { return loop.makeSucceededFuture(handler) }
+        return responder.succeed(channel).map { handler }
     }
 
     /// The metadata the detour inbound gets: the first inbound becomes `lastInbound`.
@@ -297,18 +304,7 @@ package final class FlowRouter: FlowHandler {
         let loop = channel.eventLoop
         let buffer: FlowBufferHandler
         do {
-            buffer = try await loop.flatSubmit { () -> EventLoopFuture<FlowBufferHandler> in
-                let sync = channel.pipeline.syncOperations
-                let handler: FlowBufferHandler
-                if let existing = try? sync.handler(type: FlowBufferHandler.self) {
-                    handler = existing
-                } else {
-                    handler = FlowBufferHandler()
-                    do { try sync.addHandler(handler) } catch { return loop.makeFailedFuture(error) }
-                }
-                guard let responder = state.takeResponder() else { return loop.makeSucceededFuture(handler) }
-                return responder.succeed(channel).map { handler }
-            }.get()
+            buffer = try await loop.flatSubmit { Self.holdBytesAndAnswer(channel, responder: state.takeResponder()) }.get()
         } catch {
             return nil
         }
@@ -405,9 +401,11 @@ package final class FlowRouter: FlowHandler {
         if let detour = metadata.inboundDetour {
             // Go's routePacketConnection: none of our inbounds takes packet connections over.
             let message: String
-            switch detourTarget(detour, metadata: metadata) {
-            case .failure(let error): message = error.description
-            case .success: message = "inbound detour is not UDP injectable: \(detour)"
+            do {
+                _ = try detourTarget(detour, metadata: metadata)
+                message = "inbound detour is not UDP injectable: \(detour)"
+            } catch {
+                message = error.description
             }
             logger.error(message, flow: metadata.flowID)
             connection.eventLoop.execute { connection.close() }
@@ -478,10 +476,4 @@ final class TCPFlowState: @unchecked Sendable {
 
     /// The responder if nobody answered yet.
     var pendingResponder: (any HandshakeResponder)? { responder }
-}
-
-/// Why a listen `detour` could not be followed (its text is Go's).
-struct DetourError: Error, CustomStringConvertible {
-    let description: String
-    init(_ description: String) { self.description = description }
 }
