@@ -75,9 +75,9 @@ package enum AutoRedirectTable {
     /// `nftablesCreateLoopbackAddressSets`: the constant `inet4_local_redirect_address_set` /
     /// `inet6_local_redirect_address_set` with the loopback addresses of each enabled family that has some.
     static func loopbackAddressSets(_ options: AutoRedirectOptions) -> [NftSet] {
-        [(NftFamily.ipv4, options.enableIPv4), (.ipv6, options.enableIPv6)].compactMap { family, enabled in
-            let addresses = options.loopbackAddresses.filter { $0.isIPv4 == (family == .ipv4) }
-            guard enabled, !addresses.isEmpty else { return nil }
+        enabledFamilies(options).compactMap { family in
+            let addresses = loopbackAddresses(options, family)
+            guard !addresses.isEmpty else { return nil }
             var set = NftSet(name: loopbackSetName(family), keyType: family == .ipv4 ? .ipv4Address : .ipv6Address,
                              elements: addresses.map { NftSetElement(key: $0.bytes) })
             set.isConstant = true
@@ -89,8 +89,14 @@ package enum AutoRedirectTable {
         family == .ipv4 ? "inet4_local_redirect_address_set" : "inet6_local_redirect_address_set"
     }
 
-    static func hasLoopbackAddresses(_ options: AutoRedirectOptions, _ family: NftFamily) -> Bool {
-        options.loopbackAddresses.contains { $0.isIPv4 == (family == .ipv4) }
+    /// The families the table serves, IPv4 first.
+    static func enabledFamilies(_ options: AutoRedirectOptions) -> [NftFamily] {
+        (options.enableIPv4 ? [.ipv4] : []) + (options.enableIPv6 ? [.ipv6] : [])
+    }
+
+    /// `loopback_address` entries of one family.
+    static func loopbackAddresses(_ options: AutoRedirectOptions, _ family: NftFamily) -> [NetworkPrefix] {
+        options.loopbackAddresses.filter { $0.isIPv4 == (family == .ipv4) }
     }
 
     /// `nftablesCreateLoopbackReroute`: TCP to a loopback address that is not marked yet gets the input
@@ -100,8 +106,8 @@ package enum AutoRedirectTable {
         let setMark: [NftExpression] = hook == .prerouting
             ? [.immediate(data: input), .setMeta(.mark), .counter]
             : [.immediate(data: input), .setMeta(.mark), .meta(.mark), .setCTMark(), .counter]
-        return [(NftFamily.ipv4, options.enableIPv4), (.ipv6, options.enableIPv6)].compactMap { family, enabled in
-            guard enabled, hasLoopbackAddresses(options, family) else { return nil }
+        return enabledFamilies(options).compactMap { family in
+            guard !loopbackAddresses(options, family).isEmpty else { return nil }
             return NftRule([.meta(.l4proto), .cmp(equal: true, data: [6]), .meta(.mark), .cmp(equal: false, data: input)]
                            + destinationLookup(family, set: loopbackSetName(family), invert: false) + setMark)
         }
@@ -287,11 +293,10 @@ package enum AutoRedirectTable {
         let redirectTCP: [NftExpression] = [.meta(.l4proto), .cmp(equal: true, data: [6]), .counter,
                                             .immediate(data: NftExpression.networkOrder(options.redirectPort)), .redirect(), .verdict(.return)]
         if !options.loopbackAddresses.isEmpty {
-            return [(NftFamily.ipv4, options.enableIPv4), (.ipv6, options.enableIPv6)].compactMap { family, enabled in
-                guard enabled else { return nil }
-                let match: [NftExpression] = hasLoopbackAddresses(options, family)
-                    ? destinationLookup(family, set: loopbackSetName(family), invert: true)
-                    : [.meta(.nfproto), .cmp(equal: true, data: [family.rawValue])]
+            return enabledFamilies(options).map { family in
+                let match: [NftExpression] = loopbackAddresses(options, family).isEmpty
+                    ? [.meta(.nfproto), .cmp(equal: true, data: [family.rawValue])]
+                    : destinationLookup(family, set: loopbackSetName(family), invert: true)
                 return NftRule(match + redirectTCP)
             }
         }
