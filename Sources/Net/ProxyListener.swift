@@ -69,16 +69,26 @@ package final class ProxyListener: Sendable {
         logger.info("tcp server started at \(server.localAddress.flatMap { Destination($0) }.map { "\($0)" } ?? "\(parameters.destination)")")
     }
 
-    private func accept(_ channel: any Channel) throws {
-        let flowID = FlowID()
+    /// Tracks `channel` as handshaking until it closes or the router takes it; false (and the channel
+    /// closed) once the listener is closed.
+    private func admit(_ channel: any Channel) -> Bool {
         let key = ObjectIdentifier(channel)
         let admitted = state.withLock { state -> Bool in
             guard !state.closed else { return false }
             state.handshaking[key] = channel
             return true
         }
-        guard admitted else { channel.close(promise: nil); return }
+        guard admitted else {
+            channel.close(promise: nil)
+            return false
+        }
         channel.closeFuture.whenComplete { [self] _ in release(key) }
+        return true
+    }
+
+    private func accept(_ channel: any Channel) throws {
+        let flowID = FlowID()
+        guard admit(channel) else { return }
         if let source = channel.remoteAddress.flatMap({ Destination($0) }) {
             logger.info("inbound connection from \(source)", flow: flowID)
         }
@@ -90,14 +100,11 @@ package final class ProxyListener: Sendable {
     /// once the handshake handlers are in place, handing them anything it held.
     package func inject(_ channel: any Channel, flowID: FlowID, from inbound: String) {
         channel.eventLoop.execute { [self] in
-            let key = ObjectIdentifier(channel)
-            let admitted = state.withLock { state -> Bool in
-                guard !state.closed else { return false }
-                state.handshaking[key] = channel
-                return true
+            guard channel.isActive else {
+                channel.close(promise: nil)
+                return
             }
-            guard admitted, channel.isActive else { channel.close(promise: nil); return }
-            channel.closeFuture.whenComplete { [self] _ in release(key) }
+            guard admit(channel) else { return }
             do {
                 try setup(channel, flowID, HandoffFlowHandler(listener: self, next: flowHandler, injectedFrom: inbound))
                 let pipeline = channel.pipeline.syncOperations
@@ -124,6 +131,18 @@ package final class ProxyListener: Sendable {
         }
         try? await server?.close()
         for channel in pending { channel.close(promise: nil) }
+    }
+}
+
+/// An inbound whose connections run their handshake on a `ProxyListener` (`socks`, `http`, `mixed`):
+/// a connection a listen `detour` hands over runs that handshake too.
+package protocol ProxyListenerInbound: TCPInjectableInbound {
+    var listener: ProxyListener { get }
+}
+
+extension ProxyListenerInbound {
+    package func injectTCP(_ channel: any Channel, metadata: FlowMetadata) {
+        listener.inject(channel, flowID: metadata.flowID, from: metadata.lastInbound ?? metadata.inbound)
     }
 }
 

@@ -6,7 +6,7 @@ package import Net
 
 /// sing-box's `http` inbound. `set_system_proxy` has no meaning on a Linux gateway and is ignored;
 /// `tls` is refused at build time (not implemented here yet), never silently dropped.
-package final class HTTPInbound: TCPInjectableInbound {
+package final class HTTPInbound: ProxyListenerInbound {
     package let type = "http"
     package let tag: String
     /// The listener; exposed for the bound port in tests.
@@ -36,12 +36,5 @@ package final class HTTPInbound: TCPInjectableInbound {
 
     package func close() async throws {
         await listener.close()
-    }
-}
-
-extension HTTPInbound {
-    /// A listen `detour` from another inbound: the connection runs this inbound's handshake.
-    package func injectTCP(_ channel: any Channel, metadata: FlowMetadata) {
-        listener.inject(channel, flowID: metadata.flowID, from: metadata.lastInbound ?? metadata.inbound)
     }
 }

@@ -8,7 +8,7 @@ package import SOCKS
 
 /// sing-box's `mixed` inbound. `set_system_proxy` is ignored on Linux; `tls` is refused at build
 /// time (not implemented here yet).
-package final class MixedInbound: TCPInjectableInbound {
+package final class MixedInbound: ProxyListenerInbound {
     package let type = "mixed"
     package let tag: String
     /// The listener; exposed for the bound port in tests.
@@ -42,12 +42,5 @@ package final class MixedInbound: TCPInjectableInbound {
 
     package func close() async throws {
         await listener.close()
-    }
-}
-
-extension MixedInbound {
-    /// A listen `detour` from another inbound: the connection runs this inbound's handshake.
-    package func injectTCP(_ channel: any Channel, metadata: FlowMetadata) {
-        listener.inject(channel, flowID: metadata.flowID, from: metadata.lastInbound ?? metadata.inbound)
     }
 }

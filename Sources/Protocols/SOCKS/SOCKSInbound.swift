@@ -5,7 +5,7 @@ package import NIOCore
 package import Net
 
 /// sing-box's `socks` inbound. Owns its listener and the connections still in their handshake.
-package final class SOCKSInbound: TCPInjectableInbound {
+package final class SOCKSInbound: ProxyListenerInbound {
     package let type = "socks"
     package let tag: String
     /// The listener; exposed for the bound port in tests.
@@ -50,12 +50,5 @@ extension SOCKSInboundContext {
                 let parameters = ListenParameters(address: address, port: 0, bindInterface: bindInterface, routingMark: routingMark)
                 return try await Listener.listenUDP(parameters, group: loop, initializer: initializer)
             })
-    }
-}
-
-extension SOCKSInbound {
-    /// A listen `detour` from another inbound: the connection runs this inbound's handshake.
-    package func injectTCP(_ channel: any Channel, metadata: FlowMetadata) {
-        listener.inject(channel, flowID: metadata.flowID, from: metadata.lastInbound ?? metadata.inbound)
     }
 }
