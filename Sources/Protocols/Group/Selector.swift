@@ -42,17 +42,13 @@ package final class SelectorOutbound: Outbound {
 
     package func start(_ stage: StartStage) async throws {
         guard stage == .start else { return }
-        var resolved: [String: any Outbound] = [:]
-        for (index, member) in members.enumerated() {
-            guard let outbound = outbounds.outbound(member) else { throw AdapterError(.notFound, "outbound \(index) not found: \(member)") }
-            resolved[member] = outbound
-        }
-        let choice: any Outbound
+        let resolved = try resolveMembers(members, in: outbounds)
+        var choice = resolved[0]
         if let defaultTag {
-            guard let found = resolved[defaultTag] else { throw AdapterError(.notFound, "default outbound not found: \(defaultTag)") }
+            guard let found = resolved.first(where: { $0.tag == defaultTag }) else {
+                throw AdapterError(.notFound, "default outbound not found: \(defaultTag)")
+            }
             choice = found
-        } else {
-            choice = resolved[members[0]]!
         }
         selected.withLock { $0 = choice }
     }
@@ -67,6 +63,14 @@ package final class SelectorOutbound: Outbound {
 
     private func current() throws -> any Outbound {
         guard let outbound = selected.withLock({ $0 }) else { throw AdapterError(.other, "\(logName): not started") }
+        return outbound
+    }
+}
+
+/// A group's members by tag, in order; throws Go's `outbound <i> not found: <tag>`.
+func resolveMembers(_ members: [String], in outbounds: OutboundManager) throws(AdapterError) -> [any Outbound] {
+    try members.enumerated().map { (index, member) throws(AdapterError) -> any Outbound in
+        guard let outbound = outbounds.outbound(member) else { throw AdapterError(.notFound, "outbound \(index) not found: \(member)") }
         return outbound
     }
 }

@@ -120,11 +120,7 @@ package final class URLTestOutbound: OutboundGroup {
     package func start(_ stage: StartStage) async throws {
         switch stage {
         case .start:
-            var resolved: [any Outbound] = []
-            for (index, member) in members.enumerated() {
-                guard let outbound = outbounds.outbound(member) else { throw AdapterError(.notFound, "outbound \(index) not found: \(member)") }
-                resolved.append(outbound)
-            }
+            let resolved = try resolveMembers(members, in: outbounds)
             guard interval <= idleTimeout else { throw AdapterError(.other, "interval must be less or equal than idle_timeout") }
             state.withLock { $0.members = resolved }
         case .postStart:
