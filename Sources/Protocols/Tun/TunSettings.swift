@@ -155,7 +155,7 @@ package struct TunSettings: Sendable {
         options.excludeUIDs = excludeUIDs
         options.routeAddressSet = routeAddressSet.flatMap(\.prefixes)
         options.routeExcludeAddressSet = routeExcludeAddressSet.flatMap(\.prefixes)
-        options.loopbackAddresses = loopbackAddresses.compactMap { NetworkPrefix($0 + ($0.contains(":") ? "/128" : "/32")) }
+        options.loopbackAddresses = loopbackAddresses.compactMap { NetworkPrefix($0) }  // bare addresses: host prefixes
         return options
     }
 
