@@ -5,7 +5,7 @@ import NIOCore
 
 extension RouteAction {
     /// Converts a rule's action.
-    package init(options action: RuleAction) throws(AdapterError) {
+    package init(options action: RuleAction) {
         switch action {
         case .route(let o):
             self = .route(outbound: o.outbound ?? "", RouteOverrides(fields: o.options))
@@ -49,11 +49,7 @@ extension RouteRule {
         } catch {
             throw AdapterError(.other, error.message)
         }
-        do {
-            self.init(condition: condition, action: try RouteAction(options: options.action))
-        } catch {
-            throw AdapterError(error.kind, "action: \(error.message)")
-        }
+        self.init(condition: condition, action: RouteAction(options: options.action))
     }
 }
 
