@@ -85,6 +85,21 @@ struct TCPBasics {
 }
 
 extension Stack {
+    /// Sends a packet back where it came from with source and destination swapped (`loopbackAddresses`).
+    /// Checksums and offload state stay as they came: both sums cover the two addresses unordered.
+    /// DATA_VALID is an input-only promise and is dropped (the complete checksum is still right).
+    private func reflect(_ packet: PacketBuffer, offload: VirtioNetHeader) {
+        var bytes = packet
+        bytes.withUnsafeMutableReadableBytes { raw in
+            let (at, length) = raw[0] >> 4 == 4 ? (12, 4) : (8, 16)
+            for index in at..<(at + length) { raw.swapAt(index, index + length) }
+        }
+        var offload = offload
+        offload.flags &= ~VirtioNetHeader.flagDataValid
+        statistics.tcpSegmentsReflected += 1
+        enqueue(Packet(bytes: bytes, offload: offload))
+    }
+
     func receiveTCP(_ ip: IPInfo, segment: PacketBuffer, packet: PacketBuffer, offload: VirtioNetHeader, now: Instant) {
         statistics.tcpSegmentsReceived += 1
         guard let tcp = TCPBasics(segment) else {
