@@ -65,7 +65,7 @@ import Testing
         let box = try SingBox(implementation, config: ConfigJSON.box(
             inbounds: [direct(front, tag: "front", detour: "back"), ConfigJSON.mixed(port: back, tag: "back"),
                        direct(lost, tag: "lost", detour: "nowhere"), String(mixedLost), String(mixedOuter)],
-            outbounds: ["{\"type\":\"block\",\"tag\":\"block\"}", ConfigJSON.direct],
+            outbounds: [ConfigJSON.block, ConfigJSON.direct],
             rules: "[{\"inbound\":[\"back\",\"plain\"],\"outbound\":\"direct\"}]"),
             waitPort: front, in: work)
         defer { box.stop() }
@@ -109,7 +109,7 @@ import Testing
         let port = try freePort()
         let box = try SingBox(implementation, config: ConfigJSON.box(
             inbounds: [ConfigJSON.mixed(port: port)],
-            outbounds: ["{\"type\":\"block\",\"tag\":\"block\"}", ConfigJSON.direct],
+            outbounds: [ConfigJSON.block, ConfigJSON.direct],
             rules: "[{\"inbound\":[\"in\"],\"action\":\"direct\",\"bind_interface\":\"lo\",\"routing_mark\":4660,\"tcp_fast_open\":true},"
                 + "{\"inbound\":[\"in\"],\"outbound\":\"direct\"}]"),
             waitPort: port, in: work)
@@ -131,7 +131,7 @@ import Testing
         let box = try SingBox(implementation, config: ConfigJSON.box(
             inbounds: [ConfigJSON.mixed(port: viaDefault, tag: "a"), ConfigJSON.mixed(port: viaFirst, tag: "b"),
                        ConfigJSON.mixed(port: viaNested, tag: "c")],
-            outbounds: [ConfigJSON.direct, "{\"type\":\"block\",\"tag\":\"block\"}",
+            outbounds: [ConfigJSON.direct, ConfigJSON.block,
                         "{\"type\":\"selector\",\"tag\":\"pick\",\"outbounds\":[\"block\",\"direct\"],\"default\":\"direct\"}",
                         "{\"type\":\"selector\",\"tag\":\"first\",\"outbounds\":[\"block\",\"direct\"]}",
                         "{\"type\":\"selector\",\"tag\":\"outer\",\"outbounds\":[\"pick\",\"first\"]}"],
@@ -184,7 +184,7 @@ import Testing
         let box = try SingBox(.ours, config: ConfigJSON.box(
             inbounds: [ConfigJSON.mixed(port: socksPort, type: "socks", tag: "s"), ConfigJSON.mixed(port: httpPort, type: "http", tag: "h"),
                        ConfigJSON.mixed(port: sniffPort, tag: "sniff")],
-            outbounds: ["{\"type\":\"block\",\"tag\":\"block\"}", ConfigJSON.direct],
+            outbounds: [ConfigJSON.block, ConfigJSON.direct],
             rules: "[{\"inbound\":[\"s\",\"h\"],\"outbound\":\"direct\"},{\"action\":\"sniff\"},{\"protocol\":\"http\",\"outbound\":\"direct\"}]"),
             waitPort: socksPort, in: work)
         defer { box.stop() }

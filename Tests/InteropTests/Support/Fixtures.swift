@@ -124,6 +124,7 @@ enum ConfigJSON {
     }
 
     static let direct = "{\"type\":\"direct\",\"tag\":\"direct\"}"
+    static let block = "{\"type\":\"block\",\"tag\":\"block\"}"
 
     static func socksOut(port: UInt16, version: String = "5", username: String? = nil, password: String? = nil, tag: String = "proxy") -> String {
         var fields = "\"type\":\"socks\",\"tag\":\"\(tag)\",\"server\":\"127.0.0.1\",\"server_port\":\(port),\"version\":\"\(version)\""
