@@ -68,10 +68,13 @@ let package = Package(
                                                   .product(name: "NIOHTTP2", package: "swift-nio-http2"),
                                                   .product(name: "NIOHPACK", package: "swift-nio-http2")]),
 
+        // Floor 6: what carries protocols' bytes (UDP-over-TCP).
+        swiftTarget("Transport", path: "Sources/Transport", ["Adapter", "Net", nioCore]),
+
         // Floor 8: protocols.
-        swiftTarget("SOCKS", path: "Sources/Protocols/SOCKS", ["Adapter", "Net", "Config", nioCore]),
-        swiftTarget("HTTPProxy", path: "Sources/Protocols/HTTPProxy", ["Adapter", "Net", "Config", nioCore]),
-        swiftTarget("Mixed", path: "Sources/Protocols/Mixed", ["SOCKS", "HTTPProxy", "Adapter", "Net", "Config", nioCore]),
+        swiftTarget("SOCKS", path: "Sources/Protocols/SOCKS", ["Adapter", "Net", "Transport", "Config", nioCore]),
+        swiftTarget("HTTPProxy", path: "Sources/Protocols/HTTPProxy", ["Adapter", "Net", "Transport", "Config", nioCore]),
+        swiftTarget("Mixed", path: "Sources/Protocols/Mixed", ["SOCKS", "HTTPProxy", "Adapter", "Net", "Transport", "Config", nioCore]),
         swiftTarget("Direct", path: "Sources/Protocols/Direct", ["Adapter", "Net", "Config", nioCore]),
         swiftTarget("Block", path: "Sources/Protocols/Block", ["Adapter", "Config", nioCore]),
         swiftTarget("Group", path: "Sources/Protocols/Group", ["Adapter", "Config", nioCore]),
@@ -118,6 +121,7 @@ let package = Package(
         testTarget("DNSTests", ["TestSupport", "DNS", "Adapter", "Config", "Net", nioCore, nioPosix]),
         testTarget("WireGuardTests", ["TestSupport", "WireGuard", "NetstackWire", "COpenSSL", nioCore, nioPosix]),
         testTarget("ApplianceTests", ["TestSupport", "TunDevice", "Netlink", "Nftables", "Systemd", "LinuxSockets", "NetstackNIO", "Netstack", "NetstackWire", nioCore, nioPosix]),
+        testTarget("TransportTests", ["Transport", "Adapter", "Net", nioCore, .product(name: "NIOEmbedded", package: "swift-nio")]),
         testTarget("ProxyTests", ["SOCKS", "HTTPProxy", "Mixed", "Adapter", "Net", nioCore, nioPosix,
                                   .product(name: "NIOEmbedded", package: "swift-nio")]),
         testTarget("InteropTests", ["CLI", "TestSupport"]),
