@@ -3,6 +3,7 @@ package import Adapter
 package import Config
 package import NIOCore
 package import Net
+import Transport
 
 /// sing-box's `http` inbound. `set_system_proxy` has no meaning on a Linux gateway and is ignored;
 /// `tls` is refused at build time (not implemented here yet), never silently dropped.
@@ -15,6 +16,8 @@ package final class HTTPInbound: ProxyListenerInbound {
     package init(tag: String, options: HTTPMixedInboundOptions, flowHandler: any FlowHandler,
                  logger: ContextLogger, group: any EventLoopGroup) throws {
         self.tag = tag
+        // Go wraps these inbounds' router in its UoT router: a connect to the magic name is a UDP flow.
+        let flowHandler = UDPOverTCPFlowHandler(next: flowHandler, logger: logger)
         if options.tls?.enabled == true { throw AdapterError.notImplemented("tls on http inbound") }
         let parameters = try ListenParameters(options.listen)
         var context = HTTPInboundContext(tag: tag, type: "http",

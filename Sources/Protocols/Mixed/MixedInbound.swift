@@ -4,7 +4,8 @@ package import Config
 import HTTPProxy
 package import NIOCore
 package import Net
-package import SOCKS
+import SOCKS
+import Transport
 
 /// sing-box's `mixed` inbound. `set_system_proxy` is ignored on Linux; `tls` is refused at build
 /// time (not implemented here yet).
@@ -17,6 +18,8 @@ package final class MixedInbound: ProxyListenerInbound {
     package init(tag: String, options: HTTPMixedInboundOptions, flowHandler: any FlowHandler,
                  logger: ContextLogger, group: any EventLoopGroup) throws {
         self.tag = tag
+        // Go wraps these inbounds' router in its UoT router: a connect to the magic name is a UDP flow.
+        let flowHandler = UDPOverTCPFlowHandler(next: flowHandler, logger: logger)
         if options.tls?.enabled == true { throw AdapterError.notImplemented("tls on mixed inbound") }
         let parameters = try ListenParameters(options.listen)
         var socks = SOCKSInboundContext.forInbound(tag: tag, type: "mixed", users: options.users, listen: parameters,

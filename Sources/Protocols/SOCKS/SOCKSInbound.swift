@@ -3,6 +3,7 @@ package import Adapter
 package import Config
 package import NIOCore
 package import Net
+import Transport
 
 /// sing-box's `socks` inbound. Owns its listener and the connections still in their handshake.
 package final class SOCKSInbound: ProxyListenerInbound {
@@ -15,6 +16,8 @@ package final class SOCKSInbound: ProxyListenerInbound {
     package init(tag: String, options: SOCKSInboundOptions, flowHandler: any FlowHandler,
                  logger: ContextLogger, group: any EventLoopGroup) throws {
         self.tag = tag
+        // Go wraps these inbounds' router in its UoT router: a connect to the magic name is a UDP flow.
+        let flowHandler = UDPOverTCPFlowHandler(next: flowHandler, logger: logger)
         let parameters = try ListenParameters(options.listen)
         var context = SOCKSInboundContext.forInbound(tag: tag, type: "socks", users: options.users, listen: parameters,
                                                      flowHandler: flowHandler, logger: logger)

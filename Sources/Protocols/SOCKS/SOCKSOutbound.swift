@@ -1,13 +1,15 @@
 // The `socks` outbound: CONNECT and UDP ASSOCIATE through a SOCKS4, SOCKS4A or SOCKS5 server.
 //
 // TCP: dial the server → `SOCKSClientHandler` → the connected channel goes to the router.
-// UDP (SOCKS5 only): a control connection does UDP ASSOCIATE; datagrams then go to BND (the
+// UDP with `udp_over_tcp`: sing's UoT over a CONNECT to its magic name (Transport), any version.
+// UDP (SOCKS5 only) otherwise: a control connection does UDP ASSOCIATE; datagrams then go to BND (the
 // server's address when BND is unspecified) through a socket from the dialer, each with the
 // RFC 1928 §7 header; the association ends with the control connection.
 package import Adapter
 package import Config
 package import NIOCore
 import Net
+import Transport
 
 /// sing-box's `socks` outbound.
 package final class SOCKSOutbound: Outbound {
@@ -24,9 +26,11 @@ package final class SOCKSOutbound: Outbound {
     private let dialer: any Dialer
     private let resolver: (any DNSResolver)?
     private let logger: ContextLogger
+    /// `udp_over_tcp`: UDP flows ride a TCP stream to the UoT magic name, in this sing UoT version.
+    private let udpOverTCPVersion: UInt8?
 
     /// `dialer` reaches the server (it carries the dial fields and `detour`); `resolver` turns
-    /// names into addresses for version 4. Throws on an unknown version or `udp_over_tcp`.
+    /// names into addresses for version 4. Throws on an unknown version.
     package init(tag: String, options: SOCKSOutboundOptions, dialer: any Dialer, resolver: (any DNSResolver)?,
                  logger: ContextLogger) throws {
         self.tag = tag
@@ -36,7 +40,7 @@ package final class SOCKSOutbound: Outbound {
         case "4": version = SOCKS4.version; sendsDomains = false
         case let other: throw AdapterError(.other, "unknown socks version: \(other)")
         }
-        if options.udpOverTCP?.enabled == true { throw AdapterError.notImplemented("udp_over_tcp") }
+        udpOverTCPVersion = options.udpOverTCP.flatMap { $0.enabled ? $0.version ?? 0 : nil }
         let names = options.network.networks
         networks = names.isEmpty ? [.tcp, .udp] : Set(names.compactMap { NetworkKind(rawValue: $0) })
         dependencies = options.dial.detour.map { [$0] } ?? []
@@ -51,7 +55,11 @@ package final class SOCKSOutbound: Outbound {
     package func dialTCP(_ metadata: FlowMetadata, on eventLoop: any EventLoop) async throws -> any Channel {
         guard networks.contains(.tcp) else { throw AdapterError(.unsupportedNetwork, "TCP is not supported by outbound: \(tag)") }
         logger.info("outbound connection to \(metadata.destination)", flow: metadata.flowID)
-        let destination = try await wireDestination(metadata)
+        return try await connect(to: try await wireDestination(metadata), on: eventLoop)
+    }
+
+    /// A CONNECT through the server to `destination`.
+    private func connect(to destination: Destination, on eventLoop: any EventLoop) async throws -> any Channel {
         let channel = try await dialer.dialTCP(to: server, on: eventLoop)
         do {
             _ = try await handshake(channel, command: SOCKS5.commandConnect, destination: destination)
@@ -64,6 +72,7 @@ package final class SOCKSOutbound: Outbound {
 
     package func listenPacket(_ metadata: FlowMetadata, on eventLoop: any EventLoop) async throws -> any PacketConnection {
         guard networks.contains(.udp) else { throw AdapterError(.unsupportedNetwork, "UDP is not supported by outbound: \(tag)") }
+        if let udpOverTCPVersion { return try await listenPacketOverTCP(metadata, version: udpOverTCPVersion, on: eventLoop) }
         guard version == SOCKS5.version else { throw SOCKSError.unsupportedNetwork }
         logger.info("outbound packet connection to \(metadata.destination)", flow: metadata.flowID)
         let control = try await dialer.dialTCP(to: server, on: eventLoop)
@@ -81,6 +90,22 @@ package final class SOCKSOutbound: Outbound {
             }.get()
         } catch {
             control.close(promise: nil)
+            throw error
+        }
+    }
+
+    /// sing's UoT client: a CONNECT to the magic name, then the version 2 request (connect mode when
+    /// the flow is `udp_connect`) in front of the first packet.
+    private func listenPacketOverTCP(_ metadata: FlowMetadata, version: UInt8, on eventLoop: any EventLoop) async throws -> any PacketConnection {
+        let magic = try UDPOverTCP.requestDestination(version: version)
+        let connectMode = metadata.udpConnect && version != UDPOverTCP.legacyVersion
+        logger.info("outbound UoT \(connectMode ? "connect " : "")packet connection to \(metadata.destination)", flow: metadata.flowID)
+        let channel = try await connect(to: magic, on: eventLoop)
+        let request = version == UDPOverTCP.legacyVersion ? nil : UDPOverTCPRequest(isConnect: connectMode, destination: metadata.destination)
+        do {
+            return try await eventLoop.submit { try UDPOverTCPConnection(client: channel, request: request) }.get()
+        } catch {
+            channel.close(promise: nil)
             throw error
         }
     }
