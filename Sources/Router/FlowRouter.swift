@@ -222,6 +222,15 @@ package final class FlowRouter: FlowHandler {
             Task { await followDetour(detour, channel: channel, metadata: metadata, responder: responder) }
             return
         }
+        if let name = metadata.destination.domain, let message = Self.retiredGlobalNames[name] {
+            // Go's routeConnection: these names are answered only by the inbounds that wrap the
+            // router (mux and UoT); reaching the router itself means a client relies on the global
+            // forms removed in 1.7.
+            let error = AdapterError(.other, message)
+            logger.error("\(error)", flow: metadata.flowID)
+            Task { await fail(channel, responder: responder, error: error) }
+            return
+        }
         flows.track(channel)
         Task {
             var metadata = metadata
@@ -232,6 +241,14 @@ package final class FlowRouter: FlowHandler {
             await route(channel, metadata: metadata, decision: decision, responder: state.pendingResponder)
         }
     }
+
+    /// Destination names of the global multiplex and UoT forms, with Go's error for each.
+    static let retiredGlobalNames: [String: String] = [
+        "sp.mux.sing-box.arpa": "global multiplex is deprecated since sing-box v1.7.0, enable multiplex in Inbound fields instead.",
+        "v1.mux.cool": "global multiplex (v2ray legacy) not supported since sing-box v1.7.0.",
+        "sp.v2.udp-over-tcp.arpa": "global UoT not supported since sing-box v1.7.0.",
+        "sp.udp-over-tcp.arpa": "global UoT (legacy) not supported since sing-box v1.7.0.",
+    ]
 
     /// Hands a TCP flow to its detour inbound: the first inbound's handshake (a SOCKS or CONNECT
     /// reply) is answered first, as Go's lazy handshakes answer when the next inbound reads, and what
