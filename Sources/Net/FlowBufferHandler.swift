@@ -23,7 +23,14 @@ package final class FlowBufferHandler: ChannelInboundHandler, RemovableChannelHa
     /// A sniffer waiting for more than `count` bytes.
     private var waiter: (count: Int, promise: EventLoopPromise<(bytes: [UInt8], ended: Bool)>, timer: Scheduled<Void>)?
 
-    package init() {}
+    /// The channel takes only `autoRead` and `allowRemoteHalfClosure` (SwiftNIO SSH's child
+    /// channels trap on any other option): the relay then leaves its read and write tuning alone.
+    package let channelTakesOnlyBasicOptions: Bool
+
+    /// `channelTakesOnlyBasicOptions`: see the property.
+    package init(channelTakesOnlyBasicOptions: Bool = false) {
+        self.channelTakesOnlyBasicOptions = channelTakesOnlyBasicOptions
+    }
 
     package func handlerAdded(context: ChannelHandlerContext) {
         self.context = context

@@ -65,19 +65,23 @@ package enum Relay {
         }
         for channel in [client, remote] {
             // Early bytes held since accept/connect flow into the relay now.
+            var basicOptionsOnly = false
             if let buffer = try? channel.pipeline.syncOperations.handler(type: FlowBufferHandler.self) {
+                basicOptionsOnly = buffer.channelTakesOnlyBasicOptions
                 channel.pipeline.syncOperations.removeHandler(buffer, promise: nil)
             }
             // Not every channel type knows the option (test channels); those close fully on end of
             // input instead of half-closing.
             setOptionNow(channel, ChannelOptions.allowRemoteHalfClosure, value: true)
-            // Bulk relaying: reads of up to 256 KiB and a write queue above one read, so a full
-            // read does not flip the partner to unwritable and stall reading every time (NIO's
-            // defaults, 64 KiB reads against a 64 KiB high-water mark, did that on every chunk).
-            setOptionNow(channel, ChannelOptions.recvAllocator,
-                         value: AdaptiveRecvByteBufferAllocator(minimum: 2048, initial: 65_536, maximum: relayMaximumRead))
-            setOptionNow(channel, ChannelOptions.writeBufferWaterMark,
-                         value: .init(low: relayMaximumRead / 2, high: 2 * relayMaximumRead))
+            if !basicOptionsOnly {
+                // Bulk relaying: reads of up to 256 KiB and a write queue above one read, so a full
+                // read does not flip the partner to unwritable and stall reading every time (NIO's
+                // defaults, 64 KiB reads against a 64 KiB high-water mark, did that on every chunk).
+                setOptionNow(channel, ChannelOptions.recvAllocator,
+                             value: AdaptiveRecvByteBufferAllocator(minimum: 2048, initial: 65_536, maximum: relayMaximumRead))
+                setOptionNow(channel, ChannelOptions.writeBufferWaterMark,
+                             value: .init(low: relayMaximumRead / 2, high: 2 * relayMaximumRead))
+            }
             setOptionNow(channel, ChannelOptions.autoRead, value: true)
             channel.read()
         }
