@@ -37,6 +37,8 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-nio-http2.git", from: "1.46.0"),
+        .package(url: "https://github.com/apple/swift-nio-ssh.git", from: "0.15.1"),
+        .package(url: "https://github.com/apple/swift-crypto.git", "3.12.3"..<"5.0.0"),  // SSH's keys (NIOSSH uses it too)
     ],
     targets: [
         // Floor 0–3: the netstack (pure Swift, sans-I/O; only NetstackNIO touches an event loop).
@@ -75,6 +77,9 @@ let package = Package(
         swiftTarget("SOCKS", path: "Sources/Protocols/SOCKS", ["Adapter", "Net", "Transport", "Config", nioCore]),
         swiftTarget("HTTPProxy", path: "Sources/Protocols/HTTPProxy", ["Adapter", "Net", "Transport", "Config", nioCore]),
         swiftTarget("Mixed", path: "Sources/Protocols/Mixed", ["SOCKS", "HTTPProxy", "Adapter", "Net", "Transport", "Config", nioCore]),
+        swiftTarget("SSH", path: "Sources/Protocols/SSH", ["Adapter", "Net", "Config", nioCore,
+                                                           .product(name: "NIOSSH", package: "swift-nio-ssh"),
+                                                           .product(name: "Crypto", package: "swift-crypto")]),
         swiftTarget("Direct", path: "Sources/Protocols/Direct", ["Adapter", "Net", "Config", nioCore]),
         swiftTarget("Block", path: "Sources/Protocols/Block", ["Adapter", "Config", nioCore]),
         swiftTarget("Group", path: "Sources/Protocols/Group", ["Adapter", "Config", nioCore]),
@@ -94,7 +99,7 @@ let package = Package(
         // Floor 9–10: the box and the executable.
         swiftTarget("Box", path: "Sources/Box", [
             "Config", "Adapter", "Net", "Rules", "Router", "DNS",
-            "SOCKS", "HTTPProxy", "Mixed", "Direct", "Block", "Group", "WireGuard",
+            "SOCKS", "HTTPProxy", "Mixed", "Direct", "Block", "Group", "WireGuard", "SSH",
             "TunDevice", "Netlink", "Nftables", "Systemd", "LinuxSockets", nioCore, nioPosix,
             "Tun", "Redirect", "TProxy", "Resolve1",
             "COpenSSL",  // remote rule-set downloads over https

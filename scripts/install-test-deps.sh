@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 apt_packages=(
     pkg-config libssl-dev libsodium-dev libmnl-dev libnftnl-dev libsystemd-dev
     curl socat iproute2 nftables dnsmasq-base iperf3 knot-dnsutils wireguard-go wireguard-tools dbus openssl python3
-    openssh-client python3-pip
+    openssh-client openssh-server python3-pip
     dnsperf
     python3-dbus
     iputils-ping
@@ -21,7 +21,14 @@ if [ ${#missing[@]} -gt 0 ]; then
     echo "install-test-deps: apt-get install ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
+    # Peers are started by the tests on their own ports; keep apt from starting their system
+    # services (openssh-server would otherwise listen on port 22), unless a policy already exists.
+    policy_added=false
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+        printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d && policy_added=true
+    fi
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    if $policy_added; then rm -f /usr/sbin/policy-rc.d; fi
 fi
 
 # aioquic (PyPI; not in Debian 12): a real QUIC client whose Initials the QUIC sniffer tests read.

@@ -7,6 +7,7 @@ import Rules
 import HTTPProxy
 import Mixed
 import SOCKS
+import SSH
 import WireGuard
 
 /// What the box built for DNS: the resolver dialers and the `resolve` action use, the handler for
@@ -35,7 +36,7 @@ package struct BoxDNS: Sendable {
 enum BoxRegistrations {
     /// Protocol modules' `register(in:)` calls.
     static let all: [@Sendable (AdapterRegistry) -> Void] = [
-        SOCKSModule.register, HTTPProxyModule.register, MixedModule.register,
+        SOCKSModule.register, HTTPProxyModule.register, MixedModule.register, SSHModule.register,
         BoxTunPlatform.register,
         BoxRegistrations.registerTransparent,
         ResolvedService.register,
