@@ -36,6 +36,8 @@ package struct AdapterContext: Sendable {
     /// `experimental.cache_file` with `store_fakeip`: where the fakeip server keeps its mappings across
     /// restarts; nil when they live in memory only.
     package var fakeIPStorage: FakeIPStorage?
+    /// The Clash API's mode, when `experimental.clash_api` is set (DNS rules' `clash_mode` read it).
+    package var clashModes: ClashModeStore?
 
     package init(group: any EventLoopGroup, logCore: LogCore, router: any FlowHandler, outbounds: OutboundManager,
                  resolver: any DNSResolver, dialerFactory: any DialerFactory) {

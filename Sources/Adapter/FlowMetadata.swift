@@ -87,6 +87,9 @@ package struct FlowMetadata: Sendable {
     /// The local process owning the flow's source socket, once the router looked it up
     /// (only when a rule needs it or `route.find_process` is set).
     package var process: OwnerProcess?
+    /// The Clash API's mode when the flow was routed (nil without a Clash API): `clash_mode` items
+    /// compare with it.
+    package var clashMode: String?
 
     /// A fresh flow from an inbound; router fields start empty.
     package init(inbound: String, inboundType: String, network: NetworkKind,

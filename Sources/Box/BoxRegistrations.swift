@@ -52,6 +52,12 @@ enum BoxRegistrations {
         var dns = BoxDNS(resolver: setup.router, hijacker: setup.hijacker, lifecycle: setup.lifecycle, domainMapper: setup.domainMapper,
                          flowResolver: setup.router)
         dns.needsProcess = setup.router.rules.contains { $0.condition.readsProcess }
+        if let modes = context.clashModes {
+            // Go's SetMode clears the DNS cache: answers may depend on the mode.
+            let router = setup.router
+            router.clashModes = modes
+            modes.observe { _ in router.client.clearCache() }
+        }
         return dns
     }
 }

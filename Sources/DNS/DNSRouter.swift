@@ -61,6 +61,13 @@ package final class DNSRouter: DNSResolver, FlowDNSResolver {
     /// `reverse_mapping`: address → domain, for the router to name connections to plain IPs.
     package let reverseMapping: DNSReverseMapping?
     private let logger: ContextLogger?
+    /// The Clash API's mode for `clash_mode` items; set by the box when `experimental.clash_api` is
+    /// (a change of mode clears the cache, as Go's `SetMode` does).
+    package var clashModes: ClashModeStore? {
+        get { clashModeStore.withLock { $0 } }
+        set { clashModeStore.withLock { $0 = newValue } }
+    }
+    private let clashModeStore = Mutex<ClashModeStore?>(nil)
 
     package init(client: DNSClient, transports: [any DNSTransport], defaultTransport: any DNSTransport,
                  rules: [DNSRule], defaultStrategy: DomainStrategy = .asIs, reverseMapping: Bool = false,
@@ -131,7 +138,8 @@ package final class DNSRouter: DNSResolver, FlowDNSResolver {
             remember(cached, fromFakeIP: false)
             return cached
         }
-        let input = DNSRuleInput(domain: question.name.domain, queryType: question.type.rawValue, base: metadata)
+        var input = DNSRuleInput(domain: question.name.domain, queryType: question.type.rawValue, base: metadata)
+        input.metadata.clashMode = clashModes?.mode
         let isAddressQuery = question.type == .a || question.type == .aaaa || question.type == .https
         var after = -1
         while true {
@@ -206,7 +214,8 @@ package final class DNSRouter: DNSResolver, FlowDNSResolver {
             if cached.isEmpty { throw DNSLookupError(domain: bare, underlying: DNSError.emptyResult) }
             return cached
         }
-        let input = DNSRuleInput(domain: bare, queryType: nil, base: metadata)
+        var input = DNSRuleInput(domain: bare, queryType: nil, base: metadata)
+        input.metadata.clashMode = clashModes?.mode
         var after = -1
         while true {
             switch matchRule(input, allowFakeIP: false, after: after, isAddressQuery: true, options: queryOptions) {

@@ -41,6 +41,12 @@ package final class FlowRouter: FlowHandler {
         set { flowResolver.withLock { $0 = newValue } }
     }
     private let flowResolver = Mutex<(any FlowDNSResolver)?>(nil)
+    /// The Clash API's mode for `clash_mode` items; set by the box when `experimental.clash_api` is.
+    package var clashModes: ClashModeStore? {
+        get { clashModeStore.withLock { $0 } }
+        set { clashModeStore.withLock { $0 = newValue } }
+    }
+    private let clashModeStore = Mutex<ClashModeStore?>(nil)
     /// The box's inbounds by tag, for listen `detour`; set by the box once its inbounds exist.
     package var inboundLookup: (@Sendable (String) -> (any Inbound)?)? {
         get { inboundsByTag.withLock { $0 } }
@@ -86,6 +92,7 @@ package final class FlowRouter: FlowHandler {
     /// Runs the rules over `metadata` (which non-final actions modify) and returns the decision.
     /// `sniff` serves `sniff` actions (TCP flows); without it they are skipped.
     package func match(_ metadata: inout FlowMetadata, sniff: Sniff? = nil) async -> RouteDecision {
+        metadata.clashMode = clashModes?.mode
         // A fake IP becomes its domain again; a real one answered earlier lends rules its domain
         // (reverse_mapping), as Go's router does before matching.
         if let mapper = dnsDomainMapper, let ip = metadata.destination.ip {

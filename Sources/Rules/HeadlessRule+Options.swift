@@ -64,7 +64,7 @@ extension DefaultRule {
         if o.networkIsConstrained { items.append(.unavailable("network_is_constrained", [])) }
         if !o.wifiSSID.isEmpty { items.append(.unavailable("wifi_ssid", o.wifiSSID)) }
         if !o.wifiBSSID.isEmpty { items.append(.unavailable("wifi_bssid", o.wifiBSSID)) }
-        if let mode = o.clashMode { items.append(.unavailable("clash_mode", [mode])) }
+        if let mode = o.clashMode, !mode.isEmpty { items.append(.clashMode(mode)) }
         if !o.ruleSet.isEmpty {
             var sets: [RuleSet] = []
             for tag in o.ruleSet {

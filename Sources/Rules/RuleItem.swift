@@ -43,9 +43,12 @@ package enum RuleItem: Sendable, CustomStringConvertible {
     /// `user_id`: the socket owner's uid.
     case userID([Int32])
     /// An item whose source of truth does not exist here: Android/Apple-only items (`package_name`,
-    /// `network_type`, `wifi_ssid`, …) and `clash_mode` without a Clash API. Go on Linux builds
-    /// them and they never match, so neither does this (an inverted rule then matches).
+    /// `network_type`, `wifi_ssid`, …). Go on Linux builds them and they never match, so neither
+    /// does this (an inverted rule then matches).
     case unavailable(String, [String])
+    /// `clash_mode`: the Clash API's mode, compared ignoring case (Go's `strings.EqualFold`); never
+    /// matches without a Clash API (the flow carries no mode then).
+    case clashMode(String)
 
     /// How items combine: items of one address/port group are OR-ed, groups and plain items AND-ed.
     package enum Group: Sendable {
@@ -54,7 +57,7 @@ package enum RuleItem: Sendable, CustomStringConvertible {
 
     package var group: Group {
         switch self {
-        case .inbound, .ipVersion, .network, .authUser, .sniffedProtocol, .client, .ruleSet, .unavailable, .queryType,
+        case .inbound, .ipVersion, .network, .authUser, .sniffedProtocol, .client, .ruleSet, .unavailable, .clashMode, .queryType,
              .processName, .processPath, .processPathRegex, .user, .userID, .ruleSetIPCIDR: .plain
         case .domain, .domainKeyword, .domainRegex, .adGuardDomain: .destinationAddress
         case .ipCIDR(let isSource, _, _): isSource ? .sourceAddress : .destinationIPCIDR
@@ -176,6 +179,9 @@ package enum RuleItem: Sendable, CustomStringConvertible {
             return metadata.destinationAddresses.contains { set.contains($0) }
         case .unavailable, .queryType:
             return false
+        case .clashMode(let mode):
+            guard let current = metadata.clashMode else { return false }
+            return current.lowercased() == mode.lowercased()
         // Go: no process info → false (route/rule/rule_item_process_name.go and friends).
         case .processName(let names):
             guard let process = metadata.process else { return false }
@@ -233,6 +239,7 @@ package enum RuleItem: Sendable, CustomStringConvertible {
         case .queryType(let types):
             return RuleItem.list("query_type", types.map(RuleItem.queryTypeName), shorten: false)
         case .unavailable(let name, let values): return values.isEmpty ? "\(name)=true" : RuleItem.list(name, values, shorten: true)
+        case .clashMode(let mode): return "clash_mode=\(mode)"
         }
     }
 
