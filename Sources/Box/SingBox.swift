@@ -17,6 +17,8 @@ package final class SingBox: @unchecked Sendable {
     package let logCore: LogCore
     package let outbounds: OutboundManager
     package let router: FlowRouter
+    /// The Clash API's mode (nil without `experimental.clash_api`).
+    package let clashModes: ClashModeStore?
     package private(set) var services: [any Service] = []
     package private(set) var outboundList: [any Outbound] = []
     package private(set) var endpoints: [any Endpoint] = []
@@ -26,6 +28,8 @@ package final class SingBox: @unchecked Sendable {
     private var started: [any Lifecycle] = []
     /// The DNS router's lifecycle, started with the services.
     private var dnsLifecycle: (any Lifecycle)?
+    /// The Clash API server, when `external_controller` is set and the CLI provided a factory.
+    private var clashAPIServer: (any Lifecycle)?
     /// Remote rule-sets: downloaded after outbounds start, before inbounds (Go's `router.Start`).
     private var ruleSetLifecycle: RuleSetLifecycle?
     /// The compiled `route.rule_set` entries by tag (remote ones updatable in place).
@@ -70,9 +74,6 @@ package final class SingBox: @unchecked Sendable {
         if let v2ray = options.experimental?.v2rayAPI, !(v2ray.listen ?? "").isEmpty {
             throw BoxError(.create, "create v2ray-server: v2ray api is not included in this build, rebuild with -tags with_v2ray_api")
         }
-        if options.experimental?.clashAPI != nil {
-            ContextLogger(core: core, name: "clash-api").warn("not served by this build: experimental.clash_api is ignored (selectors keep their default member)")
-        }
         let outbounds = OutboundManager()
         self.outbounds = outbounds
         let route = options.route ?? RouteOptions()
@@ -99,6 +100,9 @@ package final class SingBox: @unchecked Sendable {
         let router = FlowRouter(rules: rules, outbounds: outbounds, logger: routerLogger, resolver: resolver,
                                 defaultDomainStrategy: defaultStrategy)
         self.router = router
+        let clashModes = Self.makeClashModes(options)
+        self.clashModes = clashModes
+        router.clashModes = clashModes
         let watcher = BoxTunPlatform.defaultInterfaceWatcher(options, logger: ContextLogger(core: core, name: "network"))
         interfaceWatcher = watcher
         let dialers = DefaultDialerFactory(resolver: resolver, outbounds: outbounds, defaultInterface: route.defaultInterface,
@@ -106,6 +110,7 @@ package final class SingBox: @unchecked Sendable {
                                            autoDetectedInterface: watcher?.tracker)
         var context = AdapterContext(group: group, logCore: core, router: router, outbounds: outbounds,
                                      resolver: resolver, dialerFactory: dialers)
+        context.clashModes = clashModes
         // Remote sets: a cached copy is compiled now (tun reads route_address_set while being built).
         var remotes: [RemoteRuleSet] = []
         let cacheOptions = options.experimental?.cacheFile
@@ -210,6 +215,23 @@ package final class SingBox: @unchecked Sendable {
         }
         let created = inbounds
         router.inboundLookup = { tag in created.first { $0.tag == tag } }
+        if let clash = options.experimental?.clashAPI, let clashModes, !(clash.externalController ?? "").isEmpty {
+            let clashLogger = ContextLogger(core: core, name: "clash-api")
+            if !(clash.externalUI ?? "").isEmpty {
+                clashLogger.warn("external_ui is not served by this program (the API is)")
+            }
+            if let factory = Self.clashAPIServerFactory {
+                let setup = ClashAPISetup(options: clash, outbounds: outbounds, modes: clashModes, logLevel: Self.clashLogLevel(options),
+                                          group: group, logger: clashLogger) { outbound, url in
+                    try await RuleSetDownloader(outbound: outbound, group: group).head(url)
+                }
+                do { clashAPIServer = try factory(setup) } catch {
+                    throw BoxError(.create, "create clash-server: \(error)")
+                }
+            } else {
+                clashLogger.warn("not served by this program: experimental.clash_api.external_controller is ignored")
+            }
+        }
     }
 
     /// The log core for `log` options: level (default trace, as Go when unset), output file,
@@ -239,6 +261,7 @@ package final class SingBox: @unchecked Sendable {
 
     private func ordered() -> [(String, any Lifecycle)] {
         var out: [(String, any Lifecycle)] = []
+        if let clashAPIServer { out.append(("clash-api", clashAPIServer)) }
         if let dnsLifecycle { out.append(("dns-router", dnsLifecycle)) }
         for service in services { out.append((service.logName, service)) }
         for outbound in dependencyOrder(outboundList) { out.append((outbound.logName, outbound)) }

@@ -6,6 +6,7 @@
 // Exit status: 0 on success, 1 with a `FATAL[0000] …` line on any error, as Go's sing-box.
 import Box
 import CLinux
+import ControlAPI
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -13,6 +14,9 @@ import Glibc
 // Freed packet buffers stay in the heap (CLinux.h). Measured on netstack-bench upload, where page faults
 // on fresh 128 KiB TUN read buffers took 20 % of the CPU: 5.5 → 10.2 Gbit/s, 88 → 46 CPU ticks per GB.
 clinux_keep_packet_buffers()
+
+// The box builds its Clash API server through this (it may not import ControlAPI itself).
+SingBox.clashAPIServerFactory = { try ClashAPIServer(setup: $0) }
 
 let arguments = Arguments(Array(CommandLine.arguments.dropFirst()))
 Console.disableColor = arguments.disableColor

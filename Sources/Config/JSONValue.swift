@@ -344,6 +344,35 @@ extension JSONValue {
         return out
     }
 
+    /// Writes the value as Go's `json.Marshal` does: no spaces, HTML-safe escapes.
+    package func compactSerialized() -> String {
+        var out = ""
+        writeCompact(into: &out)
+        return out
+    }
+
+    private func writeCompact(into out: inout String) {
+        switch self {
+        case .null, .bool, .number, .string: write(into: &out, indent: "", level: 0)
+        case .array(let items):
+            out += "["
+            for (i, item) in items.enumerated() {
+                if i > 0 { out += "," }
+                item.writeCompact(into: &out)
+            }
+            out += "]"
+        case .object(let object):
+            out += "{"
+            for (i, entry) in object.entries.enumerated() {
+                if i > 0 { out += "," }
+                JSONValue.writeString(entry.key, into: &out)
+                out += ":"
+                entry.value.writeCompact(into: &out)
+            }
+            out += "}"
+        }
+    }
+
     private func write(into out: inout String, indent: String, level: Int) {
         switch self {
         case .null: out += "null"

@@ -12,22 +12,29 @@ package enum GroupModule {
 }
 
 /// sing-box's `selector`: every flow goes to the selected member, `default` or else the first one.
-/// The selection only changes through the Clash API, which this build does not serve, so it is fixed
-/// once the box starts (and nothing is stored in the cache file).
+/// The selection changes through the Clash API (`select`); a change closes the box's own flows
+/// through the group, and the inbounds' too with `interrupt_exist_connections` (Go's interrupt
+/// group). Nothing is stored in the cache file.
 package final class SelectorOutbound: Outbound {
     package let type = "selector"
     package let tag: String
     /// The members, in config order.
     package let members: [String]
     package let defaultTag: String?
+    /// `interrupt_exist_connections`: a change of member also closes the inbounds' flows through it.
+    package let interruptExistConnections: Bool
     let outbounds: OutboundManager
     private let selected = Mutex<(any Outbound)?>(nil)
+    private let resolvedMembers = Mutex<[any Outbound]>([])
+    let interrupter = FlowInterrupter()
 
-    package init(tag: String, members: [String], defaultTag: String?, outbounds: OutboundManager) throws {
+    package init(tag: String, members: [String], defaultTag: String?, interruptExistConnections: Bool = false,
+                 outbounds: OutboundManager) throws {
         guard !members.isEmpty else { throw AdapterError(.other, "missing tags") }
         self.tag = tag
         self.members = members
         self.defaultTag = defaultTag.flatMap { $0.isEmpty ? nil : $0 }
+        self.interruptExistConnections = interruptExistConnections
         self.outbounds = outbounds
     }
 
@@ -50,15 +57,34 @@ package final class SelectorOutbound: Outbound {
             }
             choice = found
         }
+        resolvedMembers.withLock { $0 = resolved }
         selected.withLock { $0 = choice }
     }
 
+    /// Go's `SelectOutbound`: false when `tag` is not a member (or the group has not started); a
+    /// new member interrupts the flows through the group.
+    package func select(_ tag: String) -> Bool {
+        guard let member = resolvedMembers.withLock({ $0.first { $0.tag == tag } }) else { return false }
+        let previous = selected.withLock { current -> (any Outbound)? in
+            defer { current = member }
+            return current
+        }
+        if previous.map({ $0 !== member }) ?? true {
+            interrupter.interrupt(external: interruptExistConnections)
+        }
+        return true
+    }
+
     package func dialTCP(_ metadata: FlowMetadata, on eventLoop: any EventLoop) async throws -> any Channel {
-        try await current().dialTCP(metadata, on: eventLoop)
+        let channel = try await current().dialTCP(metadata, on: eventLoop)
+        interrupter.track(channel, external: !metadata.inbound.isEmpty)
+        return channel
     }
 
     package func listenPacket(_ metadata: FlowMetadata, on eventLoop: any EventLoop) async throws -> any PacketConnection {
-        try await current().listenPacket(metadata, on: eventLoop)
+        let connection = try await current().listenPacket(metadata, on: eventLoop)
+        interrupter.track(connection, external: !metadata.inbound.isEmpty)
+        return connection
     }
 
     private func current() throws -> any Outbound {
@@ -94,7 +120,7 @@ extension GroupModule {
                 throw AdapterError(.other, "selector: unexpected options for \(options.type)")
             }
             return try SelectorOutbound(tag: options.tag, members: selector.outbounds, defaultTag: selector.default,
-                                        outbounds: context.outbounds)
+                                        interruptExistConnections: selector.interruptExistConnections, outbounds: context.outbounds)
         }
     }
 }

@@ -3,12 +3,15 @@
 // while it is used and pausing after `idle_timeout` without use. As Go's protocol/group/urltest.go.
 package import Adapter
 package import NIOCore
+import Glibc
 import Synchronization
 
 /// A group whose current member can be asked for (Go's `OutboundGroup.Now`).
 package protocol OutboundGroup: Outbound {
     /// The tag of the member flows go to now (nil when none is chosen yet).
     var nowTag: String? { get }
+    /// The members' tags in config order (Go's `All`).
+    var members: [String] { get }
 }
 
 extension SelectorOutbound: OutboundGroup {
@@ -22,11 +25,19 @@ func realTag(_ outbound: any Outbound) -> String {
 
 /// Probe delays by real outbound tag, shared by a box's urltest groups (Go's history storage).
 package final class URLTestHistory: Sendable {
-    private let entries = Mutex<[String: (delay: UInt16, time: NIODeadline)]>([:])
+    /// One probe: its delay, when (monotonic, for `interval`), and when on the wall clock (seconds since
+    /// the epoch, for the Clash API's `history`).
+    package typealias Entry = (delay: UInt16, time: NIODeadline, wallTime: Double)
+    private let entries = Mutex<[String: Entry]>([:])
     package init() {}
-    package func load(_ tag: String) -> (delay: UInt16, time: NIODeadline)? { entries.withLock { $0[tag] } }
-    func store(_ tag: String, delay: UInt16) { entries.withLock { $0[tag] = (delay, .now()) } }
-    func delete(_ tag: String) { _ = entries.withLock { $0.removeValue(forKey: tag) } }
+    package func load(_ tag: String) -> Entry? { entries.withLock { $0[tag] } }
+    package func store(_ tag: String, delay: UInt16) {
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        let wall = Double(now.tv_sec) + Double(now.tv_nsec) / 1e9
+        entries.withLock { $0[tag] = (delay, .now(), wall) }
+    }
+    package func delete(_ tag: String) { _ = entries.withLock { $0.removeValue(forKey: tag) } }
 }
 
 /// The flows a group opened, so a change of member can close them (Go's `interrupt.Group`). A flow
@@ -74,7 +85,8 @@ package final class URLTestOutbound: OutboundGroup {
     package let interruptExistConnections: Bool
     let interrupter = FlowInterrupter()
     let outbounds: OutboundManager
-    let history: URLTestHistory
+    /// The probe delays this group reads (shared by the box's urltest groups and its Clash API).
+    package let history: URLTestHistory
     let prober: URLProber
     let group: any EventLoopGroup
     let logger: ContextLogger

@@ -1,0 +1,33 @@
+// ClashAPISetup: what the box hands the Clash API server (ControlAPI), which may not import the box.
+package import Config
+package import NIOCore
+
+/// The parts of a built box the Clash API reads and changes.
+package struct ClashAPISetup: Sendable {
+    /// `experimental.clash_api`.
+    package var options: ClashAPIOptions
+    /// Every outbound and endpoint, and the default.
+    package var outbounds: OutboundManager
+    /// The mode the rules read.
+    package var modes: ClashModeStore
+    /// The box's log level as Go's `/configs` shows it (trace as debug, below error as error).
+    package var logLevel: String
+    /// Loops for the server and the delay tests.
+    package var group: any EventLoopGroup
+    /// `clash-api` lines.
+    package var logger: ContextLogger
+    /// `HEAD url` through an outbound (the box's HTTP client); returns when the response head came.
+    package var probe: @Sendable (_ outbound: any Outbound, _ url: String) async throws -> Void
+
+    package init(options: ClashAPIOptions, outbounds: OutboundManager, modes: ClashModeStore, logLevel: String,
+                 group: any EventLoopGroup, logger: ContextLogger,
+                 probe: @escaping @Sendable (_ outbound: any Outbound, _ url: String) async throws -> Void) {
+        self.options = options
+        self.outbounds = outbounds
+        self.modes = modes
+        self.logLevel = logLevel
+        self.group = group
+        self.logger = logger
+        self.probe = probe
+    }
+}
