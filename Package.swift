@@ -80,6 +80,7 @@ let package = Package(
         swiftTarget("SSH", path: "Sources/Protocols/SSH", ["Adapter", "Net", "Config", nioCore,
                                                            .product(name: "NIOSSH", package: "swift-nio-ssh"),
                                                            .product(name: "Crypto", package: "swift-crypto")]),
+        swiftTarget("Shadowsocks", path: "Sources/Protocols/Shadowsocks", ["Adapter", "Net", "Transport", "Config", "COpenSSL", "CSodium", nioCore]),
         swiftTarget("Direct", path: "Sources/Protocols/Direct", ["Adapter", "Net", "Config", nioCore]),
         swiftTarget("Block", path: "Sources/Protocols/Block", ["Adapter", "Config", nioCore]),
         swiftTarget("Group", path: "Sources/Protocols/Group", ["Adapter", "Config", nioCore]),
@@ -99,7 +100,7 @@ let package = Package(
         // Floor 9–10: the box and the executable.
         swiftTarget("Box", path: "Sources/Box", [
             "Config", "Adapter", "Net", "Rules", "Router", "DNS",
-            "SOCKS", "HTTPProxy", "Mixed", "Direct", "Block", "Group", "WireGuard", "SSH",
+            "SOCKS", "HTTPProxy", "Mixed", "Direct", "Block", "Group", "WireGuard", "SSH", "Shadowsocks",
             "TunDevice", "Netlink", "Nftables", "Systemd", "LinuxSockets", nioCore, nioPosix,
             "Tun", "Redirect", "TProxy", "Resolve1",
             "COpenSSL",  // remote rule-set downloads over https
@@ -129,6 +130,7 @@ let package = Package(
         testTarget("WireGuardTests", ["TestSupport", "WireGuard", "NetstackWire", "COpenSSL", nioCore, nioPosix]),
         testTarget("ApplianceTests", ["TestSupport", "TunDevice", "Netlink", "Nftables", "Systemd", "LinuxSockets", "NetstackNIO", "Netstack", "NetstackWire", nioCore, nioPosix]),
         testTarget("TransportTests", ["Transport", "Adapter", "Net", nioCore, .product(name: "NIOEmbedded", package: "swift-nio")]),
+        testTarget("ShadowsocksTests", ["Shadowsocks", "Transport", "Adapter", "Config", "Net", nioCore, nioPosix]),
         testTarget("ProxyTests", ["SOCKS", "HTTPProxy", "Mixed", "Adapter", "Net", nioCore, nioPosix,
                                   .product(name: "NIOEmbedded", package: "swift-nio")]),
         testTarget("InteropTests", ["CLI", "TestSupport"]),

@@ -7,6 +7,7 @@ import Rules
 import HTTPProxy
 import Mixed
 import SOCKS
+import Shadowsocks
 import SSH
 import WireGuard
 
@@ -36,7 +37,7 @@ package struct BoxDNS: Sendable {
 enum BoxRegistrations {
     /// Protocol modules' `register(in:)` calls.
     static let all: [@Sendable (AdapterRegistry) -> Void] = [
-        SOCKSModule.register, HTTPProxyModule.register, MixedModule.register, SSHModule.register,
+        SOCKSModule.register, HTTPProxyModule.register, MixedModule.register, SSHModule.register, ShadowsocksModule.register,
         BoxTunPlatform.register,
         BoxRegistrations.registerTransparent,
         ResolvedService.register,
