@@ -4,6 +4,7 @@
 // packet). Every other flow passes through untouched.
 package import Adapter
 package import NIOCore
+import Net
 
 /// Wraps the router for the inbounds that answer UoT (`socks`, `http`, `mixed`, `shadowsocks`).
 package final class UDPOverTCPFlowHandler: FlowHandler {
@@ -62,6 +63,9 @@ package final class UDPOverTCPFlowHandler: FlowHandler {
                 }
             }
         }
+        // Bytes an inbound's buffer holds (shadowsocks: what followed its header) go to the decoder.
+        let sync = channel.pipeline.syncOperations
+        if let holder = try? sync.handler(type: FlowBufferHandler.self) { sync.removeHandler(holder, promise: nil) }
         let answered = responder?.succeed(channel) ?? channel.eventLoop.makeSucceededVoidFuture()
         let boundDecoder = NIOLoopBound(decoder, eventLoop: channel.eventLoop)
         answered.whenComplete { [self] result in
