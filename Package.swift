@@ -64,6 +64,7 @@ let package = Package(
 
         // Floor 4–7: kernel sockets, rules, router, DNS.
         swiftTarget("Net", path: "Sources/Net", ["Adapter", "CLinux", nioCore, nioPosix]),
+        swiftTarget("TLS", path: "Sources/TLS", ["Adapter", "Config", "COpenSSL", nioCore]),
         swiftTarget("Rules", path: "Sources/Rules", ["Adapter", "Config", "CZlib"]),
         swiftTarget("Router", path: "Sources/Router", ["Rules", "Net", "Adapter", "Config", "COpenSSL", nioCore]),
         swiftTarget("DNS", path: "Sources/DNS", ["Rules", "Net", "Adapter", "Config", "COpenSSL", nioCore, nioPosix,
@@ -75,12 +76,13 @@ let package = Package(
 
         // Floor 8: protocols.
         swiftTarget("SOCKS", path: "Sources/Protocols/SOCKS", ["Adapter", "Net", "Transport", "Config", nioCore]),
-        swiftTarget("HTTPProxy", path: "Sources/Protocols/HTTPProxy", ["Adapter", "Net", "Transport", "Config", nioCore]),
+        swiftTarget("HTTPProxy", path: "Sources/Protocols/HTTPProxy", ["Adapter", "Net", "Transport", "TLS", "Config", nioCore]),
         swiftTarget("Mixed", path: "Sources/Protocols/Mixed", ["SOCKS", "HTTPProxy", "Adapter", "Net", "Transport", "Config", nioCore]),
         swiftTarget("SSH", path: "Sources/Protocols/SSH", ["Adapter", "Net", "Config", nioCore,
                                                            .product(name: "NIOSSH", package: "swift-nio-ssh"),
                                                            .product(name: "Crypto", package: "swift-crypto")]),
         swiftTarget("Shadowsocks", path: "Sources/Protocols/Shadowsocks", ["Adapter", "Net", "Transport", "Config", "COpenSSL", "CSodium", nioCore]),
+        swiftTarget("Trojan", path: "Sources/Protocols/Trojan", ["SOCKS", "TLS", "Adapter", "Net", "Config", "COpenSSL", nioCore]),
         swiftTarget("Direct", path: "Sources/Protocols/Direct", ["Adapter", "Net", "Config", nioCore]),
         swiftTarget("Block", path: "Sources/Protocols/Block", ["Adapter", "Config", nioCore]),
         swiftTarget("Group", path: "Sources/Protocols/Group", ["Adapter", "Config", nioCore]),
@@ -100,7 +102,7 @@ let package = Package(
         // Floor 9–10: the box and the executable.
         swiftTarget("Box", path: "Sources/Box", [
             "Config", "Adapter", "Net", "Rules", "Router", "DNS",
-            "SOCKS", "HTTPProxy", "Mixed", "Direct", "Block", "Group", "WireGuard", "SSH", "Shadowsocks",
+            "SOCKS", "HTTPProxy", "Mixed", "Direct", "Block", "Group", "WireGuard", "SSH", "Shadowsocks", "Trojan",
             "TunDevice", "Netlink", "Nftables", "Systemd", "LinuxSockets", nioCore, nioPosix,
             "Tun", "Redirect", "TProxy", "Resolve1",
             "COpenSSL",  // remote rule-set downloads over https
@@ -131,6 +133,8 @@ let package = Package(
         testTarget("ApplianceTests", ["TestSupport", "TunDevice", "Netlink", "Nftables", "Systemd", "LinuxSockets", "NetstackNIO", "Netstack", "NetstackWire", nioCore, nioPosix]),
         testTarget("TransportTests", ["Transport", "Adapter", "Net", nioCore, .product(name: "NIOEmbedded", package: "swift-nio")]),
         testTarget("ShadowsocksTests", ["Shadowsocks", "Transport", "Adapter", "Config", "Net", nioCore, nioPosix]),
+        testTarget("TLSTests", ["TLS", "Net", "Adapter", "Config", "TestSupport", nioCore, nioPosix]),
+        testTarget("TrojanTests", ["Trojan", "Adapter", nioCore]),
         testTarget("ProxyTests", ["SOCKS", "HTTPProxy", "Mixed", "Adapter", "Net", nioCore, nioPosix,
                                   .product(name: "NIOEmbedded", package: "swift-nio")]),
         testTarget("InteropTests", ["CLI", "TestSupport"]),

@@ -9,6 +9,7 @@ import Mixed
 import SOCKS
 import Shadowsocks
 import SSH
+import Trojan
 import WireGuard
 
 /// What the box built for DNS: the resolver dialers and the `resolve` action use, the handler for
@@ -37,7 +38,7 @@ package struct BoxDNS: Sendable {
 enum BoxRegistrations {
     /// Protocol modules' `register(in:)` calls.
     static let all: [@Sendable (AdapterRegistry) -> Void] = [
-        SOCKSModule.register, HTTPProxyModule.register, MixedModule.register, SSHModule.register, ShadowsocksModule.register,
+        SOCKSModule.register, HTTPProxyModule.register, MixedModule.register, SSHModule.register, ShadowsocksModule.register, TrojanModule.register,
         BoxTunPlatform.register,
         BoxRegistrations.registerTransparent,
         ResolvedService.register,

@@ -1,0 +1,97 @@
+// The `trojan` outbound (Go sing-box 1.12.12 protocol/trojan/outbound.go, read for facts).
+//
+// TCP: dial the server → TLS handshake (when `tls.enabled`; Go dials plain TCP otherwise) →
+// `TrojanClientHandler` sends the request with the first payload → the channel goes to the router.
+// UDP: the same stream, command 3, frames both ways (`TrojanPacketConnection`).
+// `multiplex` and `transport` are refused at build time, never silently dropped.
+package import Adapter
+package import Config
+package import NIOCore
+import Net
+import TLS
+
+/// sing-box's `trojan` outbound.
+package final class TrojanOutbound: Outbound {
+    package let type = "trojan"
+    package let tag: String
+    package let networks: Set<NetworkKind>
+    package let dependencies: [String]
+    private let server: Destination
+    private let key: [UInt8]
+    private let tls: TLSClientConfiguration?
+    private let dialer: any Dialer
+    private let logger: ContextLogger
+
+    /// `dialer` reaches the server (dial fields, `detour`). Throws for `multiplex`, `transport`
+    /// and TLS features this build lacks, and for bad `tls` values (Go's wording).
+    package init(tag: String, options: TrojanOutboundOptions, dialer: any Dialer, logger: ContextLogger) throws {
+        self.tag = tag
+        if options.multiplex?.enabled == true { throw AdapterError.notImplemented("multiplex on trojan outbound") }
+        if let transport = options.transport { throw AdapterError.notImplemented("transport \(transport.type) on trojan outbound") }
+        tls = try TLSClientConfiguration.make(options.tls, serverAddress: options.server.server)
+        let names = options.network.networks
+        networks = names.isEmpty ? [.tcp, .udp] : Set(names.compactMap { NetworkKind(rawValue: $0) })
+        dependencies = options.dial.detour.map { [$0] } ?? []
+        server = Destination(host: Host(options.server.server), port: options.server.serverPort)
+        key = TrojanModule.key(password: options.password)
+        self.dialer = dialer
+        self.logger = logger
+    }
+
+    package func dialTCP(_ metadata: FlowMetadata, on eventLoop: any EventLoop) async throws -> any Channel {
+        guard networks.contains(.tcp) else { throw AdapterError(.unsupportedNetwork, "TCP is not supported by outbound: \(tag)") }
+        logger.info("outbound connection to \(metadata.destination)", flow: metadata.flowID)
+        var request = ByteBuffer()
+        request.reserveCapacity(TrojanCodec.requestLength(for: metadata.destination))
+        try TrojanCodec.writeRequest(key: key, command: TrojanModule.commandConnect, destination: metadata.destination, to: &request)
+        let (channel, tlsHandler) = try await connect(on: eventLoop)
+        do {
+            let header = request
+            try await eventLoop.submit {
+                let handler = TrojanClientHandler(request: header)
+                try channel.pipeline.syncOperations.addHandler(handler, position: Self.protocolPosition(channel, after: tlsHandler))
+            }.get()
+            return channel
+        } catch {
+            channel.close(promise: nil)
+            throw error
+        }
+    }
+
+    package func listenPacket(_ metadata: FlowMetadata, on eventLoop: any EventLoop) async throws -> any PacketConnection {
+        guard networks.contains(.udp) else { throw AdapterError(.unsupportedNetwork, "UDP is not supported by outbound: \(tag)") }
+        logger.info("outbound packet connection to \(metadata.destination)", flow: metadata.flowID)
+        let (channel, _) = try await connect(on: eventLoop)
+        let key = self.key
+        do {
+            return try await eventLoop.submit {
+                // The reader goes last, then the holder leaves, replaying anything it held into it.
+                let connection = try TrojanPacketConnection(channel: channel, key: key)
+                if let holder = try? channel.pipeline.syncOperations.handler(type: FlowBufferHandler.self) {
+                    channel.pipeline.syncOperations.removeHandler(holder, promise: nil)
+                }
+                return connection
+            }.get()
+        } catch {
+            channel.close(promise: nil)
+            throw error
+        }
+    }
+
+    /// Dials the server and runs the TLS handshake when configured; returns the channel and the
+    /// TLS handler (nil for plain TCP).
+    private func connect(on eventLoop: any EventLoop) async throws -> (any Channel, TLSClientHandler?) {
+        let channel = try await dialer.dialTCP(to: server, on: eventLoop)
+        guard let tls else { return (channel, nil) }
+        let connection = try await tls.handshake(on: channel) { Self.protocolPosition(channel, after: nil) }
+        return (channel, connection.handler)
+    }
+
+    /// Where a layer goes: right after `handler` when given, else right before the dialer's early-bytes
+    /// holder (so it sits above whatever a detour stacked below), else last. On the channel's loop.
+    static func protocolPosition(_ channel: any Channel, after handler: (any ChannelHandler)?) -> ChannelPipeline.SynchronousOperations.Position {
+        if let handler { return .after(handler) }
+        if let holder = try? channel.pipeline.syncOperations.handler(type: FlowBufferHandler.self) { return .before(holder) }
+        return .last
+    }
+}
