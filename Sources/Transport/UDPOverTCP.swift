@@ -33,9 +33,9 @@ package enum UDPOverTCP {
     }
 
     /// The address families of a packet header (sing's `uot.AddrParser`).
-    static let packetFamilies = AddressFamilies(ipv4: 0, ipv6: 1, domain: 2)
+    static let packetFamilies = AddressSerializer.udpOverTCP
     /// The address families of the version 2 request (sing's `M.SocksaddrSerializer`, RFC 1928 ATYP).
-    static let requestFamilies = AddressFamilies(ipv4: 1, ipv6: 4, domain: 3)
+    static let requestFamilies = AddressSerializer.socks
 }
 
 /// Why UoT bytes could not be read.
@@ -46,12 +46,15 @@ package enum UDPOverTCPError: Error, Equatable, CustomStringConvertible {
     case emptyDomain
     /// The stream ended before the request was whole.
     case truncated
+    /// A name longer than 255 bytes (cannot be written).
+    case domainTooLong
 
     package var description: String {
         switch self {
         case .badAddressFamily(let family): "unknown address family: \(family)"
         case .emptyDomain: "empty domain name"
         case .truncated: "EOF"
+        case .domainTooLong: "domain name too long"
         }
     }
 }
@@ -72,7 +75,7 @@ package struct UDPOverTCPRequest: Equatable, Sendable {
     package static func read(from buffer: inout ByteBuffer) throws(UDPOverTCPError) -> UDPOverTCPRequest? {
         let start = buffer.readerIndex
         guard let flag = buffer.readInteger(as: UInt8.self) else { return nil }
-        guard let destination = try UDPOverTCP.requestFamilies.read(from: &buffer) else {
+        guard let destination = try UDPOverTCP.requestFamilies.readUoT(from: &buffer) else {
             buffer.moveReaderIndex(to: start)
             return nil
         }
@@ -82,79 +85,30 @@ package struct UDPOverTCPRequest: Equatable, Sendable {
     /// Writes the request; throws when the destination name does not fit its length byte.
     package func write(to buffer: inout ByteBuffer) throws(UDPOverTCPError) {
         buffer.writeInteger(isConnect ? 1 : 0 as UInt8)
-        try UDPOverTCP.requestFamilies.write(destination, to: &buffer)
+        try UDPOverTCP.requestFamilies.writeUoT(destination, to: &buffer)
     }
 }
 
-/// One address serializer with its family bytes (sing's `M.NewSerializer`): family, 4 bytes, 16
-/// bytes or a length-prefixed name, then the port in network order.
-struct AddressFamilies {
-    let ipv4: UInt8
-    let ipv6: UInt8
-    let domain: UInt8
-
-    /// Reads an address and port; nil, consuming nothing, when the bytes end early. A name that
-    /// spells an IP literal becomes that IP (Go's `ParseSocksaddrHostPort`).
-    func read(from buffer: inout ByteBuffer) throws(UDPOverTCPError) -> Destination? {
-        let start = buffer.readerIndex
-        guard let family = buffer.getInteger(at: start, as: UInt8.self) else { return nil }
-        let host: Host
-        let portOffset: Int
-        switch family {
-        case ipv4:
-            guard let value = buffer.getInteger(at: start + 1, as: UInt32.self) else { return nil }
-            host = .ip(.v4(value))
-            portOffset = start + 5
-        case ipv6:
-            guard let high = buffer.getInteger(at: start + 1, as: UInt64.self),
-                  let low = buffer.getInteger(at: start + 9, as: UInt64.self) else { return nil }
-            host = .ip(.v6(IPv6Bits(high: high, low: low)))
-            portOffset = start + 17
-        case domain:
-            guard let length = buffer.getInteger(at: start + 1, as: UInt8.self) else { return nil }
-            guard length > 0 else { throw .emptyDomain }
-            guard let name = buffer.getString(at: start + 2, length: Int(length)) else { return nil }
-            host = Host(name)
-            portOffset = start + 2 + Int(length)
-        default:
-            throw .badAddressFamily(family)
-        }
-        guard let port = buffer.getInteger(at: portOffset, as: UInt16.self) else { return nil }
-        buffer.moveReaderIndex(to: portOffset + 2)
-        return Destination(host: host, port: port)
-    }
-
-    /// The bytes `write` takes for `destination`.
-    func encodedLength(_ destination: Destination) -> Int {
-        switch destination.host {
-        case .ip(let ip): ip.unmapped.isIPv4 ? 7 : 19
-        case .domain(let name): 4 + name.utf8.count
+extension UDPOverTCPError {
+    /// The UoT wording of an address field error.
+    init(_ error: AddressSerializerError) {
+        switch error {
+        case .badFamily(let family): self = .badAddressFamily(family)
+        case .emptyDomain: self = .emptyDomain
+        case .domainTooLong: self = .domainTooLong
         }
     }
+}
 
-    /// Writes `destination`; IPv4-mapped IPv6 goes out as IPv4, as Go unwraps it. Throws (writing
-    /// nothing) for a name longer than 255 bytes or an empty one.
-    func write(_ destination: Destination, to buffer: inout ByteBuffer) throws(UDPOverTCPError) {
-        switch destination.host {
-        case .ip(let ip):
-            switch ip.unmapped {
-            case .v4(let value):
-                buffer.writeInteger(ipv4)
-                buffer.writeInteger(value)
-            case .v6(let value):
-                buffer.writeInteger(ipv6)
-                buffer.writeInteger(value.high)
-                buffer.writeInteger(value.low)
-            }
-        case .domain(let name):
-            let length = name.utf8.count
-            guard length > 0 else { throw .emptyDomain }
-            guard length <= 255 else { throw .badAddressFamily(domain) }
-            buffer.writeInteger(domain)
-            buffer.writeInteger(UInt8(length))
-            buffer.writeString(name)
-        }
-        buffer.writeInteger(destination.port)
+extension AddressSerializer {
+    /// `read` with UoT's errors.
+    func readUoT(from buffer: inout ByteBuffer) throws(UDPOverTCPError) -> Destination? {
+        do { return try read(from: &buffer) } catch { throw UDPOverTCPError(error) }
+    }
+
+    /// `write` with UoT's errors.
+    func writeUoT(_ destination: Destination, to buffer: inout ByteBuffer) throws(UDPOverTCPError) {
+        do { try write(destination, to: &buffer) } catch { throw UDPOverTCPError(error) }
     }
 }
 
@@ -174,7 +128,7 @@ package struct UDPOverTCPFraming: Sendable {
         guard payload.readableBytes <= UDPOverTCP.maximumPayload else { return false }
         let mark = out.writerIndex
         if connectDestination == nil {
-            do { try UDPOverTCP.packetFamilies.write(destination, to: &out) } catch {
+            do { try UDPOverTCP.packetFamilies.writeUoT(destination, to: &out) } catch {
                 out.moveWriterIndex(to: mark)
                 return false
             }
@@ -193,7 +147,7 @@ package struct UDPOverTCPFraming: Sendable {
         if let connectDestination {
             address = connectDestination
         } else {
-            guard let read = try UDPOverTCP.packetFamilies.read(from: &buffer) else { return nil }
+            guard let read = try UDPOverTCP.packetFamilies.readUoT(from: &buffer) else { return nil }
             address = read
         }
         guard let length = buffer.readInteger(as: UInt16.self), let payload = buffer.readSlice(length: Int(length)) else {

@@ -17,64 +17,26 @@ extension Destination {
     /// past the port. A domain that spells an IP literal becomes that IP, as Go's
     /// `M.ParseSocksaddrHostPort` does. Throws on an unknown type or an empty domain.
     package static func readSOCKS5(from buffer: inout ByteBuffer) throws(SOCKSError) -> Destination? {
-        let start = buffer.readerIndex
-        guard let type = buffer.getInteger(at: start, as: UInt8.self) else { return nil }
-        let host: Host
-        let portOffset: Int
-        switch type {
-        case SOCKS5AddressType.ipv4:
-            guard let value = buffer.getInteger(at: start + 1, as: UInt32.self) else { return nil }
-            host = .ip(.v4(value))
-            portOffset = start + 5
-        case SOCKS5AddressType.ipv6:
-            guard let high = buffer.getInteger(at: start + 1, as: UInt64.self),
-                  let low = buffer.getInteger(at: start + 9, as: UInt64.self) else { return nil }
-            host = .ip(.v6(IPv6Bits(high: high, low: low)))
-            portOffset = start + 17
-        case SOCKS5AddressType.domain:
-            guard let length = buffer.getInteger(at: start + 1, as: UInt8.self) else { return nil }
-            guard length > 0 else { throw .emptyDomain }
-            guard let name = buffer.getString(at: start + 2, length: Int(length)) else { return nil }
-            host = Host(name)
-            portOffset = start + 2 + Int(length)
-        default:
-            throw .badAddressType(type)
-        }
-        guard let port = buffer.getInteger(at: portOffset, as: UInt16.self) else { return nil }
-        buffer.moveReaderIndex(to: portOffset + 2)
-        return Destination(host: host, port: port)
+        do { return try AddressSerializer.socks.read(from: &buffer) } catch { throw SOCKSError(error) }
     }
 
     /// Bytes `writeSOCKS5` will write; the domain form counts its UTF-8 bytes.
-    package var socks5EncodedLength: Int {
-        switch host {
-        case .ip(let ip): return ip.unmapped.isIPv4 ? 7 : 19
-        case .domain(let name): return 4 + name.utf8.count
-        }
-    }
+    package var socks5EncodedLength: Int { AddressSerializer.socks.encodedLength(self) }
 
     /// Writes this destination as an RFC 1928 address. IPv4-mapped IPv6 goes out as IPv4, as Go
     /// unwraps it. Throws when a domain does not fit its length byte; then nothing is written.
     package func writeSOCKS5(to buffer: inout ByteBuffer) throws(SOCKSError) {
-        switch host {
-        case .ip(let ip):
-            switch ip.unmapped {
-            case .v4(let value):
-                buffer.writeInteger(SOCKS5AddressType.ipv4)
-                buffer.writeInteger(value)
-            case .v6(let value):
-                buffer.writeInteger(SOCKS5AddressType.ipv6)
-                buffer.writeInteger(value.high)
-                buffer.writeInteger(value.low)
-            }
-        case .domain(let name):
-            let length = name.utf8.count
-            guard length <= 255 else { throw .fieldTooLong(.domain, length: length) }
-            guard length > 0 else { throw .emptyDomain }
-            buffer.writeInteger(SOCKS5AddressType.domain)
-            buffer.writeInteger(UInt8(length))
-            buffer.writeString(name)
+        do { try AddressSerializer.socks.write(self, to: &buffer) } catch { throw SOCKSError(error) }
+    }
+}
+
+extension SOCKSError {
+    /// The SOCKS wording of an address field error.
+    init(_ error: AddressSerializerError) {
+        switch error {
+        case .badFamily(let type): self = .badAddressType(type)
+        case .emptyDomain: self = .emptyDomain
+        case .domainTooLong(let length): self = .fieldTooLong(.domain, length: length)
         }
-        buffer.writeInteger(port)
     }
 }
