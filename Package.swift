@@ -72,7 +72,7 @@ let package = Package(
                                                   .product(name: "NIOHPACK", package: "swift-nio-http2")]),
 
         // Floor 6: what carries protocols' bytes (UDP-over-TCP).
-        swiftTarget("Transport", path: "Sources/Transport", ["Adapter", "Net", nioCore]),
+        swiftTarget("Transport", path: "Sources/Transport", ["Adapter", "Net", "Config", "COpenSSL", nioCore]),
 
         // Floor 8: protocols.
         swiftTarget("SOCKS", path: "Sources/Protocols/SOCKS", ["Adapter", "Net", "Transport", "Config", nioCore]),
@@ -82,7 +82,7 @@ let package = Package(
                                                            .product(name: "NIOSSH", package: "swift-nio-ssh"),
                                                            .product(name: "Crypto", package: "swift-crypto")]),
         swiftTarget("Shadowsocks", path: "Sources/Protocols/Shadowsocks", ["Adapter", "Net", "Transport", "Config", "COpenSSL", "CSodium", nioCore]),
-        swiftTarget("Trojan", path: "Sources/Protocols/Trojan", ["SOCKS", "TLS", "Adapter", "Net", "Config", "COpenSSL", nioCore]),
+        swiftTarget("Trojan", path: "Sources/Protocols/Trojan", ["SOCKS", "TLS", "Transport", "Adapter", "Net", "Config", "COpenSSL", nioCore]),
         swiftTarget("Direct", path: "Sources/Protocols/Direct", ["Adapter", "Net", "Config", nioCore]),
         swiftTarget("Block", path: "Sources/Protocols/Block", ["Adapter", "Config", nioCore]),
         swiftTarget("Group", path: "Sources/Protocols/Group", ["Adapter", "Config", nioCore]),
@@ -131,7 +131,7 @@ let package = Package(
         testTarget("DNSTests", ["TestSupport", "DNS", "Adapter", "Config", "Net", nioCore, nioPosix]),
         testTarget("WireGuardTests", ["TestSupport", "WireGuard", "NetstackWire", "COpenSSL", nioCore, nioPosix]),
         testTarget("ApplianceTests", ["TestSupport", "TunDevice", "Netlink", "Nftables", "Systemd", "LinuxSockets", "NetstackNIO", "Netstack", "NetstackWire", nioCore, nioPosix]),
-        testTarget("TransportTests", ["Transport", "Adapter", "Net", nioCore, .product(name: "NIOEmbedded", package: "swift-nio")]),
+        testTarget("TransportTests", ["Transport", "Adapter", "Config", "Net", nioCore, .product(name: "NIOEmbedded", package: "swift-nio")]),
         testTarget("ShadowsocksTests", ["Shadowsocks", "Transport", "Adapter", "Config", "Net", nioCore, nioPosix]),
         testTarget("TLSTests", ["TLS", "Net", "Adapter", "Config", "TestSupport", nioCore, nioPosix]),
         testTarget("TrojanTests", ["Trojan", "Adapter", nioCore]),

@@ -94,6 +94,57 @@ sys.stdout.buffer.write(data.split(b"\r\n\r\n", 1)[1])
         "{\"type\":\"trojan\",\"tag\":\"\(tag)\",\"server\":\"127.0.0.1\",\"server_port\":\(port),\"password\":\"\(password)\",\"tls\":\(tls)\(extra)}"
     }
 
+    /// v2ray transports under trojan, against Go's trojan inbound with the same transport: ws (plain
+    /// and over TLS; early data in a header and in the path) and httpupgrade; byte-exact downloads
+    /// and a DNS query over UDP through each.
+    @Test func transportsAgainstGoTrojanInbound() throws {
+        let work = try TemporaryDirectory()
+        let certificates = try InteropCertificates()
+        let files = try FileServer(in: work)
+        defer { files.stop() }
+        let dns = try Dnsmasq(in: work)
+        defer { dns.stop() }
+        let cases: [(name: String, transport: String, tls: Bool)] = [
+            ("ws", #"{"type":"ws","path":"/ws"}"#, false),
+            ("ws-tls", #"{"type":"ws","path":"ws-tls","headers":{"Host":"front.test"}}"#, true),
+            ("ws-early-header", #"{"type":"ws","path":"/e","max_early_data":2048,"early_data_header_name":"Sec-WebSocket-Protocol"}"#, false),
+            ("ws-early-path", #"{"type":"ws","path":"/p","max_early_data":64}"#, true),
+            ("httpupgrade", #"{"type":"httpupgrade","path":"/up","host":"front.test"}"#, false),
+            ("httpupgrade-tls", #"{"type":"httpupgrade","path":"/up2"}"#, true),
+        ]
+        var inbounds: [String] = [], outbounds: [String] = [], mixed: [String] = [], rules: [String] = []
+        var ports: [(String, UInt16)] = []
+        for item in cases {
+            let server = try freePort(), client = try freePort()
+            ports.append((item.name, client))
+            inbounds.append("{\"type\":\"trojan\",\"tag\":\"\(item.name)\",\"listen\":\"127.0.0.1\",\"listen_port\":\(server),"
+                            + "\"users\":[{\"password\":\"pw\"}],\"transport\":\(item.transport)"
+                            + (item.tls ? ",\"tls\":\(certificates.inboundTLS)}" : "}"))
+            let tls = item.tls ? certificates.outboundTLS() : #"{"enabled":false}"#
+            outbounds.append(Self.trojanOut(port: server, password: "pw", tls: tls, tag: item.name, extra: ",\"transport\":\(item.transport)"))
+            mixed.append(ConfigJSON.mixed(port: client, tag: "in-\(item.name)"))
+            rules.append("{\"inbound\":[\"in-\(item.name)\"],\"outbound\":\"\(item.name)\"}")
+        }
+        let anchor = try freePort()
+        let go = try SingBox(.go, config: ConfigJSON.box(inbounds: inbounds + [ConfigJSON.mixed(port: anchor, tag: "anchor")],
+                                                         outbounds: [ConfigJSON.direct]),
+                             waitPort: anchor, in: work, name: "go-transports")
+        defer { go.stop() }
+        let box = try SingBox(.ours, config: ConfigJSON.box(inbounds: mixed, outbounds: outbounds + [ConfigJSON.direct],
+                                                           rules: "[" + rules.joined(separator: ",") + "]"),
+                              waitPort: ports[0].1, in: work)
+        defer { box.stop() }
+        let script = try work.write("udp.py", socksUDPClientScript)
+        for (name, port) in ports {
+            try waitForTCP(port: port, process: box.process)
+            let intact = (try? curl(["--socks5-hostname", "127.0.0.1:\(port)", files.blobURL])) == files.blob
+            #expect(intact, "\(name)\n\(box.log)\n\(go.log)")
+            let result = try runTool(Peers.python3, [script, String(port), String(dns.port)])
+            #expect(String(decoding: result.stdout, as: UTF8.self) == "127.0.0.1:\(dns.port) 10.1.2.3\n", "\(name) UDP: \(result.stderr)")
+        }
+        #expect(go.log.contains("inbound/trojan[ws-early-path]") && go.log.contains("inbound/trojan[httpupgrade]"), "\(go.log)")
+    }
+
     /// Our mixed inbound → our trojan outbound → Go's trojan inbound (TLS) → the file server, byte-exact;
     /// a DNS query over UDP the same way to dnsmasq; a wrong password fails the flow.
     @Test func throughGoTrojanInbound() throws {
@@ -204,7 +255,7 @@ sys.stdout.buffer.write(data.split(b"\r\n\r\n", 1)[1])
         #expect(box.log.contains("tls handshake: certificate verify failed: unable to get local issuer certificate"), "\(box.log)")
 
         for (extra, expected) in [(",\"multiplex\":{\"enabled\":true}", "not implemented: multiplex on trojan outbound"),
-                                  (",\"transport\":{\"type\":\"ws\"}", "not implemented: transport ws on trojan outbound")] {
+                                  (",\"transport\":{\"type\":\"grpc\"}", "not implemented: transport grpc on trojan outbound")] {
             let config = try work.write("bad.json", ConfigJSON.box(
                 inbounds: [ConfigJSON.mixed(port: try freePort())],
                 outbounds: [Self.trojanOut(port: server.port, password: "s3cret", tls: certificates.outboundTLS(), extra: extra)]))

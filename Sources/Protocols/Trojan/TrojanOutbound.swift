@@ -3,12 +3,14 @@
 // TCP: dial the server → TLS handshake (when `tls.enabled`; Go dials plain TCP otherwise) →
 // `TrojanClientHandler` sends the request with the first payload → the channel goes to the router.
 // UDP: the same stream, command 3, frames both ways (`TrojanPacketConnection`).
-// `multiplex` and `transport` are refused at build time, never silently dropped.
+// `multiplex` is refused at build time, never silently dropped; `transport` ws and httpupgrade
+// upgrade the stream after TLS (Transport), the others are refused.
 package import Adapter
 package import Config
 package import NIOCore
 import Net
 import TLS
+import Transport
 
 /// sing-box's `trojan` outbound.
 package final class TrojanOutbound: Outbound {
@@ -19,6 +21,8 @@ package final class TrojanOutbound: Outbound {
     private let server: Destination
     private let key: [UInt8]
     private let tls: TLSClientConfiguration?
+    /// `transport` (ws, httpupgrade): the stream is upgraded after TLS, before trojan's header.
+    private let transport: V2RayTransportClient?
     private let dialer: any Dialer
     private let logger: ContextLogger
 
@@ -27,8 +31,18 @@ package final class TrojanOutbound: Outbound {
     package init(tag: String, options: TrojanOutboundOptions, dialer: any Dialer, logger: ContextLogger) throws {
         self.tag = tag
         if options.multiplex?.enabled == true { throw AdapterError.notImplemented("multiplex on trojan outbound") }
-        if let transport = options.transport { throw AdapterError.notImplemented("transport \(transport.type) on trojan outbound") }
         tls = try TLSClientConfiguration.make(options.tls, serverAddress: options.server.server)
+        let serverAddress = Destination(host: Host(options.server.server), port: options.server.serverPort)
+        if let transportOptions = options.transport {
+            do {
+                transport = try V2RayTransportClient(options: transportOptions, server: serverAddress,
+                                                     tlsServerName: options.tls?.enabled == true ? options.tls?.serverName : nil)
+            } catch {
+                throw AdapterError.notImplemented("transport \(transportOptions.type) on trojan outbound")
+            }
+        } else {
+            transport = nil
+        }
         let names = options.network.networks
         networks = names.isEmpty ? [.tcp, .udp] : Set(names.compactMap { NetworkKind(rawValue: $0) })
         dependencies = options.dial.detour.map { [$0] } ?? []
@@ -79,12 +93,17 @@ package final class TrojanOutbound: Outbound {
     }
 
     /// Dials the server and runs the TLS handshake when configured; returns the channel and the
-    /// TLS handler (nil for plain TCP).
-    private func connect(on eventLoop: any EventLoop) async throws -> (any Channel, TLSClientHandler?) {
+    /// handler protocol layers go after (the transport's, else TLS's; nil for plain TCP).
+    private func connect(on eventLoop: any EventLoop) async throws -> (any Channel, (any ChannelHandler)?) {
         let channel = try await dialer.dialTCP(to: server, on: eventLoop)
-        guard let tls else { return (channel, nil) }
-        let connection = try await tls.handshake(on: channel) { Self.protocolPosition(channel, after: nil) }
-        return (channel, connection.handler)
+        var last: (any ChannelHandler)?
+        if let tls {
+            last = try await tls.handshake(on: channel) { Self.protocolPosition(channel, after: nil) }.handler
+        }
+        if let transport {
+            last = try await transport.upgrade(channel, after: last)
+        }
+        return (channel, last)
     }
 
     /// Where a layer goes: right after `handler` when given, else right before the dialer's early-bytes
