@@ -1,0 +1,207 @@
+// The inbound's codec and handshake: first in an accepted connection's pipeline, before Net's
+// `FlowBufferHandler`.
+//
+// 1. The first read must hold a whole AEAD prefix (sing-vmess reads once and wants 100 bytes):
+//    the auth ID names the user (time within 120 s, not replayed), then the length opens.
+// 2. Once the sealed header is all there it is opened and decoded; TCP: `[user] inbound connection
+//    to <destination>` and the channel goes to the router (through the UoT flow handler); UDP: a
+//    `VMessServerPacketConnection` goes to the router.
+// 3. From then on it opens the client's chunks and seals what the relay writes; the first write
+//    carries the response header (sing-vmess writes it lazily too).
+// A client that fails a check is closed with one line, Go's `process connection from <source>: …`.
+package import Adapter
+package import Config
+package import NIOCore
+import Net
+
+/// Per-inbound settings every connection's handler shares.
+package struct VMessServerContext: Sendable {
+    package var tag: String
+    package var users: [VMessServerUser]
+    package var filter: VMessReplayFilter
+    package var listenOptions: ListenOptions?
+    package var logger: ContextLogger
+    package var clock: VMessClock
+
+    package init(tag: String, users: [VMessServerUser], filter: VMessReplayFilter = VMessReplayFilter(),
+                 listenOptions: ListenOptions?, logger: ContextLogger, clock: @escaping VMessClock = vmessSystemClock) {
+        self.tag = tag
+        self.users = users
+        self.filter = filter
+        self.listenOptions = listenOptions
+        self.logger = logger
+        self.clock = clock
+    }
+}
+
+/// Server-side VMess handshake and stream codec; loop-confined.
+package final class VMessServerHandler: ChannelDuplexHandler {
+    package typealias InboundIn = ByteBuffer
+    package typealias InboundOut = ByteBuffer
+    package typealias OutboundIn = ByteBuffer
+    package typealias OutboundOut = ByteBuffer
+
+    private let shared: VMessServerContext
+    private let flowID: FlowID
+    /// TCP flows (the UoT flow handler around the router).
+    private let streams: any FlowHandler
+    /// UDP flows (the router itself, via the listener's hand-off).
+    private let packets: any FlowHandler
+    private var state = State.first
+    private var pending = ByteBuffer()
+    private var request: VMessRequest?
+    private var sealer: VMessChunkSealer?
+    private var opener: VMessChunkOpener?
+    private var response: [UInt8]?
+    private var payloads: [ByteBuffer] = []
+    private var isPacket = false
+    private var failed = false
+
+    private enum State { case first, header(user: Int, length: Int), body }
+
+    /// One accepted connection. `streams` takes TCP flows, `packets` UDP flows.
+    package init(context: VMessServerContext, flowID: FlowID, streams: any FlowHandler, packets: any FlowHandler) {
+        self.shared = context
+        self.flowID = flowID
+        self.streams = streams
+        self.packets = packets
+    }
+
+    package func handlerAdded(context: ChannelHandlerContext) {
+        if context.channel.isActive { context.read() }
+    }
+
+    package func channelActive(context: ChannelHandlerContext) {
+        context.fireChannelActive()
+        context.read()
+    }
+
+    package func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard !failed else { return }
+        var bytes = unwrapInboundIn(data)
+        if pending.readableBytes == 0 {
+            pending = bytes
+        } else {
+            pending.writeBuffer(&bytes)
+        }
+        do {
+            if case .body = state {} else {
+                guard try handshake(context: context) else {
+                    context.read()
+                    return
+                }
+            }
+            try opener?.open(&pending, into: &payloads)
+        } catch {
+            fail(context: context, error: error)
+            return
+        }
+        for payload in payloads { context.fireChannelRead(wrapInboundOut(payload)) }
+        payloads.removeAll(keepingCapacity: true)
+        if pending.readableBytes == 0 {
+            pending = ByteBuffer()
+        } else if pending.readerIndex > 1 << 16 {
+            pending.discardReadBytes()
+        }
+    }
+
+    /// Advances the handshake with what is pending; true once the request is read and handed off.
+    private func handshake(context: ChannelHandlerContext) throws(VMessError) -> Bool {
+        while true {
+            switch state {
+            case .first:
+                // sing-vmess reads once and refuses a shorter first read.
+                guard pending.readableBytes >= VMessModule.aeadMinimumHeaderLength else { throw .badHeader }
+                let prefix = pending.getBytes(at: pending.readerIndex, length: VMessHeader.headerIndex)!
+                let user = try VMessHeader.identify(authID: Array(prefix[0..<16]), users: shared.users, filter: shared.filter,
+                                                    now: shared.clock())
+                let length = try VMessHeader.openLength(prefix, commandKey: shared.users[user].commandKey)
+                state = .header(user: user, length: length)
+            case .header(let user, let length):
+                let total = VMessHeader.headerIndex + length + 16
+                guard let bytes = pending.readBytes(length: total) else { return false }
+                let request = try VMessHeader.openRequest(bytes, length: length, commandKey: shared.users[user].commandKey)
+                if request.command == VMessModule.commandMux { throw .muxNotImplemented }
+                sealer = try VMessChunkSealer(.response(request))
+                opener = try VMessChunkOpener(.request(request))
+                response = VMessHeader.sealResponse(responseHeader: request.responseHeader, option: request.option,
+                                                    responseKey: request.responseKey, responseNonce: request.responseNonce)
+                self.request = request
+                state = .body
+                handOff(context: context, request: request, user: shared.users[user])
+                return true
+            case .body:
+                return true
+            }
+        }
+    }
+
+    private func handOff(context: ChannelHandlerContext, request: VMessRequest, user: VMessServerUser) {
+        let source = context.channel.remoteAddress.flatMap { Destination($0) }.map { source -> Destination in
+            var out = source
+            if let ip = source.ip { out.host = .ip(ip.unmapped) }
+            return out
+        }
+        // Both commands other than mux carry an address (decodeRequest guarantees it).
+        let destination = request.destination ?? Destination(ip: .v4(0), port: 0)
+        isPacket = request.command == VMessModule.commandUDP
+        var metadata = FlowMetadata(inbound: shared.tag, inboundType: "vmess", network: isPacket ? .udp : .tcp, source: source,
+                                    destination: destination, flowID: flowID)
+        if let listenOptions = shared.listenOptions { metadata.applyListenOptions(listenOptions) }
+        if !user.name.isEmpty { metadata.user = user.name }
+        if isPacket {
+            shared.logger.info("[\(user.logName)] inbound packet connection to \(destination)", flow: flowID)
+            do {
+                let connection = try VMessServerPacketConnection(channel: context.channel, destination: destination)
+                let sync = context.pipeline.syncOperations
+                if let holder = try? sync.handler(type: FlowBufferHandler.self) { sync.removeHandler(holder, promise: nil) }
+                _ = try? context.channel.syncOptions?.setOption(ChannelOptions.autoRead, value: false)
+                packets.handleUDP(connection, metadata: metadata)
+            } catch {
+                context.close(promise: nil)
+            }
+        } else {
+            shared.logger.info("[\(user.logName)] inbound connection to \(destination)", flow: flowID)
+            streams.handleTCP(context.channel, metadata: metadata, responder: nil)
+        }
+    }
+
+    package func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if case .body = state {} else if let event = event as? ChannelEvent, event == .inputClosed {
+            // The client gave up inside its header: Go's read fails with EOF.
+            if !failed { fail(context: context, message: pending.readableBytes == 0 ? "EOF" : "unexpected EOF") }
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    package func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        let payload = unwrapOutboundIn(data)
+        guard payload.readableBytes > 0, sealer != nil else {
+            context.write(data, promise: promise)
+            return
+        }
+        var out = context.channel.allocator.buffer(capacity: (response?.count ?? 0) + sealer!.sealedLength(payload.readableBytes))
+        if let response {
+            out.writeBytes(response)
+            self.response = nil
+        }
+        sealer!.seal(payload, into: &out, asOnePacket: isPacket)
+        context.write(wrapOutboundOut(out), promise: promise)
+    }
+
+    private func fail(context: ChannelHandlerContext, error: any Error) {
+        fail(context: context, message: "\(error)", error: error)
+    }
+
+    private func fail(context: ChannelHandlerContext, message: String, error: (any Error)? = nil) {
+        failed = true
+        payloads.removeAll()
+        let source = context.channel.remoteAddress.flatMap { Destination($0) }.map { "\($0)" } ?? "unknown"
+        shared.logger.error("process connection from \(source): \(message)", flow: flowID)
+        if case .body = state, let error {
+            context.fireErrorCaught(error)
+        }
+        context.close(promise: nil)
+    }
+}
