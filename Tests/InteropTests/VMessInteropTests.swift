@@ -1,0 +1,192 @@
+// VMess against real peers: Go sing-box 1.12.12 (sing-vmess both ways) and v2ray 4.34 (Debian's
+// golang-v2ray-core, AEAD header with alterId 0) both ways. Each pairing carries a byte-exact
+// download over TCP and a DNS query over UDP to dnsmasq through a mixed inbound. Bad clients
+// (garbage, short first reads, a wrong UUID) are refused as Go refuses them, with Go's words.
+// Every process is owned by a `Spawned`/fixture stopped in a `defer`.
+import Foundation
+import Testing
+
+enum VMessConfig {
+    static let uuid = "b831381d-6324-4d53-ad4f-8cda48b30811"
+
+    static func inbound(port: UInt16, uuid: String = uuid, name: String = "alice", tag: String = "vmess-in") -> String {
+        "{\"type\":\"vmess\",\"tag\":\"\(tag)\",\"listen\":\"127.0.0.1\",\"listen_port\":\(port),"
+            + "\"users\":[{\"name\":\"\(name)\",\"uuid\":\"\(uuid)\",\"alterId\":0}]}"
+    }
+
+    static func outbound(port: UInt16, security: String, uuid: String = uuid, extra: String = "", tag: String = "vmess-out") -> String {
+        "{\"type\":\"vmess\",\"tag\":\"\(tag)\",\"server\":\"127.0.0.1\",\"server_port\":\(port),"
+            + "\"uuid\":\"\(uuid)\",\"security\":\"\(security)\"\(extra)}"
+    }
+
+    /// A box serving vmess on `serverPort` (to direct) and relaying its mixed inbound on `mixedPort`
+    /// through a vmess outbound to `peerPort`.
+    static func both(mixedPort: UInt16, serverPort: UInt16, peerPort: UInt16, security: String, extra: String = "") -> String {
+        ConfigJSON.box(inbounds: [ConfigJSON.mixed(port: mixedPort, tag: "m"), inbound(port: serverPort)],
+                       outbounds: [ConfigJSON.direct, outbound(port: peerPort, security: security, extra: extra)],
+                       rules: "[{\"inbound\":[\"m\"],\"outbound\":\"vmess-out\"}]")
+    }
+}
+
+/// v2ray 4.34 (`v2ray -config`), as a VMess server to freedom or as a SOCKS5 → VMess client.
+final class V2Ray: @unchecked Sendable {
+    static let binary = "/usr/bin/v2ray"
+    let port: UInt16
+    private let process: Spawned
+
+    init(server port: UInt16, uuid: String, in work: TemporaryDirectory) throws {
+        self.port = port
+        let config = """
+        {"log":{"loglevel":"debug"},
+         "inbounds":[{"listen":"127.0.0.1","port":\(port),"protocol":"vmess","settings":{"clients":[{"id":"\(uuid)","alterId":0}]}}],
+         "outbounds":[{"protocol":"freedom"}]}
+        """
+        process = try Spawned(Self.binary, ["-config", try work.write("v2ray-server-\(port).json", config)], name: "v2ray-server", directory: work)
+        try waitForTCP(port: port, process: process)
+    }
+
+    init(socks port: UInt16, vmessPort: UInt16, uuid: String, security: String, in work: TemporaryDirectory) throws {
+        self.port = port
+        let config = """
+        {"log":{"loglevel":"debug"},
+         "inbounds":[{"listen":"127.0.0.1","port":\(port),"protocol":"socks","settings":{"auth":"noauth","udp":true,"ip":"127.0.0.1"}}],
+         "outbounds":[{"protocol":"vmess","settings":{"vnext":[{"address":"127.0.0.1","port":\(vmessPort),
+           "users":[{"id":"\(uuid)","alterId":0,"security":"\(security)"}]}]}}]}
+        """
+        process = try Spawned(Self.binary, ["-config", try work.write("v2ray-client-\(port).json", config)], name: "v2ray-client", directory: work)
+        try waitForTCP(port: port, process: process)
+    }
+
+    var log: String { process.log }
+    func stop() { process.stop() }
+}
+
+extension V2Ray: SingBoxOrProcess {}
+
+@Suite(.serialized) struct VMessInteropTests {
+    static let securities = ["aes-128-gcm", "chacha20-poly1305", "none", "zero"]
+
+    /// Ours (mixed → vmess out) → Go (vmess in → direct), and Go (mixed → vmess out) → ours.
+    @Test(arguments: securities)
+    func againstGoSingBox(security: String) throws {
+        try pairWithGo(security: security, extra: "")
+    }
+
+    /// `global_padding` and `authenticated_length` (each and both) change the chunk framing: both
+    /// ways against Go.
+    @Test(arguments: [",\"global_padding\":true", ",\"authenticated_length\":true", ",\"global_padding\":true,\"authenticated_length\":true"])
+    func framingOptionsAgainstGoSingBox(extra: String) throws {
+        try pairWithGo(security: "aes-128-gcm", extra: extra)
+        try pairWithGo(security: "chacha20-poly1305", extra: extra)
+    }
+
+    private func pairWithGo(security: String, extra: String) throws {
+        let work = try TemporaryDirectory()
+        let files = try FileServer(in: work)
+        defer { files.stop() }
+        let dns = try Dnsmasq(in: work)
+        defer { dns.stop() }
+        let ourMixed = try freePort(), ourServer = try freePort(), goMixed = try freePort(), goServer = try freePort()
+        let go = try SingBox(.go, config: VMessConfig.both(mixedPort: goMixed, serverPort: goServer, peerPort: ourServer,
+                                                           security: security, extra: extra), waitPort: goMixed, in: work)
+        defer { go.stop() }
+        let ours = try SingBox(.ours, config: VMessConfig.both(mixedPort: ourMixed, serverPort: ourServer, peerPort: goServer,
+                                                               security: security, extra: extra), waitPort: ourMixed, in: work)
+        defer { ours.stop() }
+        try exercise(via: ourMixed, files: files, dns: dns, work: work, label: "ours → Go \(security)\(extra)", logs: [ours, go])
+        #expect(go.log.contains("inbound/vmess[vmess-in]: [alice] inbound connection to 127.0.0.1:\(files.port)"), "\(go.log)")
+        #expect(go.log.contains("[alice] inbound packet connection to 127.0.0.1:\(dns.port)"), "\(go.log)")
+        try exercise(via: goMixed, files: files, dns: dns, work: work, label: "Go → ours \(security)\(extra)", logs: [ours, go])
+        #expect(ours.log.contains("inbound/vmess[vmess-in]: [alice] inbound connection to 127.0.0.1:\(files.port)"), "\(ours.log)")
+        #expect(ours.log.contains("inbound/vmess[vmess-in]: [alice] inbound packet connection to 127.0.0.1:\(dns.port)"), "\(ours.log)")
+        #expect(ours.log.contains("outbound/vmess[vmess-out]: outbound packet connection to 127.0.0.1:\(dns.port)"), "\(ours.log)")
+    }
+
+    /// v2ray as the server for our outbound, and as a client (SOCKS5 in, vmess out) of our inbound.
+    @Test(arguments: ["aes-128-gcm", "chacha20-poly1305", "none"])
+    func againstV2Ray(security: String) throws {
+        let work = try TemporaryDirectory()
+        let files = try FileServer(in: work)
+        defer { files.stop() }
+        let dns = try Dnsmasq(in: work)
+        defer { dns.stop() }
+        let ourMixed = try freePort(), ourServer = try freePort()
+        let server = try V2Ray(server: try freePort(), uuid: VMessConfig.uuid, in: work)
+        defer { server.stop() }
+        let ours = try SingBox(.ours, config: VMessConfig.both(mixedPort: ourMixed, serverPort: ourServer, peerPort: server.port,
+                                                               security: security), waitPort: ourMixed, in: work)
+        defer { ours.stop() }
+        try waitForTCP(port: ourServer, process: ours.process)
+        let client = try V2Ray(socks: try freePort(), vmessPort: ourServer, uuid: VMessConfig.uuid, security: security, in: work)
+        defer { client.stop() }
+        try exercise(via: ourMixed, files: files, dns: dns, work: work, label: "ours → v2ray \(security)", logs: [ours, server])
+        try exercise(via: client.port, files: files, dns: dns, work: work, label: "v2ray → ours \(security)", logs: [ours, client])
+        #expect(ours.log.contains("inbound/vmess[vmess-in]: [alice] inbound connection to 127.0.0.1:\(files.port)"), "\(ours.log)")
+    }
+
+    /// A wrong UUID both ways: the client's download fails and the server logs Go's `bad request`.
+    @Test func wrongUUIDFailsCleanly() throws {
+        let work = try TemporaryDirectory()
+        let files = try FileServer(in: work)
+        defer { files.stop() }
+        let ourMixed = try freePort(), ourServer = try freePort(), goMixed = try freePort(), goServer = try freePort()
+        let wrong = "00000000-0000-4000-8000-000000000001"
+        func config(mixed: UInt16, server: UInt16, peer: UInt16) -> String {
+            ConfigJSON.box(inbounds: [ConfigJSON.mixed(port: mixed, tag: "m"), VMessConfig.inbound(port: server)],
+                           outbounds: [ConfigJSON.direct, VMessConfig.outbound(port: peer, security: "aes-128-gcm", uuid: wrong)],
+                           rules: "[{\"inbound\":[\"m\"],\"outbound\":\"vmess-out\"}]")
+        }
+        let go = try SingBox(.go, config: config(mixed: goMixed, server: goServer, peer: ourServer), waitPort: goMixed, in: work)
+        defer { go.stop() }
+        let ours = try SingBox(.ours, config: config(mixed: ourMixed, server: ourServer, peer: goServer), waitPort: ourMixed, in: work)
+        defer { ours.stop() }
+        #expect(throws: PeerError.self) { try curl(["--socks5-hostname", "127.0.0.1:\(ourMixed)", files.blobURL]) }
+        #expect(throws: PeerError.self) { try curl(["--socks5-hostname", "127.0.0.1:\(goMixed)", files.blobURL]) }
+        let needle = "process connection from 127.0.0.1:"
+        #expect(waitForLog(go, containing: needle) && go.log.contains(": bad request"), "\(go.log)")
+        #expect(waitForLog(ours, containing: needle) && ours.log.contains(": bad request"), "\(ours.log)")
+    }
+
+    /// Garbage and a short first read against our inbound and Go's: both close without an answer and
+    /// log the same cause (`bad request` for 200 random bytes, `bad header` for 10).
+    @Test(arguments: [Implementation.ours, .go])
+    func badClientsAreRefusedAsGoRefusesThem(implementation: Implementation) throws {
+        let work = try TemporaryDirectory()
+        let server = try freePort()
+        let box = try SingBox(implementation, config: ConfigJSON.box(inbounds: [VMessConfig.inbound(port: server)], outbounds: [ConfigJSON.direct]),
+                              waitPort: server, in: work, name: "server-\(implementation)")
+        defer { box.stop() }
+        var generator = SystemRandomNumberGenerator()
+        for (count, cause) in [(200, ": bad request"), (10, ": bad header")] {
+            let fd = connectTCP(port: server)
+            #expect(fd >= 0)
+            defer { close(fd) }
+            #expect(writeAll(fd, (0..<count).map { _ in UInt8.random(in: 0...255, using: &generator) }))
+            #expect(readAll(fd, timeout: 3).isEmpty, "\(implementation): \(count) garbage bytes got an answer")
+            #expect(waitForLog(box, containing: cause), "\(implementation) \(count): \(box.log)")
+        }
+    }
+
+    private func waitForLog(_ box: SingBox, containing needle: String) -> Bool {
+        for _ in 0..<60 {
+            if box.log.contains(needle) { return true }
+            usleep(50_000)
+        }
+        return false
+    }
+
+    /// One TCP download and one UDP DNS query through the SOCKS5 port `port`.
+    private func exercise(via port: UInt16, files: FileServer, dns: Dnsmasq, work: TemporaryDirectory, label: String,
+                          logs: [any SingBoxOrProcess]) throws {
+        do {
+            let body = try curl(["--socks5-hostname", "127.0.0.1:\(port)", files.blobURL])
+            #expect(body == files.blob, "\(label): TCP body differs (\(body.count) bytes)")
+        } catch {
+            Issue.record("\(label): TCP: \(error)\n\(logs.map(\.log).joined(separator: "\n----\n"))")
+        }
+        let script = try work.write("udp.py", socksUDPClientScript)
+        let result = try runTool(Peers.python3, [script, String(port), String(dns.port)])
+        #expect(String(decoding: result.stdout, as: UTF8.self) == "127.0.0.1:\(dns.port) 10.1.2.3\n",
+                "\(label): UDP: \(result.stderr)\n\(logs.map(\.log).joined(separator: "\n----\n"))")
+    }
+}
