@@ -167,6 +167,61 @@ extension V2Ray: SingBoxOrProcess {}
         }
     }
 
+    /// Our outbound over TLS to Go's vmess inbound with TLS: `auto` becomes `zero` under TLS as in
+    /// Go (no body framing on TCP, plain chunks for UDP).
+    @Test(arguments: ["auto", "aes-128-gcm"])
+    func overTLSToGo(security: String) throws {
+        let work = try TemporaryDirectory()
+        let certificates = try InteropCertificates()
+        let files = try FileServer(in: work)
+        defer { files.stop() }
+        let dns = try Dnsmasq(in: work)
+        defer { dns.stop() }
+        let goServer = try freePort(), mixed = try freePort()
+        let inbound = String(VMessConfig.inbound(port: goServer).dropLast()) + ",\"tls\":\(certificates.inboundTLS)}"
+        let go = try SingBox(.go, config: ConfigJSON.box(inbounds: [inbound], outbounds: [ConfigJSON.direct]),
+                             waitPort: goServer, in: work, name: "go-vmess-tls")
+        defer { go.stop() }
+        let outbound = VMessConfig.outbound(port: goServer, security: security, extra: ",\"tls\":\(certificates.outboundTLS())")
+        let ours = try SingBox(.ours, config: ConfigJSON.box(inbounds: [ConfigJSON.mixed(port: mixed)], outbounds: [outbound]),
+                               waitPort: mixed, in: work)
+        defer { ours.stop() }
+        try exercise(via: mixed, files: files, dns: dns, work: work, label: "ours → Go over TLS \(security)", logs: [ours, go])
+        #expect(go.log.contains("[alice] inbound connection to 127.0.0.1:\(files.port)"), "\(go.log)")
+    }
+
+    /// What this build does not carry fails the start with `not implemented` naming the field.
+    @Test func unsupportedFieldsFailTheStart() throws {
+        let work = try TemporaryDirectory()
+        let outbounds: [(String, String)] = [
+            (",\"multiplex\":{\"enabled\":true}", "not implemented: multiplex on vmess outbound"),
+            (",\"transport\":{\"type\":\"ws\"}", "not implemented: transport ws on vmess outbound"),
+            (",\"alter_id\":4", "not implemented: vmess alter_id (legacy header)"),
+            (",\"packet_encoding\":\"xudp\"", "not implemented: vmess packet_encoding xudp"),
+        ]
+        for (extra, expected) in outbounds {
+            let config = try work.write("bad-out.json", ConfigJSON.box(
+                inbounds: [ConfigJSON.mixed(port: try freePort())],
+                outbounds: [VMessConfig.outbound(port: 1, security: "aes-128-gcm", extra: extra)]))
+            let run = try runTool(Peers.ours, ["run", "-c", config], timeout: 10)
+            #expect(run.status != 0)
+            #expect(run.stderr.contains("initialize outbound[0]: \(expected)"), "\(run.stderr)")
+        }
+        let cfb = try work.write("cfb.json", ConfigJSON.box(
+            inbounds: [ConfigJSON.mixed(port: try freePort())], outbounds: [VMessConfig.outbound(port: 1, security: "aes-128-cfb")]))
+        let run = try runTool(Peers.ours, ["run", "-c", cfb], timeout: 10)
+        #expect(run.status != 0 && run.stderr.contains("not implemented: vmess security aes-128-cfb"), "\(run.stderr)")
+        let certificates = try InteropCertificates()
+        for (extra, expected) in [(",\"tls\":\(certificates.inboundTLS)", "not implemented: tls on vmess inbound"),
+                                  (",\"multiplex\":{\"enabled\":true}", "not implemented: multiplex on vmess inbound")] {
+            let inbound = String(VMessConfig.inbound(port: try freePort()).dropLast()) + extra + "}"
+            let config = try work.write("bad-in.json", ConfigJSON.box(inbounds: [inbound], outbounds: [ConfigJSON.direct]))
+            let run = try runTool(Peers.ours, ["run", "-c", config], timeout: 10)
+            #expect(run.status != 0)
+            #expect(run.stderr.contains(expected), "\(run.stderr)")
+        }
+    }
+
     private func waitForLog(_ box: SingBox, containing needle: String) -> Bool {
         for _ in 0..<60 {
             if box.log.contains(needle) { return true }
