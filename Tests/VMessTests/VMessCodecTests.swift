@@ -156,3 +156,24 @@ import Testing
         #expect(throws: VMessError.unsupportedSecurity(9)) { try VMessChunkOpener(.request(Self.request(security: 9, option: 1))) }
     }
 }
+
+@Suite struct VMessPacketAddressTests {
+    @Test func framesRoundTripAndTruncationsAreDropped() throws {
+        let allocator = ByteBufferAllocator()
+        for destination in [Destination(ip: IPAddress("10.1.2.3")!, port: 53), Destination(ip: IPAddress("2001:db8::7")!, port: 443)] {
+            let framed = try #require(VMessPacketAddress.frame(ByteBuffer(bytes: [1, 2, 3]), to: destination, allocator: allocator))
+            // 01 0a010203 0035 010203 for the IPv4 case
+            if destination.ip?.isIPv4 == true { #expect(Array(framed.readableBytesView) == [1, 10, 1, 2, 3, 0, 53, 1, 2, 3]) }
+            var packet = framed
+            #expect(VMessPacketAddress.read(&packet) == destination)
+            #expect(Array(packet.readableBytesView) == [1, 2, 3])
+            for length in 0..<(framed.readableBytes - 3) {
+                var short = framed.getSlice(at: framed.readerIndex, length: length)!
+                #expect(VMessPacketAddress.read(&short) == nil)
+            }
+        }
+        #expect(VMessPacketAddress.frame(ByteBuffer(), to: Destination(domain: "a.example", port: 1), allocator: allocator) == nil)
+        var unknown = ByteBuffer(bytes: [3, 0, 0, 0, 0, 0, 0])
+        #expect(VMessPacketAddress.read(&unknown) == nil)
+    }
+}

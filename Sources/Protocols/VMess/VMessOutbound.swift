@@ -7,8 +7,8 @@
 // Security: `auto` is aes-128-gcm here (Go on amd64) or `zero` under TLS; `none` and `zero` send
 // `none` (TCP unframed, UDP in plain chunks); AEADs use chunk masking, `global_padding` and
 // `authenticated_length` as asked. Refused at build time, never silently dropped: `multiplex`,
-// `transport`, `alter_id` > 0 (the legacy MD5 header), `aes-128-cfb`, packet encodings
-// `packetaddr` and `xudp`.
+// `transport`, `alter_id` > 0 (the legacy MD5 header), `aes-128-cfb`, packet encoding `xudp`.
+// `packetaddr` carries datagrams to any IP on one stream (see VMessPacketConnection.swift).
 package import Adapter
 package import Config
 package import NIOCore
@@ -32,6 +32,8 @@ package final class VMessOutbound: Outbound {
     private let dialer: any Dialer
     private let logger: ContextLogger
     private let clock: VMessClock
+    /// `packet_encoding: "packetaddr"`.
+    private let packetAddress: Bool
 
     /// `dialer` reaches the server. Throws Go's errors for bad values and `not implemented` for
     /// what this build does not carry.
@@ -42,8 +44,9 @@ package final class VMessOutbound: Outbound {
         tls = try TLSClientConfiguration.make(options.tls, serverAddress: options.server.server)
         if options.multiplex?.enabled == true { throw AdapterError.notImplemented("multiplex on vmess outbound") }
         switch options.packetEncoding ?? "" {
-        case "": break
-        case "packetaddr", "xudp": throw AdapterError.notImplemented("vmess packet_encoding \(options.packetEncoding ?? "")")
+        case "": packetAddress = false
+        case "packetaddr": packetAddress = true
+        case "xudp": throw AdapterError.notImplemented("vmess packet_encoding xudp")
         case let other: throw AdapterError(.other, "unknown packet encoding: \(other)")
         }
         var name = options.security.isEmpty ? "auto" : options.security
@@ -111,16 +114,20 @@ package final class VMessOutbound: Outbound {
     package func listenPacket(_ metadata: FlowMetadata, on eventLoop: any EventLoop) async throws -> any PacketConnection {
         guard networks.contains(.udp) else { throw AdapterError(.unsupportedNetwork, "UDP is not supported by outbound: \(tag)") }
         logger.info("outbound packet connection to \(metadata.destination)", flow: metadata.flowID)
-        let request = makeRequest(command: VMessModule.commandUDP, destination: metadata.destination)
+        if packetAddress && metadata.destination.isDomain {
+            throw AdapterError(.other, "packetaddr: domain destination is not supported")
+        }
+        let target = packetAddress ? Destination(domain: VMessPacketAddress.magicAddress, port: 0) : metadata.destination
+        let request = makeRequest(command: VMessModule.commandUDP, destination: target)
         let header = try VMessHeader.sealRequest(request, commandKey: commandKey, time: clock())
         let (channel, tlsHandler) = try await connect(on: eventLoop)
-        let destination = metadata.destination
+        let (destination, packetAddress) = (metadata.destination, self.packetAddress)
         do {
             return try await eventLoop.submit {
                 let handler = try VMessClientHandler(request: request, header: header, isPacket: true)
                 try channel.pipeline.syncOperations.addHandler(handler, position: Self.protocolPosition(channel, after: tlsHandler))
                 // The reader goes last, then the holder leaves, replaying anything it held into it.
-                let connection = try VMessClientPacketConnection(channel: channel, destination: destination)
+                let connection = try VMessClientPacketConnection(channel: channel, destination: destination, packetAddress: packetAddress)
                 if let holder = try? channel.pipeline.syncOperations.handler(type: FlowBufferHandler.self) {
                     channel.pipeline.syncOperations.removeHandler(holder, promise: nil)
                 }

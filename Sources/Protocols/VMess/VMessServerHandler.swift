@@ -150,9 +150,17 @@ package final class VMessServerHandler: ChannelDuplexHandler {
         if let listenOptions = shared.listenOptions { metadata.applyListenOptions(listenOptions) }
         if !user.name.isEmpty { metadata.user = user.name }
         if isPacket {
-            shared.logger.info("[\(user.logName)] inbound packet connection to \(destination)", flow: flowID)
+            let packetAddress = destination.domain == VMessPacketAddress.magicAddress
+            if packetAddress {
+                // Go: the flow has no destination; each datagram names its own.
+                metadata.destination = Destination(ip: .v4(0), port: 0)
+                shared.logger.info("[\(user.logName)] inbound packet addr connection", flow: flowID)
+            } else {
+                shared.logger.info("[\(user.logName)] inbound packet connection to \(destination)", flow: flowID)
+            }
             do {
-                let connection = try VMessServerPacketConnection(channel: context.channel, destination: destination)
+                let connection = try VMessServerPacketConnection(channel: context.channel, destination: destination,
+                                                                 packetAddress: packetAddress)
                 let sync = context.pipeline.syncOperations
                 if let holder = try? sync.handler(type: FlowBufferHandler.self) { sync.removeHandler(holder, promise: nil) }
                 _ = try? context.channel.syncOptions?.setOption(ChannelOptions.autoRead, value: false)
