@@ -177,3 +177,33 @@ import Testing
         #expect(VMessPacketAddress.read(&unknown) == nil)
     }
 }
+
+@Suite struct VMessLegacyHeaderTests {
+    static let uuid = "b831381d-6324-4d53-ad4f-8cda48b30811"
+
+    /// Known answers from Python's hashlib/hmac: the first alter ID and its auth at 1700000000.
+    @Test func alterIDAndAuthKnownAnswers() {
+        let alter = VMessModule.alterID(VMessModule.userID(Self.uuid))
+        #expect(hex(alter) == "5a07183412d5980a72ac845d5568d17d")
+        #expect(hex(VMessCrypto.hmacMD5(key: alter, VMessHeader.bigEndian(UInt64(1_700_000_000)))) == "56e8c2bc23bffa8fcc79da1aea97bcaa")
+    }
+
+    @Test(arguments: [Destination(domain: "example.com", port: 443), Destination(ip: IPAddress("10.1.2.3")!, port: 53),
+                      Destination(ip: IPAddress("2001:db8::1")!, port: 8080)])
+    func legacyRequestRoundTrips(destination: Destination) throws {
+        let commandKey = VMessModule.commandKey(userID: VMessModule.userID(Self.uuid))
+        var request = VMessCodecTests.request(security: VMessModule.securityAES128GCM, option: 5, destination: destination)
+        request.legacy = true
+        let now = vmessSystemClock()
+        let sealed = try VMessHeader.sealLegacyRequest(request, commandKey: commandKey, alterID: VMessModule.alterID(VMessModule.userID(Self.uuid)), time: now)
+        let table = VMessLegacyTable(users: [(0, "00000000-0000-0000-0000-000000000001", 0), (1, Self.uuid, 4)])
+        let found = try #require(table.lookup(Array(sealed[0..<16]), now: now + 30))
+        #expect(found.user == 1 && found.time == now)
+        let body = Array(sealed[16...])
+        // Every prefix is "not yet"; the whole header opens to the request.
+        for length in 0..<body.count { #expect(try VMessHeader.openLegacyRequest(Array(body.prefix(length)), commandKey: commandKey, time: now) == nil) }
+        let opened = try #require(try VMessHeader.openLegacyRequest(body + [1, 2, 3], commandKey: commandKey, time: now))
+        #expect(opened.0 == request && opened.1 == body.count)
+        #expect(table.lookup(Array(sealed[0..<16]), now: now + 200) == nil)
+    }
+}

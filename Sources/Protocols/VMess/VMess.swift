@@ -99,6 +99,17 @@ package enum VMessModule {
         }
     }
 
+    /// The legacy header's alter ID after `userID` (`AlterId`): MD5(id ‖ "16167dc8-…"), extended with
+    /// "533eff8a-…" while it equals `userID`.
+    package static func alterID(_ userID: [UInt8]) -> [UInt8] {
+        var input = userID + Array("16167dc8-16b6-4e6d-b8bb-65dd68113a81".utf8)
+        while true {
+            let candidate = VMessCrypto.md5(input)
+            if candidate != userID { return candidate }
+            input += Array("533eff8a-4113-4b10-b5ce-0f5d76b98cd2".utf8)
+        }
+    }
+
     /// The command key: MD5(uuid ‖ "c48619fe-8f02-49e0-b9e9-edf763e17e21") (`Key`).
     package static func commandKey(userID: [UInt8]) -> [UInt8] {
         VMessCrypto.md5(userID + Array("c48619fe-8f02-49e0-b9e9-edf763e17e21".utf8))

@@ -3,7 +3,8 @@
 // 1. First write: the sealed request header goes out with that payload's chunks (Go's early conn).
 //    TCP: if nothing is written within 300 ms (Go's `C.ReadPayloadTimeout`), or the relay
 //    half-closes first, the header goes out alone so server-first protocols work.
-// 2. Reads: the response length and header are opened (the response byte must be ours), then the
+// 2. Reads: the response length and header are opened (legacy: 4 bytes of AES-CFB; the response
+//    byte must be ours either way), then the
 //    body's chunks; each chunk's payload is passed on (for UDP one chunk is one datagram).
 // A bad tag, length or response byte fails the channel with the error.
 package import NIOCore
@@ -26,7 +27,7 @@ package final class VMessClientHandler: ChannelDuplexHandler, RemovableChannelHa
     private var payloads: [ByteBuffer] = []
     private var failed = false
 
-    private enum ReadState { case responseLength, response(Int), body }
+    private enum ReadState { case responseLength, response(Int), legacyResponse, skip(Int), body }
 
     /// `header` is the sealed request (`VMessHeader.sealRequest`) for `request`. `isPacket`: command
     /// UDP, one datagram per write and per chunk. Throws for a security byte we cannot speak.
@@ -34,6 +35,7 @@ package final class VMessClientHandler: ChannelDuplexHandler, RemovableChannelHa
         self.request = request
         self.header = header
         self.isPacket = isPacket
+        if request.legacy { readState = .legacyResponse }
         sealer = try VMessChunkSealer(.request(request))
         opener = try VMessChunkOpener(.response(request))
     }
@@ -124,6 +126,21 @@ package final class VMessClientHandler: ChannelDuplexHandler, RemovableChannelHa
                 guard let sealed = pending.readBytes(length: length + 16) else { return }
                 let response = try VMessHeader.openResponse(sealed, responseKey: request.responseKey, responseNonce: request.responseNonce)
                 guard response.first == request.responseHeader else { throw .badResponseHeader }
+                readState = .body
+            case .legacyResponse:
+                // (response byte, option, command, command length) under AES-128-CFB; a command's
+                // bytes are skipped unread, as sing-vmess skips them.
+                guard let sealed = pending.readBytes(length: 4) else { return }
+                let response = VMessCFB(key: request.responseKey, iv: request.responseNonce, encrypting: false).apply(sealed)
+                guard response[0] == request.responseHeader else { throw .badResponseHeader }
+                readState = .skip(Int(response[3]))
+            case .skip(let count):
+                let skipped = min(count, pending.readableBytes)
+                pending.moveReaderIndex(forwardBy: skipped)
+                guard skipped == count else {
+                    readState = .skip(count - skipped)
+                    return
+                }
                 readState = .body
             case .body:
                 try opener.open(&pending, into: &payloads)

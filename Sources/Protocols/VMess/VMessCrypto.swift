@@ -77,6 +77,18 @@ package enum VMessCrypto {
         return Array(out.prefix(16))
     }
 
+    /// HMAC-MD5 (the legacy header's auth).
+    package static func hmacMD5(key: [UInt8], _ data: [UInt8]) -> [UInt8] {
+        var digest = [UInt8](repeating: 0, count: 16)
+        var length: UInt32 = 0
+        key.withUnsafeBufferPointer { key in
+            data.withUnsafeBufferPointer { data in
+                _ = HMAC(EVP_md5(), key.baseAddress, Int32(key.count), data.baseAddress, data.count, &digest, &length)
+            }
+        }
+        return digest
+    }
+
     /// sing-vmess `GenerateChacha20Poly1305Key`: MD5(key) ‖ MD5(MD5(key)).
     package static func chachaKey(_ key: [UInt8]) -> [UInt8] {
         let first = md5(key)
@@ -263,5 +275,35 @@ package struct VMessShake128 {
 extension UInt64 {
     @inline(__always) fileprivate func rotatedLeft(_ count: UInt64) -> UInt64 {
         (self << count) | (self >> (64 - count))
+    }
+}
+
+/// AES-128-CFB (CFB128) as a stream, one direction: the legacy header and response. Keyed once;
+/// successive calls continue the stream.
+package final class VMessCFB {
+    private let context: OpaquePointer
+    private let encrypting: Bool
+
+    /// `key` and `iv` are 16 bytes (derived by us).
+    package init(key: [UInt8], iv: [UInt8], encrypting: Bool) {
+        precondition(key.count == 16 && iv.count == 16, "AES-CFB sizes")
+        guard let context = EVP_CIPHER_CTX_new() else { preconditionFailure("EVP_CIPHER_CTX_new failed") }
+        let ok = encrypting ? EVP_EncryptInit_ex(context, EVP_aes_128_cfb128(), nil, key, iv) == 1
+                            : EVP_DecryptInit_ex(context, EVP_aes_128_cfb128(), nil, key, iv) == 1
+        precondition(ok, "EVP AES-CFB init failed")
+        self.context = context
+        self.encrypting = encrypting
+    }
+
+    deinit { EVP_CIPHER_CTX_free(context) }
+
+    /// The next `bytes.count` bytes of the stream applied to `bytes`.
+    package func apply(_ bytes: [UInt8]) -> [UInt8] {
+        guard !bytes.isEmpty else { return [] }
+        var out = [UInt8](repeating: 0, count: bytes.count + 16)
+        var written: Int32 = 0
+        _ = encrypting ? EVP_EncryptUpdate(context, &out, &written, bytes, Int32(bytes.count))
+                       : EVP_DecryptUpdate(context, &out, &written, bytes, Int32(bytes.count))
+        return Array(out.prefix(bytes.count))
     }
 }

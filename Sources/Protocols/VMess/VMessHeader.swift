@@ -71,6 +71,8 @@ package struct VMessRequest: Equatable, Sendable {
     package var command: UInt8
     /// Nil for the mux command.
     package var destination: Destination?
+    /// The legacy (alterId) header was used: response keys are MD5, not SHA-256.
+    package var legacy = false
 
     package init(bodyKey: [UInt8], bodyNonce: [UInt8], responseHeader: UInt8, option: UInt8, security: UInt8,
                  command: UInt8, destination: Destination?) {
@@ -83,9 +85,9 @@ package struct VMessRequest: Equatable, Sendable {
         self.destination = destination
     }
 
-    /// The server → client body key and nonce: SHA-256 of the request's, cut to 16 bytes.
-    package var responseKey: [UInt8] { Array(VMessCrypto.sha256(bodyKey).prefix(16)) }
-    package var responseNonce: [UInt8] { Array(VMessCrypto.sha256(bodyNonce).prefix(16)) }
+    /// The server → client body key and nonce: SHA-256 of the request's, cut to 16 bytes (legacy: MD5).
+    package var responseKey: [UInt8] { legacy ? VMessCrypto.md5(bodyKey) : Array(VMessCrypto.sha256(bodyKey).prefix(16)) }
+    package var responseNonce: [UInt8] { legacy ? VMessCrypto.md5(bodyNonce) : Array(VMessCrypto.sha256(bodyNonce).prefix(16)) }
 }
 
 /// One inbound user's keys.
@@ -106,6 +108,50 @@ package struct VMessServerUser: Sendable {
 
     /// How Go logs the user: its name, else its index.
     package var logName: String { name.isEmpty ? String(index) : name }
+}
+
+/// The legacy header's auths of every user with alter IDs: HMAC-MD5(alter ID, time) for each second
+/// within 120 s of now (sing-vmess `generateLegacyKeys`), rebuilt every 10 seconds. Shared by an
+/// inbound's loops.
+package final class VMessLegacyTable: Sendable {
+    /// Per user: their index and alter IDs (the chain `AlterId(AlterId(…(uuid)))`, alterId long).
+    private let alterIDs: [(user: Int, ids: [[UInt8]])]
+    private let state = Mutex<(built: Int64, map: [[UInt8]: (user: Int, time: Int64)])>((0, [:]))
+
+    /// `users` with their configured alterId counts (0: AEAD only).
+    package init(users: [(index: Int, uuid: String, alterID: Int)]) {
+        alterIDs = users.filter { $0.alterID > 0 }.map { user in
+            var current = VMessModule.userID(user.uuid)
+            var ids: [[UInt8]] = []
+            for _ in 0..<user.alterID {
+                current = VMessModule.alterID(current)
+                ids.append(current)
+            }
+            return (user.index, ids)
+        }
+    }
+
+    /// True when some user has alter IDs (the server then accepts 54-byte first reads).
+    package var isEmpty: Bool { alterIDs.isEmpty }
+
+    /// The user and the header's time for a legacy auth, or nil.
+    package func lookup(_ auth: [UInt8], now: Int64) -> (user: Int, time: Int64)? {
+        guard !alterIDs.isEmpty else { return nil }
+        return state.withLock { state in
+            if now - state.built >= 10 || now < state.built {
+                var map: [[UInt8]: (user: Int, time: Int64)] = [:]
+                for (user, ids) in alterIDs {
+                    for id in ids {
+                        for time in (now - VMessModule.cacheDurationSeconds)...(now + VMessModule.cacheDurationSeconds) {
+                            map[VMessCrypto.hmacMD5(key: id, VMessHeader.bigEndian(UInt64(bitPattern: time)))] = (user, time)
+                        }
+                    }
+                }
+                state = (now, map)
+            }
+            return state.map[auth]
+        }
+    }
 }
 
 /// Auth IDs seen in the last 120 seconds (Go's `replay.NewSimple(120s)`): two generations rotated
@@ -173,6 +219,46 @@ package enum VMessHeader {
         let id = authID(commandKey: commandKey, time: time, random: VMessCrypto.random(4))
         let connectionNonce = VMessCrypto.random(8)
         return id + sealHeader(header, commandKey: commandKey, authID: id, connectionNonce: connectionNonce)
+    }
+
+    /// The legacy request (alterId > 0): HMAC-MD5(alter ID, time) ‖ the header under AES-128-CFB
+    /// with the command key and IV MD5(time ×4). The body that follows is the same as with AEAD.
+    package static func sealLegacyRequest(_ request: VMessRequest, commandKey: [UInt8], alterID: [UInt8], time: Int64) throws(VMessError) -> [UInt8] {
+        let header = try encodeRequest(request, padding: VMessCrypto.random(Int.random(in: 0..<16)))
+        let stamp = bigEndian(UInt64(bitPattern: time))
+        let cipher = VMessCFB(key: commandKey, iv: VMessCrypto.md5(stamp + stamp + stamp + stamp), encrypting: true)
+        return VMessCrypto.hmacMD5(key: alterID, stamp) + cipher.apply(header)
+    }
+
+    /// Decrypts the legacy header from `sealed` (everything after the 16-byte auth that has arrived):
+    /// the request and the header's length, or nil while it is incomplete.
+    package static func openLegacyRequest(_ sealed: [UInt8], commandKey: [UInt8], time: Int64) throws(VMessError) -> (VMessRequest, Int)? {
+        let stamp = bigEndian(UInt64(bitPattern: time))
+        let plain = VMessCFB(key: commandKey, iv: VMessCrypto.md5(stamp + stamp + stamp + stamp), encrypting: false)
+            .apply(Array(sealed.prefix(38 + 3 + 1 + 255 + 15 + 4)))
+        guard plain.count >= 38 else { return nil }
+        var length = 38
+        if plain[37] != VMessModule.commandMux {
+            guard plain.count >= 41 else { return nil }
+            switch plain[40] {
+            case 1: length += 3 + 4
+            case 3: length += 3 + 16
+            case 2:
+                guard plain.count >= 42 else { return nil }
+                length += 3 + 1 + Int(plain[41])
+            default: throw .badAddressType(plain[40])
+            }
+        }
+        length += Int(plain[35] >> 4) + 4
+        guard plain.count >= length else { return nil }
+        var request = try decodeRequest(Array(plain.prefix(length)))
+        request.legacy = true
+        return (request, length)
+    }
+
+    /// The legacy response: (response byte, option, 0, 0) under AES-128-CFB with the response key and IV.
+    package static func sealLegacyResponse(responseHeader: UInt8, option: UInt8, responseKey: [UInt8], responseNonce: [UInt8]) -> [UInt8] {
+        VMessCFB(key: responseKey, iv: responseNonce, encrypting: true).apply([responseHeader, option, 0, 0])
     }
 
     /// Sealed length ‖ connection nonce ‖ sealed header (everything after the auth ID).

@@ -1,8 +1,8 @@
 // The `vmess` inbound (Go sing-box 1.12.12 protocol/vmess/inbound.go, sing-vmess service.go):
 // TCP connections run `VMessServerHandler` on a `ProxyListener`. As in Go the router is wrapped in
 // the UoT router, so a stream to the UoT magic names becomes a UDP flow; command 2 streams are UDP
-// flows of their own. `tls`, `transport`, an enabled `multiplex` and users with `alterId` > 0 (the
-// legacy header) are refused at build time with a clear `not implemented`.
+// flows of their own. Users with `alterId` > 0 may also use the legacy header. `tls`, `transport`
+// and an enabled `multiplex` are refused at build time with a clear `not implemented`.
 package import Adapter
 package import Config
 package import NIOCore
@@ -22,12 +22,10 @@ package final class VMessInbound: ProxyListenerInbound, @unchecked Sendable {
         if options.multiplex?.enabled == true { throw AdapterError.notImplemented("multiplex on vmess inbound") }
         if options.tls?.enabled == true { throw AdapterError.notImplemented("tls on vmess inbound") }
         if let transport = options.transport { throw AdapterError.notImplemented("transport \(transport.type) on vmess inbound") }
-        for (index, user) in options.users.enumerated() where (user.alterId ?? 0) > 0 {
-            throw AdapterError.notImplemented("vmess users[\(index)].alterId (legacy header)")
-        }
         self.tag = tag
         let users = options.users.enumerated().map { VMessServerUser(name: $0.element.name, index: $0.offset, uuid: $0.element.uuid) }
-        let context = VMessServerContext(tag: tag, users: users, listenOptions: options.listen, logger: logger, clock: clock)
+        let legacy = VMessLegacyTable(users: options.users.enumerated().map { ($0.offset, $0.element.uuid, $0.element.alterId ?? 0) })
+        let context = VMessServerContext(tag: tag, users: users, legacy: legacy, listenOptions: options.listen, logger: logger, clock: clock)
         let parameters = try ListenParameters(options.listen)
         // Go wraps the inbound's router in its UoT router: a stream to the magic names is a UDP flow.
         let streams = UDPOverTCPFlowHandler(next: router, logger: logger)

@@ -7,7 +7,7 @@
 // Security: `auto` is aes-128-gcm here (Go on amd64) or `zero` under TLS; `none` and `zero` send
 // `none` (TCP unframed, UDP in plain chunks); AEADs use chunk masking, `global_padding` and
 // `authenticated_length` as asked. Refused at build time, never silently dropped: `multiplex`,
-// `transport`, `alter_id` > 0 (the legacy MD5 header), `aes-128-cfb`, packet encoding `xudp`.
+// `transport`, `aes-128-cfb`, packet encoding `xudp`. `alter_id` > 0 selects the legacy header.
 // `packetaddr` carries datagrams to any IP on one stream (see VMessPacketConnection.swift).
 package import Adapter
 package import Config
@@ -34,6 +34,8 @@ package final class VMessOutbound: Outbound {
     private let clock: VMessClock
     /// `packet_encoding: "packetaddr"`.
     private let packetAddress: Bool
+    /// `alter_id` > 0: the legacy header's alter ID.
+    private let alterID: [UInt8]?
 
     /// `dialer` reaches the server. Throws Go's errors for bad values and `not implemented` for
     /// what this build does not carry.
@@ -65,14 +67,16 @@ package final class VMessOutbound: Outbound {
         case "aes-128-cfb": throw AdapterError.notImplemented("vmess security aes-128-cfb")
         default: throw AdapterError(.other, "vmess: unsupported security type: \(name)")
         }
-        if (options.alterId ?? 0) > 0 { throw AdapterError.notImplemented("vmess alter_id (legacy header)") }
+        // sing-vmess: any alter_id > 0 selects the legacy header with the first alter ID.
+        let userID = VMessModule.userID(options.uuid)
+        alterID = (options.alterId ?? 0) > 0 ? VMessModule.alterID(userID) : nil
         globalPadding = options.globalPadding
         authenticatedLength = options.authenticatedLength
         let names = options.network.networks
         networks = names.isEmpty ? [.tcp, .udp] : Set(names.compactMap { NetworkKind(rawValue: $0) })
         dependencies = options.dial.detour.map { [$0] } ?? []
         server = Destination(host: Host(options.server.server), port: options.server.serverPort)
-        commandKey = VMessModule.commandKey(userID: VMessModule.userID(options.uuid))
+        commandKey = VMessModule.commandKey(userID: userID)
         self.dialer = dialer
         self.logger = logger
         self.clock = clock
@@ -89,15 +93,23 @@ package final class VMessOutbound: Outbound {
             if globalPadding { option |= VMessModule.optionGlobalPadding }
             if authenticatedLength { option |= VMessModule.optionAuthenticatedLength }
         }
-        return VMessRequest(bodyKey: VMessCrypto.random(16), bodyNonce: VMessCrypto.random(16), responseHeader: VMessCrypto.random(1)[0],
-                            option: option, security: security, command: command, destination: destination)
+        var request = VMessRequest(bodyKey: VMessCrypto.random(16), bodyNonce: VMessCrypto.random(16), responseHeader: VMessCrypto.random(1)[0],
+                                   option: option, security: security, command: command, destination: destination)
+        request.legacy = alterID != nil
+        return request
+    }
+
+    /// The sealed request header: AEAD, or legacy with `alter_id`.
+    private func seal(_ request: VMessRequest) throws -> [UInt8] {
+        if let alterID { return try VMessHeader.sealLegacyRequest(request, commandKey: commandKey, alterID: alterID, time: clock()) }
+        return try VMessHeader.sealRequest(request, commandKey: commandKey, time: clock())
     }
 
     package func dialTCP(_ metadata: FlowMetadata, on eventLoop: any EventLoop) async throws -> any Channel {
         guard networks.contains(.tcp) else { throw AdapterError(.unsupportedNetwork, "TCP is not supported by outbound: \(tag)") }
         logger.info("outbound connection to \(metadata.destination)", flow: metadata.flowID)
         let request = makeRequest(command: VMessModule.commandTCP, destination: metadata.destination)
-        let header = try VMessHeader.sealRequest(request, commandKey: commandKey, time: clock())
+        let header = try seal(request)
         let (channel, tlsHandler) = try await connect(on: eventLoop)
         do {
             try await eventLoop.submit {
@@ -119,7 +131,7 @@ package final class VMessOutbound: Outbound {
         }
         let target = packetAddress ? Destination(domain: VMessPacketAddress.magicAddress, port: 0) : metadata.destination
         let request = makeRequest(command: VMessModule.commandUDP, destination: target)
-        let header = try VMessHeader.sealRequest(request, commandKey: commandKey, time: clock())
+        let header = try seal(request)
         let (channel, tlsHandler) = try await connect(on: eventLoop)
         let (destination, packetAddress) = (metadata.destination, self.packetAddress)
         do {

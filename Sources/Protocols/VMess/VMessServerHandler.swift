@@ -2,7 +2,9 @@
 // `FlowBufferHandler`.
 //
 // 1. The first read must hold a whole AEAD prefix (sing-vmess reads once and wants 100 bytes):
-//    the auth ID names the user (time within 120 s, not replayed), then the length opens.
+//    the auth ID names the user (time within 120 s, not replayed), then the length opens. With
+//    alterId users, an auth no AEAD key opens may be a legacy HMAC-MD5 of a recent second: the
+//    header then follows under AES-128-CFB.
 // 2. Once the sealed header is all there it is opened and decoded; TCP: `[user] inbound connection
 //    to <destination>` and the channel goes to the router (through the UoT flow handler); UDP: a
 //    `VMessServerPacketConnection` goes to the router.
@@ -19,15 +21,19 @@ package struct VMessServerContext: Sendable {
     package var tag: String
     package var users: [VMessServerUser]
     package var filter: VMessReplayFilter
+    /// Users with alter IDs (legacy header); empty: AEAD only.
+    package var legacy: VMessLegacyTable
     package var listenOptions: ListenOptions?
     package var logger: ContextLogger
     package var clock: VMessClock
 
     package init(tag: String, users: [VMessServerUser], filter: VMessReplayFilter = VMessReplayFilter(),
+                 legacy: VMessLegacyTable = VMessLegacyTable(users: []),
                  listenOptions: ListenOptions?, logger: ContextLogger, clock: @escaping VMessClock = vmessSystemClock) {
         self.tag = tag
         self.users = users
         self.filter = filter
+        self.legacy = legacy
         self.listenOptions = listenOptions
         self.logger = logger
         self.clock = clock
@@ -57,7 +63,7 @@ package final class VMessServerHandler: ChannelDuplexHandler {
     private var isPacket = false
     private var failed = false
 
-    private enum State { case first, header(user: Int, length: Int), body }
+    private enum State { case first, header(user: Int, length: Int), legacyHeader(user: Int, time: Int64), body }
 
     /// One accepted connection. `streams` takes TCP flows, `packets` UDP flows.
     package init(context: VMessServerContext, flowID: FlowID, streams: any FlowHandler, packets: any FlowHandler) {
@@ -110,30 +116,57 @@ package final class VMessServerHandler: ChannelDuplexHandler {
         while true {
             switch state {
             case .first:
-                // sing-vmess reads once and refuses a shorter first read.
-                guard pending.readableBytes >= VMessModule.aeadMinimumHeaderLength else { throw .badHeader }
-                let prefix = pending.getBytes(at: pending.readerIndex, length: VMessHeader.headerIndex)!
-                let user = try VMessHeader.identify(authID: Array(prefix[0..<16]), users: shared.users, filter: shared.filter,
-                                                    now: shared.clock())
-                let length = try VMessHeader.openLength(prefix, commandKey: shared.users[user].commandKey)
-                state = .header(user: user, length: length)
+                // sing-vmess reads once and refuses a shorter first read (54 bytes when legacy users exist).
+                let minimum = shared.legacy.isEmpty ? VMessModule.aeadMinimumHeaderLength : 16 + 38
+                guard pending.readableBytes >= minimum else { throw .badHeader }
+                let auth = pending.getBytes(at: pending.readerIndex, length: 16)!
+                let now = shared.clock()
+                do throws(VMessError) {
+                    let user = try VMessHeader.identify(authID: auth, users: shared.users, filter: shared.filter, now: now)
+                    guard pending.readableBytes >= VMessModule.aeadMinimumHeaderLength else { throw VMessError.badHeader }
+                    let prefix = pending.getBytes(at: pending.readerIndex, length: VMessHeader.headerIndex)!
+                    let length = try VMessHeader.openLength(prefix, commandKey: shared.users[user].commandKey)
+                    state = .header(user: user, length: length)
+                } catch .badRequest {
+                    guard let (user, time) = shared.legacy.lookup(auth, now: now) else { throw .badRequest }
+                    pending.moveReaderIndex(forwardBy: 16)
+                    state = .legacyHeader(user: user, time: time)
+                } catch {
+                    throw error
+                }
             case .header(let user, let length):
                 let total = VMessHeader.headerIndex + length + 16
                 guard let bytes = pending.readBytes(length: total) else { return false }
-                let request = try VMessHeader.openRequest(bytes, length: length, commandKey: shared.users[user].commandKey)
-                if request.command == VMessModule.commandMux { throw .muxNotImplemented }
-                sealer = try VMessChunkSealer(.response(request))
-                opener = try VMessChunkOpener(.request(request))
-                response = VMessHeader.sealResponse(responseHeader: request.responseHeader, option: request.option,
-                                                    responseKey: request.responseKey, responseNonce: request.responseNonce)
-                self.request = request
-                state = .body
-                handOff(context: context, request: request, user: shared.users[user])
+                try accept(context: context, request: try VMessHeader.openRequest(bytes, length: length, commandKey: shared.users[user].commandKey),
+                           user: user)
+                return true
+            case .legacyHeader(let user, let time):
+                guard let (request, length) = try VMessHeader.openLegacyRequest(Array(pending.readableBytesView),
+                                                                                commandKey: shared.users[user].commandKey, time: time) else {
+                    return false
+                }
+                pending.moveReaderIndex(forwardBy: length)
+                try accept(context: context, request: request, user: user)
                 return true
             case .body:
                 return true
             }
         }
+    }
+
+    /// The request is read: body codecs, the response to send with the first write, the hand-off.
+    private func accept(context: ChannelHandlerContext, request: VMessRequest, user: Int) throws(VMessError) {
+        if request.command == VMessModule.commandMux { throw .muxNotImplemented }
+        sealer = try VMessChunkSealer(.response(request))
+        opener = try VMessChunkOpener(.request(request))
+        response = request.legacy
+            ? VMessHeader.sealLegacyResponse(responseHeader: request.responseHeader, option: request.option,
+                                             responseKey: request.responseKey, responseNonce: request.responseNonce)
+            : VMessHeader.sealResponse(responseHeader: request.responseHeader, option: request.option,
+                                       responseKey: request.responseKey, responseNonce: request.responseNonce)
+        self.request = request
+        state = .body
+        handOff(context: context, request: request, user: shared.users[user])
     }
 
     private func handOff(context: ChannelHandlerContext, request: VMessRequest, user: VMessServerUser) {
