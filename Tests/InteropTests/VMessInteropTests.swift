@@ -80,6 +80,35 @@ extension V2Ray: SingBoxOrProcess {}
         try pairWithGo(security: "chacha20-poly1305", extra: extra)
     }
 
+    /// A client that sends its request and half-closes (FIN) at once still gets the whole response:
+    /// ours → Go, and ours → ours (one box whose vmess outbound dials its own vmess inbound). Go as
+    /// the client is left out: Go → Go loses such a response too (its early conn), so it is no oracle.
+    @Test(arguments: ["aes-128-gcm", "none"])
+    func halfCloseGetsTheWholeResponse(security: String) throws {
+        let work = try TemporaryDirectory()
+        let files = try FileServer(in: work)
+        defer { files.stop() }
+        let ourMixed = try freePort(), ourServer = try freePort(), selfMixed = try freePort(), selfServer = try freePort()
+        let goMixed = try freePort(), goServer = try freePort()
+        let go = try SingBox(.go, config: VMessConfig.both(mixedPort: goMixed, serverPort: goServer, peerPort: ourServer,
+                                                           security: security), waitPort: goMixed, in: work)
+        defer { go.stop() }
+        let ours = try SingBox(.ours, config: VMessConfig.both(mixedPort: ourMixed, serverPort: ourServer, peerPort: goServer,
+                                                               security: security), waitPort: ourMixed, in: work)
+        defer { ours.stop() }
+        let loop = try SingBox(.ours, config: VMessConfig.both(mixedPort: selfMixed, serverPort: selfServer, peerPort: selfServer,
+                                                               security: security), waitPort: selfMixed, in: work, name: "ours-self")
+        defer { loop.stop() }
+        try waitForTCP(port: selfServer, process: loop.process)
+        let halfClose = try work.write("half-close.py", halfCloseDownloadScript)
+        for (port, label, box) in [(ourMixed, "ours → Go", ours), (selfMixed, "ours → ours", loop)] {
+            let download = try runTool(Peers.python3, [halfClose, String(port), String(files.port)])
+            let intact = download.stdout == files.blob  // a Bool: #expect would diff 2 MiB on failure
+            #expect(intact, "\(label): \(download.stdout.count) bytes: \(download.stderr)\n\(box.log)\n----\n\(go.log)")
+        }
+        #expect(loop.log.contains("inbound/vmess[vmess-in]: [alice] inbound connection to 127.0.0.1:\(files.port)"), "\(loop.log)")
+    }
+
     /// `packet_encoding: "packetaddr"`: UDP to any IP over one stream, both ways against Go.
     @Test func packetAddressAgainstGoSingBox() throws {
         try pairWithGo(security: "aes-128-gcm", extra: ",\"packet_encoding\":\"packetaddr\"")
