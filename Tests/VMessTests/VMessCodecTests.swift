@@ -208,3 +208,31 @@ import Testing
         #expect(table.lookup(Array(sealed[0..<16]), now: now + 200) == nil)
     }
 }
+
+@Suite struct VMessXUDPTests {
+    static let first = Destination(ip: IPAddress("127.0.0.1")!, port: 53)
+
+    @Test func framesFromTheServer() throws {
+        // keep frame with an address: len 12 ‖ session 0 ‖ keep ‖ data ‖ UDP ‖ port 53, IPv4 10.1.2.3 ‖ len 2 ‖ "hi"
+        let keep: [UInt8] = [0, 12, 0, 0, 2, 1, 2, 0, 53, 1, 10, 1, 2, 3, 0, 2, 0x68, 0x69]
+        // keep frame without an address: from the first destination
+        let bare: [UInt8] = [0, 4, 0, 0, 2, 1, 0, 1, 0x21]
+        let end: [UInt8] = [0, 4, 0, 0, 3, 0]
+        var buffer = ByteBuffer(bytes: keep + bare + end)
+        #expect(try VMessXUDP.readFrame(from: &buffer, defaultSource: Self.first)
+                == .packet(ByteBuffer(bytes: [0x68, 0x69]), from: Destination(ip: IPAddress("10.1.2.3")!, port: 53)))
+        #expect(try VMessXUDP.readFrame(from: &buffer, defaultSource: Self.first) == .packet(ByteBuffer(bytes: [0x21]), from: Self.first))
+        #expect(try VMessXUDP.readFrame(from: &buffer, defaultSource: Self.first) == .end)
+        #expect(try VMessXUDP.readFrame(from: &buffer, defaultSource: Self.first) == nil)
+        // Every truncation waits; nothing is consumed.
+        for length in 0..<keep.count {
+            var short = ByteBuffer(bytes: keep.prefix(length))
+            #expect(try VMessXUDP.readFrame(from: &short, defaultSource: Self.first) == nil)
+            #expect(short.readableBytes == length)
+        }
+        var new = ByteBuffer(bytes: [0, 4, 0, 0, 1, 0])
+        #expect(throws: VMessXUDP.FrameError.unexpectedNew) { try VMessXUDP.readFrame(from: &new, defaultSource: Self.first) }
+        var badType = ByteBuffer(bytes: [0, 8, 0, 0, 2, 1, 2, 0, 53, 9, 0, 1, 0x21])
+        #expect(throws: VMessXUDP.FrameError.badAddress) { try VMessXUDP.readFrame(from: &badType, defaultSource: Self.first) }
+    }
+}

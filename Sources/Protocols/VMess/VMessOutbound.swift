@@ -7,8 +7,8 @@
 // Security: `auto` is aes-128-gcm here (Go on amd64) or `zero` under TLS; `none` and `zero` send
 // `none` (TCP unframed, UDP in plain chunks); AEADs use chunk masking, `global_padding` and
 // `authenticated_length` as asked. Refused at build time, never silently dropped: `multiplex`,
-// `transport`, `aes-128-cfb`, packet encoding `xudp`. `alter_id` > 0 selects the legacy header.
-// `packetaddr` carries datagrams to any IP on one stream (see VMessPacketConnection.swift).
+// `transport`, `aes-128-cfb`. `alter_id` > 0 selects the legacy header. `packetaddr` and `xudp`
+// carry datagrams to any destination on one stream (VMessPacketConnection.swift, VMessXUDPConnection.swift).
 package import Adapter
 package import Config
 package import NIOCore
@@ -34,6 +34,8 @@ package final class VMessOutbound: Outbound {
     private let clock: VMessClock
     /// `packet_encoding: "packetaddr"`.
     private let packetAddress: Bool
+    /// `packet_encoding: "xudp"`.
+    private let xudp: Bool
     /// `alter_id` > 0: the legacy header's alter ID.
     private let alterID: [UInt8]?
 
@@ -46,9 +48,9 @@ package final class VMessOutbound: Outbound {
         tls = try TLSClientConfiguration.make(options.tls, serverAddress: options.server.server)
         if options.multiplex?.enabled == true { throw AdapterError.notImplemented("multiplex on vmess outbound") }
         switch options.packetEncoding ?? "" {
-        case "": packetAddress = false
-        case "packetaddr": packetAddress = true
-        case "xudp": throw AdapterError.notImplemented("vmess packet_encoding xudp")
+        case "": (packetAddress, xudp) = (false, false)
+        case "packetaddr": (packetAddress, xudp) = (true, false)
+        case "xudp": (packetAddress, xudp) = (false, true)
         case let other: throw AdapterError(.other, "unknown packet encoding: \(other)")
         }
         var name = options.security.isEmpty ? "auto" : options.security
@@ -83,7 +85,7 @@ package final class VMessOutbound: Outbound {
     }
 
     /// A fresh request (random body key, nonce and response byte) as sing-vmess `dialRaw` builds it.
-    package func makeRequest(command: UInt8, destination: Destination) -> VMessRequest {
+    package func makeRequest(command: UInt8, destination: Destination?) -> VMessRequest {
         var option: UInt8 = 0
         switch security {
         case VMessModule.securityNone:
@@ -130,16 +132,20 @@ package final class VMessOutbound: Outbound {
             throw AdapterError(.other, "packetaddr: domain destination is not supported")
         }
         let target = packetAddress ? Destination(domain: VMessPacketAddress.magicAddress, port: 0) : metadata.destination
-        let request = makeRequest(command: VMessModule.commandUDP, destination: target)
+        let request = xudp ? makeRequest(command: VMessModule.commandMux, destination: nil)
+                           : makeRequest(command: VMessModule.commandUDP, destination: target)
         let header = try seal(request)
         let (channel, tlsHandler) = try await connect(on: eventLoop)
-        let (destination, packetAddress) = (metadata.destination, self.packetAddress)
+        let (destination, packetAddress, xudp) = (metadata.destination, self.packetAddress, self.xudp)
         do {
             return try await eventLoop.submit {
-                let handler = try VMessClientHandler(request: request, header: header, isPacket: true)
+                // XUDP frames are a byte stream over the body; plain UDP is one chunk per datagram.
+                let handler = try VMessClientHandler(request: request, header: header, isPacket: !xudp)
                 try channel.pipeline.syncOperations.addHandler(handler, position: Self.protocolPosition(channel, after: tlsHandler))
                 // The reader goes last, then the holder leaves, replaying anything it held into it.
-                let connection = try VMessClientPacketConnection(channel: channel, destination: destination, packetAddress: packetAddress)
+                let connection: any PacketConnection = xudp
+                    ? try VMessXUDPPacketConnection(channel: channel, destination: destination)
+                    : try VMessClientPacketConnection(channel: channel, destination: destination, packetAddress: packetAddress)
                 if let holder = try? channel.pipeline.syncOperations.handler(type: FlowBufferHandler.self) {
                     channel.pipeline.syncOperations.removeHandler(holder, promise: nil)
                 }
