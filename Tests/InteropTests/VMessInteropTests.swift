@@ -109,29 +109,11 @@ extension V2Ray: SingBoxOrProcess {}
         #expect(loop.log.contains("inbound/vmess[vmess-in]: [alice] inbound connection to 127.0.0.1:\(files.port)"), "\(loop.log)")
     }
 
-    /// `packet_encoding: "xudp"`: our outbound speaks XUDP frames over the mux command to Go's inbound.
-    /// Go's XUDP client against our inbound is refused (no mux server here) with a clear line.
+    /// `packet_encoding: "xudp"`: UDP sessions in mux.cool frames over the mux command, both ways
+    /// against Go (our outbound's frames to Go's mux server, Go's XUDP client to our inbound).
     @Test(arguments: ["aes-128-gcm", "none"])
-    func xudpToGoSingBox(security: String) throws {
-        let work = try TemporaryDirectory()
-        let files = try FileServer(in: work)
-        defer { files.stop() }
-        let dns = try Dnsmasq(in: work)
-        defer { dns.stop() }
-        let ourMixed = try freePort(), ourServer = try freePort(), goMixed = try freePort(), goServer = try freePort()
-        let extra = ",\"packet_encoding\":\"xudp\""
-        let go = try SingBox(.go, config: VMessConfig.both(mixedPort: goMixed, serverPort: goServer, peerPort: ourServer,
-                                                           security: security, extra: extra), waitPort: goMixed, in: work)
-        defer { go.stop() }
-        let ours = try SingBox(.ours, config: VMessConfig.both(mixedPort: ourMixed, serverPort: ourServer, peerPort: goServer,
-                                                               security: security, extra: extra), waitPort: ourMixed, in: work)
-        defer { ours.stop() }
-        try exercise(via: ourMixed, files: files, dns: dns, work: work, label: "ours → Go xudp \(security)", logs: [ours, go])
-        #expect(go.log.contains("inbound/vmess[vmess-in]: [alice] inbound packet connection to 127.0.0.1:\(dns.port)"), "\(go.log)")
-        let script = try work.write("udp.py", socksUDPClientScript)
-        let refused = try Spawned(Peers.python3, [script, String(goMixed), String(dns.port)], name: "udp-refused", directory: work)
-        defer { refused.stop() }
-        #expect(waitForLog(ours, containing: "not implemented: vmess mux command (xudp)"), "\(ours.log)")
+    func xudpAgainstGoSingBox(security: String) throws {
+        try pairWithGo(security: security, extra: ",\"packet_encoding\":\"xudp\"")
     }
 
     /// `packet_encoding: "packetaddr"`: UDP to any IP over one stream, both ways against Go.

@@ -236,3 +236,25 @@ import Testing
         #expect(throws: VMessXUDP.FrameError.badAddress) { try VMessXUDP.readFrame(from: &badType, defaultSource: Self.first) }
     }
 }
+
+@Suite struct VMessMuxFrameTests {
+    @Test func clientFramesAreRead() throws {
+        // new: len 12 ‖ session 0 ‖ new ‖ data ‖ UDP ‖ port 53, IPv4 127.0.0.1 ‖ len 1 ‖ "x"
+        let new: [UInt8] = [0, 12, 0, 0, 1, 1, 2, 0, 53, 1, 127, 0, 0, 1, 0, 1, 0x78]
+        let end: [UInt8] = [0, 4, 0, 0, 3, 0]
+        var buffer = ByteBuffer(bytes: new + end)
+        let first = try #require(try VMessMuxFrame.read(from: &buffer))
+        #expect(first.status == 1 && first.network == 2 && first.destination == Destination(ip: IPAddress("127.0.0.1")!, port: 53))
+        #expect(first.data == ByteBuffer(bytes: [0x78]))
+        let second = try #require(try VMessMuxFrame.read(from: &buffer))
+        #expect(second.status == 3 && second.data == nil && second.destination == nil)
+        for length in 0..<new.count {
+            var short = ByteBuffer(bytes: new.prefix(length))
+            #expect(try VMessMuxFrame.read(from: &short) == nil)
+        }
+        var tiny = ByteBuffer(bytes: [0, 2, 0, 0])
+        #expect(throws: VMessError.badMuxFrame) { try VMessMuxFrame.read(from: &tiny) }
+        var badType = ByteBuffer(bytes: [0, 8, 0, 0, 1, 0, 2, 0, 53, 9])
+        #expect(throws: VMessError.badAddressType(9)) { try VMessMuxFrame.read(from: &badType) }
+    }
+}

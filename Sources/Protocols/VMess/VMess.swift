@@ -27,6 +27,9 @@ package enum VMessModule {
     package static let commandTCP: UInt8 = 1
     package static let commandUDP: UInt8 = 2
     package static let commandMux: UInt8 = 3
+    /// Networks of mux frames.
+    package static let networkTCP: UInt8 = 1
+    package static let networkUDP: UInt8 = 2
     /// Request options.
     package static let optionChunkStream: UInt8 = 1
     package static let optionChunkMasking: UInt8 = 4

@@ -34,8 +34,10 @@ package enum VMessError: Error, Equatable, CustomStringConvertible {
     case badLengthChunk(length: Int, padding: Int)
     /// The server's response byte is not the one we asked for.
     case badResponseHeader
-    /// The mux command (xudp, mux.cool) is not in this build.
-    case muxNotImplemented
+    /// A mux frame shorter than its fixed fields, or a new frame without an address.
+    case badMuxFrame
+    case badMuxNetwork(UInt8)
+    case badMuxStatus(UInt8)
 
     package var description: String {
         switch self {
@@ -54,7 +56,9 @@ package enum VMessError: Error, Equatable, CustomStringConvertible {
         case .unsupportedSecurity(let security): "vmess: unsupported security type: \(security)"
         case .badLengthChunk(let length, let padding): "bad length chunk: length=\(length), padding=\(padding)"
         case .badResponseHeader: "bad response header"
-        case .muxNotImplemented: "not implemented: vmess mux command (xudp)"
+        case .badMuxFrame: "read frame header: bad frame"
+        case .badMuxNetwork(let network): "bad network: \(network)"
+        case .badMuxStatus(let status): "bad session status: \(status)"
         }
     }
 }

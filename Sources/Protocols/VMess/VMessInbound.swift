@@ -1,7 +1,8 @@
 // The `vmess` inbound (Go sing-box 1.12.12 protocol/vmess/inbound.go, sing-vmess service.go):
 // TCP connections run `VMessServerHandler` on a `ProxyListener`. As in Go the router is wrapped in
 // the UoT router, so a stream to the UoT magic names becomes a UDP flow; command 2 streams are UDP
-// flows of their own. Users with `alterId` > 0 may also use the legacy header. `tls`, `transport`
+// flows of their own, and command 3 (mux) streams carry XUDP sessions (VMessMuxServer). Users with
+// `alterId` > 0 may also use the legacy header. `tls`, `transport`
 // and an enabled `multiplex` are refused at build time with a clear `not implemented`.
 package import Adapter
 package import Config

@@ -7,7 +7,7 @@
 //    header then follows under AES-128-CFB.
 // 2. Once the sealed header is all there it is opened and decoded; TCP: `[user] inbound connection
 //    to <destination>` and the channel goes to the router (through the UoT flow handler); UDP: a
-//    `VMessServerPacketConnection` goes to the router.
+//    `VMessServerPacketConnection` goes to the router; mux: `VMessMuxServer` reads the frames.
 // 3. From then on it opens the client's chunks and seals what the relay writes; the first write
 //    carries the response header (sing-vmess writes it lazily too).
 // A client that fails a check is closed with one line, Go's `process connection from <source>: …`.
@@ -156,7 +156,6 @@ package final class VMessServerHandler: ChannelDuplexHandler {
 
     /// The request is read: body codecs, the response to send with the first write, the hand-off.
     private func accept(context: ChannelHandlerContext, request: VMessRequest, user: Int) throws(VMessError) {
-        if request.command == VMessModule.commandMux { throw .muxNotImplemented }
         sealer = try VMessChunkSealer(.response(request))
         opener = try VMessChunkOpener(.request(request))
         response = request.legacy
@@ -177,6 +176,24 @@ package final class VMessServerHandler: ChannelDuplexHandler {
         }
         // Both commands other than mux carry an address (decodeRequest guarantees it).
         let destination = request.destination ?? Destination(ip: .v4(0), port: 0)
+        if request.command == VMessModule.commandMux {
+            // The frames are a stream over the body: the mux server reads them at the tail.
+            let metadata = FlowMetadata(inbound: shared.tag, inboundType: "vmess", network: .udp, source: source,
+                                        destination: destination, flowID: flowID)
+            var flow = metadata
+            if let listenOptions = shared.listenOptions { flow.applyListenOptions(listenOptions) }
+            if !user.name.isEmpty { flow.user = user.name }
+            do {
+                _ = try VMessMuxServer(channel: context.channel, metadata: flow, user: user, context: shared, router: packets)
+                let sync = context.pipeline.syncOperations
+                if let holder = try? sync.handler(type: FlowBufferHandler.self) { sync.removeHandler(holder, promise: nil) }
+                _ = try? context.channel.syncOptions?.setOption(ChannelOptions.autoRead, value: true)
+                context.read()
+            } catch {
+                context.close(promise: nil)
+            }
+            return
+        }
         isPacket = request.command == VMessModule.commandUDP
         var metadata = FlowMetadata(inbound: shared.tag, inboundType: "vmess", network: isPacket ? .udp : .tcp, source: source,
                                     destination: destination, flowID: flowID)

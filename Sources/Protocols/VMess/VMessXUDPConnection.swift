@@ -4,8 +4,7 @@
 //   option (1 data, 2 error) ‖ network (2 UDP) ‖ address (port first, as in the header)
 //   ‖ data length u16 ‖ data
 // Frames from the server: keep frames with an address (or none: the first destination), end
-// frames close the flow, an error option closes it too. Only the client side is here: the inbound
-// refuses the mux command.
+// frames close the flow, an error option closes it too. The inbound's side is VMessMuxServer.
 package import Adapter
 package import NIOCore
 import Net
