@@ -34,24 +34,24 @@ final class V2Ray: @unchecked Sendable {
     let port: UInt16
     private let process: Spawned
 
-    init(server port: UInt16, uuid: String, in work: TemporaryDirectory) throws {
+    init(server port: UInt16, uuid: String, alterID: Int = 0, in work: TemporaryDirectory) throws {
         self.port = port
         let config = """
         {"log":{"loglevel":"debug"},
-         "inbounds":[{"listen":"127.0.0.1","port":\(port),"protocol":"vmess","settings":{"clients":[{"id":"\(uuid)","alterId":0}]}}],
+         "inbounds":[{"listen":"127.0.0.1","port":\(port),"protocol":"vmess","settings":{"clients":[{"id":"\(uuid)","alterId":\(alterID)}]}}],
          "outbounds":[{"protocol":"freedom"}]}
         """
         process = try Spawned(Self.binary, ["-config", try work.write("v2ray-server-\(port).json", config)], name: "v2ray-server", directory: work)
         try waitForTCP(port: port, process: process)
     }
 
-    init(socks port: UInt16, vmessPort: UInt16, uuid: String, security: String, in work: TemporaryDirectory) throws {
+    init(socks port: UInt16, vmessPort: UInt16, uuid: String, security: String, alterID: Int = 0, in work: TemporaryDirectory) throws {
         self.port = port
         let config = """
         {"log":{"loglevel":"debug"},
          "inbounds":[{"listen":"127.0.0.1","port":\(port),"protocol":"socks","settings":{"auth":"noauth","udp":true,"ip":"127.0.0.1"}}],
          "outbounds":[{"protocol":"vmess","settings":{"vnext":[{"address":"127.0.0.1","port":\(vmessPort),
-           "users":[{"id":"\(uuid)","alterId":0,"security":"\(security)"}]}]}}]}
+           "users":[{"id":"\(uuid)","alterId":\(alterID),"security":"\(security)"}]}]}}]}
         """
         process = try Spawned(Self.binary, ["-config", try work.write("v2ray-client-\(port).json", config)], name: "v2ray-client", directory: work)
         try waitForTCP(port: port, process: process)
@@ -151,22 +151,24 @@ extension V2Ray: SingBoxOrProcess {}
         #expect(ours.log.contains("outbound/vmess[vmess-out]: outbound packet connection to 127.0.0.1:\(dns.port)"), "\(ours.log)")
     }
 
-    /// v2ray as the server for our outbound, and as a client (SOCKS5 in, vmess out) of our inbound.
-    @Test(arguments: ["aes-128-gcm", "chacha20-poly1305", "none"])
-    func againstV2Ray(security: String) throws {
+    /// v2ray as the server for our outbound, and as a client (SOCKS5 in, vmess out) of our inbound;
+    /// alterId 4 on both sides selects the legacy header.
+    @Test(arguments: [("aes-128-gcm", 0), ("chacha20-poly1305", 0), ("none", 0), ("aes-128-gcm", 4)])
+    func againstV2Ray(security: String, alterID: Int) throws {
         let work = try TemporaryDirectory()
         let files = try FileServer(in: work)
         defer { files.stop() }
         let dns = try Dnsmasq(in: work)
         defer { dns.stop() }
         let ourMixed = try freePort(), ourServer = try freePort()
-        let server = try V2Ray(server: try freePort(), uuid: VMessConfig.uuid, in: work)
+        let server = try V2Ray(server: try freePort(), uuid: VMessConfig.uuid, alterID: alterID, in: work)
         defer { server.stop() }
+        let extra = alterID > 0 ? ",\"alter_id\":\(alterID)" : ""
         let ours = try SingBox(.ours, config: VMessConfig.both(mixedPort: ourMixed, serverPort: ourServer, peerPort: server.port,
-                                                               security: security), waitPort: ourMixed, in: work)
+                                                               security: security, extra: extra, alterID: alterID), waitPort: ourMixed, in: work)
         defer { ours.stop() }
         try waitForTCP(port: ourServer, process: ours.process)
-        let client = try V2Ray(socks: try freePort(), vmessPort: ourServer, uuid: VMessConfig.uuid, security: security, in: work)
+        let client = try V2Ray(socks: try freePort(), vmessPort: ourServer, uuid: VMessConfig.uuid, security: security, alterID: alterID, in: work)
         defer { client.stop() }
         try exercise(via: ourMixed, files: files, dns: dns, work: work, label: "ours → v2ray \(security)", logs: [ours, server])
         try exercise(via: client.port, files: files, dns: dns, work: work, label: "v2ray → ours \(security)", logs: [ours, client])
