@@ -10,11 +10,15 @@
 //    `VMessServerPacketConnection` goes to the router; mux: `VMessMuxServer` reads the frames.
 // 3. From then on it opens the client's chunks and seals what the relay writes; the first write
 //    carries the response header (sing-vmess writes it lazily too).
-// A client that fails a check is closed with one line, Go's `process connection from <source>: …`.
+// A client that fails a check is reset (SO_LINGER 0, as Go) with one line, Go's
+// `process connection from <source>: …`.
 package import Adapter
 package import Config
 package import NIOCore
 import Net
+#if canImport(Glibc)
+import Glibc  // struct linger for SO_LINGER
+#endif
 
 /// Per-inbound settings every connection's handler shares.
 package struct VMessServerContext: Sendable {
@@ -257,9 +261,18 @@ package final class VMessServerHandler: ChannelDuplexHandler {
         payloads.removeAll()
         let source = context.channel.remoteAddress.flatMap { Destination($0) }.map { "\($0)" } ?? "unknown"
         shared.logger.error("process connection from \(source): \(message)", flow: flowID)
-        if case .body = state, let error {
-            context.fireErrorCaught(error)
+        if case .body = state {
+            if let error { context.fireErrorCaught(error) }
+            context.close(promise: nil)
+            return
         }
-        context.close(promise: nil)
+        // Go closes a failed handshake with SO_LINGER 0 (`N.CloseOnHandshakeFailure`): a reset, never
+        // an answer.
+        let channel = context.channel
+        if let provider = channel as? any SocketOptionProvider {
+            provider.setSoLinger(linger(l_onoff: 1, l_linger: 0)).whenComplete { _ in channel.close(promise: nil) }
+        } else {
+            context.close(promise: nil)
+        }
     }
 }
