@@ -8,6 +8,9 @@
 //   authenticated length: [len − 16 + padding, sealed with KDF(requestKey, "auth_len") and the
 //     request nonce, counting its own nonces][data][padding], no masking.
 //   none: the same frames with plaintext data when chunk stream is on (UDP), else no framing.
+//   aes-128-cfb (legacy): the whole direction under one AES-128-CFB stream (key and nonce of the
+//     direction; after a legacy response header the server and client continue its stream); inside,
+//     chunk stream frames whose data is fnv1a32(payload) ‖ payload (no authentication).
 // ChaCha20-Poly1305 keys are MD5(key) ‖ MD5(MD5(key)). A zero-length chunk ends the stream.
 //
 // `VMessChunkSealer` writes into buffers we own; `VMessChunkOpener` parses peer bytes in place and
@@ -63,6 +66,9 @@ struct VMessChunkState {
     let masking: Bool
     /// False: `none` without chunk stream, bytes pass as they are.
     let framed: Bool
+    /// Legacy security: the AES-CFB stream over everything, and the FNV checksum in each chunk.
+    var cfb: VMessCFB?
+    let checksum: Bool
 
     init(_ parameters: VMessBodyParameters, sealing: Bool) throws(VMessError) {
         let option = parameters.option
@@ -70,14 +76,18 @@ struct VMessChunkState {
         switch parameters.security {
         case VMessModule.securityAES128GCM: kind = .aes128GCM
         case VMessModule.securityChaCha20Poly1305: kind = .chacha20Poly1305
-        case VMessModule.securityNone, VMessModule.securityZero: kind = nil
+        case VMessModule.securityNone, VMessModule.securityZero, VMessModule.securityLegacy: kind = nil
         default: throw .unsupportedSecurity(parameters.security)
         }
+        checksum = parameters.security == VMessModule.securityLegacy && option & VMessModule.optionChunkStream != 0
+        cfb = parameters.security == VMessModule.securityLegacy ? VMessCFB(key: parameters.key, iv: parameters.nonce, encrypting: sealing) : nil
         aead = kind.map { VMessAEAD(kind: $0, key: $0 == .aes128GCM ? parameters.key : VMessCrypto.chachaKey(parameters.key), sealing: sealing) }
         nonce = Array(parameters.nonce.prefix(12))
         framed = kind != nil || option & VMessModule.optionChunkStream != 0
         padding = framed && option & VMessModule.optionGlobalPadding != 0
-        let authenticatedLength = framed && option & VMessModule.optionAuthenticatedLength != 0
+        // The legacy security has no authenticated length (sing-vmess ignores the option there).
+        let authenticatedLength = framed && parameters.security != VMessModule.securityLegacy
+            && option & VMessModule.optionAuthenticatedLength != 0
         masking = framed && !authenticatedLength && option & VMessModule.optionChunkMasking != 0
         shake = padding || masking ? VMessShake128(message: parameters.nonce) : nil
         if authenticatedLength {
@@ -103,6 +113,14 @@ struct VMessChunkState {
         guard masking, var shake else { return 0 }
         defer { self.shake = shake }
         return shake.nextUInt16()
+    }
+
+    /// Runs the legacy AES-CFB stream over `count` bytes at `offset` past the reader index, in place.
+    func applyStream(_ buffer: inout ByteBuffer, offset: Int, count: Int) {
+        guard let cfb, count > 0 else { return }
+        buffer.withUnsafeMutableReadableBytes { raw in
+            cfb.apply(inPlace: UnsafeMutableRawBufferPointer(rebasing: raw[offset..<offset + count]))
+        }
     }
 
     /// Seals or opens `count` bytes at `offset` past `buffer`'s reader index with `cipher`, the nonce
@@ -134,6 +152,11 @@ package struct VMessChunkSealer {
         state = try VMessChunkState(parameters, sealing: true)
     }
 
+    /// Legacy security after a legacy response header: go on with that header's CFB stream.
+    package mutating func continueStream(_ cfb: VMessCFB) {
+        if state.cfb != nil { state.cfb = cfb }
+    }
+
     /// Upper bound of the bytes `seal` appends for `count` bytes.
     package func sealedLength(_ count: Int) -> Int {
         let chunks = max(1, (count + VMessModule.writeChunkSize - 1) / VMessModule.writeChunkSize)
@@ -144,12 +167,14 @@ package struct VMessChunkSealer {
     /// chunk (`asOnePacket`, UDP: false when it does not fit a chunk; nothing is written then).
     @discardableResult
     package mutating func seal(_ plaintext: ByteBuffer, into output: inout ByteBuffer, asOnePacket: Bool = false) -> Bool {
+        let start = output.writerIndex - output.readerIndex
+        defer { state.applyStream(&output, offset: start, count: output.writerIndex - output.readerIndex - start) }
         guard state.framed else {
             output.writeImmutableBuffer(plaintext)
             return true
         }
         if asOnePacket {
-            guard plaintext.readableBytes + 16 + Int(VMessModule.maxPaddingSize) <= Int(UInt16.max) else { return false }
+            guard plaintext.readableBytes + 20 + Int(VMessModule.maxPaddingSize) <= Int(UInt16.max) else { return false }
             sealChunk(plaintext, into: &output)
             return true
         }
@@ -161,7 +186,7 @@ package struct VMessChunkSealer {
     }
 
     private mutating func sealChunk(_ plaintext: ByteBuffer, into output: inout ByteBuffer) {
-        let dataLength = plaintext.readableBytes + (state.aead == nil ? 0 : 16)
+        let dataLength = plaintext.readableBytes + (state.aead == nil ? 0 : 16) + (state.checksum ? 4 : 0)
         let padding = state.nextPadding()
         if let lengthAEAD = state.lengthAEAD {
             let start = output.writerIndex - output.readerIndex
@@ -173,6 +198,7 @@ package struct VMessChunkSealer {
             output.writeInteger(UInt16(truncatingIfNeeded: dataLength + padding) ^ state.nextMask())
         }
         let start = output.writerIndex - output.readerIndex
+        if state.checksum { output.writeInteger(VMessCrypto.fnv1a32(plaintext.readableBytesView)) }
         output.writeImmutableBuffer(plaintext)
         if let aead = state.aead {
             output.writeRepeatingByte(0, count: 16)
@@ -196,10 +222,18 @@ package struct VMessChunkOpener {
     private var ranges: [(offset: Int, count: Int)] = []
     /// True once the zero-length chunk arrived: the peer's body ended.
     package private(set) var ended = false
+    /// Legacy security: how many readable bytes were already run through the CFB stream (what a
+    /// previous call left, a partial chunk). Callers only append between calls.
+    private var decrypted = 0
 
     /// Throws `unsupportedSecurity` for a security byte we cannot speak.
     package init(_ parameters: VMessBodyParameters) throws(VMessError) {
         state = try VMessChunkState(parameters, sealing: false)
+    }
+
+    /// Legacy security after a legacy response header: go on with that header's CFB stream.
+    package mutating func continueStream(_ cfb: VMessCFB) {
+        if state.cfb != nil { state.cfb = cfb }
     }
 
     /// Opens every complete chunk at the reader index of `buffer` and appends the payloads (slices
@@ -210,10 +244,13 @@ package struct VMessChunkOpener {
             buffer.moveReaderIndex(to: buffer.writerIndex)
             return
         }
+        state.applyStream(&buffer, offset: decrypted, count: buffer.readableBytes - decrypted)
         guard state.framed else {
             if buffer.readableBytes > 0 { payloads.append(buffer.readSlice(length: buffer.readableBytes)!) }
+            decrypted = 0
             return
         }
+        defer { decrypted = buffer.readableBytes }
         ranges.removeAll(keepingCapacity: true)
         var offset = 0
         let available = buffer.readableBytes
@@ -257,6 +294,15 @@ package struct VMessChunkOpener {
                     break
                 }
                 if data > 16 { ranges.append((offset, data - 16)) }
+            } else if state.checksum {
+                guard data >= 4 else { failure = .badLengthChunk(length: data, padding: padding); break }
+                let base = buffer.readerIndex + offset
+                let expected = buffer.getInteger(at: base, as: UInt32.self)!
+                guard buffer.withUnsafeReadableBytes({ VMessCrypto.fnv1a32($0[(offset + 4)..<(offset + data)]) }) == expected else {
+                    failure = .invalidChecksum
+                    break
+                }
+                if data > 4 { ranges.append((offset + 4, data - 4)) }
             } else {
                 ranges.append((offset, data))
             }

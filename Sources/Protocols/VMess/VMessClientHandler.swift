@@ -131,8 +131,10 @@ package final class VMessClientHandler: ChannelDuplexHandler, RemovableChannelHa
                 // (response byte, option, command, command length) under AES-128-CFB; a command's
                 // bytes are skipped unread, as sing-vmess skips them.
                 guard let sealed = pending.readBytes(length: 4) else { return }
-                let response = VMessCFB(key: request.responseKey, iv: request.responseNonce, encrypting: false).apply(sealed)
+                let stream = VMessCFB(key: request.responseKey, iv: request.responseNonce, encrypting: false)
+                let response = stream.apply(sealed)
                 guard response[0] == request.responseHeader else { throw .badResponseHeader }
+                opener.continueStream(stream)
                 readState = .skip(Int(response[3]))
             case .skip(let count):
                 let skipped = min(count, pending.readableBytes)

@@ -297,6 +297,15 @@ package final class VMessCFB {
 
     deinit { EVP_CIPHER_CTX_free(context) }
 
+    /// The next `bytes.count` bytes of the stream applied to `bytes` in place (the body's data path).
+    package func apply(inPlace bytes: UnsafeMutableRawBufferPointer) {
+        guard bytes.count > 0 else { return }
+        let base = bytes.baseAddress!.assumingMemoryBound(to: UInt8.self)
+        var written: Int32 = 0
+        _ = encrypting ? EVP_EncryptUpdate(context, base, &written, base, Int32(bytes.count))
+                       : EVP_DecryptUpdate(context, base, &written, base, Int32(bytes.count))
+    }
+
     /// The next `bytes.count` bytes of the stream applied to `bytes`.
     package func apply(_ bytes: [UInt8]) -> [UInt8] {
         guard !bytes.isEmpty else { return [] }

@@ -31,6 +31,8 @@ package enum VMessError: Error, Equatable, CustomStringConvertible {
     /// A sealed header, length or chunk did not open.
     case authenticationFailed
     case unsupportedSecurity(UInt8)
+    /// A legacy-security chunk whose FNV checksum does not match.
+    case invalidChecksum
     case badLengthChunk(length: Int, padding: Int)
     /// The server's response byte is not the one we asked for.
     case badResponseHeader
@@ -54,6 +56,7 @@ package enum VMessError: Error, Equatable, CustomStringConvertible {
         case .domainTooLong(let length): "vmess: domain too long: \(length) bytes"
         case .authenticationFailed: "cipher: message authentication failed"
         case .unsupportedSecurity(let security): "vmess: unsupported security type: \(security)"
+        case .invalidChecksum: "vmess: invalid chunk checksum"
         case .badLengthChunk(let length, let padding): "bad length chunk: length=\(length), padding=\(padding)"
         case .badResponseHeader: "bad response header"
         case .badMuxFrame: "read frame header: bad frame"
@@ -260,9 +263,12 @@ package enum VMessHeader {
         return (request, length)
     }
 
-    /// The legacy response: (response byte, option, 0, 0) under AES-128-CFB with the response key and IV.
-    package static func sealLegacyResponse(responseHeader: UInt8, option: UInt8, responseKey: [UInt8], responseNonce: [UInt8]) -> [UInt8] {
-        VMessCFB(key: responseKey, iv: responseNonce, encrypting: true).apply([responseHeader, option, 0, 0])
+    /// The legacy response: (response byte, option, 0, 0) under AES-128-CFB with the response key and
+    /// IV, and that stream (the legacy body security goes on with it).
+    package static func sealLegacyResponse(responseHeader: UInt8, option: UInt8, responseKey: [UInt8],
+                                           responseNonce: [UInt8]) -> ([UInt8], VMessCFB) {
+        let cfb = VMessCFB(key: responseKey, iv: responseNonce, encrypting: true)
+        return (cfb.apply([responseHeader, option, 0, 0]), cfb)
     }
 
     /// Sealed length ‖ connection nonce ‖ sealed header (everything after the auth ID).

@@ -7,7 +7,7 @@
 // Security: `auto` is aes-128-gcm here (Go on amd64) or `zero` under TLS; `none` and `zero` send
 // `none` (TCP unframed, UDP in plain chunks); AEADs use chunk masking, `global_padding` and
 // `authenticated_length` as asked. Refused at build time, never silently dropped: `multiplex`,
-// `transport`, `aes-128-cfb`. `alter_id` > 0 selects the legacy header. `packetaddr` and `xudp`
+// `transport`. `alter_id` > 0 selects the legacy header; `aes-128-cfb` the legacy body. `packetaddr` and `xudp`
 // carry datagrams to any destination on one stream (VMessPacketConnection.swift, VMessXUDPConnection.swift).
 package import Adapter
 package import Config
@@ -66,7 +66,7 @@ package final class VMessOutbound: Outbound {
         case "none", "zero": security = VMessModule.securityNone
         case "aes-128-gcm": security = VMessModule.securityAES128GCM
         case "chacha20-poly1305": security = VMessModule.securityChaCha20Poly1305
-        case "aes-128-cfb": throw AdapterError.notImplemented("vmess security aes-128-cfb")
+        case "aes-128-cfb": security = VMessModule.securityLegacy
         default: throw AdapterError(.other, "vmess: unsupported security type: \(name)")
         }
         // sing-vmess: any alter_id > 0 selects the legacy header with the first alter ID.
@@ -90,6 +90,8 @@ package final class VMessOutbound: Outbound {
         switch security {
         case VMessModule.securityNone:
             if command == VMessModule.commandUDP { option = VMessModule.optionChunkStream }
+        case VMessModule.securityLegacy:
+            option = VMessModule.optionChunkStream
         default:
             option = VMessModule.optionChunkStream | VMessModule.optionChunkMasking
             if globalPadding { option |= VMessModule.optionGlobalPadding }

@@ -162,11 +162,15 @@ package final class VMessServerHandler: ChannelDuplexHandler {
     private func accept(context: ChannelHandlerContext, request: VMessRequest, user: Int) throws(VMessError) {
         sealer = try VMessChunkSealer(.response(request))
         opener = try VMessChunkOpener(.request(request))
-        response = request.legacy
-            ? VMessHeader.sealLegacyResponse(responseHeader: request.responseHeader, option: request.option,
-                                             responseKey: request.responseKey, responseNonce: request.responseNonce)
-            : VMessHeader.sealResponse(responseHeader: request.responseHeader, option: request.option,
-                                       responseKey: request.responseKey, responseNonce: request.responseNonce)
+        if request.legacy {
+            let (bytes, stream) = VMessHeader.sealLegacyResponse(responseHeader: request.responseHeader, option: request.option,
+                                                                 responseKey: request.responseKey, responseNonce: request.responseNonce)
+            response = bytes
+            sealer?.continueStream(stream)
+        } else {
+            response = VMessHeader.sealResponse(responseHeader: request.responseHeader, option: request.option,
+                                                responseKey: request.responseKey, responseNonce: request.responseNonce)
+        }
         self.request = request
         state = .body
         handOff(context: context, request: request, user: shared.users[user])
