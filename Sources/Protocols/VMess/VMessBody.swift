@@ -103,16 +103,15 @@ struct VMessChunkState {
 
     /// The next padding length (0 without global padding).
     mutating func nextPadding() -> Int {
-        guard padding, var shake else { return 0 }
-        defer { self.shake = shake }
-        return Int(shake.nextUInt16() % VMessModule.maxPaddingSize)
+        // Mutated in place through the optional: copying it out would copy its arrays per chunk.
+        guard padding, let value = shake?.nextUInt16() else { return 0 }
+        return Int(value % VMessModule.maxPaddingSize)
     }
 
     /// The next length mask (0 without masking).
     mutating func nextMask() -> UInt16 {
-        guard masking, var shake else { return 0 }
-        defer { self.shake = shake }
-        return shake.nextUInt16()
+        guard masking, let value = shake?.nextUInt16() else { return 0 }
+        return value
     }
 
     /// Runs the legacy AES-CFB stream over `count` bytes at `offset` past the reader index, in place.

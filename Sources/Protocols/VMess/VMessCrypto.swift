@@ -245,7 +245,7 @@ package struct VMessShake128 {
     }
 
     private static func permute(_ a: inout [UInt64]) {
-        var c = [UInt64](repeating: 0, count: 5)
+        var c = InlineArray<5, UInt64>(repeating: 0)  // no allocation per permutation
         for round in 0..<24 {
             // θ
             for x in 0..<5 { c[x] = a[x] ^ a[x + 5] ^ a[x + 10] ^ a[x + 15] ^ a[x + 20] }
