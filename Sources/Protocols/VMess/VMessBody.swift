@@ -21,13 +21,17 @@ import COpenSSL
 /// What one direction of a body needs: the header's security and option, this direction's key and
 /// nonce, and the request's key and nonce (the authenticated-length cipher always uses those).
 package struct VMessBodyParameters: Sendable {
+    /// The header's security byte and request option.
     package var security: UInt8
     package var option: UInt8
+    /// This direction's body key and nonce (16 bytes each).
     package var key: [UInt8]
     package var nonce: [UInt8]
+    /// The request's body key and nonce (the authenticated-length cipher's, in both directions).
     package var requestKey: [UInt8]
     package var requestNonce: [UInt8]
 
+    /// All fields as given; `request(_:)` and `response(_:)` build them from a header.
     package init(security: UInt8, option: UInt8, key: [UInt8], nonce: [UInt8], requestKey: [UInt8], requestNonce: [UInt8]) {
         self.security = security
         self.option = option

@@ -73,14 +73,18 @@ package struct VMessRequest: Equatable, Sendable {
     package var bodyNonce: [UInt8]
     /// The byte the server must echo.
     package var responseHeader: UInt8
+    /// Request options (chunk stream, masking, global padding, authenticated length).
     package var option: UInt8
+    /// The body security byte (3 AES-128-GCM, 4 ChaCha20-Poly1305, 5 none, 1 AES-128-CFB).
     package var security: UInt8
+    /// 1 TCP, 2 UDP, 3 mux.
     package var command: UInt8
     /// Nil for the mux command.
     package var destination: Destination?
     /// The legacy (alterId) header was used: response keys are MD5, not SHA-256.
     package var legacy = false
 
+    /// All fields as given (an AEAD-header request; set `legacy` for the alterId header).
     package init(bodyKey: [UInt8], bodyNonce: [UInt8], responseHeader: UInt8, option: UInt8, security: UInt8,
                  command: UInt8, destination: Destination?) {
         self.bodyKey = bodyKey
@@ -101,11 +105,14 @@ package struct VMessRequest: Equatable, Sendable {
 package struct VMessServerUser: Sendable {
     /// `name`, possibly empty (Go then logs the index).
     package var name: String
+    /// Position in `users` (what Go logs when the name is empty).
     package var index: Int
+    /// MD5(uuid ‖ constant): the AEAD header's key.
     package var commandKey: [UInt8]
     /// KDF(cmdKey, "AES Auth ID Encryption")[:16].
     package var authIDKey: [UInt8]
 
+    /// Derives the keys from `uuid` (a UUID, or any text as a name-based UUID, as Go).
     package init(name: String, index: Int, uuid: String) {
         self.name = name
         self.index = index
@@ -166,6 +173,7 @@ package final class VMessLegacyTable: Sendable {
 package final class VMessReplayFilter: Sendable {
     private let state = Mutex<(current: Set<[UInt8]>, previous: Set<[UInt8]>, rotated: Int64)>(([], [], 0))
 
+    /// An empty filter.
     package init() {}
 
     /// True (and remembered) when `id` is new.
@@ -185,6 +193,7 @@ package final class VMessReplayFilter: Sendable {
 
 /// Unix time in seconds.
 package typealias VMessClock = @Sendable () -> Int64
+/// The system clock.
 package let vmessSystemClock: VMessClock = { Int64(time(nil)) }
 
 /// Encodes and decodes the headers.

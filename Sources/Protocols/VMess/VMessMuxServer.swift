@@ -12,12 +12,14 @@ import Net
 
 /// One mux frame from a client.
 package struct VMessMuxFrame: Equatable {
+    /// The session id, status (1 new, 2 keep, 3 end, 4 keep-alive) and option (1 data, 2 error).
     package var session: UInt16
     package var status: UInt8
     package var option: UInt8
     /// Present when the metadata carries an address (new frames, keep frames of XUDP).
     package var network: UInt8?
     package var destination: Destination?
+    /// The frame's data (option data), a slice of the stream.
     package var data: ByteBuffer?
 
     /// Reads one whole frame off `buffer`: nil (nothing consumed) until it is all there.
