@@ -10,6 +10,7 @@ import SOCKS
 import Shadowsocks
 import SSH
 import Trojan
+import VMess
 import WireGuard
 
 /// What the box built for DNS: the resolver dialers and the `resolve` action use, the handler for
@@ -38,7 +39,7 @@ package struct BoxDNS: Sendable {
 enum BoxRegistrations {
     /// Protocol modules' `register(in:)` calls.
     static let all: [@Sendable (AdapterRegistry) -> Void] = [
-        SOCKSModule.register, HTTPProxyModule.register, MixedModule.register, SSHModule.register, ShadowsocksModule.register, TrojanModule.register,
+        SOCKSModule.register, HTTPProxyModule.register, MixedModule.register, SSHModule.register, ShadowsocksModule.register, TrojanModule.register, VMessModule.register,
         BoxTunPlatform.register,
         BoxRegistrations.registerTransparent,
         ResolvedService.register,

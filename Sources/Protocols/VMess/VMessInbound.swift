@@ -1,0 +1,49 @@
+// The `vmess` inbound (Go sing-box 1.12.12 protocol/vmess/inbound.go, sing-vmess service.go):
+// TCP connections run `VMessServerHandler` on a `ProxyListener`. As in Go the router is wrapped in
+// the UoT router, so a stream to the UoT magic names becomes a UDP flow; command 2 streams are UDP
+// flows of their own, and command 3 (mux) streams carry XUDP sessions (VMessMuxServer). Users with
+// `alterId` > 0 may also use the legacy header. `tls`, `transport`
+// and an enabled `multiplex` are refused at build time with a clear `not implemented`.
+package import Adapter
+package import Config
+package import NIOCore
+package import Net
+import Transport
+
+/// sing-box's `vmess` inbound.
+package final class VMessInbound: ProxyListenerInbound, @unchecked Sendable {
+    package let type = "vmess"
+    package let tag: String
+    /// The TCP listener (connections in their handshake are tracked there).
+    package let listener: ProxyListener
+
+    /// Throws for what this build does not carry.
+    package init(tag: String, options: VMessInboundOptions, router: any FlowHandler, logger: ContextLogger,
+                 group: any EventLoopGroup, clock: @escaping VMessClock = vmessSystemClock) throws {
+        if options.multiplex?.enabled == true { throw AdapterError.notImplemented("multiplex on vmess inbound") }
+        if options.tls?.enabled == true { throw AdapterError.notImplemented("tls on vmess inbound") }
+        if let transport = options.transport { throw AdapterError.notImplemented("transport \(transport.type) on vmess inbound") }
+        self.tag = tag
+        let users = options.users.enumerated().map { VMessServerUser(name: $0.element.name, index: $0.offset, uuid: $0.element.uuid) }
+        let legacy = VMessLegacyTable(users: options.users.enumerated().map { ($0.offset, $0.element.uuid, $0.element.alterId ?? 0) })
+        let context = VMessServerContext(tag: tag, users: users, legacy: legacy, listenOptions: options.listen, logger: logger, clock: clock)
+        let parameters = try ListenParameters(options.listen)
+        // Go wraps the inbound's router in its UoT router: a stream to the magic names is a UDP flow.
+        let streams = UDPOverTCPFlowHandler(next: router, logger: logger)
+        listener = ProxyListener(parameters: parameters, group: group, logger: logger, flowHandler: streams) { channel, flowID, handoff in
+            try channel.pipeline.syncOperations.addHandlers([
+                VMessServerHandler(context: context, flowID: flowID, streams: handoff, packets: handoff),
+                FlowBufferHandler(),
+            ])
+        }
+    }
+
+    package func start(_ stage: StartStage) async throws {
+        guard stage == .start else { return }
+        try await listener.start()
+    }
+
+    package func close() async throws {
+        await listener.close()
+    }
+}

@@ -1,0 +1,303 @@
+// VMess against real peers: Go sing-box 1.12.12 (sing-vmess both ways) and v2ray 4.34 (Debian's
+// golang-v2ray-core, AEAD header with alterId 0) both ways. Each pairing carries a byte-exact
+// download over TCP and a DNS query over UDP to dnsmasq through a mixed inbound. Bad clients
+// (garbage, short first reads, a wrong UUID) are refused as Go refuses them, with Go's words.
+// Every process is owned by a `Spawned`/fixture stopped in a `defer`.
+import Foundation
+import Testing
+
+enum VMessConfig {
+    static let uuid = "b831381d-6324-4d53-ad4f-8cda48b30811"
+
+    static func inbound(port: UInt16, uuid: String = uuid, name: String = "alice", alterID: Int = 0, tag: String = "vmess-in") -> String {
+        "{\"type\":\"vmess\",\"tag\":\"\(tag)\",\"listen\":\"127.0.0.1\",\"listen_port\":\(port),"
+            + "\"users\":[{\"name\":\"\(name)\",\"uuid\":\"\(uuid)\",\"alterId\":\(alterID)}]}"
+    }
+
+    static func outbound(port: UInt16, security: String, uuid: String = uuid, extra: String = "", tag: String = "vmess-out") -> String {
+        "{\"type\":\"vmess\",\"tag\":\"\(tag)\",\"server\":\"127.0.0.1\",\"server_port\":\(port),"
+            + "\"uuid\":\"\(uuid)\",\"security\":\"\(security)\"\(extra)}"
+    }
+
+    /// A box serving vmess on `serverPort` (to direct) and relaying its mixed inbound on `mixedPort`
+    /// through a vmess outbound to `peerPort`.
+    static func both(mixedPort: UInt16, serverPort: UInt16, peerPort: UInt16, security: String, extra: String = "", alterID: Int = 0) -> String {
+        ConfigJSON.box(inbounds: [ConfigJSON.mixed(port: mixedPort, tag: "m"), inbound(port: serverPort, alterID: alterID)],
+                       outbounds: [ConfigJSON.direct, outbound(port: peerPort, security: security, extra: extra)],
+                       rules: "[{\"inbound\":[\"m\"],\"outbound\":\"vmess-out\"}]")
+    }
+}
+
+/// v2ray 4.34 (`v2ray -config`), as a VMess server to freedom or as a SOCKS5 → VMess client.
+final class V2Ray: @unchecked Sendable {
+    static let binary = "/usr/bin/v2ray"
+    let port: UInt16
+    private let process: Spawned
+
+    init(server port: UInt16, uuid: String, alterID: Int = 0, in work: TemporaryDirectory) throws {
+        self.port = port
+        let config = """
+        {"log":{"loglevel":"debug"},
+         "inbounds":[{"listen":"127.0.0.1","port":\(port),"protocol":"vmess","settings":{"clients":[{"id":"\(uuid)","alterId":\(alterID)}]}}],
+         "outbounds":[{"protocol":"freedom"}]}
+        """
+        process = try Spawned(Self.binary, ["-config", try work.write("v2ray-server-\(port).json", config)], name: "v2ray-server", directory: work)
+        try waitForTCP(port: port, process: process)
+    }
+
+    init(socks port: UInt16, vmessPort: UInt16, uuid: String, security: String, alterID: Int = 0, in work: TemporaryDirectory) throws {
+        self.port = port
+        let config = """
+        {"log":{"loglevel":"debug"},
+         "inbounds":[{"listen":"127.0.0.1","port":\(port),"protocol":"socks","settings":{"auth":"noauth","udp":true,"ip":"127.0.0.1"}}],
+         "outbounds":[{"protocol":"vmess","settings":{"vnext":[{"address":"127.0.0.1","port":\(vmessPort),
+           "users":[{"id":"\(uuid)","alterId":\(alterID),"security":"\(security)"}]}]}}]}
+        """
+        process = try Spawned(Self.binary, ["-config", try work.write("v2ray-client-\(port).json", config)], name: "v2ray-client", directory: work)
+        try waitForTCP(port: port, process: process)
+    }
+
+    var log: String { process.log }
+    func stop() { process.stop() }
+}
+
+extension V2Ray: SingBoxOrProcess {}
+
+@Suite(.serialized) struct VMessInteropTests {
+    static let securities = ["aes-128-gcm", "chacha20-poly1305", "none", "zero", "aes-128-cfb"]
+
+    /// Ours (mixed → vmess out) → Go (vmess in → direct), and Go (mixed → vmess out) → ours.
+    @Test(arguments: securities)
+    func againstGoSingBox(security: String) throws {
+        try pairWithGo(security: security, extra: "")
+    }
+
+    /// `global_padding` and `authenticated_length` (each and both) change the chunk framing: both
+    /// ways against Go.
+    @Test(arguments: [",\"global_padding\":true", ",\"authenticated_length\":true", ",\"global_padding\":true,\"authenticated_length\":true"])
+    func framingOptionsAgainstGoSingBox(extra: String) throws {
+        try pairWithGo(security: "aes-128-gcm", extra: extra)
+        try pairWithGo(security: "chacha20-poly1305", extra: extra)
+    }
+
+    /// A client that sends its request and half-closes (FIN) at once still gets the whole response:
+    /// ours → Go, and ours → ours (one box whose vmess outbound dials its own vmess inbound). Go as
+    /// the client is left out: Go → Go loses such a response too (its early conn), so it is no oracle.
+    @Test(arguments: ["aes-128-gcm", "none"])
+    func halfCloseGetsTheWholeResponse(security: String) throws {
+        let work = try TemporaryDirectory()
+        let files = try FileServer(in: work)
+        defer { files.stop() }
+        let ourMixed = try freePort(), ourServer = try freePort(), selfMixed = try freePort(), selfServer = try freePort()
+        let goMixed = try freePort(), goServer = try freePort()
+        let go = try SingBox(.go, config: VMessConfig.both(mixedPort: goMixed, serverPort: goServer, peerPort: ourServer,
+                                                           security: security), waitPort: goMixed, in: work)
+        defer { go.stop() }
+        let ours = try SingBox(.ours, config: VMessConfig.both(mixedPort: ourMixed, serverPort: ourServer, peerPort: goServer,
+                                                               security: security), waitPort: ourMixed, in: work)
+        defer { ours.stop() }
+        let loop = try SingBox(.ours, config: VMessConfig.both(mixedPort: selfMixed, serverPort: selfServer, peerPort: selfServer,
+                                                               security: security), waitPort: selfMixed, in: work, name: "ours-self")
+        defer { loop.stop() }
+        try waitForTCP(port: selfServer, process: loop.process)
+        let halfClose = try work.write("half-close.py", halfCloseDownloadScript)
+        for (port, label, box) in [(ourMixed, "ours → Go", ours), (selfMixed, "ours → ours", loop)] {
+            let download = try runTool(Peers.python3, [halfClose, String(port), String(files.port)])
+            let intact = download.stdout == files.blob  // a Bool: #expect would diff 2 MiB on failure
+            #expect(intact, "\(label): \(download.stdout.count) bytes: \(download.stderr)\n\(box.log)\n----\n\(go.log)")
+        }
+        #expect(loop.log.contains("inbound/vmess[vmess-in]: [alice] inbound connection to 127.0.0.1:\(files.port)"), "\(loop.log)")
+    }
+
+    /// `packet_encoding: "xudp"`: UDP sessions in mux.cool frames over the mux command, both ways
+    /// against Go (our outbound's frames to Go's mux server, Go's XUDP client to our inbound).
+    @Test(arguments: ["aes-128-gcm", "none"])
+    func xudpAgainstGoSingBox(security: String) throws {
+        try pairWithGo(security: security, extra: ",\"packet_encoding\":\"xudp\"")
+    }
+
+    /// `packet_encoding: "packetaddr"`: UDP to any IP over one stream, both ways against Go.
+    @Test func packetAddressAgainstGoSingBox() throws {
+        try pairWithGo(security: "aes-128-gcm", extra: ",\"packet_encoding\":\"packetaddr\"")
+    }
+
+    /// `alter_id` > 0: the legacy header (HMAC-MD5 auth, AES-CFB header and response) with the same
+    /// bodies, both ways against Go; the inbound's users have alter IDs too.
+    @Test(arguments: ["aes-128-gcm", "none", "aes-128-cfb"])
+    func legacyHeaderAgainstGoSingBox(security: String) throws {
+        try pairWithGo(security: security, extra: ",\"alter_id\":4", alterID: 4)
+    }
+
+    private func pairWithGo(security: String, extra: String, alterID: Int = 0) throws {
+        let work = try TemporaryDirectory()
+        let files = try FileServer(in: work)
+        defer { files.stop() }
+        let dns = try Dnsmasq(in: work)
+        defer { dns.stop() }
+        let ourMixed = try freePort(), ourServer = try freePort(), goMixed = try freePort(), goServer = try freePort()
+        let go = try SingBox(.go, config: VMessConfig.both(mixedPort: goMixed, serverPort: goServer, peerPort: ourServer,
+                                                           security: security, extra: extra, alterID: alterID), waitPort: goMixed, in: work)
+        defer { go.stop() }
+        let ours = try SingBox(.ours, config: VMessConfig.both(mixedPort: ourMixed, serverPort: ourServer, peerPort: goServer,
+                                                               security: security, extra: extra, alterID: alterID), waitPort: ourMixed, in: work)
+        defer { ours.stop() }
+        try exercise(via: ourMixed, files: files, dns: dns, work: work, label: "ours → Go \(security)\(extra)", logs: [ours, go])
+        #expect(go.log.contains("inbound/vmess[vmess-in]: [alice] inbound connection to 127.0.0.1:\(files.port)"), "\(go.log)")
+        let packetLine = extra.contains("packetaddr") ? "[alice] inbound packet addr connection" : "[alice] inbound packet connection to 127.0.0.1:\(dns.port)"
+        #expect(go.log.contains(packetLine), "\(go.log)")
+        try exercise(via: goMixed, files: files, dns: dns, work: work, label: "Go → ours \(security)\(extra)", logs: [ours, go])
+        #expect(ours.log.contains("inbound/vmess[vmess-in]: [alice] inbound connection to 127.0.0.1:\(files.port)"), "\(ours.log)")
+        #expect(ours.log.contains("inbound/vmess[vmess-in]: \(packetLine)"), "\(ours.log)")
+        #expect(ours.log.contains("outbound/vmess[vmess-out]: outbound packet connection to 127.0.0.1:\(dns.port)"), "\(ours.log)")
+    }
+
+    /// v2ray as the server for our outbound, and as a client (SOCKS5 in, vmess out) of our inbound;
+    /// alterId 4 on both sides selects the legacy header.
+    @Test(arguments: [("aes-128-gcm", 0), ("chacha20-poly1305", 0), ("none", 0), ("aes-128-gcm", 4), ("aes-128-cfb", 4)])
+    func againstV2Ray(security: String, alterID: Int) throws {
+        let work = try TemporaryDirectory()
+        let files = try FileServer(in: work)
+        defer { files.stop() }
+        let dns = try Dnsmasq(in: work)
+        defer { dns.stop() }
+        let ourMixed = try freePort(), ourServer = try freePort()
+        let server = try V2Ray(server: try freePort(), uuid: VMessConfig.uuid, alterID: alterID, in: work)
+        defer { server.stop() }
+        let extra = alterID > 0 ? ",\"alter_id\":\(alterID)" : ""
+        let ours = try SingBox(.ours, config: VMessConfig.both(mixedPort: ourMixed, serverPort: ourServer, peerPort: server.port,
+                                                               security: security, extra: extra, alterID: alterID), waitPort: ourMixed, in: work)
+        defer { ours.stop() }
+        try waitForTCP(port: ourServer, process: ours.process)
+        let client = try V2Ray(socks: try freePort(), vmessPort: ourServer, uuid: VMessConfig.uuid, security: security, alterID: alterID, in: work)
+        defer { client.stop() }
+        try exercise(via: ourMixed, files: files, dns: dns, work: work, label: "ours → v2ray \(security)", logs: [ours, server])
+        try exercise(via: client.port, files: files, dns: dns, work: work, label: "v2ray → ours \(security)", logs: [ours, client])
+        #expect(ours.log.contains("inbound/vmess[vmess-in]: [alice] inbound connection to 127.0.0.1:\(files.port)"), "\(ours.log)")
+    }
+
+    /// A wrong UUID both ways: the client's download fails and the server logs Go's `bad request`.
+    @Test func wrongUUIDFailsCleanly() throws {
+        let work = try TemporaryDirectory()
+        let files = try FileServer(in: work)
+        defer { files.stop() }
+        let ourMixed = try freePort(), ourServer = try freePort(), goMixed = try freePort(), goServer = try freePort()
+        let wrong = "00000000-0000-4000-8000-000000000001"
+        func config(mixed: UInt16, server: UInt16, peer: UInt16) -> String {
+            ConfigJSON.box(inbounds: [ConfigJSON.mixed(port: mixed, tag: "m"), VMessConfig.inbound(port: server)],
+                           outbounds: [ConfigJSON.direct, VMessConfig.outbound(port: peer, security: "aes-128-gcm", uuid: wrong)],
+                           rules: "[{\"inbound\":[\"m\"],\"outbound\":\"vmess-out\"}]")
+        }
+        let go = try SingBox(.go, config: config(mixed: goMixed, server: goServer, peer: ourServer), waitPort: goMixed, in: work)
+        defer { go.stop() }
+        let ours = try SingBox(.ours, config: config(mixed: ourMixed, server: ourServer, peer: goServer), waitPort: ourMixed, in: work)
+        defer { ours.stop() }
+        #expect(throws: PeerError.self) { try curl(["--socks5-hostname", "127.0.0.1:\(ourMixed)", files.blobURL]) }
+        #expect(throws: PeerError.self) { try curl(["--socks5-hostname", "127.0.0.1:\(goMixed)", files.blobURL]) }
+        let needle = "process connection from 127.0.0.1:"
+        #expect(waitForLog(go, containing: needle) && go.log.contains(": bad request"), "\(go.log)")
+        #expect(waitForLog(ours, containing: needle) && ours.log.contains(": bad request"), "\(ours.log)")
+    }
+
+    /// Garbage and a short first read against our inbound and Go's: both reset the connection without
+    /// an answer and log the same cause (`bad request` for 200 random bytes, `bad header` for 10).
+    @Test(arguments: [Implementation.ours, .go])
+    func badClientsAreRefusedAsGoRefusesThem(implementation: Implementation) throws {
+        let work = try TemporaryDirectory()
+        let server = try freePort()
+        let box = try SingBox(implementation, config: ConfigJSON.box(inbounds: [VMessConfig.inbound(port: server)], outbounds: [ConfigJSON.direct]),
+                              waitPort: server, in: work, name: "server-\(implementation)")
+        defer { box.stop() }
+        var generator = SystemRandomNumberGenerator()
+        for (count, cause) in [(200, ": bad request"), (10, ": bad header")] {
+            let fd = connectTCP(port: server)
+            #expect(fd >= 0)
+            defer { close(fd) }
+            #expect(writeAll(fd, (0..<count).map { _ in UInt8.random(in: 0...255, using: &generator) }))
+            #expect(readOutcome(fd) == "reset", "\(implementation): \(count) garbage bytes")
+            #expect(waitForLog(box, containing: cause), "\(implementation) \(count): \(box.log)")
+        }
+    }
+
+    /// Our outbound over TLS to Go's vmess inbound with TLS: `auto` becomes `zero` under TLS as in
+    /// Go (no body framing on TCP, plain chunks for UDP).
+    @Test(arguments: ["auto", "aes-128-gcm"])
+    func overTLSToGo(security: String) throws {
+        let work = try TemporaryDirectory()
+        let certificates = try InteropCertificates()
+        let files = try FileServer(in: work)
+        defer { files.stop() }
+        let dns = try Dnsmasq(in: work)
+        defer { dns.stop() }
+        let goServer = try freePort(), mixed = try freePort()
+        let inbound = String(VMessConfig.inbound(port: goServer).dropLast()) + ",\"tls\":\(certificates.inboundTLS)}"
+        let go = try SingBox(.go, config: ConfigJSON.box(inbounds: [inbound], outbounds: [ConfigJSON.direct]),
+                             waitPort: goServer, in: work, name: "go-vmess-tls")
+        defer { go.stop() }
+        let outbound = VMessConfig.outbound(port: goServer, security: security, extra: ",\"tls\":\(certificates.outboundTLS())")
+        let ours = try SingBox(.ours, config: ConfigJSON.box(inbounds: [ConfigJSON.mixed(port: mixed)], outbounds: [outbound]),
+                               waitPort: mixed, in: work)
+        defer { ours.stop() }
+        try exercise(via: mixed, files: files, dns: dns, work: work, label: "ours → Go over TLS \(security)", logs: [ours, go])
+        #expect(go.log.contains("[alice] inbound connection to 127.0.0.1:\(files.port)"), "\(go.log)")
+    }
+
+    /// What this build does not carry fails the start with `not implemented` naming the field.
+    @Test func unsupportedFieldsFailTheStart() throws {
+        let work = try TemporaryDirectory()
+        let outbounds: [(String, String)] = [
+            (",\"multiplex\":{\"enabled\":true}", "not implemented: multiplex on vmess outbound"),
+            (",\"transport\":{\"type\":\"ws\"}", "not implemented: transport ws on vmess outbound"),
+        ]
+        for (extra, expected) in outbounds {
+            let config = try work.write("bad-out.json", ConfigJSON.box(
+                inbounds: [ConfigJSON.mixed(port: try freePort())],
+                outbounds: [VMessConfig.outbound(port: 1, security: "aes-128-gcm", extra: extra)]))
+            let run = try runTool(Peers.ours, ["run", "-c", config], timeout: 10)
+            #expect(run.status != 0)
+            #expect(run.stderr.contains("initialize outbound[0]: \(expected)"), "\(run.stderr)")
+        }
+        let certificates = try InteropCertificates()
+        for (extra, expected) in [(",\"tls\":\(certificates.inboundTLS)", "not implemented: tls on vmess inbound"),
+                                  (",\"multiplex\":{\"enabled\":true}", "not implemented: multiplex on vmess inbound")] {
+            let inbound = String(VMessConfig.inbound(port: try freePort()).dropLast()) + extra + "}"
+            let config = try work.write("bad-in.json", ConfigJSON.box(inbounds: [inbound], outbounds: [ConfigJSON.direct]))
+            let run = try runTool(Peers.ours, ["run", "-c", config], timeout: 10)
+            #expect(run.status != 0)
+            #expect(run.stderr.contains(expected), "\(run.stderr)")
+        }
+    }
+
+    /// How the server ended a connection we wrote to: "reset", "eof", or "data" if it answered.
+    private func readOutcome(_ fd: Int32) -> String {
+        var tv = timeval(tv_sec: 3, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        var byte: UInt8 = 0
+        let n = read(fd, &byte, 1)
+        if n > 0 { return "data" }
+        if n == 0 { return "eof" }
+        return errno == ECONNRESET ? "reset" : "error \(errno)"
+    }
+
+    private func waitForLog(_ box: SingBox, containing needle: String) -> Bool {
+        for _ in 0..<60 {
+            if box.log.contains(needle) { return true }
+            usleep(50_000)
+        }
+        return false
+    }
+
+    /// One TCP download and one UDP DNS query through the SOCKS5 port `port`.
+    private func exercise(via port: UInt16, files: FileServer, dns: Dnsmasq, work: TemporaryDirectory, label: String,
+                          logs: [any SingBoxOrProcess]) throws {
+        do {
+            let body = try curl(["--socks5-hostname", "127.0.0.1:\(port)", files.blobURL])
+            #expect(body == files.blob, "\(label): TCP body differs (\(body.count) bytes)")
+        } catch {
+            Issue.record("\(label): TCP: \(error)\n\(logs.map(\.log).joined(separator: "\n----\n"))")
+        }
+        let script = try work.write("udp.py", socksUDPClientScript)
+        let result = try runTool(Peers.python3, [script, String(port), String(dns.port)])
+        #expect(String(decoding: result.stdout, as: UTF8.self) == "127.0.0.1:\(dns.port) 10.1.2.3\n",
+                "\(label): UDP: \(result.stderr)\n\(logs.map(\.log).joined(separator: "\n----\n"))")
+    }
+}
