@@ -241,12 +241,33 @@ extension V2Ray: SingBoxOrProcess {}
         #expect(go.log.contains("[alice] inbound connection to 127.0.0.1:\(files.port)"), "\(go.log)")
     }
 
+    /// v2ray transports under vmess: our outbound to Go's vmess inbound with the same transport.
+    @Test(arguments: [#"{"type":"ws","path":"/v"}"#, #"{"type":"ws","path":"/v","max_early_data":2048,"early_data_header_name":"Sec-WebSocket-Protocol"}"#,
+                      #"{"type":"httpupgrade","path":"/u"}"#])
+    func transportsToGo(transport: String) throws {
+        let work = try TemporaryDirectory()
+        let files = try FileServer(in: work)
+        defer { files.stop() }
+        let dns = try Dnsmasq(in: work)
+        defer { dns.stop() }
+        let goServer = try freePort(), mixed = try freePort()
+        let inbound = String(VMessConfig.inbound(port: goServer).dropLast()) + ",\"transport\":\(transport)}"
+        let go = try SingBox(.go, config: ConfigJSON.box(inbounds: [inbound], outbounds: [ConfigJSON.direct]), waitPort: goServer, in: work)
+        defer { go.stop() }
+        let outbound = VMessConfig.outbound(port: goServer, security: "aes-128-gcm", extra: ",\"transport\":\(transport)")
+        let ours = try SingBox(.ours, config: ConfigJSON.box(inbounds: [ConfigJSON.mixed(port: mixed)], outbounds: [outbound]),
+                               waitPort: mixed, in: work)
+        defer { ours.stop() }
+        try exercise(via: mixed, files: files, dns: dns, work: work, label: "ours → Go over \(transport)", logs: [ours, go])
+        #expect(go.log.contains("[alice] inbound connection to 127.0.0.1:\(files.port)"), "\(go.log)")
+    }
+
     /// What this build does not carry fails the start with `not implemented` naming the field.
     @Test func unsupportedFieldsFailTheStart() throws {
         let work = try TemporaryDirectory()
         let outbounds: [(String, String)] = [
             (",\"multiplex\":{\"enabled\":true}", "not implemented: multiplex on vmess outbound"),
-            (",\"transport\":{\"type\":\"ws\"}", "not implemented: transport ws on vmess outbound"),
+            (",\"transport\":{\"type\":\"grpc\"}", "not implemented: transport grpc on vmess outbound"),
         ]
         for (extra, expected) in outbounds {
             let config = try work.write("bad-out.json", ConfigJSON.box(

@@ -6,14 +6,15 @@
 // UDP: the same on a new stream with command 2 (`VMessClientPacketConnection`).
 // Security: `auto` is aes-128-gcm here (Go on amd64) or `zero` under TLS; `none` and `zero` send
 // `none` (TCP unframed, UDP in plain chunks); AEADs use chunk masking, `global_padding` and
-// `authenticated_length` as asked. Refused at build time, never silently dropped: `multiplex`,
-// `transport`. `alter_id` > 0 selects the legacy header; `aes-128-cfb` the legacy body. `packetaddr` and `xudp`
+// `authenticated_length` as asked. `transport` ws and httpupgrade upgrade the stream after TLS (Transport).
+// Refused at build time, never silently dropped: `multiplex` and the other transports. `alter_id` > 0 selects the legacy header; `aes-128-cfb` the legacy body. `packetaddr` and `xudp`
 // carry datagrams to any destination on one stream (VMessPacketConnection.swift, VMessXUDPConnection.swift).
 package import Adapter
 package import Config
 package import NIOCore
 import Net
 import TLS
+import Transport
 
 /// sing-box's `vmess` outbound.
 package final class VMessOutbound: Outbound {
@@ -38,14 +39,26 @@ package final class VMessOutbound: Outbound {
     private let xudp: Bool
     /// `alter_id` > 0: the legacy header's alter ID.
     private let alterID: [UInt8]?
+    /// `transport` (ws, httpupgrade): the stream is upgraded after TLS, before vmess's header.
+    private let transport: V2RayTransportClient?
 
     /// `dialer` reaches the server. Throws Go's errors for bad values and `not implemented` for
     /// what this build does not carry.
     package init(tag: String, options: VMessOutboundOptions, dialer: any Dialer, logger: ContextLogger,
                  clock: @escaping VMessClock = vmessSystemClock) throws {
         self.tag = tag
-        if let transport = options.transport { throw AdapterError.notImplemented("transport \(transport.type) on vmess outbound") }
         tls = try TLSClientConfiguration.make(options.tls, serverAddress: options.server.server)
+        if let transportOptions = options.transport {
+            do {
+                transport = try V2RayTransportClient(options: transportOptions,
+                                                     server: Destination(host: Host(options.server.server), port: options.server.serverPort),
+                                                     tlsServerName: options.tls?.enabled == true ? options.tls?.serverName : nil)
+            } catch {
+                throw AdapterError.notImplemented("transport \(transportOptions.type) on vmess outbound")
+            }
+        } else {
+            transport = nil
+        }
         if options.multiplex?.enabled == true { throw AdapterError.notImplemented("multiplex on vmess outbound") }
         switch options.packetEncoding ?? "" {
         case "": (packetAddress, xudp) = (false, false)
@@ -159,12 +172,18 @@ package final class VMessOutbound: Outbound {
         }
     }
 
-    /// Dials the server and runs the TLS handshake when configured.
-    private func connect(on eventLoop: any EventLoop) async throws -> (any Channel, TLSClientHandler?) {
+    /// Dials the server, runs the TLS handshake when configured and the transport's upgrade; returns
+    /// the handler vmess goes after (nil for plain TCP).
+    private func connect(on eventLoop: any EventLoop) async throws -> (any Channel, (any ChannelHandler)?) {
         let channel = try await dialer.dialTCP(to: server, on: eventLoop)
-        guard let tls else { return (channel, nil) }
-        let connection = try await tls.handshake(on: channel) { Self.protocolPosition(channel, after: nil) }
-        return (channel, connection.handler)
+        var last: (any ChannelHandler)?
+        if let tls {
+            last = try await tls.handshake(on: channel) { Self.protocolPosition(channel, after: nil) }.handler
+        }
+        if let transport {
+            last = try await transport.upgrade(channel, after: last)
+        }
+        return (channel, last)
     }
 
     /// Right after `handler` when given, else before the dialer's early-bytes holder, else last.
