@@ -125,6 +125,7 @@ final class WebSocketClientHandler: ChannelDuplexHandler, @unchecked Sendable {
     /// Writes waiting for the 101 (the part of the first write past the early data, and later ones).
     private var pending: [(ByteBuffer, EventLoopPromise<Void>?)] = []
     private var sawClose = false
+    private var frames = WebSocketFrameReader()
 
     enum State { case idle, handshaking, open, failed }
 
@@ -219,56 +220,32 @@ final class WebSocketClientHandler: ChannelDuplexHandler, @unchecked Sendable {
 
     /// RFC 6455 §5.2: frames from the server are unmasked; a masked one is still read.
     private func deliverFrames(_ context: ChannelHandlerContext) {
-        var delivered = false  // reads complete in channelReadComplete
-        while true {
-            let start = inbound.readerIndex
-            guard let first = inbound.getInteger(at: start, as: UInt8.self), let second = inbound.getInteger(at: start + 1, as: UInt8.self) else { break }
-            var offset = start + 2
-            var length = Int(second & 0x7F)
-            if length == 126 {
-                guard let extended = inbound.getInteger(at: offset, as: UInt16.self) else { break }
-                length = Int(extended)
-                offset += 2
-            } else if length == 127 {
-                guard let extended = inbound.getInteger(at: offset, as: UInt64.self) else { break }
-                guard extended <= 1 << 26 else { protocolError(context, "frame too large"); return }
-                length = Int(extended)
-                offset += 8
-            }
-            var mask: [UInt8]?
-            if second & 0x80 != 0 {
-                guard let bytes = inbound.getBytes(at: offset, length: 4) else { break }
-                mask = bytes
-                offset += 4
-            }
-            guard var payload = inbound.getSlice(at: offset, length: length) else { break }
-            inbound.moveReaderIndex(to: offset + length)
-            if let mask { payload = Self.masked(payload, key: mask) }
-            switch first & 0x0F {
-            case 0x0, 0x1, 0x2:
-                if payload.readableBytes > 0 {
-                    context.fireChannelRead(wrapInboundOut(payload))
-                    delivered = true
+        do {
+            while let received = try frames.next(from: &inbound) {
+                switch received.opcode {
+                case 0x0, 0x1, 0x2:
+                    if received.payload.readableBytes > 0 { context.fireChannelRead(wrapInboundOut(received.payload)) }
+                case 0x8:
+                    // Close: answer once, then the stream ends.
+                    if !sawClose {
+                        sawClose = true
+                        context.writeAndFlush(wrapOutboundOut(frame(opcode: 0x8, payload: ByteBuffer(), allocator: context.channel.allocator)), promise: nil)
+                    }
+                    context.close(promise: nil)
+                    return
+                case 0x9:
+                    context.writeAndFlush(wrapOutboundOut(frame(opcode: 0xA, payload: received.payload, allocator: context.channel.allocator)), promise: nil)
+                case 0xA:
+                    break
+                default:
+                    protocolError(context, "unknown opcode \(received.opcode)")
+                    return
                 }
-            case 0x8:
-                // Close: answer once, then the stream ends.
-                if !sawClose {
-                    sawClose = true
-                    context.writeAndFlush(wrapOutboundOut(frame(opcode: 0x8, payload: ByteBuffer(), allocator: context.channel.allocator)), promise: nil)
-                }
-                context.close(promise: nil)
-                return
-            case 0x9:
-                context.writeAndFlush(wrapOutboundOut(frame(opcode: 0xA, payload: payload, allocator: context.channel.allocator)), promise: nil)
-            case 0xA:
-                break
-            default:
-                protocolError(context, "unknown opcode \(first & 0x0F)")
-                return
             }
+            inbound.discardReadBytes()
+        } catch {
+            protocolError(context, "\(error)")
         }
-        inbound.discardReadBytes()
-        _ = delivered
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
@@ -301,32 +278,7 @@ final class WebSocketClientHandler: ChannelDuplexHandler, @unchecked Sendable {
 
     /// One client frame: FIN, `opcode`, the mask bit and key, the masked payload (RFC 6455 §5.3).
     private func frame(opcode: UInt8, payload: ByteBuffer, allocator: ByteBufferAllocator) -> ByteBuffer {
-        var out = allocator.buffer(capacity: payload.readableBytes + 14)
-        out.writeInteger(0x80 | opcode)
-        let count = payload.readableBytes
-        if count < 126 {
-            out.writeInteger(UInt8(0x80 | count))
-        } else if count <= 0xFFFF {
-            out.writeInteger(UInt8(0x80 | 126))
-            out.writeInteger(UInt16(count))
-        } else {
-            out.writeInteger(UInt8(0x80 | 127))
-            out.writeInteger(UInt64(count))
-        }
-        var mask = [UInt8](repeating: 0, count: 4)
-        _ = RAND_bytes(&mask, 4)
-        out.writeBytes(mask)
-        var masked = Self.masked(payload, key: mask)
-        out.writeBuffer(&masked)
-        return out
-    }
-
-    static func masked(_ payload: ByteBuffer, key: [UInt8]) -> ByteBuffer {
-        var out = payload
-        out.withUnsafeMutableReadableBytes { raw in
-            for index in 0..<raw.count { raw[index] ^= key[index & 3] }
-        }
-        return out
+        WebSocketFrameReader.frame(opcode: opcode, payload: payload, masked: true, allocator: allocator)
     }
 
     /// Sec-WebSocket-Accept for `key` (RFC 6455 §4.2.2): base64 of SHA-1 of key ‖ GUID.

@@ -262,6 +262,37 @@ extension V2Ray: SingBoxOrProcess {}
         #expect(go.log.contains("[alice] inbound connection to 127.0.0.1:\(files.port)"), "\(go.log)")
     }
 
+    /// v2ray transports on our vmess inbound: Go's vmess outbound with the same transport through it,
+    /// and ours; a request for another path gets Go's 404.
+    @Test(arguments: [#"{"type":"ws","path":"/v"}"#, #"{"type":"ws","path":"/v","max_early_data":2048,"early_data_header_name":"Sec-WebSocket-Protocol"}"#,
+                      #"{"type":"ws","path":"/v","max_early_data":64}"#, #"{"type":"httpupgrade","path":"/u","host":"front.test"}"#])
+    func transportsFromGo(transport: String) throws {
+        let work = try TemporaryDirectory()
+        let files = try FileServer(in: work)
+        defer { files.stop() }
+        let dns = try Dnsmasq(in: work)
+        defer { dns.stop() }
+        let server = try freePort(), viaGo = try freePort(), viaOurs = try freePort()
+        let inbound = String(VMessConfig.inbound(port: server).dropLast()) + ",\"transport\":\(transport)}"
+        let box = try SingBox(.ours, config: ConfigJSON.box(
+            inbounds: [inbound, ConfigJSON.mixed(port: viaOurs, tag: "m")],
+            outbounds: [ConfigJSON.direct, VMessConfig.outbound(port: server, security: "chacha20-poly1305", extra: ",\"transport\":\(transport)")],
+            rules: "[{\"inbound\":[\"m\"],\"outbound\":\"vmess-out\"}]"), waitPort: server, in: work)
+        defer { box.stop() }
+        let go = try SingBox(.go, config: ConfigJSON.box(
+            inbounds: [ConfigJSON.mixed(port: viaGo)],
+            outbounds: [VMessConfig.outbound(port: server, security: "aes-128-gcm", extra: ",\"transport\":\(transport)")]),
+            waitPort: viaGo, in: work)
+        defer { go.stop() }
+        try exercise(via: viaGo, files: files, dns: dns, work: work, label: "Go → ours over \(transport)", logs: [box, go])
+        try waitForTCP(port: viaOurs, process: box.process)
+        try exercise(via: viaOurs, files: files, dns: dns, work: work, label: "ours → ours over \(transport)", logs: [box])
+        let stray = try runTool(Peers.curl, ["--silent", "--max-time", "5", "-o", "/dev/null", "-w", "%{http_code}", "http://127.0.0.1:\(server)/elsewhere"])
+        // Go checks a configured host before the path (400), then the path (404).
+        let expected = transport.contains("front.test") ? "400" : "404"
+        #expect(String(decoding: stray.stdout, as: UTF8.self) == expected, "\(transport)")
+    }
+
     /// What this build does not carry fails the start with `not implemented` naming the field.
     @Test func unsupportedFieldsFailTheStart() throws {
         let work = try TemporaryDirectory()

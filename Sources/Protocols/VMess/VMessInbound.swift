@@ -2,8 +2,9 @@
 // TCP connections run `VMessServerHandler` on a `ProxyListener`. As in Go the router is wrapped in
 // the UoT router, so a stream to the UoT magic names becomes a UDP flow; command 2 streams are UDP
 // flows of their own, and command 3 (mux) streams carry XUDP sessions (VMessMuxServer). Users with
-// `alterId` > 0 may also use the legacy header. `tls`, `transport`
-// and an enabled `multiplex` are refused at build time with a clear `not implemented`.
+// `alterId` > 0 may also use the legacy header. `transport` ws and httpupgrade answer the upgrade
+// first (Transport); `tls`, other transports and an enabled `multiplex` are refused at build time
+// with a clear `not implemented`.
 package import Adapter
 package import Config
 package import NIOCore
@@ -22,17 +23,32 @@ package final class VMessInbound: ProxyListenerInbound, @unchecked Sendable {
                  group: any EventLoopGroup, clock: @escaping VMessClock = vmessSystemClock) throws {
         if options.multiplex?.enabled == true { throw AdapterError.notImplemented("multiplex on vmess inbound") }
         if options.tls?.enabled == true { throw AdapterError.notImplemented("tls on vmess inbound") }
-        if let transport = options.transport { throw AdapterError.notImplemented("transport \(transport.type) on vmess inbound") }
+        var transport: V2RayTransportServer?
+        if let transportOptions = options.transport {
+            do { transport = try V2RayTransportServer(options: transportOptions) } catch {
+                throw AdapterError.notImplemented("transport \(transportOptions.type) on vmess inbound")
+            }
+        }
         self.tag = tag
         let users = options.users.enumerated().map { VMessServerUser(name: $0.element.name, index: $0.offset, uuid: $0.element.uuid) }
         let legacy = VMessLegacyTable(users: options.users.enumerated().map { ($0.offset, $0.element.uuid, $0.element.alterId ?? 0) })
-        let context = VMessServerContext(tag: tag, users: users, legacy: legacy, listenOptions: options.listen, logger: logger, clock: clock)
+        var context = VMessServerContext(tag: tag, users: users, legacy: legacy, listenOptions: options.listen, logger: logger, clock: clock)
+        // Go: `ServiceWithDisableHeaderProtection` when the inbound has a transport.
+        context.headerProtection = transport == nil
+        let shared = context
         let parameters = try ListenParameters(options.listen)
         // Go wraps the inbound's router in its UoT router: a stream to the magic names is a UDP flow.
         let streams = UDPOverTCPFlowHandler(next: router, logger: logger)
+        let upgrade = transport
         listener = ProxyListener(parameters: parameters, group: group, logger: logger, flowHandler: streams) { channel, flowID, handoff in
+            if let upgrade {
+                let source = channel.remoteAddress.flatMap { Destination($0) }.map(\.description) ?? "?"
+                try channel.pipeline.syncOperations.addHandler(upgrade.makeHandler { reason in
+                    logger.error("process connection from \(source): \(reason)", flow: flowID)
+                })
+            }
             try channel.pipeline.syncOperations.addHandlers([
-                VMessServerHandler(context: context, flowID: flowID, streams: handoff, packets: handoff),
+                VMessServerHandler(context: shared, flowID: flowID, streams: handoff, packets: handoff),
                 FlowBufferHandler(),
             ])
         }

@@ -1,7 +1,8 @@
 // The inbound's codec and handshake: first in an accepted connection's pipeline, before Net's
 // `FlowBufferHandler`.
 //
-// 1. The first read must hold a whole AEAD prefix (sing-vmess reads once and wants 100 bytes):
+// 1. The first read must hold a whole AEAD prefix (sing-vmess reads once and wants 100 bytes; with a
+//    transport Go turns that protection off and the prefix may come in pieces):
 //    the auth ID names the user (time within 120 s, not replayed), then the length opens. With
 //    alterId users, an auth no AEAD key opens may be a legacy HMAC-MD5 of a recent second: the
 //    header then follows under AES-128-CFB.
@@ -30,6 +31,9 @@ package struct VMessServerContext: Sendable {
     package var listenOptions: ListenOptions?
     package var logger: ContextLogger
     package var clock: VMessClock
+    /// sing-vmess `DisableHeaderProtection` (Go sets it when the inbound has a transport): the
+    /// header may arrive over several reads instead of the first one holding its prefix.
+    package var headerProtection = true
 
     package init(tag: String, users: [VMessServerUser], filter: VMessReplayFilter = VMessReplayFilter(),
                  legacy: VMessLegacyTable = VMessLegacyTable(users: []),
@@ -122,7 +126,11 @@ package final class VMessServerHandler: ChannelDuplexHandler {
             case .first:
                 // sing-vmess reads once and refuses a shorter first read (54 bytes when legacy users exist).
                 let minimum = shared.legacy.isEmpty ? VMessModule.aeadMinimumHeaderLength : 16 + 38
-                guard pending.readableBytes >= minimum else { throw .badHeader }
+                guard pending.readableBytes >= minimum else {
+                    // Without header protection, wait for more (sing-vmess ReadAtLeastFrom).
+                    if !shared.headerProtection { return false }
+                    throw .badHeader
+                }
                 let auth = pending.getBytes(at: pending.readerIndex, length: 16)!
                 let now = shared.clock()
                 do throws(VMessError) {

@@ -1,0 +1,312 @@
+// v2ray stream transports, server side (Go's v2raywebsocket and v2rayhttpupgrade servers): an
+// inbound with `transport` first answers the HTTP upgrade on each accepted connection, then its
+// protocol reads and writes through the stream.
+//
+// 1. Read the request head (at most 16 KiB). Check it as Go does: ws — the path (with early data in
+//    the path, the path is a prefix and the rest is base64url early data; else exact) and the RFC
+//    6455 headers; httpupgrade — `host` when configured, the path, GET, `Connection: upgrade`,
+//    `Upgrade: websocket` and no `Sec-WebSocket-Key`. A bad request gets Go's status (404 or 400),
+//    one log line, and the connection closes.
+// 2. Answer 101, then raw bytes (httpupgrade) or WebSocket frames (ws: client frames are masked,
+//    ours are not; early data is delivered first).
+package import Adapter
+package import Config
+import Foundation
+package import NIOCore
+
+/// One inbound's transport, shared by its connections.
+package struct V2RayTransportServer: Sendable {
+    enum Kind: Sendable {
+        case httpUpgrade(host: String?)
+        case webSocket(maxEarlyData: Int, earlyDataHeader: String?)
+    }
+
+    let kind: Kind
+    let path: String
+
+    /// Go's server setup (the path gets a leading slash). Throws for transports this build lacks.
+    package init(options: V2RayTransportOptions) throws(AdapterError) {
+        func normalized(_ path: String?) -> String {
+            let path = path ?? ""
+            return path.hasPrefix("/") ? path : "/" + path
+        }
+        switch options {
+        case .httpUpgrade(let upgrade):
+            kind = .httpUpgrade(host: (upgrade.host ?? "").isEmpty ? nil : upgrade.host)
+            path = normalized(upgrade.path)
+        case .ws(let ws):
+            kind = .webSocket(maxEarlyData: Int(ws.maxEarlyData ?? 0),
+                              earlyDataHeader: (ws.earlyDataHeaderName ?? "").isEmpty ? nil : ws.earlyDataHeaderName)
+            path = normalized(ws.path)
+        default:
+            throw AdapterError.notImplemented("transport \(options.type)")
+        }
+    }
+
+    /// The handler to put first on an accepted connection (after TLS); `onReject` logs a bad request.
+    package func makeHandler(onReject: @escaping @Sendable (String) -> Void) -> any ChannelHandler {
+        V2RayTransportServerHandler(server: self, onReject: onReject)
+    }
+}
+
+/// Answers the upgrade, then carries the stream (see the file comment).
+final class V2RayTransportServerHandler: ChannelDuplexHandler, @unchecked Sendable {
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = ByteBuffer
+    typealias OutboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+    private let server: V2RayTransportServer
+    private let onReject: @Sendable (String) -> Void
+    private var state = State.request
+    private var inbound = ByteBuffer()
+    private var frames = WebSocketFrameReader()
+
+    enum State { case request, raw, webSocket, closed }
+
+    init(server: V2RayTransportServer, onReject: @escaping @Sendable (String) -> Void) {
+        self.server = server
+        self.onReject = onReject
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        var bytes = unwrapInboundIn(data)
+        switch state {
+        case .raw:
+            context.fireChannelRead(data)
+        case .webSocket:
+            inbound.writeBuffer(&bytes)
+            if !readFrames(context) { context.read() }
+        case .closed:
+            break
+        case .request:
+            inbound.writeBuffer(&bytes)
+            let view = inbound.readableBytesView
+            guard let end = view.firstRange(of: [13, 10, 13, 10]) else {
+                if view.count > 16_384 { reject(context, status: "400 Bad Request", "request head too large") } else { context.read() }
+                return
+            }
+            let head = inbound.readString(length: end.upperBound - view.startIndex) ?? ""
+            inbound.discardReadBytes()
+            answer(context, head: head)
+        }
+    }
+
+    private func answer(_ context: ChannelHandlerContext, head: String) {
+        var lines = head.components(separatedBy: "\r\n").filter { !$0.isEmpty }
+        let requestLine = lines.isEmpty ? "" : lines.removeFirst()
+        let parts = requestLine.split(separator: " ")
+        guard parts.count == 3, parts[2].hasPrefix("HTTP/1.") else {
+            reject(context, status: "400 Bad Request", "malformed HTTP request")
+            return
+        }
+        let method = String(parts[0]), target = String(parts[1])
+        var headers: [String: String] = [:]
+        for line in lines {
+            guard let colon = line.firstIndex(of: ":") else { continue }
+            headers[line[..<colon].trimmingCharacters(in: .whitespaces).lowercased()] = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+        }
+        let pathOnly = String(target.split(separator: "?", maxSplits: 1).first ?? "").removingPercentEncoding ?? target
+        switch server.kind {
+        case .httpUpgrade(let host):
+            if let host, headers["host"] != host { reject(context, status: "400 Bad Request", "bad host: \(headers["host"] ?? "")"); return }
+            guard pathOnly == server.path else { reject(context, status: "404 Not Found", "bad path: \(pathOnly)"); return }
+            guard method == "GET" else { reject(context, status: "404 Not Found", "bad method: \(method)"); return }
+            guard headers["connection"]?.lowercased() == "upgrade" else { reject(context, status: "404 Not Found", "not a upgrade request"); return }
+            guard headers["upgrade"]?.lowercased() == "websocket" else { reject(context, status: "404 Not Found", "not a websocket request"); return }
+            guard headers["sec-websocket-key"] == nil else { reject(context, status: "404 Not Found", "real websocket request received"); return }
+            state = .raw
+            context.writeAndFlush(wrapOutboundOut(ByteBuffer(string: "HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n")),
+                                  promise: nil)
+            if inbound.readableBytes > 0 {
+                let rest = inbound
+                inbound = ByteBuffer()
+                context.fireChannelRead(wrapInboundOut(rest))
+                context.fireChannelReadComplete()
+            } else {
+                // The protocol's read request was spent on the request head: ask again for its bytes.
+                context.read()
+            }
+        case .webSocket(let maxEarlyData, let earlyDataHeader):
+            var earlyText = ""
+            if maxEarlyData == 0 || earlyDataHeader != nil {
+                guard pathOnly == server.path else { reject(context, status: "404 Not Found", "bad path: \(pathOnly)"); return }
+                if let earlyDataHeader { earlyText = headers[earlyDataHeader.lowercased()] ?? "" }
+            } else {
+                guard target.hasPrefix(server.path) else { reject(context, status: "404 Not Found", "bad path: \(pathOnly)"); return }
+                earlyText = String(target.dropFirst(server.path.count))
+            }
+            guard let early = Self.decodeBase64URL(earlyText) else {
+                reject(context, status: "400 Bad Request", "decode early data: illegal base64 data")
+                return
+            }
+            guard method == "GET", headers["upgrade"]?.lowercased() == "websocket",
+                  headers["connection"]?.lowercased().contains("upgrade") == true,
+                  let key = headers["sec-websocket-key"], headers["sec-websocket-version"] == "13" else {
+                reject(context, status: "400 Bad Request", "upgrade websocket connection: bad request")
+                return
+            }
+            state = .webSocket
+            context.writeAndFlush(wrapOutboundOut(ByteBuffer(string: "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                                                             + "Sec-WebSocket-Accept: \(WebSocketClientHandler.accept(key))\r\n\r\n")), promise: nil)
+            if !early.isEmpty {
+                context.fireChannelRead(wrapInboundOut(ByteBuffer(bytes: early)))
+                context.fireChannelReadComplete()
+            }
+            if !readFrames(context) { context.read() }
+        }
+    }
+
+    /// Delivers the whole frames buffered; true when it passed data on (else the protocol still waits
+    /// and the caller asks for more).
+    @discardableResult
+    private func readFrames(_ context: ChannelHandlerContext) -> Bool {
+        var delivered = false
+        do {
+            while let frame = try frames.next(from: &inbound) {
+                switch frame.opcode {
+                case 0x0, 0x1, 0x2:
+                    if frame.payload.readableBytes > 0 {
+                        context.fireChannelRead(wrapInboundOut(frame.payload))
+                        delivered = true
+                    }
+                case 0x8:
+                    state = .closed
+                    context.writeAndFlush(wrapOutboundOut(WebSocketFrameReader.frame(opcode: 0x8, payload: ByteBuffer(), masked: false,
+                                                                                    allocator: context.channel.allocator)), promise: nil)
+                    context.close(promise: nil)
+                    return true
+                case 0x9:
+                    context.writeAndFlush(wrapOutboundOut(WebSocketFrameReader.frame(opcode: 0xA, payload: frame.payload, masked: false,
+                                                                                    allocator: context.channel.allocator)), promise: nil)
+                default:
+                    break
+                }
+            }
+            inbound.discardReadBytes()
+        } catch {
+            state = .closed
+            onReject("websocket: \(error)")
+            context.close(promise: nil)
+            return true
+        }
+        return delivered
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        if state == .raw || state == .webSocket { context.fireChannelReadComplete() }
+    }
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        switch state {
+        case .webSocket:
+            context.write(wrapOutboundOut(WebSocketFrameReader.frame(opcode: 0x2, payload: unwrapOutboundIn(data), masked: false,
+                                                                    allocator: context.channel.allocator)), promise: promise)
+        case .raw:
+            context.write(data, promise: promise)
+        case .request, .closed:
+            promise?.fail(ChannelError.ioOnClosedChannel)
+        }
+    }
+
+    func close(context: ChannelHandlerContext, mode: CloseMode, promise: EventLoopPromise<Void>?) {
+        // A WebSocket has no half-close of its own: ending our side ends the stream.
+        context.close(mode: state == .webSocket && mode == .output ? .all : mode, promise: promise)
+    }
+
+    private func reject(_ context: ChannelHandlerContext, status: String, _ reason: String) {
+        state = .closed
+        onReject(reason)
+        let response = "HTTP/1.1 \(status)\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        context.writeAndFlush(wrapOutboundOut(ByteBuffer(string: response))).whenComplete { _ in context.close(promise: nil) }
+    }
+
+    /// Go's `base64.RawURLEncoding` (no padding); nil for bad input.
+    static func decodeBase64URL(_ text: String) -> [UInt8]? {
+        if text.isEmpty { return [] }
+        var standard = text.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
+        guard !standard.contains("=") else { return nil }
+        while standard.count % 4 != 0 { standard += "=" }
+        return Data(base64Encoded: standard).map { Array($0) }
+    }
+}
+
+/// RFC 6455 §5.2 frames: reads whole frames (unmasking masked ones) and builds them.
+struct WebSocketFrameReader {
+    /// The largest payload accepted in one frame (64 MiB).
+    static let maximumPayload: UInt64 = 1 << 26
+
+    struct Frame {
+        let opcode: UInt8
+        let payload: ByteBuffer
+    }
+
+    struct FrameError: Error, CustomStringConvertible {
+        let description: String
+    }
+
+    /// The next whole frame at the reader index, consumed; nil (nothing consumed) when more bytes are
+    /// needed. Throws on a frame over the limit.
+    mutating func next(from buffer: inout ByteBuffer) throws -> Frame? {
+        let start = buffer.readerIndex
+        guard let first = buffer.getInteger(at: start, as: UInt8.self), let second = buffer.getInteger(at: start + 1, as: UInt8.self) else { return nil }
+        var offset = start + 2
+        var length = UInt64(second & 0x7F)
+        if length == 126 {
+            guard let extended = buffer.getInteger(at: offset, as: UInt16.self) else { return nil }
+            length = UInt64(extended)
+            offset += 2
+        } else if length == 127 {
+            guard let extended = buffer.getInteger(at: offset, as: UInt64.self) else { return nil }
+            length = extended
+            offset += 8
+        }
+        guard length <= Self.maximumPayload else { throw FrameError(description: "frame too large (\(length) bytes)") }
+        var mask: [UInt8]?
+        if second & 0x80 != 0 {
+            guard let bytes = buffer.getBytes(at: offset, length: 4) else { return nil }
+            mask = bytes
+            offset += 4
+        }
+        guard var payload = buffer.getSlice(at: offset, length: Int(length)) else { return nil }
+        buffer.moveReaderIndex(to: offset + Int(length))
+        if let mask { payload = Self.masked(payload, key: mask) }
+        return Frame(opcode: first & 0x0F, payload: payload)
+    }
+
+    /// One final frame with `opcode`; masked with a random key when `masked` (a client's frames).
+    static func frame(opcode: UInt8, payload: ByteBuffer, masked: Bool, allocator: ByteBufferAllocator) -> ByteBuffer {
+        var out = allocator.buffer(capacity: payload.readableBytes + 14)
+        out.writeInteger(0x80 | opcode)
+        let count = payload.readableBytes
+        let maskBit: UInt8 = masked ? 0x80 : 0
+        if count < 126 {
+            out.writeInteger(maskBit | UInt8(count))
+        } else if count <= 0xFFFF {
+            out.writeInteger(maskBit | 126)
+            out.writeInteger(UInt16(count))
+        } else {
+            out.writeInteger(maskBit | 127)
+            out.writeInteger(UInt64(count))
+        }
+        if masked {
+            var key = [UInt8](repeating: 0, count: 4)
+            for index in 0..<4 { key[index] = UInt8.random(in: 0...255) }
+            out.writeBytes(key)
+            var data = Self.masked(payload, key: key)
+            out.writeBuffer(&data)
+        } else {
+            var data = payload
+            out.writeBuffer(&data)
+        }
+        return out
+    }
+
+    /// XOR with the 4-byte key (RFC 6455 §5.3).
+    static func masked(_ payload: ByteBuffer, key: [UInt8]) -> ByteBuffer {
+        var out = payload
+        out.withUnsafeMutableReadableBytes { raw in
+            for index in 0..<raw.count { raw[index] ^= key[index & 3] }
+        }
+        return out
+    }
+}
