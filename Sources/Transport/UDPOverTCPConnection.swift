@@ -30,6 +30,12 @@ package final class UDPOverTCPConnection: PacketConnection, @unchecked Sendable 
         try self.init(channel: channel, framing: UDPOverTCPFraming(connectDestination: connect), pendingRequest: request)
     }
 
+    /// Datagrams as length u16 ‖ payload on `channel`, all to and from `destination` (UoT's connect
+    /// framing without a request: vless's command-2 stream, whose header a handler adds).
+    package convenience init(lengthPrefixed channel: any Channel, destination: Destination) throws {
+        try self.init(channel: channel, framing: UDPOverTCPFraming(connectDestination: destination), pendingRequest: nil)
+    }
+
     /// A server stream over `channel` whose request (if any) was read; `decoder` holds what followed it.
     init(channel: any Channel, framing: UDPOverTCPFraming, pendingRequest: UDPOverTCPRequest?, decoder: UDPOverTCPDecoder? = nil) throws {
         channel.eventLoop.preconditionInEventLoop()

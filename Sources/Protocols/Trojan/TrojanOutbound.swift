@@ -1,7 +1,7 @@
 // The `trojan` outbound (Go sing-box 1.12.12 protocol/trojan/outbound.go, read for facts).
 //
 // TCP: dial the server → TLS handshake (when `tls.enabled`; Go dials plain TCP otherwise) →
-// `TrojanClientHandler` sends the request with the first payload → the channel goes to the router.
+// `FirstWriteHeaderHandler` (Transport) sends the request with the first payload → the channel goes to the router.
 // UDP: the same stream, command 3, frames both ways (`TrojanPacketConnection`).
 // `multiplex` is refused at build time, never silently dropped; `transport` ws and httpupgrade
 // upgrade the stream after TLS (Transport), the others are refused.
@@ -62,7 +62,7 @@ package final class TrojanOutbound: Outbound {
         do {
             let header = request
             try await eventLoop.submit {
-                let handler = TrojanClientHandler(request: header)
+                let handler = FirstWriteHeaderHandler(request: header, wait: .milliseconds(TrojanModule.firstPayloadWait))
                 try channel.pipeline.syncOperations.addHandler(handler, position: Self.protocolPosition(channel, after: tlsHandler))
             }.get()
             return channel

@@ -1,25 +1,27 @@
-// TrojanClientHandler: puts the trojan request in front of the first bytes written (Go's
-// `ClientConn.Write`, one record with the payload), or sends it alone when nothing was written
-// within `TrojanModule.firstPayloadWait` (Go's `connectionCopyEarly`), or before a half-close.
+// FirstWriteHeaderHandler: puts a protocol's request header in front of the first bytes written
+// (trojan's and vless's `Conn.Write`: one record with the payload), or sends it alone when nothing
+// was written within `wait` (sing-box's `connectionCopyEarly`, 300 ms), or before a half-close.
 package import NIOCore
 
-/// Outbound-only handler sitting right after TLS (or the socket). Loop-confined.
-package final class TrojanClientHandler: ChannelOutboundHandler, RemovableChannelHandler {
+/// Outbound-only handler sitting right after TLS / the transport (or the socket). Loop-confined.
+package final class FirstWriteHeaderHandler: ChannelOutboundHandler, RemovableChannelHandler {
     package typealias OutboundIn = ByteBuffer
     package typealias OutboundOut = ByteBuffer
 
     /// The request, until it is sent.
     private var request: ByteBuffer?
     private var timer: Scheduled<Void>?
+    private let wait: TimeAmount
 
-    /// `request` is the encoded header (`TrojanCodec.writeRequest`).
-    package init(request: ByteBuffer) {
+    /// `request` is the encoded header; it goes out alone after `wait` without a write (Go: 300 ms).
+    package init(request: ByteBuffer, wait: TimeAmount = .milliseconds(300)) {
         self.request = request
+        self.wait = wait
     }
 
     package func handlerAdded(context: ChannelHandlerContext) {
         let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-        timer = context.eventLoop.scheduleTask(in: .milliseconds(TrojanModule.firstPayloadWait)) {
+        timer = context.eventLoop.scheduleTask(in: wait) {
             let (handler, context) = bound.value
             handler.sendRequestAlone(context)
         }
