@@ -84,6 +84,7 @@ let package = Package(
         swiftTarget("Shadowsocks", path: "Sources/Protocols/Shadowsocks", ["Adapter", "Net", "Transport", "Config", "COpenSSL", "CSodium", nioCore]),
         swiftTarget("Trojan", path: "Sources/Protocols/Trojan", ["SOCKS", "TLS", "Transport", "Adapter", "Net", "Config", "COpenSSL", nioCore]),
         swiftTarget("VMess", path: "Sources/Protocols/VMess", ["TLS", "Adapter", "Net", "Transport", "Config", "COpenSSL", "CZlib", nioCore]),
+        swiftTarget("VLESS", path: "Sources/Protocols/VLESS", ["VMess", "TLS", "Transport", "Adapter", "Net", "Config", nioCore]),
         swiftTarget("Direct", path: "Sources/Protocols/Direct", ["Adapter", "Net", "Config", nioCore]),
         swiftTarget("Block", path: "Sources/Protocols/Block", ["Adapter", "Config", nioCore]),
         swiftTarget("Group", path: "Sources/Protocols/Group", ["Adapter", "Config", nioCore]),
@@ -103,7 +104,7 @@ let package = Package(
         // Floor 9–10: the box and the executable.
         swiftTarget("Box", path: "Sources/Box", [
             "Config", "Adapter", "Net", "Rules", "Router", "DNS",
-            "SOCKS", "HTTPProxy", "Mixed", "Direct", "Block", "Group", "WireGuard", "SSH", "Shadowsocks", "Trojan", "VMess",
+            "SOCKS", "HTTPProxy", "Mixed", "Direct", "Block", "Group", "WireGuard", "SSH", "Shadowsocks", "Trojan", "VMess", "VLESS",
             "TunDevice", "Netlink", "Nftables", "Systemd", "LinuxSockets", nioCore, nioPosix,
             "Tun", "Redirect", "TProxy", "Resolve1",
             "COpenSSL",  // remote rule-set downloads over https

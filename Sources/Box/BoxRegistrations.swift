@@ -10,6 +10,7 @@ import SOCKS
 import Shadowsocks
 import SSH
 import Trojan
+import VLESS
 import VMess
 import WireGuard
 
@@ -39,7 +40,7 @@ package struct BoxDNS: Sendable {
 enum BoxRegistrations {
     /// Protocol modules' `register(in:)` calls.
     static let all: [@Sendable (AdapterRegistry) -> Void] = [
-        SOCKSModule.register, HTTPProxyModule.register, MixedModule.register, SSHModule.register, ShadowsocksModule.register, TrojanModule.register, VMessModule.register,
+        SOCKSModule.register, HTTPProxyModule.register, MixedModule.register, SSHModule.register, ShadowsocksModule.register, TrojanModule.register, VMessModule.register, VLESSModule.register,
         BoxTunPlatform.register,
         BoxRegistrations.registerTransparent,
         ResolvedService.register,

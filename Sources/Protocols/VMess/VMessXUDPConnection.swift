@@ -23,7 +23,7 @@ package final class VMessXUDPPacketConnection: PacketConnection, @unchecked Send
     private var isClosed = false
 
     /// Takes over `channel` (`VMessClientHandler` in stream mode installed): the reader goes last.
-    init(channel: any Channel, destination: Destination) throws {
+    package init(channel: any Channel, destination: Destination) throws {
         self.channel = channel
         self.destination = destination
         self.closed = channel.eventLoop.makePromise()

@@ -1,0 +1,131 @@
+// The `vless` outbound (see VLESS.swift for the wire format and what is left out).
+package import Adapter
+package import Config
+package import NIOCore
+import Net
+import TLS
+import Transport
+import VMess
+
+/// sing-box's `vless` outbound.
+package final class VLESSOutbound: Outbound {
+    package let type = "vless"
+    package let tag: String
+    package let networks: Set<NetworkKind>
+    package let dependencies: [String]
+    private let server: Destination
+    private let uuid: [UInt8]
+    private let tls: TLSClientConfiguration?
+    private let transport: V2RayTransportClient?
+    /// `packet_encoding`: xudp (Go's default when unset) or plain (`""`).
+    private let xudp: Bool
+    private let dialer: any Dialer
+    private let logger: ContextLogger
+
+    /// Throws Go's errors for bad values and `not implemented` for what this build lacks.
+    package init(tag: String, options: VLESSOutboundOptions, dialer: any Dialer, logger: ContextLogger) throws {
+        self.tag = tag
+        if let flow = options.flow, !flow.isEmpty {
+            guard flow == "xtls-rprx-vision" else { throw AdapterError(.other, "unsupported flow: \(flow)") }
+            throw AdapterError.notImplemented("flow xtls-rprx-vision on vless outbound")
+        }
+        if options.multiplex?.enabled == true { throw AdapterError.notImplemented("multiplex on vless outbound") }
+        switch options.packetEncoding {
+        case nil, "xudp"?: xudp = true
+        case ""?: xudp = false
+        case "packetaddr"?: throw AdapterError.notImplemented("packet_encoding packetaddr on vless outbound")
+        case let other?: throw AdapterError(.other, "unknown packet encoding: \(other)")
+        }
+        tls = try TLSClientConfiguration.make(options.tls, serverAddress: options.server.server)
+        server = Destination(host: Host(options.server.server), port: options.server.serverPort)
+        if let transportOptions = options.transport {
+            do {
+                transport = try V2RayTransportClient(options: transportOptions, server: server,
+                                                     tlsServerName: options.tls?.enabled == true ? options.tls?.serverName : nil)
+            } catch {
+                throw AdapterError.notImplemented("transport \(transportOptions.type) on vless outbound")
+            }
+        } else {
+            transport = nil
+        }
+        uuid = VMessModule.userID(options.uuid)
+        let names = options.network.networks
+        networks = names.isEmpty ? [.tcp, .udp] : Set(names.compactMap { NetworkKind(rawValue: $0) })
+        dependencies = options.dial.detour.map { [$0] } ?? []
+        self.dialer = dialer
+        self.logger = logger
+    }
+
+    package func dialTCP(_ metadata: FlowMetadata, on eventLoop: any EventLoop) async throws -> any Channel {
+        guard networks.contains(.tcp) else { throw AdapterError(.unsupportedNetwork, "TCP is not supported by outbound: \(tag)") }
+        logger.info("outbound connection to \(metadata.destination)", flow: metadata.flowID)
+        let request = try VLESSModule.request(uuid: uuid, command: VLESSModule.commandTCP, destination: metadata.destination)
+        let (channel, last) = try await connect(on: eventLoop)
+        do {
+            try await eventLoop.submit {
+                let sync = channel.pipeline.syncOperations
+                let header = FirstWriteHeaderHandler(request: request)
+                try sync.addHandler(header, position: Self.position(channel, after: last))
+                try sync.addHandler(VLESSResponseReader(), position: .after(header))
+            }.get()
+            return channel
+        } catch {
+            channel.close(promise: nil)
+            throw error
+        }
+    }
+
+    package func listenPacket(_ metadata: FlowMetadata, on eventLoop: any EventLoop) async throws -> any PacketConnection {
+        guard networks.contains(.udp) else { throw AdapterError(.unsupportedNetwork, "UDP is not supported by outbound: \(tag)") }
+        logger.info("outbound packet connection to \(metadata.destination)", flow: metadata.flowID)
+        let destination = metadata.destination
+        let xudp = self.xudp
+        let request = try VLESSModule.request(uuid: uuid, command: xudp ? VLESSModule.commandMux : VLESSModule.commandUDP,
+                                              destination: destination)
+        let (channel, last) = try await connect(on: eventLoop)
+        do {
+            return try await eventLoop.submit { () throws -> any PacketConnection in
+                let sync = channel.pipeline.syncOperations
+                let reader = VLESSResponseReader()
+                let connection: any PacketConnection
+                if xudp {
+                    // sing-vmess writes the mux request at once (`Write(nil)`), then XUDP frames.
+                    try sync.addHandler(reader, position: Self.position(channel, after: last))
+                    channel.writeAndFlush(request, promise: nil)
+                    connection = try VMessXUDPPacketConnection(channel: channel, destination: destination)
+                    // The reader went last: the dialer's holder leaves, replaying what it held into it.
+                    if let holder = try? sync.handler(type: FlowBufferHandler.self) { sync.removeHandler(holder, promise: nil) }
+                } else {
+                    let header = FirstWriteHeaderHandler(request: request)
+                    try sync.addHandler(header, position: Self.position(channel, after: last))
+                    try sync.addHandler(reader, position: .after(header))
+                    connection = try UDPOverTCPConnection(lengthPrefixed: channel, destination: destination)
+                }
+                return connection
+            }.get()
+        } catch {
+            channel.close(promise: nil)
+            throw error
+        }
+    }
+
+    /// Dials the server, runs TLS and the transport when configured; returns the handler vless goes after.
+    private func connect(on eventLoop: any EventLoop) async throws -> (any Channel, (any ChannelHandler)?) {
+        let channel = try await dialer.dialTCP(to: server, on: eventLoop)
+        var last: (any ChannelHandler)?
+        if let tls {
+            last = try await tls.handshake(on: channel) { Self.position(channel, after: nil) }.handler
+        }
+        if let transport {
+            last = try await transport.upgrade(channel, after: last)
+        }
+        return (channel, last)
+    }
+
+    /// Right after `handler` when given, else before the dialer's early-bytes holder, else last.
+    static func position(_ channel: any Channel, after handler: (any ChannelHandler)?) -> ChannelPipeline.SynchronousOperations.Position {
+        if let handler { return .after(handler) }
+        if let holder = try? channel.pipeline.syncOperations.handler(type: FlowBufferHandler.self) { return .before(holder) }
+        return .last
+    }
+}
