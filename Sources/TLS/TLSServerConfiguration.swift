@@ -1,0 +1,243 @@
+// TLSServerConfiguration: an inbound's `tls` object as one SSL_CTX, with Go sing-box 1.12.12's
+// semantics (common/tls/server.go and std_server.go, read for facts):
+// - reality (checked first), acme: the wording of Go's release build, which lacks both;
+//   ech: `not implemented: tls.ech` (Go 1.12 serves ECH; this build does not)
+// - min_version / max_version: "1.0"–"1.3"; the minimum defaults to 1.2 (Go's server default)
+// - cipher_suites: Go's names (`unknown cipher_suite: X` otherwise); TLS 1.3 suites are accepted
+//   and, as in Go, not configurable
+// - certificate (PEM lines) wins over certificate_path, key over key_path; read errors are
+//   `read certificate: open <path>: no such file or directory`, pair errors
+//   `parse x509 key pair: tls: …` in Go's words (checked against `sing-box-go check`)
+// - alpn: the server's preference order; a client whose list shares nothing is refused with
+//   no_application_protocol, except that an http/1.1 client of an h2 server gets no ALPN
+//   (Go's crypto/tls `negotiateALPN`)
+// - server_name: accepted and unused, as in Go's std server (it selects no certificate)
+// - insecure without certificate and key (Go: a self-signed certificate per ClientHello):
+//   `not implemented: tls.insecure (self-signed certificate)`
+// Certificate files are read once at build time: Go 1.12 reloads them when they change; this
+// build does not.
+import Adapter
+import COpenSSL
+package import Config
+package import NIOCore
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// One SSL_CTX built from an inbound's `tls` options, shared by every connection of that inbound.
+/// Immutable after init (OpenSSL allows SSL_new from many threads on one SSL_CTX).
+package final class TLSServerConfiguration: @unchecked Sendable {
+    let context: OpaquePointer
+    /// The server's ALPN protocols in preference order.
+    let alpn: [[UInt8]]
+
+    /// The configuration for `options`, or nil when `tls` is absent or not enabled (Go's
+    /// `NewServer` returns nil then). Throws `AdapterError` for features this build lacks and
+    /// `TLSError` for bad values and unreadable files, in Go's words.
+    package static func make(_ options: InboundTLSOptions?) throws -> TLSServerConfiguration? {
+        guard let options, options.enabled else { return nil }
+        if options.reality?.enabled == true {
+            throw AdapterError(.notImplemented, "uTLS, which is required by reality is not included in this build, rebuild with -tags with_utls")
+        }
+        if let acme = options.acme, !acme.domain.isEmpty {
+            throw AdapterError(.notImplemented, "ACME is not included in this build, rebuild with -tags with_acme")
+        }
+        if options.ech?.enabled == true { throw AdapterError.notImplemented("tls.ech") }
+        return try TLSServerConfiguration(options: options)
+    }
+
+    /// Builds the SSL_CTX. Throws `TLSError` worded as Go's `NewSTDServer`.
+    package init(options: InboundTLSOptions) throws {
+        // Go's order: versions, cipher suites, then the certificate and key.
+        let minimum = try options.minVersion.map { version throws(TLSError) in try TLSClientConfiguration.protocolVersion(version, field: "min_version") }
+        let maximum = try options.maxVersion.map { version throws(TLSError) in try TLSClientConfiguration.protocolVersion(version, field: "max_version") }
+        let ciphers = try TLSClientConfiguration.openSSLCipherList(options.cipherSuites)
+        var certificate: [UInt8]?
+        var key: [UInt8]?
+        if !options.certificate.isEmpty {
+            certificate = Array(options.certificate.joined(separator: "\n").utf8)
+        } else if let path = options.certificatePath, !path.isEmpty {
+            certificate = try Self.readFile(path, what: "certificate")
+        }
+        if !options.key.isEmpty {
+            key = Array(options.key.joined(separator: "\n").utf8)
+        } else if let path = options.keyPath, !path.isEmpty {
+            key = try Self.readFile(path, what: "key")
+        }
+        if certificate == nil && key == nil && options.insecure {
+            throw AdapterError.notImplemented("tls.insecure (self-signed certificate)")
+        }
+        guard let certificate else { throw TLSError("missing certificate") }
+        guard let key else { throw TLSError("missing key") }
+
+        guard let context = SSL_CTX_new(TLS_server_method()) else { throw TLSError("SSL_CTX_new failed") }
+        self.context = context
+        alpn = options.alpn.filter { !$0.isEmpty && $0.utf8.count < 256 }.map { Array($0.utf8) }
+
+        let lowest = minimum ?? 0x0303
+        SSL_CTX_ctrl(context, 123 /* SSL_CTRL_SET_MIN_PROTO_VERSION */, Int(lowest), nil)
+        if let maximum { SSL_CTX_ctrl(context, 124 /* SSL_CTRL_SET_MAX_PROTO_VERSION */, Int(maximum), nil) }
+        // OpenSSL 3 refuses TLS 1.0/1.1 above security level 0; Go serves them when asked for.
+        if lowest < 0x0303 { SSL_CTX_set_security_level(context, 0) }
+        if let ciphers, SSL_CTX_set_cipher_list(context, ciphers) != 1 {
+            ERR_clear_error()
+            throw TLSError("no cipher suite of \(options.cipherSuites) is available")
+        }
+        try Self.usePair(certificate: certificate, key: key, context: context)
+        if !alpn.isEmpty {
+            SSL_CTX_set_alpn_select_cb(context, alpnSelect, Unmanaged.passUnretained(self).toOpaque())
+        }
+    }
+
+    deinit { SSL_CTX_free(context) }
+
+    /// The file's bytes; Go's `os.ReadFile` errors wrapped as `read <what>: …`.
+    private static func readFile(_ path: String, what: String) throws(TLSError) -> [UInt8] {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw TLSError("read \(what): open \(path): \(goErrnoText(errno))") }
+        defer { close(fd) }
+        var result: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 16_384)
+        while true {
+            let count = chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+            if count < 0 {
+                if errno == EINTR { continue }
+                throw TLSError("read \(what): read \(path): \(goErrnoText(errno))")
+            }
+            if count == 0 { return result }
+            result.append(contentsOf: chunk[0..<count])
+            if result.count > 1 << 24 { throw TLSError("read \(what): \(path): file too large") }
+        }
+    }
+
+    /// Go's syscall error text: strerror with a lowercase first letter (`no such file or directory`).
+    private static func goErrnoText(_ code: Int32) -> String {
+        guard let text = strerror(code) else { return "errno \(code)" }
+        let message = String(cString: text)
+        return message.prefix(1).lowercased() + message.dropFirst()
+    }
+
+    /// The PEM blocks' types in `pem`, in order (`CERTIFICATE`, `PRIVATE KEY`, …).
+    private static func pemTypes(_ pem: [UInt8]) -> [String] {
+        let text = String(decoding: pem, as: UTF8.self)
+        var types: [String] = []
+        for line in text.split(whereSeparator: { $0 == "\n" || $0 == "\r" }) where line.hasPrefix("-----BEGIN ") && line.hasSuffix("-----") {
+            types.append(String(line.dropFirst(11).dropLast(5)))
+        }
+        return types
+    }
+
+    /// Loads the chain (leaf first) and the key into `context`, failing as Go's `tls.X509KeyPair`.
+    private static func usePair(certificate: [UInt8], key: [UInt8], context: OpaquePointer) throws(TLSError) {
+        let certificateTypes = pemTypes(certificate), keyTypes = pemTypes(key)
+        if !certificateTypes.contains("CERTIFICATE") {
+            if certificateTypes.isEmpty { throw TLSError("parse x509 key pair: tls: failed to find any PEM data in certificate input") }
+            if certificateTypes.contains(where: { $0.hasSuffix("PRIVATE KEY") }) {
+                throw TLSError("parse x509 key pair: tls: failed to find certificate PEM data in certificate input, but did find a private key; PEM inputs may have been switched")
+            }
+            throw TLSError("parse x509 key pair: tls: failed to find \"CERTIFICATE\" PEM block in certificate input after skipping PEM blocks of the following types: \(certificateTypes)")
+        }
+        if !keyTypes.contains(where: { $0 == "PRIVATE KEY" || $0.hasSuffix(" PRIVATE KEY") }) {
+            if keyTypes.isEmpty { throw TLSError("parse x509 key pair: tls: failed to find any PEM data in key input") }
+            if keyTypes.contains("CERTIFICATE") { throw TLSError("parse x509 key pair: tls: found a certificate rather than a key in the PEM for the private key") }
+            throw TLSError("parse x509 key pair: tls: failed to find PEM block with type ending in \"PRIVATE KEY\" in key input after skipping PEM blocks of the following types: \(keyTypes)")
+        }
+        defer { ERR_clear_error() }
+        var certificates: [OpaquePointer] = []
+        defer { for item in certificates { X509_free(item) } }
+        var pem = certificate
+        pem.withUnsafeMutableBytes { raw in
+            guard let bio = BIO_new_mem_buf(raw.baseAddress, Int32(raw.count)) else { return }
+            defer { BIO_free(bio) }
+            while let item = PEM_read_bio_X509(bio, nil, nil, nil) { certificates.append(item) }
+        }
+        guard let leaf = certificates.first, SSL_CTX_use_certificate(context, leaf) == 1 else {
+            throw TLSError("parse x509 key pair: tls: failed to parse certificate: \(OpenSSLText.reason() ?? "malformed certificate")")
+        }
+        for intermediate in certificates.dropFirst() {
+            // SSL_CTX_add1_chain_cert: the context takes its own reference.
+            SSL_CTX_ctrl(context, 89 /* SSL_CTRL_CHAIN_CERT */, 1, UnsafeMutableRawPointer(intermediate))
+        }
+        var keyPEM = key
+        let privateKey: OpaquePointer? = keyPEM.withUnsafeMutableBytes { raw in
+            guard let bio = BIO_new_mem_buf(raw.baseAddress, Int32(raw.count)) else { return nil }
+            defer { BIO_free(bio) }
+            return PEM_read_bio_PrivateKey(bio, nil, nil, nil)
+        }
+        guard let privateKey else {
+            throw TLSError("parse x509 key pair: tls: failed to parse private key: \(OpenSSLText.reason() ?? "malformed key")")
+        }
+        defer { EVP_PKEY_free(privateKey) }
+        guard SSL_CTX_use_PrivateKey(context, privateKey) == 1, SSL_CTX_check_private_key(context) == 1 else {
+            throw TLSError("parse x509 key pair: tls: private key does not match public key")
+        }
+    }
+
+    /// A fresh SSL object in server mode over two memory BIOs.
+    func makeSession() throws(TLSError) -> OpaquePointer {
+        guard let ssl = SSL_new(context) else { throw TLSError("SSL_new failed") }
+        guard let readBIO = BIO_new(BIO_s_mem()), let writeBIO = BIO_new(BIO_s_mem()) else {
+            SSL_free(ssl)
+            throw TLSError("BIO_new failed")
+        }
+        SSL_set_bio(ssl, readBIO, writeBIO)
+        SSL_set_accept_state(ssl)
+        return ssl
+    }
+
+    /// Puts a `TLSHandler` (server) first in `channel`'s pipeline, so the handlers after it see
+    /// plaintext. Call on the channel's loop. The returned future completes with the handshake;
+    /// a handshake that fails or takes longer than Go's 15 s (`C.TCPTimeout`) closes the channel.
+    package func addServerHandler(to channel: any Channel) throws -> EventLoopFuture<TLSConnection> {
+        let loop = channel.eventLoop
+        let done = loop.makePromise(of: TLSConnection.self)
+        let handler = try TLSHandler(server: self, handshake: done)
+        try channel.pipeline.syncOperations.addHandler(handler, position: .first)
+        let timeout = loop.scheduleTask(in: .seconds(TLSModule.handshakeTimeoutSeconds)) {
+            done.fail(TLSError("i/o timeout"))
+            channel.close(promise: nil)
+        }
+        done.futureResult.whenComplete { _ in timeout.cancel() }
+        return done.futureResult
+    }
+
+    /// Go's `negotiateALPN` over the client's wire list `offered`: the first of our protocols the
+    /// client offers; none (no ALPN) for an http/1.1 client of an h2 server; else nil (refuse).
+    func select(from offered: UnsafeRawBufferPointer) -> (offset: Int, length: Int)?? {
+        var fallbackToHTTP11 = false
+        for proto in alpn {
+            var index = 0
+            while index < offered.count {
+                let length = Int(offered[index])
+                let start = index + 1
+                guard start + length <= offered.count else { break }
+                if length == proto.count && proto.withUnsafeBytes({ $0.elementsEqual(UnsafeRawBufferPointer(rebasing: offered[start..<start + length])) }) {
+                    return .some((start, length))
+                }
+                if proto == Array("h2".utf8), length == 8, offered[start..<start + length].elementsEqual("http/1.1".utf8) {
+                    fallbackToHTTP11 = true
+                }
+                index = start + length
+            }
+        }
+        return fallbackToHTTP11 ? .some(nil) : nil
+    }
+}
+
+/// OpenSSL's ALPN selection callback; `arg` is the unretained `TLSServerConfiguration` (it owns the
+/// SSL_CTX, so it outlives every handshake).
+private let alpnSelect: @convention(c) (OpaquePointer?, UnsafeMutablePointer<UnsafePointer<UInt8>?>?, UnsafeMutablePointer<UInt8>?,
+                                        UnsafePointer<UInt8>?, UInt32, UnsafeMutableRawPointer?) -> Int32 = { _, out, outLength, offered, offeredLength, arg in
+    guard let arg, let offered, let out, let outLength else { return 3 /* SSL_TLSEXT_ERR_NOACK */ }
+    let configuration = Unmanaged<TLSServerConfiguration>.fromOpaque(arg).takeUnretainedValue()
+    switch configuration.select(from: UnsafeRawBufferPointer(start: offered, count: Int(offeredLength))) {
+    case .some(.some(let chosen)):
+        out.pointee = offered + chosen.offset
+        outLength.pointee = UInt8(chosen.length)
+        return 0  // SSL_TLSEXT_ERR_OK
+    case .some(.none):
+        return 3  // SSL_TLSEXT_ERR_NOACK: go on without ALPN
+    case .none:
+        return 2  // SSL_TLSEXT_ERR_ALERT_FATAL: no_application_protocol, as Go refuses
+    }
+}
