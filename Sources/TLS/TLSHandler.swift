@@ -46,6 +46,8 @@ package final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler, @
     private var inputClosedDelivered = false
     /// The next handler asked for a read we have not answered yet.
     private var readRequested = false
+    /// Inside `deliver`'s loop (a read asked for from there is answered by the next delivery).
+    private var isDelivering = false
     private var outputClosed = false
 
     init(configuration: TLSClientConfiguration, handshake: EventLoopPromise<TLSConnection>) throws(TLSError) {
@@ -262,15 +264,17 @@ package final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler, @
     }
 
     /// Hands held plaintext (then a held end of input) to the next handler if it asked for a read.
+    /// The request is answered before the reads are fired: a handler that asks for the next read
+    /// while handling this one (a proxy handshake, step by step) keeps its request.
     private func deliver(_ context: ChannelHandlerContext) {
-        guard readRequested else { return }
-        var delivered = false
-        while let chunk = held.popFirst() {
-            delivered = true
-            context.fireChannelRead(wrapInboundOut(chunk))
-        }
-        if delivered {
+        guard readRequested, !isDelivering else { return }
+        if !held.isEmpty {
             readRequested = false
+            isDelivering = true
+            while let chunk = held.popFirst() {
+                context.fireChannelRead(wrapInboundOut(chunk))
+            }
+            isDelivering = false
             context.fireChannelReadComplete()
         }
         if heldInputClosed, held.isEmpty, !inputClosedDelivered {
