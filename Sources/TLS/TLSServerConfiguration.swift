@@ -12,8 +12,8 @@
 //   no_application_protocol, except that an http/1.1 client of an h2 server gets no ALPN
 //   (Go's crypto/tls `negotiateALPN`)
 // - server_name: accepted and unused, as in Go's std server (it selects no certificate)
-// - insecure without certificate and key (Go: a self-signed certificate per ClientHello):
-//   `not implemented: tls.insecure (self-signed certificate)`
+// - insecure without certificate and key: a self-signed certificate for the client's server name,
+//   made during the handshake as Go's does (`SelfSignedCertificates`)
 // Certificate files are read once at build time: Go 1.12 reloads them when they change; this
 // build does not.
 import Adapter
@@ -30,6 +30,8 @@ package final class TLSServerConfiguration: @unchecked Sendable {
     let context: OpaquePointer
     /// The server's ALPN protocols in preference order.
     let alpn: [[UInt8]]
+    /// `insecure` without certificate and key: certificates made per server name.
+    let selfSigned: SelfSignedCertificates?
 
     /// The configuration for `options`, or nil when `tls` is absent or not enabled (Go's
     /// `NewServer` returns nil then). Throws `AdapterError` for features this build lacks and
@@ -64,14 +66,15 @@ package final class TLSServerConfiguration: @unchecked Sendable {
         } else if let path = options.keyPath, !path.isEmpty {
             key = try Self.readFile(path, what: "key")
         }
-        if certificate == nil && key == nil && options.insecure {
-            throw AdapterError.notImplemented("tls.insecure (self-signed certificate)")
+        let selfSigned = certificate == nil && key == nil && options.insecure
+        if !selfSigned {
+            guard certificate != nil else { throw TLSError("missing certificate") }
+            guard key != nil else { throw TLSError("missing key") }
         }
-        guard let certificate else { throw TLSError("missing certificate") }
-        guard let key else { throw TLSError("missing key") }
 
         guard let context = SSL_CTX_new(TLS_server_method()) else { throw TLSError("SSL_CTX_new failed") }
         self.context = context
+        self.selfSigned = selfSigned ? SelfSignedCertificates() : nil
         alpn = options.alpn.filter { !$0.isEmpty && $0.utf8.count < 256 }.map { Array($0.utf8) }
 
         let lowest = minimum ?? 0x0303
@@ -83,7 +86,11 @@ package final class TLSServerConfiguration: @unchecked Sendable {
             ERR_clear_error()
             throw TLSError("no cipher suite of \(options.cipherSuites) is available")
         }
-        try Self.usePair(certificate: certificate, key: key, context: context)
+        if let certificate, let key {
+            try Self.usePair(certificate: certificate, key: key, context: context)
+        } else {
+            SSL_CTX_set_cert_cb(context, selfSignedCertificate, Unmanaged.passUnretained(self).toOpaque())
+        }
         if !alpn.isEmpty {
             SSL_CTX_set_alpn_select_cb(context, alpnSelect, Unmanaged.passUnretained(self).toOpaque())
         }
@@ -222,6 +229,18 @@ package final class TLSServerConfiguration: @unchecked Sendable {
         }
         return fallbackToHTTP11 ? .some(nil) : nil
     }
+}
+
+/// OpenSSL's certificate callback for a self-signing server: the client's SNI is known here, so
+/// the certificate for it goes on this connection. `arg` is the unretained configuration.
+private let selfSignedCertificate: @convention(c) (OpaquePointer?, UnsafeMutableRawPointer?) -> Int32 = { ssl, arg in
+    guard let ssl, let arg else { return 0 }
+    let configuration = Unmanaged<TLSServerConfiguration>.fromOpaque(arg).takeUnretainedValue()
+    let name = SSL_get_servername(ssl, 0 /* TLSEXT_NAMETYPE_host_name */).map { String(cString: $0) } ?? ""
+    guard let entry = configuration.selfSigned?.entry(for: name) else { return 0 }
+    // Both calls take their own references: the cache may drop the entry afterwards.
+    guard SSL_use_certificate(ssl, entry.certificate) == 1, SSL_use_PrivateKey(ssl, entry.key) == 1 else { return 0 }
+    return 1
 }
 
 /// OpenSSL's ALPN selection callback; `arg` is the unretained `TLSServerConfiguration` (it owns the

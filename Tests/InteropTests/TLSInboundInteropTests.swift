@@ -161,6 +161,37 @@ sys.stdout.buffer.write(data.split(b"\r\n\r\n", 1)[1])
         }
     }
 
+    /// `insecure` without certificate and key: ours and Go both serve a self-signed RSA 2048
+    /// certificate made for the client's server name, and curl `--proxy-insecure` works through it.
+    @Test func insecureServesSelfSignedForTheServerName() throws {
+        let work = try TemporaryDirectory()
+        let files = try FileServer(in: work)
+        defer { files.stop() }
+        var boxes: [SingBox] = []
+        defer { for box in boxes { box.stop() } }
+        var outcomes: [String: String] = [:]
+        for implementation in [Implementation.ours, .go] {
+            let port = try freePort()
+            let box = try SingBox(implementation, config: ConfigJSON.box(
+                inbounds: [Self.inbound("http", port: port, tag: "in", tls: "{\"enabled\":true,\"insecure\":true}")],
+                outbounds: [ConfigJSON.direct]), waitPort: port, in: work)
+            boxes.append(box)
+            let probe = try runTool("/usr/bin/openssl", ["s_client", "-connect", "127.0.0.1:\(port)", "-servername", "proxy.test"], timeout: 10)
+            let lines = String(decoding: probe.stdout, as: UTF8.self).split(separator: "\n").map(String.init)
+            let summary = lines.filter { $0.hasPrefix("subject=") || $0.hasPrefix("issuer=") || $0.hasPrefix("Server public key is") }
+            outcomes["\(implementation)"] = summary.joined(separator: "; ")
+            do {
+                let body = try curl(["--proxy", "https://127.0.0.1:\(port)", "--proxy-insecure", files.blobURL])
+                let intact = body == files.blob
+                #expect(intact, "\(implementation)")
+            } catch {
+                Issue.record("\(implementation): \(error)\n\(box.log)")
+            }
+        }
+        #expect(outcomes["ours"] == "subject=CN = proxy.test; issuer=CN = proxy.test; Server public key is 2048 bit", "\(outcomes)")
+        #expect(outcomes["ours"] == outcomes["go"], "\(outcomes)")
+    }
+
     /// Bad `tls` objects fail the start with Go's words (Go's `check` is the oracle); the features
     /// neither release build has name their build tags; ech is ours to refuse.
     @Test func optionErrorsMatchGo() throws {
