@@ -14,9 +14,11 @@
 // - server_name: accepted and unused, as in Go's std server (it selects no certificate)
 // - insecure without certificate and key: a self-signed certificate for the client's server name,
 //   made during the handshake as Go's does (`SelfSignedCertificates`)
-// Certificate files are read once at build time: Go 1.12 reloads them when they change; this
-// build does not.
-import Adapter
+// - certificate_path / key_path: reloaded when they change, as Go 1.12 does (Go watches with
+//   fsnotify; we look at the files' stamps at most once a second, when a client connects, so
+//   the next handshake after a change serves the new pair); `reloaded TLS certificate`, or
+//   `reload certificate: …` with the old pair kept
+package import Adapter
 import COpenSSL
 package import Config
 package import NIOCore
@@ -32,11 +34,13 @@ package final class TLSServerConfiguration: @unchecked Sendable {
     let alpn: [[UInt8]]
     /// `insecure` without certificate and key: certificates made per server name.
     let selfSigned: SelfSignedCertificates?
+    /// The files behind the pair, when either came from a path: reloaded when they change.
+    let reloader: CertificateReloader?
 
     /// The configuration for `options`, or nil when `tls` is absent or not enabled (Go's
     /// `NewServer` returns nil then). Throws `AdapterError` for features this build lacks and
     /// `TLSError` for bad values and unreadable files, in Go's words.
-    package static func make(_ options: InboundTLSOptions?) throws -> TLSServerConfiguration? {
+    package static func make(_ options: InboundTLSOptions?, logger: ContextLogger? = nil) throws -> TLSServerConfiguration? {
         guard let options, options.enabled else { return nil }
         if options.reality?.enabled == true {
             throw AdapterError(.notImplemented, "uTLS, which is required by reality is not included in this build, rebuild with -tags with_utls")
@@ -45,11 +49,12 @@ package final class TLSServerConfiguration: @unchecked Sendable {
             throw AdapterError(.notImplemented, "ACME is not included in this build, rebuild with -tags with_acme")
         }
         if options.ech?.enabled == true { throw AdapterError.notImplemented("tls.ech") }
-        return try TLSServerConfiguration(options: options)
+        return try TLSServerConfiguration(options: options, logger: logger)
     }
 
     /// Builds the SSL_CTX. Throws `TLSError` worded as Go's `NewSTDServer`.
-    package init(options: InboundTLSOptions) throws {
+    /// `logger` (the inbound's) reports certificate reloads.
+    package init(options: InboundTLSOptions, logger: ContextLogger? = nil) throws {
         // Go's order: versions, cipher suites, then the certificate and key.
         let minimum = try options.minVersion.map { version throws(TLSError) in try TLSClientConfiguration.protocolVersion(version, field: "min_version") }
         let maximum = try options.maxVersion.map { version throws(TLSError) in try TLSClientConfiguration.protocolVersion(version, field: "max_version") }
@@ -75,6 +80,13 @@ package final class TLSServerConfiguration: @unchecked Sendable {
         guard let context = SSL_CTX_new(TLS_server_method()) else { throw TLSError("SSL_CTX_new failed") }
         self.context = context
         self.selfSigned = selfSigned ? SelfSignedCertificates() : nil
+        let certificateFile = options.certificate.isEmpty ? options.certificatePath.flatMap { $0.isEmpty ? nil : $0 } : nil
+        let keyFile = options.key.isEmpty ? options.keyPath.flatMap { $0.isEmpty ? nil : $0 } : nil
+        if !selfSigned, let certificate, let key, certificateFile != nil || keyFile != nil {
+            reloader = CertificateReloader(certificatePath: certificateFile, keyPath: keyFile, certificate: certificate, key: key, logger: logger)
+        } else {
+            reloader = nil
+        }
         alpn = options.alpn.filter { !$0.isEmpty && $0.utf8.count < 256 }.map { Array($0.utf8) }
 
         let lowest = minimum ?? 0x0303
@@ -87,9 +99,11 @@ package final class TLSServerConfiguration: @unchecked Sendable {
             throw TLSError("no cipher suite of \(options.cipherSuites) is available")
         }
         if let certificate, let key {
-            try Self.usePair(certificate: certificate, key: key, context: context)
-        } else {
-            SSL_CTX_set_cert_cb(context, selfSignedCertificate, Unmanaged.passUnretained(self).toOpaque())
+            let pair = try KeyPair(certificate: certificate, key: key)
+            pair.install(in: context)
+        }
+        if selfSigned || reloader != nil {
+            SSL_CTX_set_cert_cb(context, certificateCallback, Unmanaged.passUnretained(self).toOpaque())
         }
         if !alpn.isEmpty {
             SSL_CTX_set_alpn_select_cb(context, alpnSelect, Unmanaged.passUnretained(self).toOpaque())
@@ -99,7 +113,7 @@ package final class TLSServerConfiguration: @unchecked Sendable {
     deinit { SSL_CTX_free(context) }
 
     /// The file's bytes; Go's `os.ReadFile` errors wrapped as `read <what>: …`.
-    private static func readFile(_ path: String, what: String) throws(TLSError) -> [UInt8] {
+    static func readFile(_ path: String, what: String) throws(TLSError) -> [UInt8] {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw TLSError("read \(what): open \(path): \(goErrnoText(errno))") }
         defer { close(fd) }
@@ -125,59 +139,13 @@ package final class TLSServerConfiguration: @unchecked Sendable {
     }
 
     /// The PEM blocks' types in `pem`, in order (`CERTIFICATE`, `PRIVATE KEY`, …).
-    private static func pemTypes(_ pem: [UInt8]) -> [String] {
+    static func pemTypes(_ pem: [UInt8]) -> [String] {
         let text = String(decoding: pem, as: UTF8.self)
         var types: [String] = []
         for line in text.split(whereSeparator: { $0 == "\n" || $0 == "\r" }) where line.hasPrefix("-----BEGIN ") && line.hasSuffix("-----") {
             types.append(String(line.dropFirst(11).dropLast(5)))
         }
         return types
-    }
-
-    /// Loads the chain (leaf first) and the key into `context`, failing as Go's `tls.X509KeyPair`.
-    private static func usePair(certificate: [UInt8], key: [UInt8], context: OpaquePointer) throws(TLSError) {
-        let certificateTypes = pemTypes(certificate), keyTypes = pemTypes(key)
-        if !certificateTypes.contains("CERTIFICATE") {
-            if certificateTypes.isEmpty { throw TLSError("parse x509 key pair: tls: failed to find any PEM data in certificate input") }
-            if certificateTypes.contains(where: { $0.hasSuffix("PRIVATE KEY") }) {
-                throw TLSError("parse x509 key pair: tls: failed to find certificate PEM data in certificate input, but did find a private key; PEM inputs may have been switched")
-            }
-            throw TLSError("parse x509 key pair: tls: failed to find \"CERTIFICATE\" PEM block in certificate input after skipping PEM blocks of the following types: \(certificateTypes)")
-        }
-        if !keyTypes.contains(where: { $0 == "PRIVATE KEY" || $0.hasSuffix(" PRIVATE KEY") }) {
-            if keyTypes.isEmpty { throw TLSError("parse x509 key pair: tls: failed to find any PEM data in key input") }
-            if keyTypes.contains("CERTIFICATE") { throw TLSError("parse x509 key pair: tls: found a certificate rather than a key in the PEM for the private key") }
-            throw TLSError("parse x509 key pair: tls: failed to find PEM block with type ending in \"PRIVATE KEY\" in key input after skipping PEM blocks of the following types: \(keyTypes)")
-        }
-        defer { ERR_clear_error() }
-        var certificates: [OpaquePointer] = []
-        defer { for item in certificates { X509_free(item) } }
-        var pem = certificate
-        pem.withUnsafeMutableBytes { raw in
-            guard let bio = BIO_new_mem_buf(raw.baseAddress, Int32(raw.count)) else { return }
-            defer { BIO_free(bio) }
-            while let item = PEM_read_bio_X509(bio, nil, nil, nil) { certificates.append(item) }
-        }
-        guard let leaf = certificates.first, SSL_CTX_use_certificate(context, leaf) == 1 else {
-            throw TLSError("parse x509 key pair: tls: failed to parse certificate: \(OpenSSLText.reason() ?? "malformed certificate")")
-        }
-        for intermediate in certificates.dropFirst() {
-            // SSL_CTX_add1_chain_cert: the context takes its own reference.
-            SSL_CTX_ctrl(context, 89 /* SSL_CTRL_CHAIN_CERT */, 1, UnsafeMutableRawPointer(intermediate))
-        }
-        var keyPEM = key
-        let privateKey: OpaquePointer? = keyPEM.withUnsafeMutableBytes { raw in
-            guard let bio = BIO_new_mem_buf(raw.baseAddress, Int32(raw.count)) else { return nil }
-            defer { BIO_free(bio) }
-            return PEM_read_bio_PrivateKey(bio, nil, nil, nil)
-        }
-        guard let privateKey else {
-            throw TLSError("parse x509 key pair: tls: failed to parse private key: \(OpenSSLText.reason() ?? "malformed key")")
-        }
-        defer { EVP_PKEY_free(privateKey) }
-        guard SSL_CTX_use_PrivateKey(context, privateKey) == 1, SSL_CTX_check_private_key(context) == 1 else {
-            throw TLSError("parse x509 key pair: tls: private key does not match public key")
-        }
     }
 
     /// A fresh SSL object in server mode over two memory BIOs.
@@ -231,16 +199,23 @@ package final class TLSServerConfiguration: @unchecked Sendable {
     }
 }
 
-/// OpenSSL's certificate callback for a self-signing server: the client's SNI is known here, so
-/// the certificate for it goes on this connection. `arg` is the unretained configuration.
-private let selfSignedCertificate: @convention(c) (OpaquePointer?, UnsafeMutableRawPointer?) -> Int32 = { ssl, arg in
+/// OpenSSL's certificate callback, run once the ClientHello is read. A self-signing server makes
+/// the certificate for the client's SNI here; a server with certificate files serves the pair
+/// reloaded since the context was built, if any. `arg` is the unretained configuration.
+private let certificateCallback: @convention(c) (OpaquePointer?, UnsafeMutableRawPointer?) -> Int32 = { ssl, arg in
     guard let ssl, let arg else { return 0 }
     let configuration = Unmanaged<TLSServerConfiguration>.fromOpaque(arg).takeUnretainedValue()
-    let name = SSL_get_servername(ssl, 0 /* TLSEXT_NAMETYPE_host_name */).map { String(cString: $0) } ?? ""
-    guard let entry = configuration.selfSigned?.entry(for: name) else { return 0 }
-    // Both calls take their own references: the cache may drop the entry afterwards.
-    guard SSL_use_certificate(ssl, entry.certificate) == 1, SSL_use_PrivateKey(ssl, entry.key) == 1 else { return 0 }
-    return 1
+    if let selfSigned = configuration.selfSigned {
+        let name = SSL_get_servername(ssl, 0 /* TLSEXT_NAMETYPE_host_name */).map { String(cString: $0) } ?? ""
+        guard let entry = selfSigned.entry(for: name) else { return 0 }
+        // Both calls take their own references: the cache may drop the entry afterwards.
+        guard SSL_use_certificate(ssl, entry.certificate) == 1, SSL_use_PrivateKey(ssl, entry.key) == 1 else { return 0 }
+        return 1
+    }
+    if let pair = configuration.reloader?.current() {
+        return pair.install(on: ssl) ? 1 : 0
+    }
+    return 1  // the context's own pair
 }
 
 /// OpenSSL's ALPN selection callback; `arg` is the unretained `TLSServerConfiguration` (it owns the

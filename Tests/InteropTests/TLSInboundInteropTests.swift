@@ -192,6 +192,37 @@ sys.stdout.buffer.write(data.split(b"\r\n\r\n", 1)[1])
         #expect(outcomes["ours"] == outcomes["go"], "\(outcomes)")
     }
 
+    /// The certificate and key files are reloaded when they change, as Go's fswatch does: the next
+    /// handshake serves the new pair; a broken key is reported in Go's words and the pair kept.
+    @Test func certificateFilesReloadOnChange() throws {
+        let work = try TemporaryDirectory()
+        let first = try InteropCertificates(), second = try InteropCertificates()
+        func install(_ certificates: InteropCertificates) throws {
+            try Data(contentsOf: URL(fileURLWithPath: certificates.certificatePath)).write(to: URL(fileURLWithPath: work.file("live.pem")))
+            try Data(contentsOf: URL(fileURLWithPath: certificates.keyPath)).write(to: URL(fileURLWithPath: work.file("live.key")))
+        }
+        try install(first)
+        let port = try freePort()
+        let tls = "{\"enabled\":true,\"certificate_path\":\"\(work.file("live.pem"))\",\"key_path\":\"\(work.file("live.key"))\"}"
+        let box = try SingBox(.ours, config: ConfigJSON.box(inbounds: [Self.inbound("http", port: port, tag: "in", tls: tls)],
+                                                            outbounds: [ConfigJSON.direct]), waitPort: port, in: work)
+        defer { box.stop() }
+        func trusted(by certificates: InteropCertificates) throws -> Bool {
+            let probe = try runTool("/usr/bin/openssl", ["s_client", "-connect", "127.0.0.1:\(port)", "-CAfile", certificates.caPath], timeout: 10)
+            return String(decoding: probe.stdout, as: UTF8.self).contains("Verify return code: 0 (ok)")
+        }
+        #expect(try trusted(by: first))
+        #expect(try !trusted(by: second))
+        try install(second)
+        usleep(1_200_000)  // stamps are looked at once a second at most
+        #expect(try trusted(by: second), "\(box.log)")
+        #expect(box.log.contains("inbound/http[in]: reloaded TLS certificate"), "\(box.log)")
+        _ = try work.write("live.key", "not a key\n")
+        usleep(1_200_000)
+        #expect(try trusted(by: second), "\(box.log)")
+        #expect(box.log.contains("reload certificate: reload key pair: tls: failed to find any PEM data in key input"), "\(box.log)")
+    }
+
     /// Bad `tls` objects fail the start with Go's words (Go's `check` is the oracle); the features
     /// neither release build has name their build tags; ech is ours to refuse.
     @Test func optionErrorsMatchGo() throws {

@@ -20,7 +20,7 @@ package final class HTTPInbound: ProxyListenerInbound {
         self.tag = tag
         // Go wraps these inbounds' router in its UoT router: a connect to the magic name is a UDP flow.
         let flowHandler = UDPOverTCPFlowHandler(next: flowHandler, logger: logger)
-        let tls = try TLSServerConfiguration.make(options.tls)
+        let tls = try TLSServerConfiguration.make(options.tls, logger: logger)
         let parameters = try ListenParameters(options.listen)
         var context = HTTPInboundContext(tag: tag, type: "http",
                                          users: HTTPProxyUsers(options.users.map { (username: $0.username, password: $0.password) }),

@@ -21,7 +21,7 @@ package final class MixedInbound: ProxyListenerInbound {
         self.tag = tag
         // Go wraps these inbounds' router in its UoT router: a connect to the magic name is a UDP flow.
         let flowHandler = UDPOverTCPFlowHandler(next: flowHandler, logger: logger)
-        let tls = try TLSServerConfiguration.make(options.tls)
+        let tls = try TLSServerConfiguration.make(options.tls, logger: logger)
         let parameters = try ListenParameters(options.listen)
         var socks = SOCKSInboundContext.forInbound(tag: tag, type: "mixed", users: options.users, listen: parameters,
                                                    flowHandler: flowHandler, logger: logger)

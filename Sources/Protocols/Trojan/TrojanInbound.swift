@@ -21,7 +21,7 @@ package final class TrojanInbound: ProxyListenerInbound {
     package init(tag: String, options: TrojanInboundOptions, flowHandler: any FlowHandler,
                  logger: ContextLogger, group: any EventLoopGroup) throws {
         self.tag = tag
-        let tls = try TLSServerConfiguration.make(options.tls)
+        let tls = try TLSServerConfiguration.make(options.tls, logger: logger)
         var fallback: Destination?
         var fallbackForALPN: [String: Destination] = [:]
         if let server = options.fallback, !server.server.isEmpty {
