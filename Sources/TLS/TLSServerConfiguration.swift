@@ -160,14 +160,16 @@ package final class TLSServerConfiguration: @unchecked Sendable {
         return ssl
     }
 
-    /// Puts a `TLSHandler` (server) first in `channel`'s pipeline, so the handlers after it see
-    /// plaintext. Call on the channel's loop. The returned future completes with the handshake;
+    /// Puts a `TLSHandler` (server) last in `channel`'s pipeline, before the inbound adds its
+    /// handshake handlers, so they see plaintext. Last, not first: a connection a listen `detour`
+    /// hands over already carries the first inbound's layers (and its early-bytes holder, which
+    /// replays into us), and our TLS runs on top of them as Go's does. Call on the channel's loop. The returned future completes with the handshake;
     /// a handshake that fails or takes longer than Go's 15 s (`C.TCPTimeout`) closes the channel.
     package func addServerHandler(to channel: any Channel) throws -> EventLoopFuture<TLSConnection> {
         let loop = channel.eventLoop
         let done = loop.makePromise(of: TLSConnection.self)
         let handler = try TLSHandler(server: self, handshake: done)
-        try channel.pipeline.syncOperations.addHandler(handler, position: .first)
+        try channel.pipeline.syncOperations.addHandler(handler, position: .last)
         let timeout = loop.scheduleTask(in: .seconds(TLSModule.handshakeTimeoutSeconds)) {
             done.fail(TLSError("i/o timeout"))
             channel.close(promise: nil)

@@ -111,6 +111,29 @@ sys.stdout.buffer.write(data.split(b"\r\n\r\n", 1)[1])
         #expect(box.process.isRunning)
     }
 
+    /// A `direct` inbound whose listen `detour` is the TLS http inbound: the TLS server runs on
+    /// the handed-over connection, as Go injects it (curl `--proxy https://` to the direct port).
+    @Test func listenDetourIntoTLSInbound() throws {
+        let work = try TemporaryDirectory()
+        let certificates = try InteropCertificates()
+        let files = try FileServer(in: work)
+        defer { files.stop() }
+        let entry = try freePort(), httpsPort = try freePort()
+        let box = try SingBox(.ours, config: ConfigJSON.box(
+            inbounds: ["{\"type\":\"direct\",\"tag\":\"entry\",\"listen\":\"127.0.0.1\",\"listen_port\":\(entry),\"detour\":\"https-in\"}",
+                       Self.inbound("http", port: httpsPort, tag: "https-in", tls: certificates.inboundTLS)],
+            outbounds: [ConfigJSON.direct]), waitPort: entry, in: work)
+        defer { box.stop() }
+        do {
+            let body = try curl(["--proxy", "https://127.0.0.1:\(entry)", "--proxy-cacert", certificates.caPath, files.blobURL])
+            let intact = body == files.blob
+            #expect(intact, "\(body.count) bytes")
+        } catch {
+            Issue.record("\(error)\n\(box.log)")
+        }
+        #expect(box.log.contains("inbound/http[https-in]: inbound connection to 127.0.0.1:\(files.port)"), "\(box.log)")
+    }
+
     /// `openssl s_client` against ours and Go's http inbound with the same `tls` object: the same
     /// versions and ALPN outcomes (server preference; no overlap refused).
     @Test func versionsAndALPNMatchGo() throws {
