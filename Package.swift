@@ -77,7 +77,7 @@ let package = Package(
         // Floor 8: protocols.
         swiftTarget("SOCKS", path: "Sources/Protocols/SOCKS", ["Adapter", "Net", "Transport", "Config", nioCore]),
         swiftTarget("HTTPProxy", path: "Sources/Protocols/HTTPProxy", ["Adapter", "Net", "Transport", "TLS", "Config", nioCore]),
-        swiftTarget("Mixed", path: "Sources/Protocols/Mixed", ["SOCKS", "HTTPProxy", "Adapter", "Net", "Transport", "Config", nioCore]),
+        swiftTarget("Mixed", path: "Sources/Protocols/Mixed", ["SOCKS", "HTTPProxy", "Adapter", "Net", "Transport", "TLS", "Config", nioCore]),
         swiftTarget("SSH", path: "Sources/Protocols/SSH", ["Adapter", "Net", "Config", nioCore,
                                                            .product(name: "NIOSSH", package: "swift-nio-ssh"),
                                                            .product(name: "Crypto", package: "swift-crypto")]),
@@ -136,7 +136,7 @@ let package = Package(
         testTarget("TransportTests", ["Transport", "Adapter", "Config", "Net", nioCore, .product(name: "NIOEmbedded", package: "swift-nio")]),
         testTarget("ShadowsocksTests", ["Shadowsocks", "Transport", "Adapter", "Config", "Net", nioCore, nioPosix]),
         testTarget("TLSTests", ["TLS", "Net", "Adapter", "Config", "TestSupport", nioCore, nioPosix]),
-        testTarget("TrojanTests", ["Trojan", "Adapter", nioCore]),
+        testTarget("TrojanTests", ["Trojan", "Adapter", "Net", nioCore, .product(name: "NIOEmbedded", package: "swift-nio")]),
         testTarget("VMessTests", ["VMess", "Adapter", "Config", "COpenSSL", nioCore]),
         testTarget("ProxyTests", ["SOCKS", "HTTPProxy", "Mixed", "Adapter", "Net", nioCore, nioPosix,
                                   .product(name: "NIOEmbedded", package: "swift-nio")]),

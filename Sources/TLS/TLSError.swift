@@ -17,6 +17,17 @@ package struct TLSError: Error, CustomStringConvertible, Equatable, Sendable {
         }
         return TLSError("tls handshake: \(OpenSSLText.reason() ?? fallback)")
     }
+
+    /// A server handshake failure, worded as Go's crypto/tls where the cause is the same: a
+    /// plaintext HTTP request or CONNECT is `tls: first record does not look like a TLS handshake`;
+    /// other causes carry OpenSSL's reason (`tls: wrong version number`), or `fallback` (`EOF`).
+    @inline(never) static func serverHandshake(fallback: String) -> TLSError {
+        guard let reason = OpenSSLText.reason() else { return TLSError(fallback) }
+        switch reason {
+        case "http request", "https proxy request": return TLSError("tls: first record does not look like a TLS handshake")
+        default: return TLSError("tls: \(reason)")
+        }
+    }
 }
 
 /// Reads OpenSSL's per-thread error state as text.

@@ -3,10 +3,12 @@ package import Adapter
 package import Config
 package import NIOCore
 package import Net
+import TLS
 import Transport
 
-/// sing-box's `http` inbound. `set_system_proxy` has no meaning on a Linux gateway and is ignored;
-/// `tls` is refused at build time (not implemented here yet), never silently dropped.
+/// sing-box's `http` inbound. `set_system_proxy` has no meaning on a Linux gateway and is ignored.
+/// With `tls` the TLS server goes first in each connection's pipeline; the proxy handshake reads
+/// plaintext after it (Go's `tls.ServerHandshake` before `http.HandleConnectionEx`).
 package final class HTTPInbound: ProxyListenerInbound {
     package let type = "http"
     package let tag: String
@@ -18,7 +20,7 @@ package final class HTTPInbound: ProxyListenerInbound {
         self.tag = tag
         // Go wraps these inbounds' router in its UoT router: a connect to the magic name is a UDP flow.
         let flowHandler = UDPOverTCPFlowHandler(next: flowHandler, logger: logger)
-        if options.tls?.enabled == true { throw AdapterError.notImplemented("tls on http inbound") }
+        let tls = try TLSServerConfiguration.make(options.tls, logger: logger)
         let parameters = try ListenParameters(options.listen)
         var context = HTTPInboundContext(tag: tag, type: "http",
                                          users: HTTPProxyUsers(options.users.map { (username: $0.username, password: $0.password) }),
@@ -28,6 +30,12 @@ package final class HTTPInbound: ProxyListenerInbound {
         listener = ProxyListener(parameters: parameters, group: group, logger: logger, flowHandler: flowHandler) { channel, flowID, handoff in
             var context = shared
             context.flowHandler = handoff
+            if let tls {
+                let source = channel.remoteAddress.flatMap { Destination($0) }.map { "\($0)" } ?? "unknown"
+                try tls.addServerHandler(to: channel).whenFailure { error in
+                    logger.error("process connection from \(source): TLS handshake: \(error)", flow: flowID)
+                }
+            }
             try channel.pipeline.syncOperations.addHandler(HTTPProxyServerHandler(context: context, flowID: flowID))
         }
     }

@@ -5,10 +5,11 @@ import HTTPProxy
 package import NIOCore
 package import Net
 import SOCKS
+import TLS
 import Transport
 
-/// sing-box's `mixed` inbound. `set_system_proxy` is ignored on Linux; `tls` is refused at build
-/// time (not implemented here yet).
+/// sing-box's `mixed` inbound. `set_system_proxy` is ignored on Linux. With `tls` the whole port is
+/// TLS, as in Go: the TLS server goes first and the first plaintext byte picks SOCKS or HTTP.
 package final class MixedInbound: ProxyListenerInbound {
     package let type = "mixed"
     package let tag: String
@@ -20,7 +21,7 @@ package final class MixedInbound: ProxyListenerInbound {
         self.tag = tag
         // Go wraps these inbounds' router in its UoT router: a connect to the magic name is a UDP flow.
         let flowHandler = UDPOverTCPFlowHandler(next: flowHandler, logger: logger)
-        if options.tls?.enabled == true { throw AdapterError.notImplemented("tls on mixed inbound") }
+        let tls = try TLSServerConfiguration.make(options.tls, logger: logger)
         let parameters = try ListenParameters(options.listen)
         var socks = SOCKSInboundContext.forInbound(tag: tag, type: "mixed", users: options.users, listen: parameters,
                                                    flowHandler: flowHandler, logger: logger)
@@ -34,6 +35,17 @@ package final class MixedInbound: ProxyListenerInbound {
             var socks = sharedSOCKS, http = sharedHTTP
             socks.flowHandler = handoff
             http.flowHandler = handoff
+            if let tls {
+                let source = channel.remoteAddress.flatMap { Destination($0) }.map { "\($0)" } ?? "unknown"
+                try tls.addServerHandler(to: channel).whenFailure { error in
+                    // Go's mixed inbound logs a client that just hung up at debug level.
+                    if "\(error)" == "EOF" {
+                        logger.debug("connection closed: TLS handshake: EOF", flow: flowID)
+                    } else {
+                        logger.error("process connection from \(source): TLS handshake: \(error)", flow: flowID)
+                    }
+                }
+            }
             try channel.pipeline.syncOperations.addHandler(MixedSniffHandler(socks: socks, http: http, flowID: flowID))
         }
     }

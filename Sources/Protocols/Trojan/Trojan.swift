@@ -1,13 +1,13 @@
 // Trojan: the trojan wire format (trojan-gfw's protocol, as Go sing-box 1.12.12's transport/trojan
-// speaks it) and the `trojan` outbound. The inbound needs inbound TLS and is not here.
+// speaks it), the `trojan` outbound and the `trojan` inbound (TLS or plain TCP, fallback).
 //
 // Wire (client → server, once, in front of the first payload):
 //   hex(SHA224(password)) (56 bytes) CRLF, command (1 connect, 3 UDP associate), address (SOCKS5
 //   form: ATYP, address, port), CRLF
 // TCP: then the payload both ways, unframed. UDP: then each packet, both ways, as
 //   address (SOCKS5 form), length (2 bytes, big endian), CRLF, payload.
-// The server never answers the request: a wrong password shows only as the server closing (Go's
-// inbound) or serving its fallback (trojan-gfw), so the dial itself cannot fail on it.
+// The server never answers the request: a wrong password shows only as the server closing or
+// serving its fallback (Go's inbound and trojan-gfw), so the dial itself cannot fail on it.
 //
 // Invariants: nothing a peer sends can trap; a UDP frame's length is bounded by its 16-bit field.
 // Imports: Adapter, Net, TLS, Config, NIOCore, COpenSSL (SHA-224), and SOCKS for its address
@@ -22,6 +22,8 @@ package enum TrojanModule {
     /// Request commands (trojan-gfw's protocol document).
     package static let commandConnect: UInt8 = 1
     package static let commandUDPAssociate: UInt8 = 3
+    /// sing-box's multiplex command (`CommandMux`), answered by sing-mux; not in this build.
+    package static let commandMux: UInt8 = 0x7f
     /// Go's `C.ReadPayloadTimeout`: how long the request waits for the first payload bytes to
     /// travel with it before it is sent alone (server-speaks-first protocols).
     package static let firstPayloadWait: Int64 = 300

@@ -1,23 +1,30 @@
-// TrojanPacketConnection: a UDP flow over one trojan stream (command 3).
+// TrojanPacketConnection: a UDP flow over one trojan stream (command 3), on either end.
 //
-// 1. the first datagram carries the request (its destination is the request's address), as Go's
-//    `ClientHandshakePacket` does; every datagram is one frame: address, length, CRLF, payload
-// 2. bytes from the server are cut into frames by `TrojanPacketReader` and handed to the receiver
-//    with the frame's address as their source
+// 1. client: the first datagram carries the request (its destination is the request's address),
+//    as Go's `ClientHandshakePacket` does; every datagram is one frame: address, length, CRLF,
+//    payload. Server: the request was read by `TrojanServerHandler`; replies are frames whose
+//    address is where the reply came from
+// 2. bytes from the peer are cut into frames by `TrojanPacketReader` and handed to the receiver
+//    with the frame's address (the client's frames name their destination, the server's their
+//    source: either way the address `packetReceived(_:from:)` wants); frames that arrive before
+//    the router installs its receiver wait in a bounded inbox
 // 3. the stream's end ends the flow; a frame we cannot parse closes it
 package import Adapter
 package import NIOCore
+package import Net
 
-/// One UDP association through a trojan server. Loop-confined to the stream's loop.
-package final class TrojanPacketConnection: PacketConnection, @unchecked Sendable {
+/// One UDP association through a trojan stream. Loop-confined to the stream's loop.
+package final class TrojanPacketConnection: ControlledPacketConnection, @unchecked Sendable {
     let channel: any Channel
     package var eventLoop: any EventLoop { channel.eventLoop }
     package var closeFuture: EventLoopFuture<Void> { closed.futureResult }
     private let closed: EventLoopPromise<Void>
     private let key: [UInt8]
     private var requestSent = false
-    private var receiver: (any PacketReceiver)?
+    private var inbox = PacketInbox(maximumCount: 256, maximumBytes: 256 * 1024)
     private var isClosed = false
+    /// The stream; an inbound's listener stops tracking it once the router takes this flow.
+    package var control: any Channel { channel }
 
     /// Takes over `channel` (TLS done, nothing written yet): installs the frame reader at its tail
     /// (the caller then removes the dialer's early-bytes holder). Call on the channel's loop.
@@ -29,8 +36,24 @@ package final class TrojanPacketConnection: PacketConnection, @unchecked Sendabl
         channel.closeFuture.whenComplete { [self] _ in close() }
     }
 
+    /// The server end of a stream whose request `TrojanServerHandler` read: installs the frame
+    /// reader at the tail; the caller then fires the bytes that followed the request into it.
+    /// Call on the channel's loop.
+    init(serverChannel channel: any Channel) throws {
+        self.channel = channel
+        self.key = []
+        self.requestSent = true
+        self.closed = channel.eventLoop.makePromise()
+        try channel.pipeline.syncOperations.addHandler(TrojanPacketReader(connection: self), position: .last)
+        channel.closeFuture.whenComplete { [self] _ in close() }
+    }
+
     package func setReceiver(_ receiver: any PacketReceiver) {
-        self.receiver = receiver
+        guard !isClosed else {
+            receiver.packetConnectionClosed()
+            return
+        }
+        inbox.install(receiver)
         _ = try? channel.syncOptions?.setOption(ChannelOptions.autoRead, value: true)
         channel.read()
     }
@@ -58,14 +81,13 @@ package final class TrojanPacketConnection: PacketConnection, @unchecked Sendabl
         guard !isClosed else { return }
         isClosed = true
         channel.close(promise: nil)
-        let receiver = self.receiver
-        self.receiver = nil
-        receiver?.packetConnectionClosed()
+        inbox.close()?.packetConnectionClosed()
         closed.succeed(())
     }
 
     fileprivate func received(_ payload: ByteBuffer, from source: Destination) {
-        receiver?.packetReceived(payload, from: source)
+        guard !isClosed else { return }
+        inbox.deliver(payload, from: source)
     }
 }
 

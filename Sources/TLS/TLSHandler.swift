@@ -1,7 +1,9 @@
-// TLSClientHandler: one client connection's TLS over a channel, OpenSSL behind memory BIOs.
+// TLSHandler: one connection's TLS over a channel, OpenSSL behind memory BIOs, as the client of an
+// outbound (`TLSClientConfiguration`) or the server of an inbound (`TLSServerConfiguration`).
 //
-// 1. added (or active): SSL_do_handshake puts the ClientHello in the write BIO; we send it and ask
-//    for a read ourselves (the dialer hands channels over with autoRead off)
+// 1. added (or active): SSL_do_handshake puts the ClientHello in the write BIO (a client) or
+//    finds nothing to read (a server); we send what it wrote and ask for a read ourselves
+//    (dialers and listeners hand channels over with autoRead off)
 // 2. channelRead: ciphertext goes into the read BIO; the handshake advances (more reads asked for)
 //    or, once established, SSL_read turns records into plaintext
 // 3. plaintext is held until the handler after us asks for a read, then handed on; a read that
@@ -10,13 +12,19 @@
 //    records go out with that write's promise
 // 5. close(mode: .output) sends close_notify, then half-closes; the peer's close_notify or FIN
 //    becomes `inputClosed`, after the plaintext before it
-// 6. a failed handshake fails the dial's promise with OpenSSL's reason and closes the channel
+// 6. a failed handshake fails the handshake promise with OpenSSL's reason and closes the channel
+//    (OpenSSL's alert, if it wrote one, goes out first)
+// A server's handlers after this one (an inbound's protocol handshake) see plaintext only: their
+// reads wait until the handshake finished, so they need not know TLS is there.
 import COpenSSL
 package import NIOCore
 
-/// The TLS client for one connection. Loop-confined to its channel's loop; owns its SSL object (the
-/// unchecked `Sendable` only lets a reference travel to its loop, to place handlers after it).
-package final class TLSClientHandler: ChannelDuplexHandler, RemovableChannelHandler, @unchecked Sendable {
+/// The client of an outbound's connection (the name the outbounds use).
+package typealias TLSClientHandler = TLSHandler
+
+/// The TLS client or server for one connection. Loop-confined to its channel's loop; owns its SSL
+/// object (the unchecked `Sendable` only lets a reference travel to its loop, to place handlers after it).
+package final class TLSHandler: ChannelDuplexHandler, RemovableChannelHandler, @unchecked Sendable {
     package typealias InboundIn = ByteBuffer
     package typealias InboundOut = ByteBuffer
     package typealias OutboundIn = ByteBuffer
@@ -24,8 +32,10 @@ package final class TLSClientHandler: ChannelDuplexHandler, RemovableChannelHand
 
     private enum State { case idle, handshaking, established, closed }
 
-    private let configuration: TLSClientConfiguration
     private var ssl: OpaquePointer?
+    /// A server reports failures without the client's `tls handshake: ` prefix (the inbound logs
+    /// `TLS handshake: …` itself, as Go does) and never has a certificate to verify.
+    private let isServer: Bool
     private var state = State.idle
     private let handshakeDone: EventLoopPromise<TLSConnection>
     /// Plaintext written before the handshake finished, with its promises.
@@ -36,13 +46,24 @@ package final class TLSClientHandler: ChannelDuplexHandler, RemovableChannelHand
     private var inputClosedDelivered = false
     /// The next handler asked for a read we have not answered yet.
     private var readRequested = false
+    /// Inside `deliver`'s loop (a read asked for from there is answered by the next delivery).
+    private var isDelivering = false
     private var outputClosed = false
 
     init(configuration: TLSClientConfiguration, handshake: EventLoopPromise<TLSConnection>) throws(TLSError) {
-        self.configuration = configuration
         self.handshakeDone = handshake
         self.ssl = try configuration.makeSession()
+        self.isServer = false
     }
+
+    init(server configuration: TLSServerConfiguration, handshake: EventLoopPromise<TLSConnection>) throws(TLSError) {
+        self.handshakeDone = handshake
+        self.ssl = try configuration.makeSession()
+        self.isServer = true
+    }
+
+    /// The protocol chosen by ALPN, once established (nil when none); on the channel's loop.
+    package private(set) var negotiatedProtocol: String?
 
     deinit { if let ssl { SSL_free(ssl) } }
 
@@ -64,7 +85,7 @@ package final class TLSClientHandler: ChannelDuplexHandler, RemovableChannelHand
 
     package func channelInactive(context: ChannelHandlerContext) {
         if state != .established {
-            handshakeDone.fail(TLSError.handshake(ssl, fallback: "EOF"))
+            handshakeDone.fail(handshakeError(fallback: "EOF"))
         }
         state = .closed
         release()
@@ -115,7 +136,7 @@ package final class TLSClientHandler: ChannelDuplexHandler, RemovableChannelHand
         }
         switch state {
         case .idle, .handshaking:
-            fail(context, TLSError.handshake(ssl, fallback: "EOF"))
+            fail(context, handshakeError(fallback: "EOF"))
         case .established:
             heldInputClosed = true
             deliver(context)
@@ -180,20 +201,25 @@ package final class TLSClientHandler: ChannelDuplexHandler, RemovableChannelHand
                 context.read()
                 return
             }
-            return fail(context, TLSError.handshake(ssl, fallback: "connection closed"))
+            return fail(context, handshakeError(fallback: "connection closed"))
         }
         state = .established
+        negotiatedProtocol = selectedALPN(ssl)
         if let records = drainWriteBIO(context) { context.write(wrapOutboundOut(records), promise: nil) }
         let pending = waitingWrites
         waitingWrites.removeAll()
         for (plaintext, promise) in pending { seal(plaintext, context, promise: promise) }
         // Always: the client's Finished is in the first write above.
         context.flush()
-        handshakeDone.succeed(TLSConnection(handler: self, alpn: selectedALPN(ssl),
+        handshakeDone.succeed(TLSConnection(handler: self, alpn: negotiatedProtocol,
                                             version: String(cString: SSL_get_version(ssl)),
                                             cipher: SSL_get_current_cipher(ssl).flatMap { SSL_CIPHER_get_name($0) }.map { String(cString: $0) } ?? ""))
         // Records that came with the server's last flight (tickets, early data) are read now.
         readPlaintext(context)
+    }
+
+    private func handshakeError(fallback: String) -> TLSError {
+        isServer ? TLSError.serverHandshake(fallback: fallback) : TLSError.handshake(ssl, fallback: fallback)
     }
 
     private func selectedALPN(_ ssl: OpaquePointer) -> String? {
@@ -238,15 +264,17 @@ package final class TLSClientHandler: ChannelDuplexHandler, RemovableChannelHand
     }
 
     /// Hands held plaintext (then a held end of input) to the next handler if it asked for a read.
+    /// The request is answered before the reads are fired: a handler that asks for the next read
+    /// while handling this one (a proxy handshake, step by step) keeps its request.
     private func deliver(_ context: ChannelHandlerContext) {
-        guard readRequested else { return }
-        var delivered = false
-        while let chunk = held.popFirst() {
-            delivered = true
-            context.fireChannelRead(wrapInboundOut(chunk))
-        }
-        if delivered {
+        guard readRequested, !isDelivering else { return }
+        if !held.isEmpty {
             readRequested = false
+            isDelivering = true
+            while let chunk = held.popFirst() {
+                context.fireChannelRead(wrapInboundOut(chunk))
+            }
+            isDelivering = false
             context.fireChannelReadComplete()
         }
         if heldInputClosed, held.isEmpty, !inputClosedDelivered {

@@ -1,0 +1,72 @@
+// The `trojan` inbound (Go sing-box 1.12.12 protocol/trojan/inbound.go, read for facts): a
+// `ProxyListener` whose connections run the TLS server (when `tls.enabled`; plain TCP otherwise,
+// as Go allows) and then `TrojanServerHandler`.
+// Go does not wrap this inbound's router in its UoT router (socks, http, mixed and shadowsocks
+// do), so neither do we. `multiplex` and `transport` are refused at build time, never dropped.
+package import Adapter
+package import Config
+package import NIOCore
+package import Net
+import TLS
+
+/// sing-box's `trojan` inbound. Owns its listener and the connections still in their handshake.
+package final class TrojanInbound: ProxyListenerInbound {
+    package let type = "trojan"
+    package let tag: String
+    /// The listener; exposed for the bound port in tests.
+    package let listener: ProxyListener
+
+    /// Throws Go's errors for duplicate passwords, bad fallback addresses and bad `tls` values;
+    /// `not implemented` for `multiplex` and `transport`.
+    package init(tag: String, options: TrojanInboundOptions, flowHandler: any FlowHandler,
+                 logger: ContextLogger, group: any EventLoopGroup) throws {
+        self.tag = tag
+        let tls = try TLSServerConfiguration.make(options.tls, logger: logger)
+        var fallback: Destination?
+        var fallbackForALPN: [String: Destination] = [:]
+        if let server = options.fallback, !server.server.isEmpty {
+            fallback = Destination(host: Host(server.server), port: server.serverPort)
+        }
+        if !options.fallbackForALPN.entries.isEmpty {
+            guard tls != nil else { throw AdapterError(.other, "fallback for ALPN is not supported without TLS") }
+            for (proto, server) in options.fallbackForALPN.entries {
+                let address = Destination(host: Host(server.server), port: server.serverPort)
+                // Go's `Socksaddr.IsValid`: an address needs a host; port 0 passes.
+                guard !server.server.isEmpty else {
+                    throw AdapterError(.other, "invalid fallback address for ALPN \(proto): \(address)")
+                }
+                fallbackForALPN[proto] = address
+            }
+        }
+        // Go's `UpdateUsers`: a password twice is refused, naming the first user's index.
+        var users: [[UInt8]: Int] = [:]
+        for (index, user) in options.users.enumerated() {
+            let key = TrojanModule.key(password: user.password)
+            if let earlier = users[key] { throw AdapterError(.other, "user already exists: password used by \(earlier)") }
+            users[key] = index
+        }
+        if let transport = options.transport { throw AdapterError.notImplemented("transport \(transport.type) on trojan inbound") }
+        if options.multiplex?.enabled == true { throw AdapterError.notImplemented("multiplex on trojan inbound") }
+        let parameters = try ListenParameters(options.listen)
+        let context = TrojanServerContext(tag: tag, users: users, userNames: options.users.map(\.name), fallback: fallback,
+                                          fallbackForALPN: fallbackForALPN, listenOptions: options.listen, logger: logger)
+        listener = ProxyListener(parameters: parameters, group: group, logger: logger, flowHandler: flowHandler) { channel, flowID, handoff in
+            if let tls {
+                let source = channel.remoteAddress.flatMap { Destination($0) }.map { "\($0)" } ?? "unknown"
+                try tls.addServerHandler(to: channel).whenFailure { error in
+                    logger.error("process connection from \(source): TLS handshake: \(error)", flow: flowID)
+                }
+            }
+            try channel.pipeline.syncOperations.addHandler(TrojanServerHandler(context: context, flowID: flowID, flowHandler: handoff))
+        }
+    }
+
+    package func start(_ stage: StartStage) async throws {
+        guard stage == .start else { return }
+        try await listener.start()
+    }
+
+    package func close() async throws {
+        await listener.close()
+    }
+}
