@@ -15,6 +15,34 @@ import Glibc
             + (tls.map { ",\"tls\":\($0)" } ?? "") + extra + "}"
     }
 
+    /// Go's trojan outbound with a v2ray transport (ws under TLS, httpupgrade plain) through our trojan
+    /// inbound with the same transport: a byte-exact download and a DNS query over UDP.
+    @Test(arguments: [(#","transport":{"type":"ws","path":"/tw"}"#, true), (#","transport":{"type":"httpupgrade","path":"/th"}"#, false)])
+    func transportsFromGo(transport: String, tls: Bool) throws {
+        let work = try TemporaryDirectory()
+        let certificates = try InteropCertificates()
+        let files = try FileServer(in: work)
+        defer { files.stop() }
+        let dns = try Dnsmasq(in: work)
+        defer { dns.stop() }
+        let trojanPort = try freePort(), viaGo = try freePort()
+        let box = try SingBox(.ours, config: ConfigJSON.box(
+            inbounds: [Self.trojanIn(port: trojanPort, tls: tls ? certificates.inboundTLS : nil, extra: transport)], outbounds: [ConfigJSON.direct]),
+            waitPort: trojanPort, in: work)
+        defer { box.stop() }
+        let go = try SingBox(.go, config: ConfigJSON.box(
+            inbounds: [ConfigJSON.mixed(port: viaGo)],
+            outbounds: [TrojanInteropTests.trojanOut(port: trojanPort, password: "correct horse",
+                                                     tls: tls ? certificates.outboundTLS() : #"{"enabled":false}"#, extra: transport)]),
+            waitPort: viaGo, in: work, name: "go-client")
+        defer { go.stop() }
+        let intact = (try? curl(["--socks5-hostname", "127.0.0.1:\(viaGo)", files.blobURL])) == files.blob
+        #expect(intact, "\(box.log)\n\(go.log)")
+        let script = try work.write("udp.py", socksUDPClientScript)
+        let result = try runTool(Peers.python3, [script, String(viaGo), String(dns.port)])
+        #expect(String(decoding: result.stdout, as: UTF8.self) == "127.0.0.1:\(dns.port) 10.1.2.3\n", "\(result.stderr)\n\(box.log)\n\(go.log)")
+    }
+
     /// Go's mixed inbound → Go's trojan outbound → our trojan inbound (TLS) → the file server,
     /// byte-exact; a DNS query over UDP the same way; a wrong password closes the stream.
     @Test func fromGoTrojanOutbound() throws {

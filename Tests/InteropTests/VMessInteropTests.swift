@@ -293,6 +293,28 @@ extension V2Ray: SingBoxOrProcess {}
         #expect(String(decoding: stray.stdout, as: UTF8.self) == expected, "\(transport)")
     }
 
+    /// Our vmess inbound over TLS (alone and under ws): Go's vmess outbound through it.
+    @Test(arguments: ["", #","transport":{"type":"ws","path":"/t"}"#])
+    func tlsInboundFromGo(transport: String) throws {
+        let work = try TemporaryDirectory()
+        let files = try FileServer(in: work)
+        defer { files.stop() }
+        let dns = try Dnsmasq(in: work)
+        defer { dns.stop() }
+        let certificates = try InteropCertificates()
+        let server = try freePort(), viaGo = try freePort()
+        let inbound = String(VMessConfig.inbound(port: server).dropLast()) + ",\"tls\":\(certificates.inboundTLS)\(transport)}"
+        let box = try SingBox(.ours, config: ConfigJSON.box(inbounds: [inbound], outbounds: [ConfigJSON.direct]), waitPort: server, in: work)
+        defer { box.stop() }
+        let go = try SingBox(.go, config: ConfigJSON.box(
+            inbounds: [ConfigJSON.mixed(port: viaGo)],
+            outbounds: [VMessConfig.outbound(port: server, security: "auto", extra: ",\"tls\":\(certificates.outboundTLS())\(transport)")]),
+            waitPort: viaGo, in: work)
+        defer { go.stop() }
+        try exercise(via: viaGo, files: files, dns: dns, work: work, label: "Go → ours over TLS \(transport)", logs: [box, go])
+        #expect(box.log.contains("[alice] inbound connection to 127.0.0.1:\(files.port)"), "\(box.log)")
+    }
+
     /// What this build does not carry fails the start with `not implemented` naming the field.
     @Test func unsupportedFieldsFailTheStart() throws {
         let work = try TemporaryDirectory()
@@ -308,9 +330,8 @@ extension V2Ray: SingBoxOrProcess {}
             #expect(run.status != 0)
             #expect(run.stderr.contains("initialize outbound[0]: \(expected)"), "\(run.stderr)")
         }
-        let certificates = try InteropCertificates()
-        for (extra, expected) in [(",\"tls\":\(certificates.inboundTLS)", "not implemented: tls on vmess inbound"),
-                                  (",\"multiplex\":{\"enabled\":true}", "not implemented: multiplex on vmess inbound")] {
+        for (extra, expected) in [(",\"multiplex\":{\"enabled\":true}", "not implemented: multiplex on vmess inbound"),
+                                  (",\"transport\":{\"type\":\"grpc\"}", "not implemented: transport grpc on vmess inbound")] {
             let inbound = String(VMessConfig.inbound(port: try freePort()).dropLast()) + extra + "}"
             let config = try work.write("bad-in.json", ConfigJSON.box(inbounds: [inbound], outbounds: [ConfigJSON.direct]))
             let run = try runTool(Peers.ours, ["run", "-c", config], timeout: 10)

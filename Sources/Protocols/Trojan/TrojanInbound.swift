@@ -2,12 +2,14 @@
 // `ProxyListener` whose connections run the TLS server (when `tls.enabled`; plain TCP otherwise,
 // as Go allows) and then `TrojanServerHandler`.
 // Go does not wrap this inbound's router in its UoT router (socks, http, mixed and shadowsocks
-// do), so neither do we. `multiplex` and `transport` are refused at build time, never dropped.
+// do), so neither do we. `transport` ws and httpupgrade answer the upgrade after TLS (Transport);
+// `multiplex` and the other transports are refused at build time, never dropped.
 package import Adapter
 package import Config
 package import NIOCore
 package import Net
 import TLS
+import Transport
 
 /// sing-box's `trojan` inbound. Owns its listener and the connections still in their handshake.
 package final class TrojanInbound: ProxyListenerInbound {
@@ -45,7 +47,13 @@ package final class TrojanInbound: ProxyListenerInbound {
             if let earlier = users[key] { throw AdapterError(.other, "user already exists: password used by \(earlier)") }
             users[key] = index
         }
-        if let transport = options.transport { throw AdapterError.notImplemented("transport \(transport.type) on trojan inbound") }
+        var transport: V2RayTransportServer?
+        if let transportOptions = options.transport {
+            do { transport = try V2RayTransportServer(options: transportOptions) } catch {
+                throw AdapterError.notImplemented("transport \(transportOptions.type) on trojan inbound")
+            }
+        }
+        let upgrade = transport
         if options.multiplex?.enabled == true { throw AdapterError.notImplemented("multiplex on trojan inbound") }
         let parameters = try ListenParameters(options.listen)
         let context = TrojanServerContext(tag: tag, users: users, userNames: options.users.map(\.name), fallback: fallback,
@@ -56,6 +64,12 @@ package final class TrojanInbound: ProxyListenerInbound {
                 try tls.addServerHandler(to: channel).whenFailure { error in
                     logger.error("process connection from \(source): TLS handshake: \(error)", flow: flowID)
                 }
+            }
+            if let upgrade {
+                let source = channel.remoteAddress.flatMap { Destination($0) }.map { "\($0)" } ?? "unknown"
+                try channel.pipeline.syncOperations.addHandler(upgrade.makeHandler { reason in
+                    logger.error("process connection from \(source): \(reason)", flow: flowID)
+                })
             }
             try channel.pipeline.syncOperations.addHandler(TrojanServerHandler(context: context, flowID: flowID, flowHandler: handoff))
         }

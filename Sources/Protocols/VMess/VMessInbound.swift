@@ -3,12 +3,13 @@
 // the UoT router, so a stream to the UoT magic names becomes a UDP flow; command 2 streams are UDP
 // flows of their own, and command 3 (mux) streams carry XUDP sessions (VMessMuxServer). Users with
 // `alterId` > 0 may also use the legacy header. `transport` ws and httpupgrade answer the upgrade
-// first (Transport); `tls`, other transports and an enabled `multiplex` are refused at build time
-// with a clear `not implemented`.
+// first (Transport), after `tls` when set; other transports and an enabled `multiplex` are refused
+// at build time with a clear `not implemented`.
 package import Adapter
 package import Config
 package import NIOCore
 package import Net
+import TLS
 import Transport
 
 /// sing-box's `vmess` inbound.
@@ -22,7 +23,7 @@ package final class VMessInbound: ProxyListenerInbound, @unchecked Sendable {
     package init(tag: String, options: VMessInboundOptions, router: any FlowHandler, logger: ContextLogger,
                  group: any EventLoopGroup, clock: @escaping VMessClock = vmessSystemClock) throws {
         if options.multiplex?.enabled == true { throw AdapterError.notImplemented("multiplex on vmess inbound") }
-        if options.tls?.enabled == true { throw AdapterError.notImplemented("tls on vmess inbound") }
+        let tls = try TLSServerConfiguration.make(options.tls, logger: logger)
         var transport: V2RayTransportServer?
         if let transportOptions = options.transport {
             do { transport = try V2RayTransportServer(options: transportOptions) } catch {
@@ -41,6 +42,12 @@ package final class VMessInbound: ProxyListenerInbound, @unchecked Sendable {
         let streams = UDPOverTCPFlowHandler(next: router, logger: logger)
         let upgrade = transport
         listener = ProxyListener(parameters: parameters, group: group, logger: logger, flowHandler: streams) { channel, flowID, handoff in
+            if let tls {
+                let source = channel.remoteAddress.flatMap { Destination($0) }.map { "\($0)" } ?? "unknown"
+                try tls.addServerHandler(to: channel).whenFailure { error in
+                    logger.error("process connection from \(source): TLS handshake: \(error)", flow: flowID)
+                }
+            }
             if let upgrade {
                 let source = channel.remoteAddress.flatMap { Destination($0) }.map(\.description) ?? "?"
                 try channel.pipeline.syncOperations.addHandler(upgrade.makeHandler { reason in
