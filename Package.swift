@@ -72,7 +72,7 @@ let package = Package(
                                                   .product(name: "NIOHPACK", package: "swift-nio-http2")]),
 
         // Floor 6: what carries protocols' bytes (UDP-over-TCP).
-        swiftTarget("Transport", path: "Sources/Transport", ["Adapter", "Net", "Config", "COpenSSL", nioCore]),
+        swiftTarget("Transport", path: "Sources/Transport", ["Adapter", "Net", "TLS", "Config", "COpenSSL", nioCore]),
 
         // Floor 8: protocols.
         swiftTarget("SOCKS", path: "Sources/Protocols/SOCKS", ["Adapter", "Net", "Transport", "Config", nioCore]),

@@ -18,12 +18,9 @@ package final class TrojanOutbound: Outbound {
     package let tag: String
     package let networks: Set<NetworkKind>
     package let dependencies: [String]
-    private let server: Destination
     private let key: [UInt8]
-    private let tls: TLSClientConfiguration?
-    /// `transport` (ws, httpupgrade): the stream is upgraded after TLS, before trojan's header.
-    private let transport: V2RayTransportClient?
-    private let dialer: any Dialer
+    /// Dial, TLS, transport.
+    private let streams: ProxyStreamDialer
     private let logger: ContextLogger
 
     /// `dialer` reaches the server (dial fields, `detour`). Throws for `multiplex`, `transport`
@@ -31,24 +28,12 @@ package final class TrojanOutbound: Outbound {
     package init(tag: String, options: TrojanOutboundOptions, dialer: any Dialer, logger: ContextLogger) throws {
         self.tag = tag
         if options.multiplex?.enabled == true { throw AdapterError.notImplemented("multiplex on trojan outbound") }
-        tls = try TLSClientConfiguration.make(options.tls, serverAddress: options.server.server)
-        let serverAddress = Destination(host: Host(options.server.server), port: options.server.serverPort)
-        if let transportOptions = options.transport {
-            do {
-                transport = try V2RayTransportClient(options: transportOptions, server: serverAddress,
-                                                     tlsServerName: options.tls?.enabled == true ? options.tls?.serverName : nil)
-            } catch {
-                throw AdapterError.notImplemented("transport \(transportOptions.type) on trojan outbound")
-            }
-        } else {
-            transport = nil
-        }
+        streams = try ProxyStreamDialer(dialer: dialer, server: options.server, tls: options.tls, transport: options.transport,
+                                        protocolName: "trojan")
         let names = options.network.networks
         networks = names.isEmpty ? [.tcp, .udp] : Set(names.compactMap { NetworkKind(rawValue: $0) })
         dependencies = options.dial.detour.map { [$0] } ?? []
-        server = Destination(host: Host(options.server.server), port: options.server.serverPort)
         key = TrojanModule.key(password: options.password)
-        self.dialer = dialer
         self.logger = logger
     }
 
@@ -58,12 +43,12 @@ package final class TrojanOutbound: Outbound {
         var request = ByteBuffer()
         request.reserveCapacity(TrojanCodec.requestLength(for: metadata.destination))
         try TrojanCodec.writeRequest(key: key, command: TrojanModule.commandConnect, destination: metadata.destination, to: &request)
-        let (channel, tlsHandler) = try await connect(on: eventLoop)
+        let (channel, tlsHandler) = try await streams.connect(on: eventLoop)
         do {
             let header = request
             try await eventLoop.submit {
                 let handler = FirstWriteHeaderHandler(request: header, wait: .milliseconds(TrojanModule.firstPayloadWait))
-                try channel.pipeline.syncOperations.addHandler(handler, position: Self.protocolPosition(channel, after: tlsHandler))
+                try channel.pipeline.syncOperations.addHandler(handler, position: ProxyStreamDialer.position(channel, after: tlsHandler))
             }.get()
             return channel
         } catch {
@@ -75,7 +60,7 @@ package final class TrojanOutbound: Outbound {
     package func listenPacket(_ metadata: FlowMetadata, on eventLoop: any EventLoop) async throws -> any PacketConnection {
         guard networks.contains(.udp) else { throw AdapterError(.unsupportedNetwork, "UDP is not supported by outbound: \(tag)") }
         logger.info("outbound packet connection to \(metadata.destination)", flow: metadata.flowID)
-        let (channel, _) = try await connect(on: eventLoop)
+        let (channel, _) = try await streams.connect(on: eventLoop)
         let key = self.key
         do {
             return try await eventLoop.submit {
@@ -92,25 +77,4 @@ package final class TrojanOutbound: Outbound {
         }
     }
 
-    /// Dials the server and runs the TLS handshake when configured; returns the channel and the
-    /// handler protocol layers go after (the transport's, else TLS's; nil for plain TCP).
-    private func connect(on eventLoop: any EventLoop) async throws -> (any Channel, (any ChannelHandler)?) {
-        let channel = try await dialer.dialTCP(to: server, on: eventLoop)
-        var last: (any ChannelHandler)?
-        if let tls {
-            last = try await tls.handshake(on: channel) { Self.protocolPosition(channel, after: nil) }.handler
-        }
-        if let transport {
-            last = try await transport.upgrade(channel, after: last)
-        }
-        return (channel, last)
-    }
-
-    /// Where a layer goes: right after `handler` when given, else right before the dialer's early-bytes
-    /// holder (so it sits above whatever a detour stacked below), else last. On the channel's loop.
-    static func protocolPosition(_ channel: any Channel, after handler: (any ChannelHandler)?) -> ChannelPipeline.SynchronousOperations.Position {
-        if let handler { return .after(handler) }
-        if let holder = try? channel.pipeline.syncOperations.handler(type: FlowBufferHandler.self) { return .before(holder) }
-        return .last
-    }
 }

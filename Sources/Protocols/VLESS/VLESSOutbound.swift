@@ -13,13 +13,11 @@ package final class VLESSOutbound: Outbound {
     package let tag: String
     package let networks: Set<NetworkKind>
     package let dependencies: [String]
-    private let server: Destination
     private let uuid: [UInt8]
-    private let tls: TLSClientConfiguration?
-    private let transport: V2RayTransportClient?
+    /// Dial, TLS, transport.
+    private let streams: ProxyStreamDialer
     /// `packet_encoding`: xudp (Go's default when unset) or plain (`""`).
     private let xudp: Bool
-    private let dialer: any Dialer
     private let logger: ContextLogger
 
     /// Throws Go's errors for bad values and `not implemented` for what this build lacks.
@@ -36,23 +34,12 @@ package final class VLESSOutbound: Outbound {
         case "packetaddr"?: throw AdapterError.notImplemented("packet_encoding packetaddr on vless outbound")
         case let other?: throw AdapterError(.other, "unknown packet encoding: \(other)")
         }
-        tls = try TLSClientConfiguration.make(options.tls, serverAddress: options.server.server)
-        server = Destination(host: Host(options.server.server), port: options.server.serverPort)
-        if let transportOptions = options.transport {
-            do {
-                transport = try V2RayTransportClient(options: transportOptions, server: server,
-                                                     tlsServerName: options.tls?.enabled == true ? options.tls?.serverName : nil)
-            } catch {
-                throw AdapterError.notImplemented("transport \(transportOptions.type) on vless outbound")
-            }
-        } else {
-            transport = nil
-        }
+        streams = try ProxyStreamDialer(dialer: dialer, server: options.server, tls: options.tls, transport: options.transport,
+                                        protocolName: "vless")
         uuid = VMessModule.userID(options.uuid)
         let names = options.network.networks
         networks = names.isEmpty ? [.tcp, .udp] : Set(names.compactMap { NetworkKind(rawValue: $0) })
         dependencies = options.dial.detour.map { [$0] } ?? []
-        self.dialer = dialer
         self.logger = logger
     }
 
@@ -60,12 +47,12 @@ package final class VLESSOutbound: Outbound {
         guard networks.contains(.tcp) else { throw AdapterError(.unsupportedNetwork, "TCP is not supported by outbound: \(tag)") }
         logger.info("outbound connection to \(metadata.destination)", flow: metadata.flowID)
         let request = try VLESSModule.request(uuid: uuid, command: VLESSModule.commandTCP, destination: metadata.destination)
-        let (channel, last) = try await connect(on: eventLoop)
+        let (channel, last) = try await streams.connect(on: eventLoop)
         do {
             try await eventLoop.submit {
                 let sync = channel.pipeline.syncOperations
                 let header = FirstWriteHeaderHandler(request: request)
-                try sync.addHandler(header, position: Self.position(channel, after: last))
+                try sync.addHandler(header, position: ProxyStreamDialer.position(channel, after: last))
                 try sync.addHandler(VLESSResponseReader(), position: .after(header))
             }.get()
             return channel
@@ -82,7 +69,7 @@ package final class VLESSOutbound: Outbound {
         let xudp = self.xudp
         let request = try VLESSModule.request(uuid: uuid, command: xudp ? VLESSModule.commandMux : VLESSModule.commandUDP,
                                               destination: destination)
-        let (channel, last) = try await connect(on: eventLoop)
+        let (channel, last) = try await streams.connect(on: eventLoop)
         do {
             return try await eventLoop.submit { () throws -> any PacketConnection in
                 let sync = channel.pipeline.syncOperations
@@ -90,14 +77,14 @@ package final class VLESSOutbound: Outbound {
                 let connection: any PacketConnection
                 if xudp {
                     // sing-vmess writes the mux request at once (`Write(nil)`), then XUDP frames.
-                    try sync.addHandler(reader, position: Self.position(channel, after: last))
+                    try sync.addHandler(reader, position: ProxyStreamDialer.position(channel, after: last))
                     channel.writeAndFlush(request, promise: nil)
                     connection = try VMessXUDPPacketConnection(channel: channel, destination: destination)
                     // The reader went last: the dialer's holder leaves, replaying what it held into it.
                     if let holder = try? sync.handler(type: FlowBufferHandler.self) { sync.removeHandler(holder, promise: nil) }
                 } else {
                     let header = FirstWriteHeaderHandler(request: request)
-                    try sync.addHandler(header, position: Self.position(channel, after: last))
+                    try sync.addHandler(header, position: ProxyStreamDialer.position(channel, after: last))
                     try sync.addHandler(reader, position: .after(header))
                     connection = try UDPOverTCPConnection(lengthPrefixed: channel, destination: destination)
                 }
@@ -109,23 +96,4 @@ package final class VLESSOutbound: Outbound {
         }
     }
 
-    /// Dials the server, runs TLS and the transport when configured; returns the handler vless goes after.
-    private func connect(on eventLoop: any EventLoop) async throws -> (any Channel, (any ChannelHandler)?) {
-        let channel = try await dialer.dialTCP(to: server, on: eventLoop)
-        var last: (any ChannelHandler)?
-        if let tls {
-            last = try await tls.handshake(on: channel) { Self.position(channel, after: nil) }.handler
-        }
-        if let transport {
-            last = try await transport.upgrade(channel, after: last)
-        }
-        return (channel, last)
-    }
-
-    /// Right after `handler` when given, else before the dialer's early-bytes holder, else last.
-    static func position(_ channel: any Channel, after handler: (any ChannelHandler)?) -> ChannelPipeline.SynchronousOperations.Position {
-        if let handler { return .after(handler) }
-        if let holder = try? channel.pipeline.syncOperations.handler(type: FlowBufferHandler.self) { return .before(holder) }
-        return .last
-    }
 }

@@ -22,15 +22,14 @@ package final class VMessOutbound: Outbound {
     package let tag: String
     package let networks: Set<NetworkKind>
     package let dependencies: [String]
-    private let server: Destination
     private let commandKey: [UInt8]
+    /// Dial, TLS, transport.
+    private let streams: ProxyStreamDialer
     /// The header's security byte.
     package let security: UInt8
     /// Request options for TCP (UDP adds chunk stream for `none`).
     private let globalPadding: Bool
     private let authenticatedLength: Bool
-    private let tls: TLSClientConfiguration?
-    private let dialer: any Dialer
     private let logger: ContextLogger
     private let clock: VMessClock
     /// `packet_encoding: "packetaddr"`.
@@ -39,26 +38,14 @@ package final class VMessOutbound: Outbound {
     private let xudp: Bool
     /// `alter_id` > 0: the legacy header's alter ID.
     private let alterID: [UInt8]?
-    /// `transport` (ws, httpupgrade): the stream is upgraded after TLS, before vmess's header.
-    private let transport: V2RayTransportClient?
 
     /// `dialer` reaches the server. Throws Go's errors for bad values and `not implemented` for
     /// what this build does not carry.
     package init(tag: String, options: VMessOutboundOptions, dialer: any Dialer, logger: ContextLogger,
                  clock: @escaping VMessClock = vmessSystemClock) throws {
         self.tag = tag
-        tls = try TLSClientConfiguration.make(options.tls, serverAddress: options.server.server)
-        if let transportOptions = options.transport {
-            do {
-                transport = try V2RayTransportClient(options: transportOptions,
-                                                     server: Destination(host: Host(options.server.server), port: options.server.serverPort),
-                                                     tlsServerName: options.tls?.enabled == true ? options.tls?.serverName : nil)
-            } catch {
-                throw AdapterError.notImplemented("transport \(transportOptions.type) on vmess outbound")
-            }
-        } else {
-            transport = nil
-        }
+        streams = try ProxyStreamDialer(dialer: dialer, server: options.server, tls: options.tls, transport: options.transport,
+                                        protocolName: "vmess")
         if options.multiplex?.enabled == true { throw AdapterError.notImplemented("multiplex on vmess outbound") }
         switch options.packetEncoding ?? "" {
         case "": (packetAddress, xudp) = (false, false)
@@ -67,7 +54,7 @@ package final class VMessOutbound: Outbound {
         case let other: throw AdapterError(.other, "unknown packet encoding: \(other)")
         }
         var name = options.security.isEmpty ? "auto" : options.security
-        if name == "auto" && tls != nil { name = "zero" }
+        if name == "auto" && streams.tls != nil { name = "zero" }
         switch name {
         // sing-vmess `AutoSecurityType`: AES-GCM on amd64, arm64 and s390x.
         case "auto":
@@ -90,9 +77,7 @@ package final class VMessOutbound: Outbound {
         let names = options.network.networks
         networks = names.isEmpty ? [.tcp, .udp] : Set(names.compactMap { NetworkKind(rawValue: $0) })
         dependencies = options.dial.detour.map { [$0] } ?? []
-        server = Destination(host: Host(options.server.server), port: options.server.serverPort)
         commandKey = VMessModule.commandKey(userID: userID)
-        self.dialer = dialer
         self.logger = logger
         self.clock = clock
     }
@@ -127,11 +112,11 @@ package final class VMessOutbound: Outbound {
         logger.info("outbound connection to \(metadata.destination)", flow: metadata.flowID)
         let request = makeRequest(command: VMessModule.commandTCP, destination: metadata.destination)
         let header = try seal(request)
-        let (channel, tlsHandler) = try await connect(on: eventLoop)
+        let (channel, tlsHandler) = try await streams.connect(on: eventLoop)
         do {
             try await eventLoop.submit {
                 let handler = try VMessClientHandler(request: request, header: header, isPacket: false)
-                try channel.pipeline.syncOperations.addHandler(handler, position: Self.protocolPosition(channel, after: tlsHandler))
+                try channel.pipeline.syncOperations.addHandler(handler, position: ProxyStreamDialer.position(channel, after: tlsHandler))
             }.get()
             return channel
         } catch {
@@ -150,13 +135,13 @@ package final class VMessOutbound: Outbound {
         let request = xudp ? makeRequest(command: VMessModule.commandMux, destination: nil)
                            : makeRequest(command: VMessModule.commandUDP, destination: target)
         let header = try seal(request)
-        let (channel, tlsHandler) = try await connect(on: eventLoop)
+        let (channel, tlsHandler) = try await streams.connect(on: eventLoop)
         let (destination, packetAddress, xudp) = (metadata.destination, self.packetAddress, self.xudp)
         do {
             return try await eventLoop.submit {
                 // XUDP frames are a byte stream over the body; plain UDP is one chunk per datagram.
                 let handler = try VMessClientHandler(request: request, header: header, isPacket: !xudp)
-                try channel.pipeline.syncOperations.addHandler(handler, position: Self.protocolPosition(channel, after: tlsHandler))
+                try channel.pipeline.syncOperations.addHandler(handler, position: ProxyStreamDialer.position(channel, after: tlsHandler))
                 // The reader goes last, then the holder leaves, replaying anything it held into it.
                 let connection: any PacketConnection = xudp
                     ? try VMessXUDPPacketConnection(channel: channel, destination: destination)
@@ -172,24 +157,4 @@ package final class VMessOutbound: Outbound {
         }
     }
 
-    /// Dials the server, runs the TLS handshake when configured and the transport's upgrade; returns
-    /// the handler vmess goes after (nil for plain TCP).
-    private func connect(on eventLoop: any EventLoop) async throws -> (any Channel, (any ChannelHandler)?) {
-        let channel = try await dialer.dialTCP(to: server, on: eventLoop)
-        var last: (any ChannelHandler)?
-        if let tls {
-            last = try await tls.handshake(on: channel) { Self.protocolPosition(channel, after: nil) }.handler
-        }
-        if let transport {
-            last = try await transport.upgrade(channel, after: last)
-        }
-        return (channel, last)
-    }
-
-    /// Right after `handler` when given, else before the dialer's early-bytes holder, else last.
-    static func protocolPosition(_ channel: any Channel, after handler: (any ChannelHandler)?) -> ChannelPipeline.SynchronousOperations.Position {
-        if let handler { return .after(handler) }
-        if let holder = try? channel.pipeline.syncOperations.handler(type: FlowBufferHandler.self) { return .before(holder) }
-        return .last
-    }
 }
