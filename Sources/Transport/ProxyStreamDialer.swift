@@ -22,7 +22,12 @@ package struct ProxyStreamDialer: Sendable {
                  protocolName: String) throws {
         self.dialer = dialer
         self.server = Destination(host: Host(server.server), port: server.serverPort)
-        self.tls = try TLSClientConfiguration.make(tls, serverAddress: server.server)
+        var tlsOptions = tls
+        if transport != nil, tlsOptions?.alpn.isEmpty == true {
+            // Go's ws and httpupgrade clients offer http/1.1 when the config names no ALPN.
+            tlsOptions?.alpn = V2RayTransportClient.defaultALPN
+        }
+        self.tls = try TLSClientConfiguration.make(tlsOptions, serverAddress: server.server)
         if let transport {
             do {
                 self.transport = try V2RayTransportClient(options: transport, server: self.server,
