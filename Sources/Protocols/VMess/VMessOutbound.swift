@@ -3,7 +3,7 @@
 //
 // TCP: dial the server → TLS handshake (when `tls.enabled`) → `VMessClientHandler` sends the
 // sealed request with the first payload → the channel goes to the router.
-// UDP: the same on a new stream with command 2 (`VMessClientPacketConnection`).
+// UDP: the same on a new stream with command 2 (`VMessStreamPacketConnection`).
 // Security: `auto` is aes-128-gcm here (Go on amd64) or `zero` under TLS; `none` and `zero` send
 // `none` (TCP unframed, UDP in plain chunks); AEADs use chunk masking, `global_padding` and
 // `authenticated_length` as asked. `transport` ws and httpupgrade upgrade the stream after TLS (Transport).
@@ -145,7 +145,7 @@ package final class VMessOutbound: Outbound {
                 // The reader goes last, then the holder leaves, replaying anything it held into it.
                 let connection: any PacketConnection = xudp
                     ? try VMessXUDPPacketConnection(channel: channel, destination: destination)
-                    : try VMessClientPacketConnection(channel: channel, destination: destination, packetAddress: packetAddress)
+                    : try VMessStreamPacketConnection(channel: channel, destination: destination, packetAddress: packetAddress)
                 if let holder = try? channel.pipeline.syncOperations.handler(type: FlowBufferHandler.self) {
                     channel.pipeline.syncOperations.removeHandler(holder, promise: nil)
                 }

@@ -1,9 +1,9 @@
 // Plain VMess UDP (command 2): one stream carries datagrams to and from the one destination of
 // its request, one datagram per chunk (the codec handlers cut and seal the chunks).
 //
-// Client: `VMessClientPacketConnection` writes each datagram through `VMessClientHandler`; whatever
-// the destination of a write, it goes to the request's (as in sing-vmess); replies come from it.
-// Server: `VMessServerPacketConnection` is what the router gets for a command-2 request.
+// `VMessStreamPacketConnection` serves both ends: the client writes each datagram through
+// `VMessClientHandler` (whatever the destination of a write, it goes to the request's, as in
+// sing-vmess; replies come from it); the server hands it to the router for a command-2 request.
 // packetaddr (sing-vmess packetaddr, `packet_encoding: "packetaddr"`): the request names the magic
 // `sp.packet-addr.v2fly.arpa`, and each datagram starts with its address (type 1 IPv4 / 2 IPv6,
 // address, port u16), so one stream carries datagrams to and from any IP destination.
@@ -11,21 +11,26 @@ package import Adapter
 package import NIOCore
 import Net
 
-/// A UDP flow through a VMess server. Loop-confined to the stream's loop.
-package final class VMessClientPacketConnection: PacketConnection, @unchecked Sendable {
-    let channel: any Channel
+/// One plain-UDP (command 2) VMess stream as a packet path, for either end: the outbound's flow
+/// through a server, or what the router gets for a client's command-2 request. Datagrams go to and
+/// come from the request's destination (or, with packetaddr, carry their address). Loop-confined
+/// to the stream's loop.
+package final class VMessStreamPacketConnection: ControlledPacketConnection, @unchecked Sendable {
+    /// The stream (for an inbound: the TCP connection whose request created this flow).
+    package let control: any Channel
     let destination: Destination
     let packetAddress: Bool
-    package var eventLoop: any EventLoop { channel.eventLoop }
+    package var eventLoop: any EventLoop { control.eventLoop }
     package var closeFuture: EventLoopFuture<Void> { closed.futureResult }
     private let closed: EventLoopPromise<Void>
     private var inbox = PacketInbox(maximumCount: 512, maximumBytes: 256 * 1024)
     private var isClosed = false
 
-    /// Takes over `channel` (codec installed, nothing written): installs the datagram reader at its
-    /// tail. Call on the channel's loop; the caller then removes the dialer's early-bytes holder.
+    /// Takes over `channel` (the codec installed: `VMessClientHandler` with nothing written, or
+    /// `VMessServerHandler` with the request read): installs the datagram reader at its tail. Call
+    /// on the channel's loop; an outbound's caller then removes the dialer's early-bytes holder.
     init(channel: any Channel, destination: Destination, packetAddress: Bool = false) throws {
-        self.channel = channel
+        self.control = channel
         self.destination = destination
         self.packetAddress = packetAddress
         self.closed = channel.eventLoop.makePromise()
@@ -36,87 +41,27 @@ package final class VMessClientPacketConnection: PacketConnection, @unchecked Se
     package func setReceiver(_ receiver: any PacketReceiver) {
         guard !isClosed else { receiver.packetConnectionClosed(); return }
         inbox.install(receiver)
-        _ = try? channel.syncOptions?.setOption(ChannelOptions.autoRead, value: true)
-        channel.read()
-    }
-
-    package func writePacket(_ payload: ByteBuffer, to destination: Destination) {
-        // UDP may drop: a stream that cannot take more does not queue without bound.
-        guard !isClosed, channel.isWritable, payload.readableBytes > 0 else { return }
-        guard packetAddress else {
-            channel.write(payload, promise: nil)
-            return
-        }
-        // A domain cannot be carried (sing-vmess: `packetaddr: fqdn unsupported`): dropped.
-        guard let framed = VMessPacketAddress.frame(payload, to: destination, allocator: channel.allocator) else { return }
-        channel.write(framed, promise: nil)
-    }
-
-    package func flush() { channel.flush() }
-
-    package func close() {
-        guard !isClosed else { return }
-        isClosed = true
-        channel.close(promise: nil)
-        inbox.close()?.packetConnectionClosed()
-        closed.succeed(())
-    }
-}
-
-extension VMessClientPacketConnection: VMessDatagramSink {
-    func received(_ payload: ByteBuffer) {
-        guard packetAddress else {
-            inbox.deliver(payload, from: destination)
-            return
-        }
-        var packet = payload
-        guard let source = VMessPacketAddress.read(&packet) else { return }
-        inbox.deliver(packet, from: source)
-    }
-}
-
-/// One client's UDP flow on a VMess inbound, for the router. Loop-confined to the stream's loop.
-final class VMessServerPacketConnection: ControlledPacketConnection, @unchecked Sendable {
-    let control: any Channel
-    let destination: Destination
-    let packetAddress: Bool
-    var eventLoop: any EventLoop { control.eventLoop }
-    var closeFuture: EventLoopFuture<Void> { closed.futureResult }
-    private let closed: EventLoopPromise<Void>
-    private var inbox = PacketInbox(maximumCount: 512, maximumBytes: 256 * 1024)
-    private var isClosed = false
-
-    /// `channel` runs `VMessServerHandler` with the request read; the reader goes last. On its loop.
-    init(channel: any Channel, destination: Destination, packetAddress: Bool) throws {
-        self.control = channel
-        self.destination = destination
-        self.packetAddress = packetAddress
-        self.closed = channel.eventLoop.makePromise()
-        try channel.pipeline.syncOperations.addHandler(VMessDatagramReader(sink: self), position: .last)
-        channel.closeFuture.whenComplete { [self] _ in close() }
-    }
-
-    func setReceiver(_ receiver: any PacketReceiver) {
-        guard !isClosed else { receiver.packetConnectionClosed(); return }
-        inbox.install(receiver)
         _ = try? control.syncOptions?.setOption(ChannelOptions.autoRead, value: true)
         control.read()
     }
 
-    /// A reply: one chunk to the client (the source address is implied by the request).
-    func writePacket(_ payload: ByteBuffer, to destination: Destination) {
+    /// One datagram, one chunk. Without packetaddr it goes to the request's destination whatever
+    /// `destination` says (as in sing-vmess); on the inbound side that is the reply's implied source.
+    package func writePacket(_ payload: ByteBuffer, to destination: Destination) {
+        // UDP may drop: a stream that cannot take more does not queue without bound.
         guard !isClosed, control.isWritable, payload.readableBytes > 0 else { return }
         guard packetAddress else {
             control.write(payload, promise: nil)
             return
         }
+        // A domain cannot be carried (sing-vmess: `packetaddr: fqdn unsupported`): dropped.
         guard let framed = VMessPacketAddress.frame(payload, to: destination, allocator: control.allocator) else { return }
         control.write(framed, promise: nil)
     }
 
-    func flush() { control.flush() }
+    package func flush() { control.flush() }
 
-    func close() {
+    package func close() {
         guard !isClosed else { return }
         isClosed = true
         control.close(promise: nil)
@@ -125,15 +70,15 @@ final class VMessServerPacketConnection: ControlledPacketConnection, @unchecked 
     }
 }
 
-extension VMessServerPacketConnection: VMessDatagramSink {
+extension VMessStreamPacketConnection: VMessDatagramSink {
     func received(_ payload: ByteBuffer) {
         guard packetAddress else {
             inbox.deliver(payload, from: destination)
             return
         }
         var packet = payload
-        guard let target = VMessPacketAddress.read(&packet) else { return }
-        inbox.deliver(packet, from: target)
+        guard let address = VMessPacketAddress.read(&packet) else { return }
+        inbox.deliver(packet, from: address)
     }
 }
 

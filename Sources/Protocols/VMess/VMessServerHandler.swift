@@ -8,7 +8,7 @@
 //    header then follows under AES-128-CFB.
 // 2. Once the sealed header is all there it is opened and decoded; TCP: `[user] inbound connection
 //    to <destination>` and the channel goes to the router (through the UoT flow handler); UDP: a
-//    `VMessServerPacketConnection` goes to the router; mux: `VMessMuxServer` reads the frames.
+//    `VMessStreamPacketConnection` goes to the router; mux: `VMessMuxServer` reads the frames.
 // 3. From then on it opens the client's chunks and seals what the relay writes; the first write
 //    carries the response header (sing-vmess writes it lazily too).
 // A client that fails a check is reset (SO_LINGER 0, as Go) with one line, Go's
@@ -225,7 +225,7 @@ package final class VMessServerHandler: ChannelDuplexHandler {
                 shared.logger.info("[\(user.logName)] inbound packet connection to \(destination)", flow: flowID)
             }
             do {
-                let connection = try VMessServerPacketConnection(channel: context.channel, destination: destination,
+                let connection = try VMessStreamPacketConnection(channel: context.channel, destination: destination,
                                                                  packetAddress: packetAddress)
                 let sync = context.pipeline.syncOperations
                 if let holder = try? sync.handler(type: FlowBufferHandler.self) { sync.removeHandler(holder, promise: nil) }
