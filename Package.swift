@@ -67,7 +67,7 @@ let package = Package(
         swiftTarget("TLS", path: "Sources/TLS", ["Adapter", "Config", "COpenSSL", nioCore]),
         swiftTarget("Rules", path: "Sources/Rules", ["Adapter", "Config", "CZlib"]),
         swiftTarget("Router", path: "Sources/Router", ["Rules", "Net", "Adapter", "Config", "COpenSSL", nioCore]),
-        swiftTarget("DNS", path: "Sources/DNS", ["Rules", "Net", "Adapter", "Config", "COpenSSL", nioCore, nioPosix,
+        swiftTarget("DNS", path: "Sources/DNS", ["Rules", "Net", "TLS", "Adapter", "Config", "COpenSSL", nioCore, nioPosix,
                                                   .product(name: "NIOHTTP2", package: "swift-nio-http2"),
                                                   .product(name: "NIOHPACK", package: "swift-nio-http2")]),
 

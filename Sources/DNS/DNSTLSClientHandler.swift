@@ -15,6 +15,7 @@
 
 import Adapter
 import COpenSSL
+import TLS
 package import Config
 package import NIOCore
 
@@ -73,7 +74,7 @@ package final class DNSTLSContext: @unchecked Sendable {
                 pem += "\n" + String(decoding: bytes, as: UTF8.self)
             }
             if pem.contains("-----BEGIN") {
-                let added = try Self.addCertificates(pem, to: context)
+                guard let added = TLSClientSession.addCertificates(pem, to: context) else { throw DNSTLSError("BIO_new_mem_buf failed") }
                 guard added > 0 else { throw DNSTLSError("parse certificate: no certificate found") }
             } else {
                 SSL_CTX_set_default_verify_paths(context)
@@ -83,50 +84,13 @@ package final class DNSTLSContext: @unchecked Sendable {
 
     deinit { SSL_CTX_free(context) }
 
-    private static func addCertificates(_ pem: String, to context: OpaquePointer) throws(DNSTLSError) -> Int {
-        var bytes = Array(pem.utf8)
-        let store = SSL_CTX_get_cert_store(context)
-        var added = 0
-        let result: Int = bytes.withUnsafeMutableBytes { raw in
-            guard let bio = BIO_new_mem_buf(raw.baseAddress, Int32(raw.count)) else { return -1 }
-            defer { BIO_free(bio) }
-            while let certificate = PEM_read_bio_X509(bio, nil, nil, nil) {
-                X509_STORE_add_cert(store, certificate)
-                X509_free(certificate)
-                added += 1
-            }
-            ERR_clear_error()  // the loop ends on "no start line"
-            return added
-        }
-        guard result >= 0 else { throw DNSTLSError("BIO_new_mem_buf failed") }
-        return result
-    }
-
     /// A fresh SSL session set up for one connection.
     func makeSession() throws(DNSTLSError) -> OpaquePointer {
-        guard let ssl = SSL_new(context) else { throw DNSTLSError("SSL_new failed") }
-        guard let readBIO = BIO_new(BIO_s_mem()), let writeBIO = BIO_new(BIO_s_mem()) else {
-            SSL_free(ssl)
-            throw DNSTLSError("BIO_new failed")
+        do {
+            return try TLSClientSession.make(context, serverName: serverName, sendsSNI: sendsSNI, checksName: verifies, alpnWire: alpn)
+        } catch {
+            throw DNSTLSError(error.message)
         }
-        SSL_set_bio(ssl, readBIO, writeBIO)
-        SSL_set_connect_state(ssl)
-        serverName.withCString { name in
-            if sendsSNI {
-                SSL_ctrl(ssl, 55 /* SSL_CTRL_SET_TLSEXT_HOSTNAME */, 0 /* host_name */, UnsafeMutableRawPointer(mutating: name))
-            }
-            if verifies {
-                if Adapter.IPAddress(serverName) != nil {
-                    X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), name)
-                } else {
-                    SSL_set1_host(ssl, name)
-                }
-            }
-        }
-        if !alpn.isEmpty {
-            alpn.withUnsafeBufferPointer { SSL_set_alpn_protos(ssl, $0.baseAddress, UInt32($0.count)) }
-        }
-        return ssl
     }
 }
 

@@ -77,7 +77,7 @@ package final class TLSClientConfiguration: @unchecked Sendable {
         if verifies {
             SSL_CTX_set_verify(context, 0x01 /* SSL_VERIFY_PEER */, nil)
             if let roots {
-                let added = Self.addCertificates(roots, to: context)
+                let added = TLSClientSession.addCertificates(roots, to: context) ?? 0
                 guard added > 0 else { throw TLSError("failed to parse certificate:\n\n\(roots)") }
             } else {
                 SSL_CTX_set_default_verify_paths(context)
@@ -139,49 +139,10 @@ package final class TLSClientConfiguration: @unchecked Sendable {
         return String(decoding: bytes, as: UTF8.self)
     }
 
-    /// Adds every certificate in `pem` to the context's store; returns how many.
-    private static func addCertificates(_ pem: String, to context: OpaquePointer) -> Int {
-        var bytes = Array(pem.utf8)
-        let store = SSL_CTX_get_cert_store(context)
-        return bytes.withUnsafeMutableBytes { raw -> Int in
-            guard let bio = BIO_new_mem_buf(raw.baseAddress, Int32(raw.count)) else { return 0 }
-            defer { BIO_free(bio) }
-            var added = 0
-            while let certificate = PEM_read_bio_X509(bio, nil, nil, nil) {
-                X509_STORE_add_cert(store, certificate)
-                X509_free(certificate)
-                added += 1
-            }
-            ERR_clear_error()  // the loop ends on "no start line"
-            return added
-        }
-    }
-
     /// A fresh SSL object in client mode over two memory BIOs, with SNI, name check and ALPN set.
     func makeSession() throws(TLSError) -> OpaquePointer {
-        guard let ssl = SSL_new(context) else { throw TLSError("SSL_new failed") }
-        guard let readBIO = BIO_new(BIO_s_mem()), let writeBIO = BIO_new(BIO_s_mem()) else {
-            SSL_free(ssl)
-            throw TLSError("BIO_new failed")
-        }
-        SSL_set_bio(ssl, readBIO, writeBIO)
-        SSL_set_connect_state(ssl)
-        serverName.withCString { name in
-            if sendsSNI {
-                SSL_ctrl(ssl, 55 /* SSL_CTRL_SET_TLSEXT_HOSTNAME */, 0 /* host_name */, UnsafeMutableRawPointer(mutating: name))
-            }
-            if verifies && !serverName.isEmpty {
-                if Adapter.IPAddress(serverName) != nil {
-                    X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), name)
-                } else {
-                    SSL_set1_host(ssl, name)
-                }
-            }
-        }
-        if !alpnWire.isEmpty {
-            alpnWire.withUnsafeBufferPointer { _ = SSL_set_alpn_protos(ssl, $0.baseAddress, UInt32($0.count)) }
-        }
-        return ssl
+        try TLSClientSession.make(context, serverName: serverName, sendsSNI: sendsSNI, checksName: verifies && !serverName.isEmpty,
+                                  alpnWire: alpnWire)
     }
 
     /// Adds a `TLSClientHandler` to `channel` at `position` and waits for its handshake (at most
