@@ -62,9 +62,9 @@ enum ShadowsocksConfig {
                                                                      method: method, password: password),
                                waitPort: ourMixed, in: work)
         defer { ours.stop() }
-        try exercise(via: ourMixed, files: files, dns: dns, work: work, label: "ours → Go \(method)", logs: [ours, go])
+        try exerciseTCPAndUDP(via: ourMixed, files: files, dns: dns, work: work, label: "ours → Go \(method)", logs: [ours, go])
         #expect(go.log.contains("inbound/shadowsocks[ss-in]: inbound connection to 127.0.0.1:\(files.port)"), "\(go.log)")
-        try exercise(via: goMixed, files: files, dns: dns, work: work, label: "Go → ours \(method)", logs: [ours, go])
+        try exerciseTCPAndUDP(via: goMixed, files: files, dns: dns, work: work, label: "Go → ours \(method)", logs: [ours, go])
         #expect(ours.log.contains("inbound/shadowsocks[ss-in]: inbound connection to 127.0.0.1:\(files.port)"), "\(ours.log)")
         #expect(ours.log.contains("inbound/shadowsocks[ss-in]: inbound packet connection to 127.0.0.1:\(dns.port)"), "\(ours.log)")
         #expect(ours.log.contains("outbound/shadowsocks[ss-out]: outbound packet connection to 127.0.0.1:\(dns.port)"), "\(ours.log)")
@@ -95,8 +95,8 @@ enum ShadowsocksConfig {
                                 name: "ss-local", directory: work)
         defer { local.stop() }
         try waitForTCP(port: libevLocal, process: local)
-        try exercise(via: ourMixed, files: files, dns: dns, work: work, label: "ours → ss-server \(method)", logs: [ours, server])
-        try exercise(via: libevLocal, files: files, dns: dns, work: work, label: "ss-local → ours \(method)", logs: [ours, local])
+        try exerciseTCPAndUDP(via: ourMixed, files: files, dns: dns, work: work, label: "ours → ss-server \(method)", logs: [ours, server])
+        try exerciseTCPAndUDP(via: libevLocal, files: files, dns: dns, work: work, label: "ss-local → ours \(method)", logs: [ours, local])
         #expect(ours.log.contains("inbound/shadowsocks[ss-in]: inbound connection to 127.0.0.1:\(files.port)"), "\(ours.log)")
     }
 
@@ -202,9 +202,9 @@ print(data.decode().strip())
         defer { go.stop() }
         let ours = try SingBox(.ours, config: config(mixed: ourMixed, server: ourServer, peer: goServer), waitPort: ourMixed, in: work)
         defer { ours.stop() }
-        try exercise(via: ourMixed, files: files, dns: dns, work: work, label: "ours → Go multi-user \(method)", logs: [ours, go])
+        try exerciseTCPAndUDP(via: ourMixed, files: files, dns: dns, work: work, label: "ours → Go multi-user \(method)", logs: [ours, go])
         #expect(go.log.contains("[bob] inbound connection to 127.0.0.1:\(files.port)"), "\(go.log)")
-        try exercise(via: goMixed, files: files, dns: dns, work: work, label: "Go → ours multi-user \(method)", logs: [ours, go])
+        try exerciseTCPAndUDP(via: goMixed, files: files, dns: dns, work: work, label: "Go → ours multi-user \(method)", logs: [ours, go])
         #expect(ours.log.contains("inbound/shadowsocks[ss-in]: [bob] inbound connection to 127.0.0.1:\(files.port)"), "\(ours.log)")
         #expect(ours.log.contains("[bob] inbound packet connection to 127.0.0.1:\(dns.port)"), "\(ours.log)")
     }
@@ -283,26 +283,9 @@ print(data.decode().strip())
         return errno == ECONNRESET ? "reset" : "error \(errno)"
     }
 
-    /// One TCP download and one UDP DNS query through the SOCKS5 port `port`.
-    private func exercise(via port: UInt16, files: FileServer, dns: Dnsmasq, work: TemporaryDirectory, label: String,
-                          logs: [any SingBoxOrProcess]) throws {
-        do {
-            let body = try curl(["--socks5-hostname", "127.0.0.1:\(port)", files.blobURL])
-            #expect(body == files.blob, "\(label): TCP body differs (\(body.count) bytes)")
-        } catch {
-            Issue.record("\(label): TCP: \(error)\n\(logs.map(\.log).joined(separator: "\n----\n"))")
-        }
-        let script = try work.write("udp.py", socksUDPClientScript)
-        let result = try runTool(Peers.python3, [script, String(port), String(dns.port)])
-        #expect(String(decoding: result.stdout, as: UTF8.self) == "127.0.0.1:\(dns.port) 10.1.2.3\n",
-                "\(label): UDP: \(result.stderr)\n\(logs.map(\.log).joined(separator: "\n----\n"))")
-    }
 }
 
 /// Anything with a log to show when a check fails.
-protocol SingBoxOrProcess { var log: String { get } }
-extension SingBox: SingBoxOrProcess {}
-extension Spawned: SingBoxOrProcess {}
 
 enum ShadowsocksPeerPaths {
     static let ssServer = "/usr/bin/ss-server"

@@ -11,16 +11,6 @@ import Testing
         "{\"type\":\"vless\",\"tag\":\"\(tag)\",\"server\":\"127.0.0.1\",\"server_port\":\(port),\"uuid\":\"\(uuid)\"\(extra)}"
     }
 
-    /// TCP and UDP through `port` (our mixed inbound); `label` names the case in failures.
-    private func exercise(via port: UInt16, files: FileServer, dns: Dnsmasq, work: TemporaryDirectory, label: String, logs: [String]) throws {
-        let intact = (try? curl(["--socks5-hostname", "127.0.0.1:\(port)", files.blobURL])) == files.blob
-        #expect(intact, "\(label): TCP\n\(logs.joined(separator: "\n----\n"))")
-        let script = try work.write("udp.py", socksUDPClientScript)
-        let result = try runTool(Peers.python3, [script, String(port), String(dns.port)])
-        #expect(String(decoding: result.stdout, as: UTF8.self) == "127.0.0.1:\(dns.port) 10.1.2.3\n",
-                "\(label): UDP: \(result.stderr)\n\(logs.joined(separator: "\n----\n"))")
-    }
-
     @Test(arguments: ["", #","packet_encoding":"""#, #","transport":{"type":"ws","path":"/vl"}"#, "tls"])
     func againstGoSingBox(extra: String) throws {
         let work = try TemporaryDirectory()
@@ -44,7 +34,7 @@ import Testing
                         Self.outbound(port: server, uuid: "00000000-0000-4000-8000-000000000001", extra: outboundExtra, tag: "stranger")],
             rules: "[{\"inbound\":[\"bad\"],\"outbound\":\"stranger\"}]"), waitPort: mixed, in: work)
         defer { ours.stop() }
-        try exercise(via: mixed, files: files, dns: dns, work: work, label: "ours → Go \(extra)", logs: [ours.log, go.log])
+        try exerciseTCPAndUDP(via: mixed, files: files, dns: dns, work: work, label: "ours → Go \(extra)", logs: [ours, go])
         #expect(go.log.contains("[alice] inbound connection to 127.0.0.1:\(files.port)"), "\(go.log)")
         try waitForTCP(port: wrong, process: ours.process)
         #expect(throws: PeerError.self) { try curl(["--socks5-hostname", "127.0.0.1:\(wrong)", files.blobURL]) }
@@ -70,7 +60,7 @@ import Testing
             inbounds: [ConfigJSON.mixed(port: mixed)], outbounds: [Self.outbound(port: server, extra: #","packet_encoding":"""#)]),
             waitPort: mixed, in: work)
         defer { ours.stop() }
-        try exercise(via: mixed, files: files, dns: dns, work: work, label: "ours → v2ray", logs: [ours.log, v2ray.log])
+        try exerciseTCPAndUDP(via: mixed, files: files, dns: dns, work: work, label: "ours → v2ray", logs: [ours, v2ray])
     }
 
     @Test func unsupportedFieldsFailTheStart() throws {

@@ -141,11 +141,11 @@ extension V2Ray: SingBoxOrProcess {}
         let ours = try SingBox(.ours, config: VMessConfig.both(mixedPort: ourMixed, serverPort: ourServer, peerPort: goServer,
                                                                security: security, extra: extra, alterID: alterID), waitPort: ourMixed, in: work)
         defer { ours.stop() }
-        try exercise(via: ourMixed, files: files, dns: dns, work: work, label: "ours → Go \(security)\(extra)", logs: [ours, go])
+        try exerciseTCPAndUDP(via: ourMixed, files: files, dns: dns, work: work, label: "ours → Go \(security)\(extra)", logs: [ours, go])
         #expect(go.log.contains("inbound/vmess[vmess-in]: [alice] inbound connection to 127.0.0.1:\(files.port)"), "\(go.log)")
         let packetLine = extra.contains("packetaddr") ? "[alice] inbound packet addr connection" : "[alice] inbound packet connection to 127.0.0.1:\(dns.port)"
         #expect(go.log.contains(packetLine), "\(go.log)")
-        try exercise(via: goMixed, files: files, dns: dns, work: work, label: "Go → ours \(security)\(extra)", logs: [ours, go])
+        try exerciseTCPAndUDP(via: goMixed, files: files, dns: dns, work: work, label: "Go → ours \(security)\(extra)", logs: [ours, go])
         #expect(ours.log.contains("inbound/vmess[vmess-in]: [alice] inbound connection to 127.0.0.1:\(files.port)"), "\(ours.log)")
         #expect(ours.log.contains("inbound/vmess[vmess-in]: \(packetLine)"), "\(ours.log)")
         #expect(ours.log.contains("outbound/vmess[vmess-out]: outbound packet connection to 127.0.0.1:\(dns.port)"), "\(ours.log)")
@@ -170,8 +170,8 @@ extension V2Ray: SingBoxOrProcess {}
         try waitForTCP(port: ourServer, process: ours.process)
         let client = try V2Ray(socks: try freePort(), vmessPort: ourServer, uuid: VMessConfig.uuid, security: security, alterID: alterID, in: work)
         defer { client.stop() }
-        try exercise(via: ourMixed, files: files, dns: dns, work: work, label: "ours → v2ray \(security)", logs: [ours, server])
-        try exercise(via: client.port, files: files, dns: dns, work: work, label: "v2ray → ours \(security)", logs: [ours, client])
+        try exerciseTCPAndUDP(via: ourMixed, files: files, dns: dns, work: work, label: "ours → v2ray \(security)", logs: [ours, server])
+        try exerciseTCPAndUDP(via: client.port, files: files, dns: dns, work: work, label: "v2ray → ours \(security)", logs: [ours, client])
         #expect(ours.log.contains("inbound/vmess[vmess-in]: [alice] inbound connection to 127.0.0.1:\(files.port)"), "\(ours.log)")
     }
 
@@ -237,7 +237,7 @@ extension V2Ray: SingBoxOrProcess {}
         let ours = try SingBox(.ours, config: ConfigJSON.box(inbounds: [ConfigJSON.mixed(port: mixed)], outbounds: [outbound]),
                                waitPort: mixed, in: work)
         defer { ours.stop() }
-        try exercise(via: mixed, files: files, dns: dns, work: work, label: "ours → Go over TLS \(security)", logs: [ours, go])
+        try exerciseTCPAndUDP(via: mixed, files: files, dns: dns, work: work, label: "ours → Go over TLS \(security)", logs: [ours, go])
         #expect(go.log.contains("[alice] inbound connection to 127.0.0.1:\(files.port)"), "\(go.log)")
     }
 
@@ -258,7 +258,7 @@ extension V2Ray: SingBoxOrProcess {}
         let ours = try SingBox(.ours, config: ConfigJSON.box(inbounds: [ConfigJSON.mixed(port: mixed)], outbounds: [outbound]),
                                waitPort: mixed, in: work)
         defer { ours.stop() }
-        try exercise(via: mixed, files: files, dns: dns, work: work, label: "ours → Go over \(transport)", logs: [ours, go])
+        try exerciseTCPAndUDP(via: mixed, files: files, dns: dns, work: work, label: "ours → Go over \(transport)", logs: [ours, go])
         #expect(go.log.contains("[alice] inbound connection to 127.0.0.1:\(files.port)"), "\(go.log)")
     }
 
@@ -284,9 +284,9 @@ extension V2Ray: SingBoxOrProcess {}
             outbounds: [VMessConfig.outbound(port: server, security: "aes-128-gcm", extra: ",\"transport\":\(transport)")]),
             waitPort: viaGo, in: work)
         defer { go.stop() }
-        try exercise(via: viaGo, files: files, dns: dns, work: work, label: "Go → ours over \(transport)", logs: [box, go])
+        try exerciseTCPAndUDP(via: viaGo, files: files, dns: dns, work: work, label: "Go → ours over \(transport)", logs: [box, go])
         try waitForTCP(port: viaOurs, process: box.process)
-        try exercise(via: viaOurs, files: files, dns: dns, work: work, label: "ours → ours over \(transport)", logs: [box])
+        try exerciseTCPAndUDP(via: viaOurs, files: files, dns: dns, work: work, label: "ours → ours over \(transport)", logs: [box])
         let stray = try runTool(Peers.curl, ["--silent", "--max-time", "5", "-o", "/dev/null", "-w", "%{http_code}", "http://127.0.0.1:\(server)/elsewhere"])
         // Go checks a configured host before the path (400), then the path (404).
         let expected = transport.contains("front.test") ? "400" : "404"
@@ -311,7 +311,7 @@ extension V2Ray: SingBoxOrProcess {}
             outbounds: [VMessConfig.outbound(port: server, security: "auto", extra: ",\"tls\":\(certificates.outboundTLS())\(transport)")]),
             waitPort: viaGo, in: work)
         defer { go.stop() }
-        try exercise(via: viaGo, files: files, dns: dns, work: work, label: "Go → ours over TLS \(transport)", logs: [box, go])
+        try exerciseTCPAndUDP(via: viaGo, files: files, dns: dns, work: work, label: "Go → ours over TLS \(transport)", logs: [box, go])
         #expect(box.log.contains("[alice] inbound connection to 127.0.0.1:\(files.port)"), "\(box.log)")
     }
 
@@ -357,20 +357,5 @@ extension V2Ray: SingBoxOrProcess {}
             usleep(50_000)
         }
         return false
-    }
-
-    /// One TCP download and one UDP DNS query through the SOCKS5 port `port`.
-    private func exercise(via port: UInt16, files: FileServer, dns: Dnsmasq, work: TemporaryDirectory, label: String,
-                          logs: [any SingBoxOrProcess]) throws {
-        do {
-            let body = try curl(["--socks5-hostname", "127.0.0.1:\(port)", files.blobURL])
-            #expect(body == files.blob, "\(label): TCP body differs (\(body.count) bytes)")
-        } catch {
-            Issue.record("\(label): TCP: \(error)\n\(logs.map(\.log).joined(separator: "\n----\n"))")
-        }
-        let script = try work.write("udp.py", socksUDPClientScript)
-        let result = try runTool(Peers.python3, [script, String(port), String(dns.port)])
-        #expect(String(decoding: result.stdout, as: UTF8.self) == "127.0.0.1:\(dns.port) 10.1.2.3\n",
-                "\(label): UDP: \(result.stderr)\n\(logs.map(\.log).joined(separator: "\n----\n"))")
     }
 }

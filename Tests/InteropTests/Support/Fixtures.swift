@@ -1,5 +1,6 @@
 // Test fixtures: a file server, dnsmasq, sing-box instances (ours or Go's) from JSON configs.
 import Foundation
+import Testing
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -146,4 +147,25 @@ func curl(_ arguments: [String]) throws -> Data {
     let result = try runTool(Peers.curl, ["--silent", "--show-error", "--max-time", "20"] + arguments, timeout: 25)
     guard result.status == 0 else { throw PeerError("curl \(arguments.joined(separator: " ")) exited \(result.status): \(result.stderr)") }
     return result.stdout
+}
+
+/// Anything with a log to show when an expectation fails (a box or a spawned peer).
+protocol SingBoxOrProcess { var log: String { get } }
+extension SingBox: SingBoxOrProcess {}
+extension Spawned: SingBoxOrProcess {}
+
+/// One byte-exact TCP download from `files` and one UDP DNS query to `dns` (answer 10.1.2.3)
+/// through the SOCKS5 port `port`; failures name `label` and show `logs`.
+func exerciseTCPAndUDP(via port: UInt16, files: FileServer, dns: Dnsmasq, work: TemporaryDirectory, label: String,
+                       logs: [any SingBoxOrProcess]) throws {
+    do {
+        let body = try curl(["--socks5-hostname", "127.0.0.1:\(port)", files.blobURL])
+        #expect(body == files.blob, "\(label): TCP body differs (\(body.count) bytes)")
+    } catch {
+        Issue.record("\(label): TCP: \(error)\n\(logs.map(\.log).joined(separator: "\n----\n"))")
+    }
+    let script = try work.write("udp.py", socksUDPClientScript)
+    let result = try runTool(Peers.python3, [script, String(port), String(dns.port)])
+    #expect(String(decoding: result.stdout, as: UTF8.self) == "127.0.0.1:\(dns.port) 10.1.2.3\n",
+            "\(label): UDP: \(result.stderr)\n\(logs.map(\.log).joined(separator: "\n----\n"))")
 }
