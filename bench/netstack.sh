@@ -7,6 +7,8 @@
 #
 #   bench/netstack.sh [seconds] [idle-flows]      (defaults 8 and 10000)
 #   ROUNDS=5 bench/netstack.sh 5 10000            (throughput rounds, alternating the stacks)
+#   CLIENT_CC=cubic bench/netstack.sh             (the iperf3 sender's congestion control, iperf3 -C;
+#                                                  default: the machine's, net.ipv4.tcp_congestion_control)
 #
 # Per proxy: iperf3 single stream up (client → server) and down (-R), Gbit/s; the proxy's CPU seconds
 # per GB moved (utime+stime); its peak RSS (VmHWM); then N idle TCP flows held open through it and
@@ -23,6 +25,9 @@ ROUND=1
 OURS=${NETSTACK_BENCH:-.build/release/netstack-bench}
 GO=${SINGBOX_GO:-.peers/bin/sing-box-go}
 MTU=${NETSTACK_MTU:-1500}
+CLIENT_CC=${CLIENT_CC:-}
+CC_OPT=()
+[ -z "$CLIENT_CC" ] || CC_OPT=(-C "$CLIENT_CC")
 [ -x "$OURS" ] || { echo "missing $OURS (swift build -c release --product netstack-bench --static-swift-stdlib)"; exit 1; }
 [ -x "$GO" ] || { echo "missing $GO (scripts/install-test-deps.sh)"; exit 1; }
 ulimit -n "$(ulimit -Hn)"
@@ -45,7 +50,7 @@ in_ns() { ip netns exec "$NS" "$@"; }
 
 # iperf3 client run → "gbit bytes" (received side).
 iperf() {
-    in_ns iperf3 -c 198.18.0.2 -p 5201 -t "$T" -J "$@" > "$WORK/iperf.json" || true
+    in_ns iperf3 -c 198.18.0.2 -p 5201 -t "$T" "${CC_OPT[@]}" -J "$@" > "$WORK/iperf.json" || true
     python3 - "$WORK/iperf.json" <<'PY'
 import json, sys
 try:
@@ -116,7 +121,7 @@ stop_proxy() {
     sleep 0.5
 }
 
-echo "netstack bench: ${T}s per iperf3 run, MTU $MTU, $FLOWS idle flows; $(nproc) CPUs, load $(cut -d' ' -f1 /proc/loadavg)"
+echo "netstack bench: ${T}s per iperf3 run, MTU $MTU, $FLOWS idle flows, sender congestion control ${CLIENT_CC:-$(cat /proc/sys/net/ipv4/tcp_congestion_control) (machine default)}; $(nproc) CPUs, load $(cut -d' ' -f1 /proc/loadavg)"
 
 one_round() {
     # Ours.
@@ -152,7 +157,7 @@ JSON
     ip -n "${NS}b" addr add 10.201.0.2/24 dev v1; ip -n "${NS}b" link set v1 up
     ip netns exec "${NS}b" iperf3 -s -B 10.201.0.2 -p 5201 >/dev/null 2>&1 & local vserver=$!
     sleep 0.3
-    ip netns exec "${NS}a" iperf3 -c 10.201.0.2 -p 5201 -t "$T" -J > "$WORK/veth.json" || true
+    ip netns exec "${NS}a" iperf3 -c 10.201.0.2 -p 5201 -t "$T" "${CC_OPT[@]}" -J > "$WORK/veth.json" || true
     kill "$vserver" 2>/dev/null || true; wait "$vserver" 2>/dev/null || true
     ip netns del "${NS}a"; ip netns del "${NS}b"
     local veth
