@@ -83,6 +83,8 @@ let package = Package(
                                                            .product(name: "Crypto", package: "swift-crypto")]),
         swiftTarget("Shadowsocks", path: "Sources/Protocols/Shadowsocks", ["Adapter", "Net", "Transport", "Config", "COpenSSL", "CSodium", nioCore]),
         swiftTarget("Trojan", path: "Sources/Protocols/Trojan", ["SOCKS", "TLS", "Transport", "Adapter", "Net", "Config", "COpenSSL", nioCore]),
+        swiftTarget("AnyTLS", path: "Sources/Protocols/AnyTLS", ["TLS", "Transport", "Adapter", "Net", "Config", "COpenSSL", nioCore,
+                                                                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio")]),
         swiftTarget("VMess", path: "Sources/Protocols/VMess", ["TLS", "Adapter", "Net", "Transport", "Config", "COpenSSL", "CZlib", nioCore]),
         swiftTarget("VLESS", path: "Sources/Protocols/VLESS", ["VMess", "TLS", "Transport", "Adapter", "Net", "Config", nioCore]),
         swiftTarget("Direct", path: "Sources/Protocols/Direct", ["Adapter", "Net", "Config", nioCore]),
@@ -104,7 +106,7 @@ let package = Package(
         // Floor 9–10: the box and the executable.
         swiftTarget("Box", path: "Sources/Box", [
             "Config", "Adapter", "Net", "Rules", "Router", "DNS",
-            "SOCKS", "HTTPProxy", "Mixed", "Direct", "Block", "Group", "WireGuard", "SSH", "Shadowsocks", "Trojan", "VMess", "VLESS",
+            "SOCKS", "HTTPProxy", "Mixed", "Direct", "Block", "Group", "WireGuard", "SSH", "Shadowsocks", "Trojan", "AnyTLS", "VMess", "VLESS",
             "TunDevice", "Netlink", "Nftables", "Systemd", "LinuxSockets", nioCore, nioPosix,
             "Tun", "Redirect", "TProxy", "Resolve1",
             "COpenSSL",  // remote rule-set downloads over https
@@ -137,6 +139,8 @@ let package = Package(
         testTarget("ShadowsocksTests", ["Shadowsocks", "Transport", "Adapter", "Config", "Net", nioCore, nioPosix]),
         testTarget("TLSTests", ["TLS", "Net", "Adapter", "Config", "TestSupport", nioCore, nioPosix]),
         testTarget("TrojanTests", ["Trojan", "Adapter", "Net", nioCore, .product(name: "NIOEmbedded", package: "swift-nio")]),
+        testTarget("AnyTLSTests", ["AnyTLS", "Adapter", "Config", "Net", "TLS", "TestSupport", nioCore, nioPosix,
+                                   .product(name: "NIOEmbedded", package: "swift-nio")]),
         testTarget("VMessTests", ["VMess", "Adapter", "Config", "COpenSSL", nioCore]),
         testTarget("ProxyTests", ["SOCKS", "HTTPProxy", "Mixed", "Adapter", "Net", nioCore, nioPosix,
                                   .product(name: "NIOEmbedded", package: "swift-nio")]),

@@ -1,6 +1,7 @@
 // Registration hooks for protocol modules beyond direct and block, and the DNS seam. Each engineer
 // adds their line here when their module's entry point lands (one file keeps merges small).
 package import Adapter
+import AnyTLS
 import Config
 import DNS
 import Rules
@@ -40,7 +41,7 @@ package struct BoxDNS: Sendable {
 enum BoxRegistrations {
     /// Protocol modules' `register(in:)` calls.
     static let all: [@Sendable (AdapterRegistry) -> Void] = [
-        SOCKSModule.register, HTTPProxyModule.register, MixedModule.register, SSHModule.register, ShadowsocksModule.register, TrojanModule.register, VMessModule.register, VLESSModule.register,
+        SOCKSModule.register, HTTPProxyModule.register, MixedModule.register, SSHModule.register, ShadowsocksModule.register, TrojanModule.register, AnyTLSModule.register, VMessModule.register, VLESSModule.register,
         BoxTunPlatform.register,
         BoxRegistrations.registerTransparent,
         ResolvedService.register,
