@@ -58,6 +58,15 @@ sys.stdout.write(data.hex())
             + "\"idle_session_check_interval\":\"30s\",\"idle_session_timeout\":\"30s\",\"min_idle_session\":1,\"tls\":\(tls)}"
     }
 
+    /// Polls `condition` for up to 3 s (log lines land after the flow ends).
+    static func eventually(_ condition: () -> Bool) -> Bool {
+        for _ in 0..<30 {
+            if condition() { return true }
+            usleep(100_000)
+        }
+        return condition()
+    }
+
     static func count(_ needle: String, in log: String) -> Int {
         log.components(separatedBy: needle).count - 1
     }
@@ -102,6 +111,11 @@ sys.stdout.write(data.hex())
         // A wrong password: Go refuses the session; the flow fails.
         #expect(throws: PeerError.self) { try curl(["--socks5-hostname", "127.0.0.1:\(bad)", files.blobURL]) }
         #expect(go.log.contains(": unknown user password: fallback disabled"), "\(go.log)")
+        // Go's server could not connect: its SYN-ACK carries the error, which ends our stream.
+        let refused = try freePort()
+        _ = try? curl(["--socks5-hostname", "127.0.0.1:\(good)", "http://127.0.0.1:\(refused)/"])
+        #expect(Self.eventually { box.log.contains("connection closed: remote: open connection to 127.0.0.1:\(refused) using outbound/direct[direct]: dial tcp 127.0.0.1:\(refused): connect: connection refused") },
+                "\(box.log)")
     }
 
     /// Go's mixed inbound → Go's anytls outbound → our anytls inbound (TLS) → file server / dnsmasq.
@@ -152,6 +166,10 @@ sys.stdout.write(data.hex())
         #expect(throws: PeerError.self) { try curl(["--socks5-hostname", "127.0.0.1:\(bad)", files.blobURL]) }
         #expect(box.log.contains(": unknown user password: fallback disabled"), "\(box.log)")
         #expect(box.log.contains("inbound/anytls[anytls-in]: process connection from 127.0.0.1:"), "\(box.log)")
+        // Our router could not connect: the SYN-ACK carries the error to Go's client.
+        let refused = try freePort()
+        _ = try? curl(["--socks5-hostname", "127.0.0.1:\(good)", "http://127.0.0.1:\(refused)/"])
+        #expect(Self.eventually { go.log.contains("remote: dial tcp 127.0.0.1:\(refused): connect: connection refused") }, "\(go.log)")
     }
 
     /// Garbage after TLS on our inbound: refused or ignored with one log line each, never a crash;
