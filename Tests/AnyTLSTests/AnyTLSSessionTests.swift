@@ -228,3 +228,64 @@ private func outbound(_ channel: EmbeddedChannel) throws -> [ByteBuffer] {
         #expect(sessions[2].isClosed && pool.sessionCount == 0 && !pool.add(sessions[0]))
     }
 }
+
+/// Counts `read()` calls that reach the connection (from the session above it).
+private final class ReadCounter: ChannelOutboundHandler, @unchecked Sendable {
+    typealias OutboundIn = ByteBuffer
+    var reads = 0
+    func read(context: ChannelHandlerContext) {
+        reads += 1
+        context.read()
+    }
+}
+
+@Suite struct AnyTLSSessionFlowTests {
+    /// Go's deadline watcher: a v2 session whose newest stream (id ≥ 2) gets no SYN-ACK in 3 s closes.
+    @Test func missingSynAckClosesTheSession() throws {
+        let channel = EmbeddedChannel()
+        let session = AnyTLSSession(role: .client(AnyTLSPaddingState()), eventLoop: channel.eventLoop, logger: quiet)
+        try channel.pipeline.syncOperations.addHandler(session)
+        try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
+        try channel.writeInbound(frame(.serverSettings, 0, Array("v=2".utf8)))
+        _ = try session.openStream(to: Destination(ip: .v4(1), port: 1))
+        channel.embeddedEventLoop.advanceTime(by: .seconds(5))
+        #expect(!session.isClosed, "stream 1 has no watcher")
+        _ = try session.openStream(to: Destination(ip: .v4(1), port: 1))
+        channel.embeddedEventLoop.advanceTime(by: .seconds(2))
+        try channel.writeInbound(frame(.synAck, 2))
+        channel.embeddedEventLoop.advanceTime(by: .seconds(5))
+        #expect(!session.isClosed, "answered in time")
+        _ = try session.openStream(to: Destination(ip: .v4(1), port: 1))
+        channel.embeddedEventLoop.advanceTime(by: .seconds(3))
+        #expect(session.isClosed && !channel.isActive)
+    }
+
+    /// A stream that is not read holds the connection's reading once it holds more than the limit;
+    /// reading it lets the connection be read again.
+    @Test func unreadStreamHoldsTheConnection() throws {
+        let channel = EmbeddedChannel()
+        let counter = ReadCounter()
+        var opened: AnyTLSStreamChannel?
+        let session = AnyTLSSession(role: .server(.default, onStream: { stream in
+            try? stream.syncOptions?.setOption(ChannelOptions.autoRead, value: false)
+            stream.activate()
+            opened = stream
+        }), eventLoop: channel.eventLoop, logger: quiet)
+        try channel.pipeline.syncOperations.addHandlers([counter, session])
+        try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
+        try channel.writeInbound(frame(.settings, 0, Array("v=2\npadding-md5=\(AnyTLSPaddingScheme.default.md5)".utf8)))
+        try channel.writeInbound(frame(.syn, 1))
+        let stream = try #require(opened)
+        let chunk = [UInt8](repeating: 7, count: 60_000)
+        for _ in 0..<20 { try channel.writeInbound(frame(.push, 1, chunk)) }
+        #expect(stream.bufferedBytes == 1_200_000)
+        let before = counter.reads
+        channel.read()
+        #expect(counter.reads == before, "held while the stream holds 1.2 MB")
+        stream.read()
+        #expect(stream.bufferedBytes == 0)
+        #expect(counter.reads == before + 1, "the held read goes out once drained")
+        channel.read()
+        #expect(counter.reads == before + 2)
+    }
+}
