@@ -22,6 +22,7 @@ import COpenSSL
 
 /// The module's constants and digests.
 package enum AnyTLSModule {
+    /// The module name.
     package static let name = "AnyTLS"
     /// `util.Verison` of sing-anytls v0.0.11, sent as `client=` in the settings frame (servers only
     /// log it; sending Go's value keeps the session's first record the size Go's would be).

@@ -63,6 +63,7 @@ package enum AnyTLSFrame {
         out.writeRepeatingByte(0, count: length)
     }
 
+    /// Appends a header alone (tests write malformed frames with it).
     package static func writeHeader(_ command: UInt8, stream: UInt32, length: Int, to out: inout ByteBuffer) {
         precondition(length <= maximumData, "anytls frame data is split by the caller")
         out.writeInteger(command)
@@ -73,10 +74,13 @@ package enum AnyTLSFrame {
 
 /// One frame as read: command byte (unknown ones kept), stream id, data (empty unless it carries data).
 package struct AnyTLSReceivedFrame: Equatable, Sendable {
+    /// The command byte (unknown values kept).
     package var command: UInt8
+    /// The stream id.
     package var stream: UInt32
     /// The header's length field (also for commands whose data Go does not read).
     package var length: UInt16
+    /// The data read (empty for commands that carry none).
     package var data: ByteBuffer
 }
 
@@ -84,6 +88,7 @@ package struct AnyTLSReceivedFrame: Equatable, Sendable {
 package struct AnyTLSFrameDecoder: Sendable {
     private var header: (command: UInt8, stream: UInt32, length: UInt16)?
 
+    /// A decoder at a frame boundary.
     package init() {}
 
     /// The next whole frame at the reader index of `buffer`, nil (consuming what it has used) when

@@ -65,11 +65,13 @@ package struct AnyTLSPaddingScheme: Sendable, Equatable {
         return sizes
     }
 
+    /// `recordSizes(for:using:)` with the system generator (Go uses crypto/rand).
     package func recordSizes(for packet: UInt32) -> [Int] {
         var generator = SystemRandomNumberGenerator()
         return recordSizes(for: packet, using: &generator)
     }
 
+    /// Schemes are equal when their text is.
     package static func == (lhs: Self, rhs: Self) -> Bool { lhs.raw == rhs.raw }
 }
 
@@ -78,10 +80,12 @@ package struct AnyTLSPaddingScheme: Sendable, Equatable {
 package final class AnyTLSPaddingState: Sendable {
     private let current: Mutex<AnyTLSPaddingScheme>
 
+    /// Starts with `scheme` (Go's clients start with the default).
     package init(_ scheme: AnyTLSPaddingScheme = .default) {
         current = Mutex(scheme)
     }
 
+    /// The scheme now.
     package var scheme: AnyTLSPaddingScheme { current.withLock { $0 } }
 
     /// Replaces the scheme; false (unchanged) when `raw` does not parse.

@@ -17,13 +17,18 @@ import Net
 
 /// Per-inbound settings every connection shares.
 package struct AnyTLSServerContext: Sendable {
+    /// The inbound's tag for `FlowMetadata.inbound`.
     package var tag: String
     /// SHA-256(password) → user name (a later user with the same password wins, as Go's map).
     package var users: [[UInt8]: String]
+    /// `padding_scheme` (or the default), sent to clients whose md5 differs.
     package var padding: AnyTLSPaddingScheme
+    /// The legacy per-flow listen fields (`sniff`, `domain_strategy`, …).
     package var listenOptions: ListenOptions?
+    /// `inbound/anytls[tag]`-named logger.
     package var logger: ContextLogger
 
+    /// Built once per inbound (and by tests).
     package init(tag: String, users: [[UInt8]: String], padding: AnyTLSPaddingScheme, listenOptions: ListenOptions?,
                  logger: ContextLogger) {
         self.tag = tag
@@ -44,6 +49,7 @@ package final class AnyTLSServerHandler: ChannelInboundHandler, RemovableChannel
     private let flowHandler: any FlowHandler
     private var done = false
 
+    /// One accepted connection; `flowHandler` gets its streams.
     package init(context: AnyTLSServerContext, flowID: FlowID, flowHandler: any FlowHandler) {
         self.shared = context
         self.flowID = flowID

@@ -52,6 +52,7 @@ package final class AnyTLSSession: ChannelDuplexHandler, RemovableChannelHandler
     /// Bytes a stream may hold unread before the connection stops being read.
     package static let streamBufferLimit = 1 << 20
 
+    /// The connection's loop; the session and its streams run only here.
     package let eventLoop: any EventLoop
     private let role: Role
     private let logger: ContextLogger
@@ -76,6 +77,7 @@ package final class AnyTLSSession: ChannelDuplexHandler, RemovableChannelHandler
     /// The client pool's number for this session (Go's `seq`); 0 outside a pool.
     package var poolSequence: UInt64 = 0
 
+    /// A session for the connection the handler will be added to (on `eventLoop`).
     package init(role: Role, eventLoop: any EventLoop, logger: ContextLogger, flowID: FlowID? = nil) {
         self.role = role
         self.eventLoop = eventLoop
@@ -92,6 +94,7 @@ package final class AnyTLSSession: ChannelDuplexHandler, RemovableChannelHandler
     /// Streams open now.
     package var streamCount: Int { streams.count }
 
+    /// The connection's writability (every stream's).
     package var isWritable: Bool { context?.channel.isWritable ?? false }
 
     // MARK: Pipeline

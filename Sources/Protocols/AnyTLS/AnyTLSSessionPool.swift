@@ -27,8 +27,11 @@ package final class AnyTLSSessionPool: @unchecked Sendable {
     private var nextSequence: UInt64 = 0
     private var isClosed = false
     private var sweeper: RepeatedTask?
+    /// `idle_session_timeout` (30 s when 5 s or less).
     package let idleTimeout: TimeAmount
+    /// `idle_session_check_interval` (30 s when 5 s or less).
     package let checkInterval: TimeAmount
+    /// `min_idle_session`.
     package let minIdleSession: Int
 
     /// Go's defaults: an interval or timeout of 5 s or less is 30 s.

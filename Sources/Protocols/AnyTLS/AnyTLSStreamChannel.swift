@@ -13,6 +13,7 @@ package import NIOCore
 
 /// One stream. Loop-confined (the unchecked `Sendable` lets references travel to the loop).
 package final class AnyTLSStreamChannel: Channel, ChannelCore, @unchecked Sendable {
+    /// The session's loop.
     package let eventLoop: any EventLoop
     /// The stream id in the session.
     package let streamID: UInt32
