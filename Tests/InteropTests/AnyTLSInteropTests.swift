@@ -261,4 +261,32 @@ sys.stdout.write(data.hex())
         #expect(run.stderr.contains("start outbound/shadowtls[shadowtls]: not implemented: shadowtls"), "\(run.stderr)")
         #expect(!run.stderr.contains("not implemented: anytls"), "\(run.stderr)")
     }
+
+    /// Our outbound → our inbound: TCP byte-exact and UDP, sessions reused.
+    @Test func selfToSelf() throws {
+        let work = try TemporaryDirectory()
+        let certificates = try InteropCertificates()
+        let files = try FileServer(in: work)
+        defer { files.stop() }
+        let dns = try Dnsmasq(in: work)
+        defer { dns.stop() }
+        let serverPort = try freePort(), client = try freePort()
+        let server = try SingBox(.ours, config: ConfigJSON.box(inbounds: [Self.anytlsIn(port: serverPort, tls: certificates.inboundTLS)],
+                                                              outbounds: [ConfigJSON.direct]),
+                                 waitPort: serverPort, in: work, name: "ours-server")
+        defer { server.stop() }
+        let box = try SingBox(.ours, config: ConfigJSON.box(
+            inbounds: [ConfigJSON.mixed(port: client)],
+            outbounds: [Self.anytlsOut(port: serverPort, password: "correct horse", tls: certificates.outboundTLS())]),
+            waitPort: client, in: work, name: "ours-client")
+        defer { box.stop() }
+        try exerciseTCPAndUDP(via: client, files: files, dns: dns, work: work, label: "ours → ours", logs: [box, server])
+        for round in 0..<3 {
+            let intact = (try? curl(["--socks5-hostname", "127.0.0.1:\(client)", files.blobURL])) == files.blob
+            #expect(intact, "download \(round)")
+        }
+        let streams = Self.count("[alice] inbound connection to 127.0.0.1:\(files.port)", in: server.log)
+        let sessions = Self.count("inbound/anytls[anytls-in]: inbound connection from", in: server.log)
+        #expect(streams == 4 && sessions < streams, "\(sessions) sessions for \(streams) streams\n\(server.log)")
+    }
 }
