@@ -124,6 +124,20 @@ private func outbound(_ channel: EmbeddedChannel) throws -> [ByteBuffer] {
         channel.embeddedEventLoop.run()
         #expect(!stream.isActive)
         #expect(frames(try outbound(channel)).map(\.command) == [AnyTLSCommand.fin.rawValue])
+        // Before anyone reads (the router has not installed its relay yet) the error waits; the
+        // FIN goes out at once; the first read hears the error and the stream ends.
+        let late = try session.openStream(to: Destination(ip: .v4(1), port: 2))
+        let catcher = ErrorCatcher()
+        try late.syncOptions?.setOption(ChannelOptions.autoRead, value: false)
+        try late.pipeline.syncOperations.addHandler(catcher)
+        late.activate()
+        _ = try outbound(channel)
+        try channel.writeInbound(frame(.synAck, late.streamID, Array("refused".utf8)))
+        #expect(late.isActive && catcher.errors.isEmpty)
+        #expect(frames(try outbound(channel)).map(\.command) == [AnyTLSCommand.fin.rawValue])
+        late.read()
+        channel.embeddedEventLoop.run()
+        #expect(catcher.errors == ["remote: refused"] && !late.isActive)
         // An alert ends the session.
         try channel.writeInbound(frame(.alert, 0, Array("bye".utf8)))
         #expect(session.isClosed)
@@ -227,6 +241,13 @@ private func outbound(_ channel: EmbeddedChannel) throws -> [ByteBuffer] {
         loop.run()
         #expect(sessions[2].isClosed && pool.sessionCount == 0 && !pool.add(sessions[0]))
     }
+}
+
+/// Records the errors a stream's pipeline hears.
+private final class ErrorCatcher: ChannelInboundHandler, @unchecked Sendable {
+    typealias InboundIn = ByteBuffer
+    var errors: [String] = []
+    func errorCaught(context: ChannelHandlerContext, error: any Error) { errors.append("\(error)") }
 }
 
 /// Counts `read()` calls that reach the connection (from the session above it).

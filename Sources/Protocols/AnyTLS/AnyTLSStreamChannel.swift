@@ -35,6 +35,8 @@ package final class AnyTLSStreamChannel: Channel, ChannelCore, @unchecked Sendab
     /// Called once when the stream ends, however it ends (the client's pool takes the session back).
     package var onClose: (() -> Void)?
     private var handshakeReported = false
+    /// The server's SYN-ACK error, for the next read.
+    private var pendingError: AnyTLSError?
 
     init(session: AnyTLSSession, id: UInt32, parent: any Channel) {
         self.session = session
@@ -197,13 +199,15 @@ package final class AnyTLSStreamChannel: Channel, ChannelCore, @unchecked Sendab
         finishClose(error: AnyTLSError.closedPipe, promise: nil)
     }
 
-    /// A SYN-ACK with the server's error: the pipeline hears it, then the stream ends with FIN.
+    /// A SYN-ACK with the server's error: FIN goes out now (Go's `closeWithError`); the pipeline
+    /// hears the error at its next read, after any data before it, and then the stream ends. (The
+    /// error may come before the router installed its relay, so it waits for a reader.)
     func fail(_ error: AnyTLSError) {
-        guard isOpen else { return }
-        if registered { pipeline.syncOperations.fireErrorCaught(error) }
-        guard isOpen else { return }
+        guard isOpen, pendingError == nil else { return }
+        pendingError = error
+        remoteFinished_ = true
         session.streamClosed(streamID)
-        finishClose(error: error, promise: nil)
+        deliver()
     }
 
     func parentWritabilityChanged() {
@@ -216,21 +220,29 @@ package final class AnyTLSStreamChannel: Channel, ChannelCore, @unchecked Sendab
     // MARK: Internals
 
     private func deliver() {
-        guard readPending, registered, isOpen, !inbound.isEmpty else { return }
-        readPending = false
-        while let data = inbound.popFirst() {
-            bufferedBytes -= data.readableBytes
-            pipeline.syncOperations.fireChannelRead(NIOAny(data))
+        guard readPending, registered, isOpen else { return }
+        var delivered = false
+        if !inbound.isEmpty {
+            readPending = false
+            delivered = true
+            while let data = inbound.popFirst() {
+                bufferedBytes -= data.readableBytes
+                pipeline.syncOperations.fireChannelRead(NIOAny(data))
+                guard isOpen else { return }
+            }
+            pipeline.syncOperations.fireChannelReadComplete()
+            session.streamDrained()
             guard isOpen else { return }
         }
-        pipeline.syncOperations.fireChannelReadComplete()
-        session.streamDrained()
-        guard isOpen else { return }
-        if remoteFinished_ && inbound.isEmpty {
-            finishClose(error: ChannelError.eof, promise: nil)
+        if remoteFinished_ {
+            if let error = pendingError {
+                pipeline.syncOperations.fireErrorCaught(error)
+                guard isOpen else { return }
+            }
+            finishClose(error: pendingError ?? ChannelError.eof, promise: nil)
             return
         }
-        if autoRead { pipeline.syncOperations.read() }
+        if delivered && autoRead { pipeline.syncOperations.read() }
     }
 
     private func finishClose(error: any Error, promise: EventLoopPromise<Void>?) {
