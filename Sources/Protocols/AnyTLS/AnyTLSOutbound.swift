@@ -54,14 +54,13 @@ package final class AnyTLSOutbound: Outbound {
 
     package func dialTCP(_ metadata: FlowMetadata, on eventLoop: any EventLoop) async throws -> any Channel {
         logger.info("outbound connection to \(metadata.destination)", flow: metadata.flowID)
-        return try await openStream(to: metadata.destination, on: eventLoop, flowID: metadata.flowID)
+        return try await openStream(to: metadata.destination, on: eventLoop)
     }
 
     package func listenPacket(_ metadata: FlowMetadata, on eventLoop: any EventLoop) async throws -> any PacketConnection {
         logger.info("outbound UoT packet connection to \(metadata.destination)", flow: metadata.flowID)
         let request = UDPOverTCPRequest(isConnect: metadata.udpConnect, destination: metadata.destination)
-        let stream = try await openStream(to: try UDPOverTCP.requestDestination(version: UDPOverTCP.version), on: eventLoop,
-                                          flowID: metadata.flowID)
+        let stream = try await openStream(to: try UDPOverTCP.requestDestination(version: UDPOverTCP.version), on: eventLoop)
         do {
             return try await eventLoop.submit { try UDPOverTCPConnection(client: stream, request: request) }.get()
         } catch {
@@ -73,7 +72,12 @@ package final class AnyTLSOutbound: Outbound {
     /// Go's `CreateStream`: an idle session, else a new one (`failed to create session: …`); a
     /// stream on it (`failed to create stream: …`, and the session closes). An idle session that
     /// closed while being taken is passed over for a new one.
-    private func openStream(to destination: Destination, on loop: any EventLoop, flowID: FlowID) async throws -> AnyTLSStreamChannel {
+    private func openStream(to destination: Destination, on loop: any EventLoop) async throws -> AnyTLSStreamChannel {
+        // An address the SOCKS form cannot carry fails before any session is taken or dialed.
+        var scratch = ByteBuffer()
+        do { try AddressSerializer.socks.write(destination, to: &scratch) } catch {
+            throw AdapterError.cause(error, "failed to create stream")
+        }
         if let session = pool.takeIdle(on: loop) {
             if let stream = try? await loop.submit({ try self.open(session, to: destination) }).get() {
                 return stream
@@ -81,7 +85,7 @@ package final class AnyTLSOutbound: Outbound {
         }
         let session: AnyTLSSession
         do {
-            session = try await createSession(on: loop, flowID: flowID)
+            session = try await createSession(on: loop)
         } catch {
             throw AdapterError.cause(error, "failed to create session")
         }
@@ -106,13 +110,14 @@ package final class AnyTLSOutbound: Outbound {
     }
 
     /// Dials the server, runs TLS, puts the session after it and writes the authentication.
-    private func createSession(on loop: any EventLoop, flowID: FlowID) async throws -> AnyTLSSession {
+    private func createSession(on loop: any EventLoop) async throws -> AnyTLSSession {
         let (channel, tlsHandler) = try await connector.connect(on: loop)
         let tls = HandlerReference(handler: tlsHandler)
         let (pool, padding, hash, logger) = (self.pool, self.padding, passwordHash, self.logger)
         do {
             return try await loop.submit {
-                let session = AnyTLSSession(role: .client(padding), eventLoop: loop, logger: logger, flowID: flowID)
+                // Sessions outlive the flow that opened them: their log lines carry no flow id (Go logs them without one).
+                let session = AnyTLSSession(role: .client(padding), eventLoop: loop, logger: logger)
                 let sync = channel.pipeline.syncOperations
                 try sync.addHandler(session, position: ProxyStreamDialer.position(channel, after: tls.handler))
                 if let holder = try? sync.handler(type: FlowBufferHandler.self) { sync.removeHandler(holder, promise: nil) }
