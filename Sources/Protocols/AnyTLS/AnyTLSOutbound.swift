@@ -82,6 +82,7 @@ package final class AnyTLSOutbound: Outbound {
             if let stream = try? await loop.submit({ try self.open(session, to: destination) }).get() {
                 return stream
             }
+            loop.execute { session.close() }  // closed meanwhile (or broken): not kept
         }
         let session: AnyTLSSession
         do {
@@ -101,8 +102,13 @@ package final class AnyTLSOutbound: Outbound {
     /// session to the idle list when the stream ends.
     private func open(_ session: AnyTLSSession, to destination: Destination) throws -> AnyTLSStreamChannel {
         let stream = try session.openStream(to: destination)
-        try stream.syncOptions?.setOption(ChannelOptions.autoRead, value: false)
-        try stream.pipeline.syncOperations.addHandler(FlowBufferHandler())
+        do {
+            try stream.syncOptions?.setOption(ChannelOptions.autoRead, value: false)
+            try stream.pipeline.syncOperations.addHandler(FlowBufferHandler())
+        } catch {
+            stream.close(promise: nil)
+            throw error
+        }
         let pool = self.pool
         stream.onClose = { pool.streamEnded(on: session) }
         stream.activate()
