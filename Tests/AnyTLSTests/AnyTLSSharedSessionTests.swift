@@ -152,7 +152,7 @@ private func goBinary() -> String {
             }.get()
         }
 
-        let payloads = (0..<4).map { index in (0..<(200_000 + index * 3_000)).map { UInt8(truncatingIfNeeded: $0 &* (index + 3) ^ index) } }
+        let payloads = (0..<4).map { index in (0..<(1_000_000 + index * 3_000)).map { UInt8(truncatingIfNeeded: $0 &* (index + 3) ^ index) } }
         var running: [(AnyTLSStreamChannel, EventLoopFuture<[UInt8]>)] = []
         for payload in payloads { running.append(try await echoed(payload)) }
         #expect(try await loop.submit { session.streamCount }.get() == 4)
