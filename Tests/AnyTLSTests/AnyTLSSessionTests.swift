@@ -310,3 +310,56 @@ private final class ReadCounter: ChannelOutboundHandler, @unchecked Sendable {
         #expect(counter.reads == before + 2)
     }
 }
+
+/// Takes nothing: the auth tests only look at whether the connection survives.
+private final class NoFlows: FlowHandler, @unchecked Sendable {
+    var tcp = 0
+    func handleTCP(_ channel: any Channel, metadata: FlowMetadata, responder: (any HandshakeResponder)?) { tcp += 1 }
+    func handleUDP(_ connection: any PacketConnection, metadata: FlowMetadata) {}
+}
+
+@Suite struct AnyTLSServerHandlerTests {
+    private func connection() throws -> (EmbeddedChannel, NoFlows) {
+        let flows = NoFlows()
+        let context = AnyTLSServerContext(tag: "in", users: [AnyTLSModule.passwordHash("pw"): "alice"], padding: .default,
+                                          listenOptions: nil, logger: quiet)
+        let channel = EmbeddedChannel()
+        try channel.pipeline.syncOperations.addHandler(AnyTLSServerHandler(context: context, flowID: FlowID(), flowHandler: flows))
+        try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
+        return (channel, flows)
+    }
+
+    /// The first delivery decides, as Go's single read: short, unknown or cut-off authentications close.
+    @Test(arguments: [1, 10, 31, 32, 33, 34 + 29])
+    func badAuthenticationCloses(length: Int) throws {
+        let (channel, _) = try connection()
+        var auth = AnyTLSModule.passwordHash("pw") + [0, 30] + [UInt8](repeating: 0, count: 30)
+        if length == 32 { auth = AnyTLSModule.passwordHash("other") + [0, 0] } else { auth = Array(auth.prefix(length)) }
+        try channel.writeInbound(ByteBuffer(bytes: auth))
+        #expect(!channel.isActive, "\(length) bytes")
+    }
+
+    /// A whole authentication with frames behind it starts the session in the same delivery.
+    @Test func goodAuthenticationStartsTheSession() throws {
+        let (channel, flows) = try connection()
+        var bytes = ByteBuffer(bytes: AnyTLSModule.passwordHash("pw") + [0, 2, 0, 0])
+        AnyTLSFrame.write(.settings, stream: 0, bytes: Array("v=2\npadding-md5=\(AnyTLSPaddingScheme.default.md5)".utf8), to: &bytes)
+        AnyTLSFrame.write(.syn, stream: 1, to: &bytes)
+        AnyTLSFrame.write(.push, stream: 1, bytes: [1, 127, 0, 0, 1, 0, 80, 0xaa], to: &bytes)
+        try channel.writeInbound(bytes)
+        channel.embeddedEventLoop.run()
+        #expect(channel.isActive && flows.tcp == 1)
+        #expect(frames(try outbound(channel)).map(\.command) == [AnyTLSCommand.serverSettings.rawValue])
+    }
+
+    /// Random first deliveries never trap and never reach the router.
+    @Test func randomFirstBytes() throws {
+        var generator = SeededGenerator(state: 9)
+        for _ in 0..<200 {
+            let (channel, flows) = try connection()
+            let bytes = (0..<Int.random(in: 1...200, using: &generator)).map { _ in UInt8.random(in: 0...255, using: &generator) }
+            try channel.writeInbound(ByteBuffer(bytes: bytes))
+            #expect(!channel.isActive && flows.tcp == 0)
+        }
+    }
+}
