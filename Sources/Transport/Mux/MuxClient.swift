@@ -25,7 +25,7 @@ package final class MuxClient: Sendable {
     private let maxConnections: Int
     private let minStreams: Int
     private let maxStreams: Int
-    private let sessions = NIOLockedValueBox<[ObjectIdentifier: [MuxClientSession]]>([:])
+    private let sessions = NIOLockedValueBox<[ObjectIdentifier: MuxLoopPool]>([:])
 
     /// Go's `NewClient` checks: the protocol name (`unknown protocol: …`); `brutal` is not in this build.
     package init(options: OutboundMultiplexOptions) throws {
@@ -71,11 +71,16 @@ package final class MuxClient: Sendable {
 
     /// Closes every session (Go's `Reset`).
     package func close() {
-        let all = sessions.withLockedValue { table in
+        let pools = sessions.withLockedValue { table in
             defer { table.removeAll() }
-            return table.values.flatMap { $0 }
+            return Array(table.values)
         }
-        for session in all { session.channel.close(promise: nil) }
+        for pool in pools {
+            pool.loop?.execute {
+                for session in pool.sessions { session.channel.close(promise: nil) }
+                pool.sessions.removeAll()
+            }
+        }
     }
 
     private static func sendRequest(_ request: MuxStreamRequest, on stream: any Channel) throws {
@@ -110,27 +115,61 @@ package final class MuxClient: Sendable {
         throw lastError
     }
 
-    /// Go's `offer`: the least-loaded open session when the limits allow, else a new one.
+    /// Go's `offer`: the least-loaded open session when the limits allow, else a new one. Offers on
+    /// one loop are serialized as Go's `offer` holds its lock: while a session is being opened, the
+    /// next flow waits for it and decides again.
     private func offer(on eventLoop: any EventLoop, dialSession: SessionDialer) async throws -> MuxClientSession {
         let key = ObjectIdentifier(eventLoop)
-        let candidates = sessions.withLockedValue { table in
-            table[key] = (table[key] ?? []).filter { !$0.isClosed }
-            return table[key] ?? []
+        let pool = sessions.withLockedValue { table in
+            if let pool = table[key] { return pool }
+            let pool = MuxLoopPool()
+            table[key] = pool
+            return pool
         }
-        let usable = try await eventLoop.submit { () -> (MuxClientSession, Int)? in
-            candidates.filter { $0.canTakeNewRequest }.map { ($0, $0.streamCount) }.min { $0.1 < $1.1 }
-        }.get()
-        if let (session, streamCount) = usable {
-            if streamCount == 0 { return session }
-            if maxConnections > 0 {
-                if candidates.count >= maxConnections || streamCount < minStreams { return session }
-            } else if maxStreams > 0 && streamCount < maxStreams {
+        while true {
+            let decision = try await eventLoop.submit { () -> MuxLoopPool.Decision in
+                pool.sessions.removeAll { $0.isClosed }
+                if let creating = pool.creating { return .wait(creating) }
+                if let session = self.choose(pool.sessions) { return .use(session) }
+                let promise = eventLoop.makePromise(of: MuxClientSession.self)
+                pool.creating = promise.futureResult
+                return .create(promise)
+            }.get()
+            switch decision {
+            case .use(let session):
                 return session
+            case .wait(let creating):
+                _ = try? await creating.get()
+            case .create(let promise):
+                do {
+                    let session = try await newSession(on: eventLoop, dialSession: dialSession)
+                    try await eventLoop.submit {
+                        pool.sessions.append(session)
+                        pool.creating = nil
+                    }.get()
+                    promise.succeed(session)
+                    return session
+                } catch {
+                    eventLoop.execute { pool.creating = nil }
+                    promise.fail(error)
+                    throw error
+                }
             }
         }
-        let session = try await newSession(on: eventLoop, dialSession: dialSession)
-        sessions.withLockedValue { table in table[key, default: []].append(session) }
-        return session
+    }
+
+    /// On the loop: the session Go's `offer` would take, or nil for a new one.
+    private func choose(_ open: [MuxClientSession]) -> MuxClientSession? {
+        guard let (session, streamCount) = open.filter({ $0.canTakeNewRequest }).map({ ($0, $0.streamCount) }).min(by: { $0.1 < $1.1 }) else {
+            return nil
+        }
+        if streamCount == 0 { return session }
+        if maxConnections > 0 {
+            if open.count >= maxConnections || streamCount < minStreams { return session }
+        } else if maxStreams > 0 && streamCount < maxStreams {
+            return session
+        }
+        return nil
     }
 
     private func newSession(on eventLoop: any EventLoop, dialSession: SessionDialer) async throws -> MuxClientSession {
@@ -171,6 +210,21 @@ package final class MuxClient: Sendable {
             throw error
         }
     }
+}
+
+/// The sessions of one event loop. Touched on that loop only.
+final class MuxLoopPool: @unchecked Sendable {
+    enum Decision: @unchecked Sendable {
+        case use(MuxClientSession)
+        case wait(EventLoopFuture<MuxClientSession>)
+        case create(EventLoopPromise<MuxClientSession>)
+    }
+
+    var sessions: [MuxClientSession] = []
+    /// The session being opened, if any.
+    var creating: EventLoopFuture<MuxClientSession>?
+    /// The loop, once a session was added (for `close`).
+    var loop: (any EventLoop)? { sessions.first?.channel.eventLoop }
 }
 
 /// One client session: its channel and multiplexer. The stream state is read on the loop only.

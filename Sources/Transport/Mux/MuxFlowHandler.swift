@@ -106,6 +106,7 @@ package final class MuxFlowHandler: FlowHandler {
         }
         try sync.addHandlers(handlers, position: .after(context.handler))
         if request.streamProtocol == .h2mux { try H2MuxSession.addServer(to: channel, onStream: onStream) }
+        try sync.addHandler(MuxSessionErrorLogger(logger: logger, metadata: metadata))
         // The decoder leaves: what followed the request flows into the session's handlers.
         sync.removeHandler(context: context, promise: nil)
     }
@@ -162,6 +163,34 @@ package final class MuxFlowHandler: FlowHandler {
         } catch {
             stream.close(promise: nil)
         }
+    }
+}
+
+/// Last in a server session's pipeline: logs the multiplexer's protocol error (the session handler
+/// closes the channel) as Go's `process multiplex connection from <source>: <error>`.
+final class MuxSessionErrorLogger: ChannelInboundHandler {
+    typealias InboundIn = Any
+    private let logger: ContextLogger
+    private let metadata: FlowMetadata
+    private var logged = false
+
+    init(logger: ContextLogger, metadata: FlowMetadata) {
+        self.logger = logger
+        self.metadata = metadata
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {}
+
+    /// The client's end of input ends the session (h2mux: NIOHTTP2 passes it on).
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event as? ChannelEvent == .inputClosed { context.close(promise: nil) }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        guard !logged else { return }
+        logged = true
+        logger.error("process multiplex connection from \(metadata.source.map(\.description) ?? "?"): \(error)", flow: metadata.flowID)
+        context.close(promise: nil)
     }
 }
 

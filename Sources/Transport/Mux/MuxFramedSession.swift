@@ -63,6 +63,16 @@ package class MuxFramedSession: ChannelDuplexHandler, MuxStreamSession {
         context.fireChannelInactive()
     }
 
+    /// The session stream's end of input ends the session (Go's session dies on EOF).
+    package func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event as? ChannelEvent == .inputClosed {
+            terminateAll(nil)
+            context.close(promise: nil)
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
     package func errorCaught(context: ChannelHandlerContext, error: any Error) {
         fail(error)
     }
@@ -87,6 +97,7 @@ package class MuxFramedSession: ChannelDuplexHandler, MuxStreamSession {
     func fail(_ error: any Error) {
         guard !isClosed else { return }
         terminateAll(error)
+        context?.fireErrorCaught(error)
         context?.close(promise: nil)
     }
 

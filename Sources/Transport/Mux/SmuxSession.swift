@@ -5,7 +5,7 @@
 // (data, up to 32 KiB from Go), NOP 3. Version 2's UPD (4) is a protocol error in version 1, as any
 // other command. The client's IDs are odd (Go's first is 3), the server's even; no per-stream
 // windows: the session's TCP stream is the only back-pressure.
-package import NIOCore
+import NIOCore
 
 /// One smux session on its channel: client (opens streams) or server (accepts them).
 package final class SmuxSession: MuxFramedSession {

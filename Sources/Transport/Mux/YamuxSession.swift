@@ -6,7 +6,7 @@
 // Each stream starts with a 256 KiB window each way; a sender never sends past the window it was
 // given; the receiver grants more once half of it was read (Go's `sendWindowUpdate`). Client
 // stream IDs are odd from 1, the server's even from 2.
-package import NIOCore
+import NIOCore
 
 /// One yamux session on its channel: client (opens streams) or server (accepts them).
 package final class YamuxSession: MuxFramedSession {
