@@ -165,13 +165,17 @@ final class H2MuxStreamBridge: ChannelInboundHandler, MuxStreamSession {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        // Both ends finished: the mux stream drains what it holds and closes on its own.
-        if !(receivedEnd && sentEnd) { stream?.terminate(receivedEnd ? nil : MuxError.badFrame("h2mux: stream reset")) }
+        // The peer's data all arrived: the mux stream drains what it holds and closes on its own
+        // (Go's server ends a response with END_STREAM, then RST_STREAM NO_ERROR while our request
+        // body is still open; what we write after that is dropped).
+        if !receivedEnd { stream?.terminate(MuxError.badFrame("h2mux: stream reset")) }
+        sentEnd = true
         context.fireChannelInactive()
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        stream?.terminate(error)
+        if !receivedEnd { stream?.terminate(error) }
+        sentEnd = true
         context.close(promise: nil)
     }
 
