@@ -81,6 +81,50 @@ enum MuxConfig {
         #expect(go.log.contains("inbound multiplex connection to 127.0.0.1:\(files.port)"), "\(go.log)")
     }
 
+    /// Ours → ours: our outbound's sessions to our inbound, TCP and UDP, each multiplexer over vmess.
+    @Test(arguments: protocols)
+    func selfToSelf(protocol name: String) throws {
+        let work = try TemporaryDirectory()
+        let files = try FileServer(in: work)
+        defer { files.stop() }
+        let dns = try Dnsmasq(in: work)
+        defer { dns.stop() }
+        let server = try freePort(), mixed = try freePort()
+        let box = try SingBox(.ours, config: ConfigJSON.box(
+            inbounds: [ConfigJSON.mixed(port: mixed, tag: "m"), MuxConfig.inbound("vmess", port: server)],
+            outbounds: [ConfigJSON.direct, MuxConfig.outbound("vmess", port: server, protocol: name)],
+            rules: "[{\"inbound\":[\"m\"],\"outbound\":\"proxy\"}]"), waitPort: mixed, in: work)
+        defer { box.stop() }
+        try waitForTCP(port: server, process: box.process)
+        try exerciseTCPAndUDP(via: mixed, files: files, dns: dns, work: work, label: "ours → ours vmess \(name)", logs: [box])
+        #expect(box.log.contains("inbound multiplex connection to 127.0.0.1:\(files.port)"), "\(box.log)")
+    }
+
+    /// A stream whose destination refuses: the server answers status 1 with its dial error and the
+    /// client reports `remote error: …`, both ways.
+    @Test func dialFailureIsARemoteError() throws {
+        let work = try TemporaryDirectory()
+        let closed = try freePort()
+        let ourServer = try freePort(), goServer = try freePort(), ourMixed = try freePort(), goMixed = try freePort()
+        let oursServer = try SingBox(.ours, config: MuxConfig.server(MuxConfig.inbound("shadowsocks", port: ourServer)), waitPort: ourServer, in: work)
+        defer { oursServer.stop() }
+        let goServerBox = try SingBox(.go, config: MuxConfig.server(MuxConfig.inbound("shadowsocks", port: goServer)), waitPort: goServer, in: work)
+        defer { goServerBox.stop() }
+        let goClient = try SingBox(.go, config: MuxConfig.client(mixedPort: goMixed, outbound: MuxConfig.outbound("shadowsocks", port: ourServer, protocol: "h2mux")),
+                                   waitPort: goMixed, in: work)
+        defer { goClient.stop() }
+        let oursClient = try SingBox(.ours, config: MuxConfig.client(mixedPort: ourMixed, outbound: MuxConfig.outbound("shadowsocks", port: goServer, protocol: "smux")),
+                                     waitPort: ourMixed, in: work)
+        defer { oursClient.stop() }
+        for (mixed, client) in [(goMixed, goClient), (ourMixed, oursClient)] {
+            #expect(throws: PeerError.self) { try curl(["--socks5-hostname", "127.0.0.1:\(mixed)", "http://127.0.0.1:\(closed)/"]) }
+            #expect(waitForLog(client, "remote error: "), "\(client.log)")
+            #expect(client.log.contains("dial tcp 127.0.0.1:\(closed): connect: connection refused"), "\(client.log)")
+        }
+        // Go's server sends its router's whole message.
+        #expect(oursClient.log.contains("remote error: open connection to 127.0.0.1:\(closed) using outbound/direct[direct]"), "\(oursClient.log)")
+    }
+
     /// A server that requires padding refuses an unpadded session with Go's words; ours as the server.
     @Test func unpaddedSessionRefusedWhenPaddingRequired() throws {
         let work = try TemporaryDirectory()
