@@ -242,6 +242,11 @@ private final class Collector: ChannelInboundHandler {
             Self.header(0, flags: 1, id: 1, length: 1 << 20),             // past the window
             Self.header(1, flags: 1, id: 2, length: 0),                   // a client-side (even) ID from the client
         ]
+        // A whole frame past the window: 256 KiB, then 1 more byte on the same stream.
+        let window = [UInt8](repeating: 0, count: 256 * 1024)
+        let overrun = Self.header(0, flags: 1, id: 1, length: UInt32(window.count)) + window + Self.header(0, flags: 0, id: 1, length: 1) + [0]
+        let harness = try SessionHarness(YamuxSession(client: false))
+        #expect(throws: MuxError.badFrame("yamux: recv window exceeded")) { try harness.feed(overrun) }
         for frame in cases {
             let harness = try SessionHarness(YamuxSession(client: false))
             #expect(throws: MuxError.self) { try harness.feed(frame) }

@@ -78,18 +78,16 @@ package final class YamuxSession: MuxFramedSession {
                     streams[id]?.windowOpened()
                 }
             case .data:
-                // Go refuses a frame past the window it granted ("recv window exceeded").
-                if let state = states[id], length > state.receiveWindow {
-                    throw .badFrame("yamux: recv window exceeded")
-                }
-                guard UInt64(buffer.readableBytes) >= UInt64(Self.headerSize) + UInt64(length) else {
-                    guard length <= Self.initialWindow else { throw .badFrame("yamux: recv window exceeded") }
-                    return
-                }
+                // Go refuses a frame past the window it granted ("recv window exceeded"); no window
+                // is ever larger than the initial one, so a longer frame is refused before it is
+                // buffered.
+                guard length <= Self.initialWindow else { throw .badFrame("yamux: recv window exceeded") }
+                guard buffer.readableBytes >= Self.headerSize + Int(length) else { return }
                 buffer.moveReaderIndex(forwardBy: Self.headerSize)
                 try streamFlags(flags, id: id, dataFollows: true)
                 guard let payload = buffer.readSlice(length: Int(length)) else { return }
                 if length > 0, var state = states[id] {
+                    guard length <= state.receiveWindow else { throw .badFrame("yamux: recv window exceeded") }
                     state.receiveWindow -= length
                     states[id] = state
                     deliver(payload, to: id)
