@@ -63,6 +63,36 @@ enum MuxConfig {
         try pairWithGo(carrier: "shadowsocks", protocol: name, padding: true)
     }
 
+    /// `udp_connect` flows (route-options) ride UDP streams without packet addresses (Go's
+    /// `DialContext("udp")` → flags 1 only): Go client → ours and ours → Go.
+    @Test(arguments: ["smux", "h2mux"])
+    func udpConnectStreams(protocol name: String) throws {
+        let work = try TemporaryDirectory()
+        let files = try FileServer(in: work)
+        defer { files.stop() }
+        let dns = try Dnsmasq(in: work)
+        defer { dns.stop() }
+        let ourServer = try freePort(), goServer = try freePort(), ourMixed = try freePort(), goMixed = try freePort()
+        let connect = "[{\"action\":\"route-options\",\"udp_connect\":true}]"
+        let client = { (port: UInt16, server: UInt16) in
+            ConfigJSON.box(inbounds: [ConfigJSON.mixed(port: port)], outbounds: [MuxConfig.outbound("shadowsocks", port: server, protocol: name)], rules: connect)
+        }
+        let oursServer = try SingBox(.ours, config: MuxConfig.server(MuxConfig.inbound("shadowsocks", port: ourServer)), waitPort: ourServer, in: work)
+        defer { oursServer.stop() }
+        let goServerBox = try SingBox(.go, config: MuxConfig.server(MuxConfig.inbound("shadowsocks", port: goServer)), waitPort: goServer, in: work)
+        defer { goServerBox.stop() }
+        let goClient = try SingBox(.go, config: client(goMixed, ourServer), waitPort: goMixed, in: work)
+        defer { goClient.stop() }
+        let oursClient = try SingBox(.ours, config: client(ourMixed, goServer), waitPort: ourMixed, in: work)
+        defer { oursClient.stop() }
+        try exerciseTCPAndUDP(via: goMixed, files: files, dns: dns, work: work, label: "Go → ours udp_connect \(name)", logs: [oursServer, goClient])
+        try exerciseTCPAndUDP(via: ourMixed, files: files, dns: dns, work: work, label: "ours → Go udp_connect \(name)", logs: [oursClient, goServerBox])
+        // Go's server names the destination of a stream without packet addresses.
+        for server in [oursServer as any SingBoxOrProcess, goServerBox] {
+            #expect(server.log.contains("inbound multiplex packet connection to 127.0.0.1:\(dns.port)"), "\(server.log)")
+        }
+    }
+
     /// VLESS carries multiplex as a client only (Go's inbound serves it).
     @Test(arguments: protocols)
     func vlessClientToGo(protocol name: String) throws {

@@ -143,7 +143,7 @@ package final class VMessOutbound: Outbound {
         guard networks.contains(.udp) else { throw AdapterError(.unsupportedNetwork, "UDP is not supported by outbound: \(tag)") }
         if let mux {
             logger.info("outbound multiplex packet connection to \(metadata.destination)", flow: metadata.flowID)
-            return try await mux.listenPacket(to: metadata.destination, on: eventLoop) { loop in
+            return try await mux.listenPacket(to: metadata.destination, connect: metadata.udpConnect, on: eventLoop) { loop in
                 try await self.dialStream(to: Mux.destination, on: loop)
             }
         }

@@ -57,14 +57,16 @@ package final class MuxClient: Sendable {
         }
     }
 
-    /// A UDP stream in packet-address mode (Go's `ListenPacket`), first named `destination`.
-    package func listenPacket(to destination: Destination, on eventLoop: any EventLoop,
+    /// A UDP stream in packet-address mode (Go's `ListenPacket`), first named `destination`; with
+    /// `connect` (a `udp_connect` flow, which Go dials with `DialContext("udp")`) every packet goes
+    /// to `destination` and carries no address.
+    package func listenPacket(to destination: Destination, connect: Bool = false, on eventLoop: any EventLoop,
                               dialSession: SessionDialer) async throws -> any PacketConnection {
-        let request = MuxStreamRequest(isUDP: true, packetAddress: true, destination: destination)
+        let request = MuxStreamRequest(isUDP: true, packetAddress: !connect, destination: destination)
         return try await openStream(on: eventLoop, dialSession: dialSession) { stream in
             try Self.sendRequest(request, on: stream)
             try stream.pipeline.syncOperations.addHandlers([MuxStreamResponseDecoder(), FlowBufferHandler()])
-            let framing = UDPOverTCPFraming(connectDestination: nil, addresses: Mux.addresses)
+            let framing = UDPOverTCPFraming(connectDestination: connect ? destination : nil, addresses: Mux.addresses)
             return try UDPOverTCPConnection(channel: stream, framing: framing, pendingRequest: nil)
         }
     }
