@@ -129,7 +129,7 @@ import Testing
 }
 
 /// A server session on an EmbeddedChannel with the streams it accepted.
-private final class SessionHarness {
+final class SessionHarness {
     let channel: EmbeddedChannel
     var streams: [MuxStreamChannel] = []
 
@@ -251,6 +251,58 @@ private final class Collector: ChannelInboundHandler {
             let harness = try SessionHarness(YamuxSession(client: false))
             #expect(throws: MuxError.self) { try harness.feed(frame) }
             #expect(!harness.channel.isActive)
+        }
+    }
+}
+
+@Suite struct MuxRobustnessTests {
+    /// A small seeded generator (xorshift64*), so a failure repeats.
+    struct Seeded: RandomNumberGenerator {
+        var state: UInt64
+        mutating func next() -> UInt64 {
+            state ^= state >> 12; state ^= state << 25; state ^= state >> 27
+            return state &* 2_685_821_657_736_338_717
+        }
+    }
+
+    /// Valid frames with random bytes flipped, and plain random bytes, fed in random pieces to
+    /// smux and yamux servers and to the padding reader: each either keeps waiting or refuses with
+    /// a `MuxError`; nothing traps.
+    @Test(arguments: 0..<3)
+    func mutatedFramesNeverTrap(kind: Int) throws {
+        var random = Seeded(state: 0x9E37_79B9_7F4A_7C15 &+ UInt64(kind))
+        let valid: [UInt8]
+        switch kind {
+        case 0: valid = [1, 0, 0, 0, 3, 0, 0, 0] + [1, 2, 4, 0, 3, 0, 0, 0, 0, 0, 1, 1] + [1, 1, 0, 0, 3, 0, 0, 0]
+        case 1: valid = YamuxSessionTests.header(1, flags: 1, id: 1, length: 0) + YamuxSessionTests.header(0, flags: 4, id: 1, length: 3) + [1, 2, 3]
+        default: valid = [0, 3, 1, 0, 9, 9, 9, 9, 9, 9, 9, 9, 9, 0, 0, 0, 0]
+        }
+        for round in 0..<300 {
+            var bytes = valid
+            if round % 3 == 2 {
+                bytes = (0..<Int.random(in: 0..<64, using: &random)).map { _ in UInt8.random(in: 0...255, using: &random) }
+            } else {
+                for _ in 0..<Int.random(in: 1...3, using: &random) {
+                    bytes[Int.random(in: 0..<bytes.count, using: &random)] = UInt8.random(in: 0...255, using: &random)
+                }
+            }
+            // The harness keeps the accepted streams (held until the round ends).
+            let harness: SessionHarness? = kind == 0 ? try SessionHarness(SmuxSession(client: false))
+                : kind == 1 ? try SessionHarness(YamuxSession(client: false)) : nil
+            let channel = harness?.channel ?? EmbeddedChannel(handler: MuxPaddingHandler())
+            var rest = bytes[...]
+            while !rest.isEmpty && channel.isActive {
+                let count = Int.random(in: 1...rest.count, using: &random)
+                do {
+                    try channel.writeInbound(ByteBuffer(bytes: rest.prefix(count)))
+                } catch {
+                    #expect(error is MuxError, "round \(round): \(error)")
+                    break
+                }
+                rest = rest.dropFirst(count)
+            }
+            _ = try? channel.finish()
+            withExtendedLifetime(harness) {}
         }
     }
 }
