@@ -235,6 +235,26 @@ private final class Collector: ChannelInboundHandler {
         _ = try? harness.channel.finish()
     }
 
+    /// A close right after a half-close (what the relay does) still sends what the window held
+    /// back, then the FIN, before the channel goes.
+    @Test func closeLingersForWindowHeldBytes() throws {
+        let harness = try SessionHarness(YamuxSession(client: false))
+        try harness.feed(Self.header(1, flags: 1, id: 1, length: 0))
+        let stream = try #require(harness.streams.first)
+        _ = try harness.written()
+        stream.writeAndFlush(ByteBuffer(bytes: [UInt8](repeating: 1, count: 300 * 1024)), promise: nil)
+        #expect(try harness.written().count == 256 * 1024 + 4 * 12)
+        stream.close(mode: .output, promise: nil)
+        stream.close(promise: nil)
+        #expect(stream.isActive)
+        try harness.feed(Self.header(1, flags: 0, id: 1, length: 100 * 1024))
+        let rest = try harness.written()
+        #expect(rest.count == 44 * 1024 + 12 + 12)
+        #expect(Array(rest.suffix(12)) == Self.header(1, flags: 4, id: 1, length: 0))  // FIN
+        #expect(!stream.isActive)
+        _ = try? harness.channel.finish()
+    }
+
     @Test func refusesGarbage() throws {
         let cases: [[UInt8]] = [
             [1] + Self.header(0, flags: 0, id: 1, length: 0).dropFirst(),  // version 1

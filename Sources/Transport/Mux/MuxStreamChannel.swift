@@ -48,6 +48,10 @@ final class MuxStreamChannel: Channel, ChannelCore, @unchecked Sendable {
     private var inputClosed = false
     private var outputClosed = false
     private var finishAfterFlush = false
+    /// A close waiting for flushed bytes the send window holds back.
+    private var lingerTimer: Scheduled<Void>?
+    private var lingerPromise: EventLoopPromise<Void>?
+    static let lingerTime = TimeAmount.seconds(5)
 
     private var received = CircularBuffer<ByteBuffer>(initialCapacity: 4)
     /// Bytes in `received`: what the peer sent that the pipeline has not read yet.
@@ -190,6 +194,10 @@ final class MuxStreamChannel: Channel, ChannelCore, @unchecked Sendable {
             sent = true
         }
         if sent { session.flushFrames() }
+        if lingerTimer != nil && pending.isEmpty {
+            completeClose(promise: nil)
+            return
+        }
         updateWritability()
     }
 
@@ -262,12 +270,44 @@ final class MuxStreamChannel: Channel, ChannelCore, @unchecked Sendable {
         case .input:
             promise?.fail(ChannelError.operationUnsupported)
         case .all:
-            // What the window already took goes out before the FIN; unflushed writes are dropped, as
-            // a socket's close drops them.
-            session?.closeStream(streamID, reset: false)
-            session?.flushFrames()
-            finishClose(promise: promise)
+            guard lingerTimer == nil else {
+                promise?.fail(ChannelError.alreadyClosed)
+                return
+            }
+            // Flushed bytes the send window still holds go out first, then the FIN, as a socket's
+            // close keeps its send buffer (the relay closes right after a half-close); for at most
+            // `lingerTime`, Go's yamux StreamCloseTimeout. Unflushed writes are dropped.
+            if flushedCount > 0, session != nil {
+                while pending.count > flushedCount, let (_, p) = pending.popLast() { p?.fail(ChannelError.ioOnClosedChannel) }
+                finishAfterFlush = true
+                outputClosed = true
+                dropReceived()
+                lingerPromise = promise
+                lingerTimer = eventLoop.scheduleTask(in: Self.lingerTime) { [self] in completeClose(promise: nil) }
+                return
+            }
+            completeClose(promise: promise)
         }
+    }
+
+    /// The close after the linger: the stream leaves the session, the channel closes.
+    private func completeClose(promise: EventLoopPromise<Void>?) {
+        guard isOpen else { return }
+        lingerTimer?.cancel()
+        let promises = [promise, lingerPromise]
+        lingerPromise = nil
+        session?.closeStream(streamID, reset: false)
+        session?.flushFrames()
+        finishClose(promise: nil)
+        for promise in promises { promise?.succeed(()) }
+    }
+
+    /// Unread bytes are dropped and count as taken: the session's receive budget must not keep them.
+    private func dropReceived() {
+        let unread = unreadByteCount
+        unreadByteCount = 0
+        received.removeAll()
+        if unread > 0 { session?.consumed(unread, on: streamID) }
     }
 
     func triggerUserOutboundEvent0(_ event: Any, promise: EventLoopPromise<Void>?) {
@@ -280,14 +320,13 @@ final class MuxStreamChannel: Channel, ChannelCore, @unchecked Sendable {
     /// Fails queued writes, fires inactive/unregistered, completes the close future.
     private func finishClose(promise: EventLoopPromise<Void>?) {
         isOpen = false
+        lingerTimer?.cancel()
+        lingerPromise?.succeed(())
+        lingerPromise = nil
         while let (_, p) = pending.popFirst() { p?.fail(ChannelError.ioOnClosedChannel) }
         flushedCount = 0
         pendingBytes = 0
-        // Unread bytes count as taken: the session's receive budget must not keep them.
-        let unread = unreadByteCount
-        unreadByteCount = 0
-        received.removeAll()
-        if unread > 0 { session?.consumed(unread, on: streamID) }
+        dropReceived()
         promise?.succeed(())
         if registered {
             pipeline.syncOperations.fireChannelInactive()
@@ -304,6 +343,10 @@ final class MuxStreamChannel: Channel, ChannelCore, @unchecked Sendable {
     /// Bytes the peer sent on this stream.
     func receive(_ data: ByteBuffer) {
         guard isOpen, !inputFinished else { return }
+        guard lingerTimer == nil else {
+            session?.consumed(data.readableBytes, on: streamID)  // closing: dropped, window reopened
+            return
+        }
         received.append(data)
         unreadByteCount += data.readableBytes
         deliverReads()
