@@ -130,6 +130,33 @@ enum MuxConfig {
         #expect(box.log.contains("inbound multiplex connection to 127.0.0.1:\(files.port)"), "\(box.log)")
     }
 
+    /// A client that sends its request and half-closes at once still gets the whole response over
+    /// the multiplexers with a half-close (yamux FIN flag, h2mux END_STREAM): ours → Go and ours →
+    /// ours. (smux has none: its FIN ends both directions, in Go as here.)
+    @Test(arguments: ["yamux", "h2mux"])
+    func halfCloseGetsTheWholeResponse(protocol name: String) throws {
+        let work = try TemporaryDirectory()
+        let files = try FileServer(in: work)
+        defer { files.stop() }
+        let goServer = try freePort(), ourServer = try freePort(), toGo = try freePort(), toOurs = try freePort()
+        let go = try SingBox(.go, config: MuxConfig.server(MuxConfig.inbound("trojan", port: goServer)), waitPort: goServer, in: work)
+        defer { go.stop() }
+        let ours = try SingBox(.ours, config: ConfigJSON.box(
+            inbounds: [ConfigJSON.mixed(port: toGo, tag: "to-go"), ConfigJSON.mixed(port: toOurs, tag: "to-ours"), MuxConfig.inbound("trojan", port: ourServer)],
+            outbounds: [ConfigJSON.direct, MuxConfig.outbound("trojan", port: goServer, protocol: name),
+                        MuxConfig.outbound("trojan", port: ourServer, protocol: name).replacingOccurrences(of: "\"tag\":\"proxy\"", with: "\"tag\":\"self\"")],
+            rules: "[{\"inbound\":[\"to-go\"],\"outbound\":\"proxy\"},{\"inbound\":[\"to-ours\"],\"outbound\":\"self\"}]"),
+            waitPort: toGo, in: work)
+        defer { ours.stop() }
+        try waitForTCP(port: ourServer, process: ours.process)
+        let script = try work.write("half-close.py", halfCloseDownloadScript)
+        for (port, label) in [(toGo, "ours → Go"), (toOurs, "ours → ours")] {
+            let download = try runTool(Peers.python3, [script, String(port), String(files.port)])
+            let intact = download.stdout == files.blob  // a Bool: #expect would diff 2 MiB on failure
+            #expect(intact, "\(label) \(name): \(download.stdout.count) bytes: \(download.stderr)\n\(ours.log)\n----\n\(go.log)")
+        }
+    }
+
     /// A stream whose destination refuses: the server answers status 1 with its dial error and the
     /// client reports `remote error: …`, both ways.
     @Test func dialFailureIsARemoteError() throws {
