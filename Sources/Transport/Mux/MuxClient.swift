@@ -78,7 +78,7 @@ package final class MuxClient: Sendable {
             return Array(table.values)
         }
         for pool in pools {
-            pool.loop?.execute {
+            pool.loop.execute {
                 for session in pool.sessions { session.channel.close(promise: nil) }
                 pool.sessions.removeAll()
             }
@@ -124,7 +124,7 @@ package final class MuxClient: Sendable {
         let key = ObjectIdentifier(eventLoop)
         let pool = sessions.withLockedValue { table in
             if let pool = table[key] { return pool }
-            let pool = MuxLoopPool()
+            let pool = MuxLoopPool(loop: eventLoop)
             table[key] = pool
             return pool
         }
@@ -225,8 +225,10 @@ final class MuxLoopPool: @unchecked Sendable {
     var sessions: [MuxClientSession] = []
     /// The session being opened, if any.
     var creating: EventLoopFuture<MuxClientSession>?
-    /// The loop, once a session was added (for `close`).
-    var loop: (any EventLoop)? { sessions.first?.channel.eventLoop }
+    /// The loop the sessions live on.
+    let loop: any EventLoop
+
+    init(loop: any EventLoop) { self.loop = loop }
 }
 
 /// One client session: its channel and multiplexer. The stream state is read on the loop only.
