@@ -1,7 +1,8 @@
-// One smux or yamux stream as a NIO `Channel` (h2mux streams are NIOHTTP2's own child channels), so
-// the router relays it like any other flow. The stream lives on its session channel's event loop;
-// its bytes move between this channel and its `MuxStreamSession` (the session handler that frames
-// them) without leaving the loop.
+// One multiplexed stream as a NIO `Channel`, so the router relays it like any other flow: an smux or
+// yamux stream (its `MuxStreamSession` is the session handler that frames it) or an h2mux stream
+// (the session is `H2MuxStreamBridge` inside NIOHTTP2's child channel, whose options and half-close
+// fall short of what the relay needs). The stream lives on its session channel's event loop; its
+// bytes move between this channel and the session without leaving the loop.
 package import NIOCore
 
 /// What a stream channel needs from the session that carries it. Called on the session's loop.
