@@ -174,7 +174,13 @@ final class H2MuxStreamBridge: ChannelInboundHandler, MuxStreamSession {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        if !receivedEnd { stream?.terminate(error) }
+        // Go's client ends every stream it is done with by RST_STREAM CANCEL (its conn's Close
+        // cancels the request): a plain end of the stream, not an error worth a log line.
+        if let closed = error as? NIOHTTP2Errors.StreamClosed, closed.errorCode == .cancel {
+            if !receivedEnd { stream?.terminate(nil) }
+        } else if !receivedEnd {
+            stream?.terminate(error)
+        }
         sentEnd = true
         context.close(promise: nil)
     }
