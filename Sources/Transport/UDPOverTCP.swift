@@ -117,9 +117,12 @@ extension AddressSerializer {
 package struct UDPOverTCPFraming: Sendable {
     /// The destination of every packet in connect mode; nil when packets carry addresses.
     package let connectDestination: Destination?
+    /// The packet address form: UoT's own family bytes, or SOCKS5's for sing-mux's UDP streams.
+    package let addresses: AddressSerializer
 
-    package init(connectDestination: Destination?) {
+    package init(connectDestination: Destination?, addresses: AddressSerializer = .udpOverTCP) {
         self.connectDestination = connectDestination
+        self.addresses = addresses
     }
 
     /// Appends one packet for `destination`; false (nothing written) when it cannot be framed:
@@ -128,7 +131,7 @@ package struct UDPOverTCPFraming: Sendable {
         guard payload.readableBytes <= UDPOverTCP.maximumPayload else { return false }
         let mark = out.writerIndex
         if connectDestination == nil {
-            do { try UDPOverTCP.packetFamilies.writeUoT(destination, to: &out) } catch {
+            do { try addresses.writeUoT(destination, to: &out) } catch {
                 out.moveWriterIndex(to: mark)
                 return false
             }
@@ -147,7 +150,7 @@ package struct UDPOverTCPFraming: Sendable {
         if let connectDestination {
             address = connectDestination
         } else {
-            guard let read = try UDPOverTCP.packetFamilies.readUoT(from: &buffer) else { return nil }
+            guard let read = try addresses.readUoT(from: &buffer) else { return nil }
             address = read
         }
         guard let length = buffer.readInteger(as: UInt16.self), let payload = buffer.readSlice(length: Int(length)) else {

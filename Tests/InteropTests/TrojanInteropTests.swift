@@ -254,7 +254,7 @@ sys.stdout.buffer.write(data.split(b"\r\n\r\n", 1)[1])
         #expect(throws: PeerError.self) { try curl(["--socks5-hostname", "127.0.0.1:\(port)", files.blobURL]) }
         #expect(box.log.contains("tls handshake: certificate verify failed: unable to get local issuer certificate"), "\(box.log)")
 
-        for (extra, expected) in [(",\"multiplex\":{\"enabled\":true}", "not implemented: multiplex on trojan outbound"),
+        for (extra, expected) in [(",\"multiplex\":{\"enabled\":true,\"brutal\":{\"enabled\":true,\"up_mbps\":100,\"down_mbps\":100}}", "not implemented: multiplex brutal"),
                                   (",\"transport\":{\"type\":\"grpc\"}", "not implemented: transport grpc on trojan outbound")] {
             let config = try work.write("bad.json", ConfigJSON.box(
                 inbounds: [ConfigJSON.mixed(port: try freePort())],

@@ -319,7 +319,7 @@ extension V2Ray: SingBoxOrProcess {}
     @Test func unsupportedFieldsFailTheStart() throws {
         let work = try TemporaryDirectory()
         let outbounds: [(String, String)] = [
-            (",\"multiplex\":{\"enabled\":true}", "not implemented: multiplex on vmess outbound"),
+            (",\"multiplex\":{\"enabled\":true,\"brutal\":{\"enabled\":true,\"up_mbps\":100,\"down_mbps\":100}}", "not implemented: multiplex brutal"),
             (",\"transport\":{\"type\":\"grpc\"}", "not implemented: transport grpc on vmess outbound"),
         ]
         for (extra, expected) in outbounds {
@@ -330,7 +330,7 @@ extension V2Ray: SingBoxOrProcess {}
             #expect(run.status != 0)
             #expect(run.stderr.contains("initialize outbound[0]: \(expected)"), "\(run.stderr)")
         }
-        for (extra, expected) in [(",\"multiplex\":{\"enabled\":true}", "not implemented: multiplex on vmess inbound"),
+        for (extra, expected) in [(",\"multiplex\":{\"enabled\":true,\"brutal\":{\"enabled\":true,\"up_mbps\":100,\"down_mbps\":100}}", "not implemented: multiplex brutal"),
                                   (",\"transport\":{\"type\":\"grpc\"}", "not implemented: transport grpc on vmess inbound")] {
             let inbound = String(VMessConfig.inbound(port: try freePort()).dropLast()) + extra + "}"
             let config = try work.write("bad-in.json", ConfigJSON.box(inbounds: [inbound], outbounds: [ConfigJSON.direct]))

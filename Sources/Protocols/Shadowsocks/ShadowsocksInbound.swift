@@ -25,8 +25,8 @@ package final class ShadowsocksInbound: ProxyListenerInbound, @unchecked Sendabl
     // Set in start, read in close; both on the box's control task.
     private var udpServer: (any Channel)?
 
-    /// Throws Go's errors for a bad method or key; `destinations`, `managed` and an enabled
-    /// `multiplex` are not in this build (a clear `not implemented`).
+    /// Throws Go's errors for a bad method or key; `destinations` and `managed` are not in this
+    /// build (a clear `not implemented`), nor multiplex `brutal`.
     package init(tag: String, options: ShadowsocksInboundOptions, router: any FlowHandler, logger: ContextLogger,
                  group: any EventLoopGroup, clock: @escaping ShadowsocksClock = shadowsocksSystemClock) throws {
         if !options.users.isEmpty && !options.destinations.isEmpty {
@@ -37,7 +37,6 @@ package final class ShadowsocksInbound: ProxyListenerInbound, @unchecked Sendabl
         }
         if options.managed { throw AdapterError.notImplemented("managed shadowsocks inbound (ssm-api)") }
         if !options.destinations.isEmpty { throw AdapterError.notImplemented("shadowsocks relay (destinations)") }
-        if options.multiplex?.enabled == true { throw AdapterError.notImplemented("multiplex on shadowsocks inbound") }
         self.tag = tag
         let multiUser = !options.users.isEmpty
         let method = try ShadowsocksMethod.server(name: options.method, password: options.password ?? "", multiUser: multiUser)
@@ -52,8 +51,10 @@ package final class ShadowsocksInbound: ProxyListenerInbound, @unchecked Sendabl
         self.group = group
         self.router = router
         self.logger = logger
-        // Go wraps the inbound's router in its UoT router: a stream to the magic names is a UDP flow.
-        let streams = UDPOverTCPFlowHandler(next: router, logger: logger)
+        // Go wraps the inbound's router in its UoT router (a stream to the magic names is a UDP
+        // flow), and that in its mux router when `multiplex` is enabled.
+        let streams = try MuxFlowHandler.wrap(UDPOverTCPFlowHandler(next: router, logger: logger), logger: logger,
+                                              options: options.multiplex)
         listener = ProxyListener(parameters: parameters, group: group, logger: logger, flowHandler: streams) { channel, flowID, handoff in
             try channel.pipeline.syncOperations.addHandlers([
                 ShadowsocksServerHandler(context: context, flowID: flowID, flowHandler: handoff),

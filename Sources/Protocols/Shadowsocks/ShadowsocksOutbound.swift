@@ -19,16 +19,18 @@ package final class ShadowsocksOutbound: Outbound {
     private let logger: ContextLogger
     /// `udp_over_tcp`: UDP flows ride a TCP stream to the magic address (sing's uot version 1 or 2).
     package let udpOverTCPVersion: UInt8?
+    /// `multiplex`: flows ride sing-mux streams of sessions to the magic destination.
+    private let mux: MuxClient?
 
-    /// Throws Go's errors for a bad method or key, and `not implemented` for `plugin` and
-    /// `multiplex`, which this build does not carry.
+    /// Throws Go's errors for a bad method or key, and `not implemented` for `plugin` and multiplex
+    /// `brutal`, which this build does not carry.
     package init(tag: String, options: ShadowsocksOutboundOptions, dialer: any Dialer, logger: ContextLogger) throws {
         self.tag = tag
         method = try ShadowsocksMethod.client(name: options.method, password: options.password)
         if let plugin = options.plugin, !plugin.isEmpty { throw AdapterError.notImplemented("plugin on shadowsocks outbound") }
         // sing's uot.Client: 0 and 2 are v2, 1 the legacy stream; another version fails each dial, as in Go.
         udpOverTCPVersion = options.udpOverTCP.flatMap { $0.enabled ? $0.version ?? 0 : nil }
-        if options.multiplex?.enabled == true { throw AdapterError.notImplemented("multiplex on shadowsocks outbound") }
+        mux = try MuxClient.make(options.multiplex)
         let names = options.network.networks
         networks = names.isEmpty ? [.tcp, .udp] : Set(names.compactMap { NetworkKind(rawValue: $0) })
         dependencies = options.dial.detour.map { [$0] } ?? []
@@ -39,9 +41,20 @@ package final class ShadowsocksOutbound: Outbound {
 
     package func dialTCP(_ metadata: FlowMetadata, on eventLoop: any EventLoop) async throws -> any Channel {
         guard networks.contains(.tcp) else { throw AdapterError(.unsupportedNetwork, "TCP is not supported by outbound: \(tag)") }
+        if let mux {
+            logger.info("outbound multiplex connection to \(metadata.destination)", flow: metadata.flowID)
+            return try await mux.dialTCP(to: metadata.destination, on: eventLoop) { loop in
+                try await self.dialStream(to: Mux.destination, on: loop)
+            }
+        }
         logger.info("outbound connection to \(metadata.destination)", flow: metadata.flowID)
+        return try await dialStream(to: metadata.destination, on: eventLoop)
+    }
+
+    /// A shadowsocks stream to `destination` (a flow's, or the mux session's magic one).
+    private func dialStream(to destination: Destination, on eventLoop: any EventLoop) async throws -> any Channel {
         let channel = try await dialer.dialTCP(to: server, on: eventLoop)
-        let (method, destination) = (self.method, metadata.destination)
+        let method = self.method
         do {
             try await channel.eventLoop.submit {
                 // First: the dialer's FlowBufferHandler at the end holds plaintext for the relay.
@@ -57,6 +70,12 @@ package final class ShadowsocksOutbound: Outbound {
 
     package func listenPacket(_ metadata: FlowMetadata, on eventLoop: any EventLoop) async throws -> any PacketConnection {
         guard networks.contains(.udp) else { throw AdapterError(.unsupportedNetwork, "UDP is not supported by outbound: \(tag)") }
+        if let mux {
+            logger.info("outbound multiplex packet connection to \(metadata.destination)", flow: metadata.flowID)
+            return try await mux.listenPacket(to: metadata.destination, connect: metadata.udpConnect, on: eventLoop) { loop in
+                try await self.dialStream(to: Mux.destination, on: loop)
+            }
+        }
         if let version = udpOverTCPVersion { return try await listenPacketOverTCP(metadata, version: version, on: eventLoop) }
         logger.info("outbound packet connection to \(metadata.destination)", flow: metadata.flowID)
         let socket = try await dialer.listenPacket(on: eventLoop)
@@ -85,5 +104,12 @@ package final class ShadowsocksOutbound: Outbound {
             channel.close(promise: nil)
             throw error
         }
+    }
+}
+
+extension ShadowsocksOutbound {
+    /// Closes the mux sessions (Go's `Close` of the multiplex dialer).
+    package func close() async throws {
+        mux?.close()
     }
 }

@@ -3,7 +3,8 @@
 // as Go allows) and then `TrojanServerHandler`.
 // Go does not wrap this inbound's router in its UoT router (socks, http, mixed and shadowsocks
 // do), so neither do we. `transport` ws and httpupgrade answer the upgrade after TLS (Transport);
-// `multiplex` and the other transports are refused at build time, never dropped.
+// other transports are refused at build time, never dropped. `multiplex` wraps the router in the
+// sing-mux server (Transport's `MuxFlowHandler`), as Go's mux router.
 package import Adapter
 package import Config
 package import NIOCore
@@ -54,11 +55,12 @@ package final class TrojanInbound: ProxyListenerInbound {
             }
         }
         let upgrade = transport
-        if options.multiplex?.enabled == true { throw AdapterError.notImplemented("multiplex on trojan inbound") }
         let parameters = try ListenParameters(options.listen)
         let context = TrojanServerContext(tag: tag, users: users, userNames: options.users.map(\.name), fallback: fallback,
                                           fallbackForALPN: fallbackForALPN, listenOptions: options.listen, logger: logger)
-        listener = ProxyListener(parameters: parameters, group: group, logger: logger, flowHandler: flowHandler) { channel, flowID, handoff in
+        // Go wraps the router in its mux router when `multiplex` is enabled.
+        let flows = try MuxFlowHandler.wrap(flowHandler, logger: logger, options: options.multiplex)
+        listener = ProxyListener(parameters: parameters, group: group, logger: logger, flowHandler: flows) { channel, flowID, handoff in
             if let tls {
                 let source = channel.remoteAddress.flatMap { Destination($0) }.map { "\($0)" } ?? "unknown"
                 try tls.addServerHandler(to: channel).whenFailure { error in

@@ -3,7 +3,7 @@
 // TCP: dial the server → TLS handshake (when `tls.enabled`; Go dials plain TCP otherwise) →
 // `FirstWriteHeaderHandler` (Transport) sends the request with the first payload → the channel goes to the router.
 // UDP: the same stream, command 3, frames both ways (`TrojanPacketConnection`).
-// `multiplex` is refused at build time, never silently dropped; `transport` ws and httpupgrade
+// `multiplex` carries flows in sing-mux streams (Transport's `MuxClient`); `transport` ws and httpupgrade
 // upgrade the stream after TLS (Transport), the others are refused.
 package import Adapter
 package import Config
@@ -22,12 +22,14 @@ package final class TrojanOutbound: Outbound {
     /// Dial, TLS, transport.
     private let streams: ProxyStreamDialer
     private let logger: ContextLogger
+    /// `multiplex`: flows ride sing-mux streams of sessions to the magic destination.
+    private let mux: MuxClient?
 
-    /// `dialer` reaches the server (dial fields, `detour`). Throws for `multiplex`, `transport`
+    /// `dialer` reaches the server (dial fields, `detour`). Throws for multiplex `brutal`, `transport`
     /// and TLS features this build lacks, and for bad `tls` values (Go's wording).
     package init(tag: String, options: TrojanOutboundOptions, dialer: any Dialer, logger: ContextLogger) throws {
         self.tag = tag
-        if options.multiplex?.enabled == true { throw AdapterError.notImplemented("multiplex on trojan outbound") }
+        mux = try MuxClient.make(options.multiplex)
         streams = try ProxyStreamDialer(dialer: dialer, server: options.server, tls: options.tls, transport: options.transport,
                                         protocolName: "trojan")
         let names = options.network.networks
@@ -39,10 +41,21 @@ package final class TrojanOutbound: Outbound {
 
     package func dialTCP(_ metadata: FlowMetadata, on eventLoop: any EventLoop) async throws -> any Channel {
         guard networks.contains(.tcp) else { throw AdapterError(.unsupportedNetwork, "TCP is not supported by outbound: \(tag)") }
+        if let mux {
+            logger.info("outbound multiplex connection to \(metadata.destination)", flow: metadata.flowID)
+            return try await mux.dialTCP(to: metadata.destination, on: eventLoop) { loop in
+                try await self.dialStream(to: Mux.destination, on: loop)
+            }
+        }
         logger.info("outbound connection to \(metadata.destination)", flow: metadata.flowID)
+        return try await dialStream(to: metadata.destination, on: eventLoop)
+    }
+
+    /// A trojan connect stream to `destination` (a flow's, or the mux session's magic one).
+    private func dialStream(to destination: Destination, on eventLoop: any EventLoop) async throws -> any Channel {
         var request = ByteBuffer()
-        request.reserveCapacity(TrojanCodec.requestLength(for: metadata.destination))
-        try TrojanCodec.writeRequest(key: key, command: TrojanModule.commandConnect, destination: metadata.destination, to: &request)
+        request.reserveCapacity(TrojanCodec.requestLength(for: destination))
+        try TrojanCodec.writeRequest(key: key, command: TrojanModule.commandConnect, destination: destination, to: &request)
         let (channel, tlsHandler) = try await streams.connect(on: eventLoop)
         do {
             let header = request
@@ -59,6 +72,12 @@ package final class TrojanOutbound: Outbound {
 
     package func listenPacket(_ metadata: FlowMetadata, on eventLoop: any EventLoop) async throws -> any PacketConnection {
         guard networks.contains(.udp) else { throw AdapterError(.unsupportedNetwork, "UDP is not supported by outbound: \(tag)") }
+        if let mux {
+            logger.info("outbound multiplex packet connection to \(metadata.destination)", flow: metadata.flowID)
+            return try await mux.listenPacket(to: metadata.destination, connect: metadata.udpConnect, on: eventLoop) { loop in
+                try await self.dialStream(to: Mux.destination, on: loop)
+            }
+        }
         logger.info("outbound packet connection to \(metadata.destination)", flow: metadata.flowID)
         let (channel, _) = try await streams.connect(on: eventLoop)
         let key = self.key
@@ -77,4 +96,11 @@ package final class TrojanOutbound: Outbound {
         }
     }
 
+}
+
+extension TrojanOutbound {
+    /// Closes the mux sessions (Go's `Close` of the multiplex dialer).
+    package func close() async throws {
+        mux?.close()
+    }
 }

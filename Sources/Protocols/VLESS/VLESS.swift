@@ -6,7 +6,7 @@
 // 1. TCP: the request goes with the first payload (`FirstWriteHeaderHandler`, 300 ms alone).
 // 2. UDP, `packet_encoding` "" : command 2 to the destination, datagrams as length u16 ‖ payload.
 // 3. UDP, xudp (the default): command 3 sent at once, then XUDP frames (VMess's XUDP connection).
-// Not here: `flow` (xtls-rprx-vision), packetaddr, `multiplex`, the inbound.
+// Not here: `flow` (xtls-rprx-vision), packetaddr, the inbound. `multiplex` is Transport's `MuxClient`.
 // Imports VMess for its address layout, UUID parsing and XUDP (STYLE: a protocol's codec).
 package import Adapter
 package import NIOCore

@@ -19,6 +19,8 @@ package final class VLESSOutbound: Outbound {
     /// `packet_encoding`: xudp (Go's default when unset) or plain (`""`).
     private let xudp: Bool
     private let logger: ContextLogger
+    /// `multiplex`: flows ride sing-mux streams of sessions to the magic destination.
+    private let mux: MuxClient?
 
     /// Throws Go's errors for bad values and `not implemented` for what this build lacks.
     package init(tag: String, options: VLESSOutboundOptions, dialer: any Dialer, logger: ContextLogger) throws {
@@ -27,7 +29,7 @@ package final class VLESSOutbound: Outbound {
             guard flow == "xtls-rprx-vision" else { throw AdapterError(.other, "unsupported flow: \(flow)") }
             throw AdapterError.notImplemented("flow xtls-rprx-vision on vless outbound")
         }
-        if options.multiplex?.enabled == true { throw AdapterError.notImplemented("multiplex on vless outbound") }
+        mux = try MuxClient.make(options.multiplex)
         switch options.packetEncoding {
         case nil, "xudp"?: xudp = true
         case ""?: xudp = false
@@ -45,8 +47,19 @@ package final class VLESSOutbound: Outbound {
 
     package func dialTCP(_ metadata: FlowMetadata, on eventLoop: any EventLoop) async throws -> any Channel {
         guard networks.contains(.tcp) else { throw AdapterError(.unsupportedNetwork, "TCP is not supported by outbound: \(tag)") }
+        if let mux {
+            logger.info("outbound multiplex connection to \(metadata.destination)", flow: metadata.flowID)
+            return try await mux.dialTCP(to: metadata.destination, on: eventLoop) { loop in
+                try await self.dialStream(to: Mux.destination, on: loop)
+            }
+        }
         logger.info("outbound connection to \(metadata.destination)", flow: metadata.flowID)
-        let request = try VLESSModule.request(uuid: uuid, command: VLESSModule.commandTCP, destination: metadata.destination)
+        return try await dialStream(to: metadata.destination, on: eventLoop)
+    }
+
+    /// A vless TCP stream to `destination` (a flow's, or the mux session's magic one).
+    private func dialStream(to destination: Destination, on eventLoop: any EventLoop) async throws -> any Channel {
+        let request = try VLESSModule.request(uuid: uuid, command: VLESSModule.commandTCP, destination: destination)
         let (channel, last) = try await streams.connect(on: eventLoop)
         do {
             try await eventLoop.submit {
@@ -64,6 +77,12 @@ package final class VLESSOutbound: Outbound {
 
     package func listenPacket(_ metadata: FlowMetadata, on eventLoop: any EventLoop) async throws -> any PacketConnection {
         guard networks.contains(.udp) else { throw AdapterError(.unsupportedNetwork, "UDP is not supported by outbound: \(tag)") }
+        if let mux {
+            logger.info("outbound multiplex packet connection to \(metadata.destination)", flow: metadata.flowID)
+            return try await mux.listenPacket(to: metadata.destination, connect: metadata.udpConnect, on: eventLoop) { loop in
+                try await self.dialStream(to: Mux.destination, on: loop)
+            }
+        }
         logger.info("outbound packet connection to \(metadata.destination)", flow: metadata.flowID)
         let destination = metadata.destination
         let xudp = self.xudp
@@ -96,4 +115,11 @@ package final class VLESSOutbound: Outbound {
         }
     }
 
+}
+
+extension VLESSOutbound {
+    /// Closes the mux sessions (Go's `Close` of the multiplex dialer).
+    package func close() async throws {
+        mux?.close()
+    }
 }

@@ -3,8 +3,8 @@
 // the UoT router, so a stream to the UoT magic names becomes a UDP flow; command 2 streams are UDP
 // flows of their own, and command 3 (mux) streams carry XUDP sessions (VMessMuxServer). Users with
 // `alterId` > 0 may also use the legacy header. `transport` ws and httpupgrade answer the upgrade
-// first (Transport), after `tls` when set; other transports and an enabled `multiplex` are refused
-// at build time with a clear `not implemented`.
+// first (Transport), after `tls` when set; other transports are refused at build time with a clear
+// `not implemented`. `multiplex` wraps the router in the sing-mux server (Transport's `MuxFlowHandler`).
 package import Adapter
 package import Config
 package import NIOCore
@@ -22,7 +22,6 @@ package final class VMessInbound: ProxyListenerInbound, @unchecked Sendable {
     /// Throws for what this build does not carry.
     package init(tag: String, options: VMessInboundOptions, router: any FlowHandler, logger: ContextLogger,
                  group: any EventLoopGroup, clock: @escaping VMessClock = vmessSystemClock) throws {
-        if options.multiplex?.enabled == true { throw AdapterError.notImplemented("multiplex on vmess inbound") }
         let tls = try TLSServerConfiguration.make(options.tls, logger: logger)
         var transport: V2RayTransportServer?
         if let transportOptions = options.transport {
@@ -38,8 +37,10 @@ package final class VMessInbound: ProxyListenerInbound, @unchecked Sendable {
         context.headerProtection = transport == nil
         let shared = context
         let parameters = try ListenParameters(options.listen)
-        // Go wraps the inbound's router in its UoT router: a stream to the magic names is a UDP flow.
-        let streams = UDPOverTCPFlowHandler(next: router, logger: logger)
+        // Go wraps the inbound's router in its UoT router (a stream to the magic names is a UDP
+        // flow), and that in its mux router when `multiplex` is enabled.
+        let streams = try MuxFlowHandler.wrap(UDPOverTCPFlowHandler(next: router, logger: logger), logger: logger,
+                                              options: options.multiplex)
         let upgrade = transport
         listener = ProxyListener(parameters: parameters, group: group, logger: logger, flowHandler: streams) { channel, flowID, handoff in
             if let tls {

@@ -7,7 +7,8 @@
 // Security: `auto` is aes-128-gcm here (Go on amd64) or `zero` under TLS; `none` and `zero` send
 // `none` (TCP unframed, UDP in plain chunks); AEADs use chunk masking, `global_padding` and
 // `authenticated_length` as asked. `transport` ws and httpupgrade upgrade the stream after TLS (Transport).
-// Refused at build time, never silently dropped: `multiplex` and the other transports. `alter_id` > 0 selects the legacy header; `aes-128-cfb` the legacy body. `packetaddr` and `xudp`
+// Refused at build time, never silently dropped: the other transports. `multiplex` carries flows
+// in sing-mux streams (Transport's `MuxClient`) of sessions opened to its magic destination. `alter_id` > 0 selects the legacy header; `aes-128-cfb` the legacy body. `packetaddr` and `xudp`
 // carry datagrams to any destination on one stream (VMessPacketConnection.swift, VMessXUDPConnection.swift).
 package import Adapter
 package import Config
@@ -38,6 +39,8 @@ package final class VMessOutbound: Outbound {
     private let xudp: Bool
     /// `alter_id` > 0: the legacy header's alter ID.
     private let alterID: [UInt8]?
+    /// `multiplex`: flows ride sing-mux streams of sessions to the magic destination.
+    private let mux: MuxClient?
 
     /// `dialer` reaches the server. Throws Go's errors for bad values and `not implemented` for
     /// what this build does not carry.
@@ -46,7 +49,7 @@ package final class VMessOutbound: Outbound {
         self.tag = tag
         streams = try ProxyStreamDialer(dialer: dialer, server: options.server, tls: options.tls, transport: options.transport,
                                         protocolName: "vmess")
-        if options.multiplex?.enabled == true { throw AdapterError.notImplemented("multiplex on vmess outbound") }
+        mux = try MuxClient.make(options.multiplex)
         switch options.packetEncoding ?? "" {
         case "": (packetAddress, xudp) = (false, false)
         case "packetaddr": (packetAddress, xudp) = (true, false)
@@ -109,8 +112,19 @@ package final class VMessOutbound: Outbound {
 
     package func dialTCP(_ metadata: FlowMetadata, on eventLoop: any EventLoop) async throws -> any Channel {
         guard networks.contains(.tcp) else { throw AdapterError(.unsupportedNetwork, "TCP is not supported by outbound: \(tag)") }
+        if let mux {
+            logger.info("outbound multiplex connection to \(metadata.destination)", flow: metadata.flowID)
+            return try await mux.dialTCP(to: metadata.destination, on: eventLoop) { loop in
+                try await self.dialStream(to: Mux.destination, on: loop)
+            }
+        }
         logger.info("outbound connection to \(metadata.destination)", flow: metadata.flowID)
-        let request = makeRequest(command: VMessModule.commandTCP, destination: metadata.destination)
+        return try await dialStream(to: metadata.destination, on: eventLoop)
+    }
+
+    /// A command-1 stream to `destination` (a flow's, or the mux session's magic one).
+    private func dialStream(to destination: Destination, on eventLoop: any EventLoop) async throws -> any Channel {
+        let request = makeRequest(command: VMessModule.commandTCP, destination: destination)
         let header = try seal(request)
         let (channel, tlsHandler) = try await streams.connect(on: eventLoop)
         do {
@@ -127,6 +141,12 @@ package final class VMessOutbound: Outbound {
 
     package func listenPacket(_ metadata: FlowMetadata, on eventLoop: any EventLoop) async throws -> any PacketConnection {
         guard networks.contains(.udp) else { throw AdapterError(.unsupportedNetwork, "UDP is not supported by outbound: \(tag)") }
+        if let mux {
+            logger.info("outbound multiplex packet connection to \(metadata.destination)", flow: metadata.flowID)
+            return try await mux.listenPacket(to: metadata.destination, connect: metadata.udpConnect, on: eventLoop) { loop in
+                try await self.dialStream(to: Mux.destination, on: loop)
+            }
+        }
         logger.info("outbound packet connection to \(metadata.destination)", flow: metadata.flowID)
         if packetAddress && metadata.destination.isDomain {
             throw AdapterError(.other, "packetaddr: domain destination is not supported")
@@ -157,4 +177,11 @@ package final class VMessOutbound: Outbound {
         }
     }
 
+}
+
+extension VMessOutbound {
+    /// Closes the mux sessions (Go's `Close` of the multiplex dialer).
+    package func close() async throws {
+        mux?.close()
+    }
 }

@@ -1,0 +1,227 @@
+// h2mux, sing-mux's default multiplexer (h2mux.go): HTTP/2 with prior knowledge over the session
+// stream. Each mux stream is one HTTP/2 stream: the client sends HEADERS `CONNECT` with authority
+// `localhost` (Go's `http2.Transport` request for `https://localhost`), the server answers
+// `:status 200`, and DATA frames carry the stream's bytes both ways; END_STREAM is the half-close.
+// A status other than 200 fails the stream (`unexpected status: …`).
+//
+// NIOHTTP2 gives each HTTP/2 stream a child channel; `H2MuxStreamBridge` sits in it and presents the
+// stream as a `MuxStreamChannel`, so h2mux streams take the same options and half-closes as smux and
+// yamux streams. The child channel reads only when the bridge asks: HTTP/2 flow control then holds
+// the peer back while the relay is slow.
+import NIOCore
+import NIOHPACK
+import NIOHTTP2
+
+/// h2mux session setup for either side.
+enum H2MuxSession {
+    /// Go's http2.Server default `MaxConcurrentStreams`.
+    static let maxConcurrentStreams = 250
+    /// The stream and connection receive window we offer.
+    static let window = 1 << 20
+
+    static var connectionConfiguration: NIOHTTP2Handler.ConnectionConfiguration {
+        var configuration = NIOHTTP2Handler.ConnectionConfiguration()
+        configuration.initialSettings = [
+            HTTP2Setting(parameter: .maxConcurrentStreams, value: maxConcurrentStreams),
+            HTTP2Setting(parameter: .initialWindowSize, value: window),
+            HTTP2Setting(parameter: .maxHeaderListSize, value: 16384),
+        ]
+        return configuration
+    }
+
+    static var streamConfiguration: NIOHTTP2Handler.StreamConfiguration {
+        var configuration = NIOHTTP2Handler.StreamConfiguration()
+        configuration.targetWindowSize = window
+        configuration.outboundBufferSizeHighWatermark = 64 * 1024
+        configuration.outboundBufferSizeLowWatermark = 32 * 1024
+        return configuration
+    }
+
+    /// Adds the server side at the end of `channel`'s pipeline; each stream the client opens comes to
+    /// `onStream`. On the channel's loop.
+    static func addServer(to channel: any Channel, onStream: @escaping (MuxStreamChannel) -> Void) throws {
+        let bound = NIOLoopBound(onStream, eventLoop: channel.eventLoop)
+        _ = try channel.pipeline.syncOperations.configureHTTP2Pipeline(
+            mode: .server, connectionConfiguration: connectionConfiguration, streamConfiguration: streamConfiguration
+        ) { child in
+            child.eventLoop.makeCompletedFuture {
+                try child.pipeline.syncOperations.addHandler(H2MuxStreamBridge(isClient: false, onStream: bound.value))
+                try child.syncOptions?.setOption(ChannelOptions.autoRead, value: false)
+                child.read()
+            }
+        }
+    }
+
+    /// Adds the client side at the end of `channel`'s pipeline; returns the multiplexer that opens
+    /// streams. On the channel's loop.
+    static func addClient(to channel: any Channel) throws -> NIOHTTP2Handler.StreamMultiplexer {
+        try channel.pipeline.syncOperations.configureHTTP2Pipeline(
+            mode: .client, connectionConfiguration: connectionConfiguration, streamConfiguration: streamConfiguration
+        ) { child in
+            child.close()  // servers do not open streams
+        }
+    }
+
+    /// Opens a stream: the CONNECT request goes out at once, the channel is usable before the answer.
+    static func openStream(_ multiplexer: NIOHTTP2Handler.StreamMultiplexer, on loop: any EventLoop) -> EventLoopFuture<MuxStreamChannel> {
+        let opened = loop.makePromise(of: MuxStreamChannel.self)
+        multiplexer.createStreamChannel(promise: nil) { child in
+            child.eventLoop.makeCompletedFuture {
+                let bridge = H2MuxStreamBridge(isClient: true, onStream: { opened.succeed($0) })
+                try child.pipeline.syncOperations.addHandler(bridge)
+                try child.syncOptions?.setOption(ChannelOptions.autoRead, value: false)
+                bridge.sendRequest()
+                child.read()
+            }
+        }
+        // A stream that could not be created fails the open after a grace (NIOHTTP2 drops the promise
+        // only when the connection is gone, which closes the session as well).
+        let timeout = loop.scheduleTask(in: .seconds(5)) { opened.fail(MuxError.badFrame("h2mux: open stream timed out")) }
+        opened.futureResult.whenComplete { _ in timeout.cancel() }
+        return opened.futureResult
+    }
+}
+
+/// One HTTP/2 stream as a `MuxStreamChannel`. Lives in the NIOHTTP2 child channel; loop-confined.
+final class H2MuxStreamBridge: ChannelInboundHandler, MuxStreamSession {
+    typealias InboundIn = HTTP2Frame.FramePayload
+    typealias OutboundOut = HTTP2Frame.FramePayload
+
+    private let isClient: Bool
+    private var onStream: ((MuxStreamChannel) -> Void)?
+    private var context: ChannelHandlerContext?
+    private var stream: MuxStreamChannel?
+    private var sentEnd = false
+    private var receivedEnd = false
+    private var answered = false
+
+    init(isClient: Bool, onStream: @escaping (MuxStreamChannel) -> Void) {
+        self.isClient = isClient
+        self.onStream = onStream
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) { self.context = context }
+    func handlerRemoved(context: ChannelHandlerContext) { self.context = nil }
+
+    /// Client: the CONNECT request, and the stream handed out at once (Go's `Open` returns before
+    /// the response).
+    func sendRequest() {
+        guard let context else { return }
+        let headers: HPACKHeaders = [":method": "CONNECT", ":authority": "localhost"]
+        context.writeAndFlush(wrapOutboundOut(.headers(.init(headers: headers))), promise: nil)
+        let stream = MuxStreamChannel(session: self, id: 0, parent: context.channel)
+        self.stream = stream
+        stream.activate()
+        onStream?(stream)
+        onStream = nil
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .headers(let headers):
+            if isClient {
+                guard !answered else { break }
+                answered = true
+                let status = headers.headers.first(name: ":status") ?? ""
+                guard status == "200" else {
+                    stream?.terminate(MuxError.badFrame("unexpected status: \(status)"))
+                    context.close(promise: nil)
+                    return
+                }
+            } else if stream == nil {
+                // Go's ServeHTTP answers 200 for any request and serves the body as the stream.
+                let response: HPACKHeaders = [":status": "200"]
+                context.writeAndFlush(wrapOutboundOut(.headers(.init(headers: response))), promise: nil)
+                let stream = MuxStreamChannel(session: self, id: 0, parent: context.channel)
+                self.stream = stream
+                stream.activate()
+                onStream?(stream)
+                onStream = nil
+            }
+            if headers.endStream { finishInput() }
+        case .data(let frame):
+            if case .byteBuffer(let bytes) = frame.data, bytes.readableBytes > 0 { stream?.receive(bytes) }
+            if frame.endStream { finishInput() }
+        default:
+            break
+        }
+    }
+
+    private func finishInput() {
+        guard !receivedEnd else { return }
+        receivedEnd = true
+        stream?.receiveFinish()
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        readIfRoom()
+        context.fireChannelReadComplete()
+    }
+
+    /// Asks the child channel for more frames while the mux stream holds little unread data.
+    private func readIfRoom() {
+        guard let context, !receivedEnd else { return }
+        if (stream?.unreadByteCount ?? 0) < H2MuxSession.window / 4 { context.read() }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        // The peer's data all arrived: the mux stream drains what it holds and closes on its own
+        // (Go's server ends a response with END_STREAM, then RST_STREAM NO_ERROR while our request
+        // body is still open; what we write after that is dropped).
+        if !receivedEnd { stream?.terminate(MuxError.badFrame("h2mux: stream reset")) }
+        sentEnd = true
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        // Go's client ends every stream it is done with by RST_STREAM CANCEL (its conn's Close
+        // cancels the request): a plain end of the stream, not an error worth a log line.
+        if let closed = error as? NIOHTTP2Errors.StreamClosed, closed.errorCode == .cancel {
+            if !receivedEnd { stream?.terminate(nil) }
+        } else if !receivedEnd {
+            stream?.terminate(error)
+        }
+        sentEnd = true
+        context.close(promise: nil)
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        stream?.sessionWritabilityChanged()
+        context.fireChannelWritabilityChanged()
+    }
+
+    // MARK: MuxStreamSession
+
+    func send(_ data: inout ByteBuffer, on id: UInt32) {
+        guard let context, !sentEnd else {
+            data.moveReaderIndex(forwardBy: data.readableBytes)
+            return
+        }
+        let frame = HTTP2Frame.FramePayload.data(.init(data: .byteBuffer(data)))
+        data.moveReaderIndex(forwardBy: data.readableBytes)
+        context.write(wrapOutboundOut(frame), promise: nil)
+    }
+
+    func finishOutput(_ id: UInt32) {
+        guard let context, !sentEnd else { return }
+        sentEnd = true
+        let frame = HTTP2Frame.FramePayload.data(.init(data: .byteBuffer(context.channel.allocator.buffer(capacity: 0)), endStream: true))
+        context.write(wrapOutboundOut(frame), promise: nil)
+    }
+
+    func closeStream(_ id: UInt32, reset: Bool) {
+        guard let context else { return }
+        if !sentEnd { finishOutput(id) }
+        context.flush()
+        // The peer still sending: reset its side (NIOHTTP2 sends RST_STREAM on close).
+        if !receivedEnd { context.close(promise: nil) }
+    }
+
+    func consumed(_ byteCount: Int, on id: UInt32) {
+        readIfRoom()
+    }
+
+    func flushFrames() { context?.flush() }
+
+    var canWriteFrames: Bool { context?.channel.isWritable ?? false }
+}
