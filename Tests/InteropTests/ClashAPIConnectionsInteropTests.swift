@@ -162,6 +162,32 @@ extension ClashAPIInteropTests {
         return (Int(lines.last ?? "") ?? 0, lines.dropLast().joined(separator: "\n"))
     }
 
+
+    /// A SOCKS5 UDP flow that stays open: python3 associates through the proxy, sends one 300-byte
+    /// datagram to its own UDP echo through it, prints `ready` when the echo came back, then waits.
+    private static let udpFlowScript = #"""
+import socket, struct, sys, threading, time
+proxy_port = int(sys.argv[1])
+echo = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); echo.bind(("127.0.0.1", 0))
+def serve():
+    while True:
+        data, peer = echo.recvfrom(65535); echo.sendto(data, peer)
+threading.Thread(target=serve, daemon=True).start()
+tcp = socket.create_connection(("127.0.0.1", proxy_port), timeout=5)
+tcp.sendall(b"\x05\x01\x00"); tcp.recv(2)
+tcp.sendall(b"\x05\x03\x00\x01\x00\x00\x00\x00\x00\x00")
+reply = tcp.recv(10)
+if reply[1] != 0 or reply[3] != 1: raise SystemExit("associate failed")
+bind = (socket.inet_ntoa(reply[4:8]), struct.unpack("!H", reply[8:10])[0])
+if bind[0] == "0.0.0.0": bind = ("127.0.0.1", bind[1])
+udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); udp.settimeout(5)
+header = b"\x00\x00\x00\x01" + socket.inet_aton("127.0.0.1") + struct.pack("!H", echo.getsockname()[1])
+udp.sendto(header + bytes(300), bind)
+udp.recvfrom(65535)
+print("ready", udp.getsockname()[1], echo.getsockname()[1], flush=True)
+time.sleep(30)
+"""#
+
     @Test(arguments: [Implementation.ours, .go])
     func connectionsTrafficLogsAsGo(implementation: Implementation) throws {
         let work = try TemporaryDirectory()
@@ -301,12 +327,30 @@ extension ClashAPIInteropTests {
                 "\(implementation): \(snapshots.count) frames")
         #expect(parsed.contains { ($0["connections"] as? [Any])?.count == 3 }, "\(implementation)")
 
+        // A UDP flow shows too, with the datagrams' payload bytes.
+        let udpClient = try Spawned(Peers.python3, ["-c", Self.udpFlowScript, String(proxy)], name: "udp-client-\(implementation)",
+                                    directory: work)
+        defer { udpClient.stop() }
+        var ready: [Substring] = []
+        for _ in 0..<100 where ready.isEmpty {
+            usleep(50_000)
+            ready = udpClient.log.split(separator: "\n").first { $0.hasPrefix("ready ") }?.split(separator: " ") ?? []
+        }
+        #expect(ready.count == 3, "\(implementation): \(udpClient.log)")
+        let withUDP = (Self.json(try Self.curlStatus("GET", "\(base)/connections").1)?["connections"] as? [[String: Any]]) ?? []
+        let udpFlow = withUDP.first { ($0["metadata"] as? [String: String])?["network"] == "udp" }
+        #expect(udpFlow?["upload"] as? Int == 300 && udpFlow?["download"] as? Int == 300 && udpFlow?["chains"] as? [String] == ["direct"]
+                && udpFlow?["rule"] as? String == "inbound=in => route(direct)", "\(implementation): \(withUDP)")
+        let udpMetadata = udpFlow?["metadata"] as? [String: String] ?? [:]
+        #expect(udpMetadata["type"] == "mixed/in" && udpMetadata["sourceIP"] == "127.0.0.1", "\(implementation): \(udpMetadata)")
+        udpClient.stop()
+
         // DELETE of all flows closes every client.
         #expect(try Self.curlStatus("DELETE", "\(base)/connections").0 == 204)
         for fd in [flows[0], flows[2]] { #expect(Self.closedByPeer(fd, within: 3), "\(implementation)") }
         usleep(200_000)
         let none = Self.json(try Self.curlStatus("GET", "\(base)/connections").1)
-        #expect((none?["connections"] as? [Any])?.isEmpty == true, "\(implementation): \(String(describing: none))")
+        #expect((none?["connections"] as? [[String: Any]])?.filter { ($0["metadata"] as? [String: String])?["network"] == "tcp" }.isEmpty == true, "\(implementation): \(String(describing: none))")
 
         // Bad input: a level or an interval that is not one is Go's "Body invalid".
         let badLevel = try Self.curlStatus("GET", "\(base)/logs?level=loud")
