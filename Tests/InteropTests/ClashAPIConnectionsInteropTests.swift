@@ -164,7 +164,7 @@ extension ClashAPIInteropTests {
 
 
     /// A SOCKS5 UDP flow that stays open: python3 associates through the proxy, sends one 300-byte
-    /// datagram to its own UDP echo through it, prints `ready` when the echo came back, then waits.
+    /// datagram to its own UDP echo through it, prints `ready` with its TCP port, the echo's port and its UDP port once the echo came back, then waits.
     private static let udpFlowScript = #"""
 import socket, struct, sys, threading, time
 proxy_port = int(sys.argv[1])
@@ -184,7 +184,7 @@ udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); udp.settimeout(5)
 header = b"\x00\x00\x00\x01" + socket.inet_aton("127.0.0.1") + struct.pack("!H", echo.getsockname()[1])
 udp.sendto(header + bytes(300), bind)
 udp.recvfrom(65535)
-print("ready", udp.getsockname()[1], echo.getsockname()[1], flush=True)
+print("ready", tcp.getsockname()[1], echo.getsockname()[1], udp.getsockname()[1], flush=True)
 time.sleep(30)
 """#
 
@@ -198,8 +198,8 @@ time.sleep(30)
             {"log":{"level":"info","timestamp":false},
              "experimental":{"clash_api":{"external_controller":"127.0.0.1:\(api)","secret":"s3"}},
              "inbounds":[\(ConfigJSON.mixed(port: proxy))],
-             "outbounds":[\(ConfigJSON.direct)],
-             "route":{"rules":[{"inbound":"in","outbound":"direct"}]}}
+             "outbounds":[{"type":"selector","tag":"sel","outbounds":["direct"]},\(ConfigJSON.direct)],
+             "route":{"rules":[{"inbound":"in","outbound":"sel"}]}}
             """
         let box = try SingBox(implementation, config: config, waitPort: api, in: work)
         defer { box.stop() }
@@ -254,8 +254,8 @@ time.sleep(30)
             #expect(metadata["network"] == "tcp" && metadata["type"] == "mixed/in" && metadata["sourceIP"] == "127.0.0.1")
             #expect(metadata["destinationIP"] == "127.0.0.1" && metadata["destinationPort"] == String(echoPort) && metadata["host"] == "")
             #expect(metadata["dnsMode"] == "normal" && metadata["processPath"] == "")
-            #expect(connection["chains"] as? [String] == ["direct"] && connection["rulePayload"] as? String == "")
-            #expect(connection["rule"] as? String == "inbound=in => route(direct)", "\(implementation): \(connection)")
+            #expect(connection["chains"] as? [String] == ["direct", "sel"] && connection["rulePayload"] as? String == "")
+            #expect(connection["rule"] as? String == "inbound=in => route(sel)", "\(implementation): \(connection)")
             let id = connection["id"] as? String ?? ""
             #expect(id.range(of: "^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$", options: .regularExpression) != nil, "\(id)")
             let start = connection["start"] as? String ?? ""
@@ -336,13 +336,17 @@ time.sleep(30)
             usleep(50_000)
             ready = udpClient.log.split(separator: "\n").first { $0.hasPrefix("ready ") }?.split(separator: " ") ?? []
         }
-        #expect(ready.count == 3, "\(implementation): \(udpClient.log)")
+        #expect(ready.count == 4, "\(implementation): \(udpClient.log)")
         let withUDP = (Self.json(try Self.curlStatus("GET", "\(base)/connections").1)?["connections"] as? [[String: Any]]) ?? []
         let udpFlow = withUDP.first { ($0["metadata"] as? [String: String])?["network"] == "udp" }
-        #expect(udpFlow?["upload"] as? Int == 300 && udpFlow?["download"] as? Int == 300 && udpFlow?["chains"] as? [String] == ["direct"]
-                && udpFlow?["rule"] as? String == "inbound=in => route(direct)", "\(implementation): \(withUDP)")
+        #expect(udpFlow?["upload"] as? Int == 300 && udpFlow?["download"] as? Int == 300 && udpFlow?["chains"] as? [String] == ["direct", "sel"]
+                && udpFlow?["rule"] as? String == "inbound=in => route(sel)", "\(implementation): \(withUDP)")
         let udpMetadata = udpFlow?["metadata"] as? [String: String] ?? [:]
-        #expect(udpMetadata["type"] == "mixed/in" && udpMetadata["sourceIP"] == "127.0.0.1", "\(implementation): \(udpMetadata)")
+        // The source is the client's TCP control connection (its association), the destination the first
+        // datagram's (the echo), in Go as in ours.
+        #expect(udpMetadata["type"] == "mixed/in" && udpMetadata["sourceIP"] == "127.0.0.1" && udpMetadata["destinationIP"] == "127.0.0.1"
+                && udpMetadata["sourcePort"] == ready.dropFirst().first.map(String.init) && udpMetadata["destinationPort"] == ready.dropFirst(2).first.map(String.init),
+                "\(implementation): \(udpMetadata) \(ready)")
         udpClient.stop()
 
         // DELETE of all flows closes every client.
@@ -355,5 +359,16 @@ time.sleep(30)
         // Bad input: a level or an interval that is not one is Go's "Body invalid".
         let badLevel = try Self.curlStatus("GET", "\(base)/logs?level=loud")
         #expect(badLevel.0 == 400 && Self.json(badLevel.1)?["message"] as? String == "Body invalid", "\(badLevel)")
+        // A WebSocket handshake without its key is refused; garbage frames from a client do not hurt the server.
+        let keyless = Self.openStream(api: api, "/traffic?token=s3", headers: Array(wsHeaders.dropLast()))
+        defer { close(keyless) }
+        let refused = String(decoding: Self.readFor(keyless, seconds: 0.5), as: UTF8.self)
+        #expect(refused.hasPrefix("HTTP/1.1 400"), "\(implementation): \(refused)")
+        let garbage = Self.openStream(api: api, "/memory?token=s3", headers: wsHeaders)
+        defer { close(garbage) }
+        #expect(String(decoding: Self.readFor(garbage, seconds: 0.2), as: UTF8.self).hasPrefix("HTTP/1.1 101"))
+        writeAll(garbage, [0x81, 0xFF] + [UInt8](repeating: 0xFF, count: 8) + Array("junk".utf8))
+        usleep(200_000)
+        #expect(try Self.curlStatus("GET", "\(base)/version").0 == 200, "\(implementation)\n\(box.log)")
     }
 }
