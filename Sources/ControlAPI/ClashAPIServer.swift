@@ -4,6 +4,7 @@ import Config
 package import NIOCore
 import NIOHTTP1
 import NIOPosix
+import Synchronization
 import Transport
 
 /// The Clash API server of one box: started and closed with it.
@@ -13,6 +14,9 @@ package final class ClashAPIServer: Lifecycle, @unchecked Sendable {
     private let setup: ClashAPISetup
     private let routes: ClashAPIRoutes
     private var channel: (any Channel)?
+    /// Accepted connections, closed with the server (Go's `http.Server.Close`): a stream would
+    /// otherwise keep pushing a closed box's numbers after a reload.
+    private let connections = Mutex<(next: Int, open: [Int: any Channel])>((0, [:]))
 
     /// Reads the listen address; nothing is bound before `start(.start)`.
     package init(setup: ClashAPISetup) throws {
@@ -43,8 +47,14 @@ package final class ClashAPIServer: Lifecycle, @unchecked Sendable {
         let setup = self.setup
         let bootstrap = ServerBootstrap(group: setup.group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
+            .childChannelInitializer { [self] channel in
+                let id = connections.withLock { state in
+                    state.next += 1
+                    state.open[state.next] = channel
+                    return state.next
+                }
+                channel.closeFuture.whenComplete { [self] _ in _ = connections.withLock { $0.open.removeValue(forKey: id) } }
+                return channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
                     try channel.pipeline.syncOperations.addHandler(ClashAPIConnectionHandler(routes: routes, setup: setup))
                 }
@@ -61,6 +71,7 @@ package final class ClashAPIServer: Lifecycle, @unchecked Sendable {
         let open = channel
         channel = nil
         try? await open?.close()
+        for connection in connections.withLock({ Array($0.open.values) }) { try? await connection.close() }
     }
 
     /// The bound port (tests bind port 0).

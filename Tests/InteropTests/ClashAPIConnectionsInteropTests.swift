@@ -370,5 +370,18 @@ time.sleep(30)
         writeAll(garbage, [0x81, 0xFF] + [UInt8](repeating: 0xFF, count: 8) + Array("junk".utf8))
         usleep(200_000)
         #expect(try Self.curlStatus("GET", "\(base)/version").0 == 200, "\(implementation)\n\(box.log)")
+
+        // A reload (SIGHUP) closes the old box's HTTP streams (Go's `http.Server.Close`); the new box serves.
+        let beforeReload = Self.openStream(api: api, "/traffic", headers: [auth])
+        defer { close(beforeReload) }
+        usleep(300_000)
+        kill(box.process.pid, SIGHUP)
+        #expect(Self.closedByPeer(beforeReload, within: 5), "\(implementation): stream survived the reload")
+        var reloaded = false
+        for _ in 0..<50 where !reloaded {
+            usleep(100_000)
+            reloaded = (try? Self.curlStatus("GET", "\(base)/version").0) == 200
+        }
+        #expect(reloaded, "\(implementation)\n\(box.log)")
     }
 }
