@@ -220,8 +220,10 @@ time.sleep(30)
         let trafficSocket = Self.openStream(api: api, "/traffic?token=s3", headers: wsHeaders)
         let connectionsSocket = Self.openStream(api: api, "/connections?token=s3&interval=300", headers: wsHeaders)
         let logs = Self.openStream(api: api, "/logs?level=info", headers: [auth])
-        defer { for fd in [traffic, memory, trafficSocket, connectionsSocket, logs] { close(fd) } }
-        #expect(traffic >= 0 && memory >= 0 && trafficSocket >= 0 && connectionsSocket >= 0 && logs >= 0)
+        let logsSocket = Self.openStream(api: api, "/logs?token=s3", headers: wsHeaders)
+        let warnSocket = Self.openStream(api: api, "/logs?token=s3&level=warn", headers: wsHeaders)
+        defer { for fd in [traffic, memory, trafficSocket, connectionsSocket, logs, logsSocket, warnSocket] { close(fd) } }
+        #expect(traffic >= 0 && memory >= 0 && trafficSocket >= 0 && connectionsSocket >= 0 && logs >= 0 && logsSocket >= 0 && warnSocket >= 0)
         usleep(300_000)  // the streams are served before the flows start
 
         // Three live flows moving different amounts.
@@ -310,6 +312,13 @@ time.sleep(30)
         let newFlow = logLines.first { ($0["payload"] as? String ?? "").contains("inbound connection to 127.0.0.1:\(echoPort)") }
         #expect(newFlow?["type"] as? String == "info" && logLines.allSatisfy { Set($0.keys) == ["type", "payload"] },
                 "\(implementation): \(logLines)")
+
+        // Over WebSocket (level info by default) the same lines come as text frames; at `warn` they are filtered out.
+        let (logsUpgrade, logFrames) = Self.webSocketTexts(Self.readFor(logsSocket, seconds: 0.1))
+        let logFrame = logFrames.compactMap(Self.json).first { ($0["payload"] as? String ?? "").contains("inbound connection to 127.0.0.1:\(echoPort)") }
+        #expect(logsUpgrade.hasPrefix("HTTP/1.1 101") && logFrame?["type"] as? String == "info", "\(implementation): \(logFrames)")
+        let (warnUpgrade, warnings) = Self.webSocketTexts(Self.readFor(warnSocket, seconds: 0.1))
+        #expect(warnUpgrade.hasPrefix("HTTP/1.1 101") && !warnings.contains { $0.contains("inbound connection") }, "\(implementation): \(warnings)")
 
         let (trafficUpgrade, trafficFrames) = Self.webSocketTexts(Self.readFor(trafficSocket, seconds: 0.3))
         #expect(trafficUpgrade.hasPrefix("HTTP/1.1 101") && trafficUpgrade.contains("Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo="),
