@@ -41,6 +41,8 @@ final class ClashAPIStreamPump: @unchecked Sendable {
 
     /// Starts pushing lines (each ends with a newline, as Go's `json.Encoder`) to `send`.
     func start(_ send: @escaping (String) -> Void) {
+        // The WebSocket handler starts a turn after it was added: the client may have gone by then.
+        guard !stopped else { return }
         let bound = NIOLoopBound(send, eventLoop: loop)
         let tracker = setup.connections
         switch stream {
