@@ -18,10 +18,16 @@ package struct ClashAPISetup: Sendable {
     package var logger: ContextLogger
     /// `HEAD url` through an outbound (the box's HTTP client); returns when the response head came.
     package var probe: @Sendable (_ outbound: any Outbound, _ url: String) async throws -> Void
+    /// The routed flows and byte totals (`/connections`, `/traffic`); nil: none tracked.
+    package var connections: ConnectionTracker?
+    /// The box's log core, whose lines `/logs` streams; nil: no log stream.
+    package var logCore: LogCore?
 
     package init(options: ClashAPIOptions, outbounds: OutboundManager, modes: ClashModeStore, logLevel: String,
-                 group: any EventLoopGroup, logger: ContextLogger,
+                 group: any EventLoopGroup, logger: ContextLogger, connections: ConnectionTracker? = nil, logCore: LogCore? = nil,
                  probe: @escaping @Sendable (_ outbound: any Outbound, _ url: String) async throws -> Void) {
+        self.connections = connections
+        self.logCore = logCore
         self.options = options
         self.outbounds = outbounds
         self.modes = modes

@@ -90,6 +90,9 @@ package struct FlowMetadata: Sendable {
     /// The Clash API's mode when the flow was routed (nil without a Clash API): `clash_mode` items
     /// compare with it.
     package var clashMode: String?
+    /// Index of the route rule whose `route` action chose the outbound (nil: the default outbound),
+    /// for the Clash API's `rule` (Go's `selectedRule`).
+    package var matchedRule: Int?
 
     /// A fresh flow from an inbound; router fields start empty.
     package init(inbound: String, inboundType: String, network: NetworkKind,

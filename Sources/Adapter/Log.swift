@@ -2,6 +2,7 @@
 // `+0000 2006-01-02 15:04:05 INFO …` with `timestamp`, `[<flow id> <elapsed>]` for flow lines.
 package import NIOCore
 import Glibc
+import Synchronization
 
 /// sing-box's log levels; lower raw value is more severe (Go's `log.Level` order).
 package enum LogLevel: Int, Sendable, Comparable, CaseIterable, CustomStringConvertible {
@@ -97,6 +98,8 @@ package final class LogCore: Sendable {
     package let sink: any LogSink
     /// Wall-clock start, seconds since the epoch, for the relative style.
     private let baseTime: Int
+    /// Who else reads the lines written (the Clash API's `/logs`).
+    package let observer = LogObserver()
 
     package init(level: LogLevel?, sink: any LogSink, colors: Bool = false,
                  timestampStyle: TimestampStyle = .relative, baseTime: Int = time(nil)) {
@@ -127,6 +130,10 @@ package final class LogCore: Sendable {
         }
         if !name.isEmpty { text += name + ": " }
         text += message
+        // Go's observable logger hands subscribers this "simple" form: no level, time or colours.
+        if observer.hasSubscribers {
+            observer.emit(level, colors ? Self.plainFlowPrefix(flow) + (name.isEmpty ? "" : name + ": ") + message : text)
+        }
         var levelText = level.description.uppercased()
         if colors {
             let code: Int = switch level {
@@ -148,6 +155,12 @@ package final class LogCore: Sendable {
             text = levelText + "[" + seconds + "] " + text
         }
         sink.write(line: text + "\n")
+    }
+
+    /// The flow prefix without colours (`[1234 5ms] `), empty without a flow.
+    private static func plainFlowPrefix(_ flow: FlowID?) -> String {
+        guard let flow else { return "" }
+        return "[\(flow.id) \(LogCore.formatElapsed(.now() - flow.start))] "
     }
 
     /// 256-colour index for a flow id: Go picks from the 6×6×6 cube and avoids dark colours.
@@ -187,6 +200,42 @@ package final class LogCore: Sendable {
         var buffer = [CChar](repeating: 0, count: 64)
         let n = strftime(&buffer, buffer.count, "%z %Y-%m-%d %H:%M:%S", &parts)
         return String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+}
+
+/// Subscribers to a log core's lines (Go's observable log factory). Lines reach them only while
+/// someone listens; the check costs one atomic load per written line.
+package final class LogObserver: Sendable {
+    /// Receives a line's level and its text without level or time; called on the logging thread.
+    package typealias Subscriber = @Sendable (LogLevel, String) -> Void
+    private let subscribers = Mutex<(next: UInt64, all: [UInt64: Subscriber])>((0, [:]))
+    private let count = Atomic<Int>(0)
+
+    package init() {}
+
+    /// True while anyone listens.
+    package var hasSubscribers: Bool { count.load(ordering: .relaxed) > 0 }
+
+    /// Adds `subscriber`; returns the token that removes it.
+    package func subscribe(_ subscriber: @escaping Subscriber) -> UInt64 {
+        subscribers.withLock { state in
+            state.next += 1
+            state.all[state.next] = subscriber
+            count.store(state.all.count, ordering: .relaxed)
+            return state.next
+        }
+    }
+
+    /// Removes the subscriber `token` named.
+    package func unsubscribe(_ token: UInt64) {
+        subscribers.withLock { state in
+            state.all.removeValue(forKey: token)
+            count.store(state.all.count, ordering: .relaxed)
+        }
+    }
+
+    func emit(_ level: LogLevel, _ text: String) {
+        for subscriber in subscribers.withLock({ Array($0.all.values) }) { subscriber(level, text) }
     }
 }
 

@@ -221,8 +221,11 @@ package final class SingBox: @unchecked Sendable {
                 clashLogger.warn("external_ui is not served by this program (the API is)")
             }
             if let factory = Self.clashAPIServerFactory {
+                // Flows are tracked (and relays count bytes) only when the API is served.
+                let tracker = ConnectionTracker(outbounds: outbounds) { ($0 as? any OutboundGroup)?.nowTag }
+                router.connectionTracker = tracker
                 let setup = ClashAPISetup(options: clash, outbounds: outbounds, modes: clashModes, logLevel: Self.clashLogLevel(options),
-                                          group: group, logger: clashLogger) { outbound, url in
+                                          group: group, logger: clashLogger, connections: tracker, logCore: core) { outbound, url in
                     try await RuleSetDownloader(outbound: outbound, group: group).head(url)
                 }
                 do { clashAPIServer = try factory(setup) } catch {

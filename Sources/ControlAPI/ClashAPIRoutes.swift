@@ -11,6 +11,9 @@ package struct ClashAPIResponse: Sendable {
     package var status: HTTPResponseStatus
     package var headers: HTTPHeaders
     package var body: [UInt8]
+    /// Set for a stream (`/traffic`, `/memory`, `/logs`, `/connections` over WebSocket): the head is
+    /// sent without a length and the pump's lines follow (or the request upgrades to WebSocket).
+    var stream: ClashAPIStream?
 
     /// A JSON body as Go's `render.JSON` writes it: compact, then a newline.
     init(status: HTTPResponseStatus = .ok, json: JSONValue) {
@@ -29,6 +32,13 @@ package struct ClashAPIResponse: Sendable {
         self.status = status
         self.headers = headers
         body = []
+    }
+
+    /// A stream of JSON lines (see `ClashAPIStreams.swift`).
+    static func streaming(_ stream: ClashAPIStream) -> ClashAPIResponse {
+        var response = ClashAPIResponse(status: .ok, headers: HTTPHeaders([("Content-Type", "application/json")]))
+        response.stream = stream
+        return response
     }
 
     /// Go's router for a path it does not serve.
@@ -142,6 +152,34 @@ package final class ClashAPIRoutes: Sendable {
             return ClashAPIResponse(status: .noContent)
         case (.PATCH, 1, "configs"?):
             return patchConfigs(body)
+        case (.GET, 1, "traffic"?):
+            return .streaming(.traffic)
+        case (.GET, 1, "memory"?):
+            return .streaming(.memory)
+        case (.GET, 1, "logs"?):
+            // Go: an unknown level is a bad request; a box without logging has nothing to subscribe to.
+            let name = query["level"].flatMap { $0.isEmpty ? nil : $0 } ?? "info"
+            guard let level = LogLevel(name: name) else { return ClashAPIResponse(status: .badRequest, message: "Body invalid") }
+            guard let core = setup.logCore, core.level != nil else { return ClashAPIResponse(status: .noContent) }
+            return .streaming(.logs(level))
+        case (.GET, 1, "connections"?):
+            guard Self.wantsWebSocket(head) else {
+                return ClashAPIResponse(json: ClashAPIStreamPump.snapshot(setup.connections))
+            }
+            var interval: Int64 = 1000
+            if let text = query["interval"], !text.isEmpty {
+                // Go's ticker panics on a non-positive interval; refuse it instead.
+                guard let value = Int64(text), value > 0 else { return ClashAPIResponse(status: .badRequest, message: "Body invalid") }
+                interval = value
+            }
+            return .streaming(.connections(intervalMilliseconds: interval))
+        case (.DELETE, 1, "connections"?):
+            setup.connections?.closeAll()
+            return ClashAPIResponse(status: .noContent)
+        case (.DELETE, 2, "connections"?):
+            // Go closes the flow with that id if one is live, and answers 204 either way.
+            setup.connections?.close(id: parts[1])
+            return ClashAPIResponse(status: .noContent)
         case (.GET, 1, "proxies"?):
             return Self.sniffedText(ClashAPIResponse(json: .object(JSONObject([("proxies", proxies())]))))
         case (_, 2, "proxies"?), (_, 3, "proxies"?):
@@ -274,6 +312,11 @@ package final class ClashAPIRoutes: Sendable {
     }
 
     // MARK: Helpers
+
+    /// Go's test for a WebSocket request: `Upgrade` is exactly `websocket`.
+    static func wantsWebSocket(_ head: HTTPRequestHead) -> Bool {
+        head.headers.first(name: "Upgrade") == "websocket"
+    }
 
     /// Go writes the proxies' JSON without a content type; its server sniffs it as text.
     static func sniffedText(_ response: ClashAPIResponse) -> ClashAPIResponse {

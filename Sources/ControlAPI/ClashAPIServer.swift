@@ -4,6 +4,8 @@ import Config
 package import NIOCore
 import NIOHTTP1
 import NIOPosix
+import Synchronization
+import Transport
 
 /// The Clash API server of one box: started and closed with it.
 package final class ClashAPIServer: Lifecycle, @unchecked Sendable {
@@ -12,6 +14,9 @@ package final class ClashAPIServer: Lifecycle, @unchecked Sendable {
     private let setup: ClashAPISetup
     private let routes: ClashAPIRoutes
     private var channel: (any Channel)?
+    /// Accepted connections, closed with the server (Go's `http.Server.Close`): a stream would
+    /// otherwise keep pushing a closed box's numbers after a reload.
+    private let connections = Mutex<(next: Int, open: [Int: any Channel])>((0, [:]))
 
     /// Reads the listen address; nothing is bound before `start(.start)`.
     package init(setup: ClashAPISetup) throws {
@@ -39,12 +44,19 @@ package final class ClashAPIServer: Lifecycle, @unchecked Sendable {
         let text = setup.options.externalController ?? ""
         let address = try Self.bindAddress(text)
         let routes = self.routes
+        let setup = self.setup
         let bootstrap = ServerBootstrap(group: setup.group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
+            .childChannelInitializer { [self] channel in
+                let id = connections.withLock { state in
+                    state.next += 1
+                    state.open[state.next] = channel
+                    return state.next
+                }
+                channel.closeFuture.whenComplete { [self] _ in _ = connections.withLock { $0.open.removeValue(forKey: id) } }
+                return channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
-                    try channel.pipeline.syncOperations.addHandler(ClashAPIConnectionHandler(routes: routes))
+                    try channel.pipeline.syncOperations.addHandler(ClashAPIConnectionHandler(routes: routes, setup: setup))
                 }
             }
         do {
@@ -59,6 +71,7 @@ package final class ClashAPIServer: Lifecycle, @unchecked Sendable {
         let open = channel
         channel = nil
         try? await open?.close()
+        for connection in connections.withLock({ Array($0.open.values) }) { try? await connection.close() }
     }
 
     /// The bound port (tests bind port 0).
@@ -69,18 +82,31 @@ package final class ClashAPIServer: Lifecycle, @unchecked Sendable {
     }
 }
 
-/// One HTTP connection: requests in order, each answered before the next is read.
-final class ClashAPIConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
+/// One HTTP connection: requests in order, each answered before the next is read. A stream answer
+/// keeps the connection (chunked lines until the client goes) or hands it to WebSocket framing.
+final class ClashAPIConnectionHandler: ChannelInboundHandler, RemovableChannelHandler, @unchecked Sendable {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundOut = HTTPServerResponsePart
     /// The largest request body read (a PATCH of `/configs` or a PUT of a proxy is a few bytes).
     static let maximumBody = 1 << 20
     private let routes: ClashAPIRoutes
+    private let setup: ClashAPISetup
+    /// The chunked stream this connection is serving, if any.
+    private var pump: ClashAPIStreamPump?
     private var head: HTTPRequestHead?
     private var body = ByteBuffer()
     private var tooLarge = false
 
-    init(routes: ClashAPIRoutes) { self.routes = routes }
+    init(routes: ClashAPIRoutes, setup: ClashAPISetup) {
+        self.routes = routes
+        self.setup = setup
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        pump?.stop()
+        pump = nil
+        context.fireChannelInactive()
+    }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch unwrapInboundIn(data) {
@@ -113,6 +139,10 @@ final class ClashAPIConnectionHandler: ChannelInboundHandler, @unchecked Sendabl
 
     private func respond(context: ChannelHandlerContext, request: HTTPRequestHead, _ response: ClashAPIResponse) {
         guard context.channel.isActive else { return }
+        if let stream = response.stream {
+            startStream(context: context, request: request, stream, headers: response.headers)
+            return
+        }
         var headers = response.headers
         let keepAlive = request.isKeepAlive
         headers.replaceOrAdd(name: "Content-Length", value: String(response.body.count))
@@ -123,5 +153,61 @@ final class ClashAPIConnectionHandler: ChannelInboundHandler, @unchecked Sendabl
         }
         let done = context.writeAndFlush(wrapOutboundOut(.end(nil)))
         if !keepAlive { done.whenComplete { _ in context.close(promise: nil) } }
+    }
+
+    // MARK: Streams
+
+    /// Answers a stream request: a WebSocket upgrade when asked for, else a chunked 200 whose body is
+    /// the pump's lines.
+    private func startStream(context: ChannelHandlerContext, request: HTTPRequestHead, _ stream: ClashAPIStream, headers: HTTPHeaders) {
+        let pump = ClashAPIStreamPump(stream: stream, setup: setup, loop: context.eventLoop)
+        if ClashAPIRoutes.wantsWebSocket(request) {
+            upgrade(context: context, request: request, pump: pump)
+            return
+        }
+        self.pump = pump
+        context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: request.version, status: .ok, headers: headers))), promise: nil)
+        let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        pump.start { line in
+            let (handler, context) = bound.value
+            guard context.channel.isActive else { return }
+            context.writeAndFlush(handler.wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: line)))), promise: nil)
+        }
+    }
+
+    /// RFC 6455 §4.2: checks the handshake headers (a bad one gets 400, as Go's `ws.UpgradeHTTP`),
+    /// answers 101, then takes the HTTP handlers out and leaves the channel to WebSocket framing.
+    private func upgrade(context: ChannelHandlerContext, request: HTTPRequestHead, pump: ClashAPIStreamPump) {
+        let connection = request.headers[canonicalForm: "Connection"].map { $0.lowercased() }
+        guard request.method == .GET, request.version.major > 1 || request.version.minor >= 1, connection.contains("upgrade"),
+              request.headers.first(name: "Sec-WebSocket-Version") == "13",
+              let key = request.headers.first(name: "Sec-WebSocket-Key"), !key.isEmpty else {
+            var response = ClashAPIResponse(status: .badRequest, headers: HTTPHeaders([("Content-Type", "text/plain; charset=utf-8")]))
+            response.body = Array("Bad Request\n".utf8)
+            var closing = request
+            closing.headers.replaceOrAdd(name: "Connection", value: "close")
+            respond(context: context, request: closing, response)
+            return
+        }
+        let headers = HTTPHeaders([("Upgrade", "websocket"), ("Connection", "Upgrade"),
+                                   ("Sec-WebSocket-Accept", WebSocketFrameReader.acceptValue(forKey: key))])
+        context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: request.version, status: .switchingProtocols,
+                                                                     headers: headers))), promise: nil)
+        // The 101 has passed the encoder: the HTTP handlers go, the WebSocket handler takes over.
+        let pipeline = context.pipeline.syncOperations
+        do {
+            if let encoder = try? pipeline.handler(type: HTTPResponseEncoder.self) { pipeline.removeHandler(encoder, promise: nil) }
+            if let decoder = try? pipeline.handler(type: ByteToMessageHandler<HTTPRequestDecoder>.self) {
+                pipeline.removeHandler(decoder, promise: nil)
+            }
+            if let handler = try? pipeline.handler(type: HTTPServerPipelineHandler.self) { pipeline.removeHandler(handler, promise: nil) }
+            if let handler = try? pipeline.handler(type: HTTPServerProtocolErrorHandler.self) { pipeline.removeHandler(handler, promise: nil) }
+            if let handler = try? pipeline.handler(type: NIOHTTPResponseHeadersValidator.self) { pipeline.removeHandler(handler, promise: nil) }
+            try pipeline.addHandler(ClashAPIWebSocketHandler(pump: pump), position: .last)
+            pipeline.removeHandler(self, promise: nil)
+        } catch {
+            pump.stop()
+            context.close(promise: nil)
+        }
     }
 }

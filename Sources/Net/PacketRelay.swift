@@ -15,13 +15,15 @@ package enum PacketRelay {
     /// appear to come from `from` (route `override_address` / `override_port`).
     package static func start(client: any PacketConnection, remote: any PacketConnection,
                               idleTimeout: TimeAmount, domainDestination: Destination? = nil,
-                              rewrite: (from: Destination, to: Destination)? = nil) -> EventLoopFuture<RelayStatistics> {
+                              rewrite: (from: Destination, to: Destination)? = nil,
+                              counter: TrackedFlow? = nil) -> EventLoopFuture<RelayStatistics> {
         let loop = client.eventLoop
         precondition(loop === remote.eventLoop, "PacketRelay joins connections on one event loop")
         return loop.flatSubmit {
             let state = PacketRelayState(client: client, remote: remote, idleTimeout: idleTimeout,
                                          domainDestination: domainDestination)
             state.rewrite = rewrite
+            state.counter = counter
             client.setReceiver(PacketRelaySide(state: state, isClient: true))
             remote.setReceiver(PacketRelaySide(state: state, isClient: false))
             state.armTimer()
@@ -42,6 +44,8 @@ final class PacketRelayState {
     var closedSides = 0
     var finished = false
     var rewrite: (from: Destination, to: Destination)?
+    /// The Clash API's flow: told each datagram's payload size (Go counts packet payloads).
+    var counter: TrackedFlow?
 
     init(client: any PacketConnection, remote: any PacketConnection, idleTimeout: TimeAmount, domainDestination: Destination?) {
         self.client = client
@@ -96,12 +100,14 @@ final class PacketRelaySide: PacketReceiver {
         let count = UInt64(payload.readableBytes)
         if isClient {
             state.statistics.upload &+= count
+            state.counter?.countUpload(Int(count))
             var target = address
             if let rewrite = state.rewrite, address == rewrite.from { target = rewrite.to }
             state.remote.writePacket(payload, to: target)
             state.remote.flush()
         } else {
             state.statistics.download &+= count
+            state.counter?.countDownload(Int(count))
             var source = address
             if let domain = state.domainDestination, address.port == domain.port { source = domain }
             if let rewrite = state.rewrite, address == rewrite.to || (rewrite.to.isDomain && address.port == rewrite.to.port) {

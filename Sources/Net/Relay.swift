@@ -8,6 +8,9 @@
 // 4. Half-close: end of input on one side shuts the partner's output (FIN forwarded); once both
 //    inputs ended, or either side fails or closes, both channels close.
 // 5. Idle timeout: one timer per relay, re-armed from the last read; no timer work per chunk.
+// 6. Counting for the Clash API: with a `TrackedFlow`, each read adds its size to the flow's atomic
+//    counters (upload: client reads, download: remote reads); without one, nothing.
+package import Adapter
 package import NIOCore
 
 /// Bytes moved by a relay: `upload` from the first channel to the second, `download` back.
@@ -36,20 +39,21 @@ package enum Relay {
     /// Joins `client` and `remote`. The returned future completes (on their loop) once both channels
     /// are closed, with the byte counts and why it ended. The relay owns both channels from here.
     /// `autoRead` is turned on for both; half-closure is enabled where the channel supports it.
-    package static func start(client: any Channel, remote: any Channel,
-                              idleTimeout: TimeAmount? = nil) -> EventLoopFuture<(RelayStatistics, RelayEnd)> {
+    /// `counter` (the Clash API's flow) is told every read's size.
+    package static func start(client: any Channel, remote: any Channel, idleTimeout: TimeAmount? = nil,
+                              counter: TrackedFlow? = nil) -> EventLoopFuture<(RelayStatistics, RelayEnd)> {
         let loop = client.eventLoop
         precondition(loop === remote.eventLoop, "Relay joins channels on one event loop")
         if loop.inEventLoop {
-            return install(client: client, remote: remote, idleTimeout: idleTimeout)
+            return install(client: client, remote: remote, idleTimeout: idleTimeout, counter: counter)
         }
-        return loop.flatSubmit { install(client: client, remote: remote, idleTimeout: idleTimeout) }
+        return loop.flatSubmit { install(client: client, remote: remote, idleTimeout: idleTimeout, counter: counter) }
     }
 
-    private static func install(client: any Channel, remote: any Channel,
-                                idleTimeout: TimeAmount?) -> EventLoopFuture<(RelayStatistics, RelayEnd)> {
+    private static func install(client: any Channel, remote: any Channel, idleTimeout: TimeAmount?,
+                                counter: TrackedFlow?) -> EventLoopFuture<(RelayStatistics, RelayEnd)> {
         let loop = client.eventLoop
-        let state = RelayState(loop: loop, idleTimeout: idleTimeout)
+        let state = RelayState(loop: loop, idleTimeout: idleTimeout, counter: counter)
         let clientHandler = RelayHandler(state: state, isClient: true)
         let remoteHandler = RelayHandler(state: state, isClient: false)
         clientHandler.partner = remoteHandler
@@ -104,6 +108,7 @@ let relayMaximumRead = 1 << 18
 final class RelayState: @unchecked Sendable {
     let loop: any EventLoop
     let idleTimeout: TimeAmount?
+    let counter: TrackedFlow?
     var handlers: (client: RelayHandler, remote: RelayHandler)?
     let done: EventLoopPromise<(RelayStatistics, RelayEnd)>
     var statistics = RelayStatistics()
@@ -112,9 +117,10 @@ final class RelayState: @unchecked Sendable {
     var idleTimer: Scheduled<Void>?
     var closedChannels = 0
 
-    init(loop: any EventLoop, idleTimeout: TimeAmount?) {
+    init(loop: any EventLoop, idleTimeout: TimeAmount?, counter: TrackedFlow?) {
         self.loop = loop
         self.idleTimeout = idleTimeout
+        self.counter = counter
         self.done = loop.makePromise()
     }
 
@@ -191,6 +197,9 @@ final class RelayHandler: ChannelDuplexHandler {
         let buffer = unwrapInboundIn(data)
         let count = UInt64(buffer.readableBytes)
         if isClient { state.statistics.upload &+= count } else { state.statistics.download &+= count }
+        if let counter = state.counter {
+            if isClient { counter.countUpload(Int(count)) } else { counter.countDownload(Int(count)) }
+        }
         if state.idleTimeout != nil { state.lastActivity = .now() }
         partner?.writeFromPartner(buffer)
     }

@@ -67,6 +67,13 @@ package final class FlowRouter: FlowHandler {
         set { finder.withLock { $0 = newValue } }
     }
     private let finder: Mutex<(any ProcessFinder)?>
+    /// The Clash API's flow list and byte counters; set by the box only when the API is served
+    /// (nil: no flow is tracked and relays count nothing beyond their own totals).
+    package var connectionTracker: ConnectionTracker? {
+        get { tracker.withLock { $0 } }
+        set { tracker.withLock { $0 = newValue } }
+    }
+    private let tracker = Mutex<ConnectionTracker?>(nil)
 
     package init(rules: [RouteRule], outbounds: OutboundManager, logger: ContextLogger,
                  resolver: (any DNSResolver)? = nil, dnsHijacker: (any DNSHijacker)? = nil,
@@ -127,6 +134,7 @@ package final class FlowRouter: FlowHandler {
             switch rule.action {
             case .route(let tag, let options):
                 options.apply(to: &metadata)
+                metadata.matchedRule = index
                 return select(tag: tag, network: metadata.network)
             case .routeOptions(let options):
                 options.apply(to: &metadata)
@@ -373,6 +381,8 @@ package final class FlowRouter: FlowHandler {
         case .outbound(let outbound):
             var metadata = metadata
             metadata.outbound = outbound.tag
+            // Go's trackers wrap the client connection before the dial: the flow shows while dialing.
+            let tracked = connectionTracker?.track(channel, metadata: metadata, rule: ruleText(metadata), outbound: outbound)
             let remote: any Channel
             do {
                 remote = try await outbound.dialTCP(metadata, on: loop)
@@ -392,7 +402,7 @@ package final class FlowRouter: FlowHandler {
             // Install the relay, then let the inbound answer, in one loop turn: no client byte can
             // arrive in between and miss the relay.
             let installed = loop.submit {
-                let done = Relay.start(client: channel, remote: remote)
+                let done = Relay.start(client: channel, remote: remote, counter: tracked)
                 if let responder {
                     responder.succeed(channel).whenFailure { _ in
                         channel.close(promise: nil)
@@ -410,6 +420,12 @@ package final class FlowRouter: FlowHandler {
                 flowLogger.debug("connection closed: \(text)", flow: flowID)
             }
         }
+    }
+
+    /// Go's tracker `rule`: `<rule> => <action>` of the rule that chose the outbound, else `final`.
+    private func ruleText(_ metadata: FlowMetadata) -> String {
+        guard let index = metadata.matchedRule, rules.indices.contains(index) else { return "final" }
+        return "\(rules[index].description) => \(rules[index].action)"
     }
 
     private func fail(_ channel: any Channel, responder: (any HandshakeResponder)?, error: any Error) async {
@@ -464,6 +480,7 @@ package final class FlowRouter: FlowHandler {
         case .outbound(let outbound):
             var metadata = metadata
             metadata.outbound = outbound.tag
+            let tracked = connectionTracker?.track(connection, metadata: metadata, rule: ruleText(metadata), outbound: outbound)
             let remote: any PacketConnection
             do {
                 remote = try await outbound.listenPacket(metadata, on: loop)
@@ -480,7 +497,7 @@ package final class FlowRouter: FlowHandler {
                 rewrite = (original, metadata.destination)
             }
             _ = PacketRelay.start(client: connection, remote: remote, idleTimeout: timeout,
-                                  domainDestination: domain, rewrite: rewrite)
+                                  domainDestination: domain, rewrite: rewrite, counter: tracked)
         }
     }
 }

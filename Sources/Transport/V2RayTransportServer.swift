@@ -230,23 +230,29 @@ final class V2RayTransportServerHandler: ChannelDuplexHandler, @unchecked Sendab
     }
 }
 
-/// RFC 6455 §5.2 frames: reads whole frames (unmasking masked ones) and builds them.
-struct WebSocketFrameReader {
+/// RFC 6455 §5.2 frames: reads whole frames (unmasking masked ones) and builds them. Also used by
+/// the Clash API's WebSocket streams (ControlAPI).
+package struct WebSocketFrameReader {
     /// The largest payload accepted in one frame (64 MiB).
     static let maximumPayload: UInt64 = 1 << 26
 
-    struct Frame {
-        let opcode: UInt8
-        let payload: ByteBuffer
+    package struct Frame {
+        package let opcode: UInt8
+        package let payload: ByteBuffer
     }
 
-    struct FrameError: Error, CustomStringConvertible {
-        let description: String
+    package struct FrameError: Error, CustomStringConvertible {
+        package let description: String
     }
+
+    package init() {}
+
+    /// Sec-WebSocket-Accept for a client's `Sec-WebSocket-Key` (RFC 6455 §4.2.2).
+    package static func acceptValue(forKey key: String) -> String { WebSocketClientHandler.accept(key) }
 
     /// The next whole frame at the reader index, consumed; nil (nothing consumed) when more bytes are
     /// needed. Throws on a frame over the limit.
-    mutating func next(from buffer: inout ByteBuffer) throws -> Frame? {
+    package mutating func next(from buffer: inout ByteBuffer) throws -> Frame? {
         let start = buffer.readerIndex
         guard let first = buffer.getInteger(at: start, as: UInt8.self), let second = buffer.getInteger(at: start + 1, as: UInt8.self) else { return nil }
         var offset = start + 2
@@ -274,7 +280,7 @@ struct WebSocketFrameReader {
     }
 
     /// One final frame with `opcode`; masked with a random key when `masked` (a client's frames).
-    static func frame(opcode: UInt8, payload: ByteBuffer, masked: Bool, allocator: ByteBufferAllocator) -> ByteBuffer {
+    package static func frame(opcode: UInt8, payload: ByteBuffer, masked: Bool, allocator: ByteBufferAllocator) -> ByteBuffer {
         var out = allocator.buffer(capacity: payload.readableBytes + 14)
         out.writeInteger(0x80 | opcode)
         let count = payload.readableBytes

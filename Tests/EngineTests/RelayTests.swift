@@ -11,19 +11,29 @@ final class RelayFront: @unchecked Sendable {
     var server: (any Channel)!
     let results: NIOLockedValueBox<[EventLoopFuture<(RelayStatistics, RelayEnd)>]> = .init([])
     let idleTimeout: TimeAmount?
+    /// When set, every relayed flow is tracked (as the router does for the Clash API) and counted.
+    let tracker: ConnectionTracker?
 
-    init(idleTimeout: TimeAmount? = nil) { self.idleTimeout = idleTimeout }
+    init(idleTimeout: TimeAmount? = nil, tracker: ConnectionTracker? = nil) {
+        self.idleTimeout = idleTimeout
+        self.tracker = tracker
+    }
 
     func start(upstreamPort: Int) async throws {
         let parameters = ListenParameters(address: IPAddress("127.0.0.1")!, port: 0)
         let idle = idleTimeout
+        let tracker = self.tracker
         server = try await Listener.listenTCP(parameters, group: testGroup, accept: { [self] child in
+            let metadata = FlowMetadata(inbound: "in", inboundType: "mixed", network: .tcp,
+                                        source: child.remoteAddress.flatMap(Destination.init),
+                                        destination: Destination(ip: IPAddress("127.0.0.1")!, port: UInt16(upstreamPort)))
+            let counter = tracker?.track(child, metadata: metadata, rule: "final", outbound: FakeOutbound("out"))
             let promise = child.eventLoop.makePromise(of: (RelayStatistics, RelayEnd).self)
             results.withLockedValue { $0.append(promise.futureResult) }
             promise.completeWithTask {
                 let remote = try await SystemDialer().dialTCP(to: Destination(ip: IPAddress("127.0.0.1")!, port: UInt16(upstreamPort)),
                                                              on: child.eventLoop)
-                return try await Relay.start(client: child, remote: remote, idleTimeout: idle).get()
+                return try await Relay.start(client: child, remote: remote, idleTimeout: idle, counter: counter).get()
             }
         })
     }
