@@ -72,7 +72,9 @@ let package = Package(
                                                   .product(name: "NIOHPACK", package: "swift-nio-http2")]),
 
         // Floor 6: what carries protocols' bytes (UDP-over-TCP).
-        swiftTarget("Transport", path: "Sources/Transport", ["Adapter", "Net", "TLS", "Config", "COpenSSL", nioCore]),
+        swiftTarget("Transport", path: "Sources/Transport", ["Adapter", "Net", "TLS", "Config", "COpenSSL", nioCore,
+                                                              .product(name: "NIOHTTP2", package: "swift-nio-http2"),
+                                                              .product(name: "NIOHPACK", package: "swift-nio-http2")]),
 
         // Floor 8: protocols.
         swiftTarget("SOCKS", path: "Sources/Protocols/SOCKS", ["Adapter", "Net", "Transport", "Config", nioCore]),
