@@ -1,0 +1,183 @@
+// The v2ray `grpc` and `http` transports against Go sing-box 1.12.12, both directions, plain and
+// over TLS, under trojan and vmess: our outbound → Go's inbound, Go's outbound → our inbound, and
+// ours → ours; each a byte-exact download and a DNS query over UDP (exerciseTCPAndUDP). Then what
+// our server answers to bad requests (wrong service name or path: Go's status and log line) and to
+// garbage gRPC framing (the stream is reset, the server keeps serving). Every process is stopped on
+// every exit path.
+import Foundation
+import Synchronization
+import Testing
+
+@Suite(.serialized) struct V2RayHTTP2TransportInteropTests {
+    /// The transports under test: grpc (h2c / h2 over TLS) and http (HTTP/1.1 / h2 over TLS).
+    static let cases: [(name: String, transport: String, tls: Bool)] = [
+        ("grpc", #"{"type":"grpc","service_name":"tun svc"}"#, false),
+        ("grpc-tls", #"{"type":"grpc","service_name":"g","idle_timeout":"15s","ping_timeout":"5s"}"#, true),
+        ("http", #"{"type":"http","path":"/h","method":"POST","host":["front.test"],"headers":{"X-Test":"1"}}"#, false),
+        ("http-tls", #"{"type":"http","path":"/h2","host":["a.test","b.test"]}"#, true),
+    ]
+
+    /// Our trojan outbound → Go's trojan inbound with the same transport.
+    @Test func trojanOursToGo() throws {
+        let work = try TemporaryDirectory()
+        let certificates = try InteropCertificates()
+        let files = try FileServer(in: work)
+        defer { files.stop() }
+        let dns = try Dnsmasq(in: work)
+        defer { dns.stop() }
+        var inbounds: [String] = [], outbounds: [String] = [], mixed: [String] = [], rules: [String] = []
+        var ports: [(String, UInt16)] = []
+        for item in Self.cases {
+            let server = try freePort(), client = try freePort()
+            ports.append((item.name, client))
+            inbounds.append("{\"type\":\"trojan\",\"tag\":\"\(item.name)\",\"listen\":\"127.0.0.1\",\"listen_port\":\(server),"
+                            + "\"users\":[{\"password\":\"pw\"}],\"transport\":\(item.transport)"
+                            + (item.tls ? ",\"tls\":\(certificates.inboundTLS)}" : "}"))
+            let tls = item.tls ? certificates.outboundTLS() : #"{"enabled":false}"#
+            outbounds.append(TrojanInteropTests.trojanOut(port: server, password: "pw", tls: tls, tag: item.name, extra: ",\"transport\":\(item.transport)"))
+            mixed.append(ConfigJSON.mixed(port: client, tag: "in-\(item.name)"))
+            rules.append("{\"inbound\":[\"in-\(item.name)\"],\"outbound\":\"\(item.name)\"}")
+        }
+        let anchor = try freePort()
+        let go = try SingBox(.go, config: ConfigJSON.box(inbounds: inbounds + [ConfigJSON.mixed(port: anchor, tag: "anchor")],
+                                                         outbounds: [ConfigJSON.direct]),
+                             waitPort: anchor, in: work, name: "go-server")
+        defer { go.stop() }
+        let box = try SingBox(.ours, config: ConfigJSON.box(inbounds: mixed, outbounds: outbounds + [ConfigJSON.direct],
+                                                           rules: "[" + rules.joined(separator: ",") + "]"),
+                              waitPort: ports[0].1, in: work)
+        defer { box.stop() }
+        for (name, port) in ports {
+            try waitForTCP(port: port, process: box.process)
+            try exerciseTCPAndUDP(via: port, files: files, dns: dns, work: work, label: "ours → Go over \(name)", logs: [box, go])
+        }
+        for item in Self.cases {
+            #expect(go.log.contains("inbound/trojan[\(item.name)]: [0] inbound connection to 127.0.0.1:\(files.port)"), "\(item.name)\n\(go.log)")
+        }
+    }
+
+    /// Go's trojan outbound → our trojan inbound with the same transport, and our own outbound → it.
+    @Test(arguments: cases.map(\.name))
+    func trojanGoToOurs(name: String) throws {
+        let item = try #require(Self.cases.first { $0.name == name })
+        let work = try TemporaryDirectory()
+        let certificates = try InteropCertificates()
+        let files = try FileServer(in: work)
+        defer { files.stop() }
+        let dns = try Dnsmasq(in: work)
+        defer { dns.stop() }
+        let server = try freePort(), viaGo = try freePort(), viaOurs = try freePort()
+        let transport = ",\"transport\":\(item.transport)"
+        let tls = item.tls ? certificates.outboundTLS() : #"{"enabled":false}"#
+        let box = try SingBox(.ours, config: ConfigJSON.box(
+            inbounds: [TrojanInboundInteropTests.trojanIn(port: server, tls: item.tls ? certificates.inboundTLS : nil, extra: transport),
+                       ConfigJSON.mixed(port: viaOurs, tag: "m")],
+            outbounds: [ConfigJSON.direct, TrojanInteropTests.trojanOut(port: server, password: "nameless", tls: tls, tag: "self", extra: transport)],
+            rules: "[{\"inbound\":[\"m\"],\"outbound\":\"self\"}]"), waitPort: server, in: work)
+        defer { box.stop() }
+        let go = try SingBox(.go, config: ConfigJSON.box(
+            inbounds: [ConfigJSON.mixed(port: viaGo)],
+            outbounds: [TrojanInteropTests.trojanOut(port: server, password: "correct horse", tls: tls, extra: transport)]),
+            waitPort: viaGo, in: work, name: "go-client")
+        defer { go.stop() }
+        try exerciseTCPAndUDP(via: viaGo, files: files, dns: dns, work: work, label: "Go → ours over \(name)", logs: [box, go])
+        // Go's client pools its HTTP/2 connection: several downloads at once share it, each its own flow.
+        if item.tls || name == "grpc" {
+            let results = Mutex<[Bool]>([])
+            DispatchQueue.concurrentPerform(iterations: 3) { _ in
+                let intact = (try? curl(["--socks5-hostname", "127.0.0.1:\(viaGo)", files.blobURL])) == files.blob
+                results.withLock { $0.append(intact) }
+            }
+            #expect(results.withLock { $0 } == [true, true, true], "\(name) parallel\n\(box.log)")
+        }
+        try waitForTCP(port: viaOurs, process: box.process)
+        try exerciseTCPAndUDP(via: viaOurs, files: files, dns: dns, work: work, label: "ours → ours over \(name)", logs: [box])
+        #expect(box.log.contains("inbound/trojan[trojan-in]: [alice] inbound connection to 127.0.0.1:\(files.port)"), "\(box.log)")
+    }
+
+    /// vmess both ways over grpc with TLS and http without: ours → Go, Go → ours.
+    @Test(arguments: ["grpc-tls", "http"])
+    func vmessBothWays(name: String) throws {
+        let item = try #require(Self.cases.first { $0.name == name })
+        for toGo in [true, false] {
+            let work = try TemporaryDirectory()
+            let certificates = try InteropCertificates()
+            let files = try FileServer(in: work)
+            defer { files.stop() }
+            let dns = try Dnsmasq(in: work)
+            defer { dns.stop() }
+            let server = try freePort(), mixed = try freePort()
+            let tlsIn = item.tls ? ",\"tls\":\(certificates.inboundTLS)" : ""
+            let tlsOut = item.tls ? ",\"tls\":\(certificates.outboundTLS())" : ""
+            let inbound = String(VMessConfig.inbound(port: server).dropLast()) + ",\"transport\":\(item.transport)\(tlsIn)}"
+            let outbound = VMessConfig.outbound(port: server, security: "aes-128-gcm", extra: ",\"transport\":\(item.transport)\(tlsOut)")
+            let serverBox = try SingBox(toGo ? .go : .ours, config: ConfigJSON.box(inbounds: [inbound], outbounds: [ConfigJSON.direct]),
+                                        waitPort: server, in: work, name: "server")
+            defer { serverBox.stop() }
+            let clientBox = try SingBox(toGo ? .ours : .go, config: ConfigJSON.box(inbounds: [ConfigJSON.mixed(port: mixed)], outbounds: [outbound]),
+                                        waitPort: mixed, in: work, name: "client")
+            defer { clientBox.stop() }
+            try exerciseTCPAndUDP(via: mixed, files: files, dns: dns, work: work,
+                                  label: "vmess \(toGo ? "ours → Go" : "Go → ours") over \(name)", logs: [serverBox, clientBox])
+            #expect(serverBox.log.contains("[alice] inbound connection to 127.0.0.1:\(files.port)"), "\(serverBox.log)")
+        }
+    }
+
+    /// Our servers answer bad requests as Go's do: a wrong gRPC service name is 404 with
+    /// `bad path: /<name>/Tun` (Go's client then fails with `v2ray-grpc: unexpected status: 404 Not
+    /// Found`), a wrong http path 404, a wrong host 400, a GET to the gRPC path 404 `bad method`;
+    /// garbage gRPC framing resets that stream and the server keeps serving.
+    @Test func badRequestsOnOurServer() throws {
+        let work = try TemporaryDirectory()
+        let files = try FileServer(in: work)
+        defer { files.stop() }
+        let grpcPort = try freePort(), httpPort = try freePort(), viaGo = try freePort()
+        let box = try SingBox(.ours, config: ConfigJSON.box(
+            inbounds: [TrojanInboundInteropTests.trojanIn(port: grpcPort, tag: "g", tls: nil, extra: #","transport":{"type":"grpc","service_name":"svc"}"#),
+                       TrojanInboundInteropTests.trojanIn(port: httpPort, tag: "h", tls: nil,
+                                                          extra: #","transport":{"type":"http","path":"/p","host":["front.test"]}"#)],
+            outbounds: [ConfigJSON.direct]), waitPort: grpcPort, in: work)
+        defer { box.stop() }
+        let go = try SingBox(.go, config: ConfigJSON.box(
+            inbounds: [ConfigJSON.mixed(port: viaGo)],
+            outbounds: [TrojanInteropTests.trojanOut(port: grpcPort, password: "correct horse", tls: #"{"enabled":false}"#,
+                                                     extra: #","transport":{"type":"grpc","service_name":"wrong"}"#)]),
+            waitPort: viaGo, in: work, name: "go-client")
+        defer { go.stop() }
+        #expect((try? curl(["--socks5-hostname", "127.0.0.1:\(viaGo)", files.blobURL])) == nil)
+        #expect(box.log.contains("inbound/trojan[g]") && box.log.contains("process connection from 127.0.0.1:") && box.log.contains(": bad path: /wrong/Tun"),
+                "\(box.log)")
+        #expect(go.log.contains("v2ray-grpc: unexpected status: 404 Not Found"), "\(go.log)")
+
+        func status(_ arguments: [String]) throws -> String {
+            let result = try runTool(Peers.curl, ["--silent", "--max-time", "5", "-o", "/dev/null", "-w", "%{http_code}"] + arguments)
+            return String(decoding: result.stdout, as: UTF8.self)
+        }
+        // h2c prior knowledge, as Go's client without TLS.
+        #expect(try status(["--http2-prior-knowledge", "-X", "GET", "http://127.0.0.1:\(grpcPort)/svc/Tun"]) == "404")
+        #expect(box.log.contains(": bad method: GET"), "\(box.log)")
+        #expect(try status(["--http2-prior-knowledge", "-X", "POST", "-H", "content-type: text/plain", "http://127.0.0.1:\(grpcPort)/svc/Tun"]) == "404")
+        #expect(box.log.contains(": bad content type: text/plain"), "\(box.log)")
+        // HTTP/1.1 to the http transport: host first (400), then the path (404).
+        #expect(try status(["http://127.0.0.1:\(httpPort)/p"]) == "400")
+        #expect(box.log.contains(": bad host: 127.0.0.1:\(httpPort)"), "\(box.log)")
+        #expect(try status(["-H", "Host: front.test", "http://127.0.0.1:\(httpPort)/elsewhere"]) == "404")
+        #expect(box.log.contains(": bad path: /elsewhere"), "\(box.log)")
+
+        // Garbage framing: flag 1 (compressed) is not gun; the stream is reset and logged.
+        let garbage = try work.write("garbage.bin", "\u{1}\u{0}\u{0}\u{0}\u{5}hello")
+        let reset = try runTool(Peers.curl, ["--silent", "--max-time", "5", "--http2-prior-knowledge", "-X", "POST", "-H", "content-type: application/grpc",
+                                             "--data-binary", "@\(garbage)", "http://127.0.0.1:\(grpcPort)/svc/Tun"])
+        #expect(reset.status != 0)
+        #expect(box.log.contains("grpc: bad message flag 1"), "\(box.log)")
+        // Still serving: our own client through the same inbound.
+        let viaOurs = try freePort()
+        let client = try SingBox(.ours, config: ConfigJSON.box(
+            inbounds: [ConfigJSON.mixed(port: viaOurs)],
+            outbounds: [TrojanInteropTests.trojanOut(port: grpcPort, password: "correct horse", tls: #"{"enabled":false}"#,
+                                                     extra: #","transport":{"type":"grpc","service_name":"svc"}"#)]),
+            waitPort: viaOurs, in: work, name: "ours-client")
+        defer { client.stop() }
+        #expect((try? curl(["--socks5-hostname", "127.0.0.1:\(viaOurs)", files.blobURL])) == files.blob, "\(box.log)\n\(client.log)")
+    }
+}
