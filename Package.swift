@@ -69,12 +69,12 @@ let package = Package(
         swiftTarget("Router", path: "Sources/Router", ["Rules", "Net", "Adapter", "Config", "COpenSSL", nioCore]),
         swiftTarget("DNS", path: "Sources/DNS", ["Rules", "Net", "TLS", "Adapter", "Config", "COpenSSL", nioCore, nioPosix,
                                                   .product(name: "NIOHTTP2", package: "swift-nio-http2"),
-                                                  .product(name: "NIOHPACK", package: "swift-nio-http2")]),
+                                                  .product(name: "NIOHPACK", package: "swift-nio-http2"), .product(name: "NIOHTTP2", package: "swift-nio-http2")]),
 
         // Floor 6: what carries protocols' bytes (UDP-over-TCP).
         swiftTarget("Transport", path: "Sources/Transport", ["Adapter", "Net", "TLS", "Config", "COpenSSL", nioCore,
                                                               .product(name: "NIOHTTP2", package: "swift-nio-http2"),
-                                                              .product(name: "NIOHPACK", package: "swift-nio-http2")]),
+                                                              .product(name: "NIOHPACK", package: "swift-nio-http2"), .product(name: "NIOHTTP2", package: "swift-nio-http2")]),
 
         // Floor 8: protocols.
         swiftTarget("SOCKS", path: "Sources/Protocols/SOCKS", ["Adapter", "Net", "Transport", "Config", nioCore]),
@@ -136,7 +136,7 @@ let package = Package(
         testTarget("WireGuardTests", ["TestSupport", "WireGuard", "NetstackWire", "COpenSSL", nioCore, nioPosix]),
         testTarget("ApplianceTests", ["TestSupport", "TunDevice", "Netlink", "Nftables", "Systemd", "LinuxSockets", "NetstackNIO", "Netstack", "NetstackWire", nioCore, nioPosix]),
         testTarget("TransportTests", ["Transport", "Adapter", "Config", "Net", nioCore, .product(name: "NIOEmbedded", package: "swift-nio"),
-                                      .product(name: "NIOHPACK", package: "swift-nio-http2")]),
+                                      .product(name: "NIOHPACK", package: "swift-nio-http2"), .product(name: "NIOHTTP2", package: "swift-nio-http2")]),
         testTarget("ShadowsocksTests", ["Shadowsocks", "Transport", "Adapter", "Config", "Net", nioCore, nioPosix]),
         testTarget("TLSTests", ["TLS", "Net", "Adapter", "Config", "TestSupport", nioCore, nioPosix]),
         testTarget("TrojanTests", ["Trojan", "Adapter", "Net", nioCore, .product(name: "NIOEmbedded", package: "swift-nio")]),

@@ -51,7 +51,8 @@ final class HTTP2ClientStreamHandler: ChannelDuplexHandler, @unchecked Sendable 
     private var failed = false
     /// Flow-controlled bytes consumed since the last WINDOW_UPDATE.
     private var unacknowledged = 0
-    private var lastFrame = NIODeadline.now()
+    /// When the last frame arrived, on the loop's clock.
+    private var lastFrame = NIODeadline.uptimeNanoseconds(0)
     private var idleTimer: Scheduled<Void>?
     private var pingTimer: Scheduled<Void>?
 
@@ -92,6 +93,7 @@ final class HTTP2ClientStreamHandler: ChannelDuplexHandler, @unchecked Sendable 
         }
         // The server's SETTINGS want an ACK even before the protocol reads.
         context.read()
+        lastFrame = context.eventLoop.now
         armIdleTimer(context)
     }
 
@@ -99,7 +101,7 @@ final class HTTP2ClientStreamHandler: ChannelDuplexHandler, @unchecked Sendable 
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let frame = unwrapInboundIn(data)
-        lastFrame = .now()
+        lastFrame = context.eventLoop.now
         pingTimer?.cancel()
         pingTimer = nil
         guard frame.streamID == streamID else {
@@ -230,7 +232,9 @@ final class HTTP2ClientStreamHandler: ChannelDuplexHandler, @unchecked Sendable 
     private func armIdleTimer(_ context: ChannelHandlerContext) {
         guard let keepalive else { return }
         let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-        idleTimer = context.eventLoop.scheduleTask(deadline: lastFrame + keepalive.idle) {
+        // With a PING outstanding the deadline may have passed: look again one period later.
+        let due = lastFrame + keepalive.idle
+        idleTimer = context.eventLoop.scheduleTask(deadline: due > context.eventLoop.now ? due : context.eventLoop.now + keepalive.idle) {
             let (handler, context) = bound.value
             handler.idleCheck(context)
         }
@@ -238,7 +242,7 @@ final class HTTP2ClientStreamHandler: ChannelDuplexHandler, @unchecked Sendable 
 
     private func idleCheck(_ context: ChannelHandlerContext) {
         guard let keepalive, context.channel.isActive else { return }
-        if NIODeadline.now() >= lastFrame + keepalive.idle, pingTimer == nil {
+        if context.eventLoop.now >= lastFrame + keepalive.idle, pingTimer == nil {
             context.writeAndFlush(wrapOutboundOut(HTTP2Frame(streamID: .rootStream, payload: .ping(HTTP2PingData(withInteger: .random(in: .min ... .max)), ack: false))),
                                   promise: nil)
             let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
@@ -246,7 +250,7 @@ final class HTTP2ClientStreamHandler: ChannelDuplexHandler, @unchecked Sendable 
                 let (handler, context) = bound.value
                 handler.fail(context, AdapterError(.other, "\(handler.errorPrefix): ping timeout"))
             }
-            lastFrame = .now()
+            lastFrame = context.eventLoop.now
         }
         armIdleTimer(context)
     }

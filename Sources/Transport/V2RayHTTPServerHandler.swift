@@ -117,9 +117,12 @@ final class V2RayHTTPServerHandler: ChannelInboundHandler, RemovableChannelHandl
             reject(context, status: 400, "grpc: HTTP/1.1 request (HTTP/2 required)")
             return
         }
+        // Go's head, byte for byte: net/http adds Date and, flushing a body of unknown length,
+        // `Transfer-Encoding: chunked` — then hijacks, so what follows is raw (its client never dechunks).
         var answer = "HTTP/1.1 200 OK\r\nCache-Control: no-store\r\n"
         for (name, value) in extra { answer += "\(name): \(value)\r\n" }
-        context.writeAndFlush(wrapOutboundOut(ByteBuffer(string: answer + "\r\n")), promise: nil)
+        answer += "Date: \(Self.httpDate())\r\nTransfer-Encoding: chunked\r\n\r\n"
+        context.writeAndFlush(wrapOutboundOut(ByteBuffer(string: answer)), promise: nil)
         state = .raw
         do {
             try setup(context.channel, flowID)
@@ -144,7 +147,17 @@ final class V2RayHTTPServerHandler: ChannelInboundHandler, RemovableChannelHandl
             return
         }
         let text = [400: "Bad Request", 404: "Not Found"][status] ?? ""
-        let response = "HTTP/1.1 \(status) \(text)\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        // Go's answer plus `Connection: close` (Go would keep the connection for another request).
+        let response = "HTTP/1.1 \(status) \(text)\r\nDate: \(Self.httpDate())\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
         context.writeAndFlush(wrapOutboundOut(ByteBuffer(string: response))).whenComplete { _ in context.close(promise: nil) }
+    }
+
+    /// An HTTP date (RFC 9110 §5.6.7), as Go's `Date` header.
+    static func httpDate(_ date: Date = Date()) -> String {
+        let formatter = DateFormatter()
+        formatter.locale = Locale(identifier: "en_US_POSIX")
+        formatter.timeZone = TimeZone(identifier: "GMT")
+        formatter.dateFormat = "EEE, dd MMM yyyy HH:mm:ss 'GMT'"
+        return formatter.string(from: date)
     }
 }
