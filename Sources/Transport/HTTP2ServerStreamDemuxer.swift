@@ -180,8 +180,12 @@ final class HTTP2ServerStreamDemuxer: ChannelInboundHandler, @unchecked Sendable
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        // NIOHTTP2 reports protocol errors here and has already sent GOAWAY where due.
-        if error is NIOHTTP2Errors.StreamClosed { return }
+        // A stream error (NIOHTTP2 has reset that stream) ends that stream only; anything else is a
+        // connection error, for which NIOHTTP2 has sent GOAWAY: the connection goes.
+        if let streamError = error as? NIOHTTP2Errors.StreamError {
+            streams[streamError.streamID]?.peerClosed(error: streamError.baseError)
+            return
+        }
         onReject("http2: \(error)")
         context.close(promise: nil)
     }

@@ -203,6 +203,32 @@ final class EchoServer: @unchecked Sendable {
         }
     }
 
+    /// Our vless outbound → Go's vless inbound over grpc with TLS and http without.
+    @Test(arguments: ["grpc-tls", "http"])
+    func vlessToGo(name: String) throws {
+        let item = try #require(Self.cases.first { $0.name == name })
+        let work = try TemporaryDirectory()
+        let certificates = try InteropCertificates()
+        let files = try FileServer(in: work)
+        defer { files.stop() }
+        let dns = try Dnsmasq(in: work)
+        defer { dns.stop() }
+        let server = try freePort(), mixed = try freePort()
+        let go = try SingBox(.go, config: ConfigJSON.box(
+            inbounds: ["{\"type\":\"vless\",\"tag\":\"vless-in\",\"listen\":\"127.0.0.1\",\"listen_port\":\(server),"
+                       + "\"users\":[{\"name\":\"alice\",\"uuid\":\"\(VLESSInteropTests.uuid)\"}],\"transport\":\(item.transport)"
+                       + (item.tls ? ",\"tls\":\(certificates.inboundTLS)}" : "}")],
+            outbounds: [ConfigJSON.direct]), waitPort: server, in: work, name: "go-vless")
+        defer { go.stop() }
+        let extra = ",\"transport\":\(item.transport)" + (item.tls ? ",\"tls\":\(certificates.outboundTLS())" : "")
+        let ours = try SingBox(.ours, config: ConfigJSON.box(inbounds: [ConfigJSON.mixed(port: mixed)],
+                                                            outbounds: [VLESSInteropTests.outbound(port: server, extra: extra)]),
+                               waitPort: mixed, in: work)
+        defer { ours.stop() }
+        try exerciseTCPAndUDP(via: mixed, files: files, dns: dns, work: work, label: "vless ours → Go over \(name)", logs: [ours, go])
+        #expect(go.log.contains("[alice] inbound connection to 127.0.0.1:\(files.port)"), "\(go.log)")
+    }
+
     /// Our servers answer bad requests as Go's do: a wrong gRPC service name is 404 with
     /// `bad path: /<name>/Tun` (Go's client then fails with `v2ray-grpc: unexpected status: 404 Not
     /// Found`), a wrong http path 404, a wrong host 400, a GET to the gRPC path 404 `bad method`;
