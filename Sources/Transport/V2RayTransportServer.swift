@@ -9,6 +9,8 @@
 //    one log line, and the connection closes.
 // 2. Answer 101, then raw bytes (httpupgrade) or WebSocket frames (ws: client frames are masked,
 //    ours are not; early data is delivered first).
+// `grpc` and `http` (Go's v2raygrpclite and v2rayhttp servers) run V2RayHTTPServerHandler instead:
+// HTTP/2 (h2 or h2c) with one proxied connection per request stream, or one HTTP/1.1 request.
 package import Adapter
 package import Config
 import Foundation
