@@ -11,6 +11,8 @@
 // - http (v2rayhttp server.go): a configured host list must hold `:authority` → 400 `bad host: …`;
 //   the path must start with the configured one → 404 `bad path: …`; a configured method must
 //   match → 404 `bad method: …`. Then 200 with `cache-control: no-store` and the configured headers.
+// `idle_timeout`: a connection with no stream open that long gets GOAWAY and is closed (Go's
+// http2.Server IdleTimeout).
 // An accepted stream becomes an `HTTP2ServerStream` channel that the inbound's setup fills with its
 // protocol handlers; the first stream keeps the connection's flow id, later ones get their own.
 import Adapter
@@ -28,6 +30,9 @@ struct V2RayHTTPRoute: Sendable {
     let kind: Kind
     /// grpc: the exact path; http: the prefix.
     let path: String
+    /// `idle_timeout` (Go's http2.Server IdleTimeout): a connection without streams this long is
+    /// closed with GOAWAY; nil for never.
+    var idleTimeout: TimeAmount? = nil
 
     /// Go's checks for one request; the status and reason on failure.
     func check(method: String, target: String, host: String, contentType: String) -> (status: Int, reason: String)? {
@@ -100,6 +105,8 @@ final class HTTP2ServerStreamDemuxer: ChannelInboundHandler, @unchecked Sendable
     private var usedConnectionFlow = false
     private var widened = false
     private var connectionUnreturned = 0
+    private var idleTimer: Scheduled<Void>?
+    private var lastStreamID = HTTP2StreamID(0)
 
     init(route: V2RayHTTPRoute, flowID: FlowID, onReject: @escaping @Sendable (String) -> Void, setup: @escaping V2RayTransportServer.StreamSetup) {
         self.route = route
@@ -110,10 +117,25 @@ final class HTTP2ServerStreamDemuxer: ChannelInboundHandler, @unchecked Sendable
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
+        armIdleTimer()
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
+        idleTimer?.cancel()
         self.context = nil
+    }
+
+    /// Starts the idle clock when no stream is open (Go's http2.Server IdleTimeout).
+    private func armIdleTimer() {
+        guard let idle = route.idleTimeout, streams.isEmpty, let context else { return }
+        idleTimer?.cancel()
+        let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        idleTimer = context.eventLoop.scheduleTask(in: idle) {
+            let demuxer = bound.value
+            guard demuxer.streams.isEmpty, let context = demuxer.context else { return }
+            let goAway = HTTP2Frame(streamID: .rootStream, payload: .goAway(lastStreamID: demuxer.lastStreamID, errorCode: .noError, opaqueData: nil))
+            context.writeAndFlush(demuxer.wrapOutboundOut(goAway)).whenComplete { _ in context.close(promise: nil) }
+        }
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -200,6 +222,9 @@ final class HTTP2ServerStreamDemuxer: ChannelInboundHandler, @unchecked Sendable
             context.writeAndFlush(wrapOutboundOut(HTTP2Frame(streamID: streamID, payload: .headers(.init(headers: answer, endStream: true)))), promise: nil)
             return
         }
+        idleTimer?.cancel()
+        idleTimer = nil
+        lastStreamID = max(lastStreamID, streamID)
         let answer = HPACKHeaders([(":status", "200")] + route.answerHeaders)
         context.write(wrapOutboundOut(HTTP2Frame(streamID: streamID, payload: .headers(.init(headers: answer, endStream: false)))), promise: nil)
         context.flush()
@@ -252,6 +277,7 @@ final class HTTP2ServerStreamDemuxer: ChannelInboundHandler, @unchecked Sendable
 
     func streamClosed(_ stream: HTTP2ServerStream, reset: HTTP2ErrorCode?) {
         streams[stream.streamID] = nil
+        armIdleTimer()
         if let reset, let context {
             context.writeAndFlush(wrapOutboundOut(HTTP2Frame(streamID: stream.streamID, payload: .rstStream(reset))), promise: nil)
         }

@@ -49,12 +49,16 @@ package struct V2RayTransportServer: Sendable {
         case .grpc(let grpc):
             // Go compares the decoded request path with the raw service name.
             path = "/" + (grpc.serviceName ?? "") + "/Tun"
-            kind = .streams(V2RayHTTPRoute(kind: .grpc, path: path))
+            var route = V2RayHTTPRoute(kind: .grpc, path: path)
+            route.idleTimeout = grpc.idleTimeout.flatMap { $0.nanoseconds > 0 ? .nanoseconds($0.nanoseconds) : nil }
+            kind = .streams(route)
         case .http(let http):
             path = normalized(http.path)
             let headers = http.headers.entries.flatMap { entry in entry.values.map { (entry.key, $0) } }
-            kind = .streams(V2RayHTTPRoute(kind: .http(hosts: http.host, method: (http.method ?? "").isEmpty ? nil : http.method, headers: headers),
-                                           path: path))
+            var route = V2RayHTTPRoute(kind: .http(hosts: http.host, method: (http.method ?? "").isEmpty ? nil : http.method, headers: headers),
+                                       path: path)
+            route.idleTimeout = http.idleTimeout.flatMap { $0.nanoseconds > 0 ? .nanoseconds($0.nanoseconds) : nil }
+            kind = .streams(route)
         default:
             throw AdapterError.notImplemented("transport \(options.type)")
         }

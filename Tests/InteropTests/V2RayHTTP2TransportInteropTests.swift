@@ -239,7 +239,7 @@ final class EchoServer: @unchecked Sendable {
         defer { files.stop() }
         let grpcPort = try freePort(), httpPort = try freePort(), viaGo = try freePort()
         let box = try SingBox(.ours, config: ConfigJSON.box(
-            inbounds: [TrojanInboundInteropTests.trojanIn(port: grpcPort, tag: "g", tls: nil, extra: #","transport":{"type":"grpc","service_name":"svc"}"#),
+            inbounds: [TrojanInboundInteropTests.trojanIn(port: grpcPort, tag: "g", tls: nil, extra: #","transport":{"type":"grpc","service_name":"svc","idle_timeout":"1s"}"#),
                        TrojanInboundInteropTests.trojanIn(port: httpPort, tag: "h", tls: nil,
                                                           extra: #","transport":{"type":"http","path":"/p","host":["front.test"]}"#)],
             outbounds: [ConfigJSON.direct]), waitPort: grpcPort, in: work)
@@ -276,6 +276,26 @@ final class EchoServer: @unchecked Sendable {
                                              "--data-binary", "@\(garbage)", "http://127.0.0.1:\(grpcPort)/svc/Tun"])
         #expect(reset.status != 0)
         #expect(box.log.contains("grpc: bad message flag 1"), "\(box.log)")
+        // idle_timeout: an h2c connection that opens no stream gets GOAWAY (NO_ERROR) and is closed.
+        let idle = try work.write("idle.py", """
+        import socket, struct, sys, time
+        s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5)
+        s.sendall(b"PRI * HTTP/2.0\\r\\n\\r\\nSM\\r\\n\\r\\n" + b"\\x00\\x00\\x00\\x04\\x00\\x00\\x00\\x00\\x00")
+        start, data = time.time(), b""
+        while True:
+            chunk = s.recv(4096)
+            if not chunk: break
+            data += chunk
+        frames, offset = [], 0
+        while offset + 9 <= len(data):
+            length, kind = int.from_bytes(data[offset:offset + 3], "big"), data[offset + 3]
+            frames.append((kind, data[offset + 9:offset + 9 + length]))
+            offset += 9 + length
+        goaway = [body for kind, body in frames if kind == 7]
+        print("goaway %d after %.0fs" % (int.from_bytes(goaway[0][4:8], "big"), time.time() - start) if goaway else "no goaway")
+        """)
+        let idleRun = try runTool(Peers.python3, [idle, String(grpcPort)], timeout: 10)
+        #expect(String(decoding: idleRun.stdout, as: UTF8.self) == "goaway 0 after 1s\n", "\(idleRun.stderr)")
         // Still serving: our own client through the same inbound.
         let viaOurs = try freePort()
         let client = try SingBox(.ours, config: ConfigJSON.box(
