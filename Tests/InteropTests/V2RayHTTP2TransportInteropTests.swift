@@ -2,8 +2,9 @@
 // over TLS, under trojan and vmess: our outbound → Go's inbound, Go's outbound → our inbound, and
 // ours → ours; each a byte-exact download and a DNS query over UDP (exerciseTCPAndUDP). Then what
 // our server answers to bad requests (wrong service name or path: Go's status and log line) and to
-// garbage gRPC framing (the stream is reset, the server keeps serving). Every process is stopped on
-// every exit path.
+// garbage gRPC framing (the stream is reset, the server keeps serving), and its idle_timeout. v2ray
+// 4.34's `http` transport (h2 over TLS) under vmess both ways as a second peer. Every process is
+// stopped on every exit path.
 import Foundation
 import Synchronization
 import Testing
@@ -227,6 +228,46 @@ final class EchoServer: @unchecked Sendable {
         defer { ours.stop() }
         try exerciseTCPAndUDP(via: mixed, files: files, dns: dns, work: work, label: "vless ours → Go over \(name)", logs: [ours, go])
         #expect(go.log.contains("[alice] inbound connection to 127.0.0.1:\(files.port)"), "\(go.log)")
+    }
+
+    /// v2ray 4.34's `http` transport (HTTP/2 over TLS) under vmess, both ways: our outbound to its
+    /// inbound, its outbound through ours.
+    @Test func vmessHTTPAgainstV2Ray() throws {
+        let work = try TemporaryDirectory()
+        let certificates = try InteropCertificates()
+        let files = try FileServer(in: work)
+        defer { files.stop() }
+        let dns = try Dnsmasq(in: work)
+        defer { dns.stop() }
+        let v2rayServer = try freePort(), oursServer = try freePort(), viaOurs = try freePort(), viaV2Ray = try freePort()
+        let stream = #""network":"http","security":"tls","httpSettings":{"path":"/v2","host":["front.test"]}"#
+        let config = """
+        {"log":{"loglevel":"debug"},
+         "inbounds":[{"listen":"127.0.0.1","port":\(v2rayServer),"protocol":"vmess","settings":{"clients":[{"id":"\(VMessConfig.uuid)","alterId":0}]},
+                      "streamSettings":{\(stream),"tlsSettings":{"certificates":[{"certificateFile":"\(certificates.certificatePath)","keyFile":"\(certificates.keyPath)"}]}}},
+                     {"listen":"127.0.0.1","port":\(viaV2Ray),"protocol":"socks","settings":{"auth":"noauth","udp":true,"ip":"127.0.0.1"}}],
+         "outbounds":[{"protocol":"freedom","tag":"direct"},
+                      {"protocol":"vmess","tag":"to-ours","settings":{"vnext":[{"address":"127.0.0.1","port":\(oursServer),
+                        "users":[{"id":"\(VMessConfig.uuid)","alterId":0,"security":"aes-128-gcm"}]}]},
+                       "streamSettings":{\(stream),"tlsSettings":{"serverName":"trojan.test",
+                         "certificates":[{"usage":"verify","certificateFile":"\(certificates.caPath)"}]}}}],
+         "routing":{"rules":[{"type":"field","inboundTag":["socks-in"],"outboundTag":"to-ours"}]}}
+        """.replacingOccurrences(of: "\"protocol\":\"socks\"", with: "\"tag\":\"socks-in\",\"protocol\":\"socks\"")
+        let v2ray = try Spawned(V2Ray.binary, ["-config", try work.write("v2ray-http.json", config)], name: "v2ray-http", directory: work)
+        defer { v2ray.stop() }
+        try waitForTCP(port: v2rayServer, process: v2ray)
+        let transport = #","transport":{"type":"http","path":"/v2","host":["front.test"]}"#
+        let inbound = String(VMessConfig.inbound(port: oursServer).dropLast()) + transport + ",\"tls\":\(certificates.inboundTLS)}"
+        let ours = try SingBox(.ours, config: ConfigJSON.box(
+            inbounds: [inbound, ConfigJSON.mixed(port: viaOurs, tag: "m")],
+            outbounds: [ConfigJSON.direct, VMessConfig.outbound(port: v2rayServer, security: "aes-128-gcm",
+                                                                extra: transport + ",\"tls\":\(certificates.outboundTLS())")],
+            rules: "[{\"inbound\":[\"m\"],\"outbound\":\"vmess-out\"}]"), waitPort: viaOurs, in: work)
+        defer { ours.stop() }
+        try exerciseTCPAndUDP(via: viaOurs, files: files, dns: dns, work: work, label: "ours → v2ray over http", logs: [ours, v2ray])
+        try waitForTCP(port: viaV2Ray, process: v2ray)
+        try exerciseTCPAndUDP(via: viaV2Ray, files: files, dns: dns, work: work, label: "v2ray → ours over http", logs: [ours, v2ray])
+        #expect(ours.log.contains("inbound/vmess[vmess-in]: [alice] inbound connection to 127.0.0.1:\(files.port)"), "\(ours.log)")
     }
 
     /// Our servers answer bad requests as Go's do: a wrong gRPC service name is 404 with
