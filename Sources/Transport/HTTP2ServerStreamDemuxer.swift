@@ -218,14 +218,14 @@ final class HTTP2ServerStreamDemuxer: ChannelInboundHandler, @unchecked Sendable
                                               host: fields.first(name: ":authority") ?? "",
                                               contentType: fields.first(name: "content-type") ?? "") {
             onReject(reason)
-            let answer = HPACKHeaders([(":status", "\(status)"), ("content-length", "0")])
+            let answer = HPACKHeaders([(":status", "\(status)"), ("content-length", "0"), ("date", V2RayHTTPServerHandler.httpDate())])
             context.writeAndFlush(wrapOutboundOut(HTTP2Frame(streamID: streamID, payload: .headers(.init(headers: answer, endStream: true)))), promise: nil)
             return
         }
         idleTimer?.cancel()
         idleTimer = nil
         lastStreamID = max(lastStreamID, streamID)
-        let answer = HPACKHeaders([(":status", "200")] + route.answerHeaders)
+        let answer = HPACKHeaders([(":status", "200")] + route.answerHeaders + [("date", V2RayHTTPServerHandler.httpDate())])
         context.write(wrapOutboundOut(HTTP2Frame(streamID: streamID, payload: .headers(.init(headers: answer, endStream: false)))), promise: nil)
         context.flush()
         let framing: HTTP2ClientStreamHandler.Framing = if case .grpc = route.kind { .gun } else { .raw }
