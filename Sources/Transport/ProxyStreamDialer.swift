@@ -23,15 +23,16 @@ package struct ProxyStreamDialer: Sendable {
         self.dialer = dialer
         self.server = Destination(host: Host(server.server), port: server.serverPort)
         var tlsOptions = tls
-        if transport != nil, tlsOptions?.alpn.isEmpty == true {
-            // Go's ws and httpupgrade clients offer http/1.1 when the config names no ALPN.
-            tlsOptions?.alpn = V2RayTransportClient.defaultALPN
+        if let transport, tlsOptions?.alpn.isEmpty == true {
+            // Go's ws and httpupgrade clients offer http/1.1 when the config names no ALPN, grpc and http h2.
+            tlsOptions?.alpn = V2RayTransportClient.defaultALPN(for: transport)
         }
         self.tls = try TLSClientConfiguration.make(tlsOptions, serverAddress: server.server)
         if let transport {
             do {
                 self.transport = try V2RayTransportClient(options: transport, server: self.server,
-                                                          tlsServerName: tls?.enabled == true ? tls?.serverName : nil)
+                                                          tlsServerName: tls?.enabled == true ? tls?.serverName : nil,
+                                                          tls: tls?.enabled == true)
             } catch {
                 throw AdapterError.notImplemented("transport \(transport.type) on \(protocolName) outbound")
             }

@@ -9,6 +9,8 @@
 //    one log line, and the connection closes.
 // 2. Answer 101, then raw bytes (httpupgrade) or WebSocket frames (ws: client frames are masked,
 //    ours are not; early data is delivered first).
+// `grpc` and `http` (Go's v2raygrpclite and v2rayhttp servers) run V2RayHTTPServerHandler instead:
+// HTTP/2 (h2 or h2c) with one proxied connection per request stream, or one HTTP/1.1 request.
 package import Adapter
 package import Config
 import Foundation
@@ -19,7 +21,13 @@ package struct V2RayTransportServer: Sendable {
     enum Kind: Sendable {
         case httpUpgrade(host: String?)
         case webSocket(maxEarlyData: Int, earlyDataHeader: String?)
+        /// `grpc` and `http`: HTTP/2 streams (or one HTTP/1.1 request) per connection.
+        case streams(V2RayHTTPRoute)
     }
+
+    /// Puts an inbound's protocol handlers on a stream channel: the connection itself (ws,
+    /// httpupgrade, HTTP/1.1) or one HTTP/2 stream of it, with that stream's flow id.
+    package typealias StreamSetup = @Sendable (_ channel: any Channel, _ flowID: FlowID) throws -> Void
 
     let kind: Kind
     let path: String
@@ -38,8 +46,49 @@ package struct V2RayTransportServer: Sendable {
             kind = .webSocket(maxEarlyData: Int(ws.maxEarlyData ?? 0),
                               earlyDataHeader: (ws.earlyDataHeaderName ?? "").isEmpty ? nil : ws.earlyDataHeaderName)
             path = normalized(ws.path)
+        case .grpc(let grpc):
+            // Go compares the decoded request path with the raw service name.
+            path = "/" + (grpc.serviceName ?? "") + "/Tun"
+            var route = V2RayHTTPRoute(kind: .grpc, path: path)
+            route.idleTimeout = grpc.idleTimeout.flatMap { $0.nanoseconds > 0 ? .nanoseconds($0.nanoseconds) : nil }
+            kind = .streams(route)
+        case .http(let http):
+            path = normalized(http.path)
+            let headers = http.headers.entries.flatMap { entry in entry.values.map { (entry.key, $0) } }
+            var route = V2RayHTTPRoute(kind: .http(hosts: http.host, method: (http.method ?? "").isEmpty ? nil : http.method, headers: headers),
+                                       path: path)
+            route.idleTimeout = http.idleTimeout.flatMap { $0.nanoseconds > 0 ? .nanoseconds($0.nanoseconds) : nil }
+            kind = .streams(route)
         default:
             throw AdapterError.notImplemented("transport \(options.type)")
+        }
+    }
+
+    /// ALPN the inbound's TLS must offer (Go's Serve): grpc puts h2 first when missing; http
+    /// offers h2 and http/1.1 when the config names none, else puts h2 first when missing.
+    package static func alpn(for options: V2RayTransportOptions, configured: [String]) -> [String] {
+        switch options {
+        case .grpc:
+            return configured.contains("h2") ? configured : ["h2"] + configured
+        case .http:
+            if configured.isEmpty { return ["h2", "http/1.1"] }
+            return configured.contains("h2") ? configured : ["h2"] + configured
+        default:
+            return configured
+        }
+    }
+
+    /// Installs the transport on an accepted connection (after TLS) and has `setup` put the
+    /// protocol's handlers on each stream it yields: at once for ws and httpupgrade (after the
+    /// transport's handler), per request for grpc and http. `onReject` logs a bad request.
+    package func install(on channel: any Channel, flowID: FlowID, onReject: @escaping @Sendable (String) -> Void,
+                         setup: @escaping StreamSetup) throws {
+        switch kind {
+        case .streams(let route):
+            try channel.pipeline.syncOperations.addHandler(V2RayHTTPServerHandler(route: route, flowID: flowID, onReject: onReject, setup: setup))
+        case .httpUpgrade, .webSocket:
+            try channel.pipeline.syncOperations.addHandler(makeHandler(onReject: onReject))
+            try setup(channel, flowID)
         }
     }
 
@@ -107,6 +156,9 @@ final class V2RayTransportServerHandler: ChannelDuplexHandler, @unchecked Sendab
         }
         let pathOnly = String(target.split(separator: "?", maxSplits: 1).first ?? "").removingPercentEncoding ?? target
         switch server.kind {
+        case .streams:
+            // grpc and http run V2RayHTTPServerHandler instead.
+            reject(context, status: "400 Bad Request", "unexpected transport")
         case .httpUpgrade(let host):
             if let host, headers["host"] != host { reject(context, status: "400 Bad Request", "bad host: \(headers["host"] ?? "")"); return }
             guard pathOnly == server.path else { reject(context, status: "404 Not Found", "bad path: \(pathOnly)"); return }

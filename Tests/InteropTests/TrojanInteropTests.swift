@@ -255,7 +255,7 @@ sys.stdout.buffer.write(data.split(b"\r\n\r\n", 1)[1])
         #expect(box.log.contains("tls handshake: certificate verify failed: unable to get local issuer certificate"), "\(box.log)")
 
         for (extra, expected) in [(",\"multiplex\":{\"enabled\":true,\"brutal\":{\"enabled\":true,\"up_mbps\":100,\"down_mbps\":100}}", "not implemented: multiplex brutal"),
-                                  (",\"transport\":{\"type\":\"grpc\"}", "not implemented: transport grpc on trojan outbound")] {
+                                  (",\"transport\":{\"type\":\"quic\"}", "not implemented: transport quic on trojan outbound")] {
             let config = try work.write("bad.json", ConfigJSON.box(
                 inbounds: [ConfigJSON.mixed(port: try freePort())],
                 outbounds: [Self.trojanOut(port: server.port, password: "s3cret", tls: certificates.outboundTLS(), extra: extra)]))

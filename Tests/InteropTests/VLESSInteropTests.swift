@@ -67,7 +67,7 @@ import Testing
         let work = try TemporaryDirectory()
         for (extra, expected) in [(#","flow":"xtls-rprx-vision""#, "not implemented: flow xtls-rprx-vision on vless outbound"),
                                   (#","multiplex":{"enabled":true,"brutal":{"enabled":true,"up_mbps":100,"down_mbps":100}}"#, "not implemented: multiplex brutal"),
-                                  (#","transport":{"type":"grpc"}"#, "not implemented: transport grpc on vless outbound")] {
+                                  (#","tls":{"enabled":true,"server_name":"q.test"},"transport":{"type":"quic"}"#, "not implemented: transport quic on vless outbound")] {
             let config = try work.write("bad.json", ConfigJSON.box(inbounds: [ConfigJSON.mixed(port: try freePort())],
                                                                   outbounds: [Self.outbound(port: 1, extra: extra)]))
             let run = try runTool(Peers.ours, ["run", "-c", config], timeout: 10)

@@ -320,7 +320,7 @@ extension V2Ray: SingBoxOrProcess {}
         let work = try TemporaryDirectory()
         let outbounds: [(String, String)] = [
             (",\"multiplex\":{\"enabled\":true,\"brutal\":{\"enabled\":true,\"up_mbps\":100,\"down_mbps\":100}}", "not implemented: multiplex brutal"),
-            (",\"transport\":{\"type\":\"grpc\"}", "not implemented: transport grpc on vmess outbound"),
+            (",\"tls\":{\"enabled\":true,\"server_name\":\"q.test\"},\"transport\":{\"type\":\"quic\"}", "not implemented: transport quic on vmess outbound"),
         ]
         for (extra, expected) in outbounds {
             let config = try work.write("bad-out.json", ConfigJSON.box(
@@ -330,8 +330,10 @@ extension V2Ray: SingBoxOrProcess {}
             #expect(run.status != 0)
             #expect(run.stderr.contains("initialize outbound[0]: \(expected)"), "\(run.stderr)")
         }
+        // quic needs TLS (Go's "TLS required" comes first otherwise).
+        let certificates = try InteropCertificates()
         for (extra, expected) in [(",\"multiplex\":{\"enabled\":true,\"brutal\":{\"enabled\":true,\"up_mbps\":100,\"down_mbps\":100}}", "not implemented: multiplex brutal"),
-                                  (",\"transport\":{\"type\":\"grpc\"}", "not implemented: transport grpc on vmess inbound")] {
+                                  (",\"tls\":\(certificates.inboundTLS),\"transport\":{\"type\":\"quic\"}", "not implemented: transport quic on vmess inbound")] {
             let inbound = String(VMessConfig.inbound(port: try freePort()).dropLast()) + extra + "}"
             let config = try work.write("bad-in.json", ConfigJSON.box(inbounds: [inbound], outbounds: [ConfigJSON.direct]))
             let run = try runTool(Peers.ours, ["run", "-c", config], timeout: 10)

@@ -2,9 +2,10 @@
 // `ProxyListener` whose connections run the TLS server (when `tls.enabled`; plain TCP otherwise,
 // as Go allows) and then `TrojanServerHandler`.
 // Go does not wrap this inbound's router in its UoT router (socks, http, mixed and shadowsocks
-// do), so neither do we. `transport` ws and httpupgrade answer the upgrade after TLS (Transport);
-// other transports are refused at build time, never dropped. `multiplex` wraps the router in the
-// sing-mux server (Transport's `MuxFlowHandler`), as Go's mux router.
+// do), so neither do we. `transport` ws, httpupgrade, grpc and http run after TLS (Transport; each
+// HTTP/2 stream of grpc/http is a connection of its own); quic is refused at build time, never
+// dropped. `multiplex` wraps the router in the sing-mux server (Transport's `MuxFlowHandler`), as
+// Go's mux router.
 package import Adapter
 package import Config
 package import NIOCore
@@ -24,7 +25,11 @@ package final class TrojanInbound: ProxyListenerInbound {
     package init(tag: String, options: TrojanInboundOptions, flowHandler: any FlowHandler,
                  logger: ContextLogger, group: any EventLoopGroup) throws {
         self.tag = tag
-        let tls = try TLSServerConfiguration.make(options.tls, logger: logger)
+        var tlsOptions = options.tls
+        if let transport = options.transport, let configured = tlsOptions?.alpn {
+            tlsOptions?.alpn = V2RayTransportServer.alpn(for: transport, configured: configured)
+        }
+        let tls = try TLSServerConfiguration.make(tlsOptions, logger: logger)
         var fallback: Destination?
         var fallbackForALPN: [String: Destination] = [:]
         if let server = options.fallback, !server.server.isEmpty {
@@ -67,13 +72,19 @@ package final class TrojanInbound: ProxyListenerInbound {
                     logger.error("process connection from \(source): TLS handshake: \(error)", flow: flowID)
                 }
             }
-            if let upgrade {
-                let source = channel.remoteAddress.flatMap { Destination($0) }.map { "\($0)" } ?? "unknown"
-                try channel.pipeline.syncOperations.addHandler(upgrade.makeHandler { reason in
-                    logger.error("process connection from \(source): \(reason)", flow: flowID)
-                })
+            let source = channel.remoteAddress.flatMap { Destination($0) }.map { "\($0)" } ?? "unknown"
+            let protocolSetup: V2RayTransportServer.StreamSetup = { stream, streamFlowID in
+                // A second HTTP/2 stream on the connection is a new inbound connection of its own.
+                if streamFlowID != flowID { logger.info("inbound connection from \(source)", flow: streamFlowID) }
+                try stream.pipeline.syncOperations.addHandler(TrojanServerHandler(context: context, flowID: streamFlowID, flowHandler: handoff))
             }
-            try channel.pipeline.syncOperations.addHandler(TrojanServerHandler(context: context, flowID: flowID, flowHandler: handoff))
+            if let upgrade {
+                try upgrade.install(on: channel, flowID: flowID, onReject: { reason in
+                    logger.error("process connection from \(source): \(reason)", flow: flowID)
+                }, setup: protocolSetup)
+            } else {
+                try protocolSetup(channel, flowID)
+            }
         }
     }
 

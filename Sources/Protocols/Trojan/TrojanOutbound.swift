@@ -3,8 +3,8 @@
 // TCP: dial the server → TLS handshake (when `tls.enabled`; Go dials plain TCP otherwise) →
 // `FirstWriteHeaderHandler` (Transport) sends the request with the first payload → the channel goes to the router.
 // UDP: the same stream, command 3, frames both ways (`TrojanPacketConnection`).
-// `multiplex` carries flows in sing-mux streams (Transport's `MuxClient`); `transport` ws and httpupgrade
-// upgrade the stream after TLS (Transport), the others are refused.
+// `multiplex` carries flows in sing-mux streams (Transport's `MuxClient`); `transport` ws, httpupgrade,
+// grpc and http carry the stream after TLS (Transport), quic is refused.
 package import Adapter
 package import Config
 package import NIOCore

@@ -2,9 +2,10 @@
 // TCP connections run `VMessServerHandler` on a `ProxyListener`. As in Go the router is wrapped in
 // the UoT router, so a stream to the UoT magic names becomes a UDP flow; command 2 streams are UDP
 // flows of their own, and command 3 (mux) streams carry XUDP sessions (VMessMuxServer). Users with
-// `alterId` > 0 may also use the legacy header. `transport` ws and httpupgrade answer the upgrade
-// first (Transport), after `tls` when set; other transports are refused at build time with a clear
-// `not implemented`. `multiplex` wraps the router in the sing-mux server (Transport's `MuxFlowHandler`).
+// `alterId` > 0 may also use the legacy header. `transport` ws, httpupgrade, grpc and http run
+// first (Transport), after `tls` when set (each HTTP/2 stream is a connection of its own); quic
+// is refused at build time with a clear `not implemented`. `multiplex` wraps the router in the
+// sing-mux server (Transport's `MuxFlowHandler`).
 package import Adapter
 package import Config
 package import NIOCore
@@ -22,7 +23,11 @@ package final class VMessInbound: ProxyListenerInbound, @unchecked Sendable {
     /// Throws for what this build does not carry.
     package init(tag: String, options: VMessInboundOptions, router: any FlowHandler, logger: ContextLogger,
                  group: any EventLoopGroup, clock: @escaping VMessClock = vmessSystemClock) throws {
-        let tls = try TLSServerConfiguration.make(options.tls, logger: logger)
+        var tlsOptions = options.tls
+        if let transport = options.transport, let configured = tlsOptions?.alpn {
+            tlsOptions?.alpn = V2RayTransportServer.alpn(for: transport, configured: configured)
+        }
+        let tls = try TLSServerConfiguration.make(tlsOptions, logger: logger)
         var transport: V2RayTransportServer?
         if let transportOptions = options.transport {
             do { transport = try V2RayTransportServer(options: transportOptions) } catch {
@@ -49,16 +54,22 @@ package final class VMessInbound: ProxyListenerInbound, @unchecked Sendable {
                     logger.error("process connection from \(source): TLS handshake: \(error)", flow: flowID)
                 }
             }
-            if let upgrade {
-                let source = channel.remoteAddress.flatMap { Destination($0) }.map(\.description) ?? "?"
-                try channel.pipeline.syncOperations.addHandler(upgrade.makeHandler { reason in
-                    logger.error("process connection from \(source): \(reason)", flow: flowID)
-                })
+            let source = channel.remoteAddress.flatMap { Destination($0) }.map(\.description) ?? "?"
+            let protocolSetup: V2RayTransportServer.StreamSetup = { stream, streamFlowID in
+                // A second HTTP/2 stream on the connection is a new inbound connection of its own.
+                if streamFlowID != flowID { logger.info("inbound connection from \(source)", flow: streamFlowID) }
+                try stream.pipeline.syncOperations.addHandlers([
+                    VMessServerHandler(context: shared, flowID: streamFlowID, streams: handoff, packets: handoff),
+                    FlowBufferHandler(),
+                ])
             }
-            try channel.pipeline.syncOperations.addHandlers([
-                VMessServerHandler(context: shared, flowID: flowID, streams: handoff, packets: handoff),
-                FlowBufferHandler(),
-            ])
+            if let upgrade {
+                try upgrade.install(on: channel, flowID: flowID, onReject: { reason in
+                    logger.error("process connection from \(source): \(reason)", flow: flowID)
+                }, setup: protocolSetup)
+            } else {
+                try protocolSetup(channel, flowID)
+            }
         }
     }
 

@@ -6,8 +6,8 @@
 // UDP: the same on a new stream with command 2 (`VMessStreamPacketConnection`).
 // Security: `auto` is aes-128-gcm here (Go on amd64) or `zero` under TLS; `none` and `zero` send
 // `none` (TCP unframed, UDP in plain chunks); AEADs use chunk masking, `global_padding` and
-// `authenticated_length` as asked. `transport` ws and httpupgrade upgrade the stream after TLS (Transport).
-// Refused at build time, never silently dropped: the other transports. `multiplex` carries flows
+// `authenticated_length` as asked. `transport` ws, httpupgrade, grpc and http carry the stream after TLS
+// (Transport). Refused at build time, never silently dropped: quic. `multiplex` carries flows
 // in sing-mux streams (Transport's `MuxClient`) of sessions opened to its magic destination. `alter_id` > 0 selects the legacy header; `aes-128-cfb` the legacy body. `packetaddr` and `xudp`
 // carry datagrams to any destination on one stream (VMessPacketConnection.swift, VMessXUDPConnection.swift).
 package import Adapter

@@ -1,0 +1,289 @@
+// The server half of the `grpc` and `http` transports on one connection: after TLS (or on plain
+// TCP) `V2RayHTTPServerHandler` looks at the first bytes — the HTTP/2 preface (h2 by ALPN, or h2c
+// with prior knowledge) puts NIOHTTP2 and this demuxer in its place; an HTTP/1.1 request is
+// answered there (Go's http.Server serves both on one listener).
+//
+// Per request stream, Go's checks in Go's order, each failure answered and logged
+// (`process connection from 127.0.0.1:4242: bad path: /wrong`):
+// - grpc (v2raygrpclite server.go): path `/<service_name>/Tun` → 404 `bad path: …`; POST → 404
+//   `bad method: …`; content-type `application/grpc…` → 404 `bad content type: …`. Then 200 with
+//   `content-type: application/grpc`.
+// - http (v2rayhttp server.go): a configured host list must hold `:authority` → 400 `bad host: …`;
+//   the path must start with the configured one → 404 `bad path: …`; a configured method must
+//   match → 404 `bad method: …`. Then 200 with `cache-control: no-store` and the configured headers.
+// `idle_timeout`: a connection with no stream open that long gets GOAWAY and is closed (Go's
+// http2.Server IdleTimeout).
+// An accepted stream becomes an `HTTP2ServerStream` channel that the inbound's setup fills with its
+// protocol handlers; the first stream keeps the connection's flow id, later ones get their own.
+import Adapter
+import NIOCore
+import NIOHPACK
+import NIOHTTP2
+
+/// What a stream's request must look like, and what the answer carries.
+struct V2RayHTTPRoute: Sendable {
+    enum Kind: Sendable {
+        case grpc
+        case http(hosts: [String], method: String?, headers: [(String, String)])
+    }
+
+    let kind: Kind
+    /// grpc: the exact path; http: the prefix.
+    let path: String
+    /// `idle_timeout` (Go's http2.Server IdleTimeout): a connection without streams this long is
+    /// closed with GOAWAY; nil for never.
+    var idleTimeout: TimeAmount? = nil
+
+    /// Go's checks for one request; the status and reason on failure.
+    func check(method: String, target: String, host: String, contentType: String) -> (status: Int, reason: String)? {
+        let path = Self.decodedPath(target)
+        switch kind {
+        case .grpc:
+            if path != self.path { return (404, "bad path: \(path)") }
+            if method != "POST" { return (404, "bad method: \(method)") }
+            if !contentType.hasPrefix("application/grpc") { return (404, "bad content type: \(contentType)") }
+        case .http(let hosts, let wanted, _):
+            if !hosts.isEmpty, !hosts.contains(host) { return (400, "bad host: \(host)") }
+            if !path.hasPrefix(self.path) { return (404, "bad path: \(path)") }
+            if let wanted, method != wanted { return (404, "bad method: \(method)") }
+        }
+        return nil
+    }
+
+    /// The answer's headers after `:status` (HTTP/2 names, lower-case).
+    var answerHeaders: [(String, String)] {
+        switch kind {
+        case .grpc:
+            return [("content-type", "application/grpc"), ("te", "trailers")]
+        case .http(_, _, let headers):
+            return [("cache-control", "no-store")] + headers.map { ($0.0.lowercased(), $0.1) }
+        }
+    }
+
+    /// Go's `URL.Path` of a request target: the part before `?`, %-decoded (undecodable text stays).
+    static func decodedPath(_ target: String) -> String {
+        let raw = target.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? ""
+        var bytes: [UInt8] = []
+        var utf8 = Array(raw.utf8)[...]
+        while let byte = utf8.popFirst() {
+            if byte == UInt8(ascii: "%"), utf8.count >= 2,
+               let high = hexValue(utf8[utf8.startIndex]), let low = hexValue(utf8[utf8.startIndex + 1]) {
+                bytes.append(high << 4 | low)
+                utf8 = utf8.dropFirst(2)
+            } else {
+                bytes.append(byte)
+            }
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    private static func hexValue(_ byte: UInt8) -> UInt8? {
+        switch byte {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): byte - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): byte - UInt8(ascii: "a") + 10
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): byte - UInt8(ascii: "A") + 10
+        default: nil
+        }
+    }
+}
+
+/// Turns the request streams of one HTTP/2 connection into `HTTP2ServerStream` channels.
+/// Sits after NIOHTTP2's handler (frame mode). Loop-confined.
+final class HTTP2ServerStreamDemuxer: ChannelInboundHandler, @unchecked Sendable {
+    typealias InboundIn = HTTP2Frame
+    typealias OutboundOut = HTTP2Frame
+
+    /// The stream window we advertise (Go's http2.Server: 1 MiB); also what the connection window is opened to.
+    static let window = 1 << 20
+
+    private let route: V2RayHTTPRoute
+    private let flowID: FlowID
+    private let onReject: @Sendable (String) -> Void
+    private let setup: V2RayTransportServer.StreamSetup
+    private var streams: [HTTP2StreamID: HTTP2ServerStream] = [:]
+    private var context: ChannelHandlerContext?
+    private var usedConnectionFlow = false
+    private var widened = false
+    private var connectionUnreturned = 0
+    private var idleTimer: Scheduled<Void>?
+    private var lastStreamID = HTTP2StreamID(0)
+
+    init(route: V2RayHTTPRoute, flowID: FlowID, onReject: @escaping @Sendable (String) -> Void, setup: @escaping V2RayTransportServer.StreamSetup) {
+        self.route = route
+        self.flowID = flowID
+        self.onReject = onReject
+        self.setup = setup
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        armIdleTimer()
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        idleTimer?.cancel()
+        self.context = nil
+    }
+
+    /// Starts the idle clock when no stream is open (Go's http2.Server IdleTimeout).
+    private func armIdleTimer() {
+        guard let idle = route.idleTimeout, streams.isEmpty, let context else { return }
+        idleTimer?.cancel()
+        let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        idleTimer = context.eventLoop.scheduleTask(in: idle) {
+            let demuxer = bound.value
+            guard demuxer.streams.isEmpty, let context = demuxer.context else { return }
+            let goAway = HTTP2Frame(streamID: .rootStream, payload: .goAway(lastStreamID: demuxer.lastStreamID, errorCode: .noError, opaqueData: nil))
+            context.writeAndFlush(demuxer.wrapOutboundOut(goAway)).whenComplete { _ in context.close(promise: nil) }
+        }
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let frame = unwrapInboundIn(data)
+        if !widened {
+            // The connection window starts at 64 KiB whatever SETTINGS say.
+            widened = true
+            context.write(wrapOutboundOut(HTTP2Frame(streamID: .rootStream, payload: .windowUpdate(windowSizeIncrement: Self.window - 65_535))),
+                          promise: nil)
+        }
+        guard frame.streamID != .rootStream else { return }
+        switch frame.payload {
+        case .headers(let headers):
+            if let stream = streams[frame.streamID] {
+                // Trailers: only END_STREAM matters.
+                if headers.endStream { stream.receive(ByteBuffer(), flowLength: 0, endStream: true) }
+            } else {
+                open(context, streamID: frame.streamID, headers: headers)
+            }
+        case .data(let data):
+            let flowLength = data.data.readableBytes + (data.paddingBytes.map { $0 + 1 } ?? 0)
+            connectionUnreturned += flowLength
+            guard case .byteBuffer(let bytes) = data.data else { return }
+            streams[frame.streamID]?.receive(bytes, flowLength: flowLength, endStream: data.endStream)
+        case .rstStream:
+            streams[frame.streamID]?.peerClosed(error: nil)
+        default:
+            break
+        }
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        if connectionUnreturned > 0 {
+            context.write(wrapOutboundOut(HTTP2Frame(streamID: .rootStream, payload: .windowUpdate(windowSizeIncrement: connectionUnreturned))),
+                          promise: nil)
+            connectionUnreturned = 0
+        }
+        context.flush()
+        // The connection always reads; each stream's window bounds what waits for its reader.
+        context.read()
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        context.read()
+        context.fireChannelActive()
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        for stream in streams.values { stream.connectionWritabilityChanged() }
+        context.fireChannelWritabilityChanged()
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        // A stream NIOHTTP2 closed with an error (a reset either way) is gone; a clean close is the
+        // stream channel's own business (it may still hold bytes for its reader).
+        if let closed = event as? StreamClosedEvent, closed.reason != nil {
+            streams[closed.streamID]?.peerClosed(error: nil)
+        }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        for stream in Array(streams.values) { stream.peerClosed(error: nil) }
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        // A stream error (NIOHTTP2 has reset that stream) ends that stream only; anything else is a
+        // connection error, for which NIOHTTP2 has sent GOAWAY: the connection goes.
+        if let streamError = error as? NIOHTTP2Errors.StreamError {
+            streams[streamError.streamID]?.peerClosed(error: streamError.baseError)
+            return
+        }
+        onReject("http2: \(error)")
+        context.close(promise: nil)
+    }
+
+    private func open(_ context: ChannelHandlerContext, streamID: HTTP2StreamID, headers: HTTP2Frame.FramePayload.Headers) {
+        let fields = headers.headers
+        if let (status, reason) = route.check(method: fields.first(name: ":method") ?? "", target: fields.first(name: ":path") ?? "",
+                                              host: fields.first(name: ":authority") ?? "",
+                                              contentType: fields.first(name: "content-type") ?? "") {
+            onReject(reason)
+            let answer = HPACKHeaders([(":status", "\(status)"), ("content-length", "0"), ("date", V2RayHTTPServerHandler.httpDate())])
+            context.writeAndFlush(wrapOutboundOut(HTTP2Frame(streamID: streamID, payload: .headers(.init(headers: answer, endStream: true)))), promise: nil)
+            return
+        }
+        idleTimer?.cancel()
+        idleTimer = nil
+        lastStreamID = max(lastStreamID, streamID)
+        let answer = HPACKHeaders([(":status", "200")] + route.answerHeaders + [("date", V2RayHTTPServerHandler.httpDate())])
+        context.write(wrapOutboundOut(HTTP2Frame(streamID: streamID, payload: .headers(.init(headers: answer, endStream: false)))), promise: nil)
+        context.flush()
+        let framing: HTTP2ClientStreamHandler.Framing = if case .grpc = route.kind { .gun } else { .raw }
+        let stream = HTTP2ServerStream(streamID: streamID, demuxer: self, connection: context.channel, framing: framing)
+        streams[streamID] = stream
+        let id = usedConnectionFlow ? FlowID() : flowID
+        usedConnectionFlow = true
+        do {
+            try setup(stream, id)
+        } catch {
+            onReject("\(error)")
+            stream.peerClosed(error: nil)
+            context.writeAndFlush(wrapOutboundOut(HTTP2Frame(streamID: streamID, payload: .rstStream(.internalError))), promise: nil)
+            return
+        }
+        stream.activate()
+        if headers.endStream { stream.receive(ByteBuffer(), flowLength: 0, endStream: true) }
+    }
+
+    // MARK: from the streams
+
+    func writeData(_ stream: HTTP2ServerStream, _ bytes: ByteBuffer, endStream: Bool, promise: EventLoopPromise<Void>?) {
+        guard let context else {
+            stream.wrote(bytes.readableBytes)
+            promise?.fail(ChannelError.ioOnClosedChannel)
+            return
+        }
+        let count = bytes.readableBytes
+        let written = context.eventLoop.makePromise(of: Void.self)
+        written.futureResult.whenComplete { result in
+            stream.wrote(count)
+            switch result {
+            case .success: promise?.succeed(())
+            case .failure(let error): promise?.fail(error)
+            }
+        }
+        context.write(wrapOutboundOut(HTTP2Frame(streamID: stream.streamID, payload: .data(.init(data: .byteBuffer(bytes), endStream: endStream)))),
+                      promise: written)
+    }
+
+    func flush() {
+        context?.flush()
+    }
+
+    func returnWindow(_ streamID: HTTP2StreamID, _ increment: Int) {
+        guard let context else { return }
+        context.writeAndFlush(wrapOutboundOut(HTTP2Frame(streamID: streamID, payload: .windowUpdate(windowSizeIncrement: increment))), promise: nil)
+    }
+
+    func streamClosed(_ stream: HTTP2ServerStream, reset: HTTP2ErrorCode?) {
+        streams[stream.streamID] = nil
+        armIdleTimer()
+        if let reset, let context {
+            context.writeAndFlush(wrapOutboundOut(HTTP2Frame(streamID: stream.streamID, payload: .rstStream(reset))), promise: nil)
+        }
+    }
+
+    func reject(stream: HTTP2ServerStream, reason: String) {
+        onReject(reason)
+    }
+}

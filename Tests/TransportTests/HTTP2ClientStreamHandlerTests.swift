@@ -1,0 +1,100 @@
+// The client half of one grpc/http HTTP/2 stream on an EmbeddedChannel (frames in and out, no
+// NIOHTTP2 connection handler): the request goes out at once, gun framing both ways, a non-200
+// answer fails with Go's words, garbage framing closes, and the keepalive PINGs after
+// `idle_timeout` and gives up after `ping_timeout` (Go's http2.Transport ReadIdleTimeout/PingTimeout).
+import Adapter
+import NIOCore
+import NIOEmbedded
+import NIOHPACK
+import NIOHTTP2
+import Testing
+@testable import Transport
+
+@Suite struct HTTP2ClientStreamHandlerTests {
+    /// A connected channel with the handler; the window widening and the request already read off.
+    private func open(keepalive: HTTP2ClientStreamHandler.Keepalive? = nil) throws -> (EmbeddedChannel, EventLoopFuture<Void>, HPACKHeaders) {
+        let loop = EmbeddedEventLoop()
+        let channel = EmbeddedChannel(loop: loop)
+        let ready = loop.makePromise(of: Void.self)
+        let request = HPACKHeaders([(":method", "POST"), (":scheme", "https"), (":authority", "a:1"), (":path", "/s/Tun")])
+        try channel.pipeline.syncOperations.addHandler(
+            HTTP2ClientStreamHandler(request: request, framing: .gun, errorPrefix: "v2ray-grpc", keepalive: keepalive, ready: ready))
+        try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
+        let widen = try #require(try channel.readOutbound(as: HTTP2Frame.self))
+        #expect(widen.streamID == .rootStream && widen.payload.windowIncrement == (4 << 20) - 65_535)
+        let headers = try #require(try channel.readOutbound(as: HTTP2Frame.self))
+        let sent = try #require(headers.payload.headersPayload)
+        #expect(!sent.endStream && headers.streamID == 1)
+        return (channel, ready.futureResult, sent.headers)
+    }
+
+    private func response(_ status: String, endStream: Bool = false) -> HTTP2Frame {
+        HTTP2Frame(streamID: 1, payload: .headers(.init(headers: HPACKHeaders([(":status", status)]), endStream: endStream)))
+    }
+
+    @Test func readyAtOnceThenGunBothWays() throws {
+        let (channel, ready, sent) = try open()
+        #expect(sent.first(name: ":path") == "/s/Tun")
+        try ready.wait()
+        // Our write: one DATA frame with the gun message.
+        try channel.writeOutbound(ByteBuffer(string: "hello"))
+        let data = try #require(try channel.readOutbound(as: HTTP2Frame.self).flatMap(\.payload.dataPayload))
+        guard case .byteBuffer(let bytes) = data.data else { Issue.record("\(data)"); return }
+        #expect(Array(bytes.readableBytesView) == GunFramingTests.hello)
+        // The server's answer, then one message split over two DATA frames.
+        try channel.writeInbound(response("200"))
+        try channel.writeInbound(HTTP2Frame(streamID: 1, payload: .data(.init(data: .byteBuffer(ByteBuffer(bytes: GunFramingTests.hello.prefix(9)))))))
+        try channel.writeInbound(HTTP2Frame(streamID: 1, payload: .data(.init(data: .byteBuffer(ByteBuffer(bytes: GunFramingTests.hello.dropFirst(9)))))))
+        #expect(String(buffer: try #require(try channel.readInbound(as: ByteBuffer.self))) == "he")
+        #expect(String(buffer: try #require(try channel.readInbound(as: ByteBuffer.self))) == "llo")
+        // A half-close is END_STREAM.
+        try channel.close(mode: .output).wait()
+        // Window updates for what was read come first.
+        var frames: [HTTP2Frame] = []
+        while let frame = try channel.readOutbound(as: HTTP2Frame.self) { frames.append(frame) }
+        #expect(frames.compactMap(\.payload.windowIncrement) == [9, 9, 3, 3])  // stream and connection, per read batch
+        #expect(frames.last?.payload.dataPayload?.endStream == true)
+    }
+
+    @Test func notFoundFailsWithGoWords() throws {
+        let (channel, _, _) = try open()
+        #expect(throws: AdapterError.self) { try channel.writeInbound(response("404", endStream: true)) }
+        #expect(!channel.isActive)
+        let texts = [HTTP2ClientStreamHandler.statusText("404"), HTTP2ClientStreamHandler.statusText("599")]
+        #expect(texts == ["404 Not Found", "599"])
+    }
+
+    @Test func garbageFramingCloses() throws {
+        let (channel, _, _) = try open()
+        try channel.writeInbound(response("200"))
+        #expect(throws: AdapterError.self) {
+            try channel.writeInbound(HTTP2Frame(streamID: 1, payload: .data(.init(data: .byteBuffer(ByteBuffer(string: "HTTP/1.1 200 OK\r\n"))))))
+        }
+        #expect(!channel.isActive)
+    }
+
+    @Test func keepalivePingsAfterIdleAndGivesUp() throws {
+        let (channel, _, _) = try open(keepalive: .init(idle: .seconds(1), pingTimeout: .seconds(2)))
+        let loop = try #require(channel.eventLoop as? EmbeddedEventLoop)
+        loop.advanceTime(by: .milliseconds(900))
+        #expect(try channel.readOutbound(as: HTTP2Frame.self) == nil)
+        loop.advanceTime(by: .milliseconds(200))
+        let ping = try #require(try channel.readOutbound(as: HTTP2Frame.self))
+        #expect(ping.payload.pingAck == false && ping.streamID == .rootStream)
+        // An answer (any frame) keeps the connection.
+        try channel.writeInbound(HTTP2Frame(streamID: .rootStream, payload: .ping(HTTP2PingData(withInteger: 1), ack: true)))
+        loop.advanceTime(by: .milliseconds(1500))
+        #expect(channel.isActive)
+        // The next PING goes unanswered: closed after the ping timeout.
+        loop.advanceTime(by: .seconds(1))
+        loop.advanceTime(by: .seconds(3))
+        #expect(!channel.isActive)
+    }
+}
+
+extension HTTP2Frame.FramePayload {
+    var headersPayload: Headers? { if case .headers(let headers) = self { headers } else { nil } }
+    var dataPayload: Data? { if case .data(let data) = self { data } else { nil } }
+    var windowIncrement: Int? { if case .windowUpdate(let increment) = self { increment } else { nil } }
+    var pingAck: Bool? { if case .ping(_, let ack) = self { ack } else { nil } }
+}
