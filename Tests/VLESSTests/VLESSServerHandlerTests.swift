@@ -2,7 +2,7 @@
 // with a flow), every truncation (waits, then Go's EOF wording once the client ends), garbage
 // (unknown version, protobuf header, address family, random bytes: an error, never a trap), and
 // the handler in an EmbeddedChannel: a request split at every byte, the response header in front
-// of the first write only, plain UDP both ways, a wrong UUID and a flow mismatch refused.
+// of the first write only, plain UDP and packetaddr both ways, a wrong UUID and a flow mismatch refused.
 import Adapter
 import Config
 import NIOCore
@@ -195,6 +195,31 @@ final class PacketSink: PacketReceiver, @unchecked Sendable {
         flows.first?.0.flush()
         #expect(try channel.readOutbound(as: ByteBuffer.self).map { Array($0.readableBytesView) } == [0, 0, 0, 2, 9, 9])
         #expect(try channel.readOutbound(as: ByteBuffer.self).map { Array($0.readableBytesView) } == [0, 1, 8])
+        _ = try? channel.finish()
+        #expect(sink.closed)
+    }
+
+    /// packetaddr (command 2 to the magic name): each datagram carries its address both ways; the
+    /// flow has no destination.
+    @Test func packetAddressBothWays() throws {
+        let (channel, recorder) = try Self.channel()
+        let magic = Destination(host: .domain(VMessPacketAddress.magicAddress), port: 443)
+        // length 9: 01 127.0.0.1 port 53, payload 07 08
+        let datagram: [UInt8] = [0, 9, 1, 127, 0, 0, 1, 0, 53, 7, 8]
+        try channel.writeInbound(channel.allocator.buffer(bytes: try Self.request(command: VLESSModule.commandUDP, to: magic) + datagram))
+        let flows = recorder.udp.withLock { $0 }
+        #expect(flows.count == 1)
+        #expect(flows.first?.1.destination == Destination(ip: .v4(0), port: 0))
+        let sink = PacketSink()
+        flows.first?.0.setReceiver(sink)
+        let dns = Destination(ip: .v4(0x7f00_0001), port: 53)
+        #expect(sink.packets.map(\.0) == [[7, 8]])
+        #expect(sink.packets.first?.1 == dns)
+        flows.first?.0.writePacket(ByteBuffer(bytes: [9]), to: dns)
+        flows.first?.0.writePacket(ByteBuffer(bytes: [9]), to: Destination(host: .domain("example.com"), port: 53))  // dropped
+        flows.first?.0.flush()
+        #expect(try channel.readOutbound(as: ByteBuffer.self).map { Array($0.readableBytesView) } == [0, 0, 0, 8, 1, 127, 0, 0, 1, 0, 53, 9])
+        #expect(try channel.readOutbound(as: ByteBuffer.self) == nil)
         _ = try? channel.finish()
         #expect(sink.closed)
     }

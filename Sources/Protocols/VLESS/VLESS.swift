@@ -8,7 +8,7 @@
 // 3. UDP, xudp (the default): command 3 sent at once, then XUDP frames (VMess's XUDP connection).
 // 4. The inbound reads the request (VLESSRequest.swift), answers with the first bytes it sends
 //    and serves TCP, plain UDP and the mux command's XUDP sessions (VMess's mux server).
-// Not here: `flow` (xtls-rprx-vision), packetaddr, `multiplex`.
+// Not here: `flow` (xtls-rprx-vision), `multiplex`, packetaddr on the outbound.
 // Imports VMess for its address layout, UUID parsing and XUDP (STYLE: a protocol's codec).
 package import Adapter
 package import NIOCore

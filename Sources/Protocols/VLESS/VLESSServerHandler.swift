@@ -6,7 +6,8 @@
 // 2. Then, in Go's order: the UUID names a user (`unknown UUID: …`), the flow must be the user's
 //    (`flow mismatch: expected none, but got …`), the command is served:
 //    TCP (1): the stream goes to the router (through the UoT flow handler, as Go's UoT router);
-//    UDP (2): a length-prefixed `UDPOverTCPConnection` goes to the router;
+//    UDP (2): a length-prefixed `UDPOverTCPConnection` goes to the router (packetaddr: with
+//    `VLESSPacketAddressConnection` over it when the request names the magic address);
 //    mux (3): `VMessMuxServer` (XUDP sessions) reads the frames at the tail.
 //    What followed the request goes on behind it (Net's `FlowBufferHandler` holds it for the router).
 // 3. The handler stays for one write: the response header (version 0, no addons) goes in front of
@@ -145,18 +146,24 @@ package final class VLESSServerHandler: ChannelDuplexHandler, RemovableChannelHa
     }
 
     private func serveUDP(_ context: ChannelHandlerContext, destination: Destination, metadata: FlowMetadata, logName: String) {
-        // packetaddr (the magic name) needs a per-datagram address layer this build does not carry.
-        guard destination.domain != VMessPacketAddress.magicAddress else {
-            return reject(context, "\(AdapterError.notImplemented("packetaddr on vless inbound"))")
-        }
-        let connection: UDPOverTCPConnection
+        var metadata = metadata
+        let stream: UDPOverTCPConnection
         do {
-            connection = try UDPOverTCPConnection(lengthPrefixed: context.channel, destination: destination)
+            stream = try UDPOverTCPConnection(lengthPrefixed: context.channel, destination: destination)
         } catch {
             return reject(context, "\(error)")
         }
         state = .served
-        shared.logger.info("[\(logName)] inbound packet connection to \(destination)", flow: flowID)
+        let connection: any PacketConnection
+        if destination.domain == VMessPacketAddress.magicAddress {
+            // packetaddr: the flow has no destination; each datagram names its own (Go).
+            metadata.destination = Destination(ip: .v4(0), port: 0)
+            connection = VLESSPacketAddressConnection(stream)
+            shared.logger.info("[\(logName)] inbound packet addr connection", flow: flowID)
+        } else {
+            connection = stream
+            shared.logger.info("[\(logName)] inbound packet connection to \(destination)", flow: flowID)
+        }
         _ = try? context.channel.syncOptions?.setOption(ChannelOptions.autoRead, value: false)
         // The buffer handler holds what followed the request until the connection gets its receiver.
         passRest(context)
