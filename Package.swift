@@ -145,6 +145,7 @@ let package = Package(
         testTarget("AnyTLSTests", ["AnyTLS", "Adapter", "Config", "Net", "TLS", "TestSupport", nioCore, nioPosix,
                                    .product(name: "NIOEmbedded", package: "swift-nio")]),
         testTarget("VMessTests", ["VMess", "Adapter", "Config", "COpenSSL", nioCore]),
+        testTarget("VLESSTests", ["VLESS", "VMess", "Adapter", "Config", "Net", nioCore, .product(name: "NIOEmbedded", package: "swift-nio")]),
         testTarget("ProxyTests", ["SOCKS", "HTTPProxy", "Mixed", "Adapter", "Net", nioCore, nioPosix,
                                   .product(name: "NIOEmbedded", package: "swift-nio")]),
         testTarget("InteropTests", ["CLI", "TestSupport"]),

@@ -1,4 +1,4 @@
-// VLESS: sing-box's `vless` outbound (sing-vmess vless/ for the wire format).
+// VLESS: sing-box's `vless` inbound and outbound (sing-vmess vless/ for the wire format).
 //
 // A request is version 0 ‖ the user's UUID ‖ addons length ‖ addons (protobuf: the flow) ‖ command
 // (1 TCP, 2 UDP, 3 mux) ‖ the destination as VMess writes it (port first; not for mux); the server
@@ -6,7 +6,10 @@
 // 1. TCP: the request goes with the first payload (`FirstWriteHeaderHandler`, 300 ms alone).
 // 2. UDP, `packet_encoding` "" : command 2 to the destination, datagrams as length u16 ‖ payload.
 // 3. UDP, xudp (the default): command 3 sent at once, then XUDP frames (VMess's XUDP connection).
-// Not here: `flow` (xtls-rprx-vision), packetaddr, the inbound. `multiplex` is Transport's `MuxClient`.
+// 4. The inbound reads the request (VLESSRequest.swift), answers with the first bytes it sends
+//    and serves TCP, plain UDP and the mux command's XUDP sessions (VMess's mux server).
+// Not here: `flow` (xtls-rprx-vision), packetaddr on the outbound, sing-mux on the inbound.
+// The outbound's `multiplex` is Transport's `MuxClient`.
 // Imports VMess for its address layout, UUID parsing and XUDP (STYLE: a protocol's codec).
 package import Adapter
 package import NIOCore
@@ -18,6 +21,8 @@ package enum VLESSModule {
     package static let commandTCP: UInt8 = 1
     package static let commandUDP: UInt8 = 2
     package static let commandMux: UInt8 = 3
+    /// The one flow sing-box knows (XTLS vision); this build refuses it at start.
+    package static let flowVision = "xtls-rprx-vision"
 
     /// The request header for `command` (no address for mux); `flow` goes into the addons.
     package static func request(uuid: [UInt8], command: UInt8, destination: Destination?, flow: String = "") throws -> ByteBuffer {

@@ -50,22 +50,25 @@ package struct VMessMuxFrame: Equatable {
     }
 }
 
-/// Last in a mux stream's pipeline: cuts frames and runs the UDP sessions. Loop-confined.
-final class VMessMuxServer: VMessDatagramSink {
+/// Last in a mux stream's pipeline: cuts frames and runs the UDP sessions. Loop-confined. Also
+/// vless's mux command (sing-vmess serves both with `HandleMuxConnection`).
+package final class VMessMuxServer: VMessDatagramSink {
     let channel: any Channel
     private let metadata: FlowMetadata
-    private let user: VMessServerUser
-    private let context: VMessServerContext
+    /// How the user appears in log lines (`[alice]`, or the index).
+    private let userLogName: String
+    private let logger: ContextLogger
     private let router: any FlowHandler
     private var sessions: [UInt16: VMessMuxPacketConnection] = [:]
     private var pending = ByteBuffer()
 
-    /// Installs the frame reader at the end of `channel` (the codec is in place). On its loop.
-    init(channel: any Channel, metadata: FlowMetadata, user: VMessServerUser, context: VMessServerContext, router: any FlowHandler) throws {
+    /// Installs the frame reader at the end of `channel` (the stream codec, if any, is in place;
+    /// what reaches the tail is the frame stream). On its loop; the stream's close ends the sessions.
+    package init(channel: any Channel, metadata: FlowMetadata, userLogName: String, logger: ContextLogger, router: any FlowHandler) throws {
         self.channel = channel
         self.metadata = metadata
-        self.user = user
-        self.context = context
+        self.userLogName = userLogName
+        self.logger = logger
         self.router = router
         try channel.pipeline.syncOperations.addHandler(VMessDatagramReader(sink: self), position: .last)
         channel.closeFuture.whenComplete { [self] _ in
@@ -84,7 +87,7 @@ final class VMessMuxServer: VMessDatagramSink {
         do {
             while let frame = try VMessMuxFrame.read(from: &pending) { try handle(frame) }
         } catch {
-            context.logger.error("process connection from \(metadata.source.map(\.description) ?? "?"): mux connection closed: \(error)",
+            logger.error("process connection from \(metadata.source.map(\.description) ?? "?"): mux connection closed: \(error)",
                                  flow: metadata.flowID)
             channel.close(promise: nil)
             return
@@ -104,7 +107,7 @@ final class VMessMuxServer: VMessDatagramSink {
             case VMessModule.networkUDP:
                 open(session: frame.session, destination: destination)
             case VMessModule.networkTCP:
-                context.logger.error("[\(user.logName)] inbound connection to \(destination): not implemented: TCP streams in vmess mux",
+                logger.error("[\(userLogName)] inbound connection to \(destination): not implemented: TCP streams in vmess mux",
                                      flow: metadata.flowID)
                 writeEnd(frame.session, error: true)
                 return
@@ -133,7 +136,7 @@ final class VMessMuxServer: VMessDatagramSink {
         flow.flowID = FlowID()
         flow.network = .udp
         flow.destination = destination
-        context.logger.info("[\(user.logName)] inbound packet connection to \(destination)", flow: flow.flowID)
+        logger.info("[\(userLogName)] inbound packet connection to \(destination)", flow: flow.flowID)
         router.handleUDP(session, metadata: flow)
     }
 

@@ -200,7 +200,7 @@ package final class VMessServerHandler: ChannelDuplexHandler {
             if let listenOptions = shared.listenOptions { flow.applyListenOptions(listenOptions) }
             if !user.name.isEmpty { flow.user = user.name }
             do {
-                _ = try VMessMuxServer(channel: context.channel, metadata: flow, user: user, context: shared, router: packets)
+                _ = try VMessMuxServer(channel: context.channel, metadata: flow, userLogName: user.logName, logger: shared.logger, router: packets)
                 let sync = context.pipeline.syncOperations
                 if let holder = try? sync.handler(type: FlowBufferHandler.self) { sync.removeHandler(holder, promise: nil) }
                 _ = try? context.channel.syncOptions?.setOption(ChannelOptions.autoRead, value: true)
