@@ -1,5 +1,5 @@
 // Our vless inbound against real clients: Go sing-box 1.12.12's vless outbound (xudp, plain and
-// packetaddr packet encoding, TLS, ws) and v2ray 4.34's (TCP and plain UDP), then our own outbound. Each
+// packetaddr packet encoding, TLS, ws, grpc, http, multiplex) and v2ray 4.34's (TCP and plain UDP), then our own outbound. Each
 // carries a byte-exact download and a DNS query over UDP to dnsmasq through a mixed inbound. A
 // wrong UUID, garbage and a cut request are refused as Go refuses them (reset, Go's words, side by
 // side with Go's inbound). Every process is stopped on every exit path.
@@ -20,7 +20,9 @@ import Glibc
 
     /// Go's mixed → Go's vless outbound → our vless inbound → direct; a wrong UUID is refused with
     /// Go's `unknown UUID: …` and the client's download fails.
-    @Test(arguments: ["", #","packet_encoding":"""#, #","packet_encoding":"packetaddr""#, #","transport":{"type":"ws","path":"/vl"}"#, "tls"])
+    @Test(arguments: ["", #","packet_encoding":"""#, #","packet_encoding":"packetaddr""#, #","transport":{"type":"ws","path":"/vl"}"#, "tls",
+                      #","transport":{"type":"grpc","service_name":"vl"}"#, #","transport":{"type":"http","path":"/vl"}"#,
+                      #","multiplex":{"enabled":true}"#])
     func fromGoSingBox(extra: String) throws {
         let work = try TemporaryDirectory()
         let files = try FileServer(in: work)
@@ -30,7 +32,7 @@ import Glibc
         let certificates = try InteropCertificates()
         let server = try freePort(), mixed = try freePort(), wrong = try freePort(), nameless = try freePort()
         let tls = extra == "tls"
-        let inboundExtra = tls ? ",\"tls\":\(certificates.inboundTLS)" : (extra.contains("transport") ? extra : "")
+        let inboundExtra = tls ? ",\"tls\":\(certificates.inboundTLS)" : (extra.contains("transport") || extra.contains("multiplex") ? extra : "")
         let outboundExtra = tls ? ",\"tls\":\(certificates.outboundTLS())" : extra
         let ours = try SingBox(.ours, config: ConfigJSON.box(inbounds: [Self.inbound(port: server, extra: inboundExtra)],
                                                              outbounds: [ConfigJSON.direct]), waitPort: server, in: work)
@@ -45,13 +47,21 @@ import Glibc
             waitPort: mixed, in: work, name: "go-client")
         defer { go.stop() }
         try exerciseTCPAndUDP(via: mixed, files: files, dns: dns, work: work, label: "Go → ours \(extra)", logs: [ours, go])
-        #expect(ours.log.contains("inbound/vless[vless-in]: [alice] inbound connection to 127.0.0.1:\(files.port)"), "\(ours.log)")
-        let packetLine = extra.contains("packetaddr") ? "[alice] inbound packet addr connection" : "[alice] inbound packet connection to 127.0.0.1:\(dns.port)"
-        #expect(ours.log.contains(packetLine), "\(ours.log)")
+        // With multiplex the vless stream goes to the mux magic name and each flow is a mux stream.
+        let multiplex = extra.contains("multiplex")
+        let target = multiplex ? "sp.mux.sing-box.arpa:444" : "127.0.0.1:\(files.port)"
+        #expect(ours.log.contains("inbound/vless[vless-in]: [alice] inbound connection to \(target)"), "\(ours.log)")
+        if multiplex {
+            #expect(ours.log.contains("inbound/vless[vless-in]: inbound multiplex connection to 127.0.0.1:\(files.port)"), "\(ours.log)")
+            #expect(ours.log.contains("inbound/vless[vless-in]: inbound multiplex packet connection"), "\(ours.log)")
+        } else {
+            let packetLine = extra.contains("packetaddr") ? "[alice] inbound packet addr connection" : "[alice] inbound packet connection to 127.0.0.1:\(dns.port)"
+            #expect(ours.log.contains(packetLine), "\(ours.log)")
+        }
         try waitForTCP(port: nameless, process: go.process)
         let namelessBody = try curl(["--socks5-hostname", "127.0.0.1:\(nameless)", files.blobURL]) == files.blob
         #expect(namelessBody)
-        #expect(ours.log.contains("[1] inbound connection to 127.0.0.1:\(files.port)"), "\(ours.log)")
+        #expect(ours.log.contains("[1] inbound connection to \(target)"), "\(ours.log)")
         try waitForTCP(port: wrong, process: go.process)
         #expect(throws: PeerError.self) { try curl(["--socks5-hostname", "127.0.0.1:\(wrong)", files.blobURL]) }
         #expect(waitForLog(ours, containing: ": unknown UUID: \(Self.stranger)"), "\(ours.log)")
@@ -140,10 +150,13 @@ import Glibc
     /// What this build does not carry fails the start with `not implemented` naming the field.
     @Test func unsupportedFieldsFailTheStart() throws {
         let work = try TemporaryDirectory()
+        let certificates = try InteropCertificates()
         let vision = "{\"type\":\"vless\",\"listen_port\":\(try freePort()),\"users\":[{\"uuid\":\"\(Self.uuid)\",\"flow\":\"xtls-rprx-vision\"}]}"
         for (inbound, expected) in [(vision, "not implemented: flow xtls-rprx-vision on vless inbound"),
-                                    (Self.inbound(port: try freePort(), extra: ",\"multiplex\":{\"enabled\":true}"), "not implemented: multiplex on vless inbound"),
-                                    (Self.inbound(port: try freePort(), extra: ",\"transport\":{\"type\":\"grpc\"}"), "not implemented: transport grpc on vless inbound")] {
+                                    (Self.inbound(port: try freePort(), extra: ",\"multiplex\":{\"enabled\":true,\"brutal\":{\"enabled\":true,\"up_mbps\":100,\"down_mbps\":100}}"),
+                                     "not implemented: multiplex brutal"),
+                                    (Self.inbound(port: try freePort(), extra: ",\"tls\":\(certificates.inboundTLS),\"transport\":{\"type\":\"quic\"}"),
+                                     "not implemented: transport quic on vless inbound")] {
             let config = try work.write("bad-in.json", ConfigJSON.box(inbounds: [inbound], outbounds: [ConfigJSON.direct]))
             let run = try runTool(Peers.ours, ["run", "-c", config], timeout: 10)
             #expect(run.status != 0)

@@ -1,9 +1,10 @@
 // The `vless` inbound (Go sing-box 1.12.12 protocol/vless/inbound.go, read for facts): a
 // `ProxyListener` whose connections run the TLS server (when `tls.enabled`), the v2ray transport's
-// upgrade (ws, httpupgrade) and then `VLESSServerHandler`. As in Go the router is wrapped in the
-// UoT router, so a stream to the UoT magic names becomes a UDP flow. Users with `flow`
-// xtls-rprx-vision, an enabled `multiplex` and other transports are refused at build time with a
-// clear `not implemented`, never dropped.
+// transport (ws, httpupgrade, grpc, http; each HTTP/2 stream is a connection of its own) and then
+// `VLESSServerHandler`. As in Go the router is wrapped in the UoT router, so a stream to the UoT
+// magic names becomes a UDP flow, and that in the sing-mux router when `multiplex` is enabled.
+// Users with `flow` xtls-rprx-vision and the quic transport are refused at build time with a clear
+// `not implemented`, never dropped.
 package import Adapter
 package import Config
 package import NIOCore
@@ -18,7 +19,7 @@ package final class VLESSInbound: ProxyListenerInbound {
     /// The listener; exposed for the bound port in tests.
     package let listener: ProxyListener
 
-    /// Throws Go's errors for bad `tls` values; `not implemented` for vision, `multiplex` and
+    /// Throws Go's errors for bad `tls` values and `multiplex`; `not implemented` for vision and
     /// transports this build lacks.
     package init(tag: String, options: VLESSInboundOptions, router: any FlowHandler, logger: ContextLogger,
                  group: any EventLoopGroup) throws {
@@ -26,8 +27,11 @@ package final class VLESSInbound: ProxyListenerInbound {
         if options.users.contains(where: { $0.flow == VLESSModule.flowVision }) {
             throw AdapterError.notImplemented("flow \(VLESSModule.flowVision) on vless inbound")
         }
-        if options.multiplex?.enabled == true { throw AdapterError.notImplemented("multiplex on vless inbound") }
-        let tls = try TLSServerConfiguration.make(options.tls, logger: logger)
+        var tlsOptions = options.tls
+        if let transport = options.transport, let configured = tlsOptions?.alpn {
+            tlsOptions?.alpn = V2RayTransportServer.alpn(for: transport, configured: configured)
+        }
+        let tls = try TLSServerConfiguration.make(tlsOptions, logger: logger)
         var transport: V2RayTransportServer?
         if let transportOptions = options.transport {
             do { transport = try V2RayTransportServer(options: transportOptions) } catch {
@@ -37,8 +41,10 @@ package final class VLESSInbound: ProxyListenerInbound {
         let upgrade = transport
         let context = VLESSServerContext(tag: tag, users: options.users, listenOptions: options.listen, logger: logger)
         let parameters = try ListenParameters(options.listen)
-        // Go wraps the inbound's router in its UoT router: a stream to the magic names is a UDP flow.
-        let streams = UDPOverTCPFlowHandler(next: router, logger: logger)
+        // Go wraps the inbound's router in its UoT router (a stream to the magic names is a UDP
+        // flow), and that in its mux router when `multiplex` is enabled.
+        let streams = try MuxFlowHandler.wrap(UDPOverTCPFlowHandler(next: router, logger: logger), logger: logger,
+                                              options: options.multiplex)
         listener = ProxyListener(parameters: parameters, group: group, logger: logger, flowHandler: streams) { channel, flowID, handoff in
             let source = channel.remoteAddress.flatMap { Destination($0) }.map { "\($0)" } ?? "unknown"
             if let tls {
@@ -46,15 +52,21 @@ package final class VLESSInbound: ProxyListenerInbound {
                     logger.error("process connection from \(source): TLS handshake: \(error)", flow: flowID)
                 }
             }
-            if let upgrade {
-                try channel.pipeline.syncOperations.addHandler(upgrade.makeHandler { reason in
-                    logger.error("process connection from \(source): \(reason)", flow: flowID)
-                })
+            let protocolSetup: V2RayTransportServer.StreamSetup = { stream, streamFlowID in
+                // A second HTTP/2 stream on the connection is a new inbound connection of its own.
+                if streamFlowID != flowID { logger.info("inbound connection from \(source)", flow: streamFlowID) }
+                try stream.pipeline.syncOperations.addHandlers([
+                    VLESSServerHandler(context: context, flowID: streamFlowID, flowHandler: handoff),
+                    FlowBufferHandler(),
+                ])
             }
-            try channel.pipeline.syncOperations.addHandlers([
-                VLESSServerHandler(context: context, flowID: flowID, flowHandler: handoff),
-                FlowBufferHandler(),
-            ])
+            if let upgrade {
+                try upgrade.install(on: channel, flowID: flowID, onReject: { reason in
+                    logger.error("process connection from \(source): \(reason)", flow: flowID)
+                }, setup: protocolSetup)
+            } else {
+                try protocolSetup(channel, flowID)
+            }
         }
     }
 
