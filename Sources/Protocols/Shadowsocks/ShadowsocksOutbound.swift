@@ -1,5 +1,7 @@
 // The `shadowsocks` outbound: TCP through `ShadowsocksClientHandler` on a dialed server
-// connection, UDP through `ShadowsocksClientPacketConnection` on a socket from the dialer.
+// connection, UDP through `ShadowsocksClientPacketConnection` on a socket from the dialer. A SIP003
+// `plugin` (obfs-local) wraps every TCP server stream, UoT and mux ones included, never UDP (Go's
+// shadowsocksDialer uses the plugin for TCP only).
 package import Adapter
 package import Config
 package import NIOCore
@@ -21,13 +23,19 @@ package final class ShadowsocksOutbound: Outbound {
     package let udpOverTCPVersion: UInt8?
     /// `multiplex`: flows ride sing-mux streams of sessions to the magic destination.
     private let mux: MuxClient?
+    /// `plugin` / `plugin_opts`: wraps each TCP stream to the server.
+    private let plugin: SIP003Plugin?
 
-    /// Throws Go's errors for a bad method or key, and `not implemented` for `plugin` and multiplex
-    /// `brutal`, which this build does not carry.
+    /// Throws Go's errors for a bad method, key, plugin or plugin_opts, and `not implemented` for
+    /// `v2ray-plugin` and multiplex `brutal`, which this build does not carry.
     package init(tag: String, options: ShadowsocksOutboundOptions, dialer: any Dialer, logger: ContextLogger) throws {
         self.tag = tag
         method = try ShadowsocksMethod.client(name: options.method, password: options.password)
-        if let plugin = options.plugin, !plugin.isEmpty { throw AdapterError.notImplemented("plugin on shadowsocks outbound") }
+        if let name = options.plugin, !name.isEmpty {
+            plugin = try SIP003Plugin(name: name, options: options.pluginOptions ?? "", serverPort: options.server.serverPort)
+        } else {
+            plugin = nil
+        }
         // sing's uot.Client: 0 and 2 are v2, 1 the legacy stream; another version fails each dial, as in Go.
         udpOverTCPVersion = options.udpOverTCP.flatMap { $0.enabled ? $0.version ?? 0 : nil }
         mux = try MuxClient.make(options.multiplex)
@@ -54,12 +62,13 @@ package final class ShadowsocksOutbound: Outbound {
     /// A shadowsocks stream to `destination` (a flow's, or the mux session's magic one).
     private func dialStream(to destination: Destination, on eventLoop: any EventLoop) async throws -> any Channel {
         let channel = try await dialer.dialTCP(to: server, on: eventLoop)
-        let method = self.method
+        let (method, plugin) = (self.method, self.plugin)
         do {
             try await channel.eventLoop.submit {
                 // First: the dialer's FlowBufferHandler at the end holds plaintext for the relay.
                 let session = ShadowsocksClientSession(method: method, destination: destination)
                 try channel.pipeline.syncOperations.addHandler(ShadowsocksClientHandler(session: session), position: .first)
+                try plugin?.install(in: channel.pipeline.syncOperations)
             }.get()
             return channel
         } catch {
@@ -92,12 +101,13 @@ package final class ShadowsocksOutbound: Outbound {
         let connectMode = metadata.udpConnect && version != UDPOverTCP.legacyVersion
         logger.info("outbound UoT \(connectMode ? "connect " : "")packet connection to \(metadata.destination)", flow: metadata.flowID)
         let channel = try await dialer.dialTCP(to: server, on: eventLoop)
-        let method = self.method
+        let (method, plugin) = (self.method, self.plugin)
         let request = version == UDPOverTCP.legacyVersion ? nil : UDPOverTCPRequest(isConnect: connectMode, destination: metadata.destination)
         do {
             return try await channel.eventLoop.submit {
                 let session = ShadowsocksClientSession(method: method, destination: magic)
                 try channel.pipeline.syncOperations.addHandler(ShadowsocksClientHandler(session: session), position: .first)
+                try plugin?.install(in: channel.pipeline.syncOperations)
                 return try UDPOverTCPConnection(client: channel, request: request)
             }.get()
         } catch {
