@@ -1,11 +1,13 @@
 // SIP003Plugin: the shadowsocks outbound's `plugin` / `plugin_opts`, run in-process as Go's
-// transport/sip003 does. `obfs-local` (simple-obfs, http or tls) is carried by the
-// SimpleObfs…ClientHandlers; `v2ray-plugin` parses as Go parses it and then fails as not implemented
-// (its default `mux=1` needs VMess's mux.cool, which a transport may not import).
+// transport/sip003 does: `obfs-local` (simple-obfs, http or tls; the SimpleObfs…ClientHandlers) and
+// `v2ray-plugin` (websocket, optional TLS, mux.cool framing unless `mux=0`; quic mode is not built).
 // 1. `SIP003Arguments.parse` splits plugin_opts (`k=v;k2;k3=a\;b`, Go's ParsePluginOptions).
 // 2. `SIP003Plugin(name:options:serverPort:)` looks the name up and reads its arguments.
-// 3. `install(in:)` puts the plugin's handler at the socket end of a dialed server stream.
+// 3. `SIP003PluginDialer.connect` dials the server through the plugin; the shadowsocks handler goes
+//    right after the handler it returns.
 package import Adapter
+package import Config
+import Net
 package import NIOCore
 
 /// A plugin of a shadowsocks outbound's server streams (TCP only: Go dials UDP without it).
@@ -14,6 +16,8 @@ package enum SIP003Plugin: Sendable, Equatable {
     case obfsHTTP(host: String, port: UInt16)
     /// simple-obfs TLS: a fake ClientHello carrying the first write, then application-data records.
     case obfsTLS(host: String)
+    /// v2ray-plugin's client: websocket (TLS when `tls`), each stream one mux.cool session when mux > 0.
+    case v2ray(tls: OutboundTLSOptions?, transport: V2RayTransportOptions, mux: Int)
 
     /// Go's `sip003.CreatePlugin`: options parse first (`parse plugin_opts: …`), then the name
     /// (`plugin not found: …`), then the plugin's own arguments. Throws Go's wording.
@@ -34,26 +38,36 @@ package enum SIP003Plugin: Sendable, Equatable {
             default: throw AdapterError(.other, "unknown obfs mode \(mode)")
             }
         case "v2ray-plugin":
-            // Go's newV2RayPlugin checks the mode and the mux count before it builds anything.
-            let mode = arguments.first("mode") ?? "websocket"
-            switch mode {
-            case "websocket":
-                if let mux = arguments.first("mux") { _ = try Self.goAtoi(mux, context: "parse mux value") }
-            case "quic": break
-            default: throw AdapterError(.other, "v2ray-plugin: unknown mode: \(mode)")
-            }
-            throw AdapterError.notImplemented("v2ray-plugin on shadowsocks outbound")
+            self = try Self.v2ray(arguments)
         default:
             throw AdapterError(.other, "plugin not found: \(name)")
         }
     }
 
-    /// Adds the plugin's handler first in `pipeline` (next to the socket, below the shadowsocks
-    /// handler). Call on the channel's event loop after the shadowsocks handler is in place.
-    package func install(in pipeline: ChannelPipeline.SynchronousOperations) throws {
-        switch self {
-        case let .obfsHTTP(host, port): try pipeline.addHandler(SimpleObfsHTTPClientHandler(host: host, port: port), position: .first)
-        case let .obfsTLS(host): try pipeline.addHandler(SimpleObfsTLSClientHandler(host: host), position: .first)
+    /// Go's newV2RayPlugin: `tls`, `cert` (a CA file), `certRaw` (base64 DER body), `host` (the ws
+    /// Host header and the TLS server name; default cloudfront.com), `path` (default /), `mode`
+    /// (websocket or quic), `mux` (websocket only; default 1).
+    private static func v2ray(_ arguments: SIP003Arguments) throws(AdapterError) -> SIP003Plugin {
+        var tls = OutboundTLSOptions()
+        tls.enabled = arguments.first("tls") != nil
+        if let path = arguments.first("cert") { tls.certificatePath = path }
+        if let raw = arguments.first("certRaw") {
+            tls.certificate = ["-----BEGIN CERTIFICATE-----\n" + raw + "\n-----END CERTIFICATE-----"]
+        }
+        let host = arguments.first("host") ?? "cloudfront.com"
+        if arguments.first("host") != nil { tls.serverName = host }
+        let mode = arguments.first("mode") ?? "websocket"
+        switch mode {
+        case "websocket":
+            var ws = V2RayWebsocketOptions()
+            ws.headers = ListableMap([(key: "Host", values: [host])])
+            ws.path = arguments.first("path") ?? "/"
+            let mux = try arguments.first("mux").map { text throws(AdapterError) in try goAtoi(text, context: "parse mux value") } ?? 1
+            return .v2ray(tls: tls.enabled ? tls : nil, transport: .ws(ws), mux: mux)
+        case "quic":
+            throw AdapterError.notImplemented("v2ray-plugin mode quic on shadowsocks outbound")
+        default:
+            throw AdapterError(.other, "v2ray-plugin: unknown mode: \(mode)")
         }
     }
 
@@ -65,6 +79,68 @@ package enum SIP003Plugin: Sendable, Equatable {
         let syntaxOK = !digits.isEmpty && text.count - digits.count <= 1 && digits.allSatisfy { $0.isASCII && $0.isNumber }
         let reason = syntaxOK ? "value out of range" : "invalid syntax"
         throw AdapterError(.other, "\(context): strconv.Atoi: parsing \(goQuote(text)): \(reason)")
+    }
+}
+
+/// A plugin bound to its outbound's dialer and server. Immutable; `connect` runs from any thread.
+package struct SIP003PluginDialer: Sendable {
+    package let plugin: SIP003Plugin
+    private let dialer: any Dialer
+    private let server: Destination
+    /// v2ray-plugin's TLS and websocket, built once.
+    private let stream: ProxyStreamDialer?
+
+    /// Builds what the plugin needs up front (v2ray-plugin's TLS client; Go's tls.NewClient errors).
+    package init(_ plugin: SIP003Plugin, dialer: any Dialer, server: ServerOptions) throws {
+        self.plugin = plugin
+        self.dialer = dialer
+        self.server = Destination(host: Host(server.server), port: server.serverPort)
+        if case let .v2ray(tls, transport, _) = plugin {
+            stream = try ProxyStreamDialer(dialer: dialer, server: server, tls: tls, transport: transport, protocolName: "shadowsocks")
+        } else {
+            stream = nil
+        }
+    }
+
+    /// Dials the server through the plugin: returns the channel and the handler the shadowsocks
+    /// handler must follow. The channel is closed on failure.
+    package func connect(on eventLoop: any EventLoop) async throws -> (any Channel, any ChannelHandler) {
+        switch plugin {
+        case let .obfsHTTP(host, port):
+            return try await dial(SimpleObfsHTTPClientHandler(host: host, port: port), on: eventLoop)
+        case let .obfsTLS(host):
+            return try await dial(SimpleObfsTLSClientHandler(host: host), on: eventLoop)
+        case let .v2ray(_, _, mux):
+            guard let stream else { preconditionFailure("v2ray-plugin without its stream dialer") }
+            let (channel, last) = try await stream.connect(on: eventLoop)
+            // The ws transport always returns its handler; mux.cool goes right above it.
+            guard let last else { return (channel, try await channel.pipeline.handler(type: FlowBufferHandler.self).get()) }
+            guard mux > 0 else { return (channel, last) }
+            let wrapper = MuxCoolClientHandler()
+            do {
+                try await channel.eventLoop.submit {
+                    try channel.pipeline.syncOperations.addHandler(wrapper, position: .after(last))
+                }.get()
+                return (channel, wrapper)
+            } catch {
+                channel.close(promise: nil)
+                throw error
+            }
+        }
+    }
+
+    /// simple-obfs: the handler goes first (next to the socket), as the dialer's plain stream.
+    private func dial<Handler: ChannelHandler & Sendable>(_ handler: Handler, on eventLoop: any EventLoop) async throws -> (any Channel, any ChannelHandler) {
+        let channel = try await dialer.dialTCP(to: server, on: eventLoop)
+        do {
+            try await channel.eventLoop.submit {
+                try channel.pipeline.syncOperations.addHandler(handler, position: .first)
+            }.get()
+            return (channel, handler)
+        } catch {
+            channel.close(promise: nil)
+            throw error
+        }
     }
 }
 

@@ -31,8 +31,9 @@ package enum SimpleObfsError: Error, Equatable, CustomStringConvertible {
     }
 }
 
-/// Client half of simple-obfs HTTP. Loop-confined; sits next to the socket, below shadowsocks.
-package final class SimpleObfsHTTPClientHandler: ChannelDuplexHandler, RemovableChannelHandler {
+/// Client half of simple-obfs HTTP. Loop-confined (hence `@unchecked Sendable`, to be handed to the
+/// loop); sits next to the socket, below shadowsocks.
+package final class SimpleObfsHTTPClientHandler: ChannelDuplexHandler, RemovableChannelHandler, @unchecked Sendable {
     package typealias InboundIn = ByteBuffer
     package typealias InboundOut = ByteBuffer
     package typealias OutboundIn = ByteBuffer

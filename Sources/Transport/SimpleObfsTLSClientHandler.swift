@@ -7,8 +7,9 @@
 import Foundation
 package import NIOCore
 
-/// Client half of simple-obfs TLS. Loop-confined; sits next to the socket, below shadowsocks.
-package final class SimpleObfsTLSClientHandler: ChannelDuplexHandler, RemovableChannelHandler {
+/// Client half of simple-obfs TLS. Loop-confined (hence `@unchecked Sendable`, to be handed to the
+/// loop); sits next to the socket, below shadowsocks.
+package final class SimpleObfsTLSClientHandler: ChannelDuplexHandler, RemovableChannelHandler, @unchecked Sendable {
     package typealias InboundIn = ByteBuffer
     package typealias InboundOut = ByteBuffer
     package typealias OutboundIn = ByteBuffer

@@ -3,6 +3,7 @@
 // layout of Go's http.go / tls.go) and how they unwrap a server's reply or refuse garbage.
 // The real peer (shadowsocks-libev + obfs-server) is in InteropTests/ShadowsocksPluginInteropTests.swift.
 import Adapter
+import Config
 import Foundation
 import NIOCore
 import NIOEmbedded
@@ -36,6 +37,19 @@ import Testing
         #expect(try SIP003Plugin(name: "obfs-local", options: "obfs=http;obfs-host=www.bing.com", serverPort: 80)
             == .obfsHTTP(host: "www.bing.com", port: 80))
         #expect(try SIP003Plugin(name: "obfs-local", options: "obfs=tls;obfs-host=x.io", serverPort: 443) == .obfsTLS(host: "x.io"))
+        // v2ray-plugin: Host cloudfront.com and path / by default, mux 1; `host` is also the TLS name.
+        var ws = V2RayWebsocketOptions()
+        ws.headers = ListableMap([(key: "Host", values: ["cloudfront.com"])])
+        ws.path = "/"
+        #expect(try SIP003Plugin(name: "v2ray-plugin", options: "", serverPort: 80) == .v2ray(tls: nil, transport: .ws(ws), mux: 1))
+        ws.headers = ListableMap([(key: "Host", values: ["a.io"])])
+        ws.path = "/ws"
+        var tls = OutboundTLSOptions()
+        tls.enabled = true
+        tls.serverName = "a.io"
+        tls.certificatePath = "/ca.pem"
+        #expect(try SIP003Plugin(name: "v2ray-plugin", options: "tls;host=a.io;path=/ws;mux=0;cert=/ca.pem", serverPort: 443)
+            == .v2ray(tls: tls, transport: .ws(ws), mux: 0))
     }
 
     @Test(arguments: [
@@ -47,7 +61,7 @@ import Testing
         ("v2ray-plugin", "mode=grpc", "v2ray-plugin: unknown mode: grpc"),
         ("v2ray-plugin", "mux=x", #"parse mux value: strconv.Atoi: parsing "x": invalid syntax"#),
         ("v2ray-plugin", "mux=99999999999999999999", #"parse mux value: strconv.Atoi: parsing "99999999999999999999": value out of range"#),
-        ("v2ray-plugin", "tls;host=a.io", "not implemented: v2ray-plugin on shadowsocks outbound"),
+        ("v2ray-plugin", "mode=quic", "not implemented: v2ray-plugin mode quic on shadowsocks outbound"),
     ])
     func refusesWithGoWording(name: String, options: String, message: String) {
         #expect(throws: AdapterError.self) { try SIP003Plugin(name: name, options: options, serverPort: 8388) }
@@ -194,6 +208,37 @@ import Testing
         let channel = EmbeddedChannel(handler: SimpleObfsTLSClientHandler(host: "x.io"))
         try channel.writeOutbound(ByteBuffer(string: "hello"))
         #expect(throws: error) { try channel.writeInbound(reply) }
+        #expect(!channel.isActive)
+    }
+}
+
+@Suite struct MuxCoolClientTests {
+    @Test func framesWritesAndUnwrapsKeepFrames() throws {
+        let channel = EmbeddedChannel(handler: MuxCoolClientHandler())
+        try channel.writeOutbound(ByteBuffer(string: "hi"))
+        // meta length 20; session 0; New; option data; TCP; port 666; domain (2) of 11 bytes; data length 2
+        let opened: [UInt8] = [0, 20, 0, 0, 1, 1, 1, 0x02, 0x9a, 2, 11] + Array("v1.mux.cool".utf8) + [0, 2] + Array("hi".utf8)
+        #expect(try channel.readOutbound(as: ByteBuffer.self) == ByteBuffer(bytes: opened))
+        try channel.writeOutbound(ByteBuffer(string: "yo"))
+        #expect(try channel.readOutbound(as: ByteBuffer.self) == ByteBuffer(bytes: [0, 4, 0, 0, 2, 1, 0, 2] + Array("yo".utf8)))
+        // Keep with data, KeepAlive without, Keep with extra metadata; split byte by byte.
+        var stream = ByteBuffer(bytes: [0, 4, 0, 0, 2, 1, 0, 3] + Array("abc".utf8) + [0, 4, 0, 0, 4, 0] + [0, 6, 0, 0, 2, 1, 9, 9, 0, 1] + Array("d".utf8))
+        var received = ""
+        while let byte = stream.readSlice(length: 1) {
+            try channel.writeInbound(byte)
+            while let part = try channel.readInbound(as: ByteBuffer.self) { received += String(buffer: part) }
+        }
+        #expect(received == "abcd")
+        // End: the stream is over.
+        try channel.writeInbound(ByteBuffer(bytes: [0, 4, 0, 0, 3, 0]))
+        #expect(!channel.isActive)
+    }
+
+    @Test(arguments: [([UInt8]([0, 4, 0, 0, 1, 1]), MuxCoolError.unexpectedNew), ([0, 4, 0, 0, 9, 0], .unexpectedStatus(9)),
+                      ([0, 4, 0, 0, 2, 2], .remoteClosed), ([0, 2, 0, 0, 2, 1], .badMetadataLength(2))])
+    func garbageFailsAndCloses(frame: [UInt8], error: MuxCoolError) throws {
+        let channel = EmbeddedChannel(handler: MuxCoolClientHandler())
+        #expect(throws: error) { try channel.writeInbound(ByteBuffer(bytes: frame)) }
         #expect(!channel.isActive)
     }
 }
