@@ -1,8 +1,8 @@
 // MuxCoolClientHandler: one stream in v2ray's mux.cool framing, as sing-vmess's MuxConnWrapper
 // writes it for v2ray-plugin's `mux` (Go's transport/sip003/v2ray.go). Session 0 only.
 // Out: the first write opens the session (New frame to `v1.mux.cool:666`, TCP, with data); later
-// writes are Keep frames with data. In: Keep frames carry data, KeepAlive none, End ends the
-// stream; a New frame, an error option or an unknown status fails the stream.
+// writes are Keep frames with data. In: Keep frames carry data, KeepAlive none, End is EOF (an
+// input-closed event); a New frame, an error option or an unknown status fails the stream.
 package import NIOCore
 
 /// Why a mux.cool frame from the server was refused (sing-vmess's words).
@@ -107,10 +107,10 @@ package final class MuxCoolClientHandler: ChannelDuplexHandler, RemovableChannel
                 switch status {
                 case Self.statusNew: throw .unexpectedNew
                 case Self.statusEnd:
-                    // sing-vmess reads End as EOF: the stream is over.
+                    // sing-vmess reads End as EOF: the download is over, the upload may go on.
                     failed = true
                     pending = ByteBuffer()
-                    context.close(promise: nil)
+                    context.fireUserInboundEventTriggered(ChannelEvent.inputClosed)
                     return
                 case Self.statusKeep, Self.statusKeepAlive: break
                 default: throw .unexpectedStatus(status)

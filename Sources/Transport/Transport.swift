@@ -2,7 +2,8 @@
 // (UoT), which the `socks` and `shadowsocks` outbounds use with `udp_over_tcp` and which the
 // `socks`, `http` and `mixed` inbounds answer (Go's common/uot router); the v2ray transports; and
 // sing-mux multiplexing (Mux/: smux, yamux and h2mux sessions, `MuxClient` for outbounds,
-// `MuxFlowHandler` for inbounds).
+// `MuxFlowHandler` for inbounds); and the shadowsocks outbound's SIP003 plugins, in-process as in Go
+// (`SIP003Plugin`: simple-obfs http/tls, v2ray-plugin over ws with mux.cool framing).
 //
 // Invariants: every connection here is confined to its channel's event loop; parsers of peer bytes
 // never trap (typed throws, nil for "need more bytes"). Imports Adapter, Net, TLS, NIOCore and

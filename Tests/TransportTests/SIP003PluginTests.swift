@@ -75,7 +75,7 @@ import Testing
 
 @Suite struct SimpleObfsHTTPTests {
     @Test func firstWriteIsAnUpgradeRequestAndTheReplyHeaderIsStripped() throws {
-        let channel = EmbeddedChannel(handler: SimpleObfsHTTPClientHandler(host: "www.bing.com", port: 8388))
+        let channel = try connected(SimpleObfsHTTPClientHandler(host: "www.bing.com", port: 8388))
         try channel.writeOutbound(ByteBuffer(string: "first"))
         let request = String(buffer: try #require(try channel.readOutbound(as: ByteBuffer.self)))
         let lines = request.components(separatedBy: "\r\n")
@@ -102,7 +102,7 @@ import Testing
     }
 
     @Test func port80IsLeftOutOfHost() throws {
-        let channel = EmbeddedChannel(handler: SimpleObfsHTTPClientHandler(host: "a.io", port: 80))
+        let channel = try connected(SimpleObfsHTTPClientHandler(host: "a.io", port: 80))
         try channel.writeOutbound(ByteBuffer(string: "x"))
         let request = String(buffer: try #require(try channel.readOutbound(as: ByteBuffer.self)))
         #expect(request.contains("\r\nHost: a.io\r\n"))
@@ -110,7 +110,7 @@ import Testing
     }
 
     @Test func garbageReplyFailsAndCloses() throws {
-        let channel = EmbeddedChannel(handler: SimpleObfsHTTPClientHandler(host: "a.io", port: 80))
+        let channel = try connected(SimpleObfsHTTPClientHandler(host: "a.io", port: 80))
         try channel.writeOutbound(ByteBuffer(string: "x"))
         #expect(throws: SimpleObfsError.notHTTPResponse("474152424147450d")) {
             try channel.writeInbound(ByteBuffer(string: "GARBAGE\r\n\r\nmore"))
@@ -120,7 +120,7 @@ import Testing
     }
 
     @Test func endlessHeaderFails() throws {
-        let channel = EmbeddedChannel(handler: SimpleObfsHTTPClientHandler(host: "a.io", port: 80))
+        let channel = try connected(SimpleObfsHTTPClientHandler(host: "a.io", port: 80))
         try channel.writeOutbound(ByteBuffer(string: "x"))
         try channel.writeInbound(ByteBuffer(string: "HTTP/1.1 200 OK\r\n"))
         #expect(throws: SimpleObfsError.httpHeaderTooLong(17 + 40_000)) {
@@ -130,7 +130,7 @@ import Testing
     }
 
     @Test func closeBeforeTheHeaderEndsIsAnError() throws {
-        let channel = EmbeddedChannel(handler: SimpleObfsHTTPClientHandler(host: "a.io", port: 80))
+        let channel = try connected(SimpleObfsHTTPClientHandler(host: "a.io", port: 80))
         try channel.writeOutbound(ByteBuffer(string: "x"))
         try channel.writeInbound(ByteBuffer(string: "HTTP/1.1 101"))
         channel.pipeline.fireUserInboundEventTriggered(ChannelEvent.inputClosed)
@@ -152,7 +152,7 @@ import Testing
     }
 
     @Test func clientHelloCarriesTheFirstChunkThenRecords() throws {
-        let channel = EmbeddedChannel(handler: SimpleObfsTLSClientHandler(host: "x.io"))
+        let channel = try connected(SimpleObfsTLSClientHandler(host: "x.io"))
         let first = ByteBuffer(repeating: 0xAB, count: 20_000)
         try channel.writeOutbound(first)
         var out = try #require(try channel.readOutbound(as: ByteBuffer.self))
@@ -185,7 +185,7 @@ import Testing
     }
 
     @Test func repliesAreUnwrappedAcrossSplits() throws {
-        let channel = EmbeddedChannel(handler: SimpleObfsTLSClientHandler(host: "x.io"))
+        let channel = try connected(SimpleObfsTLSClientHandler(host: "x.io"))
         try channel.writeOutbound(ByteBuffer(string: "hello"))
         var stream = Self.firstReply("first")
         stream.writeBytes([23, 3, 3, 0, 6] + Array("second".utf8) + [23, 3, 3, 0, 0] + [23, 3, 3, 0, 5] + Array("third".utf8))
@@ -205,7 +205,7 @@ import Testing
         ({ var b = firstReply("x"); b.writeBytes([21, 3, 3, 0, 2, 2, 40]); return b }(), .unexpectedTLSRecord(type: 21, expected: "application data")),
     ])
     func garbageFailsAndCloses(reply: ByteBuffer, error: SimpleObfsError) throws {
-        let channel = EmbeddedChannel(handler: SimpleObfsTLSClientHandler(host: "x.io"))
+        let channel = try connected(SimpleObfsTLSClientHandler(host: "x.io"))
         try channel.writeOutbound(ByteBuffer(string: "hello"))
         #expect(throws: error) { try channel.writeInbound(reply) }
         #expect(!channel.isActive)
@@ -214,7 +214,7 @@ import Testing
 
 @Suite struct MuxCoolClientTests {
     @Test func framesWritesAndUnwrapsKeepFrames() throws {
-        let channel = EmbeddedChannel(handler: MuxCoolClientHandler())
+        let channel = try connected(MuxCoolClientHandler())
         try channel.writeOutbound(ByteBuffer(string: "hi"))
         // meta length 20; session 0; New; option data; TCP; port 666; domain (2) of 11 bytes; data length 2
         let opened: [UInt8] = [0, 20, 0, 0, 1, 1, 1, 0x02, 0x9a, 2, 11] + Array("v1.mux.cool".utf8) + [0, 2] + Array("hi".utf8)
@@ -229,16 +229,37 @@ import Testing
             while let part = try channel.readInbound(as: ByteBuffer.self) { received += String(buffer: part) }
         }
         #expect(received == "abcd")
-        // End: the stream is over.
-        try channel.writeInbound(ByteBuffer(bytes: [0, 4, 0, 0, 3, 0]))
-        #expect(!channel.isActive)
+        // End: EOF for the reader (input closed); nothing after it is data, the channel stays open.
+        let events = EventRecorder()
+        try channel.pipeline.syncOperations.addHandler(events)
+        try channel.writeInbound(ByteBuffer(bytes: [0, 4, 0, 0, 3, 0] + [0, 4, 0, 0, 2, 1, 0, 1, 0x78]))
+        #expect(try channel.readInbound(as: ByteBuffer.self) == nil)
+        #expect(events.inputClosed)
+        #expect(channel.isActive)
     }
 
     @Test(arguments: [([UInt8]([0, 4, 0, 0, 1, 1]), MuxCoolError.unexpectedNew), ([0, 4, 0, 0, 9, 0], .unexpectedStatus(9)),
                       ([0, 4, 0, 0, 2, 2], .remoteClosed), ([0, 2, 0, 0, 2, 1], .badMetadataLength(2))])
     func garbageFailsAndCloses(frame: [UInt8], error: MuxCoolError) throws {
-        let channel = EmbeddedChannel(handler: MuxCoolClientHandler())
+        let channel = try connected(MuxCoolClientHandler())
         #expect(throws: error) { try channel.writeInbound(ByteBuffer(bytes: frame)) }
         #expect(!channel.isActive)
     }
+}
+
+/// Swallows and notes the input-closed event (the relay's part in a real pipeline).
+final class EventRecorder: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    var inputClosed = false
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if case ChannelEvent.inputClosed = event { inputClosed = true } else { context.fireUserInboundEventTriggered(event) }
+    }
+}
+
+/// An EmbeddedChannel with `handler`, connected (active), so a close by the handler shows.
+func connected(_ handler: some ChannelHandler) throws -> EmbeddedChannel {
+    let channel = EmbeddedChannel(handler: handler)
+    try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
+    #expect(channel.isActive)
+    return channel
 }
