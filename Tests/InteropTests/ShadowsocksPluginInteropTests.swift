@@ -73,6 +73,85 @@ import Testing
         }
     }
 
+    /// The plugin also carries what rides shadowsocks TCP streams: `udp_over_tcp` and `multiplex`
+    /// (Go's uot and mux clients dial through the plugin). Server: Go's shadowsocks inbound (TCP only,
+    /// so UDP must ride UoT) behind a standalone obfs-server; ours and Go as clients side by side.
+    @Test(arguments: ["udp_over_tcp", "multiplex"])
+    func obfsLocalCarriesUoTAndMultiplexToGo(feature: String) throws {
+        let method = "2022-blake3-aes-128-gcm", password = "AAECAwQFBgcICQoLDA0ODw=="
+        let work = try TemporaryDirectory()
+        let files = try FileServer(in: work)
+        defer { files.stop() }
+        let dns = try Dnsmasq(in: work)
+        defer { dns.stop() }
+        let goServer = try freePort(), obfsPort = try freePort(), ourMixed = try freePort(), goMixed = try freePort()
+        let inbound = String(ShadowsocksConfig.inbound(port: goServer, method: method, password: password).dropLast())
+            + ",\"network\":\"tcp\"" + (feature == "multiplex" ? ",\"multiplex\":{\"enabled\":true}" : "") + "}"
+        let server = try SingBox(.go, config: ConfigJSON.box(inbounds: [inbound], outbounds: [ConfigJSON.direct]), waitPort: goServer, in: work,
+                                 name: "go-server")
+        defer { server.stop() }
+        let obfs = try Spawned("/usr/bin/obfs-server", ["-s", "127.0.0.1", "-p", String(obfsPort), "-r", "127.0.0.1:\(goServer)", "--obfs", "http", "-v"],
+                               name: "obfs-server", directory: work)
+        defer { obfs.stop() }
+        try waitForTCP(port: obfsPort, process: obfs)
+        let extra = feature == "multiplex" ? ",\"multiplex\":{\"enabled\":true,\"protocol\":\"h2mux\"}" : ",\"udp_over_tcp\":true"
+        let outbound = String(ShadowsocksConfig.outbound(port: obfsPort, method: method, password: password).dropLast())
+            + ",\"plugin\":\"obfs-local\",\"plugin_opts\":\"obfs=http;obfs-host=www.bing.com\"\(extra)}"
+        // Ours reaches obfs-server through a tap that notes how each connection starts (obfs-server
+        // also forwards unobfuscated bytes, so only the wire shows the plugin was used).
+        let tapPort = try freePort(), heads = work.file("heads.txt")
+        let tapScript = try work.write("tap.py", Self.tapScript)
+        let tap = try Spawned(Peers.python3, [tapScript, String(tapPort), String(obfsPort), heads], name: "tap", directory: work)
+        defer { tap.stop() }
+        try waitForTCP(port: tapPort, process: tap)
+        let ourOutbound = outbound.replacingOccurrences(of: "\"server_port\":\(obfsPort)", with: "\"server_port\":\(tapPort)")
+        let ours = try SingBox(.ours, config: ConfigJSON.box(inbounds: [ConfigJSON.mixed(port: ourMixed, tag: "m")], outbounds: [ourOutbound]),
+                               waitPort: ourMixed, in: work)
+        defer { ours.stop() }
+        let go = try SingBox(.go, config: ConfigJSON.box(inbounds: [ConfigJSON.mixed(port: goMixed, tag: "m")], outbounds: [outbound]),
+                             waitPort: goMixed, in: work)
+        defer { go.stop() }
+        try exerciseTCPAndUDP(via: ourMixed, files: files, dns: dns, work: work, label: "ours obfs + \(feature) → Go", logs: [ours, obfs, server])
+        try exerciseTCPAndUDP(via: goMixed, files: files, dns: dns, work: work, label: "Go obfs + \(feature) → Go", logs: [go, obfs, server])
+        let expected = feature == "multiplex" ? "outbound multiplex packet connection to 127.0.0.1:\(dns.port)"
+            : "outbound UoT packet connection to 127.0.0.1:\(dns.port)"
+        #expect(ours.log.contains(expected), "\(ours.log)")
+        #expect(go.log.contains(expected), "\(go.log)")
+        let starts = ((try? String(contentsOfFile: heads, encoding: .utf8)) ?? "").split(separator: "\n")
+        #expect(!starts.isEmpty && starts.allSatisfy { $0 == "GET / HTTP/1.1" }, "\(starts)")
+    }
+
+    /// A TCP forwarder that appends the first line of each connection's upload to a file at once.
+    static let tapScript = #"""
+import socket, sys, threading
+port, upstream, heads = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+server = socket.socket()
+server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+server.bind(("127.0.0.1", port))
+server.listen(64)
+lock = threading.Lock()
+def pump(src, dst, first):
+    try:
+        while True:
+            chunk = src.recv(65536)
+            if not chunk: break
+            if first:
+                with lock, open(heads, "a") as f: f.write(chunk.split(b"\r\n")[0].decode("latin-1") + "\n")
+                first = False
+            dst.sendall(chunk)
+    except OSError:
+        pass
+    try: dst.shutdown(socket.SHUT_WR)
+    except OSError: pass
+def serve(client):
+    up = socket.create_connection(("127.0.0.1", upstream))
+    threading.Thread(target=pump, args=(up, client, False), daemon=True).start()
+    pump(client, up, True)
+while True:
+    conn, _ = server.accept()
+    threading.Thread(target=serve, args=(conn,), daemon=True).start()
+"""#
+
     /// `v2ray-plugin` against ss-server behind Debian's v2ray-plugin (`ss-v2ray-plugin -server`):
     /// websocket with mux.cool framing (the default), over TLS, and without mux.cool (`mux=0`, which
     /// this server does not serve, for Go as for us). Ours and Go
