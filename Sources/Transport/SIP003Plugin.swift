@@ -103,8 +103,8 @@ package struct SIP003PluginDialer: Sendable {
     }
 
     /// Dials the server through the plugin: returns the channel and the handler the shadowsocks
-    /// handler must follow. The channel is closed on failure.
-    package func connect(on eventLoop: any EventLoop) async throws -> (any Channel, any ChannelHandler) {
+    /// handler must follow (nil: first in the pipeline). The channel is closed on failure.
+    package func connect(on eventLoop: any EventLoop) async throws -> (any Channel, (any ChannelHandler)?) {
         switch plugin {
         case let .obfsHTTP(host, port):
             return try await dial(SimpleObfsHTTPClientHandler(host: host, port: port), on: eventLoop)
@@ -113,13 +113,12 @@ package struct SIP003PluginDialer: Sendable {
         case let .v2ray(_, _, mux):
             guard let stream else { preconditionFailure("v2ray-plugin without its stream dialer") }
             let (channel, last) = try await stream.connect(on: eventLoop)
-            // The ws transport always returns its handler; mux.cool goes right above it.
-            guard let last else { return (channel, try await channel.pipeline.handler(type: FlowBufferHandler.self).get()) }
+            // Go wraps the transport's stream only when mux > 0; mux.cool goes right above the ws handler.
             guard mux > 0 else { return (channel, last) }
             let wrapper = MuxCoolClientHandler()
             do {
                 try await channel.eventLoop.submit {
-                    try channel.pipeline.syncOperations.addHandler(wrapper, position: .after(last))
+                    try channel.pipeline.syncOperations.addHandler(wrapper, position: ProxyStreamDialer.position(channel, after: last))
                 }.get()
                 return (channel, wrapper)
             } catch {
@@ -130,7 +129,7 @@ package struct SIP003PluginDialer: Sendable {
     }
 
     /// simple-obfs: the handler goes first (next to the socket), as the dialer's plain stream.
-    private func dial<Handler: ChannelHandler & Sendable>(_ handler: Handler, on eventLoop: any EventLoop) async throws -> (any Channel, any ChannelHandler) {
+    private func dial<Handler: ChannelHandler & Sendable>(_ handler: Handler, on eventLoop: any EventLoop) async throws -> (any Channel, (any ChannelHandler)?) {
         let channel = try await dialer.dialTCP(to: server, on: eventLoop)
         do {
             try await channel.eventLoop.submit {
