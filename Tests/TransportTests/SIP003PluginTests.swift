@@ -263,3 +263,44 @@ func connected(_ handler: some ChannelHandler) throws -> EmbeddedChannel {
     #expect(channel.isActive)
     return channel
 }
+
+/// Random server bytes never trap a decoder: each chunk is data or a clean error and close.
+@Suite struct SIP003DecoderGarbageTests {
+    /// SplitMix64: a seeded generator so a failure reproduces.
+    struct SeededGenerator: RandomNumberGenerator {
+        var state: UInt64
+        mutating func next() -> UInt64 {
+            state &+= 0x9E37_79B9_7F4A_7C15
+            var z = state
+            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+            return z ^ (z >> 31)
+        }
+    }
+
+    @Test(arguments: ["http", "tls", "mux.cool"])
+    func randomRepliesNeverTrap(decoder: String) throws {
+        var generator = SeededGenerator(state: 12_345)
+        for round in 0..<300 {
+            let handler: any ChannelHandler = switch decoder {
+            case "http": SimpleObfsHTTPClientHandler(host: "a.io", port: 80)
+            case "tls": SimpleObfsTLSClientHandler(host: "a.io")
+            default: MuxCoolClientHandler()
+            }
+            let channel = EmbeddedChannel(handler: handler)
+            try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
+            try channel.writeOutbound(ByteBuffer(string: "request"))
+            // Half the rounds start plausibly, so the decoders get past their first check.
+            var bytes: [UInt8] = round % 2 == 0 ? [] : (decoder == "http" ? Array("HTTP/1.1 101 OK\r\n\r\n".utf8)
+                : decoder == "tls" ? [22, 3, 3, 0, 91] + [UInt8](repeating: 0, count: 91) + [20, 3, 3, 0, 1, 1, 22, 3, 3] : [0, 4, 0, 0, 2, 1])
+            bytes += (0..<Int.random(in: 0..<400, using: &generator)).map { _ in UInt8.random(in: 0...255, using: &generator) }
+            var stream = ByteBuffer(bytes: bytes)
+            while stream.readableBytes > 0, channel.isActive {
+                let piece = stream.readSlice(length: min(stream.readableBytes, Int.random(in: 1...64, using: &generator)))!
+                do { try channel.writeInbound(piece) } catch { #expect(!channel.isActive, "\(decoder) round \(round): \(error)") }
+                while (try channel.readInbound(as: ByteBuffer.self)) != nil {}
+            }
+            _ = try? channel.finish()
+        }
+    }
+}
