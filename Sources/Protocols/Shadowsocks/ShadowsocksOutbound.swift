@@ -1,7 +1,7 @@
 // The `shadowsocks` outbound: TCP through `ShadowsocksClientHandler` on a dialed server
 // connection, UDP through `ShadowsocksClientPacketConnection` on a socket from the dialer. A SIP003
-// `plugin` (obfs-local, v2ray-plugin) wraps every TCP server stream, UoT and mux ones included, never UDP (Go's
-// shadowsocksDialer uses the plugin for TCP only).
+// `plugin` (obfs-local, v2ray-plugin) wraps every TCP server stream, UoT and mux ones included, never
+// UDP (Go's shadowsocksDialer uses the plugin for TCP only).
 package import Adapter
 package import Config
 package import NIOCore
