@@ -8,7 +8,7 @@ apt_packages=(
     pkg-config libssl-dev libsodium-dev libmnl-dev libnftnl-dev libsystemd-dev
     curl socat iproute2 nftables dnsmasq-base iperf3 knot-dnsutils wireguard-go wireguard-tools dbus openssl python3
     openssh-client openssh-server python3-pip
-    shadowsocks-libev trojan v2ray
+    shadowsocks-libev simple-obfs shadowsocks-v2ray-plugin trojan v2ray
     dnsperf
     python3-dbus
     iputils-ping

@@ -1,5 +1,7 @@
 // The `shadowsocks` outbound: TCP through `ShadowsocksClientHandler` on a dialed server
-// connection, UDP through `ShadowsocksClientPacketConnection` on a socket from the dialer.
+// connection, UDP through `ShadowsocksClientPacketConnection` on a socket from the dialer. A SIP003
+// `plugin` (obfs-local, v2ray-plugin) wraps every TCP server stream, UoT and mux ones included, never
+// UDP (Go's shadowsocksDialer uses the plugin for TCP only).
 package import Adapter
 package import Config
 package import NIOCore
@@ -21,13 +23,20 @@ package final class ShadowsocksOutbound: Outbound {
     package let udpOverTCPVersion: UInt8?
     /// `multiplex`: flows ride sing-mux streams of sessions to the magic destination.
     private let mux: MuxClient?
+    /// `plugin` / `plugin_opts`: wraps each TCP stream to the server.
+    private let plugin: SIP003PluginDialer?
 
-    /// Throws Go's errors for a bad method or key, and `not implemented` for `plugin` and multiplex
-    /// `brutal`, which this build does not carry.
+    /// Throws Go's errors for a bad method, key, plugin or plugin_opts, and `not implemented` for
+    /// v2ray-plugin's quic mode and multiplex `brutal`, which this build does not carry.
     package init(tag: String, options: ShadowsocksOutboundOptions, dialer: any Dialer, logger: ContextLogger) throws {
         self.tag = tag
         method = try ShadowsocksMethod.client(name: options.method, password: options.password)
-        if let plugin = options.plugin, !plugin.isEmpty { throw AdapterError.notImplemented("plugin on shadowsocks outbound") }
+        if let name = options.plugin, !name.isEmpty {
+            plugin = try SIP003PluginDialer(SIP003Plugin(name: name, options: options.pluginOptions ?? "", serverPort: options.server.serverPort),
+                                            dialer: dialer, server: options.server)
+        } else {
+            plugin = nil
+        }
         // sing's uot.Client: 0 and 2 are v2, 1 the legacy stream; another version fails each dial, as in Go.
         udpOverTCPVersion = options.udpOverTCP.flatMap { $0.enabled ? $0.version ?? 0 : nil }
         mux = try MuxClient.make(options.multiplex)
@@ -53,19 +62,26 @@ package final class ShadowsocksOutbound: Outbound {
 
     /// A shadowsocks stream to `destination` (a flow's, or the mux session's magic one).
     private func dialStream(to destination: Destination, on eventLoop: any EventLoop) async throws -> any Channel {
-        let channel = try await dialer.dialTCP(to: server, on: eventLoop)
+        let (channel, below) = try await dialServer(on: eventLoop)
         let method = self.method
         do {
             try await channel.eventLoop.submit {
                 // First: the dialer's FlowBufferHandler at the end holds plaintext for the relay.
                 let session = ShadowsocksClientSession(method: method, destination: destination)
-                try channel.pipeline.syncOperations.addHandler(ShadowsocksClientHandler(session: session), position: .first)
+                try channel.pipeline.syncOperations.addHandler(ShadowsocksClientHandler(session: session), position: below.map { .after($0) } ?? .first)
             }.get()
             return channel
         } catch {
             channel.close(promise: nil)
             throw error
         }
+    }
+
+    /// A TCP stream to the server, through the plugin when there is one: the shadowsocks handler
+    /// goes right after the returned handler, or first when none.
+    private func dialServer(on eventLoop: any EventLoop) async throws -> (any Channel, (any ChannelHandler)?) {
+        if let plugin { return try await plugin.connect(on: eventLoop) }
+        return (try await dialer.dialTCP(to: server, on: eventLoop), nil)
     }
 
     package func listenPacket(_ metadata: FlowMetadata, on eventLoop: any EventLoop) async throws -> any PacketConnection {
@@ -91,13 +107,13 @@ package final class ShadowsocksOutbound: Outbound {
         let magic = try UDPOverTCP.requestDestination(version: version)
         let connectMode = metadata.udpConnect && version != UDPOverTCP.legacyVersion
         logger.info("outbound UoT \(connectMode ? "connect " : "")packet connection to \(metadata.destination)", flow: metadata.flowID)
-        let channel = try await dialer.dialTCP(to: server, on: eventLoop)
+        let (channel, below) = try await dialServer(on: eventLoop)
         let method = self.method
         let request = version == UDPOverTCP.legacyVersion ? nil : UDPOverTCPRequest(isConnect: connectMode, destination: metadata.destination)
         do {
             return try await channel.eventLoop.submit {
                 let session = ShadowsocksClientSession(method: method, destination: magic)
-                try channel.pipeline.syncOperations.addHandler(ShadowsocksClientHandler(session: session), position: .first)
+                try channel.pipeline.syncOperations.addHandler(ShadowsocksClientHandler(session: session), position: below.map { .after($0) } ?? .first)
                 return try UDPOverTCPConnection(client: channel, request: request)
             }.get()
         } catch {
