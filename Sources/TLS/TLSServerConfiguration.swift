@@ -178,6 +178,20 @@ package final class TLSServerConfiguration: @unchecked Sendable {
         return done.futureResult
     }
 
+    /// `addServerHandler(to:)` for an inbound: a failed handshake is logged as Go's inbounds log it,
+    /// `process connection from <source>: TLS handshake: <error>` (Go's mixed inbound logs a
+    /// client that just hung up at debug level: `quietEOF`).
+    package func addServerHandler(to channel: any Channel, flowID: FlowID, logger: ContextLogger, quietEOF: Bool = false) throws {
+        let source = channel.remoteAddress.flatMap { Destination($0) }.map { "\($0)" } ?? "unknown"
+        try addServerHandler(to: channel).whenFailure { error in
+            if quietEOF, "\(error)" == "EOF" {
+                logger.debug("connection closed: TLS handshake: EOF", flow: flowID)
+            } else {
+                logger.error("process connection from \(source): TLS handshake: \(error)", flow: flowID)
+            }
+        }
+    }
+
     /// Go's `negotiateALPN` over the client's wire list `offered`: the first of our protocols the
     /// client offers; none (no ALPN) for an http/1.1 client of an h2 server; else nil (refuse).
     func select(from offered: UnsafeRawBufferPointer) -> (offset: Int, length: Int)?? {

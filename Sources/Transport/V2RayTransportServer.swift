@@ -78,6 +78,22 @@ package struct V2RayTransportServer: Sendable {
         }
     }
 
+    /// An inbound's connection: `setup` (the protocol's handlers) runs on the connection itself or,
+    /// with `transport`, on each stream the transport yields after its upgrade. A second HTTP/2
+    /// stream of grpc/http is logged as an inbound connection of its own; a refused upgrade is
+    /// logged as Go's `process connection from <source>: <reason>`.
+    package static func serve(_ transport: V2RayTransportServer?, on channel: any Channel, flowID: FlowID, logger: ContextLogger,
+                              setup: @escaping StreamSetup) throws {
+        guard let transport else { return try setup(channel, flowID) }
+        let source = channel.remoteAddress.flatMap { Destination($0) }.map { "\($0)" } ?? "unknown"
+        try transport.install(on: channel, flowID: flowID, onReject: { reason in
+            logger.error("process connection from \(source): \(reason)", flow: flowID)
+        }, setup: { stream, streamFlowID in
+            if streamFlowID != flowID { logger.info("inbound connection from \(source)", flow: streamFlowID) }
+            try setup(stream, streamFlowID)
+        })
+    }
+
     /// Installs the transport on an accepted connection (after TLS) and has `setup` put the
     /// protocol's handlers on each stream it yields: at once for ws and httpupgrade (after the
     /// transport's handler), per request for grpc and http. `onReject` logs a bad request.

@@ -37,12 +37,7 @@ package final class AnyTLSInbound: ProxyListenerInbound {
         let streams = UDPOverTCPFlowHandler(next: flowHandler, logger: logger)
         listener = ProxyListener(parameters: try ListenParameters(options.listen), group: group, logger: logger,
                                  flowHandler: streams) { channel, flowID, handoff in
-            if let tls {
-                let source = channel.remoteAddress.flatMap { Destination($0) }.map { "\($0)" } ?? "unknown"
-                try tls.addServerHandler(to: channel).whenFailure { error in
-                    logger.error("process connection from \(source): TLS handshake: \(error)", flow: flowID)
-                }
-            }
+            try tls?.addServerHandler(to: channel, flowID: flowID, logger: logger)
             try channel.pipeline.syncOperations.addHandler(AnyTLSServerHandler(context: context, flowID: flowID, flowHandler: handoff))
         }
     }

@@ -30,12 +30,7 @@ package final class HTTPInbound: ProxyListenerInbound {
         listener = ProxyListener(parameters: parameters, group: group, logger: logger, flowHandler: flowHandler) { channel, flowID, handoff in
             var context = shared
             context.flowHandler = handoff
-            if let tls {
-                let source = channel.remoteAddress.flatMap { Destination($0) }.map { "\($0)" } ?? "unknown"
-                try tls.addServerHandler(to: channel).whenFailure { error in
-                    logger.error("process connection from \(source): TLS handshake: \(error)", flow: flowID)
-                }
-            }
+            try tls?.addServerHandler(to: channel, flowID: flowID, logger: logger)
             try channel.pipeline.syncOperations.addHandler(HTTPProxyServerHandler(context: context, flowID: flowID))
         }
     }

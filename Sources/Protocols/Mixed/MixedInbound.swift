@@ -35,17 +35,8 @@ package final class MixedInbound: ProxyListenerInbound {
             var socks = sharedSOCKS, http = sharedHTTP
             socks.flowHandler = handoff
             http.flowHandler = handoff
-            if let tls {
-                let source = channel.remoteAddress.flatMap { Destination($0) }.map { "\($0)" } ?? "unknown"
-                try tls.addServerHandler(to: channel).whenFailure { error in
-                    // Go's mixed inbound logs a client that just hung up at debug level.
-                    if "\(error)" == "EOF" {
-                        logger.debug("connection closed: TLS handshake: EOF", flow: flowID)
-                    } else {
-                        logger.error("process connection from \(source): TLS handshake: \(error)", flow: flowID)
-                    }
-                }
-            }
+            // Go's mixed inbound logs a client that just hung up at debug level.
+            try tls?.addServerHandler(to: channel, flowID: flowID, logger: logger, quietEOF: true)
             try channel.pipeline.syncOperations.addHandler(MixedSniffHandler(socks: socks, http: http, flowID: flowID))
         }
     }

@@ -66,24 +66,9 @@ package final class TrojanInbound: ProxyListenerInbound {
         // Go wraps the router in its mux router when `multiplex` is enabled.
         let flows = try MuxFlowHandler.wrap(flowHandler, logger: logger, options: options.multiplex)
         listener = ProxyListener(parameters: parameters, group: group, logger: logger, flowHandler: flows) { channel, flowID, handoff in
-            if let tls {
-                let source = channel.remoteAddress.flatMap { Destination($0) }.map { "\($0)" } ?? "unknown"
-                try tls.addServerHandler(to: channel).whenFailure { error in
-                    logger.error("process connection from \(source): TLS handshake: \(error)", flow: flowID)
-                }
-            }
-            let source = channel.remoteAddress.flatMap { Destination($0) }.map { "\($0)" } ?? "unknown"
-            let protocolSetup: V2RayTransportServer.StreamSetup = { stream, streamFlowID in
-                // A second HTTP/2 stream on the connection is a new inbound connection of its own.
-                if streamFlowID != flowID { logger.info("inbound connection from \(source)", flow: streamFlowID) }
+            try tls?.addServerHandler(to: channel, flowID: flowID, logger: logger)
+            try V2RayTransportServer.serve(upgrade, on: channel, flowID: flowID, logger: logger) { stream, streamFlowID in
                 try stream.pipeline.syncOperations.addHandler(TrojanServerHandler(context: context, flowID: streamFlowID, flowHandler: handoff))
-            }
-            if let upgrade {
-                try upgrade.install(on: channel, flowID: flowID, onReject: { reason in
-                    logger.error("process connection from \(source): \(reason)", flow: flowID)
-                }, setup: protocolSetup)
-            } else {
-                try protocolSetup(channel, flowID)
             }
         }
     }

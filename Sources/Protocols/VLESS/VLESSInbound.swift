@@ -46,26 +46,12 @@ package final class VLESSInbound: ProxyListenerInbound {
         let streams = try MuxFlowHandler.wrap(UDPOverTCPFlowHandler(next: router, logger: logger), logger: logger,
                                               options: options.multiplex)
         listener = ProxyListener(parameters: parameters, group: group, logger: logger, flowHandler: streams) { channel, flowID, handoff in
-            let source = channel.remoteAddress.flatMap { Destination($0) }.map { "\($0)" } ?? "unknown"
-            if let tls {
-                try tls.addServerHandler(to: channel).whenFailure { error in
-                    logger.error("process connection from \(source): TLS handshake: \(error)", flow: flowID)
-                }
-            }
-            let protocolSetup: V2RayTransportServer.StreamSetup = { stream, streamFlowID in
-                // A second HTTP/2 stream on the connection is a new inbound connection of its own.
-                if streamFlowID != flowID { logger.info("inbound connection from \(source)", flow: streamFlowID) }
+            try tls?.addServerHandler(to: channel, flowID: flowID, logger: logger)
+            try V2RayTransportServer.serve(upgrade, on: channel, flowID: flowID, logger: logger) { stream, streamFlowID in
                 try stream.pipeline.syncOperations.addHandlers([
                     VLESSServerHandler(context: context, flowID: streamFlowID, flowHandler: handoff),
                     FlowBufferHandler(),
                 ])
-            }
-            if let upgrade {
-                try upgrade.install(on: channel, flowID: flowID, onReject: { reason in
-                    logger.error("process connection from \(source): \(reason)", flow: flowID)
-                }, setup: protocolSetup)
-            } else {
-                try protocolSetup(channel, flowID)
             }
         }
     }

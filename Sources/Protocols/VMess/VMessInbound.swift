@@ -48,27 +48,12 @@ package final class VMessInbound: ProxyListenerInbound, @unchecked Sendable {
                                               options: options.multiplex)
         let upgrade = transport
         listener = ProxyListener(parameters: parameters, group: group, logger: logger, flowHandler: streams) { channel, flowID, handoff in
-            if let tls {
-                let source = channel.remoteAddress.flatMap { Destination($0) }.map { "\($0)" } ?? "unknown"
-                try tls.addServerHandler(to: channel).whenFailure { error in
-                    logger.error("process connection from \(source): TLS handshake: \(error)", flow: flowID)
-                }
-            }
-            let source = channel.remoteAddress.flatMap { Destination($0) }.map(\.description) ?? "?"
-            let protocolSetup: V2RayTransportServer.StreamSetup = { stream, streamFlowID in
-                // A second HTTP/2 stream on the connection is a new inbound connection of its own.
-                if streamFlowID != flowID { logger.info("inbound connection from \(source)", flow: streamFlowID) }
+            try tls?.addServerHandler(to: channel, flowID: flowID, logger: logger)
+            try V2RayTransportServer.serve(upgrade, on: channel, flowID: flowID, logger: logger) { stream, streamFlowID in
                 try stream.pipeline.syncOperations.addHandlers([
                     VMessServerHandler(context: shared, flowID: streamFlowID, streams: handoff, packets: handoff),
                     FlowBufferHandler(),
                 ])
-            }
-            if let upgrade {
-                try upgrade.install(on: channel, flowID: flowID, onReject: { reason in
-                    logger.error("process connection from \(source): \(reason)", flow: flowID)
-                }, setup: protocolSetup)
-            } else {
-                try protocolSetup(channel, flowID)
             }
         }
     }
