@@ -55,6 +55,21 @@ package struct ProxyStreamDialer: Sendable {
         return (channel, last)
     }
 
+    /// `connect(on:)`, then `install` on the channel's loop with the position the protocol's first
+    /// handler takes (`position(_:after:)` of the last layer); the channel is closed if `install` throws.
+    package func connect<Result: Sendable>(
+        on eventLoop: any EventLoop,
+        install: @escaping @Sendable (_ channel: any Channel, _ position: ChannelPipeline.SynchronousOperations.Position) throws -> Result
+    ) async throws -> Result {
+        let (channel, last) = try await connect(on: eventLoop)
+        do {
+            return try await eventLoop.submit { try install(channel, Self.position(channel, after: last)) }.get()
+        } catch {
+            channel.close(promise: nil)
+            throw error
+        }
+    }
+
     /// Right after `handler` when given, else before the dialer's early-bytes holder (so a layer sits
     /// above whatever a detour stacked below), else last. On the channel's loop.
     package static func position(_ channel: any Channel, after handler: (any ChannelHandler)?) -> ChannelPipeline.SynchronousOperations.Position {

@@ -51,8 +51,7 @@ package final class ShadowsocksOutbound: Outbound {
     package func dialTCP(_ metadata: FlowMetadata, on eventLoop: any EventLoop) async throws -> any Channel {
         guard networks.contains(.tcp) else { throw AdapterError(.unsupportedNetwork, "TCP is not supported by outbound: \(tag)") }
         if let mux {
-            logger.info("outbound multiplex connection to \(metadata.destination)", flow: metadata.flowID)
-            return try await mux.dialTCP(to: metadata.destination, on: eventLoop) { loop in
+            return try await mux.dialTCP(metadata, logger: logger, on: eventLoop) { loop in
                 try await self.dialStream(to: Mux.destination, on: loop)
             }
         }
@@ -87,8 +86,7 @@ package final class ShadowsocksOutbound: Outbound {
     package func listenPacket(_ metadata: FlowMetadata, on eventLoop: any EventLoop) async throws -> any PacketConnection {
         guard networks.contains(.udp) else { throw AdapterError(.unsupportedNetwork, "UDP is not supported by outbound: \(tag)") }
         if let mux {
-            logger.info("outbound multiplex packet connection to \(metadata.destination)", flow: metadata.flowID)
-            return try await mux.listenPacket(to: metadata.destination, connect: metadata.udpConnect, on: eventLoop) { loop in
+            return try await mux.listenPacket(metadata, logger: logger, on: eventLoop) { loop in
                 try await self.dialStream(to: Mux.destination, on: loop)
             }
         }

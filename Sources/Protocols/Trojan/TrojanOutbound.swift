@@ -42,8 +42,7 @@ package final class TrojanOutbound: Outbound {
     package func dialTCP(_ metadata: FlowMetadata, on eventLoop: any EventLoop) async throws -> any Channel {
         guard networks.contains(.tcp) else { throw AdapterError(.unsupportedNetwork, "TCP is not supported by outbound: \(tag)") }
         if let mux {
-            logger.info("outbound multiplex connection to \(metadata.destination)", flow: metadata.flowID)
-            return try await mux.dialTCP(to: metadata.destination, on: eventLoop) { loop in
+            return try await mux.dialTCP(metadata, logger: logger, on: eventLoop) { loop in
                 try await self.dialStream(to: Mux.destination, on: loop)
             }
         }
@@ -56,43 +55,30 @@ package final class TrojanOutbound: Outbound {
         var request = ByteBuffer()
         request.reserveCapacity(TrojanCodec.requestLength(for: destination))
         try TrojanCodec.writeRequest(key: key, command: TrojanModule.commandConnect, destination: destination, to: &request)
-        let (channel, tlsHandler) = try await streams.connect(on: eventLoop)
-        do {
-            let header = request
-            try await eventLoop.submit {
-                let handler = FirstWriteHeaderHandler(request: header, wait: .milliseconds(TrojanModule.firstPayloadWait))
-                try channel.pipeline.syncOperations.addHandler(handler, position: ProxyStreamDialer.position(channel, after: tlsHandler))
-            }.get()
+        let header = request
+        return try await streams.connect(on: eventLoop) { channel, position in
+            let handler = FirstWriteHeaderHandler(request: header, wait: .milliseconds(TrojanModule.firstPayloadWait))
+            try channel.pipeline.syncOperations.addHandler(handler, position: position)
             return channel
-        } catch {
-            channel.close(promise: nil)
-            throw error
         }
     }
 
     package func listenPacket(_ metadata: FlowMetadata, on eventLoop: any EventLoop) async throws -> any PacketConnection {
         guard networks.contains(.udp) else { throw AdapterError(.unsupportedNetwork, "UDP is not supported by outbound: \(tag)") }
         if let mux {
-            logger.info("outbound multiplex packet connection to \(metadata.destination)", flow: metadata.flowID)
-            return try await mux.listenPacket(to: metadata.destination, connect: metadata.udpConnect, on: eventLoop) { loop in
+            return try await mux.listenPacket(metadata, logger: logger, on: eventLoop) { loop in
                 try await self.dialStream(to: Mux.destination, on: loop)
             }
         }
         logger.info("outbound packet connection to \(metadata.destination)", flow: metadata.flowID)
-        let (channel, _) = try await streams.connect(on: eventLoop)
         let key = self.key
-        do {
-            return try await eventLoop.submit {
-                // The reader goes last, then the holder leaves, replaying anything it held into it.
-                let connection = try TrojanPacketConnection(channel: channel, key: key)
-                if let holder = try? channel.pipeline.syncOperations.handler(type: FlowBufferHandler.self) {
-                    channel.pipeline.syncOperations.removeHandler(holder, promise: nil)
-                }
-                return connection
-            }.get()
-        } catch {
-            channel.close(promise: nil)
-            throw error
+        return try await streams.connect(on: eventLoop) { channel, _ in
+            // The reader goes last, then the holder leaves, replaying anything it held into it.
+            let connection = try TrojanPacketConnection(channel: channel, key: key)
+            if let holder = try? channel.pipeline.syncOperations.handler(type: FlowBufferHandler.self) {
+                channel.pipeline.syncOperations.removeHandler(holder, promise: nil)
+            }
+            return connection
         }
     }
 

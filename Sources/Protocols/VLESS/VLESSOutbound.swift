@@ -48,8 +48,7 @@ package final class VLESSOutbound: Outbound {
     package func dialTCP(_ metadata: FlowMetadata, on eventLoop: any EventLoop) async throws -> any Channel {
         guard networks.contains(.tcp) else { throw AdapterError(.unsupportedNetwork, "TCP is not supported by outbound: \(tag)") }
         if let mux {
-            logger.info("outbound multiplex connection to \(metadata.destination)", flow: metadata.flowID)
-            return try await mux.dialTCP(to: metadata.destination, on: eventLoop) { loop in
+            return try await mux.dialTCP(metadata, logger: logger, on: eventLoop) { loop in
                 try await self.dialStream(to: Mux.destination, on: loop)
             }
         }
@@ -60,26 +59,19 @@ package final class VLESSOutbound: Outbound {
     /// A vless TCP stream to `destination` (a flow's, or the mux session's magic one).
     private func dialStream(to destination: Destination, on eventLoop: any EventLoop) async throws -> any Channel {
         let request = try VLESSModule.request(uuid: uuid, command: VLESSModule.commandTCP, destination: destination)
-        let (channel, last) = try await streams.connect(on: eventLoop)
-        do {
-            try await eventLoop.submit {
-                let sync = channel.pipeline.syncOperations
-                let header = FirstWriteHeaderHandler(request: request)
-                try sync.addHandler(header, position: ProxyStreamDialer.position(channel, after: last))
-                try sync.addHandler(VLESSResponseReader(), position: .after(header))
-            }.get()
+        return try await streams.connect(on: eventLoop) { channel, position in
+            let sync = channel.pipeline.syncOperations
+            let header = FirstWriteHeaderHandler(request: request)
+            try sync.addHandler(header, position: position)
+            try sync.addHandler(VLESSResponseReader(), position: .after(header))
             return channel
-        } catch {
-            channel.close(promise: nil)
-            throw error
         }
     }
 
     package func listenPacket(_ metadata: FlowMetadata, on eventLoop: any EventLoop) async throws -> any PacketConnection {
         guard networks.contains(.udp) else { throw AdapterError(.unsupportedNetwork, "UDP is not supported by outbound: \(tag)") }
         if let mux {
-            logger.info("outbound multiplex packet connection to \(metadata.destination)", flow: metadata.flowID)
-            return try await mux.listenPacket(to: metadata.destination, connect: metadata.udpConnect, on: eventLoop) { loop in
+            return try await mux.listenPacket(metadata, logger: logger, on: eventLoop) { loop in
                 try await self.dialStream(to: Mux.destination, on: loop)
             }
         }
@@ -88,30 +80,22 @@ package final class VLESSOutbound: Outbound {
         let xudp = self.xudp
         let request = try VLESSModule.request(uuid: uuid, command: xudp ? VLESSModule.commandMux : VLESSModule.commandUDP,
                                               destination: destination)
-        let (channel, last) = try await streams.connect(on: eventLoop)
-        do {
-            return try await eventLoop.submit { () throws -> any PacketConnection in
-                let sync = channel.pipeline.syncOperations
-                let reader = VLESSResponseReader()
-                let connection: any PacketConnection
-                if xudp {
-                    // sing-vmess writes the mux request at once (`Write(nil)`), then XUDP frames.
-                    try sync.addHandler(reader, position: ProxyStreamDialer.position(channel, after: last))
-                    channel.writeAndFlush(request, promise: nil)
-                    connection = try VMessXUDPPacketConnection(channel: channel, destination: destination)
-                    // The reader went last: the dialer's holder leaves, replaying what it held into it.
-                    if let holder = try? sync.handler(type: FlowBufferHandler.self) { sync.removeHandler(holder, promise: nil) }
-                } else {
-                    let header = FirstWriteHeaderHandler(request: request)
-                    try sync.addHandler(header, position: ProxyStreamDialer.position(channel, after: last))
-                    try sync.addHandler(reader, position: .after(header))
-                    connection = try UDPOverTCPConnection(lengthPrefixed: channel, destination: destination)
-                }
+        return try await streams.connect(on: eventLoop) { channel, position throws -> any PacketConnection in
+            let sync = channel.pipeline.syncOperations
+            let reader = VLESSResponseReader()
+            if xudp {
+                // sing-vmess writes the mux request at once (`Write(nil)`), then XUDP frames.
+                try sync.addHandler(reader, position: position)
+                channel.writeAndFlush(request, promise: nil)
+                let connection = try VMessXUDPPacketConnection(channel: channel, destination: destination)
+                // The reader went last: the dialer's holder leaves, replaying what it held into it.
+                if let holder = try? sync.handler(type: FlowBufferHandler.self) { sync.removeHandler(holder, promise: nil) }
                 return connection
-            }.get()
-        } catch {
-            channel.close(promise: nil)
-            throw error
+            }
+            let header = FirstWriteHeaderHandler(request: request)
+            try sync.addHandler(header, position: position)
+            try sync.addHandler(reader, position: .after(header))
+            return try UDPOverTCPConnection(lengthPrefixed: channel, destination: destination)
         }
     }
 

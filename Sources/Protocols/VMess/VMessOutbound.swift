@@ -113,8 +113,7 @@ package final class VMessOutbound: Outbound {
     package func dialTCP(_ metadata: FlowMetadata, on eventLoop: any EventLoop) async throws -> any Channel {
         guard networks.contains(.tcp) else { throw AdapterError(.unsupportedNetwork, "TCP is not supported by outbound: \(tag)") }
         if let mux {
-            logger.info("outbound multiplex connection to \(metadata.destination)", flow: metadata.flowID)
-            return try await mux.dialTCP(to: metadata.destination, on: eventLoop) { loop in
+            return try await mux.dialTCP(metadata, logger: logger, on: eventLoop) { loop in
                 try await self.dialStream(to: Mux.destination, on: loop)
             }
         }
@@ -126,24 +125,17 @@ package final class VMessOutbound: Outbound {
     private func dialStream(to destination: Destination, on eventLoop: any EventLoop) async throws -> any Channel {
         let request = makeRequest(command: VMessModule.commandTCP, destination: destination)
         let header = try seal(request)
-        let (channel, tlsHandler) = try await streams.connect(on: eventLoop)
-        do {
-            try await eventLoop.submit {
-                let handler = try VMessClientHandler(request: request, header: header, isPacket: false)
-                try channel.pipeline.syncOperations.addHandler(handler, position: ProxyStreamDialer.position(channel, after: tlsHandler))
-            }.get()
+        return try await streams.connect(on: eventLoop) { channel, position in
+            let handler = try VMessClientHandler(request: request, header: header, isPacket: false)
+            try channel.pipeline.syncOperations.addHandler(handler, position: position)
             return channel
-        } catch {
-            channel.close(promise: nil)
-            throw error
         }
     }
 
     package func listenPacket(_ metadata: FlowMetadata, on eventLoop: any EventLoop) async throws -> any PacketConnection {
         guard networks.contains(.udp) else { throw AdapterError(.unsupportedNetwork, "UDP is not supported by outbound: \(tag)") }
         if let mux {
-            logger.info("outbound multiplex packet connection to \(metadata.destination)", flow: metadata.flowID)
-            return try await mux.listenPacket(to: metadata.destination, connect: metadata.udpConnect, on: eventLoop) { loop in
+            return try await mux.listenPacket(metadata, logger: logger, on: eventLoop) { loop in
                 try await self.dialStream(to: Mux.destination, on: loop)
             }
         }
@@ -155,25 +147,19 @@ package final class VMessOutbound: Outbound {
         let request = xudp ? makeRequest(command: VMessModule.commandMux, destination: nil)
                            : makeRequest(command: VMessModule.commandUDP, destination: target)
         let header = try seal(request)
-        let (channel, tlsHandler) = try await streams.connect(on: eventLoop)
         let (destination, packetAddress, xudp) = (metadata.destination, self.packetAddress, self.xudp)
-        do {
-            return try await eventLoop.submit {
-                // XUDP frames are a byte stream over the body; plain UDP is one chunk per datagram.
-                let handler = try VMessClientHandler(request: request, header: header, isPacket: !xudp)
-                try channel.pipeline.syncOperations.addHandler(handler, position: ProxyStreamDialer.position(channel, after: tlsHandler))
-                // The reader goes last, then the holder leaves, replaying anything it held into it.
-                let connection: any PacketConnection = xudp
-                    ? try VMessXUDPPacketConnection(channel: channel, destination: destination)
-                    : try VMessStreamPacketConnection(channel: channel, destination: destination, packetAddress: packetAddress)
-                if let holder = try? channel.pipeline.syncOperations.handler(type: FlowBufferHandler.self) {
-                    channel.pipeline.syncOperations.removeHandler(holder, promise: nil)
-                }
-                return connection
-            }.get()
-        } catch {
-            channel.close(promise: nil)
-            throw error
+        return try await streams.connect(on: eventLoop) { channel, position throws -> any PacketConnection in
+            // XUDP frames are a byte stream over the body; plain UDP is one chunk per datagram.
+            let handler = try VMessClientHandler(request: request, header: header, isPacket: !xudp)
+            try channel.pipeline.syncOperations.addHandler(handler, position: position)
+            // The reader goes last, then the holder leaves, replaying anything it held into it.
+            let connection: any PacketConnection = xudp
+                ? try VMessXUDPPacketConnection(channel: channel, destination: destination)
+                : try VMessStreamPacketConnection(channel: channel, destination: destination, packetAddress: packetAddress)
+            if let holder = try? channel.pipeline.syncOperations.handler(type: FlowBufferHandler.self) {
+                channel.pipeline.syncOperations.removeHandler(holder, promise: nil)
+            }
+            return connection
         }
     }
 

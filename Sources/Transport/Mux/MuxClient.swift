@@ -46,9 +46,12 @@ package final class MuxClient: Sendable {
         return try MuxClient(options: options)
     }
 
-    /// A TCP stream to `destination`, as an outbound's `dialTCP` returns it; a new session, when one
-    /// is needed, comes from `dialSession`.
-    package func dialTCP(to destination: Destination, on eventLoop: any EventLoop, dialSession: SessionDialer) async throws -> any Channel {
+    /// A TCP stream to the flow's destination, as an outbound's `dialTCP` returns it, logged as Go's
+    /// outbounds log a multiplexed flow; a new session, when one is needed, comes from `dialSession`.
+    package func dialTCP(_ metadata: FlowMetadata, logger: ContextLogger, on eventLoop: any EventLoop,
+                         dialSession: SessionDialer) async throws -> any Channel {
+        let destination = metadata.destination
+        logger.info("outbound multiplex connection to \(destination)", flow: metadata.flowID)
         let request = MuxStreamRequest(isUDP: false, packetAddress: false, destination: destination)
         return try await openStream(on: eventLoop, dialSession: dialSession) { stream in
             try Self.sendRequest(request, on: stream)
@@ -57,11 +60,13 @@ package final class MuxClient: Sendable {
         }
     }
 
-    /// A UDP stream in packet-address mode (Go's `ListenPacket`), first named `destination`; with
-    /// `connect` (a `udp_connect` flow, which Go dials with `DialContext("udp")`) every packet goes
-    /// to `destination` and carries no address.
-    package func listenPacket(to destination: Destination, connect: Bool = false, on eventLoop: any EventLoop,
+    /// A UDP stream in packet-address mode (Go's `ListenPacket`), first named the flow's destination;
+    /// for a `udp_connect` flow (which Go dials with `DialContext("udp")`) every packet goes to that
+    /// destination and carries no address. Logged as Go's outbounds log a multiplexed packet flow.
+    package func listenPacket(_ metadata: FlowMetadata, logger: ContextLogger, on eventLoop: any EventLoop,
                               dialSession: SessionDialer) async throws -> any PacketConnection {
+        let (destination, connect) = (metadata.destination, metadata.udpConnect)
+        logger.info("outbound multiplex packet connection to \(destination)", flow: metadata.flowID)
         let request = MuxStreamRequest(isUDP: true, packetAddress: !connect, destination: destination)
         return try await openStream(on: eventLoop, dialSession: dialSession) { stream in
             try Self.sendRequest(request, on: stream)
