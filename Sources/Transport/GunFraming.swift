@@ -65,15 +65,23 @@ package enum GunFraming {
     }
 }
 
-/// Reads gun messages from a byte stream, handing out their data as it arrives.
+/// Reads gun messages from a byte stream, handing out their data as it arrives. Each buffer handed
+/// to `next(from:)` may be a fresh one (one per HTTP/2 DATA frame): a message header cut between two
+/// buffers is kept here until its end arrives.
 package struct GunFrameDecoder {
+    /// The longest header: flag, length, tag and a ten-byte varint.
+    static let maxHeaderLength = 16
+
     /// Data bytes of the current message not yet handed out.
     private var remaining: UInt64 = 0
+    /// The start of a header whose end has not arrived yet (at most `maxHeaderLength - 1` bytes).
+    private var heldHeader: [UInt8] = []
 
     package init() {}
 
     /// The next piece of data at the reader index of `buffer` (consumed), or nil when more bytes
-    /// are needed. Throws on bytes that are not gun framing; never traps.
+    /// are needed; the bytes of `buffer` are all consumed when it returns nil. Throws on bytes that
+    /// are not gun framing; never traps.
     package mutating func next(from buffer: inout ByteBuffer) throws(GunFramingError) -> ByteBuffer? {
         while true {
             if remaining > 0 {
@@ -82,28 +90,63 @@ package struct GunFrameDecoder {
                 remaining -= UInt64(count)
                 return buffer.readSlice(length: count)
             }
-            let start = buffer.readerIndex
-            // flag, length, tag and at least one varint byte
-            guard buffer.readableBytes >= 7,
-                  let flag = buffer.getInteger(at: start, as: UInt8.self),
-                  let length = buffer.getInteger(at: start + 1, as: UInt32.self),
-                  let tag = buffer.getInteger(at: start + 5, as: UInt8.self) else { return nil }
-            guard flag == 0 else { throw .badCompressionFlag(flag) }
-            guard tag == 0x0A else { throw .badTag(tag) }
-            var value: UInt64 = 0
-            var varintLength = 0
-            while true {
-                guard varintLength < 10 else { throw .badVarint }
-                guard let byte = buffer.getInteger(at: start + 6 + varintLength, as: UInt8.self) else { return nil }
-                value |= UInt64(byte & 0x7F) << (7 * UInt64(varintLength))
-                varintLength += 1
-                if byte & 0x80 == 0 { break }
+            guard buffer.readableBytes > 0 else { return nil }
+            if heldHeader.isEmpty {
+                let available = buffer.readableBytesView
+                if let (length, value) = try Self.header(available) {
+                    buffer.moveReaderIndex(forwardBy: length)
+                    remaining = value
+                } else {
+                    heldHeader.append(contentsOf: available)
+                    buffer.moveReaderIndex(forwardBy: available.count)
+                    return nil
+                }
+            } else {
+                let held = heldHeader.count
+                let taken = buffer.readableBytesView.prefix(Self.maxHeaderLength - held)
+                if let (length, value) = try Self.header(heldHeader + taken) {
+                    buffer.moveReaderIndex(forwardBy: length - held)
+                    heldHeader.removeAll(keepingCapacity: true)
+                    remaining = value
+                } else {
+                    heldHeader.append(contentsOf: taken)
+                    buffer.moveReaderIndex(forwardBy: taken.count)
+                    return nil
+                }
             }
-            guard UInt64(length) == 1 + UInt64(varintLength) &+ value, value < UInt64(UInt32.max) else {
-                throw .lengthMismatch(message: length, field: value)
-            }
-            buffer.moveReaderIndex(forwardBy: 6 + varintLength)
-            remaining = value
         }
+    }
+
+    /// The header at the start of `bytes`: its length and the data length it announces, or nil
+    /// when `bytes` ends inside it.
+    static func header<Bytes: Collection<UInt8>>(_ bytes: Bytes) throws(GunFramingError) -> (Int, UInt64)? {
+        var index = bytes.startIndex
+        func byte() -> UInt8? {
+            guard index != bytes.endIndex else { return nil }
+            defer { index = bytes.index(after: index) }
+            return bytes[index]
+        }
+        guard let flag = byte() else { return nil }
+        guard flag == 0 else { throw .badCompressionFlag(flag) }
+        var length: UInt32 = 0
+        for _ in 0..<4 {
+            guard let b = byte() else { return nil }
+            length = length << 8 | UInt32(b)
+        }
+        guard let tag = byte() else { return nil }
+        guard tag == 0x0A else { throw .badTag(tag) }
+        var value: UInt64 = 0
+        var varintLength = 0
+        while true {
+            guard varintLength < 10 else { throw .badVarint }
+            guard let b = byte() else { return nil }
+            value |= UInt64(b & 0x7F) << (7 * UInt64(varintLength))
+            varintLength += 1
+            if b & 0x80 == 0 { break }
+        }
+        guard UInt64(length) == 1 + UInt64(varintLength) &+ value, value < UInt64(UInt32.max) else {
+            throw .lengthMismatch(message: length, field: value)
+        }
+        return (6 + varintLength, value)
     }
 }
