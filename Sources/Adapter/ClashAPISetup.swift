@@ -22,6 +22,10 @@ package struct ClashAPISetup: Sendable {
     package var connections: ConnectionTracker?
     /// The box's log core, whose lines `/logs` streams; nil: no log stream.
     package var logCore: LogCore?
+    /// `route.rules` as Go's `/rules` lists them.
+    package var rules: [ClashAPIRule] = []
+    /// The DNS router's side of `/cache/fakeip/flush` and `/dns/query`; nil: no DNS router.
+    package var dns: ClashAPIDNS?
 
     package init(options: ClashAPIOptions, outbounds: OutboundManager, modes: ClashModeStore, logLevel: String,
                  group: any EventLoopGroup, logger: ContextLogger, connections: ConnectionTracker? = nil, logCore: LogCore? = nil,
@@ -35,5 +39,32 @@ package struct ClashAPISetup: Sendable {
         self.group = group
         self.logger = logger
         self.probe = probe
+    }
+}
+
+/// One route rule for `/rules`: Go's `rule.Type()` ("default" or "logical"), `rule.String()` and
+/// `rule.Action().String()`, the texts of the router's `match[i] <rule> => <action>` lines.
+package struct ClashAPIRule: Sendable, Equatable {
+    package var type: String
+    package var payload: String
+    package var proxy: String
+
+    package init(type: String, payload: String, proxy: String) {
+        self.type = type
+        self.payload = payload
+        self.proxy = proxy
+    }
+}
+
+/// What the Clash API asks of the DNS router.
+package struct ClashAPIDNS: Sendable {
+    /// Forgets the fakeip mappings; nil when the box keeps no cache file (Go then does nothing).
+    package var resetFakeIP: (@Sendable () -> Void)?
+    /// One query through the DNS router (rules, cache, servers): DNS message bytes in, the answer's out.
+    package var exchange: @Sendable (_ query: [UInt8]) async throws -> [UInt8]
+
+    package init(resetFakeIP: (@Sendable () -> Void)?, exchange: @escaping @Sendable (_ query: [UInt8]) async throws -> [UInt8]) {
+        self.resetFakeIP = resetFakeIP
+        self.exchange = exchange
     }
 }

@@ -27,6 +27,8 @@ package struct BoxDNS: Sendable {
     package var flowResolver: (any FlowDNSResolver)?
     /// A DNS rule reads the owning process, so the flow router must look it up (Go's `isProcessDNSRule`).
     package var needsProcess = false
+    /// The Clash API's DNS routes (fakeip flush, queries).
+    package var clashAPI: ClashAPIDNS?
 
     package init(resolver: any DNSResolver, hijacker: (any DNSHijacker)?, lifecycle: (any Lifecycle)?,
                  domainMapper: (any DNSDomainMapper)? = nil, flowResolver: (any FlowDNSResolver)? = nil) {
@@ -57,6 +59,16 @@ enum BoxRegistrations {
         var dns = BoxDNS(resolver: setup.router, hijacker: setup.hijacker, lifecycle: setup.lifecycle, domainMapper: setup.domainMapper,
                          flowResolver: setup.router)
         dns.needsProcess = setup.router.rules.contains { $0.condition.readsProcess }
+        let router = setup.router
+        let fakeIP = setup.transports.compactMap { $0 as? FakeIPTransport }
+        dns.clashAPI = ClashAPIDNS(resetFakeIP: {
+            for transport in fakeIP {
+                transport.store.reset()
+                transport.saveIfChanged()
+            }
+        }, exchange: { query in
+            try await router.exchange(try DNSMessage(parsing: query), metadata: nil).encoded()
+        })
         if let modes = context.clashModes {
             // Go's SetMode clears the DNS cache: answers may depend on the mode.
             let router = setup.router

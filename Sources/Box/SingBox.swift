@@ -185,6 +185,7 @@ package final class SingBox: @unchecked Sendable {
             outbounds.setDefault(tag: final)
         }
         var dnsNeedsProcess = false
+        var clashDNS: ClashAPIDNS?
         if let makeDNS = BoxRegistrations.dns {
             do {
                 if let dns = try makeDNS(options, context, ruleSets) {
@@ -194,6 +195,9 @@ package final class SingBox: @unchecked Sendable {
                     router.dnsDomainMapper = dns.domainMapper
                     router.dnsFlowResolver = dns.flowResolver
                     if let lifecycle = dns.lifecycle { dnsLifecycle = lifecycle }
+                    clashDNS = dns.clashAPI
+                    // Go's fakeip flush empties the cache file's fakeip data: only a store kept there forgets.
+                    if context.fakeIPStorage == nil { clashDNS?.resetFakeIP = nil }
                 }
             } catch {
                 throw BoxError(.create, "initialize dns-router: \(error)")
@@ -224,10 +228,16 @@ package final class SingBox: @unchecked Sendable {
                 // Flows are tracked (and relays count bytes) only when the API is served.
                 let tracker = ConnectionTracker(outbounds: outbounds) { ($0 as? any OutboundGroup)?.nowTag }
                 router.connectionTracker = tracker
-                let setup = ClashAPISetup(options: clash, outbounds: outbounds, modes: clashModes, logLevel: Self.clashLogLevel(options),
+                var setup = ClashAPISetup(options: clash, outbounds: outbounds, modes: clashModes, logLevel: Self.clashLogLevel(options),
                                           group: group, logger: clashLogger, connections: tracker, logCore: core) { outbound, url in
                     try await RuleSetDownloader(outbound: outbound, group: group).head(url)
                 }
+                setup.rules = router.rules.map { rule in
+                    let type: String
+                    if case .logical = rule.condition { type = "logical" } else { type = "default" }
+                    return ClashAPIRule(type: type, payload: rule.description, proxy: "\(rule.action)")
+                }
+                setup.dns = clashDNS
                 do { clashAPIServer = try factory(setup) } catch {
                     throw BoxError(.create, "create clash-server: \(error)")
                 }

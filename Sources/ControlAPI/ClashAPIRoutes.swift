@@ -52,8 +52,8 @@ package struct ClashAPIResponse: Sendable {
 
 /// Answers requests for one box.
 package final class ClashAPIRoutes: Sendable {
-    private let setup: ClashAPISetup
-    private let history: URLTestHistory
+    let setup: ClashAPISetup
+    let history: URLTestHistory
     /// Go's default test URL when a request names none (or an `http://` one, which Go drops).
     static let defaultTestURL = "https://www.gstatic.com/generate_204"
 
@@ -193,7 +193,7 @@ package final class ClashAPIRoutes: Sendable {
             default: return parts.count == 3 ? .notFound : ClashAPIResponse(status: .methodNotAllowed)
             }
         default:
-            return .notFound
+            return await resourceRoute(head, parts: parts, query: query) ?? .notFound
         }
     }
 
@@ -238,7 +238,7 @@ package final class ClashAPIRoutes: Sendable {
     }
 
     /// Go's `proxyInfo`.
-    private func info(_ outbound: any Outbound) -> JSONValue {
+    func info(_ outbound: any Outbound) -> JSONValue {
         var object = JSONObject([
             ("type", .string(Self.displayName(outbound.type))), ("name", .string(outbound.tag)),
             ("udp", .bool(outbound.networks.contains(.udp))),

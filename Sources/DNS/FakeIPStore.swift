@@ -45,6 +45,11 @@ package final class FakeIPStore: Sendable {
             }
         }
 
+        mutating func forget() {
+            byAddress = LRUCache(capacity: byAddress.capacity)
+            byDomain = [:]
+        }
+
         /// The domain's address, and whether it was made now.
         mutating func create(_ domain: String) -> (address: IPAddress, isNew: Bool)? {
             if let existing = byDomain[domain] {
@@ -62,7 +67,9 @@ package final class FakeIPStore: Sendable {
                 byDomain[oldDomain] = nil
                 address = reused
             } else {
-                return nil
+                // Every mapping was forgotten after the pool ran out: hand out fresh ones again.
+                issued = 1
+                address = self.address(at: 3 <= usable + 1 ? 3 : 2)
             }
             byAddress.set(address, domain)
             byDomain[domain] = address
@@ -185,12 +192,14 @@ package final class FakeIPStore: Sendable {
         return .v6(IPv6Bits(high: word(0..<8), low: word(8..<16)))
     }
 
-    /// Forgets every mapping and starts allocating from the beginning again.
+    /// Forgets every mapping (Clash API `/cache/fakeip/flush`). As in sing-box, where the flush empties
+    /// the cache file's mappings but not the store's cursor, new domains get the addresses after the
+    /// last one handed out.
     package func reset() {
         version.add(1, ordering: .releasing)
         pools.withLock { pools in
-            pools.v4 = inet4Range.map(Pool.init)
-            pools.v6 = inet6Range.map(Pool.init)
+            pools.v4?.forget()
+            pools.v6?.forget()
         }
     }
 }

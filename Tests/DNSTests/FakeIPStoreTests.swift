@@ -14,9 +14,20 @@ import Adapter
         #expect(store.lookup(ip("198.18.0.9")) == nil)
         #expect(store.contains(ip("198.19.255.255")))
         #expect(!store.contains(ip("10.0.0.1")))
+        // A flush forgets the mappings; new ones continue after the last address, as sing-box's cursor does.
         store.reset()
         #expect(store.lookup(ip("198.18.0.4")) == nil)
-        #expect(try store.create(domain: "z.test", ipv6: false).description == "198.18.0.3")
+        #expect(try store.create(domain: "z.test", ipv6: false).description == "198.18.0.5")
+        #expect(try store.create(domain: "a.test", ipv6: false).description == "198.18.0.6")
+    }
+
+    @Test func flushAfterExhaustionStartsOver() throws {
+        let store = FakeIPStore(inet4Range: IPPrefix("10.0.0.0/29"), inet6Range: nil)
+        for index in 0..<6 { _ = try store.create(domain: "d\(index).test", ipv6: false) }
+        store.reset()
+        #expect(try store.create(domain: "n0.test", ipv6: false).description == "10.0.0.3")
+        #expect(try store.create(domain: "n1.test", ipv6: false).description == "10.0.0.4")
+        #expect(store.lookup(ip("10.0.0.3")) == "n0.test" && store.lookup(ip("10.0.0.7")) == nil)
     }
 
     @Test func reusesLeastRecentlyUsedWhenExhausted() throws {

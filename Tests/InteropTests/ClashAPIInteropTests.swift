@@ -138,4 +138,94 @@ import Testing
             #expect(Self.reaches(proxy, files) == !blocked, "\(implementation) \(experimental)\n\(box.log)")
         }
     }
+
+    /// `/rules`, the provider/script/profile stubs, `/cache/*/flush`, `/dns/query` and `/group`: the
+    /// same requests to Go and ours with one config, the same statuses and bodies (DNS TTLs and
+    /// delays aside).
+    @Test func resourceRoutesAsGo() throws {
+        let work = try TemporaryDirectory()
+        let files = try FileServer(in: work)
+        defer { files.stop() }
+        let dns = try Dnsmasq(["--address=/a.example/10.1.2.3", "--mx-host=m.example,mail.m.example,10",
+                               "--txt-record=t.example,\"hello world\""], in: work)
+        defer { dns.stop() }
+        func config(api: UInt16, proxy: UInt16, cache: String) -> String {
+            """
+            {"log":{"level":"info","timestamp":false},
+             "experimental":{"clash_api":{"external_controller":"127.0.0.1:\(api)","secret":"s3"},
+                             "cache_file":{"enabled":true,"path":"\(work.file(cache))","store_fakeip":true}},
+             "dns":{"servers":[{"type":"udp","tag":"up","server":"127.0.0.1","server_port":\(dns.port)},
+                               {"type":"fakeip","tag":"fake","inet4_range":"198.18.0.0/15","inet6_range":"fc00::/18"}],
+                    "rules":[{"domain_suffix":["fake.example"],"server":"fake"}],"final":"up"},
+             "inbounds":[\(ConfigJSON.mixed(port: proxy))],
+             "outbounds":[{"type":"selector","tag":"sel","outbounds":["direct","block"]},\(ConfigJSON.direct),\(ConfigJSON.block),
+                          {"type":"urltest","tag":"auto","outbounds":["direct"],"url":"\(files.blobURL)"}],
+             "route":{"rules":[{"action":"sniff"},{"protocol":"dns","action":"hijack-dns"},
+                               {"domain_suffix":[".test",".example"],"port":[80,443],"outbound":"sel"},
+                               {"type":"logical","mode":"or","rules":[{"ip_cidr":["10.0.0.0/8"]},{"network":"udp","invert":true}],
+                                "action":"reject","method":"drop"},
+                               {"clash_mode":"Direct","outbound":"direct"}],"final":"sel"}}
+            """
+        }
+        let goAPI = try freePort(), goProxy = try freePort(), ourAPI = try freePort(), ourProxy = try freePort()
+        let go = try SingBox(.go, config: config(api: goAPI, proxy: goProxy, cache: "go.db"), waitPort: goAPI, in: work)
+        defer { go.stop() }
+        let ours = try SingBox(.ours, config: config(api: ourAPI, proxy: ourProxy, cache: "ours.cache"), waitPort: ourAPI, in: work)
+        defer { ours.stop() }
+        let bases = ["go": "http://127.0.0.1:\(goAPI)", "ours": "http://127.0.0.1:\(ourAPI)"]
+        /// Both answers to one request: statuses equal and, unless `normalize` says otherwise, bodies equal.
+        func both(_ method: String, _ path: String, body: String? = nil,
+                  normalize: (String) -> String = { $0 }) throws -> (status: Int, body: String) {
+            let g = try Self.request(method, bases["go"]! + path, body: body)
+            let o = try Self.request(method, bases["ours"]! + path, body: body)
+            #expect(g.status == o.status, "\(method) \(path): Go \(g.status) \(g.body), ours \(o.status) \(o.body)")
+            #expect(normalize(g.body) == normalize(o.body), "\(method) \(path):\nGo   \(g.body)\nours \(o.body)")
+            return (o.status, o.body)
+        }
+        // Rules: type, Go's rule text and action text.
+        let rules = try both("GET", "/rules")
+        #expect(rules.status == 200 && rules.body.contains(#""type":"logical""#), "\(rules)")
+        // Providers, script, profile: Go's stubs.
+        #expect(try both("GET", "/providers/proxies").body == "{\"providers\":{}}\n")
+        #expect(try both("GET", "/providers/rules").body == "{\"providers\":[]}\n")
+        #expect(try both("GET", "/providers/proxies/x").status == 404)
+        #expect(try both("GET", "/providers/proxies/x/healthcheck").status == 404)
+        #expect(try both("PUT", "/providers/rules/x").status == 404)
+        #expect(try both("POST", "/script", body: "{}").status == 400)
+        #expect(try both("PATCH", "/script", body: "{}").status == 204)
+        #expect(try both("GET", "/profile/tracing").status == 404)
+        #expect(try both("DELETE", "/rules").status == 405)
+        // DNS queries through the router: TTLs aside, the same answer.
+        let ttl = { (text: String) in text.replacingOccurrences(of: #""TTL":\d+"#, with: #""TTL":0"#, options: .regularExpression) }
+        for query in ["?name=a.example", "?name=a.example.&type=A", "?name=m.example&type=MX", "?name=t.example&type=TXT",
+                      "?name=none.example&type=AAAA"] {
+            let answer = try both("GET", "/dns/query" + query, normalize: ttl)
+            #expect(answer.status == 200, "\(query): \(answer)")
+        }
+        #expect(try both("GET", "/dns/query?name=a.example&type=NOPE").status == 400)
+        // fakeip: the flush forgets the mappings and new ones continue after the last address. (Go's
+        // flush fails with "bucket not found" unless both families have mappings in its cache file.)
+        let first = try both("GET", "/dns/query?name=one.fake.example", normalize: ttl)
+        #expect(first.body.contains(#""data":"198.18.0.3""#), "\(first)")
+        _ = try both("GET", "/dns/query?name=two.fake.example", normalize: ttl)
+        _ = try both("GET", "/dns/query?name=two.fake.example&type=AAAA", normalize: ttl)
+        #expect(try both("POST", "/cache/dns/flush").status == 404)  // not in 1.12
+        #expect(try both("POST", "/cache/fakeip/flush").status == 204)
+        let again = try both("GET", "/dns/query?name=one.fake.example", normalize: ttl)
+        #expect(again.body.contains(#""data":"198.18.0.5""#), "\(again)")
+        // Groups: the list, one group, a member that is no group, a missing one, delays.
+        let history = { (text: String) in text.replacingOccurrences(of: #""history":\[[^\]]*\]"#, with: "", options: .regularExpression) }
+        let groups = try both("GET", "/group", normalize: history)
+        #expect(groups.body.contains(#""name":"sel""#) && groups.body.contains(#""name":"auto""#), "\(groups)")
+        #expect(try both("GET", "/group/sel", normalize: history).status == 200)
+        #expect(try both("GET", "/group/direct").status == 404)
+        #expect(try both("GET", "/group/nope").status == 404)
+        #expect(try both("GET", "/group/sel/delay?timeout=x").status == 400)
+        // Every member fails against a port nothing serves: an empty map.
+        #expect(try both("GET", "/group/sel/delay?timeout=2000&url=https%3A%2F%2F127.0.0.1%3A1%2F").body == "{}\n")
+        // A urltest group tests with its own URL (the local file server): direct answers.
+        let delays = try both("GET", "/group/auto/delay?timeout=5000",
+                              normalize: { $0.replacingOccurrences(of: #":\d+"#, with: ":0", options: .regularExpression) })
+        #expect(delays.body.hasPrefix(#"{"direct":"#), "\(delays)")
+    }
 }

@@ -19,7 +19,7 @@ extension SelectorOutbound: OutboundGroup {
 }
 
 /// Go's `RealTag`: a group member is tested and remembered as the member it points at.
-func realTag(_ outbound: any Outbound) -> String {
+package func realTag(_ outbound: any Outbound) -> String {
     (outbound as? any OutboundGroup)?.nowTag ?? outbound.tag
 }
 
@@ -247,14 +247,16 @@ package final class URLTestOutbound: OutboundGroup {
     }
 
     /// Go's `urlTest`: probe each member not tested within `interval` (at most 10 at once), record
-    /// or forget its delay, then re-select.
-    package func check(force: Bool) async {
+    /// or forget its delay, then re-select. Returns the delays measured, by member tag (empty when a
+    /// check was already running, as Go's).
+    @discardableResult
+    package func check(force: Bool) async -> [String: UInt16] {
         let members = state.withLock { state -> [any Outbound]? in
             guard !state.checking, !state.closed else { return nil }
             state.checking = true
             return state.members
         }
-        guard let members else { return }
+        guard let members else { return [:] }
         var seen = Set<String>()
         var jobs: [(tag: String, real: String, outbound: any Outbound)] = []
         for member in members {
@@ -265,25 +267,29 @@ package final class URLTestOutbound: OutboundGroup {
             guard let outbound = outbounds.outbound(real) else { continue }
             jobs.append((member.tag, real, outbound))
         }
-        await withTaskGroup(of: Void.self) { group in
+        let results = await withTaskGroup(of: (String, UInt16?).self) { group in
+            var results: [String: UInt16] = [:]
             var running = 0
             for job in jobs {
-                if running == 10 {
-                    await group.next()
+                if running == 10, let (tag, delay) = await group.next() {
                     running -= 1
+                    if let delay { results[tag] = delay }
                 }
                 running += 1
-                group.addTask { [self] in await probe(job.tag, real: job.real, outbound: job.outbound) }
+                group.addTask { [self] in (job.tag, await probe(job.tag, real: job.real, outbound: job.outbound)) }
             }
+            for await (tag, delay) in group { if let delay { results[tag] = delay } }
+            return results
         }
         let changed = state.withLock { state -> Bool in
             state.checking = false
             return Self.updateSelection(&state, history: history, tolerance: tolerance)
         }
         if changed { interrupter.interrupt(external: interruptExistConnections) }
+        return results
     }
 
-    private func probe(_ tag: String, real: String, outbound: any Outbound) async {
+    private func probe(_ tag: String, real: String, outbound: any Outbound) async -> UInt16? {
         let start = NIODeadline.now()
         do {
             try await withThrowingTaskGroup(of: Void.self) { group in
@@ -298,9 +304,11 @@ package final class URLTestOutbound: OutboundGroup {
             let delay = UInt16(clamping: (NIODeadline.now() - start).nanoseconds / 1_000_000)
             logger.debug("outbound \(tag) available: \(delay)ms")
             history.store(real, delay: delay)
+            return delay
         } catch {
             logger.debug("outbound \(tag) unavailable: \(error)")
             history.delete(real)
+            return nil
         }
     }
 
