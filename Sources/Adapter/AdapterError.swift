@@ -38,3 +38,18 @@ package struct AdapterError: Error, CustomStringConvertible, Sendable {
         return AdapterError(.other, "\(context): \(error)")
     }
 }
+
+/// A flow's dial that failed, as Go's router words it for the log and for the inbound that reports
+/// it to its client (an anytls SYN-ACK, a sing-mux stream status): `open connection to <dest> using
+/// outbound/<type>[<tag>]: <error>`. Inbounds that map errors to reply codes read `underlying`.
+package struct DialFailure: Error, CustomStringConvertible, Sendable {
+    package var context: String
+    package var underlying: any Error
+
+    package init(_ context: String, underlying: any Error) {
+        self.context = context
+        self.underlying = underlying
+    }
+
+    package var description: String { "\(context): \(underlying)" }
+}

@@ -392,9 +392,9 @@ package final class FlowRouter: FlowHandler {
                     return
                 }
             } catch {
-                connectionLogger.error("open connection to \(metadata.destination) using \(outbound.logName): \(error)",
-                                       flow: metadata.flowID)
-                await fail(channel, responder: responder, error: error)
+                let failure = DialFailure("open connection to \(metadata.destination) using \(outbound.logName)", underlying: error)
+                connectionLogger.error("\(failure)", flow: metadata.flowID)
+                await fail(channel, responder: responder, error: failure)
                 return
             }
             let flowLogger = connectionLogger

@@ -174,7 +174,7 @@ sys.stdout.write(data.hex())
         // Our router could not connect: the SYN-ACK carries the error to Go's client.
         let refused = try freePort()
         _ = try? curl(["--socks5-hostname", "127.0.0.1:\(good)", "http://127.0.0.1:\(refused)/"])
-        #expect(Self.eventually { go.log.contains("remote: dial tcp 127.0.0.1:\(refused): connect: connection refused") }, "\(go.log)")
+        #expect(Self.eventually { go.log.contains("remote: open connection to 127.0.0.1:\(refused) using outbound/direct[direct]: dial tcp 127.0.0.1:\(refused): connect: connection refused") }, "\(go.log)")
     }
 
     /// Garbage after TLS on our inbound: refused or ignored with one log line each, never a crash;

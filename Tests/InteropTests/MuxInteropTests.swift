@@ -178,8 +178,10 @@ enum MuxConfig {
             #expect(waitForLog(client, "remote error: "), "\(client.log)")
             #expect(client.log.contains("dial tcp 127.0.0.1:\(closed): connect: connection refused"), "\(client.log)")
         }
-        // Go's server sends its router's whole message.
-        #expect(oursClient.log.contains("remote error: open connection to 127.0.0.1:\(closed) using outbound/direct[direct]"), "\(oursClient.log)")
+        // Both servers send their router's whole message.
+        for client in [goClient, oursClient] {
+            #expect(client.log.contains("remote error: open connection to 127.0.0.1:\(closed) using outbound/direct[direct]: dial tcp"), "\(client.log)")
+        }
     }
 
     /// A server that requires padding refuses an unpadded session with Go's words; ours as the server.

@@ -224,6 +224,7 @@ package struct SOCKSServerHandshake: Sendable {
 
     /// The SOCKS5 REP for a dial error.
     package static func replyCode(for error: any Error) -> UInt8 {
+        if let failure = error as? DialFailure { return replyCode(for: failure.underlying) }
         let errno: Int32?
         if let io = error as? IOError { errno = io.errnoCode } else { errno = nil }
         switch errno {
