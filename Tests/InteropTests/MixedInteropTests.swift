@@ -99,6 +99,42 @@ import Testing
         #expect(log.contains("inbound/mixed[back]") && log.contains("inbound connection to 127.0.0.1:\(files.port)"), "\(log)")
     }
 
+    /// A listen `detour` into a vmess, vless or trojan inbound (each has its own early-bytes holder
+    /// in the pipeline the detour injects into): Go's client speaks the protocol to a `direct` port
+    /// whose detour is that inbound, TCP and UDP, ours and Go sing-box 1.12.12 as the server with
+    /// the same config.
+    @Test(arguments: [Implementation.ours, .go])
+    func inboundDetourIntoProxyInbounds(implementation: Implementation) throws {
+        let work = try TemporaryDirectory()
+        let files = try FileServer(in: work)
+        defer { files.stop() }
+        let dns = try Dnsmasq(in: work)
+        defer { dns.stop() }
+        let uuid = "b831381d-6324-4d53-ad4f-8cda48b30811"
+        let protocols: [(type: String, user: String, client: String)] = [
+            ("vmess", #"{"name":"a","uuid":"\#(uuid)"}"#, #""uuid":"\#(uuid)","security":"aes-128-gcm""#),
+            ("vless", #"{"name":"a","uuid":"\#(uuid)"}"#, #""uuid":"\#(uuid)""#),
+            ("trojan", #"{"name":"a","password":"pw"}"#, #""password":"pw""#),
+        ]
+        for entry in protocols {
+            let front = try freePort(), back = try freePort(), mixed = try freePort()
+            let server = ConfigJSON.box(
+                inbounds: [#"{"type":"direct","tag":"front","listen":"127.0.0.1","listen_port":\#(front),"detour":"back"}"#,
+                           #"{"type":"\#(entry.type)","tag":"back","listen":"127.0.0.1","listen_port":\#(back),"users":[\#(entry.user)]}"#],
+                outbounds: [ConfigJSON.direct])
+            let box = try SingBox(implementation, config: server, waitPort: front, in: work, name: "\(implementation)-\(entry.type)")
+            defer { box.stop() }
+            let client = try SingBox(.go, config: ConfigJSON.box(
+                inbounds: [ConfigJSON.mixed(port: mixed)],
+                outbounds: [#"{"type":"\#(entry.type)","tag":"proxy","server":"127.0.0.1","server_port":\#(front),\#(entry.client)}"#]),
+                waitPort: mixed, in: work, name: "go-client-\(entry.type)")
+            defer { client.stop() }
+            try exerciseTCPAndUDP(via: mixed, files: files, dns: dns, work: work, label: "\(implementation) \(entry.type) behind a detour",
+                                  logs: [box, client])
+            #expect(box.log.contains("inbound/\(entry.type)[back]: [a] inbound connection to 127.0.0.1:\(files.port)"), "\(box.log)")
+        }
+    }
+
     /// The `direct` rule action (dial fields inline): Go 1.12.12 parses it, logs the match and goes on
     /// to the next rule, acting on it nowhere. Both implementations route through the rule after it.
     @Test(arguments: [Implementation.ours, .go])
