@@ -4,6 +4,7 @@
 // (garbage, short first reads, a wrong UUID) are refused as Go refuses them, with Go's words.
 // Every process is owned by a `Spawned`/fixture stopped in a `defer`.
 import Foundation
+import Synchronization
 import Testing
 
 enum VMessConfig {
@@ -45,13 +46,15 @@ final class V2Ray: @unchecked Sendable {
         try waitForTCP(port: port, process: process)
     }
 
-    init(socks port: UInt16, vmessPort: UInt16, uuid: String, security: String, alterID: Int = 0, in work: TemporaryDirectory) throws {
+    /// `mux`: v2ray's mux.cool multiplexing (TCP and UDP sessions inside one vmess connection).
+    init(socks port: UInt16, vmessPort: UInt16, uuid: String, security: String, alterID: Int = 0, mux: Bool = false,
+         in work: TemporaryDirectory) throws {
         self.port = port
         let config = """
         {"log":{"loglevel":"debug"},
          "inbounds":[{"listen":"127.0.0.1","port":\(port),"protocol":"socks","settings":{"auth":"noauth","udp":true,"ip":"127.0.0.1"}}],
          "outbounds":[{"protocol":"vmess","settings":{"vnext":[{"address":"127.0.0.1","port":\(vmessPort),
-           "users":[{"id":"\(uuid)","alterId":\(alterID),"security":"\(security)"}]}]}}]}
+           "users":[{"id":"\(uuid)","alterId":\(alterID),"security":"\(security)"}]}]}\(mux ? #","mux":{"enabled":true,"concurrency":8}"# : "")}]}
         """
         process = try Spawned(Self.binary, ["-config", try work.write("v2ray-client-\(port).json", config)], name: "v2ray-client", directory: work)
         try waitForTCP(port: port, process: process)
@@ -173,6 +176,38 @@ extension V2Ray: SingBoxOrProcess {}
         try exerciseTCPAndUDP(via: ourMixed, files: files, dns: dns, work: work, label: "ours → v2ray \(security)", logs: [ours, server])
         try exerciseTCPAndUDP(via: client.port, files: files, dns: dns, work: work, label: "v2ray → ours \(security)", logs: [ours, client])
         #expect(ours.log.contains("inbound/vmess[vmess-in]: [alice] inbound connection to 127.0.0.1:\(files.port)"), "\(ours.log)")
+    }
+
+    /// v2ray with `mux` on: its TCP and UDP sessions ride mux.cool inside one vmess connection to
+    /// our inbound and to Go's (side by side). Parallel downloads stay byte-exact through ours, each
+    /// routed as its own flow; Go 1.12.12 is no oracle there: v2ray resets its mux connections and
+    /// most of six parallel downloads fail.
+    @Test(arguments: [Implementation.ours, .go])
+    func v2rayMuxClient(implementation: Implementation) throws {
+        let work = try TemporaryDirectory()
+        let files = try FileServer(in: work)
+        defer { files.stop() }
+        let dns = try Dnsmasq(in: work)
+        defer { dns.stop() }
+        let serverPort = try freePort()
+        let server = try SingBox(implementation, config: ConfigJSON.box(inbounds: [VMessConfig.inbound(port: serverPort)], outbounds: [ConfigJSON.direct]),
+                                 waitPort: serverPort, in: work, name: "vmess-\(implementation)")
+        defer { server.stop() }
+        let client = try V2Ray(socks: try freePort(), vmessPort: serverPort, uuid: VMessConfig.uuid, security: "aes-128-gcm", mux: true, in: work)
+        defer { client.stop() }
+        try exerciseTCPAndUDP(via: client.port, files: files, dns: dns, work: work, label: "v2ray mux → \(implementation)", logs: [server, client])
+        guard implementation == .ours else { return }
+        let results = Mutex<[Bool]>([])
+        DispatchQueue.concurrentPerform(iterations: 6) { _ in
+            let body = try? curl(["--socks5-hostname", "127.0.0.1:\(client.port)", files.blobURL])
+            results.withLock { $0.append(body == files.blob) }
+        }
+        #expect(results.withLock { $0 } == Array(repeating: true, count: 6), "\(implementation)\n\(server.log)\n----\n\(client.log)")
+        let flows = server.log.components(separatedBy: "[alice] inbound connection to 127.0.0.1:\(files.port)").count - 1
+        #expect(flows >= 7, "\(implementation): \(flows) flows\n\(server.log)")
+        // One vmess connection carried them (v2ray keeps the mux connection open).
+        let connections = server.log.components(separatedBy: "inbound connection from 127.0.0.1:").count - 1
+        #expect(connections < flows, "\(implementation): \(connections) connections for \(flows) flows")
     }
 
     /// A wrong UUID both ways: the client's download fails and the server logs Go's `bad request`.

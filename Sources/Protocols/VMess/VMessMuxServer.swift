@@ -4,11 +4,15 @@
 //   keep: a datagram for its session (to the frame's address, else the session's);
 //   end: the session closes; keep-alive: nothing.
 // Replies go back as keep frames with the reply's source address; a closed session sends end.
-// TCP sessions inside mux (mux.cool multiplexing) are not served here: they are answered with an
-// end frame carrying the error option and one log line.
+// TCP sessions (mux.cool multiplexing, v2ray clients with `mux` on): new (network TCP) opens a TCP
+// flow to the router as a stream channel (Transport's `MuxStreamHandle`); keep frames carry its
+// bytes both ways; the client's end is the stream's EOF; our side's EOF or close sends end once.
+// mux.cool has no flow control: as Go's blocking pipe stops its read loop, a stream whose reader
+// falls more than `pauseBytes` behind stops reading the connection until it catches up.
 package import Adapter
 package import NIOCore
 import Net
+import Transport
 
 /// One mux frame from a client.
 package struct VMessMuxFrame: Equatable {
@@ -52,7 +56,7 @@ package struct VMessMuxFrame: Equatable {
 
 /// Last in a mux stream's pipeline: cuts frames and runs the UDP sessions. Loop-confined. Also
 /// vless's mux command (sing-vmess serves both with `HandleMuxConnection`).
-package final class VMessMuxServer: VMessDatagramSink {
+package final class VMessMuxServer: VMessDatagramSink, ExternalMuxSession {
     let channel: any Channel
     private let metadata: FlowMetadata
     /// How the user appears in log lines (`[alice]`, or the index).
@@ -60,7 +64,15 @@ package final class VMessMuxServer: VMessDatagramSink {
     private let logger: ContextLogger
     private let router: any FlowHandler
     private var sessions: [UInt16: VMessMuxPacketConnection] = [:]
+    /// TCP sessions until their stream channel closes. After the client's end (its EOF, as Go's
+    /// pipe) our bytes still go out, but no end frame; after ours, nothing more.
+    private var streams: [UInt16: (handle: MuxStreamHandle, clientEnded: Bool, serverEnded: Bool)] = [:]
     private var pending = ByteBuffer()
+    /// Reading stopped because a stream's reader is behind.
+    private var paused = false
+    static let pauseBytes = 1 << 20
+    /// The largest data in one keep frame we write.
+    static let maximumFrameData = 16 * 1024
 
     /// Installs the frame reader at the end of `channel` (the stream codec, if any, is in place;
     /// what reaches the tail is the frame stream). On its loop; the stream's close ends the sessions.
@@ -74,6 +86,10 @@ package final class VMessMuxServer: VMessDatagramSink {
         channel.closeFuture.whenComplete { [self] _ in
             for session in Array(sessions.values) { session.close() }
             sessions.removeAll()
+            let open = streams.values.map(\.handle)
+            for index in streams.keys { streams[index]?.serverEnded = true }
+            for stream in open { stream.terminate(nil) }
+            streams.removeAll()
         }
     }
 
@@ -107,26 +123,113 @@ package final class VMessMuxServer: VMessDatagramSink {
             case VMessModule.networkUDP:
                 open(session: frame.session, destination: destination)
             case VMessModule.networkTCP:
-                logger.error("[\(userLogName)] inbound connection to \(destination): not implemented: TCP streams in vmess mux",
-                                     flow: metadata.flowID)
-                writeEnd(frame.session, error: true)
-                return
+                openStream(frame.session, destination: destination)
             default:
                 throw .badMuxNetwork(network)
             }
         case VMessXUDP.statusKeep:
-            if sessions[frame.session] == nil { writeEnd(frame.session, error: true) }
+            if sessions[frame.session] == nil && streams[frame.session]?.clientEnded != false { writeEnd(frame.session, error: true) }
         case VMessXUDP.statusEnd:
             sessions.removeValue(forKey: frame.session)?.remoteClosed()
+            if let stream = streams[frame.session], !stream.clientEnded {
+                streams[frame.session]?.clientEnded = true
+                if frame.option & VMessXUDP.optionError != 0 {
+                    stream.handle.terminate(AdapterError(.other, "remote closed wth error"))
+                } else {
+                    stream.handle.receiveFinish()
+                }
+            }
             return
         case VMessXUDP.statusKeepAlive:
             return
         default:
             throw .badMuxStatus(frame.status)
         }
-        if let data = frame.data, data.readableBytes > 0, let session = sessions[frame.session] {
+        guard let data = frame.data, data.readableBytes > 0 else { return }
+        if let session = sessions[frame.session] {
             session.deliver(data, to: frame.destination.map { $0.unmappedIP } ?? session.destination)
+        } else if let stream = streams[frame.session], !stream.clientEnded {
+            stream.handle.receive(data)
+            if stream.handle.unreadByteCount > Self.pauseBytes { pause() }
         }
+    }
+
+    // MARK: TCP sessions
+
+    private func openStream(_ id: UInt16, destination: Destination) {
+        if let old = streams.removeValue(forKey: id) { old.handle.terminate(nil) }
+        let handle = MuxStreamHandle(session: self, id: UInt32(id), parent: channel)
+        streams[id] = (handle, false, false)
+        var flow = metadata
+        flow.flowID = FlowID()
+        flow.network = .tcp
+        flow.destination = destination
+        logger.info("[\(userLogName)] inbound connection to \(destination)", flow: flow.flowID)
+        do {
+            // The router takes flows whose early bytes wait in a FlowBufferHandler, autoRead off.
+            try handle.channel.pipeline.syncOperations.addHandler(FlowBufferHandler())
+        } catch {
+            handle.channel.close(promise: nil)
+            return
+        }
+        router.handleTCP(handle.channel, metadata: flow, responder: nil)
+    }
+
+    private func pause() {
+        guard !paused else { return }
+        paused = true
+        _ = try? channel.syncOptions?.setOption(ChannelOptions.autoRead, value: false)
+    }
+
+    package func send(_ data: inout ByteBuffer, on id: UInt32) {
+        let session = UInt16(truncatingIfNeeded: id)
+        guard let stream = streams[session], !stream.serverEnded, channel.isActive else {
+            data.moveReaderIndex(to: data.writerIndex)
+            return
+        }
+        while data.readableBytes > 0 {
+            let piece = data.readSlice(length: min(data.readableBytes, Self.maximumFrameData))!
+            var frame = channel.allocator.buffer(capacity: 8)
+            frame.writeInteger(UInt16(4))
+            frame.writeInteger(session)
+            frame.writeInteger(VMessXUDP.statusKeep)
+            frame.writeInteger(VMessXUDP.optionData)
+            frame.writeInteger(UInt16(piece.readableBytes))
+            channel.write(frame, promise: nil)
+            channel.write(piece, promise: nil)
+        }
+    }
+
+    /// Our side's EOF: mux.cool has no half-close, so the session ends here (Go closes the conn).
+    package func finishOutput(_ id: UInt32) {
+        let session = UInt16(truncatingIfNeeded: id)
+        guard let stream = streams[session], !stream.serverEnded else { return }
+        streams[session]?.serverEnded = true
+        if !stream.clientEnded { writeEnd(session, error: false) }
+    }
+
+    package func closeStream(_ id: UInt32, reset: Bool) {
+        let session = UInt16(truncatingIfNeeded: id)
+        guard let stream = streams.removeValue(forKey: session) else { return }
+        if !stream.serverEnded && !stream.clientEnded { writeEnd(session, error: reset) }
+        resumeIfCaughtUp()
+    }
+
+    package func consumed(_ byteCount: Int, on id: UInt32) { resumeIfCaughtUp() }
+
+    private func resumeIfCaughtUp() {
+        guard paused, channel.isActive, !streams.values.contains(where: { $0.handle.unreadByteCount > Self.pauseBytes / 4 }) else { return }
+        paused = false
+        _ = try? channel.syncOptions?.setOption(ChannelOptions.autoRead, value: true)
+        channel.read()
+    }
+
+    package func flushFrames() { channel.flush() }
+
+    package var canWriteFrames: Bool { channel.isWritable }
+
+    func writabilityChanged() {
+        for stream in streams.values { stream.handle.sessionWritabilityChanged() }
     }
 
     private func open(session id: UInt16, destination: Destination) {

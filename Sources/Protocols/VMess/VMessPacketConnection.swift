@@ -127,6 +127,12 @@ package enum VMessPacketAddress {
 /// Where a datagram reader hands what it reads.
 protocol VMessDatagramSink: AnyObject {
     func received(_ payload: ByteBuffer)
+    /// The stream's writability changed.
+    func writabilityChanged()
+}
+
+extension VMessDatagramSink {
+    func writabilityChanged() {}
 }
 
 /// Last in a UDP stream's pipeline: each read (one opened chunk) is one datagram. Loop-confined.
@@ -141,6 +147,11 @@ final class VMessDatagramReader: ChannelInboundHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         sink?.received(unwrapInboundIn(data))
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        sink?.writabilityChanged()
+        context.fireChannelWritabilityChanged()
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
