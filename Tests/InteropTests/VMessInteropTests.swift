@@ -210,6 +210,52 @@ extension V2Ray: SingBoxOrProcess {}
         #expect(connections < flows, "\(implementation): \(connections) connections for \(flows) flows")
     }
 
+    /// Through v2ray's mux to our inbound, 16 MiB uploaded to a server that waits a second before
+    /// reading: the session's reader falls behind, our side stops reading the mux connection until
+    /// it catches up, and every byte arrives (the server answers with the SHA-256 it read).
+    @Test func v2rayMuxSlowReaderUpload() throws {
+        let work = try TemporaryDirectory()
+        let serverPort = try freePort(), sinkPort = try freePort()
+        let sink = try Spawned(Peers.python3, ["-c", """
+            import hashlib, socket, struct, sys, time
+            s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(4)
+            while True:  # the readiness probe connects and leaves first
+                c, _ = s.accept(); time.sleep(1)
+                head = c.recv(8, socket.MSG_WAITALL)
+                if len(head) == 8: break
+            size = struct.unpack("!Q", head)[0]
+            h = hashlib.sha256(); left = size
+            while left:
+                d = c.recv(min(left, 65536))
+                if not d: break
+                h.update(d); left -= len(d)
+            c.sendall(h.hexdigest().encode()); time.sleep(1)
+            """, String(sinkPort)], name: "slow-sink", directory: work)
+        defer { sink.stop() }
+        try waitForTCP(port: sinkPort, process: sink)
+        let server = try SingBox(.ours, config: ConfigJSON.box(inbounds: [VMessConfig.inbound(port: serverPort)], outbounds: [ConfigJSON.direct]),
+                                 waitPort: serverPort, in: work)
+        defer { server.stop() }
+        let client = try V2Ray(socks: try freePort(), vmessPort: serverPort, uuid: VMessConfig.uuid, security: "aes-128-gcm", mux: true, in: work)
+        defer { client.stop() }
+        let result = try runTool(Peers.python3, ["-c", """
+            import hashlib, os, socket, struct, sys
+            c = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=30)
+            c.sendall(b"\\x05\\x01\\x00"); c.recv(2)
+            c.sendall(b"\\x05\\x01\\x00\\x01\\x7f\\x00\\x00\\x01" + struct.pack("!H", int(sys.argv[2]))); c.recv(10)
+            data = os.urandom(16 << 20)
+            c.sendall(struct.pack("!Q", len(data)) + data)
+            got = b""
+            while len(got) < 64:
+                d = c.recv(64 - len(got))
+                if not d: break
+                got += d
+            print("ok" if got.decode() == hashlib.sha256(data).hexdigest() else "mismatch %r" % got)
+            """, String(client.port), String(sinkPort)], timeout: 60)
+        #expect(String(decoding: result.stdout, as: UTF8.self) == "ok\n", "\(result.stderr)\n\(server.log)\n----\n\(client.log)")
+    }
+
     /// A wrong UUID both ways: the client's download fails and the server logs Go's `bad request`.
     @Test func wrongUUIDFailsCleanly() throws {
         let work = try TemporaryDirectory()
