@@ -11,7 +11,7 @@ import Testing
 
 @Suite(.serialized) struct ClashAPIExternalUIInteropTests {
     /// Writes the test archives into `directory` with python3's zipfile: `ui.zip` (deflated and
-    /// stored files under `dash-gh-pages/`), `v2.zip`, `garbage.zip`, `badcrc.zip`, `bzip2.zip`, `slip.zip`.
+    /// stored files under `dash-gh-pages/`), `v2.zip`, `garbage.zip`, `badcrc.zip`, `bzip2.zip`, `one.zip` (one file, no directory), `slip.zip`.
     private static let zipScript = #"""
         import sys, zipfile, os
         out = sys.argv[1]
@@ -36,6 +36,7 @@ import Testing
         data[at] ^= 0x20
         open(os.path.join(out, 'badcrc.zip'), 'wb').write(bytes(data))
         make('bzip2.zip', [('d/a.txt', b'bzip2 data ' * 10)], zipfile.ZIP_BZIP2)
+        make('one.zip', [('index.html', b'<html>one</html>\n')])
         make('slip.zip', [('dash/index.html', b'<html>slip</html>\n'), ('dash/../escaped.txt', b'outside\n')])
         """#
 
@@ -168,6 +169,10 @@ import Testing
         #expect(part.status == 206 && part.body == "color" && Self.header("Content-Range", in: part.head) == "bytes 5-9/16", "\(part)")
         let beyond = try Self.request("\(base)/ui/assets/app.css", headers: ["Range: bytes=99-"])
         #expect(beyond.status == 416 && beyond.body == "invalid range: failed to overlap\n", "\(implementation) \(beyond)")
+        let badRange = try Self.request("\(base)/ui/assets/app.css", headers: ["Range: chars=1-2"])
+        #expect(badRange.status == 416 && badRange.body == "invalid range\n", "\(implementation) \(badRange)")
+        // An unreadable date is no condition at all.
+        #expect(try Self.request("\(base)/ui/assets/app.css", headers: ["If-Modified-Since: garbage"]).status == 200)
 
         // `/` behind the secret redirects to the UI unless JSON is asked for.
         #expect(try Self.request("\(base)/").status == 401)
@@ -201,6 +206,17 @@ import Testing
             #expect(box.log.contains("upgrade external ui: \(message)"), "\(implementation) \(name)")
             #expect((try? FileManager.default.contentsOfDirectory(atPath: ui)) == [], "\(implementation) \(name) left files")
             #expect(try Self.request("\(base)/ui/").body == Self.emptyListing)
+        }
+
+        // A lone top-level file: Go takes its name for the single directory, strips it and panics
+        // (index out of range; net/http drops the connection); ours keeps the file.
+        try zip("one.zip").write(to: URL(fileURLWithPath: served))
+        let one = try Self.request("\(base)/upgrade/ui", method: "POST", secret: "s3")
+        switch implementation {
+        case .go: #expect(one.status == 0, "Go no longer panics on a lone file: \(one)")
+        case .ours:
+            let page = try Self.request("\(base)/ui/").body
+            #expect(one.status == 200 && page == "<html>one</html>\n", "\(one) \(page)")
         }
 
         // Zip-slip: `dash/../escaped.txt` lands beside the UI directory. Go writes it there; ours
