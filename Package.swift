@@ -148,6 +148,7 @@ let package = Package(
         testTarget("VLESSTests", ["VLESS", "VMess", "Adapter", "Config", "Net", nioCore, .product(name: "NIOEmbedded", package: "swift-nio")]),
         testTarget("ProxyTests", ["SOCKS", "HTTPProxy", "Mixed", "Adapter", "Net", nioCore, nioPosix,
                                   .product(name: "NIOEmbedded", package: "swift-nio")]),
+        testTarget("ControlAPITests", ["ControlAPI", "Rules", nioCore, .product(name: "NIOHTTP1", package: "swift-nio")]),
         testTarget("InteropTests", ["CLI", "TestSupport"]),
         testTarget("TransparentTests", ["CLI", "TestSupport", "TProxy", "Adapter", nioCore,
                                        .product(name: "NIOEmbedded", package: "swift-nio")]),

@@ -460,10 +460,10 @@ enum HTTPDate {
             (day, month, year, clock) = (number(date[0], digits: 2...2), months.firstIndex(of: String(date[1])),
                                          short >= 69 ? 1900 + short : 2000 + short, fields[2])
         } else if fields.count == 5 || (fields.count == 6 && fields[2].isEmpty) {
-            // ANSI C pads a one-digit day with a space.
+            // ANSI C pads a one-digit day with a space; Go's `_2` also takes it unpadded.
             let rest = fields.count == 6 ? Array(fields[3...]) : Array(fields[2...])
             guard days.contains(String(fields[0])) else { return nil }
-            (day, month, year, clock) = (number(rest[0], digits: fields.count == 6 ? 1...1 : 2...2),
+            (day, month, year, clock) = (number(rest[0], digits: fields.count == 6 ? 1...1 : 1...2),
                                          months.firstIndex(of: String(fields[1])), number(rest[2], digits: 4...4), rest[1])
         } else {
             return nil
