@@ -48,6 +48,10 @@ struct ZipArchive {
     /// In central directory order.
     let entries: [Entry]
 
+    /// The largest entry unpacked: the archive is held in memory (Go streams it to disk), and a
+    /// dashboard's largest file is a few megabytes; this keeps a hostile archive from inflating
+    /// without bound.
+    static let maximumEntrySize = 256 << 20
     static let endRecordSize = 22
     static let centralHeaderSize = 46
     static let localHeaderSize = 30
@@ -106,6 +110,9 @@ struct ZipArchive {
         guard offset >= 0, offset + Self.localHeaderSize <= bytes.count else { throw .unexpectedEOF }
         guard Self.hasSignature(bytes, at: offset, 0x0403_4B50) else { throw .format }
         if entry.flags & 0x1 != 0 { throw ZipError("zip: encrypted entries are not supported") }
+        guard entry.uncompressedSize <= Self.maximumEntrySize else {
+            throw ZipError("zip: \(entry.name): \(entry.uncompressedSize) bytes is more than the \(Self.maximumEntrySize >> 20) MiB unpacked per file")
+        }
         let start = offset + Self.localHeaderSize + Int(Self.u16(bytes, offset + 26)) + Int(Self.u16(bytes, offset + 28))
         guard start <= bytes.count, entry.compressedSize <= bytes.count - start else { throw .unexpectedEOF }
         let data = bytes[start..<start + entry.compressedSize]

@@ -79,6 +79,11 @@ private func temporaryDirectory() throws -> String {
         #expect(throws: ZipError.unexpectedEOF) { try full.contents(of: entry) }
         entry.uncompressedSize -= 2
         #expect(throws: ZipError.format) { try full.contents(of: entry) }
+        // A size no dashboard has (a zip bomb's) is refused before inflating.
+        entry.uncompressedSize = ZipArchive.maximumEntrySize + 1
+        #expect(throws: ZipError("zip: dash/assets/app.js: 268435457 bytes is more than the 256 MiB unpacked per file")) {
+            try full.contents(of: entry)
+        }
     }
 
     /// Cut anywhere, or with any byte flipped, the archive is refused or read, never a trap.
