@@ -116,7 +116,7 @@ let package = Package(
         // Bench and long-fuzz tool for the netstack (bench/netstack.sh, scripts/fuzz-netstack.sh).
         .executableTarget(name: "NetstackBench", dependencies: ["TunDevice", "CLinux", "NetstackNIO", "Netstack", "NetstackWire", "NetstackTesting", "NetstackNIOTesting", nioCore, nioPosix],
                           path: "bench/NetstackBench", swiftSettings: swiftSettings),
-        swiftTarget("ControlAPI", path: "Sources/ControlAPI", ["Adapter", "Config", "DNS", "Group", "Transport", nioCore, nioPosix,
+        swiftTarget("ControlAPI", path: "Sources/ControlAPI", ["Adapter", "Config", "DNS", "Group", "Transport", "Rules", nioCore, nioPosix,
                                                                .product(name: "NIOHTTP1", package: "swift-nio")]),
         .executableTarget(name: "CLI", dependencies: ["Box", "ControlAPI", "Config", "COpenSSL", "CSodium", "Systemd", "CLinux", nioCore, nioPosix],
                           path: "Sources/CLI", swiftSettings: swiftSettings),
@@ -148,6 +148,7 @@ let package = Package(
         testTarget("VLESSTests", ["VLESS", "VMess", "Adapter", "Config", "Net", nioCore, .product(name: "NIOEmbedded", package: "swift-nio")]),
         testTarget("ProxyTests", ["SOCKS", "HTTPProxy", "Mixed", "Adapter", "Net", nioCore, nioPosix,
                                   .product(name: "NIOEmbedded", package: "swift-nio")]),
+        testTarget("ControlAPITests", ["ControlAPI", "Rules", nioCore, .product(name: "NIOHTTP1", package: "swift-nio")]),
         testTarget("InteropTests", ["CLI", "TestSupport"]),
         testTarget("TransparentTests", ["CLI", "TestSupport", "TProxy", "Adapter", nioCore,
                                        .product(name: "NIOEmbedded", package: "swift-nio")]),

@@ -26,6 +26,12 @@ package struct ClashAPISetup: Sendable {
     package var rules: [ClashAPIRule] = []
     /// The DNS router's side of `/cache/fakeip/flush` and `/dns/query`; nil: no DNS router.
     package var dns: ClashAPIDNS?
+    /// `GET url` through an outbound, redirects followed (the box's HTTP client): the status code,
+    /// Go's status text (`404 Not Found`) and the body. The external UI's download; the box sets it.
+    package var download: @Sendable (_ outbound: any Outbound, _ url: String) async throws
+        -> (code: Int, status: String, body: [UInt8]) = { _, _ in
+            throw AdapterError(.notImplemented, "not implemented: HTTP download without a box")
+        }
 
     package init(options: ClashAPIOptions, outbounds: OutboundManager, modes: ClashModeStore, logLevel: String,
                  group: any EventLoopGroup, logger: ContextLogger, connections: ConnectionTracker? = nil, logCore: LogCore? = nil,

@@ -221,9 +221,6 @@ package final class SingBox: @unchecked Sendable {
         router.inboundLookup = { tag in created.first { $0.tag == tag } }
         if let clash = options.experimental?.clashAPI, let clashModes, !(clash.externalController ?? "").isEmpty {
             let clashLogger = ContextLogger(core: core, name: "clash-api")
-            if !(clash.externalUI ?? "").isEmpty {
-                clashLogger.warn("external_ui is not served by this program (the API is)")
-            }
             if let factory = Self.clashAPIServerFactory {
                 // Flows are tracked (and relays count bytes) only when the API is served.
                 let tracker = ConnectionTracker(outbounds: outbounds) { ($0 as? any OutboundGroup)?.nowTag }
@@ -238,6 +235,12 @@ package final class SingBox: @unchecked Sendable {
                     return ClashAPIRule(type: type, payload: rule.description, proxy: "\(rule.action)")
                 }
                 setup.dns = clashDNS
+                // external_ui's zip: Go's client has no size limit and no overall timeout; ours is generous.
+                setup.download = { outbound, url in
+                    let response = try await RuleSetDownloader(outbound: outbound, group: group, maximumBodySize: 256 << 20,
+                                                               timeout: .minutes(5)).get(url, etag: nil)
+                    return (response.status, "\(response.status) \(response.statusText)", response.body)
+                }
                 do { clashAPIServer = try factory(setup) } catch {
                     throw BoxError(.create, "create clash-server: \(error)")
                 }

@@ -54,11 +54,14 @@ package struct ClashAPIResponse: Sendable {
 package final class ClashAPIRoutes: Sendable {
     let setup: ClashAPISetup
     let history: URLTestHistory
+    /// `external_ui`: `/ui`, the `/` redirect and `/upgrade/ui` (ClashAPIExternalUI.swift).
+    let externalUI: ClashAPIExternalUI
     /// Go's default test URL when a request names none (or an `http://` one, which Go drops).
     static let defaultTestURL = "https://www.gstatic.com/generate_204"
 
     package init(setup: ClashAPISetup) {
         self.setup = setup
+        externalUI = ClashAPIExternalUI(setup: setup)
         // The urltest groups' history when there is one (Go's shared storage), else our own.
         history = setup.outbounds.all.lazy.compactMap { ($0 as? URLTestOutbound)?.history }.first ?? URLTestHistory()
     }
@@ -69,7 +72,12 @@ package final class ClashAPIRoutes: Sendable {
         if head.method == .OPTIONS, origin != nil, let requested = head.headers.first(name: "Access-Control-Request-Method") {
             return preflight(head, origin: origin!, requestedMethod: requested)
         }
-        var response = await authorized(head) ? await route(head, body: body) : ClashAPIResponse(status: .unauthorized, message: "Unauthorized")
+        var response: ClashAPIResponse
+        if let files = externalUI.serve(head) {
+            response = files  // Go mounts /ui outside the secret's group
+        } else {
+            response = await authorized(head) ? await route(head, body: body) : ClashAPIResponse(status: .unauthorized, message: "Unauthorized")
+        }
         // Go's cors handler marks every response as depending on Origin.
         response.headers.add(name: "Vary", value: "Origin")
         if let origin, let allowed = allowedOrigin(origin) {
@@ -137,6 +145,7 @@ package final class ClashAPIRoutes: Sendable {
     // MARK: Routing
 
     private func route(_ head: HTTPRequestHead, body: [UInt8]) async -> ClashAPIResponse {
+        if let response = await externalUI.route(head) { return response }
         let (path, query) = Self.split(head.uri)
         let parts = path.split(separator: "/", omittingEmptySubsequences: true).map(String.init)
         switch (head.method, parts.count, parts.first) {

@@ -40,7 +40,10 @@ package final class ClashAPIServer: Lifecycle, @unchecked Sendable {
     }
 
     package func start(_ stage: StartStage) async throws {
-        guard stage == .start else { return }
+        // Go listens once everything has started, after fetching a missing external UI (through
+        // an outbound, so that one must be running).
+        guard stage == .started else { return }
+        await routes.externalUI.prepare()
         let text = setup.options.externalController ?? ""
         let address = try Self.bindAddress(text)
         let routes = self.routes
@@ -145,10 +148,11 @@ final class ClashAPIConnectionHandler: ChannelInboundHandler, RemovableChannelHa
         }
         var headers = response.headers
         let keepAlive = request.isKeepAlive
-        headers.replaceOrAdd(name: "Content-Length", value: String(response.body.count))
+        // A 304 has no body and, from Go, no length; a HEAD gets the length of what a GET would.
+        if response.status != .notModified { headers.replaceOrAdd(name: "Content-Length", value: String(response.body.count)) }
         if !keepAlive { headers.replaceOrAdd(name: "Connection", value: "close") }
         context.write(wrapOutboundOut(.head(HTTPResponseHead(version: request.version, status: response.status, headers: headers))), promise: nil)
-        if !response.body.isEmpty {
+        if !response.body.isEmpty, request.method != .HEAD, response.status != .notModified {
             context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(bytes: response.body)))), promise: nil)
         }
         let done = context.writeAndFlush(wrapOutboundOut(.end(nil)))

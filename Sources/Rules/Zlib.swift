@@ -32,13 +32,15 @@ package enum Zlib {
     /// Inflates a zlib stream that starts at `input`. Bytes after the stream's end are ignored,
     /// as Go's reader never looks past what it needs. At most `limit` bytes are produced, so a
     /// hostile file cannot expand without bound.
-    /// `gzip` reads a gzip member (RFC 1952: HTTP's `Content-Encoding: gzip`) instead of a zlib stream.
-    package static func decompress(_ input: ArraySlice<UInt8>, limit: Int = 1 << 30, gzip: Bool = false) throws(Failure) -> [UInt8] {
+    /// `gzip` reads a gzip member (RFC 1952: HTTP's `Content-Encoding: gzip`) instead of a zlib stream;
+    /// `raw` reads bare deflate data (RFC 1951: a zip entry's method 8) without either wrapper.
+    package static func decompress(_ input: ArraySlice<UInt8>, limit: Int = 1 << 30, gzip: Bool = false,
+                                   raw: Bool = false) throws(Failure) -> [UInt8] {
         var stream = z_stream()
         var output: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 1 << 16)
-        // windowBits 15, +16 for the gzip wrapper (zlib.h, inflateInit2).
-        var status = inflateInit2_(&stream, gzip ? 15 + 16 : 15, ZLIB_VERSION, Int32(MemoryLayout<z_stream>.size))
+        // windowBits 15, +16 for the gzip wrapper, negative for no wrapper (zlib.h, inflateInit2).
+        var status = inflateInit2_(&stream, raw ? -15 : (gzip ? 15 + 16 : 15), ZLIB_VERSION, Int32(MemoryLayout<z_stream>.size))
         guard status == Z_OK else { throw Failure(code: status, message: "inflateInit: \(status)") }
         defer { inflateEnd(&stream) }
         var input = Array(input)
@@ -69,6 +71,21 @@ package enum Zlib {
         default:
             let text = stream.msg.map { String(cString: $0) } ?? "error \(status)"
             throw Failure(code: status, message: text)
+        }
+    }
+
+    /// The CRC-32 (ISO 3309, zip's and gzip's) of `bytes`.
+    package static func crc32(_ bytes: ArraySlice<UInt8>) -> UInt32 {
+        bytes.withUnsafeBufferPointer { buffer in
+            // zlib's crc32 takes a uInt length: feed it in pieces below 4 GiB.
+            var crc: uLong = CZlib.crc32(0, nil, 0)
+            var offset = 0
+            while offset < buffer.count {
+                let length = min(buffer.count - offset, 1 << 30)
+                crc = CZlib.crc32(crc, buffer.baseAddress.map { $0 + offset }, uInt(length))
+                offset += length
+            }
+            return UInt32(truncatingIfNeeded: crc)
         }
     }
 }
