@@ -75,6 +75,8 @@ package final class ClashAPIRoutes: Sendable {
         var response: ClashAPIResponse
         if let files = externalUI.serve(head) {
             response = files  // Go mounts /ui outside the secret's group
+        } else if let unrouted = Self.unrouted(head) {
+            response = unrouted
         } else {
             response = await authorized(head) ? await route(head, body: body) : ClashAPIResponse(status: .unauthorized, message: "Unauthorized")
         }
@@ -84,6 +86,24 @@ package final class ClashAPIRoutes: Sendable {
             response.headers.replaceOrAdd(name: "Access-Control-Allow-Origin", value: allowed)
         }
         return response
+    }
+
+    /// Go's chi router answers a path that no route or mount matches with 404, and a GET-only
+    /// route asked with another method with 405, before the secret's middleware runs.
+    static func unrouted(_ head: HTTPRequestHead) -> ClashAPIResponse? {
+        let parts = split(head.uri).path.split(separator: "/", omittingEmptySubsequences: true)
+        guard let first = parts.first else { return head.method == .GET ? nil : ClashAPIResponse(status: .methodNotAllowed) }
+        switch first {
+        case "logs", "traffic", "version", "memory":
+            guard parts.count == 1 else { return .notFound }
+            return head.method == .GET ? nil : ClashAPIResponse(status: .methodNotAllowed)
+        case "configs", "proxies", "rules", "connections", "script", "profile", "cache", "dns", "group", "upgrade":
+            return nil
+        case "providers" where parts.count >= 2 && (parts[1] == "proxies" || parts[1] == "rules"):
+            return nil
+        default:
+            return .notFound
+        }
     }
 
     // MARK: CORS (Go's cors options: the configured origins or "*", GET POST PUT PATCH DELETE,

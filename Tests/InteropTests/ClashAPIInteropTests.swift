@@ -55,6 +55,13 @@ import Testing
         let version = Self.json(try Self.request("GET", "\(base)/version").body)
         #expect(version["version"] as? String == "sing-box 1.12.12" && version["meta"] as? Bool == true)
         #expect(Self.json(try Self.request("GET", "\(base)/").body)["hello"] as? String == "clash")
+        // Go's router answers before the secret is checked: unknown paths 404, GET-only routes 405.
+        let unrouted = try Self.request("GET", "\(base)/nowhere", secret: nil)
+        #expect(unrouted.status == 404 && unrouted.body == "404 page not found\n", "\(implementation): \(unrouted)")
+        #expect(try Self.request("GET", "\(base)/version/more", secret: nil).status == 404)
+        #expect(try Self.request("POST", "\(base)/version", secret: nil).status == 405)
+        #expect(try Self.request("DELETE", "\(base)/", secret: nil).status == 405)
+        #expect(try Self.request("GET", "\(base)/configs/nowhere", secret: nil).status == 401)
 
         // Configs: the default mode and the modes the rules name, in Go's order.
         var configs = Self.json(try Self.request("GET", "\(base)/configs").body)
