@@ -139,7 +139,7 @@ let package = Package(
         testTarget("ApplianceTests", ["TestSupport", "TunDevice", "Netlink", "Nftables", "Systemd", "LinuxSockets", "NetstackNIO", "Netstack", "NetstackWire", nioCore, nioPosix]),
         testTarget("TransportTests", ["Transport", "Adapter", "Config", "Net", nioCore, .product(name: "NIOEmbedded", package: "swift-nio"),
                                       .product(name: "NIOHPACK", package: "swift-nio-http2")]),
-        testTarget("ShadowsocksTests", ["Shadowsocks", "Transport", "Adapter", "Config", "Net", nioCore, nioPosix]),
+        testTarget("ShadowsocksTests", ["Shadowsocks", "Transport", "Adapter", "Config", "Net", "CSodium", "COpenSSL", nioCore, nioPosix]),
         testTarget("TLSTests", ["TLS", "Net", "Adapter", "Config", "TestSupport", nioCore, nioPosix]),
         testTarget("TrojanTests", ["Trojan", "Adapter", "Net", nioCore, .product(name: "NIOEmbedded", package: "swift-nio")]),
         testTarget("AnyTLSTests", ["AnyTLS", "Adapter", "Config", "Net", "TLS", "TestSupport", nioCore, nioPosix,

@@ -2,8 +2,9 @@
 // sing-shadowsocks2 client): `none`, the SIP004 AEAD methods and the SIP022 `2022-blake3-*`
 // methods, over TCP and UDP; multi-user inbounds (`users`: SIP022 identity headers, legacy keys tried
 // in turn) and clients with several PSKs; `udp_over_tcp` (sing's UoT v1/v2) on the outbound and the
-// magic UoT destinations on the inbound; `multiplex` both ways (sing-mux, Transport). Not here:
-// `plugin`, `destinations`, `managed`, the stream ciphers (each a `not implemented` error naming it).
+// magic UoT destinations on the inbound; `multiplex` both ways (sing-mux, Transport); the outbound's
+// SIP003 `plugin`s (Transport) and legacy stream ciphers (`ShadowsocksStreamCipher`, outbound only,
+// as in Go). Not here: `destinations`, `managed` (each a `not implemented` error naming it).
 //
 // Layout: primitives (`ShadowsocksCrypto`, `BLAKE3`), the method and its key (`ShadowsocksMethod`),
 // the stream framing (`ShadowsocksStream`), per-connection protocol state without I/O

@@ -91,14 +91,18 @@ package struct ShadowsocksMethod: Sendable, Equatable {
         case legacy
         /// SIP022 (`2022-blake3-*`) with a base64 PSK.
         case blake3
+        /// A legacy stream cipher (outbound only): the salt as IV, then the XORed stream.
+        case stream
     }
 
     /// The config name.
     package let name: String
     /// Which protocol family the name selects.
     package let family: Family
-    /// The AEAD (nil for `none`).
+    /// The AEAD (nil for `none` and the stream ciphers).
     package let aead: ShadowsocksAEADKind?
+    /// The stream cipher (`stream` only).
+    package let stream: ShadowsocksStreamKind?
     /// Legacy: the EVP_BytesToKey master key. 2022: the PSK the session keys come from (a client's
     /// last PSK). Empty for `none`.
     package let key: [UInt8]
@@ -111,8 +115,8 @@ package struct ShadowsocksMethod: Sendable, Equatable {
     /// The key of the SIP022 AES separate header a client sends (its first PSK).
     package var udpHeaderKey: [UInt8] { identityKeys.first ?? key }
 
-    /// Salt length = key length (both families).
-    package var saltByteCount: Int { key.count }
+    /// Salt length = key length (both AEAD families); the stream ciphers' IV length.
+    package var saltByteCount: Int { stream?.saltByteCount ?? key.count }
     /// The largest plaintext per TCP chunk we send and accept: SIP004 caps it at 0x3FFF; SIP022's
     /// length field allows 0xFFFF.
     package var maximumChunk: Int { family == .blake3 ? 0xFFFF : 0x3FFF }
@@ -121,14 +125,16 @@ package struct ShadowsocksMethod: Sendable, Equatable {
     package static let legacyNames = ["aes-128-gcm", "aes-192-gcm", "aes-256-gcm", "chacha20-ietf-poly1305", "xchacha20-ietf-poly1305"]
     /// SIP022 method names.
     package static let blake3Names = ["2022-blake3-aes-128-gcm", "2022-blake3-aes-256-gcm", "2022-blake3-chacha20-poly1305"]
-    /// Stream ciphers Go's outbound also knows (sing-shadowsocks2 `shadowstream`): not in this build.
+    /// Stream ciphers Go's outbound also knows (sing-shadowsocks `shadowstream`); Go's inbound does not.
     static let streamNames = ["aes-128-ctr", "aes-192-ctr", "aes-256-ctr", "aes-128-cfb", "aes-192-cfb", "aes-256-cfb",
                               "rc4-md5", "chacha20-ietf", "xchacha20"]
 
-    init(name: String, family: Family, aead: ShadowsocksAEADKind?, key: [UInt8], identityKeys: [[UInt8]] = []) {
+    init(name: String, family: Family, aead: ShadowsocksAEADKind?, key: [UInt8], identityKeys: [[UInt8]] = [],
+         stream: ShadowsocksStreamKind? = nil) {
         self.name = name
         self.family = family
         self.aead = aead
+        self.stream = stream
         self.key = key
         self.identityKeys = identityKeys
         let next = identityKeys.dropFirst() + [key]
@@ -153,7 +159,11 @@ package struct ShadowsocksMethod: Sendable, Equatable {
     /// `decode key: illegal base64 data at input byte n`, `bad key length, required 16, got 32`.
     package static func client(name: String, password: String) throws(AdapterError) -> ShadowsocksMethod {
         if name == "none" { return ShadowsocksMethod(name: name, family: .none, aead: nil, key: []) }
-        if streamNames.contains(name) { throw AdapterError.notImplemented("shadowsocks stream cipher \(name)") }
+        if let kind = ShadowsocksStreamKind(name: name) {
+            guard !password.isEmpty else { throw AdapterError(.other, "missing password") }
+            return ShadowsocksMethod(name: name, family: .stream, aead: nil,
+                                     key: ShadowsocksKDF.legacyKey(password: password, byteCount: kind.keyByteCount), stream: kind)
+        }
         guard let kind = aeadKind(name) else { throw AdapterError(.other, "unknown method: \(name)") }
         if legacyNames.contains(name) {
             guard !password.isEmpty else { throw AdapterError(.other, "missing password") }
@@ -248,7 +258,7 @@ package struct ShadowsocksUserTable: Sendable {
             case .legacy:
                 built.append(ShadowsocksServerUser(name: name, key: ShadowsocksKDF.legacyKey(password: user.password, byteCount: method.key.count),
                                                    identity: []))
-            case .none:
+            case .none, .stream:
                 throw AdapterError(.other, "unsupported method: \(method.name)")
             }
         }

@@ -186,6 +186,13 @@ package final class ShadowsocksPacketCodec {
             out.reserveCapacity(address.shadowsocksAddressLength + payload.readableBytes)
             address.writeShadowsocks(to: &out)
             out.writeImmutableBuffer(payload)
+        case .stream:
+            let salt = ShadowsocksKDF.random(method.saltByteCount)
+            out.reserveCapacity(salt.count + address.shadowsocksAddressLength + payload.readableBytes)
+            out.writeBytes(salt)
+            address.writeShadowsocks(to: &out)
+            out.writeImmutableBuffer(payload)
+            ShadowsocksStreamCipher(kind: method.stream!, key: method.key, salt: salt, encrypting: true).apply(to: &out, from: salt.count)
         case .legacy:
             let salt = ShadowsocksKDF.random(method.saltByteCount)
             out.reserveCapacity(salt.count + address.shadowsocksAddressLength + payload.readableBytes + tag)
@@ -257,6 +264,10 @@ package final class ShadowsocksPacketCodec {
     package func openLegacy(_ datagram: ByteBuffer) throws(ShadowsocksError) -> ShadowsocksOpenedPacket {
         var packet = datagram
         var user: ShadowsocksServerUser?
+        if method.family == .stream {
+            guard let salt = packet.readBytes(length: method.saltByteCount) else { throw .packetTooShort }
+            ShadowsocksStreamCipher(kind: method.stream!, key: method.key, salt: salt, encrypting: false).apply(to: &packet)
+        }
         if method.family == .legacy {
             let tag = ShadowsocksAEAD.tagByteCount
             guard packet.readableBytes >= method.saltByteCount + tag, let salt = packet.readBytes(length: method.saltByteCount) else {

@@ -71,6 +71,9 @@ package struct ShadowsocksClientSession {
     private let clock: ShadowsocksClock
     private var sealer: ShadowsocksChunkSealer?
     private var opener: ShadowsocksChunkOpener?
+    /// Stream ciphers: our keystream and the server's.
+    private var streamWriter: ShadowsocksStreamCipher?
+    private var streamReader: ShadowsocksStreamCipher?
     private var requestSalt: [UInt8] = []
     private var pending = ByteBuffer()
     private var readState = ReadState.salt
@@ -96,6 +99,15 @@ package struct ShadowsocksClientSession {
             out.reserveCapacity(destination.shadowsocksAddressLength + payload.readableBytes)
             destination.writeShadowsocks(to: &out)
             out.writeImmutableBuffer(payload)
+        case .stream:
+            let salt = ShadowsocksKDF.random(method.saltByteCount)
+            let cipher = ShadowsocksStreamCipher(kind: method.stream!, key: method.key, salt: salt, encrypting: true)
+            out.reserveCapacity(salt.count + destination.shadowsocksAddressLength + payload.readableBytes)
+            out.writeBytes(salt)
+            destination.writeShadowsocks(to: &out)
+            out.writeImmutableBuffer(payload)
+            cipher.apply(to: &out, from: salt.count)
+            streamWriter = cipher
         case .legacy:
             let salt = ShadowsocksKDF.random(method.saltByteCount)
             let key = ShadowsocksKDF.legacySubkey(masterKey: method.key, salt: salt, byteCount: method.key.count)
@@ -153,6 +165,13 @@ package struct ShadowsocksClientSession {
 
     /// Frames `payload` after the request went out.
     package mutating func seal(_ payload: ByteBuffer) -> ByteBuffer {
+        if let streamWriter {
+            var out = ByteBuffer()
+            out.reserveCapacity(payload.readableBytes)
+            out.writeImmutableBuffer(payload)
+            streamWriter.apply(to: &out)
+            return out
+        }
         guard sealer != nil else { return payload }
         var out = ByteBuffer()
         out.reserveCapacity(sealer!.sealedLength(payload.readableBytes))
@@ -164,6 +183,24 @@ package struct ShadowsocksClientSession {
     package mutating func receive(_ bytes: ByteBuffer, into payloads: inout [ByteBuffer]) throws(ShadowsocksError) {
         if method.family == .none {
             if bytes.readableBytes > 0 { payloads.append(bytes) }
+            return
+        }
+        if method.family == .stream {
+            var bytes = bytes
+            if streamReader == nil {
+                // The server's IV first, as Go's readResponse.
+                if pending.readableBytes == 0 { pending = bytes } else { pending.writeImmutableBuffer(bytes) }
+                guard let salt = pending.readBytes(length: method.saltByteCount) else { return }
+                streamReader = ShadowsocksStreamCipher(kind: method.stream!, key: method.key, salt: salt, encrypting: false)
+                bytes = pending
+                pending = ByteBuffer()
+            }
+            guard bytes.readableBytes > 0 else { return }
+            var plain = ByteBuffer()
+            plain.reserveCapacity(bytes.readableBytes)
+            plain.writeImmutableBuffer(bytes)
+            streamReader!.apply(to: &plain)
+            payloads.append(plain)
             return
         }
         if pending.readableBytes == 0 { pending = bytes } else { pending.writeImmutableBuffer(bytes) }
