@@ -354,7 +354,7 @@ enum MuxConfig {
         let box = try SingBox(.ours, config: text, waitPort: first, in: work)
         defer { box.stop() }
         try waitForTCP(port: second, process: box.process)
-        #expect(box.log.contains("sing-box started"), "\(box.log)")
+        #expect(waitForLog(box, "sing-box started"), "\(box.log)")
     }
 
     private func pairWithGo(carrier: String, protocol name: String, padding: Bool) throws {
