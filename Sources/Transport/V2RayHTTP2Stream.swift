@@ -138,14 +138,15 @@ final class V2RayHTTP2Stream: Channel, ChannelCore, @unchecked Sendable {
 
     // MARK: lifecycle (from the carrier)
 
-    /// Registers and activates the stream once the protocol's handlers are in.
+    /// Registers and activates the stream: on a server once the protocol's handlers are in, on a
+    /// client at once (the outbound adds its handlers to a live channel, as to a dialed socket).
     func activate() {
         active = true
         pipeline.fireChannelRegistered()
         pipeline.fireChannelActive()
     }
 
-    /// DATA from the client: `bytes` as carried, `flowLength` as counted by flow control.
+    /// DATA from the peer: `bytes` as carried, `flowLength` as counted by flow control.
     func receive(_ bytes: ByteBuffer, flowLength: Int, endStream: Bool) {
         guard !closed else { return }
         unreturned += flowLength
@@ -206,7 +207,7 @@ final class V2RayHTTP2Stream: Channel, ChannelCore, @unchecked Sendable {
         if active { pipeline.fireChannelWritabilityChanged() }
     }
 
-    /// One read batch: everything queued, then read-complete; the window goes back to the client.
+    /// One read batch: everything queued, then read-complete; the window goes back to the peer.
     private func deliver() {
         guard active, readPending else { return }
         guard !queue.isEmpty || (inputEnded && !inputEndDelivered) else { return }
@@ -304,7 +305,7 @@ final class V2RayHTTP2Stream: Channel, ChannelCore, @unchecked Sendable {
         case .input:
             promise?.fail(ChannelError.operationUnsupported)
         case .all:
-            // Both ends finished: the stream is closed already; otherwise tell the client.
+            // Both ends finished: the stream is closed already; otherwise tell the peer.
             let finished = outputEnded && inputEnded
             if !outputEnded, inputEnded {
                 // The answer ends normally (END_STREAM), as a Go handler returning does.
