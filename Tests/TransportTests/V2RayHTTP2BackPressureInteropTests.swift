@@ -19,13 +19,13 @@ import Testing
 import TestSupport
 @testable import Transport
 
-private let uuid: [UInt8] = [0xb8, 0x31, 0x38, 0x1d, 0x63, 0x24, 0x4d, 0x53, 0xad, 0x4f, 0x8c, 0xda, 0x48, 0xb3, 0x08, 0x11]
-private let uuidText = "b831381d-6324-4d53-ad4f-8cda48b30811"
-private let chunkSize = 64 * 1024
+let vlessUUID: [UInt8] = [0xb8, 0x31, 0x38, 0x1d, 0x63, 0x24, 0x4d, 0x53, 0xad, 0x4f, 0x8c, 0xda, 0x48, 0xb3, 0x08, 0x11]
+let vlessUUIDText = "b831381d-6324-4d53-ad4f-8cda48b30811"
+let chunkSize = 64 * 1024
 
 /// The destination Go connects to: reads only once `resume()` is called; in download mode it
 /// writes `downloadChunks` test chunks as its socket takes them. Loop-confined to its channel.
-private final class SlowDestination: ChannelInboundHandler, @unchecked Sendable {
+final class SlowDestination: ChannelInboundHandler, @unchecked Sendable {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
     let downloadChunks: Int
@@ -66,31 +66,33 @@ private final class SlowDestination: ChannelInboundHandler, @unchecked Sendable 
     }
 }
 
-/// Writes `chunks` test chunks on the stream while it is writable; notes the most it held.
-private final class Uploader: ChannelInboundHandler, @unchecked Sendable {
+/// Writes `chunks` test chunks on its channel while it is writable; notes the most `held()` (the
+/// bytes our process holds for the channel) ever was; hashes what it reads (past `skip` bytes).
+final class Uploader: ChannelInboundHandler, @unchecked Sendable {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
     let chunks: Int
-    let stream: V2RayHTTP2Stream
+    let held: () -> Int
     var sent = StreamHash()
     var next = 0
     var mostHeld = 0
     var turnedUnwritable = 0
     var downloaded = StreamHash()
-    var skip = 2  // the vless response header
+    var skip: Int
 
-    init(chunks: Int, stream: V2RayHTTP2Stream) {
+    init(chunks: Int, skip: Int = 2, held: @escaping () -> Int) {
         self.chunks = chunks
-        self.stream = stream
+        self.skip = skip
+        self.held = held
     }
 
     func writeMore(_ context: ChannelHandlerContext) {
-        while next < chunks, stream.isWritable {
+        while next < chunks, context.channel.isWritable {
             let chunk = testChunk(next, size: chunkSize)
             sent.add(chunk)
             next += 1
             context.writeAndFlush(wrapOutboundOut(chunk), promise: nil)
-            mostHeld = max(mostHeld, stream.pendingBytes)
+            mostHeld = max(mostHeld, held())
         }
         if next < chunks { turnedUnwritable += 1 }
     }
@@ -108,127 +110,130 @@ private final class Uploader: ChannelInboundHandler, @unchecked Sendable {
     }
 }
 
-@Suite(.serialized) struct V2RayHTTP2BackPressureInteropTests {
-    /// Go sing-box with a vless inbound over grpc (h2c) on a free port, and a destination server.
-    private final class Setup: @unchecked Sendable {
-        let group = MultiThreadedEventLoopGroup.singleton
-        let directory: URL
-        var process: ChildProcess?
-        var listener: (any Channel)?
-        let destinations = Mutex<[SlowDestination]>([])
-        var goPort: UInt16 = 0
-        var destinationPort: UInt16 = 0
+/// Go sing-box with a vless inbound (`inboundExtra`: its transport or multiplex) on a free port,
+/// and a destination server that reads only when told.
+final class BackPressurePeers: @unchecked Sendable {
+    let group = MultiThreadedEventLoopGroup.singleton
+    let directory: URL
+    var process: ChildProcess?
+    var listener: (any Channel)?
+    let destinations = Mutex<[SlowDestination]>([])
+    var goPort: UInt16 = 0
+    var destinationPort: UInt16 = 0
 
-        init() throws {
-            directory = FileManager.default.temporaryDirectory.appendingPathComponent("grpc-backpressure-\(UInt32.random(in: 0 ... .max))")
-            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        }
-
-        func start(downloadChunks: Int) async throws {
-            let listener = try await ServerBootstrap(group: group)
-                .childChannelOption(ChannelOptions.autoRead, value: false)
-                .childChannelInitializer { channel in
-                    channel.eventLoop.makeCompletedFuture {
-                        let destination = SlowDestination(downloadChunks: downloadChunks)
-                        self.destinations.withLock { $0.append(destination) }
-                        try channel.pipeline.syncOperations.addHandler(destination)
-                    }
-                }
-                .bind(host: "127.0.0.1", port: 0).get()
-            self.listener = listener
-            destinationPort = UInt16(listener.localAddress?.port ?? 0)
-            goPort = try #require(freeLoopbackPort())
-            let config = """
-                {"log":{"level":"warn","timestamp":false},
-                 "inbounds":[{"type":"vless","tag":"in","listen":"127.0.0.1","listen_port":\(goPort),
-                              "users":[{"name":"u","uuid":"\(uuidText)"}],"transport":{"type":"grpc","service_name":"bp"}}],
-                 "outbounds":[{"type":"direct"}]}
-                """
-            let path = directory.appendingPathComponent("go.json")
-            try config.write(to: path, atomically: true, encoding: .utf8)
-            let child = ChildProcess()
-            child.executableURL = URL(fileURLWithPath: Self.goBinary())
-            child.arguments = ["run", "-c", path.path]
-            child.standardOutput = FileHandle.nullDevice
-            child.standardError = FileHandle.nullDevice
-            try child.run()
-            process = child
-            var up = false
-            for _ in 0..<100 where !up {
-                up = (try? await ClientBootstrap(group: group).connect(host: "127.0.0.1", port: Int(goPort)).get())
-                    .map { $0.close(promise: nil); return true } ?? false
-                if !up { try await Task.sleep(for: .milliseconds(100)) }
-            }
-            try #require(up, "Go sing-box did not listen")
-        }
-
-        func stop() {
-            process?.terminate()
-            process?.waitUntilExit()
-            listener?.close(promise: nil)
-            try? FileManager.default.removeItem(at: directory)
-        }
-
-        static func goBinary() -> String {
-            if let path = ProcessInfo.processInfo.environment["SINGBOX_GO"], !path.isEmpty { return path }
-            return URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-                .deletingLastPathComponent().appendingPathComponent(".peers/bin/sing-box-go").path
-        }
-
-        /// Our grpc stream to Go, the vless request for the destination written (not flushed).
-        func dial(on loop: any EventLoop) async throws -> V2RayHTTP2Stream {
-            var grpc = V2RayGRPCOptions()
-            grpc.serviceName = "bp"
-            let server = Destination(ip: .v4(0x7F00_0001), port: goPort)
-            let client = try V2RayTransportClient(options: .grpc(grpc), server: server, tlsServerName: nil)
-            let connection = try await ClientBootstrap(group: loop).channelOption(ChannelOptions.autoRead, value: false)
-                .connect(host: "127.0.0.1", port: Int(goPort)).get()
-            let (channel, last) = try await client.upgrade(connection, after: nil)
-            #expect(last == nil)
-            let stream = try #require(channel as? V2RayHTTP2Stream)
-            let port = destinationPort
-            try await loop.submit {
-                // The stream holds early bytes for the relay, which removes the holder; so do we.
-                let holder = try stream.pipeline.syncOperations.handler(type: FlowBufferHandler.self)
-                stream.pipeline.syncOperations.removeHandler(holder, promise: nil)
-                // vless: version 0, the user's id, no addons, command 1 (TCP), port, IPv4 127.0.0.1.
-                var request = ByteBuffer(bytes: [0] + uuid + [0, 1])
-                request.writeInteger(port)
-                request.writeBytes([1, 127, 0, 0, 1])
-                stream.write(request, promise: nil)
-            }.get()
-            return stream
-        }
-
-        /// The one destination connection Go opened.
-        func destination() async throws -> SlowDestination {
-            for _ in 0..<100 {
-                if let first = destinations.withLock({ $0.first }) { return first }
-                try await Task.sleep(for: .milliseconds(100))
-            }
-            throw ChannelError.connectTimeout(.seconds(10))
-        }
+    init() throws {
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("backpressure-\(UInt32.random(in: 0 ... .max))")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
     }
 
-    /// Polls `probe` on `loop` every 100 ms until it is true (or `seconds` pass); returns its last value.
-    private func waitUntil(_ loop: any EventLoop, seconds: Double, _ probe: @escaping @Sendable () -> Bool) async throws -> Bool {
-        let deadline = Date().addingTimeInterval(seconds)
-        while Date() < deadline {
-            if try await loop.submit(probe).get() { return true }
+    func start(downloadChunks: Int, inboundExtra: String) async throws {
+        let listener = try await ServerBootstrap(group: group)
+            .childChannelOption(ChannelOptions.autoRead, value: false)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    let destination = SlowDestination(downloadChunks: downloadChunks)
+                    self.destinations.withLock { $0.append(destination) }
+                    try channel.pipeline.syncOperations.addHandler(destination)
+                }
+            }
+            .bind(host: "127.0.0.1", port: 0).get()
+        self.listener = listener
+        destinationPort = UInt16(listener.localAddress?.port ?? 0)
+        goPort = try #require(freeLoopbackPort())
+        let config = """
+            {"log":{"level":"warn","timestamp":false},
+             "inbounds":[{"type":"vless","tag":"in","listen":"127.0.0.1","listen_port":\(goPort),
+                          "users":[{"name":"u","uuid":"\(vlessUUIDText)"}]\(inboundExtra)}],
+             "outbounds":[{"type":"direct"}]}
+            """
+        let path = directory.appendingPathComponent("go.json")
+        try config.write(to: path, atomically: true, encoding: .utf8)
+        let child = ChildProcess()
+        child.executableURL = URL(fileURLWithPath: Self.goBinary())
+        child.arguments = ["run", "-c", path.path]
+        child.standardOutput = FileHandle.nullDevice
+        child.standardError = FileHandle.nullDevice
+        try child.run()
+        process = child
+        var up = false
+        for _ in 0..<100 where !up {
+            up = (try? await ClientBootstrap(group: group).connect(host: "127.0.0.1", port: Int(goPort)).get())
+                .map { $0.close(promise: nil); return true } ?? false
+            if !up { try await Task.sleep(for: .milliseconds(100)) }
+        }
+        try #require(up, "Go sing-box did not listen")
+    }
+
+    func stop() {
+        process?.terminate()
+        process?.waitUntilExit()
+        listener?.close(promise: nil)
+        try? FileManager.default.removeItem(at: directory)
+    }
+
+    static func goBinary() -> String {
+        if let path = ProcessInfo.processInfo.environment["SINGBOX_GO"], !path.isEmpty { return path }
+        return URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent(".peers/bin/sing-box-go").path
+    }
+
+    /// Our grpc stream to Go, the vless request for the destination written (not flushed).
+    func dialGRPC(on loop: any EventLoop) async throws -> V2RayHTTP2Stream {
+        var grpc = V2RayGRPCOptions()
+        grpc.serviceName = "bp"
+        let server = Destination(ip: .v4(0x7F00_0001), port: goPort)
+        let client = try V2RayTransportClient(options: .grpc(grpc), server: server, tlsServerName: nil)
+        let connection = try await ClientBootstrap(group: loop).channelOption(ChannelOptions.autoRead, value: false)
+            .connect(host: "127.0.0.1", port: Int(goPort)).get()
+        let (channel, last) = try await client.upgrade(connection, after: nil)
+        #expect(last == nil)
+        let stream = try #require(channel as? V2RayHTTP2Stream)
+        let port = destinationPort
+        try await loop.submit {
+            // The stream holds early bytes for the relay, which removes the holder; so do we.
+            let holder = try stream.pipeline.syncOperations.handler(type: FlowBufferHandler.self)
+            stream.pipeline.syncOperations.removeHandler(holder, promise: nil)
+            // vless: version 0, the user's id, no addons, command 1 (TCP), port, IPv4 127.0.0.1.
+            var request = ByteBuffer(bytes: [0] + vlessUUID + [0, 1])
+            request.writeInteger(port)
+            request.writeBytes([1, 127, 0, 0, 1])
+            stream.write(request, promise: nil)
+        }.get()
+        return stream
+    }
+
+    /// The one destination connection Go opened.
+    func destination() async throws -> SlowDestination {
+        for _ in 0..<100 {
+            if let first = destinations.withLock({ $0.first }) { return first }
             try await Task.sleep(for: .milliseconds(100))
         }
-        return try await loop.submit(probe).get()
+        throw ChannelError.connectTimeout(.seconds(10))
     }
+}
+
+/// Polls `probe` on `loop` every 100 ms until it is true (or `seconds` pass); returns its last value.
+func waitUntil(_ loop: any EventLoop, seconds: Double, _ probe: @escaping @Sendable () -> Bool) async throws -> Bool {
+    let deadline = Date().addingTimeInterval(seconds)
+    while Date() < deadline {
+        if try await loop.submit(probe).get() { return true }
+        try await Task.sleep(for: .milliseconds(100))
+    }
+    return try await loop.submit(probe).get()
+}
+
+@Suite(.serialized) struct V2RayHTTP2BackPressureInteropTests {
+    static let grpc = #","transport":{"type":"grpc","service_name":"bp"}"#
 
     @Test func stalledDestinationMakesOurStreamUnwritable() async throws {
-        let setup = try Setup()
+        let setup = try BackPressurePeers()
         defer { setup.stop() }
-        try await setup.start(downloadChunks: 0)
+        try await setup.start(downloadChunks: 0, inboundExtra: Self.grpc)
         let loop = setup.group.next()
-        let stream = try await setup.dial(on: loop)
+        let stream = try await setup.dialGRPC(on: loop)
         defer { stream.close(promise: nil) }
         let total = 512  // 32 MiB
-        let uploader = Uploader(chunks: total, stream: stream)
+        let uploader = Uploader(chunks: total) { stream.pendingBytes }
         try await loop.submit {
             try stream.pipeline.syncOperations.addHandler(uploader)
             stream.flush()
@@ -259,14 +264,14 @@ private final class Uploader: ChannelInboundHandler, @unchecked Sendable {
     }
 
     @Test func slowReaderHoldsGoBack() async throws {
-        let setup = try Setup()
+        let setup = try BackPressurePeers()
         defer { setup.stop() }
         let total = 512  // 32 MiB
-        try await setup.start(downloadChunks: total)
+        try await setup.start(downloadChunks: total, inboundExtra: Self.grpc)
         let loop = setup.group.next()
-        let stream = try await setup.dial(on: loop)
+        let stream = try await setup.dialGRPC(on: loop)
         defer { stream.close(promise: nil) }
-        let reader = Uploader(chunks: 0, stream: stream)
+        let reader = Uploader(chunks: 0) { stream.pendingBytes }
         try await loop.submit {
             try stream.pipeline.syncOperations.addHandler(reader)
             stream.flush()
