@@ -16,7 +16,8 @@
 // 4. Flow control: in frame mode nobody else returns window. The connection is always read (so
 //    PINGs, SETTINGS and WINDOW_UPDATEs for our writes keep coming while the reader is slow); the
 //    connection window goes back per read batch, the stream window only as the stream's reader
-//    takes the bytes, so a slow reader holds the server back by one window (`streamWindow`).
+//    takes the bytes (one update per batch while it keeps up), so a slow reader holds the server
+//    back by one window (`streamWindow`).
 // 5. Keepalive (Go's http2.Transport ReadIdleTimeout/PingTimeout): after `idle` without a frame a
 //    PING goes out; no frame within `pingTimeout` closes the connection.
 // 6. The stream and the connection live and die together: closing either closes the other.
@@ -55,6 +56,10 @@ final class HTTP2ClientStreamHandler: ChannelInboundHandler, V2RayHTTP2StreamCar
     private var failed = false
     /// Flow-controlled bytes of the connection read since the last connection WINDOW_UPDATE.
     private var connectionUnreturned = 0
+    /// Stream window the reader gave back during the current read batch (sent with its end).
+    private var streamUnreturned = 0
+    /// Between a read of the connection and its read-complete.
+    private var inReadBatch = false
     /// When the last frame arrived, on the loop's clock.
     private var lastFrame = NIODeadline.uptimeNanoseconds(0)
     private var idleTimer: Scheduled<Void>?
@@ -112,6 +117,7 @@ final class HTTP2ClientStreamHandler: ChannelInboundHandler, V2RayHTTP2StreamCar
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let frame = unwrapInboundIn(data)
+        inReadBatch = true
         lastFrame = context.eventLoop.now
         pingTimer?.cancel()
         pingTimer = nil
@@ -146,6 +152,12 @@ final class HTTP2ClientStreamHandler: ChannelInboundHandler, V2RayHTTP2StreamCar
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
+        inReadBatch = false
+        // What a reader that keeps up took during the batch goes back in one WINDOW_UPDATE.
+        if streamUnreturned > 0, !failed, !inputEnded {
+            context.write(wrapOutboundOut(HTTP2Frame(streamID: streamID, payload: .windowUpdate(windowSizeIncrement: streamUnreturned))), promise: nil)
+        }
+        streamUnreturned = 0
         // The connection window goes back at once: the stream's window alone bounds what waits
         // for its reader.
         if connectionUnreturned > 0, !failed {
@@ -234,6 +246,12 @@ final class HTTP2ClientStreamHandler: ChannelInboundHandler, V2RayHTTP2StreamCar
 
     func returnWindow(_ streamID: HTTP2StreamID, _ increment: Int) {
         guard let context, !failed, !inputEnded else { return }
+        // Inside a read batch the update waits for its end (one frame and one flush per batch, not
+        // per DATA frame); a reader catching up later returns its window at once.
+        if inReadBatch {
+            streamUnreturned += increment
+            return
+        }
         context.writeAndFlush(wrapOutboundOut(HTTP2Frame(streamID: streamID, payload: .windowUpdate(windowSizeIncrement: increment))), promise: nil)
     }
 

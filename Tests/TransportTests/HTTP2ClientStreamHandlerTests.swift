@@ -82,6 +82,23 @@ private final class Recorder: ChannelInboundHandler {
         #expect(!stream.isActive && !channel.isActive)
     }
 
+    /// A reader that keeps up (autoRead): one stream and one connection WINDOW_UPDATE per read batch.
+    @Test func oneWindowUpdatePerReadBatch() throws {
+        let (channel, _, _, stream, recorder) = try open()
+        try stream.syncOptions?.setOption(ChannelOptions.autoRead, value: true)
+        try channel.writeInbound(response("200"))
+        let message = ByteBuffer(bytes: GunFramingTests.hello)
+        for _ in 0..<3 { channel.pipeline.fireChannelRead(NIOAny(HTTP2Frame(streamID: 1, payload: .data(.init(data: .byteBuffer(message)))))) }
+        channel.pipeline.fireChannelReadComplete()
+        #expect(recorder.reads == ["hello", "hello", "hello"])
+        var updates: [(HTTP2StreamID, Int)] = []
+        while let frame = try channel.readOutbound(as: HTTP2Frame.self) {
+            if let increment = frame.payload.windowIncrement { updates.append((frame.streamID, increment)) }
+        }
+        let length = GunFramingTests.hello.count
+        #expect(updates.map(\.0) == [1, .rootStream] && updates.map(\.1) == [3 * length, 3 * length])
+    }
+
     @Test func notFoundFailsWithGoWords() throws {
         let (channel, _, _, stream, recorder) = try open()
         try channel.writeInbound(response("404", endStream: true))
