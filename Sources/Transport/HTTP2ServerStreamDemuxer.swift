@@ -105,6 +105,10 @@ final class HTTP2ServerStreamDemuxer: ChannelInboundHandler, V2RayHTTP2StreamCar
     private var usedConnectionFlow = false
     private var widened = false
     private var connectionUnreturned = 0
+    /// Stream window readers gave back during the current read batch (sent with its end).
+    private var streamsUnreturned: [(HTTP2StreamID, Int)] = []
+    /// Between a read of the connection and its read-complete.
+    private var inReadBatch = false
     private var idleTimer: Scheduled<Void>?
     private var lastStreamID = HTTP2StreamID(0)
 
@@ -140,6 +144,7 @@ final class HTTP2ServerStreamDemuxer: ChannelInboundHandler, V2RayHTTP2StreamCar
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let frame = unwrapInboundIn(data)
+        inReadBatch = true
         if !widened {
             // The connection window starts at 64 KiB whatever SETTINGS say.
             widened = true
@@ -168,6 +173,14 @@ final class HTTP2ServerStreamDemuxer: ChannelInboundHandler, V2RayHTTP2StreamCar
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
+        inReadBatch = false
+        // What readers that keep up took during the batch: one WINDOW_UPDATE per stream, unless
+        // the stream was closed or half-closed by the client later in the batch.
+        for (streamID, increment) in streamsUnreturned {
+            guard let stream = streams[streamID], !stream.inputEnded else { continue }
+            context.write(wrapOutboundOut(HTTP2Frame(streamID: streamID, payload: .windowUpdate(windowSizeIncrement: increment))), promise: nil)
+        }
+        streamsUnreturned.removeAll(keepingCapacity: true)
         if connectionUnreturned > 0 {
             context.write(wrapOutboundOut(HTTP2Frame(streamID: .rootStream, payload: .windowUpdate(windowSizeIncrement: connectionUnreturned))),
                           promise: nil)
@@ -272,6 +285,16 @@ final class HTTP2ServerStreamDemuxer: ChannelInboundHandler, V2RayHTTP2StreamCar
 
     func returnWindow(_ streamID: HTTP2StreamID, _ increment: Int) {
         guard let context else { return }
+        // Inside a read batch the update waits for its end (one frame and one flush per stream and
+        // batch, not per DATA frame); a reader catching up later returns its window at once.
+        if inReadBatch {
+            if let index = streamsUnreturned.firstIndex(where: { $0.0 == streamID }) {
+                streamsUnreturned[index].1 += increment
+            } else {
+                streamsUnreturned.append((streamID, increment))
+            }
+            return
+        }
         context.writeAndFlush(wrapOutboundOut(HTTP2Frame(streamID: streamID, payload: .windowUpdate(windowSizeIncrement: increment))), promise: nil)
     }
 

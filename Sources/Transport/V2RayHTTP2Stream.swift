@@ -58,7 +58,9 @@ final class V2RayHTTP2Stream: Channel, ChannelCore, @unchecked Sendable {
     private var queue: [ByteBuffer] = []
     /// Flow-controlled bytes received and not yet returned to the peer's window.
     private var unreturned = 0
-    private var inputEnded = false
+    /// The peer sent END_STREAM: no window goes back any more (NIOHTTP2 refuses a WINDOW_UPDATE
+    /// on a stream the peer half-closed).
+    private(set) var inputEnded = false
     private var inputEndDelivered = false
     private(set) var outputEnded = false
     private var writable = true

@@ -81,6 +81,12 @@ private final class SentCounter: @unchecked Sendable {
     var count = 0
 }
 
+/// The streams a demuxer handed out.
+private final class StreamBox: @unchecked Sendable {
+    var all: [any Channel] = []
+    func append(_ channel: any Channel) { all.append(channel) }
+}
+
 /// Collects what the stream's pipeline reads.
 private final class StreamReader: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
@@ -224,6 +230,55 @@ private final class StreamReader: ChannelInboundHandler {
         }
         #expect(reader.hash == sentHash, "\(reader.hash.count) of \(sentHash.count) bytes")
         #expect(sent.count == total)
+    }
+
+    /// The server side (our grpc inbound's demuxer, frames in and out): a reader that keeps up
+    /// returns its window once per read batch; one that does not read holds it back until it reads.
+    @Test func serverStreamReturnsWindowOnlyWhenRead() throws {
+        let channel = EmbeddedChannel()
+        let streams = StreamBox()
+        let demuxer = HTTP2ServerStreamDemuxer(route: V2RayHTTPRoute(kind: .grpc, path: "/s/Tun"), flowID: FlowID(), onReject: { _ in },
+                                               setup: { stream, _ in streams.append(stream) })
+        try channel.pipeline.syncOperations.addHandler(demuxer)
+        try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
+        let request = HPACKHeaders([(":method", "POST"), (":scheme", "http"), (":authority", "a"), (":path", "/s/Tun"),
+                                    ("content-type", "application/grpc")])
+        for id in [1, 3] {
+            try channel.writeInbound(HTTP2Frame(streamID: HTTP2StreamID(id), payload: .headers(.init(headers: request))))
+        }
+        let (reading, idle) = (try #require(streams.all.first as? V2RayHTTP2Stream), try #require(streams.all.last as? V2RayHTTP2Stream))
+        let reader = StreamReader()
+        try reading.pipeline.syncOperations.addHandler(reader)
+        try reading.syncOptions?.setOption(ChannelOptions.autoRead, value: true)
+        while try channel.readOutbound(as: HTTP2Frame.self) != nil {}
+        let message = GunFraming.encode(testChunk(0, size: 1024), allocator: ByteBufferAllocator())
+        for id in [1, 3, 1, 3, 1] {
+            channel.pipeline.fireChannelRead(NIOAny(HTTP2Frame(streamID: HTTP2StreamID(id), payload: .data(.init(data: .byteBuffer(message))))))
+        }
+        channel.pipeline.fireChannelReadComplete()
+        var updates: [(HTTP2StreamID, Int)] = []
+        while let frame = try channel.readOutbound(as: HTTP2Frame.self) {
+            if case .windowUpdate(let increment) = frame.payload { updates.append((frame.streamID, increment)) }
+        }
+        let length = message.readableBytes
+        // One update per stream and batch, and none for the stream nobody read.
+        #expect(updates.map(\.0) == [1, .rootStream] && updates.map(\.1) == [3 * length, 5 * length])
+        #expect(reader.hash.count == 3 * 1024 && idle.queuedBytes == 2 * 1024)
+        // The idle stream's reader reads: its window goes back at once.
+        idle.read()
+        let late = try #require(try channel.readOutbound(as: HTTP2Frame.self))
+        #expect(late.streamID == 3 && late.payload.windowIncrement == 2 * length)
+        // Window taken in a batch whose later frame ends the stream does not go back: NIOHTTP2
+        // refuses a WINDOW_UPDATE on a stream the client half-closed.
+        channel.pipeline.fireChannelRead(NIOAny(HTTP2Frame(streamID: 1, payload: .data(.init(data: .byteBuffer(message))))))
+        channel.pipeline.fireChannelRead(NIOAny(HTTP2Frame(streamID: 1, payload: .data(.init(data: .byteBuffer(ByteBuffer()), endStream: true)))))
+        channel.pipeline.fireChannelReadComplete()
+        var after: [HTTP2StreamID] = []
+        while let frame = try channel.readOutbound(as: HTTP2Frame.self) {
+            if case .windowUpdate = frame.payload { after.append(frame.streamID) }
+        }
+        #expect(after == [.rootStream])
+        _ = try? channel.finish()
     }
 
     /// A connection whose output is unwritable (the socket's buffer is full) makes the stream so.
