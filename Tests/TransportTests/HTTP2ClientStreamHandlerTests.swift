@@ -88,7 +88,7 @@ private final class Recorder: ChannelInboundHandler {
         try stream.syncOptions?.setOption(ChannelOptions.autoRead, value: true)
         try channel.writeInbound(response("200"))
         let message = ByteBuffer(bytes: GunFramingTests.hello)
-        for _ in 0..<3 { channel.pipeline.fireChannelRead(NIOAny(HTTP2Frame(streamID: 1, payload: .data(.init(data: .byteBuffer(message)))))) }
+        for _ in 0..<3 { channel.pipeline.fireChannelRead(HTTP2Frame(streamID: 1, payload: .data(.init(data: .byteBuffer(message))))) }
         channel.pipeline.fireChannelReadComplete()
         #expect(recorder.reads == ["hello", "hello", "hello"])
         var updates: [(HTTP2StreamID, Int)] = []

@@ -70,7 +70,7 @@ private final class ConnectionBox: @unchecked Sendable {
         let total = 512  // 32 MiB
         let uploader = Uploader(chunks: total, skip: 0) {
             let buffered = (try? box.connection?.syncOptions?.getOption(ChannelOptions.bufferedWritableBytes)) ?? 0
-            return stream.pendingBytes + (buffered ?? 0)
+            return stream.pendingBytes + buffered
         }
         try await loop.submit {
             let sync = stream.pipeline.syncOperations

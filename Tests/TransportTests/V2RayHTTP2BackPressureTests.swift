@@ -253,7 +253,7 @@ private final class StreamReader: ChannelInboundHandler {
         while try channel.readOutbound(as: HTTP2Frame.self) != nil {}
         let message = GunFraming.encode(testChunk(0, size: 1024), allocator: ByteBufferAllocator())
         for id in [1, 3, 1, 3, 1] {
-            channel.pipeline.fireChannelRead(NIOAny(HTTP2Frame(streamID: HTTP2StreamID(id), payload: .data(.init(data: .byteBuffer(message))))))
+            channel.pipeline.fireChannelRead(HTTP2Frame(streamID: HTTP2StreamID(id), payload: .data(.init(data: .byteBuffer(message)))))
         }
         channel.pipeline.fireChannelReadComplete()
         var updates: [(HTTP2StreamID, Int)] = []
@@ -270,8 +270,8 @@ private final class StreamReader: ChannelInboundHandler {
         #expect(late.streamID == 3 && late.payload.windowIncrement == 2 * length)
         // Window taken in a batch whose later frame ends the stream does not go back: NIOHTTP2
         // refuses a WINDOW_UPDATE on a stream the client half-closed.
-        channel.pipeline.fireChannelRead(NIOAny(HTTP2Frame(streamID: 1, payload: .data(.init(data: .byteBuffer(message))))))
-        channel.pipeline.fireChannelRead(NIOAny(HTTP2Frame(streamID: 1, payload: .data(.init(data: .byteBuffer(ByteBuffer()), endStream: true)))))
+        channel.pipeline.fireChannelRead(HTTP2Frame(streamID: 1, payload: .data(.init(data: .byteBuffer(message)))))
+        channel.pipeline.fireChannelRead(HTTP2Frame(streamID: 1, payload: .data(.init(data: .byteBuffer(ByteBuffer()), endStream: true))))
         channel.pipeline.fireChannelReadComplete()
         var after: [HTTP2StreamID] = []
         while let frame = try channel.readOutbound(as: HTTP2Frame.self) {
