@@ -137,7 +137,7 @@ let package = Package(
         testTarget("DNSTests", ["TestSupport", "DNS", "Adapter", "Config", "Net", nioCore, nioPosix]),
         testTarget("WireGuardTests", ["TestSupport", "WireGuard", "NetstackWire", "COpenSSL", nioCore, nioPosix]),
         testTarget("ApplianceTests", ["TestSupport", "TunDevice", "Netlink", "Nftables", "Systemd", "LinuxSockets", "NetstackNIO", "Netstack", "NetstackWire", nioCore, nioPosix]),
-        testTarget("TransportTests", ["Transport", "Adapter", "Config", "Net", nioCore, .product(name: "NIOEmbedded", package: "swift-nio"),
+        testTarget("TransportTests", ["Transport", "Adapter", "Config", "Net", "TestSupport", nioCore, nioPosix, .product(name: "NIOEmbedded", package: "swift-nio"),
                                       .product(name: "NIOHPACK", package: "swift-nio-http2")]),
         testTarget("ShadowsocksTests", ["Shadowsocks", "Transport", "Adapter", "Config", "Net", "CSodium", "COpenSSL", nioCore, nioPosix]),
         testTarget("TLSTests", ["TLS", "Net", "Adapter", "Config", "TestSupport", nioCore, nioPosix]),

@@ -1,30 +1,34 @@
-// One HTTP/2 request stream as the byte stream of a dialed connection: the client half of the
-// v2ray `grpc` transport (Go's v2raygrpclite client) and of `http` over TLS (v2rayhttp's
-// http2.Transport path). Sits right after NIOHTTP2's connection handler (frame mode, no
-// multiplexer) on a connection of its own, and carries stream 1 only.
+// The client side of one v2ray HTTP/2 stream: the client half of the v2ray `grpc` transport (Go's
+// v2raygrpclite client) and of `http` over TLS (v2rayhttp's http2.Transport path). Sits right after
+// NIOHTTP2's connection handler (frame mode, no multiplexer) on a connection of its own, carries
+// stream 1 only, and hands the outbound that stream as a `V2RayHTTP2Stream` channel (`stream`):
+// a channel of its own, so that bytes NIOHTTP2 holds for the server's window make it unwritable.
 //
 // 1. On add: HEADERS (POST /<service>/Tun for grpc; the configured method and path for http)
 //    without END_STREAM, then the stream is ready at once — Go's DialContext returns a "late"
 //    conn whose writes go out before the response (the server answers only once its protocol
 //    writes), so waiting for the response would deadlock.
-// 2. Writes become DATA frames (gun-framed for grpc, raw for http); `close(mode: .output)` sends
-//    END_STREAM.
+// 2. The stream's writes become DATA frames (gun-framed for grpc, raw for http); its
+//    `close(mode: .output)` sends END_STREAM. Back-pressure on writes: the stream is unwritable
+//    while more than `V2RayHTTP2Stream.highWater` bytes wait for the server's window or the socket.
 // 3. The response HEADERS must say 200 (else `v2ray-grpc: unexpected status: 404 Not Found`, as
-//    Go); DATA is unframed and read on; END_STREAM (on DATA or trailers) ends the input.
-// 4. Flow control: in frame mode nobody else returns window, so each read batch returns what it
-//    consumed, for the stream and the connection. Back-pressure is the connection's own reads.
+//    Go); DATA is unframed and queued in the stream; END_STREAM (on DATA or trailers) ends its input.
+// 4. Flow control: in frame mode nobody else returns window. The connection is always read (so
+//    PINGs, SETTINGS and WINDOW_UPDATEs for our writes keep coming while the reader is slow); the
+//    connection window goes back per read batch, the stream window only as the stream's reader
+//    takes the bytes (one update per batch while it keeps up), so a slow reader holds the server
+//    back by one window (`streamWindow`).
 // 5. Keepalive (Go's http2.Transport ReadIdleTimeout/PingTimeout): after `idle` without a frame a
 //    PING goes out; no frame within `pingTimeout` closes the connection.
+// 6. The stream and the connection live and die together: closing either closes the other.
 import Adapter
 package import NIOCore
 import NIOHPACK
 import NIOHTTP2
 
 /// The client side of one v2ray HTTP/2 stream. Loop-confined.
-final class HTTP2ClientStreamHandler: ChannelDuplexHandler, @unchecked Sendable {
+final class HTTP2ClientStreamHandler: ChannelInboundHandler, V2RayHTTP2StreamCarrier, @unchecked Sendable {
     typealias InboundIn = HTTP2Frame
-    typealias InboundOut = ByteBuffer
-    typealias OutboundIn = ByteBuffer
     typealias OutboundOut = HTTP2Frame
 
     /// How stream bytes are framed.
@@ -43,14 +47,19 @@ final class HTTP2ClientStreamHandler: ChannelDuplexHandler, @unchecked Sendable 
     private let errorPrefix: String
     private let ready: EventLoopPromise<Void>
     private let keepalive: Keepalive?
-    private var decoder = GunFrameDecoder()
+    private var context: ChannelHandlerContext?
+    /// The stream channel the outbound writes to; made when the request goes out, nil once closed.
+    private(set) var stream: V2RayHTTP2Stream?
     private var sent = false
     private var responded = false
     private var inputEnded = false
-    private var outputEnded = false
     private var failed = false
-    /// Flow-controlled bytes consumed since the last WINDOW_UPDATE.
-    private var unacknowledged = 0
+    /// Flow-controlled bytes of the connection read since the last connection WINDOW_UPDATE.
+    private var connectionUnreturned = 0
+    /// Stream window the reader gave back during the current read batch (sent with its end).
+    private var streamUnreturned = 0
+    /// Between a read of the connection and its read-complete.
+    private var inReadBatch = false
     /// When the last frame arrived, on the loop's clock.
     private var lastFrame = NIODeadline.uptimeNanoseconds(0)
     private var idleTimer: Scheduled<Void>?
@@ -65,6 +74,7 @@ final class HTTP2ClientStreamHandler: ChannelDuplexHandler, @unchecked Sendable 
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
         if context.channel.isActive { start(context) }
     }
 
@@ -76,6 +86,7 @@ final class HTTP2ClientStreamHandler: ChannelDuplexHandler, @unchecked Sendable 
     func handlerRemoved(context: ChannelHandlerContext) {
         idleTimer?.cancel()
         pingTimer?.cancel()
+        self.context = nil
     }
 
     private func start(_ context: ChannelHandlerContext) {
@@ -84,6 +95,10 @@ final class HTTP2ClientStreamHandler: ChannelDuplexHandler, @unchecked Sendable 
         // The connection window starts at 64 KiB whatever SETTINGS say; open it to the stream's.
         let widen = V2RayTransportClient.streamWindow - 65_535
         context.write(wrapOutboundOut(HTTP2Frame(streamID: .rootStream, payload: .windowUpdate(windowSizeIncrement: widen))), promise: nil)
+        let stream = V2RayHTTP2Stream(streamID: streamID, carrier: self, connection: context.channel, framing: framing)
+        self.stream = stream
+        // The outbound adds its handlers to a live channel, as to a dialed socket.
+        stream.activate()
         let headers = HTTP2Frame(streamID: streamID, payload: .headers(.init(headers: request, endStream: false)))
         context.writeAndFlush(wrapOutboundOut(headers)).whenComplete { [ready] result in
             switch result {
@@ -91,7 +106,8 @@ final class HTTP2ClientStreamHandler: ChannelDuplexHandler, @unchecked Sendable 
             case .failure(let error): ready.fail(error)
             }
         }
-        // The server's SETTINGS want an ACK even before the protocol reads.
+        // The server's SETTINGS want an ACK even before the protocol reads; from here on the
+        // connection is always read (`channelReadComplete`).
         context.read()
         lastFrame = context.eventLoop.now
         armIdleTimer(context)
@@ -101,6 +117,7 @@ final class HTTP2ClientStreamHandler: ChannelDuplexHandler, @unchecked Sendable 
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let frame = unwrapInboundIn(data)
+        inReadBatch = true
         lastFrame = context.eventLoop.now
         pingTimer?.cancel()
         pingTimer = nil
@@ -120,22 +137,13 @@ final class HTTP2ClientStreamHandler: ChannelDuplexHandler, @unchecked Sendable 
                     return
                 }
             }
-            if headers.endStream { endInput(context) }
+            if headers.endStream { endInput() }
         case .data(let data):
-            unacknowledged += data.data.readableBytes + (data.paddingBytes.map { $0 + 1 } ?? 0)
-            guard case .byteBuffer(var bytes) = data.data else { return }
-            switch framing {
-            case .raw:
-                if bytes.readableBytes > 0 { context.fireChannelRead(wrapInboundOut(bytes)) }
-            case .gun:
-                do {
-                    while let piece = try decoder.next(from: &bytes) { context.fireChannelRead(wrapInboundOut(piece)) }
-                } catch {
-                    fail(context, AdapterError(.other, "\(errorPrefix): \(error)"))
-                    return
-                }
-            }
-            if data.endStream { endInput(context) }
+            let flowLength = data.data.readableBytes + (data.paddingBytes.map { $0 + 1 } ?? 0)
+            connectionUnreturned += flowLength
+            guard case .byteBuffer(let bytes) = data.data else { return }
+            if data.endStream { inputEnded = true }
+            stream?.receive(bytes, flowLength: flowLength, endStream: data.endStream)
         case .rstStream(let code):
             fail(context, AdapterError(.other, "\(errorPrefix): stream reset by server: \(code)"))
         default:
@@ -144,16 +152,21 @@ final class HTTP2ClientStreamHandler: ChannelDuplexHandler, @unchecked Sendable 
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
-        if unacknowledged > 0, !failed {
-            let increment = unacknowledged
-            unacknowledged = 0
-            if !inputEnded {
-                context.write(wrapOutboundOut(HTTP2Frame(streamID: streamID, payload: .windowUpdate(windowSizeIncrement: increment))), promise: nil)
-            }
-            context.write(wrapOutboundOut(HTTP2Frame(streamID: .rootStream, payload: .windowUpdate(windowSizeIncrement: increment))), promise: nil)
-            context.flush()
+        inReadBatch = false
+        // What a reader that keeps up took during the batch goes back in one WINDOW_UPDATE.
+        if streamUnreturned > 0, !failed, !inputEnded {
+            context.write(wrapOutboundOut(HTTP2Frame(streamID: streamID, payload: .windowUpdate(windowSizeIncrement: streamUnreturned))), promise: nil)
         }
-        context.fireChannelReadComplete()
+        streamUnreturned = 0
+        // The connection window goes back at once: the stream's window alone bounds what waits
+        // for its reader.
+        if connectionUnreturned > 0, !failed {
+            let increment = connectionUnreturned
+            connectionUnreturned = 0
+            context.write(wrapOutboundOut(HTTP2Frame(streamID: .rootStream, payload: .windowUpdate(windowSizeIncrement: increment))), promise: nil)
+        }
+        context.flush()
+        if !failed { context.read() }
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
@@ -168,63 +181,95 @@ final class HTTP2ClientStreamHandler: ChannelDuplexHandler, @unchecked Sendable 
         context.fireUserInboundEventTriggered(event)
     }
 
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        stream?.connectionWritabilityChanged()
+        context.fireChannelWritabilityChanged()
+    }
+
     func channelInactive(context: ChannelHandlerContext) {
         ready.fail(AdapterError(.other, "\(errorPrefix): connection closed"))
         idleTimer?.cancel()
         pingTimer?.cancel()
+        let stream = self.stream
+        self.stream = nil
+        stream?.peerClosed(error: nil)
         context.fireChannelInactive()
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         ready.fail(error)
-        context.fireErrorCaught(error)
+        // The connection's errors (TLS, NIOHTTP2) are the stream's: its relay decides.
+        stream?.reportError(error)
     }
 
-    /// END_STREAM from the server: half-close when the channel allows it, else close.
-    private func endInput(_ context: ChannelHandlerContext) {
+    /// END_STREAM from the server: the stream delivers its input end once its reader took the rest.
+    private func endInput() {
         guard !inputEnded else { return }
         inputEnded = true
-        let halfClosure = (try? context.channel.syncOptions?.getOption(ChannelOptions.allowRemoteHalfClosure)) ?? false
-        if halfClosure && !outputEnded {
-            context.fireUserInboundEventTriggered(ChannelEvent.inputClosed)
-        } else {
-            context.close(promise: nil)
-        }
+        stream?.receive(ByteBuffer(), flowLength: 0, endStream: true)
     }
 
     private func fail(_ context: ChannelHandlerContext, _ error: AdapterError) {
         guard !failed else { return }
         failed = true
         ready.fail(error)
-        context.fireErrorCaught(error)
+        let stream = self.stream
+        self.stream = nil
+        stream?.peerClosed(error: error)
         context.close(promise: nil)
     }
 
-    // MARK: outbound
+    // MARK: V2RayHTTP2StreamCarrier
 
-    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
-        guard !outputEnded, !failed else {
-            promise?.fail(ChannelError.outputClosed)
+    func writeData(_ stream: V2RayHTTP2Stream, _ bytes: ByteBuffer, endStream: Bool, promise: EventLoopPromise<Void>?) {
+        guard let context, !failed else {
+            stream.wrote(bytes.readableBytes)
+            promise?.fail(ChannelError.ioOnClosedChannel)
             return
         }
-        let payload = unwrapOutboundIn(data)
-        let bytes = framing == .gun ? GunFraming.encode(payload, allocator: context.channel.allocator) : payload
-        context.write(wrapOutboundOut(HTTP2Frame(streamID: streamID, payload: .data(.init(data: .byteBuffer(bytes))))), promise: promise)
+        let count = bytes.readableBytes
+        let written = context.eventLoop.makePromise(of: Void.self)
+        written.futureResult.whenComplete { result in
+            stream.wrote(count)
+            switch result {
+            case .success: promise?.succeed(())
+            case .failure(let error): promise?.fail(error)
+            }
+        }
+        context.write(wrapOutboundOut(HTTP2Frame(streamID: streamID, payload: .data(.init(data: .byteBuffer(bytes), endStream: endStream)))),
+                      promise: written)
     }
 
-    func close(context: ChannelHandlerContext, mode: CloseMode, promise: EventLoopPromise<Void>?) {
-        guard mode == .output else {
-            context.close(mode: mode, promise: promise)
+    func flush() {
+        context?.flush()
+    }
+
+    func returnWindow(_ streamID: HTTP2StreamID, _ increment: Int) {
+        guard let context, !failed, !inputEnded else { return }
+        // Inside a read batch the update waits for its end (one frame and one flush per batch, not
+        // per DATA frame); a reader catching up later returns its window at once.
+        if inReadBatch {
+            streamUnreturned += increment
             return
         }
-        guard !outputEnded, !failed else {
-            promise?.succeed(())
+        context.writeAndFlush(wrapOutboundOut(HTTP2Frame(streamID: streamID, payload: .windowUpdate(windowSizeIncrement: increment))), promise: nil)
+    }
+
+    /// The outbound closed the stream (or it ended): one stream per connection, so the connection goes.
+    func streamClosed(_ stream: V2RayHTTP2Stream, reset: HTTP2ErrorCode?) {
+        guard self.stream === stream else { return }
+        self.stream = nil
+        guard let context else { return }
+        context.flush()
+        context.close(promise: nil)
+    }
+
+    func framingFailed(_ stream: V2RayHTTP2Stream, _ error: any Error) {
+        guard let context else {
+            stream.end(error: error, reset: nil)
             return
         }
-        outputEnded = true
-        let end = HTTP2Frame(streamID: streamID, payload: .data(.init(data: .byteBuffer(ByteBuffer()), endStream: true)))
-        context.writeAndFlush(wrapOutboundOut(end), promise: promise)
-        if inputEnded { context.close(promise: nil) }
+        fail(context, AdapterError(.other, "\(errorPrefix): \(error)"))
     }
 
     // MARK: keepalive

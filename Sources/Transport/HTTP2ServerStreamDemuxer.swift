@@ -13,7 +13,7 @@
 //   match → 404 `bad method: …`. Then 200 with `cache-control: no-store` and the configured headers.
 // `idle_timeout`: a connection with no stream open that long gets GOAWAY and is closed (Go's
 // http2.Server IdleTimeout).
-// An accepted stream becomes an `HTTP2ServerStream` channel that the inbound's setup fills with its
+// An accepted stream becomes a `V2RayHTTP2Stream` channel that the inbound's setup fills with its
 // protocol handlers; the first stream keeps the connection's flow id, later ones get their own.
 import Adapter
 import NIOCore
@@ -87,9 +87,9 @@ struct V2RayHTTPRoute: Sendable {
     }
 }
 
-/// Turns the request streams of one HTTP/2 connection into `HTTP2ServerStream` channels.
+/// Turns the request streams of one HTTP/2 connection into `V2RayHTTP2Stream` channels.
 /// Sits after NIOHTTP2's handler (frame mode). Loop-confined.
-final class HTTP2ServerStreamDemuxer: ChannelInboundHandler, @unchecked Sendable {
+final class HTTP2ServerStreamDemuxer: ChannelInboundHandler, V2RayHTTP2StreamCarrier, @unchecked Sendable {
     typealias InboundIn = HTTP2Frame
     typealias OutboundOut = HTTP2Frame
 
@@ -100,11 +100,15 @@ final class HTTP2ServerStreamDemuxer: ChannelInboundHandler, @unchecked Sendable
     private let flowID: FlowID
     private let onReject: @Sendable (String) -> Void
     private let setup: V2RayTransportServer.StreamSetup
-    private var streams: [HTTP2StreamID: HTTP2ServerStream] = [:]
+    private var streams: [HTTP2StreamID: V2RayHTTP2Stream] = [:]
     private var context: ChannelHandlerContext?
     private var usedConnectionFlow = false
     private var widened = false
     private var connectionUnreturned = 0
+    /// Stream window readers gave back during the current read batch (sent with its end).
+    private var streamsUnreturned: [(HTTP2StreamID, Int)] = []
+    /// Between a read of the connection and its read-complete.
+    private var inReadBatch = false
     private var idleTimer: Scheduled<Void>?
     private var lastStreamID = HTTP2StreamID(0)
 
@@ -140,6 +144,7 @@ final class HTTP2ServerStreamDemuxer: ChannelInboundHandler, @unchecked Sendable
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let frame = unwrapInboundIn(data)
+        inReadBatch = true
         if !widened {
             // The connection window starts at 64 KiB whatever SETTINGS say.
             widened = true
@@ -168,6 +173,14 @@ final class HTTP2ServerStreamDemuxer: ChannelInboundHandler, @unchecked Sendable
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
+        inReadBatch = false
+        // What readers that keep up took during the batch: one WINDOW_UPDATE per stream, unless
+        // the stream was closed or half-closed by the client later in the batch.
+        for (streamID, increment) in streamsUnreturned {
+            guard let stream = streams[streamID], !stream.inputEnded else { continue }
+            context.write(wrapOutboundOut(HTTP2Frame(streamID: streamID, payload: .windowUpdate(windowSizeIncrement: increment))), promise: nil)
+        }
+        streamsUnreturned.removeAll(keepingCapacity: true)
         if connectionUnreturned > 0 {
             context.write(wrapOutboundOut(HTTP2Frame(streamID: .rootStream, payload: .windowUpdate(windowSizeIncrement: connectionUnreturned))),
                           promise: nil)
@@ -229,7 +242,7 @@ final class HTTP2ServerStreamDemuxer: ChannelInboundHandler, @unchecked Sendable
         context.write(wrapOutboundOut(HTTP2Frame(streamID: streamID, payload: .headers(.init(headers: answer, endStream: false)))), promise: nil)
         context.flush()
         let framing: HTTP2ClientStreamHandler.Framing = if case .grpc = route.kind { .gun } else { .raw }
-        let stream = HTTP2ServerStream(streamID: streamID, demuxer: self, connection: context.channel, framing: framing)
+        let stream = V2RayHTTP2Stream(streamID: streamID, carrier: self, connection: context.channel, framing: framing)
         streams[streamID] = stream
         let id = usedConnectionFlow ? FlowID() : flowID
         usedConnectionFlow = true
@@ -247,7 +260,7 @@ final class HTTP2ServerStreamDemuxer: ChannelInboundHandler, @unchecked Sendable
 
     // MARK: from the streams
 
-    func writeData(_ stream: HTTP2ServerStream, _ bytes: ByteBuffer, endStream: Bool, promise: EventLoopPromise<Void>?) {
+    func writeData(_ stream: V2RayHTTP2Stream, _ bytes: ByteBuffer, endStream: Bool, promise: EventLoopPromise<Void>?) {
         guard let context else {
             stream.wrote(bytes.readableBytes)
             promise?.fail(ChannelError.ioOnClosedChannel)
@@ -272,10 +285,20 @@ final class HTTP2ServerStreamDemuxer: ChannelInboundHandler, @unchecked Sendable
 
     func returnWindow(_ streamID: HTTP2StreamID, _ increment: Int) {
         guard let context else { return }
+        // Inside a read batch the update waits for its end (one frame and one flush per stream and
+        // batch, not per DATA frame); a reader catching up later returns its window at once.
+        if inReadBatch {
+            if let index = streamsUnreturned.firstIndex(where: { $0.0 == streamID }) {
+                streamsUnreturned[index].1 += increment
+            } else {
+                streamsUnreturned.append((streamID, increment))
+            }
+            return
+        }
         context.writeAndFlush(wrapOutboundOut(HTTP2Frame(streamID: streamID, payload: .windowUpdate(windowSizeIncrement: increment))), promise: nil)
     }
 
-    func streamClosed(_ stream: HTTP2ServerStream, reset: HTTP2ErrorCode?) {
+    func streamClosed(_ stream: V2RayHTTP2Stream, reset: HTTP2ErrorCode?) {
         streams[stream.streamID] = nil
         armIdleTimer()
         if let reset, let context {
@@ -283,7 +306,9 @@ final class HTTP2ServerStreamDemuxer: ChannelInboundHandler, @unchecked Sendable
         }
     }
 
-    func reject(stream: HTTP2ServerStream, reason: String) {
-        onReject(reason)
+    /// Garbage gun framing from a client: logged as a rejected request, the stream reset.
+    func framingFailed(_ stream: V2RayHTTP2Stream, _ error: any Error) {
+        onReject("\(error)")
+        stream.end(error: error, reset: .protocolError)
     }
 }

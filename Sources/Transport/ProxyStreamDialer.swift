@@ -41,8 +41,9 @@ package struct ProxyStreamDialer: Sendable {
         }
     }
 
-    /// Dials, runs the TLS handshake and the transport's upgrade; returns the channel and the handler
-    /// the protocol's handlers go after (nil for plain TCP). The channel is closed on failure.
+    /// Dials, runs the TLS handshake and the transport's upgrade; returns the channel the protocol's
+    /// handlers go on (the dialed one, or an HTTP/2 transport's stream) and the handler they go
+    /// after (nil: before the early-bytes holder). The channel is closed on failure.
     package func connect(on eventLoop: any EventLoop) async throws -> (any Channel, (any ChannelHandler)?) {
         let channel = try await dialer.dialTCP(to: server, on: eventLoop)
         var last: (any ChannelHandler)?
@@ -50,7 +51,8 @@ package struct ProxyStreamDialer: Sendable {
             last = try await tls.handshake(on: channel) { Self.position(channel, after: nil) }.handler
         }
         if let transport {
-            last = try await transport.upgrade(channel, after: last)
+            // grpc and http over HTTP/2 hand back the stream's own channel.
+            return try await transport.upgrade(channel, after: last)
         }
         return (channel, last)
     }

@@ -144,9 +144,12 @@ package final class V2RayTransportClient: Sendable {
 
     /// Upgrades `channel` (connected, TLS done): installs the transport right after `previous` (the
     /// TLS handler) or before the dialer's early-bytes holder, and returns once the stream carries
-    /// raw bytes (with early data, at once: the handshake goes with the first write). The returned
-    /// handler is where protocol handlers go after. Closes the channel on failure.
-    package func upgrade(_ channel: any Channel, after previous: (any ChannelHandler)?) async throws -> any ChannelHandler {
+    /// raw bytes (with early data, at once: the handshake goes with the first write). Returns the
+    /// channel protocol handlers go on and the handler they go after: `channel` and the transport's
+    /// handler, or for grpc and http over HTTP/2 the stream's own channel (its writability follows
+    /// the server's flow-control window) and nil — there they go before its early-bytes holder.
+    /// Closes the channel on failure.
+    package func upgrade(_ channel: any Channel, after previous: (any ChannelHandler)?) async throws -> (channel: any Channel, last: (any ChannelHandler)?) {
         let loop = channel.eventLoop
         let ready = loop.makePromise(of: Void.self)
         let handler: any ChannelHandler & Sendable
@@ -172,12 +175,7 @@ package final class V2RayTransportClient: Sendable {
         // HTTP/2 under the stream handler: NIOHTTP2 in frame mode, windows as Go's transport (4 MiB a stream).
         let overHTTP2 = handler is HTTP2ClientStreamHandler
         try await loop.submit {
-            let connection: (any ChannelHandler)? = overHTTP2
-                ? NIOHTTP2Handler(mode: .client, initialSettings: [
-                    HTTP2Setting(parameter: .maxConcurrentStreams, value: 100),
-                    HTTP2Setting(parameter: .initialWindowSize, value: Self.streamWindow),
-                    HTTP2Setting(parameter: .maxHeaderListSize, value: HPACKDecoder.defaultMaxHeaderListSize),
-                ]) : nil
+            let connection: (any ChannelHandler)? = overHTTP2 ? Self.http2ConnectionHandler() : nil
             let sync = channel.pipeline.syncOperations
             let position: ChannelPipeline.SynchronousOperations.Position
             if let previous {
@@ -198,7 +196,18 @@ package final class V2RayTransportClient: Sendable {
         do {
             try await ready.futureResult.get()
             timeout.cancel()
-            return handler
+            guard let http2 = handler as? HTTP2ClientStreamHandler else { return (channel, handler) }
+            // The stream channel holds what arrives until the relay takes it, as a dialed socket's
+            // holder does; the connection's own holder gets nothing any more.
+            let stream = try await loop.submit {
+                guard let stream = http2.stream else { throw AdapterError(.other, "transport: connection closed") }
+                try stream.pipeline.syncOperations.addHandler(FlowBufferHandler())
+                if let holder = try? channel.pipeline.syncOperations.handler(type: FlowBufferHandler.self) {
+                    channel.pipeline.syncOperations.removeHandler(holder, promise: nil)
+                }
+                return stream
+            }.get()
+            return (stream, nil)
         } catch {
             timeout.cancel()
             channel.close(promise: nil)
@@ -206,8 +215,18 @@ package final class V2RayTransportClient: Sendable {
         }
     }
 
-    /// The stream window both HTTP/2 transports advertise (Go's http2.Transport: 4 MiB).
+    /// The stream window both HTTP/2 transports advertise (Go's http2.Transport: 4 MiB). Also the
+    /// most a stream holds for a reader that does not read.
     static let streamWindow = 4 << 20
+
+    /// NIOHTTP2 (client, frame mode) under an `HTTP2ClientStreamHandler`, windows as Go's transport.
+    static func http2ConnectionHandler() -> NIOHTTP2Handler {
+        NIOHTTP2Handler(mode: .client, initialSettings: [
+            HTTP2Setting(parameter: .maxConcurrentStreams, value: 100),
+            HTTP2Setting(parameter: .initialWindowSize, value: streamWindow),
+            HTTP2Setting(parameter: .maxHeaderListSize, value: HPACKDecoder.defaultMaxHeaderListSize),
+        ])
+    }
 
     /// The request HEADERS of a grpc or http stream: pseudo-headers, then the configured headers
     /// (lower-cased, as HTTP/2 requires).

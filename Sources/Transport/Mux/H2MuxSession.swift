@@ -6,8 +6,11 @@
 //
 // NIOHTTP2 gives each HTTP/2 stream a child channel; `H2MuxStreamBridge` sits in it and presents the
 // stream as a `MuxStreamChannel`, so h2mux streams take the same options and half-closes as smux and
-// yamux streams. The child channel reads only when the bridge asks: HTTP/2 flow control then holds
-// the peer back while the relay is slow.
+// yamux streams. The child channel reads only when the bridge asks (while the mux stream holds less
+// than a quarter window unread), and NIOHTTP2 returns window only for frames the bridge took: a slow
+// reader holds the peer back with at most a quarter window plus two windows (2.25 MiB) in our
+// process. Writes: the mux stream is unwritable while the child channel is (more than 64 KiB wait
+// for the peer's window).
 import NIOCore
 import NIOHPACK
 import NIOHTTP2

@@ -59,7 +59,8 @@ final class MuxStreamChannel: Channel, ChannelCore, @unchecked Sendable {
     private(set) var unreadByteCount = 0
     private var pending = CircularBuffer<(data: ByteBuffer, promise: EventLoopPromise<Void>?)>(initialCapacity: 8)
     private var flushedCount = 0
-    private var pendingBytes = 0
+    /// Bytes written and not yet handed to the session (its window is closed, or not flushed yet).
+    private(set) var pendingBytes = 0
 
     /// A stream of `session` on `parent` (the session's channel). autoRead starts off: whoever takes
     /// the stream asks for its bytes.

@@ -1,30 +1,49 @@
-// One accepted HTTP/2 request stream as a `Channel` of its own: what the `grpc` and `http` server
-// transports hand an inbound's protocol handlers for each stream (Go's clients pool connections,
-// so one TCP connection carries many proxied flows).
+// One HTTP/2 request stream of the `grpc` and `http` transports as a `Channel` of its own, on
+// either end: what the server transports hand an inbound's protocol handlers for each accepted
+// stream (Go's clients pool connections, so one TCP connection carries many proxied flows), and
+// what the client transport hands an outbound for the stream it opened.
 //
 // NIOHTTP2's own stream channels trap on any option but autoRead (the relay also sets half-closure,
-// buffer sizes and water marks), so streams are this small channel instead:
-// 1. `HTTP2ServerStreamDemuxer` (the connection's handler after NIOHTTP2's, frame mode) feeds it
-//    DATA (gun-decoded for grpc) and END_STREAM; bytes wait here until the pipeline reads.
-// 2. A read delivers what is queued and returns that many bytes of stream window to the client:
-//    the client can run ahead by at most one window, which is the back-pressure.
-// 3. Writes become DATA frames through the demuxer; it is unwritable while more than
-//    `highWater` bytes wait for the peer's window or the socket.
+// buffer sizes and water marks), so streams are this small channel instead. The handler after
+// NIOHTTP2 on the connection (frame mode) is its `V2RayHTTP2StreamCarrier`:
+// `HTTP2ServerStreamDemuxer` on a server, `HTTP2ClientStreamHandler` on a client.
+// 1. The carrier feeds it DATA (gun-decoded for grpc) and END_STREAM; bytes wait here until the
+//    pipeline reads. The carrier keeps reading its connection whatever the stream does.
+// 2. A read delivers what is queued and returns that many bytes of stream window to the peer: the
+//    peer can run ahead by at most one window, which is the back-pressure on what it sends.
+// 3. Writes become DATA frames through the carrier; the stream is unwritable while more than
+//    `highWater` bytes wait for the peer's window or the socket (NIOHTTP2 completes a DATA
+//    frame's promise only once it went to the socket), writable again below half of it.
 // 4. `close(mode: .output)` sends END_STREAM; a full close before both ends finished resets the
-//    stream (RST_STREAM CANCEL), as Go's server does when its handler returns early.
+//    stream (RST_STREAM CANCEL) on a server, as Go's server does when its handler returns early;
+//    a client's carrier closes its connection (one stream per connection).
 // Options: autoRead and allowRemoteHalfClosure are kept; any other is refused (never a trap).
 import Adapter
 import NIOCore
 import NIOHTTP2
 
-/// A server-side HTTP/2 stream carrying one proxied connection. Loop-confined: every method runs
-/// on the connection's event loop (the unchecked `Sendable` only lets futures carry it).
-final class HTTP2ServerStream: Channel, ChannelCore, @unchecked Sendable {
+/// What a stream needs from the handler that carries it on the connection. On the connection's loop.
+protocol V2RayHTTP2StreamCarrier: AnyObject {
+    /// Writes one DATA frame (not flushed); the stream is told `wrote(_:)` once NIOHTTP2 let it go.
+    func writeData(_ stream: V2RayHTTP2Stream, _ bytes: ByteBuffer, endStream: Bool, promise: EventLoopPromise<Void>?)
+    /// Flushes the connection.
+    func flush()
+    /// The stream's reader took `increment` flow-controlled bytes: WINDOW_UPDATE for the stream.
+    func returnWindow(_ streamID: HTTP2StreamID, _ increment: Int)
+    /// The stream closed (with `reset`: tell the peer so).
+    func streamClosed(_ stream: V2RayHTTP2Stream, reset: HTTP2ErrorCode?)
+    /// The peer's bytes broke the gun framing; the carrier ends the stream (`stream.end`).
+    func framingFailed(_ stream: V2RayHTTP2Stream, _ error: any Error)
+}
+
+/// An HTTP/2 stream carrying one proxied connection. Loop-confined: every method runs on the
+/// connection's event loop (the unchecked `Sendable` only lets futures carry it).
+final class V2RayHTTP2Stream: Channel, ChannelCore, @unchecked Sendable {
     /// Above this many bytes waiting to go out the stream reports unwritable; below half, writable again.
     static let highWater = 1 << 18
 
     let streamID: HTTP2StreamID
-    private let demuxer: HTTP2ServerStreamDemuxer
+    private let carrier: any V2RayHTTP2StreamCarrier
     private let connection: any Channel
     private let framing: HTTP2ClientStreamHandler.Framing
     private var decoder = GunFrameDecoder()
@@ -37,17 +56,23 @@ final class HTTP2ServerStream: Channel, ChannelCore, @unchecked Sendable {
     private var allowHalfClosure = false
     private var readPending = false
     private var queue: [ByteBuffer] = []
-    /// Flow-controlled bytes received and not yet returned to the client's window.
+    /// Flow-controlled bytes received and not yet returned to the peer's window.
     private var unreturned = 0
-    private var inputEnded = false
+    /// The peer sent END_STREAM: no window goes back any more (NIOHTTP2 refuses a WINDOW_UPDATE
+    /// on a stream the peer half-closed).
+    private(set) var inputEnded = false
     private var inputEndDelivered = false
     private(set) var outputEnded = false
-    private var pendingBytes = 0
     private var writable = true
 
-    init(streamID: HTTP2StreamID, demuxer: HTTP2ServerStreamDemuxer, connection: any Channel, framing: HTTP2ClientStreamHandler.Framing) {
+    /// Bytes written and not yet let go by NIOHTTP2 (waiting for the peer's window or the socket).
+    private(set) var pendingBytes = 0
+    /// Bytes received and not yet read by the pipeline (at most one stream window).
+    private(set) var queuedBytes = 0
+
+    init(streamID: HTTP2StreamID, carrier: any V2RayHTTP2StreamCarrier, connection: any Channel, framing: HTTP2ClientStreamHandler.Framing) {
         self.streamID = streamID
-        self.demuxer = demuxer
+        self.carrier = carrier
         self.connection = connection
         self.framing = framing
         self.closePromise = connection.eventLoop.makePromise()
@@ -78,7 +103,7 @@ final class HTTP2ServerStream: Channel, ChannelCore, @unchecked Sendable {
     var syncOptions: (any NIOSynchronousChannelOptions)? { SyncOptions(stream: self) }
 
     private struct SyncOptions: NIOSynchronousChannelOptions {
-        let stream: HTTP2ServerStream
+        let stream: V2RayHTTP2Stream
         func setOption<Option: ChannelOption>(_ option: Option, value: Option.Value) throws {
             try stream.setOption0(option, value: value)
         }
@@ -113,29 +138,35 @@ final class HTTP2ServerStream: Channel, ChannelCore, @unchecked Sendable {
         throw ChannelError.operationUnsupported
     }
 
-    // MARK: lifecycle (from the demuxer)
+    // MARK: lifecycle (from the carrier)
 
-    /// Registers and activates the stream once the protocol's handlers are in.
+    /// Registers and activates the stream: on a server once the protocol's handlers are in, on a
+    /// client at once (the outbound adds its handlers to a live channel, as to a dialed socket).
     func activate() {
         active = true
         pipeline.fireChannelRegistered()
         pipeline.fireChannelActive()
     }
 
-    /// DATA from the client: `bytes` as carried, `flowLength` as counted by flow control.
+    /// DATA from the peer: `bytes` as carried, `flowLength` as counted by flow control.
     func receive(_ bytes: ByteBuffer, flowLength: Int, endStream: Bool) {
         guard !closed else { return }
         unreturned += flowLength
         var bytes = bytes
         switch framing {
         case .raw:
-            if bytes.readableBytes > 0 { queue.append(bytes) }
+            if bytes.readableBytes > 0 {
+                queuedBytes += bytes.readableBytes
+                queue.append(bytes)
+            }
         case .gun:
             do {
-                while let piece = try decoder.next(from: &bytes) { queue.append(piece) }
+                while let piece = try decoder.next(from: &bytes) {
+                    queuedBytes += piece.readableBytes
+                    queue.append(piece)
+                }
             } catch {
-                demuxer.reject(stream: self, reason: "\(error)")
-                closeFully(error: error, reset: .protocolError)
+                carrier.framingFailed(self, error)
                 return
             }
         }
@@ -143,9 +174,20 @@ final class HTTP2ServerStream: Channel, ChannelCore, @unchecked Sendable {
         deliver()
     }
 
-    /// The client reset the stream or the connection went away.
+    /// The peer reset the stream or the connection went away.
     func peerClosed(error: (any Error)?) {
         closeFully(error: error, reset: nil)
+    }
+
+    /// An error of the connection under the stream, for the pipeline; the stream stays open.
+    func reportError(_ error: any Error) {
+        guard active else { return }
+        pipeline.fireErrorCaught(error)
+    }
+
+    /// Ends the stream with `error` for the pipeline, resetting it when `reset` is given.
+    func end(error: any Error, reset: HTTP2ErrorCode?) {
+        closeFully(error: error, reset: reset)
     }
 
     /// Bytes handed to NIOHTTP2 went out (or failed): writability may come back.
@@ -167,17 +209,18 @@ final class HTTP2ServerStream: Channel, ChannelCore, @unchecked Sendable {
         if active { pipeline.fireChannelWritabilityChanged() }
     }
 
-    /// One read batch: everything queued, then read-complete; the window goes back to the client.
+    /// One read batch: everything queued, then read-complete; the window goes back to the peer.
     private func deliver() {
         guard active, readPending else { return }
         guard !queue.isEmpty || (inputEnded && !inputEndDelivered) else { return }
         readPending = false
         let batch = queue
         queue.removeAll(keepingCapacity: true)
+        queuedBytes = 0
         for bytes in batch { pipeline.fireChannelRead(NIOAny(bytes)) }
         if !batch.isEmpty { pipeline.fireChannelReadComplete() }
         if unreturned > 0, !inputEnded, !closed {
-            demuxer.returnWindow(streamID, unreturned)
+            carrier.returnWindow(streamID, unreturned)
             unreturned = 0
         }
         if inputEnded, queue.isEmpty, !inputEndDelivered, !closed {
@@ -202,7 +245,8 @@ final class HTTP2ServerStream: Channel, ChannelCore, @unchecked Sendable {
         let wasActive = active
         active = false
         queue.removeAll()
-        demuxer.streamClosed(self, reset: reset)
+        queuedBytes = 0
+        carrier.streamClosed(self, reset: reset)
         if let error, wasActive { pipeline.fireErrorCaught(error) }
         if wasActive { pipeline.fireChannelInactive() }
         eventLoop.execute {
@@ -237,10 +281,10 @@ final class HTTP2ServerStream: Channel, ChannelCore, @unchecked Sendable {
         let bytes = framing == .gun ? GunFraming.encode(payload, allocator: allocator) : payload
         pendingBytes += bytes.readableBytes
         updateWritability()
-        demuxer.writeData(self, bytes, endStream: false, promise: promise)
+        carrier.writeData(self, bytes, endStream: false, promise: promise)
     }
 
-    func flush0() { demuxer.flush() }
+    func flush0() { carrier.flush() }
 
     func read0() {
         guard !closed else { return }
@@ -257,19 +301,19 @@ final class HTTP2ServerStream: Channel, ChannelCore, @unchecked Sendable {
         case .output:
             guard !outputEnded else { promise?.succeed(()); return }
             outputEnded = true
-            demuxer.writeData(self, ByteBuffer(), endStream: true, promise: promise)
-            demuxer.flush()
+            carrier.writeData(self, ByteBuffer(), endStream: true, promise: promise)
+            carrier.flush()
             if inputEndDelivered { closeFully(error: nil, reset: nil) }
         case .input:
             promise?.fail(ChannelError.operationUnsupported)
         case .all:
-            // Both ends finished: the stream is closed already; otherwise tell the client.
+            // Both ends finished: the stream is closed already; otherwise tell the peer.
             let finished = outputEnded && inputEnded
             if !outputEnded, inputEnded {
                 // The answer ends normally (END_STREAM), as a Go handler returning does.
                 outputEnded = true
-                demuxer.writeData(self, ByteBuffer(), endStream: true, promise: nil)
-                demuxer.flush()
+                carrier.writeData(self, ByteBuffer(), endStream: true, promise: nil)
+                carrier.flush()
                 closeFully(error: nil, reset: nil)
             } else {
                 closeFully(error: nil, reset: finished ? nil : .cancel)
