@@ -88,8 +88,9 @@ package final class HTTPSTransport: DNSTransport {
         if let http2 = shared.withLock({ $0.http2?.isUsable == true ? $0.http2 : nil }) {
             do {
                 return try await exchange2(wire, message: message, on: http2)
-            } catch where !http2.isUsable && !(error is DNSError) {
-                // It closed or sent GOAWAY under us: once more on a new connection.
+            } catch where !(error is DNSError) && (!http2.isUsable || error is DoHConnection.Failure) {
+                // It closed or sent GOAWAY under us (the stream may end before the connection says
+                // so): once more on a new connection.
                 http2.close()
             }
         }
