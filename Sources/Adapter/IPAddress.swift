@@ -1,4 +1,5 @@
 // IP address and prefix values: parse, format (Go's netip spelling), compare, contain.
+import Config
 
 /// An IPv4 or IPv6 address as a plain value (no zone). IPv4-mapped IPv6 stays IPv6 until `unmapped`.
 ///
@@ -182,7 +183,7 @@ package enum IPAddress: Hashable, Sendable, Comparable, CustomStringConvertible 
             // One group: hex digits, or an embedded IPv4 tail.
             var j = i
             var group: UInt32 = 0
-            while j < s.endIndex, let d = hexValue(s[j]) {
+            while j < s.endIndex, let d = asciiHexValue(s[j]) {
                 group = group << 4 | UInt32(d)
                 j += 1
                 if j - i > 4 { return nil }
@@ -218,14 +219,6 @@ package enum IPAddress: Hashable, Sendable, Comparable, CustomStringConvertible 
                         low: groups[4..<8].reduce(UInt64(0)) { $0 << 16 | UInt64($1) })
     }
 
-    private static func hexValue(_ c: UInt8) -> UInt8? {
-        switch c {
-        case UInt8(ascii: "0")...UInt8(ascii: "9"): return c - UInt8(ascii: "0")
-        case UInt8(ascii: "a")...UInt8(ascii: "f"): return c - UInt8(ascii: "a") + 10
-        case UInt8(ascii: "A")...UInt8(ascii: "F"): return c - UInt8(ascii: "A") + 10
-        default: return nil
-        }
-    }
 }
 
 /// A CIDR prefix (`10.0.0.0/8`, `fd00::/8`). The stored address is masked to the prefix.

@@ -14,6 +14,7 @@
 //
 // Control plane only: one download per update interval, so it uses async/await and arrays.
 
+import Config
 import Adapter
 import COpenSSL
 import DNS
@@ -451,7 +452,7 @@ struct HTTPResponseReader {
             headerBytes += text.utf8.count
             guard headerBytes <= Self.maximumHeaderSize else { throw DownloadError("net/http: header too long") }
             guard let colon = text.firstIndex(of: ":") else { throw DownloadError("malformed MIME header line: \(text.prefix(64))") }
-            headers.append((text[..<colon].lowercased(), text[text.index(after: colon)...].trimmingSpaces))
+            headers.append((text[..<colon].lowercased(), String(text[text.index(after: colon)...].trimmingSpaces)))
         }
         func header(_ name: String) -> String? { headers.first { $0.0 == name }?.1 }
         var response = DownloadResponse(status: status, statusText: parts.count > 2 ? String(parts[2]) : "",
@@ -506,12 +507,3 @@ struct HTTPResponseReader {
     }
 }
 
-extension StringProtocol {
-    /// Without leading and trailing spaces and tabs (HTTP's OWS).
-    fileprivate var trimmingSpaces: String {
-        var text = Substring(self)
-        while let first = text.first, first == " " || first == "\t" { text = text.dropFirst() }
-        while let last = text.last, last == " " || last == "\t" { text = text.dropLast() }
-        return String(text)
-    }
-}

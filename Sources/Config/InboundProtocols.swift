@@ -291,14 +291,6 @@ package struct MemoryBytes: JSONCodable, Equatable {
     package static var goTypeName: String { "byteformats.MemoryBytes" }
 }
 
-extension Substring {
-    var trimmingSpaces: Substring {
-        var s = self
-        while s.first == " " { s = s.dropFirst() }
-        while s.last == " " { s = s.dropLast() }
-        return s
-    }
-}
 
 /// `hysteria` inbound.
 package struct HysteriaInboundOptions: ConfigObject, Equatable {

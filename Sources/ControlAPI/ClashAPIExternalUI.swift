@@ -332,20 +332,12 @@ final class ClashAPIExternalUI: Sendable {
         var iterator = Array(text.utf8).makeIterator()
         while let byte = iterator.next() {
             guard byte == UInt8(ascii: "%") else { bytes.append(byte); continue }
-            guard let high = iterator.next().flatMap(hexValue), let low = iterator.next().flatMap(hexValue) else { return nil }
+            guard let high = iterator.next().flatMap(asciiHexValue), let low = iterator.next().flatMap(asciiHexValue) else { return nil }
             bytes.append(high << 4 | low)
         }
         return String(decoding: bytes, as: UTF8.self)
     }
 
-    private static func hexValue(_ byte: UInt8) -> UInt8? {
-        switch byte {
-        case UInt8(ascii: "0")...UInt8(ascii: "9"): byte - UInt8(ascii: "0")
-        case UInt8(ascii: "a")...UInt8(ascii: "f"): byte - UInt8(ascii: "a") + 10
-        case UInt8(ascii: "A")...UInt8(ascii: "F"): byte - UInt8(ascii: "A") + 10
-        default: nil
-        }
-    }
 
     /// Go's `url.URL{Path: name}.String()`: escaped for a path, `./` before a first segment with a colon.
     static func escapedURLPath(_ name: String) -> String {
@@ -549,12 +541,3 @@ enum HTTPByteRanges {
     }
 }
 
-extension StringProtocol {
-    /// Without leading and trailing spaces and tabs (Go's `textproto.TrimString`).
-    fileprivate var trimmingSpaces: String {
-        var text = Substring(self)
-        while let first = text.first, first == " " || first == "\t" { text = text.dropFirst() }
-        while let last = text.last, last == " " || last == "\t" { text = text.dropLast() }
-        return String(text)
-    }
-}

@@ -391,12 +391,3 @@ final class DoHResponseHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 }
 
-extension Substring {
-    /// Without leading and trailing spaces and tabs.
-    var trimmingSpaces: Substring {
-        var result = self
-        while let first = result.first, first == " " || first == "\t" { result = result.dropFirst() }
-        while let last = result.last, last == " " || last == "\t" { result = result.dropLast() }
-        return result
-    }
-}

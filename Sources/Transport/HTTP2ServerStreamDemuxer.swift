@@ -15,6 +15,7 @@
 // http2.Server IdleTimeout).
 // An accepted stream becomes a `V2RayHTTP2Stream` channel that the inbound's setup fills with its
 // protocol handlers; the first stream keeps the connection's flow id, later ones get their own.
+import Config
 import Adapter
 import NIOCore
 import NIOHPACK
@@ -67,7 +68,7 @@ struct V2RayHTTPRoute: Sendable {
         var utf8 = Array(raw.utf8)[...]
         while let byte = utf8.popFirst() {
             if byte == UInt8(ascii: "%"), utf8.count >= 2,
-               let high = hexValue(utf8[utf8.startIndex]), let low = hexValue(utf8[utf8.startIndex + 1]) {
+               let high = asciiHexValue(utf8[utf8.startIndex]), let low = asciiHexValue(utf8[utf8.startIndex + 1]) {
                 bytes.append(high << 4 | low)
                 utf8 = utf8.dropFirst(2)
             } else {
@@ -77,14 +78,6 @@ struct V2RayHTTPRoute: Sendable {
         return String(decoding: bytes, as: UTF8.self)
     }
 
-    private static func hexValue(_ byte: UInt8) -> UInt8? {
-        switch byte {
-        case UInt8(ascii: "0")...UInt8(ascii: "9"): byte - UInt8(ascii: "0")
-        case UInt8(ascii: "a")...UInt8(ascii: "f"): byte - UInt8(ascii: "a") + 10
-        case UInt8(ascii: "A")...UInt8(ascii: "F"): byte - UInt8(ascii: "A") + 10
-        default: nil
-        }
-    }
 }
 
 /// Turns the request streams of one HTTP/2 connection into `V2RayHTTP2Stream` channels.

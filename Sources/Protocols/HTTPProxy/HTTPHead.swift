@@ -1,6 +1,7 @@
 // HTTP/1.x message heads (RFC 9112 §2–§5): a start line, header lines, an empty line. Lines may
 // end in CRLF or bare LF (§2.2 lets a recipient accept LF). Header field values are trimmed of
 // optional whitespace; names keep their case for forwarding and compare case-insensitively.
+import Config
 package import NIOCore
 
 /// One header field, in arrival order and original case.
@@ -74,15 +75,6 @@ package struct HTTPHeaders: Hashable, Sendable, Sequence {
     }
 }
 
-extension StringProtocol {
-    /// The text without leading and trailing spaces and tabs (HTTP's OWS).
-    package var trimmingSpaces: Substring {
-        var slice = Substring(self)
-        while let first = slice.first, first == " " || first == "\t" { slice.removeFirst() }
-        while let last = slice.last, last == " " || last == "\t" { slice.removeLast() }
-        return slice
-    }
-}
 
 /// Finds a complete head in a buffer and splits it into lines.
 enum HTTPHeadScanner {

@@ -4,6 +4,7 @@
 // 3. absolute-form → forward: rewrite to origin-form, drop hop-by-hop fields (RFC 9110 §7.6.1,
 //    plus Proxy-Connection as Go drops it), keep the body bytes as they come
 // 4. anything else (origin-form, `*`) → 400, as Go's proxy answers a request without scheme/host
+import Config
 package import Adapter
 package import NIOCore
 

@@ -8,6 +8,7 @@
 // 4. absolute-form → router with a responder that, once connected, replays the rewritten head
 //    and any body bytes already read into the relay; the response comes back raw
 // 5. anything else → 400 and close
+import Config
 package import Adapter
 package import NIOCore
 import Net

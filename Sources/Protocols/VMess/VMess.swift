@@ -16,6 +16,7 @@
 //
 // Invariants: nothing a peer sends can trap; crypto contexts are per connection and loop-confined.
 // Imports: Adapter, Net, TLS, Transport, Config, NIOCore, COpenSSL, CZlib (STYLE.md §1, floor 8).
+import Config
 import COpenSSL
 
 /// The module's constants (sing-vmess protocol.go).
@@ -86,21 +87,13 @@ package enum VMessModule {
         out.reserveCapacity(16)
         var index = 0
         while index < 32 {
-            guard let high = hexValue(digits[index]), let low = hexValue(digits[index + 1]) else { return nil }
+            guard let high = asciiHexValue(digits[index]), let low = asciiHexValue(digits[index + 1]) else { return nil }
             out.append(high << 4 | low)
             index += 2
         }
         return out
     }
 
-    private static func hexValue(_ c: UInt8) -> UInt8? {
-        switch c {
-        case 0x30...0x39: c - 0x30
-        case 0x61...0x66: c - 0x61 + 10
-        case 0x41...0x46: c - 0x41 + 10
-        default: nil
-        }
-    }
 
     /// The legacy header's alter ID after `userID` (`AlterId`): MD5(id ‖ "16167dc8-…"), extended with
     /// "533eff8a-…" while it equals `userID`.
