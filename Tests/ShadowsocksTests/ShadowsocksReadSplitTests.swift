@@ -76,3 +76,39 @@ import TestSupport
         #expect(failures.isEmpty, "\(failures)")
     }
 }
+
+@Suite struct ShadowsocksBufferGrowthTests {
+    /// A long download whose reads never end on a chunk boundary (5,000-byte reads, 16,417-byte
+    /// chunks): the partial chunk held between reads must not drag along every byte read before it.
+    @Test(arguments: ["aes-128-gcm", "2022-blake3-aes-128-gcm", "chacha20-ietf-poly1305"])
+    func misalignedReadsKeepTheBufferSmall(name: String) throws {
+        let (clientMethod, serverMethod) = try methods(name)
+        var client = ShadowsocksClientSession(method: clientMethod, destination: ShadowsocksReadSplitTests.destination)
+        var server = ShadowsocksServerSession(method: serverMethod, saltFilter: nil)
+        var wire = client.request(payload: buffer([1]))
+        let data = patterned(2 << 20, seed: 5)
+        wire.writeImmutableBuffer(client.seal(buffer(data)))
+        var upload = 0
+        var largestUpload = 0
+        while wire.readableBytes > 0, let read = wire.readSlice(length: min(5000, wire.readableBytes)) {
+            var payloads: [ByteBuffer] = []
+            try server.receive(read, into: &payloads)
+            for payload in payloads { upload += payload.readableBytes }
+            largestUpload = max(largestUpload, server.pending.capacity)
+        }
+        #expect(upload == data.count + 1)
+        #expect(largestUpload < 1 << 18, "the server held \(largestUpload) bytes of storage")
+
+        var reply = server.seal(buffer(data))
+        var download = 0
+        var largestDownload = 0
+        while reply.readableBytes > 0, let read = reply.readSlice(length: min(5000, reply.readableBytes)) {
+            var payloads: [ByteBuffer] = []
+            try client.receive(read, into: &payloads)
+            for payload in payloads { download += payload.readableBytes }
+            largestDownload = max(largestDownload, client.pending.capacity)
+        }
+        #expect(download == data.count)
+        #expect(largestDownload < 1 << 18, "the client held \(largestDownload) bytes of storage")
+    }
+}
