@@ -507,4 +507,67 @@ func feed(_ channel: EmbeddedChannel, _ reads: [ArraySlice<UInt8>], errors: inou
         }
         #expect(failures.isEmpty, "\(failures)")
     }
+
+    // MARK: UDP-over-TCP
+
+    /// A UoT v2 server stream: the request, then packets of 0, 1, 1400 and 65,535 bytes to varied
+    /// addresses; the receiver set as soon as the flow is handed on.
+    @Test(arguments: [false, true])
+    func udpOverTCPServerUnderEverySplit(connect: Bool) throws {
+        let destinations = [Destination(ip: .v4(0x0A00_0001), port: 53), Destination(ip: IPAddress("2001:db8::2")!, port: 443),
+                            Destination(domain: "dns.example", port: 853)]
+        let framing = UDPOverTCPFraming(connectDestination: connect ? destinations[0] : nil)
+        var stream = FramedStream()
+        var request = ByteBuffer()
+        try UDPOverTCPRequest(isConnect: connect, destination: destinations[0]).write(to: &request)
+        stream.append(request)
+        var expected: [Packet] = []
+        for (index, size) in [0, 1, 1400, 65_535, 3].enumerated() {
+            let data = payload(size, salt: index)
+            let destination = destinations[index % destinations.count]
+            var out = ByteBuffer()
+            #expect(framing.write(ByteBuffer(bytes: data), to: destination, into: &out))
+            stream.append(out)
+            expected.append(Packet(bytes: data, address: connect ? destinations[0] : destination))
+        }
+        let failures = ReadSplits.mismatches(stream.bytes, schedules: stream.schedules(), expected: expected) { reads in
+            let channel = EmbeddedChannel()
+            try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
+            let next = ReceivingFlowHandler()
+            let handler = UDPOverTCPFlowHandler(next: next, logger: ContextLogger(core: .disabled, name: ""))
+            let metadata = FlowMetadata(inbound: "in", inboundType: "socks", network: .tcp, source: nil,
+                                        destination: Destination(domain: UDPOverTCP.magicAddress, port: 0))
+            handler.handleTCP(channel, metadata: metadata, responder: nil)
+            channel.embeddedEventLoop.run()
+            var errors: [String] = []
+            feed(channel, reads, errors: &errors)
+            _ = try? channel.finish()
+            return next.receiver.packets
+        }
+        #expect(failures.isEmpty, "\(failures)")
+    }
+}
+
+/// One datagram as a receiver saw it.
+struct Packet: Equatable {
+    var bytes: [UInt8]
+    var address: Destination
+}
+
+/// Collects datagrams.
+final class PacketRecorder: PacketReceiver, @unchecked Sendable {
+    var packets: [Packet] = []
+    func packetReceived(_ payload: ByteBuffer, from source: Destination) { packets.append(Packet(bytes: Array(payload.readableBytesView), address: source)) }
+    func packetConnectionClosed() {}
+}
+
+/// A flow handler that takes each UDP flow on the spot (a router that decides at once).
+final class ReceivingFlowHandler: FlowHandler, @unchecked Sendable {
+    let receiver = PacketRecorder()
+    var connections: [any PacketConnection] = []
+    func handleTCP(_ channel: any Channel, metadata: FlowMetadata, responder: (any HandshakeResponder)?) {}
+    func handleUDP(_ connection: any PacketConnection, metadata: FlowMetadata) {
+        connections.append(connection)
+        connection.setReceiver(receiver)
+    }
 }
