@@ -571,3 +571,37 @@ final class ReceivingFlowHandler: FlowHandler, @unchecked Sendable {
         connection.setReceiver(receiver)
     }
 }
+
+@Suite struct TransportBufferGrowthTests {
+    /// `stream` fed in reads that each end `into` bytes inside the next frame's header (frames of
+    /// `frameSize`, after a `lead` of bytes); the largest storage the handler's `pending` held.
+    static func largestPending<Handler: ChannelHandler>(_ handler: Handler, stream: [UInt8], lead: Int, frameSize: Int, into: Int,
+                                                        pending: (Handler) -> ByteBuffer) throws -> (Int, Int) {
+        let recorder = TranscriptRecorder()
+        let channel = EmbeddedChannel()
+        try channel.pipeline.syncOperations.addHandlers([handler, recorder])
+        try channel.writeOutbound(ByteBuffer(bytes: [1]))
+        var largest = 0
+        var start = 0
+        var cut = lead + into
+        while start < stream.count {
+            try channel.writeInbound(ByteBuffer(bytes: stream[start..<min(cut, stream.count)]))
+            largest = max(largest, pending(handler).capacity)
+            start = cut
+            cut += frameSize
+        }
+        let received = recorder.transcript.bytes.readableBytes
+        _ = try? channel.finish()
+        return (largest, received)
+    }
+
+    /// mux.cool Keep frames of 10,000 bytes, every read ending 3 bytes into the next header.
+    @Test func muxCoolKeepsItsBufferSmall() throws {
+        let data = payload(10_000, salt: 1)
+        let frame = [0, 4, 0, 0, 2, 1, UInt8(data.count >> 8), UInt8(data.count & 0xFF)] + data
+        let stream = Array([[UInt8]](repeating: frame, count: 600).joined())
+        let (largest, received) = try Self.largestPending(MuxCoolClientHandler(), stream: stream, lead: 0, frameSize: frame.count, into: 3) { $0.pending }
+        #expect(received == 600 * data.count)
+        #expect(largest < 1 << 18, "mux.cool held \(largest) bytes of storage")
+    }
+}
