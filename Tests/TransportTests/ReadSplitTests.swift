@@ -604,4 +604,16 @@ final class ReceivingFlowHandler: FlowHandler, @unchecked Sendable {
         #expect(received == 600 * data.count)
         #expect(largest < 1 << 18, "mux.cool held \(largest) bytes of storage")
     }
+
+    /// simple-obfs tls records of 16,384 bytes, every read ending 2 bytes into the next record header.
+    @Test func simpleObfsTLSKeepsItsBufferSmall() throws {
+        let data = payload(16_384, salt: 2)
+        let record = [23, 3, 3, 0x40, 0] + data
+        let first: [UInt8] = [22, 3, 3, 0, 91] + payload(91, salt: 9) + [20, 3, 3, 0, 1, 1] + [22, 3, 3, 0, 0]
+        let stream = first + Array([[UInt8]](repeating: record, count: 300).joined())
+        let (largest, received) = try Self.largestPending(SimpleObfsTLSClientHandler(host: "a.io"), stream: stream, lead: first.count,
+                                                         frameSize: record.count, into: 2) { $0.pending }
+        #expect(received == 300 * data.count)
+        #expect(largest < 1 << 18, "simple-obfs tls held \(largest) bytes of storage")
+    }
 }
