@@ -1,7 +1,8 @@
 // Shadowsocks TCP sessions under arbitrary read splits (TestSupport/ReadSplits): the client's
-// request (salt, SIP022 header blocks or the AEAD address chunk) and chunks of 0…70,000 bytes
-// through the server's parser, and the server's reply through the client's; one byte per read,
-// every cut near each header, every pair of cuts over the salt and header, seeded random cuts.
+// request (salt, SIP022 header blocks or the AEAD address chunk) and chunks of 1…16,383 bytes
+// through the server's parser, and the server's reply through the client's, for one method of each
+// family; one byte per read, every cut near each header, every pair of cuts over the salt and
+// header, seeded random cuts. Then the buffer a long transfer in misaligned reads leaves behind.
 import Adapter
 import NIOCore
 import Testing
@@ -24,7 +25,10 @@ import TestSupport
         return out
     }
 
-    @Test(arguments: methodNames)
+    /// One method of each family: none, AEAD (AES-GCM and ChaCha20), 2022.
+    static let cases = ["none", "aes-128-gcm", "chacha20-ietf-poly1305", "2022-blake3-aes-128-gcm"]
+
+    @Test(arguments: cases)
     func serverUnderEverySplit(name: String) throws {
         let (clientMethod, serverMethod) = try methods(name)
         var client = ShadowsocksClientSession(method: clientMethod, destination: Self.destination)
@@ -37,7 +41,7 @@ import TestSupport
             boundaries.append(wire.count)
             wire += client.seal(buffer(data)).readableBytesView
         }
-        let schedules = ReadSplits.schedules(length: wire.count, boundaries: boundaries, radius: 12, pairRegion: 0..<24, randomRuns: 8)
+        let schedules = ReadSplits.schedules(length: wire.count, boundaries: boundaries, radius: 10, pairRegion: 0..<20, randomRuns: 6)
         let expected = Output(destination: Self.destination, bytes: ByteBuffer(bytes: sent))
         let failures = ReadSplits.mismatches(wire, schedules: schedules, expected: expected) { reads in
             // Each run is a new connection; the salt filter would refuse the replay.
@@ -49,7 +53,7 @@ import TestSupport
         #expect(failures.isEmpty, "\(failures)")
     }
 
-    @Test(arguments: methodNames)
+    @Test(arguments: cases)
     func clientUnderEverySplit(name: String) throws {
         let (clientMethod, serverMethod) = try methods(name)
         var client = ShadowsocksClientSession(method: clientMethod, destination: Self.destination)
@@ -66,7 +70,7 @@ import TestSupport
             wire += server.seal(buffer(data)).readableBytesView
         }
         let requestSent = client
-        let schedules = ReadSplits.schedules(length: wire.count, boundaries: boundaries, radius: 12, pairRegion: 0..<24, randomRuns: 8)
+        let schedules = ReadSplits.schedules(length: wire.count, boundaries: boundaries, radius: 10, pairRegion: 0..<20, randomRuns: 6)
         let failures = ReadSplits.mismatches(wire, schedules: schedules, expected: ByteBuffer(bytes: sent)) { reads in
             var client = requestSent
             var delivered: [ByteBuffer] = []
@@ -86,7 +90,7 @@ import TestSupport
         var client = ShadowsocksClientSession(method: clientMethod, destination: ShadowsocksReadSplitTests.destination)
         var server = ShadowsocksServerSession(method: serverMethod, saltFilter: nil)
         var wire = client.request(payload: buffer([1]))
-        let data = patterned(2 << 20, seed: 5)
+        let data = patterned(1 << 20, seed: 5)
         wire.writeImmutableBuffer(client.seal(buffer(data)))
         var upload = 0
         var largestUpload = 0

@@ -42,8 +42,8 @@ package enum ReadSplits {
     /// within `radius` of each boundary, pairs of cuts over `pairRegion` (clamped to the stream),
     /// `randomRuns` seeded random schedules with reads of 1…`maximumRandomRead` bytes, one byte per
     /// read (above `oneByteLimit` bytes only over the opening and the headers), and one read.
-    package static func schedules(length: Int, boundaries: [Int], radius: Int = 8, pairRegion: Range<Int> = 0..<16,
-                                  randomRuns: Int = 12, maximumRandomRead: Int = 4096, oneByteLimit: Int = 1 << 15,
+    package static func schedules(length: Int, boundaries: [Int], radius: Int = 6, pairRegion: Range<Int> = 0..<12,
+                                  randomRuns: Int = 8, maximumRandomRead: Int = 4096, oneByteLimit: Int = 1 << 15,
                                   seed: UInt64 = 1) -> [ReadSchedule] {
         var out = [ReadSchedule(name: "one read", cuts: [])]
         if length <= oneByteLimit {

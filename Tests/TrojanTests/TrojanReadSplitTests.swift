@@ -76,7 +76,7 @@ import Trojan
             expected.sources.append(targets[index % 3])
         }
         let schedules = Self.afterKey(ReadSplits.schedules(length: bytes.count, boundaries: boundaries,
-                                                           pairRegion: TrojanModule.keyLength..<boundaries[0] + 12))
+                                                           pairRegion: boundaries[0] - 8..<boundaries[0] + 4))
         let failures = ReadSplits.mismatches(bytes, schedules: schedules, expected: expected) { try Self.run($0) }
         #expect(failures.isEmpty, "\(failures)")
     }

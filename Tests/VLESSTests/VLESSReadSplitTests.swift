@@ -64,7 +64,7 @@ import VMess
             bytes += [UInt8(size >> 8), UInt8(size & 0xFF)] + data
             expected.packets.append(data)
         }
-        let schedules = ReadSplits.schedules(length: bytes.count, boundaries: boundaries, pairRegion: 0..<boundaries[0] + 6)
+        let schedules = ReadSplits.schedules(length: bytes.count, boundaries: boundaries, pairRegion: boundaries[0] - 8..<boundaries[0] + 4)
         let failures = ReadSplits.mismatches(bytes, schedules: schedules, expected: expected) { try Self.run($0) }
         #expect(failures.isEmpty, "\(failures)")
     }

@@ -1,8 +1,8 @@
 // The vmess inbound under arbitrary read splits (TestSupport/ReadSplits): the AEAD request header
-// and a body of chunks of 1, 100, 16,384 and 3 bytes, for every security. Without header
-// protection (Go with a transport) the header may come in any pieces; with it, the first read holds
-// the first 100 bytes (auth ID, sealed length, nonce and more: sing-vmess reads them once), and every later cut is
-// tried. The body opener alone is cut the same ways.
+// and a body of chunks of 1, 100, 16,384 and 3 bytes, with AES-128-GCM (masked, padded) and none on
+// the server, every security kind on the body opener alone. Without header protection (Go with a
+// transport) the header may come in any pieces; with it, the first read holds the first 100 bytes
+// (auth ID, sealed length, nonce and more: sing-vmess reads them once) and every later cut is tried.
 import Adapter
 import NIOCore
 import NIOEmbedded
@@ -64,9 +64,7 @@ private final class FlowRecorder: FlowHandler, @unchecked Sendable {
         return output
     }
 
-    static let serverCases: [(UInt8, UInt8)] = [
-        (VMessModule.securityAES128GCM, 1 | 4 | 8 | 16), (VMessModule.securityChaCha20Poly1305, 1 | 4), (VMessModule.securityNone, 1),
-    ]
+    static let serverCases: [(UInt8, UInt8)] = [(VMessModule.securityAES128GCM, 1 | 4 | 8 | 16), (VMessModule.securityNone, 1)]
 
     @Test(arguments: 0..<serverCases.count)
     func serverUnderEverySplit(index: Int) throws {
@@ -74,13 +72,13 @@ private final class FlowRecorder: FlowHandler, @unchecked Sendable {
         let stream = try Self.clientStream(security: security, option: option)
         let expected = Output(destination: Destination(domain: "example.com", port: 443), bytes: ByteBuffer(bytes: stream.body))
         // Without header protection: any cut at all.
-        let open = ReadSplits.schedules(length: stream.bytes.count, boundaries: stream.boundaries, radius: 12, pairRegion: 0..<16)
+        let open = ReadSplits.schedules(length: stream.bytes.count, boundaries: stream.boundaries, radius: 8, pairRegion: 0..<12)
         var failures = ReadSplits.mismatches(stream.bytes, schedules: open, expected: expected) { try Self.run($0, headerProtection: false) }
         #expect(failures.isEmpty, "no header protection: \(failures)")
         // With it: the first read holds at least 100 bytes, as sing-vmess demands.
         let prefix = VMessModule.aeadMinimumHeaderLength
-        let guarded = ReadSplits.schedules(length: stream.bytes.count, boundaries: stream.boundaries, radius: 12,
-                                           pairRegion: prefix..<prefix + 16).map {
+        let guarded = ReadSplits.schedules(length: stream.bytes.count, boundaries: stream.boundaries, radius: 8,
+                                           pairRegion: prefix..<prefix + 12).map {
             ReadSchedule(name: $0.name, cuts: $0.cuts.filter { $0 >= prefix })
         }
         failures = ReadSplits.mismatches(stream.bytes, schedules: guarded, expected: expected) { try Self.run($0, headerProtection: true) }
@@ -106,7 +104,7 @@ private final class FlowRecorder: FlowHandler, @unchecked Sendable {
                 boundaries.append(wire.count)
                 wire += out.readableBytesView
             }
-            let schedules = ReadSplits.schedules(length: wire.count, boundaries: boundaries, radius: 12, pairRegion: 0..<16, randomRuns: 8)
+            let schedules = ReadSplits.schedules(length: wire.count, boundaries: boundaries, radius: 8, pairRegion: 0..<12, randomRuns: 6)
             let failures = ReadSplits.mismatches(wire, schedules: schedules, expected: ByteBuffer(bytes: sent)) { reads in
                 var opener = try VMessChunkOpener(direction)
                 var pending = ByteBuffer()
