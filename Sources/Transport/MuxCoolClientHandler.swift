@@ -50,7 +50,7 @@ package final class MuxCoolClientHandler: ChannelDuplexHandler, RemovableChannel
 
     private var opened = false
     private var state = ReadState.frameHeader
-    private var pending = ByteBuffer()
+    private(set) var pending = ByteBuffer()
     private var failed = false
 
     package init() {}
@@ -92,6 +92,15 @@ package final class MuxCoolClientHandler: ChannelDuplexHandler, RemovableChannel
             pending = ByteBuffer()
             context.fireErrorCaught(error)
             context.close(promise: nil)
+            return
+        }
+        // What is left is a few bytes of a mux.cool header: keep those alone. The next read is appended
+        // behind them, so keeping the read bytes too grew the buffer (and copied it) by a whole
+        // read each time a read ended inside a header.
+        if pending.readableBytes == 0 {
+            pending = ByteBuffer()
+        } else {
+            pending.discardReadBytes()
         }
     }
 

@@ -32,7 +32,7 @@ package final class SimpleObfsTLSClientHandler: ChannelDuplexHandler, RemovableC
     private let host: String
     private var helloSent = false
     private var state = ReadState.firstResponse
-    private var pending = ByteBuffer()
+    private(set) var pending = ByteBuffer()
     private var failed = false
     /// We closed the channel: its end is no news.
     private var closingLocally = false
@@ -126,6 +126,15 @@ package final class SimpleObfsTLSClientHandler: ChannelDuplexHandler, RemovableC
             pending = ByteBuffer()
             context.fireErrorCaught(error)
             context.close(promise: nil)
+            return
+        }
+        // What is left is a few bytes of a record header: keep those alone. The next read is appended
+        // behind them, so keeping the read bytes too grew the buffer (and copied it) by a whole
+        // read each time a read ended inside a header.
+        if pending.readableBytes == 0 {
+            pending = ByteBuffer()
+        } else {
+            pending.discardReadBytes()
         }
     }
 

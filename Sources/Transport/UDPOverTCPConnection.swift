@@ -136,21 +136,28 @@ final class UDPOverTCPDecoder: ChannelInboundHandler, RemovableChannelHandler {
 
     private func process() {
         guard var bytes = buffered else { return }
-        defer {
-            if bytes.readableBytes == 0 { buffered = nil } else { buffered = bytes; buffered!.discardReadBytes() }
-        }
         if let onRequest {
+            let request: UDPOverTCPRequest?
             do {
-                guard let request = try UDPOverTCPRequest.read(from: &bytes) else { return }
-                self.onRequest = nil
-                onRequest(.success(request))
+                request = try UDPOverTCPRequest.read(from: &bytes)
             } catch {
                 self.onRequest = nil
+                buffered = nil
                 onRequest(.failure(error))
                 return
             }
+            guard let request else { return }  // nothing consumed: `buffered` waits for the rest
+            self.onRequest = nil
+            // What followed the request is stored before the callback: it may hand the connection on
+            // to a router that sets its receiver at once, which runs `process` again from here; with
+            // the request still in `buffered` its bytes were read as a packet (and the packets after
+            // it delivered twice).
+            keep(bytes)
+            onRequest(.success(request))
+            return
         }
         guard let framing else { return }
+        defer { keep(bytes) }
         do {
             while let packet = try framing.read(from: &bytes) {
                 connection?.deliver(packet.payload, from: packet.address)
@@ -158,6 +165,16 @@ final class UDPOverTCPDecoder: ChannelInboundHandler, RemovableChannelHandler {
         } catch {
             bytes.clear()
             connection?.close()
+        }
+    }
+
+    /// `bytes` (what is left) as the buffered input; nil when empty.
+    private func keep(_ bytes: ByteBuffer) {
+        if bytes.readableBytes == 0 {
+            buffered = nil
+        } else {
+            buffered = bytes
+            buffered!.discardReadBytes()
         }
     }
 }

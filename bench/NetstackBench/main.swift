@@ -8,6 +8,10 @@
 //   netstack-bench fuzz [COUNT] [SEED]
 //       COUNT (default 10,000,000) random and mutated packets through the wire parsers and a
 //       transparent Stack's input path; exits 1 if a bound is broken (a trap is a crash).
+//   netstack-bench fuzz-parsers [COUNT] [SEED]
+//       COUNT (default 2,000,000) random, mutated and valid streams in random reads through the
+//       stream parsers (mux, anytls, gun, simple-obfs, mux.cool, websocket); exits 1 on a split
+//       mismatch, a slow input or memory growth.
 import Glibc
 
 import CLinux
@@ -23,7 +27,11 @@ case "fuzz":
     let count = arguments.count > 1 ? Int(arguments[1]) ?? 10_000_000 : 10_000_000
     let seed = arguments.count > 2 ? UInt64(arguments[2]) ?? 1 : 1
     exit(runFuzz(count: count, seed: seed))
+case "fuzz-parsers":
+    let count = arguments.count > 1 ? Int(arguments[1]) ?? 2_000_000 : 2_000_000
+    let seed = arguments.count > 2 ? UInt64(arguments[2]) ?? 1 : 1
+    exit(runParserFuzz(count: count, seed: seed))
 default:
-    print("usage: netstack-bench tun NAME [--relay ADDR] [--mtu N] [--no-tso] [--nio-read] | netstack-bench fuzz [COUNT] [SEED]")
+    print("usage: netstack-bench tun NAME [--relay ADDR] [--mtu N] [--no-tso] [--nio-read] | netstack-bench fuzz [COUNT] [SEED] | netstack-bench fuzz-parsers [COUNT] [SEED]")
     exit(2)
 }

@@ -75,7 +75,7 @@ package struct ShadowsocksClientSession {
     private var streamWriter: ShadowsocksStreamCipher?
     private var streamReader: ShadowsocksStreamCipher?
     private var requestSalt: [UInt8] = []
-    private var pending = ByteBuffer()
+    private(set) var pending = ByteBuffer()
     private var readState = ReadState.salt
     /// True once the request header went out.
     package private(set) var requestSent = false
@@ -204,6 +204,7 @@ package struct ShadowsocksClientSession {
             return
         }
         if pending.readableBytes == 0 { pending = bytes } else { pending.writeImmutableBuffer(bytes) }
+        defer { ShadowsocksStreamBuffer.compact(&pending) }
         while true {
             switch readState {
             case .salt:
@@ -247,7 +248,7 @@ package struct ShadowsocksServerSession {
     private var opener: ShadowsocksChunkOpener?
     private var sealer: ShadowsocksChunkSealer?
     private var requestSalt: [UInt8] = []
-    private var pending = ByteBuffer()
+    private(set) var pending = ByteBuffer()
     /// Legacy and none: plaintext gathered until the address is complete.
     private var header = ByteBuffer()
     private var readState = ReadState.salt
@@ -294,6 +295,7 @@ package struct ShadowsocksServerSession {
     /// `destination` becomes non-nil once the header is complete. Throws on anything malformed.
     package mutating func receive(_ bytes: ByteBuffer, into payloads: inout [ByteBuffer]) throws(ShadowsocksError) {
         if pending.readableBytes == 0 { pending = bytes } else { pending.writeImmutableBuffer(bytes) }
+        defer { ShadowsocksStreamBuffer.compact(&pending) }
         while true {
             switch readState {
             case .salt:
@@ -410,5 +412,19 @@ package struct ShadowsocksServerSession {
         out.reserveCapacity(sealer!.sealedLength(payload.readableBytes))
         sealer!.seal(payload, into: &out)
         return out
+    }
+}
+
+/// What both sessions do with their input buffer after a read.
+enum ShadowsocksStreamBuffer {
+    /// Drops the bytes already read: a read that ends inside a chunk leaves it in `buffer`, and the
+    /// next read is appended behind it, so without this a download whose reads never end on a
+    /// chunk boundary kept (and copied, read after read) every byte since the last one that did.
+    static func compact(_ buffer: inout ByteBuffer) {
+        if buffer.readableBytes == 0 {
+            buffer = ByteBuffer()
+        } else if buffer.readerIndex > 1 << 16 {
+            buffer.discardReadBytes()
+        }
     }
 }

@@ -31,6 +31,12 @@ package class MuxFramedSession: ChannelDuplexHandler, MuxStreamSession {
         self.isClient = isClient
     }
 
+    /// Server side: hands each stream the peer opens to `body` as a plain channel (the fuzzer and
+    /// tools outside this module; `MuxFlowHandler` sets `onStream`).
+    package func acceptStreams(_ body: @escaping (any Channel) -> Void) {
+        onStream = { body($0) }
+    }
+
     /// The streams open now (Go's `NumStreams`).
     var streamCount: Int { streams.count }
 
