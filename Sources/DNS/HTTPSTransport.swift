@@ -126,7 +126,10 @@ package final class HTTPSTransport: DNSTransport {
         request.writeString(requestHead)
         request.writeString("Content-Length: \(wire.count)\r\n\r\n")
         request.writeBytes(wire)
-        if let fresh { return try await exchange(request, message: message, on: fresh) }
+        if let fresh {
+            // Closed before the answer (a server's idle or overload close): once more below.
+            do { return try await exchange(request, message: message, on: fresh) } catch DoHConnection.Failure.closed {}
+        }
         // A reused connection may have been closed by the server meanwhile: then a fresh one.
         if let reused = idle.withLock({ $0.popLast() }) {
             do { return try await exchange(request, message: message, on: reused) } catch DoHConnection.Failure.closed {}
