@@ -75,7 +75,7 @@ let package = Package(
                                                   .product(name: "NIOHPACK", package: "swift-nio-http2")]),
 
         // Floor 5: sans-I/O QUIC (RFC 9000/9001/9002). BoringSSL comes in through NIOSSL (see QUIC.swift).
-        swiftTarget("QUIC", path: "Sources/QUIC", [nioCore, .product(name: "NIOSSL", package: "swift-nio-ssl")]),
+        swiftTarget("QUIC", path: "Sources/QUIC", ["NetstackWire", nioCore, .product(name: "NIOSSL", package: "swift-nio-ssl")]),
 
         // Floor 6: what carries protocols' bytes (UDP-over-TCP).
         swiftTarget("Transport", path: "Sources/Transport", ["Adapter", "Net", "TLS", "Config", "COpenSSL", nioCore,
@@ -157,7 +157,8 @@ let package = Package(
         testTarget("InteropTests", ["CLI", "TestSupport"]),
         testTarget("TransparentTests", ["CLI", "TestSupport", "TProxy", "Adapter", nioCore,
                                        .product(name: "NIOEmbedded", package: "swift-nio")]),
-        testTarget("QUICTests", ["QUIC", nioCore]),
+        .testTarget(name: "QUICTests", dependencies: ["QUIC", "NetstackWire", "TestSupport", nioCore, nioPosix], path: "Tests/QUICTests",
+                    exclude: ["Peers"], swiftSettings: swiftSettings),  // Peers: the aioquic peer script
         testTarget("SniffTests", ["Router", "Adapter", "TestSupport", nioCore, nioPosix]),
         testTarget("ResolvedTests", ["CLI", "TestSupport"]),
         testTarget("WireGuardEndpointTests", ["CLI", "TestSupport"]),
