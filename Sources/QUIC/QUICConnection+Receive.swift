@@ -64,9 +64,34 @@ extension QUICConnection {
         }
         // The packet must be addressed to us: one of our IDs, or (server, Initial) the client's original DCID.
         let addressed = localIDs.values.contains(header.destinationID) || (role == .server && index == 0 && header.destinationID == originalDestinationID)
-        guard addressed, !spaces[index].isDiscarded, let key = spaces[index].readKey,
-              let opened = key.unprotect(datagram, start: header.start, packetNumberOffset: header.packetNumberOffset,
-                                         end: header.end, largestReceived: spaces[index].largestReceived) else {
+        guard addressed, !spaces[index].isDiscarded, let key = spaces[index].readKey else {
+            droppedPackets += 1
+            return
+        }
+        func open(_ key: QUICPacketKey) -> QUICPacketKey.Opened? {
+            key.unprotect(datagram, start: header.start, packetNumberOffset: header.packetNumberOffset,
+                          end: header.end, largestReceived: spaces[index].largestReceived)
+        }
+        var openedPacket = open(key)
+        if openedPacket == nil, index == 2 {
+            // Key update (RFC 9001 §6): the peer may have moved to the next key phase (quic-go does
+            // after its first 100 packets), or this is a late packet of the previous phase.
+            let next = keyUpdate.nextReadKey ?? key.nextPhase()
+            keyUpdate.nextReadKey = next
+            if let opened = open(next), (opened.firstByte & 0x04 != 0) != keyUpdate.phase {
+                // §6.2: answer with our own update; keep the old read key for reordered packets.
+                keyUpdate.previousReadKey = key
+                keyUpdate.nextReadKey = nil
+                keyUpdate.phase.toggle()
+                spaces[2].readKey = next
+                spaces[2].writeKey = spaces[2].writeKey?.nextPhase()
+                keyUpdate.updates += 1
+                openedPacket = opened
+            } else if let previous = keyUpdate.previousReadKey, let opened = open(previous) {
+                openedPacket = opened
+            }
+        }
+        guard let opened = openedPacket else {
             droppedPackets += 1
             return
         }
@@ -74,12 +99,6 @@ extension QUICConnection {
         let reservedMask: UInt8 = header.type == .oneRTT ? 0x18 : 0x0C
         if opened.firstByte & reservedMask != 0 {
             fail(.transport(.protocolViolation, frameType: 0, "reserved bits set"), now: now)
-            return
-        }
-        if header.type == .oneRTT, opened.firstByte & 0x04 != 0 {
-            // Key update (RFC 9001 §6): not implemented yet; the packet cannot open under phase 0
-            // keys anyway, so reaching here means a peer bug.
-            droppedPackets += 1
             return
         }
         guard spaces[index].recordReceived(opened.packetNumber, now: now) else { return }  // duplicate

@@ -87,6 +87,11 @@ extension QUICConnection {
         streams[id] = stream
     }
 
+    /// The TLS exporter (RFC 8446 §7.5) of this connection's handshake; nil before it completed.
+    package func exportKeyingMaterial(label: [UInt8], context: [UInt8], length: Int) -> [UInt8]? {
+        tls.exportKeyingMaterial(label: label, context: context, length: length)
+    }
+
     // MARK: Internals
 
     func makeStream(id: UInt64) -> QUICStream {

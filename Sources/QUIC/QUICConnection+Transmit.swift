@@ -207,7 +207,8 @@ extension QUICConnection {
         var bytes = ByteBuffer()
         let pnLength = Self.packetNumberLength
         if index == 2 {
-            bytes.writeInteger(UInt8(0x40 | UInt8(pnLength - 1)))  // short header, key phase 0, spin 0
+            // Short header: spin 0, our key phase (RFC 9001 §6), PN length.
+            bytes.writeInteger(UInt8(0x40 | (keyUpdate.phase ? 0x04 : 0) | UInt8(pnLength - 1)))
             bytes.writeBytes(destinationID.bytes)
         } else {
             let type: UInt8 = index == 0 ? 0x00 : 0x20

@@ -108,6 +108,7 @@ package final class QUICConnection {
     var pendingRetire: [UInt64] = []
     var retiredLocal: [UInt64] = []
     var localResetTokens: [UInt64: [UInt8]] = [:]
+    var keyUpdate = QUICKeyUpdateState()
     var streams: [UInt64: QUICStream] = [:]
     var streamLimits: QUICStreamLimits
     var connectionFlow: QUICConnectionFlow

@@ -148,6 +148,18 @@ struct QUICPacketSpace {
     }
 }
 
+/// 1-RTT key phases (RFC 9001 §6). We follow the peer's updates; we never start one.
+struct QUICKeyUpdateState {
+    /// The current key phase bit.
+    var phase = false
+    /// The next phase's read key, derived on first need.
+    var nextReadKey: QUICPacketKey?
+    /// The previous phase's read key, for packets reordered across an update.
+    var previousReadKey: QUICPacketKey?
+    /// Key updates followed so far.
+    var updates = 0
+}
+
 /// RTT estimation (RFC 9002 §5).
 struct QUICRTTEstimator {
     /// RFC 9002 §6.2.2: 333 ms before any sample.

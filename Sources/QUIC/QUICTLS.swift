@@ -195,6 +195,20 @@ package final class QUICTLSSession {
         return String(decoding: UnsafeBufferPointer(start: pointer, count: Int(length)), as: UTF8.self)
     }
 
+    /// TLS keying material exporter (RFC 5705 / RFC 8446 §7.5) with a context; nil before the
+    /// handshake completed. TUIC derives its authentication token this way.
+    package func exportKeyingMaterial(label: [UInt8], context: [UInt8], length: Int) -> [UInt8]? {
+        guard isComplete else { return nil }
+        var out = [UInt8](repeating: 0, count: length)
+        let ok = label.withUnsafeBufferPointer { labelBytes in
+            labelBytes.withMemoryRebound(to: CChar.self) { labelChars in
+                SSL_export_keying_material(ssl, &out, length, labelChars.baseAddress, label.count, context, context.count, 1)
+            }
+        }
+        ERR_clear_error()
+        return ok == 1 ? out : nil
+    }
+
     // MARK: BoringSSL callbacks
 
     static let exDataIndex: Int32 = SSL_get_ex_new_index(0, nil, nil, nil, nil)

@@ -140,3 +140,25 @@ import Testing
     pair.run(for: .seconds(2)) { pair.serverEvents.contains(.datagram(ByteBuffer(string: "still alive"))) }
     #expect(pair.serverEvents.contains(.datagram(ByteBuffer(string: "still alive"))))
 }
+
+/// RFC 9001 §6: the server moves to the next key phase (as quic-go does after 100 packets); the
+/// client follows, answers in the new phase, and data keeps flowing both ways with nothing dropped.
+@Test func followsPeerKeyUpdate() throws {
+    let pair = try SimulatedPair()
+    pair.run { pair.client.handshakeConfirmed }
+    let server = try #require(pair.serverConnection)
+    // What an initiating peer does: new write keys, phase bit flipped, ready to read both phases.
+    let read = try #require(server.spaces[2].readKey)
+    server.keyUpdate.previousReadKey = read
+    server.spaces[2].readKey = read.nextPhase()
+    server.spaces[2].writeKey = server.spaces[2].writeKey?.nextPhase()
+    server.keyUpdate.phase = true
+    #expect(server.sendDatagram(ByteBuffer(string: "new phase")))
+    pair.run(for: .seconds(1)) { pair.clientEvents.contains(.datagram(ByteBuffer(string: "new phase"))) }
+    #expect(pair.clientEvents.contains(.datagram(ByteBuffer(string: "new phase"))))
+    #expect(pair.client.keyUpdate.updates == 1 && pair.client.keyUpdate.phase)
+    #expect(pair.client.sendDatagram(ByteBuffer(string: "answer")))
+    pair.run(for: .seconds(1)) { pair.serverEvents.contains(.datagram(ByteBuffer(string: "answer"))) }
+    #expect(pair.serverEvents.contains(.datagram(ByteBuffer(string: "answer"))))
+    #expect(pair.client.droppedPackets == 0 && server.droppedPackets == 0)
+}

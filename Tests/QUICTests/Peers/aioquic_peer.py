@@ -110,9 +110,34 @@ async def run_client(args):
     say("done")
 
 
+def tcp_echo(port):
+    """A plain TCP echo server (the relay target of the Go tuic test): echo, then half-close."""
+    import socket
+    import threading
+
+    server = socket.socket()
+    server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    server.bind(("127.0.0.1", port))
+    server.listen()
+    say("listening")
+
+    def serve(client):
+        while True:
+            data = client.recv(65536)
+            if not data:
+                break
+            client.sendall(data)
+        client.shutdown(socket.SHUT_WR)
+        client.close()
+
+    while True:
+        client, _ = server.accept()
+        threading.Thread(target=serve, args=(client,), daemon=True).start()
+
+
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("mode", choices=["server", "client"])
+    parser.add_argument("mode", choices=["server", "client", "tcp-echo"])
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--alpn", default="test")
     parser.add_argument("--cert")
@@ -122,6 +147,9 @@ def main():
     parser.add_argument("--streams", type=int, default=0)
     parser.add_argument("--bytes", type=int, default=0)
     args = parser.parse_args()
+    if args.mode == "tcp-echo":
+        tcp_echo(args.port)
+        return
     try:
         asyncio.run(run_server(args) if args.mode == "server" else asyncio.wait_for(run_client(args), args.timeout))
     except Exception as error:  # the test reads the line
