@@ -104,6 +104,7 @@ extension QUICConnection {
         guard spaces[index].recordReceived(opened.packetNumber, now: now) else { return }  // duplicate
         spaces[index].receivedSinceAck = true
         lastActivity = now
+        sentElicitingSinceReceive = false
         if role == .client, index == 0, !receivedServerInitial {
             // RFC 9000 §7.2: the client switches to the server's chosen connection ID.
             receivedServerInitial = true

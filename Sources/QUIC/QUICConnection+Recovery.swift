@@ -61,8 +61,12 @@ extension QUICConnection {
             spaces[index].sent[packet.packetNumber] = nil
             requeue(packet.frames, space: index)
         }
-        if let newest = lost.max(by: { $0.time < $1.time }) {
+        if let newest = lost.max(by: { $0.time < $1.time }), let oldest = lost.min(by: { $0.time < $1.time }) {
             congestion.onLost(size: lost.reduce(0) { $0 + $1.size }, largestSentTime: newest.time, now: now)
+            // §7.6: losses spanning more than three PTOs (after an RTT sample) are persistent
+            // congestion. Simplified: the span of one batch of ack-eliciting losses.
+            let persistent = (rtt.probeTimeout + .milliseconds(Int64(peerParameters?.maxAckDelay ?? 25))) * 3
+            if rtt.hasSample, lost.count >= 2, newest.time - oldest.time > persistent { congestion.onPersistentCongestion() }
         }
     }
 

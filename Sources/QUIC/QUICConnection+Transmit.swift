@@ -230,6 +230,11 @@ extension QUICConnection {
                                                         isAckEliciting: true, frames: packet.frames)
             spaces[index].timeOfLastAckEliciting = now
             congestion.onSent(size: bytes.readableBytes)
+            // §10.1: the idle timer also restarts on the first ack-eliciting packet after a receive.
+            if !sentElicitingSinceReceive {
+                sentElicitingSinceReceive = true
+                lastActivity = max(lastActivity, now)
+            }
         }
         return bytes
     }

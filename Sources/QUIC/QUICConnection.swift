@@ -133,6 +133,8 @@ package final class QUICConnection {
     var bytesReceived = 0
     var bytesSent = 0
     var lastActivity: Instant
+    /// Whether an ack-eliciting packet went out since the last packet was received (RFC 9000 §10.1).
+    var sentElicitingSinceReceive = false
     /// Packets dropped because they could not be read or opened.
     package internal(set) var droppedPackets = 0
 
@@ -219,7 +221,8 @@ package final class QUICConnection {
     /// Queues a DATAGRAM frame (RFC 9221). False when the peer does not accept DATAGRAM or the
     /// payload does not fit its limit or one packet.
     @discardableResult package func sendDatagram(_ payload: ByteBuffer) -> Bool {
-        guard state == .established, let limit = peerParameters?.maxDatagramFrameSize,
+        // A bounded queue: DATAGRAM is unreliable, so a sender outrunning the path loses frames here.
+        guard state == .established, outgoingDatagrams.count < 1024, let limit = peerParameters?.maxDatagramFrameSize,
               UInt64(payload.readableBytes) + 9 <= limit, payload.readableBytes + 60 <= configuration.maxUDPPayloadSize else { return false }
         outgoingDatagrams.append(payload)
         return true
