@@ -58,8 +58,12 @@ extension QUICConnection {
             droppedPackets += 1
             return
         }
+        if header.type == .retry {
+            receiveRetry(header, datagram: datagram, now: now)
+            return
+        }
         guard let index = Self.spaceIndex(header.type) else {
-            droppedPackets += 1  // 0-RTT (not offered) and Retry (TODO: Retry handling) are dropped
+            droppedPackets += 1  // 0-RTT: not offered
             return
         }
         // The packet must be addressed to us: one of our IDs, or (server, Initial) the client's original DCID.
@@ -147,6 +151,30 @@ extension QUICConnection {
             spaces[index].unacknowledgedElicitingCount += 1
             if spaces[index].ackElicitingSince == nil { spaces[index].ackElicitingSince = now }
         }
+    }
+
+    /// A client's answer to Retry (RFC 9000 §17.2.5.2): one only, before any server Initial, with a
+    /// valid integrity tag (RFC 9001 §5.8); then Initials restart under keys from the new DCID,
+    /// carrying the token, with the CRYPTO stream resent from offset 0 (packet numbers go on).
+    private func receiveRetry(_ header: QUICPacketHeader, datagram: ByteBuffer, now: Instant) {
+        guard role == .client, !receivedServerInitial, retrySourceID == nil, header.destinationID == sourceID,
+              !header.token.isEmpty, header.sourceID != destinationID,
+              let packet = datagram.getBytes(at: header.start, length: header.end - header.start), packet.count > 16,
+              quicRetryIntegrityTag(retryWithoutTag: Array(packet.dropLast(16)), originalDestinationID: originalDestinationID)
+                == Array(packet.suffix(16)) else {
+            droppedPackets += 1
+            return
+        }
+        retrySourceID = header.sourceID
+        retryToken = header.token
+        destinationID = header.sourceID
+        installInitialKeys(destinationID: header.sourceID)
+        for packet in spaces[0].sent.values where packet.isAckEliciting { congestion.onDiscarded(size: packet.size) }
+        spaces[0].sent.removeAll()
+        spaces[0].cryptoSentUpTo = 0
+        spaces[0].cryptoResend.removeAll()
+        spaces[0].timeOfLastAckEliciting = nil
+        ptoCount = 0
     }
 
     private func handle(_ frame: QUICFrame, space index: Int, now: Instant) throws(QUICConnectionError) {
@@ -239,7 +267,8 @@ extension QUICConnection {
         // RFC 9000 §7.3: authenticate the connection IDs of the handshake.
         if role == .client {
             guard parameters.originalDestinationConnectionID == originalDestinationID,
-                  parameters.initialSourceConnectionID == destinationID else {
+                  parameters.initialSourceConnectionID == destinationID,
+                  parameters.retrySourceConnectionID == retrySourceID else {
                 throw .transport(.transportParameterError, frameType: 0x06, "connection ID mismatch")
             }
         } else {

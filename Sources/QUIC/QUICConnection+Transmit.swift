@@ -55,7 +55,7 @@ extension QUICConnection {
     /// The header bytes of a packet of space `index` (packet number included, Length as 2 bytes).
     func headerLength(space index: Int) -> Int {
         if index == 2 { return 1 + destinationID.count + Self.packetNumberLength }
-        return 1 + 4 + 1 + destinationID.count + 1 + sourceID.count + (index == 0 ? 1 : 0) + 2 + Self.packetNumberLength
+        return 1 + 4 + 1 + destinationID.count + 1 + sourceID.count + (index == 0 ? quicVarIntLength(UInt64(retryToken.count)) + retryToken.count : 0) + 2 + Self.packetNumberLength
     }
 
     private struct PendingPacket {
@@ -216,7 +216,11 @@ extension QUICConnection {
             bytes.writeInteger(quicVersion1)
             bytes.writeInteger(UInt8(destinationID.count)); bytes.writeBytes(destinationID.bytes)
             bytes.writeInteger(UInt8(sourceID.count)); bytes.writeBytes(sourceID.bytes)
-            if index == 0 { bytes.writeQUICVarInt(0) }  // no token (no Retry support yet)
+            if index == 0 {
+                // The Retry token, if the server sent one (RFC 9000 §17.2.2); servers send none.
+                bytes.writeQUICVarInt(UInt64(retryToken.count))
+                bytes.writeBytes(retryToken)
+            }
             let length = pnLength + packet.payload.readableBytes + QUICPacketKey.tagLength
             bytes.writeInteger(UInt16(length) | 0x4000)
         }

@@ -135,6 +135,9 @@ package final class QUICConnection {
     var lastActivity: Instant
     /// Whether an ack-eliciting packet went out since the last packet was received (RFC 9000 §10.1).
     var sentElicitingSinceReceive = false
+    /// Client: the Retry token to put in Initials, and the server's Retry SCID (RFC 9000 §8.1.2).
+    var retryToken: [UInt8] = []
+    var retrySourceID: QUICConnectionID?
     /// Packets dropped because they could not be read or opened.
     package internal(set) var droppedPackets = 0
 
@@ -193,8 +196,8 @@ package final class QUICConnection {
         tls = try QUICTLSSession(configuration: configuration.tls, isClient: false, transportParameters: parameters.encoded())
     }
 
-    private func installInitialKeys() {
-        let secrets = quicInitialSecrets(destinationID: originalDestinationID)
+    func installInitialKeys(destinationID initialID: QUICConnectionID? = nil) {
+        let secrets = quicInitialSecrets(destinationID: initialID ?? originalDestinationID)
         let ours = role == .client ? secrets.client : secrets.server, theirs = role == .client ? secrets.server : secrets.client
         spaces[0].writeKey = QUICPacketKey(suite: .aes128GCMSHA256, secret: ours)
         spaces[0].readKey = QUICPacketKey(suite: .aes128GCMSHA256, secret: theirs)

@@ -13,10 +13,12 @@ let aioquicAvailable: Bool = (try? ProcessRunner.run("python3", ["-c", "import a
 
 @Suite(.serialized, .enabled(if: aioquicAvailable, "aioquic is not installed (scripts/install-test-deps.sh)"))
 struct AioquicInteropTests {
-    @Test func ourClientToAioquicServer() throws {
+    /// With `retry`, aioquic answers the first Initial with Retry (RFC 9000 §8.1.2) and we must follow.
+    @Test(arguments: [false, true]) func ourClientToAioquicServer(retry: Bool) throws {
         guard let port = freeLoopbackPort(udp: true, tcp: false) else { Issue.record("no free port"); return }
         let certificate = TestCertificate.shared
-        let peer = try PeerProcess(["server", "--port", "\(port)", "--cert", certificate.certificatePath, "--key", certificate.keyPath])
+        let peer = try PeerProcess(["server", "--port", "\(port)", "--cert", certificate.certificatePath, "--key", certificate.keyPath]
+                                   + (retry ? ["--retry"] : []))
         defer { peer.stop() }
         #expect(peer.waitFor { $0 == "listening" }, "aioquic server did not start: \(peer.output)")
         let socket = try LoopbackUDPSocket()
@@ -25,6 +27,7 @@ struct AioquicInteropTests {
         drive(connection, socket: socket, peerPort: port, seconds: 10, events: &events) { _ in connection.handshakeConfirmed }
         #expect(events.contains(.handshakeCompleted(alpn: "test")), "events: \(events), peer: \(peer.output)")
         #expect(connection.handshakeConfirmed)
+        #expect((connection.retrySourceID != nil) == retry)
         #expect(connection.sendDatagram(ByteBuffer(string: "hello from swift")))
         drive(connection, socket: socket, peerPort: port, seconds: 5, events: &events) { $0.contains(.datagram(ByteBuffer(string: "hello from swift"))) }
         #expect(events.contains(.datagram(ByteBuffer(string: "hello from swift"))))

@@ -162,3 +162,27 @@ import Testing
     #expect(pair.serverEvents.contains(.datagram(ByteBuffer(string: "answer"))))
     #expect(pair.client.droppedPackets == 0 && server.droppedPackets == 0)
 }
+
+/// RFC 9000 §17.2.5: a client takes one Retry with a valid integrity tag and ignores forged ones.
+@Test func clientAcceptsOnlyAuthenticRetry() throws {
+    let client = try QUICConnection(client: clientConfiguration(), now: Instant(nanoseconds: 1))
+    _ = client.transmit(now: Instant(nanoseconds: 1))
+    func retry(tagFor odcid: QUICConnectionID) -> ByteBuffer {
+        // Retry: 0xf0, version 1, DCID = the client's SCID, SCID 0a0b0c0d, token "tok", tag.
+        let body = [0xf0, 0, 0, 0, 1, UInt8(client.sourceID.count)] + client.sourceID.bytes + [4, 0x0a, 0x0b, 0x0c, 0x0d] + Array("tok".utf8)
+        return ByteBuffer(bytes: body + quicRetryIntegrityTag(retryWithoutTag: body, originalDestinationID: odcid))
+    }
+    client.receive(datagram: retry(tagFor: QUICConnectionID([1, 2, 3, 4, 5, 6, 7, 8])), now: Instant(nanoseconds: 2))
+    #expect(client.retrySourceID == nil && client.droppedPackets == 1)
+    client.receive(datagram: retry(tagFor: client.originalDestinationID), now: Instant(nanoseconds: 3))
+    #expect(client.retrySourceID == QUICConnectionID([0x0a, 0x0b, 0x0c, 0x0d]))
+    #expect(client.destinationID == QUICConnectionID([0x0a, 0x0b, 0x0c, 0x0d]))
+    // The new Initial carries the token and a fresh copy of the ClientHello from offset 0.
+    let datagrams = client.transmit(now: Instant(nanoseconds: 4))
+    let first = try #require(datagrams.first)
+    let header = try QUICPacketHeader.parse(datagram: first, at: 0, shortConnectionIDLength: 8)
+    #expect(header.type == .initial && header.token == Array("tok".utf8) && first.readableBytes >= 1200)
+    // A second Retry is ignored.
+    client.receive(datagram: retry(tagFor: client.originalDestinationID), now: Instant(nanoseconds: 5))
+    #expect(client.droppedPackets == 2)
+}

@@ -73,7 +73,7 @@ async def run_server(args):
         asyncio.ensure_future(watch())
         return peer
 
-    server = await serve("127.0.0.1", args.port, configuration=configuration, create_protocol=create)
+    server = await serve("127.0.0.1", args.port, configuration=configuration, create_protocol=create, retry=args.retry)
     say("listening")
     try:
         await asyncio.wait_for(done.wait(), timeout=args.timeout)
@@ -145,6 +145,7 @@ def main():
     parser.add_argument("--idle", type=float, default=10)
     parser.add_argument("--timeout", type=float, default=20)
     parser.add_argument("--streams", type=int, default=0)
+    parser.add_argument("--retry", action="store_true")
     parser.add_argument("--bytes", type=int, default=0)
     args = parser.parse_args()
     if args.mode == "tcp-echo":
