@@ -76,6 +76,8 @@ let package = Package(
 
         // Floor 5: sans-I/O QUIC (RFC 9000/9001/9002). BoringSSL comes in through NIOSSL (see QUIC.swift).
         swiftTarget("QUIC", path: "Sources/QUIC", ["NetstackWire", nioCore, .product(name: "NIOSSL", package: "swift-nio-ssl")]),
+        // QUIC connections over one NIO UDP channel (the only QUIC target touching an event loop).
+        swiftTarget("QUICNIO", path: "Sources/QUICNIO", ["QUIC", "NetstackWire", nioCore, nioPosix]),
 
         // Floor 6: what carries protocols' bytes (UDP-over-TCP).
         swiftTarget("Transport", path: "Sources/Transport", ["Adapter", "Net", "TLS", "Config", "COpenSSL", nioCore,
@@ -157,7 +159,7 @@ let package = Package(
         testTarget("InteropTests", ["CLI", "TestSupport"]),
         testTarget("TransparentTests", ["CLI", "TestSupport", "TProxy", "Adapter", nioCore,
                                        .product(name: "NIOEmbedded", package: "swift-nio")]),
-        .testTarget(name: "QUICTests", dependencies: ["QUIC", "NetstackWire", "TestSupport", nioCore, nioPosix], path: "Tests/QUICTests",
+        .testTarget(name: "QUICTests", dependencies: ["QUIC", "QUICNIO", "NetstackWire", "TestSupport", nioCore, nioPosix], path: "Tests/QUICTests",
                     exclude: ["Peers"], swiftSettings: swiftSettings),  // Peers: the aioquic peer script
         testTarget("SniffTests", ["Router", "Adapter", "TestSupport", nioCore, nioPosix]),
         testTarget("ResolvedTests", ["CLI", "TestSupport"]),
