@@ -7,6 +7,13 @@
 //    secrets BoringSSL's QUIC API hands over.
 // 3. `QUICConnection`: one client or server connection as a state machine — datagrams and the time
 //    in, datagrams and the next deadline out. It never reads a clock, opens a socket or blocks.
+//    Streams (flow control, reset), DATAGRAM (RFC 9221), RFC 9002 loss recovery and NewReno,
+//    following the peer's key updates, Retry on the client side.
+// 4. `QUICServerEndpoint`: routes a server socket's datagrams to connections by connection ID.
+// The NIO side (a UDP channel driving connections on its loop) is the separate `QUICNIO` target.
+//
+// Not yet: 0-RTT, initiating key updates, connection migration, stateless reset, server-side
+// Retry and Version Negotiation, path MTU discovery, pacing, ECN.
 //
 // Invariants: nothing a peer sends can trap; malformed frames close the connection with the RFC's
 // error code, undecryptable or garbled packets are dropped and counted.

@@ -209,7 +209,10 @@ extension QUICConnection {
         case .retireConnectionID(let sequence):
             guard sequence < nextLocalSequence else { throw .transport(.protocolViolation, frameType: 0x19, "retired an unissued ID") }
             if localIDs.removeValue(forKey: sequence) != nil { retiredLocal.append(sequence); issueConnectionIDs() }
-        case .pathChallenge(let data): pathResponses.append(data)
+        case .pathChallenge(let data):
+            // Answered on the next packet; a flood of challenges keeps only the latest few (§8.2.2).
+            if pathResponses.count >= 8 { pathResponses.removeFirst() }
+            pathResponses.append(data)
         case .pathResponse: break  // we never challenge (no migration yet)
         case .connectionClose(let code, let frameType, let reason):
             let text = String(decoding: reason.readableBytesView, as: UTF8.self)
