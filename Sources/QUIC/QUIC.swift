@@ -13,7 +13,7 @@
 // The NIO side (a UDP channel driving connections on its loop) is the separate `QUICNIO` target.
 //
 // Not yet: 0-RTT, initiating key updates, connection migration, stateless reset, server-side
-// Retry and Version Negotiation, path MTU discovery, pacing, ECN.
+// Retry, path MTU discovery, pacing, ECN.
 //
 // Invariants: nothing a peer sends can trap; malformed frames close the connection with the RFC's
 // error code, undecryptable or garbled packets are dropped and counted.

@@ -35,6 +35,24 @@ package final class QUICServerEndpoint {
         return (connection, true)
     }
 
+    /// The Version Negotiation packet (RFC 9000 §6.1, §17.2.1) answering a datagram of an unknown
+    /// version, or nil. Only for datagrams of at least 1200 bytes (§6.1: smaller ones are dropped,
+    /// so we cannot be used to amplify), never in answer to a Version Negotiation packet.
+    package func versionNegotiation(for datagram: ByteBuffer) -> ByteBuffer? {
+        guard datagram.readableBytes >= 1200,
+              let header = try? QUICPacketHeader.parse(datagram: datagram, at: datagram.readerIndex,
+                                                       shortConnectionIDLength: configuration.connectionIDLength),
+              header.type == .versionNegotiation, header.version != 0 else { return nil }
+        var packet = ByteBuffer()
+        packet.writeInteger(UInt8(0xC0))  // long header; the other bits are unused (§17.2.1)
+        packet.writeInteger(UInt32(0))
+        // The IDs swap: the client's Source ID is our Destination ID and the other way round.
+        packet.writeInteger(UInt8(header.sourceID.count)); packet.writeBytes(header.sourceID.bytes)
+        packet.writeInteger(UInt8(header.destinationID.count)); packet.writeBytes(header.destinationID.bytes)
+        packet.writeInteger(quicVersion1)
+        return packet
+    }
+
     /// Re-reads the IDs a connection answers to (call after its `receive`/`transmit`).
     package func refresh(_ connection: QUICConnection) {
         for id in connection.localIDs.values where byID[id] == nil { byID[id] = connection }

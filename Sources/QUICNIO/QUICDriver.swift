@@ -77,7 +77,12 @@ package final class QUICDriver: ChannelInboundHandler, @unchecked Sendable {
         let time = now
         let connection: QUICConnection
         if let server {
-            guard let (routed, isNew) = server.route(envelope.data, now: time) else { return }
+            guard let (routed, isNew) = server.route(envelope.data, now: time) else {
+                if let negotiation = server.versionNegotiation(for: envelope.data) {
+                    context.writeAndFlush(wrapOutboundOut(AddressedEnvelope(remoteAddress: envelope.remoteAddress, data: negotiation)), promise: nil)
+                }
+                return
+            }
             if isNew {
                 peers[ObjectIdentifier(routed)] = Peer(connection: routed, address: envelope.remoteAddress)
                 onAccept?(routed)

@@ -186,3 +186,28 @@ import Testing
     client.receive(datagram: retry(tagFor: client.originalDestinationID), now: Instant(nanoseconds: 5))
     #expect(client.droppedPackets == 2)
 }
+
+/// RFC 9000 §6: an Initial of an unknown version gets Version Negotiation listing v1, with the IDs
+/// swapped; a client whose version list lacks v1 gives up; short datagrams get nothing.
+@Test func serverAnswersUnknownVersionWithNegotiation() throws {
+    let endpoint = QUICServerEndpoint(configuration: serverConfiguration())
+    // Long header, version 0x1a2a3a4a, DCID 0102030405060708, SCID aabb, then padding.
+    let probe: [UInt8] = [0xc0, 0x1a, 0x2a, 0x3a, 0x4a, 8, 1, 2, 3, 4, 5, 6, 7, 8, 2, 0xaa, 0xbb]
+    let datagram = ByteBuffer(bytes: probe + [UInt8](repeating: 0, count: 1200 - probe.count))
+    let routed = endpoint.route(datagram, now: .zero)
+    #expect(routed == nil)
+    let answer = try #require(endpoint.versionNegotiation(for: datagram))
+    let header = try QUICPacketHeader.parse(datagram: answer, at: 0, shortConnectionIDLength: 8)
+    #expect(header.type == .versionNegotiation && header.version == 0 && header.supportedVersions == [quicVersion1])
+    #expect(header.destinationID.bytes == [0xaa, 0xbb] && header.sourceID.bytes == [1, 2, 3, 4, 5, 6, 7, 8])
+    #expect(endpoint.versionNegotiation(for: ByteBuffer(bytes: probe)) == nil)  // < 1200 bytes
+    #expect(endpoint.versionNegotiation(for: answer) == nil)  // never answer VN
+    #expect(endpoint.versionNegotiation(for: ByteBuffer(bytes: rfcClientProtected)) == nil)  // v1 is not negotiated
+
+    // Our client, told that only a version it lacks exists, closes.
+    let client = try QUICConnection(client: clientConfiguration(), now: .zero)
+    var negotiation = ByteBuffer(bytes: [0xc0, 0, 0, 0, 0, UInt8(client.sourceID.count)] + client.sourceID.bytes + [0])
+    negotiation.writeInteger(UInt32(0x1a2a_3a4a))
+    client.receive(datagram: negotiation, now: .zero)
+    #expect(client.isClosed)
+}
