@@ -18,11 +18,18 @@ struct TestCertificate: Sendable {
         let directory = NSTemporaryDirectory() + "quic-tests-\(getpid())"
         try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let certificate = TestCertificate(directory: directory)
+        // Removed when the test process exits (the files are shared by every test of the run).
+        atexit { removeTestCertificateDirectory() }
         _ = try? ProcessRunner.run("openssl", ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
                                                 "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
                                                 "-days", "2", "-keyout", certificate.keyPath, "-out", certificate.certificatePath])
         return certificate
     }()
+}
+
+/// The certificate directory of this process (see `TestCertificate.shared`).
+func removeTestCertificateDirectory() {
+    try? FileManager.default.removeItem(atPath: NSTemporaryDirectory() + "quic-tests-\(getpid())")
 }
 
 func serverConfiguration(alpn: [String] = ["test"]) -> QUICConfiguration {
