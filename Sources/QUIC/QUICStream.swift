@@ -77,7 +77,9 @@ struct QUICStream {
 
     /// Whether both halves are finished and the stream may be forgotten.
     var isDone: Bool {
-        let sendDone = !hasSendSide || finAcked || resetAcked
+        // All data acknowledged, not just the FIN: a FIN can be acknowledged while an earlier range
+        // is still lost in flight, and forgetting the stream then would never resend that range.
+        let sendDone = !hasSendSide || resetAcked || (finAcked && sendBuffer.readableBytes == 0)
         return sendDone && receiveFinished
     }
 

@@ -55,7 +55,8 @@ extension SimulatedPair {
         for (id, bytes) in sent { let same = received[id] == bytes; #expect(same, "stream \(id): \(received[id]?.count ?? 0) of \(bytes.count)") }
     }
 
-    @Test(arguments: [(UInt64(11), 0.01), (12, 0.05), (13, 0.10)])
+    /// 3 × 700 KB each way (4.2 MB in all) under loss, reordering and duplication.
+    @Test(arguments: [(UInt64(11), 0.01), (12, 0.05), (13, 0.10), (14, 0.10)])
     func echoesUnderLossReorderingDuplication(seed: UInt64, loss: Double) throws {
         let pair = try SimulatedPair(seed: seed, loss: loss, duplicate: loss, reorder: loss)
         pair.run(for: .seconds(60)) { pair.client.handshakeConfirmed && pair.serverConnection?.isEstablished == true }
@@ -63,13 +64,19 @@ extension SimulatedPair {
         var sent: [UInt64: [UInt8]] = [:]
         for index in 0..<3 {
             let id = try #require(pair.client.openStream(bidirectional: true))
-            let bytes = payload(index + 10, count: 200_000)
+            let bytes = payload(index + 10, count: 700_000)
             try pair.client.writeStream(id, ByteBuffer(bytes: bytes), fin: true)
             sent[id] = bytes
         }
         let received = pair.runEcho(streams: sent, limit: .seconds(600))
         for (id, bytes) in sent { let same = received[id] == bytes; #expect(same, "stream \(id): \(received[id]?.count ?? 0) of \(bytes.count)") }
-        #expect(pair.client.isEstablished && pair.serverConnection?.isEstablished == true)
+        let closes = (pair.clientEvents + pair.serverEvents).filter { if case .closed = $0 { true } else { false } }
+        func dump(_ c: QUICConnection?) -> String {
+            guard let c else { return "nil" }
+            let streams = c.streams.values.map { "id=\($0.id) next=\($0.sendNext) base=\($0.sendBase) buf=\($0.sendBuffer.readableBytes) rtx=\($0.sendRetransmit) fin=\($0.finQueued)/\($0.finSent)/\($0.finAcked) rcv=\($0.receiveOffset) hi=\($0.receiveHighest) final=\(String(describing: $0.finalSize)) pend=\($0.receivePending.keys.sorted())" }
+            return "sent=\(c.spaces[2].sent.count) inflight=\(c.congestion.bytesInFlight) cwnd=\(c.congestion.window) pto=\(c.ptoCount) flow=\(c.connectionFlow) streams=\(streams)"
+        }
+        #expect(pair.client.isEstablished && pair.serverConnection?.isEstablished == true, "\(closes)\nclient: \(dump(pair.client))\nserver: \(dump(pair.serverConnection))")
     }
 
     @Test func smallFlowControlWindowsStillTransferEverything() throws {
