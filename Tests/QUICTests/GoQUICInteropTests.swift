@@ -85,3 +85,80 @@ struct GoQUICInteropTests {
         #expect(connection.droppedPackets == 0)
     }
 }
+
+/// The other direction: Go sing-box's tuic outbound (quic-go as client, ALPN h3) dials our server.
+/// quic-go completes the handshake with us and sends TUIC's authenticate command on a
+/// unidirectional stream; its token must equal our TLS exporter for the same UUID and password,
+/// which proves both ends derived the same TLS 1.3 secrets.
+@Suite(.serialized, .enabled(if: FileManager.default.isExecutableFile(atPath: goBinary()) && ProcessRunner.which("curl") != nil,
+                             "Go sing-box or curl not found (scripts/install-test-deps.sh)"))
+struct GoQUICClientInteropTests {
+    @Test func quicGoClientAuthenticatesToOurServer() throws {
+        let socket = try LoopbackUDPSocket()
+        guard let mixedPort = freeLoopbackPort() else { Issue.record("no free port"); return }
+        let certificate = TestCertificate.shared
+        let config = """
+            {"log":{"level":"debug"},"inbounds":[{"type":"mixed","listen":"127.0.0.1","listen_port":\(mixedPort)}],
+             "outbounds":[{"type":"tuic","tag":"tuic-out","server":"127.0.0.1","server_port":\(socket.port),
+               "uuid":"059032a9-7d40-4a96-9bb1-36823d848068","password":"p",
+               "tls":{"enabled":true,"server_name":"localhost","insecure":true,"alpn":["h3"]}}]}
+            """
+        let configPath = certificate.directory + "/tuic-out-\(mixedPort).json"
+        try config.write(toFile: configPath, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: configPath) }
+        let logPath = certificate.directory + "/tuic-out-\(mixedPort).log"
+        _ = FileManager.default.createFile(atPath: logPath, contents: nil)
+        defer { try? FileManager.default.removeItem(atPath: logPath) }
+        let go = ChildProcess()
+        go.executableURL = URL(fileURLWithPath: goBinary())
+        go.arguments = ["run", "-c", configPath]
+        go.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
+        go.standardError = go.standardOutput
+        try go.run()
+        defer { go.terminate(); go.waitUntilExit() }
+        var log: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
+        for _ in 0..<100 where !log.contains("started") { usleep(50_000) }
+        // Any proxied request makes the tuic outbound dial its QUIC connection.
+        let curl = ChildProcess()
+        curl.executableURL = URL(fileURLWithPath: ProcessRunner.which("curl") ?? "/usr/bin/curl")
+        curl.arguments = ["-s", "-m", "8", "--socks5-hostname", "127.0.0.1:\(mixedPort)", "http://127.0.0.1:9/"]
+        try curl.run()
+        defer { curl.terminate(); curl.waitUntilExit() }
+
+        let endpoint = QUICServerEndpoint(configuration: serverConfiguration(alpn: ["h3"]))
+        var connection: QUICConnection?
+        var clientPort: UInt16 = 0
+        var events: [QUICConnectionEvent] = []
+        var authentication: [UInt8] = []
+        let end = monotonicNow() + .seconds(10)
+        while monotonicNow() < end, authentication.count < 50 {
+            if let connection {
+                for datagram in connection.transmit(now: monotonicNow()) { socket.send(datagram, to: clientPort) }
+                endpoint.refresh(connection)
+                while let event = connection.nextEvent() { events.append(event) }
+                // The client's first unidirectional stream is 2 (RFC 9000 §2.1).
+                while let data = connection.readStream(2) { authentication += data.bytes }
+            }
+            let wait = min((connection?.nextDeadline ?? end) - monotonicNow(), .milliseconds(50))
+            var next = socket.receive(timeout: wait)
+            while let (datagram, from) = next {
+                if let (routed, isNew) = endpoint.route(datagram, now: monotonicNow()) {
+                    if isNew, connection == nil { connection = routed; clientPort = from }
+                    routed.receive(datagram: datagram, now: monotonicNow())
+                }
+                next = socket.receive(timeout: .zero)
+            }
+        }
+        let server = try #require(connection, "no QUIC connection from Go\n\(log)")
+        #expect(events.contains(.handshakeCompleted(alpn: "h3")), "events: \(events)\n\(log)")
+        #expect(events.contains(.streamOpened(2)))
+        let uuid = hex("059032a97d404a969bb136823d848068")
+        let token = try #require(server.exportKeyingMaterial(label: uuid, context: Array("p".utf8), length: 32))
+        // TUIC v5 authenticate: version 5, command 0, UUID, token.
+        #expect(Array(authentication.prefix(2)) == [0x05, 0x00])
+        #expect(Array(authentication.dropFirst(2).prefix(16)) == uuid)
+        #expect(Array(authentication.dropFirst(18).prefix(32)) == token, "Go log:\n\(log)")
+        server.close(errorCode: 0, now: monotonicNow())
+        for datagram in server.transmit(now: monotonicNow()) { socket.send(datagram, to: clientPort) }
+    }
+}
