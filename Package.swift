@@ -39,6 +39,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio-http2.git", from: "1.46.0"),
         .package(url: "https://github.com/apple/swift-nio-ssh.git", from: "0.15.1"),
         .package(url: "https://github.com/apple/swift-crypto.git", "3.12.3"..<"5.0.0"),  // SSH's keys (NIOSSH uses it too)
+        // QUIC's TLS 1.3: BoringSSL's QUIC API (SSL_set_quic_method), reached as nio-ssl's vendored CNIOBoringSSL.
+        // Pinned exactly: CNIOBoringSSL is not a product and BoringSSL has no stable API (SWIFT-LINUX.md §8).
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", exact: "2.37.6"),
     ],
     targets: [
         // Floor 0–3: the netstack (pure Swift, sans-I/O; only NetstackNIO touches an event loop).
@@ -70,6 +73,11 @@ let package = Package(
         swiftTarget("DNS", path: "Sources/DNS", ["Rules", "Net", "TLS", "Adapter", "Config", "COpenSSL", nioCore, nioPosix,
                                                   .product(name: "NIOHTTP2", package: "swift-nio-http2"),
                                                   .product(name: "NIOHPACK", package: "swift-nio-http2")]),
+
+        // Floor 5: sans-I/O QUIC (RFC 9000/9001/9002). BoringSSL comes in through NIOSSL (see QUIC.swift).
+        swiftTarget("QUIC", path: "Sources/QUIC", ["NetstackWire", nioCore, .product(name: "NIOSSL", package: "swift-nio-ssl")]),
+        // QUIC connections over one NIO UDP channel (the only QUIC target touching an event loop).
+        swiftTarget("QUICNIO", path: "Sources/QUICNIO", ["QUIC", "NetstackWire", nioCore, nioPosix]),
 
         // Floor 6: what carries protocols' bytes (UDP-over-TCP).
         swiftTarget("Transport", path: "Sources/Transport", ["Adapter", "Net", "TLS", "Config", "COpenSSL", nioCore,
@@ -156,6 +164,8 @@ let package = Package(
         testTarget("InteropTests", ["CLI", "TestSupport"]),
         testTarget("TransparentTests", ["CLI", "TestSupport", "TProxy", "Adapter", nioCore,
                                        .product(name: "NIOEmbedded", package: "swift-nio")]),
+        .testTarget(name: "QUICTests", dependencies: ["QUIC", "QUICNIO", "NetstackWire", "TestSupport", nioCore, nioPosix], path: "Tests/QUICTests",
+                    exclude: ["Peers"], swiftSettings: swiftSettings),  // Peers: the aioquic peer script
         testTarget("SniffTests", ["Router", "Adapter", "TestSupport", nioCore, nioPosix]),
         testTarget("ResolvedTests", ["CLI", "TestSupport"]),
         testTarget("WireGuardEndpointTests", ["CLI", "TestSupport"]),

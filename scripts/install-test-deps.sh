@@ -32,7 +32,8 @@ if [ ${#missing[@]} -gt 0 ]; then
     if $policy_added; then rm -f /usr/sbin/policy-rc.d; fi
 fi
 
-# aioquic (PyPI; not in Debian 12): a real QUIC client whose Initials the QUIC sniffer tests read.
+# aioquic (PyPI; not in Debian 12): a real QUIC client whose Initials the QUIC sniffer tests read, and
+# the QUIC peer (client and server) of Tests/QUICTests (Tests/QUICTests/Peers/aioquic_peer.py).
 if ! python3 -c 'import aioquic' 2>/dev/null; then
     python3 -m pip install --quiet aioquic 2>/dev/null || python3 -m pip install --quiet --break-system-packages aioquic
 fi

@@ -1,0 +1,15 @@
+import NIOCore
+
+/// Bytes from a hex string (whitespace ignored); traps on bad hex — test literals only.
+func hex(_ text: String) -> [UInt8] {
+    let digits = Array(text.filter { !$0.isWhitespace })
+    return stride(from: 0, to: digits.count, by: 2).map { UInt8(String(digits[$0...$0 + 1]), radix: 16)! }
+}
+
+func hexString(_ bytes: some Sequence<UInt8>) -> String {
+    bytes.map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined()
+}
+
+extension ByteBuffer {
+    var bytes: [UInt8] { getBytes(at: readerIndex, length: readableBytes) ?? [] }
+}
