@@ -33,7 +33,7 @@ final class LoopbackUDPSocket {
     deinit { close(fd) }
 
     static func address(port: UInt16) -> sockaddr_in {
-        var address = sockaddr_in()
+        var address = sockaddr_in(sin_family: 0, sin_port: 0, sin_addr: in_addr(s_addr: 0), sin_zero: (0, 0, 0, 0, 0, 0, 0, 0))
         address.sin_family = sa_family_t(AF_INET)
         address.sin_port = port.bigEndian
         address.sin_addr.s_addr = UInt32(0x7f00_0001).bigEndian
@@ -55,7 +55,7 @@ final class LoopbackUDPSocket {
         let milliseconds = Int32(clamping: max(0, timeout.nanosecondsClamped / 1_000_000))
         guard poll(&poller, 1, milliseconds) > 0 else { return nil }
         var bytes = [UInt8](repeating: 0, count: 65536)
-        var address = sockaddr_in()
+        var address = sockaddr_in(sin_family: 0, sin_port: 0, sin_addr: in_addr(s_addr: 0), sin_zero: (0, 0, 0, 0, 0, 0, 0, 0))
         var length = socklen_t(MemoryLayout<sockaddr_in>.size)
         let count = withUnsafeMutablePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { recvfrom(fd, &bytes, bytes.count, 0, $0, &length) }
