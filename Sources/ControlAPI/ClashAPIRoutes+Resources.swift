@@ -115,33 +115,20 @@ extension ClashAPIRoutes {
                 jobs.append((member, target))
             }
             let probe = setup.probe, history = self.history, logger = setup.logger
-            results = await withTaskGroup(of: (String, UInt16?).self) { tasks in
-                var results: [String: UInt16] = [:]
-                var running = 0
-                for job in jobs {
-                    if running == 10, let (tag, delay) = await tasks.next() {
-                        running -= 1
-                        if let delay { results[tag] = delay }
-                    }
-                    running += 1
-                    tasks.addTask {
-                        let real = realTag(job.outbound)
-                        let start = NIODeadline.now()
-                        let ok = await Self.race(nanoseconds: deadline) { try await probe(job.outbound, url) }
-                        let delay = UInt16(clamping: (NIODeadline.now() - start).nanoseconds / 1_000_000)
-                        if ok == nil {
-                            logger.debug("outbound \(job.tag) available: \(delay)ms")
-                            history.store(real, delay: delay)
-                            return (job.tag, delay)
-                        }
-                        logger.debug("outbound \(job.tag) unavailable: \(ok!)")
-                        history.delete(real)
-                        return (job.tag, nil)
-                    }
+            results = await runProbes(jobs.map { job in (job.tag, {
+                let real = realTag(job.outbound)
+                let start = NIODeadline.now()
+                let failure = await Self.race(nanoseconds: deadline) { try await probe(job.outbound, url) }
+                let delay = UInt16(clamping: (NIODeadline.now() - start).nanoseconds / 1_000_000)
+                guard let failure else {
+                    logger.debug("outbound \(job.tag) available: \(delay)ms")
+                    history.store(real, delay: delay)
+                    return delay
                 }
-                for await (tag, delay) in tasks { if let delay { results[tag] = delay } }
-                return results
-            }
+                logger.debug("outbound \(job.tag) unavailable: \(failure)")
+                history.delete(real)
+                return nil
+            }) })
         }
         // Go renders the map with its keys sorted.
         return ClashAPIResponse(json: .object(JSONObject(results.keys.sorted().map { ($0, .number(String(results[$0]!))) })))

@@ -222,22 +222,7 @@ final class HTTP2ClientStreamHandler: ChannelInboundHandler, V2RayHTTP2StreamCar
     // MARK: V2RayHTTP2StreamCarrier
 
     func writeData(_ stream: V2RayHTTP2Stream, _ bytes: ByteBuffer, endStream: Bool, promise: EventLoopPromise<Void>?) {
-        guard let context, !failed else {
-            stream.wrote(bytes.readableBytes)
-            promise?.fail(ChannelError.ioOnClosedChannel)
-            return
-        }
-        let count = bytes.readableBytes
-        let written = context.eventLoop.makePromise(of: Void.self)
-        written.futureResult.whenComplete { result in
-            stream.wrote(count)
-            switch result {
-            case .success: promise?.succeed(())
-            case .failure(let error): promise?.fail(error)
-            }
-        }
-        context.write(wrapOutboundOut(HTTP2Frame(streamID: streamID, payload: .data(.init(data: .byteBuffer(bytes), endStream: endStream)))),
-                      promise: written)
+        stream.writeData(bytes, endStream: endStream, through: failed ? nil : context, promise: promise)
     }
 
     func flush() {

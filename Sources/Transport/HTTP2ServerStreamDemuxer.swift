@@ -254,22 +254,7 @@ final class HTTP2ServerStreamDemuxer: ChannelInboundHandler, V2RayHTTP2StreamCar
     // MARK: from the streams
 
     func writeData(_ stream: V2RayHTTP2Stream, _ bytes: ByteBuffer, endStream: Bool, promise: EventLoopPromise<Void>?) {
-        guard let context else {
-            stream.wrote(bytes.readableBytes)
-            promise?.fail(ChannelError.ioOnClosedChannel)
-            return
-        }
-        let count = bytes.readableBytes
-        let written = context.eventLoop.makePromise(of: Void.self)
-        written.futureResult.whenComplete { result in
-            stream.wrote(count)
-            switch result {
-            case .success: promise?.succeed(())
-            case .failure(let error): promise?.fail(error)
-            }
-        }
-        context.write(wrapOutboundOut(HTTP2Frame(streamID: stream.streamID, payload: .data(.init(data: .byteBuffer(bytes), endStream: endStream)))),
-                      promise: written)
+        stream.writeData(bytes, endStream: endStream, through: context, promise: promise)
     }
 
     func flush() {

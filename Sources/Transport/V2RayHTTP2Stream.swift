@@ -190,6 +190,27 @@ final class V2RayHTTP2Stream: Channel, ChannelCore, @unchecked Sendable {
         closeFully(error: error, reset: reset)
     }
 
+    /// A DATA frame of this stream through `context` (nil: the carrier is gone), with `wrote(_:)`
+    /// once NIOHTTP2 sent or failed it. For both carriers (client handler, server demuxer).
+    func writeData(_ bytes: ByteBuffer, endStream: Bool, through context: ChannelHandlerContext?, promise: EventLoopPromise<Void>?) {
+        let count = bytes.readableBytes
+        guard let context else {
+            wrote(count)
+            promise?.fail(ChannelError.ioOnClosedChannel)
+            return
+        }
+        let written = context.eventLoop.makePromise(of: Void.self)
+        written.futureResult.whenComplete { result in
+            self.wrote(count)
+            switch result {
+            case .success: promise?.succeed(())
+            case .failure(let error): promise?.fail(error)
+            }
+        }
+        context.write(NIOAny(HTTP2Frame(streamID: streamID, payload: .data(.init(data: .byteBuffer(bytes), endStream: endStream)))),
+                      promise: written)
+    }
+
     /// Bytes handed to NIOHTTP2 went out (or failed): writability may come back.
     func wrote(_ count: Int) {
         pendingBytes -= count

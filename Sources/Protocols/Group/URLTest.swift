@@ -18,6 +18,25 @@ extension SelectorOutbound: OutboundGroup {
     package var nowTag: String? { now?.tag }
 }
 
+/// Runs each job's probe, at most 10 at once (Go's batch of 10 in `urlTest` and the Clash API's
+/// group delay); the delays that came back, by tag.
+package func runProbes(_ jobs: [(tag: String, probe: @Sendable () async -> UInt16?)]) async -> [String: UInt16] {
+    await withTaskGroup(of: (String, UInt16?).self) { group in
+        var results: [String: UInt16] = [:]
+        var running = 0
+        for job in jobs {
+            if running == 10, let (tag, delay) = await group.next() {
+                running -= 1
+                if let delay { results[tag] = delay }
+            }
+            running += 1
+            group.addTask { (job.tag, await job.probe()) }
+        }
+        for await (tag, delay) in group { if let delay { results[tag] = delay } }
+        return results
+    }
+}
+
 /// Go's `RealTag`: a group member is tested and remembered as the member it points at.
 package func realTag(_ outbound: any Outbound) -> String {
     (outbound as? any OutboundGroup)?.nowTag ?? outbound.tag
@@ -267,20 +286,7 @@ package final class URLTestOutbound: OutboundGroup {
             guard let outbound = outbounds.outbound(real) else { continue }
             jobs.append((member.tag, real, outbound))
         }
-        let results = await withTaskGroup(of: (String, UInt16?).self) { group in
-            var results: [String: UInt16] = [:]
-            var running = 0
-            for job in jobs {
-                if running == 10, let (tag, delay) = await group.next() {
-                    running -= 1
-                    if let delay { results[tag] = delay }
-                }
-                running += 1
-                group.addTask { [self] in (job.tag, await probe(job.tag, real: job.real, outbound: job.outbound)) }
-            }
-            for await (tag, delay) in group { if let delay { results[tag] = delay } }
-            return results
-        }
+        let results = await runProbes(jobs.map { job in (job.tag, { [self] in await probe(job.tag, real: job.real, outbound: job.outbound) }) })
         let changed = state.withLock { state -> Bool in
             state.checking = false
             return Self.updateSelection(&state, history: history, tolerance: tolerance)

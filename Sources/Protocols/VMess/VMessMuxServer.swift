@@ -56,7 +56,7 @@ package struct VMessMuxFrame: Equatable {
 
 /// Last in a mux stream's pipeline: cuts frames and runs the UDP sessions. Loop-confined. Also
 /// vless's mux command (sing-vmess serves both with `HandleMuxConnection`).
-package final class VMessMuxServer: VMessDatagramSink, ExternalMuxSession {
+package final class VMessMuxServer: VMessDatagramSink, MuxStreamSession {
     let channel: any Channel
     private let metadata: FlowMetadata
     /// How the user appears in log lines (`[alice]`, or the index).

@@ -195,7 +195,7 @@ final class H2MuxStreamBridge: ChannelInboundHandler, MuxStreamSession {
 
     // MARK: MuxStreamSession
 
-    func send(_ data: inout ByteBuffer, on id: UInt32) {
+    package func send(_ data: inout ByteBuffer, on id: UInt32) {
         guard let context, !sentEnd else {
             data.moveReaderIndex(forwardBy: data.readableBytes)
             return
@@ -205,14 +205,14 @@ final class H2MuxStreamBridge: ChannelInboundHandler, MuxStreamSession {
         context.write(wrapOutboundOut(frame), promise: nil)
     }
 
-    func finishOutput(_ id: UInt32) {
+    package func finishOutput(_ id: UInt32) {
         guard let context, !sentEnd else { return }
         sentEnd = true
         let frame = HTTP2Frame.FramePayload.data(.init(data: .byteBuffer(context.channel.allocator.buffer(capacity: 0)), endStream: true))
         context.write(wrapOutboundOut(frame), promise: nil)
     }
 
-    func closeStream(_ id: UInt32, reset: Bool) {
+    package func closeStream(_ id: UInt32, reset: Bool) {
         guard let context else { return }
         if !sentEnd { finishOutput(id) }
         context.flush()
@@ -220,11 +220,11 @@ final class H2MuxStreamBridge: ChannelInboundHandler, MuxStreamSession {
         if !receivedEnd { context.close(promise: nil) }
     }
 
-    func consumed(_ byteCount: Int, on id: UInt32) {
+    package func consumed(_ byteCount: Int, on id: UInt32) {
         readIfRoom()
     }
 
-    func flushFrames() { context?.flush() }
+    package func flushFrames() { context?.flush() }
 
-    var canWriteFrames: Bool { context?.channel.isWritable ?? false }
+    package var canWriteFrames: Bool { context?.channel.isWritable ?? false }
 }

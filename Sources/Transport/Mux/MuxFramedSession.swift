@@ -150,11 +150,11 @@ package class MuxFramedSession: ChannelDuplexHandler, MuxStreamSession {
 
     // MARK: MuxStreamSession (subclasses override the framing)
 
-    func send(_ data: inout ByteBuffer, on id: UInt32) {}
-    func finishOutput(_ id: UInt32) {}
-    func closeStream(_ id: UInt32, reset: Bool) {}
+    package func send(_ data: inout ByteBuffer, on id: UInt32) {}
+    package func finishOutput(_ id: UInt32) {}
+    package func closeStream(_ id: UInt32, reset: Bool) {}
 
-    func consumed(_ byteCount: Int, on id: UInt32) {
+    package func consumed(_ byteCount: Int, on id: UInt32) {
         unreadBytes = max(0, unreadBytes - byteCount)
         if heldRead && unreadBytes <= Self.receiveBudget, let context {
             heldRead = false
@@ -162,7 +162,7 @@ package class MuxFramedSession: ChannelDuplexHandler, MuxStreamSession {
         }
     }
 
-    func flushFrames() { context?.flush() }
+    package func flushFrames() { context?.flush() }
 
-    var canWriteFrames: Bool { context?.channel.isWritable ?? false }
+    package var canWriteFrames: Bool { context?.channel.isWritable ?? false }
 }

@@ -6,7 +6,7 @@
 package import NIOCore
 
 /// What a stream channel needs from the session that carries it. Called on the session's loop.
-protocol MuxStreamSession: AnyObject {
+package protocol MuxStreamSession: AnyObject {
     /// Frames as much of `data` as the stream's send window allows and reads it off `data`.
     func send(_ data: inout ByteBuffer, on id: UInt32)
     /// The stream's writes are over (smux FIN, yamux FIN flag).
@@ -400,40 +400,15 @@ extension MuxStreamChannel {
     }
 }
 
-/// What a session framed outside this module (vmess's mux.cool TCP sessions) does for its streams:
-/// `MuxStreamSession`'s duties, called on the session's loop.
-package protocol ExternalMuxSession: AnyObject {
-    func send(_ data: inout ByteBuffer, on id: UInt32)
-    func finishOutput(_ id: UInt32)
-    func closeStream(_ id: UInt32, reset: Bool)
-    func consumed(_ byteCount: Int, on id: UInt32)
-    func flushFrames()
-    var canWriteFrames: Bool { get }
-}
-
-/// Forwards a stream's calls to an `ExternalMuxSession` (held weakly, as streams hold sessions).
-private final class ExternalMuxSessionBridge: MuxStreamSession {
-    weak var session: (any ExternalMuxSession)?
-    init(_ session: any ExternalMuxSession) { self.session = session }
-    func send(_ data: inout ByteBuffer, on id: UInt32) { session?.send(&data, on: id) }
-    func finishOutput(_ id: UInt32) { session?.finishOutput(id) }
-    func closeStream(_ id: UInt32, reset: Bool) { session?.closeStream(id, reset: reset) }
-    func consumed(_ byteCount: Int, on id: UInt32) { session?.consumed(byteCount, on: id) }
-    func flushFrames() { session?.flushFrames() }
-    var canWriteFrames: Bool { session?.canWriteFrames ?? false }
-}
-
-/// A stream channel of an `ExternalMuxSession`: the `Channel` for the router and the session's
-/// handle on it. Loop-bound like the channel.
+/// A stream channel for a session framed outside this module (vmess's mux.cool TCP sessions): the
+/// `Channel` for the router and the session's handle on it. The stream holds its session weakly.
+/// Loop-bound like the channel.
 package struct MuxStreamHandle {
     private let stream: MuxStreamChannel
-    /// The stream holds its session weakly; the handle keeps the bridge alive with the stream.
-    private let bridge: ExternalMuxSessionBridge
 
     /// A registered, active stream of `session` on `parent`, autoRead off.
-    package init(session: any ExternalMuxSession, id: UInt32, parent: any Channel) {
-        bridge = ExternalMuxSessionBridge(session)
-        stream = MuxStreamChannel(session: bridge, id: id, parent: parent)
+    package init(session: any MuxStreamSession, id: UInt32, parent: any Channel) {
+        stream = MuxStreamChannel(session: session, id: id, parent: parent)
         stream.activate()
     }
 

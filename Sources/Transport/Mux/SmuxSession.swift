@@ -5,7 +5,7 @@
 // (data, up to 32 KiB from Go), NOP 3. Version 2's UPD (4) is a protocol error in version 1, as any
 // other command. The client's IDs are odd (Go's first is 3), the server's even; no per-stream
 // windows: the session's TCP stream is the only back-pressure.
-import NIOCore
+package import NIOCore
 
 /// One smux session on its channel: client (opens streams) or server (accepts them).
 package final class SmuxSession: MuxFramedSession {
@@ -83,7 +83,7 @@ package final class SmuxSession: MuxFramedSession {
         writeFrame(frame)
     }
 
-    override func send(_ data: inout ByteBuffer, on id: UInt32) {
+    package override func send(_ data: inout ByteBuffer, on id: UInt32) {
         guard streams[id] != nil, !finished.contains(id) else {
             data.moveReaderIndex(forwardBy: data.readableBytes)
             return
@@ -95,13 +95,13 @@ package final class SmuxSession: MuxFramedSession {
         }
     }
 
-    override func finishOutput(_ id: UInt32) {
+    package override func finishOutput(_ id: UInt32) {
         guard streams[id] != nil, !finished.contains(id) else { return }
         finished.insert(id)
         writeHeader(.fin, id: id, length: 0)
     }
 
-    override func closeStream(_ id: UInt32, reset: Bool) {
+    package override func closeStream(_ id: UInt32, reset: Bool) {
         guard streams[id] != nil else { return }
         if !finished.contains(id) { writeHeader(.fin, id: id, length: 0) }
         finished.remove(id)

@@ -6,7 +6,7 @@
 // Each stream starts with a 256 KiB window each way; a sender never sends past the window it was
 // given; the receiver grants more once half of it was read (Go's `sendWindowUpdate`). Client
 // stream IDs are odd from 1, the server's even from 2.
-import NIOCore
+package import NIOCore
 
 /// One yamux session on its channel: client (opens streams) or server (accepts them).
 package final class YamuxSession: MuxFramedSession {
@@ -151,7 +151,7 @@ package final class YamuxSession: MuxFramedSession {
         writeFrame(frame)
     }
 
-    override func send(_ data: inout ByteBuffer, on id: UInt32) {
+    package override func send(_ data: inout ByteBuffer, on id: UInt32) {
         guard var state = states[id], !state.finishSent else {
             data.moveReaderIndex(forwardBy: data.readableBytes)
             return
@@ -165,7 +165,7 @@ package final class YamuxSession: MuxFramedSession {
         states[id] = state
     }
 
-    override func finishOutput(_ id: UInt32) {
+    package override func finishOutput(_ id: UInt32) {
         guard var state = states[id], !state.finishSent else { return }
         state.finishSent = true
         states[id] = state
@@ -173,7 +173,7 @@ package final class YamuxSession: MuxFramedSession {
         if state.finishReceived { forget(id) }
     }
 
-    override func closeStream(_ id: UInt32, reset: Bool) {
+    package override func closeStream(_ id: UInt32, reset: Bool) {
         if let state = states[id] {
             if reset {
                 writeHeader(.windowUpdate, flags: Self.flagRST, id: id, length: 0)
@@ -185,7 +185,7 @@ package final class YamuxSession: MuxFramedSession {
         streams[id] = nil
     }
 
-    override func consumed(_ byteCount: Int, on id: UInt32) {
+    package override func consumed(_ byteCount: Int, on id: UInt32) {
         super.consumed(byteCount, on: id)
         guard var state = states[id], !state.finishReceived else { return }
         state.consumed &+= UInt32(clamping: byteCount)
