@@ -14,7 +14,9 @@ func monotonicNow() -> Instant {
     return Instant(nanoseconds: UInt64(spec.tv_sec) * 1_000_000_000 + UInt64(spec.tv_nsec))
 }
 
-/// A UDP socket bound to 127.0.0.1.
+/// A UDP socket bound to 127.0.0.1. Addresses are built as the 16 bytes of a Linux `sockaddr_in`
+/// (family in host order, port and address in network order): a clean build may resolve
+/// `sockaddr_in`'s members through NIO's CNIOLinux, which this target does not import.
 final class LoopbackUDPSocket {
     let fd: Int32
     private(set) var port: UInt16 = 0
@@ -23,28 +25,29 @@ final class LoopbackUDPSocket {
         fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
         guard fd >= 0 else { throw POSIXError(.EIO) }
         var address = Self.address(port: port)
-        let bound = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        let bound = address.withUnsafeMutableBytes { raw in
+            bind(fd, raw.baseAddress!.assumingMemoryBound(to: sockaddr.self), socklen_t(raw.count))
+        }
         guard bound == 0 else { close(fd); throw POSIXError(.EADDRINUSE) }
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        withUnsafeMutablePointer(to: &address) { _ = $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
-        self.port = UInt16(bigEndian: address.sin_port)
+        var length = socklen_t(address.count)
+        _ = address.withUnsafeMutableBytes { raw in getsockname(fd, raw.baseAddress!.assumingMemoryBound(to: sockaddr.self), &length) }
+        self.port = Self.port(of: address)
     }
 
     deinit { close(fd) }
 
-    static func address(port: UInt16) -> sockaddr_in {
-        var address = sockaddr_in(sin_family: 0, sin_port: 0, sin_addr: in_addr(s_addr: 0), sin_zero: (0, 0, 0, 0, 0, 0, 0, 0))
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = port.bigEndian
-        address.sin_addr.s_addr = UInt32(0x7f00_0001).bigEndian
-        return address
+    static func address(port: UInt16) -> [UInt8] {
+        let family = UInt16(AF_INET)
+        return [UInt8(family & 0xff), UInt8(family >> 8), UInt8(port >> 8), UInt8(port & 0xff), 127, 0, 0, 1] + [UInt8](repeating: 0, count: 8)
     }
+
+    static func port(of address: [UInt8]) -> UInt16 { UInt16(address[2]) << 8 | UInt16(address[3]) }
 
     func send(_ datagram: ByteBuffer, to port: UInt16) {
         var address = Self.address(port: port)
         datagram.withUnsafeReadableBytes { raw in
-            _ = withUnsafePointer(to: &address) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { sendto(fd, raw.baseAddress, raw.count, 0, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            _ = address.withUnsafeMutableBytes { target in
+                sendto(fd, raw.baseAddress, raw.count, 0, target.baseAddress!.assumingMemoryBound(to: sockaddr.self), socklen_t(target.count))
             }
         }
     }
@@ -55,13 +58,13 @@ final class LoopbackUDPSocket {
         let milliseconds = Int32(clamping: max(0, timeout.nanosecondsClamped / 1_000_000))
         guard poll(&poller, 1, milliseconds) > 0 else { return nil }
         var bytes = [UInt8](repeating: 0, count: 65536)
-        var address = sockaddr_in(sin_family: 0, sin_port: 0, sin_addr: in_addr(s_addr: 0), sin_zero: (0, 0, 0, 0, 0, 0, 0, 0))
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let count = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { recvfrom(fd, &bytes, bytes.count, 0, $0, &length) }
+        var address = [UInt8](repeating: 0, count: 16)
+        var length = socklen_t(address.count)
+        let count = address.withUnsafeMutableBytes { raw in
+            recvfrom(fd, &bytes, bytes.count, 0, raw.baseAddress!.assumingMemoryBound(to: sockaddr.self), &length)
         }
         guard count >= 0 else { return nil }
-        return (ByteBuffer(bytes: bytes[0..<count]), UInt16(bigEndian: address.sin_port))
+        return (ByteBuffer(bytes: bytes[0..<count]), Self.port(of: address))
     }
 }
 
