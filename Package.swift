@@ -85,6 +85,7 @@ let package = Package(
                                                            .product(name: "Crypto", package: "swift-crypto")]),
         swiftTarget("Shadowsocks", path: "Sources/Protocols/Shadowsocks", ["Adapter", "Net", "Transport", "Config", "COpenSSL", "CSodium", nioCore]),
         swiftTarget("Trojan", path: "Sources/Protocols/Trojan", ["SOCKS", "TLS", "Transport", "Adapter", "Net", "Config", "COpenSSL", nioCore]),
+        swiftTarget("Naive", path: "Sources/Protocols/Naive", ["HTTPProxy", "TLS", "Transport", "Adapter", "Net", "Config", nioCore]),
         swiftTarget("AnyTLS", path: "Sources/Protocols/AnyTLS", ["TLS", "Transport", "Adapter", "Net", "Config", "COpenSSL", nioCore,
                                                                  .product(name: "NIOConcurrencyHelpers", package: "swift-nio")]),
         swiftTarget("VMess", path: "Sources/Protocols/VMess", ["TLS", "Adapter", "Net", "Transport", "Config", "COpenSSL", "CZlib", nioCore]),
@@ -108,7 +109,7 @@ let package = Package(
         // Floor 9–10: the box and the executable.
         swiftTarget("Box", path: "Sources/Box", [
             "Config", "Adapter", "Net", "Rules", "Router", "DNS",
-            "SOCKS", "HTTPProxy", "Mixed", "Direct", "Block", "Group", "WireGuard", "SSH", "Shadowsocks", "Trojan", "AnyTLS", "VMess", "VLESS",
+            "SOCKS", "HTTPProxy", "Mixed", "Direct", "Block", "Group", "WireGuard", "SSH", "Shadowsocks", "Trojan", "Naive", "AnyTLS", "VMess", "VLESS",
             "TunDevice", "Netlink", "Nftables", "Systemd", "LinuxSockets", nioCore, nioPosix,
             "Tun", "Redirect", "TProxy", "Resolve1",
             "COpenSSL",  // remote rule-set downloads over https
