@@ -143,6 +143,7 @@ let package = Package(
         testTarget("ShadowsocksTests", ["Shadowsocks", "Transport", "Adapter", "Config", "Net", "CSodium", "COpenSSL", nioCore, nioPosix]),
         testTarget("TLSTests", ["TLS", "Net", "Adapter", "Config", "TestSupport", nioCore, nioPosix]),
         testTarget("TrojanTests", ["Trojan", "Adapter", "Net", nioCore, .product(name: "NIOEmbedded", package: "swift-nio")]),
+        testTarget("NaiveTests", ["Naive", "Adapter", nioCore, .product(name: "NIOEmbedded", package: "swift-nio")]),
         testTarget("AnyTLSTests", ["AnyTLS", "Adapter", "Config", "Net", "TLS", "TestSupport", nioCore, nioPosix,
                                    .product(name: "NIOEmbedded", package: "swift-nio")]),
         testTarget("VMessTests", ["VMess", "Adapter", "Config", "COpenSSL", nioCore]),
