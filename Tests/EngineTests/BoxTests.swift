@@ -51,14 +51,14 @@ func freePort() async throws -> Int {
     }
 
     @Test func unregisteredTypeFailsAtStartNamingTheAdapter() async throws {
-        // `naive` has no implementation yet (`tun`, the earlier example, is one now).
-        let options = try loadOptions(#"{"log":{"disabled":true},"inbounds":[{"type":"naive","tag":"naive-in","listen":"127.0.0.1","listen_port":1080,"network":"tcp","users":[{"username":"a","password":"b"}]}]}"#)
+        // `shadowtls` has no implementation yet (`tun` and `naive`, the earlier examples, are ones now).
+        let options = try loadOptions(#"{"log":{"disabled":true},"inbounds":[{"type":"shadowtls","tag":"shadowtls-in","listen":"127.0.0.1","listen_port":1080,"version":3,"users":[{"name":"a","password":"b"}],"handshake":{"server":"example.com","server_port":443}}]}"#)
         let box = try SingBox(options: options)   // building succeeds: `check` accepts it
         await #expect {
             try await box.start()
         } throws: { error in
             let error = error as? BoxError
-            return error?.runDescription == "start service: start inbound/naive[naive-in]: not implemented: naive"
+            return error?.runDescription == "start service: start inbound/shadowtls[shadowtls-in]: not implemented: shadowtls"
         }
     }
 
