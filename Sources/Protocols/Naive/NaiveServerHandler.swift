@@ -36,6 +36,8 @@ final class NaiveServerHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     /// RFC 9113 §3.4.
     static let preface = Array("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".utf8)
+    /// Go's `http.DefaultMaxHeaderBytes` plus the 4,096 bytes of slack its server reads past it.
+    static let maximumHeadLength = (1 << 20) + 4_096
 
     private let shared: NaiveServerContext
     private let flowID: FlowID
@@ -71,10 +73,20 @@ final class NaiveServerHandler: ChannelInboundHandler, RemovableChannelHandler {
                 return
             }
         }
+        // Go's HTTP/1 server takes `PRI * HTTP/2.0` (the h2c preface) as a request and hands it to
+        // the handler, which finds no CONNECT.
+        if buffer.readableBytesView.starts(with: Self.preface.prefix(16)) {
+            return reject(context, "not CONNECT request")
+        }
         let head: HTTPRequestHead
         do {
-            guard let read = try HTTPRequestHead.read(from: &buffer, resume: &resume) else { return context.read() }
+            guard let read = try HTTPRequestHead.read(from: &buffer, limit: Self.maximumHeadLength, resume: &resume) else { return context.read() }
             head = read
+        } catch .headTooLarge {
+            return badHead(context, "header too large", answer: "431 Request Header Fields Too Large")
+        } catch .unsupportedVersion {
+            return badHead(context, "unsupported protocol version",
+                           answer: "505 HTTP Version Not Supported: unsupported protocol version")
         } catch {
             return badHead(context, "\(error)")
         }
@@ -153,11 +165,11 @@ final class NaiveServerHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     // MARK: HTTP/1.1
 
-    /// A head Go's server cannot read: its plain-text 400, then close.
-    private func badHead(_ context: ChannelHandlerContext, _ reason: String) {
+    /// A head Go's server cannot read: its plain-text answer (400 unless told), then close.
+    private func badHead(_ context: ChannelHandlerContext, _ reason: String, answer status: String = "400 Bad Request") {
         done = true
         shared.logger.debug("process connection from \(sourceText(context.channel)): read request: \(reason)", flow: flowID)
-        let answer = "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n400 Bad Request"
+        let answer = "HTTP/1.1 \(status)\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n\(status)"
         context.writeAndFlush(wrapOutboundOut(ByteBuffer(string: answer))).whenComplete { _ in context.close(promise: nil) }
     }
 

@@ -9,7 +9,7 @@ let naiveClientScript = #"""
 # [data length: u16 BE][padding length: u8][data][padding bytes]; raw bytes after that.
 # The script runs its own target server on loopback: a connection's first line is `echo`
 # (echo every byte) or `send N` (N pattern bytes, then close). Prints one line per check.
-import base64, hashlib, os, random, select, socket, ssl, sys, threading, argparse
+import argparse, base64, hashlib, random, socket, ssl, threading, time
 
 FIRST_PADDINGS = 8
 
@@ -112,7 +112,10 @@ def run_h1(args, target, jobs):
         uri = target if args.method == "CONNECT" else "http://%s/" % target
         lines = ["%s %s HTTP/1.1" % (args.method, uri), "Host: " + target]
         lines += ["%s: %s" % (k.title(), v) for k, v in request_headers(args, target)]
-        s.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+        first, body, size = job_payload(job)
+        up, down = Padder(), Padder()
+        early = up.encode(first) if args.early else b""
+        s.sendall(("\r\n".join(lines) + "\r\n\r\n").encode() + early)
         head = b""
         try:
             while b"\r\n\r\n" not in head:
@@ -129,19 +132,25 @@ def run_h1(args, target, jobs):
             if f.lower().startswith("padding:"):
                 v = f.split(":", 1)[1].strip(); print("padding-header %d" % len(v), flush=True)
         if status_line.split()[1] != "200": return
-        first, body, size = job_payload(job)
-        up, down = Padder(), Padder()
-        def writer():
-            s.sendall(up.encode(first))
-            for i in range(0, len(body), 16384): s.sendall(up.encode(body[i:i + 16384]))
-            if job[0] == "echo": pass
-        t = threading.Thread(target=writer); t.start()
+        if not args.early:
+            # Go hijacks the connection after flushing its 200 and drops what its server had read
+            # meanwhile (inbound.go ignores Hijack's bufio.Reader): let it hijack before we speak.
+            time.sleep(0.05)
+        # One thread (an SSL socket must not be read and written at once): at most 256 KiB of the
+        # echo in flight, so neither side's buffers fill while the other waits.
         got = b""
-        while len(got) < size:
-            b = s.recv(65536)
-            if not b: break
-            got += down.decode(b)
-        t.join()
+        def receive(until):
+            nonlocal got
+            while len(got) < until:
+                b = s.recv(65536)
+                if not b: return False
+                got += down.decode(b)
+            return True
+        if not args.early: s.sendall(up.encode(first))
+        for i in range(0, len(body), 16384):
+            s.sendall(up.encode(body[i:i + 16384]))
+            if not receive(i - 262144): break
+        receive(size)
         check(job, got, index)
         s.close()
 
@@ -219,6 +228,7 @@ def main():
     p.add_argument("--auth", default="")
     p.add_argument("--no-padding", dest="padding", action="store_false")
     p.add_argument("--method", default="CONNECT")
+    p.add_argument("--early", action="store_true", help="HTTP/1.1: send the first frame with the request head")
     p.add_argument("--jobs", default="send:1048576,echo:1048576", help="kind:size,... (h2: concurrent streams on one connection)")
     args = p.parse_args()
     target = "127.0.0.1:%d" % target_server()
