@@ -95,4 +95,14 @@ import Testing
             #expect(header.dropFirst(16).allSatisfy { $0 == UInt8(ascii: "~") })
         }
     }
+
+    /// sing's `SourceAddress`: the first parsable `X-Forwarded-For` entry (untrimmed) replaces the IP.
+    @Test func forwardedForReplacesTheSourceAddress() {
+        let peer = Destination(host: Host("127.0.0.1"), port: 4242)
+        #expect(NaiveModule.source(peer, forwardedFor: nil) == peer)
+        #expect(NaiveModule.source(peer, forwardedFor: "garbage, 10.0.0.1") == peer)
+        #expect(NaiveModule.source(peer, forwardedFor: "garbage,10.0.0.1") == Destination(host: Host("10.0.0.1"), port: 4242))
+        #expect(NaiveModule.source(peer, forwardedFor: "[2001:db8::1],10.0.0.1") == Destination(host: Host("2001:db8::1"), port: 4242))
+        #expect(NaiveModule.source(nil, forwardedFor: "10.0.0.1") == nil)
+    }
 }

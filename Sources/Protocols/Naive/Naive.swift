@@ -35,6 +35,23 @@ package enum NaiveModule {
     }
 }
 
+extension NaiveModule {
+    /// sing's `http.SourceAddress`: the first entry of `X-Forwarded-For` that is an IP address
+    /// (untrimmed, as Go parses it) replaces the peer's address; the port stays.
+    static func source(_ peer: Destination?, forwardedFor: String?) -> Destination? {
+        guard var source = peer, let forwardedFor, !forwardedFor.isEmpty else { return peer }
+        for entry in forwardedFor.split(separator: ",", omittingEmptySubsequences: false) {
+            var text = entry
+            if text.hasPrefix("["), text.hasSuffix("]") { text = text.dropFirst().dropLast() }
+            if let ip = IPAddress(text) {
+                source.host = .ip(ip.unmapped)
+                break
+            }
+        }
+        return source
+    }
+}
+
 /// sing's `auth.Authenticator`: a name may carry several passwords; any of them passes.
 struct NaiveUsers: Sendable {
     private var passwords: [String: [String]] = [:]

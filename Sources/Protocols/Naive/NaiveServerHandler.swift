@@ -3,8 +3,8 @@
 //    this inbound judges (`gate`); each accepted stream is one tunnel. Plain TCP is HTTP/1.1 only
 //    (Go serves no h2c here).
 // 2. Otherwise the bytes are an HTTP/1.1 request head (HTTPProxy's codec). A head Go's server
-//    cannot parse gets its `400 Bad Request` text and a close, no log line (Go's handler never
-//    runs). A request that fails the naive checks is logged and the connection closed as Go's
+//    refuses gets its plain-text answer and a close, no log line (Go's handler never runs): 400,
+//    431 past 1 MiB, 505 for a version other than 1.x. A request that fails the naive checks is logged and the connection closed as Go's
 //    hijack does: SO_LINGER 0 (a reset) on plain TCP, a clean TLS close over TLS.
 // 3. Success: Go's `200 OK` head (`Padding`, `Date`, `Transfer-Encoding: chunked` that is never
 //    used: the connection is hijacked), then `NaivePaddingHandler` and the router. Bytes the client
@@ -100,7 +100,7 @@ final class NaiveServerHandler: ChannelInboundHandler, RemovableChannelHandler {
         case .reject(_, let reason):
             reject(context, reason)
         case .accept(let user, let destination):
-            accept(context, user: user, destination: destination)
+            accept(context, user: user, destination: destination, forwardedFor: head.headers["X-Forwarded-For"])
         }
     }
 
@@ -143,6 +143,7 @@ final class NaiveServerHandler: ChannelInboundHandler, RemovableChannelHandler {
                 case .reject(let status, let reason):
                     return .reject(status: status, reason: reason)
                 case .accept(let user, let destination):
+                    let source = NaiveModule.source(source, forwardedFor: field("x-forwarded-for"))
                     return .accept(headers: [("padding", NaiveModule.paddingHeader())]) { stream, streamFlowID in
                         try Self.tunnel(stream, shared: shared, flowID: streamFlowID, flowHandler: flowHandler,
                                         source: source, user: user, destination: destination)
@@ -187,7 +188,7 @@ final class NaiveServerHandler: ChannelInboundHandler, RemovableChannelHandler {
         }
     }
 
-    private func accept(_ context: ChannelHandlerContext, user: String, destination: Destination) {
+    private func accept(_ context: ChannelHandlerContext, user: String, destination: Destination, forwardedFor: String?) {
         done = true
         let answer = "HTTP/1.1 200 OK\r\nPadding: \(NaiveModule.paddingHeader())\r\nDate: \(HTTP2StreamServer.httpDate())\r\n"
             + "Transfer-Encoding: chunked\r\n\r\n"
@@ -195,7 +196,8 @@ final class NaiveServerHandler: ChannelInboundHandler, RemovableChannelHandler {
         let rest = buffer
         buffer = ByteBuffer()
         do {
-            try Self.tunnel(context.channel, shared: shared, flowID: flowID, flowHandler: flowHandler, source: source(context.channel),
+            try Self.tunnel(context.channel, shared: shared, flowID: flowID, flowHandler: flowHandler,
+                            source: NaiveModule.source(source(context.channel), forwardedFor: forwardedFor),
                             user: user, destination: destination, after: self) {
                 if rest.readableBytes > 0 { context.fireChannelRead(self.wrapInboundOut(rest)) }
                 context.pipeline.syncOperations.removeHandler(context: context, promise: nil)

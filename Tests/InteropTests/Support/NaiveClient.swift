@@ -85,6 +85,7 @@ def request_headers(args, target):
     h = []
     if args.padding: h.append(("padding", padding_header()))
     if args.auth: h.append(("proxy-authorization", "Basic " + base64.b64encode(args.auth.encode()).decode()))
+    if args.xff: h.append(("x-forwarded-for", args.xff))
     return h
 
 def tls_context(args, alpn):
@@ -228,6 +229,7 @@ def main():
     p.add_argument("--auth", default="")
     p.add_argument("--no-padding", dest="padding", action="store_false")
     p.add_argument("--method", default="CONNECT")
+    p.add_argument("--xff", default="", help="an X-Forwarded-For value")
     p.add_argument("--early", action="store_true", help="HTTP/1.1: send the first frame with the request head")
     p.add_argument("--jobs", default="send:1048576,echo:1048576", help="kind:size,... (h2: concurrent streams on one connection)")
     args = p.parse_args()
