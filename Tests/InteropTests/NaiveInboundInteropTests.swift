@@ -214,4 +214,48 @@ import Testing
             #expect(lines.contains("echo 0 ok 100000") && lines.contains("send 1 ok 100000"), "tls \(tls): \(lines)\n\(box.log)")
         }
     }
+
+    /// A target that sends 5 bytes and closes ends the HTTP/2 tunnel as Go ends it: the bytes (in a
+    /// padded frame), END_STREAM, then RST_STREAM NO_ERROR for the client's open half (Go's tunnel
+    /// cannot half-close over HTTP/2).
+    @Test func targetCloseEndsTheHTTP2StreamLikeGo() throws {
+        let work = try TemporaryDirectory()
+        let certificates = try InteropCertificates()
+        let script = try work.write("end.py", """
+            import base64, socket, ssl, sys, threading, h2.config, h2.connection, h2.events
+            srv = socket.socket(); srv.bind(("127.0.0.1", 0)); srv.listen(5)
+            def serve():
+                while True:
+                    c, _ = srv.accept(); c.sendall(b"hello"); c.close()
+            threading.Thread(target=serve, daemon=True).start()
+            s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5)
+            ctx = ssl.create_default_context(cafile=sys.argv[2]); ctx.set_alpn_protocols(["h2"])
+            s = ctx.wrap_socket(s, server_hostname="127.0.0.1")
+            conn = h2.connection.H2Connection(config=h2.config.H2Configuration(client_side=True, header_encoding="utf-8"))
+            conn.initiate_connection()
+            conn.send_headers(1, [(":method", "CONNECT"), (":authority", "127.0.0.1:%d" % srv.getsockname()[1]), ("padding", "x"),
+                                  ("proxy-authorization", "Basic " + base64.b64encode(b"alice:correct horse").decode())])
+            s.sendall(conn.data_to_send())
+            events, data = [], b""
+            while not events or events[-1] not in ("reset 0", "reset 8"):
+                chunk = s.recv(65536)
+                if not chunk: events.append("closed"); break
+                for e in conn.receive_data(chunk):
+                    if isinstance(e, h2.events.ResponseReceived): events.append("status " + dict(e.headers)[":status"])
+                    elif isinstance(e, h2.events.DataReceived): data += e.data; conn.acknowledge_received_data(e.flow_controlled_length, 1)
+                    elif isinstance(e, h2.events.StreamEnded): events.append("ended")
+                    elif isinstance(e, h2.events.StreamReset): events.append("reset %d" % e.error_code)
+                s.sendall(conn.data_to_send())
+            length, padding = int.from_bytes(data[:2], "big"), data[2]
+            print(" ".join(events), data[3:3 + length].decode(), len(data) == 3 + length + padding)
+            """)
+        for implementation in [Implementation.go, .ours] {
+            let port = try freePort()
+            let box = try SingBox(implementation, config: ConfigJSON.box(
+                inbounds: [Self.naiveIn(port: port, tls: certificates.inboundTLS)], outbounds: [ConfigJSON.direct]), waitPort: port, in: work)
+            defer { box.stop() }
+            let result = try runTool(Peers.python3, [script, String(port), certificates.caPath])
+            #expect(String(decoding: result.stdout, as: UTF8.self) == "status 200 ended reset 0 hello True\n", "\(implementation): \(result.stderr)\n\(box.log)")
+        }
+    }
 }

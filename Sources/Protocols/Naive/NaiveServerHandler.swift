@@ -145,6 +145,7 @@ final class NaiveServerHandler: ChannelInboundHandler, RemovableChannelHandler {
                 case .accept(let user, let destination):
                     let source = NaiveModule.source(source, forwardedFor: field("x-forwarded-for"))
                     return .accept(headers: [("padding", NaiveModule.paddingHeader())]) { stream, streamFlowID in
+                        try stream.pipeline.syncOperations.addHandler(NaiveHTTP2CloseHandler())
                         try Self.tunnel(stream, shared: shared, flowID: streamFlowID, flowHandler: flowHandler,
                                         source: source, user: user, destination: destination)
                     }
@@ -237,5 +238,22 @@ final class NaiveServerHandler: ChannelInboundHandler, RemovableChannelHandler {
     func channelInactive(context: ChannelHandlerContext) {
         done = true
         context.fireChannelInactive()
+    }
+}
+
+/// Go's HTTP/2 tunnel (`naiveH2Conn`) cannot half-close: when the target's side ends, Go closes the
+/// whole tunnel and its server ends the answer (END_STREAM) and resets the client's half
+/// (RST_STREAM NO_ERROR). Turns the relay's output close into that full close. Loop-confined.
+final class NaiveHTTP2CloseHandler: ChannelOutboundHandler {
+    typealias OutboundIn = ByteBuffer
+
+    func close(context: ChannelHandlerContext, mode: CloseMode, promise: EventLoopPromise<Void>?) {
+        guard mode == .output else { return context.close(mode: mode, promise: promise) }
+        // The reset waits until END_STREAM (after every DATA frame still waiting for the client's
+        // window) went out, as Go's handler returns only once its writes are done.
+        let ended = context.eventLoop.makePromise(of: Void.self)
+        context.close(mode: .output, promise: ended)
+        let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
+        ended.futureResult.whenComplete { _ in bound.value.close(mode: .all, promise: promise) }
     }
 }
