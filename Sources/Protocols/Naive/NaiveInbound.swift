@@ -2,9 +2,9 @@
 // built, then a `ProxyListener` whose connections run TLS (when `tls.enabled`) and
 // `NaiveServerHandler`. Go's http.Server offers `h2` and `http/1.1` by ALPN on top of the
 // configured list, so we do too.
-// `network` udp is QUIC (HTTP/3), not in this build: udp alone fails at start with
-// `not implemented`; tcp and udp together (the default) serve TCP and warn, as Go does when its
-// HTTP/3 server cannot be configured (`naive http3 disabled: …`).
+// `network` udp is QUIC (HTTP/3), not in this build. As Go built without `with_quic` does (its
+// stub returns `QUIC is not included in this build`): udp alone fails at start (`not implemented`);
+// tcp and udp together (the default) serve TCP and warn `naive http3 disabled: …`.
 package import Adapter
 package import Config
 package import NIOCore
@@ -54,7 +54,7 @@ package final class NaiveInbound: ProxyListenerInbound {
     package func start(_ stage: StartStage) async throws {
         guard stage == .start else { return }
         if servesUDP {
-            let error = AdapterError.notImplemented("naive QUIC (network udp)")
+            let error = AdapterError.notImplemented("naive QUIC (network udp): QUIC is not included in this build")
             guard servesTCP else { throw error }
             logger.warn("naive http3 disabled: \(error)")
         }
