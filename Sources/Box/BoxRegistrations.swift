@@ -7,6 +7,7 @@ import DNS
 import Rules
 import HTTPProxy
 import Mixed
+import Naive
 import SOCKS
 import Shadowsocks
 import SSH
@@ -43,7 +44,7 @@ package struct BoxDNS: Sendable {
 enum BoxRegistrations {
     /// Protocol modules' `register(in:)` calls.
     static let all: [@Sendable (AdapterRegistry) -> Void] = [
-        SOCKSModule.register, HTTPProxyModule.register, MixedModule.register, SSHModule.register, ShadowsocksModule.register, TrojanModule.register, AnyTLSModule.register, VMessModule.register, VLESSModule.register,
+        SOCKSModule.register, HTTPProxyModule.register, MixedModule.register, SSHModule.register, ShadowsocksModule.register, TrojanModule.register, NaiveModule.register, AnyTLSModule.register, VMessModule.register, VLESSModule.register,
         BoxTunPlatform.register,
         BoxRegistrations.registerTransparent,
         ResolvedService.register,

@@ -33,11 +33,14 @@ package final class ProxyListener: Sendable {
     private let logger: ContextLogger
     private let setup: Setup
     private let flowHandler: any FlowHandler
+    /// Whether an accepted connection is logged (`inbound connection from …`); naive logs per request instead.
+    private let logsAccept: Bool
     private let state = Mutex<(server: (any Channel)?, handshaking: [ObjectIdentifier: any Channel], closed: Bool)>((nil, [:], false))
 
     package init(parameters: ListenParameters, group: any EventLoopGroup, logger: ContextLogger,
-                 flowHandler: any FlowHandler, setup: @escaping Setup) {
+                 flowHandler: any FlowHandler, logsAccept: Bool = true, setup: @escaping Setup) {
         self.parameters = parameters
+        self.logsAccept = logsAccept
         self.group = group
         self.logger = logger
         self.flowHandler = flowHandler
@@ -89,7 +92,7 @@ package final class ProxyListener: Sendable {
     private func accept(_ channel: any Channel) throws {
         let flowID = FlowID()
         guard admit(channel) else { return }
-        if let source = channel.remoteAddress.flatMap({ Destination($0) }) {
+        if logsAccept, let source = channel.remoteAddress.flatMap({ Destination($0) }) {
             logger.info("inbound connection from \(source)", flow: flowID)
         }
         try setup(channel, flowID, HandoffFlowHandler(listener: self, next: flowHandler))

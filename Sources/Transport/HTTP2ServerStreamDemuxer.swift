@@ -16,16 +16,59 @@
 // An accepted stream becomes a `V2RayHTTP2Stream` channel that the inbound's setup fills with its
 // protocol handlers; the first stream keeps the connection's flow id, later ones get their own.
 import Config
-import Adapter
-import NIOCore
+package import Adapter
+package import NIOCore
 import NIOHPACK
 import NIOHTTP2
+
+/// A protocol's answer to one HTTP/2 request stream it judges itself (naive's CONNECT): Go's
+/// status and the log reason, or the answer's headers after `:status 200` and the handlers to put
+/// on the stream.
+package enum HTTP2StreamDecision: Sendable {
+    case reject(status: Int, reason: String)
+    case accept(headers: [(String, String)], setup: V2RayTransportServer.StreamSetup)
+}
+
+/// Judges a request stream by its header fields (pseudo-headers included, names lower-case, in
+/// wire order). Runs on the connection's loop.
+package typealias HTTP2StreamGate = @Sendable (_ fields: [(name: String, value: String)]) -> HTTP2StreamDecision
+
+/// An HTTP/2 server whose streams a protocol judges itself (`HTTP2StreamGate`), on a connection
+/// that already spoke the preface's first bytes to nobody: naive over TLS with ALPN h2.
+package enum HTTP2StreamServer {
+    /// Now as an HTTP `Date` value (RFC 9110 §5.6.7), as Go's servers send it.
+    package static func httpDate() -> String { V2RayHTTPServerHandler.httpDate() }
+
+    /// Puts NIOHTTP2 (server, Go's http2.Server settings) and the stream demuxer after `handler`.
+    /// `onReject` logs a rejected stream or a connection error. Call on the channel's loop.
+    package static func install(after handler: any ChannelHandler, on pipeline: ChannelPipeline.SynchronousOperations, flowID: FlowID,
+                                gate: @escaping HTTP2StreamGate, onReject: @escaping @Sendable (String) -> Void) throws {
+        let route = V2RayHTTPRoute(kind: .gate(gate), path: "")
+        try install(after: handler, on: pipeline, route: route, flowID: flowID, onReject: onReject) { _, _ in
+            preconditionFailure("a gated stream is set up by its decision")
+        }
+    }
+
+    static func install(after handler: any ChannelHandler, on pipeline: ChannelPipeline.SynchronousOperations, route: V2RayHTTPRoute,
+                        flowID: FlowID, onReject: @escaping @Sendable (String) -> Void, setup: @escaping V2RayTransportServer.StreamSetup) throws {
+        let connection = NIOHTTP2Handler(mode: .server, initialSettings: [
+            HTTP2Setting(parameter: .maxConcurrentStreams, value: 250),
+            HTTP2Setting(parameter: .initialWindowSize, value: HTTP2ServerStreamDemuxer.window),
+            HTTP2Setting(parameter: .maxHeaderListSize, value: HPACKDecoder.defaultMaxHeaderListSize),
+        ])
+        let demuxer = HTTP2ServerStreamDemuxer(route: route, flowID: flowID, onReject: onReject, setup: setup)
+        try pipeline.addHandler(connection, position: .after(handler))
+        try pipeline.addHandler(demuxer, position: .after(connection))
+    }
+}
 
 /// What a stream's request must look like, and what the answer carries.
 struct V2RayHTTPRoute: Sendable {
     enum Kind: Sendable {
         case grpc
         case http(hosts: [String], method: String?, headers: [(String, String)])
+        /// The protocol judges each request (`HTTP2StreamServer`); never over HTTP/1.1 here.
+        case gate(HTTP2StreamGate)
     }
 
     let kind: Kind
@@ -47,6 +90,8 @@ struct V2RayHTTPRoute: Sendable {
             if !hosts.isEmpty, !hosts.contains(host) { return (400, "bad host: \(host)") }
             if !path.hasPrefix(self.path) { return (404, "bad path: \(path)") }
             if let wanted, method != wanted { return (404, "bad method: \(method)") }
+        case .gate:
+            break
         }
         return nil
     }
@@ -58,6 +103,8 @@ struct V2RayHTTPRoute: Sendable {
             return [("content-type", "application/grpc"), ("te", "trailers")]
         case .http(_, _, let headers):
             return [("cache-control", "no-store")] + headers.map { ($0.0.lowercased(), $0.1) }
+        case .gate:
+            return []
         }
     }
 
@@ -214,24 +261,52 @@ final class HTTP2ServerStreamDemuxer: ChannelInboundHandler, V2RayHTTP2StreamCar
             streams[streamError.streamID]?.peerClosed(error: streamError.baseError)
             return
         }
+        // Go's http2 server keeps a peer's reset or hang-up out of the log (`condlogf` on a closed
+        // connection); a gated server (naive) does the same.
+        if case .gate = route.kind, error is IOError {
+            context.close(promise: nil)
+            return
+        }
         onReject("http2: \(error)")
         context.close(promise: nil)
     }
 
     private func open(_ context: ChannelHandlerContext, streamID: HTTP2StreamID, headers: HTTP2Frame.FramePayload.Headers) {
         let fields = headers.headers
-        if let (status, reason) = route.check(method: fields.first(name: ":method") ?? "", target: fields.first(name: ":path") ?? "",
-                                              host: fields.first(name: ":authority") ?? "",
-                                              contentType: fields.first(name: "content-type") ?? "") {
+        var setup = self.setup
+        var answerHeaders: [(String, String)]
+        let refusal: (status: Int, reason: String)?
+        if case .gate(let gate) = route.kind {
+            switch gate(fields.map { (name: $0.name, value: $0.value) }) {
+            case .reject(let status, let reason):
+                refusal = (status, reason)
+                answerHeaders = []
+            case .accept(let headers, let streamSetup):
+                refusal = nil
+                answerHeaders = headers
+                setup = streamSetup
+            }
+        } else {
+            refusal = route.check(method: fields.first(name: ":method") ?? "", target: fields.first(name: ":path") ?? "",
+                                  host: fields.first(name: ":authority") ?? "", contentType: fields.first(name: "content-type") ?? "")
+            answerHeaders = route.answerHeaders
+        }
+        if let (status, reason) = refusal {
             onReject(reason)
             let answer = HPACKHeaders([(":status", "\(status)"), ("content-length", "0"), ("date", V2RayHTTPServerHandler.httpDate())])
-            context.writeAndFlush(wrapOutboundOut(HTTP2Frame(streamID: streamID, payload: .headers(.init(headers: answer, endStream: true)))), promise: nil)
+            context.write(wrapOutboundOut(HTTP2Frame(streamID: streamID, payload: .headers(.init(headers: answer, endStream: true)))), promise: nil)
+            if case .gate = route.kind, !headers.endStream {
+                // Go's server resets (NO_ERROR) a stream whose handler returned before the client
+                // ended its body (seen from Go's naive inbound; the v2ray transports keep their answer).
+                context.write(wrapOutboundOut(HTTP2Frame(streamID: streamID, payload: .rstStream(.noError))), promise: nil)
+            }
+            context.flush()
             return
         }
         idleTimer?.cancel()
         idleTimer = nil
         lastStreamID = max(lastStreamID, streamID)
-        let answer = HPACKHeaders([(":status", "200")] + route.answerHeaders + [("date", V2RayHTTPServerHandler.httpDate())])
+        let answer = HPACKHeaders([(":status", "200")] + answerHeaders + [("date", V2RayHTTPServerHandler.httpDate())])
         context.write(wrapOutboundOut(HTTP2Frame(streamID: streamID, payload: .headers(.init(headers: answer, endStream: false)))), promise: nil)
         context.flush()
         let framing: HTTP2ClientStreamHandler.Framing = if case .grpc = route.kind { .gun } else { .raw }

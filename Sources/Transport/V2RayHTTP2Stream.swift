@@ -337,7 +337,9 @@ final class V2RayHTTP2Stream: Channel, ChannelCore, @unchecked Sendable {
                 carrier.flush()
                 closeFully(error: nil, reset: nil)
             } else {
-                closeFully(error: nil, reset: finished ? nil : .cancel)
+                // An answer already ended with END_STREAM while the client still sends: Go's server
+                // resets with NO_ERROR (RFC 9113 §8.1); an unfinished answer is cancelled.
+                closeFully(error: nil, reset: finished ? nil : outputEnded ? .noError : .cancel)
             }
             promise?.succeed(())
         }

@@ -74,15 +74,8 @@ final class V2RayHTTPServerHandler: ChannelInboundHandler, RemovableChannelHandl
 
     private func switchToHTTP2(_ context: ChannelHandlerContext) {
         let sync = context.pipeline.syncOperations
-        let connection = NIOHTTP2Handler(mode: .server, initialSettings: [
-            HTTP2Setting(parameter: .maxConcurrentStreams, value: 250),
-            HTTP2Setting(parameter: .initialWindowSize, value: HTTP2ServerStreamDemuxer.window),
-            HTTP2Setting(parameter: .maxHeaderListSize, value: HPACKDecoder.defaultMaxHeaderListSize),
-        ])
-        let demuxer = HTTP2ServerStreamDemuxer(route: route, flowID: flowID, onReject: onReject, setup: setup)
         do {
-            try sync.addHandler(connection, position: .after(self))
-            try sync.addHandler(demuxer, position: .after(connection))
+            try HTTP2StreamServer.install(after: self, on: sync, route: route, flowID: flowID, onReject: onReject, setup: setup)
         } catch {
             reject(context, status: 0, "http2: \(error)")
             return
