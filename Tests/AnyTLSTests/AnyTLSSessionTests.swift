@@ -6,6 +6,7 @@ import AnyTLS
 import NIOCore
 import NIOEmbedded
 import Testing
+import TestSupport
 
 private let quiet = ContextLogger(core: .disabled, name: "")
 
@@ -192,7 +193,7 @@ private func outbound(_ channel: EmbeddedChannel) throws -> [ByteBuffer] {
 
     /// Random bytes and random frames after settings never trap a server session.
     @Test func garbageNeverTraps() throws {
-        var generator = SeededGenerator(state: 42)
+        var generator = SeededGenerator(seed: 42)
         for round in 0..<300 {
             let channel = EmbeddedChannel()
             let session = AnyTLSSession(role: .server(.default, onStream: { stream in stream.activate() }),
@@ -354,7 +355,7 @@ private final class NoFlows: FlowHandler, @unchecked Sendable {
 
     /// Random first deliveries never trap and never reach the router.
     @Test func randomFirstBytes() throws {
-        var generator = SeededGenerator(state: 9)
+        var generator = SeededGenerator(seed: 9)
         for _ in 0..<200 {
             let (channel, flows) = try connection()
             let bytes = (0..<Int.random(in: 1...200, using: &generator)).map { _ in UInt8.random(in: 0...255, using: &generator) }

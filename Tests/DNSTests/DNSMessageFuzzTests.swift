@@ -3,6 +3,7 @@
 // re-parses to itself; nothing may trap.
 import Foundation
 import Testing
+import TestSupport
 import Adapter
 @testable import DNS
 #if canImport(Glibc)
@@ -15,18 +16,8 @@ func environment(_ name: String) -> String? {
     return String(validatingCString: value)
 }
 
-/// SplitMix64: a small seeded generator so every failure is reproducible from its seed.
-struct SeededGenerator: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9e37_79b9_7f4a_7c15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xbf58_476d_1ce4_e5b9
-        z = (z ^ (z >> 27)) &* 0x94d0_49bb_1331_11eb
-        return z ^ (z >> 31)
-    }
-}
+/// SplitMix64 (TestSupport), seeded so random tests reproduce.
+typealias SeededGenerator = SplitMix
 
 func fuzzSeeds() throws -> [[UInt8]] {
     var response = DNSMessage(id: 9, isResponse: true, recursionDesired: true, recursionAvailable: true,

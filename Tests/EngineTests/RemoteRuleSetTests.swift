@@ -88,8 +88,12 @@ final class RuleSetHTTPServer: @unchecked Sendable {
     }
 
     func waitReady() async throws {
-        let ready = await waitUntil(.seconds(10)) { FileManager.default.fileExists(atPath: self.root + "/port") }
-        guard ready, let text = try? String(contentsOfFile: root + "/port", encoding: .utf8), let port = Int(text) else {
+        // The port file may exist before its digits are in it: wait until it reads as a number.
+        let path = root + "/port"
+        let ready = await waitUntil(.seconds(20)) {
+            (try? String(contentsOfFile: path, encoding: .utf8)).flatMap { Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) } != nil
+        }
+        guard ready, let text = try? String(contentsOfFile: path, encoding: .utf8), let port = Int(text.trimmingCharacters(in: .whitespacesAndNewlines)) else {
             throw DownloadError("python http server did not start")
         }
         self.port = port
@@ -198,19 +202,19 @@ func remoteConfig(url: String, format: String, detour: String = "A", interval: S
         #expect(first.first?.inm == nil)
 
         // The next fetch carries the ETag and gets 304: rules unchanged.
-        #expect(await waitUntil(.seconds(8)) { server.requests().count >= 2 })
+        #expect(await waitUntil(.seconds(20)) { server.requests().count >= 2 })
         #expect(server.requests()[1].inm?.hasPrefix("\"") == true)
         #expect(await routedOutbound(box, "www.example.com") == "A")
 
         // A changed file is picked up by a later tick, for new flows.
         try server.put("geo.srs", try await compileWithGo(otherSet, in: dir))
-        #expect(await waitUntil(.seconds(8)) { await routedOutbound(box, "other.org") == "A" })
+        #expect(await waitUntil(.seconds(20)) { await routedOutbound(box, "other.org") == "A" })
         #expect(await routedOutbound(box, "www.example.com") == "B")
 
         // Garbage is refused (logged); the set in force stays.
         let before = server.requests().count
         try server.put("geo.srs", Array("this is not a rule-set".utf8))
-        #expect(await waitUntil(.seconds(8)) { server.requests().count >= before + 2 })
+        #expect(await waitUntil(.seconds(20)) { server.requests().count >= before + 2 })
         #expect(await routedOutbound(box, "other.org") == "A")
         await box.close()
 

@@ -5,18 +5,10 @@ import NIOCore
 import NIOEmbedded
 import SOCKS
 import Testing
+import TestSupport
 
-/// A seeded generator (SplitMix64) so a failure reproduces.
-private struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
+/// SplitMix64 (TestSupport), seeded so random tests reproduce.
+private typealias SplitMix64 = SplitMix
 
 private func mixedChannel(_ flows: RecordingFlowHandler) throws -> EmbeddedChannel {
     let socks = SOCKSInboundContext(tag: "in", type: "mixed", users: SOCKSUsers([(username: "u", password: "p")]),
@@ -32,7 +24,7 @@ private func mixedChannel(_ flows: RecordingFlowHandler) throws -> EmbeddedChann
 @Suite struct RobustnessTests {
     /// Valid requests cut into random pieces give the same flow as when sent whole.
     @Test(arguments: 0..<20) func randomSplitsGiveTheSameFlow(seed: UInt64) throws {
-        var random = SplitMix64(state: seed)
+        var random = SplitMix64(seed: seed)
         let requests: [([UInt8], Destination)] = [
             ([0x05, 0x02, 0x00, 0x02, 0x01, 0x01, 0x75, 0x01, 0x70, 0x05, 0x01, 0x00, 0x03, 0x07] + Array("a.local".utf8) + [0x00, 0x50],
              Destination(domain: "a.local", port: 80)),
@@ -64,7 +56,7 @@ private func mixedChannel(_ flows: RecordingFlowHandler) throws -> EmbeddedChann
     /// Random bytes in random pieces: the handler answers, closes or waits; it never traps and
     /// never hands the router a flow without valid credentials.
     @Test(arguments: 0..<40) func garbageNeverTrapsOrPassesAuth(seed: UInt64) throws {
-        var random = SplitMix64(state: seed &+ 1000)
+        var random = SplitMix64(seed: seed &+ 1000)
         let flows = RecordingFlowHandler()
         let channel = try mixedChannel(flows)
         var prefix: [UInt8] = []

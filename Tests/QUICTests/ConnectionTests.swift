@@ -4,6 +4,7 @@ import NIOCore
 import NetstackWire
 @testable import QUIC
 import Testing
+import TestSupport
 
 @Suite struct QUICConnectionTests {
     @Test func handshakeCompletesBothWays() throws {

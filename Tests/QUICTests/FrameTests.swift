@@ -3,6 +3,7 @@
 import NIOCore
 @testable import QUIC
 import Testing
+import TestSupport
 
 func buffer(_ bytes: [UInt8]) -> ByteBuffer { ByteBuffer(bytes: bytes) }
 
@@ -109,15 +110,5 @@ func rejectsTruncatedFrame(frame: QUICFrame) {
     }
 }
 
-/// SplitMix64, so random tests reproduce.
-struct TestRandom: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9e37_79b9_7f4a_7c15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xbf58_476d_1ce4_e5b9
-        z = (z ^ (z >> 27)) &* 0x94d0_49bb_1331_11eb
-        return z ^ (z >> 31)
-    }
-}
+/// SplitMix64 (TestSupport), seeded so random tests reproduce.
+typealias TestRandom = SplitMix

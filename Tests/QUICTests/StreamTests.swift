@@ -5,6 +5,7 @@ import NIOCore
 import NetstackWire
 @testable import QUIC
 import Testing
+import TestSupport
 
 /// Deterministic payload bytes for stream `index`.
 func payload(_ index: Int, count: Int) -> [UInt8] {

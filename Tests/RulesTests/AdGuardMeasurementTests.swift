@@ -5,6 +5,7 @@ import Config
 import Foundation
 import Rules
 import Testing
+import TestSupport
 
 @Suite struct AdGuardMeasurementTests {
     static var enabled: Bool { ProcessInfo.processInfo.environment["ADGUARD_BENCH"] == "1" }

@@ -8,6 +8,7 @@ import NIOCore
 import Router
 import Rules
 import Testing
+import TestSupport
 
 /// A realistic filter (a few hundred lines) and the names to ask about it, seeded.
 struct AdGuardCorpus {

@@ -4,6 +4,7 @@ import Config
 import Foundation
 import Rules
 import Testing
+import TestSupport
 
 @Suite struct BinaryRuleSetFuzzTests {
     /// A valid file of every item kind, made by our writer (the interop tests pin it to Go's).

@@ -5,6 +5,7 @@ import Config
 import Foundation
 import Rules
 import Testing
+import TestSupport
 
 /// The generated rule-set and its queries (seeded, so every run asks the same questions).
 struct GeneratedRuleSet {

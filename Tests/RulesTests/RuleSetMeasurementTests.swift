@@ -5,6 +5,7 @@ import Config
 import Foundation
 import Rules
 import Testing
+import TestSupport
 
 @Suite struct RuleSetMeasurementTests {
     static var enabled: Bool { ProcessInfo.processInfo.environment["RULES_BENCH"] == "1" }

@@ -8,6 +8,7 @@ import Foundation
 import NIOCore
 import NIOEmbedded
 import Testing
+import TestSupport
 @testable import Transport
 
 @Suite struct SIP003ArgumentsTests {
@@ -266,21 +267,12 @@ func connected(_ handler: some ChannelHandler) throws -> EmbeddedChannel {
 
 /// Random server bytes never trap a decoder: each chunk is data or a clean error and close.
 @Suite struct SIP003DecoderGarbageTests {
-    /// SplitMix64: a seeded generator so a failure reproduces.
-    struct SeededGenerator: RandomNumberGenerator {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-    }
+    /// SplitMix64 (TestSupport), seeded so random tests reproduce.
+    typealias SeededGenerator = SplitMix
 
     @Test(arguments: ["http", "tls", "mux.cool"])
     func randomRepliesNeverTrap(decoder: String) throws {
-        var generator = SeededGenerator(state: 12_345)
+        var generator = SeededGenerator(seed: 12_345)
         for round in 0..<300 {
             let handler: any ChannelHandler = switch decoder {
             case "http": SimpleObfsHTTPClientHandler(host: "a.io", port: 80)
