@@ -76,6 +76,22 @@ func feed(_ channel: EmbeddedChannel, _ reads: [ArraySlice<UInt8>], errors: inou
     }
 }
 
+/// Runs `handlers` with a recorder behind them on `channel` (a fresh EmbeddedChannel by default),
+/// after `prepare` (a connect, a first write), feeds `reads`, finishes the channel and returns what
+/// the recorder saw with the feed's errors appended.
+func transcript(of handlers: [any ChannelHandler], reads: [ArraySlice<UInt8>], on channel: EmbeddedChannel = EmbeddedChannel(),
+                prepare: (EmbeddedChannel) throws -> Void = { _ in }) throws -> Transcript {
+    let recorder = TranscriptRecorder()
+    try channel.pipeline.syncOperations.addHandlers(handlers + [recorder])
+    try prepare(channel)
+    var errors: [String] = []
+    feed(channel, reads, errors: &errors)
+    _ = try? channel.finish()
+    var transcript = recorder.transcript
+    transcript.errors += errors
+    return transcript
+}
+
 @Suite struct TransportReadSplitTests {
     // MARK: sing-mux
 
@@ -174,15 +190,7 @@ func feed(_ channel: EmbeddedChannel, _ reads: [ArraySlice<UInt8>], errors: inou
         _ = try writer.finish()
         let failures = ReadSplits.mismatches(stream.bytes, schedules: stream.schedules(radius: 4, pairRegion: 0..<12),
                                              expected: Transcript(bytes: sent)) { reads in
-            let reader = EmbeddedChannel(handler: MuxPaddingHandler())
-            let recorder = TranscriptRecorder()
-            try reader.pipeline.syncOperations.addHandler(recorder)
-            var errors: [String] = []
-            feed(reader, reads, errors: &errors)
-            _ = try? reader.finish()
-            var transcript = recorder.transcript
-            transcript.errors += errors
-            return transcript
+            try transcript(of: [MuxPaddingHandler()], reads: reads)
         }
         #expect(failures.isEmpty, "\(failures)")
     }
@@ -205,14 +213,9 @@ func feed(_ channel: EmbeddedChannel, _ reads: [ArraySlice<UInt8>], errors: inou
             }
             context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
         }
-        let recorder = TranscriptRecorder()
-        let channel = EmbeddedChannel()
-        try channel.pipeline.syncOperations.addHandlers([decoder, recorder])
-        feed(channel, reads, errors: &errors)
-        _ = try? channel.finish()
-        var transcript = recorder.transcript
-        transcript.errors += errors
-        return HeaderOutput(header: header, transcript: transcript)
+        var output = try transcript(of: [decoder], reads: reads)
+        output.errors += errors
+        return HeaderOutput(header: header, transcript: output)
     }
 
     /// Session request version 1 with padding (Go's `EncodeRequest`), then smux bytes.
@@ -264,15 +267,7 @@ func feed(_ channel: EmbeddedChannel, _ reads: [ArraySlice<UInt8>], errors: inou
         for (stream, expected) in [(success, Transcript(bytes: payload(2000, salt: 4))),
                                    (failure, Transcript(errors: ["remote error: " + String(repeating: "dial tcp: refused ", count: 10)]))] {
             let failures = ReadSplits.mismatches(stream.bytes, schedules: stream.schedules(), expected: expected) { reads in
-                let recorder = TranscriptRecorder()
-                let channel = EmbeddedChannel()
-                try channel.pipeline.syncOperations.addHandlers([MuxStreamResponseDecoder(), recorder])
-                var errors: [String] = []
-                feed(channel, reads, errors: &errors)
-                _ = try? channel.finish()
-                var transcript = recorder.transcript
-                transcript.errors += errors
-                return transcript
+                try transcript(of: [MuxStreamResponseDecoder()], reads: reads)
             }
             #expect(failures.isEmpty, "\(failures)")
         }
@@ -298,15 +293,7 @@ func feed(_ channel: EmbeddedChannel, _ reads: [ArraySlice<UInt8>], errors: inou
         stream.append([0, 4, 0, 0, 3, 0])  // End
         let failures = ReadSplits.mismatches(stream.bytes, schedules: stream.schedules(pairRegion: 0..<16),
                                              expected: Transcript(bytes: expected, inputClosed: true)) { reads in
-            let recorder = TranscriptRecorder()
-            let channel = EmbeddedChannel()
-            try channel.pipeline.syncOperations.addHandlers([MuxCoolClientHandler(), recorder])
-            var errors: [String] = []
-            feed(channel, reads, errors: &errors)
-            _ = try? channel.finish()
-            var transcript = recorder.transcript
-            transcript.errors += errors
-            return transcript
+            try transcript(of: [MuxCoolClientHandler()], reads: reads)
         }
         #expect(failures.isEmpty, "\(failures)")
     }
@@ -318,16 +305,7 @@ func feed(_ channel: EmbeddedChannel, _ reads: [ArraySlice<UInt8>], errors: inou
         stream.append(payload(5000, salt: 1))
         let failures = ReadSplits.mismatches(stream.bytes, schedules: stream.schedules(pairRegion: 0..<12),
                                              expected: Transcript(bytes: payload(5000, salt: 1))) { reads in
-            let recorder = TranscriptRecorder()
-            let channel = EmbeddedChannel()
-            try channel.pipeline.syncOperations.addHandlers([SimpleObfsHTTPClientHandler(host: "a.io", port: 80), recorder])
-            try channel.writeOutbound(ByteBuffer(bytes: [1, 2, 3]))
-            var errors: [String] = []
-            feed(channel, reads, errors: &errors)
-            _ = try? channel.finish()
-            var transcript = recorder.transcript
-            transcript.errors += errors
-            return transcript
+            try transcript(of: [SimpleObfsHTTPClientHandler(host: "a.io", port: 80)], reads: reads) { try $0.writeOutbound(ByteBuffer(bytes: [1, 2, 3])) }
         }
         #expect(failures.isEmpty, "\(failures)")
     }
@@ -346,16 +324,7 @@ func feed(_ channel: EmbeddedChannel, _ reads: [ArraySlice<UInt8>], errors: inou
         }
         let failures = ReadSplits.mismatches(stream.bytes, schedules: stream.schedules(pairRegion: 96..<110),
                                              expected: Transcript(bytes: expected)) { reads in
-            let recorder = TranscriptRecorder()
-            let channel = EmbeddedChannel()
-            try channel.pipeline.syncOperations.addHandlers([SimpleObfsTLSClientHandler(host: "a.io"), recorder])
-            try channel.writeOutbound(ByteBuffer(bytes: [1, 2, 3]))
-            var errors: [String] = []
-            feed(channel, reads, errors: &errors)
-            _ = try? channel.finish()
-            var transcript = recorder.transcript
-            transcript.errors += errors
-            return transcript
+            try transcript(of: [SimpleObfsTLSClientHandler(host: "a.io")], reads: reads) { try $0.writeOutbound(ByteBuffer(bytes: [1, 2, 3])) }
         }
         #expect(failures.isEmpty, "\(failures)")
     }
@@ -443,8 +412,6 @@ func feed(_ channel: EmbeddedChannel, _ reads: [ArraySlice<UInt8>], errors: inou
         let failures = ReadSplits.mismatches(stream.bytes, schedules: stream.schedules(pairRegion: 0..<12),
                                              expected: Transcript(bytes: payload(3000, salt: 5))) { reads in
             let loop = EmbeddedEventLoop()
-            let channel = EmbeddedChannel(loop: loop)
-            let recorder = TranscriptRecorder()
             let handler: any ChannelHandler
             if upgrade {
                 let ready = loop.makePromise(of: Void.self)
@@ -453,15 +420,10 @@ func feed(_ channel: EmbeddedChannel, _ reads: [ArraySlice<UInt8>], errors: inou
             } else {
                 handler = HTTP1ClientStreamHandler(requestHead: "PUT / HTTP/1.1\r\n\r\n")
             }
-            try channel.pipeline.syncOperations.addHandlers([handler, recorder])
-            try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 80)).wait()
-            if !upgrade { try channel.writeOutbound(ByteBuffer(bytes: [1])) }
-            var errors: [String] = []
-            feed(channel, reads, errors: &errors)
-            _ = try? channel.finish()
-            var transcript = recorder.transcript
-            transcript.errors += errors
-            return transcript
+            return try transcript(of: [handler], reads: reads, on: EmbeddedChannel(loop: loop)) { channel in
+                try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 80)).wait()
+                if !upgrade { try channel.writeOutbound(ByteBuffer(bytes: [1])) }
+            }
         }
         #expect(failures.isEmpty, "\(failures)")
     }
@@ -494,16 +456,7 @@ func feed(_ channel: EmbeddedChannel, _ reads: [ArraySlice<UInt8>], errors: inou
         let server = try V2RayTransportServer(options: options)
         let failures = ReadSplits.mismatches(stream.bytes, schedules: stream.schedules(pairRegion: head.utf8.count - 4..<head.utf8.count + 8),
                                              expected: Transcript(bytes: expected)) { reads in
-            let recorder = TranscriptRecorder()
-            let channel = EmbeddedChannel()
-            try channel.pipeline.syncOperations.addHandlers([server.makeHandler(onReject: { _ in }), recorder])
-            try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 80)).wait()
-            var errors: [String] = []
-            feed(channel, reads, errors: &errors)
-            _ = try? channel.finish()
-            var transcript = recorder.transcript
-            transcript.errors += errors
-            return transcript
+            try transcript(of: [server.makeHandler(onReject: { _ in })], reads: reads) { try $0.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 80)).wait() }
         }
         #expect(failures.isEmpty, "\(failures)")
     }
