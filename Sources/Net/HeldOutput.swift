@@ -48,6 +48,40 @@ package final class HeldOutput {
         releaseClose(context: context)
     }
 
+    /// A handler's outbound `write`: held while `holding` (the router is dialing), else passed on.
+    package func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?, holding: Bool) {
+        if holding {
+            hold(data, promise: promise)
+        } else {
+            context.write(data, promise: promise)
+        }
+    }
+
+    /// A handler's outbound `flush`: swallowed while `holding` (`release` flushes), else passed on.
+    package func flush(context: ChannelHandlerContext, holding: Bool) {
+        if !holding { context.flush() }
+    }
+
+    /// A handler's outbound `close`: while `holding`, the first close is held. The router answers in
+    /// the turn it installs the relay; if nobody has answered by the next turn, the close is honoured
+    /// anyway rather than leak the connection: `abandon` (run then) returns whether the handler was
+    /// still waiting and, if so, marks it done; the held writes are then failed and the close made.
+    package func close(context: ChannelHandlerContext, mode: CloseMode, promise: EventLoopPromise<Void>?, holding: Bool,
+                       abandon: @escaping () -> Bool) {
+        guard holding, !holdsClose else {
+            context.close(mode: mode, promise: promise)
+            return
+        }
+        holdClose(mode: mode, promise: promise)
+        let bound = NIOLoopBound((self, context, abandon), eventLoop: context.eventLoop)
+        context.eventLoop.execute {
+            let (held, context, abandon) = bound.value
+            guard abandon() else { return }
+            held.dropWrites()
+            held.releaseClose(context: context)
+        }
+    }
+
     /// Fails the held writes: the flow ended before it began.
     package func dropWrites() {
         let taken = writes

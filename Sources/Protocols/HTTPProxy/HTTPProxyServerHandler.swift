@@ -101,34 +101,24 @@ package final class HTTPProxyServerHandler: ChannelDuplexHandler, RemovableChann
     }
 
     package func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
-        if case .waitingForOutbound = state {
-            held.hold(data, promise: promise)
-            return
-        }
-        context.write(data, promise: promise)
+        held.write(context: context, data: data, promise: promise, holding: waitingForOutbound)
     }
 
     package func flush(context: ChannelHandlerContext) {
-        if case .waitingForOutbound = state { return }
-        context.flush()
+        held.flush(context: context, holding: waitingForOutbound)
     }
 
     package func close(context: ChannelHandlerContext, mode: CloseMode, promise: EventLoopPromise<Void>?) {
-        guard case .waitingForOutbound = state, !held.holdsClose else {
-            context.close(mode: mode, promise: promise)
-            return
+        held.close(context: context, mode: mode, promise: promise, holding: waitingForOutbound) { [self] in
+            guard waitingForOutbound else { return false }
+            state = .done
+            return true
         }
-        held.holdClose(mode: mode, promise: promise)
-        // The router answers in the turn it installs the relay; if nobody answers by the next
-        // turn, honour the close anyway rather than leak the connection.
-        let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-        context.eventLoop.execute {
-            let (handler, context) = bound.value
-            guard case .waitingForOutbound = handler.state else { return }
-            handler.state = .done
-            handler.held.dropWrites()
-            handler.held.releaseClose(context: context)
-        }
+    }
+
+    private var waitingForOutbound: Bool {
+        if case .waitingForOutbound = state { return true }
+        return false
     }
 
     package func channelInactive(context: ChannelHandlerContext) {
