@@ -6,8 +6,8 @@ import Glibc
 import ParserFuzzing
 
 /// Runs `count` inputs; returns the exit status (1 if a check failed).
-func runParserFuzz(count: Int, seed: UInt64) -> Int32 {
-    var fuzzer = ParserFuzzer(seed: seed)
+func runParserFuzz(count: Int, seed: UInt64, only: ParserFuzzer.Target? = nil) -> Int32 {
+    var fuzzer = ParserFuzzer(seed: seed, only: only)
     var failures = 0, slowest = 0.0
     var slowestTarget = ""
     var baselineRSS = 0, peakRSS = 0
@@ -18,7 +18,7 @@ func runParserFuzz(count: Int, seed: UInt64) -> Int32 {
         let took = monotonicSeconds() - before
         if took > slowest {
             slowest = took
-            slowestTarget = "\(ParserFuzzer.Target(rawValue: iteration % ParserFuzzer.Target.allCases.count)!)"
+            slowestTarget = "\(only ?? ParserFuzzer.Target(rawValue: iteration % ParserFuzzer.Target.allCases.count)!)"
         }
         if iteration % 10_000 == 9_999 {
             let rss = residentBytes()

@@ -8,13 +8,15 @@
 //   netstack-bench fuzz [COUNT] [SEED]
 //       COUNT (default 10,000,000) random and mutated packets through the wire parsers and a
 //       transparent Stack's input path; exits 1 if a bound is broken (a trap is a crash).
-//   netstack-bench fuzz-parsers [COUNT] [SEED]
+//   netstack-bench fuzz-parsers [COUNT] [SEED] [TARGET]
 //       COUNT (default 2,000,000) random, mutated and valid streams in random reads through the
-//       stream parsers (mux, anytls, gun, simple-obfs, mux.cool, websocket); exits 1 on a split
-//       mismatch, a slow input or memory growth.
+//       stream parsers (mux, anytls, gun, simple-obfs, mux.cool, websocket; TARGET: only the one
+//       named as in the summary, e.g. smux or "simple-obfs tls"); exits 1 on a split mismatch, a
+//       slow input or memory growth.
 import Glibc
 
 import CLinux
+import ParserFuzzing
 
 // As sing-box's main (Sources/CLI/main.swift): freed 128 KiB packet buffers stay in the heap.
 clinux_keep_packet_buffers()
@@ -30,8 +32,16 @@ case "fuzz":
 case "fuzz-parsers":
     let count = arguments.count > 1 ? Int(arguments[1]) ?? 2_000_000 : 2_000_000
     let seed = arguments.count > 2 ? UInt64(arguments[2]) ?? 1 : 1
-    exit(runParserFuzz(count: count, seed: seed))
+    var only: ParserFuzzer.Target?
+    if arguments.count > 3 {
+        guard let target = ParserFuzzer.Target.allCases.first(where: { "\($0)" == arguments[3] }) else {
+            print("netstack-bench fuzz-parsers: unknown target \(arguments[3]) (one of: \(ParserFuzzer.Target.allCases.map { "\($0)" }.joined(separator: ", ")))")
+            exit(2)
+        }
+        only = target
+    }
+    exit(runParserFuzz(count: count, seed: seed, only: only))
 default:
-    print("usage: netstack-bench tun NAME [--relay ADDR] [--mtu N] [--no-tso] [--nio-read] | netstack-bench fuzz [COUNT] [SEED] | netstack-bench fuzz-parsers [COUNT] [SEED]")
+    print("usage: netstack-bench tun NAME [--relay ADDR] [--mtu N] [--no-tso] [--nio-read] | netstack-bench fuzz [COUNT] [SEED] | netstack-bench fuzz-parsers [COUNT] [SEED] [TARGET]")
     exit(2)
 }
