@@ -96,6 +96,8 @@ let package = Package(
         swiftTarget("Naive", path: "Sources/Protocols/Naive", ["HTTPProxy", "TLS", "Transport", "Adapter", "Net", "Config", nioCore]),
         swiftTarget("AnyTLS", path: "Sources/Protocols/AnyTLS", ["TLS", "Transport", "Adapter", "Net", "Config", "COpenSSL", nioCore,
                                                                  .product(name: "NIOConcurrencyHelpers", package: "swift-nio")]),
+        swiftTarget("TUIC", path: "Sources/Protocols/TUIC", ["QUIC", "QUICNIO", "NetstackWire", "Transport", "Adapter", "Net", "Config", nioCore,
+                                                             .product(name: "NIOConcurrencyHelpers", package: "swift-nio")]),
         swiftTarget("VMess", path: "Sources/Protocols/VMess", ["TLS", "Adapter", "Net", "Transport", "Config", "COpenSSL", "CZlib", nioCore]),
         swiftTarget("VLESS", path: "Sources/Protocols/VLESS", ["VMess", "TLS", "Transport", "Adapter", "Net", "Config", nioCore]),
         swiftTarget("Direct", path: "Sources/Protocols/Direct", ["Adapter", "Net", "Config", nioCore]),
@@ -117,7 +119,7 @@ let package = Package(
         // Floor 9–10: the box and the executable.
         swiftTarget("Box", path: "Sources/Box", [
             "Config", "Adapter", "Net", "Rules", "Router", "DNS",
-            "SOCKS", "HTTPProxy", "Mixed", "Direct", "Block", "Group", "WireGuard", "SSH", "Shadowsocks", "Trojan", "Naive", "AnyTLS", "VMess", "VLESS",
+            "SOCKS", "HTTPProxy", "Mixed", "Direct", "Block", "Group", "WireGuard", "SSH", "Shadowsocks", "Trojan", "Naive", "AnyTLS", "TUIC", "VMess", "VLESS",
             "TunDevice", "Netlink", "Nftables", "Systemd", "LinuxSockets", nioCore, nioPosix,
             "Tun", "Redirect", "TProxy", "Resolve1",
             "COpenSSL",  // remote rule-set downloads over https
@@ -158,6 +160,7 @@ let package = Package(
         testTarget("NaiveTests", ["Naive", "Adapter", nioCore, .product(name: "NIOEmbedded", package: "swift-nio")]),
         testTarget("AnyTLSTests", ["AnyTLS", "Adapter", "Config", "Net", "TLS", "TestSupport", nioCore, nioPosix,
                                    .product(name: "NIOEmbedded", package: "swift-nio")]),
+        testTarget("TUICTests", ["TUIC", "QUIC", "QUICNIO", "TestSupport", "Adapter", "Config", "Net", nioCore, nioPosix]),
         testTarget("VMessTests", ["VMess", "TestSupport", "Adapter", "Config", "COpenSSL", "Net", nioCore, .product(name: "NIOEmbedded", package: "swift-nio")]),
         testTarget("VLESSTests", ["VLESS", "VMess", "TestSupport", "Adapter", "Config", "Net", nioCore, .product(name: "NIOEmbedded", package: "swift-nio")]),
         testTarget("ProxyTests", ["SOCKS", "HTTPProxy", "Mixed", "TestSupport", "Adapter", "Net", nioCore, nioPosix,
