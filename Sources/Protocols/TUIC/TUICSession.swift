@@ -206,8 +206,8 @@ final class TUICSession: @unchecked Sendable {
         case .streamReset(let id, let code):
             uniStreams[id] = nil
             streams[id]?.terminate(TUICSessionError("stream reset by peer: error code \(code)"))
-        case .streamStopSending(let id, let code):
-            streams[id]?.terminate(TUICSessionError("stream canceled by peer: error code \(code)"))
+        case .streamStopSending(let id, _):
+            streams[id]?.peerStoppedReading()
         case .closed(let reason):
             finish(reason.description)
         }

@@ -11,7 +11,8 @@
 // - Half-close: `close(mode: .output)` is FIN after the data; the peer's FIN is
 //   `ChannelEvent.inputClosed` with `allowRemoteHalfClosure`, else the channel closes once read.
 //   `close()` is Go's `Close`: FIN (buffered data still goes out) and STOP_SENDING(0) when input
-//   is still open. A peer's RESET_STREAM or STOP_SENDING, or the connection ending, closes it.
+//   is still open. A peer's STOP_SENDING ends output only (Go sends it with its FIN on `Close`);
+//   a RESET_STREAM or the connection ending closes the channel.
 package import NIOCore
 @_implementationOnly import QUIC
 
@@ -199,7 +200,15 @@ package final class TUICStreamChannel: Channel, ChannelCore, @unchecked Sendable
     /// Acknowledgements may have drained the send buffer.
     func checkWritability() { updateWritability() }
 
-    /// The peer reset the stream, asked us to stop, or the connection ended.
+    /// The peer sent STOP_SENDING (Go's `Close` does, with its FIN): nothing more goes out, but
+    /// what it sent before its FIN is still read; the channel closes once input ended too.
+    func peerStoppedReading() {
+        guard isOpen else { return }
+        outputClosed = true
+        if inputClosed { finishClose(error: ChannelError.eof, promise: nil) }
+    }
+
+    /// The peer reset the stream, or the connection ended.
     func terminate(_ error: any Error) {
         guard isOpen else { return }
         if registered { pipeline.syncOperations.fireErrorCaught(error) }
@@ -246,7 +255,7 @@ package final class TUICStreamChannel: Channel, ChannelCore, @unchecked Sendable
         }
         if session.connection.isStreamFinished(streamID) {
             inputClosed = true
-            if allowRemoteHalfClosure {
+            if allowRemoteHalfClosure && !outputClosed {
                 pipeline.syncOperations.fireUserInboundEventTriggered(ChannelEvent.inputClosed)
             } else {
                 finishOutput()
