@@ -109,7 +109,7 @@ package final class TUICInbound: Inbound, @unchecked Sendable {
         }.get()
         self.socket = socket
         self.driver = driver
-        logger.info("udp server started at \(socket.localAddress.map { "\($0)" } ?? "")")
+        logger.info("udp server started at \(socket.localAddress.flatMap { Destination($0) }.map { "\($0)" } ?? "")")
     }
 
     package func close() async throws {

@@ -149,7 +149,7 @@ package final class TUICOutbound: Outbound, @unchecked Sendable {
         }
         do {
             let session = try await future.get()
-            let alive = try await loop.submit { !session.isClosed }.get()
+            let alive = try await loop.submit { session.isUsable }.get()
             if alive { return session }
         } catch {
             forget(future, key: key)

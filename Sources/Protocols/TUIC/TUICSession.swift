@@ -92,6 +92,11 @@ final class TUICSession: @unchecked Sendable {
 
     var isServer: Bool { if case .server = role { true } else { false } }
 
+    /// Whether new flows may start here: not ended, and the connection neither closing nor
+    /// draining (a peer's CONNECTION_CLOSE ends it for new streams at once; `.closed` comes
+    /// only after the draining period).
+    var isUsable: Bool { !isClosed && connection?.isEstablished == true }
+
     init(role: Role, driver: QUICDriver, socket: any Channel, remoteAddress: SocketAddress?, logger: ContextLogger) {
         self.role = role
         self.driver = driver
