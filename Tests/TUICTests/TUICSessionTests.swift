@@ -62,6 +62,27 @@ private final class Collect: ChannelInboundHandler, @unchecked Sendable {
     }
 }
 
+/// The inbound's router for the back-pressure test: keeps each flow without reading it until told.
+private final class HoldFlowHandler: FlowHandler, @unchecked Sendable {
+    private let held = NIOLockedValueBox<[any Channel]>([])
+    func handleTCP(_ channel: any Channel, metadata: FlowMetadata, responder: (any HandshakeResponder)?) {
+        held.withLockedValue { $0.append(channel) }
+    }
+    func handleUDP(_ connection: any PacketConnection, metadata: FlowMetadata) { connection.close() }
+    var count: Int { held.withLockedValue { $0.count } }
+    /// Starts reading every held flow (and throws the bytes away).
+    func drain() {
+        for channel in held.withLockedValue({ $0 }) {
+            channel.eventLoop.execute {
+                let sync = channel.pipeline.syncOperations
+                if let holder = try? sync.handler(type: FlowBufferHandler.self) { sync.removeHandler(holder, promise: nil) }
+                _ = try? channel.syncOptions?.setOption(ChannelOptions.autoRead, value: true)
+                channel.read()
+            }
+        }
+    }
+}
+
 private let uuidText = "059032a9-7d40-4a96-9bb1-36823d848068"
 
 /// A self-signed certificate for 127.0.0.1 in a temporary directory (removed by `remove`).
@@ -79,7 +100,7 @@ private struct Certificate {
 }
 
 private func inbound(port: UInt16, certificate: Certificate, logs: LogLines, group: any EventLoopGroup,
-                     authTimeout: Int64 = 3) throws -> TUICInbound {
+                     authTimeout: Int64 = 3, flows: any FlowHandler = EchoFlowHandler()) throws -> TUICInbound {
     var options = TUICInboundOptions()
     options.listen.listen = IPAddressOption("127.0.0.1")
     options.listen.listenPort = port
@@ -95,8 +116,25 @@ private func inbound(port: UInt16, certificate: Certificate, logs: LogLines, gro
     tls.certificatePath = certificate.certificatePath
     tls.keyPath = certificate.keyPath
     options.tls = tls
-    return try TUICInbound(tag: "tuic-in", options: options, flowHandler: EchoFlowHandler(),
+    return try TUICInbound(tag: "tuic-in", options: options, flowHandler: flows,
                            logger: ContextLogger(core: LogCore(level: .debug, sink: logs), name: "inbound/tuic[tuic-in]"), group: group)
+}
+
+private func makeOutbound(port: UInt16, certificate: Certificate, logs: LogLines) throws -> TUICOutbound {
+    var options = TUICOutboundOptions()
+    options.server.server = "127.0.0.1"
+    options.server.serverPort = port
+    options.uuid = uuidText
+    options.password = "pw"
+    options.zeroRTTHandshake = true
+    var tls = OutboundTLSOptions()
+    tls.enabled = true
+    tls.serverName = "localhost"
+    tls.alpn = ["h3"]
+    tls.certificatePath = certificate.certificatePath
+    options.tls = tls
+    return try TUICOutbound(tag: "tuic-out", options: options, resolver: SystemResolver(),
+                        logger: ContextLogger(core: LogCore(level: .debug, sink: logs), name: "outbound/tuic[tuic-out]"))
 }
 
 /// A raw QUIC client: events are recorded; `closed` completes when the connection ends.
@@ -209,6 +247,54 @@ private func within<T: Sendable>(_ seconds: Int64, _ future: EventLoopFuture<T>)
         #expect(logs.all.components(separatedBy: "authentication timeout").count - 1 == 1, "\(logs.all)")
     }
 
+    /// A server that does not read holds the client's writes at QUIC's flow control: the stream
+    /// channel stays unwritable (its QUIC buffer cannot drain) until the server reads, then drains.
+    @Test func unreadStreamHoldsTheWriter() async throws {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        defer { group.shutdownGracefully { _ in } }
+        let certificate = try Certificate()
+        defer { certificate.remove() }
+        let logs = LogLines()
+        let flows = HoldFlowHandler()
+        let server = try inbound(port: 0, certificate: certificate, logs: logs, group: group, flows: flows)
+        try await server.start(.start)
+        defer { Task { try? await server.close() } }
+        let outbound = try makeOutbound(port: UInt16(try #require(server.localAddress?.port)), certificate: certificate, logs: logs)
+        let loop = group.next()
+        let metadata = FlowMetadata(inbound: "test", inboundType: "test", network: .tcp, source: nil, destination: Destination("127.0.0.1:9")!)
+        let channel = try await outbound.dialTCP(metadata, on: loop)
+        // 4 MiB fill the server's stream window (our QUIC grants 4 MiB per stream); 1.5 MiB more stay here.
+        try await loop.submit {
+            var rest = ByteBuffer(repeating: 0x5a, count: (4 << 20) + (3 << 19))
+            while let piece = rest.readSlice(length: min(65_536, rest.readableBytes)), piece.readableBytes > 0 {
+                channel.write(piece, promise: nil)
+            }
+            channel.flush()
+        }.get()
+        // The 4 MiB go out and are acknowledged; then nothing moves: exactly the 1.5 MiB beyond the
+        // window stay unacknowledged here (were the server to take bytes it did not read, they would
+        // drain to nothing).
+        let stream = try #require(channel as? TUICStreamChannel)
+        func buffered() async throws -> Int { try await loop.submit { stream.session.connection.bufferedBytes(stream: stream.streamID) }.get() }
+        // The Connect header (9 bytes for an IPv4 destination) counts against the window too.
+        let held = (3 << 19) + (try TUICCodec.connect(metadata.destination).readableBytes)
+        for _ in 0..<150 where try await buffered() > held { try await Task.sleep(for: .milliseconds(100)) }
+        try await Task.sleep(for: .seconds(1))
+        let settled = try await buffered()
+        #expect(settled == held, "\(settled) bytes buffered\n\(logs.all)")
+        #expect(flows.count == 1)
+        #expect(try await loop.submit { channel.isWritable }.get() == false, "\(logs.all)")
+        flows.drain()
+        var writable = false
+        for _ in 0..<100 where !writable {
+            try await Task.sleep(for: .milliseconds(100))
+            writable = try await loop.submit { channel.isWritable }.get()
+        }
+        #expect(writable, "the writer never drained after the server read\n\(logs.all)")
+        channel.close(promise: nil)
+        try await outbound.close()
+    }
+
     @Test func outboundCarriesConcurrentStreamsAndRedials() async throws {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         defer { group.shutdownGracefully { _ in } }
@@ -219,20 +305,7 @@ private func within<T: Sendable>(_ seconds: Int64, _ future: EventLoopFuture<T>)
         try await server.start(.start)
         let port = UInt16(try #require(server.localAddress?.port))
 
-        var options = TUICOutboundOptions()
-        options.server.server = "127.0.0.1"
-        options.server.serverPort = port
-        options.uuid = uuidText
-        options.password = "pw"
-        options.zeroRTTHandshake = true
-        var tls = OutboundTLSOptions()
-        tls.enabled = true
-        tls.serverName = "localhost"
-        tls.alpn = ["h3"]
-        tls.certificatePath = certificate.certificatePath
-        options.tls = tls
-        let outbound = try TUICOutbound(tag: "tuic-out", options: options, resolver: SystemResolver(),
-                                        logger: ContextLogger(core: LogCore(level: .debug, sink: logs), name: "outbound/tuic[tuic-out]"))
+        let outbound = try makeOutbound(port: port, certificate: certificate, logs: logs)
         try await outbound.start(.start)
         #expect(logs.contains("zero_rtt_handshake is not implemented: using a full handshake"))
         let loop = group.next()

@@ -21,7 +21,7 @@ package final class TUICStreamChannel: Channel, ChannelCore, @unchecked Sendable
     package let eventLoop: any EventLoop
     /// The QUIC stream id.
     package let streamID: UInt64
-    private let session: TUICSession
+    let session: TUICSession
     private var _pipeline: ChannelPipeline!
     private let closePromise: EventLoopPromise<Void>
 
