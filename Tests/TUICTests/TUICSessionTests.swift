@@ -295,6 +295,59 @@ private func within<T: Sendable>(_ seconds: Int64, _ future: EventLoopFuture<T>)
         try await outbound.close()
     }
 
+    /// Options we cannot honour fail at start by name; Go's errors come at build.
+    @Test func optionsRefusedAsGoOrByName() async throws {
+        let certificate = try Certificate()
+        defer { certificate.remove() }
+        let logs = LogLines()
+        func outbound(_ change: (inout TUICOutboundOptions) -> Void) throws -> TUICOutbound {
+            var options = TUICOutboundOptions()
+            options.server.server = "127.0.0.1"
+            options.server.serverPort = 1
+            options.uuid = uuidText
+            var tls = OutboundTLSOptions()
+            tls.enabled = true
+            options.tls = tls
+            change(&options)
+            return try TUICOutbound(tag: "t", options: options, resolver: SystemResolver(), logger: ContextLogger(core: LogCore(level: .debug, sink: logs), name: "t"))
+        }
+        func message(_ body: () throws -> Void) -> String? {
+            do { try body() } catch { return "\(error)" }
+            return nil
+        }
+        #expect(message { _ = try outbound { $0.congestionControl = "vegas" } } == "unknown congestion control algorithm: vegas")
+        #expect(message { _ = try outbound { $0.tls = nil } } == "TLS required")
+        #expect(message { _ = try outbound { $0.udpOverStream = true; $0.udpRelayMode = "quic" } } == "udp_over_stream is conflict with udp_relay_mode")
+        #expect(message { _ = try outbound { $0.uuid = "nope" } }?.hasPrefix("invalid uuid") == true)
+        let detour = try outbound { $0.dial.detour = "other" }
+        var failure: String?
+        do { try await detour.start(.start) } catch { failure = "\(error)" }
+        #expect(failure == "tuic: detour: not implemented")
+        let cubic = try outbound { $0.congestionControl = "cubic" }
+        try await cubic.start(.start)
+        #expect(logs.contains("congestion_control cubic is not implemented: using new_reno"))
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        defer { group.shutdownGracefully { _ in } }
+        var inboundOptions = TUICInboundOptions()
+        inboundOptions.listen.bindInterface = "lo"
+        var tls = InboundTLSOptions()
+        tls.enabled = true
+        tls.certificatePath = certificate.certificatePath
+        tls.keyPath = certificate.keyPath
+        inboundOptions.tls = tls
+        let bound = try TUICInbound(tag: "in", options: inboundOptions, flowHandler: EchoFlowHandler(),
+                                    logger: ContextLogger(core: LogCore(level: .debug, sink: logs), name: "in"), group: group)
+        failure = nil
+        do { try await bound.start(.start) } catch { failure = "\(error)" }
+        #expect(failure == "tuic: bind_interface: not implemented")
+        var user = TUICUser()
+        user.uuid = ""
+        inboundOptions.users = [user]
+        #expect(message { _ = try TUICInbound(tag: "in", options: inboundOptions, flowHandler: EchoFlowHandler(),
+                                              logger: ContextLogger(core: LogCore(level: .debug, sink: logs), name: "in"), group: group) }
+                == "missing uuid for user 0")
+    }
+
     @Test func outboundCarriesConcurrentStreamsAndRedials() async throws {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         defer { group.shutdownGracefully { _ in } }
