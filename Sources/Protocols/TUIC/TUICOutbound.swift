@@ -137,26 +137,28 @@ package final class TUICOutbound: Outbound, @unchecked Sendable {
         }.get()
     }
 
-    /// The loop's live session, or a new one (Go's `offer`: a dead connection is replaced).
+    /// The loop's live session, or a new one (Go's `offer`: a dead connection is replaced). A
+    /// session that died between its dial and now is replaced once; a second one is an error.
     private func session(on loop: any EventLoop) async throws -> TUICSession {
         let key = ObjectIdentifier(loop)
-        let future: EventLoopFuture<TUICSession> = sessions.withLockedValue { current in
-            if let existing = current[key] { return existing }
-            let promise = loop.makePromise(of: TUICSession.self)
-            current[key] = promise.futureResult
-            promise.completeWithTask { try await self.dial(on: loop) }
-            return promise.futureResult
-        }
-        do {
-            let session = try await future.get()
-            let alive = try await loop.submit { session.isUsable }.get()
-            if alive { return session }
-        } catch {
+        for _ in 0..<2 {
+            let future: EventLoopFuture<TUICSession> = sessions.withLockedValue { current in
+                if let existing = current[key] { return existing }
+                let promise = loop.makePromise(of: TUICSession.self)
+                current[key] = promise.futureResult
+                promise.completeWithTask { try await self.dial(on: loop) }
+                return promise.futureResult
+            }
+            do {
+                let session = try await future.get()
+                if try await loop.submit({ session.isUsable }).get() { return session }
+            } catch {
+                forget(future, key: key)
+                throw error  // already `open connection: …` (TUICSession.connect) or the lookup's error
+            }
             forget(future, key: key)
-            throw AdapterError.cause(error, "open connection")
         }
-        forget(future, key: key)
-        return try await self.session(on: loop)
+        throw AdapterError(.other, "open connection: connection closed")
     }
 
     private func forget(_ future: EventLoopFuture<TUICSession>, key: ObjectIdentifier) {
