@@ -126,7 +126,7 @@ let package = Package(
         ]),
         // Stream-parser fuzzer (mux, anytls, gun, simple-obfs, mux.cool, websocket): short in TransportTests,
         // long in `netstack-bench fuzz-parsers` (scripts/fuzz-parsers.sh).
-        swiftTarget("ParserFuzzing", path: "Tests/Fuzz", ["Transport", "AnyTLS", "Adapter", nioCore, .product(name: "NIOEmbedded", package: "swift-nio")]),
+        swiftTarget("ParserFuzzing", path: "Tests/Fuzz", ["Transport", "AnyTLS", "TUIC", "Adapter", nioCore, .product(name: "NIOEmbedded", package: "swift-nio")]),
         // Bench and long-fuzz tool for the netstack and the stream parsers (bench/netstack.sh, scripts/fuzz-netstack.sh,
         // scripts/fuzz-parsers.sh).
         .executableTarget(name: "NetstackBench", dependencies: ["TunDevice", "CLinux", "NetstackNIO", "Netstack", "NetstackWire", "NetstackTesting", "NetstackNIOTesting", "ParserFuzzing", nioCore, nioPosix],
