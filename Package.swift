@@ -96,6 +96,8 @@ let package = Package(
         swiftTarget("Naive", path: "Sources/Protocols/Naive", ["HTTPProxy", "TLS", "Transport", "Adapter", "Net", "Config", nioCore]),
         swiftTarget("AnyTLS", path: "Sources/Protocols/AnyTLS", ["TLS", "Transport", "Adapter", "Net", "Config", "COpenSSL", nioCore,
                                                                  .product(name: "NIOConcurrencyHelpers", package: "swift-nio")]),
+        swiftTarget("TUIC", path: "Sources/Protocols/TUIC", ["QUIC", "QUICNIO", "NetstackWire", "Transport", "Adapter", "Net", "Config", nioCore,
+                                                             .product(name: "NIOConcurrencyHelpers", package: "swift-nio")]),
         swiftTarget("VMess", path: "Sources/Protocols/VMess", ["TLS", "Adapter", "Net", "Transport", "Config", "COpenSSL", "CZlib", nioCore]),
         swiftTarget("VLESS", path: "Sources/Protocols/VLESS", ["VMess", "TLS", "Transport", "Adapter", "Net", "Config", nioCore]),
         swiftTarget("Direct", path: "Sources/Protocols/Direct", ["Adapter", "Net", "Config", nioCore]),
@@ -117,14 +119,14 @@ let package = Package(
         // Floor 9–10: the box and the executable.
         swiftTarget("Box", path: "Sources/Box", [
             "Config", "Adapter", "Net", "Rules", "Router", "DNS",
-            "SOCKS", "HTTPProxy", "Mixed", "Direct", "Block", "Group", "WireGuard", "SSH", "Shadowsocks", "Trojan", "Naive", "AnyTLS", "VMess", "VLESS",
+            "SOCKS", "HTTPProxy", "Mixed", "Direct", "Block", "Group", "WireGuard", "SSH", "Shadowsocks", "Trojan", "Naive", "AnyTLS", "TUIC", "VMess", "VLESS",
             "TunDevice", "Netlink", "Nftables", "Systemd", "LinuxSockets", nioCore, nioPosix,
             "Tun", "Redirect", "TProxy", "Resolve1",
             "COpenSSL",  // remote rule-set downloads over https
         ]),
         // Stream-parser fuzzer (mux, anytls, gun, simple-obfs, mux.cool, websocket): short in TransportTests,
         // long in `netstack-bench fuzz-parsers` (scripts/fuzz-parsers.sh).
-        swiftTarget("ParserFuzzing", path: "Tests/Fuzz", ["Transport", "AnyTLS", "Adapter", nioCore, .product(name: "NIOEmbedded", package: "swift-nio")]),
+        swiftTarget("ParserFuzzing", path: "Tests/Fuzz", ["Transport", "AnyTLS", "TUIC", "Adapter", nioCore, .product(name: "NIOEmbedded", package: "swift-nio")]),
         // Bench and long-fuzz tool for the netstack and the stream parsers (bench/netstack.sh, scripts/fuzz-netstack.sh,
         // scripts/fuzz-parsers.sh).
         .executableTarget(name: "NetstackBench", dependencies: ["TunDevice", "CLinux", "NetstackNIO", "Netstack", "NetstackWire", "NetstackTesting", "NetstackNIOTesting", "ParserFuzzing", nioCore, nioPosix],
@@ -158,6 +160,7 @@ let package = Package(
         testTarget("NaiveTests", ["Naive", "Adapter", nioCore, .product(name: "NIOEmbedded", package: "swift-nio")]),
         testTarget("AnyTLSTests", ["AnyTLS", "Adapter", "Config", "Net", "TLS", "TestSupport", nioCore, nioPosix,
                                    .product(name: "NIOEmbedded", package: "swift-nio")]),
+        testTarget("TUICTests", ["TUIC", "QUIC", "QUICNIO", "TestSupport", "Adapter", "Config", "Net", nioCore, nioPosix]),
         testTarget("VMessTests", ["VMess", "TestSupport", "Adapter", "Config", "COpenSSL", "Net", nioCore, .product(name: "NIOEmbedded", package: "swift-nio")]),
         testTarget("VLESSTests", ["VLESS", "VMess", "TestSupport", "Adapter", "Config", "Net", nioCore, .product(name: "NIOEmbedded", package: "swift-nio")]),
         testTarget("ProxyTests", ["SOCKS", "HTTPProxy", "Mixed", "TestSupport", "Adapter", "Net", nioCore, nioPosix,

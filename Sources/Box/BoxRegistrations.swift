@@ -2,6 +2,7 @@
 // adds their line here when their module's entry point lands (one file keeps merges small).
 package import Adapter
 import AnyTLS
+import TUIC
 import Config
 import DNS
 import Rules
@@ -44,7 +45,7 @@ package struct BoxDNS: Sendable {
 enum BoxRegistrations {
     /// Protocol modules' `register(in:)` calls.
     static let all: [@Sendable (AdapterRegistry) -> Void] = [
-        SOCKSModule.register, HTTPProxyModule.register, MixedModule.register, SSHModule.register, ShadowsocksModule.register, TrojanModule.register, NaiveModule.register, AnyTLSModule.register, VMessModule.register, VLESSModule.register,
+        SOCKSModule.register, HTTPProxyModule.register, MixedModule.register, SSHModule.register, ShadowsocksModule.register, TrojanModule.register, NaiveModule.register, AnyTLSModule.register, TUICModule.register, VMessModule.register, VLESSModule.register,
         BoxTunPlatform.register,
         BoxRegistrations.registerTransparent,
         ResolvedService.register,

@@ -231,6 +231,14 @@ package final class QUICConnection {
         return true
     }
 
+    /// The largest DATAGRAM payload `sendDatagram` takes now: one packet's room (our UDP payload
+    /// size less short header, AEAD tag and frame header) within the peer's
+    /// max_datagram_frame_size; nil when the peer does not accept DATAGRAM or the handshake is not done.
+    package var maxDatagramPayloadSize: Int? {
+        guard state == .established, let limit = peerParameters?.maxDatagramFrameSize, limit > 9 else { return nil }
+        return min(configuration.maxUDPPayloadSize - 60, Int(min(limit - 9, UInt64(Int.max))))
+    }
+
     /// Closes with an application error (CONNECTION_CLOSE 0x1d; RFC 9000 §10.2).
     package func close(errorCode: UInt64, reason: String = "", now: Instant) {
         guard closeFrame == nil, state != .closed else { return }

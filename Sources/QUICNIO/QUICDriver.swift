@@ -37,6 +37,9 @@ package final class QUICDriver: ChannelInboundHandler, @unchecked Sendable {
     package var onEvent: ((QUICConnection, QUICConnectionEvent) -> Void)?
     /// A server connection was made for a new client (before its first events).
     package var onAccept: ((QUICConnection) -> Void)?
+    /// After each flush of a connection (acknowledgements may have freed send buffers): owners
+    /// re-check their streams' writability here. On the loop; may write and flush again.
+    package var onFlushed: ((QUICConnection) -> Void)?
 
     /// A driver for client connections (`server` nil) or for a server endpoint.
     package init(server: QUICConfiguration?) {
@@ -50,6 +53,16 @@ package final class QUICDriver: ChannelInboundHandler, @unchecked Sendable {
         return DatagramBootstrap(group: group)
             .channelInitializer { channel in channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(driver) } }
             .bind(host: host, port: port)
+            .map { ($0, driver) }
+    }
+
+    /// Binds a UDP socket on `address` with a new driver as its handler.
+    package static func bind(group: any EventLoopGroup, address: SocketAddress, server: QUICConfiguration? = nil)
+        -> EventLoopFuture<(any Channel, QUICDriver)> {
+        let driver = QUICDriver(server: server)
+        return DatagramBootstrap(group: group)
+            .channelInitializer { channel in channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(driver) } }
+            .bind(to: address)
             .map { ($0, driver) }
     }
 
@@ -120,6 +133,7 @@ package final class QUICDriver: ChannelInboundHandler, @unchecked Sendable {
             }
         } while flushAgain.contains(key)
         schedule(connection)
+        onFlushed?(connection)
     }
 
     private func schedule(_ connection: QUICConnection) {
@@ -148,6 +162,9 @@ package final class QUICDriver: ChannelInboundHandler, @unchecked Sendable {
         peers[key] = nil
         server?.forget(connection)
     }
+
+    /// The address `connection`'s datagrams come from and go to; nil once it is forgotten.
+    package func peerAddress(of connection: QUICConnection) -> SocketAddress? { peers[ObjectIdentifier(connection)]?.address }
 
     /// Connections currently driven.
     package var connectionCount: Int { peers.count }

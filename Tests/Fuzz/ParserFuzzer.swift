@@ -1,6 +1,7 @@
 // The stream-parser fuzzer: random, mutated and valid byte streams, cut into random reads, through
 // the frame parsers of sing-mux (smux and yamux sessions, padding, session and stream requests),
-// anytls, gun (grpc), simple-obfs (http and tls), mux.cool and WebSocket. One engine serves both
+// anytls, gun (grpc), simple-obfs (http and tls), mux.cool, WebSocket and tuic (a Connect header,
+// then unidirectional-stream commands back to back). One engine serves both
 // runs: the default suite's short one (TransportTests/ParserFuzzTests) and `netstack-bench
 // fuzz-parsers`' long one, which adds timing and RSS (bench/NetstackBench/Fuzz.swift).
 //
@@ -16,13 +17,14 @@ import AnyTLS
 import Adapter
 package import NIOCore
 import NIOEmbedded
+import TUIC
 import Transport
 
 /// One fuzz engine; the whole run follows from its seed.
 package struct ParserFuzzer {
     /// The parsers it drives, in turn.
     package enum Target: Int, CaseIterable, Sendable, CustomStringConvertible {
-        case smux, yamux, padding, muxRequests, anyTLS, gun, simpleObfsHTTP, simpleObfsTLS, muxCool, webSocket
+        case smux, yamux, padding, muxRequests, anyTLS, gun, simpleObfsHTTP, simpleObfsTLS, muxCool, webSocket, tuic
 
         package var description: String {
             switch self {
@@ -36,6 +38,7 @@ package struct ParserFuzzer {
             case .simpleObfsTLS: "simple-obfs tls"
             case .muxCool: "mux.cool"
             case .webSocket: "websocket"
+            case .tuic: "tuic"
             }
         }
     }
@@ -167,6 +170,20 @@ package struct ParserFuzzer {
                 out += [0, UInt8(4 + extra.count), 0, 0, index == 2 ? 4 : 2, 1] + extra + [UInt8(data.count >> 8), UInt8(data.count & 0xFF)] + data
             }
             out += [0, 4, 0, 0, 3, 0]
+        case .tuic:
+            // Connect, then Packets and Authenticates, a Dissociate last (Go refuses bytes after one).
+            var buffer = (try? TUICCodec.connect(Destination(domain: "example.com", port: 443))) ?? ByteBuffer()
+            for index in 0..<frames {
+                if index % 3 == 2 {
+                    buffer.writeImmutableBuffer(TUICCodec.authenticate(uuid: bytes(16), token: bytes(32)))
+                    continue
+                }
+                let header = TUICPacketHeader(associationID: UInt16(index), packetID: UInt16(index), fragmentTotal: 1, fragmentID: 0,
+                                              size: 0, destination: index == 1 ? nil : Destination(ip: .v4(0x0A00_0001), port: 53))
+                if let packet = try? TUICCodec.packet(header, payload: ByteBuffer(bytes: bytes(size(65_535))))  { buffer.writeImmutableBuffer(packet) }
+            }
+            buffer.writeImmutableBuffer(TUICCodec.dissociate(7))
+            out = Array(buffer.readableBytesView)
         case .webSocket:
             for index in 0..<frames {
                 let frame = WebSocketFrameReader.frame(opcode: index == 3 ? 9 : 2, payload: ByteBuffer(bytes: bytes(size(70_000))),
@@ -278,6 +295,31 @@ package struct ParserFuzzer {
                 for read in reads {
                     var buffer = ByteBuffer(bytes: read)
                     while let piece = try decoder.next(from: &buffer) { output += piece.readableBytesView }
+                }
+            } catch {
+                return (output, true)
+            }
+            return (output, false)
+        case .tuic:
+            var buffer = ByteBuffer()
+            var output: [UInt8] = []
+            var connected = false
+            do {
+                for read in reads {
+                    buffer.writeBytes(read)
+                    if !connected {
+                        guard let destination = try TUICCodec.readConnect(from: &buffer) else { continue }
+                        connected = true
+                        output += Array("\(destination)".utf8)
+                    }
+                    while let message = try TUICCodec.readUni(from: &buffer, finished: false, server: true) {
+                        switch message {
+                        case .authenticate(let uuid, _): output += uuid.prefix(2)
+                        case .packet(let header, let payload): output += [UInt8(truncatingIfNeeded: header.associationID)] + payload.readableBytesView
+                        case .dissociate(let id): output += [UInt8(truncatingIfNeeded: id), 0xdd]
+                        }
+                    }
+                    buffer.discardReadBytes()
                 }
             } catch {
                 return (output, true)
