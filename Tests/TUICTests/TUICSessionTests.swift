@@ -100,7 +100,7 @@ private struct Certificate {
 }
 
 private func inbound(port: UInt16, certificate: Certificate, logs: LogLines, group: any EventLoopGroup,
-                     authTimeout: Int64 = 3, flows: any FlowHandler = EchoFlowHandler()) throws -> TUICInbound {
+                     authTimeoutMilliseconds: Int64 = 10_000, flows: any FlowHandler = EchoFlowHandler()) throws -> TUICInbound {
     var options = TUICInboundOptions()
     options.listen.listen = IPAddressOption("127.0.0.1")
     options.listen.listenPort = port
@@ -109,7 +109,7 @@ private func inbound(port: UInt16, certificate: Certificate, logs: LogLines, gro
     user.uuid = uuidText
     user.password = "pw"
     options.users = [user]
-    options.authTimeout = ConfigDuration(nanoseconds: authTimeout * 100_000_000)
+    options.authTimeout = ConfigDuration(nanoseconds: authTimeoutMilliseconds * 1_000_000)
     var tls = InboundTLSOptions()
     tls.enabled = true
     tls.alpn = ["h3"]
@@ -205,7 +205,8 @@ private func within<T: Sendable>(_ seconds: Int64, _ future: EventLoopFuture<T>)
         let certificate = try Certificate()
         defer { certificate.remove() }
         let logs = LogLines()
-        let server = try inbound(port: 0, certificate: certificate, logs: logs, group: group, authTimeout: 4)  // 400 ms
+        // Long enough for the other clients to authenticate in a loaded debug run (300 ms was not).
+        let server = try inbound(port: 0, certificate: certificate, logs: logs, group: group, authTimeoutMilliseconds: 3_000)
         try await server.start(.start)
         defer { Task { try? await server.close() } }
         let port = UInt16(try #require(server.localAddress?.port))
@@ -213,7 +214,7 @@ private func within<T: Sendable>(_ seconds: Int64, _ future: EventLoopFuture<T>)
         // 1. Never authenticates: closed after auth_timeout.
         let silent = try await RawClient(port: port, loop: group.next())
         try await within(5, silent.handshake.futureResult)
-        _ = try await within(5, silent.closed.futureResult)
+        _ = try await within(10, silent.closed.futureResult)
         #expect(logs.contains("inbound/tuic[tuic-in]: connection failed: authentication timeout"), "\(logs.all)")
         await silent.stop()
 
