@@ -11,7 +11,8 @@
 // update), the bridge takes every frame at once and returns stream window only as the mux stream's
 // pipeline reads the bytes (`consumed`, batched per read by `HTTP2WindowReturn`). So a stream
 // nobody reads holds at most one stream window (1 MiB) in our process and the peer waits; before,
-// NIOHTTP2 returned window as soon as the bridge took frames and a stalled stream held 2.25 MiB.
+// NIOHTTP2 returned window as soon as the bridge took frames, and a stream read a few frames at a
+// time held 2–3 MiB against Go's h2mux (MuxBackPressureInteropTests).
 // The 1 MiB is not SETTINGS_INITIAL_WINDOW_SIZE: NIOHTTP2 adds a SETTINGS change of the initial
 // window to the target of every stream open when the peer acknowledges it (the first stream
 // usually is), which would turn its window manager back on. Streams start at the default 64 KiB
