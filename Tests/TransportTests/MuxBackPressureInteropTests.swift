@@ -9,13 +9,18 @@
 // does not read, or reads a few frames now and then. Go may run ahead of the reader by one stream
 // window (h2mux: 1 MiB, as we advertise; yamux: 256 KiB) and no further, so that is about all our
 // process holds; once the stream is read, all 32 MiB arrive byte-exact.
+// And Go's client → our h2mux server (`goClientUploadToUnreadServerStream`): Go's mixed inbound
+// carries a 32 MiB upload over shadowsocks (method none) with h2mux to our sing-mux server in this
+// process, whose stream is not read at first: the same one-window bound, then byte-exact.
 import Adapter
 import Config
 import Foundation
 import Net
 import NIOCore
 import NIOPosix
+import Synchronization
 import Testing
+import TestSupport
 @testable import Transport
 
 /// Drops the vless response header (version, addons length) in front of the session's bytes.
@@ -190,5 +195,170 @@ private final class ReceivedCounter: ChannelInboundHandler, @unchecked Sendable 
         let sent = try await destination.context!.eventLoop.submit { destination.sent }.get()
         let arrived = try await loop.submit { reader.downloaded }.get()
         #expect(done && arrived == sent, "\(name): \(arrived.count) of \(sent.count) bytes arrived")
+    }
+
+    /// Go's client → our h2mux server: Go's mixed inbound takes an upload of 32 MiB and carries it
+    /// over its shadowsocks (method none) outbound with h2mux to our sing-mux server in this process,
+    /// whose stream nobody reads at first. Go's stream may run one window (1 MiB) ahead of our
+    /// reader and no further; once we read, all 32 MiB arrive byte-exact.
+    @Test func goClientUploadToUnreadServerStream() async throws {
+        let group = MultiThreadedEventLoopGroup.singleton
+        let streams = StreamCatcher()
+        var options = InboundMultiplexOptions()
+        options.enabled = true
+        let mux = try MuxFlowHandler(next: streams, logger: ContextLogger(core: .disabled, name: ""), options: options)
+        let counter = ReceivedCounter()
+        let listener = try await ServerBootstrap(group: group)
+            .childChannelOption(ChannelOptions.autoRead, value: false)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandlers([counter, SocksAddressStripper(mux: mux)])
+                }
+            }
+            .bind(host: "127.0.0.1", port: 0).get()
+        defer { listener.close(promise: nil) }
+        let ourPort = try #require(listener.localAddress?.port)
+        let goPort = try #require(freeLoopbackPort())
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("h2mux-up-\(UInt32.random(in: 0 ... .max))")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let config = """
+            {"log":{"level":"warn","timestamp":false},
+             "inbounds":[{"type":"mixed","tag":"in","listen":"127.0.0.1","listen_port":\(goPort)}],
+             "outbounds":[{"type":"shadowsocks","tag":"ss","server":"127.0.0.1","server_port":\(ourPort),"method":"none",
+                           "multiplex":{"enabled":true,"protocol":"h2mux","max_connections":1}}]}
+            """
+        let path = directory.appendingPathComponent("go.json")
+        try config.write(to: path, atomically: true, encoding: .utf8)
+        let child = ChildProcess()
+        child.executableURL = URL(fileURLWithPath: BackPressurePeers.goBinary())
+        child.arguments = ["run", "-c", path.path]
+        child.standardOutput = FileHandle.nullDevice
+        child.standardError = FileHandle.nullDevice
+        try child.run()
+        defer {
+            child.terminate()
+            child.waitUntilExit()
+        }
+        var client: (any Channel)?
+        for _ in 0..<100 where client == nil {
+            client = try? await ClientBootstrap(group: group).connect(host: "127.0.0.1", port: Int(goPort)).get()
+            if client == nil { try await Task.sleep(for: .milliseconds(100)) }
+        }
+        let connection = try #require(client, "Go sing-box did not listen")
+        defer { connection.close(promise: nil) }
+        let total = 512  // 32 MiB
+        let uploader = Uploader(chunks: total, skip: 0) { 0 }
+        try await connection.eventLoop.submit {
+            try connection.pipeline.syncOperations.addHandler(uploader)
+            // An HTTP CONNECT through Go's mixed inbound; the upload follows at once.
+            connection.write(ByteBuffer(string: "CONNECT 127.0.0.1:9 HTTP/1.1\r\nHost: 127.0.0.1:9\r\n\r\n"), promise: nil)
+            uploader.writeMore(try connection.pipeline.syncOperations.context(handler: uploader))
+        }.get()
+        let stream = try await streams.first()
+        let loop = stream.eventLoop
+        let reader = HashReader()
+        try await loop.submit {
+            // The router's relay takes the early-bytes holder away (its bytes go on to what follows
+            // it); so do we, once our reader is behind it.
+            let sync = stream.pipeline.syncOperations
+            try sync.addHandler(reader)
+            if let holder = try? sync.handler(type: FlowBufferHandler.self) { sync.removeHandler(holder, promise: nil) }
+        }.get()
+        // Nobody reads the stream: what our process takes off the socket stops growing at about one
+        // window past what the reader took (a first read before the reader came counts as taken).
+        var last = -1
+        var settled = false
+        for _ in 0..<30 where !settled {
+            try await Task.sleep(for: .milliseconds(700))
+            let now = try await loop.submit { counter.count }.get()
+            settled = now == last && now > 0
+            last = now
+        }
+        let (received, unread) = try await loop.submit { (counter.count, stream.unreadByteCount) }.get()
+        let taken = try await loop.submit { reader.hash.count }.get()
+        let written = try await connection.eventLoop.submit { uploader.next }.get()
+        #expect(settled, "still receiving: \(received) bytes")
+        #expect(written < total, "the client wrote all \(written) chunks with nobody reading")
+        #expect(received - taken <= H2MuxSession.window + H2MuxSession.window / 16 + 4096, "our process holds \(received - taken) bytes")
+        #expect(unread >= H2MuxSession.window / 2, "\(unread) unread")
+        // We read: everything arrives, byte-exact.
+        try await loop.submit {
+            try stream.syncOptions?.setOption(ChannelOptions.autoRead, value: true)
+            stream.read()
+        }.get()
+        let done = try await waitUntil(loop, seconds: 60) { reader.hash.count >= total * chunkSize }
+        let sent = try await connection.eventLoop.submit { uploader.sent }.get()
+        let arrived = try await loop.submit { reader.hash }.get()
+        #expect(done && arrived == sent, "\(arrived.count) of \(sent.count) bytes arrived")
+    }
+}
+
+/// Takes each TCP flow our mux server routes: answers it (the stream's status byte) and keeps it.
+private final class StreamCatcher: FlowHandler, @unchecked Sendable {
+    private let streams = Mutex<[MuxStreamChannel]>([])
+    func handleTCP(_ channel: any Channel, metadata: FlowMetadata, responder: (any HandshakeResponder)?) {
+        if let stream = channel as? MuxStreamChannel { streams.withLock { $0.append(stream) } }
+        _ = responder?.succeed(channel)
+    }
+    func handleUDP(_ connection: any PacketConnection, metadata: FlowMetadata) {}
+
+    func first() async throws -> MuxStreamChannel {
+        for _ in 0..<100 {
+            if let first = streams.withLock({ $0.first }) { return first }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        throw ChannelError.connectTimeout(.seconds(10))
+    }
+}
+
+/// Hashes what a stream's pipeline reads.
+private final class HashReader: ChannelInboundHandler, @unchecked Sendable {
+    typealias InboundIn = ByteBuffer
+    var hash = StreamHash()
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) { hash.add(unwrapInboundIn(data)) }
+}
+
+/// The shadowsocks "none" server side: strips the SOCKS address in front of the session (Go's
+/// mux client dials `sp.mux.sing-box.arpa:444`), then hands the connection to the mux server and
+/// passes every later byte through.
+private final class SocksAddressStripper: ChannelInboundHandler, @unchecked Sendable {
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = ByteBuffer
+    private let mux: MuxFlowHandler
+    private var buffered = ByteBuffer()
+    private var parsed = false
+    private var passing = false
+
+    init(mux: MuxFlowHandler) { self.mux = mux }
+
+    func channelActive(context: ChannelHandlerContext) {
+        context.read()
+        context.fireChannelActive()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard !passing else { return context.fireChannelRead(data) }
+        var bytes = unwrapInboundIn(data)
+        buffered.writeBuffer(&bytes)
+        // Until the mux server's handlers are in (a later turn), bytes wait here, in order.
+        guard !parsed else { return }
+        // ATYP 3 (domain), its length, the domain, the port.
+        guard buffered.readableBytes >= 2, let length = buffered.getInteger(at: buffered.readerIndex + 1, as: UInt8.self),
+              buffered.readableBytes >= 2 + Int(length) + 2 else { return context.read() }
+        let domain = buffered.getString(at: buffered.readerIndex + 2, length: Int(length)) ?? ""
+        buffered.moveReaderIndex(forwardBy: 2 + Int(length) + 2)
+        parsed = true
+        let metadata = FlowMetadata(inbound: "ss", inboundType: "shadowsocks", network: .tcp, source: nil,
+                                    destination: Destination(domain: domain, port: Mux.magicPort))
+        mux.handleTCP(context.channel, metadata: metadata, responder: nil)
+        let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        context.eventLoop.execute {
+            let (stripper, context) = bound.value
+            stripper.passing = true
+            let rest = stripper.buffered
+            stripper.buffered = ByteBuffer()
+            if rest.readableBytes > 0 { context.fireChannelRead(NIOAny(rest)) }
+        }
     }
 }
