@@ -216,6 +216,9 @@ package final class LogObserver: Sendable {
     /// True while anyone listens.
     package var hasSubscribers: Bool { count.load(ordering: .relaxed) > 0 }
 
+    /// How many listen.
+    package var subscriberCount: Int { count.load(ordering: .relaxed) }
+
     /// Adds `subscriber`; returns the token that removes it.
     package func subscribe(_ subscriber: @escaping Subscriber) -> UInt64 {
         subscribers.withLock { state in

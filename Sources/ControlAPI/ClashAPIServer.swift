@@ -111,6 +111,11 @@ final class ClashAPIConnectionHandler: ChannelInboundHandler, RemovableChannelHa
         context.fireChannelInactive()
     }
 
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        pump?.writabilityChanged()
+        context.fireChannelWritabilityChanged()
+    }
+
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch unwrapInboundIn(data) {
         case .head(let requestHead):
@@ -172,7 +177,7 @@ final class ClashAPIConnectionHandler: ChannelInboundHandler, RemovableChannelHa
         self.pump = pump
         context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: request.version, status: .ok, headers: headers))), promise: nil)
         let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-        pump.start { line in
+        pump.start(isWritable: { bound.value.1.channel.isWritable }) { line in
             let (handler, context) = bound.value
             guard context.channel.isActive else { return }
             context.writeAndFlush(handler.wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: line)))), promise: nil)

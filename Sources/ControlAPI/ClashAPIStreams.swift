@@ -8,11 +8,18 @@
 //    `ClashAPIWebSocketHandler` takes the channel) or starts a chunked 200.
 // 3. A `ClashAPIStreamPump` on the channel's loop makes the lines (timers, or a log subscription) and
 //    hands them to the framing: one chunk or one text frame per line, flushed.
-// 4. The client closing (or a WebSocket close frame) stops the pump.
+// 4. A client that does not read costs a bounded amount, as in Go, where the handler blocks in its
+//    write: lines go to the channel only while it is writable (below its high-water mark). A timer
+//    tick that finds it unwritable is skipped (Go's ticker drops ticks a blocked reader misses); log
+//    lines wait in a queue of `logBuffer` (Go's observer gives each subscriber a 64-entry channel)
+//    and lines that do not fit are dropped, so one stalled subscriber neither grows our memory nor
+//    holds up the loggers or the other subscribers.
+// 5. The client closing (or a WebSocket close frame) stops the pump.
 import Adapter
 import Config
 import Glibc
 import NIOCore
+import Synchronization
 import Transport
 
 /// What a stream request pushes.
@@ -32,6 +39,25 @@ final class ClashAPIStreamPump: @unchecked Sendable {
     private var task: RepeatedTask?
     private var logSubscription: UInt64?
     private var stopped = false
+    /// The framing's `send` and the channel's writability, set by `start`.
+    private var send: ((String) -> Void)?
+    private var isWritable: () -> Bool = { true }
+    /// Log lines waiting for the channel (filled on the logging threads, drained on the loop).
+    private let logQueue = Mutex<LogQueue>(LogQueue())
+
+    /// Go's per-subscriber buffer (`observable.NewObserver(…, 64)`): lines beyond it are dropped.
+    static let logBuffer = 64
+
+    struct LogQueue {
+        var lines = CircularBuffer<String>(initialCapacity: 8)
+        /// A drain is on its way to the loop (one at a time, however many lines come).
+        var drainScheduled = false
+        /// Lines dropped because the queue was full (a test hook).
+        var dropped = 0
+    }
+
+    /// Log lines dropped for this subscriber so far.
+    var droppedLogLines: Int { logQueue.withLock { $0.dropped } }
 
     init(stream: ClashAPIStream, setup: ClashAPISetup, loop: any EventLoop) {
         self.stream = stream
@@ -39,17 +65,23 @@ final class ClashAPIStreamPump: @unchecked Sendable {
         self.loop = loop
     }
 
-    /// Starts pushing lines (each ends with a newline, as Go's `json.Encoder`) to `send`.
-    func start(_ send: @escaping (String) -> Void) {
+    /// Starts pushing lines (each ends with a newline, as Go's `json.Encoder`) to `send`, while
+    /// `isWritable` (the channel's writability) says the client keeps up; the framing calls
+    /// `writabilityChanged` when it changes. On the loop.
+    func start(isWritable: @escaping () -> Bool, _ send: @escaping (String) -> Void) {
         // The WebSocket handler starts a turn after it was added: the client may have gone by then.
         guard !stopped else { return }
+        self.send = send
+        self.isWritable = isWritable
         let bound = NIOLoopBound(send, eventLoop: loop)
+        let writable = NIOLoopBound(isWritable, eventLoop: loop)
         let tracker = setup.connections
         switch stream {
         case .traffic:
             // Go reads the totals when the request comes and reports the difference each second.
             let last = NIOLoopBoundBox(tracker?.totals ?? (upload: 0, download: 0), eventLoop: loop)
             task = loop.scheduleRepeatedTask(initialDelay: .seconds(1), delay: .seconds(1)) { _ in
+                guard writable.value() else { return }  // a tick the client cannot take is skipped
                 let now = tracker?.totals ?? (upload: 0, download: 0)
                 let line = JSONValue.object(JSONObject([("up", .number(String(now.upload - last.value.upload))),
                                                         ("down", .number(String(now.download - last.value.download)))]))
@@ -59,6 +91,7 @@ final class ClashAPIStreamPump: @unchecked Sendable {
         case .memory:
             let first = NIOLoopBoundBox(true, eventLoop: loop)
             task = loop.scheduleRepeatedTask(initialDelay: .seconds(1), delay: .seconds(1)) { _ in
+                guard writable.value() else { return }
                 // Go sends 0 first, "to make chart.js begin with zero".
                 let inuse = first.value ? 0 : ClashAPIStreamPump.memoryInUse()
                 first.value = false
@@ -69,18 +102,55 @@ final class ClashAPIStreamPump: @unchecked Sendable {
             let snapshot = { ClashAPIStreamPump.snapshot(tracker).compactSerialized() + "\n" }
             send(snapshot())
             task = loop.scheduleRepeatedTask(initialDelay: .milliseconds(interval), delay: .milliseconds(interval)) { _ in
+                guard writable.value() else { return }
                 bound.value(snapshot())
             }
         case .logs(let level):
             guard let observer = setup.logCore?.observer else { return }
-            let loop = self.loop
-            logSubscription = observer.subscribe { entryLevel, text in
+            logSubscription = observer.subscribe { [self] entryLevel, text in
                 guard entryLevel <= level else { return }
-                let line = JSONValue.object(JSONObject([("type", .string(entryLevel.description)), ("payload", .string(text))]))
-                    .compactSerialized() + "\n"
-                loop.execute { bound.value(line) }
+                enqueueLog(entryLevel, text)
             }
         }
+    }
+
+    /// On a logging thread: queues the line if there is room, drops it if not (Go's
+    /// `Subscriber.Emit`); one drain at a time goes to the loop.
+    private func enqueueLog(_ level: LogLevel, _ text: String) {
+        let scheduleDrain = logQueue.withLock { state -> Bool in
+            guard state.lines.count < Self.logBuffer else {
+                state.dropped += 1
+                return false
+            }
+            let line = JSONValue.object(JSONObject([("type", .string(level.description)), ("payload", .string(text))]))
+                .compactSerialized() + "\n"
+            state.lines.append(line)
+            guard !state.drainScheduled else { return false }
+            state.drainScheduled = true
+            return true
+        }
+        if scheduleDrain { loop.execute { self.drainLogs() } }
+    }
+
+    /// The channel's writability changed: queued log lines may go on. On the loop.
+    func writabilityChanged() {
+        guard case .logs = stream, !stopped else { return }
+        drainLogs()
+    }
+
+    /// Hands queued log lines to the channel while it takes them; the rest wait for
+    /// `writabilityChanged` (and new lines beyond the queue's room are dropped meanwhile).
+    private func drainLogs() {
+        while !stopped, let send, isWritable() {
+            let line = logQueue.withLock { state -> String? in
+                if let line = state.lines.popFirst() { return line }
+                state.drainScheduled = false
+                return nil
+            }
+            guard let line else { return }
+            send(line)
+        }
+        logQueue.withLock { $0.drainScheduled = false }
     }
 
     /// Stops the timer or the subscription; idempotent.
@@ -91,6 +161,8 @@ final class ClashAPIStreamPump: @unchecked Sendable {
         task = nil
         if let logSubscription { setup.logCore?.observer.unsubscribe(logSubscription) }
         logSubscription = nil
+        send = nil
+        logQueue.withLock { $0.lines.removeAll() }
     }
 
     // MARK: Snapshots
@@ -174,7 +246,7 @@ final class ClashAPIWebSocketHandler: ChannelInboundHandler, @unchecked Sendable
         let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
         // Start once the HTTP handlers have left (their removal completes within this loop turn).
         let pump = self.pump
-        context.eventLoop.execute { pump.start { line in
+        context.eventLoop.execute { pump.start(isWritable: { bound.value.channel.isWritable }) { line in
             let context = bound.value
             guard context.channel.isActive else { return }
             let frame = WebSocketFrameReader.frame(opcode: 0x1, payload: ByteBuffer(string: line), masked: false,
@@ -211,6 +283,11 @@ final class ClashAPIWebSocketHandler: ChannelInboundHandler, @unchecked Sendable
     func channelInactive(context: ChannelHandlerContext) {
         pump.stop()
         context.fireChannelInactive()
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        pump.writabilityChanged()
+        context.fireChannelWritabilityChanged()
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {

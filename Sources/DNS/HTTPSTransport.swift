@@ -281,6 +281,32 @@ final class DoHConnection: @unchecked Sendable {
     }
 }
 
+/// Where the search for the end of a response head (CR LF CR LF) stands. Each search resumes three
+/// bytes before where the last one stopped and the end, once found, is kept while the body comes:
+/// a head or body trickling in byte by byte costs linear work, not a rescan of the head per read.
+struct DoHHeadSearch {
+    private var searched = 0
+    private var found: Int?
+    /// Every byte position looked at (a test hook for linearity).
+    private(set) var examinedByteCount = 0
+
+    /// The offset of the CR LF CR LF in `bytes`, nil while it has not arrived.
+    mutating func find(in bytes: [UInt8]) -> Int? {
+        if let found { return found }
+        var index = max(0, searched - 3)
+        while index + 4 <= bytes.count {
+            examinedByteCount += 1
+            if bytes[index + 3] == 10, bytes[index + 2] == 13, bytes[index + 1] == 10, bytes[index] == 13 {
+                found = index
+                return index
+            }
+            index += 1
+        }
+        searched = bytes.count
+        return nil
+    }
+}
+
 /// Reads HTTP/1.1 responses (status line, headers, a Content-Length or chunked body) for a
 /// `DoHConnection`. Bounded: heads over 16 KiB or bodies over 64 KiB close the connection.
 final class DoHResponseHandler: ChannelInboundHandler, RemovableChannelHandler {
@@ -288,6 +314,8 @@ final class DoHResponseHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     let connection: DoHConnection
     private var buffer: [UInt8] = []
+    /// The search for the end of the head of the response at the front of `buffer`.
+    private(set) var headSearch = DoHHeadSearch()
 
     init(connection: DoHConnection) { self.connection = connection }
 
@@ -295,8 +323,9 @@ final class DoHResponseHandler: ChannelInboundHandler, RemovableChannelHandler {
         let bytes = unwrapInboundIn(data)
         buffer += bytes.readableBytesView
         do {
-            while let (response, used) = try Self.parse(buffer) {
+            while let (response, used) = try Self.parse(buffer, headSearch: &headSearch) {
                 buffer.removeFirst(used)
+                headSearch = DoHHeadSearch()
                 connection.received(response)
             }
             if buffer.count > 16_384 + 65_536 { throw BadResponse(reason: "response too large") }
@@ -323,7 +352,14 @@ final class DoHResponseHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     /// One response from the front of `bytes` and how many octets it used; nil when incomplete.
     static func parse(_ bytes: [UInt8]) throws -> (DoHResponse, Int)? {
-        guard let headEnd = find(bytes, [13, 10, 13, 10], from: 0) else {
+        var headSearch = DoHHeadSearch()
+        return try parse(bytes, headSearch: &headSearch)
+    }
+
+    /// `parse(_:)` for bytes that grow read by read: `headSearch` carries the search for the end of
+    /// the head from one call to the next (reset it once a response was taken off the front).
+    static func parse(_ bytes: [UInt8], headSearch: inout DoHHeadSearch) throws -> (DoHResponse, Int)? {
+        guard let headEnd = headSearch.find(in: bytes) else {
             if bytes.count > 16_384 { throw BadResponse(reason: "head too large") }
             return nil
         }

@@ -15,6 +15,8 @@ final class HTTP1ClientStreamHandler: ChannelDuplexHandler, @unchecked Sendable 
     private var requestWritten = false
     private var responseRead = false
     private var buffered = ByteBuffer()
+    /// The search for the end of the response head in `buffered`.
+    private(set) var headEnd = HTTPHeadEnd()
 
     init(requestHead: String) {
         self.requestHead = requestHead
@@ -41,7 +43,7 @@ final class HTTP1ClientStreamHandler: ChannelDuplexHandler, @unchecked Sendable 
         var bytes = unwrapInboundIn(data)
         buffered.writeBuffer(&bytes)
         do {
-            guard let head = try HTTPResponseHead.read(from: &buffered) else {
+            guard let head = try HTTPResponseHead.read(from: &buffered, headEnd: &headEnd) else {
                 context.read()
                 return
             }

@@ -56,10 +56,8 @@ final class HTTP2ClientStreamHandler: ChannelInboundHandler, V2RayHTTP2StreamCar
     private var failed = false
     /// Flow-controlled bytes of the connection read since the last connection WINDOW_UPDATE.
     private var connectionUnreturned = 0
-    /// Stream window the reader gave back during the current read batch (sent with its end).
-    private var streamUnreturned = 0
-    /// Between a read of the connection and its read-complete.
-    private var inReadBatch = false
+    /// Stream window the reader gave back, sent at once or with the end of the read batch.
+    private var windowReturn = HTTP2WindowReturn()
     /// When the last frame arrived, on the loop's clock.
     private var lastFrame = NIODeadline.uptimeNanoseconds(0)
     private var idleTimer: Scheduled<Void>?
@@ -117,7 +115,7 @@ final class HTTP2ClientStreamHandler: ChannelInboundHandler, V2RayHTTP2StreamCar
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let frame = unwrapInboundIn(data)
-        inReadBatch = true
+        windowReturn.beginReadBatch()
         lastFrame = context.eventLoop.now
         pingTimer?.cancel()
         pingTimer = nil
@@ -152,12 +150,10 @@ final class HTTP2ClientStreamHandler: ChannelInboundHandler, V2RayHTTP2StreamCar
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
-        inReadBatch = false
         // What a reader that keeps up took during the batch goes back in one WINDOW_UPDATE.
-        if streamUnreturned > 0, !failed, !inputEnded {
-            context.write(wrapOutboundOut(HTTP2Frame(streamID: streamID, payload: .windowUpdate(windowSizeIncrement: streamUnreturned))), promise: nil)
+        if let increment = windowReturn.endReadBatch(), !failed, !inputEnded {
+            context.write(wrapOutboundOut(HTTP2Frame(streamID: streamID, payload: .windowUpdate(windowSizeIncrement: increment))), promise: nil)
         }
-        streamUnreturned = 0
         // The connection window goes back at once: the stream's window alone bounds what waits
         // for its reader.
         if connectionUnreturned > 0, !failed {
@@ -233,10 +229,7 @@ final class HTTP2ClientStreamHandler: ChannelInboundHandler, V2RayHTTP2StreamCar
         guard let context, !failed, !inputEnded else { return }
         // Inside a read batch the update waits for its end (one frame and one flush per batch, not
         // per DATA frame); a reader catching up later returns its window at once.
-        if inReadBatch {
-            streamUnreturned += increment
-            return
-        }
+        guard let increment = windowReturn.readerTook(increment) else { return }
         context.writeAndFlush(wrapOutboundOut(HTTP2Frame(streamID: streamID, payload: .windowUpdate(windowSizeIncrement: increment))), promise: nil)
     }
 

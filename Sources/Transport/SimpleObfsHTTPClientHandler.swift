@@ -47,6 +47,8 @@ package final class SimpleObfsHTTPClientHandler: ChannelDuplexHandler, Removable
     private var requestSent = false
     /// The reply header gathered so far; nil once it has been stripped.
     private var response: ByteBuffer? = ByteBuffer()
+    /// The search for the end of the reply header in `response`.
+    private(set) var headEnd = HTTPHeadEnd()
     private var failed = false
     /// We closed the channel: its end is no news.
     private var closingLocally = false
@@ -95,25 +97,13 @@ package final class SimpleObfsHTTPClientHandler: ChannelDuplexHandler, Removable
         if pending.readableBytes >= 5, !pending.readableBytesView.starts(with: "HTTP/".utf8) {
             return fail(context: context, error: .notHTTPResponse(SimpleObfsError.head(pending)))
         }
-        guard let end = Self.headerEnd(pending) else {
+        guard let length = headEnd.find(in: pending) else {
             if pending.readableBytes > Self.responseHeaderLimit { return fail(context: context, error: .httpHeaderTooLong(pending.readableBytes)) }
             response = pending
             return
         }
-        pending.moveReaderIndex(to: end)
+        pending.moveReaderIndex(forwardBy: length)
         if pending.readableBytes > 0 { context.fireChannelRead(wrapInboundOut(pending)) }
-    }
-
-    /// The index just past the first CRLFCRLF, if any.
-    private static func headerEnd(_ buffer: ByteBuffer) -> Int? {
-        let view = buffer.readableBytesView
-        guard view.count >= 4 else { return nil }
-        var index = view.startIndex
-        while index + 4 <= view.endIndex {
-            if view[index] == 13, view[index + 1] == 10, view[index + 2] == 13, view[index + 3] == 10 { return index + 4 }
-            index += 1
-        }
-        return nil
     }
 
     package func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {

@@ -27,6 +27,8 @@ final class V2RayHTTPServerHandler: ChannelInboundHandler, RemovableChannelHandl
     private let onReject: @Sendable (String) -> Void
     private let setup: V2RayTransportServer.StreamSetup
     private var buffered = ByteBuffer()
+    /// The search for the end of an HTTP/1.1 request head in `buffered`.
+    private(set) var headEnd = HTTPHeadEnd()
     private var state = State.sniffing
 
     enum State { case sniffing, raw, closed }
@@ -60,11 +62,11 @@ final class V2RayHTTPServerHandler: ChannelInboundHandler, RemovableChannelHandl
             if prefix == Self.preface.count { switchToHTTP2(context) } else { context.read() }
             return
         }
-        guard let end = view.firstRange(of: [13, 10, 13, 10]) else {
+        guard let length = headEnd.find(in: buffered) else {
             if view.count > 16_384 { reject(context, status: 400, "request head too large") } else { context.read() }
             return
         }
-        let head = buffered.readString(length: end.upperBound - view.startIndex) ?? ""
+        let head = buffered.readString(length: length) ?? ""
         answerHTTP1(context, head: head)
     }
 

@@ -15,12 +15,17 @@ struct HTTPResponseHead: Sendable {
     /// Parses the head in front of `buffer` (through the blank line), consuming it; nil when the
     /// blank line has not arrived. Throws on a head over 16 KiB or a malformed status line.
     static func read(from buffer: inout ByteBuffer) throws(AdapterError) -> HTTPResponseHead? {
-        let view = buffer.readableBytesView
-        guard let end = view.firstRange(of: [13, 10, 13, 10]) else {
-            if view.count > 16_384 { throw AdapterError(.other, "transport: response head too large") }
+        var headEnd = HTTPHeadEnd()
+        return try read(from: &buffer, headEnd: &headEnd)
+    }
+
+    /// `read(from:)` for a head gathered across reads: `headEnd` carries the search from one call
+    /// to the next (the reader index stays put until the head is complete).
+    static func read(from buffer: inout ByteBuffer, headEnd: inout HTTPHeadEnd) throws(AdapterError) -> HTTPResponseHead? {
+        guard let length = headEnd.find(in: buffer) else {
+            if buffer.readableBytes > 16_384 { throw AdapterError(.other, "transport: response head too large") }
             return nil
         }
-        let length = end.upperBound - view.startIndex
         let text = buffer.readString(length: length) ?? ""
         var lines = text.components(separatedBy: "\r\n").filter { !$0.isEmpty }
         guard !lines.isEmpty else { throw AdapterError(.other, "transport: malformed HTTP response") }
@@ -52,6 +57,8 @@ final class HTTPUpgradeClientHandler: ChannelDuplexHandler, RemovableChannelHand
     private let request: String
     private let ready: EventLoopPromise<Void>
     private var buffered = ByteBuffer()
+    /// The search for the end of the response head in `buffered`.
+    private(set) var headEnd = HTTPHeadEnd()
     private var upgraded = false
 
     init(request: String, ready: EventLoopPromise<Void>) {
@@ -81,7 +88,7 @@ final class HTTPUpgradeClientHandler: ChannelDuplexHandler, RemovableChannelHand
         var bytes = unwrapInboundIn(data)
         buffered.writeBuffer(&bytes)
         do {
-            guard let head = try HTTPResponseHead.read(from: &buffered) else { context.read(); return }
+            guard let head = try HTTPResponseHead.read(from: &buffered, headEnd: &headEnd) else { context.read(); return }
             guard head.status == 101, head.upgradesToWebSocket else {
                 throw AdapterError(.other, "v2ray-http-upgrade: unexpected status: \(head.statusLine)")
             }
@@ -122,6 +129,8 @@ final class WebSocketClientHandler: ChannelDuplexHandler, @unchecked Sendable {
     private var key = ""
     private var state = State.idle
     private var inbound = ByteBuffer()
+    /// The search for the end of the handshake response in `inbound`.
+    private(set) var headEnd = HTTPHeadEnd()
     /// Writes waiting for the 101 (the part of the first write past the early data, and later ones).
     private var pending: [(ByteBuffer, EventLoopPromise<Void>?)] = []
     private var sawClose = false
@@ -189,7 +198,7 @@ final class WebSocketClientHandler: ChannelDuplexHandler, @unchecked Sendable {
         inbound.writeBuffer(&bytes)
         if state == .handshaking {
             do {
-                guard let head = try HTTPResponseHead.read(from: &inbound) else { context.read(); return }
+                guard let head = try HTTPResponseHead.read(from: &inbound, headEnd: &headEnd) else { context.read(); return }
                 guard head.status == 101, head.upgradesToWebSocket else {
                     throw AdapterError(.other, "websocket: bad handshake: unexpected HTTP response status: \(head.status)")
                 }

@@ -124,6 +124,8 @@ final class V2RayTransportServerHandler: ChannelDuplexHandler, @unchecked Sendab
     private let onReject: @Sendable (String) -> Void
     private var state = State.request
     private var inbound = ByteBuffer()
+    /// The search for the end of the request head in `inbound`.
+    private(set) var headEnd = HTTPHeadEnd()
     private var frames = WebSocketFrameReader()
 
     enum State { case request, raw, webSocket, closed }
@@ -145,12 +147,11 @@ final class V2RayTransportServerHandler: ChannelDuplexHandler, @unchecked Sendab
             break
         case .request:
             inbound.writeBuffer(&bytes)
-            let view = inbound.readableBytesView
-            guard let end = view.firstRange(of: [13, 10, 13, 10]) else {
-                if view.count > 16_384 { reject(context, status: "400 Bad Request", "request head too large") } else { context.read() }
+            guard let length = headEnd.find(in: inbound) else {
+                if inbound.readableBytes > 16_384 { reject(context, status: "400 Bad Request", "request head too large") } else { context.read() }
                 return
             }
-            let head = inbound.readString(length: end.upperBound - view.startIndex) ?? ""
+            let head = inbound.readString(length: length) ?? ""
             inbound.discardReadBytes()
             answer(context, head: head)
         }

@@ -223,4 +223,26 @@ final class DoHServer: @unchecked Sendable {
         #expect(throws: (any Error).self) { try DoHResponseHandler.parse(Array("HTTP/1.1 200 OK\r\nContent-Length: 99999999\r\n\r\n".utf8)) }
         #expect(throws: (any Error).self) { try DoHResponseHandler.parse(Array("HTTP/1.1 200 OK\r\n\r\n".utf8)) }
     }
+
+    /// A response with a 15 KiB head and a 4 KiB body arriving one byte per read: the head's end
+    /// is searched from where the last read stopped and kept while the body comes, so the bytes
+    /// looked at stay linear (a search from the start on every read looks at ~n²/2). Counted.
+    @Test func byteByByteResponseScansLinearly() throws {
+        var head = "HTTP/1.1 200 OK\r\nContent-Type: application/dns-message\r\nContent-Length: 4096\r\n"
+        for index in 0..<150 { head += "X-Pad-\(index): \(String(repeating: "p", count: 90))\r\n" }
+        head += "\r\n"
+        let body = (0..<4096).map { UInt8(truncatingIfNeeded: $0 &* 7) }
+        let response = Array(head.utf8) + body
+        #expect(head.utf8.count > 15 * 1024 && head.utf8.count < 16_384)
+        var bytes: [UInt8] = []
+        var search = DoHHeadSearch()
+        var parsed: (DoHResponse, Int)?
+        for (index, byte) in response.enumerated() {
+            bytes.append(byte)
+            parsed = try DoHResponseHandler.parse(bytes, headSearch: &search)
+            if parsed != nil { #expect(index == response.count - 1) }
+        }
+        #expect(parsed?.0.body == body && parsed?.1 == response.count)
+        #expect(search.examinedByteCount <= 4 * head.utf8.count + 16, "looked at \(search.examinedByteCount) bytes for a \(head.utf8.count)-byte head")
+    }
 }

@@ -28,7 +28,7 @@ private let connectHead = "CONNECT example.com:443 HTTP/1.1\r\nHost: example.com
     @Test func resumedScanMatchesFullScan() throws {
         let all = Array(connectHead.utf8)
         var b = ByteBuffer()
-        var resume = 0
+        var resume = HTTPHeadProgress()
         var found: HTTPRequestHead?
         for byte in all {
             b.writeInteger(byte)
@@ -36,6 +36,50 @@ private let connectHead = "CONNECT example.com:443 HTTP/1.1\r\nHost: example.com
         }
         var whole = buffer(connectHead)
         #expect(found == (try HTTPRequestHead.read(from: &whole)))
+    }
+
+    /// A 30 KiB head (one line of it 29 KiB long, after blank lines) fed one byte per read: each byte
+    /// is scanned once, however long its line (resuming at the start of the last line used to
+    /// rescan a long line on every read: quadratic). Counted, never timed.
+    @Test func byteByByteHeadScansLinearly() throws {
+        let text = "\r\n\r\nGET http://a/ HTTP/1.1\r\nHost: a\r\nX-Long: " + String(repeating: "l", count: 29 * 1024)
+            + "\r\nX-Short: s\r\n" + String(repeating: "X-N: 1\r\n", count: 200) + "\r\n"
+        let all = Array(text.utf8)
+        #expect(all.count > 30 * 1024)
+        var b = ByteBuffer()
+        var resume = HTTPHeadProgress()
+        var found: HTTPRequestHead?
+        for (index, byte) in all.enumerated() {
+            b.writeInteger(byte)
+            if let head = try HTTPRequestHead.read(from: &b, resume: &resume) {
+                found = head
+                #expect(index == all.count - 1)
+            }
+        }
+        #expect(found?.headers["x-long"]?.count == 29 * 1024 && found?.headers["x-short"] == "s")
+        #expect(resume.examinedByteCount <= all.count, "scanned \(resume.examinedByteCount) bytes for \(all.count)")
+        // The same for a response head.
+        var r = ByteBuffer()
+        var responseResume = HTTPHeadProgress()
+        let response = Array(("HTTP/1.1 200 OK\r\nX-Long: " + String(repeating: "r", count: 30 * 1024) + "\r\n\r\n").utf8)
+        var answered = false
+        for byte in response {
+            r.writeInteger(byte)
+            if try HTTPResponseHead.read(from: &r, resume: &responseResume) != nil { answered = true }
+        }
+        #expect(answered && responseResume.examinedByteCount <= response.count, "scanned \(responseResume.examinedByteCount)")
+    }
+
+    /// Garbage trickling in still fails at the limit, with linear work.
+    @Test func byteByByteGarbageFailsAtTheLimit() {
+        var b = ByteBuffer()
+        var resume = HTTPHeadProgress()
+        var failedAt: Int?
+        for index in 0..<(HTTPRequestHead.maximumLength + 10) where failedAt == nil {
+            b.writeInteger(UInt8(index % 2 == 0 ? 0x0A : 0x0D))  // endless blank lines
+            do { _ = try HTTPRequestHead.read(from: &b, resume: &resume) } catch { failedAt = index }
+        }
+        #expect(failedAt == HTTPRequestHead.maximumLength - 1 && resume.examinedByteCount <= HTTPRequestHead.maximumLength)
     }
 
     @Test func acceptsBareLFAndLeadingBlankLines() throws {

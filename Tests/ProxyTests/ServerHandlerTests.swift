@@ -241,6 +241,21 @@ private let socks5Connect: [UInt8] = [0x05, 0x01, 0x00] + [0x05, 0x01, 0x00, 0x0
         #expect(String(decoding: try delivered(channel), as: UTF8.self) == "EARLY")
     }
 
+    /// A 30 KiB CONNECT head (one header line of 29 KiB) fed one byte per read: the handler keeps
+    /// its scan between reads, so each byte is looked at once (counted, not timed).
+    @Test func headTricklingInScansLinearly() throws {
+        let flows = RecordingFlowHandler()
+        let handler = HTTPProxyServerHandler(context: httpContext(flows))
+        let channel = try accepted(handler)
+        let head = Array(("CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\nX-Long: " + String(repeating: "l", count: 29 * 1024)
+                          + "\r\nX-More: 1\r\n\r\n").utf8)
+        #expect(head.count > 29 * 1024)
+        for byte in head { try channel.writeInbound(ByteBuffer(bytes: [byte])) }
+        let flow = try #require(flows.tcp.first)
+        #expect(flow.metadata.destination == Destination(domain: "example.com", port: 443))
+        #expect(handler.resume.examinedByteCount <= head.count, "looked at \(handler.resume.examinedByteCount) bytes for \(head.count)")
+    }
+
     @Test func missingCredentialsGet407AndClose() throws {
         let flows = RecordingFlowHandler()
         let channel = try accepted(HTTPProxyServerHandler(context: httpContext(flows, users: [("bob", "secret")])))

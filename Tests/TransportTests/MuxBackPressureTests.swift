@@ -5,8 +5,9 @@
 // - smux v1 (no windows): the stream follows the session connection's writability; unread bytes
 //   above the session's receive budget hold the connection's reads.
 // - h2mux (NIOHTTP2 on both ends, bytes ferried by hand): a server that grants no window makes the
-//   stream unwritable with a bounded number of bytes in our process; an unread stream stops taking
-//   frames from NIOHTTP2, so the server can send at most a quarter window plus two windows.
+//   stream unwritable with a bounded number of bytes in our process; an unread stream returns no
+//   window, so the server can send at most one stream window; as the stream is read the window
+//   comes back (both ways: our client stream, and our server's stream of a NIOHTTP2 client).
 // Every transfer ends byte-exact (FNV-1a over what was sent and what arrived).
 import NIOCore
 import NIOEmbedded
@@ -264,10 +265,9 @@ private final class H2Peer: ChannelInboundHandler {
         #expect(mostHeld <= 64 * 1024 + 64 * 1024 + 65_535, "held \(mostHeld)")
         #expect(arrived == sent, "\(arrived.count) of \(sent.count)")
 
-        // The other way: the server sends 4 MiB to a stream nobody reads. NIOHTTP2 returns window as
-        // the bridge takes frames, and the bridge takes them only while the mux stream holds less
-        // than a quarter window: at most that quarter plus one window (what one read of the child
-        // hands over) waits in the mux stream and one more window in the child channel.
+        // The other way: the server sends 4 MiB to a stream nobody reads. Window goes back only as
+        // the stream's reader takes bytes: at most one stream window reaches us, all of it waiting
+        // in the mux stream (nothing in NIOHTTP2's child channel).
         let sentDown = Box()
         var down = StreamHash()
         let downChunks = 64
@@ -280,10 +280,8 @@ private final class H2Peer: ChannelInboundHandler {
         }
         server.flush()
         try pump()
-        let bound = H2MuxSession.window / 4 + 2 * H2MuxSession.window
-        #expect(sentDown.count < downChunks && sentDown.count * 64 * 1024 <= bound, "\(sentDown.count) chunks went over")
-        #expect(stream.unreadByteCount <= H2MuxSession.window / 4 + H2MuxSession.window && reader.hash.count == 0,
-                "\(stream.unreadByteCount) bytes unread")
+        #expect(sentDown.count < downChunks && sentDown.count * 64 * 1024 <= H2MuxSession.window, "\(sentDown.count) chunks went over")
+        #expect(stream.unreadByteCount <= H2MuxSession.window && reader.hash.count == 0, "\(stream.unreadByteCount) bytes unread")
         var rounds = 0
         while reader.hash.count < down.count && rounds < 1000 {
             stream.read()
@@ -294,6 +292,73 @@ private final class H2Peer: ChannelInboundHandler {
         _ = try? client.finish()
         _ = try? server.finish()
     }
+}
+
+extension MuxBackPressureTests {
+    /// h2mux server stream of a NIOHTTP2 client that uploads 4 MiB nobody reads: the client gets one
+    /// stream window and no more until the stream is read, then everything arrives byte-exact.
+    @Test func h2muxUnreadServerStreamHoldsClientToOneWindow() throws {
+        let loop = EmbeddedEventLoop()
+        let server = EmbeddedChannel(loop: loop), client = EmbeddedChannel(loop: loop)
+        var streams: [MuxStreamChannel] = []
+        try H2MuxSession.addServer(to: server) { streams.append($0) }
+        let peer = FrameSink()
+        try client.pipeline.syncOperations.addHandler(NIOHTTP2Handler(mode: .client))
+        try client.pipeline.syncOperations.addHandler(peer)
+        try server.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
+        try client.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 2)).wait()
+        func pump() throws {
+            var moved = true
+            while moved {
+                moved = false
+                loop.run()
+                while let data = try client.readOutbound(as: IOData.self) {
+                    if case .byteBuffer(let bytes) = data { try server.writeInbound(bytes); moved = true }
+                }
+                while let data = try server.readOutbound(as: IOData.self) {
+                    if case .byteBuffer(let bytes) = data { try client.writeInbound(bytes); moved = true }
+                }
+            }
+        }
+        // Go's h2mux client: CONNECT to localhost, then the body is the stream.
+        let request = HPACKHeaders([(":method", "CONNECT"), (":authority", "localhost")])
+        client.writeAndFlush(HTTP2Frame(streamID: 1, payload: .headers(.init(headers: request))), promise: nil)
+        try pump()
+        let stream = try #require(streams.first)
+        let reader = HashingReader()
+        try stream.pipeline.syncOperations.addHandler(reader)
+        let sentUp = Box()
+        var up = StreamHash()
+        let chunks = 64
+        for index in 0..<chunks {
+            let chunk = testChunk(200 + index, size: 64 * 1024)
+            up.add(chunk)
+            let promise = loop.makePromise(of: Void.self)
+            promise.futureResult.whenSuccess { sentUp.count += 1 }
+            client.write(HTTP2Frame(streamID: 1, payload: .data(.init(data: .byteBuffer(chunk)))), promise: promise)
+        }
+        client.flush()
+        try pump()
+        // Our server stream advertises `H2MuxSession.window` and returns none of it unread.
+        #expect(sentUp.count < chunks && sentUp.count * 64 * 1024 <= H2MuxSession.window, "\(sentUp.count) chunks went over")
+        #expect(stream.unreadByteCount <= H2MuxSession.window && reader.hash.count == 0, "\(stream.unreadByteCount) bytes unread")
+        var rounds = 0
+        while reader.hash.count < up.count && rounds < 1000 {
+            stream.read()
+            try pump()
+            rounds += 1
+        }
+        #expect(reader.hash == up, "\(reader.hash.count) of \(up.count)")
+        _ = try? client.finish()
+        _ = try? server.finish()
+    }
+}
+
+/// Takes an HTTP/2 connection's frames and does nothing with them.
+private final class FrameSink: ChannelInboundHandler {
+    typealias InboundIn = HTTP2Frame
+    var frames = 0
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) { frames += 1 }
 }
 
 private final class Box: @unchecked Sendable {

@@ -17,7 +17,7 @@ package final class HTTPConnectClientHandler: ChannelDuplexHandler, RemovableCha
     private let request: HTTPRequestHead
     private let result: EventLoopPromise<Void>
     private var buffer = ByteBuffer()
-    private var resume = 0
+    private(set) var resume = HTTPHeadProgress()
     private var finished = false
     /// The server half-closed right after its reply: replayed after the held bytes.
     private var heldInputClosed = false

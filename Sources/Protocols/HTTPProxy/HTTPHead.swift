@@ -76,42 +76,72 @@ package struct HTTPHeaders: Hashable, Sendable, Sequence {
 }
 
 
+/// Where the scan of one head stopped, so that the next read's scan starts there instead of at the
+/// head's first byte: a head trickling in byte by byte (up to the 64 KiB limit) then costs time
+/// linear in its length, not quadratic. Offsets count from the buffer's reader index, which must
+/// not move until the head is complete; a fresh value per head (the scanner resets it on success).
+package struct HTTPHeadProgress: Sendable {
+    /// Bytes already scanned.
+    var scanned = 0
+    /// Where the start line begins (after the empty lines a client may send first); nil until a
+    /// byte other than CR or LF arrived.
+    var start: Int?
+    /// Where the line being scanned begins.
+    var lineStart = 0
+    /// Every byte the scans looked at over this value's life: a test hook for linearity.
+    package internal(set) var examinedByteCount = 0
+
+    package init() {}
+}
+
 /// Finds a complete head in a buffer and splits it into lines.
 enum HTTPHeadScanner {
     /// The lines of the head at the reader index (without line endings, without the empty line)
     /// and the index just past the empty line; nil while incomplete. Throws once `limit` bytes
     /// have arrived without the end of the head. Leading empty lines are skipped (RFC 9112 §2.2).
     ///
-    /// `resume` is where the previous call stopped (the start of the last incomplete line,
-    /// relative to the reader index); passing it back keeps a head trickling in byte by byte
-    /// linear instead of quadratic. Start it at 0 and reset it after a head was consumed.
-    static func lines(in buffer: ByteBuffer, limit: Int, resume: inout Int) throws(HTTPProxyError) -> ([Substring], Int)? {
-        let resumeAt = resume
-        let result: (found: (String, Int)?, resume: Int, overLimit: Bool) = buffer.withUnsafeReadableBytes { raw in
-            var index = 0
+    /// `progress` carries the scan from one call to the next (see `HTTPHeadProgress`): every byte
+    /// is looked at once however the head is cut into reads.
+    static func lines(in buffer: ByteBuffer, limit: Int, resume progress: inout HTTPHeadProgress) throws(HTTPProxyError) -> ([Substring], Int)? {
+        let result: (found: (String, Int)?, overLimit: Bool) = buffer.withUnsafeReadableBytes { raw in
+            var index = progress.scanned
+            defer {
+                progress.examinedByteCount += max(0, index - progress.scanned)
+                progress.scanned = index
+            }
             // Skip CRLFs before the start line, as servers SHOULD.
-            while index < raw.count, raw[index] == 0x0D || raw[index] == 0x0A { index += 1 }
-            let start = index
-            var lineStart = max(index, resumeAt)
-            index = lineStart
+            if progress.start == nil {
+                while index < raw.count, raw[index] == 0x0D || raw[index] == 0x0A { index += 1 }
+                guard index < raw.count else { return (nil, index >= limit) }
+                progress.start = index
+                progress.lineStart = index
+            }
             while index < raw.count {
                 // The limit counts from the reader index, so even endless blank lines end.
-                if index >= limit { return (nil, lineStart, true) }
+                if index >= limit { return (nil, true) }
                 if raw[index] == 0x0A {
                     // An empty line (LF or CRLF alone) ends the head.
+                    let lineStart = progress.lineStart
                     let length = index - lineStart
                     if length == 0 || (length == 1 && raw[lineStart] == 0x0D) {
+                        let start = progress.start ?? 0
                         let text = String(decoding: UnsafeRawBufferPointer(rebasing: raw[start..<lineStart]), as: UTF8.self)
-                        return ((text, index + 1), 0, false)
+                        index += 1
+                        return ((text, index), false)
                     }
-                    lineStart = index + 1
+                    progress.lineStart = index + 1
                 }
                 index += 1
             }
-            return (nil, lineStart, index >= limit)
+            return (nil, index >= limit)
         }
-        resume = result.resume
         if result.overLimit { throw .headTooLarge(limit: limit) }
+        if result.found != nil {
+            // The next head starts afresh; the hook keeps counting.
+            progress.scanned = 0
+            progress.start = nil
+            progress.lineStart = 0
+        }
         guard let (text, end) = result.found else { return nil }
         // Split on bytes: as Characters, "\r\n" is one grapheme and would not split on "\n".
         var lines: [Substring] = []
@@ -180,14 +210,14 @@ package struct HTTPRequestHead: Hashable, Sendable {
     /// throws when it is malformed or longer than `limit`. On success the reader index is at the body.
     package static func read(from buffer: inout ByteBuffer,
                              limit: Int = maximumLength) throws(HTTPProxyError) -> HTTPRequestHead? {
-        var resume = 0
+        var resume = HTTPHeadProgress()
         return try read(from: &buffer, limit: limit, resume: &resume)
     }
 
     /// `read(from:limit:)` that resumes scanning where the last call stopped (see
-    /// `HTTPHeadScanner.lines`); `resume` is 0 for a fresh head and reset to 0 on success.
+    /// `HTTPHeadProgress`); `resume` is fresh for a new head and reset on success.
     package static func read(from buffer: inout ByteBuffer, limit: Int = maximumLength,
-                             resume: inout Int) throws(HTTPProxyError) -> HTTPRequestHead? {
+                             resume: inout HTTPHeadProgress) throws(HTTPProxyError) -> HTTPRequestHead? {
         guard let (lines, end) = try HTTPHeadScanner.lines(in: buffer, limit: limit, resume: &resume) else { return nil }
         guard let startLine = lines.first else { throw .malformedStartLine }
         let parts = startLine.split(separator: " ", omittingEmptySubsequences: false)
@@ -228,13 +258,13 @@ package struct HTTPResponseHead: Hashable, Sendable {
     /// Reads a whole head; nil until complete; throws when malformed or longer than `limit`.
     package static func read(from buffer: inout ByteBuffer,
                              limit: Int = HTTPRequestHead.maximumLength) throws(HTTPProxyError) -> HTTPResponseHead? {
-        var resume = 0
+        var resume = HTTPHeadProgress()
         return try read(from: &buffer, limit: limit, resume: &resume)
     }
 
     /// `read(from:limit:)` resuming where the last call stopped.
     package static func read(from buffer: inout ByteBuffer, limit: Int = HTTPRequestHead.maximumLength,
-                             resume: inout Int) throws(HTTPProxyError) -> HTTPResponseHead? {
+                             resume: inout HTTPHeadProgress) throws(HTTPProxyError) -> HTTPResponseHead? {
         guard let (lines, end) = try HTTPHeadScanner.lines(in: buffer, limit: limit, resume: &resume) else { return nil }
         guard let startLine = lines.first else { throw .malformedStartLine }
         let parts = startLine.split(separator: " ", maxSplits: 2, omittingEmptySubsequences: false)

@@ -31,7 +31,8 @@ package final class HTTPProxyServerHandler: ChannelDuplexHandler, RemovableChann
     private let flowID: FlowID
     private var state: State = .readingHead
     private var buffer = ByteBuffer()
-    private var resume = 0
+    /// Where the scan of the request head stands between reads (`examinedByteCount` is a test hook).
+    package private(set) var resume = HTTPHeadProgress()
     private var timeout: Scheduled<Void>?
     /// A `read()` arrived while the router was dialing: whoever sits behind us (the relay) wants
     /// bytes, so the early payload is replayed as soon as the router answers.

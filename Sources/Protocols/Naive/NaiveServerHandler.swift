@@ -43,7 +43,7 @@ final class NaiveServerHandler: ChannelInboundHandler, RemovableChannelHandler {
     private let flowID: FlowID
     private let flowHandler: any FlowHandler
     private var buffer = ByteBuffer()
-    private var resume = 0
+    private(set) var resume = HTTPHeadProgress()
     private var done = false
 
     init(context: NaiveServerContext, flowID: FlowID, flowHandler: any FlowHandler) {

@@ -6,11 +6,20 @@
 //
 // NIOHTTP2 gives each HTTP/2 stream a child channel; `H2MuxStreamBridge` sits in it and presents the
 // stream as a `MuxStreamChannel`, so h2mux streams take the same options and half-closes as smux and
-// yamux streams. The child channel reads only when the bridge asks (while the mux stream holds less
-// than a quarter window unread), and NIOHTTP2 returns window only for frames the bridge took: a slow
-// reader holds the peer back with at most a quarter window plus two windows (2.25 MiB) in our
-// process. Writes: the mux stream is unwritable while the child channel is (more than 64 KiB wait
-// for the peer's window).
+// yamux streams. Flow control follows the reader, as the grpc/http streams' (`V2RayHTTP2Stream`):
+// NIOHTTP2's own window manager is off for the streams (a target window of 0 never asks for an
+// update), the bridge takes every frame at once and returns stream window only as the mux stream's
+// pipeline reads the bytes (`consumed`, batched per read by `HTTP2WindowReturn`). So a stream
+// nobody reads holds at most one stream window (1 MiB) in our process and the peer waits; before,
+// NIOHTTP2 returned window as soon as the bridge took frames, and a stream read a few frames at a
+// time held 2–3 MiB against Go's h2mux (MuxBackPressureInteropTests).
+// The 1 MiB is not SETTINGS_INITIAL_WINDOW_SIZE: NIOHTTP2 adds a SETTINGS change of the initial
+// window to the target of every stream open when the peer acknowledges it (the first stream
+// usually is), which would turn its window manager back on. Streams start at the default 64 KiB
+// and each opens to `window` with a WINDOW_UPDATE of its own as it starts.
+// The connection window goes back as frames arrive (NIOHTTP2): each stream's window bounds it.
+// Writes: the mux stream is unwritable while the child channel is (more than 64 KiB wait for the
+// peer's window).
 import NIOCore
 import NIOHPACK
 import NIOHTTP2
@@ -26,7 +35,6 @@ enum H2MuxSession {
         var configuration = NIOHTTP2Handler.ConnectionConfiguration()
         configuration.initialSettings = [
             HTTP2Setting(parameter: .maxConcurrentStreams, value: maxConcurrentStreams),
-            HTTP2Setting(parameter: .initialWindowSize, value: window),
             HTTP2Setting(parameter: .maxHeaderListSize, value: 16384),
         ]
         return configuration
@@ -34,7 +42,9 @@ enum H2MuxSession {
 
     static var streamConfiguration: NIOHTTP2Handler.StreamConfiguration {
         var configuration = NIOHTTP2Handler.StreamConfiguration()
-        configuration.targetWindowSize = window
+        // NIOHTTP2 sends a stream WINDOW_UPDATE when the window falls below this target; at 0 it
+        // never does, and the bridge returns window as the reader consumes.
+        configuration.targetWindowSize = 0
         configuration.outboundBufferSizeHighWatermark = 64 * 1024
         configuration.outboundBufferSizeLowWatermark = 32 * 1024
         return configuration
@@ -97,6 +107,10 @@ final class H2MuxStreamBridge: ChannelInboundHandler, MuxStreamSession {
     private var sentEnd = false
     private var receivedEnd = false
     private var answered = false
+    /// Stream window the mux stream's reader gave back, not yet sent.
+    private var windowReturn = HTTP2WindowReturn()
+    /// No WINDOW_UPDATE any more: the peer ended its side, or the stream is gone.
+    private var windowClosed = false
 
     init(isClient: Bool, onStream: @escaping (MuxStreamChannel) -> Void) {
         self.isClient = isClient
@@ -112,6 +126,7 @@ final class H2MuxStreamBridge: ChannelInboundHandler, MuxStreamSession {
         guard let context else { return }
         let headers: HPACKHeaders = [":method": "CONNECT", ":authority": "localhost"]
         context.writeAndFlush(wrapOutboundOut(.headers(.init(headers: headers))), promise: nil)
+        openWindow(context)
         let stream = MuxStreamChannel(session: self, id: 0, parent: context.channel)
         self.stream = stream
         stream.activate()
@@ -120,6 +135,7 @@ final class H2MuxStreamBridge: ChannelInboundHandler, MuxStreamSession {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        windowReturn.beginReadBatch()
         switch unwrapInboundIn(data) {
         case .headers(let headers):
             if isClient {
@@ -134,7 +150,8 @@ final class H2MuxStreamBridge: ChannelInboundHandler, MuxStreamSession {
             } else if stream == nil {
                 // Go's ServeHTTP answers 200 for any request and serves the body as the stream.
                 let response: HPACKHeaders = [":status": "200"]
-                context.writeAndFlush(wrapOutboundOut(.headers(.init(headers: response))), promise: nil)
+                context.write(wrapOutboundOut(.headers(.init(headers: response))), promise: nil)
+                if !headers.endStream { openWindow(context) } else { context.flush() }
                 let stream = MuxStreamChannel(session: self, id: 0, parent: context.channel)
                 self.stream = stream
                 stream.activate()
@@ -143,34 +160,54 @@ final class H2MuxStreamBridge: ChannelInboundHandler, MuxStreamSession {
             }
             if headers.endStream { finishInput() }
         case .data(let frame):
-            if case .byteBuffer(let bytes) = frame.data, bytes.readableBytes > 0 { stream?.receive(bytes) }
+            if frame.endStream { windowClosed = true }  // no window goes back after END_STREAM
+            // Padding counts against the window and never reaches the reader: returned at once.
+            if let padding = frame.paddingBytes { returnWindow(context, padding + 1) }
+            if case .byteBuffer(let bytes) = frame.data, bytes.readableBytes > 0 {
+                if let stream { stream.receive(bytes) } else { returnWindow(context, bytes.readableBytes) }
+            }
             if frame.endStream { finishInput() }
         default:
             break
         }
     }
 
+    /// Opens the stream's receive window from the default 64 KiB to `H2MuxSession.window`.
+    private func openWindow(_ context: ChannelHandlerContext) {
+        context.writeAndFlush(wrapOutboundOut(.windowUpdate(windowSizeIncrement: H2MuxSession.window - 65_535)), promise: nil)
+    }
+
     private func finishInput() {
         guard !receivedEnd else { return }
         receivedEnd = true
+        windowClosed = true
         stream?.receiveFinish()
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
-        readIfRoom()
+        if let increment = windowReturn.endReadBatch() { sendWindowUpdate(context, increment) }
+        // Always read: the peer cannot send past the window the reader opened.
+        if !receivedEnd { context.read() }
         context.fireChannelReadComplete()
     }
 
-    /// Asks the child channel for more frames while the mux stream holds little unread data.
-    private func readIfRoom() {
-        guard let context, !receivedEnd else { return }
-        if (stream?.unreadByteCount ?? 0) < H2MuxSession.window / 4 { context.read() }
+    /// The reader took `increment` bytes of the stream: window for the peer, now or at the batch's end.
+    private func returnWindow(_ context: ChannelHandlerContext, _ increment: Int) {
+        guard let increment = windowReturn.readerTook(increment) else { return }
+        sendWindowUpdate(context, increment)
+    }
+
+    private func sendWindowUpdate(_ context: ChannelHandlerContext, _ increment: Int) {
+        // NIOHTTP2 refuses a WINDOW_UPDATE on a stream the peer ended; a closed one needs none.
+        guard !windowClosed else { return }
+        context.writeAndFlush(wrapOutboundOut(.windowUpdate(windowSizeIncrement: increment)), promise: nil)
     }
 
     func channelInactive(context: ChannelHandlerContext) {
         // The peer's data all arrived: the mux stream drains what it holds and closes on its own
         // (Go's server ends a response with END_STREAM, then RST_STREAM NO_ERROR while our request
         // body is still open; what we write after that is dropped).
+        windowClosed = true
         if !receivedEnd { stream?.terminate(MuxError.badFrame("h2mux: stream reset")) }
         sentEnd = true
         context.fireChannelInactive()
@@ -179,6 +216,7 @@ final class H2MuxStreamBridge: ChannelInboundHandler, MuxStreamSession {
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         // Go's client ends every stream it is done with by RST_STREAM CANCEL (its conn's Close
         // cancels the request): a plain end of the stream, not an error worth a log line.
+        windowClosed = true
         if let closed = error as? NIOHTTP2Errors.StreamClosed, closed.errorCode == .cancel {
             if !receivedEnd { stream?.terminate(nil) }
         } else if !receivedEnd {
@@ -214,6 +252,7 @@ final class H2MuxStreamBridge: ChannelInboundHandler, MuxStreamSession {
 
     package func closeStream(_ id: UInt32, reset: Bool) {
         guard let context else { return }
+        windowClosed = true
         if !sentEnd { finishOutput(id) }
         context.flush()
         // The peer still sending: reset its side (NIOHTTP2 sends RST_STREAM on close).
@@ -221,7 +260,8 @@ final class H2MuxStreamBridge: ChannelInboundHandler, MuxStreamSession {
     }
 
     package func consumed(_ byteCount: Int, on id: UInt32) {
-        readIfRoom()
+        guard let context else { return }
+        returnWindow(context, byteCount)
     }
 
     package func flushFrames() { context?.flush() }
