@@ -38,7 +38,7 @@ protocol V2RayHTTP2StreamCarrier: AnyObject {
 
 /// An HTTP/2 stream carrying one proxied connection. Loop-confined: every method runs on the
 /// connection's event loop (the unchecked `Sendable` only lets futures carry it).
-final class V2RayHTTP2Stream: Channel, ChannelCore, @unchecked Sendable {
+final class V2RayHTTP2Stream: Channel, ChannelCore, StreamChannelOptions, @unchecked Sendable {
     /// Above this many bytes waiting to go out the stream reports unwritable; below half, writable again.
     static let highWater = 1 << 18
 
@@ -92,27 +92,7 @@ final class V2RayHTTP2Stream: Channel, ChannelCore, @unchecked Sendable {
     var _channelCore: any ChannelCore { self }
     var eventLoop: any EventLoop { connection.eventLoop }
 
-    func setOption<Option: ChannelOption>(_ option: Option, value: Option.Value) -> EventLoopFuture<Void> {
-        eventLoop.makeCompletedFuture { try setOption0(option, value: value) }
-    }
-
-    func getOption<Option: ChannelOption>(_ option: Option) -> EventLoopFuture<Option.Value> {
-        eventLoop.makeCompletedFuture { try getOption0(option) }
-    }
-
-    var syncOptions: (any NIOSynchronousChannelOptions)? { SyncOptions(stream: self) }
-
-    private struct SyncOptions: NIOSynchronousChannelOptions {
-        let stream: V2RayHTTP2Stream
-        func setOption<Option: ChannelOption>(_ option: Option, value: Option.Value) throws {
-            try stream.setOption0(option, value: value)
-        }
-        func getOption<Option: ChannelOption>(_ option: Option) throws -> Option.Value {
-            try stream.getOption0(option)
-        }
-    }
-
-    fileprivate func setOption0<Option: ChannelOption>(_ option: Option, value: Option.Value) throws {
+    func setOption0<Option: ChannelOption>(_ option: Option, value: Option.Value) throws {
         eventLoop.preconditionInEventLoop()
         switch option {
         case _ as ChannelOptions.Types.AutoReadOption:
@@ -125,7 +105,7 @@ final class V2RayHTTP2Stream: Channel, ChannelCore, @unchecked Sendable {
         }
     }
 
-    fileprivate func getOption0<Option: ChannelOption>(_ option: Option) throws -> Option.Value {
+    func getOption0<Option: ChannelOption>(_ option: Option) throws -> Option.Value {
         eventLoop.preconditionInEventLoop()
         switch option {
         case _ as ChannelOptions.Types.AutoReadOption:

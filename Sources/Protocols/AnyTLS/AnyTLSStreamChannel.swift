@@ -9,10 +9,11 @@
 // - Close: anytls has no half-close. Closing (`.output` or `.all`) sends FIN and ends the stream;
 //   a FIN from the peer ends it after its data was read, without an answer; the session ending
 //   ends it without FIN. A SYN-ACK with an error ends it with `AnyTLSError.remote`.
+import Adapter
 package import NIOCore
 
 /// One stream. Loop-confined (the unchecked `Sendable` lets references travel to the loop).
-package final class AnyTLSStreamChannel: Channel, ChannelCore, @unchecked Sendable {
+package final class AnyTLSStreamChannel: Channel, ChannelCore, StreamChannelOptions, @unchecked Sendable {
     /// The session's loop.
     package let eventLoop: any EventLoop
     /// The stream id in the session.
@@ -68,17 +69,9 @@ package final class AnyTLSStreamChannel: Channel, ChannelCore, @unchecked Sendab
     package var isWritable: Bool { isOpen && session.isWritable }
     package var isActive: Bool { isOpen }
     package var _channelCore: any ChannelCore { self }
-    package var syncOptions: (any NIOSynchronousChannelOptions)? { SynchronousOptions(channel: self) }
 
-    package func setOption<Option: ChannelOption>(_ option: Option, value: Option.Value) -> EventLoopFuture<Void> {
-        if eventLoop.inEventLoop {
-            setOption0(option, value: value)
-            return eventLoop.makeSucceededVoidFuture()
-        }
-        return eventLoop.submit { self.setOption0(option, value: value) }
-    }
 
-    fileprivate func setOption0<Option: ChannelOption>(_ option: Option, value: Option.Value) {
+    package func setOption0<Option: ChannelOption>(_ option: Option, value: Option.Value) {
         switch option {
         case is ChannelOptions.Types.AutoReadOption:
             autoRead = value as! Bool
@@ -90,14 +83,8 @@ package final class AnyTLSStreamChannel: Channel, ChannelCore, @unchecked Sendab
         }
     }
 
-    package func getOption<Option: ChannelOption>(_ option: Option) -> EventLoopFuture<Option.Value> {
-        if eventLoop.inEventLoop {
-            do { return eventLoop.makeSucceededFuture(try getOption0(option)) } catch { return eventLoop.makeFailedFuture(error) }
-        }
-        return eventLoop.submit { try self.getOption0(option) }
-    }
 
-    fileprivate func getOption0<Option: ChannelOption>(_ option: Option) throws -> Option.Value {
+    package func getOption0<Option: ChannelOption>(_ option: Option) throws -> Option.Value {
         switch option {
         case is ChannelOptions.Types.AutoReadOption: return autoRead as! Option.Value
         case is ChannelOptions.Types.AllowRemoteHalfClosureOption: return allowRemoteHalfClosure as! Option.Value
@@ -265,19 +252,3 @@ package final class AnyTLSStreamChannel: Channel, ChannelCore, @unchecked Sendab
     }
 }
 
-extension AnyTLSStreamChannel {
-    /// `syncOptions`: the same options as `setOption`/`getOption`, applied at once; on the loop only.
-    fileprivate struct SynchronousOptions: NIOSynchronousChannelOptions {
-        let channel: AnyTLSStreamChannel
-
-        func setOption<Option: ChannelOption>(_ option: Option, value: Option.Value) throws {
-            channel.eventLoop.preconditionInEventLoop()
-            channel.setOption0(option, value: value)
-        }
-
-        func getOption<Option: ChannelOption>(_ option: Option) throws -> Option.Value {
-            channel.eventLoop.preconditionInEventLoop()
-            return try channel.getOption0(option)
-        }
-    }
-}

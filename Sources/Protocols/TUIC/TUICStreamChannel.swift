@@ -13,11 +13,12 @@
 //   `close()` is Go's `Close`: FIN (buffered data still goes out) and STOP_SENDING(0) when input
 //   is still open. A peer's STOP_SENDING ends output only (Go sends it with its FIN on `Close`);
 //   a RESET_STREAM or the connection ending closes the channel.
+import Adapter
 package import NIOCore
 @_implementationOnly import QUIC
 
 /// One TUIC stream. Loop-confined (the unchecked `Sendable` lets references travel to the loop).
-package final class TUICStreamChannel: Channel, ChannelCore, @unchecked Sendable {
+package final class TUICStreamChannel: Channel, ChannelCore, StreamChannelOptions, @unchecked Sendable {
     package let eventLoop: any EventLoop
     /// The QUIC stream id.
     package let streamID: UInt64
@@ -66,17 +67,9 @@ package final class TUICStreamChannel: Channel, ChannelCore, @unchecked Sendable
     package var isWritable: Bool { isOpen && lastWritable }
     package var isActive: Bool { isOpen }
     package var _channelCore: any ChannelCore { self }
-    package var syncOptions: (any NIOSynchronousChannelOptions)? { SynchronousOptions(channel: self) }
 
-    package func setOption<Option: ChannelOption>(_ option: Option, value: Option.Value) -> EventLoopFuture<Void> {
-        if eventLoop.inEventLoop {
-            setOption0(option, value: value)
-            return eventLoop.makeSucceededVoidFuture()
-        }
-        return eventLoop.submit { self.setOption0(option, value: value) }
-    }
 
-    fileprivate func setOption0<Option: ChannelOption>(_ option: Option, value: Option.Value) {
+    package func setOption0<Option: ChannelOption>(_ option: Option, value: Option.Value) {
         switch option {
         case is ChannelOptions.Types.AutoReadOption:
             autoRead = value as? Bool ?? autoRead
@@ -91,14 +84,8 @@ package final class TUICStreamChannel: Channel, ChannelCore, @unchecked Sendable
         }
     }
 
-    package func getOption<Option: ChannelOption>(_ option: Option) -> EventLoopFuture<Option.Value> {
-        if eventLoop.inEventLoop {
-            do { return eventLoop.makeSucceededFuture(try getOption0(option)) } catch { return eventLoop.makeFailedFuture(error) }
-        }
-        return eventLoop.submit { try self.getOption0(option) }
-    }
 
-    fileprivate func getOption0<Option: ChannelOption>(_ option: Option) throws -> Option.Value {
+    package func getOption0<Option: ChannelOption>(_ option: Option) throws -> Option.Value {
         let value: Any
         switch option {
         case is ChannelOptions.Types.AutoReadOption: value = autoRead
@@ -283,19 +270,3 @@ package final class TUICStreamChannel: Channel, ChannelCore, @unchecked Sendable
     }
 }
 
-extension TUICStreamChannel {
-    /// `syncOptions`: the same options as `setOption`/`getOption`, applied at once; on the loop only.
-    fileprivate struct SynchronousOptions: NIOSynchronousChannelOptions {
-        let channel: TUICStreamChannel
-
-        func setOption<Option: ChannelOption>(_ option: Option, value: Option.Value) throws {
-            channel.eventLoop.preconditionInEventLoop()
-            channel.setOption0(option, value: value)
-        }
-
-        func getOption<Option: ChannelOption>(_ option: Option) throws -> Option.Value {
-            channel.eventLoop.preconditionInEventLoop()
-            return try channel.getOption0(option)
-        }
-    }
-}

@@ -3,6 +3,7 @@
 // (the session is `H2MuxStreamBridge` inside NIOHTTP2's child channel, whose options and half-close
 // fall short of what the relay needs). The stream lives on its session channel's event loop; its
 // bytes move between this channel and the session without leaving the loop.
+import Adapter
 package import NIOCore
 
 /// What a stream channel needs from the session that carries it. Called on the session's loop.
@@ -28,7 +29,7 @@ package protocol MuxStreamSession: AnyObject {
 /// - Close: `.output` sends the protocol's FIN after queued data; `.all` closes the stream. A peer FIN
 ///   surfaces as `ChannelEvent.inputClosed` with `allowRemoteHalfClosure`, else closes the channel
 ///   once the data is read; a peer reset or the session's end closes it with an error.
-final class MuxStreamChannel: Channel, ChannelCore, @unchecked Sendable {
+final class MuxStreamChannel: Channel, ChannelCore, StreamChannelOptions, @unchecked Sendable {
     let eventLoop: any EventLoop
     let streamID: UInt32
     private weak var session: (any MuxStreamSession)?
@@ -91,17 +92,9 @@ final class MuxStreamChannel: Channel, ChannelCore, @unchecked Sendable {
     var isWritable: Bool { queueWritable && (session?.canWriteFrames ?? false) }
     var isActive: Bool { isOpen }
     var _channelCore: any ChannelCore { self }
-    var syncOptions: (any NIOSynchronousChannelOptions)? { SynchronousOptions(channel: self) }
 
-    func setOption<Option: ChannelOption>(_ option: Option, value: Option.Value) -> EventLoopFuture<Void> {
-        if eventLoop.inEventLoop {
-            setOption0(option, value: value)
-            return eventLoop.makeSucceededVoidFuture()
-        }
-        return eventLoop.submit { self.setOption0(option, value: value) }
-    }
 
-    fileprivate func setOption0<Option: ChannelOption>(_ option: Option, value: Option.Value) {
+    func setOption0<Option: ChannelOption>(_ option: Option, value: Option.Value) {
         switch option {
         case is ChannelOptions.Types.AutoReadOption:
             autoRead = value as? Bool ?? autoRead
@@ -118,14 +111,8 @@ final class MuxStreamChannel: Channel, ChannelCore, @unchecked Sendable {
         }
     }
 
-    func getOption<Option: ChannelOption>(_ option: Option) -> EventLoopFuture<Option.Value> {
-        if eventLoop.inEventLoop {
-            do { return eventLoop.makeSucceededFuture(try getOption0(option)) } catch { return eventLoop.makeFailedFuture(error) }
-        }
-        return eventLoop.submit { try self.getOption0(option) }
-    }
 
-    fileprivate func getOption0<Option: ChannelOption>(_ option: Option) throws -> Option.Value {
+    func getOption0<Option: ChannelOption>(_ option: Option) throws -> Option.Value {
         let value: Any
         switch option {
         case is ChannelOptions.Types.AutoReadOption: value = autoRead
@@ -383,22 +370,6 @@ final class MuxStreamChannel: Channel, ChannelCore, @unchecked Sendable {
     }
 }
 
-extension MuxStreamChannel {
-    /// `syncOptions`: the same options as `setOption`/`getOption`, applied at once; on the loop only.
-    fileprivate struct SynchronousOptions: NIOSynchronousChannelOptions {
-        let channel: MuxStreamChannel
-
-        func setOption<Option: ChannelOption>(_ option: Option, value: Option.Value) throws {
-            channel.eventLoop.preconditionInEventLoop()
-            channel.setOption0(option, value: value)
-        }
-
-        func getOption<Option: ChannelOption>(_ option: Option) throws -> Option.Value {
-            channel.eventLoop.preconditionInEventLoop()
-            return try channel.getOption0(option)
-        }
-    }
-}
 
 /// A stream channel for a session framed outside this module (vmess's mux.cool TCP sessions): the
 /// `Channel` for the router and the session's handle on it. The stream holds its session weakly.
