@@ -15,7 +15,7 @@
 // The caller checks that no single step is slow (a hang) and that memory stays flat.
 import AnyTLS
 import Adapter
-package import NIOCore
+import NIOCore
 import NIOEmbedded
 import TUIC
 import Transport
