@@ -127,8 +127,11 @@ print("ok")
         #expect(throws: PeerError.self) { try curl(["--socks5-hostname", "127.0.0.1:\(ports[3])", files.blobURL]) }
     }
 
-    /// Our mixed inbounds → our tuic outbounds → Go's tuic inbound → file server / dnsmasq / echo.
-    @Test func ourOutboundToGoInbound() throws {
+    /// A tuic server of `server` and a client of `client` (mixed inbounds → tuic outbounds) in front of
+    /// a file server, dnsmasq and the UDP echo; runs `exercise` through them, then `check` with both
+    /// boxes and the servers' ports.
+    static func pair(server: Implementation, client: Implementation, label: String, concurrent: Bool = true,
+                     check: (_ server: SingBox, _ client: SingBox, _ files: FileServer, _ dns: Dnsmasq) -> Void) throws {
         let work = try TemporaryDirectory()
         let certificates = try InteropCertificates()
         let files = try FileServer(in: work)
@@ -136,71 +139,45 @@ print("ok")
         let dns = try Dnsmasq(in: work)
         defer { dns.stop() }
         let serverPort = try freePort(udp: true), ready = try freePort()
-        let go = try SingBox(.go, config: ConfigJSON.box(inbounds: [Self.tuicIn(port: serverPort, certificates: certificates),
-                                                                    ConfigJSON.mixed(port: ready, tag: "ready")],
-                                                         outbounds: [ConfigJSON.direct]),
-                             waitPort: ready, in: work, name: "go-tuic")
-        defer { go.stop() }
+        let serverBox = try SingBox(server, config: ConfigJSON.box(inbounds: [tuicIn(port: serverPort, certificates: certificates),
+                                                                             ConfigJSON.mixed(port: ready, tag: "ready")],
+                                                                  outbounds: [ConfigJSON.direct]),
+                                    waitPort: ready, in: work, name: "\(server)-server")
+        defer { serverBox.stop() }
         let ports = try (0..<4).map { _ in try freePort() }
-        let box = try SingBox(.ours, config: Self.clientConfig(serverPort: serverPort, ports: ports, certificates: certificates),
-                              waitPort: ports[0], in: work)
-        defer { box.stop() }
-        try waitForTCP(port: ports[3], process: box.process)
-        try Self.exercise(ports: ports, files: files, dns: dns, work: work, label: "ours → Go", logs: [box, go])
-        #expect(go.log.contains("[alice] inbound connection to 127.0.0.1:\(files.port)"), "\(go.log)")
-        #expect(go.log.contains("[alice] inbound packet connection to 127.0.0.1:\(dns.port)"), "\(go.log)")
-        #expect(Self.eventually { go.log.contains("connection failed: handle uni stream: authentication: token mismatch") }, "\(go.log)")
-        #expect(box.log.contains("outbound/tuic[tuic-native]: outbound connection to 127.0.0.1:\(files.port)"), "\(box.log)")
-        #expect(box.log.contains("congestion_control bbr is not implemented: using new_reno"), "\(box.log)")
+        let clientBox = try SingBox(client, config: clientConfig(serverPort: serverPort, ports: ports, certificates: certificates),
+                                    waitPort: ports[0], in: work, name: "\(client)-client")
+        defer { clientBox.stop() }
+        try waitForTCP(port: ports[3], process: clientBox.process)
+        try exercise(ports: ports, files: files, dns: dns, work: work, label: label, logs: [clientBox, serverBox], concurrent: concurrent)
+        check(serverBox, clientBox, files, dns)
+    }
+
+    /// Our mixed inbounds → our tuic outbounds → Go's tuic inbound → file server / dnsmasq / echo.
+    @Test func ourOutboundToGoInbound() throws {
+        try Self.pair(server: .go, client: .ours, label: "ours → Go") { go, box, files, dns in
+            #expect(go.log.contains("[alice] inbound connection to 127.0.0.1:\(files.port)"), "\(go.log)")
+            #expect(go.log.contains("[alice] inbound packet connection to 127.0.0.1:\(dns.port)"), "\(go.log)")
+            #expect(Self.eventually { go.log.contains("connection failed: handle uni stream: authentication: token mismatch") }, "\(go.log)")
+            #expect(box.log.contains("outbound/tuic[tuic-native]: outbound connection to 127.0.0.1:\(files.port)"), "\(box.log)")
+            #expect(box.log.contains("congestion_control bbr is not implemented: using new_reno"), "\(box.log)")
+        }
     }
 
     /// Go's mixed inbounds → Go's tuic outbounds → our tuic inbound → file server / dnsmasq / echo.
     @Test func goOutboundToOurInbound() throws {
-        let work = try TemporaryDirectory()
-        let certificates = try InteropCertificates()
-        let files = try FileServer(in: work)
-        defer { files.stop() }
-        let dns = try Dnsmasq(in: work)
-        defer { dns.stop() }
-        let serverPort = try freePort(udp: true), ready = try freePort()
-        let box = try SingBox(.ours, config: ConfigJSON.box(inbounds: [Self.tuicIn(port: serverPort, certificates: certificates),
-                                                                      ConfigJSON.mixed(port: ready, tag: "ready")],
-                                                           outbounds: [ConfigJSON.direct]),
-                              waitPort: ready, in: work)
-        defer { box.stop() }
-        let ports = try (0..<4).map { _ in try freePort() }
-        let go = try SingBox(.go, config: Self.clientConfig(serverPort: serverPort, ports: ports, certificates: certificates),
-                             waitPort: ports[0], in: work, name: "go-client")
-        defer { go.stop() }
-        try waitForTCP(port: ports[3], process: go.process)
-        try Self.exercise(ports: ports, files: files, dns: dns, work: work, label: "Go → ours", logs: [go, box])
-        #expect(box.log.contains("inbound/tuic[tuic-in]: [alice] inbound connection to 127.0.0.1:\(files.port)"), "\(box.log)")
-        #expect(box.log.contains("inbound/tuic[tuic-in]: [alice] inbound packet connection to 127.0.0.1:\(dns.port)"), "\(box.log)")
-        #expect(Self.eventually { box.log.contains("inbound/tuic[tuic-in]: connection failed: handle uni stream: authentication: token mismatch") },
-                "\(box.log)")
+        try Self.pair(server: .ours, client: .go, label: "Go → ours") { box, _, files, dns in
+            #expect(box.log.contains("inbound/tuic[tuic-in]: [alice] inbound connection to 127.0.0.1:\(files.port)"), "\(box.log)")
+            #expect(box.log.contains("inbound/tuic[tuic-in]: [alice] inbound packet connection to 127.0.0.1:\(dns.port)"), "\(box.log)")
+            #expect(Self.eventually { box.log.contains("inbound/tuic[tuic-in]: connection failed: handle uni stream: authentication: token mismatch") },
+                    "\(box.log)")
+        }
     }
 
     /// Ours on both ends.
     @Test func oursToOurs() throws {
-        let work = try TemporaryDirectory()
-        let certificates = try InteropCertificates()
-        let files = try FileServer(in: work)
-        defer { files.stop() }
-        let dns = try Dnsmasq(in: work)
-        defer { dns.stop() }
-        let serverPort = try freePort(udp: true), ready = try freePort()
-        let server = try SingBox(.ours, config: ConfigJSON.box(inbounds: [Self.tuicIn(port: serverPort, certificates: certificates),
-                                                                         ConfigJSON.mixed(port: ready, tag: "ready")],
-                                                              outbounds: [ConfigJSON.direct]),
-                                 waitPort: ready, in: work, name: "ours-server")
-        defer { server.stop() }
-        let ports = try (0..<4).map { _ in try freePort() }
-        let client = try SingBox(.ours, config: Self.clientConfig(serverPort: serverPort, ports: ports, certificates: certificates),
-                                 waitPort: ports[0], in: work, name: "ours-client")
-        defer { client.stop() }
-        try waitForTCP(port: ports[3], process: client.process)
-        try Self.exercise(ports: ports, files: files, dns: dns, work: work, label: "ours → ours", logs: [client, server],
-                          concurrent: false)
-        #expect(Self.eventually { server.log.contains("connection failed: handle uni stream: authentication: token mismatch") }, "\(server.log)")
+        try Self.pair(server: .ours, client: .ours, label: "ours → ours", concurrent: false) { server, _, _, _ in
+            #expect(Self.eventually { server.log.contains("connection failed: handle uni stream: authentication: token mismatch") }, "\(server.log)")
+        }
     }
 }
