@@ -104,6 +104,8 @@ package final class TunDevice: Sendable {
 
     struct ReadBuffers: Sendable {
         var spare: PacketBuffer?
+        /// A small buffer that staged only the head of a big read (or saw EAGAIN): held by nothing else.
+        var spareSmall: PacketBuffer?
         var recentSmall = RingQueue<PacketBuffer>(initialCapacity: TunDevice.recycledSmallBuffers)
     }
 
@@ -173,14 +175,16 @@ package final class TunDevice: Sendable {
     /// big buffer, which becomes the packet, and a new spare is made on the next big read. Small
     /// buffers come back for reuse once nothing holds them (`ReadBuffers.takeSmall`).
     package func readBatch(into batch: inout PacketBatch, maxPackets: Int, headroom: Int = Stack.headroom) throws -> Int {
+        // Read under the (uncontended) lock: the buffers stay uniquely held, so `clear()` keeps their
+        // blocks, and nothing is allocated to stand in for them meanwhile.
+        try readBuffers.withLock { buffers in
+            try read(into: &batch, maxPackets: maxPackets, headroom: headroom, buffers: &buffers)
+        }
+    }
+
+    private func read(into batch: inout PacketBatch, maxPackets: Int, headroom: Int, buffers: inout ReadBuffers) throws -> Int {
         let smallSize = TunDevice.smallReadSize
         let tailSize = TunDevice.maximumReadSize - smallSize
-        // Taken out of the lock (not copied), so each buffer is uniquely held and `clear()` keeps its block.
-        var buffers = readBuffers.withLock { kept in
-            defer { kept = ReadBuffers() }
-            return kept
-        }
-        defer { readBuffers.withLock { [buffers] in $0 = buffers } }
         var count = 0
         while count < maxPackets {
             var small = buffers.takeSmall(capacity: headroom + smallSize, counters: counters)
@@ -206,7 +210,7 @@ package final class TunDevice: Sendable {
             }
             if readCount < 0 {
                 buffers.spare = big
-                buffers.rememberSmall(small)  // unused: back in the ring for the next read
+                buffers.spareSmall = small  // unused: the next read takes it first
                 let code = errno
                 if code == EAGAIN || code == EWOULDBLOCK { break }
                 if code == EINTR { continue }
@@ -216,6 +220,7 @@ package final class TunDevice: Sendable {
             if readCount > smallSize {
                 big.moveWriterIndex(forwardBy: readCount)
                 packet = big
+                buffers.spareSmall = small  // only staged the head: free for the next read
             } else {
                 small.moveWriterIndex(forwardBy: readCount)
                 packet = small
@@ -299,6 +304,11 @@ extension TunDevice.ReadBuffers {
     /// state), else a new one. Looks at the oldest few; one still held goes to the back of the ring,
     /// so a packet the stack keeps for long does not block the reuse of those behind it.
     mutating func takeSmall(capacity: Int, counters: TunCounters) -> PacketBuffer {
+        if var spare = spareSmall.take(), spare.capacity >= capacity {
+            spare.clear()
+            counters.reusedSmallBuffers.add(1, ordering: .relaxed)
+            return spare
+        }
         for _ in 0..<Swift.min(4, recentSmall.count) {
             guard var oldest = recentSmall.popFirst() else { break }
             if oldest.capacity >= capacity && oldest.isUniquelyReferenced {
