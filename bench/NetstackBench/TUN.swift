@@ -15,11 +15,13 @@ func runTUN(_ arguments: [String]) -> Int32 {
     }
     var relay = "127.0.0.1", mtu = 1500, segmentationOffload = true
     var readPath = TunPacketDevice.ReadPath.pollThread
+    var batchSize = 64
     var index = 1
     while index < arguments.count {
         switch arguments[index] {
         case "--relay" where index + 1 < arguments.count: relay = arguments[index + 1]; index += 1
         case "--mtu" where index + 1 < arguments.count: mtu = Int(arguments[index + 1]) ?? mtu; index += 1
+        case "--batch" where index + 1 < arguments.count: batchSize = max(1, Int(arguments[index + 1]) ?? batchSize); index += 1
         case "--no-tso": segmentationOffload = false
         case "--nio-read": readPath = .nioPipe
         default:
@@ -46,7 +48,7 @@ func runTUN(_ arguments: [String]) -> Int32 {
     configuration.tcpSegmentationOffload = segmentationOffload
     let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
     let loop = group.next()
-    let packetDevice = TunPacketDevice(device: device, readPath: readPath)
+    let packetDevice = TunPacketDevice(device: device, batchSize: batchSize, readPath: readPath)
     let driver: NetstackDriver
     do {
         driver = try loop.submit {

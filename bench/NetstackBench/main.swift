@@ -1,6 +1,6 @@
 // netstack-bench: the netstack on a real TUN for bench/netstack.sh, and the long fuzz run.
 //
-//   netstack-bench tun NAME [--relay 127.0.0.1] [--mtu 1500] [--no-tso] [--nio-read]
+//   netstack-bench tun NAME [--relay 127.0.0.1] [--mtu 1500] [--batch 64] [--no-tso] [--nio-read]
 //       opens TUN NAME (virtio-net header, TSO/USO offloads), runs a transparent Stack on one event
 //       loop and relays each TCP flow to the same port on the relay address; prints "ready NAME"
 //       once the TUN exists, and its counters on SIGTERM/SIGINT. --nio-read reads through NIO's
@@ -42,6 +42,6 @@ case "fuzz-parsers":
     }
     exit(runParserFuzz(count: count, seed: seed, only: only))
 default:
-    print("usage: netstack-bench tun NAME [--relay ADDR] [--mtu N] [--no-tso] [--nio-read] | netstack-bench fuzz [COUNT] [SEED] | netstack-bench fuzz-parsers [COUNT] [SEED] [TARGET]")
+    print("usage: netstack-bench tun NAME [--relay ADDR] [--mtu N] [--batch N] [--no-tso] [--nio-read] | netstack-bench fuzz [COUNT] [SEED] | netstack-bench fuzz-parsers [COUNT] [SEED] [TARGET]")
     exit(2)
 }
