@@ -1,8 +1,10 @@
 // CLinux: the Linux calls and constants Swift cannot import on its own (ifreq unions, _IOW ioctl numbers,
-// sysconf-based macros, setns). <netinet/in.h> first: shared/SWIFT-LINUX.md §1.
+// sysconf-based macros, setns), and <sys/epoll.h>, which Glibc does not export. <netinet/in.h> first:
+// shared/SWIFT-LINUX.md §1.
 #pragma once
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/epoll.h>
 #include <stddef.h>
 #include <stdint.h>
 
