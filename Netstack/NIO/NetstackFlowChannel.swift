@@ -34,7 +34,11 @@ package final class NetstackFlowChannel: Channel, ChannelCore, @unchecked Sendab
     private var readPending = false
     private var autoRead = true
     private var allowRemoteHalfClosure = false
-    private var maxMessagesPerRead = 4
+    /// Chunks (up to 64 KiB of TCP data, or one datagram) per read cycle. NIO's sockets read 4, but a
+    /// flow's data is already here, lent without a copy: 16 lets a relay write one TUN batch to its
+    /// partner in one writev and sends one window update for it (a single-stream upload through
+    /// bench/netstack.sh's relay, alternating 5 s runs: 11.9 -> 12.6 Gbit/s median over 10 pairs).
+    private var maxMessagesPerRead = 16
     private var waterMark = ChannelOptions.Types.WriteBufferWaterMark(low: 32 * 1024, high: 64 * 1024)
     private var writable = true
     private var inputClosed = false
