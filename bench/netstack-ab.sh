@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# A/B of two netstack builds (or option sets) on bench/netstack.sh's topology: single-stream iperf3
+# uploads through each in turn, A B A B …, so both see the same drift of a shared machine. Root only.
+#
+#   bench/netstack-ab.sh PAIRS 'A command' 'B command' [iperf3 options]
+#   bench/netstack-ab.sh 8 '.build/release/netstack-bench' '/tmp/old-netstack-bench'
+#   bench/netstack-ab.sh 6 'nb --batch 64' 'nb --batch 16' -R      (download: iperf3 -R)
+#   T=8 bench/netstack-ab.sh …                                      (seconds per run, default 5)
+#
+# A command is a netstack-bench binary and its `tun` options (the TUN name and relay are added). Prints
+# each run's Gbit/s and the proxy's CPU seconds per GB, then each side's median and how many pairs B won.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+[ $# -ge 3 ] || { sed -n 2,12p "$0"; exit 2; }
+PAIRS=$1; A=$2; B=$3; shift 3
+IPERF_ARGS=("$@")
+T=${T:-5}
+NS=nsab$$
+PIDS=()
+cleanup() {
+    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+    ip netns del "$NS" 2>/dev/null || true
+}
+trap cleanup EXIT
+
+# run COMMAND → "gbit cpu-s/GB"
+run() {
+    local command=$1
+    ip netns add "$NS"
+    ip -n "$NS" link set lo up
+    ip netns exec "$NS" iperf3 -s -B 127.0.0.1 -p 5201 >/dev/null 2>&1 & local server=$!
+    local words
+    read -r -a words <<< "$command"
+    ip netns exec "$NS" "${words[0]}" tun bt0 --relay 127.0.0.1 "${words[@]:1}" >/dev/null 2>&1 & local proxy=$!
+    PIDS=("$server" "$proxy")
+    for _ in $(seq 100); do ip -n "$NS" link show bt0 >/dev/null 2>&1 && break; sleep 0.1; done
+    ip -n "$NS" link set bt0 mtu 1500 up
+    ip -n "$NS" addr add 172.19.0.1/30 dev bt0
+    ip -n "$NS" route add 198.18.0.0/16 dev bt0
+    sleep 0.5
+    local c0 c1 result
+    c0=$(awk '{print $14+$15}' "/proc/$proxy/stat")
+    result=$(ip netns exec "$NS" iperf3 -c 198.18.0.2 -p 5201 -t "$T" "${IPERF_ARGS[@]}" -J 2>/dev/null \
+        | python3 -c 'import json,sys
+try:
+    e = json.load(sys.stdin)["end"]["sum_received"]; print(e["bits_per_second"] / 1e9, e["bytes"])
+except Exception:
+    print(0, 0)' || echo "0 0")
+    c1=$(awk '{print $14+$15}' "/proc/$proxy/stat")
+    kill "$server" "$proxy" 2>/dev/null || true
+    wait "$server" "$proxy" 2>/dev/null || true
+    PIDS=()
+    ip netns del "$NS"
+    python3 -c "import sys; g, b = map(float, sys.argv[1:3]); print(f'{g:.2f}', f'{(int(sys.argv[3]) / int(sys.argv[4])) / (b / 1e9):.2f}' if b else 'n/a')" \
+        $result "$((c1 - c0))" "$(getconf CLK_TCK)"
+}
+
+: > /tmp/netstack-ab.$$
+for i in $(seq "$PAIRS"); do
+    read -r ga ca < <(run "$A")
+    read -r gb cb < <(run "$B")
+    printf 'pair %2d  A %6s Gbit/s (%s CPU-s/GB)  B %6s Gbit/s (%s CPU-s/GB)\n' "$i" "$ga" "$ca" "$gb" "$cb"
+    echo "$ga $gb" >> /tmp/netstack-ab.$$
+done
+python3 - /tmp/netstack-ab.$$ "$A" "$B" <<'PY'
+import statistics, sys
+pairs = [tuple(map(float, line.split())) for line in open(sys.argv[1])]
+a = [p[0] for p in pairs]; b = [p[1] for p in pairs]
+print(f'A {statistics.median(a):.2f} Gbit/s median  ({sys.argv[2]})')
+print(f'B {statistics.median(b):.2f} Gbit/s median  ({sys.argv[3]})')
+print(f'B/A {statistics.median(b) / statistics.median(a):.3f}; B won {sum(y > x for x, y in pairs)} of {len(pairs)} pairs')
+PY
+rm -f /tmp/netstack-ab.$$
