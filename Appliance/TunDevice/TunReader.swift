@@ -57,7 +57,7 @@ package final class TunReader: @unchecked Sendable {
             throw TunError(operation: "epoll_create1", errno: code)
         }
         var stopInterest = epoll_event(events: EPOLLIN.rawValue, data: epoll_data_t(fd: stop))
-        var tunInterest = epoll_event(events: EPOLLIN.rawValue | EPOLLONESHOT.rawValue, data: epoll_data_t(fd: device.fileDescriptor))
+        var tunInterest = Self.oneShotInterest(in: device)
         guard epoll_ctl(set, EPOLL_CTL_ADD, stop, &stopInterest) == 0,
               epoll_ctl(set, EPOLL_CTL_ADD, device.fileDescriptor, &tunInterest) == 0 else {
             let code = errno
@@ -118,23 +118,27 @@ package final class TunReader: @unchecked Sendable {
                 if errno == EINTR { continue }
                 return
             }
-            let fds = [events.0.data.fd, events.1.data.fd].prefix(Int(ready))
-            if fds.contains(stopEvent) { return }
+            if (ready > 0 && events.0.data.fd == stopEvent) || (ready > 1 && events.1.data.fd == stopEvent) { return }
             // The TUN fd fired (readable, or an error the next read reports) and is disarmed until the
             // loop finds the queue empty.
-            if !fds.isEmpty { loop.execute { self.drain() } }
+            if ready > 0 { loop.execute { self.drain() } }
         }
     }
 
     /// Watches the TUN fd again (from the loop, once a read found the queue empty). If packets came in
     /// meanwhile, the thread wakes at once.
     private func rearm() {
-        var interest = epoll_event(events: EPOLLIN.rawValue | EPOLLONESHOT.rawValue, data: epoll_data_t(fd: device.fileDescriptor))
+        var interest = Self.oneShotInterest(in: device)
         if epoll_ctl(pollSet, EPOLL_CTL_MOD, device.fileDescriptor, &interest) != 0, !stopped.load(ordering: .acquiring) {
             let code = errno
             stopped.store(true, ordering: .releasing)
             errorHandler(TunError(operation: "epoll_ctl \(device.name)", errno: code))
         }
+    }
+
+    /// The TUN fd's registration: readable, once, until re-armed.
+    private static func oneShotInterest(in device: TunDevice) -> epoll_event {
+        epoll_event(events: EPOLLIN.rawValue | EPOLLONESHOT.rawValue, data: epoll_data_t(fd: device.fileDescriptor))
     }
 
     /// Runs on the loop: read and deliver batches, then re-arm or reschedule.
