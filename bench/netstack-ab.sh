@@ -17,13 +17,15 @@ IPERF_ARGS=("$@")
 T=${T:-5}
 NS=nsab$$
 PIDS=()
+RUNS=$(mktemp)
 cleanup() {
     for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
     ip netns del "$NS" 2>/dev/null || true
+    rm -f "$RUNS"
 }
 trap cleanup EXIT
 
-# run COMMAND → "gbit cpu-s/GB"
+# run COMMAND: sets GBIT and CPU_PER_GB (in this shell, so `cleanup` sees the processes in PIDS)
 run() {
     local command=$1
     ip netns add "$NS"
@@ -51,18 +53,17 @@ except Exception:
     wait "$server" "$proxy" 2>/dev/null || true
     PIDS=()
     ip netns del "$NS"
-    python3 -c "import sys; g, b = map(float, sys.argv[1:3]); print(f'{g:.2f}', f'{(int(sys.argv[3]) / int(sys.argv[4])) / (b / 1e9):.2f}' if b else 'n/a')" \
-        $result "$((c1 - c0))" "$(getconf CLK_TCK)"
+    read -r GBIT CPU_PER_GB < <(python3 -c "import sys; g, b = map(float, sys.argv[1:3]); print(f'{g:.2f}', f'{(int(sys.argv[3]) / int(sys.argv[4])) / (b / 1e9):.2f}' if b else 'n/a')" \
+        $result "$((c1 - c0))" "$(getconf CLK_TCK)")
 }
 
-: > /tmp/netstack-ab.$$
 for i in $(seq "$PAIRS"); do
-    read -r ga ca < <(run "$A")
-    read -r gb cb < <(run "$B")
+    run "$A"; ga=$GBIT; ca=$CPU_PER_GB
+    run "$B"; gb=$GBIT; cb=$CPU_PER_GB
     printf 'pair %2d  A %6s Gbit/s (%s CPU-s/GB)  B %6s Gbit/s (%s CPU-s/GB)\n' "$i" "$ga" "$ca" "$gb" "$cb"
-    echo "$ga $gb" >> /tmp/netstack-ab.$$
+    echo "$ga $gb" >> "$RUNS"
 done
-python3 - /tmp/netstack-ab.$$ "$A" "$B" <<'PY'
+python3 - "$RUNS" "$A" "$B" <<'PY'
 import statistics, sys
 pairs = [tuple(map(float, line.split())) for line in open(sys.argv[1])]
 a = [p[0] for p in pairs]; b = [p[1] for p in pairs]
@@ -70,4 +71,3 @@ print(f'A {statistics.median(a):.2f} Gbit/s median  ({sys.argv[2]})')
 print(f'B {statistics.median(b):.2f} Gbit/s median  ({sys.argv[3]})')
 print(f'B/A {statistics.median(b) / statistics.median(a):.3f}; B won {sum(y > x for x, y in pairs)} of {len(pairs)} pairs')
 PY
-rm -f /tmp/netstack-ab.$$
