@@ -348,8 +348,10 @@ package struct WebSocketFrameReader {
         return Frame(opcode: first & 0x0F, payload: payload)
     }
 
-    /// One final frame with `opcode`; masked with a random key when `masked` (a client's frames).
-    package static func frame(opcode: UInt8, payload: ByteBuffer, masked: Bool, allocator: ByteBufferAllocator) -> ByteBuffer {
+    /// One final frame with `opcode`; masked when `masked` (a client's frames) with `maskingKey`, random
+    /// unless given (a fuzzer passes its own draw).
+    package static func frame(opcode: UInt8, payload: ByteBuffer, masked: Bool, allocator: ByteBufferAllocator,
+                              maskingKey: UInt32 = .random(in: .min ... .max)) -> ByteBuffer {
         var out = allocator.buffer(capacity: payload.readableBytes + 14)
         out.writeInteger(0x80 | opcode)
         let count = payload.readableBytes
@@ -364,8 +366,7 @@ package struct WebSocketFrameReader {
             out.writeInteger(UInt64(count))
         }
         if masked {
-            var key = [UInt8](repeating: 0, count: 4)
-            for index in 0..<4 { key[index] = UInt8.random(in: 0...255) }
+            let key = (0..<4).map { UInt8(truncatingIfNeeded: maskingKey >> (24 - 8 * $0)) }
             out.writeBytes(key)
             var data = Self.masked(payload, key: key)
             out.writeBuffer(&data)

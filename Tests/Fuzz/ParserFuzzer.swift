@@ -60,6 +60,11 @@ package struct ParserFuzzer {
     package private(set) var longestInput = 0
     /// Inputs whose output was longer than the input could carry (must stay 0: nothing is invented).
     package private(set) var overlongOutputs = 0
+    /// FNV-1a over every input and output so far: equal for equal seeds, unless an input or a
+    /// parser draws on randomness of its own (then a failure could not be replayed from its seed).
+    package private(set) var digest: UInt64 = 0xCBF2_9CE4_8422_2325
+    /// The first overlong output: its target, iteration, and input and output sizes.
+    package private(set) var firstOverlong: (target: Target, iteration: Int, input: Int, output: Int)?
 
     /// A fuzzer whose whole run follows from `seed`; frames carry at most `maximumPayload` bytes
     /// (the short run in the default suite keeps them small); `only` feeds every input to one target
@@ -85,7 +90,11 @@ package struct ParserFuzzer {
         let reads = Self.randomReads(input, &random)
         let (output, failed) = Self.run(target, reads)
         if failed { refused += 1 }
-        if output.count > input.count + 64 { overlongOutputs += 1 }
+        for byte in input + [0xA5] + output + [failed ? 1 : 0] { digest = (digest ^ UInt64(byte)) &* 0x100_0000_01B3 }
+        if output.count > input.count + 64 {
+            overlongOutputs += 1
+            if firstOverlong == nil { firstOverlong = (target, iterations - 1, input.count, output.count) }
+        }
         if kind >= 5 {
             // A valid stream: the same output in one read, and no refusal.
             let (whole, wholeFailed) = Self.run(target, [input[...]])
@@ -137,7 +146,8 @@ package struct ParserFuzzer {
             }
         case .muxRequests:
             var buffer = ByteBuffer()
-            MuxSessionRequest(streamProtocol: .smux, padding: random.next() % 2 == 0).write(to: &buffer)
+            MuxSessionRequest(streamProtocol: .smux, padding: random.next() % 2 == 0)
+                .write(to: &buffer, paddingLength: 256 + Int(random.next() % 512))
             let destinations = [Destination(domain: "example.com", port: 443), Destination(ip: .v4(0x0A00_0001), port: 53)]
             try? MuxStreamRequest(isUDP: random.next() % 2 == 0, packetAddress: true,
                                   destination: destinations[Int(random.next() % 2)]).write(to: &buffer)
@@ -187,7 +197,8 @@ package struct ParserFuzzer {
         case .webSocket:
             for index in 0..<frames {
                 let frame = WebSocketFrameReader.frame(opcode: index == 3 ? 9 : 2, payload: ByteBuffer(bytes: bytes(size(70_000))),
-                                                       masked: random.next() % 2 == 0, allocator: ByteBufferAllocator())
+                                                       masked: random.next() % 2 == 0, allocator: ByteBufferAllocator(),
+                                                       maskingKey: UInt32(truncatingIfNeeded: random.next()))
                 out += frame.readableBytesView
             }
         }
@@ -263,8 +274,9 @@ package struct ParserFuzzer {
                             guard let request = try MuxSessionRequest.read(from: &buffer) else { continue nextRead }
                             output += [request.version, request.streamProtocol.rawValue, request.padding ? 1 : 0]
                         case 1:
+                            let start = buffer.readerIndex
                             guard let request = try MuxStreamRequest.read(from: &buffer) else { continue nextRead }
-                            output += Array("\(request.destination)".utf8) + [request.isUDP ? 1 : 0]
+                            output += described(request.destination, within: buffer.readerIndex - start) + [request.isUDP ? 1 : 0]
                         default:
                             guard let response = try MuxStreamResponse.read(from: &buffer) else { continue nextRead }
                             if case .failure(let message) = response { output += Array(message.utf8) }
@@ -308,9 +320,10 @@ package struct ParserFuzzer {
                 for read in reads {
                     buffer.writeBytes(read)
                     if !connected {
+                        let start = buffer.readerIndex
                         guard let destination = try TUICCodec.readConnect(from: &buffer) else { continue }
                         connected = true
-                        output += Array("\(destination)".utf8)
+                        output += described(destination, within: buffer.readerIndex - start)
                     }
                     while let message = try TUICCodec.readUni(from: &buffer, finished: false, server: true) {
                         switch message {
@@ -340,6 +353,13 @@ package struct ParserFuzzer {
             }
             return (output, false)
         }
+    }
+
+    /// A destination's text, cut to the `length` bytes its header took: a domain of invalid UTF-8
+    /// reads as U+FFFD per byte (3 bytes of text each), which is the description's size, not bytes a
+    /// parser invented.
+    static func described(_ destination: Destination, within length: Int) -> [UInt8] {
+        Array("\(destination)".utf8.prefix(length))
     }
 
     /// A handler on an EmbeddedChannel with a recorder behind it (after one write when the handler

@@ -39,7 +39,10 @@ func runParserFuzz(count: Int, seed: UInt64, only: ParserFuzzer.Target? = nil) -
         print("FAIL: \(fuzzer.splitMismatches) valid streams decoded differently in pieces, the first (\(first.target)) at iteration \(first.iteration)")
         failures += 1
     }
-    if !fuzzer.boundsHeld { print("FAIL: \(fuzzer.overlongOutputs) outputs longer than their input"); failures += 1 }
+    if let first = fuzzer.firstOverlong {
+        print("FAIL: \(fuzzer.overlongOutputs) outputs longer than their input, the first (\(first.target)) at iteration \(first.iteration): \(first.output) B out of \(first.input) B")
+        failures += 1
+    }
     if slowest > 1 { print("FAIL: one input took more than a second"); failures += 1 }
     if baselineRSS > 0 && peakRSS > baselineRSS + (64 << 20) { print("FAIL: RSS grew by more than 64 MiB after the first 100k"); failures += 1 }
     return failures == 0 ? 0 : 1

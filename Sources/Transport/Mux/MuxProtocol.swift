@@ -133,16 +133,16 @@ package struct MuxSessionRequest: Equatable, Sendable {
         return request
     }
 
-    /// Writes the request; with padding, 256–767 zero bytes as Go's `EncodeRequest`.
-    package func write(to buffer: inout ByteBuffer) {
+    /// Writes the request; with padding, `paddingLength` zero bytes (by default a random 256–767, as
+    /// Go's `EncodeRequest`; a fuzzer passes its own draw to stay a function of its seed).
+    package func write(to buffer: inout ByteBuffer, paddingLength: Int = Int.random(in: 256..<768)) {
         buffer.writeInteger(version)
         buffer.writeInteger(streamProtocol.rawValue)
         guard version == 1 else { return }
         buffer.writeInteger(padding ? 1 : 0 as UInt8)
         guard padding else { return }
-        let length = Int.random(in: 256..<768)
-        buffer.writeInteger(UInt16(length))
-        buffer.writeRepeatingByte(0, count: length)
+        buffer.writeInteger(UInt16(paddingLength))
+        buffer.writeRepeatingByte(0, count: paddingLength)
     }
 }
 
