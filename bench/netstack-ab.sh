@@ -11,6 +11,7 @@
 # each run's Gbit/s and the proxy's CPU seconds per GB, then each side's median and how many pairs B won.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source bench/lib/netstack-ns.sh
 [ $# -ge 3 ] || { sed -n 2,12p "$0"; exit 2; }
 PAIRS=$1; A=$2; B=$3; shift 3
 IPERF_ARGS=("$@")
@@ -28,29 +29,19 @@ trap cleanup EXIT
 # run COMMAND: sets GBIT and CPU_PER_GB (in this shell, so `cleanup` sees the processes in PIDS)
 run() {
     local command=$1
-    ip netns add "$NS"
-    ip -n "$NS" link set lo up
-    ip netns exec "$NS" iperf3 -s -B 127.0.0.1 -p 5201 >/dev/null 2>&1 & local server=$!
+    ns_with_server "$NS"
     local words
     read -r -a words <<< "$command"
     ip netns exec "$NS" "${words[0]}" tun bt0 --relay 127.0.0.1 "${words[@]:1}" >/dev/null 2>&1 & local proxy=$!
-    PIDS=("$server" "$proxy")
-    for _ in $(seq 100); do ip -n "$NS" link show bt0 >/dev/null 2>&1 && break; sleep 0.1; done
-    ip -n "$NS" link set bt0 mtu 1500 up
-    ip -n "$NS" addr add 172.19.0.1/30 dev bt0
-    ip -n "$NS" route add 198.18.0.0/16 dev bt0
+    PIDS=("$SERVER_PID" "$proxy")
+    route_through_tun "$NS" 1500
     sleep 0.5
     local c0 c1 result
     c0=$(awk '{print $14+$15}' "/proc/$proxy/stat")
-    result=$(ip netns exec "$NS" iperf3 -c 198.18.0.2 -p 5201 -t "$T" "${IPERF_ARGS[@]}" -J 2>/dev/null \
-        | python3 -c 'import json,sys
-try:
-    e = json.load(sys.stdin)["end"]["sum_received"]; print(e["bits_per_second"] / 1e9, e["bytes"])
-except Exception:
-    print(0, 0)' || echo "0 0")
+    result=$(ip netns exec "$NS" iperf3 -c 198.18.0.2 -p 5201 -t "$T" "${IPERF_ARGS[@]}" -J 2>/dev/null | iperf_result || true)
     c1=$(awk '{print $14+$15}' "/proc/$proxy/stat")
-    kill "$server" "$proxy" 2>/dev/null || true
-    wait "$server" "$proxy" 2>/dev/null || true
+    kill "$SERVER_PID" "$proxy" 2>/dev/null || true
+    wait "$SERVER_PID" "$proxy" 2>/dev/null || true
     PIDS=()
     ip netns del "$NS"
     read -r GBIT CPU_PER_GB < <(python3 -c "import sys; g, b = map(float, sys.argv[1:3]); print(f'{g:.2f}', f'{(int(sys.argv[3]) / int(sys.argv[4])) / (b / 1e9):.2f}' if b else 'n/a')" \

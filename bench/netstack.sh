@@ -18,6 +18,7 @@
 # flows and RSS are measured in round 1. Needs: swift build -c release --product netstack-bench --static-swift-stdlib
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source bench/lib/netstack-ns.sh
 T=${1:-8}
 FLOWS=${2:-10000}
 ROUNDS=${ROUNDS:-1}
@@ -50,24 +51,13 @@ in_ns() { ip netns exec "$NS" "$@"; }
 
 # iperf3 client run → "gbit bytes" (received side).
 iperf() {
-    in_ns iperf3 -c 198.18.0.2 -p 5201 -t "$T" "${CC_OPT[@]}" -J "$@" > "$WORK/iperf.json" || true
-    python3 - "$WORK/iperf.json" <<'PY'
-import json, sys
-try:
-    r = json.load(open(sys.argv[1]))["end"]["sum_received"]
-    print(f'{r["bits_per_second"] / 1e9:.2f} {r["bytes"]}')
-except Exception:
-    print("0 0")
-PY
+    in_ns iperf3 -c 198.18.0.2 -p 5201 -t "$T" "${CC_OPT[@]}" -J "$@" | iperf_result
 }
 
 # measure NAME PID: the proxy (PID: `ip netns exec` execs it, so this is the proxy itself) runs in $NS and owns TUN bt0; prints one result line.
 measure() {
     local name=$1 pid=$2
-    for _ in $(seq 100); do ip -n "$NS" link show bt0 >/dev/null 2>&1 && break; sleep 0.1; done
-    ip -n "$NS" link set bt0 mtu "$MTU" up
-    ip -n "$NS" addr add 172.19.0.1/30 dev bt0 2>/dev/null || true
-    ip -n "$NS" route add 198.18.0.0/16 dev bt0
+    route_through_tun "$NS" "$MTU"
     sleep 1
     local idle c0 c1 c2 up down upb downb
     idle=$(rss_kb "$pid")
@@ -105,10 +95,8 @@ PY
 }
 
 setup_ns() {
-    ip netns del "$NS" 2>/dev/null || true
-    ip netns add "$NS"
-    ip -n "$NS" link set lo up
-    ip netns exec "$NS" iperf3 -s -B 127.0.0.1 -p 5201 >/dev/null 2>&1 & PIDS+=($!)
+    ns_with_server "$NS"
+    PIDS+=("$SERVER_PID")
     sleep 0.3
 }
 
@@ -157,18 +145,10 @@ JSON
     ip -n "${NS}b" addr add 10.201.0.2/24 dev v1; ip -n "${NS}b" link set v1 up
     ip netns exec "${NS}b" iperf3 -s -B 10.201.0.2 -p 5201 >/dev/null 2>&1 & local vserver=$!
     sleep 0.3
-    ip netns exec "${NS}a" iperf3 -c 10.201.0.2 -p 5201 -t "$T" "${CC_OPT[@]}" -J > "$WORK/veth.json" || true
+    local veth bytes
+    read -r veth bytes < <(ip netns exec "${NS}a" iperf3 -c 10.201.0.2 -p 5201 -t "$T" "${CC_OPT[@]}" -J | iperf_result)
     kill "$vserver" 2>/dev/null || true; wait "$vserver" 2>/dev/null || true
     ip netns del "${NS}a"; ip netns del "${NS}b"
-    local veth
-    veth=$(python3 - "$WORK/veth.json" <<'PY'
-import json, sys
-try:
-    print(f'{json.load(open(sys.argv[1]))["end"]["sum_received"]["bits_per_second"] / 1e9:.2f}')
-except Exception:
-    print(0)
-PY
-)
     echo "$ROUND veth $veth 0" >> "$WORK/rounds"
     echo "kernel   veth $veth Gbit/s"
 }
