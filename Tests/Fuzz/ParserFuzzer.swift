@@ -90,7 +90,10 @@ package struct ParserFuzzer {
         let reads = Self.randomReads(input, &random)
         let (output, failed) = Self.run(target, reads)
         if failed { refused += 1 }
-        for byte in input + [0xA5] + output + [failed ? 1 : 0] { digest = (digest ^ UInt64(byte)) &* 0x100_0000_01B3 }
+        mixIntoDigest(input)
+        mixIntoDigest([0xA5])
+        mixIntoDigest(output)
+        mixIntoDigest([failed ? 1 : 0])
         if output.count > input.count + 64 {
             overlongOutputs += 1
             if firstOverlong == nil { firstOverlong = (target, iterations - 1, input.count, output.count) }
@@ -103,6 +106,11 @@ package struct ParserFuzzer {
                 if firstMismatch == nil { firstMismatch = (target, iterations - 1) }
             }
         }
+    }
+
+    /// Folds `bytes` into `digest` (FNV-1a), without joining them to the rest first.
+    private mutating func mixIntoDigest(_ bytes: [UInt8]) {
+        for byte in bytes { digest = (digest ^ UInt64(byte)) &* 0x100_0000_01B3 }
     }
 
     /// Whether every output stayed within what its input could carry.
