@@ -32,12 +32,12 @@ private final class RecordingPacketConnection: PacketConnection, @unchecked Send
 
 /// A member whose UDP paths are `RecordingPacketConnection`s.
 private final class PacketOutbound: Outbound, @unchecked Sendable {
-    let type = "stub"
+    let type = "packet-recorder"
     let tag: String
     let networks: Set<NetworkKind> = [.tcp, .udp]
     init(_ tag: String) { self.tag = tag }
     func dialTCP(_ metadata: FlowMetadata, on eventLoop: any EventLoop) async throws -> any Channel {
-        throw AdapterError(.other, "stub")
+        throw AdapterError(.other, "this member carries UDP only in these tests")
     }
     func listenPacket(_ metadata: FlowMetadata, on eventLoop: any EventLoop) async throws -> any PacketConnection {
         RecordingPacketConnection(eventLoop)
