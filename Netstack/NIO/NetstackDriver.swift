@@ -3,7 +3,8 @@ package import NetstackWire
 package import Netstack
 
 // The stack's owner on an event loop.
-// 1. The device delivers a batch → `stack.receive(batch, now)` with the loop's clock.
+// 1. The device delivers a batch → `stack.receive(batch, now)` with the loop's clock, and what the
+//    batch calls for (ACKs above all) is transmitted at once, before any channel sees the data.
 // 2. `pump()`: drain stack events — new flows go to the acceptor, the rest to their channels —
 //    until none are left (channel handlers may call back into the stack while we dispatch).
 // 3. `stack.transmit` → `device.write`; the returned deadline (re)schedules one loop task.
@@ -67,6 +68,7 @@ package final class NetstackDriver: @unchecked Sendable {
         device.start(on: eventLoop) { [weak self] batch in
             guard let self else { batch.removeAll(); return }
             self.stack.receive(&batch, now: self.now)
+            self.transmitReceived()
             self.pump()
         }
     }
@@ -167,6 +169,20 @@ package final class NetstackDriver: @unchecked Sendable {
             stack.recycle(&outBatch)
             schedule(deadline)
         } while pumpAgain || stack.hasEvents
+    }
+
+    /// Sends what a received batch calls for before its data reaches the channels. A relay's read
+    /// handler writes to a kernel socket (tens of µs for a TSO batch), and the peer's sender waits for
+    /// these ACKs meanwhile: sending them first let a single-stream upload through a TUN run 14 % faster
+    /// (bench/netstack-ab.sh, 10 alternating pairs, 9 won; downloads unchanged). Events and the
+    /// deadline are left to the `pump()` that follows; inside a pump (a device that delivers while
+    /// being written to) that pump's own transmit sends them.
+    private func transmitReceived() {
+        guard !pumping else { return }
+        outBatch.removeAll()
+        _ = stack.transmit(into: &outBatch, now: now)
+        if !outBatch.isEmpty { device.write(&outBatch) }
+        stack.recycle(&outBatch)
     }
 
     private func dispatch(_ event: StackEvent) {
