@@ -37,15 +37,16 @@ run() {
     route_through_tun "$NS" 1500
     sleep 0.5
     local c0 c1 result
-    c0=$(awk '{print $14+$15}' "/proc/$proxy/stat")
+    c0=$(cpu_ticks "$proxy")
     result=$(ip netns exec "$NS" iperf3 -c 198.18.0.2 -p 5201 -t "$T" "${IPERF_ARGS[@]}" -J 2>/dev/null | iperf_result || true)
-    c1=$(awk '{print $14+$15}' "/proc/$proxy/stat")
+    c1=$(cpu_ticks "$proxy")
     kill "$SERVER_PID" "$proxy" 2>/dev/null || true
     wait "$SERVER_PID" "$proxy" 2>/dev/null || true
     PIDS=()
     ip netns del "$NS"
-    read -r GBIT CPU_PER_GB < <(python3 -c "import sys; g, b = map(float, sys.argv[1:3]); print(f'{g:.2f}', f'{(int(sys.argv[3]) / int(sys.argv[4])) / (b / 1e9):.2f}' if b else 'n/a')" \
-        $result "$((c1 - c0))" "$(getconf CLK_TCK)")
+    local bytes
+    read -r GBIT bytes <<< "${result:-0 0}"
+    CPU_PER_GB=$(cpu_per_gb "$((c1 - c0))" "$bytes")
 }
 
 for i in $(seq "$PAIRS"); do

@@ -43,8 +43,6 @@ cleanup() {
     rm -rf "$WORK"
 }
 trap cleanup EXIT
-TCK=$(getconf CLK_TCK)
-cpu() { awk '{print $14+$15}' "/proc/$1/stat"; }
 rss_kb() { awk '/^VmRSS/{print $2}' "/proc/$1/status"; }
 hwm_kb() { awk '/^VmHWM/{print $2}' "/proc/$1/status"; }
 in_ns() { ip netns exec "$NS" "$@"; }
@@ -61,9 +59,9 @@ measure() {
     sleep 1
     local idle c0 c1 c2 up down upb downb
     idle=$(rss_kb "$pid")
-    c0=$(cpu "$pid"); read -r up upb < <(iperf)
-    c1=$(cpu "$pid"); read -r down downb < <(iperf -R)
-    c2=$(cpu "$pid")
+    c0=$(cpu_ticks "$pid"); read -r up upb < <(iperf)
+    c1=$(cpu_ticks "$pid"); read -r down downb < <(iperf -R)
+    c2=$(cpu_ticks "$pid")
     local hwm; hwm=$(hwm_kb "$pid")
     echo "$ROUND $name $up $down" >> "$WORK/rounds"
     if [ "$ROUND" -gt 1 ]; then
@@ -81,15 +79,13 @@ measure() {
     sleep 2
     after=$(rss_kb "$pid")
     held=$(grep -o 'held.*' "$WORK/held" || echo "held 0 ($(tail -1 "$WORK/held"))")
-    python3 - "$name" "$up" "$upb" "$down" "$downb" "$((c1 - c0))" "$((c2 - c1))" "$TCK" "$idle" "$hwm" "$before" "$after" "$FLOWS" "$held" <<'PY'
+    python3 - "$name" "$up" "$(cpu_per_gb "$((c1 - c0))" "$upb")" "$down" "$(cpu_per_gb "$((c2 - c1))" "$downb")" "$idle" "$hwm" "$before" "$after" "$FLOWS" "$held" <<'PY'
 import sys
-name, up, upb, down, downb, cu, cd, tck, idle, hwm, before, after, flows, held = sys.argv[1:]
-def per_gb(ticks, nbytes):
-    return f'{int(ticks) / int(tck) / (int(nbytes) / 1e9):.2f}' if int(nbytes) else 'n/a'
+name, up, up_cpu, down, down_cpu, idle, hwm, before, after, flows, held = sys.argv[1:]
 import re
 count = int(re.match(r'held (\d+)', held).group(1)) or 1
 per_flow = (int(after) - int(before)) * 1024 / count
-print(f'{name:8} up {float(up):6.2f} Gbit/s ({per_gb(cu, upb)} CPU-s/GB)  down {float(down):6.2f} Gbit/s ({per_gb(cd, downb)} CPU-s/GB)  '
+print(f'{name:8} up {float(up):6.2f} Gbit/s ({up_cpu} CPU-s/GB)  down {float(down):6.2f} Gbit/s ({down_cpu} CPU-s/GB)  '
       f'idle RSS {int(idle) / 1024:.1f} MiB, peak {int(hwm) / 1024:.1f} MiB; idle flows: +{per_flow / 1024:.1f} KiB/flow ({held})')
 PY
 }

@@ -30,3 +30,12 @@ try:
 except Exception:
     print(0, 0)'
 }
+
+# cpu_ticks PID: the process's user + system CPU time so far, in clock ticks.
+cpu_ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
+
+# cpu_per_gb TICKS BYTES: CPU seconds per GB moved, two decimals ("n/a" if nothing moved).
+cpu_per_gb() {
+    awk -v ticks="$1" -v bytes="$2" -v hz="$(getconf CLK_TCK)" \
+        'BEGIN { if (bytes > 0) printf "%.2f\n", ticks / hz / (bytes / 1e9); else print "n/a" }'
+}
