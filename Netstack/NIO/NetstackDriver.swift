@@ -163,11 +163,7 @@ package final class NetstackDriver: @unchecked Sendable {
         repeat {
             pumpAgain = false
             while let event = stack.nextEvent() { dispatch(event) }
-            outBatch.removeAll()
-            let deadline = stack.transmit(into: &outBatch, now: now)
-            if !outBatch.isEmpty { device.write(&outBatch) }
-            stack.recycle(&outBatch)
-            schedule(deadline)
+            schedule(transmit())
         } while pumpAgain || stack.hasEvents
     }
 
@@ -179,10 +175,16 @@ package final class NetstackDriver: @unchecked Sendable {
     /// being written to) that pump's own transmit sends them.
     private func transmitReceived() {
         guard !pumping else { return }
+        _ = transmit()
+    }
+
+    /// Writes what the stack has to send to the device; returns the stack's next deadline.
+    private func transmit() -> Instant? {
         outBatch.removeAll()
-        _ = stack.transmit(into: &outBatch, now: now)
+        let deadline = stack.transmit(into: &outBatch, now: now)
         if !outBatch.isEmpty { device.write(&outBatch) }
         stack.recycle(&outBatch)
+        return deadline
     }
 
     private func dispatch(_ event: StackEvent) {
