@@ -2,8 +2,9 @@
 // built, then a `ProxyListener` whose connections run TLS (when `tls.enabled`) and
 // `NaiveServerHandler`. Go's http.Server offers `h2` and `http/1.1` by ALPN on top of the
 // configured list, so we do too.
-// `network` udp is QUIC (HTTP/3), not in this build. As Go built without `with_quic` does (its
-// stub returns `QUIC is not included in this build`): udp alone fails at start (`not implemented`);
+// `network` udp is QUIC (HTTP/3), not in this build. As Go built without `with_quic` does (what it
+// compiles in place of QUIC returns `QUIC is not included in this build`): udp alone fails at start
+// (`not implemented`);
 // tcp and udp together (the default) serve TCP and warn `naive http3 disabled: …`.
 package import Adapter
 package import Config
