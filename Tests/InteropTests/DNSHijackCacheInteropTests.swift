@@ -34,11 +34,30 @@ import Glibc
         do {
             let dnsPort = try freeDualPort()
             let box = try SingBox(.ours, config: config(dnsPort: dnsPort, upstream: upstream.port), waitPort: dnsPort, in: work)
+            do {
+                try waitForUDPAnswer(port: dnsPort)
+            } catch {
+                box.stop()
+                throw error
+            }
             return (upstream, box, dnsPort)
         } catch {
             upstream.stop()
             throw error
         }
+    }
+
+    /// `SingBox` waits for the inbound's TCP listener; its UDP socket can bind a moment later (a CI run
+    /// got port unreachable on the first queries). Asks a name of its own until one answer comes.
+    static func waitForUDPAnswer(port: UInt16) throws {
+        let probe = try UDPClient(port: port)
+        defer { probe.close() }
+        for attempt in 0..<50 {
+            probe.send(UDPClient.query(id: UInt16(attempt), name: "ready.cache.example"))
+            if probe.receive(timeout: 0.1) != nil { return }
+            usleep(50_000)
+        }
+        throw PeerError("no UDP answer on 127.0.0.1:\(port) within 7.5 s")
     }
 
     /// kdig's full text output for one UDP query (kdig itself refuses an answer whose ID does not match).
